@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+// WSSS: weakly-supervised semantic segmentation in Swift. Layers (imports point down only):
+//   wsss (CLI) -> HDF5, Autograd;  HDF5 -> Autograd, CHDF5;  Autograd -> CBLAS.
+// See docs/ARCHITECTURE.md for the full picture.
+import PackageDescription
+
+let package = Package(
+    name: "WSSS",
+    products: [
+        .executable(name: "wsss", targets: ["wsss"]),
+        .library(name: "Autograd", targets: ["Autograd"]),
+        .library(name: "HDF5", targets: ["HDF5"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries from Debian (scripts/test installs them).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
+
+        .target(name: "Autograd", dependencies: ["CBLAS"]),
+        .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
+        .executableTarget(
+            name: "wsss",
+            dependencies: [
+                "Autograd", "HDF5",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

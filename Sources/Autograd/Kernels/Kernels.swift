@@ -1,0 +1,51 @@
+import CBLAS
+
+/// Raw math on Float32 buffers: free functions over pointers and explicit sizes that know
+/// nothing of tensors or the tape. Ops in `Ops/` call these and record their backward.
+public enum Kernels {}
+
+extension Kernels {
+    /// C[m,n] = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
+    /// `transA`/`transB`: whether A is stored as [k,m] / B as [n,k].
+    @inline(__always)
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>, ldb: Int? = nil,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha,
+            a, Int32(lda ?? (transA ? m : k)), b, Int32(ldb ?? (transB ? k : n)),
+            beta, c, Int32(ldc ?? n))
+    }
+
+    /// y += x.
+    @inline(__always)
+    public static func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            for i in r { y[i] += x[i] }
+        }
+    }
+
+    /// Applies `f` element-wise from `x` into `y` (may alias).
+    @inline(__always)
+    public static func map(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, _ f: (Float) -> Float
+    ) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            for i in r { y[i] = f(x[i]) }
+        }
+    }
+
+    /// Combines `a` and `b` element-wise into `y` (same sizes; may alias).
+    @inline(__always)
+    public static func zip(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        count: Int, _ f: (Float, Float) -> Float
+    ) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            for i in r { y[i] = f(a[i], b[i]) }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+/// Source coordinates of a 1-D resize, computed exactly as PyTorch's CPU upsampling kernels do
+/// (aten/src/ATen/native/UpSample.h), in Float so results match bit for bit where torch's do.
+public struct ResizeAxis: Sendable {
+    /// Lower source index, upper source index and the weight of the upper one, per output index.
+    public let lower: [Int], upper: [Int], upperWeight: [Float]
+
+    /// How the source-to-destination scale is obtained.
+    public enum Scale: Sendable {
+        /// `in / out` (torch `size=` argument).
+        case fromSizes
+        /// `1 / factor` (torch `scale_factor=` argument, recompute_scale_factor unset).
+        case factor(Double)
+    }
+
+    /// Bilinear (linear along one axis) source positions.
+    /// align_corners: src = dst · (in-1)/(out-1); otherwise src = (dst + 0.5) · scale - 0.5, clamped at 0.
+    public init(linearFrom inSize: Int, to outSize: Int, alignCorners: Bool, scale: Scale = .fromSizes) {
+        let s: Float
+        if alignCorners {
+            s = outSize > 1 ? Float(inSize - 1) / Float(outSize - 1) : 0
+        } else {
+            switch scale {
+            case .fromSizes: s = Float(inSize) / Float(outSize)
+            case .factor(let f): s = Float(1 / f)
+            }
+        }
+        var lower = [Int](), upper = [Int](), weight = [Float]()
+        for d in 0..<outSize {
+            var src = alignCorners ? s * Float(d) : s * (Float(d) + 0.5) - 0.5
+            if src < 0 { src = 0 }
+            let i0 = Swift.min(Int(src), inSize - 1)
+            lower.append(i0)
+            upper.append(i0 < inSize - 1 ? i0 + 1 : i0)
+            weight.append(src - Float(i0))
+        }
+        self.lower = lower
+        self.upper = upper
+        self.upperWeight = weight
+    }
+
+    /// Nearest source positions (torch mode "nearest"): src = min(floor(dst · scale), in - 1).
+    public init(nearestFrom inSize: Int, to outSize: Int, scale: Scale = .fromSizes) {
+        let s: Float
+        switch scale {
+        case .fromSizes: s = Float(inSize) / Float(outSize)
+        case .factor(let f): s = Float(1 / f)
+        }
+        lower = (0..<outSize).map { Swift.min(Int((Float($0) * s).rounded(.down)), inSize - 1) }
+        upper = lower
+        upperWeight = Array(repeating: 0, count: outSize)
+    }
+}
+
+extension Kernels {
+    /// Resizes `planes` planes [inH, inW] → [outH, outW] by separable interpolation along `rows`
+    /// and `columns` (bilinear, or nearest when both weights are zero).
+    public static func resize(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int,
+        inSize: (h: Int, w: Int), rows: ResizeAxis, columns: ResizeAxis
+    ) {
+        let (oh, ow) = (rows.lower.count, columns.lower.count)
+        rows.lower.withUnsafeBufferPointer { r0 in rows.upper.withUnsafeBufferPointer { r1 in
+        rows.upperWeight.withUnsafeBufferPointer { rw in columns.lower.withUnsafeBufferPointer { c0 in
+        columns.upper.withUnsafeBufferPointer { c1 in columns.upperWeight.withUnsafeBufferPointer { cw in
+            parallelFor(planes) { range in
+                for p in range {
+                    let src = x + p * inSize.h * inSize.w, dst = y + p * oh * ow
+                    for i in 0..<oh {
+                        let a = src + r0[i] * inSize.w, b = src + r1[i] * inSize.w
+                        let hl = rw[i], h0 = 1 - hl
+                        let d = dst + i * ow
+                        for j in 0..<ow {
+                            let wl = cw[j], w0 = 1 - wl
+                            // Same association as torch: h0·(w0·a0 + w1·a1) + h1·(w0·b0 + w1·b1).
+                            d[j] = h0 * (w0 * a[c0[j]] + wl * a[c1[j]]) + hl * (w0 * b[c0[j]] + wl * b[c1[j]])
+                        }
+                    }
+                }
+            }
+        }}}}}}
+    }
+
+    /// Adjoint of `resize`: scatters dy [planes, outH, outW] into dx [planes, inH, inW] (accumulating).
+    public static func resizeBackward(
+        _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, planes: Int,
+        inSize: (h: Int, w: Int), rows: ResizeAxis, columns: ResizeAxis
+    ) {
+        let (oh, ow) = (rows.lower.count, columns.lower.count)
+        parallelFor(planes) { range in
+            for p in range {
+                let g = dy + p * oh * ow, d = dx + p * inSize.h * inSize.w
+                for i in 0..<oh {
+                    let a = d + rows.lower[i] * inSize.w, b = d + rows.upper[i] * inSize.w
+                    let hl = rows.upperWeight[i], h0 = 1 - hl
+                    for j in 0..<ow {
+                        let v = g[i * ow + j], wl = columns.upperWeight[j], w0 = 1 - wl
+                        a[columns.lower[j]] += h0 * w0 * v
+                        a[columns.upper[j]] += h0 * wl * v
+                        b[columns.lower[j]] += hl * w0 * v
+                        b[columns.upper[j]] += hl * wl * v
+                    }
+                }
+            }
+        }
+    }
+}

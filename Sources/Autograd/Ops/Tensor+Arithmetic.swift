@@ -1,0 +1,108 @@
+/// Element-wise arithmetic with numpy/PyTorch broadcasting. Gradients come back in the
+/// broadcast shape; the tape sums them down to each input's shape.
+extension Tensor {
+    /// The broadcast shape of two shapes (trailing axes aligned; 1 stretches).
+    public static func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int] {
+        let rank = Swift.max(a.count, b.count)
+        let pa = Array(repeating: 1, count: rank - a.count) + a
+        let pb = Array(repeating: 1, count: rank - b.count) + b
+        return zip(pa, pb).map { x, y in
+            precondition(x == y || x == 1 || y == 1, "broadcast: shapes \(a) and \(b) are incompatible")
+            return Swift.max(x, y)
+        }
+    }
+
+    /// f applied to broadcast pairs of `a` and `b`; no tape.
+    static func broadcastMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        if a.shape == b.shape {
+            let y = Tensor(uninitialized: a.shape)
+            Kernels.zip(a.storage.base, b.storage.base, y.storage.base, count: y.count, f)
+            return y
+        }
+        let shape = broadcastShape(a.shape, b.shape)
+        let y = Tensor(uninitialized: shape)
+        let sa = Kernels.broadcastStrides(of: a.shape, in: shape)
+        let sb = Kernels.broadcastStrides(of: b.shape, in: shape)
+        let ys = Kernels.broadcastStrides(of: shape, in: shape)
+        let pa = a.storage.base, pb = b.storage.base, py = y.storage.base
+        Kernels.forEachRun(shape: shape, strides: [ys, sa, sb]) { off, n, st in
+            let yo = py + off[0], ao = pa + off[1], bo = pb + off[2]
+            let ia = st[1], ib = st[2]
+            for i in 0..<n { yo[i] = f(ao[i * ia], bo[i * ib]) }
+        }
+        return y
+    }
+
+    /// This tensor's values repeated to a broadcast-compatible larger shape; no tape.
+    public func expanded(to target: [Int]) -> Tensor {
+        if shape == target { return self }
+        precondition(Tensor.broadcastShape(shape, target) == target, "expand: \(shape) does not broadcast to \(target)")
+        return Tensor.broadcastMap(self, Tensor(zeros: target)) { a, _ in a }
+    }
+
+    /// a + b.
+    public static func + (a: Tensor, b: Tensor) -> Tensor {
+        let y = broadcastMap(a, b, +)
+        return record(y, name: "add", inputs: [a, b]) { dy in [dy, dy] }
+    }
+
+    /// a - b.
+    public static func - (a: Tensor, b: Tensor) -> Tensor {
+        let y = broadcastMap(a, b, -)
+        return record(y, name: "sub", inputs: [a, b]) { dy in [dy, b.requiresGrad ? -dy : nil] }
+    }
+
+    /// a * b.
+    public static func * (a: Tensor, b: Tensor) -> Tensor {
+        let y = broadcastMap(a, b, *)
+        let (ca, cb) = (a.detached(), b.detached())
+        return record(y, name: "mul", inputs: [a, b]) { dy in
+            [a.requiresGrad ? broadcastMap(dy, cb, *) : nil, b.requiresGrad ? broadcastMap(dy, ca, *) : nil]
+        }
+    }
+
+    /// a / b.
+    public static func / (a: Tensor, b: Tensor) -> Tensor {
+        let y = broadcastMap(a, b, /)
+        let (ca, cb) = (a.detached(), b.detached())
+        return record(y, name: "div", inputs: [a, b]) { dy in
+            [
+                a.requiresGrad ? broadcastMap(dy, cb, /) : nil,
+                b.requiresGrad ? broadcastMap(broadcastMap(dy, ca, *), broadcastMap(cb, cb, *)) { -$0 / $1 } : nil,
+            ]
+        }
+    }
+
+    /// -x.
+    public static prefix func - (x: Tensor) -> Tensor { x * -1 }
+
+    /// x + s.
+    public static func + (x: Tensor, s: Float) -> Tensor {
+        let y = Tensor(uninitialized: x.shape)
+        Kernels.map(x.storage.base, y.storage.base, count: x.count) { $0 + s }
+        return record(y, name: "add_scalar", inputs: [x]) { dy in [dy] }
+    }
+
+    /// x - s.
+    public static func - (x: Tensor, s: Float) -> Tensor { x + (-s) }
+
+    /// s + x.
+    public static func + (s: Float, x: Tensor) -> Tensor { x + s }
+
+    /// x * s.
+    public static func * (x: Tensor, s: Float) -> Tensor {
+        let y = Tensor(uninitialized: x.shape)
+        Kernels.map(x.storage.base, y.storage.base, count: x.count) { $0 * s }
+        return record(y, name: "mul_scalar", inputs: [x]) { dy in
+            let dx = Tensor(uninitialized: dy.shape)
+            Kernels.map(dy.storage.base, dx.storage.base, count: dy.count) { $0 * s }
+            return [dx]
+        }
+    }
+
+    /// s * x.
+    public static func * (s: Float, x: Tensor) -> Tensor { x * s }
+
+    /// x / s.
+    public static func / (x: Tensor, s: Float) -> Tensor { x * (1 / s) }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+extension Tensor {
+    /// Softmax along `axis` (1 for the classes of NCHW logits), max-shifted for stability.
+    public func softmax(alongAxis axis: Int = 1) -> Tensor {
+        let parts = split(at: axis)
+        let y = Tensor(uninitialized: shape)
+        Kernels.softmax(storage.base, y.storage.base, split: parts, log: false)
+        return recorded(y, name: "softmax", inputs: [self]) { dy in
+            // dx = y · (dy - Σ_k dy_k y_k)
+            let dx = Tensor(uninitialized: dy.shape)
+            Kernels.softmaxBackward(dy: dy.storage.base, y: y.storage.base, dx: dx.storage.base, split: parts, log: false)
+            return [dx]
+        }
+    }
+
+    /// Log-softmax along `axis`.
+    public func logSoftmax(alongAxis axis: Int = 1) -> Tensor {
+        let parts = split(at: axis)
+        let y = Tensor(uninitialized: shape)
+        Kernels.softmax(storage.base, y.storage.base, split: parts, log: true)
+        return recorded(y, name: "log_softmax", inputs: [self]) { dy in
+            // dx = dy - exp(y) · Σ_k dy_k
+            let dx = Tensor(uninitialized: dy.shape)
+            Kernels.softmaxBackward(dy: dy.storage.base, y: y.storage.base, dx: dx.storage.base, split: parts, log: true)
+            return [dx]
+        }
+    }
+}
+
+extension Kernels {
+    /// (Log-)softmax over the middle axis of an (outer, n, inner) layout. The inner axis is the
+    /// contiguous one (pixels of NCHW), so every pass runs along it.
+    public static func softmax(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, split: (outer: Int, size: Int, inner: Int), log: Bool
+    ) {
+        let (outer, n, inner) = split
+        parallelFor(outer) { r in
+            var best = [Float](repeating: 0, count: inner), total = [Float](repeating: 0, count: inner)
+            for o in r {
+                let src = x + o * n * inner, dst = y + o * n * inner
+                for i in 0..<inner { best[i] = src[i]; total[i] = 0 }
+                for k in 1..<Swift.max(n, 1) { for i in 0..<inner { best[i] = Swift.max(best[i], src[k * inner + i]) } }
+                for k in 0..<n {
+                    for i in 0..<inner {
+                        let e = expf(src[k * inner + i] - best[i])
+                        dst[k * inner + i] = e
+                        total[i] += e
+                    }
+                }
+                if log {
+                    for i in 0..<inner { total[i] = logf(total[i]) + best[i] }
+                    for k in 0..<n { for i in 0..<inner { dst[k * inner + i] = src[k * inner + i] - total[i] } }
+                } else {
+                    for i in 0..<inner { total[i] = 1 / total[i] }
+                    for k in 0..<n { for i in 0..<inner { dst[k * inner + i] *= total[i] } }
+                }
+            }
+        }
+    }
+
+    /// Backward of `softmax`: y is the forward output (softmax, or log-softmax when `log`).
+    public static func softmaxBackward(
+        dy: UnsafePointer<Float>, y: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        split: (outer: Int, size: Int, inner: Int), log: Bool
+    ) {
+        let (outer, n, inner) = split
+        parallelFor(outer) { r in
+            var dot = [Float](repeating: 0, count: inner)
+            for o in r {
+                let base = o * n * inner
+                for i in 0..<inner { dot[i] = 0 }
+                for k in 0..<n {
+                    for i in 0..<inner {
+                        let j = base + k * inner + i
+                        dot[i] += log ? dy[j] : dy[j] * y[j]
+                    }
+                }
+                for k in 0..<n {
+                    for i in 0..<inner {
+                        let j = base + k * inner + i
+                        dx[j] = log ? dy[j] - expf(y[j]) * dot[i] : y[j] * (dy[j] - dot[i])
+                    }
+                }
+            }
+        }
+    }
+}

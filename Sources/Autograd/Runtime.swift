@@ -1,0 +1,88 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// Process-wide compute settings: the OpenBLAS kernel and the thread count used by OpenBLAS and
+/// by our own kernels. Set once at start-up (`configure(threads:)`) and logged.
+public enum Runtime {
+    /// Threads our own kernels split work across (OpenBLAS is set to the same number).
+    public private(set) static nonisolated(unsafe) var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Sets the thread count for OpenBLAS and our kernels; nil keeps one per core.
+    public static func configure(threads requested: Int?) {
+        let n = max(1, requested ?? ProcessInfo.processInfo.activeProcessorCount)
+        threads = n
+        openblas_set_num_threads(Int32(n))
+    }
+
+    /// The OpenBLAS kernel in use, e.g. "Zen" or "SkylakeX".
+    public static var blasCore: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// OpenBLAS's own thread count.
+    public static var blasThreads: Int { Int(openblas_get_num_threads()) }
+
+    /// One line for logs and benchmarks: kernel and threads.
+    public static var summary: String { "OpenBLAS \(blasCore), \(threads) thread\(threads == 1 ? "" : "s")" }
+}
+
+/// Chooses the OpenBLAS kernel from the CPU's features.
+///
+/// Debian's OpenBLAS 0.3.21 does not recognise recent AVX-512 CPUs (e.g. AMD Zen 4/5) and falls
+/// back to AVX2 kernels, about half as fast; forcing an AVX-512 kernel on an AVX2-only CPU dies
+/// with SIGILL. OpenBLAS reads `OPENBLAS_CORETYPE` when it loads, so the choice must be made
+/// before that: `wsss` re-executes itself once with the variable set (docs/ARCHITECTURE.md).
+public enum BLASKernelChoice {
+    /// Kernels that already use AVX-512 (no change needed when OpenBLAS picked one of these).
+    static let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+
+    /// The CPU flags listed in /proc/cpuinfo (empty when unreadable).
+    public static func cpuFlags(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> Set<String> {
+        guard let cpuinfo else { return [] }
+        for line in cpuinfo.split(separator: "\n") where line.hasPrefix("flags") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        }
+        return []
+    }
+
+    /// The `OPENBLAS_CORETYPE` to force, or nil to keep what OpenBLAS detected.
+    /// - Parameters:
+    ///   - flags: CPU feature flags.
+    ///   - detectedCore: `openblas_get_corename()` as loaded.
+    ///   - userSetting: the user's own `OPENBLAS_CORETYPE`, which always wins.
+    public static func coreToForce(flags: Set<String>, detectedCore: String, userSetting: String?) -> String? {
+        if let userSetting, !userSetting.isEmpty { return nil }
+        let needed: Set<String> = ["avx512f", "avx512bw", "avx512dq", "avx512vl"]
+        guard needed.isSubset(of: flags) else { return nil }
+        guard !avx512Cores.contains(detectedCore.lowercased()) else { return nil }
+        return "SkylakeX"
+    }
+
+    /// Re-executes the current process with the faster kernel when one applies. Returns only if
+    /// nothing was to be done or `execv` failed (then the detected kernel stays in use).
+    public static func reexecWithFastestKernelIfNeeded() {
+        let env = ProcessInfo.processInfo.environment
+        guard let core = coreToForce(flags: cpuFlags(), detectedCore: Runtime.blasCore,
+                                     userSetting: env["OPENBLAS_CORETYPE"]) else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        unsetenv("OPENBLAS_CORETYPE")
+    }
+}
+
+/// Splits `count` independent work items across `Runtime.threads` threads.
+@inline(__always)
+func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+    let chunks = min(Runtime.threads, max(1, count / max(1, minimumPerThread)))
+    if chunks <= 1 || count <= 1 {
+        body(0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        let lo = count * chunk / chunks, hi = count * (chunk + 1) / chunks
+        if lo < hi { body(lo..<hi) }
+    }
+}
