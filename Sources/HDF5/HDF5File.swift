@@ -1,1 +1,213 @@
-enum Placeholder {}
+import Autograd
+import CHDF5
+import Foundation
+
+/// An HDF5 file of named Float32 tensors (and Int32 label arrays) with scalar and string
+/// attributes, through the libhdf5 C API. Names are slash paths ("/parameters/conv1.weight");
+/// groups on the way are created as needed. Files are readable with h5py:
+/// `{k: f[k][()] for k in f["parameters"]}`.
+///
+/// Every failure of the C library becomes an `HDF5Error` naming the file; HDF5's own error
+/// printing is silenced.
+public final class HDF5File {
+    /// How to open a file.
+    public enum Mode {
+        /// Existing file, read only.
+        case read
+        /// Existing file, read and write.
+        case readWrite
+        /// New file, replacing any file at the path.
+        case create
+    }
+
+    /// Path the file was opened with.
+    public let path: String
+    let id: hid_t
+
+    private static let silenceErrors: Void = chdf5_silence_errors()
+
+    /// Opens or creates the file at `path`.
+    /// - Throws: `HDF5Error.missingFile`, `.notHDF5` or `.cannotOpen` for unreadable input,
+    ///   `.cannotCreate` when the file cannot be written.
+    public init(path: String, mode: Mode) throws {
+        _ = HDF5File.silenceErrors
+        self.path = path
+        switch mode {
+        case .create:
+            let fid = H5Fcreate(path, chdf5_acc_trunc(), chdf5_default(), chdf5_default())
+            guard fid >= 0 else { throw HDF5Error.cannotCreate(path: path) }
+            id = fid
+        case .read, .readWrite:
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                throw HDF5Error.missingFile(path: path)
+            }
+            guard H5Fis_hdf5(path) > 0 else { throw HDF5Error.notHDF5(path: path) }
+            let fid = H5Fopen(path, mode == .read ? chdf5_acc_rdonly() : chdf5_acc_rdwr(), chdf5_default())
+            guard fid >= 0 else { throw HDF5Error.cannotOpen(path: path) }
+            id = fid
+        }
+    }
+
+    deinit { H5Fclose(id) }
+
+    /// Writes a new HDF5 file atomically: `body` fills a temporary file next to `path`, which is
+    /// then renamed over `path`, so a crash never leaves a half-written file behind.
+    public static func writeAtomically(to path: String, _ body: (HDF5File) throws -> Void) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
+        do {
+            do {
+                let file = try HDF5File(path: temporary, mode: .create)
+                try body(file)
+                guard H5Fflush(file.id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error.writeFailed(name: "/", path: temporary) }
+            }  // the file closes here, before the rename
+            guard rename(temporary, path) == 0 else { throw HDF5Error.writeFailed(name: "/", path: path) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    // MARK: Datasets
+
+    /// Whether a dataset or group exists at `name`.
+    public func contains(_ name: String) -> Bool {
+        var prefix = ""
+        for part in name.split(separator: "/") {
+            prefix += "/" + part
+            guard H5Lexists(id, prefix, chdf5_default()) > 0 else { return false }
+        }
+        return true
+    }
+
+    /// Writes `tensor` as a Float32 dataset at `name`, replacing an existing one.
+    public func write(_ tensor: Tensor, at name: String) throws {
+        try writeDataset(name, shape: tensor.shape, fileType: chdf5_ieee_f32le(), memoryType: chdf5_native_float(),
+                         data: UnsafeRawPointer(tensor.storage.base))
+    }
+
+    /// Writes integer labels as an Int32 dataset at `name`.
+    public func write(_ labels: LabelTensor, at name: String) throws {
+        try labels.values.withUnsafeBytes { buffer in
+            try writeDataset(name, shape: labels.shape, fileType: chdf5_native_int32(), memoryType: chdf5_native_int32(),
+                             data: buffer.baseAddress!)
+        }
+    }
+
+    /// Reads the dataset at `name` as Float32 (integer and Float64 data are converted).
+    /// - Parameter shape: when given, the dataset must have exactly this shape.
+    public func read(_ name: String, expectingShape shape: [Int]? = nil) throws -> Tensor {
+        try withDataset(name, expectingShape: shape) { dataset, dims in
+            let tensor = Tensor(uninitialized: dims)
+            guard H5Dread(dataset, chdf5_native_float(), chdf5_space_all(), chdf5_space_all(), chdf5_default(), tensor.storage.base) >= 0 else {
+                throw HDF5Error.readFailed(name: name, path: path)
+            }
+            return tensor
+        }
+    }
+
+    /// Reads the dataset at `name` as Int32 labels.
+    public func readLabels(_ name: String, expectingShape shape: [Int]? = nil) throws -> LabelTensor {
+        try withDataset(name, expectingShape: shape) { dataset, dims in
+            var values = [Int32](repeating: 0, count: dims.product)
+            let status = values.withUnsafeMutableBytes {
+                H5Dread(dataset, chdf5_native_int32(), chdf5_space_all(), chdf5_space_all(), chdf5_default(), $0.baseAddress)
+            }
+            guard status >= 0 else { throw HDF5Error.readFailed(name: name, path: path) }
+            return LabelTensor(shape: dims, values: values)
+        }
+    }
+
+    /// The shape of the dataset at `name`.
+    public func shape(of name: String) throws -> [Int] {
+        try withDataset(name, expectingShape: nil) { _, dims in dims }
+    }
+
+    /// Full paths of all datasets under `group` (recursively), sorted.
+    public func datasetNames(under group: String = "/") throws -> [String] {
+        guard group == "/" || contains(group) else { throw HDF5Error.missingDataset(name: group, path: path) }
+        var names: [String] = []
+        var pending = [group]
+        while let current = pending.popLast() {
+            let gid = H5Gopen2(id, current, chdf5_default())
+            guard gid >= 0 else { throw HDF5Error.readFailed(name: current, path: path) }
+            defer { H5Gclose(gid) }
+            let prefix = current == "/" ? "/" : current + "/"
+            for child in try linkNames(in: gid, describing: current) {
+                let full = prefix + child
+                let object = H5Oopen(id, full, chdf5_default())
+                guard object >= 0 else { throw HDF5Error.readFailed(name: full, path: path) }
+                let type = H5Iget_type(object)
+                H5Oclose(object)
+                if type == H5I_GROUP { pending.append(full) } else if type == H5I_DATASET { names.append(full) }
+            }
+        }
+        return names.sorted()
+    }
+
+    /// Names (not paths) of the groups and datasets directly inside `group`, sorted.
+    public func children(of group: String) throws -> [String] {
+        guard group == "/" || contains(group) else { throw HDF5Error.missingDataset(name: group, path: path) }
+        let gid = H5Gopen2(id, group, chdf5_default())
+        guard gid >= 0 else { throw HDF5Error.readFailed(name: group, path: path) }
+        defer { H5Gclose(gid) }
+        return try linkNames(in: gid, describing: group).sorted()
+    }
+
+    // MARK: Internals
+
+    func linkNames(in group: hid_t, describing name: String) throws -> [String] {
+        final class Box { var names: [String] = [] }
+        let box = Box()
+        var index: hsize_t = 0
+        let status = H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &index, { _, name, _, context in
+            Unmanaged<Box>.fromOpaque(context!).takeUnretainedValue().names.append(String(cString: name!))
+            return 0
+        }, Unmanaged.passUnretained(box).toOpaque())
+        guard status >= 0 else { throw HDF5Error.readFailed(name: name, path: path) }
+        return box.names
+    }
+
+    private func writeDataset(_ name: String, shape: [Int], fileType: hid_t, memoryType: hid_t, data: UnsafeRawPointer) throws {
+        if contains(name) { H5Ldelete(id, name, chdf5_default()) }
+        var dims = shape.map { hsize_t($0) }
+        let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(shape.count), &dims, nil)
+        guard space >= 0 else { throw HDF5Error.writeFailed(name: name, path: path) }
+        defer { H5Sclose(space) }
+        let linkProperties = H5Pcreate(chdf5_link_create_plist())
+        defer { H5Pclose(linkProperties) }
+        H5Pset_create_intermediate_group(linkProperties, 1)
+        let dataset = H5Dcreate2(id, name, fileType, space, linkProperties, chdf5_default(), chdf5_default())
+        guard dataset >= 0 else { throw HDF5Error.writeFailed(name: name, path: path) }
+        defer { H5Dclose(dataset) }
+        guard H5Dwrite(dataset, memoryType, chdf5_space_all(), chdf5_space_all(), chdf5_default(), data) >= 0 else {
+            throw HDF5Error.writeFailed(name: name, path: path)
+        }
+    }
+
+    private func withDataset<R>(_ name: String, expectingShape expected: [Int]?, _ body: (hid_t, [Int]) throws -> R) throws -> R {
+        guard contains(name) else { throw HDF5Error.missingDataset(name: name, path: path) }
+        let dataset = H5Dopen2(id, name, chdf5_default())
+        guard dataset >= 0 else { throw HDF5Error.missingDataset(name: name, path: path) }
+        defer { H5Dclose(dataset) }
+        let type = H5Dget_type(dataset)
+        defer { H5Tclose(type) }
+        let typeClass = H5Tget_class(type)
+        guard typeClass == H5T_FLOAT || typeClass == H5T_INTEGER else {
+            throw HDF5Error.unsupportedType(name: name, path: path, what: "not a numeric array")
+        }
+        let space = H5Dget_space(dataset)
+        guard space >= 0 else { throw HDF5Error.readFailed(name: name, path: path) }
+        defer { H5Sclose(space) }
+        let rank = H5Sget_simple_extent_ndims(space)
+        guard rank >= 0 else { throw HDF5Error.readFailed(name: name, path: path) }
+        var dims = [hsize_t](repeating: 0, count: Int(rank))
+        H5Sget_simple_extent_dims(space, &dims, nil)
+        let shape = dims.map { Int($0) }
+        if let expected, expected != shape {
+            throw HDF5Error.wrongShape(name: name, path: path, expected: expected, found: shape)
+        }
+        return try body(dataset, shape)
+    }
+}

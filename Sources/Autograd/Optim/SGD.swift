@@ -1,0 +1,114 @@
+import Foundation
+
+/// A set of parameters sharing learning-rate and weight-decay multipliers (DeepLab-v2 trains the
+/// backbone at 1x, ASPP weights at 10x and ASPP biases at 20x without decay).
+public struct ParameterGroup {
+    /// Parameters: tensors made with `requiringGrad()`, updated in place.
+    public var parameters: [Tensor]
+    /// Multiplies the scheduled learning rate.
+    public var learningRateMultiplier: Float
+    /// Multiplies the optimizer's weight decay (0 turns decay off for the group).
+    public var weightDecayMultiplier: Float
+
+    public init(_ parameters: [Tensor], learningRateMultiplier: Float = 1, weightDecayMultiplier: Float = 1) {
+        precondition(parameters.allSatisfy(\.requiresGrad), "ParameterGroup: every parameter must be made with requiringGrad()")
+        self.parameters = parameters
+        self.learningRateMultiplier = learningRateMultiplier
+        self.weightDecayMultiplier = weightDecayMultiplier
+    }
+}
+
+/// Stochastic gradient descent with momentum and weight decay, PyTorch's convention
+/// (torch.optim.SGD, dampening 0, no Nesterov):
+///   g ← grad + wd·p;  v ← μ·v + g (v = g on the first step);  p ← p - lr·v.
+/// (Caffe scales the velocity by the learning rate instead; the two agree while lr is constant.)
+public final class SGD {
+    public private(set) var groups: [ParameterGroup]
+    /// Base learning rate; the schedule sets it before each step.
+    public var learningRate: Float
+    public let momentum: Float
+    public let weightDecay: Float
+    /// Momentum buffers, one per parameter in group order (nil until a parameter's first step).
+    public internal(set) var velocities: [[Tensor?]]
+
+    public init(groups: [ParameterGroup], learningRate: Float, momentum: Float = 0.9, weightDecay: Float = 0) {
+        self.groups = groups
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+        velocities = groups.map { Array(repeating: nil, count: $0.parameters.count) }
+    }
+
+    /// Applies one update from the accumulated gradients. Parameters without a gradient are
+    /// skipped (as PyTorch skips `grad is None`).
+    public func step() {
+        for (gi, group) in groups.enumerated() {
+            let lr = learningRate * group.learningRateMultiplier
+            let wd = weightDecay * group.weightDecayMultiplier
+            for (pi, p) in group.parameters.enumerated() {
+                guard let g = p.grad else { continue }
+                let v: Tensor
+                if let existing = velocities[gi][pi] {
+                    v = existing
+                    Kernels.zip(v.storage.base, g.storage.base, v.storage.base, count: v.count) { [momentum] vel, grad in vel * momentum + grad }
+                    Kernels.zip(v.storage.base, p.storage.base, v.storage.base, count: v.count) { vel, w in vel + wd * w }
+                } else {
+                    v = Tensor(uninitialized: p.shape)
+                    Kernels.zip(g.storage.base, p.storage.base, v.storage.base, count: v.count) { grad, w in grad + wd * w }
+                    velocities[gi][pi] = v
+                }
+                Kernels.zip(p.storage.base, v.storage.base, p.storage.base, count: p.count) { w, vel in w - lr * vel }
+            }
+        }
+    }
+
+    /// Forgets every parameter's gradient (call after `step()`).
+    public func zeroGrad() {
+        for group in groups { for p in group.parameters { p.node?.zeroGrad() } }
+    }
+
+    /// Restores momentum buffers (from a checkpoint), in group order.
+    public func setVelocities(_ buffers: [[Tensor?]]) {
+        precondition(buffers.map(\.count) == groups.map(\.parameters.count), "SGD: momentum buffers do not match the parameter groups")
+        velocities = buffers
+    }
+}
+
+/// The "poly" learning-rate policy of DeepLab: lr = base · (1 - iteration / maxIterations)^power.
+public struct PolySchedule: Sendable {
+    public let baseLearningRate: Float
+    public let maxIterations: Int
+    public let power: Float
+
+    public init(baseLearningRate: Float, maxIterations: Int, power: Float = 0.9) {
+        precondition(maxIterations > 0, "PolySchedule: maxIterations must be positive")
+        self.baseLearningRate = baseLearningRate
+        self.maxIterations = maxIterations
+        self.power = power
+    }
+
+    /// The learning rate for 0-based `iteration`.
+    public func learningRate(at iteration: Int) -> Float {
+        let progress = Float(Swift.min(iteration, maxIterations)) / Float(maxIterations)
+        return baseLearningRate * Float(pow(Double(1 - progress), Double(power)))
+    }
+}
+
+/// Gradient accumulation (caffe's iter_size): `steps` micro-batches, each loss scaled by
+/// 1/steps and back-propagated, make one optimizer step, so a batch of B·steps fits in the
+/// memory of B.
+public struct GradientAccumulation: Sendable {
+    /// Micro-batches per optimizer step.
+    public let steps: Int
+
+    public init(steps: Int) {
+        precondition(steps >= 1, "GradientAccumulation: steps must be at least 1")
+        self.steps = steps
+    }
+
+    /// The factor each micro-batch loss is multiplied by before backward.
+    public var lossScale: Float { 1 / Float(steps) }
+
+    /// Whether the optimizer steps after 0-based micro-batch `index`.
+    public func stepsAfter(microBatch index: Int) -> Bool { (index + 1) % steps == 0 }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// A problem with an HDF5 file, naming the file and what went wrong.
+public enum HDF5Error: LocalizedError, Equatable {
+    case missingFile(path: String)
+    case notHDF5(path: String)
+    case cannotOpen(path: String)
+    case cannotCreate(path: String)
+    case missingDataset(name: String, path: String)
+    case wrongShape(name: String, path: String, expected: [Int], found: [Int])
+    case unsupportedType(name: String, path: String, what: String)
+    case readFailed(name: String, path: String)
+    case writeFailed(name: String, path: String)
+    case missingAttribute(name: String, object: String, path: String)
+
+    public var errorDescription: String? {
+        switch self {
+        case .missingFile(let path): "\(path): no such file"
+        case .notHDF5(let path): "\(path): not an HDF5 file (or truncated)"
+        case .cannotOpen(let path): "\(path): cannot open as HDF5 (corrupt or truncated?)"
+        case .cannotCreate(let path): "\(path): cannot create HDF5 file"
+        case .missingDataset(let name, let path): "\(path): no dataset '\(name)'"
+        case .wrongShape(let name, let path, let expected, let found):
+            "\(path): dataset '\(name)' has shape \(found), expected \(expected)"
+        case .unsupportedType(let name, let path, let what): "\(path): '\(name)' has an unsupported type (\(what))"
+        case .readFailed(let name, let path): "\(path): cannot read '\(name)' (corrupt or truncated file?)"
+        case .writeFailed(let name, let path): "\(path): cannot write '\(name)'"
+        case .missingAttribute(let name, let object, let path): "\(path): '\(object)' has no attribute '\(name)'"
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Autograd
+import Testing
+
+/// Parity fixtures: scripts/make_fixtures.py, conv_cases.
+@Suite struct Conv2dTests {
+    @Test(arguments: try OpFixtures.cases("conv2d").map(\.name))
+    func matchesPyTorch(_ name: String) throws {
+        let fixture = try OpFixtures.Case("/conv2d/\(name)")
+        let (stride, padding, dilation) = (try fixture.int("stride"), try fixture.int("padding"), try fixture.int("dilation"))
+        let names = fixture.has("bias") ? ["x", "weight", "bias"] : ["x", "weight"]
+        try expectParity(fixture, inputs: names, caseName: name) { t in
+            t[0].conv2d(weight: t[1], bias: t.count > 2 ? t[2] : nil, stride: stride, padding: padding, dilation: dilation)
+        }
+    }
+
+    @Test(arguments: [(1, 1, 1, 3), (2, 1, 1, 3), (1, 2, 2, 3), (1, 0, 1, 1), (2, 0, 1, 1), (1, 3, 3, 3)])
+    func finiteDifferences(stride: Int, padding: Int, dilation: Int, kernel: Int) {
+        let x = randn([2, 2, 6, 5], seed: 1)
+        let w = randn([3, 2, kernel, kernel], seed: 2, scale: 0.5)
+        let b = randn([3], seed: 3)
+        checkGradients([x, w, b]) { t in
+            t[0].conv2d(weight: t[1], bias: t[2], stride: stride, padding: padding, dilation: dilation)
+        }
+    }
+
+    @Test func outputSizeFollowsTorch() {
+        // DeepLab-v2 ASPP branch: dilation 24, padding 24 keeps 41x41.
+        let y = withoutGrad { Tensor(zeros: [1, 4, 41, 41]).conv2d(weight: Tensor(zeros: [2, 4, 3, 3]), padding: 24, dilation: 24) }
+        #expect(y.shape == [1, 2, 41, 41])
+        // ResNet stem: 7x7 stride 2 pad 3 on 321 gives 161.
+        let stem = withoutGrad { Tensor(zeros: [1, 3, 321, 321]).conv2d(weight: Tensor(zeros: [1, 3, 7, 7]), stride: 2, padding: 3) }
+        #expect(stem.shape == [1, 1, 161, 161])
+    }
+
+    @Test func inputWithoutGradGetsNoGradientButWeightDoes() {
+        let x = randn([1, 2, 4, 4], seed: 4)
+        let w = randn([3, 2, 3, 3], seed: 5).requiringGrad()
+        let y = x.conv2d(weight: w, padding: 1).sum()
+        y.backward()
+        #expect(x.grad == nil)
+        #expect(w.grad?.shape == [3, 2, 3, 3])
+    }
+}

@@ -1,0 +1,82 @@
+import Autograd
+import Foundation
+import HDF5
+import Testing
+
+/// Tests/Fixtures/ops.h5, written by scripts/make_fixtures.py (PyTorch references).
+enum OpFixtures {
+    static let path = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/ops.h5").path
+
+    /// The cases of one op: (case name, group path).
+    static func cases(_ op: String) throws -> [(name: String, group: String)] {
+        let file = try HDF5File(path: path, mode: .read)
+        return try file.children(of: "/" + op).map { ($0, "/\(op)/\($0)") }
+    }
+
+    /// One case: tensors and attributes of /op/case.
+    struct Case {
+        let file: HDF5File
+        let group: String
+        init(_ group: String) throws {
+            file = try HDF5File(path: OpFixtures.path, mode: .read)
+            self.group = group
+        }
+        func tensor(_ name: String) throws -> Tensor { try file.read("\(group)/\(name)") }
+        func labels(_ name: String) throws -> LabelTensor { try file.readLabels("\(group)/\(name)") }
+        func has(_ name: String) -> Bool { file.contains("\(group)/\(name)") }
+        func int(_ name: String) throws -> Int { try #require(file.requiredAttribute(named: name, on: group).intValue) }
+        func double(_ name: String) throws -> Double { try #require(file.requiredAttribute(named: name, on: group).doubleValue) }
+        func string(_ name: String) throws -> String { try #require(file.requiredAttribute(named: name, on: group).stringValue) }
+    }
+}
+
+/// max|a - b| / max|b|: the error relative to the reference's scale.
+func relativeError(_ actual: Tensor, _ expected: Tensor) -> Double {
+    var diff = 0.0, scale = 0.0
+    for (a, b) in zip(actual.scalars, expected.scalars) {
+        diff = max(diff, abs(Double(a) - Double(b)))
+        scale = max(scale, abs(Double(b)))
+    }
+    return diff / max(scale, 1e-12)
+}
+
+/// Expects equal shapes and a relative error of at most `tolerance`.
+func expectClose(
+    _ actual: Tensor?, _ expected: Tensor, tolerance: Double, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    guard let actual else {
+        Issue.record("\(what): no value (gradient missing?)", sourceLocation: sourceLocation)
+        return
+    }
+    guard actual.shape == expected.shape else {
+        Issue.record("\(what): shape \(actual.shape), expected \(expected.shape)", sourceLocation: sourceLocation)
+        return
+    }
+    let error = relativeError(actual, expected)
+    #expect(error <= tolerance, "\(what): relative error \(error) > \(tolerance)", sourceLocation: sourceLocation)
+}
+
+/// Forward ≤ 1e-4 and gradients ≤ 1e-3 relative to PyTorch (the foundation issue's bar).
+enum Tolerance {
+    static let forward = 1e-4
+    static let gradient = 1e-3
+}
+
+/// Runs `op` on leaves made from `inputs`, back-propagates the fixture's `dy` and compares the
+/// output with `y` and each gradient with `d<name>`.
+func expectParity(
+    _ fixture: OpFixtures.Case, inputs names: [String], caseName: String,
+    sourceLocation: SourceLocation = #_sourceLocation, _ op: ([Tensor]) -> Tensor
+) throws {
+    let leaves = try names.map { try fixture.tensor($0).requiringGrad() }
+    let y = op(leaves)
+    expectClose(y, try fixture.tensor("y"), tolerance: Tolerance.forward, "\(caseName) y", sourceLocation: sourceLocation)
+    y.backward(gradient: try fixture.tensor("dy"))
+    for (name, leaf) in zip(names, leaves) where fixture.has("d" + name) {
+        expectClose(leaf.grad, try fixture.tensor("d" + name), tolerance: Tolerance.gradient, "\(caseName) d\(name)",
+                    sourceLocation: sourceLocation)
+    }
+}

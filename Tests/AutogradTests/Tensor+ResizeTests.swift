@@ -1,0 +1,47 @@
+import Autograd
+import Testing
+
+/// Parity fixtures: scripts/make_fixtures.py, resize_cases.
+@Suite struct ResizeTests {
+    @Test(arguments: try OpFixtures.cases("bilinear").map(\.name))
+    func bilinearMatchesPyTorch(_ name: String) throws {
+        let fixture = try OpFixtures.Case("/bilinear/\(name)")
+        let (h, w, align) = (try fixture.int("height"), try fixture.int("width"), try fixture.int("align_corners") == 1)
+        try expectParity(fixture, inputs: ["x"], caseName: name) { t in t[0].resizedBilinear(to: (h, w), alignCorners: align) }
+    }
+
+    @Test(arguments: try OpFixtures.cases("bilinear_factor").map(\.name))
+    func bilinearScaleFactorMatchesPyTorch(_ name: String) throws {
+        let fixture = try OpFixtures.Case("/bilinear_factor/\(name)")
+        let factor = try fixture.double("factor")
+        try expectParity(fixture, inputs: ["x"], caseName: name) { t in t[0].resizedBilinear(scaleFactor: factor, alignCorners: false) }
+    }
+
+    @Test(arguments: try OpFixtures.cases("nearest").map(\.name))
+    func nearestMatchesPyTorch(_ name: String) throws {
+        let fixture = try OpFixtures.Case("/nearest/\(name)")
+        let (h, w) = (try fixture.int("height"), try fixture.int("width"))
+        try expectParity(fixture, inputs: ["x"], caseName: name) { t in t[0].resizedNearest(to: (h, w)) }
+    }
+
+    @Test(arguments: [true, false])
+    func bilinearFiniteDifferences(alignCorners: Bool) {
+        let x = randn([1, 2, 4, 5], seed: 3)
+        checkGradients([x]) { t in t[0].resizedBilinear(to: (7, 3), alignCorners: alignCorners) }
+    }
+
+    @Test func nearestFiniteDifferences() {
+        checkGradients([randn([1, 1, 5, 4], seed: 4)]) { t in t[0].resizedNearest(to: (3, 7)) }
+    }
+
+    @Test func labelsShrinkLikeNearestResize() {
+        // Labels and a float map resized the same way pick the same pixels.
+        let values = (0..<(2 * 9 * 7)).map { Int32($0 % 21) }
+        let labels = LabelTensor(shape: [2, 9, 7], values: values)
+        let asFloat = Tensor(shape: [2, 1, 9, 7], values: values.map(Float.init))
+        let small = labels.resizedNearest(to: (4, 3))
+        let reference = withoutGrad { asFloat.resizedNearest(to: (4, 3)) }
+        #expect(small.shape == [2, 4, 3])
+        #expect(small.values.map(Float.init) == reference.scalars)
+    }
+}

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Writes Tests/Fixtures/ops.h5: PyTorch reference outputs and gradients for every tensor op.
+
+Layout: one group per case, /<op>/<case>/, holding the inputs (x, weight, bias, ...), the
+output y, a random upstream gradient dy, and the gradients d<input> = d(sum(y * dy))/d<input>.
+Op settings (stride, padding, ...) are attributes of the case group. References are computed in
+float64 (exact enough to judge our float32), except resizes, whose source indices torch computes
+in float for float tensors: those run in float32 so the same pixels are picked. Fixed seeds.
+
+Run: ~/.cache/wsss-ref/bin/python scripts/make_fixtures.py   (see scripts/requirements-fixtures.txt)
+"""
+import os
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures", "ops.h5")
+torch.manual_seed(0)
+
+
+def rand(*shape, dtype=torch.float64):
+    # Values exactly representable in float32, so both sides start from the same numbers.
+    return torch.randn(*shape, dtype=torch.float32).to(dtype).requires_grad_(True)
+
+
+def put(group, name, array):
+    array = np.asarray(array)
+    if array.size >= 1024:
+        group.create_dataset(name, data=array, compression="gzip", compression_opts=9, shuffle=True)
+    else:
+        group[name] = array
+
+
+def save(f, op, case, inputs, output, attrs=None, extra=None):
+    g = f.create_group(f"{op}/{case}")
+    dy = torch.randn(output.shape, dtype=torch.float32).to(output.dtype)
+    grads = torch.autograd.grad(output, [t for t in inputs.values() if t.requires_grad], dy, allow_unused=True)
+    put(g, "y", output.detach().float().numpy())
+    put(g, "dy", dy.float().numpy())
+    it = iter(grads)
+    for name, t in inputs.items():
+        put(g, name, t.detach().numpy().astype(np.float32) if t.is_floating_point() else t.numpy())
+        if t.requires_grad:
+            gr = next(it)
+            put(g, "d" + name, (gr if gr is not None else torch.zeros_like(t)).float().numpy())
+    for k, v in (attrs or {}).items():
+        g.attrs[k] = v
+    for k, v in (extra or {}).items():
+        put(g, k, v)
+
+
+def conv_cases(f):
+    cases = [  # name, N, Cin, H, W, Cout, k, stride, padding, dilation, bias
+        ("k3_s1_p1", 2, 3, 7, 9, 4, 3, 1, 1, 1, True),
+        ("k3_s2_p1_odd", 2, 3, 9, 7, 5, 3, 2, 1, 1, True),
+        ("k3_d2_p2", 1, 4, 11, 10, 3, 3, 1, 2, 2, True),
+        ("k3_d4_p4", 1, 3, 13, 12, 2, 3, 1, 4, 4, False),
+        ("k3_d6_p6", 2, 2, 15, 14, 3, 3, 1, 6, 6, True),
+        ("k1_s1", 2, 6, 5, 7, 4, 1, 1, 0, 1, False),
+        ("k1_s2", 1, 5, 9, 8, 3, 1, 2, 0, 1, True),
+        ("k7_s2_p3", 1, 3, 17, 15, 4, 7, 2, 3, 1, False),
+        ("k3_s1_p0_d2", 1, 3, 10, 9, 2, 3, 1, 0, 2, True),
+    ]
+    for name, n, cin, h, w, cout, k, s, p, d, bias in cases:
+        x, wt = rand(n, cin, h, w), rand(cout, cin, k, k)
+        inputs = {"x": x, "weight": wt}
+        if bias:
+            inputs["bias"] = rand(cout)
+        y = F.conv2d(x, wt, inputs.get("bias"), stride=s, padding=p, dilation=d)
+        save(f, "conv2d", name, inputs, y, {"stride": s, "padding": p, "dilation": d})
+
+
+def batch_norm_cases(f):
+    for name, training, shape in [("train", True, (3, 4, 5, 6)), ("train_n1", True, (1, 3, 4, 5)),
+                                  ("frozen", False, (2, 3, 5, 4))]:
+        c = shape[1]
+        x, wt, b = rand(*shape), rand(c), rand(c)
+        rm = torch.randn(c, dtype=torch.float32).double()
+        rv = (torch.rand(c, dtype=torch.float32) + 0.5).double()
+        before_m, before_v = rm.clone(), rv.clone()
+        y = F.batch_norm(x, rm, rv, wt, b, training=training, momentum=0.1, eps=1e-5)
+        save(f, "batch_norm", name, {"x": x, "weight": wt, "bias": b}, y, {"training": int(training)},
+             {"running_mean": before_m.float().numpy(), "running_var": before_v.float().numpy(),
+              "running_mean_after": rm.float().numpy(), "running_var_after": rv.float().numpy()})
+
+
+def elementwise_cases(f):
+    a, b = rand(2, 3, 4, 5), rand(3, 1, 1)
+    save(f, "add", "broadcast", {"a": a, "b": b}, a + b)
+    a, b = rand(2, 3, 4), rand(2, 3, 4)
+    save(f, "add", "same", {"a": a, "b": b}, a + b)
+    a, b = rand(2, 3, 4, 5), rand(1, 3, 1, 5)
+    save(f, "sub", "broadcast", {"a": a, "b": b}, a - b)
+    a, b = rand(2, 3, 4, 5), rand(2, 3, 1, 1)
+    save(f, "mul", "broadcast", {"a": a, "b": b}, a * b)
+    a, b = rand(4, 5), rand(5)
+    save(f, "mul", "row", {"a": a, "b": b}, a * b)
+    a = rand(3, 4)
+    b = (torch.rand(3, 1, dtype=torch.float32) + 0.5).double().requires_grad_(True)
+    save(f, "div", "broadcast", {"a": a, "b": b}, a / b)
+    x = rand(2, 3, 4)
+    save(f, "scalar", "affine", {"x": x}, x * 2.5 + 0.75, {"scale": 2.5, "shift": 0.75})
+    x = rand(2, 3, 5, 4)
+    save(f, "relu", "nchw", {"x": x}, F.relu(x))
+
+
+def pool_cases(f):
+    cases = [  # name, shape, kernel, stride, padding, ceil
+        ("k3_s2_p1_ceil", (2, 3, 9, 8), 3, 2, 1, True),
+        ("k3_s2_p1_floor", (2, 3, 9, 8), 3, 2, 1, False),
+        ("k3_s2_p0_ceil", (1, 2, 8, 7), 3, 2, 0, True),
+        ("k2_s2_ceil_odd", (1, 2, 7, 5), 2, 2, 0, True),
+        ("k3_s1_p1", (1, 2, 5, 6), 3, 1, 1, False),
+        ("k3_s2_p1_ceil_65", (1, 1, 65, 65), 3, 2, 1, True),
+    ]
+    for name, shape, k, s, p, ceil in cases:
+        x = rand(*shape)
+        save(f, "max_pool2d", name, {"x": x}, F.max_pool2d(x, k, s, p, ceil_mode=ceil),
+             {"kernel": k, "stride": s, "padding": p, "ceil_mode": int(ceil)})
+    x = rand(2, 3, 5, 7)
+    save(f, "global_avg_pool", "nchw", {"x": x}, F.adaptive_avg_pool2d(x, 1))
+
+
+def resize_cases(f):
+    for name, shape, size, align in [("up_false", (2, 3, 5, 7), (11, 9), False), ("up_true", (2, 3, 5, 7), (11, 9), True),
+                                     ("down_false", (1, 2, 17, 13), (6, 5), False), ("down_true", (1, 2, 17, 13), (6, 5), True),
+                                     ("logits_21_161", (1, 1, 21, 21), (161, 161), False)]:
+        x = rand(*shape, dtype=torch.float32)
+        save(f, "bilinear", name, {"x": x}, F.interpolate(x, size=size, mode="bilinear", align_corners=align),
+             {"height": size[0], "width": size[1], "align_corners": int(align)})
+    for name, shape, factor in [("factor_0.75", (1, 2, 41, 39), 0.75), ("factor_0.5", (2, 2, 41, 40), 0.5)]:
+        x = rand(*shape, dtype=torch.float32)
+        save(f, "bilinear_factor", name, {"x": x}, F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False),
+             {"factor": factor})
+    for name, shape, size in [("up", (1, 2, 5, 7), (12, 15)), ("down", (2, 1, 41, 39), (21, 20)), ("down_161", (1, 1, 161, 161), (21, 21))]:
+        x = rand(*shape, dtype=torch.float32)
+        save(f, "nearest", name, {"x": x}, F.interpolate(x, size=size, mode="nearest"),
+             {"height": size[0], "width": size[1]})
+
+
+def softmax_loss_cases(f):
+    x = rand(2, 5, 3, 4)
+    save(f, "softmax", "nchw", {"x": x}, F.softmax(x, dim=1))
+    x = rand(2, 5, 3, 4)
+    save(f, "log_softmax", "nchw", {"x": x}, F.log_softmax(x, dim=1))
+    x = rand(3, 7)
+    save(f, "log_softmax", "rows", {"x": x}, F.log_softmax(x, dim=1))
+    for name, shape in [("nchw_ignore", (2, 4, 5, 6)), ("rows", (6, 5))]:
+        x = rand(*shape)
+        labels_shape = (shape[0],) + shape[2:]
+        labels = torch.randint(0, shape[1], labels_shape)
+        if name.endswith("ignore"):
+            labels[torch.rand(labels_shape) < 0.3] = 255
+        save(f, "cross_entropy", name, {"x": x, "labels": labels}, F.cross_entropy(x, labels, ignore_index=255))
+    x = rand(4, 6) * 3
+    x = x.detach().requires_grad_(True)
+    t = (torch.rand(4, 6) < 0.4).double()
+    save(f, "multilabel_soft_margin", "basic", {"x": x, "targets": t}, F.multilabel_soft_margin_loss(x, t))
+
+
+def reduce_shape_cases(f):
+    x = rand(2, 3, 4, 5)
+    save(f, "sum", "axes_0_2_3", {"x": x}, x.sum(dim=(0, 2, 3), keepdim=True), {"axes": "0,2,3", "keep": 1})
+    x = rand(2, 3, 4)
+    save(f, "sum", "axis_1", {"x": x}, x.sum(dim=1), {"axes": "1", "keep": 0})
+    x = rand(2, 3, 4)
+    save(f, "sum", "all", {"x": x}, x.sum(), {"axes": "0,1,2", "keep": 0})
+    x = rand(3, 4, 5)
+    save(f, "mean", "axis_2", {"x": x}, x.mean(dim=2), {"axes": "2", "keep": 0})
+    x = rand(3, 4, 5)
+    save(f, "max", "axis_1", {"x": x}, x.max(dim=1).values, {"axis": 1, "keep": 0})
+    x = rand(2, 4, 3, 3)
+    save(f, "max", "axis_1_keep", {"x": x}, x.max(dim=1, keepdim=True).values, {"axis": 1, "keep": 1})
+    a, b, c = rand(2, 3, 4), rand(2, 1, 4), rand(2, 2, 4)
+    save(f, "concat", "axis_1", {"a": a, "b": b, "c": c}, torch.cat([a, b, c], dim=1), {"axis": 1})
+    x = rand(2, 7, 3)
+    save(f, "slice", "axis_1", {"x": x}, x[:, 2:5], {"axis": 1, "start": 2, "end": 5})
+    x = rand(2, 3, 4, 5)
+    save(f, "flip", "axis_3", {"x": x}, torch.flip(x, dims=[3]), {"axis": 3})
+    x = rand(2, 3, 4, 5)
+    save(f, "flip", "axis_2", {"x": x}, torch.flip(x, dims=[2]), {"axis": 2})
+
+
+def main():
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with h5py.File(OUT, "w") as f:
+        f.attrs["generator"] = "scripts/make_fixtures.py"
+        f.attrs["torch_version"] = str(torch.__version__)
+        conv_cases(f)
+        batch_norm_cases(f)
+        elementwise_cases(f)
+        pool_cases(f)
+        resize_cases(f)
+        softmax_loss_cases(f)
+        reduce_shape_cases(f)
+    print(f"wrote {OUT}: {os.path.getsize(OUT) / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
