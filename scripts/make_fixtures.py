@@ -183,6 +183,34 @@ def reduce_shape_cases(f):
     save(f, "flip", "axis_2", {"x": x}, torch.flip(x, dims=[2]), {"axis": 2})
 
 
+def sgd_cases(f):
+    """torch.optim.SGD with momentum 0.9, weight decay 5e-4, two parameter groups (the second at
+    2x lr without decay, like DeepLab's biases) and a poly schedule over 5 steps. The gradient of
+    step k is a fixed random tensor (loss_k = sum(p * g_k)), so no model is involved."""
+    torch.manual_seed(1)
+    w = torch.randn(3, 4, dtype=torch.float32).double().requires_grad_(True)
+    b = torch.randn(3, dtype=torch.float32).double().requires_grad_(True)
+    g = f.create_group("sgd/poly_two_groups")
+    put(g, "w0", w.detach().float().numpy())
+    put(g, "b0", b.detach().float().numpy())
+    base_lr, steps, power = 0.1, 5, 0.9
+    opt = torch.optim.SGD([{"params": [w], "lr": base_lr, "weight_decay": 5e-4},
+                           {"params": [b], "lr": 2 * base_lr, "weight_decay": 0.0}], momentum=0.9)
+    for k in range(steps):
+        gw = torch.randn(3, 4, dtype=torch.float32).double()
+        gb = torch.randn(3, dtype=torch.float32).double()
+        lr = base_lr * (1 - k / steps) ** power
+        opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = lr, 2 * lr
+        opt.zero_grad()
+        ((w * gw).sum() + (b * gb).sum()).backward()
+        opt.step()
+        put(g, f"gw{k}", gw.float().numpy())
+        put(g, f"gb{k}", gb.float().numpy())
+        put(g, f"w{k + 1}", w.detach().float().numpy())
+        put(g, f"b{k + 1}", b.detach().float().numpy())
+    g.attrs.update({"base_lr": base_lr, "steps": steps, "power": power, "momentum": 0.9, "weight_decay": 5e-4})
+
+
 def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with h5py.File(OUT, "w") as f:
@@ -195,6 +223,7 @@ def main():
         resize_cases(f)
         softmax_loss_cases(f)
         reduce_shape_cases(f)
+        sgd_cases(f)
     print(f"wrote {OUT}: {os.path.getsize(OUT) / 1024:.0f} KiB")
 
 
