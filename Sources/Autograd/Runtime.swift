@@ -24,8 +24,10 @@ public enum Runtime {
     /// OpenBLAS's own thread count.
     public static var blasThreads: Int { Int(openblas_get_num_threads()) }
 
-    /// One line for logs and benchmarks: kernel and threads.
-    public static var summary: String { "OpenBLAS \(blasCore), \(threads) thread\(threads == 1 ? "" : "s")" }
+    /// One line for logs and benchmarks: kernel, who chose it, and threads.
+    public static var summary: String {
+        "OpenBLAS \(blasCore) (\(BLASKernelChoice.origin)), \(threads) thread\(threads == 1 ? "" : "s")"
+    }
 }
 
 /// Chooses the OpenBLAS kernel from the CPU's features.
@@ -39,13 +41,28 @@ public enum BLASKernelChoice {
     static let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
 
     /// The CPU flags listed in /proc/cpuinfo (empty when unreadable).
-    public static func cpuFlags(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> Set<String> {
+    public static func cpuFlags(cpuinfo: String? = readProcFile("/proc/cpuinfo")) -> Set<String> {
         guard let cpuinfo else { return [] }
         for line in cpuinfo.split(separator: "\n") where line.hasPrefix("flags") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
         }
         return []
+    }
+
+    /// Reads a /proc file. These report a size of 0, so Foundation's whole-file readers return
+    /// nothing; read with stdio until end of file instead.
+    public static func readProcFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, file)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The `OPENBLAS_CORETYPE` to force, or nil to keep what OpenBLAS detected.
@@ -61,6 +78,19 @@ public enum BLASKernelChoice {
         return "SkylakeX"
     }
 
+    /// Set alongside OPENBLAS_CORETYPE when wsss chose the kernel, so logs can tell the user's
+    /// choice from ours.
+    static let chosenMarker = "WSSS_CHOSE_OPENBLAS_CORETYPE"
+
+    /// Who chose the kernel in use: wsss from the CPU flags, the user's OPENBLAS_CORETYPE, or
+    /// OpenBLAS's own detection.
+    public static var origin: String {
+        let env = ProcessInfo.processInfo.environment
+        if let chosen = env[chosenMarker], chosen == env["OPENBLAS_CORETYPE"] { return "chosen by wsss for this CPU's AVX-512" }
+        if let user = env["OPENBLAS_CORETYPE"], !user.isEmpty { return "OPENBLAS_CORETYPE=\(user) from the environment" }
+        return "detected by OpenBLAS"
+    }
+
     /// Re-executes the current process with the faster kernel when one applies. Returns only if
     /// nothing was to be done or `execv` failed (then the detected kernel stays in use).
     public static func reexecWithFastestKernelIfNeeded() {
@@ -68,8 +98,10 @@ public enum BLASKernelChoice {
         guard let core = coreToForce(flags: cpuFlags(), detectedCore: Runtime.blasCore,
                                      userSetting: env["OPENBLAS_CORETYPE"]) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv(chosenMarker, core, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         unsetenv("OPENBLAS_CORETYPE")
+        unsetenv(chosenMarker)
     }
 }
 

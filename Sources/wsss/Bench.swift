@@ -1,0 +1,145 @@
+import ArgumentParser
+import Autograd
+import Foundation
+
+/// `wsss bench`: speed measurements, printed as JSON Lines on stdout.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
+        subcommands: [Ops.self])
+
+    struct Ops: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "sgemm (the machine's BLAS ceiling), then conv2d forward/backward on DeepLab-v2 ResNet-101 shapes.",
+            discussion: """
+                Every line has name, median_s, min_s, gflops (from the median), sgemm_ratio (gflops ÷ the \
+                sgemm line's), threads and blas_core. Conv backward computes both the input and weight \
+                gradients (twice the forward FLOPs).
+                """)
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        @Option(help: "Minimum seconds spent timing each measurement. (default: 1.0)")
+        var seconds: Double = 1.0
+
+        @Option(help: "Batch sizes for the conv shapes, comma-separated. (default: 1,2)")
+        var batches: String = "1,2"
+
+        func run() throws {
+            try runtime.apply()
+            let batchSizes = try batches.split(separator: ",").map { part -> Int in
+                guard let b = Int(part), b > 0 else { throw ValidationError("--batches: '\(part)' is not a positive integer") }
+                return b
+            }
+            let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: seconds)
+            emit(sgemm, ceiling: sgemm.gflops)
+            for shape in ConvShape.deepLabV2 {
+                for batch in batchSizes {
+                    for result in OpBenchmarks.conv(shape, batch: batch, seconds: seconds) {
+                        emit(result, ceiling: sgemm.gflops)
+                    }
+                }
+            }
+        }
+
+        func emit(_ m: Measurement, ceiling: Double) {
+            var object: [String: Any] = [
+                "name": m.name, "median_s": m.median, "min_s": m.minimum, "gflops": m.gflops,
+                "sgemm_ratio": (m.gflops / ceiling * 1000).rounded() / 1000, "reps": m.repetitions,
+                "threads": Runtime.threads, "blas_core": Runtime.blasCore, "blas_origin": BLASKernelChoice.origin,
+            ]
+            for (k, v) in m.details { object[k] = v }
+            let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            fflush(stdout)
+        }
+    }
+}
+
+/// One timed measurement.
+struct Measurement {
+    var name: String
+    var median: Double
+    var minimum: Double
+    var flops: Double
+    var repetitions: Int
+    var details: [String: Any] = [:]
+    var gflops: Double { (flops / median / 1e9 * 10).rounded() / 10 }
+}
+
+/// A convolution of DeepLab-v2 ResNet-101 (input 321x321, output stride 8).
+struct ConvShape {
+    var name: String
+    var inChannels, outChannels, size, kernel, stride, padding, dilation: Int
+
+    static let deepLabV2: [ConvShape] = [
+        ConvShape(name: "conv_stem7x7_s2_3to64_321", inChannels: 3, outChannels: 64, size: 321, kernel: 7, stride: 2, padding: 3, dilation: 1),
+        ConvShape(name: "conv_layer3_3x3_d2_256_41", inChannels: 256, outChannels: 256, size: 41, kernel: 3, stride: 1, padding: 2, dilation: 2),
+        ConvShape(name: "conv_layer4_3x3_d4_512_41", inChannels: 512, outChannels: 512, size: 41, kernel: 3, stride: 1, padding: 4, dilation: 4),
+        ConvShape(name: "conv_1x1_1024to256_41", inChannels: 1024, outChannels: 256, size: 41, kernel: 1, stride: 1, padding: 0, dilation: 1),
+        ConvShape(name: "conv_aspp_3x3_d24_2048to21_41", inChannels: 2048, outChannels: 21, size: 41, kernel: 3, stride: 1, padding: 24, dilation: 24),
+    ]
+}
+
+enum OpBenchmarks {
+    /// Runs `body` once to warm up, then until `seconds` have passed (at least 3, at most 50 times).
+    static func time(seconds: Double, _ body: () -> Double?) -> (median: Double, minimum: Double, count: Int) {
+        _ = body()
+        var samples: [Double] = []
+        let start = DispatchTime.now().uptimeNanoseconds
+        while samples.count < 3 || (samples.count < 50 && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let measured = body()
+            samples.append(measured ?? Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        samples.sort()
+        return (samples[samples.count / 2], samples[0], samples.count)
+    }
+
+    static func sgemm(size n: Int, seconds: Double) -> Measurement {
+        var g = SeededGenerator(seed: 1)
+        let a = Tensor.randomNormal([n, n], using: &g), b = Tensor.randomNormal([n, n], using: &g)
+        let c = Tensor(zeros: [n, n])
+        let t = time(seconds: seconds) {
+            Kernels.gemm(m: n, n: n, k: n, a: a.storage.base, b: b.storage.base, c: c.storage.base)
+            return nil
+        }
+        return Measurement(name: "sgemm", median: t.median, minimum: t.minimum, flops: 2 * pow(Double(n), 3),
+                           repetitions: t.count, details: ["m": n, "n": n, "k": n])
+    }
+
+    /// Forward (no tape) and backward (input and weight gradients; the forward that records the
+    /// tape is not timed) of one conv shape.
+    static func conv(_ s: ConvShape, batch: Int, seconds: Double) -> [Measurement] {
+        var g = SeededGenerator(seed: 2)
+        let x = Tensor.randomNormal([batch, s.inChannels, s.size, s.size], using: &g)
+        let w = Tensor.randomNormal([s.outChannels, s.inChannels, s.kernel, s.kernel], standardDeviation: 0.01, using: &g)
+        let b = Tensor(zeros: [s.outChannels])
+        let probe = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation) }
+        let (oh, ow) = (probe.shape[2], probe.shape[3])
+        let flops = 2.0 * Double(batch * s.outChannels * oh * ow * s.inChannels * s.kernel * s.kernel)
+        let details: [String: Any] = ["batch": batch, "in_channels": s.inChannels, "out_channels": s.outChannels,
+                                      "size": s.size, "kernel": s.kernel, "stride": s.stride, "dilation": s.dilation]
+        let forward = time(seconds: seconds) {
+            _ = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation) }
+            return nil
+        }
+        let dy = Tensor.randomNormal(probe.shape, using: &g)
+        let (xl, wl, bl) = (x.requiringGrad(), w.requiringGrad(), b.requiringGrad())
+        let backward = time(seconds: seconds) {
+            let y = xl.conv2d(weight: wl, bias: bl, stride: s.stride, padding: s.padding, dilation: s.dilation)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            y.backward(gradient: dy)
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            for p in [xl, wl, bl] { p.node?.zeroGrad() }
+            return elapsed
+        }
+        let suffix = "_b\(batch)"
+        return [
+            Measurement(name: s.name + "_fwd" + suffix, median: forward.median, minimum: forward.minimum, flops: flops,
+                        repetitions: forward.count, details: details),
+            Measurement(name: s.name + "_bwd" + suffix, median: backward.median, minimum: backward.minimum, flops: 2 * flops,
+                        repetitions: backward.count, details: details),
+        ]
+    }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Autograd
+import Foundation
+
+/// The `wsss` command: one subcommand per file.
+struct WSSS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wsss",
+        abstract: "Weakly-supervised semantic segmentation: CAMs, SAM-enhanced pseudo-labels, DeepLab-v2.",
+        subcommands: [Bench.self])
+}
+
+/// Options every compute-heavy command shares.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "Threads for OpenBLAS and our kernels. (default: one per core)")
+    var threads: Int?
+
+    /// Applies the thread count and logs the BLAS kernel in use to stderr.
+    func apply() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        Runtime.configure(threads: threads)
+        Log.info("compute: \(Runtime.summary)")
+    }
+}
+
+/// Progress and logs go to stderr; results go to stdout.
+enum Log {
+    static func info(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}
