@@ -31,6 +31,7 @@ let package = Package(
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
+        .testTarget(name: "WSSSTests", dependencies: ["wsss"]),
     ],
     swiftLanguageModes: [.v5]
 )

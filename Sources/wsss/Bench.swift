@@ -13,16 +13,16 @@ struct Bench: ParsableCommand {
             abstract: "sgemm (the machine's BLAS ceiling), then conv2d forward/backward on DeepLab-v2 ResNet-101 shapes.",
             discussion: """
                 Every line has name, median_s, min_s, gflops (from the median), sgemm_ratio (gflops ÷ the \
-                sgemm line's), threads and blas_core. Conv backward computes both the input and weight \
+                sgemm line's), threads, blas_core and blas_origin (who chose the OpenBLAS kernel). Conv backward computes both the input and weight \
                 gradients (twice the forward FLOPs).
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
 
-        @Option(help: "Minimum seconds spent timing each measurement. (default: 1.0)")
+        @Option(help: ArgumentHelp("Minimum seconds spent timing each measurement.", valueName: "s"))
         var seconds: Double = 1.0
 
-        @Option(help: "Batch sizes for the conv shapes, comma-separated. (default: 1,2)")
+        @Option(help: ArgumentHelp("Batch sizes for the conv shapes, comma-separated.", valueName: "list"))
         var batches: String = "1,2"
 
         func run() throws {

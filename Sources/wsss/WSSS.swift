@@ -12,7 +12,7 @@ struct WSSS: ParsableCommand {
 
 /// Options every compute-heavy command shares.
 struct RuntimeOptions: ParsableArguments {
-    @Option(help: "Threads for OpenBLAS and our kernels. (default: one per core)")
+    @Option(help: ArgumentHelp("Threads for OpenBLAS and our kernels. (default: one per core)", valueName: "n"))
     var threads: Int?
 
     /// Applies the thread count and logs the BLAS kernel in use to stderr.

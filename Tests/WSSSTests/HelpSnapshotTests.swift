@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+@testable import wsss
+
+/// Pins the help text of every command: a change to options shows up in review as a diff of
+/// Tests/WSSSTests/Snapshots. Set WSSS_RECORD_SNAPSHOTS=1 to rewrite them.
+@Suite struct HelpSnapshotTests {
+    static let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots")
+
+    static let commands: [(name: String, help: String)] = [
+        ("wsss", WSSS.helpMessage(columns: 100)),
+        ("wsss-bench", WSSS.helpMessage(for: Bench.self, columns: 100)),
+        ("wsss-bench-ops", WSSS.helpMessage(for: Bench.Ops.self, columns: 100)),
+    ]
+
+    @Test(arguments: commands.map(\.name))
+    func helpMatchesSnapshot(_ name: String) throws {
+        let help = try #require(Self.commands.first { $0.name == name }).help + "\n"
+        let file = Self.snapshots.appendingPathComponent("\(name).txt")
+        if ProcessInfo.processInfo.environment["WSSS_RECORD_SNAPSHOTS"] == "1" {
+            try help.write(to: file, atomically: true, encoding: .utf8)
+        }
+        #expect(help == (try String(contentsOf: file, encoding: .utf8)))
+    }
+
+    /// Each option's help (its first line and the wrapped lines under it) names a default.
+    @Test func everyOptionStatesItsDefault() {
+        for (name, help) in Self.commands {
+            var blocks: [String] = []
+            for line in help.split(separator: "\n") {
+                if line.hasPrefix("  -") {
+                    blocks.append(String(line))
+                } else if line.hasPrefix("     "), !blocks.isEmpty {
+                    blocks[blocks.count - 1] += " " + line.trimmingCharacters(in: .whitespaces)
+                }
+            }
+            for block in blocks where !block.contains("--help") && !block.contains("--version") {
+                #expect(block.contains("(default"), "\(name): option without a stated default: \(block)")
+            }
+        }
+    }
+}
