@@ -2,6 +2,8 @@ import ArgumentParser
 import Autograd
 import Foundation
 
+extension ConvAlgorithm: ExpressibleByArgument {}
+
 /// `wsss bench`: speed measurements, printed as JSON Lines on stdout.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +27,9 @@ struct Bench: ParsableCommand {
         @Option(help: ArgumentHelp("Batch sizes for the conv shapes, comma-separated.", valueName: "list"))
         var batches: String = "1,2"
 
+        @Option(help: "How conv2d is lowered to sgemm; shapes the choice does not apply to are skipped.")
+        var algorithm: ConvAlgorithm = .automatic
+
         func run() throws {
             try runtime.apply()
             let batchSizes = try batches.split(separator: ",").map { part -> Int in
@@ -33,9 +38,9 @@ struct Bench: ParsableCommand {
             }
             let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: seconds)
             emit(sgemm, ceiling: sgemm.gflops)
-            for shape in ConvShape.deepLabV2 {
+            for shape in ConvShape.deepLabV2 where algorithm != .pointwise || shape.kernel == 1 {
                 for batch in batchSizes {
-                    for result in OpBenchmarks.conv(shape, batch: batch, seconds: seconds) {
+                    for result in OpBenchmarks.conv(shape, batch: batch, algorithm: algorithm, seconds: seconds) {
                         emit(result, ceiling: sgemm.gflops)
                     }
                 }
@@ -110,24 +115,28 @@ enum OpBenchmarks {
 
     /// Forward (no tape) and backward (input and weight gradients; the forward that records the
     /// tape is not timed) of one conv shape.
-    static func conv(_ s: ConvShape, batch: Int, seconds: Double) -> [Measurement] {
+    static func conv(_ s: ConvShape, batch: Int, algorithm: ConvAlgorithm, seconds: Double) -> [Measurement] {
         var g = SeededGenerator(seed: 2)
         let x = Tensor.randomNormal([batch, s.inChannels, s.size, s.size], using: &g)
         let w = Tensor.randomNormal([s.outChannels, s.inChannels, s.kernel, s.kernel], standardDeviation: 0.01, using: &g)
         let b = Tensor(zeros: [s.outChannels])
-        let probe = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation) }
+        let probe = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm) }
         let (oh, ow) = (probe.shape[2], probe.shape[3])
         let flops = 2.0 * Double(batch * s.outChannels * oh * ow * s.inChannels * s.kernel * s.kernel)
-        let details: [String: Any] = ["batch": batch, "in_channels": s.inChannels, "out_channels": s.outChannels,
+        let resolved = algorithm.resolved(inChannels: s.inChannels, outChannels: s.outChannels,
+                                          geometry: WindowGeometry(inHeight: s.size, inWidth: s.size, kernelHeight: s.kernel,
+                                                                   kernelWidth: s.kernel, stride: (s.stride, s.stride),
+                                                                   padding: (s.padding, s.padding), dilation: (s.dilation, s.dilation)))
+        let details: [String: Any] = ["algorithm": resolved.rawValue, "batch": batch, "in_channels": s.inChannels, "out_channels": s.outChannels,
                                       "size": s.size, "kernel": s.kernel, "stride": s.stride, "dilation": s.dilation]
         let forward = time(seconds: seconds) {
-            _ = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation) }
+            _ = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm) }
             return nil
         }
         let dy = Tensor.randomNormal(probe.shape, using: &g)
         let (xl, wl, bl) = (x.requiringGrad(), w.requiringGrad(), b.requiringGrad())
         let backward = time(seconds: seconds) {
-            let y = xl.conv2d(weight: wl, bias: bl, stride: s.stride, padding: s.padding, dilation: s.dilation)
+            let y = xl.conv2d(weight: wl, bias: bl, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm)
             let t0 = DispatchTime.now().uptimeNanoseconds
             y.backward(gradient: dy)
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -3,24 +3,42 @@ import Testing
 
 /// Parity fixtures: scripts/make_fixtures.py, conv_cases.
 @Suite struct Conv2dTests {
-    @Test(arguments: try OpFixtures.cases("conv2d").map(\.name))
-    func matchesPyTorch(_ name: String) throws {
+    /// Every algorithm that applies to the case's shape, each against the same reference.
+    @Test(arguments: try OpFixtures.cases("conv2d").map(\.name), [ConvAlgorithm.automatic, .im2col, .tapwise, .pointwise])
+    func matchesPyTorch(_ name: String, algorithm: ConvAlgorithm) throws {
         let fixture = try OpFixtures.Case("/conv2d/\(name)")
         let (stride, padding, dilation) = (try fixture.int("stride"), try fixture.int("padding"), try fixture.int("dilation"))
+        let kernel = try fixture.tensor("weight").shape[2]
+        if algorithm == .pointwise && !(kernel == 1 && stride == 1 && padding == 0) { return }
         let names = fixture.has("bias") ? ["x", "weight", "bias"] : ["x", "weight"]
-        try expectParity(fixture, inputs: names, caseName: name) { t in
-            t[0].conv2d(weight: t[1], bias: t.count > 2 ? t[2] : nil, stride: stride, padding: padding, dilation: dilation)
+        try expectParity(fixture, inputs: names, caseName: "\(name) \(algorithm)") { t in
+            t[0].conv2d(weight: t[1], bias: t.count > 2 ? t[2] : nil, stride: stride, padding: padding, dilation: dilation,
+                        algorithm: algorithm)
         }
     }
 
-    @Test(arguments: [(1, 1, 1, 3), (2, 1, 1, 3), (1, 2, 2, 3), (1, 0, 1, 1), (2, 0, 1, 1), (1, 3, 3, 3)])
-    func finiteDifferences(stride: Int, padding: Int, dilation: Int, kernel: Int) {
+    @Test(arguments: [(1, 1, 1, 3), (2, 1, 1, 3), (1, 2, 2, 3), (1, 0, 1, 1), (2, 0, 1, 1), (1, 3, 3, 3), (1, 4, 4, 3)],
+          [ConvAlgorithm.im2col, .tapwise])
+    func finiteDifferences(shape: (stride: Int, padding: Int, dilation: Int, kernel: Int), algorithm: ConvAlgorithm) {
         let x = randn([2, 2, 6, 5], seed: 1)
-        let w = randn([3, 2, kernel, kernel], seed: 2, scale: 0.5)
+        let w = randn([3, 2, shape.kernel, shape.kernel], seed: 2, scale: 0.5)
         let b = randn([3], seed: 3)
         checkGradients([x, w, b]) { t in
-            t[0].conv2d(weight: t[1], bias: t[2], stride: stride, padding: padding, dilation: dilation)
+            t[0].conv2d(weight: t[1], bias: t[2], stride: shape.stride, padding: shape.padding, dilation: shape.dilation,
+                        algorithm: algorithm)
         }
+    }
+
+    @Test func automaticChoiceFollowsTheShape() {
+        func choice(_ cin: Int, _ cout: Int, k: Int, s: Int = 1, p: Int = 0, d: Int = 1) -> ConvAlgorithm {
+            let g = WindowGeometry(inHeight: 41, inWidth: 41, kernelHeight: k, kernelWidth: k, stride: (s, s),
+                                   padding: (p, p), dilation: (d, d))
+            return ConvAlgorithm.automatic.resolved(inChannels: cin, outChannels: cout, geometry: g)
+        }
+        #expect(choice(1024, 256, k: 1) == .pointwise)
+        #expect(choice(1024, 512, k: 1, s: 2) == .im2col)
+        #expect(choice(256, 256, k: 3, p: 2, d: 2) == .im2col)
+        #expect(choice(2048, 21, k: 3, p: 24, d: 24) == .tapwise)
     }
 
     @Test func outputSizeFollowsTorch() {

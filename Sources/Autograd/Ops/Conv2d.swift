@@ -9,8 +9,11 @@ extension Tensor {
     ///   - weight: [outChannels, inChannels, kh, kw].
     ///   - bias: [outChannels] or nil.
     /// - Returns: [N, outChannels, outH, outW] with outH = (H + 2p - d(kh-1) - 1) / s + 1.
+    /// - Parameter algorithm: how to lower the convolution to sgemm; `.automatic` picks by shape
+    ///   (see `ConvAlgorithm`). All choices compute the same result.
     public func conv2d(
-        weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1
+        weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
+        algorithm: ConvAlgorithm = .automatic
     ) -> Tensor {
         precondition(rank == 4 && weight.rank == 4 && shape[1] == weight.shape[1],
                      "conv2d: input \(shape) and weight \(weight.shape) do not match (NCHW, [out, in, kh, kw])")
@@ -21,8 +24,10 @@ extension Tensor {
                                dilation: (dilation, dilation))
         precondition(g.outHeight > 0 && g.outWidth > 0, "conv2d: input \(shape) too small for weight \(weight.shape), padding \(padding), dilation \(dilation)")
         let y = Tensor(uninitialized: [n, cout, g.outHeight, g.outWidth])
+        let algorithm = algorithm.resolved(inChannels: cin, outChannels: cout, geometry: g)
         Kernels.conv2dForward(x: storage.base, weight: weight.storage.base, bias: bias?.storage.base,
-                              y: y.storage.base, batch: n, inChannels: cin, outChannels: cout, geometry: g)
+                              y: y.storage.base, batch: n, inChannels: cin, outChannels: cout, geometry: g,
+                              algorithm: algorithm)
         let (x, w) = (detached(), weight.detached())
         let needX = requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad ?? false
         var inputs = [self, weight]
@@ -33,36 +38,75 @@ extension Tensor {
             let db = needB ? Tensor(uninitialized: [cout]) : nil
             Kernels.conv2dBackward(x: x.storage.base, weight: w.storage.base, dy: dy.storage.base,
                                    dx: dx?.storage.base, dWeight: dw?.storage.base, dBias: db?.storage.base,
-                                   batch: n, inChannels: cin, outChannels: cout, geometry: g)
+                                   batch: n, inChannels: cin, outChannels: cout, geometry: g, algorithm: algorithm)
             return [dx, dw] + (bias == nil ? [] : [db])
         }
     }
 }
 
-extension Kernels {
-    /// Whether the convolution is a plain matrix product over pixels (1x1, stride 1, no padding).
-    static func isPointwise(_ g: WindowGeometry) -> Bool {
-        g.kernelArea == 1 && g.stride == (1, 1) && g.padding == (0, 0)
-    }
+/// How a convolution is lowered to matrix products.
+public enum ConvAlgorithm: String, CaseIterable, Sendable {
+    /// Choose by shape: `pointwise` for 1x1 stride-1 unpadded convs, `tapwise` when there are
+    /// few output channels (< 64) and several taps (ASPP-like heads), `im2col` otherwise.
+    case automatic
+    /// y = W · x directly (1x1, stride 1, no padding only).
+    case pointwise
+    /// Unfold the image (caffe im2col), one sgemm with k = Cin·kh·kw.
+    case im2col
+    /// One sgemm per kernel tap over the valid rectangle (`Kernels/ConvTapwise.swift`).
+    case tapwise
 
-    /// y[n] = W · im2col(x[n]) + b, for x [N, inChannels, H, W] and W [outChannels, inChannels·kh·kw].
+    /// The concrete algorithm for a shape.
+    public func resolved(inChannels: Int, outChannels: Int, geometry g: WindowGeometry) -> ConvAlgorithm {
+        let pointwiseShape = g.kernelArea == 1 && g.stride == (1, 1) && g.padding == (0, 0)
+        switch self {
+        case .automatic:
+            if pointwiseShape { return .pointwise }
+            // Measured with `wsss bench ops`: im2col's single large product wins while the
+            // weight has many rows; with a 21-row weight the unfolded matrix dominates.
+            return outChannels < 64 && g.kernelArea > 1 ? .tapwise : .im2col
+        case .pointwise:
+            precondition(pointwiseShape, "conv2d: the pointwise algorithm needs a 1x1 stride-1 unpadded convolution")
+            return self
+        case .im2col, .tapwise:
+            return self
+        }
+    }
+}
+
+extension Kernels {
+    /// y[n] = W ⋆ x[n] + b for x [N, inChannels, H, W] and W [outChannels, inChannels, kh, kw],
+    /// with a resolved (not `.automatic`) algorithm.
     public static func conv2dForward(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry
+        y: UnsafeMutablePointer<Float>, batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry,
+        algorithm: ConvAlgorithm
     ) {
         let k = inChannels * g.kernelArea
         let inPlane = inChannels * g.inHeight * g.inWidth, outPlane = outChannels * g.outArea
-        let pointwise = isPointwise(g)
-        let cols = pointwise ? nil : TensorStorage(count: k * g.outArea, zeroed: false)
-        for n in 0..<batch {
-            let b: UnsafePointer<Float>
-            if let cols {
-                im2col(x + n * inPlane, channels: inChannels, geometry: g, cols: cols.base)
-                b = UnsafePointer(cols.base)
-            } else {
-                b = x + n * inPlane
+        switch algorithm {
+        case .automatic:
+            preconditionFailure("conv2dForward: resolve the algorithm first")
+        case .tapwise:
+            let packed = TensorStorage(count: outChannels * k, zeroed: false)
+            repackWeightByTap(weight, packed.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
+            let buffer = TensorStorage(count: inChannels * g.outArea, zeroed: false)
+            let product = TensorStorage(count: outChannels * g.outArea, zeroed: false)
+            for n in 0..<batch {
+                conv2dTapwiseForward(x: x + n * inPlane, packedWeight: packed.base, y: y + n * outPlane,
+                                     inChannels: inChannels, outChannels: outChannels, geometry: g,
+                                     buffer: buffer.base, product: product.base)
             }
-            gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: b, c: y + n * outPlane)
+        case .pointwise:
+            for n in 0..<batch {
+                gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: x + n * inPlane, c: y + n * outPlane)
+            }
+        case .im2col:
+            let cols = TensorStorage(count: k * g.outArea, zeroed: false)
+            for n in 0..<batch {
+                im2col(x + n * inPlane, channels: inChannels, geometry: g, cols: cols.base)
+                gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: cols.base, c: y + n * outPlane)
+            }
         }
         if let bias {
             parallelFor(batch * outChannels, minimumPerThread: 16) { r in
@@ -79,33 +123,52 @@ extension Kernels {
     public static func conv2dBackward(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
-        batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry
+        batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry, algorithm: ConvAlgorithm
     ) {
         let k = inChannels * g.kernelArea
         let inPlane = inChannels * g.inHeight * g.inWidth, outPlane = outChannels * g.outArea
-        let pointwise = isPointwise(g)
-        let cols = pointwise || dWeight == nil ? nil : TensorStorage(count: k * g.outArea, zeroed: false)
-        let dcols = pointwise || dx == nil ? nil : TensorStorage(count: k * g.outArea, zeroed: false)
-        for n in 0..<batch {
-            let dyn = dy + n * outPlane
-            if let dWeight {
-                // dW += dy[n] · im2col(x[n])ᵀ
-                let b: UnsafePointer<Float>
-                if let cols {
-                    im2col(x + n * inPlane, channels: inChannels, geometry: g, cols: cols.base)
-                    b = UnsafePointer(cols.base)
-                } else {
-                    b = x + n * inPlane
-                }
-                gemm(transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b, beta: n == 0 ? 0 : 1, c: dWeight)
+        switch algorithm {
+        case .automatic:
+            preconditionFailure("conv2dBackward: resolve the algorithm first")
+        case .tapwise:
+            let packed = TensorStorage(count: outChannels * k, zeroed: false)
+            repackWeightByTap(weight, packed.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
+            let packedGradient = dWeight == nil ? nil : TensorStorage(count: outChannels * k)
+            let buffer = TensorStorage(count: inChannels * g.outArea, zeroed: false)
+            let product = TensorStorage(count: outChannels * g.outArea, zeroed: false)
+            for n in 0..<batch {
+                conv2dTapwiseBackward(x: x + n * inPlane, packedWeight: packed.base, dy: dy + n * outPlane,
+                                      dx: dx.map { $0 + n * inPlane }, packedWeightGradient: packedGradient?.base,
+                                      inChannels: inChannels, outChannels: outChannels, geometry: g,
+                                      buffer: buffer.base, product: product.base)
             }
-            if let dx {
-                // dx[n] += col2im(Wᵀ · dy[n])
-                if let dcols {
-                    gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, c: dcols.base)
-                    col2im(dcols.base, channels: inChannels, geometry: g, x: dx + n * inPlane)
-                } else {
-                    gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, beta: 1, c: dx + n * inPlane)
+            if let dWeight, let packedGradient {
+                repackWeightByTap(dWeight, packedGradient.base, outChannels: outChannels, inChannels: inChannels,
+                                  taps: g.kernelArea, inverse: true)
+            }
+        case .pointwise, .im2col:
+            let unfold = algorithm == .im2col
+            let cols = unfold && dWeight != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
+            let dcols = unfold && dx != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
+            for n in 0..<batch {
+                let dyn = dy + n * outPlane
+                if let dWeight {
+                    // dW += dy[n] · im2col(x[n])ᵀ
+                    var b = x + n * inPlane
+                    if let cols {
+                        im2col(b, channels: inChannels, geometry: g, cols: cols.base)
+                        b = UnsafePointer(cols.base)
+                    }
+                    gemm(transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b, beta: n == 0 ? 0 : 1, c: dWeight)
+                }
+                if let dx {
+                    // dx[n] += col2im(Wᵀ · dy[n])
+                    if let dcols {
+                        gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, c: dcols.base)
+                        col2im(dcols.base, channels: inChannels, geometry: g, x: dx + n * inPlane)
+                    } else {
+                        gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, beta: 1, c: dx + n * inPlane)
+                    }
                 }
             }
         }
