@@ -12,7 +12,7 @@ let package = Package(
         .library(name: "HDF5", targets: ["HDF5"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // C libraries from Debian (scripts/test installs them).

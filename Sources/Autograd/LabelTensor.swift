@@ -7,7 +7,8 @@ public struct LabelTensor: Equatable, Sendable {
     public var values: [Int32]
 
     public init(shape: [Int], values: [Int32]) {
-        precondition(shape.product == values.count, "LabelTensor: shape \(shape) needs \(shape.product) values, got \(values.count)")
+        precondition(
+            shape.product == values.count, "LabelTensor: shape \(shape) needs \(shape.product) values, got \(values.count)")
         self.shape = shape
         self.values = values
     }

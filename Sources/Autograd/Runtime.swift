@@ -95,8 +95,11 @@ public enum BLASKernelChoice {
     /// nothing was to be done or `execv` failed (then the detected kernel stays in use).
     public static func reexecWithFastestKernelIfNeeded() {
         let env = ProcessInfo.processInfo.environment
-        guard let core = coreToForce(flags: cpuFlags(), detectedCore: Runtime.blasCore,
-                                     userSetting: env["OPENBLAS_CORETYPE"]) else { return }
+        guard
+            let core = coreToForce(
+                flags: cpuFlags(), detectedCore: Runtime.blasCore,
+                userSetting: env["OPENBLAS_CORETYPE"])
+        else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv(chosenMarker, core, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)

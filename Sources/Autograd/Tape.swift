@@ -93,10 +93,12 @@ extension Tensor {
         guard let root = node else {
             preconditionFailure("backward: tensor of shape \(shape) is not on the tape (no input requires grad)")
         }
-        let seed = gradient ?? {
-            precondition(count == 1, "backward: a non-scalar output of shape \(shape) needs an explicit gradient")
-            return Tensor(repeating: 1, shape: shape)
-        }()
+        let seed =
+            gradient
+            ?? {
+                precondition(count == 1, "backward: a non-scalar output of shape \(shape) needs an explicit gradient")
+                return Tensor(repeating: 1, shape: shape)
+            }()
         precondition(seed.shape == shape, "backward: gradient shape \(seed.shape) differs from output shape \(shape)")
         let order = Tensor.topologicalOrder(from: root)
         root.accumulate(seed)

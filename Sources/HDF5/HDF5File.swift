@@ -83,15 +83,17 @@ public final class HDF5File {
 
     /// Writes `tensor` as a Float32 dataset at `name`, replacing an existing one.
     public func write(_ tensor: Tensor, at name: String) throws {
-        try writeDataset(name, shape: tensor.shape, fileType: chdf5_ieee_f32le(), memoryType: chdf5_native_float(),
-                         data: UnsafeRawPointer(tensor.storage.base))
+        try writeDataset(
+            name, shape: tensor.shape, fileType: chdf5_ieee_f32le(), memoryType: chdf5_native_float(),
+            data: UnsafeRawPointer(tensor.storage.base))
     }
 
     /// Writes integer labels as an Int32 dataset at `name`.
     public func write(_ labels: LabelTensor, at name: String) throws {
         try labels.values.withUnsafeBytes { buffer in
-            try writeDataset(name, shape: labels.shape, fileType: chdf5_native_int32(), memoryType: chdf5_native_int32(),
-                             data: buffer.baseAddress!)
+            try writeDataset(
+                name, shape: labels.shape, fileType: chdf5_native_int32(), memoryType: chdf5_native_int32(),
+                data: buffer.baseAddress!)
         }
     }
 
@@ -100,7 +102,10 @@ public final class HDF5File {
     public func read(_ name: String, expectingShape shape: [Int]? = nil) throws -> Tensor {
         try withDataset(name, expectingShape: shape) { dataset, dims in
             let tensor = Tensor(uninitialized: dims)
-            guard H5Dread(dataset, chdf5_native_float(), chdf5_space_all(), chdf5_space_all(), chdf5_default(), tensor.storage.base) >= 0 else {
+            guard
+                H5Dread(dataset, chdf5_native_float(), chdf5_space_all(), chdf5_space_all(), chdf5_default(), tensor.storage.base)
+                    >= 0
+            else {
                 throw HDF5Error.readFailed(name: name, path: path)
             }
             return tensor
@@ -161,10 +166,12 @@ public final class HDF5File {
         final class Box { var names: [String] = [] }
         let box = Box()
         var index: hsize_t = 0
-        let status = H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &index, { _, name, _, context in
-            Unmanaged<Box>.fromOpaque(context!).takeUnretainedValue().names.append(String(cString: name!))
-            return 0
-        }, Unmanaged.passUnretained(box).toOpaque())
+        let status = H5Literate(
+            group, H5_INDEX_NAME, H5_ITER_INC, &index,
+            { _, name, _, context in
+                Unmanaged<Box>.fromOpaque(context!).takeUnretainedValue().names.append(String(cString: name!))
+                return 0
+            }, Unmanaged.passUnretained(box).toOpaque())
         guard status >= 0 else { throw HDF5Error.readFailed(name: name, path: path) }
         return box.names
     }

@@ -78,11 +78,21 @@ struct ConvShape {
     var inChannels, outChannels, size, kernel, stride, padding, dilation: Int
 
     static let deepLabV2: [ConvShape] = [
-        ConvShape(name: "conv_stem7x7_s2_3to64_321", inChannels: 3, outChannels: 64, size: 321, kernel: 7, stride: 2, padding: 3, dilation: 1),
-        ConvShape(name: "conv_layer3_3x3_d2_256_41", inChannels: 256, outChannels: 256, size: 41, kernel: 3, stride: 1, padding: 2, dilation: 2),
-        ConvShape(name: "conv_layer4_3x3_d4_512_41", inChannels: 512, outChannels: 512, size: 41, kernel: 3, stride: 1, padding: 4, dilation: 4),
-        ConvShape(name: "conv_1x1_1024to256_41", inChannels: 1024, outChannels: 256, size: 41, kernel: 1, stride: 1, padding: 0, dilation: 1),
-        ConvShape(name: "conv_aspp_3x3_d24_2048to21_41", inChannels: 2048, outChannels: 21, size: 41, kernel: 3, stride: 1, padding: 24, dilation: 24),
+        ConvShape(
+            name: "conv_stem7x7_s2_3to64_321", inChannels: 3, outChannels: 64, size: 321, kernel: 7, stride: 2, padding: 3,
+            dilation: 1),
+        ConvShape(
+            name: "conv_layer3_3x3_d2_256_41", inChannels: 256, outChannels: 256, size: 41, kernel: 3, stride: 1, padding: 2,
+            dilation: 2),
+        ConvShape(
+            name: "conv_layer4_3x3_d4_512_41", inChannels: 512, outChannels: 512, size: 41, kernel: 3, stride: 1, padding: 4,
+            dilation: 4),
+        ConvShape(
+            name: "conv_1x1_1024to256_41", inChannels: 1024, outChannels: 256, size: 41, kernel: 1, stride: 1, padding: 0,
+            dilation: 1),
+        ConvShape(
+            name: "conv_aspp_3x3_d24_2048to21_41", inChannels: 2048, outChannels: 21, size: 41, kernel: 3, stride: 1, padding: 24,
+            dilation: 24),
     ]
 }
 
@@ -109,8 +119,9 @@ enum OpBenchmarks {
             Kernels.gemm(m: n, n: n, k: n, a: a.storage.base, b: b.storage.base, c: c.storage.base)
             return nil
         }
-        return Measurement(name: "sgemm", median: t.median, minimum: t.minimum, flops: 2 * pow(Double(n), 3),
-                           repetitions: t.count, details: ["m": n, "n": n, "k": n])
+        return Measurement(
+            name: "sgemm", median: t.median, minimum: t.minimum, flops: 2 * pow(Double(n), 3),
+            repetitions: t.count, details: ["m": n, "n": n, "k": n])
     }
 
     /// Forward (no tape) and backward (input and weight gradients; the forward that records the
@@ -120,23 +131,32 @@ enum OpBenchmarks {
         let x = Tensor.randomNormal([batch, s.inChannels, s.size, s.size], using: &g)
         let w = Tensor.randomNormal([s.outChannels, s.inChannels, s.kernel, s.kernel], standardDeviation: 0.01, using: &g)
         let b = Tensor(zeros: [s.outChannels])
-        let probe = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm) }
+        let probe = withoutGrad {
+            x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm)
+        }
         let (oh, ow) = (probe.shape[2], probe.shape[3])
         let flops = 2.0 * Double(batch * s.outChannels * oh * ow * s.inChannels * s.kernel * s.kernel)
-        let resolved = algorithm.resolved(inChannels: s.inChannels, outChannels: s.outChannels,
-                                          geometry: WindowGeometry(inHeight: s.size, inWidth: s.size, kernelHeight: s.kernel,
-                                                                   kernelWidth: s.kernel, stride: (s.stride, s.stride),
-                                                                   padding: (s.padding, s.padding), dilation: (s.dilation, s.dilation)))
-        let details: [String: Any] = ["algorithm": resolved.rawValue, "batch": batch, "in_channels": s.inChannels, "out_channels": s.outChannels,
-                                      "size": s.size, "kernel": s.kernel, "stride": s.stride, "dilation": s.dilation]
+        let resolved = algorithm.resolved(
+            inChannels: s.inChannels, outChannels: s.outChannels,
+            geometry: WindowGeometry(
+                inHeight: s.size, inWidth: s.size, kernelHeight: s.kernel,
+                kernelWidth: s.kernel, stride: (s.stride, s.stride),
+                padding: (s.padding, s.padding), dilation: (s.dilation, s.dilation)))
+        let details: [String: Any] = [
+            "algorithm": resolved.rawValue, "batch": batch, "in_channels": s.inChannels, "out_channels": s.outChannels,
+            "size": s.size, "kernel": s.kernel, "stride": s.stride, "dilation": s.dilation,
+        ]
         let forward = time(seconds: seconds) {
-            _ = withoutGrad { x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm) }
+            _ = withoutGrad {
+                x.conv2d(weight: w, bias: b, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm)
+            }
             return nil
         }
         let dy = Tensor.randomNormal(probe.shape, using: &g)
         let (xl, wl, bl) = (x.requiringGrad(), w.requiringGrad(), b.requiringGrad())
         let backward = time(seconds: seconds) {
-            let y = xl.conv2d(weight: wl, bias: bl, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm)
+            let y = xl.conv2d(
+                weight: wl, bias: bl, stride: s.stride, padding: s.padding, dilation: s.dilation, algorithm: algorithm)
             let t0 = DispatchTime.now().uptimeNanoseconds
             y.backward(gradient: dy)
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -145,10 +165,12 @@ enum OpBenchmarks {
         }
         let suffix = "_b\(batch)"
         return [
-            Measurement(name: s.name + "_fwd" + suffix, median: forward.median, minimum: forward.minimum, flops: flops,
-                        repetitions: forward.count, details: details),
-            Measurement(name: s.name + "_bwd" + suffix, median: backward.median, minimum: backward.minimum, flops: 2 * flops,
-                        repetitions: backward.count, details: details),
+            Measurement(
+                name: s.name + "_fwd" + suffix, median: forward.median, minimum: forward.minimum, flops: flops,
+                repetitions: forward.count, details: details),
+            Measurement(
+                name: s.name + "_bwd" + suffix, median: backward.median, minimum: backward.minimum, flops: 2 * flops,
+                repetitions: backward.count, details: details),
         ]
     }
 }

@@ -22,8 +22,9 @@ import Testing
         let w = randn([2], seed: 12), b = randn([2], seed: 13)
         checkGradients([x, w, b]) { t in
             // Fresh buffers per call: training mode mutates them.
-            t[0].batchNorm(weight: t[1], bias: t[2], runningMean: Tensor(zeros: [2]),
-                           runningVar: Tensor(repeating: 1.5, shape: [2]), training: training)
+            t[0].batchNorm(
+                weight: t[1], bias: t[2], runningMean: Tensor(zeros: [2]),
+                runningVar: Tensor(repeating: 1.5, shape: [2]), training: training)
         }
     }
 }

@@ -12,27 +12,31 @@ import Testing
         if algorithm == .pointwise && !(kernel == 1 && stride == 1 && padding == 0) { return }
         let names = fixture.has("bias") ? ["x", "weight", "bias"] : ["x", "weight"]
         try expectParity(fixture, inputs: names, caseName: "\(name) \(algorithm)") { t in
-            t[0].conv2d(weight: t[1], bias: t.count > 2 ? t[2] : nil, stride: stride, padding: padding, dilation: dilation,
-                        algorithm: algorithm)
+            t[0].conv2d(
+                weight: t[1], bias: t.count > 2 ? t[2] : nil, stride: stride, padding: padding, dilation: dilation,
+                algorithm: algorithm)
         }
     }
 
-    @Test(arguments: [(1, 1, 1, 3), (2, 1, 1, 3), (1, 2, 2, 3), (1, 0, 1, 1), (2, 0, 1, 1), (1, 3, 3, 3), (1, 4, 4, 3)],
-          [ConvAlgorithm.im2col, .tapwise])
+    @Test(
+        arguments: [(1, 1, 1, 3), (2, 1, 1, 3), (1, 2, 2, 3), (1, 0, 1, 1), (2, 0, 1, 1), (1, 3, 3, 3), (1, 4, 4, 3)],
+        [ConvAlgorithm.im2col, .tapwise])
     func finiteDifferences(shape: (stride: Int, padding: Int, dilation: Int, kernel: Int), algorithm: ConvAlgorithm) {
         let x = randn([2, 2, 6, 5], seed: 1)
         let w = randn([3, 2, shape.kernel, shape.kernel], seed: 2, scale: 0.5)
         let b = randn([3], seed: 3)
         checkGradients([x, w, b]) { t in
-            t[0].conv2d(weight: t[1], bias: t[2], stride: shape.stride, padding: shape.padding, dilation: shape.dilation,
-                        algorithm: algorithm)
+            t[0].conv2d(
+                weight: t[1], bias: t[2], stride: shape.stride, padding: shape.padding, dilation: shape.dilation,
+                algorithm: algorithm)
         }
     }
 
     @Test func automaticChoiceFollowsTheShape() {
         func choice(_ cin: Int, _ cout: Int, k: Int, s: Int = 1, p: Int = 0, d: Int = 1) -> ConvAlgorithm {
-            let g = WindowGeometry(inHeight: 41, inWidth: 41, kernelHeight: k, kernelWidth: k, stride: (s, s),
-                                   padding: (p, p), dilation: (d, d))
+            let g = WindowGeometry(
+                inHeight: 41, inWidth: 41, kernelHeight: k, kernelWidth: k, stride: (s, s),
+                padding: (p, p), dilation: (d, d))
             return ConvAlgorithm.automatic.resolved(inChannels: cin, outChannels: cout, geometry: g)
         }
         #expect(choice(1024, 256, k: 1) == .pointwise)
@@ -43,10 +47,14 @@ import Testing
 
     @Test func outputSizeFollowsTorch() {
         // DeepLab-v2 ASPP branch: dilation 24, padding 24 keeps 41x41.
-        let y = withoutGrad { Tensor(zeros: [1, 4, 41, 41]).conv2d(weight: Tensor(zeros: [2, 4, 3, 3]), padding: 24, dilation: 24) }
+        let y = withoutGrad {
+            Tensor(zeros: [1, 4, 41, 41]).conv2d(weight: Tensor(zeros: [2, 4, 3, 3]), padding: 24, dilation: 24)
+        }
         #expect(y.shape == [1, 2, 41, 41])
         // ResNet stem: 7x7 stride 2 pad 3 on 321 gives 161.
-        let stem = withoutGrad { Tensor(zeros: [1, 3, 321, 321]).conv2d(weight: Tensor(zeros: [1, 3, 7, 7]), stride: 2, padding: 3) }
+        let stem = withoutGrad {
+            Tensor(zeros: [1, 3, 321, 321]).conv2d(weight: Tensor(zeros: [1, 3, 7, 7]), stride: 2, padding: 3)
+        }
         #expect(stem.shape == [1, 1, 161, 161])
     }
 

@@ -13,7 +13,9 @@ import Testing
         #expect(BLASKernelChoice.coreToForce(flags: Self.avx512, detectedCore: "Cooperlake", userSetting: nil) == nil)
         // AVX2-only CPUs would die with SIGILL under an AVX-512 kernel.
         #expect(BLASKernelChoice.coreToForce(flags: Self.avx2Only, detectedCore: "Zen", userSetting: nil) == nil)
-        #expect(BLASKernelChoice.coreToForce(flags: Self.avx512.subtracting(["avx512vl"]), detectedCore: "Zen", userSetting: nil) == nil)
+        #expect(
+            BLASKernelChoice.coreToForce(flags: Self.avx512.subtracting(["avx512vl"]), detectedCore: "Zen", userSetting: nil)
+                == nil)
         // The user's choice always wins.
         #expect(BLASKernelChoice.coreToForce(flags: Self.avx512, detectedCore: "Zen", userSetting: "Haswell") == nil)
     }

@@ -26,11 +26,14 @@ import Testing
     @Test func multiLabelSoftMarginMatchesPyTorch() throws {
         let fixture = try OpFixtures.Case("/multilabel_soft_margin/basic")
         let targets = try fixture.tensor("targets")
-        try expectParity(fixture, inputs: ["x"], caseName: "mlsm") { t in Tensor.multiLabelSoftMarginLoss(logits: t[0], targets: targets) }
+        try expectParity(fixture, inputs: ["x"], caseName: "mlsm") { t in
+            Tensor.multiLabelSoftMarginLoss(logits: t[0], targets: targets)
+        }
     }
 
     @Test func multiLabelSoftMarginFiniteDifferences() {
         let targets = Tensor(shape: [2, 3], values: [1, 0, 0, 0, 1, 1])
-        checkGradients([randn([2, 3], seed: 3, scale: 2)]) { t in Tensor.multiLabelSoftMarginLoss(logits: t[0], targets: targets) }
+        checkGradients([randn([2, 3], seed: 3, scale: 2)]) { t in Tensor.multiLabelSoftMarginLoss(logits: t[0], targets: targets)
+        }
     }
 }

@@ -6,7 +6,9 @@ import Testing
     @Test(arguments: try OpFixtures.cases("max_pool2d").map(\.name))
     func maxPoolMatchesPyTorch(_ name: String) throws {
         let fixture = try OpFixtures.Case("/max_pool2d/\(name)")
-        let (k, s, p, ceil) = (try fixture.int("kernel"), try fixture.int("stride"), try fixture.int("padding"), try fixture.int("ceil_mode") == 1)
+        let (k, s, p, ceil) = (
+            try fixture.int("kernel"), try fixture.int("stride"), try fixture.int("padding"), try fixture.int("ceil_mode") == 1
+        )
         try expectParity(fixture, inputs: ["x"], caseName: name) { t in
             t[0].maxPool2d(kernelSize: k, stride: s, padding: p, ceilMode: ceil)
         }
@@ -34,7 +36,9 @@ import Testing
     }
 
     @Test func globalAveragePoolMatchesPyTorch() throws {
-        try expectParity(try OpFixtures.Case("/global_avg_pool/nchw"), inputs: ["x"], caseName: "gap") { t in t[0].globalAveragePooled() }
+        try expectParity(try OpFixtures.Case("/global_avg_pool/nchw"), inputs: ["x"], caseName: "gap") { t in
+            t[0].globalAveragePooled()
+        }
         checkGradients([randn([2, 3, 3, 4], seed: 9)]) { t in t[0].globalAveragePooled() }
     }
 }

@@ -14,7 +14,9 @@ import Testing
     func bilinearScaleFactorMatchesPyTorch(_ name: String) throws {
         let fixture = try OpFixtures.Case("/bilinear_factor/\(name)")
         let factor = try fixture.double("factor")
-        try expectParity(fixture, inputs: ["x"], caseName: name) { t in t[0].resizedBilinear(scaleFactor: factor, alignCorners: false) }
+        try expectParity(fixture, inputs: ["x"], caseName: name) { t in
+            t[0].resizedBilinear(scaleFactor: factor, alignCorners: false)
+        }
     }
 
     @Test(arguments: try OpFixtures.cases("nearest").map(\.name))

@@ -3,12 +3,16 @@ import Testing
 
 @Suite struct SoftmaxTests {
     @Test func softmaxMatchesPyTorch() throws {
-        try expectParity(try OpFixtures.Case("/softmax/nchw"), inputs: ["x"], caseName: "softmax") { t in t[0].softmax(alongAxis: 1) }
+        try expectParity(try OpFixtures.Case("/softmax/nchw"), inputs: ["x"], caseName: "softmax") { t in
+            t[0].softmax(alongAxis: 1)
+        }
     }
 
     @Test(arguments: try OpFixtures.cases("log_softmax").map(\.name))
     func logSoftmaxMatchesPyTorch(_ name: String) throws {
-        try expectParity(try OpFixtures.Case("/log_softmax/\(name)"), inputs: ["x"], caseName: name) { t in t[0].logSoftmax(alongAxis: 1) }
+        try expectParity(try OpFixtures.Case("/log_softmax/\(name)"), inputs: ["x"], caseName: name) { t in
+            t[0].logSoftmax(alongAxis: 1)
+        }
     }
 
     @Test func finiteDifferences() {

@@ -34,7 +34,8 @@ import Testing
         #expect(try file.attribute(named: "iteration") == .int(2000))
         #expect(try file.attribute(named: "learning_rate", on: "/parameters") == .double(2.5e-4))
         #expect(try file.attribute(named: "absent") == nil)
-        #expect(try file.datasetNames() == ["/labels", "/parameters/conv1.weight", "/parameters/layer1.0.bn1.num_batches_tracked"])
+        #expect(
+            try file.datasetNames() == ["/labels", "/parameters/conv1.weight", "/parameters/layer1.0.bn1.num_batches_tracked"])
         #expect(try file.children(of: "/") == ["labels", "parameters"])
         // Atomic write leaves no temporary file behind.
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["sample.h5"])

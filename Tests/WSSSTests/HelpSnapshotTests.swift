@@ -36,7 +36,9 @@ import Testing
                 }
             }
             for block in blocks where !block.contains("--help") && !block.contains("--version") {
-                #expect(block.contains("(default") || block.contains("; default:"), "\(name): option without a stated default: \(block)")
+                #expect(
+                    block.contains("(default") || block.contains("; default:"),
+                    "\(name): option without a stated default: \(block)")
             }
         }
     }

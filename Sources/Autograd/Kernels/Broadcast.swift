@@ -19,7 +19,8 @@ extension Kernels {
         var outStrides: [[Int]] = Array(repeating: [], count: strides.count)
         for axis in shape.indices where shape[axis] != 1 {
             if let last = outShape.indices.last,
-               strides.indices.allSatisfy({ strides[$0][axis] * shape[axis] == outStrides[$0][last] }) {
+                strides.indices.allSatisfy({ strides[$0][axis] * shape[axis] == outStrides[$0][last] })
+            {
                 outShape[last] *= shape[axis]
                 for k in strides.indices { outStrides[k][last] = strides[k][axis] }
             } else {

@@ -9,10 +9,12 @@
 extension Kernels {
     /// The valid output rectangle of tap (i, j): rows [r0, r1) and columns [c0, c1).
     static func tapRectangle(_ g: WindowGeometry, i: Int, j: Int) -> (r0: Int, r1: Int, c0: Int, c1: Int) {
-        let (r0, r1) = g.validRange(offset: i * g.dilation.h, stride: g.stride.h, padding: g.padding.h,
-                                    inSize: g.inHeight, outSize: g.outHeight)
-        let (c0, c1) = g.validRange(offset: j * g.dilation.w, stride: g.stride.w, padding: g.padding.w,
-                                    inSize: g.inWidth, outSize: g.outWidth)
+        let (r0, r1) = g.validRange(
+            offset: i * g.dilation.h, stride: g.stride.h, padding: g.padding.h,
+            inSize: g.inHeight, outSize: g.outHeight)
+        let (c0, c1) = g.validRange(
+            offset: j * g.dilation.w, stride: g.stride.w, padding: g.padding.w,
+            inSize: g.inWidth, outSize: g.outWidth)
         return (r0, r1, c0, c1)
     }
 
@@ -76,55 +78,80 @@ extension Kernels {
         }
     }
 
-    /// Forward of one image: y [out, outH·outW] = conv(x [in, H·W]) without bias (y is overwritten).
-    static func conv2dTapwiseForward(
-        x: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-        inChannels: Int, outChannels: Int, geometry g: WindowGeometry, buffer: UnsafeMutablePointer<Float>,
-        product: UnsafeMutablePointer<Float>
-    ) {
-        y.update(repeating: 0, count: outChannels * g.outArea)
-        let image = UnsafeMutablePointer(mutating: x)
+    /// Calls `body(tap, rect, area)` for each tap whose valid output rectangle is not empty.
+    static func forEachTap(_ g: WindowGeometry, _ body: (Int, (r0: Int, r1: Int, c0: Int, c1: Int), Int) -> Void) {
         for i in 0..<g.kernelHeight {
             for j in 0..<g.kernelWidth {
                 let rect = tapRectangle(g, i: i, j: j)
                 let area = (rect.r1 - rect.r0) * (rect.c1 - rect.c0)
-                if area == 0 { continue }
-                tapTransfer(image: image, buffer: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: false)
-                let a = packedWeight + (i * g.kernelWidth + j) * outChannels * inChannels
-                gemm(m: outChannels, n: area, k: inChannels, a: a, b: buffer, c: product)
-                rectangleTransfer(planes: y, block: product, channels: outChannels, geometry: g, rect: rect, gather: false)
+                if area > 0 { body(i * g.kernelWidth + j, rect, area) }
             }
+        }
+    }
+
+    /// Buffers of the tap-wise convolution, allocated once per call and reused per image.
+    struct TapwiseWorkspace {
+        /// The weight as per-tap matrices [kh·kw, out, in].
+        let packedWeight: TensorStorage
+        /// A gathered input rectangle [in, area] (or its gradient).
+        let gathered: TensorStorage
+        /// One tap's product [out, area] (or the matching output-gradient rectangle).
+        let product: TensorStorage
+
+        init(weight: UnsafePointer<Float>, inChannels: Int, outChannels: Int, geometry g: WindowGeometry) {
+            packedWeight = TensorStorage(count: outChannels * inChannels * g.kernelArea, zeroed: false)
+            Kernels.repackWeightByTap(
+                weight, packedWeight.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
+            gathered = TensorStorage(count: inChannels * g.outArea, zeroed: false)
+            product = TensorStorage(count: outChannels * g.outArea, zeroed: false)
+        }
+    }
+
+    /// Forward of one image: y [out, outH·outW] = conv(x [in, H·W]) without bias (y is overwritten).
+    static func conv2dTapwiseForward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, inChannels: Int, outChannels: Int,
+        geometry g: WindowGeometry, workspace w: TapwiseWorkspace
+    ) {
+        y.update(repeating: 0, count: outChannels * g.outArea)
+        let image = UnsafeMutablePointer(mutating: x)
+        forEachTap(g) { t, rect, area in
+            let (i, j) = (t / g.kernelWidth, t % g.kernelWidth)
+            tapTransfer(
+                image: image, buffer: w.gathered.base, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: false)
+            gemm(
+                m: outChannels, n: area, k: inChannels, a: w.packedWeight.base + t * outChannels * inChannels,
+                b: w.gathered.base, c: w.product.base)
+            rectangleTransfer(planes: y, block: w.product.base, channels: outChannels, geometry: g, rect: rect, gather: false)
         }
     }
 
     /// Backward of one image: accumulates dW (packed per tap) and dx (when given).
     static func conv2dTapwiseBackward(
-        x: UnsafePointer<Float>, packedWeight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-        dx: UnsafeMutablePointer<Float>?, packedWeightGradient: UnsafeMutablePointer<Float>?,
-        inChannels: Int, outChannels: Int, geometry g: WindowGeometry, buffer: UnsafeMutablePointer<Float>,
-        product: UnsafeMutablePointer<Float>
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+        packedWeightGradient: UnsafeMutablePointer<Float>?, inChannels: Int, outChannels: Int,
+        geometry g: WindowGeometry, workspace w: TapwiseWorkspace
     ) {
         let image = UnsafeMutablePointer(mutating: x)
-        for i in 0..<g.kernelHeight {
-            for j in 0..<g.kernelWidth {
-                let rect = tapRectangle(g, i: i, j: j)
-                let area = (rect.r1 - rect.r0) * (rect.c1 - rect.c0)
-                if area == 0 { continue }
-                let t = i * g.kernelWidth + j
-                rectangleTransfer(planes: UnsafeMutablePointer(mutating: dy), block: product, channels: outChannels,
-                                  geometry: g, rect: rect, gather: true)
-                if let packedWeightGradient {
-                    // dW_t += dY_rect · X_tapᵀ
-                    tapTransfer(image: image, buffer: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: false)
-                    gemm(transB: true, m: outChannels, n: inChannels, k: area, a: product, b: buffer, beta: 1,
-                         c: packedWeightGradient + t * outChannels * inChannels)
-                }
-                if let dx {
-                    // dX_tap += W_tᵀ · dY_rect
-                    gemm(transA: true, m: inChannels, n: area, k: outChannels, a: packedWeight + t * outChannels * inChannels,
-                         b: product, c: buffer)
-                    tapTransfer(image: dx, buffer: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: true)
-                }
+        let (buffer, product) = (w.gathered.base, w.product.base)
+        forEachTap(g) { t, rect, area in
+            let (i, j) = (t / g.kernelWidth, t % g.kernelWidth)
+            rectangleTransfer(
+                planes: UnsafeMutablePointer(mutating: dy), block: product, channels: outChannels,
+                geometry: g, rect: rect, gather: true)
+            if let packedWeightGradient {
+                // dW_t += dY_rect · X_tapᵀ
+                tapTransfer(
+                    image: image, buffer: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: false)
+                gemm(
+                    transB: true, m: outChannels, n: inChannels, k: area, a: product, b: buffer, beta: 1,
+                    c: packedWeightGradient + t * outChannels * inChannels)
+            }
+            if let dx {
+                // dX_tap += W_tᵀ · dY_rect
+                gemm(
+                    transA: true, m: inChannels, n: area, k: outChannels, a: w.packedWeight.base + t * outChannels * inChannels,
+                    b: product, c: buffer)
+                tapTransfer(image: dx, buffer: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: true)
             }
         }
     }

@@ -8,8 +8,10 @@ public struct WindowGeometry: Equatable, Sendable {
     public var outHeight, outWidth: Int
 
     /// Output size as torch.nn.Conv2d: floor((in + 2p - d(k-1) - 1) / s) + 1.
-    public init(inHeight: Int, inWidth: Int, kernelHeight: Int, kernelWidth: Int,
-                stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) {
+    public init(
+        inHeight: Int, inWidth: Int, kernelHeight: Int, kernelWidth: Int,
+        stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
+    ) {
         self.inHeight = inHeight
         self.inWidth = inWidth
         self.kernelHeight = kernelHeight
@@ -59,8 +61,9 @@ extension Kernels {
                 let src = x + c * plane
                 let dst = cols + row * g.outArea
                 let hOffset = ki * g.dilation.h, wOffset = kj * g.dilation.w
-                let (wlo, whi) = g.validRange(offset: wOffset, stride: g.stride.w, padding: g.padding.w,
-                                              inSize: g.inWidth, outSize: g.outWidth)
+                let (wlo, whi) = g.validRange(
+                    offset: wOffset, stride: g.stride.w, padding: g.padding.w,
+                    inSize: g.inWidth, outSize: g.outWidth)
                 for oh in 0..<g.outHeight {
                     let d = dst + oh * g.outWidth
                     let ih = oh * g.stride.h - g.padding.h + hOffset
@@ -97,8 +100,9 @@ extension Kernels {
                         let row = (c * g.kernelHeight + ki) * g.kernelWidth + kj
                         let src = cols + row * g.outArea
                         let hOffset = ki * g.dilation.h, wOffset = kj * g.dilation.w
-                        let (wlo, whi) = g.validRange(offset: wOffset, stride: g.stride.w, padding: g.padding.w,
-                                                      inSize: g.inWidth, outSize: g.outWidth)
+                        let (wlo, whi) = g.validRange(
+                            offset: wOffset, stride: g.stride.w, padding: g.padding.w,
+                            inSize: g.inWidth, outSize: g.outWidth)
                         if whi <= wlo { continue }
                         let sw = g.stride.w
                         for oh in 0..<g.outHeight {

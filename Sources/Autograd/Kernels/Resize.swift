@@ -59,25 +59,33 @@ extension Kernels {
         inSize: (h: Int, w: Int), rows: ResizeAxis, columns: ResizeAxis
     ) {
         let (oh, ow) = (rows.lower.count, columns.lower.count)
-        rows.lower.withUnsafeBufferPointer { r0 in rows.upper.withUnsafeBufferPointer { r1 in
-        rows.upperWeight.withUnsafeBufferPointer { rw in columns.lower.withUnsafeBufferPointer { c0 in
-        columns.upper.withUnsafeBufferPointer { c1 in columns.upperWeight.withUnsafeBufferPointer { cw in
-            parallelFor(planes) { range in
-                for p in range {
-                    let src = x + p * inSize.h * inSize.w, dst = y + p * oh * ow
-                    for i in 0..<oh {
-                        let a = src + r0[i] * inSize.w, b = src + r1[i] * inSize.w
-                        let hl = rw[i], h0 = 1 - hl
-                        let d = dst + i * ow
-                        for j in 0..<ow {
-                            let wl = cw[j], w0 = 1 - wl
-                            // Same association as torch: h0·(w0·a0 + w1·a1) + h1·(w0·b0 + w1·b1).
-                            d[j] = h0 * (w0 * a[c0[j]] + wl * a[c1[j]]) + hl * (w0 * b[c0[j]] + wl * b[c1[j]])
+        rows.lower.withUnsafeBufferPointer { r0 in
+            rows.upper.withUnsafeBufferPointer { r1 in
+                rows.upperWeight.withUnsafeBufferPointer { rw in
+                    columns.lower.withUnsafeBufferPointer { c0 in
+                        columns.upper.withUnsafeBufferPointer { c1 in
+                            columns.upperWeight.withUnsafeBufferPointer { cw in
+                                parallelFor(planes) { range in
+                                    for p in range {
+                                        let src = x + p * inSize.h * inSize.w, dst = y + p * oh * ow
+                                        for i in 0..<oh {
+                                            let a = src + r0[i] * inSize.w, b = src + r1[i] * inSize.w
+                                            let hl = rw[i], h0 = 1 - hl
+                                            let d = dst + i * ow
+                                            for j in 0..<ow {
+                                                let wl = cw[j], w0 = 1 - wl
+                                                // Same association as torch: h0·(w0·a0 + w1·a1) + h1·(w0·b0 + w1·b1).
+                                                d[j] = h0 * (w0 * a[c0[j]] + wl * a[c1[j]]) + hl * (w0 * b[c0[j]] + wl * b[c1[j]])
+                                            }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
-        }}}}}}
+        }
     }
 
     /// Adjoint of `resize`: scatters dy [planes, outH, outW] into dx [planes, inH, inW] (accumulating).

@@ -25,8 +25,9 @@ extension Tensor {
         let mean = Tensor(uninitialized: [c]), invStd = Tensor(uninitialized: [c])
         if training {
             precondition(m > 1, "batchNorm: training needs more than one value per channel, got input \(shape)")
-            Kernels.channelMoments(x: storage.base, batch: n, channels: c, spatial: spatial,
-                                   mean: mean.storage.base, variance: invStd.storage.base)
+            Kernels.channelMoments(
+                x: storage.base, batch: n, channels: c, spatial: spatial,
+                mean: mean.storage.base, variance: invStd.storage.base)
             let rm = runningMean.storage.base, rv = runningVar.storage.base
             for ch in 0..<c {
                 let variance = invStd.storage.base[ch]
@@ -47,14 +48,16 @@ extension Tensor {
             shift.storage.base[ch] = bias.storage.base[ch] - mean.storage.base[ch] * scale.storage.base[ch]
         }
         let y = Tensor(uninitialized: shape)
-        Kernels.channelAffine(x: storage.base, scale: scale.storage.base, shift: shift.storage.base,
-                              y: y.storage.base, batch: n, channels: c, spatial: spatial)
+        Kernels.channelAffine(
+            x: storage.base, scale: scale.storage.base, shift: shift.storage.base,
+            y: y.storage.base, batch: n, channels: c, spatial: spatial)
         let x = detached()
         let needX = requiresGrad, needW = weight.requiresGrad, needB = bias.requiresGrad
         return recorded(y, name: training ? "batch_norm" : "batch_norm_frozen", inputs: [self, weight, bias]) { dy in
             // Σ dy and Σ dy·x̂ per channel, with x̂ = (x - mean)·invStd.
-            let sums = Kernels.channelGradientSums(dy: dy.storage.base, x: x.storage.base, mean: mean.storage.base,
-                                                   invStd: invStd.storage.base, batch: n, channels: c, spatial: spatial)
+            let sums = Kernels.channelGradientSums(
+                dy: dy.storage.base, x: x.storage.base, mean: mean.storage.base,
+                invStd: invStd.storage.base, batch: n, channels: c, spatial: spatial)
             var dx: Tensor?
             if needX {
                 let out = Tensor(uninitialized: x.shape)
@@ -66,8 +69,9 @@ extension Tensor {
                         batch: n, channels: c, spatial: spatial)
                 } else {
                     let zero = Tensor(zeros: [c])
-                    Kernels.channelAffine(x: dy.storage.base, scale: scale.storage.base, shift: zero.storage.base,
-                                          y: out.storage.base, batch: n, channels: c, spatial: spatial)
+                    Kernels.channelAffine(
+                        x: dy.storage.base, scale: scale.storage.base, shift: zero.storage.base,
+                        y: out.storage.base, batch: n, channels: c, spatial: spatial)
                 }
                 dx = out
             }

@@ -15,19 +15,24 @@ extension Tensor {
         weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
         algorithm: ConvAlgorithm = .automatic
     ) -> Tensor {
-        precondition(rank == 4 && weight.rank == 4 && shape[1] == weight.shape[1],
-                     "conv2d: input \(shape) and weight \(weight.shape) do not match (NCHW, [out, in, kh, kw])")
+        precondition(
+            rank == 4 && weight.rank == 4 && shape[1] == weight.shape[1],
+            "conv2d: input \(shape) and weight \(weight.shape) do not match (NCHW, [out, in, kh, kw])")
         if let bias { precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) for weight \(weight.shape)") }
         let (n, cin, cout) = (shape[0], shape[1], weight.shape[0])
-        let g = WindowGeometry(inHeight: shape[2], inWidth: shape[3], kernelHeight: weight.shape[2],
-                               kernelWidth: weight.shape[3], stride: (stride, stride), padding: (padding, padding),
-                               dilation: (dilation, dilation))
-        precondition(g.outHeight > 0 && g.outWidth > 0, "conv2d: input \(shape) too small for weight \(weight.shape), padding \(padding), dilation \(dilation)")
+        let g = WindowGeometry(
+            inHeight: shape[2], inWidth: shape[3], kernelHeight: weight.shape[2],
+            kernelWidth: weight.shape[3], stride: (stride, stride), padding: (padding, padding),
+            dilation: (dilation, dilation))
+        precondition(
+            g.outHeight > 0 && g.outWidth > 0,
+            "conv2d: input \(shape) too small for weight \(weight.shape), padding \(padding), dilation \(dilation)")
         let y = Tensor(uninitialized: [n, cout, g.outHeight, g.outWidth])
         let algorithm = algorithm.resolved(inChannels: cin, outChannels: cout, geometry: g)
-        Kernels.conv2dForward(x: storage.base, weight: weight.storage.base, bias: bias?.storage.base,
-                              y: y.storage.base, batch: n, inChannels: cin, outChannels: cout, geometry: g,
-                              algorithm: algorithm)
+        Kernels.conv2dForward(
+            x: storage.base, weight: weight.storage.base, bias: bias?.storage.base,
+            y: y.storage.base, batch: n, inChannels: cin, outChannels: cout, geometry: g,
+            algorithm: algorithm)
         let (x, w) = (detached(), weight.detached())
         let needX = requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad ?? false
         var inputs = [self, weight]
@@ -36,9 +41,10 @@ extension Tensor {
             let dx = needX ? Tensor(zeros: x.shape) : nil
             let dw = needW ? Tensor(uninitialized: w.shape) : nil
             let db = needB ? Tensor(uninitialized: [cout]) : nil
-            Kernels.conv2dBackward(x: x.storage.base, weight: w.storage.base, dy: dy.storage.base,
-                                   dx: dx?.storage.base, dWeight: dw?.storage.base, dBias: db?.storage.base,
-                                   batch: n, inChannels: cin, outChannels: cout, geometry: g, algorithm: algorithm)
+            Kernels.conv2dBackward(
+                x: x.storage.base, weight: w.storage.base, dy: dy.storage.base,
+                dx: dx?.storage.base, dWeight: dw?.storage.base, dBias: db?.storage.base,
+                batch: n, inChannels: cin, outChannels: cout, geometry: g, algorithm: algorithm)
             return [dx, dw] + (bias == nil ? [] : [db])
         }
     }
@@ -88,14 +94,11 @@ extension Kernels {
         case .automatic:
             preconditionFailure("conv2dForward: resolve the algorithm first")
         case .tapwise:
-            let packed = TensorStorage(count: outChannels * k, zeroed: false)
-            repackWeightByTap(weight, packed.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
-            let buffer = TensorStorage(count: inChannels * g.outArea, zeroed: false)
-            let product = TensorStorage(count: outChannels * g.outArea, zeroed: false)
+            let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
             for n in 0..<batch {
-                conv2dTapwiseForward(x: x + n * inPlane, packedWeight: packed.base, y: y + n * outPlane,
-                                     inChannels: inChannels, outChannels: outChannels, geometry: g,
-                                     buffer: buffer.base, product: product.base)
+                conv2dTapwiseForward(
+                    x: x + n * inPlane, y: y + n * outPlane, inChannels: inChannels,
+                    outChannels: outChannels, geometry: g, workspace: workspace)
             }
         case .pointwise:
             for n in 0..<batch {
@@ -131,20 +134,18 @@ extension Kernels {
         case .automatic:
             preconditionFailure("conv2dBackward: resolve the algorithm first")
         case .tapwise:
-            let packed = TensorStorage(count: outChannels * k, zeroed: false)
-            repackWeightByTap(weight, packed.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
+            let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
             let packedGradient = dWeight == nil ? nil : TensorStorage(count: outChannels * k)
-            let buffer = TensorStorage(count: inChannels * g.outArea, zeroed: false)
-            let product = TensorStorage(count: outChannels * g.outArea, zeroed: false)
             for n in 0..<batch {
-                conv2dTapwiseBackward(x: x + n * inPlane, packedWeight: packed.base, dy: dy + n * outPlane,
-                                      dx: dx.map { $0 + n * inPlane }, packedWeightGradient: packedGradient?.base,
-                                      inChannels: inChannels, outChannels: outChannels, geometry: g,
-                                      buffer: buffer.base, product: product.base)
+                conv2dTapwiseBackward(
+                    x: x + n * inPlane, dy: dy + n * outPlane, dx: dx.map { $0 + n * inPlane },
+                    packedWeightGradient: packedGradient?.base, inChannels: inChannels,
+                    outChannels: outChannels, geometry: g, workspace: workspace)
             }
             if let dWeight, let packedGradient {
-                repackWeightByTap(dWeight, packedGradient.base, outChannels: outChannels, inChannels: inChannels,
-                                  taps: g.kernelArea, inverse: true)
+                repackWeightByTap(
+                    dWeight, packedGradient.base, outChannels: outChannels, inChannels: inChannels,
+                    taps: g.kernelArea, inverse: true)
             }
         case .pointwise, .im2col:
             let unfold = algorithm == .im2col

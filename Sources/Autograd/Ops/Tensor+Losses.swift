@@ -15,7 +15,8 @@ extension Tensor {
     ) -> Tensor {
         precondition(logits.rank >= 2, "crossEntropy: logits \(logits.shape) need a class axis")
         let expected = [logits.shape[0]] + logits.shape[2...]
-        precondition(labels.shape == expected, "crossEntropy: labels \(labels.shape) for logits \(logits.shape) (expected \(expected))")
+        precondition(
+            labels.shape == expected, "crossEntropy: labels \(labels.shape) for logits \(logits.shape) (expected \(expected))")
         let (n, c, inner) = logits.split(at: 1)
         let logProbabilities = Tensor(uninitialized: logits.shape)
         Kernels.softmax(logits.storage.base, logProbabilities.storage.base, split: (n, c, inner), log: true)
@@ -25,7 +26,8 @@ extension Tensor {
             for i in 0..<inner {
                 let l = labels.values[b * inner + i]
                 if l == ignoreIndex { continue }
-                precondition(l >= 0 && Int(l) < c, "crossEntropy: label \(l) outside 0..<\(c) and not the ignore index \(ignoreIndex)")
+                precondition(
+                    l >= 0 && Int(l) < c, "crossEntropy: label \(l) outside 0..<\(c) and not the ignore index \(ignoreIndex)")
                 total -= Double(lp[(b * c + Int(l)) * inner + i])
                 valid += 1
             }
@@ -58,8 +60,9 @@ extension Tensor {
     ///   - targets: [N, C] with 0/1 entries (image-level labels).
     /// - Returns: a scalar.
     public static func multiLabelSoftMarginLoss(logits: Tensor, targets: Tensor) -> Tensor {
-        precondition(logits.rank == 2 && logits.shape == targets.shape,
-                     "multiLabelSoftMarginLoss: logits \(logits.shape) and targets \(targets.shape) must both be [N, C]")
+        precondition(
+            logits.rank == 2 && logits.shape == targets.shape,
+            "multiLabelSoftMarginLoss: logits \(logits.shape) and targets \(targets.shape) must both be [N, C]")
         let x = logits.storage.base, t = targets.storage.base
         // log σ(x) = min(x, 0) - log1p(exp(-|x|)), stable for large |x|.
         func logSigmoid(_ v: Float) -> Double { Double(Swift.min(v, 0)) - log1p(exp(-Double(abs(v)))) }

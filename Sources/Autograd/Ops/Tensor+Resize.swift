@@ -2,8 +2,9 @@ extension Tensor {
     /// Bilinear resize of NCHW to `size`, as torch.nn.functional.interpolate(mode="bilinear",
     /// size=size, align_corners=alignCorners).
     public func resizedBilinear(to size: (height: Int, width: Int), alignCorners: Bool) -> Tensor {
-        resized(rows: ResizeAxis(linearFrom: shape[2], to: size.height, alignCorners: alignCorners),
-                columns: ResizeAxis(linearFrom: shape[3], to: size.width, alignCorners: alignCorners), name: "resize_bilinear")
+        resized(
+            rows: ResizeAxis(linearFrom: shape[2], to: size.height, alignCorners: alignCorners),
+            columns: ResizeAxis(linearFrom: shape[3], to: size.width, alignCorners: alignCorners), name: "resize_bilinear")
     }
 
     /// Bilinear resize by a factor, as F.interpolate(scale_factor=factor, mode="bilinear"):
@@ -12,15 +13,17 @@ extension Tensor {
     public func resizedBilinear(scaleFactor factor: Double, alignCorners: Bool) -> Tensor {
         precondition(rank == 4, "resizedBilinear: input \(shape) is not NCHW")
         let (oh, ow) = (Int((Double(shape[2]) * factor).rounded(.down)), Int((Double(shape[3]) * factor).rounded(.down)))
-        return resized(rows: ResizeAxis(linearFrom: shape[2], to: oh, alignCorners: alignCorners, scale: .factor(factor)),
-                       columns: ResizeAxis(linearFrom: shape[3], to: ow, alignCorners: alignCorners, scale: .factor(factor)),
-                       name: "resize_bilinear")
+        return resized(
+            rows: ResizeAxis(linearFrom: shape[2], to: oh, alignCorners: alignCorners, scale: .factor(factor)),
+            columns: ResizeAxis(linearFrom: shape[3], to: ow, alignCorners: alignCorners, scale: .factor(factor)),
+            name: "resize_bilinear")
     }
 
     /// Nearest resize of NCHW to `size`, as F.interpolate(mode="nearest").
     public func resizedNearest(to size: (height: Int, width: Int)) -> Tensor {
-        resized(rows: ResizeAxis(nearestFrom: shape[2], to: size.height),
-                columns: ResizeAxis(nearestFrom: shape[3], to: size.width), name: "resize_nearest")
+        resized(
+            rows: ResizeAxis(nearestFrom: shape[2], to: size.height),
+            columns: ResizeAxis(nearestFrom: shape[3], to: size.width), name: "resize_nearest")
     }
 
     func resized(rows: ResizeAxis, columns: ResizeAxis, name: String) -> Tensor {

@@ -21,7 +21,8 @@ extension Tensor {
         let first = tensors[0]
         for t in tensors {
             precondition(
-                t.rank == first.rank && t.shape.enumerated().allSatisfy { $0.offset == axis || $0.element == first.shape[$0.offset] },
+                t.rank == first.rank
+                    && t.shape.enumerated().allSatisfy { $0.offset == axis || $0.element == first.shape[$0.offset] },
                 "concat: shapes \(first.shape) and \(t.shape) differ outside axis \(axis)")
         }
         let sizes = tensors.map { $0.shape[axis] }
@@ -31,8 +32,9 @@ extension Tensor {
         let (outer, total, inner) = y.split(at: axis)
         var start = 0
         for (t, n) in zip(tensors, sizes) {
-            Kernels.copyBlock(from: t.storage.base, sourceRowLength: n * inner, to: y.storage.base + start * inner,
-                              destinationRowLength: total * inner, rows: outer, columns: n * inner)
+            Kernels.copyBlock(
+                from: t.storage.base, sourceRowLength: n * inner, to: y.storage.base + start * inner,
+                destinationRowLength: total * inner, rows: outer, columns: n * inner)
             start += n
         }
         return record(y, name: "concat", inputs: tensors) { dy in
@@ -51,14 +53,16 @@ extension Tensor {
         outShape[axis] = range.count
         let y = Tensor(uninitialized: outShape)
         let (outer, n, inner) = split(at: axis)
-        Kernels.copyBlock(from: storage.base + range.lowerBound * inner, sourceRowLength: n * inner, to: y.storage.base,
-                          destinationRowLength: range.count * inner, rows: outer, columns: range.count * inner)
+        Kernels.copyBlock(
+            from: storage.base + range.lowerBound * inner, sourceRowLength: n * inner, to: y.storage.base,
+            destinationRowLength: range.count * inner, rows: outer, columns: range.count * inner)
         let inShape = shape
         return recorded(y, name: "slice", inputs: [self]) { dy in
             let dx = Tensor(zeros: inShape)
-            Kernels.copyBlock(from: dy.storage.base, sourceRowLength: range.count * inner,
-                              to: dx.storage.base + range.lowerBound * inner, destinationRowLength: n * inner,
-                              rows: outer, columns: range.count * inner)
+            Kernels.copyBlock(
+                from: dy.storage.base, sourceRowLength: range.count * inner,
+                to: dx.storage.base + range.lowerBound * inner, destinationRowLength: n * inner,
+                rows: outer, columns: range.count * inner)
             return [dx]
         }
     }

@@ -50,7 +50,9 @@ public final class SGD {
                 let v: Tensor
                 if let existing = velocities[gi][pi] {
                     v = existing
-                    Kernels.zip(v.storage.base, g.storage.base, v.storage.base, count: v.count) { [momentum] vel, grad in vel * momentum + grad }
+                    Kernels.zip(v.storage.base, g.storage.base, v.storage.base, count: v.count) { [momentum] vel, grad in
+                        vel * momentum + grad
+                    }
                     Kernels.zip(v.storage.base, p.storage.base, v.storage.base, count: v.count) { vel, w in vel + wd * w }
                 } else {
                     v = Tensor(uninitialized: p.shape)
@@ -69,7 +71,8 @@ public final class SGD {
 
     /// Restores momentum buffers (from a checkpoint), in group order.
     public func setVelocities(_ buffers: [[Tensor?]]) {
-        precondition(buffers.map(\.count) == groups.map(\.parameters.count), "SGD: momentum buffers do not match the parameter groups")
+        precondition(
+            buffers.map(\.count) == groups.map(\.parameters.count), "SGD: momentum buffers do not match the parameter groups")
         velocities = buffers
     }
 }

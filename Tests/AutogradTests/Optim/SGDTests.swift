@@ -7,11 +7,13 @@ import Testing
         let fixture = try OpFixtures.Case("/sgd/poly_two_groups")
         let w = try fixture.tensor("w0").requiringGrad(), b = try fixture.tensor("b0").requiringGrad()
         let steps = try fixture.int("steps")
-        let schedule = PolySchedule(baseLearningRate: Float(try fixture.double("base_lr")), maxIterations: steps,
-                                    power: Float(try fixture.double("power")))
-        let sgd = SGD(groups: [ParameterGroup([w]), ParameterGroup([b], learningRateMultiplier: 2, weightDecayMultiplier: 0)],
-                      learningRate: schedule.baseLearningRate, momentum: Float(try fixture.double("momentum")),
-                      weightDecay: Float(try fixture.double("weight_decay")))
+        let schedule = PolySchedule(
+            baseLearningRate: Float(try fixture.double("base_lr")), maxIterations: steps,
+            power: Float(try fixture.double("power")))
+        let sgd = SGD(
+            groups: [ParameterGroup([w]), ParameterGroup([b], learningRateMultiplier: 2, weightDecayMultiplier: 0)],
+            learningRate: schedule.baseLearningRate, momentum: Float(try fixture.double("momentum")),
+            weightDecay: Float(try fixture.double("weight_decay")))
         for k in 0..<steps {
             sgd.learningRate = schedule.learningRate(at: k)
             let (gw, gb) = (try fixture.tensor("gw\(k)"), try fixture.tensor("gb\(k)"))

@@ -76,7 +76,8 @@ func expectParity(
     expectClose(y, try fixture.tensor("y"), tolerance: Tolerance.forward, "\(caseName) y", sourceLocation: sourceLocation)
     y.backward(gradient: try fixture.tensor("dy"))
     for (name, leaf) in zip(names, leaves) where fixture.has("d" + name) {
-        expectClose(leaf.grad, try fixture.tensor("d" + name), tolerance: Tolerance.gradient, "\(caseName) d\(name)",
-                    sourceLocation: sourceLocation)
+        expectClose(
+            leaf.grad, try fixture.tensor("d" + name), tolerance: Tolerance.gradient, "\(caseName) d\(name)",
+            sourceLocation: sourceLocation)
     }
 }
