@@ -18,9 +18,14 @@ let package = Package(
         // C libraries from Debian (scripts/test installs them).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        // C: libpng/libjpeg report errors by longjmp, which must not cross Swift frames.
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
         .target(name: "Autograd", dependencies: ["CBLAS"]),
         .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
+        .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .executableTarget(
             name: "wsss",
             dependencies: [
@@ -31,7 +36,8 @@ let package = Package(
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
-        .testTarget(name: "WSSSTests", dependencies: ["wsss"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
+        .testTarget(name: "WSSSTests", dependencies: ["wsss"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
 )
