@@ -26,6 +26,7 @@ let package = Package(
         .target(name: "Autograd", dependencies: ["CBLAS"]),
         .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
+        .target(name: "Evaluation"),
         .executableTarget(
             name: "wsss",
             dependencies: [
@@ -36,6 +37,7 @@ let package = Package(
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss"], exclude: ["Snapshots"]),
     ],

@@ -1,0 +1,138 @@
+import Foundation
+
+/// Pixel counts by (ground-truth class, predicted class), accumulated over a dataset; the basis
+/// of every segmentation score here.
+///
+/// Pixels whose ground truth is 255 (ignore) are not counted. A prediction of 255 (a
+/// pseudo-label's "unsure") at a labelled pixel counts as a miss for the true class: it adds to
+/// that class's ground-truth total but to no predicted class, so leaving pixels unlabelled
+/// never raises IoU.
+public struct ConfusionMatrix: Equatable, Sendable {
+    /// The ignore value in label maps.
+    public static let ignore: UInt8 = 255
+
+    /// Number of classes, background included (21 for VOC).
+    public let classCount: Int
+    /// counts[truth * classCount + prediction].
+    public private(set) var counts: [Int]
+    /// Per true class: labelled pixels predicted as 255.
+    public private(set) var unlabeled: [Int]
+
+    public init(classCount: Int) {
+        precondition(classCount > 0 && classCount < 255, "ConfusionMatrix: \(classCount) classes (1…254 supported)")
+        self.classCount = classCount
+        counts = Array(repeating: 0, count: classCount * classCount)
+        unlabeled = Array(repeating: 0, count: classCount)
+    }
+
+    /// What is wrong with a pair of label maps, if anything.
+    public enum Mismatch: Error, Equatable {
+        case size(prediction: Int, groundTruth: Int)
+        case classOutOfRange(value: UInt8, inPrediction: Bool)
+    }
+
+    /// Adds one image's prediction and ground truth (same size, values < classCount or 255).
+    public mutating func add(prediction: [UInt8], groundTruth: [UInt8]) throws(Mismatch) {
+        guard prediction.count == groundTruth.count else {
+            throw .size(prediction: prediction.count, groundTruth: groundTruth.count)
+        }
+        let n = classCount
+        try prediction.withUnsafeBufferPointer { (p) throws(Mismatch) in
+            try groundTruth.withUnsafeBufferPointer { (g) throws(Mismatch) in
+                for i in 0..<p.count {
+                    let t = Int(g[i])
+                    if g[i] == ConfusionMatrix.ignore { continue }
+                    guard t < n else { throw .classOutOfRange(value: g[i], inPrediction: false) }
+                    if p[i] == ConfusionMatrix.ignore {
+                        unlabeled[t] += 1
+                        continue
+                    }
+                    guard Int(p[i]) < n else { throw .classOutOfRange(value: p[i], inPrediction: true) }
+                    counts[t * n + Int(p[i])] += 1
+                }
+            }
+        }
+    }
+
+    /// Adds the counts of another matrix (e.g. from another thread).
+    public mutating func merge(_ other: ConfusionMatrix) {
+        precondition(other.classCount == classCount, "ConfusionMatrix.merge: \(other.classCount) vs \(classCount) classes")
+        for i in counts.indices { counts[i] += other.counts[i] }
+        for i in unlabeled.indices { unlabeled[i] += other.unlabeled[i] }
+    }
+
+    public func count(truth: Int, prediction: Int) -> Int { counts[truth * classCount + prediction] }
+
+    /// Labelled pixels of class c (predicted anything, 255 included).
+    public func truthTotal(_ c: Int) -> Int { (0..<classCount).reduce(unlabeled[c]) { $0 + count(truth: c, prediction: $1) } }
+    /// Pixels predicted as class c.
+    public func predictionTotal(_ c: Int) -> Int { (0..<classCount).reduce(0) { $0 + count(truth: $1, prediction: c) } }
+
+    /// IoU per class: TP / (truth + predicted - TP); nil where a class is absent from both sides
+    /// (numpy's NaN in the common `scores()`).
+    public var intersectionOverUnion: [Double?] {
+        (0..<classCount).map { c in
+            let tp = count(truth: c, prediction: c)
+            let union = truthTotal(c) + predictionTotal(c) - tp
+            return union == 0 ? nil : Double(tp) / Double(union)
+        }
+    }
+
+    /// Mean IoU over the classes present on either side (numpy nanmean).
+    public var meanIoU: Double {
+        let present = intersectionOverUnion.compactMap { $0 }
+        return present.isEmpty ? 0 : present.reduce(0, +) / Double(present.count)
+    }
+
+    /// Correct pixels over labelled pixels.
+    public var pixelAccuracy: Double {
+        let total = counts.reduce(0, +) + unlabeled.reduce(0, +)
+        let correct = (0..<classCount).reduce(0) { $0 + count(truth: $1, prediction: $1) }
+        return total == 0 ? 0 : Double(correct) / Double(total)
+    }
+
+    /// All scores at once, in percent.
+    public func report(classNames: [String]) -> SegmentationReport {
+        precondition(classNames.count == classCount, "report: \(classNames.count) names for \(classCount) classes")
+        return SegmentationReport(
+            meanIoU: meanIoU * 100, pixelAccuracy: pixelAccuracy * 100,
+            perClass: zip(classNames, intersectionOverUnion).map { SegmentationReport.ClassScore(name: $0, iou: $1.map { $0 * 100 }) })
+    }
+}
+
+/// Segmentation scores in percent, as tables print them.
+public struct SegmentationReport: Equatable, Sendable, Encodable {
+    public struct ClassScore: Equatable, Sendable, Encodable {
+        public var name: String
+        /// nil for a class absent from both prediction and ground truth.
+        public var iou: Double?
+    }
+
+    public var meanIoU: Double
+    public var pixelAccuracy: Double
+    public var perClass: [ClassScore]
+
+    /// A per-class IoU table with mIoU and pixel accuracy, for terminals and logs.
+    public func table(title: String? = nil) -> String {
+        let width = max(12, perClass.map(\.name.count).max() ?? 0)
+        var lines: [String] = []
+        if let title { lines.append(title) }
+        lines.append("class".padding(toLength: width, withPad: " ", startingAt: 0) + "   IoU (%)")
+        lines.append(String(repeating: "-", count: width + 10))
+        for score in perClass {
+            let value = score.iou.map { String(format: "%7.2f", $0) } ?? "      –"
+            lines.append(score.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+        }
+        lines.append(String(repeating: "-", count: width + 10))
+        lines.append("mIoU".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + String(format: "%7.2f", meanIoU))
+        lines.append("pixel acc.".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + String(format: "%7.2f", pixelAccuracy))
+        return lines.joined(separator: "\n")
+    }
+
+    /// The JSON object `wsss score --json` prints: miou, pixel_accuracy, per_class (name → IoU or null).
+    public func jsonObject(images: Int) -> [String: Any] {
+        var perClassObject: [String: Any] = [:]
+        for score in perClass { perClassObject[score.name] = score.iou ?? NSNull() }
+        return ["miou": meanIoU, "pixel_accuracy": pixelAccuracy, "per_class": perClassObject, "images": images]
+    }
+}
