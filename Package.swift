@@ -27,16 +27,18 @@ let package = Package(
         .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Evaluation"),
+        .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
         .executableTarget(
             name: "wsss",
             dependencies: [
-                "Autograd", "HDF5",
+                "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss"], exclude: ["Snapshots"]),

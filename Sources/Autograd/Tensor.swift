@@ -107,3 +107,7 @@ extension Collection where Element == Int {
     /// Product of the elements; 1 for an empty collection (the element count of a scalar).
     public var product: Int { reduce(1, *) }
 }
+
+// Tensors cross threads in the data loader. Their storage is never written by ops after
+// creation, and tape nodes are only touched by the thread that runs backward.
+extension Tensor: @unchecked Sendable {}

@@ -1,0 +1,114 @@
+import Autograd
+import Foundation
+import Imaging
+
+/// How pixel values are normalised before the network.
+public enum Preprocessing: String, Codable, Sendable, CaseIterable {
+    /// Caffe DeepLab: BGR channel order, mean (104.008, 116.669, 122.675) subtracted, no scaling.
+    case caffe
+    /// torchvision: RGB, (x/255 - ImageNet mean) / ImageNet std.
+    case torchvision
+
+    /// Per output channel: the value subtracted (in 0…255 units) and the divisor.
+    var meanAndScale: (mean: [Float], scale: [Float], bgr: Bool) {
+        switch self {
+        case .caffe: ([104.008, 116.669, 122.675], [1, 1, 1], true)
+        case .torchvision: ([0.485 * 255, 0.456 * 255, 0.406 * 255], [0.229 * 255, 0.224 * 255, 0.225 * 255], false)
+        }
+    }
+
+    /// Normalises an RGB image into planar channels in network order. Padding with 0 afterwards
+    /// is padding with the mean (DeepLab pads images with the mean and labels with 255).
+    public func normalize(_ image: Image) -> PlanarImage {
+        precondition(image.channels == 3, "normalize: \(image.channels)-channel image (RGB expected)")
+        let (mean, scale, bgr) = meanAndScale
+        let plane = image.width * image.height
+        var values = [Float](repeating: 0, count: 3 * plane)
+        image.pixels.withUnsafeBufferPointer { src in
+            values.withUnsafeMutableBufferPointer { dst in
+                for c in 0..<3 {
+                    let sourceChannel = bgr ? 2 - c : c
+                    let (m, s) = (mean[c], 1 / scale[c])
+                    let d = dst.baseAddress! + c * plane
+                    for i in 0..<plane { d[i] = (Float(src[i * 3 + sourceChannel]) - m) * s }
+                }
+            }
+        }
+        return PlanarImage(channels: 3, height: image.height, width: image.width, values: values)
+    }
+}
+
+/// Random scaling of training images.
+public enum ScaleJitter: Equatable, Codable, Sendable {
+    /// One of these factors, uniformly (DeepLab-v2 caffe: 0.5, 0.75, 1, 1.25, 1.5).
+    case choices([Double])
+    /// Uniform in [low, high] (deeplab-pytorch: 0.5–1.5).
+    case range(Double, Double)
+
+    func sample(_ generator: inout SeededGenerator) -> Double {
+        switch self {
+        case .choices(let values): values.isEmpty ? 1 : values[Int(generator.next() % UInt64(values.count))]
+        case .range(let low, let high): low + (high - low) * Double(generator.nextUniform())
+        }
+    }
+}
+
+/// DeepLab training augmentation: random scale (bilinear image, nearest labels), pad bottom and
+/// right to the crop size (mean for images, 255 for labels), random crop, random horizontal
+/// flip. Deterministic: a sample's randomness depends only on (seed, epoch, index).
+public struct Augmentation: Sendable {
+    public var preprocessing: Preprocessing
+    public var scale: ScaleJitter
+    public var cropSize: Int
+    public var flip: Bool
+
+    public init(preprocessing: Preprocessing = .caffe, scale: ScaleJitter = .range(0.5, 1.5), cropSize: Int = 321, flip: Bool = true) {
+        self.preprocessing = preprocessing
+        self.scale = scale
+        self.cropSize = cropSize
+        self.flip = flip
+    }
+
+    /// One augmented example: [3, crop, crop] normalised pixels and [crop, crop] labels.
+    public func apply(image: Image, labels: LabelMap, generator: inout SeededGenerator) -> (PlanarImage, LabelMap) {
+        let factor = scale.sample(&generator)
+        let (w, h) = (max(1, Int((Double(image.width) * factor).rounded())), max(1, Int((Double(image.height) * factor).rounded())))
+        var planar = preprocessing.normalize(image)
+        var labels = labels
+        if w != image.width || h != image.height {
+            planar = planar.resizedBilinear(height: h, width: w)
+            labels = labels.resizedNearest(width: w, height: h)
+        }
+        // Pad bottom/right, then crop at a random offset.
+        let (pw, ph) = (max(w, cropSize), max(h, cropSize))
+        let x0 = Int(generator.next() % UInt64(pw - cropSize + 1)), y0 = Int(generator.next() % UInt64(ph - cropSize + 1))
+        let mirror = flip && generator.next() & 1 == 1
+        var outImage = [Float](repeating: 0, count: 3 * cropSize * cropSize)
+        var outLabels = [UInt8](repeating: LabelMap.ignore, count: cropSize * cropSize)
+        let plane = cropSize * cropSize
+        for y in 0..<cropSize {
+            let sy = y0 + y
+            guard sy < h else { continue }
+            for x in 0..<cropSize {
+                let sx = x0 + x
+                guard sx < w else { continue }
+                let dx = mirror ? cropSize - 1 - x : x
+                for c in 0..<3 { outImage[c * plane + y * cropSize + dx] = planar.values[(c * h + sy) * w + sx] }
+                outLabels[y * cropSize + dx] = labels.values[sy * w + sx]
+            }
+        }
+        return (PlanarImage(channels: 3, height: cropSize, width: cropSize, values: outImage),
+                LabelMap(width: cropSize, height: cropSize, values: outLabels))
+    }
+}
+
+/// A training batch: images [N, 3, crop, crop] and labels [N, crop, crop].
+public struct Batch: Sendable {
+    public let images: Tensor
+    public let labels: LabelTensor
+    public let ids: [String]
+    /// 0-based epoch and position of the batch within it.
+    public let epoch: Int
+    public let index: Int
+}
+

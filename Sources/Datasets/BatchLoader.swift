@@ -1,0 +1,132 @@
+import Autograd
+import Dispatch
+import Foundation
+import Imaging
+
+/// Prepares training batches on background threads while the current one trains.
+///
+/// Each epoch visits the samples in a seeded shuffle; each sample's augmentation draws from a
+/// generator seeded by (seed, epoch, position), so batches are identical whatever the thread
+/// count or timing. Up to `prefetch` batches wait ready; images of a batch decode in parallel.
+/// Errors (a corrupt image, a mis-sized label) stop the loader and are rethrown by `next()`.
+public final class BatchLoader: @unchecked Sendable {
+    public let dataset: VOCDataset
+    public let augmentation: Augmentation
+    public let batchSize: Int
+    public let seed: UInt64
+    /// Batches per epoch (the last partial batch is dropped, as PyTorch's drop_last).
+    public let batchesPerEpoch: Int
+
+    private let condition = NSCondition()
+    private var ready: [Int: Result<Batch, Error>] = [:]
+    private var nextToProduce: Int
+    private var nextToDeliver: Int
+    private let prefetch: Int
+    private var stopped = false
+    private let producer = DispatchQueue(label: "wsss.loader")
+
+    /// - Parameter startBatch: global batch index to start at (resuming mid-run).
+    public init(dataset: VOCDataset, augmentation: Augmentation, batchSize: Int, seed: UInt64, prefetch: Int = 2, startBatch: Int = 0) throws {
+        precondition(batchSize > 0, "BatchLoader: batch size must be positive")
+        let usable = dataset.samples.filter { $0.labelPath != nil }.count
+        guard usable >= batchSize else {
+            throw DatasetError.missingFile(path: dataset.labelDirectory, what: "label PNGs for a batch of \(batchSize) (found \(usable))")
+        }
+        self.dataset = dataset
+        self.augmentation = augmentation
+        self.batchSize = batchSize
+        self.seed = seed
+        self.prefetch = max(1, prefetch)
+        batchesPerEpoch = usable / batchSize
+        nextToProduce = startBatch
+        nextToDeliver = startBatch
+        producer.async { [weak self] in self?.produce() }
+    }
+
+    deinit { stop() }
+
+    /// Stops the background work (pending batches are dropped).
+    public func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next batch in order, waiting for it if needed.
+    public func next() throws -> Batch {
+        condition.lock()
+        defer { condition.unlock() }
+        while ready[nextToDeliver] == nil { condition.wait() }
+        let result = ready.removeValue(forKey: nextToDeliver)!
+        nextToDeliver += 1
+        condition.broadcast()
+        return try result.get()
+    }
+
+    /// The sample order of an epoch (seeded Fisher–Yates over the labelled samples).
+    public func order(epoch: Int) -> [Sample] {
+        var generator = SeededGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(epoch))
+        return dataset.samples.filter { $0.labelPath != nil }.shuffled(using: &generator)
+    }
+
+    private func produce() {
+        var cachedEpoch = -1
+        var cachedOrder: [Sample] = []
+        while true {
+            condition.lock()
+            while !stopped && nextToProduce - nextToDeliver >= prefetch { condition.wait() }
+            if stopped {
+                condition.unlock()
+                return
+            }
+            let global = nextToProduce
+            nextToProduce += 1
+            condition.unlock()
+            let epoch = global / batchesPerEpoch, index = global % batchesPerEpoch
+            if epoch != cachedEpoch {
+                cachedOrder = order(epoch: epoch)
+                cachedEpoch = epoch
+            }
+            let samples = Array(cachedOrder[(index * batchSize)..<((index + 1) * batchSize)])
+            let result = Result { try makeBatch(samples, epoch: epoch, index: index, global: global) }
+            condition.lock()
+            ready[global] = result
+            condition.broadcast()
+            let failed = (try? result.get()) == nil
+            if failed { stopped = true }
+            condition.unlock()
+            if failed { return }
+        }
+    }
+
+    /// Loads and augments `samples` in parallel into one batch.
+    public func makeBatch(_ samples: [Sample], epoch: Int, index: Int, global: Int) throws -> Batch {
+        let crop = augmentation.cropSize
+        let images = Tensor(uninitialized: [samples.count, 3, crop, crop])
+        var labels = [Int32](repeating: 0, count: samples.count * crop * crop)
+        var errors = [Error?](repeating: nil, count: samples.count)
+        let imageBase = images.storage.base
+        labels.withUnsafeMutableBufferPointer { labelBuffer in
+            errors.withUnsafeMutableBufferPointer { errorBuffer in
+                let (lb, eb) = (labelBuffer, errorBuffer)
+                DispatchQueue.concurrentPerform(iterations: samples.count) { k in
+                    do {
+                        let (image, labelMap) = try dataset.load(samples[k])
+                        var generator = SeededGenerator(seed: seed ^ (UInt64(global) << 20) ^ UInt64(k) &* 0x2545_F491_4F6C_DD1D)
+                        let (planar, cropLabels) = augmentation.apply(image: image, labels: labelMap!, generator: &generator)
+                        planar.values.withUnsafeBufferPointer {
+                            (imageBase + k * 3 * crop * crop).update(from: $0.baseAddress!, count: $0.count)
+                        }
+                        for i in 0..<(crop * crop) { lb[k * crop * crop + i] = Int32(cropLabels.values[i]) }
+                    } catch {
+                        eb[k] = error
+                    }
+                }
+            }
+        }
+        if let error = errors.compactMap({ $0 }).first { throw error }
+        return Batch(images: images, labels: LabelTensor(shape: [samples.count, crop, crop], values: labels),
+                     ids: samples.map(\.id), epoch: epoch, index: index)
+    }
+}

@@ -1,0 +1,198 @@
+import Autograd
+import Dispatch
+import Foundation
+import Imaging
+
+/// The built-in synthetic dataset in the PASCAL VOC 2012 layout, so the whole pipeline runs
+/// anywhere without downloads. See docs/SYNTHETIC.md for how and why it is built this way.
+public struct SyntheticDataset {
+    public struct Options: Sendable {
+        public var seed: UInt64 = 0
+        public var train = 300
+        public var val = 100
+        public var test = 100
+        public var size = 128
+        public init() {}
+    }
+
+    /// Class names: background and the six shapes.
+    public static let classes = ClassNames(["background"] + SyntheticShape.allCases.map(\.name))
+
+    /// Writes the dataset under `root` (JPEGImages, SegmentationClass, Annotations,
+    /// ImageSets/Segmentation/{train,val,test,trainval}.txt, classes.txt). Deterministic for a seed.
+    public static func write(to root: String, options: Options) throws {
+        let fm = FileManager.default
+        for folder in ["JPEGImages", "SegmentationClass", "Annotations", "ImageSets/Segmentation"] {
+            try fm.createDirectory(atPath: "\(root)/\(folder)", withIntermediateDirectories: true)
+        }
+        let splits = [("train", options.train), ("val", options.val), ("test", options.test)]
+        var ids: [(split: String, id: String, index: Int)] = []
+        var index = 0
+        for (split, count) in splits {
+            for k in 0..<count {
+                ids.append((split, "synth_\(split)_\(String(format: "%05d", k))", index))
+                index += 1
+            }
+        }
+        var errors = [Error?](repeating: nil, count: ids.count)
+        errors.withUnsafeMutableBufferPointer { errorBuffer in
+            let buffer = errorBuffer
+            DispatchQueue.concurrentPerform(iterations: ids.count) { k in
+                do {
+                    let scene = SyntheticScene(seed: options.seed, index: ids[k].index, size: options.size)
+                    try scene.image.writeJPEG(to: "\(root)/JPEGImages/\(ids[k].id).jpg", quality: 90)
+                    try scene.labels.writePNG(to: "\(root)/SegmentationClass/\(ids[k].id).png")
+                    try scene.annotationXML(id: ids[k].id).write(toFile: "\(root)/Annotations/\(ids[k].id).xml", atomically: true, encoding: .utf8)
+                } catch {
+                    buffer[k] = error
+                }
+            }
+        }
+        if let error = errors.compactMap({ $0 }).first { throw error }
+        for (split, _) in splits {
+            let list = ids.filter { $0.split == split }.map(\.id).joined(separator: "\n") + "\n"
+            try list.write(toFile: "\(root)/ImageSets/Segmentation/\(split).txt", atomically: true, encoding: .utf8)
+        }
+        let trainval = ids.filter { $0.split != "test" }.map(\.id).joined(separator: "\n") + "\n"
+        try trainval.write(toFile: "\(root)/ImageSets/Segmentation/trainval.txt", atomically: true, encoding: .utf8)
+        try (classes.names.joined(separator: "\n") + "\n").write(toFile: "\(root)/classes.txt", atomically: true, encoding: .utf8)
+    }
+}
+
+/// One synthetic image with its label map and objects.
+struct SyntheticScene {
+    struct Object {
+        var shape: SyntheticShape
+        var centerX, centerY, radiusX, radiusY, angle: Double
+        var box: (Int, Int, Int, Int)  // xmin, ymin, xmax, ymax (1-based, inclusive, as VOC)
+    }
+
+    let size: Int
+    var image: Image
+    var labels: LabelMap
+    var objects: [Object] = []
+
+    init(seed: UInt64, index: Int, size: Int) {
+        self.size = size
+        var g = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(index) &* 0xD1B5_4A32_D192_ED03)
+        func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(g.nextUniform()) }
+        func pick<T>(_ values: [T]) -> T { values[Int(g.next() % UInt64(values.count))] }
+
+        // Background: two muted colours in low-frequency waves.
+        let (bg1, bg2) = (pick(syntheticBackgroundColors), pick(syntheticBackgroundColors))
+        let (fx, fy, phase) = (uniform(0.02, 0.09), uniform(0.02, 0.09), uniform(0, 6.28))
+        var rgb = [Double](repeating: 0, count: size * size * 3)
+        var classes = [UInt8](repeating: 0, count: size * size)
+        var instances = [Int](repeating: -1, count: size * size)  // visible object per pixel
+        for y in 0..<size {
+            for x in 0..<size {
+                let t = 0.5 + 0.5 * sin(Double(x) * fx + Double(y) * fy + phase)
+                let i = (y * size + x) * 3
+                rgb[i] = bg1.0 * t + bg2.0 * (1 - t)
+                rgb[i + 1] = bg1.1 * t + bg2.1 * (1 - t)
+                rgb[i + 2] = bg1.2 * t + bg2.2 * (1 - t)
+            }
+        }
+        // Paints a body (shape, colour, texture) and returns its pixel mask.
+        func paint(_ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
+                   color: (Double, Double, Double), stripes: Bool, part: Bool) -> [Int] {
+            var pixels: [Int] = []
+            let (c, s) = (cos(angle), sin(angle))
+            let reach = Int(max(rx, ry) * 1.5) + 1
+            for y in max(0, Int(cy) - reach)..<min(size, Int(cy) + reach + 1) {
+                for x in max(0, Int(cx) - reach)..<min(size, Int(cx) + reach + 1) {
+                    let (dx, dy) = (Double(x) + 0.5 - cx, Double(y) + 0.5 - cy)
+                    let (u, v) = ((c * dx + s * dy) / rx, (-s * dx + c * dy) / ry)
+                    guard shape.contains(u: u, v: v) else { continue }
+                    var col = color
+                    if stripes && Int((u + v + 4) * 3) % 2 == 0 { col = (col.0 * 0.75, col.1 * 0.75, col.2 * 0.75) }
+                    if part {
+                        let (pu, pv) = shape.partCenter
+                        if (u - pu) * (u - pu) + (v - pv) * (v - pv) <= 0.22 * 0.22 { col = shape.partColor }
+                    }
+                    let i = (y * size + x) * 3
+                    (rgb[i], rgb[i + 1], rgb[i + 2]) = col
+                    pixels.append(y * size + x)
+                }
+            }
+            return pixels
+        }
+        // Clutter: body-coloured blobs without parts (shapes of any class, so shape alone does
+        // not name a class), some right next to where objects will be.
+        let clutter = Int(g.next() % 4)
+        for _ in 0..<clutter {
+            let r = uniform(0.04, 0.09) * Double(size)
+            _ = paint(pick(SyntheticShape.allCases), cx: uniform(0, Double(size)), cy: uniform(0, Double(size)),
+                      rx: r * uniform(0.6, 1.4), ry: r, angle: uniform(-1, 1), color: pick(syntheticBodyColors),
+                      stripes: g.next() & 1 == 0, part: false)
+        }
+        // Objects: 1–4, overlapping freely; later ones occlude earlier ones.
+        let count = 1 + Int(g.next() % 4)
+        for _ in 0..<count {
+            let shape = pick(SyntheticShape.allCases)
+            let r = uniform(0.12, 0.24) * Double(size)
+            let (cx, cy) = (uniform(0.15, 0.85) * Double(size), uniform(0.15, 0.85) * Double(size))
+            let (rx, ry, angle) = (r * uniform(0.75, 1.3), r, uniform(-0.35, 0.35))
+            let pixels = paint(shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle, color: pick(syntheticBodyColors),
+                               stripes: g.next() % 3 == 0, part: true)
+            for p in pixels {
+                classes[p] = UInt8(shape.rawValue)
+                instances[p] = objects.count
+            }
+            // A small body-coloured blob touching the object: clutter a CAM tends to spill onto.
+            // Where it covers the object, the pixel is clutter (background) now.
+            if g.next() % 2 == 0 {
+                let side = uniform(0, 6.28)
+                let blob = paint(pick(SyntheticShape.allCases), cx: cx + cos(side) * rx * 1.15, cy: cy + sin(side) * ry * 1.15,
+                                 rx: r * 0.3, ry: r * 0.3, angle: 0, color: pick(syntheticBodyColors), stripes: false, part: false)
+                for p in blob {
+                    classes[p] = 0
+                    instances[p] = -1
+                }
+            }
+            objects.append(Object(shape: shape, centerX: cx, centerY: cy, radiusX: rx, radiusY: ry, angle: angle, box: (0, 0, 0, 0)))
+        }
+        // `classes` now holds what is visible: later paint overwrote earlier labels.
+        let visible = classes
+        // Sensor noise, then 8-bit pixels.
+        var pixels = [UInt8](repeating: 0, count: size * size * 3)
+        for i in 0..<rgb.count { pixels[i] = UInt8(max(0, min(255, rgb[i] + 6 * Double(g.nextNormal())))) }
+        image = Image(width: size, height: size, channels: 3, pixels: pixels)
+        // A one-pixel ignore outline around objects, like VOC's boundary band.
+        var withBorder = visible
+        for y in 0..<size {
+            for x in 0..<size {
+                let v = visible[y * size + x]
+                for (nx, ny) in [(x + 1, y), (x, y + 1)] where nx < size && ny < size {
+                    let w = visible[ny * size + nx]
+                    if w != v { withBorder[y * size + x] = LabelMap.ignore }
+                }
+            }
+        }
+        labels = LabelMap(width: size, height: size, values: withBorder)
+        // Boxes and presence from what is visible.
+        objects = objects.enumerated().compactMap { k, object in
+            var (x0, y0, x1, y1) = (size, size, -1, -1)
+            for y in 0..<size {
+                for x in 0..<size where instances[y * size + x] == k {
+                    (x0, y0, x1, y1) = (min(x0, x), min(y0, y), max(x1, x), max(y1, y))
+                }
+            }
+            guard x1 >= 0 else { return nil }
+            var o = object
+            o.box = (x0 + 1, y0 + 1, x1 + 1, y1 + 1)
+            return o
+        }
+    }
+
+    func annotationXML(id: String) -> String {
+        var xml = "<annotation>\n  <folder>WSSS-synthetic</folder>\n  <filename>\(id).jpg</filename>\n"
+        xml += "  <size><width>\(size)</width><height>\(size)</height><depth>3</depth></size>\n  <segmented>1</segmented>\n"
+        for o in objects {
+            xml += "  <object>\n    <name>\(o.shape.name)</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
+            xml += "    <difficult>0</difficult>\n    <bndbox><xmin>\(o.box.0)</xmin><ymin>\(o.box.1)</ymin>"
+            xml += "<xmax>\(o.box.2)</xmax><ymax>\(o.box.3)</ymax></bndbox>\n  </object>\n"
+        }
+        return xml + "</annotation>\n"
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Imaging
+
+/// One image of a dataset and where its labels are.
+public struct Sample: Equatable, Sendable {
+    public let id: String
+    public let imagePath: String
+    /// The pixel label PNG, when the dataset has one for this image.
+    public let labelPath: String?
+    /// Object classes present (indices, background excluded), when known.
+    public let imageLabels: Set<Int>?
+}
+
+/// A dataset in the PASCAL VOC 2012 layout:
+/// ```
+/// ROOT/JPEGImages/<id>.jpg
+/// ROOT/SegmentationClass/<id>.png        (or SegmentationClassAug, or any label folder)
+/// ROOT/Annotations/<id>.xml              (image-level labels)
+/// ROOT/ImageSets/Segmentation/<split>.txt
+/// ```
+/// Image-level labels come from, in order: an image-label file when given, the XML annotation,
+/// or the classes present in the pixel labels.
+public struct VOCDataset: Sendable {
+    public let root: String
+    public let split: String
+    public let classes: ClassNames
+    /// Folder of label PNGs: pseudo-labels from any source plug in here.
+    public let labelDirectory: String
+    public let samples: [Sample]
+
+    /// Where image-level labels came from.
+    public enum ImageLabelSource: String, Sendable { case labelFile = "label file", annotations = "XML annotations", pixelLabels = "pixel labels", none }
+    public let imageLabelSource: ImageLabelSource
+
+    /// - Parameters:
+    ///   - labels: label folder, relative to `root` or absolute; nil picks SegmentationClassAug
+    ///     for `train_aug` (when present) and SegmentationClass otherwise.
+    ///   - imageLabelFile: a plain image-label file overriding the XML annotations.
+    ///   - requireLabels: when true, every image must have a label PNG.
+    public init(root: String, split: String, classes: ClassNames = .voc, labels: String? = nil,
+                imageLabelFile: String? = nil, requireLabels: Bool = false) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DatasetError.missingRoot(path: root)
+        }
+        self.root = root
+        self.split = split
+        self.classes = classes
+        let listPath = "\(root)/ImageSets/Segmentation/\(split).txt"
+        guard let list = try? String(contentsOfFile: listPath, encoding: .utf8) else {
+            throw DatasetError.missingSplit(split: split, path: listPath)
+        }
+        let ids = list.split(whereSeparator: \.isNewline).map { $0.split(separator: " ").first.map(String.init) ?? "" }
+            .filter { !$0.isEmpty }
+        let fm = FileManager.default
+        let labelFolder: String
+        if let labels {
+            labelFolder = labels.hasPrefix("/") ? labels : "\(root)/\(labels)"
+        } else if split.hasSuffix("_aug"), fm.fileExists(atPath: "\(root)/SegmentationClassAug") {
+            labelFolder = "\(root)/SegmentationClassAug"
+        } else {
+            labelFolder = "\(root)/SegmentationClass"
+        }
+        labelDirectory = labelFolder
+        let fileLabels = try imageLabelFile.map { try ImageLabelFile.read($0, classes: classes) }
+        let hasAnnotations = fm.fileExists(atPath: "\(root)/Annotations")
+        imageLabelSource = fileLabels != nil ? .labelFile : hasAnnotations ? .annotations : .none
+        var samples: [Sample] = []
+        for id in ids {
+            let image = "\(root)/JPEGImages/\(id).jpg"
+            let label = "\(labelFolder)/\(id).png"
+            let hasLabel = fm.fileExists(atPath: label)
+            if requireLabels && !hasLabel { throw DatasetError.missingFile(path: label, what: "label PNG") }
+            var imageLabels: Set<Int>?
+            if let fileLabels {
+                guard let set = fileLabels[id] else { throw DatasetError.missingFile(path: imageLabelFile!, what: "image labels for '\(id)'") }
+                imageLabels = set
+            }
+            samples.append(Sample(id: id, imagePath: image, labelPath: hasLabel ? label : nil, imageLabels: imageLabels))
+        }
+        self.samples = samples
+    }
+
+    /// Object class indices of a sample: from the label file, else its XML, else its label PNG.
+    public func imageLabels(of sample: Sample) throws -> Set<Int> {
+        if let labels = sample.imageLabels { return labels }
+        let xml = "\(root)/Annotations/\(sample.id).xml"
+        if imageLabelSource == .annotations && FileManager.default.fileExists(atPath: xml) {
+            var set = Set<Int>()
+            for name in try VOCAnnotation.objectNames(at: xml) {
+                guard let index = classes.index(of: name), index > 0 else { throw DatasetError.unknownClass(name: name, path: xml, line: nil) }
+                set.insert(index)
+            }
+            return set
+        }
+        if let labelPath = sample.labelPath {
+            return Set(try LabelMap.read(from: labelPath).classesPresent.map(Int.init)).subtracting([0])
+        }
+        throw DatasetError.missingFile(path: xml, what: "image-level labels (no XML, label file or label PNG)")
+    }
+
+    /// Reads a sample's RGB image and (when present) its label map, checking that they match:
+    /// same size, class ids below the class count or 255.
+    public func load(_ sample: Sample) throws -> (image: Image, labels: LabelMap?) {
+        let image = try Image.readRGB(from: sample.imagePath)
+        guard let labelPath = sample.labelPath else { return (image, nil) }
+        let labels = try LabelMap.read(from: labelPath)
+        try Self.validate(labels, path: labelPath, image: image, classCount: classes.count)
+        return (image, labels)
+    }
+
+    /// Checks a label map against its image and the class count.
+    public static func validate(_ labels: LabelMap, path: String, image: Image, classCount: Int) throws {
+        guard labels.width == image.width && labels.height == image.height else {
+            throw DatasetError.labelSize(path: path, label: (labels.width, labels.height), image: (image.width, image.height))
+        }
+        if let bad = labels.values.first(where: { Int($0) >= classCount && $0 != LabelMap.ignore }) {
+            throw DatasetError.classOutOfRange(path: path, value: bad, classCount: classCount)
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Datasets
+import Foundation
+
+/// Where a dataset is and how to read it.
+struct DatasetOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Dataset root in the PASCAL VOC 2012 layout.", valueName: "dir"))
+    var root: String
+
+    @Option(help: ArgumentHelp("Image list: ImageSets/Segmentation/<split>.txt.", valueName: "name"))
+    var split: String = "train"
+
+    @Option(help: ArgumentHelp(
+        "Label folder (relative to the root or absolute) overriding SegmentationClass[Aug]: pseudo-labels from any source plug in here. (default: SegmentationClassAug for *_aug splits, else SegmentationClass)",
+        valueName: "dir"))
+    var labels: String?
+
+    @Option(help: ArgumentHelp(
+        "Plain image-label file (one line per image: id, then class names or indices) instead of Annotations/*.xml. (default: none)",
+        valueName: "file"))
+    var imageLabels: String?
+
+    @Option(help: ArgumentHelp("Class names: 'voc' or a file with one name per line, background first. (default: <root>/classes.txt if present, else voc)", valueName: "voc|file"))
+    var classes: String?
+
+    func classNames() throws -> ClassNames {
+        if let classes { return try ClassNames.load(classes) }
+        let local = root + "/classes.txt"
+        return FileManager.default.fileExists(atPath: local) ? try ClassNames.load(local) : .voc
+    }
+
+    func dataset(requireLabels: Bool = false) throws -> VOCDataset {
+        try VOCDataset(root: root, split: split, classes: classNames(), labels: labels, imageLabelFile: imageLabels,
+                       requireLabels: requireLabels)
+    }
+}
+
+/// Prints one JSON object on stdout.
+func printJSON(_ object: Any) {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    print(String(decoding: data, as: UTF8.self))
+}
+
+/// A failure already reported to the user: exit non-zero without another message.
+struct ReportedFailure: Error, CustomStringConvertible {
+    var description: String { "" }
+}

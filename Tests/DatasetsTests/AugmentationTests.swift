@@ -1,0 +1,83 @@
+import Autograd
+import Foundation
+import Imaging
+import Testing
+
+@testable import Datasets
+
+@Suite struct AugmentationTests {
+    @Test func caffePreprocessingIsBGRMinusMean() {
+        let image = Image(width: 1, height: 1, channels: 3, pixels: [200, 100, 50])
+        let planar = Preprocessing.caffe.normalize(image)
+        let expected: [Float] = [50 - 104.008, 100 - 116.669, 200 - 122.675]
+        #expect(planar.values == expected)
+        let torch = Preprocessing.torchvision.normalize(image)
+        #expect(abs(torch.values[0] - (200 / 255 - 0.485) / 0.229) < 1e-5)
+    }
+
+    @Test func smallImagesArePaddedWithTheMeanAndIgnore() {
+        // A 4x3 image at scale 1 in a 6x6 crop: the image sits top-left (crop offset 0), padding
+        // is 0 after mean subtraction and 255 in the labels.
+        let image = Image(width: 4, height: 3, channels: 3, filledWith: 120)
+        let labels = LabelMap(width: 4, height: 3, filledWith: 1)
+        let augmentation = Augmentation(preprocessing: .caffe, scale: .choices([1]), cropSize: 6, flip: false)
+        var g = SeededGenerator(seed: 1)
+        let (planar, cropLabels) = augmentation.apply(image: image, labels: labels, generator: &g)
+        #expect(cropLabels.values.filter { $0 == 1 }.count == 12)
+        #expect(cropLabels.values.filter { $0 == 255 }.count == 24)
+        #expect(cropLabels[0, 0] == 1 && cropLabels[5, 5] == 255)
+        #expect(planar.values[5 * 6 + 5] == 0)
+        #expect(abs(planar.values[0] - (120 - 104.008)) < 1e-4)
+    }
+
+    @Test func flipsMirrorImageAndLabelsTogether() {
+        let image = Image(width: 2, height: 1, channels: 3, pixels: [10, 10, 10, 200, 200, 200])
+        let labels = LabelMap(width: 2, height: 1, values: [1, 2])
+        let augmentation = Augmentation(preprocessing: .caffe, scale: .choices([1]), cropSize: 2, flip: true)
+        var flipped = 0
+        for seed in 0..<20 {
+            var g = SeededGenerator(seed: UInt64(seed))
+            let (planar, out) = augmentation.apply(image: image, labels: labels, generator: &g)
+            // Row 0 holds the image; row 1 is padding.
+            let brightLeft = planar.values[0] > planar.values[1]
+            let labelsFlipped = Array(out.values.prefix(2)) == [2, 1]
+            #expect(brightLeft == labelsFlipped, "image and labels flip together")
+            #expect(Array(out.values.suffix(2)) == [255, 255])
+            if labelsFlipped { flipped += 1 }
+        }
+        #expect(flipped > 3 && flipped < 17)
+    }
+
+    @Test func loaderIsDeterministicAndCoversEachEpoch() throws {
+        let root = try makeSyntheticRoot(train: 9)
+        let dataset = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes, requireLabels: true)
+        let augmentation = Augmentation(scale: .range(0.5, 1.5), cropSize: 48)
+        let a = try BatchLoader(dataset: dataset, augmentation: augmentation, batchSize: 4, seed: 5)
+        let b = try BatchLoader(dataset: dataset, augmentation: augmentation, batchSize: 4, seed: 5, prefetch: 1)
+        #expect(a.batchesPerEpoch == 2)
+        var seen: [String] = []
+        for k in 0..<4 {
+            let (x, y) = (try a.next(), try b.next())
+            #expect(x.images.shape == [4, 3, 48, 48] && x.labels.shape == [4, 48, 48])
+            #expect(x.images.scalars == y.images.scalars)
+            #expect(x.labels == y.labels)
+            #expect(x.ids == y.ids)
+            #expect(x.epoch == k / 2 && x.index == k % 2)
+            if k < 2 { seen += x.ids }
+        }
+        #expect(Set(seen).count == 8)
+        // Resuming at batch 3 gives the same batch as the fourth of a fresh run.
+        let resumed = try BatchLoader(dataset: dataset, augmentation: augmentation, batchSize: 4, seed: 5, startBatch: 3)
+        let fresh = try BatchLoader(dataset: dataset, augmentation: augmentation, batchSize: 4, seed: 5)
+        for _ in 0..<3 { _ = try fresh.next() }
+        #expect(try resumed.next().labels == (try fresh.next()).labels)
+    }
+
+    @Test func loaderReportsABrokenImage() throws {
+        let root = try makeSyntheticRoot(train: 4)
+        let dataset = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes, requireLabels: true)
+        for sample in dataset.samples { try Data("x".utf8).write(to: URL(fileURLWithPath: sample.imagePath)) }
+        let loader = try BatchLoader(dataset: dataset, augmentation: Augmentation(cropSize: 32), batchSize: 2, seed: 1)
+        #expect(throws: ImageError.self) { try loader.next() }
+    }
+}
