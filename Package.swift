@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
-        .testTarget(name: "WSSSTests", dependencies: ["wsss"], exclude: ["Snapshots"]),
+        .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
 )

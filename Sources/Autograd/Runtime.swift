@@ -108,9 +108,10 @@ public enum BLASKernelChoice {
     }
 }
 
-/// Splits `count` independent work items across `Runtime.threads` threads.
+/// Splits `count` independent work items into at most `Runtime.threads` contiguous ranges and
+/// runs them concurrently (`body` gets each range once).
 @inline(__always)
-func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+public func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
     let chunks = min(Runtime.threads, max(1, count / max(1, minimumPerThread)))
     if chunks <= 1 || count <= 1 {
         body(0..<count)

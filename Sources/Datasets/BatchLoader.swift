@@ -26,11 +26,14 @@ public final class BatchLoader: @unchecked Sendable {
     private let producer = DispatchQueue(label: "wsss.loader")
 
     /// - Parameter startBatch: global batch index to start at (resuming mid-run).
-    public init(dataset: VOCDataset, augmentation: Augmentation, batchSize: Int, seed: UInt64, prefetch: Int = 2, startBatch: Int = 0) throws {
+    public init(
+        dataset: VOCDataset, augmentation: Augmentation, batchSize: Int, seed: UInt64, prefetch: Int = 2, startBatch: Int = 0
+    ) throws {
         precondition(batchSize > 0, "BatchLoader: batch size must be positive")
         let usable = dataset.samples.filter { $0.labelPath != nil }.count
         guard usable >= batchSize else {
-            throw DatasetError.missingFile(path: dataset.labelDirectory, what: "label PNGs for a batch of \(batchSize) (found \(usable))")
+            throw DatasetError.missingFile(
+                path: dataset.labelDirectory, what: "label PNGs for a batch of \(batchSize) (found \(usable))")
         }
         self.dataset = dataset
         self.augmentation = augmentation
@@ -110,23 +113,27 @@ public final class BatchLoader: @unchecked Sendable {
         labels.withUnsafeMutableBufferPointer { labelBuffer in
             errors.withUnsafeMutableBufferPointer { errorBuffer in
                 let (lb, eb) = (labelBuffer, errorBuffer)
-                DispatchQueue.concurrentPerform(iterations: samples.count) { k in
-                    do {
-                        let (image, labelMap) = try dataset.load(samples[k])
-                        var generator = SeededGenerator(seed: seed ^ (UInt64(global) << 20) ^ UInt64(k) &* 0x2545_F491_4F6C_DD1D)
-                        let (planar, cropLabels) = augmentation.apply(image: image, labels: labelMap!, generator: &generator)
-                        planar.values.withUnsafeBufferPointer {
-                            (imageBase + k * 3 * crop * crop).update(from: $0.baseAddress!, count: $0.count)
+                parallelFor(samples.count) { range in
+                    for k in range {
+                        do {
+                            let (image, labelMap) = try dataset.load(samples[k])
+                            var generator = SeededGenerator(
+                                seed: seed ^ (UInt64(global) << 20) ^ UInt64(k) &* 0x2545_F491_4F6C_DD1D)
+                            let (planar, cropLabels) = augmentation.apply(image: image, labels: labelMap!, generator: &generator)
+                            planar.values.withUnsafeBufferPointer {
+                                (imageBase + k * 3 * crop * crop).update(from: $0.baseAddress!, count: $0.count)
+                            }
+                            for i in 0..<(crop * crop) { lb[k * crop * crop + i] = Int32(cropLabels.values[i]) }
+                        } catch {
+                            eb[k] = error
                         }
-                        for i in 0..<(crop * crop) { lb[k * crop * crop + i] = Int32(cropLabels.values[i]) }
-                    } catch {
-                        eb[k] = error
                     }
                 }
             }
         }
         if let error = errors.compactMap({ $0 }).first { throw error }
-        return Batch(images: images, labels: LabelTensor(shape: [samples.count, crop, crop], values: labels),
-                     ids: samples.map(\.id), epoch: epoch, index: index)
+        return Batch(
+            images: images, labels: LabelTensor(shape: [samples.count, crop, crop], values: labels),
+            ids: samples.map(\.id), epoch: epoch, index: index)
     }
 }

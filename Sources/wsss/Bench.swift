@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autograd
+import Datasets
 import Foundation
 
 extension ConvAlgorithm: ExpressibleByArgument {}
@@ -8,7 +9,7 @@ extension ConvAlgorithm: ExpressibleByArgument {}
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
-        subcommands: [Ops.self])
+        subcommands: [Ops.self, DataPipeline.self])
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -172,5 +173,64 @@ enum OpBenchmarks {
                 name: s.name + "_bwd" + suffix, median: backward.median, minimum: backward.minimum, flops: 2 * flops,
                 repetitions: backward.count, details: details),
         ]
+    }
+}
+
+extension Bench {
+    /// `wsss bench data`: throughput of decoding + augmentation + batching.
+    struct DataPipeline: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "data",
+            abstract: "Images/s of the training data pipeline (JPEG/PNG decoding, random scale, crop, flip, batching) on background threads.",
+            discussion: """
+                Without --root, writes a temporary synthetic dataset of 500x500 JPEGs (a little larger than \
+                VOC's typical 500x375). Prints one JSON line: images_per_s, seconds_per_batch (mean), batch, crop, threads.
+                """)
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        @Option(help: ArgumentHelp("Dataset root (VOC layout). (default: a temporary synthetic set)", valueName: "dir"))
+        var root: String?
+
+        @Option(help: ArgumentHelp("Split to read.", valueName: "name"))
+        var split: String = "train"
+
+        @Option(help: ArgumentHelp("Square crop in pixels.", valueName: "px"))
+        var crop: Int = 321
+
+        @Option(help: ArgumentHelp("Images per batch.", valueName: "n"))
+        var batch: Int = 10
+
+        @Option(help: ArgumentHelp("Batches to time (after one warm-up batch).", valueName: "n"))
+        var batches: Int = 20
+
+        func run() throws {
+            try runtime.apply()
+            var directory = root
+            var temporary: String?
+            if directory == nil {
+                let path = NSTemporaryDirectory() + "wsss-bench-data-\(getpid())"
+                var options = SyntheticDataset.Options()
+                (options.train, options.val, options.test, options.size) = (max(batch * 4, 40), 0, 0, 500)
+                try SyntheticDataset.write(to: path, options: options)
+                (directory, temporary) = (path, path)
+            }
+            defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+            let classes = FileManager.default.fileExists(atPath: directory! + "/classes.txt")
+                ? try ClassNames.load(directory! + "/classes.txt") : ClassNames.voc
+            let dataset = try VOCDataset(root: directory!, split: split, classes: classes, requireLabels: true)
+            let loader = try BatchLoader(dataset: dataset, augmentation: Augmentation(cropSize: crop), batchSize: batch, seed: 1, prefetch: 2)
+            _ = try loader.next()
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<batches { _ = try loader.next() }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            loader.stop()
+            let object: [String: Any] = [
+                "name": "data_pipeline", "images_per_s": (Double(batches * batch) / seconds * 10).rounded() / 10,
+                "seconds_per_batch": seconds / Double(batches), "batch": batch, "crop": crop, "threads": Runtime.threads,
+                "images": dataset.samples.count, "dataset": root ?? "synthetic 500x500 JPEG",
+            ]
+            printJSON(object)
+        }
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 
 /// Where a dataset is and how to read it.
 struct DatasetOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Dataset root in the PASCAL VOC 2012 layout.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Dataset root in the PASCAL VOC 2012 layout. (required)", valueName: "dir"))
     var root: String
 
     @Option(help: ArgumentHelp("Image list: ImageSets/Segmentation/<split>.txt.", valueName: "name"))

@@ -11,10 +11,10 @@ struct Score: ParsableCommand {
         abstract: "Score a folder of label PNGs (predictions, pseudo-labels) against ground-truth PNGs: per-class IoU, mIoU, pixel accuracy.",
         discussion: "Images are matched by file name (<id>.png). An image missing on either side is an error, not skipped. Ground-truth 255 is ignored; a predicted 255 counts as a miss.")
 
-    @Option(help: ArgumentHelp("Folder of predicted label PNGs.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Folder of predicted label PNGs. (required)", valueName: "dir"))
     var pred: String
 
-    @Option(help: ArgumentHelp("Folder of ground-truth label PNGs.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Folder of ground-truth label PNGs. (required)", valueName: "dir"))
     var gt: String
 
     @Option(help: ArgumentHelp("Image ids to score, one per line (e.g. ImageSets/Segmentation/val.txt). (default: every PNG in --gt)", valueName: "file"))

@@ -8,7 +8,7 @@ struct Synth: ParsableCommand {
         abstract: "Write the built-in synthetic dataset (VOC 2012 layout) for running the pipeline without downloads.",
         discussion: "Six shape classes sharing body colours and textures, each with a small discriminative part; textured backgrounds with clutter; 1–4 overlapping objects per image. See docs/SYNTHETIC.md.")
 
-    @Option(help: ArgumentHelp("Output folder (created).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir"))
     var out: String
 
     @Option(help: ArgumentHelp("Random seed: the same seed writes the same files.", valueName: "n"))

@@ -117,6 +117,15 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         #expect(dataset.check().problems.isEmpty)
     }
 
+    @Test(arguments: [32, 97, 500])
+    func scenesOfAnySizeRender(size: Int) {
+        // Objects and clutter may reach past the border; every scene must still render.
+        for index in 0..<(size == 500 ? 8 : 100) {
+            let scene = SyntheticScene(seed: 11, index: index, size: size)
+            #expect(scene.labels.width == size && scene.image.pixels.count == size * size * 3)
+        }
+    }
+
     @Test func classListsLoadFromFiles() throws {
         let root = try makeSyntheticRoot()
         #expect(try ClassNames.load(root + "/classes.txt") == SyntheticDataset.classes)

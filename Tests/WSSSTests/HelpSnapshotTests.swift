@@ -12,6 +12,10 @@ import Testing
         ("wsss", WSSS.helpMessage(columns: 100)),
         ("wsss-bench", WSSS.helpMessage(for: Bench.self, columns: 100)),
         ("wsss-bench-ops", WSSS.helpMessage(for: Bench.Ops.self, columns: 100)),
+        ("wsss-bench-data", WSSS.helpMessage(for: Bench.DataPipeline.self, columns: 100)),
+        ("wsss-synth", WSSS.helpMessage(for: Synth.self, columns: 100)),
+        ("wsss-data-check", WSSS.helpMessage(for: DataCommand.Check.self, columns: 100)),
+        ("wsss-score", WSSS.helpMessage(for: Score.self, columns: 100)),
     ]
 
     @Test(arguments: commands.map(\.name))
@@ -24,7 +28,8 @@ import Testing
         #expect(help == (try String(contentsOf: file, encoding: .utf8)))
     }
 
-    /// Each option's help (its first line and the wrapped lines under it) names a default.
+    /// Each option's help (its first line and the wrapped lines under it) names a default or
+    /// says it is required; flags (no value) are off by default.
     @Test func everyOptionStatesItsDefault() {
         for (name, help) in Self.commands {
             var blocks: [String] = []
@@ -35,9 +40,10 @@ import Testing
                     blocks[blocks.count - 1] += " " + line.trimmingCharacters(in: .whitespaces)
                 }
             }
-            for block in blocks where !block.contains("--help") && !block.contains("--version") {
+            // Flags (no <value>) are off by default; required options say "(required)".
+            for block in blocks where !block.contains("--help") && !block.contains("--version") && block.contains(" <") {
                 #expect(
-                    block.contains("(default") || block.contains("; default:"),
+                    block.contains("(default") || block.contains("; default:") || block.contains("(required)"),
                     "\(name): option without a stated default: \(block)")
             }
         }

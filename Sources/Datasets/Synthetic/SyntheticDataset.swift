@@ -98,9 +98,13 @@ struct SyntheticScene {
                    color: (Double, Double, Double), stripes: Bool, part: Bool) -> [Int] {
             var pixels: [Int] = []
             let (c, s) = (cos(angle), sin(angle))
+            // The bounding square, clipped to the image (a blob may sit partly or wholly outside).
             let reach = Int(max(rx, ry) * 1.5) + 1
-            for y in max(0, Int(cy) - reach)..<min(size, Int(cy) + reach + 1) {
-                for x in max(0, Int(cx) - reach)..<min(size, Int(cx) + reach + 1) {
+            let (x0, x1) = (max(0, Int(cx) - reach), min(size, Int(cx) + reach + 1))
+            let (y0, y1) = (max(0, Int(cy) - reach), min(size, Int(cy) + reach + 1))
+            guard x0 < x1 && y0 < y1 else { return [] }
+            for y in y0..<y1 {
+                for x in x0..<x1 {
                     let (dx, dy) = (Double(x) + 0.5 - cx, Double(y) + 0.5 - cy)
                     let (u, v) = ((c * dx + s * dy) / rx, (-s * dx + c * dy) / ry)
                     guard shape.contains(u: u, v: v) else { continue }

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Imaging
+import Testing
+
+@testable import wsss
+
+/// The commands on real files: exit status and what they report.
+@Suite struct CommandTests {
+    func syntheticRoot() throws -> String {
+        let root = NSTemporaryDirectory() + "wsss-cli-\(UUID().uuidString)"
+        var command = try Synth.parse(["--out", root, "--train", "4", "--val", "3", "--test", "2", "--size", "48", "--seed", "3"])
+        try command.run()
+        return root
+    }
+
+    @Test func dataCheckPassesOnSyntheticAndFailsOnProblems() throws {
+        let root = try syntheticRoot()
+        var check = try DataCommand.Check.parse(["--root", root, "--split", "val"])
+        try check.run()
+        try Data("junk".utf8).write(to: URL(fileURLWithPath: root + "/JPEGImages/synth_val_00001.jpg"))
+        check = try DataCommand.Check.parse(["--root", root, "--split", "val", "--json"])
+        #expect(throws: ExitCode(1)) { try check.run() }
+    }
+
+    @Test func scoreReportsMissingFilesAndScoresComplete() throws {
+        let root = try syntheticRoot()
+        let gt = root + "/SegmentationClass", pred = root + "/pred"
+        try FileManager.default.createDirectory(atPath: pred, withIntermediateDirectories: true)
+        let list = root + "/ImageSets/Segmentation/val.txt"
+        let ids = try String(contentsOfFile: list, encoding: .utf8).split(separator: "\n").map(String.init)
+        for id in ids.dropFirst() { try FileManager.default.copyItem(atPath: "\(gt)/\(id).png", toPath: "\(pred)/\(id).png") }
+        var score = try Score.parse(["--pred", pred, "--gt", gt, "--list", list, "--classes", root + "/classes.txt"])
+        #expect(throws: ReportedFailure.self) { try score.run() }
+        try FileManager.default.copyItem(atPath: "\(gt)/\(ids[0]).png", toPath: "\(pred)/\(ids[0]).png")
+        let matrix = try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7)
+        #expect(matrix.meanIoU == 1)
+        score = try Score.parse(["--pred", pred, "--gt", gt, "--list", list, "--classes", root + "/classes.txt", "--json"])
+        try score.run()
+        // A prediction with a class id past the class list names the file.
+        try LabelMap(width: 48, height: 48, filledWith: 9).writePNG(to: "\(pred)/\(ids[0]).png")
+        #expect(throws: DatasetError.classOutOfRange(path: "\(pred)/\(ids[0]).png", value: 9, classCount: 7)) {
+            try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7)
+        }
+        // A prediction of the wrong size too.
+        try LabelMap(width: 40, height: 48, filledWith: 0).writePNG(to: "\(pred)/\(ids[0]).png")
+        #expect(throws: DatasetError.self) { try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7) }
+    }
+
+    @Test func synthRejectsNonsense() {
+        #expect(throws: (any Error).self) { try Synth.parse(["--out", "/tmp/x", "--size", "8"]) }
+        #expect(throws: (any Error).self) { try Synth.parse(["--out", "/tmp/x", "--train", "-1"]) }
+    }
+}
