@@ -1,0 +1,72 @@
+import Autograd
+import Foundation
+
+/// A 2-D convolution with its weight (and optional bias): torch.nn.Conv2d (groups = 1).
+public final class Conv2d: Module {
+    public let weight: Tensor
+    public let bias: Tensor?
+    public let stride, padding, dilation: Int
+
+    /// Weights are drawn with Kaiming-normal (fan_out, ReLU gain) as torchvision's ResNet
+    /// initialises convolutions; biases start at zero.
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
+        bias: Bool = false, generator: inout SeededGenerator
+    ) {
+        let fanOut = Float(outChannels * kernelSize * kernelSize)
+        weight = Tensor.randomNormal([outChannels, inChannels, kernelSize, kernelSize], standardDeviation: (2 / fanOut).squareRoot(),
+                                     using: &generator).requiringGrad()
+        self.bias = bias ? Tensor(zeros: [outChannels]).requiringGrad() : nil
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+    }
+}
+
+/// Batch normalisation over channels: torch.nn.BatchNorm2d (eps 1e-5, momentum 0.1).
+///
+/// `frozen` (DeepLab-v2, IRN's CAM network) always normalises with the running statistics and
+/// keeps γ and β fixed: they get no gradient and are not trainable parameters.
+public final class BatchNorm2d: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let runningMean: Tensor
+    public let runningVar: Tensor
+    /// torch's `num_batches_tracked` (kept so key lists match; counts training steps).
+    public let numBatchesTracked: Tensor
+    public let eps: Float
+    public let momentum: Float
+    public private(set) var isTraining = true
+    public let frozen: Bool
+
+    public init(_ channels: Int, frozen: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
+        let gamma = Tensor(repeating: 1, shape: [channels]), beta = Tensor(zeros: [channels])
+        weight = frozen ? gamma : gamma.requiringGrad()
+        bias = frozen ? beta : beta.requiringGrad()
+        runningMean = Tensor(zeros: [channels])
+        runningVar = Tensor(repeating: 1, shape: [channels])
+        numBatchesTracked = Tensor(zeros: [])
+        self.eps = eps
+        self.momentum = momentum
+        self.frozen = frozen
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+    public var namedBuffers: [(String, Tensor)] {
+        [("running_mean", runningMean), ("running_var", runningVar), ("num_batches_tracked", numBatchesTracked)]
+    }
+    public func setTrainingFlag(_ training: Bool) { isTraining = training }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let batchStatistics = isTraining && !frozen
+        if batchStatistics && GradMode.isEnabled { numBatchesTracked.storage.base[0] += 1 }
+        return x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                           training: batchStatistics, momentum: momentum, eps: eps)
+    }
+}
