@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Evaluation"),
         .target(name: "Layers", dependencies: ["Autograd"]),
+        .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
         .executableTarget(
             name: "wsss",
@@ -39,6 +40,7 @@ let package = Package(
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
