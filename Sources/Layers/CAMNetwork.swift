@@ -5,6 +5,9 @@ import Autograd
 /// (background excluded), trained with the multi-label soft-margin loss.
 /// Keys: torchvision ResNet keys plus `classifier.weight`.
 public final class CAMNetwork: Module {
+    /// The architecture name checkpoints carry.
+    public static let architecture = "cam-resnet50"
+
     public let backbone: ResNet
     public let classifier: Conv2d
     /// Object classes (background excluded).

@@ -38,6 +38,9 @@ public struct MultiScaleLogits {
 /// DeepLab-v2: a dilated ResNet-101 (output stride 8) and ASPP. Keys: torchvision's ResNet keys
 /// at top level (`conv1.weight`, `layer3.22.conv2.weight`, …) plus `aspp.c{0-3}.{weight,bias}`.
 public final class DeepLabV2: Module {
+    /// The architecture name checkpoints carry.
+    public static let architecture = "deeplabv2-resnet101"
+
     public let backbone: ResNet
     public let aspp: ASPP
     public let classes: Int

@@ -12,7 +12,7 @@ struct TinyRun {
     let model: DeepLabV2
     let sgd: SGD
     let schedule = PolySchedule(baseLearningRate: 0.01, maxIterations: 6)
-    static let architecture = "deeplabv2-resnet101"
+    static let architecture = DeepLabV2.architecture
 
     init(seed: UInt64, classes: Int = 4) {
         var configuration = ResNetConfiguration.deepLabV2.narrowed(by: 32)
@@ -164,5 +164,27 @@ func temporaryDirectory() throws -> String {
         #expect(file.contains("/optimizer/momentum/aspp.c2.bias"))
         #expect(try file.attribute(named: "classes") == .string("bg\nx"))
         #expect(try Checkpoint.metadata(at: dir + "/c.h5").iteration == 1)
+    }
+}
+
+/// scripts/convert_weights.py self-test writes Tests/Fixtures/converted_deeplab.h5: a narrow
+/// (1/64) DeepLab-v2 with random weights under deeplab-pytorch's names, converted to ours.
+@Suite struct ConvertedWeightsTests {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/converted_deeplab.h5").path
+
+    @Test func convertedDeepLabLoadsStrictly() throws {
+        let model = DeepLabV2(classes: 21, backbone: ResNetConfiguration.deepLabV2.narrowed(by: 64))
+        let metadata = try Checkpoint.load(from: Self.path, into: model, architecture: DeepLabV2.architecture)
+        #expect(metadata.classes.count == 21 && metadata.classes[15] == "person")
+        let file = try HDF5File(path: Self.path, mode: .read)
+        let conv = try #require(file.requiredAttribute(named: "checksum_layer3_22_conv2").doubleValue)
+        let bias = try #require(file.requiredAttribute(named: "checksum_aspp_c3_bias").doubleValue)
+        let sum = { (t: Tensor) in t.scalars.reduce(0.0) { $0 + Double($1) } }
+        #expect(abs(sum(model.backbone.layers[2].blocks[22].namedChildren[2].1.namedParameters[0].1) - conv) < 1e-3)
+        #expect(abs(sum(model.aspp.branches[3].bias!) - bias) < 1e-4)
+        // It runs.
+        let y = withoutGrad { model(Tensor(zeros: [1, 3, 33, 33])) }
+        #expect(y.shape == [1, 21, 5, 5])
     }
 }

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Converts weights between PyTorch state_dicts and WSSS HDF5 checkpoints.
+
+  convert_weights.py torchvision IN.pth OUT.h5 [--arch resnet101]
+      torchvision ResNet-50/101 (ImageNet) → HDF5 with torchvision names (fc.* dropped); load it
+      into a DeepLab or CAM backbone with `--init OUT.h5` (the names already match ours).
+  convert_weights.py deeplab IN.pth OUT.h5 [--classes voc|FILE]
+      deeplab-pytorch (kazuto1011) DeepLab-v2 weights converted from caffe — the init model
+      and the trained VOC model — → HDF5 with our names:
+        [base.]layer1.conv1.{conv,bn}            → conv1, bn1
+        [base.]layerL.blockB.reduce.{conv,bn}    → layer{L-1}.{B-1}.conv1 / bn1
+        ...conv3x3 → conv2/bn2, ...increase → conv3/bn3, ...shortcut.{conv,bn} → downsample.0/.1
+        [base.]aspp.cK.{weight,bias}             → aspp.cK.{weight,bias}
+      Their BN tensors already carry caffe's scale (the Scale layer folded into weight/bias and
+      the moving-average factor divided out by their caffemodel converter), so they are copied
+      as they are; num_batches_tracked is added where missing.
+  convert_weights.py to-torch IN.h5 OUT.pth
+      Our checkpoint → a PyTorch state_dict (torchvision key names, as in the file).
+  convert_weights.py self-test [--fixture Tests/Fixtures/converted_deeplab.h5]
+      Builds small random state_dicts itself, checks the round trips, and writes a converted
+      narrow DeepLab-v2 that the Swift tests load.
+
+Needs torch, h5py, numpy (scripts/requirements-fixtures.txt).
+"""
+import argparse
+import collections
+import os
+import re
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+VOC = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+       "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+KAZUTO_PARTS = {"reduce": "1", "conv3x3": "2", "increase": "3"}
+
+
+def load_state_dict(path):
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    return collections.OrderedDict((k, v) for k, v in obj.items())
+
+
+def write_checkpoint(path, tensors, architecture, classes):
+    """Our layout: /parameters, /buffers, root attributes. Written to a temporary file, then renamed."""
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        for name, value in tensors.items():
+            group = "buffers" if re.search(r"(running_mean|running_var|num_batches_tracked)$", name) else "parameters"
+            f[f"{group}/{name}"] = np.asarray(value.detach().cpu().numpy() if torch.is_tensor(value) else value, dtype=np.float32)
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["architecture"] = architecture
+        f.attrs["classes"] = "\n".join(classes)
+        f.attrs["iteration"] = 0
+        f.attrs["recipe"] = ""
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path):
+    out = collections.OrderedDict()
+    with h5py.File(path, "r") as f:
+        for group in ("parameters", "buffers"):
+            for name in f.get(group, {}):
+                value = torch.from_numpy(np.asarray(f[group][name][()]))
+                out[name] = value.long() if name.endswith("num_batches_tracked") else value
+    return out
+
+
+def kazuto_to_ours(state):
+    out = collections.OrderedDict()
+    for key, value in state.items():
+        k = key[5:] if key.startswith("base.") else key
+        m = re.fullmatch(r"layer1\.conv1\.(conv|bn)\.(.+)", k)
+        if m:
+            out[("conv1." if m[1] == "conv" else "bn1.") + m[2]] = value
+            continue
+        m = re.fullmatch(r"layer(\d)\.block(\d+)\.(reduce|conv3x3|increase|shortcut)\.(conv|bn)\.(.+)", k)
+        if m:
+            layer, block, part, kind, leaf = int(m[1]) - 1, int(m[2]) - 1, m[3], m[4], m[5]
+            if part == "shortcut":
+                name = f"layer{layer}.{block}.downsample.{0 if kind == 'conv' else 1}.{leaf}"
+            else:
+                name = f"layer{layer}.{block}.{kind if kind == 'bn' else 'conv'}{KAZUTO_PARTS[part]}.{leaf}"
+            out[name] = value
+            continue
+        m = re.fullmatch(r"aspp\.c(\d)\.(weight|bias)", k)
+        if m:
+            out[k] = value
+            continue
+        raise SystemExit(f"{key}: not a deeplab-pytorch DeepLab-v2 key")
+    for name in [n[: -len("running_mean")] for n in out if n.endswith("running_mean")]:
+        out.setdefault(name + "num_batches_tracked", torch.tensor(0))
+    return out
+
+
+def ours_to_kazuto(state):
+    """The inverse of kazuto_to_ours (for the self-test)."""
+    parts = {v: k for k, v in KAZUTO_PARTS.items()}
+    out = collections.OrderedDict()
+    for k, v in state.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        m = re.fullmatch(r"(conv1|bn1)\.(.+)", k)
+        if m:
+            out[f"base.layer1.conv1.{'conv' if m[1] == 'conv1' else 'bn'}.{m[2]}"] = v
+            continue
+        m = re.fullmatch(r"layer(\d)\.(\d+)\.downsample\.(\d)\.(.+)", k)
+        if m:
+            out[f"base.layer{int(m[1]) + 1}.block{int(m[2]) + 1}.shortcut.{'conv' if m[3] == '0' else 'bn'}.{m[4]}"] = v
+            continue
+        m = re.fullmatch(r"layer(\d)\.(\d+)\.(conv|bn)(\d)\.(.+)", k)
+        if m:
+            out[f"base.layer{int(m[1]) + 1}.block{int(m[2]) + 1}.{parts[m[4]]}.{m[3]}.{m[5]}"] = v
+            continue
+        out["base." + k] = v
+    return out
+
+
+def narrow_deeplab_state(classes, divisor=64, seed=0):
+    """A random DeepLab-v2 ResNet-101 state in our names, widths divided by `divisor`."""
+    g = torch.Generator().manual_seed(seed)
+    stem, planes = 64 // divisor, [p // divisor for p in (64, 128, 256, 512)]
+    state = collections.OrderedDict()
+
+    def conv(name, cout, cin, k, bias=False):
+        state[name + ".weight"] = torch.randn(cout, cin, k, k, generator=g)
+        if bias:
+            state[name + ".bias"] = torch.randn(cout, generator=g)
+
+    def bn(name, c):
+        state[name + ".weight"] = torch.rand(c, generator=g) + 0.5
+        state[name + ".bias"] = torch.randn(c, generator=g)
+        state[name + ".running_mean"] = torch.randn(c, generator=g)
+        state[name + ".running_var"] = torch.rand(c, generator=g) + 0.5
+        state[name + ".num_batches_tracked"] = torch.tensor(0)
+
+    conv("conv1", stem, 3, 7)
+    bn("bn1", stem)
+    inplanes = stem
+    for i, blocks in enumerate((3, 4, 23, 3)):
+        for b in range(blocks):
+            p, out = planes[i], planes[i] * 4
+            conv(f"layer{i + 1}.{b}.conv1", p, inplanes, 1)
+            bn(f"layer{i + 1}.{b}.bn1", p)
+            conv(f"layer{i + 1}.{b}.conv2", p, p, 3)
+            bn(f"layer{i + 1}.{b}.bn2", p)
+            conv(f"layer{i + 1}.{b}.conv3", out, p, 1)
+            bn(f"layer{i + 1}.{b}.bn3", out)
+            if b == 0:
+                conv(f"layer{i + 1}.{b}.downsample.0", out, inplanes, 1)
+                bn(f"layer{i + 1}.{b}.downsample.1", out)
+            inplanes = out
+    for k in range(4):
+        conv(f"aspp.c{k}", classes, inplanes, 3, bias=True)
+    return state
+
+
+def same(a, b):
+    return set(a) == set(b) and all(torch.equal(a[k].float(), b[k].float()) for k in a)
+
+
+def self_test(fixture):
+    import tempfile
+    tmp = tempfile.mkdtemp()
+    # DeepLab: ours → kazuto names (as deeplab-pytorch saves them) → convert → must equal ours.
+    ours = narrow_deeplab_state(classes=21)
+    kazuto = ours_to_kazuto(ours)
+    assert all(k.startswith("base.layer") or k.startswith("base.aspp") for k in kazuto)
+    assert "base.layer4.block23.conv3x3.conv.weight" in kazuto and "base.layer2.block1.shortcut.bn.running_var" in kazuto
+    torch.save(kazuto, f"{tmp}/kazuto.pth")
+    convert_deeplab(f"{tmp}/kazuto.pth", f"{tmp}/ours.h5", "voc")
+    assert same(read_checkpoint(f"{tmp}/ours.h5"), ours), "deeplab conversion changed names or values"
+    # Our checkpoint → PyTorch state_dict → back: identical.
+    to_torch(f"{tmp}/ours.h5", f"{tmp}/back.pth")
+    assert same(load_state_dict(f"{tmp}/back.pth"), ours)
+    # torchvision ResNet-50 (random): every key except fc.* kept, values unchanged.
+    import torchvision
+    tv = torchvision.models.resnet50().state_dict()
+    torch.save(tv, f"{tmp}/tv.pth")
+    convert_torchvision(f"{tmp}/tv.pth", f"{tmp}/tv.h5", "resnet50")
+    back = read_checkpoint(f"{tmp}/tv.h5")
+    assert set(back) == {k for k in tv if not k.startswith("fc.")}
+    assert all(torch.equal(back[k].float(), tv[k].float()) for k in back)
+    # The fixture the Swift tests load: a converted narrow 21-class DeepLab-v2.
+    if fixture:
+        small = narrow_deeplab_state(classes=21, divisor=64, seed=1)
+        torch.save(ours_to_kazuto(small), f"{tmp}/small.pth")
+        convert_deeplab(f"{tmp}/small.pth", fixture, "voc")
+        with h5py.File(fixture, "a") as f:
+            f.attrs["fixture_note"] = "scripts/convert_weights.py self-test: narrow (1/64) DeepLab-v2 from deeplab-pytorch names"
+            f.attrs["checksum_layer3_22_conv2"] = float(small["layer3.22.conv2.weight"].double().sum())
+            f.attrs["checksum_aspp_c3_bias"] = float(small["aspp.c3.bias"].double().sum())
+        print("wrote", fixture, os.path.getsize(fixture) // 1024, "KiB")
+    print("self-test passed")
+
+
+def convert_torchvision(src, dst, arch):
+    state = collections.OrderedDict((k, v) for k, v in load_state_dict(src).items() if not k.startswith("fc."))
+    write_checkpoint(dst, state, arch, [])
+
+
+def convert_deeplab(src, dst, classes):
+    names = VOC if classes == "voc" else [l.strip() for l in open(classes) if l.strip() and not l.startswith("#")]
+    state = kazuto_to_ours(load_state_dict(src))
+    head = state.get("aspp.c0.weight")
+    if head is not None and head.shape[0] != len(names):
+        names = names if head.shape[0] == len(names) else [f"class{i}" for i in range(head.shape[0])]
+    write_checkpoint(dst, state, "deeplabv2-resnet101", names)
+
+
+def to_torch(src, dst):
+    torch.save(read_checkpoint(src), dst)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("torchvision")
+    p.add_argument("src"), p.add_argument("dst"), p.add_argument("--arch", default="resnet101")
+    p = sub.add_parser("deeplab")
+    p.add_argument("src"), p.add_argument("dst"), p.add_argument("--classes", default="voc")
+    p = sub.add_parser("to-torch")
+    p.add_argument("src"), p.add_argument("dst")
+    p = sub.add_parser("self-test")
+    p.add_argument("--fixture", default=None)
+    args = parser.parse_args()
+    if args.command == "torchvision":
+        convert_torchvision(args.src, args.dst, args.arch)
+    elif args.command == "deeplab":
+        convert_deeplab(args.src, args.dst, args.classes)
+    elif args.command == "to-torch":
+        to_torch(args.src, args.dst)
+    else:
+        self_test(args.fixture)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
