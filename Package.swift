@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(
             name: "wsss",
             dependencies: [
-                "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation",
+                "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

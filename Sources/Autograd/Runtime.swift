@@ -13,6 +13,22 @@ public enum Runtime {
         let n = max(1, requested ?? ProcessInfo.processInfo.activeProcessorCount)
         threads = n
         openblas_set_num_threads(Int32(n))
+        tuneAllocator()
+    }
+
+    /// Keeps glibc malloc from hoarding freed activations.
+    ///
+    /// Tensors of a few MB are freed on one thread and allocated on another; with glibc's
+    /// defaults every thread gets its own arena and the mmap threshold grows after each large
+    /// free, so freed blocks pile up: peak RSS of DeepLab-v2 inference varied from 0.4 to 1.6 GB
+    /// between identical runs. One arena and a fixed 64 MB mmap threshold keep it at 0.4-0.75 GB.
+    /// (A 1 MB threshold gives 0.28 GB but is 1.6x slower: every activation is freshly mmapped
+    /// and page-faulted; measured with `wsss bench model`.) `MALLOC_*` variables still win.
+    static func tuneAllocator() {
+        let env = ProcessInfo.processInfo.environment
+        if env["MALLOC_ARENA_MAX"] == nil { _ = mallopt(M_ARENA_MAX, 1) }
+        if env["MALLOC_MMAP_THRESHOLD_"] == nil { _ = mallopt(M_MMAP_THRESHOLD, 64 << 20) }
+        if env["MALLOC_TRIM_THRESHOLD_"] == nil { _ = mallopt(M_TRIM_THRESHOLD, 64 << 20) }
     }
 
     /// The OpenBLAS kernel in use, e.g. "Zen" or "SkylakeX".

@@ -118,3 +118,52 @@ public final class ResNet: Module {
         return layers.reduce(stem) { $1($0) }
     }
 }
+
+extension ResNet {
+    /// Multiply-add FLOPs (2 per multiply-add) of the convolutions of one forward pass on an
+    /// H x W image, and the feature size. Pooling, BN and ReLU are not counted, as usual.
+    public func convolutionFLOPs(height: Int, width: Int) -> (flops: Double, height: Int, width: Int) {
+        func out(_ n: Int, _ c: Conv2d) -> Int {
+            let k = c.weight.shape[2]
+            return (n + 2 * c.padding - c.dilation * (k - 1) - 1) / c.stride + 1
+        }
+        func cost(_ c: Conv2d, _ h: Int, _ w: Int) -> (Double, Int, Int) {
+            let (oh, ow) = (out(h, c), out(w, c))
+            let s = c.weight.shape
+            return (2 * Double(s[0] * s[1] * s[2] * s[3] * oh * ow), oh, ow)
+        }
+        var (total, h, w) = cost(conv1, height, width)
+        let pool = { (n: Int) -> Int in
+            let span = n + 2 - 3
+            var o = (self.configuration.stemPoolCeil ? (span + 1) / 2 : span / 2) + 1
+            if self.configuration.stemPoolCeil && (o - 1) * 2 >= n + 1 { o -= 1 }
+            return o
+        }
+        (h, w) = (pool(h), pool(w))
+        for stage in layers {
+            for block in stage.blocks {
+                let convs = block.namedChildren.compactMap { $0.1 as? Conv2d }
+                var (bh, bw) = (h, w)
+                for c in convs {
+                    let (f, oh, ow) = cost(c, bh, bw)
+                    total += f
+                    (bh, bw) = (oh, ow)
+                }
+                if let down = block.namedChildren.first(where: { $0.0 == "downsample" })?.1 as? Downsample {
+                    total += cost(down.conv, h, w).0
+                }
+                (h, w) = (bh, bw)
+            }
+        }
+        return (total, h, w)
+    }
+}
+
+extension DeepLabV2 {
+    /// Convolution FLOPs of one single-scale forward pass (backbone + ASPP).
+    public func convolutionFLOPs(height: Int, width: Int) -> Double {
+        let (backbone, h, w) = self.backbone.convolutionFLOPs(height: height, width: width)
+        let head = aspp.branches.reduce(0.0) { $0 + 2 * Double($1.weight.count * h * w) }
+        return backbone + head
+    }
+}

@@ -9,7 +9,7 @@ extension ConvAlgorithm: ExpressibleByArgument {}
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
-        subcommands: [Ops.self, DataPipeline.self])
+        subcommands: [Ops.self, Model.self, DataPipeline.self])
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -98,12 +98,13 @@ struct ConvShape {
 }
 
 enum OpBenchmarks {
-    /// Runs `body` once to warm up, then until `seconds` have passed (at least 3, at most 50 times).
-    static func time(seconds: Double, _ body: () -> Double?) -> (median: Double, minimum: Double, count: Int) {
+    /// Runs `body` once to warm up, then until `seconds` have passed (at least `repetitions`, at
+    /// most 50 times). `body` returns its own measured seconds, or nil to be timed whole.
+    static func time(seconds: Double, repetitions: Int = 3, _ body: () -> Double?) -> (median: Double, minimum: Double, count: Int) {
         _ = body()
         var samples: [Double] = []
         let start = DispatchTime.now().uptimeNanoseconds
-        while samples.count < 3 || (samples.count < 50 && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds) {
+        while samples.count < repetitions || (samples.count < 50 && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let measured = body()
             samples.append(measured ?? Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

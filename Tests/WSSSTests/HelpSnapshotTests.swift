@@ -12,6 +12,7 @@ import Testing
         ("wsss", WSSS.helpMessage(columns: 100)),
         ("wsss-bench", WSSS.helpMessage(for: Bench.self, columns: 100)),
         ("wsss-bench-ops", WSSS.helpMessage(for: Bench.Ops.self, columns: 100)),
+        ("wsss-bench-model", WSSS.helpMessage(for: Bench.Model.self, columns: 100)),
         ("wsss-bench-data", WSSS.helpMessage(for: Bench.DataPipeline.self, columns: 100)),
         ("wsss-synth", WSSS.helpMessage(for: Synth.self, columns: 100)),
         ("wsss-data-check", WSSS.helpMessage(for: DataCommand.Check.self, columns: 100)),

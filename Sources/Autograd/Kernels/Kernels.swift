@@ -49,3 +49,41 @@ extension Kernels {
         }
     }
 }
+
+// Dedicated loops for the hottest element-wise ops. The closure-taking `map`/`zip` above call
+// their closure indirectly inside the parallel chunk (the optimiser does not specialise through
+// `concurrentPerform`), which costs several times a plain loop on large activations.
+extension Kernels {
+    /// y = max(x, 0) (may alias).
+    public static func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            for i in r { y[i] = x[i] > 0 ? x[i] : 0 }
+        }
+    }
+
+    /// dx = dy where y > 0, else 0 (may alias).
+    public static func reluBackward(
+        _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            for i in r { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        }
+    }
+
+    /// The element-wise binary operations with a dedicated loop.
+    public enum BinaryOp: Sendable { case add, subtract, multiply }
+
+    /// y = a (op) b element-wise (same sizes; may alias).
+    public static func binary(
+        _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        count: Int
+    ) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            switch op {
+            case .add: for i in r { y[i] = a[i] + b[i] }
+            case .subtract: for i in r { y[i] = a[i] - b[i] }
+            case .multiply: for i in r { y[i] = a[i] * b[i] }
+            }
+        }
+    }
+}

@@ -13,7 +13,14 @@ extension Tensor {
     }
 
     /// f applied to broadcast pairs of `a` and `b`; no tape.
-    static func broadcastMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    static func broadcastMap(
+        _ a: Tensor, _ b: Tensor, fast: Kernels.BinaryOp? = nil, _ f: (Float, Float) -> Float
+    ) -> Tensor {
+        if a.shape == b.shape, let fast {
+            let y = Tensor(uninitialized: a.shape)
+            Kernels.binary(fast, a.storage.base, b.storage.base, y.storage.base, count: y.count)
+            return y
+        }
         if a.shape == b.shape {
             let y = Tensor(uninitialized: a.shape)
             Kernels.zip(a.storage.base, b.storage.base, y.storage.base, count: y.count, f)
@@ -42,22 +49,23 @@ extension Tensor {
 
     /// a + b.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        let y = broadcastMap(a, b, +)
+        let y = broadcastMap(a, b, fast: .add, +)
         return record(y, name: "add", inputs: [a, b]) { dy in [dy, dy] }
     }
 
     /// a - b.
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        let y = broadcastMap(a, b, -)
+        let y = broadcastMap(a, b, fast: .subtract, -)
         return record(y, name: "sub", inputs: [a, b]) { dy in [dy, b.requiresGrad ? -dy : nil] }
     }
 
     /// a * b.
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        let y = broadcastMap(a, b, *)
+        let y = broadcastMap(a, b, fast: .multiply, *)
         let (ca, cb) = (a.detached(), b.detached())
         return record(y, name: "mul", inputs: [a, b]) { dy in
-            [a.requiresGrad ? broadcastMap(dy, cb, *) : nil, b.requiresGrad ? broadcastMap(dy, ca, *) : nil]
+            [a.requiresGrad ? broadcastMap(dy, cb, fast: .multiply, *) : nil,
+                b.requiresGrad ? broadcastMap(dy, ca, fast: .multiply, *) : nil,]
         }
     }
 

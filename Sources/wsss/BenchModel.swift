@@ -1,0 +1,116 @@
+import ArgumentParser
+import Autograd
+import Foundation
+import Layers
+
+extension Bench {
+    /// `wsss bench model`: one model's train step or inference, with peak memory.
+    struct Model: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time DeepLab-v2 ResNet-101 training steps or inference on random data (one JSON object on stdout).",
+            discussion: """
+                train = forward + cross-entropy + backward + SGD step (frozen BN, DeepLab's parameter groups); \
+                infer = forward without a tape. gflops counts convolution FLOPs (train: 3x forward) over the \
+                median time; sgemm_ratio divides it by this machine's sgemm GFLOP/s measured in the same run; \
+                peak_rss_mb is the process's peak resident memory.
+                """)
+
+        enum Mode: String, ExpressibleByArgument, CaseIterable { case train, infer }
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        @Option(help: "Architecture (only deeplabv2-r101 so far).")
+        var arch: String = "deeplabv2-r101"
+
+        @Option(help: ArgumentHelp("Square input size in pixels.", valueName: "px"))
+        var size: Int = 321
+
+        @Option(help: ArgumentHelp("Images per step.", valueName: "n"))
+        var batch: Int = 1
+
+        @Option(help: "train or infer.")
+        var mode: Mode = .train
+
+        @Flag(help: "Multi-scale inputs (1, 0.75, 0.5 and the fused max), as DeepLab-v2 trains.")
+        var msc = false
+
+        @Option(help: ArgumentHelp("Timed repetitions after one warm-up.", valueName: "n"))
+        var repeats: Int = 3
+
+        @Option(help: ArgumentHelp("Divide every width by this (1 = the real network).", valueName: "n"))
+        var narrow: Int = 1
+
+        func validate() throws {
+            guard arch == "deeplabv2-r101" else { throw ValidationError("--arch: only deeplabv2-r101 is available") }
+            guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else { throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1") }
+        }
+
+        func run() throws {
+            try runtime.apply()
+            let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: 1).gflops
+            let model = DeepLabV2(classes: 21, backbone: ResNetConfiguration.deepLabV2.narrowed(by: narrow), seed: 1)
+            model.train()
+            let aspp = model.trainableParameters.filter { $0.name.hasPrefix("aspp.") }
+            let sgd = SGD(
+                groups: [
+                    ParameterGroup(model.trainableParameters.filter { !$0.name.hasPrefix("aspp.") }.map(\.tensor)),
+                    ParameterGroup(aspp.filter { $0.name.hasSuffix("weight") }.map(\.tensor), learningRateMultiplier: 10),
+                    ParameterGroup(aspp.filter { $0.name.hasSuffix("bias") }.map(\.tensor), learningRateMultiplier: 20, weightDecayMultiplier: 0),
+                ], learningRate: 2.5e-4, momentum: 0.9, weightDecay: 5e-4)
+            var g = SeededGenerator(seed: 3)
+            let x = Tensor.randomNormal([batch, 3, size, size], using: &g)
+            let probe = withoutGrad { model(Tensor(zeros: [1, 3, size, size])) }
+            let (lh, lw) = (probe.shape[2], probe.shape[3])
+            let labels = LabelTensor(shape: [batch, size, size], values: (0..<(batch * size * size)).map { _ in Int32(g.next() % 21) })
+
+            var forwardFLOPs = model.convolutionFLOPs(height: size, width: size) * Double(batch)
+            if msc {
+                for s in model.pyramidScales {
+                    let side = Int(Double(size) * s)
+                    forwardFLOPs += model.convolutionFLOPs(height: side, width: side) * Double(batch)
+                }
+            }
+            let step: () -> Void = {
+                switch mode {
+                case .infer:
+                    _ = withoutGrad { msc ? model.multiScale(x).fused : model(x) }
+                case .train:
+                    let maps: [Tensor]
+                    if msc {
+                        let out = model.multiScale(x)
+                        maps = [out.full] + out.scaled + [out.fused]
+                    } else {
+                        maps = [model(x)]
+                    }
+                    var loss = Tensor(scalar: 0)
+                    for m in maps { loss = loss + Tensor.crossEntropy(logits: m, labels: labels.resizedNearest(to: (m.shape[2], m.shape[3]))) }
+                    loss.backward()
+                    sgd.step()
+                    sgd.zeroGrad()
+                }
+            }
+            let timing = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
+                step()
+                return nil
+            }
+            let flops = forwardFLOPs * (mode == .train ? 3 : 1)
+            let gflops = flops / timing.median / 1e9
+            let object: [String: Any] = [
+                "name": "\(arch)_\(mode.rawValue)\(msc ? "_msc" : "")_\(size)_b\(batch)\(narrow > 1 ? "_w\(narrow)" : "")",
+                "median_s": timing.median, "min_s": timing.minimum, "reps": timing.count,
+                "gflops": (gflops * 10).rounded() / 10, "forward_gflop": (forwardFLOPs / 1e9 * 10).rounded() / 10,
+                "sgemm_gflops": sgemm, "sgemm_ratio": (gflops / sgemm * 1000).rounded() / 1000,
+                "peak_rss_mb": peakResidentMegabytes(), "logits": [lh, lw],
+                "threads": Runtime.threads, "blas_core": Runtime.blasCore, "blas_origin": BLASKernelChoice.origin,
+            ]
+            printJSON(object)
+        }
+    }
+}
+
+/// The process's peak resident set size (getrusage; Linux reports KiB).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return (Double(usage.ru_maxrss) / 1024 * 10).rounded() / 10
+}
