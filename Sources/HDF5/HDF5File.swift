@@ -24,13 +24,12 @@ public final class HDF5File {
     public let path: String
     let id: hid_t
 
-    private static let silenceErrors: Void = chdf5_silence_errors()
-
     /// Opens or creates the file at `path`.
     /// - Throws: `HDF5Error.missingFile`, `.notHDF5` or `.cannotOpen` for unreadable input,
     ///   `.cannotCreate` when the file cannot be written.
     public init(path: String, mode: Mode) throws {
-        _ = HDF5File.silenceErrors
+        // Thread-safe libhdf5 keeps one error stack per thread: silence this thread's printing.
+        chdf5_silence_errors()
         self.path = path
         switch mode {
         case .create:
