@@ -32,3 +32,41 @@ extension LabelMap {
         return Image(width: width, height: height, channels: 3, pixels: pixels)
     }
 }
+
+extension Image {
+    /// RGB images placed left to right with a `gap`-pixel white gutter, top-aligned (a
+    /// side-by-side panel for visual checks).
+    public static func sideBySide(_ images: [Image], gap: Int = 4) -> Image {
+        let parts = images.map { $0.rgb() }
+        let width = parts.reduce(0) { $0 + $1.width } + gap * max(0, parts.count - 1)
+        let height = parts.map(\.height).max() ?? 0
+        var out = Image(width: width, height: height, channels: 3, filledWith: 255)
+        var x0 = 0
+        for part in parts {
+            for y in 0..<part.height {
+                let src = y * part.width * 3, dst = (y * width + x0) * 3
+                out.pixels.replaceSubrange(dst..<(dst + part.width * 3), with: part.pixels[src..<(src + part.width * 3)])
+            }
+            x0 += part.width + gap
+        }
+        return out
+    }
+
+    /// Each mask's region filled with its own colour (a hash of its index), mixed over the image;
+    /// pixels in several masks show the last one. `masks` are row-major bitmaps.
+    public func withRegions(_ masks: [[Bool]], opacity: Float = 0.6) -> Image {
+        let base = rgb()
+        var out = base.pixels
+        for (k, mask) in masks.enumerated() {
+            var h = UInt32(truncatingIfNeeded: k &* 2_654_435_761 &+ 12345)
+            h ^= h >> 13
+            let color = [Float(h & 255), Float(h >> 8 & 255), Float(h >> 16 & 255)]
+            for i in 0..<(width * height) where mask[i] {
+                for c in 0..<3 {
+                    out[3 * i + c] = UInt8(((1 - opacity) * Float(base.pixels[3 * i + c]) + opacity * color[c]).rounded())
+                }
+            }
+        }
+        return Image(width: width, height: height, channels: 3, pixels: out)
+    }
+}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import PseudoLabels
 
 /// `wsss synth`: writes the built-in synthetic dataset.
 struct Synth: ParsableCommand {
@@ -26,6 +27,9 @@ struct Synth: ParsableCommand {
     @Option(help: ArgumentHelp("Image side in pixels.", valueName: "px"))
     var size: Int = 128
 
+    @Flag(help: "Also write SAM stand-in masks as SA-1B-style JSON (COCO RLE) under <out>/SAMStandIn: derived from the scene, not from SAM (docs/SYNTHETIC.md).")
+    var proposals = false
+
     func validate() throws {
         guard train >= 0, val >= 0, test >= 0 else { throw ValidationError("image counts must not be negative") }
         guard size >= 32 else { throw ValidationError("--size must be at least 32 pixels") }
@@ -35,7 +39,21 @@ struct Synth: ParsableCommand {
         var options = SyntheticDataset.Options()
         (options.seed, options.train, options.val, options.test, options.size) = (seed, train, val, test, size)
         let start = Date()
-        try SyntheticDataset.write(to: out, options: options)
+        var writer: (@Sendable (String, [SyntheticProposal]) throws -> Void)?
+        if proposals {
+            let folder = "\(out)/SAMStandIn"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let side = size
+            writer = { id, masks in
+                let segments = masks.map { m in
+                    var s = SegmentMask(width: side, height: side, bitmap: m.bitmap)
+                    (s.predictedIoU, s.stabilityScore) = (m.predictedIoU, m.stabilityScore)
+                    return s
+                }
+                try SA1BProposals.write(segments, to: "\(folder)/\(id).json")
+            }
+        }
+        try SyntheticDataset.write(to: out, options: options, proposals: writer)
         Log.info(String(format: "synth: %d images of %dx%d in %@ (%.1f s)", train + val + test, size, size, out, Date().timeIntervalSince(start)))
     }
 }

@@ -20,7 +20,11 @@ public struct SyntheticDataset {
 
     /// Writes the dataset under `root` (JPEGImages, SegmentationClass, Annotations,
     /// ImageSets/Segmentation/{train,val,test,trainval}.txt, classes.txt). Deterministic for a seed.
-    public static func write(to root: String, options: Options) throws {
+    /// - Parameter proposals: when given, called (from worker threads) with each image's
+    ///   SAM stand-in masks (`SyntheticProposal`), e.g. to write them as SA-1B JSON.
+    public static func write(
+        to root: String, options: Options, proposals: (@Sendable (String, [SyntheticProposal]) throws -> Void)? = nil
+    ) throws {
         let fm = FileManager.default
         for folder in ["JPEGImages", "SegmentationClass", "Annotations", "ImageSets/Segmentation"] {
             try fm.createDirectory(atPath: "\(root)/\(folder)", withIntermediateDirectories: true)
@@ -43,6 +47,7 @@ public struct SyntheticDataset {
                     try scene.image.writeJPEG(to: "\(root)/JPEGImages/\(ids[k].id).jpg", quality: 90)
                     try scene.labels.writePNG(to: "\(root)/SegmentationClass/\(ids[k].id).png")
                     try scene.annotationXML(id: ids[k].id).write(toFile: "\(root)/Annotations/\(ids[k].id).xml", atomically: true, encoding: .utf8)
+                    if let proposals { try proposals(ids[k].id, scene.standInProposals()) }
                 } catch {
                     buffer[k] = error
                 }
@@ -68,12 +73,24 @@ struct SyntheticScene {
     }
 
     let size: Int
+    let seed: UInt64
+    let index: Int
     var image: Image
     var labels: LabelMap
     var objects: [Object] = []
+    /// What the scene is made of, per pixel (for the SAM stand-in): the visible object, or -1.
+    var instances: [Int] = []
+    /// The clutter blob painted last at a pixel, or -1.
+    var clutterIndex: [Int] = []
+    /// The discriminative part of a visible object at a pixel (object index), or -1.
+    var partIndex: [Int] = []
+    /// Which of the two background colours dominates at a pixel.
+    var backgroundShade: [Bool] = []
 
     init(seed: UInt64, index: Int, size: Int) {
         self.size = size
+        self.seed = seed
+        self.index = index
         var g = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(index) &* 0xD1B5_4A32_D192_ED03)
         func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(g.nextUniform()) }
         func pick<T>(_ values: [T]) -> T { values[Int(g.next() % UInt64(values.count))] }
@@ -84,25 +101,35 @@ struct SyntheticScene {
         var rgb = [Double](repeating: 0, count: size * size * 3)
         var classes = [UInt8](repeating: 0, count: size * size)
         var instances = [Int](repeating: -1, count: size * size)  // visible object per pixel
+        var clutterAt = [Int](repeating: -1, count: size * size)
+        var partAt = [Int](repeating: -1, count: size * size)
+        var shade = [Bool](repeating: false, count: size * size)
+        var clutterCount = 0
         for y in 0..<size {
             for x in 0..<size {
                 let t = 0.5 + 0.5 * sin(Double(x) * fx + Double(y) * fy + phase)
                 let i = (y * size + x) * 3
+                shade[y * size + x] = t > 0.5
                 rgb[i] = bg1.0 * t + bg2.0 * (1 - t)
                 rgb[i + 1] = bg1.1 * t + bg2.1 * (1 - t)
                 rgb[i + 2] = bg1.2 * t + bg2.2 * (1 - t)
             }
         }
-        // Paints a body (shape, colour, texture) and returns its pixel mask.
+        // Paints a body (shape, colour, texture) and returns its pixel mask and its part's pixels.
         func paint(_ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
                    color: (Double, Double, Double), stripes: Bool, part: Bool) -> [Int] {
+            paintWithPart(shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle, color: color, stripes: stripes, part: part).body
+        }
+        func paintWithPart(_ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
+                           color: (Double, Double, Double), stripes: Bool, part: Bool) -> (body: [Int], part: [Int]) {
             var pixels: [Int] = []
+            var partPixels: [Int] = []
             let (c, s) = (cos(angle), sin(angle))
             // The bounding square, clipped to the image (a blob may sit partly or wholly outside).
             let reach = Int(max(rx, ry) * 1.5) + 1
             let (x0, x1) = (max(0, Int(cx) - reach), min(size, Int(cx) + reach + 1))
             let (y0, y1) = (max(0, Int(cy) - reach), min(size, Int(cy) + reach + 1))
-            guard x0 < x1 && y0 < y1 else { return [] }
+            guard x0 < x1 && y0 < y1 else { return ([], []) }
             for y in y0..<y1 {
                 for x in x0..<x1 {
                     let (dx, dy) = (Double(x) + 0.5 - cx, Double(y) + 0.5 - cy)
@@ -112,23 +139,28 @@ struct SyntheticScene {
                     if stripes && Int((u + v + 4) * 3) % 2 == 0 { col = (col.0 * 0.75, col.1 * 0.75, col.2 * 0.75) }
                     if part {
                         let (pu, pv) = shape.partCenter
-                        if (u - pu) * (u - pu) + (v - pv) * (v - pv) <= 0.22 * 0.22 { col = shape.partColor }
+                        if (u - pu) * (u - pu) + (v - pv) * (v - pv) <= 0.22 * 0.22 {
+                            col = shape.partColor
+                            partPixels.append(y * size + x)
+                        }
                     }
                     let i = (y * size + x) * 3
                     (rgb[i], rgb[i + 1], rgb[i + 2]) = col
                     pixels.append(y * size + x)
                 }
             }
-            return pixels
+            return (pixels, partPixels)
         }
         // Clutter: body-coloured blobs without parts (shapes of any class, so shape alone does
         // not name a class), some right next to where objects will be.
         let clutter = Int(g.next() % 4)
         for _ in 0..<clutter {
             let r = uniform(0.04, 0.09) * Double(size)
-            _ = paint(pick(SyntheticShape.allCases), cx: uniform(0, Double(size)), cy: uniform(0, Double(size)),
-                      rx: r * uniform(0.6, 1.4), ry: r, angle: uniform(-1, 1), color: pick(syntheticBodyColors),
-                      stripes: g.next() & 1 == 0, part: false)
+            let blob = paint(pick(SyntheticShape.allCases), cx: uniform(0, Double(size)), cy: uniform(0, Double(size)),
+                             rx: r * uniform(0.6, 1.4), ry: r, angle: uniform(-1, 1), color: pick(syntheticBodyColors),
+                             stripes: g.next() & 1 == 0, part: false)
+            for p in blob { clutterAt[p] = clutterCount }
+            clutterCount += 1
         }
         // Objects: 1–4, overlapping freely; later ones occlude earlier ones.
         let count = 1 + Int(g.next() % 4)
@@ -137,12 +169,15 @@ struct SyntheticScene {
             let r = uniform(0.12, 0.24) * Double(size)
             let (cx, cy) = (uniform(0.15, 0.85) * Double(size), uniform(0.15, 0.85) * Double(size))
             let (rx, ry, angle) = (r * uniform(0.75, 1.3), r, uniform(-0.35, 0.35))
-            let pixels = paint(shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle, color: pick(syntheticBodyColors),
-                               stripes: g.next() % 3 == 0, part: true)
+            let (pixels, partPixels) = paintWithPart(shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle,
+                                                     color: pick(syntheticBodyColors), stripes: g.next() % 3 == 0, part: true)
             for p in pixels {
                 classes[p] = UInt8(shape.rawValue)
                 instances[p] = objects.count
+                clutterAt[p] = -1
+                partAt[p] = -1
             }
+            for p in partPixels { partAt[p] = objects.count }
             // A small body-coloured blob touching the object: clutter a CAM tends to spill onto.
             // Where it covers the object, the pixel is clutter (background) now.
             if g.next() % 2 == 0 {
@@ -152,7 +187,10 @@ struct SyntheticScene {
                 for p in blob {
                     classes[p] = 0
                     instances[p] = -1
+                    partAt[p] = -1
+                    clutterAt[p] = clutterCount
                 }
+                clutterCount += 1
             }
             objects.append(Object(shape: shape, centerX: cx, centerY: cy, radiusX: rx, radiusY: ry, angle: angle, box: (0, 0, 0, 0)))
         }
@@ -174,6 +212,10 @@ struct SyntheticScene {
             }
         }
         labels = LabelMap(width: size, height: size, values: withBorder)
+        self.instances = instances
+        self.clutterIndex = clutterAt
+        self.partIndex = partAt
+        self.backgroundShade = shade
         // Boxes and presence from what is visible.
         objects = objects.enumerated().compactMap { k, object in
             var (x0, y0, x1, y1) = (size, size, -1, -1)
