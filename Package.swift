@@ -31,11 +31,12 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
+        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging"]),
         .executableTarget(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PseudoLabels", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.

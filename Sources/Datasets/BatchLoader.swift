@@ -25,12 +25,20 @@ public final class BatchLoader: @unchecked Sendable {
     private var stopped = false
     private let producer = DispatchQueue(label: "wsss.loader")
 
-    /// - Parameter startBatch: global batch index to start at (resuming mid-run).
+    /// Whether batches carry pixel labels; without (CAM training on image-level labels) every
+    /// image is used and the label tensor is all 255.
+    public let pixelLabels: Bool
+
+    /// - Parameters:
+    ///   - startBatch: global batch index to start at (resuming mid-run).
+    ///   - pixelLabels: false to train on images only (their label PNGs are neither needed nor read).
     public init(
-        dataset: VOCDataset, augmentation: Augmentation, batchSize: Int, seed: UInt64, prefetch: Int = 2, startBatch: Int = 0
+        dataset: VOCDataset, augmentation: Augmentation, batchSize: Int, seed: UInt64, prefetch: Int = 2, startBatch: Int = 0,
+        pixelLabels: Bool = true
     ) throws {
         precondition(batchSize > 0, "BatchLoader: batch size must be positive")
-        let usable = dataset.samples.filter { $0.labelPath != nil }.count
+        self.pixelLabels = pixelLabels
+        let usable = dataset.samples.filter { !pixelLabels || $0.labelPath != nil }.count
         guard usable >= batchSize else {
             throw DatasetError.missingFile(
                 path: dataset.labelDirectory, what: "label PNGs for a batch of \(batchSize) (found \(usable))")
@@ -70,7 +78,7 @@ public final class BatchLoader: @unchecked Sendable {
     /// The sample order of an epoch (seeded Fisher–Yates over the labelled samples).
     public func order(epoch: Int) -> [Sample] {
         var generator = SeededGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(epoch))
-        return dataset.samples.filter { $0.labelPath != nil }.shuffled(using: &generator)
+        return dataset.samples.filter { !pixelLabels || $0.labelPath != nil }.shuffled(using: &generator)
     }
 
     private func produce() {
@@ -116,10 +124,13 @@ public final class BatchLoader: @unchecked Sendable {
                 parallelFor(samples.count) { range in
                     for k in range {
                         do {
-                            let (image, labelMap) = try dataset.load(samples[k])
+                            let (image, labelMap) = pixelLabels
+                                ? try dataset.load(samples[k]) : (try Image.readRGB(from: samples[k].imagePath), nil)
                             var generator = SeededGenerator(
                                 seed: seed ^ (UInt64(global) << 20) ^ UInt64(k) &* 0x2545_F491_4F6C_DD1D)
-                            let (planar, cropLabels) = augmentation.apply(image: image, labels: labelMap!, generator: &generator)
+                            let (planar, cropLabels) = augmentation.apply(
+                                image: image, labels: labelMap ?? LabelMap(width: image.width, height: image.height, filledWith: LabelMap.ignore),
+                                generator: &generator)
                             planar.values.withUnsafeBufferPointer {
                                 (imageBase + k * 3 * crop * crop).update(from: $0.baseAddress!, count: $0.count)
                             }

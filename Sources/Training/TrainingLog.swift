@@ -1,0 +1,31 @@
+import Foundation
+
+/// A JSON Lines log of a training run (`train.jsonl` in the run folder): one object per logged
+/// iteration (`iteration`, `loss`, `lr`, `images_per_s`, `seconds`) and per evaluation
+/// (`iteration`, `val_miou`). Appends, so a resumed run continues the same file.
+public final class TrainingLog: @unchecked Sendable {
+    public let path: String
+    private let handle: FileHandle?
+
+    public init(path: String) {
+        self.path = path
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        handle = FileHandle(forWritingAtPath: path)
+        _ = try? handle?.seekToEnd()
+    }
+
+    deinit { try? handle?.close() }
+
+    public func write(_ object: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        handle?.write(data + Data("\n".utf8))
+    }
+
+    /// The entries of a log file (unreadable lines skipped).
+    public static func read(_ path: String) -> [[String: Any]] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Autograd
+import Datasets
+import Dispatch
+import Evaluation
+import Foundation
+import Imaging
+import PseudoLabels
+import Training
+
+/// `wsss cam train | infer | sweep`: the CAM stage.
+struct CAMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cam", abstract: "Train the CAM classifier on image-level labels, extract CAMs, sweep the background threshold.",
+        subcommands: [Train.self, Infer.self, Sweep.self])
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train the CAM classifier (ResNet-50, output stride 16, GAP, 1x1 classifier, multi-label soft-margin loss).",
+            discussion: "Defaults are IRN's train_cam.py (crop 512, batch 16, 5 epochs of VOC train_aug, lr 0.01 backbone / 0.1 classifier, poly 0.9, weight decay 1e-4). Writes cam_final.h5, periodic cam_iter_N.h5 and cam_train.jsonl to --out; a rerun resumes from the newest checkpoint there.")
+
+        @OptionGroup var data: DatasetOptions
+        @OptionGroup var runtime: RuntimeOptions
+        @Option(help: ArgumentHelp("Run folder (created). (required)", valueName: "dir")) var out: String
+        @Option(help: ArgumentHelp("Iterations.", valueName: "n")) var iterations = CAMTrainingOptions().iterations
+        @Option(help: ArgumentHelp("Images per batch.", valueName: "n")) var batch = CAMTrainingOptions().batchSize
+        @Option(help: ArgumentHelp("Crop size.", valueName: "px")) var crop = CAMTrainingOptions().cropSize
+        @Option(help: ArgumentHelp("Random scale range.", valueName: "low,high")) var scales = "0.5,1.5"
+        @Option(help: ArgumentHelp("Backbone learning rate (the classifier gets 10x).", valueName: "lr")) var lr = CAMTrainingOptions().learningRate
+        @Option(help: ArgumentHelp("Divide every ResNet-50 width by this (1 = full).", valueName: "n")) var widthDivisor = 1
+        @Flag(help: "Train batch norm (from scratch) instead of freezing it (ImageNet init).") var trainBn = false
+        @Option(help: ArgumentHelp("Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py).", valueName: "file")) var initFrom: String?
+        @Option(help: ArgumentHelp("Random seed.", valueName: "n")) var seed: UInt64 = 0
+
+        func run() throws {
+            try runtime.apply()
+            var options = CAMTrainingOptions()
+            options.iterations = iterations
+            options.batchSize = batch
+            options.cropSize = crop
+            let range = scales.split(separator: ",").compactMap { Double($0) }
+            guard range.count == 2 else { throw ValidationError("--scales must be low,high") }
+            (options.scaleLow, options.scaleHigh) = (range[0], range[1])
+            options.learningRate = lr
+            options.widthDivisor = widthDivisor
+            options.frozenBN = !trainBn
+            options.seed = seed
+            try CAMCommand.train(dataset: try data.dataset(), options: options, out: out, initFrom: initFrom)
+        }
+    }
+
+    static func train(dataset: VOCDataset, options: CAMTrainingOptions, out: String, initFrom: String?) throws {
+        let progress = ProgressBar("cam train", total: options.iterations, unit: "it")
+        var smoothed: Float?
+        var reported = false
+        try CAMTraining.train(dataset: dataset, options: options, outDirectory: out, initFrom: initFrom) { iteration, loss in
+            if !reported {
+                reported = true
+                if iteration > 1 { progress.advance(by: iteration - 1) }
+            }
+            smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
+            progress.advance(extra: String(format: "loss %.4f", smoothed!))
+        }
+        Log.info("cam train: \(out)/cam_final.h5")
+    }
+
+    struct Infer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write multi-scale + flip CAMs of a split's present classes to one HDF5 file.",
+            discussion: "Layout: /<id>/classes (int32 class ids present, from the image-level labels) and /<id>/cams (float32 [K, H, W], max-normalised, at image resolution).")
+
+        @OptionGroup var data: DatasetOptions
+        @OptionGroup var runtime: RuntimeOptions
+        @Option(help: ArgumentHelp("CAM checkpoint (cam_final.h5). (required)", valueName: "file")) var checkpoint: String
+        @Option(help: ArgumentHelp("Output HDF5 file. (required)", valueName: "file")) var out: String
+        @Option(help: ArgumentHelp("Scales. (default: the checkpoint's, IRN's 1.0,0.5,1.5,2.0)", valueName: "list")) var scales: String?
+
+        func run() throws {
+            try runtime.apply()
+            try CAMCommand.infer(dataset: try data.dataset(), checkpoint: checkpoint, out: out, scales: scales.map { s in s.split(separator: ",").compactMap { Double($0) } })
+        }
+    }
+
+    static func infer(dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?) throws {
+        let (model, options, classes) = try CAMTraining.load(checkpoint)
+        guard classes == dataset.classes.names else {
+            throw TrainingError.badCheckpoint(path: checkpoint, reason: "trained for classes \(classes.joined(separator: ",")), the dataset has \(dataset.classes.names.joined(separator: ","))")
+        }
+        let scales = scales ?? options.inferenceScales
+        let progress = ProgressBar("cam infer", total: dataset.samples.count)
+        let byID = Dictionary(uniqueKeysWithValues: dataset.samples.map { ($0.id, $0) })
+        try CAMFile.write(ids: dataset.samples.map(\.id), classNames: classes, scales: scales, to: out) { id in
+            let sample = byID[id]!
+            let image = try Image.readRGB(from: sample.imagePath)
+            let cams = CAMTraining.cams(model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales)
+            progress.advance()
+            return cams
+        }
+        Log.info("cam infer: \(out)")
+    }
+
+    struct Sweep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Score CAM labels against ground truth for a range of background thresholds.",
+            discussion: "Prints one line per threshold (or, with --json, one object: thresholds → mIoU, and the best).")
+
+        @OptionGroup var data: DatasetOptions
+        @Option(help: ArgumentHelp("CAM file from `wsss cam infer`. (required)", valueName: "file")) var cams: String
+        @Option(help: ArgumentHelp("Thresholds as start:stop:step.", valueName: "range")) var thresholds = "0.05:0.60:0.05"
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let parts = thresholds.split(separator: ":").compactMap { Double($0) }
+            guard parts.count == 3, parts[2] > 0, parts[0] <= parts[1] else { throw ValidationError("--thresholds must be start:stop:step") }
+            let values = Array(stride(from: parts[0], through: parts[1] + 1e-9, by: parts[2])).map { Float($0) }
+            let dataset = try data.dataset(requireLabels: true)
+            let file = try CAMFile(readingFrom: cams)
+            let names = dataset.classes.names
+            var matrices = values.map { _ in ConfusionMatrix(classCount: names.count) }
+            let progress = ProgressBar("cam sweep", total: dataset.samples.count)
+            for sample in dataset.samples {
+                let (image, truth) = try dataset.load(sample)
+                let c = try file.cams(for: sample.id, width: image.width, height: image.height)
+                for (k, t) in values.enumerated() {
+                    try matrices[k].add(prediction: CAMThreshold(background: t).labels(c).values, groundTruth: truth!.values)
+                }
+                progress.advance()
+            }
+            let scores = matrices.map { $0.report(classNames: names).meanIoU }
+            let best = scores.indices.max { scores[$0] < scores[$1] }!
+            if json {
+                printJSON(["thresholds": values.map(Double.init), "miou": scores, "best_threshold": Double(values[best]), "best_miou": scores[best]])
+            } else {
+                print("bg_threshold  mIoU (%)")
+                for (t, s) in zip(values, scores) { print(String(format: "%12.2f  %7.2f%@", t, s, t == values[best] ? "  ← best" : "")) }
+            }
+        }
+    }
+}
