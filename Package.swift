@@ -12,7 +12,8 @@ let package = Package(
         .library(name: "HDF5", targets: ["HDF5"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian (scripts/test installs them).
@@ -31,7 +32,8 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
-        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging"]),
+        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging",
+                .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "wsss",
             dependencies: [
@@ -46,6 +48,7 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd"]),
         .testTarget(name: "PseudoLabelsTests", dependencies: ["PseudoLabels", "Imaging", "HDF5", "Autograd"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging"], exclude: ["Snapshots"]),

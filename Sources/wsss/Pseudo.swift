@@ -73,6 +73,12 @@ struct Pseudo: ParsableCommand {
 
     func run() throws {
         try runtime.apply()
+        guard let (report, scored) = try generate() else { return }
+        if json { printJSON(report.jsonObject(images: scored)) } else { print(report.table(title: "pseudo-labels (\(source.rawValue)) vs ground truth: \(scored) images")) }
+    }
+
+    /// Writes the pseudo-labels; returns their scores when ground truth exists.
+    func generate() throws -> (SegmentationReport, Int)? {
         let dataset = try data.dataset()
         let names = dataset.classes.names
         let labeler = try PseudoLabeler(
@@ -118,10 +124,9 @@ struct Pseudo: ParsableCommand {
         Log.info("pseudo: \(samples.count) label PNGs in \(out)" + (unmatched > 0 ? "; \(unmatched) boxes matched no proposal" : ""))
         guard scored > 0 else {
             Log.info("pseudo: no ground truth to score against")
-            return
+            return nil
         }
-        let report = matrix.report(classNames: names)
-        if json { printJSON(report.jsonObject(images: scored)) } else { print(report.table(title: "pseudo-labels (\(source.rawValue)) vs ground truth: \(scored) images")) }
+        return (matrix.report(classNames: names), scored)
     }
 
     func method() throws -> PseudoLabelMethod {

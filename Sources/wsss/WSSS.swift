@@ -7,7 +7,7 @@ struct WSSS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wsss",
         abstract: "Weakly-supervised semantic segmentation: CAMs, SAM-enhanced pseudo-labels, DeepLab-v2.",
-        subcommands: [Synth.self, DataCommand.self, CAMCommand.self, Pseudo.self, Score.self, Bench.self])
+        subcommands: [Synth.self, DataCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, Score.self, Bench.self])
 }
 
 /// Options every compute-heavy command shares.

@@ -1,0 +1,256 @@
+import Autograd
+import Checkpoints
+import Datasets
+import Evaluation
+import Foundation
+import Imaging
+import Layers
+
+/// DeepLab-v2 training settings (the papers' protocol by default; recipes override).
+public struct SegmentationOptions: Codable, Equatable, Sendable {
+    public var depth = 101
+    public var widthDivisor = 1
+    public var frozenBN = true
+    public var msc = true
+    public var iterations = 20000
+    public var batchSize = 5
+    public var accumulation = 2
+    public var cropSize = 321
+    public var scaleLow = 0.5
+    public var scaleHigh = 1.5
+    public var preprocessing = Preprocessing.caffe
+    public var learningRate: Float = 2.5e-4
+    public var asppWeightLRMultiplier: Float = 10
+    public var asppBiasLRMultiplier: Float = 20
+    public var power: Float = 0.9
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 5e-4
+    public var checkpointEvery = 1000
+    public var keepLast = 3
+    public var evalEvery = 2000
+    public var logEvery = 10
+    public var seed: UInt64 = 0
+    public init() {}
+
+    public var backbone: ResNetConfiguration {
+        var c = ResNetConfiguration.deepLabV2
+        c.depth = depth
+        c = c.narrowed(by: widthDivisor)
+        c.frozenBN = frozenBN
+        return c
+    }
+
+    public func makeModel(classes: Int) -> DeepLabV2 { DeepLabV2(classes: classes, backbone: backbone, seed: seed) }
+}
+
+/// Set by SIGINT/SIGTERM: the training loop saves a checkpoint and returns.
+public enum StopRequest {
+    nonisolated(unsafe) public static var requested: sig_atomic_t = 0
+
+    /// Installs handlers for SIGINT and SIGTERM that set `requested`.
+    public static func install() {
+        signal(SIGINT) { _ in StopRequest.requested = 1 }
+        signal(SIGTERM) { _ in StopRequest.requested = 1 }
+    }
+}
+
+/// What a training run reports per logged iteration.
+public struct TrainingProgress: Sendable {
+    public var iteration: Int
+    public var loss: Float
+    public var learningRate: Float
+    public var imagesPerSecond: Double
+}
+
+public enum SegmentationTraining {
+    /// Trains DeepLab-v2 on `dataset` (its label folder holds the pseudo-labels) into `runDirectory`:
+    /// `iter_N.h5` every `checkpointEvery` (the last `keepLast` kept), `final.h5`, `train.jsonl`,
+    /// `curves.png`. `resume`: a checkpoint path, "auto" (the newest in the run folder) or nil.
+    /// Returns the path of the checkpoint written last.
+    @discardableResult
+    public static func train(
+        dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
+        initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: String? = nil,
+        report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
+    ) throws -> String {
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        let classCount = dataset.classes.count
+        let model = options.makeModel(classes: classCount)
+        let asppWeights = model.aspp.parameters().filter { $0.name.hasSuffix("weight") }.map(\.tensor)
+        let asppBiases = model.aspp.parameters().filter { $0.name.hasSuffix("bias") }.map(\.tensor)
+        let asppIDs = Set((asppWeights + asppBiases).map { ObjectIdentifier($0.storage) })
+        let backbone = model.trainableParameters.map(\.tensor).filter { !asppIDs.contains(ObjectIdentifier($0.storage)) }
+        let optimizer = SGD(
+            groups: [
+                ParameterGroup(backbone),
+                ParameterGroup(asppWeights, learningRateMultiplier: options.asppWeightLRMultiplier),
+                ParameterGroup(asppBiases, learningRateMultiplier: options.asppBiasLRMultiplier, weightDecayMultiplier: 0),
+            ], learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
+        let architecture = DeepLabV2.architecture
+        let metadataText = recipeText + "\n# options: " + String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        var start = 0
+        let resumePath = resume == "auto" ? RunFolder.latestCheckpoint(in: runDirectory, prefix: "") : resume
+        if let resumePath {
+            start = try Checkpoint.load(from: resumePath, into: model, architecture: architecture, optimizer: optimizer).iteration
+        } else if let initFrom {
+            try Checkpoint.initialize(model, from: initFrom, exclude: initExclude)
+        }
+        let finalPath = "\(runDirectory)/final.h5"
+        if start >= options.iterations { return resumePath ?? finalPath }
+        let augmentation = Augmentation(
+            preprocessing: options.preprocessing, scale: .range(options.scaleLow, options.scaleHigh), cropSize: options.cropSize, flip: true)
+        let accumulation = GradientAccumulation(steps: options.accumulation)
+        let loader = try BatchLoader(
+            dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed,
+            startBatch: start * options.accumulation)
+        defer { loader.stop() }
+        let log = TrainingLog(path: "\(runDirectory)/train.jsonl")
+        let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
+        var lastSaved = resumePath ?? ""
+        func save(_ iteration: Int, final: Bool) throws {
+            let path = final ? finalPath : "\(runDirectory)/iter_\(String(format: "%06d", iteration)).h5"
+            let metadata = CheckpointMetadata(architecture: architecture, classes: dataset.classes.names, iteration: iteration, recipe: metadataText)
+            try Checkpoint.save(model, optimizer: optimizer, metadata: metadata, to: path)
+            lastSaved = path
+            // Keep the last K periodic checkpoints.
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? [])
+                .filter { $0.hasPrefix("iter_") && $0.hasSuffix(".h5") }.sorted()
+            for old in names.dropLast(max(1, options.keepLast)) { try? FileManager.default.removeItem(atPath: "\(runDirectory)/\(old)") }
+        }
+        model.train()
+        var clock = Date()
+        var lossSum: Float = 0
+        var lossCount = 0
+        for iteration in start..<options.iterations {
+            optimizer.learningRate = schedule.learningRate(at: iteration)
+            optimizer.zeroGrad()
+            var stepLoss: Float = 0
+            var images = 0
+            for _ in 0..<accumulation.steps {
+                let batch = try loader.next()
+                images += batch.ids.count
+                let loss = lossOf(model: model, batch: batch, msc: options.msc) * accumulation.lossScale
+                loss.backward()
+                stepLoss += loss.item
+            }
+            guard stepLoss.isFinite else {
+                throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
+            }
+            optimizer.step()
+            let done = iteration + 1
+            lossSum += stepLoss
+            lossCount += 1
+            if done % options.logEvery == 0 || done == options.iterations {
+                let seconds = Date().timeIntervalSince(clock)
+                clock = Date()
+                let progress = TrainingProgress(
+                    iteration: done, loss: lossSum / Float(lossCount), learningRate: optimizer.learningRate,
+                    imagesPerSecond: Double(images * lossCount) / max(seconds, 1e-9))
+                log.write(["iteration": done, "loss": Double(progress.loss), "lr": Double(progress.learningRate),
+                           "images_per_s": progress.imagesPerSecond, "time": Date().timeIntervalSince1970])
+                report(progress)
+                (lossSum, lossCount) = (0, 0)
+            }
+            if done == options.iterations {
+                try save(done, final: true)
+            } else if done % options.checkpointEvery == 0 {
+                try save(done, final: false)
+            }
+            if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
+                model.train(false)
+                let miou = try evaluate(model: model, dataset: validation, preprocessing: options.preprocessing).meanIoU * 100
+                model.train()
+                log.write(["iteration": done, "val_miou": miou])
+                evaluated(done, miou)
+            }
+            try? LossCurve.plot(log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done)
+            if StopRequest.requested != 0 && done < options.iterations {
+                try save(done, final: false)
+                throw TrainingInterrupted(iteration: done, checkpoint: lastSaved)
+            }
+        }
+        return lastSaved
+    }
+
+    /// Cross-entropy (ignore 255) on the logits; with MSC on each of the full, scaled and fused
+    /// maps with labels nearest-downsampled to each size (deeplab-pytorch's MSC training).
+    static func lossOf(model: DeepLabV2, batch: Batch, msc: Bool) -> Tensor {
+        func ce(_ logits: Tensor) -> Tensor {
+            Tensor.crossEntropy(logits: logits, labels: batch.labels.resizedNearest(to: (logits.shape[2], logits.shape[3])))
+        }
+        guard msc else { return ce(model(batch.images)) }
+        let out = model.multiScale(batch.images)
+        return ([out.full, out.fused] + out.scaled).map(ce).reduce(Tensor(scalar: 0), +)
+    }
+
+    /// Evaluates on a labelled split: logits (multi-scale + flip when asked) upsampled bilinearly
+    /// to the image size, argmax, accumulated in a confusion matrix.
+    public static func evaluate(
+        model: DeepLabV2, dataset: VOCDataset, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
+        onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: () -> Void = {}
+    ) throws -> ConfusionMatrix {
+        var matrix = ConfusionMatrix(classCount: dataset.classes.count)
+        for sample in dataset.samples {
+            let (image, truth) = try dataset.load(sample)
+            let prediction = predict(model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip).labels
+            try onImage(sample.id, prediction)
+            if let truth { try matrix.add(prediction: prediction.values, groundTruth: truth.values) }
+            progress()
+        }
+        return matrix
+    }
+
+    /// Class scores [classes, H, W] at image resolution (softmax averaged over scales and flips)
+    /// and their argmax.
+    public static func predict(
+        model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false
+    ) -> (labels: LabelMap, scores: Tensor) {
+        let planar = preprocessing.normalize(image)
+        let input = Tensor(shape: [1, 3, planar.height, planar.width], values: planar.values)
+        let (h, w) = (image.height, image.width)
+        return withoutGrad {
+            var total: Tensor?
+            for scale in scales {
+                let x = scale == 1 ? input : input.resizedBilinear(
+                    to: (max(1, Int((Double(h) * scale).rounded())), max(1, Int((Double(w) * scale).rounded()))), alignCorners: false)
+                let batch = flip ? Tensor.concat([x, x.flipped(alongAxis: 3)], alongAxis: 0) : x
+                let logits = model(batch).resizedBilinear(to: (h, w), alignCorners: false)
+                var probabilities = logits.softmax(alongAxis: 1)
+                if flip {
+                    probabilities = probabilities.slice(alongAxis: 0, 0..<1) + probabilities.slice(alongAxis: 0, 1..<2).flipped(alongAxis: 3)
+                }
+                total = total.map { $0 + probabilities } ?? probabilities
+            }
+            let scores = total!.reshaped(to: [model.classes, h, w])
+            var values = [UInt8](repeating: 0, count: h * w)
+            let base = scores.storage.base
+            for p in 0..<(h * w) {
+                var (best, index) = (base[p], 0)
+                for c in 1..<model.classes where base[c * h * w + p] > best { (best, index) = (base[c * h * w + p], c) }
+                values[p] = UInt8(index)
+            }
+            return (LabelMap(width: w, height: h, values: values), scores)
+        }
+    }
+
+    /// Loads a DeepLab-v2 checkpoint written by `train` (its options travel in the recipe attribute).
+    public static func load(_ path: String) throws -> (model: DeepLabV2, options: SegmentationOptions, classes: [String]) {
+        let metadata = try Checkpoint.metadata(at: path)
+        guard let line = metadata.recipe.split(separator: "\n").last(where: { $0.hasPrefix("# options: ") }),
+              let options = try? JSONDecoder().decode(SegmentationOptions.self, from: Data(line.dropFirst("# options: ".count).utf8))
+        else {
+            throw TrainingError.badCheckpoint(path: path, reason: "no DeepLab-v2 options in its recipe attribute (not written by `wsss train`?)")
+        }
+        let model = options.makeModel(classes: metadata.classes.count)
+        _ = try Checkpoint.load(from: path, into: model, architecture: DeepLabV2.architecture)
+        model.train(false)
+        return (model, options, metadata.classes)
+    }
+}
+
+/// Thrown after a SIGINT/SIGTERM once the checkpoint is safely written.
+public struct TrainingInterrupted: LocalizedError {
+    public let iteration: Int
+    public let checkpoint: String
+    public var errorDescription: String? { "stopped at iteration \(iteration); checkpoint \(checkpoint) (resume with --resume auto)" }
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Autograd
+import Datasets
+import Evaluation
+import Foundation
+import PseudoLabels
+import Training
+
+/// `wsss pipeline`: every stage from a recipe, each skipped when its output exists.
+struct PipelineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Run CAM training → CAMs → pseudo-labels → DeepLab-v2 training → val/test evaluation from one recipe.",
+        discussion: "Outputs go to run.dir: cam/ (cam_final.h5, cams_<split>.h5), pseudo/<source>/ (label PNGs, score.json), segmenter_<source>/ (checkpoints, train.jsonl, curves.png), summary.json. A stage whose output exists is skipped, so an interrupted pipeline resumes where it stopped. --compare also trains segmenters on the pseudo.compare sources.")
+
+    @OptionGroup var recipeOptions: RecipeOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Flag(help: "Train a segmenter for every source in pseudo.compare too, not only pseudo.source.") var compare = false
+
+    func run() throws {
+        let recipe = try recipeOptions.load()
+        if runtime.threads == nil, let t = recipe.int("run", "threads") { Runtime.configure(threads: t); Log.info("compute: \(Runtime.summary)") } else { try runtime.apply() }
+        try recipe.validateForTraining()
+        let runDir = try recipe.requiredString("run", "dir")
+        let root = try recipe.requiredString("data", "root")
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        var stageSeconds: [String: Double] = [:]
+        func stage<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+            let start = Date()
+            Log.info("== \(name)")
+            defer { stageSeconds[name, default: 0] += Date().timeIntervalSince(start) }
+            return try body()
+        }
+        let trainSplit = recipe.string("data", "train_split")!
+        let mainSource = recipe.string("pseudo", "source")!
+        let sources = [mainSource] + recipe.strings("pseudo", "compare").filter { $0 != mainSource }
+        let needsCAM = sources.contains { ["cam", "sepl", "boxes"].contains($0) } && recipe.string("pseudo", "seeds") == nil
+        // 1. CAM classifier and CAMs.
+        let camDir = runDir + "/cam"
+        let camFile = "\(camDir)/cams_\(trainSplit).h5"
+        if needsCAM {
+            try stage("cam_train") {
+                if FileManager.default.fileExists(atPath: camDir + "/cam_final.h5") { Log.info("skip: \(camDir)/cam_final.h5 exists"); return }
+                try CAMCommand.train(dataset: try recipe.dataset(split: trainSplit), options: recipe.camOptions, out: camDir, initFrom: recipe.string("cam", "init"))
+            }
+            try stage("cam_infer") {
+                if FileManager.default.fileExists(atPath: camFile) { Log.info("skip: \(camFile) exists"); return }
+                try CAMCommand.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: nil)
+            }
+        }
+        // 2. Pseudo-labels per source.
+        var pseudoMIoU: [String: Double] = [:]
+        for source in sources {
+            let folder = "\(runDir)/pseudo/\(source)"
+            let scorePath = folder + "/score.json"
+            try stage("pseudo") {
+                if let data = FileManager.default.contents(atPath: scorePath),
+                   let score = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let miou = score["miou"] as? Double {
+                    Log.info("skip: \(scorePath) exists")
+                    pseudoMIoU[source] = miou
+                    return
+                }
+                var args = ["--root", root, "--split", trainSplit, "--source", source, "--out", folder,
+                            "--bg-threshold", String(recipe.double("cam", "bg_threshold")),
+                            "--mask-share", String(recipe.double("pseudo", "mask_share")),
+                            "--region-share", String(recipe.double("pseudo", "region_share")),
+                            "--box-threshold", String(recipe.double("pseudo", "box_threshold")),
+                            "--felzenszwalb", recipe.doubles("pseudo", "felzenszwalb").map { String($0) }.joined(separator: ","),
+                            "--visualize", "8", "--json"]
+                if let seeds = recipe.string("pseudo", "seeds") { args += ["--seeds", seeds] } else if source != "gt" { args += ["--cams", camFile] }
+                if var proposals = recipe.string("pseudo", "proposals"), source == "sepl" || source == "boxes" {
+                    // A relative proposal folder is inside the data root.
+                    if let colon = proposals.firstIndex(of: ":"), !proposals[proposals.index(after: colon)...].hasPrefix("/") {
+                        proposals = String(proposals[..<colon]) + ":" + root + "/" + proposals[proposals.index(after: colon)...]
+                    }
+                    args += ["--proposals", proposals]
+                }
+                if let detections = recipe.string("pseudo", "detections"), source == "boxes" { args += ["--detections", detections] }
+                if recipe.bool("pseudo", "ignore_conflicts") { args.append("--ignore-conflicts") }
+                if let classes = recipe.string("data", "classes") { args += ["--classes", classes] }
+                let command = try Pseudo.parse(args)
+                guard let (report, images) = try command.generate() else { return }
+                let object = report.jsonObject(images: images)
+                try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: scorePath))
+                pseudoMIoU[source] = report.meanIoU
+                Log.info(report.table(title: "pseudo-labels (\(source)) vs ground truth"))
+            }
+        }
+        // 3. Segmenters and their evaluation.
+        var results: [String: [String: Any]] = [:]
+        for source in compare ? sources : [mainSource] {
+            let segDir = "\(runDir)/segmenter_\(source)"
+            let checkpoint = try stage("train") { () -> String in
+                let final = segDir + "/final.h5"
+                if FileManager.default.fileExists(atPath: final) { Log.info("skip: \(final) exists"); return final }
+                return try trainSegmenter(recipe: recipe, labels: "\(runDir)/pseudo/\(source)".absolutePath, runDirectory: segDir,
+                                          initFrom: recipe.string("model", "init"), resume: "auto")
+            }
+            var entry: [String: Any] = ["checkpoint": checkpoint]
+            for split in recipe.strings("eval", "splits") {
+                try stage("eval") {
+                    let evalPath = "\(segDir)/eval_\(split).json"
+                    if let data = FileManager.default.contents(atPath: evalPath), let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                        entry["\(split)_miou"] = e["miou"]
+                        return
+                    }
+                    let dataset = try recipe.dataset(split: split, requireLabels: true)
+                    let report = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: recipe.doubles("eval", "scales"), flip: recipe.bool("eval", "flip"))
+                    let object = report.report.jsonObject(images: report.images)
+                    try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: evalPath))
+                    entry["\(split)_miou"] = report.report.meanIoU
+                    Log.info(report.report.table(title: "segmenter (\(source) labels) on \(split)"))
+                }
+            }
+            results[source] = entry
+        }
+        // 4. Summary.
+        let main = results[mainSource] ?? [:]
+        var summary: [String: Any] = [
+            "pseudo_miou": pseudoMIoU, "stage_seconds": stageSeconds, "checkpoint": main["checkpoint"] ?? NSNull(),
+            "val_miou": main["val_miou"] ?? NSNull(), "test_miou": main["test_miou"] ?? NSNull(), "source": mainSource,
+        ]
+        if results.count > 1 { summary["segmenters"] = results }
+        try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: runDir + "/summary.json"))
+        print(Self.table(pseudo: pseudoMIoU, results: results, stages: stageSeconds, main: mainSource))
+        print("summary: \(runDir)/summary.json")
+    }
+
+    static func table(pseudo: [String: Double], results: [String: [String: Any]], stages: [String: Double], main: String) -> String {
+        var lines = ["", "pseudo-labels (train)      mIoU (%)"]
+        for (source, miou) in pseudo.sorted(by: { $0.value < $1.value }) {
+            lines.append(String(format: "  %-24@ %7.2f", source as NSString, miou))
+        }
+        lines.append("")
+        lines.append("segmenter trained on      val mIoU  test mIoU")
+        for (source, r) in results.sorted(by: { $0.key < $1.key }) {
+            let v = (r["val_miou"] as? Double).map { String(format: "%8.2f", $0) } ?? "       -"
+            let t = (r["test_miou"] as? Double).map { String(format: "%9.2f", $0) } ?? "        -"
+            lines.append(String(format: "  %-24@ %@ %@", (source + (source == main ? " *" : "")) as NSString, v, t))
+        }
+        lines.append("")
+        lines.append("stage          seconds")
+        for (name, seconds) in stages.sorted(by: { $0.key < $1.key }) { lines.append(String(format: "  %-12@ %7.1f", name as NSString, seconds)) }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    var absolutePath: String { hasPrefix("/") ? self : FileManager.default.currentDirectoryPath + "/" + self }
+}
+

@@ -1,0 +1,213 @@
+import ArgumentParser
+import Autograd
+import Datasets
+import Evaluation
+import HDF5
+import Foundation
+import Imaging
+import PseudoLabels
+import Training
+
+/// Recipe-driven settings shared by train and pipeline.
+struct RecipeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Recipe YAML (recipes/*.yaml). (required)", valueName: "file"))
+    var recipe: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe value, e.g. --set train.iterations=100 (repeatable).", valueName: "section.key=value"))
+    var overrides: [String] = []
+
+    func load() throws -> Recipe { try Recipe(path: recipe, overrides: overrides) }
+}
+
+extension Recipe {
+    func dataset(split: String, labels: String? = nil, requireLabels: Bool = false) throws -> VOCDataset {
+        let root = try requiredString("data", "root")
+        let classes: ClassNames
+        if let c = string("data", "classes") { classes = try ClassNames.load(c) } else {
+            classes = FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
+        }
+        return try VOCDataset(root: root, split: split, classes: classes, labels: labels, imageLabelFile: string("data", "image_labels"),
+                              requireLabels: requireLabels)
+    }
+
+    var segmentationOptions: SegmentationOptions {
+        var o = SegmentationOptions()
+        o.depth = int("model", "depth")!
+        o.widthDivisor = int("model", "width_divisor")!
+        o.frozenBN = bool("model", "frozen_bn")
+        o.msc = bool("model", "msc")
+        o.iterations = int("train", "iterations")!
+        o.batchSize = int("train", "batch")!
+        o.accumulation = int("train", "accumulation")!
+        o.cropSize = int("train", "crop")!
+        let s = doubles("train", "scales")
+        (o.scaleLow, o.scaleHigh) = (s.first ?? 1, s.last ?? 1)
+        o.preprocessing = Preprocessing(rawValue: string("train", "preprocessing")!) ?? .caffe
+        o.learningRate = Float(double("train", "lr"))
+        o.asppWeightLRMultiplier = Float(double("train", "aspp_weight_lr_mult"))
+        o.asppBiasLRMultiplier = Float(double("train", "aspp_bias_lr_mult"))
+        o.power = Float(double("train", "power"))
+        o.momentum = Float(double("train", "momentum"))
+        o.weightDecay = Float(double("train", "weight_decay"))
+        o.checkpointEvery = int("train", "checkpoint_every")!
+        o.keepLast = int("train", "keep_last")!
+        o.evalEvery = int("train", "eval_every")!
+        o.logEvery = int("train", "log_every")!
+        o.seed = UInt64(int("run", "seed")!)
+        return o
+    }
+
+    var camOptions: CAMTrainingOptions {
+        var o = CAMTrainingOptions()
+        o.iterations = int("cam", "iterations")!
+        o.batchSize = int("cam", "batch")!
+        o.cropSize = int("cam", "crop")!
+        let s = doubles("cam", "scales")
+        (o.scaleLow, o.scaleHigh) = (s.first ?? 1, s.last ?? 1)
+        o.learningRate = Float(double("cam", "lr"))
+        o.classifierLRMultiplier = Float(double("cam", "classifier_lr_mult"))
+        o.weightDecay = Float(double("cam", "weight_decay"))
+        o.widthDivisor = int("cam", "width_divisor")!
+        o.frozenBN = bool("cam", "frozen_bn")
+        o.inferenceScales = doubles("cam", "inference_scales")
+        o.checkpointEvery = int("cam", "checkpoint_every")!
+        o.seed = UInt64(int("run", "seed")!)
+        return o
+    }
+
+    func validateForTraining() throws {
+        guard segmentationOptions.preprocessing.rawValue == string("train", "preprocessing") else {
+            throw RecipeError(path: path, message: "'train.preprocessing' must be caffe or torchvision")
+        }
+        guard string("model", "arch") == "deeplabv2-resnet101" else {
+            throw RecipeError(path: path, message: "'model.arch' must be deeplabv2-resnet101 (depth and width are separate keys)")
+        }
+        guard [18, 34, 50, 101].contains(int("model", "depth")!) else { throw RecipeError(path: path, message: "'model.depth' must be 18, 34, 50 or 101") }
+    }
+}
+
+/// `wsss train`: DeepLab-v2 on a folder of (pseudo-)labels.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train DeepLab-v2 on pseudo-labels (or any labels) from a recipe.",
+        discussion: "Labels: the recipe's pseudo.labels folder (or --labels); checkpoints iter_N.h5 (last K kept) and final.h5, train.jsonl and curves.png go to --out (default: <run.dir>/segmenter). Ctrl-C or SIGTERM writes a checkpoint and exits; --resume auto continues from the newest one.")
+
+    @OptionGroup var recipeOptions: RecipeOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: ArgumentHelp("Label folder overriding pseudo.labels (relative to the data root or absolute).", valueName: "dir")) var labels: String?
+    @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter)", valueName: "dir")) var out: String?
+    @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped).", valueName: "file")) var initFrom: String?
+    @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder).", valueName: "file|auto")) var resume: String?
+
+    func run() throws {
+        try runtime.apply()
+        let recipe = try recipeOptions.load()
+        try recipe.validateForTraining()
+        let runDir = try out ?? (recipe.requiredString("run", "dir") + "/segmenter")
+        let labelFolder = labels ?? recipe.string("pseudo", "labels")
+        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.string("model", "init"), resume: resume)
+        Log.info("train: \(path)")
+    }
+}
+
+/// Shared by `train` and `pipeline`.
+func trainSegmenter(recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: String?) throws -> String {
+    let options = recipe.segmentationOptions
+    let dataset = try recipe.dataset(split: recipe.string("data", "train_split")!, labels: labels, requireLabels: true)
+    let validation = try? recipe.dataset(split: recipe.string("data", "val_split")!, requireLabels: true)
+    StopRequest.install()
+    let progress = ProgressBar("train", total: options.iterations, unit: "it")
+    var first = true
+    do {
+        return try SegmentationTraining.train(
+            dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
+            initFrom: initFrom, initExclude: recipe.strings("model", "init_exclude"), resume: resume,
+            report: { p in
+                if first {
+                    first = false
+                    progress.advance(by: p.iteration - options.logEvery)
+                }
+                progress.advance(by: options.logEvery, extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
+            },
+            evaluated: { iteration, miou in Log.info(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) })
+    } catch let stop as TrainingInterrupted {
+        Log.info("train: \(stop.localizedDescription)")
+        throw ExitCode(130)
+    }
+}
+
+/// `wsss eval`: mIoU of a checkpoint on a labelled split.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Evaluate a DeepLab-v2 checkpoint on a labelled split: per-class IoU table and mIoU.",
+        discussion: "Logits are upsampled bilinearly to each image's size; --scales/--flip average softmax scores over scales and mirror images.")
+
+    @OptionGroup var data: DatasetOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: ArgumentHelp("Checkpoint (final.h5). (required)", valueName: "file")) var checkpoint: String
+    @Option(help: ArgumentHelp("Scales, e.g. 0.5,0.75,1.0,1.25,1.5.", valueName: "list")) var scales = "1.0"
+    @Flag(help: "Also average over horizontal flips.") var flip = false
+    @Flag(help: "Print one JSON object (as `wsss score --json`).") var json = false
+
+    func run() throws {
+        try runtime.apply()
+        let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
+                                            scales: scales.split(separator: ",").compactMap { Double($0) }, flip: flip)
+        if json { printJSON(report.report.jsonObject(images: report.images)) } else {
+            print(report.report.table(title: "\(checkpoint) on \(data.split): \(report.images) images"))
+        }
+    }
+}
+
+func evaluateCheckpoint(_ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, predictions: String? = nil) throws -> (report: SegmentationReport, images: Int) {
+    let (model, options, classes) = try SegmentationTraining.load(checkpoint)
+    guard classes.count == dataset.classes.count else {
+        throw TrainingError.badCheckpoint(path: checkpoint, reason: "has \(classes.count) classes, the dataset \(dataset.classes.count)")
+    }
+    let progress = ProgressBar("eval \(dataset.split)", total: dataset.samples.count)
+    if let predictions { try FileManager.default.createDirectory(atPath: predictions, withIntermediateDirectories: true) }
+    let matrix = try SegmentationTraining.evaluate(
+        model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+        onImage: { id, labels in if let predictions { try labels.writePNG(to: "\(predictions)/\(id).png") } },
+        progress: { progress.advance() })
+    return (matrix.report(classNames: dataset.classes.names), dataset.samples.count)
+}
+
+/// `wsss predict`: palette PNGs for a split (e.g. VOC test for the evaluation server).
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict", abstract: "Write predicted label PNGs for a split in the VOC evaluation-server layout.",
+        discussion: "Files go to <out>/results/VOC2012/Segmentation/comp6_<split>_cls/<id>.png (palette PNGs); --overlays adds <out>/overlays/<id>.png; --save-logits writes per-image class scores at image resolution to <out>/scores.h5 (/<id>: float32 [classes, H, W], softmax).")
+
+    @OptionGroup var data: DatasetOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: ArgumentHelp("Checkpoint (final.h5). (required)", valueName: "file")) var checkpoint: String
+    @Option(help: ArgumentHelp("Output folder. (required)", valueName: "dir")) var out: String
+    @Option(help: ArgumentHelp("Scales.", valueName: "list")) var scales = "1.0"
+    @Flag(help: "Also average over horizontal flips.") var flip = false
+    @Flag(help: "Write overlays of the predictions on the images.") var overlays = false
+    @Flag(help: "Write softmax class scores to <out>/scores.h5.") var saveLogits = false
+
+    func run() throws {
+        try runtime.apply()
+        let dataset = try data.dataset()
+        let (model, options, _) = try SegmentationTraining.load(checkpoint)
+        let folder = "\(out)/results/VOC2012/Segmentation/comp6_\(data.split)_cls"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        if overlays { try FileManager.default.createDirectory(atPath: "\(out)/overlays", withIntermediateDirectories: true) }
+        let progress = ProgressBar("predict \(data.split)", total: dataset.samples.count)
+        let scaleList = scales.split(separator: ",").compactMap { Double($0) }
+        func process(_ scores: HDF5File?) throws {
+            for sample in dataset.samples {
+                let image = try Image.readRGB(from: sample.imagePath)
+                let result = SegmentationTraining.predict(model: model, image: image, preprocessing: options.preprocessing, scales: scaleList, flip: flip)
+                try result.labels.writePNG(to: "\(folder)/\(sample.id).png")
+                if overlays { try image.overlaid(with: result.labels).writePNG(to: "\(out)/overlays/\(sample.id).png") }
+                try scores?.write(result.scores, at: "/\(sample.id)")
+                progress.advance()
+            }
+        }
+        if saveLogits { try HDF5File.writeAtomically(to: "\(out)/scores.h5") { try process($0) } } else { try process(nil) }
+        Log.info("predict: \(dataset.samples.count) PNGs in \(folder)")
+    }
+}
