@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
-        .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging"], exclude: ["Snapshots"]),
+        .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
 )
