@@ -29,7 +29,7 @@ struct CAMCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Backbone learning rate (the classifier gets 10x).", valueName: "lr")) var lr = CAMTrainingOptions().learningRate
         @Option(help: ArgumentHelp("Divide every ResNet-50 width by this (1 = full).", valueName: "n")) var widthDivisor = 1
         @Flag(help: "Train batch norm (from scratch) instead of freezing it (ImageNet init).") var trainBn = false
-        @Option(help: ArgumentHelp("Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py).", valueName: "file")) var initFrom: String?
+        @Option(help: ArgumentHelp("Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py). (default: none)", valueName: "file")) var initFrom: String?
         @Option(help: ArgumentHelp("Random seed.", valueName: "n")) var seed: UInt64 = 0
 
         func run() throws {

@@ -32,13 +32,13 @@ struct Pseudo: ParsableCommand {
     @Option(help: ArgumentHelp("Output folder for <id>.png (created). (required)", valueName: "dir"))
     var out: String
 
-    @Option(help: ArgumentHelp("CAM file from `wsss cam infer` (seeds for cam, sepl, boxes).", valueName: "file"))
+    @Option(help: ArgumentHelp("CAM file from `wsss cam infer` (seeds for cam, sepl, boxes). (default: none)", valueName: "file"))
     var cams: String?
 
-    @Option(help: ArgumentHelp("Folder of seed label PNGs instead of --cams (any WSSS method's labels).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Folder of seed label PNGs instead of --cams (any WSSS method's labels). (default: none)", valueName: "dir"))
     var seeds: String?
 
-    @Option(help: ArgumentHelp("Segment proposals: sa1b:DIR, masks:DIR, index:DIR or felzenszwalb.", valueName: "spec"))
+    @Option(help: ArgumentHelp("Segment proposals: sa1b:DIR, masks:DIR, index:DIR or felzenszwalb. (default: none)", valueName: "spec"))
     var proposals: String?
 
     @Option(help: ArgumentHelp("Detections JSON for --source boxes (default: boxes from the seeds' components).", valueName: "file"))

@@ -27,7 +27,7 @@ struct Synth: ParsableCommand {
     @Option(help: ArgumentHelp("Image side in pixels.", valueName: "px"))
     var size: Int = 128
 
-    @Flag(help: "Also write SAM stand-in masks as SA-1B-style JSON (COCO RLE) under <out>/SAMStandIn: derived from the scene, not from SAM (docs/SYNTHETIC.md).")
+    @Flag(help: "Also write SAM stand-in masks as SA-1B-style JSON (COCO RLE) in the SAMStandIn folder of the output: derived from the scene, not from SAM (docs/SYNTHETIC.md).")
     var proposals = false
 
     func validate() throws {

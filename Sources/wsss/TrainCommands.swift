@@ -13,7 +13,7 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Recipe YAML (recipes/*.yaml). (required)", valueName: "file"))
     var recipe: String
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe value, e.g. --set train.iterations=100 (repeatable).", valueName: "section.key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe value, e.g. --set train.iterations=100 (repeatable; default: none).", valueName: "section.key=value"))
     var overrides: [String] = []
 
     func load() throws -> Recipe { try Recipe(path: recipe, overrides: overrides) }
@@ -94,10 +94,10 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var runtime: RuntimeOptions
-    @Option(help: ArgumentHelp("Label folder overriding pseudo.labels (relative to the data root or absolute).", valueName: "dir")) var labels: String?
+    @Option(help: ArgumentHelp("Label folder overriding pseudo.labels (relative to the data root or absolute). (default: pseudo.labels)", valueName: "dir")) var labels: String?
     @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter)", valueName: "dir")) var out: String?
-    @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped).", valueName: "file")) var initFrom: String?
-    @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder).", valueName: "file|auto")) var resume: String?
+    @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped). (default: model.init)", valueName: "file")) var initFrom: String?
+    @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder). (default: none, a fresh run)", valueName: "file|auto")) var resume: String?
 
     func run() throws {
         try runtime.apply()
@@ -186,7 +186,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Scales.", valueName: "list")) var scales = "1.0"
     @Flag(help: "Also average over horizontal flips.") var flip = false
     @Flag(help: "Write overlays of the predictions on the images.") var overlays = false
-    @Flag(help: "Write softmax class scores to <out>/scores.h5.") var saveLogits = false
+    @Flag(help: "Write softmax class scores to scores.h5 in the output folder.") var saveLogits = false
 
     func run() throws {
         try runtime.apply()
