@@ -13,6 +13,7 @@ import Testing
         ("wsss-bench", WSSS.helpMessage(for: Bench.self, columns: 100)),
         ("wsss-bench-ops", WSSS.helpMessage(for: Bench.Ops.self, columns: 100)),
         ("wsss-bench-model", WSSS.helpMessage(for: Bench.Model.self, columns: 100)),
+        ("wsss-bench-pseudo", WSSS.helpMessage(for: Bench.Pseudo.self, columns: 100)),
         ("wsss-cam-train", WSSS.helpMessage(for: CAMCommand.Train.self, columns: 100)),
         ("wsss-cam-infer", WSSS.helpMessage(for: CAMCommand.Infer.self, columns: 100)),
         ("wsss-cam-sweep", WSSS.helpMessage(for: CAMCommand.Sweep.self, columns: 100)),
