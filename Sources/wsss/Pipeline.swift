@@ -129,18 +129,20 @@ struct PipelineCommand: ParsableCommand {
     static func table(pseudo: [String: Double], results: [String: [String: Any]], stages: [String: Double], main: String) -> String {
         var lines = ["", "pseudo-labels (train)      mIoU (%)"]
         for (source, miou) in pseudo.sorted(by: { $0.value < $1.value }) {
-            lines.append(String(format: "  %-24@ %7.2f", source as NSString, miou))
+            lines.append("  " + source.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
         }
         lines.append("")
         lines.append("segmenter trained on      val mIoU  test mIoU")
         for (source, r) in results.sorted(by: { $0.key < $1.key }) {
             let v = (r["val_miou"] as? Double).map { String(format: "%8.2f", $0) } ?? "       -"
             let t = (r["test_miou"] as? Double).map { String(format: "%9.2f", $0) } ?? "        -"
-            lines.append(String(format: "  %-24@ %@ %@", (source + (source == main ? " *" : "")) as NSString, v, t))
+            lines.append("  " + (source + (source == main ? " *" : "")).padding(toLength: 24, withPad: " ", startingAt: 0) + " \(v) \(t)")
         }
         lines.append("")
         lines.append("stage          seconds")
-        for (name, seconds) in stages.sorted(by: { $0.key < $1.key }) { lines.append(String(format: "  %-12@ %7.1f", name as NSString, seconds)) }
+        for (name, seconds) in stages.sorted(by: { $0.key < $1.key }) {
+            lines.append("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %7.1f", seconds))
+        }
         return lines.joined(separator: "\n")
     }
 }
