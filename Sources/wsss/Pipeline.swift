@@ -94,7 +94,7 @@ struct PipelineCommand: ParsableCommand {
                 let final = segDir + "/final.h5"
                 if FileManager.default.fileExists(atPath: final) { Log.info("skip: \(final) exists"); return final }
                 return try trainSegmenter(recipe: recipe, labels: "\(runDir)/pseudo/\(source)".absolutePath, runDirectory: segDir,
-                                          initFrom: recipe.string("model", "init"), resume: "auto")
+                                          initFrom: recipe.segmenterInit(runDirectory: runDir), resume: "auto")
             }
             var entry: [String: Any] = ["checkpoint": checkpoint]
             for split in recipe.strings("eval", "splits") {

@@ -75,6 +75,14 @@ extension Recipe {
         return o
     }
 
+    /// The segmenter's initial weights: `model.init`, where the value `cam` means the
+    /// pipeline's own CAM classifier (`<run.dir>/cam/cam_final.h5`) — its backbone stands in for
+    /// ImageNet weights when none can be downloaded (the demo).
+    func segmenterInit(runDirectory: String) -> String? {
+        guard let value = string("model", "init") else { return nil }
+        return value == "cam" ? runDirectory + "/cam/cam_final.h5" : value
+    }
+
     func validateForTraining() throws {
         guard segmentationOptions.preprocessing.rawValue == string("train", "preprocessing") else {
             throw RecipeError(path: path, message: "'train.preprocessing' must be caffe or torchvision")
@@ -105,7 +113,7 @@ struct TrainCommand: ParsableCommand {
         try recipe.validateForTraining()
         let runDir = try out ?? (recipe.requiredString("run", "dir") + "/segmenter")
         let labelFolder = labels ?? recipe.string("pseudo", "labels")
-        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.string("model", "init"), resume: resume)
+        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), resume: resume)
         Log.info("train: \(path)")
     }
 }
