@@ -103,9 +103,7 @@ public struct BoxMerge: Sendable {
         for c in chosen.sorted(by: { ($0.score, $0.mask) < ($1.score, $1.mask) }) {
             for run in proposals[c.mask].runs { for i in run { column[Int(i)] = UInt8(c.classID) } }
         }
-        var values = [UInt8](repeating: 0, count: width * height)
-        for y in 0..<height { for x in 0..<width { values[y * width + x] = column[x * height + y] } }
-        return (LabelMap(width: width, height: height, values: values), unmatched)
+        return (LabelMap(width: width, height: height, values: ColumnMajor.toRowMajor(column, width: width, height: height)), unmatched)
     }
 
     static func boxIoU(_ a: (Double, Double, Double, Double), _ b: (Double, Double, Double, Double)) -> Double {

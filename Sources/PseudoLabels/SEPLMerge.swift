@@ -40,12 +40,7 @@ public struct SEPLMerge: Sendable {
         let (w, h) = (seeds.width, seeds.height)
         let n = w * h
         // Seeds in column-major order, to match the proposals' runs.
-        var columnSeeds = [UInt8](repeating: 0, count: n)
-        seeds.values.withUnsafeBufferPointer { src in
-            columnSeeds.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<h { for x in 0..<w { dst[x * h + y] = src[y * w + x] } }
-            }
-        }
+        let columnSeeds = ColumnMajor.fromRowMajor(seeds.values, width: w, height: h)
         let classes = seeds.classesPresent.subtracting([0]).sorted()
         // Prefix counts per present class: overlap of a run = two lookups.
         var prefix = [[Int32]](repeating: [], count: classes.count)
@@ -116,8 +111,6 @@ public struct SEPLMerge: Sendable {
             }
             if ignoreConflicts { for p in 0..<n where conflict[p] { o[p] = LabelMap.ignore } }
         }
-        var rowMajor = [UInt8](repeating: 0, count: n)
-        for y in 0..<h { for x in 0..<w { rowMajor[y * w + x] = out[x * h + y] } }
-        return (LabelMap(width: w, height: h, values: rowMajor), decisions)
+        return (LabelMap(width: w, height: h, values: ColumnMajor.toRowMajor(out, width: w, height: h)), decisions)
     }
 }

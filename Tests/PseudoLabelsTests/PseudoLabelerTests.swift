@@ -1,0 +1,56 @@
+import Foundation
+import Imaging
+import Testing
+
+@testable import PseudoLabels
+
+/// Bad seeds and detection files fail with one message naming the file.
+@Suite struct PseudoLabelerTests {
+    let names = ["background", "cat", "dog"]
+
+    @Test func seedFoldersAreChecked() throws {
+        let dir = temporaryDirectory()
+        let labeler = try PseudoLabeler(method: .seeds, seeds: .folder(dir), proposals: nil, classNames: names)
+        let image = Image(width: 4, height: 3, channels: 3)
+        try LabelMap(width: 5, height: 3).writePNG(to: dir + "/wide.png")
+        #expect(throws: PseudoLabelError.sizeMismatch(path: dir + "/wide.png", expected: (4, 3), found: (5, 3))) {
+            try labeler.labels(id: "wide", image: image, imageClasses: [1], groundTruth: nil)
+        }
+        try LabelMap(width: 4, height: 3, filledWith: 7).writePNG(to: dir + "/bad.png")
+        #expect(throws: PseudoLabelError.classOutOfRange(path: dir + "/bad.png", value: 7, classes: 3)) {
+            try labeler.labels(id: "bad", image: image, imageClasses: [1], groundTruth: nil)
+        }
+        #expect(throws: PseudoLabelError.missingFile(path: dir + "/none.png")) {
+            try labeler.labels(id: "none", image: image, imageClasses: [1], groundTruth: nil)
+        }
+        try LabelMap(width: 4, height: 3, filledWith: 2).writePNG(to: dir + "/ok.png")
+        #expect(try labeler.labels(id: "ok", image: image, imageClasses: [2], groundTruth: nil).labels.values.allSatisfy { $0 == 2 })
+    }
+
+    @Test func detectionFilesAreReadAndCheckedAndNameTheFile() throws {
+        let dir = temporaryDirectory()
+        func file(_ text: String) -> String {
+            let path = dir + "/\(UUID().uuidString).json"
+            try! text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let good = file(#"{"a": [{"label": "Dog", "box": [1, 2, 10, 12], "score": 0.7}, {"class_id": 1, "bbox": [0, 0, 4, 4], "logit": 0.4}]}"#)
+        let read = try DetectionFile(path: good, classNames: names)
+        #expect(read.detections["a"] == [Detection(classID: 2, box: (1, 2, 10, 12), score: 0.7), Detection(classID: 1, box: (0, 0, 4, 4), score: 0.4)])
+        func message(_ path: String) -> String {
+            do {
+                _ = try DetectionFile(path: path, classNames: names)
+                return "no error"
+            } catch { return error.localizedDescription }
+        }
+        let malformed = file("{\"a\": [")
+        #expect(message(malformed) == "\(malformed): not valid JSON")
+        let unknown = file(#"{"a": [{"label": "horse", "box": [0, 0, 1, 1], "score": 1}]}"#)
+        #expect(message(unknown) == "\(unknown): a, detection 0: unknown class \"horse\"")
+        let outOfRange = file(#"{"a": [{"class_id": 9, "box": [0, 0, 1, 1], "score": 1}]}"#)
+        #expect(message(outOfRange) == "\(outOfRange): class id 9 is out of range (0-2 or 255)")
+        let emptyBox = file(#"{"a": [{"label": "cat", "box": [5, 0, 5, 1], "score": 1}]}"#)
+        #expect(message(emptyBox).hasPrefix("\(emptyBox): a, detection 0: empty box"))
+        #expect(message(dir + "/missing.json") == "\(dir)/missing.json: no such file or folder")
+    }
+}
