@@ -205,6 +205,7 @@ public enum SegmentationTraining {
     public static func predict(
         model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false
     ) -> (labels: LabelMap, scores: Tensor) {
+        let scales = scales.isEmpty ? [1] : scales
         let planar = preprocessing.normalize(image)
         let input = Tensor(shape: [1, 3, planar.height, planar.width], values: planar.values)
         let (h, w) = (image.height, image.width)
@@ -221,7 +222,9 @@ public enum SegmentationTraining {
                 }
                 total = total.map { $0 + probabilities } ?? probabilities
             }
-            let scores = total!.reshaped(to: [model.classes, h, w])
+            // The mean over scales and flips, so the scores stay probabilities (they sum to 1).
+            let passes = scales.count * (flip ? 2 : 1)
+            let scores = (passes == 1 ? total! : total! * (1 / Float(passes))).reshaped(to: [model.classes, h, w])
             var values = [UInt8](repeating: 0, count: h * w)
             let base = scores.storage.base
             for p in 0..<(h * w) {

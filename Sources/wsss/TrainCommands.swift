@@ -79,7 +79,7 @@ extension Recipe {
     /// pipeline's own CAM classifier (`<run.dir>/cam/cam_final.h5`) — its backbone stands in for
     /// ImageNet weights when none can be downloaded (the demo).
     func segmenterInit(runDirectory: String) -> String? {
-        guard let value = string("model", "init") else { return nil }
+        guard let value = string("model", "init"), value != "none" else { return nil }
         return value == "cam" ? runDirectory + "/cam/cam_final.h5" : value
     }
 

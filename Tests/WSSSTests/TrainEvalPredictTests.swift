@@ -1,0 +1,131 @@
+import Checkpoints
+import Datasets
+import Foundation
+import HDF5
+import Imaging
+import Testing
+import Training
+
+@testable import wsss
+
+/// `wsss train`, `eval` and `predict` on a small synthetic dataset, in process: fine-tuning into
+/// another class count, and eval/predict agreeing with each other and with `wsss score`.
+@Suite(.serialized) struct TrainEvalPredictTests {
+    let root: String
+    /// A 7-class model trained for a few iterations on `root`.
+    let checkpoint: String
+
+    init() throws {
+        root = NSTemporaryDirectory() + "wsss-tep-\(UUID().uuidString)"
+        var synth = try Synth.parse(["--out", root, "--train", "6", "--val", "3", "--test", "2", "--size", "48", "--seed", "11"])
+        try synth.run()
+        try Self.recipe(root: root).write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        var train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--labels", "SegmentationClass", "--out", root + "/seg", "--threads", "1"])
+        try train.run()
+        checkpoint = root + "/seg/final.h5"
+    }
+
+    static func recipe(root: String, train: String = "iterations: 4, lr: 0.001") -> String {
+        """
+        data: {root: \(root)}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {\(train), batch: 2, accumulation: 1, crop: 48, scales: [0.9, 1.1], checkpoint_every: 100, keep_last: 1, eval_every: 0, log_every: 1}
+        run: {dir: \(root)/runs}
+        """
+    }
+
+    /// A copy of the dataset whose 6 shapes are merged into 2 classes (round: disc, ring; angular:
+    /// the rest), so its DeepLab has 3 outputs instead of 7.
+    func threeClassCopy() throws -> String {
+        let copy = root + "-3"
+        let fm = FileManager.default
+        for folder in ["JPEGImages", "ImageSets"] { try fm.copyItem(atPath: "\(root)/\(folder)", toPath: "\(copy)/\(folder)") }
+        try fm.createDirectory(atPath: copy + "/SegmentationClass", withIntermediateDirectories: true)
+        try "background\nround\nangular\n".write(toFile: copy + "/classes.txt", atomically: true, encoding: .utf8)
+        let merged: [UInt8] = [0, 1, 2, 2, 2, 1, 2]  // background, disc, box, triangle, cross, ring, diamond
+        for name in try fm.contentsOfDirectory(atPath: root + "/SegmentationClass") {
+            var labels = try LabelMap.read(from: "\(root)/SegmentationClass/\(name)")
+            labels.values = labels.values.map { $0 == LabelMap.ignore ? $0 : merged[Int($0)] }
+            try labels.writePNG(to: "\(copy)/SegmentationClass/\(name)")
+        }
+        return copy
+    }
+
+    @Test func fineTunesIntoAnotherClassCountKeepingTheBackbone() throws {
+        let copy = try threeClassCopy()
+        // At lr 0 every loaded parameter must come out unchanged (BN running statistics move; they are buffers).
+        try Self.recipe(root: copy, train: "iterations: 2, lr: 0.0").write(toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
+        var train = try TrainCommand.parse(["--recipe", copy + "/recipe.yaml", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1"])
+        try train.run()
+        let source = try HDF5File(path: checkpoint, mode: .read)
+        let tuned = try HDF5File(path: copy + "/seg/final.h5", mode: .read)
+        let names = try tuned.datasetNames(under: "/parameters")
+        let backbone = names.filter { !$0.contains("aspp") }
+        #expect(backbone.count > 20)
+        for name in backbone { #expect(try source.read(name).scalars == tuned.read(name).scalars, "\(name) was not taken from the 7-class checkpoint") }
+        let classifier = try #require(names.first { $0.contains("aspp") && $0.hasSuffix("weight") })
+        #expect(try tuned.read(classifier).shape.first == 3)
+        #expect(try source.read(classifier).shape.first == 7)
+        // Eval of the 3-class model on the 3-class copy works; on the 7-class set it is refused.
+        let threeClass = try VOCDataset(root: copy, split: "val", classes: ClassNames.load(copy + "/classes.txt"), requireLabels: true)
+        #expect(try evaluateCheckpoint(copy + "/seg/final.h5", dataset: threeClass, scales: [1], flip: false).images == 3)
+        let sevenClass = try VOCDataset(root: root, split: "val", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
+        #expect(throws: TrainingError.self) { try evaluateCheckpoint(copy + "/seg/final.h5", dataset: sevenClass, scales: [1], flip: false) }
+    }
+
+    @Test func fineTuningWithoutExcludingTheClassifierNamesTheMisshapedTensors() throws {
+        let copy = try threeClassCopy()
+        try Self.recipe(root: copy).write(toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
+        var train = try TrainCommand.parse([
+            "--recipe", copy + "/recipe.yaml", "--set", "model.init_exclude=[]", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1",
+        ])
+        do {
+            try train.run()
+            Issue.record("a 7-class classifier was loaded into a 3-class model")
+        } catch let error as CheckpointError {
+            let message = error.localizedDescription
+            #expect(message.contains(checkpoint) && message.contains("aspp"), "\(message)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: copy + "/seg/final.h5"))
+        // Another architecture (ResNet-50 in place of 18) is refused before any training too.
+        train = try TrainCommand.parse([
+            "--recipe", copy + "/recipe.yaml", "--set", "model.depth=50", "--out", copy + "/seg50", "--init-from", checkpoint, "--threads", "1",
+        ])
+        #expect(throws: CheckpointError.self) { try train.run() }
+    }
+
+    @Test func evalAndPredictAgreeOnTheSyntheticTestSplit() throws {
+        let dataset = try VOCDataset(root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
+        let evaluated = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1, 0.75], flip: true)
+        #expect(evaluated.images == 2)
+        let out = root + "/predict"
+        var predict = try PredictCommand.parse([
+            "--root", root, "--split", "test", "--checkpoint", checkpoint, "--out", out, "--scales", "1,0.75", "--flip",
+            "--overlays", "--save-logits", "--threads", "1",
+        ])
+        try predict.run()
+        let folder = out + "/results/VOC2012/Segmentation/comp6_test_cls"
+        let ids = dataset.samples.map(\.id)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ids.map { "\($0).png" }.sorted())
+        // Scoring predict's PNGs gives eval's numbers.
+        let matrix = try Score.confusion(ids: ids, pred: folder, gt: root + "/SegmentationClass", classCount: 7)
+        let report = matrix.report(classNames: dataset.classes.names)
+        #expect(abs(report.meanIoU - evaluated.report.meanIoU) < 1e-9)
+        // The saved scores are softmax maps at image size whose argmax is the PNG.
+        let scores = try HDF5File(path: out + "/scores.h5", mode: .read)
+        for id in ids {
+            let labels = try LabelMap.read(from: "\(folder)/\(id).png")
+            let map = try scores.read("/\(id)")
+            #expect(map.shape == [7, labels.height, labels.width])
+            let plane = labels.width * labels.height
+            let values = map.scalars
+            for p in stride(from: 0, to: plane, by: 7) {
+                let column = (0..<7).map { values[$0 * plane + p] }
+                #expect(abs(column.reduce(0, +) - 1) < 1e-4)
+                #expect(Int(labels.values[p]) == column.indices.max { column[$0] < column[$1] }!)
+            }
+            let overlay = try Image.readRGB(from: "\(out)/overlays/\(id).png")
+            #expect(overlay.width == labels.width && overlay.height == labels.height)
+        }
+    }
+}
