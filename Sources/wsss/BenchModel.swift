@@ -7,9 +7,9 @@ extension Bench {
     /// `wsss bench model`: one model's train step or inference, with peak memory.
     struct Model: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Time DeepLab-v2 ResNet-101 training steps or inference on random data (one JSON object on stdout).",
+            abstract: "Time DeepLab-v2 training steps or inference on random data (one JSON object on stdout).",
             discussion: """
-                train = forward + cross-entropy + backward + SGD step (frozen BN, DeepLab's parameter groups); \
+                train = forward + cross-entropy + backward + SGD step (frozen BN unless --train-bn, DeepLab's parameter groups); \
                 infer = forward without a tape. gflops counts convolution FLOPs (train: 3x forward) over the \
                 median time; sgemm_ratio divides it by this machine's sgemm GFLOP/s measured in the same run; \
                 peak_rss_mb is the process's peak resident memory.
@@ -18,9 +18,6 @@ extension Bench {
         enum Mode: String, ExpressibleByArgument, CaseIterable { case train, infer }
 
         @OptionGroup var runtime: RuntimeOptions
-
-        @Option(help: "Architecture (only deeplabv2-r101 so far).")
-        var arch: String = "deeplabv2-r101"
 
         @Option(help: ArgumentHelp("Square input size in pixels.", valueName: "px"))
         var size: Int = 321
@@ -40,15 +37,25 @@ extension Bench {
         @Option(help: ArgumentHelp("Divide every width by this (1 = the real network).", valueName: "n"))
         var narrow: Int = 1
 
+        @Option(help: ArgumentHelp("ResNet depth of the backbone: 18, 34, 50 or 101.", valueName: "n"))
+        var depth: Int = 101
+
+        @Flag(help: "Batch norm in training mode (batch statistics, trained γ/β), as the demo recipe; DeepLab-v2 freezes it.")
+        var trainBN = false
+
         func validate() throws {
-            guard arch == "deeplabv2-r101" else { throw ValidationError("--arch: only deeplabv2-r101 is available") }
+            guard [18, 34, 50, 101].contains(depth) else { throw ValidationError("--depth: 18, 34, 50 or 101") }
             guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else { throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1") }
         }
 
         func run() throws {
             try runtime.apply()
             let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: 1).gflops
-            let model = DeepLabV2(classes: 21, backbone: ResNetConfiguration.deepLabV2.narrowed(by: narrow), seed: 1)
+            var backbone = ResNetConfiguration.deepLabV2
+            backbone.depth = depth
+            backbone = backbone.narrowed(by: narrow)
+            backbone.frozenBN = !trainBN
+            let model = DeepLabV2(classes: 21, backbone: backbone, seed: 1)
             model.train()
             let aspp = model.trainableParameters.filter { $0.name.hasPrefix("aspp.") }
             let sgd = SGD(
@@ -96,7 +103,8 @@ extension Bench {
             let flops = forwardFLOPs * (mode == .train ? 3 : 1)
             let gflops = flops / timing.median / 1e9
             let object: [String: Any] = [
-                "name": "\(arch)_\(mode.rawValue)\(msc ? "_msc" : "")_\(size)_b\(batch)\(narrow > 1 ? "_w\(narrow)" : "")",
+                "name": "deeplabv2-r\(depth)_\(mode.rawValue)\(msc ? "_msc" : "")_\(size)_b\(batch)\(narrow > 1 ? "_w\(narrow)" : "")\(trainBN ? "_bn" : "")",
+                "images_per_s": (Double(batch) / timing.median * 10).rounded() / 10,
                 "median_s": timing.median, "min_s": timing.minimum, "reps": timing.count,
                 "gflops": (gflops * 10).rounded() / 10, "forward_gflop": (forwardFLOPs / 1e9 * 10).rounded() / 10,
                 "sgemm_gflops": sgemm, "sgemm_ratio": (gflops / sgemm * 1000).rounded() / 1000,

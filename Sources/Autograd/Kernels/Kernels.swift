@@ -65,9 +65,7 @@ extension Kernels {
     public static func reluBackward(
         _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int
     ) {
-        parallelFor(count, minimumPerThread: 1 << 16) { r in
-            for i in r { dx[i] = y[i] > 0 ? dy[i] : 0 }
-        }
+        parallelFor(count, minimumPerThread: 1 << 16) { r in maskPositive(dy, y, dx, r) }
     }
 
     /// The element-wise binary operations with a dedicated loop.

@@ -90,19 +90,11 @@ extension Kernels {
         parallelFor(channels) { r in
             for c in r {
                 var s = 0.0
-                for n in 0..<batch {
-                    let p = x + (n * channels + c) * spatial
-                    var part: Float = 0
-                    for i in 0..<spatial { part += p[i] }
-                    s += Double(part)
-                }
+                for n in 0..<batch { s += Double(sum(x + (n * channels + c) * spatial, count: spatial)) }
                 let mu = Float(s / m)
                 var v = 0.0
                 for n in 0..<batch {
-                    let p = x + (n * channels + c) * spatial
-                    var part: Float = 0
-                    for i in 0..<spatial { let d = p[i] - mu; part += d * d }
-                    v += Double(part)
+                    v += Double(sumOfSquaredDeviations(x + (n * channels + c) * spatial, count: spatial, from: mu))
                 }
                 mean[c] = mu
                 variance[c] = Float(v / m)
@@ -139,8 +131,7 @@ extension Kernels {
                         let mu = mean[c]
                         for n in 0..<batch {
                             let o = (n * channels + c) * spatial
-                            var pa: Float = 0, pb: Float = 0
-                            for i in 0..<spatial { pa += dy[o + i]; pb += dy[o + i] * (x[o + i] - mu) }
+                            let (pa, pb) = sumAndCenteredDot(dy + o, x + o, count: spatial, mu: mu)
                             a += Double(pa)
                             b += Double(pb)
                         }
@@ -166,10 +157,10 @@ extension Kernels {
                 let c = row % channels
                 let k = gamma[c] * invStd[c] / m, mu = mean[c], s = invStd[c]
                 let sd = sumDy[c], sdx = sumDyXhat[c]
-                let o = row * spatial
+                let (px, pdy, pdx) = (x + row * spatial, dy + row * spatial, dx + row * spatial)
                 for i in 0..<spatial {
-                    let xhat = (x[o + i] - mu) * s
-                    dx[o + i] = k * (m * dy[o + i] - sd - xhat * sdx)
+                    let xhat = (px[i] - mu) * s
+                    pdx[i] = k * (m * pdy[i] - sd - xhat * sdx)
                 }
             }
         }

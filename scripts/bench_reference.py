@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""PyTorch's time for the step `wsss bench model` times, on this machine: one JSON object per line,
+with the same fields (median_s, images_per_s, peak_rss_mb), so the two can be compared as ratios
+measured in one session.
+
+Same network as ours (scripts/make_model_fixtures.py's Net: DeepLab-v2, caffe blocks, output
+stride 8, ASPP 6/12/18/24, 21 classes), random input and labels, SGD with DeepLab's groups.
+Run: ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train --depth 50 --narrow 8 \
+     --train-bn --size 128 --batch 10      (the demo's segmenter)
+     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train          (R101, 321, b1)
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_model_fixtures import Net  # noqa: E402
+
+BLOCKS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", choices=["train", "infer"], default="train")
+    p.add_argument("--depth", type=int, choices=sorted(BLOCKS), default=101)
+    p.add_argument("--narrow", type=int, default=1)
+    p.add_argument("--train-bn", action="store_true")
+    p.add_argument("--size", type=int, default=321)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    n = a.narrow
+    net = Net(BLOCKS[a.depth], "caffe", 64 // n, [64 // n, 128 // n, 256 // n, 512 // n], [1, 2, 1, 1], [1, 1, 2, 4],
+              True, "aspp", 21)
+    aspp = [q for k, q in net.named_parameters() if k.startswith("aspp")]
+    if a.train_bn:
+        net.train()
+    else:
+        net.eval()
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.requires_grad_(False)
+                m.bias.requires_grad_(False)
+    backbone = [q for k, q in net.named_parameters() if not k.startswith("aspp") and q.requires_grad]
+    sgd = torch.optim.SGD([
+        {"params": backbone},
+        {"params": [q for q in aspp if q.dim() > 1], "lr": 2.5e-3},
+        {"params": [q for q in aspp if q.dim() == 1], "lr": 5e-3, "weight_decay": 0},
+    ], lr=2.5e-4, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(a.batch, 3, a.size, a.size)
+    labels = torch.randint(0, 21, (a.batch, a.size, a.size))
+
+    def step():
+        if a.mode == "infer":
+            with torch.no_grad():
+                net(x)
+            return
+        logits = net(x)
+        target = F.interpolate(labels[:, None].float(), size=logits.shape[2:], mode="nearest")[:, 0].long()
+        loss = F.cross_entropy(logits, target, ignore_index=255)
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+
+    step()  # warm-up
+    times = []
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    median = statistics.median(times)
+    name = f"torch_deeplabv2-r{a.depth}_{a.mode}_{a.size}_b{a.batch}" + (f"_w{n}" if n > 1 else "") + ("_bn" if a.train_bn else "")
+    print(json.dumps({
+        "name": name, "median_s": median, "min_s": min(times), "images_per_s": round(a.batch / median, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+    }))
+
+
+if __name__ == "__main__":
+    main()
