@@ -24,11 +24,30 @@ struct PipelineCommand: ParsableCommand {
         let runDir = try recipe.requiredString("run", "dir")
         let root = try recipe.requiredString("data", "root")
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        var stageSeconds: [String: Double] = [:]
-        func stage<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        // Seconds per step ("train/sepl"); a skipped step keeps the time of the run that made its
+        // output (from the previous summary.json), so a resumed pipeline still reports real times.
+        let previousSummary = FileManager.default.contents(atPath: runDir + "/summary.json")
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let previousSteps = previousSummary?["step_seconds"] as? [String: Double] ?? [:]
+        var stepSeconds: [String: Double] = [:]
+        var reusedSteps: [String] = []
+        var skipped = false
+        func skip(_ path: String) {
+            Log.info("skip: \(path) exists")
+            skipped = true
+        }
+        func stage<T>(_ step: String, _ body: () throws -> T) rethrows -> T {
             let start = Date()
-            Log.info("== \(name)")
-            defer { stageSeconds[name, default: 0] += Date().timeIntervalSince(start) }
+            Log.info("== \(step)")
+            skipped = false
+            defer {
+                if skipped {
+                    stepSeconds[step] = previousSteps[step] ?? 0
+                    reusedSteps.append(step)
+                } else {
+                    stepSeconds[step] = Date().timeIntervalSince(start)
+                }
+            }
             return try body()
         }
         let trainSplit = recipe.string("data", "train_split")!
@@ -40,11 +59,11 @@ struct PipelineCommand: ParsableCommand {
         let camFile = "\(camDir)/cams_\(trainSplit).h5"
         if needsCAM {
             try stage("cam_train") {
-                if FileManager.default.fileExists(atPath: camDir + "/cam_final.h5") { Log.info("skip: \(camDir)/cam_final.h5 exists"); return }
+                if FileManager.default.fileExists(atPath: camDir + "/cam_final.h5") { return skip(camDir + "/cam_final.h5") }
                 try CAMCommand.train(dataset: try recipe.dataset(split: trainSplit), options: recipe.camOptions, out: camDir, initFrom: recipe.string("cam", "init"))
             }
             try stage("cam_infer") {
-                if FileManager.default.fileExists(atPath: camFile) { Log.info("skip: \(camFile) exists"); return }
+                if FileManager.default.fileExists(atPath: camFile) { return skip(camFile) }
                 try CAMCommand.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: nil)
             }
         }
@@ -53,10 +72,10 @@ struct PipelineCommand: ParsableCommand {
         for source in sources {
             let folder = "\(runDir)/pseudo/\(source)"
             let scorePath = folder + "/score.json"
-            try stage("pseudo") {
+            try stage("pseudo/\(source)") {
                 if let data = FileManager.default.contents(atPath: scorePath),
                    let score = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let miou = score["miou"] as? Double {
-                    Log.info("skip: \(scorePath) exists")
+                    skip(scorePath)
                     pseudoMIoU[source] = miou
                     return
                 }
@@ -90,19 +109,22 @@ struct PipelineCommand: ParsableCommand {
         var results: [String: [String: Any]] = [:]
         for source in compare ? sources : [mainSource] {
             let segDir = "\(runDir)/segmenter_\(source)"
-            let checkpoint = try stage("train") { () -> String in
+            let checkpoint = try stage("train/\(source)") { () -> String in
                 let final = segDir + "/final.h5"
-                if FileManager.default.fileExists(atPath: final) { Log.info("skip: \(final) exists"); return final }
+                if FileManager.default.fileExists(atPath: final) {
+                    skip(final)
+                    return final
+                }
                 return try trainSegmenter(recipe: recipe, labels: "\(runDir)/pseudo/\(source)".absolutePath, runDirectory: segDir,
                                           initFrom: recipe.segmenterInit(runDirectory: runDir), resume: "auto")
             }
             var entry: [String: Any] = ["checkpoint": checkpoint]
             for split in recipe.strings("eval", "splits") {
-                try stage("eval") {
+                try stage("eval/\(source)/\(split)") {
                     let evalPath = "\(segDir)/eval_\(split).json"
                     if let data = FileManager.default.contents(atPath: evalPath), let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
                         entry["\(split)_miou"] = e["miou"]
-                        return
+                        return skip(evalPath)
                     }
                     let dataset = try recipe.dataset(split: split, requireLabels: true)
                     let report = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: recipe.doubles("eval", "scales"), flip: recipe.bool("eval", "flip"))
@@ -115,18 +137,21 @@ struct PipelineCommand: ParsableCommand {
             results[source] = entry
         }
         // 4. Summary.
+        var stageSeconds: [String: Double] = [:]
+        for (step, seconds) in stepSeconds { stageSeconds[String(step.prefix { $0 != "/" }), default: 0] += seconds }
         let main = results[mainSource] ?? [:]
         var summary: [String: Any] = [
-            "pseudo_miou": pseudoMIoU, "stage_seconds": stageSeconds, "checkpoint": main["checkpoint"] ?? NSNull(),
+            "pseudo_miou": pseudoMIoU, "stage_seconds": stageSeconds, "step_seconds": stepSeconds, "checkpoint": main["checkpoint"] ?? NSNull(),
             "val_miou": main["val_miou"] ?? NSNull(), "test_miou": main["test_miou"] ?? NSNull(), "source": mainSource,
         ]
         if results.count > 1 { summary["segmenters"] = results }
         try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: runDir + "/summary.json"))
-        print(Self.table(pseudo: pseudoMIoU, results: results, stages: stageSeconds, main: mainSource))
+        print(Self.table(pseudo: pseudoMIoU, results: results, stages: stageSeconds, main: mainSource, reused: reusedSteps))
         print("summary: \(runDir)/summary.json")
     }
 
-    static func table(pseudo: [String: Double], results: [String: [String: Any]], stages: [String: Double], main: String) -> String {
+    static func table(pseudo: [String: Double], results: [String: [String: Any]], stages: [String: Double], main: String,
+                      reused: [String] = []) -> String {
         var lines = ["", "pseudo-labels (train)      mIoU (%)"]
         for (source, miou) in pseudo.sorted(by: { $0.value < $1.value }) {
             lines.append("  " + source.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
@@ -142,6 +167,9 @@ struct PipelineCommand: ParsableCommand {
         lines.append("stage          seconds")
         for (name, seconds) in stages.sorted(by: { $0.key < $1.key }) {
             lines.append("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %7.1f", seconds))
+        }
+        if !reused.isEmpty {
+            lines.append("  (skipped, outputs existed; times from the run that made them: \(reused.joined(separator: ", ")))")
         }
         return lines.joined(separator: "\n")
     }

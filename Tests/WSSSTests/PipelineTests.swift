@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+@testable import wsss
+
+/// `wsss pipeline` end to end on a tiny synthetic set: every stage runs, summary.json holds the
+/// numbers, and a second run with --compare skips what exists and trains only the new segmenters.
+@Suite struct PipelineTests {
+    func summary(_ runDir: String) throws -> [String: Any] {
+        let data = try #require(FileManager.default.contents(atPath: runDir + "/summary.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    func modified(_ path: String) throws -> Date {
+        try #require(try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date)
+    }
+
+    @Test func runsEveryStageThenResumesWithCompare() throws {
+        let root = NSTemporaryDirectory() + "wsss-pipe-\(UUID().uuidString)"
+        var synth = try Synth.parse(["--out", root, "--train", "6", "--val", "2", "--test", "2", "--size", "40", "--seed", "8", "--proposals"])
+        try synth.run()
+        let runDir = root + "/run"
+        try """
+            data: {root: \(root)}
+            run: {dir: \(runDir), seed: 0}
+            cam: {iterations: 3, batch: 2, crop: 40, width_divisor: 16, frozen_bn: false, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
+            pseudo: {source: sepl, proposals: "sa1b:SAMStandIn", compare: [cam, gt]}
+            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+            train: {iterations: 3, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+            eval: {splits: [val, test]}
+            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        var pipeline = try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"])
+        try pipeline.run()
+        let first = try summary(runDir)
+        let pseudo = try #require(first["pseudo_miou"] as? [String: Double])
+        #expect(Set(pseudo.keys) == ["sepl", "cam", "gt"])
+        #expect(pseudo["gt"] == 100)
+        #expect(first["source"] as? String == "sepl")
+        #expect((first["val_miou"] as? Double).map { $0 >= 0 && $0 <= 100 } == true)
+        #expect(first["test_miou"] is Double)
+        let checkpoint = try #require(first["checkpoint"] as? String)
+        #expect(checkpoint == runDir + "/segmenter_sepl/final.h5")
+        let stages = try #require(first["stage_seconds"] as? [String: Double])
+        #expect(Set(stages.keys) == ["cam_train", "cam_infer", "pseudo", "train", "eval"])
+        let steps = try #require(first["step_seconds"] as? [String: Double])
+        #expect(steps.keys.contains("train/sepl") && steps.keys.contains("eval/sepl/test"))
+        #expect(!FileManager.default.fileExists(atPath: runDir + "/segmenter_cam"))
+        let seplTrained = try modified(checkpoint), camTrained = try modified(runDir + "/cam/cam_final.h5")
+
+        // Again with --compare: CAM, pseudo-labels and the SEPL segmenter are reused.
+        pipeline = try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1", "--compare"])
+        try pipeline.run()
+        let second = try summary(runDir)
+        #expect(try modified(checkpoint) == seplTrained)
+        #expect(try modified(runDir + "/cam/cam_final.h5") == camTrained)
+        for source in ["cam", "gt"] { #expect(FileManager.default.fileExists(atPath: "\(runDir)/segmenter_\(source)/final.h5")) }
+        let segmenters = try #require(second["segmenters"] as? [String: [String: Any]])
+        #expect(Set(segmenters.keys) == ["sepl", "cam", "gt"])
+        let reusedSteps = try #require(second["step_seconds"] as? [String: Double])
+        #expect(reusedSteps["train/sepl"] == steps["train/sepl"], "a skipped step keeps the time of the run that made it")
+        #expect(second["val_miou"] as? Double == first["val_miou"] as? Double)
+    }
+}
