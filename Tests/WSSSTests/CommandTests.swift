@@ -48,6 +48,11 @@ import Testing
         #expect(throws: DatasetError.self) { try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7) }
     }
 
+    @Test func benchModelRejectsAnUnknownDepth() {
+        #expect(throws: (any Error).self) { try Bench.Model.parse(["--depth", "42"]) }
+        #expect(throws: Never.self) { try Bench.Model.parse(["--depth", "50", "--narrow", "8", "--train-bn"]) }
+    }
+
     @Test func synthRejectsNonsense() {
         #expect(throws: (any Error).self) { try Synth.parse(["--out", "/tmp/x", "--size", "8"]) }
         #expect(throws: (any Error).self) { try Synth.parse(["--out", "/tmp/x", "--train", "-1"]) }

@@ -177,10 +177,7 @@ extension Kernels {
             parallelFor(outChannels, minimumPerThread: 16) { r in
                 for co in r {
                     var s: Float = 0
-                    for n in 0..<batch {
-                        let p = dy + n * outPlane + co * g.outArea
-                        for i in 0..<g.outArea { s += p[i] }
-                    }
+                    for n in 0..<batch { s += Kernels.sum(dy + n * outPlane + co * g.outArea, count: g.outArea) }
                     dBias[co] = s
                 }
             }
