@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "wsss", targets: ["wsss"]),
         .library(name: "Autograd", targets: ["Autograd"]),
         .library(name: "HDF5", targets: ["HDF5"]),
+        .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
+        .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,13 +34,18 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
+        // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
+        .target(name: "TorchCheckpoint", dependencies: ["Autograd"]),
+        // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
+        .target(name: "SegmentAnything", dependencies: ["Autograd", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
+                .product(name: "Yams", package: "Yams")]),
         .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging",
                 .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
@@ -51,6 +58,8 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
+        .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "HDF5", "Imaging", "PseudoLabels"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
