@@ -37,7 +37,7 @@ let package = Package(
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
         .target(name: "TorchCheckpoint", dependencies: ["Autograd"]),
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
-        .target(name: "SegmentAnything", dependencies: ["Autograd", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
+        .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
                 .product(name: "Yams", package: "Yams")]),
         .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging",
                 .product(name: "Yams", package: "Yams")]),
@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
-        .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "HDF5", "Imaging", "PseudoLabels"]),
+        .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
