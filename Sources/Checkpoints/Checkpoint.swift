@@ -32,6 +32,8 @@ public enum CheckpointError: LocalizedError, Equatable {
     case unsupportedVersion(path: String, version: Int)
     case mismatch(path: String, missing: [String], unexpected: [String], misshaped: [String])
     case optimizerMismatch(path: String, reason: String)
+    /// Tensors holding NaN or ±inf: never written, and refused when loaded.
+    case nonFinite(path: String, tensors: [String])
 
     public var errorDescription: String? {
         switch self {
@@ -48,6 +50,9 @@ public enum CheckpointError: LocalizedError, Equatable {
             return "\(path): checkpoint does not fit the model: " + parts.joined(separator: "; ")
         case .optimizerMismatch(let path, let reason):
             return "\(path): optimizer state does not fit: \(reason)"
+        case .nonFinite(let path, let tensors):
+            let shown = tensors.prefix(8).joined(separator: ", ") + (tensors.count > 8 ? ", … (\(tensors.count) tensors)" : "")
+            return "\(path): NaN or infinite values in \(shown)"
         }
     }
 }
@@ -65,7 +70,19 @@ public enum CheckpointError: LocalizedError, Equatable {
 /// moment leaves either the previous checkpoint or the new one, never half of one.
 public enum Checkpoint {
     /// Writes `model` (and `optimizer`'s momentum) with `metadata` to `path`, atomically.
+    /// - Throws: `CheckpointError.nonFinite` naming every tensor that holds NaN or ±inf (nothing
+    ///   is written then, so the previous checkpoint stays the last good one).
     public static func save(_ model: Module, optimizer: SGD? = nil, metadata: CheckpointMetadata, to path: String) throws {
+        var bad = (model.parameters() + model.buffers()).filter { !$0.tensor.isAllFinite }.map(\.name)
+        if let optimizer {
+            let names = parameterNames(of: model)
+            for (group, velocities) in zip(optimizer.groups, optimizer.velocities) {
+                for (parameter, velocity) in zip(group.parameters, velocities) where velocity.map({ !$0.isAllFinite }) ?? false {
+                    bad.append("optimizer/momentum/" + (names[ObjectIdentifier(parameter.storage)] ?? "?"))
+                }
+            }
+        }
+        guard bad.isEmpty else { throw CheckpointError.nonFinite(path: path, tensors: bad) }
         try HDF5File.writeAtomically(to: path) { file in
             for (name, tensor) in model.parameters() { try file.write(tensor, at: "/parameters/\(name)") }
             for (name, tensor) in model.buffers() { try file.write(tensor, at: "/buffers/\(name)") }
@@ -111,10 +128,13 @@ public enum Checkpoint {
     /// Loads a checkpoint for resuming or evaluation: the architecture must match and every
     /// parameter and buffer must be present with its shape, and nothing else. Restores the
     /// optimizer's momentum when `optimizer` is given.
-    /// - Throws: `CheckpointError` naming missing, unexpected and mis-shaped tensors;
+    /// - Parameter allowNonFinite: load tensors holding NaN or ±inf (for inspecting a broken run).
+    /// - Throws: `CheckpointError` naming missing, unexpected, mis-shaped and non-finite tensors;
     ///   `HDF5Error` for unreadable files.
     @discardableResult
-    public static func load(from path: String, into model: Module, architecture: String, optimizer: SGD? = nil) throws -> CheckpointMetadata {
+    public static func load(
+        from path: String, into model: Module, architecture: String, optimizer: SGD? = nil, allowNonFinite: Bool = false
+    ) throws -> CheckpointMetadata {
         let file = try HDF5File(path: path, mode: .read)
         let metadata = try metadata(of: file)
         guard metadata.architecture == architecture else {
@@ -134,7 +154,16 @@ public enum Checkpoint {
         guard missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty else {
             throw CheckpointError.mismatch(path: path, missing: missing, unexpected: unexpected, misshaped: misshaped)
         }
-        for (name, tensor) in wanted { tensor.assign(from: try file.read(stored[name]!.path, expectingShape: tensor.shape)) }
+        var loaded: [(Tensor, Tensor)] = []
+        var nonFinite: [String] = []
+        for (name, tensor) in wanted {
+            let value = try file.read(stored[name]!.path, expectingShape: tensor.shape)
+            if !allowNonFinite && !value.isAllFinite { nonFinite.append(name) }
+            loaded.append((tensor, value))
+        }
+        // Refuse before assigning anything, so a model is never left half-loaded.
+        guard nonFinite.isEmpty else { throw CheckpointError.nonFinite(path: path, tensors: nonFinite) }
+        for (tensor, value) in loaded { tensor.assign(from: value) }
         if let optimizer { try restoreMomentum(of: optimizer, model: model, from: file) }
         return metadata
     }
@@ -178,7 +207,10 @@ public enum Checkpoint {
             report.loaded.append(name)
         }
         guard misshaped.isEmpty else { throw CheckpointError.mismatch(path: path, missing: [], unexpected: [], misshaped: misshaped) }
-        for (tensor, location) in selected { tensor.assign(from: try file.read(location)) }
+        let values = try selected.map { try file.read($0.1) }
+        let nonFinite = zip(report.loaded, values).filter { !$0.1.isAllFinite }.map(\.0)
+        guard nonFinite.isEmpty else { throw CheckpointError.nonFinite(path: path, tensors: nonFinite) }
+        for ((tensor, _), value) in zip(selected, values) { tensor.assign(from: value) }
         report.ignored = Set(stored.keys).subtracting(model.stateDict().map(\.name)).sorted()
         return report
     }
@@ -216,7 +248,9 @@ public enum Checkpoint {
                     throw CheckpointError.optimizerMismatch(path: file.path, reason: "the optimizer holds a parameter that is not in the model")
                 }
                 let location = "/optimizer/momentum/\(name)"
-                row.append(file.contains(location) ? try file.read(location, expectingShape: parameter.shape) : nil)
+                let velocity = file.contains(location) ? try file.read(location, expectingShape: parameter.shape) : nil
+                if let velocity, !velocity.isAllFinite { throw CheckpointError.nonFinite(path: file.path, tensors: ["optimizer/momentum/\(name)"]) }
+                row.append(velocity)
             }
             velocities.append(row)
         }

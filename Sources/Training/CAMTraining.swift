@@ -46,7 +46,10 @@ public enum CAMTraining {
         dataset: VOCDataset, options: CAMTrainingOptions, outDirectory: String, initFrom: String? = nil, resume: Bool = true,
         progress: (Int, Float) -> Void = { _, _ in }
     ) throws -> CAMNetwork {
-        try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+        let lock = try RunFolder.Lock(directory: outDirectory)
+        defer { withExtendedLifetime(lock) {} }
+        let latest = resume ? RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_") : nil
+        try RunFolder.prepare(lock, prefix: "cam_", resuming: latest != nil, overwrite: false, runFiles: ["cam_train.jsonl"])
         let classCount = dataset.classes.count
         let model = CAMNetwork(classes: classCount - 1, backbone: options.backbone, seed: options.seed)
         let classifier = model.classifier.parameters().map(\.tensor)
@@ -58,12 +61,13 @@ public enum CAMTraining {
         let recipe = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
         let finalPath = "\(outDirectory)/cam_final.h5"
-        if resume, let latest = RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_") {
+        if let latest {
             start = try Checkpoint.load(from: latest, into: model, architecture: CAMNetwork.architecture, optimizer: optimizer).iteration
         } else if let initFrom {
             try Checkpoint.initialize(model, from: initFrom, exclude: ["classifier.*"])
         }
         if start >= options.iterations { return model }
+        try TrainingLog.truncate("\(outDirectory)/cam_train.jsonl", throughIteration: start)
         // Image-level targets by id.
         var targets: [String: [Float]] = [:]
         for sample in dataset.samples {
@@ -99,8 +103,13 @@ public enum CAMTraining {
             let done = iteration + 1
             if done == options.iterations || done % options.checkpointEvery == 0 {
                 let metadata = CheckpointMetadata(architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: recipe)
-                try Checkpoint.save(model, optimizer: optimizer, metadata: metadata,
-                                    to: done == options.iterations ? finalPath : "\(outDirectory)/cam_iter_\(String(format: "%06d", done)).h5")
+                do {
+                    try Checkpoint.save(model, optimizer: optimizer, metadata: metadata,
+                                        to: done == options.iterations ? finalPath : "\(outDirectory)/cam_iter_\(String(format: "%06d", done)).h5")
+                } catch CheckpointError.nonFinite(_, let tensors) {
+                    throw TrainingError.nonFiniteWeights(
+                        iteration: done, tensors: tensors, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
+                }
             }
         }
         return model
@@ -136,28 +145,18 @@ public enum CAMTraining {
 /// Problems a training run stops on.
 public enum TrainingError: LocalizedError, Equatable {
     case nonFiniteLoss(iteration: Int, lastCheckpoint: String?)
+    /// The weights (or momentum) hold NaN/inf after a step whose loss was still finite.
+    case nonFiniteWeights(iteration: Int, tensors: [String], lastCheckpoint: String?)
     case badCheckpoint(path: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
         case .nonFiniteLoss(let iteration, let last):
             "the loss became NaN or infinite at iteration \(iteration); " + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet") + " (lower the learning rate?)"
+        case .nonFiniteWeights(let iteration, let tensors, let last):
+            "the weights became NaN or infinite by iteration \(iteration) (\(tensors.count) tensors, e.g. \(tensors.first ?? "?")); the checkpoint was not written; "
+                + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet") + " (lower the learning rate?)"
         case .badCheckpoint(let path, let reason): "\(path): \(reason)"
         }
-    }
-}
-
-/// Files of a run folder.
-public enum RunFolder {
-    /// The newest checkpoint `<prefix>iter_N.h5` or `<prefix>final.h5` (highest iteration).
-    public static func latestCheckpoint(in directory: String, prefix: String) -> String? {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
-        var best: (Int, String)?
-        for name in names where name.hasPrefix(prefix) && name.hasSuffix(".h5") {
-            let path = "\(directory)/\(name)"
-            guard let meta = try? Checkpoint.metadata(at: path) else { continue }
-            if best == nil || meta.iteration > best!.0 { best = (meta.iteration, path) }
-        }
-        return best?.1
     }
 }

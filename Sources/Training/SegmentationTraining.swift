@@ -66,14 +66,21 @@ public enum SegmentationTraining {
     /// Trains DeepLab-v2 on `dataset` (its label folder holds the pseudo-labels) into `runDirectory`:
     /// `iter_N.h5` every `checkpointEvery` (the last `keepLast` kept), `final.h5`, `train.jsonl`,
     /// `curves.png`. `resume`: a checkpoint path, "auto" (the newest in the run folder) or nil.
+    /// The folder is locked for the run (`RunFolder.Lock`); a fresh run refuses a folder holding
+    /// checkpoints unless `overwrite` (which moves them aside); a resumed run cuts `train.jsonl`
+    /// back to the checkpoint's iteration. `notice` receives one-line messages for the log.
     /// Returns the path of the checkpoint written last.
+    /// - Throws: `RunFolderError`, `CheckpointError`, `TrainingError` (non-finite loss or weights,
+    ///   naming the last good checkpoint), `TrainingInterrupted` after SIGINT/SIGTERM.
     @discardableResult
     public static func train(
         dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
-        initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: String? = nil,
+        initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: String? = nil, overwrite: Bool = false,
+        notice: (String) -> Void = { _ in },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
     ) throws -> String {
-        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        let lock = try RunFolder.Lock(directory: runDirectory)
+        defer { withExtendedLifetime(lock) {} }
         let classCount = dataset.classes.count
         let model = options.makeModel(classes: classCount)
         let asppWeights = model.aspp.parameters().filter { $0.name.hasSuffix("weight") }.map(\.tensor)
@@ -90,11 +97,17 @@ public enum SegmentationTraining {
         let metadataText = recipeText + "\n# options: " + String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
         let resumePath = resume == "auto" ? RunFolder.latestCheckpoint(in: runDirectory, prefix: "") : resume
+        if resume == "auto" && resumePath == nil { notice("no checkpoint to resume in \(runDirectory): starting a fresh run") }
+        if let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png"]) {
+            notice("moved the earlier run's files to \(moved)")
+        }
         if let resumePath {
             start = try Checkpoint.load(from: resumePath, into: model, architecture: architecture, optimizer: optimizer).iteration
+            notice("resuming from \(resumePath) at iteration \(start)")
         } else if let initFrom {
             try Checkpoint.initialize(model, from: initFrom, exclude: initExclude)
         }
+        try TrainingLog.truncate("\(runDirectory)/train.jsonl", throughIteration: start)
         let finalPath = "\(runDirectory)/final.h5"
         if start >= options.iterations { return resumePath ?? finalPath }
         let augmentation = Augmentation(
@@ -110,7 +123,12 @@ public enum SegmentationTraining {
         func save(_ iteration: Int, final: Bool) throws {
             let path = final ? finalPath : "\(runDirectory)/iter_\(String(format: "%06d", iteration)).h5"
             let metadata = CheckpointMetadata(architecture: architecture, classes: dataset.classes.names, iteration: iteration, recipe: metadataText)
-            try Checkpoint.save(model, optimizer: optimizer, metadata: metadata, to: path)
+            do {
+                try Checkpoint.save(model, optimizer: optimizer, metadata: metadata, to: path)
+            } catch CheckpointError.nonFinite(_, let tensors) {
+                // Nothing was written and no older checkpoint is removed: the last good one stays.
+                throw TrainingError.nonFiniteWeights(iteration: iteration, tensors: tensors, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
+            }
             lastSaved = path
             // Keep the last K periodic checkpoints.
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? [])

@@ -29,3 +29,26 @@ public final class TrainingLog: @unchecked Sendable {
         }
     }
 }
+
+extension TrainingLog {
+    /// Cuts a log back to the entries of iterations ≤ `iteration` (a resumed run repeats the
+    /// iterations after its checkpoint, so their old lines would appear twice). Rewritten
+    /// through a temporary file and a rename; a missing log is left missing.
+    public static func truncate(_ path: String, throughIteration iteration: Int) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        var kept: [Substring] = []
+        var dropped = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            if let done = object?["iteration"] as? Int, done > iteration { dropped = true } else { kept.append(line) }
+        }
+        guard dropped else { return }
+        let temporary = (path as NSString).deletingLastPathComponent + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
+        let body = kept.isEmpty ? "" : kept.joined(separator: "\n") + "\n"
+        try Data(body.utf8).write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+}

@@ -23,7 +23,9 @@ struct PipelineCommand: ParsableCommand {
         try recipe.validateForTraining()
         let runDir = try recipe.requiredString("run", "dir")
         let root = try recipe.requiredString("data", "root")
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        // One pipeline per run folder (stages lock their own sub-folders too).
+        let lock = try RunFolder.Lock(directory: runDir)
+        defer { withExtendedLifetime(lock) {} }
         // Seconds per step ("train/sepl"); a skipped step keeps the time of the run that made its
         // output (from the previous summary.json), so a resumed pipeline still reports real times.
         let previousSummary = FileManager.default.contents(atPath: runDir + "/summary.json")

@@ -106,6 +106,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter)", valueName: "dir")) var out: String?
     @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped). (default: model.init)", valueName: "file")) var initFrom: String?
     @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder). (default: none, a fresh run)", valueName: "file|auto")) var resume: String?
+    @Flag(help: "Start a fresh run in a folder that holds checkpoints, moving the earlier run's files to <out>/replaced-<date>/ (nothing is deleted). (default: off, such a folder is refused)") var overwrite = false
 
     func run() throws {
         try runtime.apply()
@@ -113,29 +114,28 @@ struct TrainCommand: ParsableCommand {
         try recipe.validateForTraining()
         let runDir = try out ?? (recipe.requiredString("run", "dir") + "/segmenter")
         let labelFolder = labels ?? recipe.string("pseudo", "labels")
-        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), resume: resume)
+        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), resume: resume,
+                                  overwrite: overwrite)
         Log.info("train: \(path)")
     }
 }
 
 /// Shared by `train` and `pipeline`.
-func trainSegmenter(recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: String?) throws -> String {
+func trainSegmenter(recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: String?, overwrite: Bool = false) throws -> String {
     let options = recipe.segmentationOptions
     let dataset = try recipe.dataset(split: recipe.string("data", "train_split")!, labels: labels, requireLabels: true)
     let validation = try? recipe.dataset(split: recipe.string("data", "val_split")!, requireLabels: true)
     StopRequest.install()
     let progress = ProgressBar("train", total: options.iterations, unit: "it")
-    var first = true
+    var shown = 0  // iterations the bar shows; a resumed run's first report jumps to its iteration
     do {
         return try SegmentationTraining.train(
             dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
-            initFrom: initFrom, initExclude: recipe.strings("model", "init_exclude"), resume: resume,
+            initFrom: initFrom, initExclude: recipe.strings("model", "init_exclude"), resume: resume, overwrite: overwrite,
+            notice: { Log.info("train: \($0)") },
             report: { p in
-                if first {
-                    first = false
-                    progress.advance(by: p.iteration - options.logEvery)
-                }
-                progress.advance(by: options.logEvery, extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
+                progress.advance(by: max(0, p.iteration - shown), extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
+                shown = max(shown, p.iteration)
             },
             evaluated: { iteration, miou in Log.info(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) })
     } catch let stop as TrainingInterrupted {

@@ -188,3 +188,46 @@ func temporaryDirectory() throws -> String {
         #expect(y.shape == [1, 21, 5, 5])
     }
 }
+
+/// Non-finite tensors are never written, and refused by name when a file holds them.
+@Suite struct NonFiniteCheckpointTests {
+    let directory = NSTemporaryDirectory() + "wsss-nonfinite-\(UUID().uuidString)"
+
+    @Test func saveRefusesNaNAndWritesNothing() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let run = TinyRun(seed: 3)
+        let (name, tensor) = run.model.parameters()[5]
+        tensor.storage.base[0] = .nan
+        let path = directory + "/bad.h5"
+        #expect(throws: CheckpointError.nonFinite(path: path, tensors: [name])) {
+            try Checkpoint.save(run.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["a", "b", "c", "d"]), to: path)
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "no temporary file is left")
+    }
+
+    @Test func loadAndInitializeRefuseNonFiniteFilesByName() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let run = TinyRun(seed: 4)
+        let path = directory + "/inf.h5"
+        try Checkpoint.save(run.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["a", "b", "c", "d"]), to: path)
+        // Spoil one stored tensor behind the writer's back (as a file from an older build could be).
+        let (name, tensor) = run.model.parameters()[2]
+        let spoiled = tensor.copy()
+        spoiled.storage.base[1] = .infinity
+        do {
+            let file = try HDF5File(path: path, mode: .readWrite)
+            try file.write(spoiled, at: "/parameters/\(name)")
+        }
+        let fresh = TinyRun(seed: 5)
+        let before = fresh.model.parameters().map { $0.tensor.scalars }
+        #expect(throws: CheckpointError.nonFinite(path: path, tensors: [name])) {
+            try Checkpoint.load(from: path, into: fresh.model, architecture: TinyRun.architecture)
+        }
+        #expect(fresh.model.parameters().map { $0.tensor.scalars } == before, "nothing is assigned from a refused file")
+        #expect(throws: CheckpointError.nonFinite(path: path, tensors: [name])) { try Checkpoint.initialize(fresh.model, from: path) }
+        // For inspection, an explicit flag loads it.
+        try Checkpoint.load(from: path, into: fresh.model, architecture: TinyRun.architecture, allowNonFinite: true)
+        #expect(fresh.model.parameters()[2].tensor.storage.base[1] == .infinity)
+    }
+}

@@ -128,4 +128,39 @@ import Training
             #expect(overlay.width == labels.width && overlay.height == labels.height)
         }
     }
+
+    @Test func aFreshRunInAFinishedFolderRefusesAndOverwriteMovesItAside() throws {
+        let out = root + "/seg-again"
+        try FileManager.default.copyItem(atPath: root + "/seg", toPath: out)
+        let original = try Data(contentsOf: URL(fileURLWithPath: out + "/final.h5"))
+        let args = ["--recipe", root + "/recipe.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1"]
+        var again = try TrainCommand.parse(args)
+        #expect { try again.run() } throws: { error in
+            guard case RunFolderError.hasCheckpoints(let directory, let files) = error else { return false }
+            return directory == out && files == ["final.h5"] && error.localizedDescription.contains("--overwrite")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/final.h5")) == original, "final.h5 untouched")
+        let overwrite = try TrainCommand.parse(args + ["--overwrite"])
+        try overwrite.run()
+        let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasPrefix("replaced-") })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(aside)/final.h5")) == original, "the earlier run is kept")
+        #expect(FileManager.default.fileExists(atPath: out + "/final.h5"))
+    }
+
+    @Test func aDivergingRunKeepsOnlyFiniteCheckpoints() throws {
+        let out = root + "/seg-diverge"
+        try Self.recipe(root: root, train: "iterations: 12, lr: 1.0e12").replacingOccurrences(of: "checkpoint_every: 100", with: "checkpoint_every: 1")
+            .write(toFile: root + "/diverge.yaml", atomically: true, encoding: .utf8)
+        var train = try TrainCommand.parse(["--recipe", root + "/diverge.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1"])
+        #expect { try train.run() } throws: { error in
+            switch error as? TrainingError {
+            case .nonFiniteLoss(_, let last)?, .nonFiniteWeights(_, _, let last)?:
+                // The checkpoint named as the last good one is there and loads (loading checks every tensor).
+                return last.map { (try? SegmentationTraining.load($0)) != nil } ?? true
+            default: return false
+            }
+        }
+        let left = RunFolder.checkpoints(in: out, prefix: "")
+        for path in left { _ = try SegmentationTraining.load(path) }
+    }
 }

@@ -83,3 +83,15 @@ extension Tensor {
     /// Maximum of all elements, shape [].
     public func max() -> Tensor { reshaped(to: [count]).max(alongAxis: 0) }
 }
+
+extension Tensor {
+    /// Whether every value is finite (no NaN, no ±inf). Not differentiable; used to refuse
+    /// broken checkpoints. `x * 0` is 0 for finite x and NaN otherwise, so one branch-free sum
+    /// tells (IEEE semantics: the compiler may not fold `x * 0` to 0).
+    public var isAllFinite: Bool {
+        let p = storage.base
+        var probe: Float = 0
+        for i in 0..<count { probe += p[i] * 0 }
+        return probe == 0
+    }
+}
