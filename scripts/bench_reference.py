@@ -8,6 +8,10 @@ stride 8, ASPP 6/12/18/24, 21 classes), random input and labels, SGD with DeepLa
 Run: ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train --depth 50 --narrow 8 \
      --train-bn --size 128 --batch 10      (the demo's segmenter)
      ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train          (R101, 321, b1)
+     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --sam vit_b [--generator]
+         (the official segment_anything with random weights, as `wsss bench sam --config vit_b`:
+          image encoder at 1024x1024, then the mask decoder in masks/s for batches of 64 point
+          prompts, then the automatic mask generator at its defaults in s/image)
 """
 import argparse
 import json
@@ -37,8 +41,12 @@ def main():
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--sam", choices=["vit_b", "vit_l", "vit_h"], help="time the official SAM instead of DeepLab-v2")
+    p.add_argument("--generator", action="store_true", help="with --sam: also time the automatic mask generator")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.sam:
+        return bench_sam(a)
     torch.manual_seed(0)
     n = a.narrow
     net = Net(BLOCKS[a.depth], "caffe", 64 // n, [64 // n, 128 // n, 256 // n, 512 // n], [1, 2, 1, 1], [1, 1, 2, 4],
@@ -86,6 +94,50 @@ def main():
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
     }))
+
+
+def bench_sam(a):
+    """The official SAM, random weights (no checkpoint can be downloaded here), 2 phases."""
+    import numpy as np
+    from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+
+    torch.manual_seed(0)
+    sam = sam_model_registry[a.sam]().eval()
+
+    def emit(name, times, **extra):
+        print(json.dumps({
+            "name": f"torch_sam_{a.sam}_{name}", "median_s": statistics.median(times), "min_s": min(times),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, **extra,
+        }), flush=True)
+
+    x = torch.randn(1, 3, 1024, 1024)
+    times = []
+    with torch.no_grad():
+        for _ in range(a.repeats):
+            t = time.perf_counter()
+            sam.image_encoder(x)
+            times.append(time.perf_counter() - t)
+    emit("encoder", times, size=1024)
+
+    predictor = SamPredictor(sam)
+    image = np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
+    predictor.set_image(image)
+    points = torch.as_tensor(predictor.transform.apply_coords(np.random.default_rng(1).uniform(0, 768, (64, 2)), image.shape[:2]))
+    labels = torch.ones(64, dtype=torch.int)
+    times = []
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        predictor.predict_torch(points[:, None, :].float(), labels[:, None], multimask_output=True, return_logits=True)
+        times.append(time.perf_counter() - t)
+    median = statistics.median(times)
+    emit("decoder", times, prompts=64, masks_per_s=round(64 * 3 / median, 1))
+
+    if a.generator:
+        generator = SamAutomaticMaskGenerator(sam)
+        t = time.perf_counter()
+        records = generator.generate(image)
+        emit("generator", [time.perf_counter() - t], image="1024x768", points_per_side=32, masks=len(records))
 
 
 if __name__ == "__main__":

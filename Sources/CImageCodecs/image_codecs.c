@@ -41,7 +41,8 @@ static void jpeg_emit_message(j_common_ptr info, int level) {
     }
 }
 
-int wsss_decode_jpeg(const unsigned char *data, size_t size, wsss_image *out, char *message, size_t message_size) {
+int wsss_decode_jpeg(const unsigned char *data, size_t size, size_t max_pixels, wsss_image *out, char *message,
+                     size_t message_size) {
     struct jpeg_decompress_struct info;
     jpeg_error_state error;
     memset(out, 0, sizeof(*out));
@@ -62,6 +63,13 @@ int wsss_decode_jpeg(const unsigned char *data, size_t size, wsss_image *out, ch
         set_message(message, message_size, "CMYK JPEG is not supported");
         jpeg_destroy_decompress(&info);
         return -2;
+    }
+    // Refuse before allocating: the header's size is all a "decompression bomb" needs.
+    if (max_pixels > 0 && (size_t)info.image_width * info.image_height > max_pixels) {
+        snprintf(message, message_size, "%ux%u pixels exceed the limit of %zu", (unsigned)info.image_width,
+                 (unsigned)info.image_height, max_pixels);
+        jpeg_destroy_decompress(&info);
+        return -4;
     }
     info.out_color_space = info.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&info);
@@ -152,8 +160,8 @@ static void png_read_memory(png_structp png, png_bytep target, png_size_t length
     reader->offset += length;
 }
 
-int wsss_decode_png(const unsigned char *data, size_t size, int keep_palette, wsss_image *out, char *message,
-                    size_t message_size) {
+int wsss_decode_png(const unsigned char *data, size_t size, int keep_palette, size_t max_pixels, wsss_image *out,
+                    char *message, size_t message_size) {
     memset(out, 0, sizeof(*out));
     if (size < 8 || png_sig_cmp(data, 0, 8) != 0) {
         set_message(message, message_size, "not a PNG file");
@@ -180,6 +188,11 @@ int wsss_decode_png(const unsigned char *data, size_t size, int keep_palette, ws
     png_set_read_fn(png, &reader, png_read_memory);
     png_read_info(png, info);
     png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    if (max_pixels > 0 && (size_t)width * height > max_pixels) {
+        snprintf(message, message_size, "%ux%u pixels exceed the limit of %zu", (unsigned)width, (unsigned)height, max_pixels);
+        png_destroy_read_struct(&png, &info, NULL);
+        return -4;
+    }
     int color_type = png_get_color_type(png, info), bit_depth = png_get_bit_depth(png, info);
     int palette = color_type == PNG_COLOR_TYPE_PALETTE;
     if (bit_depth == 16) png_set_strip_16(png);

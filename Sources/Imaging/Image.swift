@@ -1,6 +1,14 @@
 import CImageCodecs
 import Foundation
 
+/// Process-wide limits on decoded images.
+public enum ImageLimits {
+    /// Images with more pixels are refused before any allocation (a 65500x65500 JPEG header is a
+    /// few hundred bytes but would need 12 GB). PIL's `Image.MAX_IMAGE_PIXELS` default; 0 = none.
+    /// Set once at start-up (`--max-image-pixels`), before images are read.
+    nonisolated(unsafe) public static var maxPixels = 89_478_485
+}
+
 /// An 8-bit image, row-major with interleaved channels (HWC): 1 = grey, 3 = RGB, 4 = RGBA.
 public struct Image: Equatable, Sendable {
     public let width: Int
@@ -113,7 +121,7 @@ enum ImageFile {
         return data
     }
 
-    typealias JPEGDecoder = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<wsss_image>?, UnsafeMutablePointer<CChar>?, Int) -> Int32
+    typealias JPEGDecoder = (UnsafePointer<UInt8>?, Int, Int, UnsafeMutablePointer<wsss_image>?, UnsafeMutablePointer<CChar>?, Int) -> Int32
 
     /// Decodes with the JPEG codec when given, else as PNG; returns the image and, for palette
     /// PNGs decoded with `keepPalette`, the palette.
@@ -122,11 +130,13 @@ enum ImageFile {
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBytes { raw -> Int32 in
             let bytes = raw.bindMemory(to: UInt8.self).baseAddress
-            if let codec { return codec(bytes, data.count, &decoded, &message, message.count) }
-            return wsss_decode_png(bytes, data.count, keepPalette ? 1 : 0, &decoded, &message, message.count)
+            let limit = ImageLimits.maxPixels
+            if let codec { return codec(bytes, data.count, limit, &decoded, &message, message.count) }
+            return wsss_decode_png(bytes, data.count, keepPalette ? 1 : 0, limit, &decoded, &message, message.count)
         }
         guard status == 0, let pointer = decoded.pixels else {
             let reason = String(cString: message)
+            if status == -4 { throw ImageError.tooLarge(path: path, reason: reason) }
             if status == -2 && reason.contains("CMYK") { throw ImageError.unsupported(path: path, reason: reason) }
             throw ImageError.corrupt(path: path, reason: reason)
         }

@@ -7,6 +7,8 @@ public enum ImageError: LocalizedError, Equatable {
     case unknownFormat(path: String)
     case corrupt(path: String, reason: String)
     case unsupported(path: String, reason: String)
+    /// More pixels than `ImageLimits.maxPixels` (a decompression bomb, or a limit set too low).
+    case tooLarge(path: String, reason: String)
     case unknownLabelColor(path: String, red: UInt8, green: UInt8, blue: UInt8)
     case writeFailed(path: String, reason: String)
 
@@ -17,6 +19,7 @@ public enum ImageError: LocalizedError, Equatable {
         case .unknownFormat(let path): "\(path): not a PNG or JPEG file"
         case .corrupt(let path, let reason): "\(path): corrupt or truncated image (\(reason))"
         case .unsupported(let path, let reason): "\(path): unsupported image (\(reason))"
+        case .tooLarge(let path, let reason): "\(path): image too large: \(reason) (raise it with --max-image-pixels)"
         case .unknownLabelColor(let path, let r, let g, let b):
             "\(path): colour (\(r), \(g), \(b)) is not in the label palette"
         case .writeFailed(let path, let reason): "\(path): cannot write (\(reason))"

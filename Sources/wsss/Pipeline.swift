@@ -19,7 +19,7 @@ struct PipelineCommand: ParsableCommand {
 
     func run() throws {
         let recipe = try recipeOptions.load()
-        if runtime.threads == nil, let t = recipe.int("run", "threads") { Runtime.configure(threads: t); Log.info("compute: \(Runtime.summary)") } else { try runtime.apply() }
+        try runtime.apply(defaultThreads: recipe.int("run", "threads"))
         try recipe.validateForTraining()
         let runDir = try recipe.requiredString("run", "dir")
         let root = try recipe.requiredString("data", "root")

@@ -109,8 +109,8 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Start a fresh run in a folder that holds checkpoints, moving the earlier run's files to <out>/replaced-<date>/ (nothing is deleted). (default: off, such a folder is refused)") var overwrite = false
 
     func run() throws {
-        try runtime.apply()
         let recipe = try recipeOptions.load()
+        try runtime.apply(defaultThreads: recipe.int("run", "threads"))
         try recipe.validateForTraining()
         let runDir = try out ?? (recipe.requiredString("run", "dir") + "/segmenter")
         let labelFolder = labels ?? recipe.string("pseudo", "labels")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autograd
 import Foundation
+import Imaging
 
 /// The `wsss` command: one subcommand per file.
 struct WSSS: ParsableCommand {
@@ -15,9 +16,16 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Threads for OpenBLAS and our kernels. (default: one per core)", valueName: "n"))
     var threads: Int?
 
-    /// Applies the thread count and logs the BLAS kernel in use to stderr.
-    func apply() throws {
+    @Option(help: ArgumentHelp("Refuse images with more pixels than this before decoding them; 0 = no limit. (default: 89478485, PIL's limit)", valueName: "n"))
+    var maxImagePixels = 89_478_485
+
+    /// Applies the thread count (`--threads`, else `defaultThreads`, e.g. a recipe's run.threads)
+    /// and the image limit, and logs the BLAS kernel in use to stderr.
+    func apply(defaultThreads: Int? = nil) throws {
+        let threads = self.threads ?? defaultThreads
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard maxImagePixels >= 0 else { throw ValidationError("--max-image-pixels must be 0 or more, got \(maxImagePixels)") }
+        ImageLimits.maxPixels = maxImagePixels
         Runtime.configure(threads: threads)
         Log.info("compute: \(Runtime.summary)")
     }

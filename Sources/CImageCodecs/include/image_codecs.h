@@ -21,14 +21,16 @@ typedef struct {
 } wsss_image;
 
 /// Decodes a JPEG to RGB (or 1-channel grey for greyscale JPEGs), as libjpeg's defaults
-/// (islow DCT, fancy upsampling) — what PIL does. A truncated file is an error.
-int wsss_decode_jpeg(const unsigned char *data, size_t size, wsss_image *out, char *message, size_t message_size);
+/// (islow DCT, fancy upsampling) — what PIL does. A truncated file is an error. An image of more
+/// than max_pixels pixels (0: no limit) is refused with -4 before anything is allocated.
+int wsss_decode_jpeg(const unsigned char *data, size_t size, size_t max_pixels, wsss_image *out, char *message,
+                     size_t message_size);
 
 /// Decodes a PNG to 8-bit samples (16-bit is reduced to its high byte, as PIL). Palette images
 /// keep their indices when keep_palette is 1, else expand to RGB(A). Sub-byte greys are
-/// expanded to 8 bits; a tRNS chunk becomes an alpha channel.
-int wsss_decode_png(const unsigned char *data, size_t size, int keep_palette, wsss_image *out, char *message,
-                    size_t message_size);
+/// expanded to 8 bits; a tRNS chunk becomes an alpha channel. max_pixels as for JPEG.
+int wsss_decode_png(const unsigned char *data, size_t size, int keep_palette, size_t max_pixels, wsss_image *out,
+                    char *message, size_t message_size);
 
 /// Encodes 8-bit pixels (channels 1, 3 or 4; or palette indices when palette != NULL, with
 /// palette_size RGB entries) as PNG into a malloc'd buffer (*out, *out_size; free with wsss_free).
