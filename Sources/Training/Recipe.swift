@@ -83,13 +83,69 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             guard parts.count == 2, let (type, _) = Self.schema[parts[0]]?[parts[1]] else {
                 throw RecipeError(path: path, message: "--set: unknown key '\(name)'")
             }
-            let parsed: Any? = (try? Yams.load(yaml: raw)) ?? nil
+            let parsed: Any?
+            do { parsed = try Yams.load(yaml: raw) } catch {
+                throw RecipeError(path: "--set", message: "'\(name)': '\(raw)' is not a valid YAML value")
+            }
             values[parts[0], default: [:]][parts[1]] = try Self.check(parsed ?? NSNull(), type, key: name, path: "--set")
             overrideText += "\n# --set \(item)"
         }
         self.path = path
         self.text = text + overrideText
         self.values = values
+        try validateValues()
+    }
+
+    /// Ranges of the numeric keys: what a value must satisfy, as a phrase for the error.
+    static let ranges: [String: (String, (Any) -> Bool)] = {
+        func number(_ test: @escaping (Double) -> Bool) -> (Any) -> Bool { { ($0 as? Double).map(test) ?? ($0 as? Int).map { test(Double($0)) } ?? false } }
+        func list(_ count: ClosedRange<Int>, _ test: @escaping (Double) -> Bool) -> (Any) -> Bool {
+            { value in (value as? [Double]).map { count.contains($0.count) && $0.allSatisfy(test) } ?? false }
+        }
+        let atLeastOne = ("an integer ≥ 1", number { $0 >= 1 })
+        let positive = ("a number > 0", number { $0 > 0 })
+        let nonNegative = ("a number ≥ 0", number { $0 >= 0 })
+        let share = ("a number in [0, 1]", number { $0 >= 0 && $0 <= 1 })
+        let scaleRange = ("two scales low, high with 0 < low ≤ high", { (v: Any) -> Bool in
+            guard let l = v as? [Double], l.count == 2 else { return false }
+            return l[0] > 0 && l[0] <= l[1]
+        })
+        let scales = ("a non-empty list of scales > 0", list(1...64) { $0 > 0 })
+        return [
+            "run.threads": atLeastOne, "run.seed": ("an integer ≥ 0", number { $0 >= 0 }),
+            "cam.iterations": atLeastOne, "cam.batch": atLeastOne, "cam.crop": atLeastOne, "cam.scales": scaleRange,
+            "cam.lr": positive, "cam.classifier_lr_mult": positive, "cam.weight_decay": nonNegative, "cam.width_divisor": atLeastOne,
+            "cam.inference_scales": scales, "cam.bg_threshold": share, "cam.checkpoint_every": atLeastOne,
+            "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share,
+            "pseudo.felzenszwalb": ("scale > 0, sigma ≥ 0, minimum size ≥ 0", { v in
+                guard let l = v as? [Double], l.count == 3 else { return false }
+                return l[0] > 0 && l[1] >= 0 && l[2] >= 0
+            }),
+            "model.width_divisor": atLeastOne,
+            "train.iterations": atLeastOne, "train.batch": atLeastOne, "train.accumulation": atLeastOne, "train.crop": atLeastOne,
+            "train.scales": scaleRange, "train.lr": positive, "train.aspp_weight_lr_mult": positive, "train.aspp_bias_lr_mult": positive,
+            "train.power": nonNegative, "train.momentum": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }),
+            "train.weight_decay": nonNegative, "train.checkpoint_every": atLeastOne, "train.keep_last": atLeastOne,
+            "train.eval_every": ("an integer ≥ 0 (0: no evaluation while training)", number { $0 >= 0 }), "train.log_every": atLeastOne,
+            "eval.scales": scales,
+        ]
+    }()
+
+    /// Every value set (in the file or by --set) is checked against its range, and a key whose
+    /// default is a value may not be set to null (`--set train.lr=`).
+    func validateValues() throws {
+        for (section, body) in values {
+            for (key, value) in body {
+                let name = "\(section).\(key)"
+                if value is NSNull {
+                    if Self.schema[section]![key]!.1 != nil { throw RecipeError(path: path, message: "'\(name)' has no value (null or empty)") }
+                    continue
+                }
+                if let (phrase, test) = Self.ranges[name], !test(value) {
+                    throw RecipeError(path: path, message: "'\(name)' must be \(phrase), got \(value)")
+                }
+            }
+        }
     }
 
     static func check(_ value: Any, _ type: RecipeType, key: String, path: String) throws -> Any {

@@ -38,8 +38,8 @@ struct CAMCommand: ParsableCommand {
             options.iterations = iterations
             options.batchSize = batch
             options.cropSize = crop
-            let range = scales.split(separator: ",").compactMap { Double($0) }
-            guard range.count == 2 else { throw ValidationError("--scales must be low,high") }
+            let range = try parseNumbers(scales, option: "--scales (low,high)", count: 2...2, positive: true)
+            guard range[0] <= range[1] else { throw ValidationError("--scales: low \(range[0]) is above high \(range[1])") }
             (options.scaleLow, options.scaleHigh) = (range[0], range[1])
             options.learningRate = lr
             options.widthDivisor = widthDivisor
@@ -77,7 +77,7 @@ struct CAMCommand: ParsableCommand {
 
         func run() throws {
             try runtime.apply()
-            try CAMCommand.infer(dataset: try data.dataset(), checkpoint: checkpoint, out: out, scales: scales.map { s in s.split(separator: ",").compactMap { Double($0) } })
+            try CAMCommand.infer(dataset: try data.dataset(), checkpoint: checkpoint, out: out, scales: try scales.map { try parseNumbers($0, option: "--scales", positive: true) })
         }
     }
 

@@ -156,8 +156,7 @@ struct Pseudo: ParsableCommand {
     static func proposalSource(_ spec: String?, felzenszwalb: String) throws -> ProposalSource? {
         guard let spec else { return nil }
         if spec == "felzenszwalb" {
-            let parts = felzenszwalb.split(separator: ",").compactMap { Double($0) }
-            guard parts.count == 3 else { throw ValidationError("--felzenszwalb must be scale,sigma,min-size, got '\(felzenszwalb)'") }
+            let parts = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
             return FelzenszwalbProposals(options: .init(scale: parts[0], sigma: parts[1], minSize: Int(parts[2])))
         }
         guard let colon = spec.firstIndex(of: ":") else {

@@ -160,7 +160,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try runtime.apply()
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
-                                            scales: scales.split(separator: ",").compactMap { Double($0) }, flip: flip)
+                                            scales: try parseNumbers(scales, option: "--scales", positive: true), flip: flip)
         if json { printJSON(report.report.jsonObject(images: report.images)) } else {
             print(report.report.table(title: "\(checkpoint) on \(data.split): \(report.images) images"))
         }
@@ -204,7 +204,7 @@ struct PredictCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if overlays { try FileManager.default.createDirectory(atPath: "\(out)/overlays", withIntermediateDirectories: true) }
         let progress = ProgressBar("predict \(data.split)", total: dataset.samples.count)
-        let scaleList = scales.split(separator: ",").compactMap { Double($0) }
+        let scaleList = try parseNumbers(scales, option: "--scales", positive: true)
         func process(_ scores: HDF5File?) throws {
             for sample in dataset.samples {
                 let image = try Image.readRGB(from: sample.imagePath)

@@ -37,3 +37,18 @@ enum Log {
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 }
+
+/// Strict parsing of a comma-separated list of numbers from an option: every item must be a
+/// number (`abc` or `1,,2` is an error naming the option, never a silent fallback).
+func parseNumbers(_ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false) throws -> [Double] {
+    let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    let values = try items.map { item -> Double in
+        guard let v = Double(item), v.isFinite else { throw ValidationError("\(option): '\(item)' in '\(text)' is not a number") }
+        if positive && v <= 0 { throw ValidationError("\(option): \(item) must be > 0") }
+        return v
+    }
+    guard count.contains(values.count) else {
+        throw ValidationError("\(option) needs \(count.lowerBound == count.upperBound ? "\(count.lowerBound)" : "\(count.lowerBound) to \(count.upperBound)") numbers, got '\(text)'")
+    }
+    return values
+}

@@ -39,6 +39,44 @@ import Testing
         #expect(message("", overrides: ["train.iterations"]).contains("must be section.key=value"))
     }
 
+    /// Values that used to reach a division by zero or a crash (issue: recipe traps).
+    @Test(arguments: [
+        ("train.checkpoint_every=0", "'train.checkpoint_every' must be an integer ≥ 1, got 0"),
+        ("train.log_every=0", "'train.log_every' must be an integer ≥ 1"),
+        ("train.accumulation=0", "'train.accumulation' must be an integer ≥ 1"),
+        ("train.crop=0", "'train.crop' must be an integer ≥ 1"),
+        ("train.batch=0", "'train.batch' must be an integer ≥ 1"),
+        ("model.width_divisor=0", "'model.width_divisor' must be an integer ≥ 1"),
+        ("cam.inference_scales=[]", "'cam.inference_scales' must be a non-empty list of scales > 0"),
+        ("eval.scales=[1, -2]", "'eval.scales' must be a non-empty list of scales > 0"),
+        ("train.lr=", "'train.lr' has no value"),
+        ("train.lr=-0.1", "'train.lr' must be a number > 0"),
+        ("train.iterations=-5", "'train.iterations' must be an integer ≥ 1"),
+        ("train.momentum=-0.5", "'train.momentum' must be a number in [0, 1)"),
+        ("train.momentum=1", "'train.momentum' must be a number in [0, 1)"),
+        ("train.scales=[0.5", "'train.scales': '[0.5' is not a valid YAML value"),
+        ("train.scales=[1.5, 0.5]", "'train.scales' must be two scales low, high with 0 < low ≤ high"),
+        ("cam.bg_threshold=1.5", "'cam.bg_threshold' must be a number in [0, 1]"),
+        ("run.threads=0", "'run.threads' must be an integer ≥ 1"),
+    ])
+    func outOfRangeValuesAreRefusedNamingTheKey(override: String, message: String) {
+        #expect {
+            try Recipe(text: "", path: "r.yaml", overrides: [override])
+        } throws: { error in
+            error.localizedDescription.contains(message)
+        }
+    }
+
+    @Test func rangesAreCheckedInTheFileToo() {
+        #expect {
+            try Recipe(text: "cam:\n  checkpoint_every: 0\n", path: "r.yaml")
+        } throws: { error in
+            error.localizedDescription == "r.yaml: 'cam.checkpoint_every' must be an integer ≥ 1, got 0"
+        }
+        // Keys without a default may be null (e.g. cam.init: none given).
+        #expect(throws: Never.self) { try Recipe(text: "cam:\n  init:\n", path: "r.yaml") }
+    }
+
     @Test func overridesApplyOnTopAndDefaultsFillTheRest() throws {
         let recipe = try Recipe(text: "train:\n  iterations: 10\n", path: "r.yaml", overrides: ["train.iterations=100", "model.msc=false", "eval.scales=[0.5, 1]"])
         #expect(recipe.int("train", "iterations") == 100)

@@ -48,6 +48,16 @@ import Testing
         #expect(throws: DatasetError.self) { try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7) }
     }
 
+    @Test func numberListsParseStrictly() throws {
+        #expect(try parseNumbers("0.5, 1,1.5", option: "--scales") == [0.5, 1, 1.5])
+        for (text, words) in [("abc", "'abc' in 'abc' is not a number"), ("1,,2", "'' in '1,,2' is not a number"), ("1,-1", "-1 must be > 0")] {
+            #expect { try parseNumbers(text, option: "--scales", positive: true) } throws: { error in
+                "\(error)".contains(words) && "\(error)".contains("--scales")
+            }
+        }
+        #expect(throws: ValidationError.self) { try parseNumbers("1,2", option: "--felzenszwalb", count: 3...3) }
+    }
+
     @Test func benchModelRejectsAnUnknownDepth() {
         #expect(throws: (any Error).self) { try Bench.Model.parse(["--depth", "42"]) }
         #expect(throws: Never.self) { try Bench.Model.parse(["--depth", "50", "--narrow", "8", "--train-bn"]) }
