@@ -11,6 +11,8 @@ public enum DatasetError: LocalizedError, Equatable {
     case labelSize(path: String, label: (Int, Int), image: (Int, Int))
     case classOutOfRange(path: String, value: UInt8, classCount: Int)
     case badClassList(path: String, reason: String)
+    /// An empty split list, or one that names an image twice.
+    case badSplitList(path: String, reason: String)
 
     public static func == (a: Self, b: Self) -> Bool { a.errorDescription == b.errorDescription }
 
@@ -28,6 +30,7 @@ public enum DatasetError: LocalizedError, Equatable {
         case .classOutOfRange(let path, let value, let classCount):
             "\(path): class id \(value) out of range (0…\(classCount - 1), or 255 = ignore)"
         case .badClassList(let path, let reason): "\(path): bad class list (\(reason))"
+        case .badSplitList(let path, let reason): "\(path): bad split list: \(reason)"
         }
     }
 }

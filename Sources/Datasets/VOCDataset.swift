@@ -52,6 +52,13 @@ public struct VOCDataset: Sendable {
         }
         let ids = list.split(whereSeparator: \.isNewline).map { $0.split(separator: " ").first.map(String.init) ?? "" }
             .filter { !$0.isEmpty }
+        // A repeated id would be counted twice in mIoU and trained on twice as often.
+        var seen: [String: Int] = [:]
+        for (line, id) in ids.enumerated() {
+            if let first = seen[id] { throw DatasetError.badSplitList(path: listPath, reason: "'\(id)' is listed twice (entries \(first + 1) and \(line + 1))") }
+            seen[id] = line
+        }
+        guard !ids.isEmpty else { throw DatasetError.badSplitList(path: listPath, reason: "lists no image ids") }
         let fm = FileManager.default
         let labelFolder: String
         if let labels {

@@ -123,7 +123,7 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             }),
             "model.width_divisor": atLeastOne,
             "train.iterations": atLeastOne, "train.batch": atLeastOne, "train.accumulation": atLeastOne, "train.crop": atLeastOne,
-            "train.scales": scaleRange, "train.lr": positive, "train.aspp_weight_lr_mult": positive, "train.aspp_bias_lr_mult": positive,
+            "train.scales": scaleRange, "train.lr": ("a number ≥ 0 (0 only moves batch-norm statistics)", number { $0 >= 0 }), "train.aspp_weight_lr_mult": positive, "train.aspp_bias_lr_mult": positive,
             "train.power": nonNegative, "train.momentum": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }),
             "train.weight_decay": nonNegative, "train.checkpoint_every": atLeastOne, "train.keep_last": atLeastOne,
             "train.eval_every": ("an integer ≥ 0 (0: no evaluation while training)", number { $0 >= 0 }), "train.log_every": atLeastOne,

@@ -93,6 +93,20 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         }
     }
 
+    @Test func duplicateIdsAndEmptySplitsAreErrors() throws {
+        let root = try makeSyntheticRoot()
+        let list = root + "/ImageSets/Segmentation/val.txt"
+        let ids = try String(contentsOfFile: list, encoding: .utf8).split(separator: "\n")
+        try (ids + [ids[0]]).joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        #expect(throws: DatasetError.badSplitList(path: list, reason: "'\(ids[0])' is listed twice (entries 1 and 4)")) {
+            try VOCDataset(root: root, split: "val", classes: SyntheticDataset.classes)
+        }
+        try "\n\n".write(toFile: list, atomically: true, encoding: .utf8)
+        #expect(throws: DatasetError.badSplitList(path: list, reason: "lists no image ids")) {
+            try VOCDataset(root: root, split: "val", classes: SyntheticDataset.classes)
+        }
+    }
+
     @Test func labelFolderOverridePlugsInOtherLabels() throws {
         let root = try makeSyntheticRoot()
         let pseudo = root + "/pseudo"

@@ -50,7 +50,7 @@ import Testing
         ("cam.inference_scales=[]", "'cam.inference_scales' must be a non-empty list of scales > 0"),
         ("eval.scales=[1, -2]", "'eval.scales' must be a non-empty list of scales > 0"),
         ("train.lr=", "'train.lr' has no value"),
-        ("train.lr=-0.1", "'train.lr' must be a number > 0"),
+        ("train.lr=-0.1", "'train.lr' must be a number ≥ 0"),
         ("train.iterations=-5", "'train.iterations' must be an integer ≥ 1"),
         ("train.momentum=-0.5", "'train.momentum' must be a number in [0, 1)"),
         ("train.momentum=1", "'train.momentum' must be a number in [0, 1)"),
