@@ -34,21 +34,30 @@ public final class PseudoLabeler: @unchecked Sendable {
     public let method: PseudoLabelMethod
     public let seedSource: SeedSource?
     public let proposalSource: ProposalSource?
+    /// For `.boxes`: masks from prompting with each box (SAM) instead of matching proposals.
+    public let boxPrompter: BoxPrompter?
     public let classNames: [String]
     let camFile: CAMFile?
     let detections: DetectionFile?
     let lock = NSLock()
 
-    public init(method: PseudoLabelMethod, seeds: SeedSource?, proposals: ProposalSource?, classNames: [String]) throws {
+    public init(
+        method: PseudoLabelMethod, seeds: SeedSource?, proposals: ProposalSource?, boxPrompter: BoxPrompter? = nil, classNames: [String]
+    ) throws {
         self.method = method
         self.seedSource = seeds
         self.proposalSource = proposals
+        self.boxPrompter = boxPrompter
         self.classNames = classNames
         if case .cams(let path, _) = seeds { camFile = try CAMFile(readingFrom: path) } else { camFile = nil }
         if case .boxes(_, let path?) = method { detections = try DetectionFile(path: path, classNames: classNames) } else { detections = nil }
         switch method {
-        case .sepl, .boxes:
+        case .sepl:
             guard proposals != nil else { throw PseudoLabelError.malformed(path: "--proposals", reason: "this source needs segment proposals") }
+        case .boxes:
+            guard proposals != nil || boxPrompter != nil else {
+                throw PseudoLabelError.malformed(path: "--proposals", reason: "boxes need segment proposals to match, or SAM to prompt (--sam-checkpoint)")
+            }
         default: break
         }
         switch method {
@@ -80,7 +89,6 @@ public final class PseudoLabeler: @unchecked Sendable {
             let proposals = try proposalSource!.proposals(for: id, image: image)
             return PseudoLabelResult(labels: merge.merge(seeds: seeds, proposals: proposals).labels, seeds: seeds, proposals: proposals)
         case .boxes(let merge, _):
-            let proposals = try proposalSource!.proposals(for: id, image: image)
             var seeds: LabelMap?
             var boxes: [Detection]
             var boxMerge = merge
@@ -91,6 +99,12 @@ public final class PseudoLabeler: @unchecked Sendable {
                 boxes = BoxMerge.detections(fromComponentsOf: seeds!)
                 boxMerge.scoreThreshold = 0  // component scores are area shares, not confidences
             }
+            if let boxPrompter {
+                let kept = boxMerge.kept(boxes, imageClasses: imageClasses)
+                let masks = kept.isEmpty ? [] : try boxPrompter.masks(for: kept.map(\.box), id: id, image: image)
+                return PseudoLabelResult(labels: boxMerge.paint(width: w, height: h, kept: kept, masks: masks), seeds: seeds, proposals: masks)
+            }
+            let proposals = try proposalSource!.proposals(for: id, image: image)
             let out = boxMerge.merge(width: w, height: h, detections: boxes, imageClasses: imageClasses, proposals: proposals)
             return PseudoLabelResult(labels: out.labels, seeds: seeds, proposals: proposals, unmatchedBoxes: out.unmatched)
         }

@@ -54,3 +54,44 @@ import Testing
         #expect(message(dir + "/missing.json") == "\(dir)/missing.json: no such file or folder")
     }
 }
+
+/// A prompter that returns each box's own rectangle (what SAM would give for a box on a flat
+/// object) and records what it was asked.
+final class RectanglePrompter: BoxPrompter, @unchecked Sendable {
+    var name: String { "rectangles" }
+    var asked: [[(x0: Double, y0: Double, x1: Double, y1: Double)]] = []
+    func masks(for boxes: [(x0: Double, y0: Double, x1: Double, y1: Double)], id: String, image: Image) throws -> [SegmentMask] {
+        asked.append(boxes)
+        return boxes.map { b in
+            SegmentMask(width: image.width, height: image.height, bitmap: (0..<(image.width * image.height)).map { i in
+                let (x, y) = (Double(i % image.width), Double(i / image.width))
+                return x >= b.x0 && x < b.x1 && y >= b.y0 && y < b.y1
+            })
+        }
+    }
+}
+
+@Suite struct BoxPromptTests {
+    @Test func promptedMasksArePaintedInAscendingScoreForTheKeptBoxesOnly() throws {
+        let dir = temporaryDirectory()
+        let path = dir + "/det.json"
+        // dog (0.9) overlaps cat (0.5); a person box (class not in the image) and a weak box are dropped.
+        try #"{"a": [{"label": "dog", "box": [2, 0, 6, 3], "score": 0.9}, {"label": "cat", "box": [0, 0, 4, 3], "score": 0.5},"#
+            .appending(#" {"label": "person", "box": [0, 0, 8, 3], "score": 0.99}, {"label": "cat", "box": [6, 0, 8, 3], "score": 0.1}]}"#)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let prompter = RectanglePrompter()
+        let labeler = try PseudoLabeler(
+            method: .boxes(BoxMerge(scoreThreshold: 0.3), detections: path), seeds: nil, proposals: nil, boxPrompter: prompter,
+            classNames: ["background", "cat", "dog", "person"])
+        let result = try labeler.labels(id: "a", image: Image(width: 8, height: 3, channels: 3), imageClasses: [1, 2], groundTruth: nil)
+        #expect(prompter.asked.count == 1 && prompter.asked[0].map(\.x0) == [2, 0], "only the kept boxes, in file order")
+        #expect(Array(result.labels.values[0..<8]) == [1, 1, 2, 2, 2, 2, 0, 0], "the dog (more confident) wins the overlap")
+        #expect(result.proposals.count == 2)
+    }
+
+    @Test func boxesNeedProposalsOrAPrompter() {
+        #expect(throws: PseudoLabelError.self) {
+            try PseudoLabeler(method: .boxes(BoxMerge(), detections: nil), seeds: .folder("/tmp"), proposals: nil, classNames: ["background", "cat"])
+        }
+    }
+}
