@@ -106,7 +106,9 @@ func gather<E: StoredElement>(
 /// dimensions that are contiguous with each other so that a contiguous tensor is one long row.
 func collapsed(shape: [Int], strides: [Int]) -> (outerShape: [Int], outerStrides: [Int], inner: Int, innerStride: Int) {
     var dims = zip(shape, strides).filter { $0.0 != 1 }  // size-1 dims move nothing
-    guard var (inner, innerStride) = dims.popLast() else { return ([], [], 1, 1) }
+    guard let last = dims.popLast() else { return ([], [], 1, 1) }
+    var inner = last.0
+    let innerStride = last.1
     while let (n, s) = dims.last, s == inner * innerStride {
         inner *= n
         dims.removeLast()

@@ -44,9 +44,14 @@ public final class TorchCheckpoint: @unchecked Sendable {
     ///   that is missing or too short; `.forbiddenGlobal` / `.unsupportedOpcode` for a pickle that
     ///   names anything but tensors and dicts; `.unsupportedContent` for a valid pickle that is not
     ///   a state dict, a compressed entry, or a big-endian archive.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(archive: ZipArchive(path: path))
+    }
+
+    /// A checkpoint over an opened archive (tests pass in-memory archives).
+    init(archive: ZipArchive) throws {
+        let path = archive.path
         self.path = path
-        let archive = try ZipArchive(path: path)
         self.archive = archive
         func unsupported(_ reason: String) -> TorchCheckpointError { .unsupportedContent(path: path, reason: reason) }
 

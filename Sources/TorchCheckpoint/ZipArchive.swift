@@ -16,6 +16,8 @@ final class MappedFile: @unchecked Sendable {
     let base: UnsafeRawPointer?
     /// File size in bytes.
     let count: Int
+    /// Whether `base` was allocated by `init(path:copying:)` rather than mapped.
+    private let owned: Bool
 
     init(path: String) throws {
         self.path = path
@@ -30,6 +32,7 @@ final class MappedFile: @unchecked Sendable {
             throw TorchCheckpointError.cannotOpen(path: path, reason: "not a regular file")
         }
         count = Int(info.st_size)
+        owned = false
         if count == 0 {
             base = nil
             return
@@ -41,8 +44,23 @@ final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(mapped)
     }
 
+    /// In-memory bytes standing in for a file (tests feed damaged archives this way).
+    init(path: String, copying bytes: [UInt8]) {
+        self.path = path
+        count = bytes.count
+        owned = true
+        if bytes.isEmpty {
+            base = nil
+        } else {
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            base = UnsafeRawPointer(buffer)
+        }
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        guard let base else { return }
+        if owned { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 
     /// Bytes `range` of the file. Callers check the range first (`contains`).
@@ -62,7 +80,7 @@ final class MappedFile: @unchecked Sendable {
     /// every tensor of a large checkpoint once does not keep the whole file resident. The mapping
     /// is private and never written, so later reads fault the same bytes back in.
     func release(_ range: Range<Int>) {
-        guard let base, contains(range), !range.isEmpty else { return }
+        guard let base, !owned, contains(range), !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = range.lowerBound / page * page
         let end = range.upperBound / page * page  // whole pages only: neighbours may be in use
