@@ -55,7 +55,7 @@ import Training
         let copy = try threeClassCopy()
         // At lr 0 every loaded parameter must come out unchanged (BN running statistics move; they are buffers).
         try Self.recipe(root: copy, train: "iterations: 2, lr: 0.0").write(toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
-        var train = try TrainCommand.parse(["--recipe", copy + "/recipe.yaml", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1"])
+        var train = try TrainCommand.parse(["--recipe", copy + "/recipe.yaml", "--labels", "gt", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1"])
         try train.run()
         let source = try HDF5File(path: checkpoint, mode: .read)
         let tuned = try HDF5File(path: copy + "/seg/final.h5", mode: .read)
@@ -77,7 +77,7 @@ import Training
         let copy = try threeClassCopy()
         try Self.recipe(root: copy).write(toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
         var train = try TrainCommand.parse([
-            "--recipe", copy + "/recipe.yaml", "--set", "model.init_exclude=[]", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1",
+            "--recipe", copy + "/recipe.yaml", "--labels", "gt", "--set", "model.init_exclude=[]", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1",
         ])
         do {
             try train.run()
@@ -89,7 +89,7 @@ import Training
         #expect(!FileManager.default.fileExists(atPath: copy + "/seg/final.h5"))
         // Another architecture (ResNet-50 in place of 18) is refused before any training too.
         train = try TrainCommand.parse([
-            "--recipe", copy + "/recipe.yaml", "--set", "model.depth=50", "--out", copy + "/seg50", "--init-from", checkpoint, "--threads", "1",
+            "--recipe", copy + "/recipe.yaml", "--labels", "gt", "--set", "model.depth=50", "--out", copy + "/seg50", "--init-from", checkpoint, "--threads", "1",
         ])
         #expect(throws: CheckpointError.self) { try train.run() }
     }
@@ -145,6 +145,12 @@ import Training
         let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasPrefix("replaced-") })
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(aside)/final.h5")) == original, "the earlier run is kept")
         #expect(FileManager.default.fileExists(atPath: out + "/final.h5"))
+    }
+
+    @Test func trainingNeedsAnExplicitLabelSource() throws {
+        var train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--out", root + "/seg-nolabels", "--threads", "1"])
+        #expect { try train.run() } throws: { error in "\(error)".contains("--labels gt") }
+        #expect(!FileManager.default.fileExists(atPath: root + "/seg-nolabels/final.h5"))
     }
 
     @Test func aDivergingRunKeepsOnlyFiniteCheckpoints() throws {
