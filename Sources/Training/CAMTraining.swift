@@ -148,6 +148,8 @@ public enum TrainingError: LocalizedError, Equatable {
     /// The weights (or momentum) hold NaN/inf after a step whose loss was still finite.
     case nonFiniteWeights(iteration: Int, tensors: [String], lastCheckpoint: String?)
     case badCheckpoint(path: String, reason: String)
+    /// Resuming a run whose training settings differ from the checkpoint's.
+    case optionsChanged(path: String, keys: [String])
 
     public var errorDescription: String? {
         switch self {
@@ -157,6 +159,9 @@ public enum TrainingError: LocalizedError, Equatable {
             "the weights became NaN or infinite by iteration \(iteration) (\(tensors.count) tensors, e.g. \(tensors.first ?? "?")); the checkpoint was not written; "
                 + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet") + " (lower the learning rate?)"
         case .badCheckpoint(let path, let reason): "\(path): \(reason)"
+        case .optionsChanged(let path, let keys):
+            "\(path): the run was started with other settings (\(keys.joined(separator: "; "))); resume with the same recipe, "
+                + "or pass --allow-recipe-change to continue on the new ones"
         }
     }
 }

@@ -76,7 +76,7 @@ public enum SegmentationTraining {
     public static func train(
         dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
         initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: String? = nil, overwrite: Bool = false,
-        notice: (String) -> Void = { _ in },
+        allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
     ) throws -> String {
         let lock = try RunFolder.Lock(directory: runDirectory)
@@ -102,6 +102,12 @@ public enum SegmentationTraining {
             notice("moved the earlier run's files to \(moved)")
         }
         if let resumePath {
+            // Continuing a run on another schedule silently would make its result neither run's.
+            let changed = try changedOptions(in: resumePath, comparedWith: options)
+            if !changed.isEmpty {
+                guard allowChangedOptions else { throw TrainingError.optionsChanged(path: resumePath, keys: changed) }
+                notice("resuming with changed settings: \(changed.joined(separator: ", "))")
+            }
             start = try Checkpoint.load(from: resumePath, into: model, architecture: architecture, optimizer: optimizer).iteration
             notice("resuming from \(resumePath) at iteration \(start)")
         } else if let initFrom {
@@ -251,6 +257,20 @@ public enum SegmentationTraining {
                 values[p] = UInt8(index)
             }
             return (LabelMap(width: w, height: h, values: values), scores)
+        }
+    }
+
+    /// The training settings that differ between a checkpoint's run and `options`, as
+    /// "name: old → new" (empty for a checkpoint without stored options).
+    public static func changedOptions(in path: String, comparedWith options: SegmentationOptions) throws -> [String] {
+        let metadata = try Checkpoint.metadata(at: path)
+        guard let line = metadata.recipe.split(separator: "\n").last(where: { $0.hasPrefix("# options: ") }),
+              let old = try? JSONSerialization.jsonObject(with: Data(line.dropFirst("# options: ".count).utf8)) as? [String: Any],
+              let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(options)) as? [String: Any]
+        else { return [] }
+        return new.keys.sorted().compactMap { key in
+            let (a, b) = (old[key].map { "\($0)" } ?? "-", "\(new[key]!)")
+            return a == b ? nil : "\(key): \(a) → \(b)"
         }
     }
 

@@ -106,6 +106,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter)", valueName: "dir")) var out: String?
     @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped). (default: model.init)", valueName: "file")) var initFrom: String?
     @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder). (default: none, a fresh run)", valueName: "file|auto")) var resume: String?
+    @Flag(help: "With --resume: continue even if the recipe's training settings differ from the checkpoint's (they are listed). (default: off, refused)") var allowRecipeChange = false
     @Flag(help: "Start a fresh run in a folder that holds checkpoints, moving the earlier run's files to <out>/replaced-<date>/ (nothing is deleted). (default: off, such a folder is refused)") var overwrite = false
 
     func run() throws {
@@ -120,13 +121,15 @@ struct TrainCommand: ParsableCommand {
         let labelFolder: String? = source == "gt" ? nil : source
         Log.info("train: labels " + (labelFolder.map { "from \($0)" } ?? "from the ground truth (fully supervised: an upper bound, not a WSSS result)"))
         let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), resume: resume,
-                                  overwrite: overwrite)
+                                  overwrite: overwrite, allowRecipeChange: allowRecipeChange)
         Log.info("train: \(path)")
     }
 }
 
 /// Shared by `train` and `pipeline`.
-func trainSegmenter(recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: String?, overwrite: Bool = false) throws -> String {
+func trainSegmenter(
+    recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: String?, overwrite: Bool = false, allowRecipeChange: Bool = false
+) throws -> String {
     let options = recipe.segmentationOptions
     let dataset = try recipe.dataset(split: recipe.string("data", "train_split")!, labels: labels, requireLabels: true)
     let validation = try? recipe.dataset(split: recipe.string("data", "val_split")!, requireLabels: true)
@@ -137,7 +140,7 @@ func trainSegmenter(recipe: Recipe, labels: String?, runDirectory: String, initF
         return try SegmentationTraining.train(
             dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
             initFrom: initFrom, initExclude: recipe.strings("model", "init_exclude"), resume: resume, overwrite: overwrite,
-            notice: { Log.info("train: \($0)") },
+            allowChangedOptions: allowRecipeChange, notice: { Log.info("train: \($0)") },
             report: { p in
                 progress.advance(by: max(0, p.iteration - shown), extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
                 shown = max(shown, p.iteration)

@@ -147,6 +147,20 @@ import Training
         #expect(FileManager.default.fileExists(atPath: out + "/final.h5"))
     }
 
+    @Test func resumingWithAnotherRecipeIsRefusedListingTheChanges() throws {
+        let out = root + "/seg-changed"
+        try FileManager.default.copyItem(atPath: root + "/seg", toPath: out)
+        let args = ["--recipe", root + "/recipe.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1", "--resume", "auto",
+                    "--set", "train.lr=0.002"]
+        var train = try TrainCommand.parse(args)
+        #expect { try train.run() } throws: { error in
+            guard case TrainingError.optionsChanged(let path, let keys) = error else { return false }
+            return path == out + "/final.h5" && keys == ["learningRate: 0.001 → 0.002"]
+        }
+        train = try TrainCommand.parse(args + ["--allow-recipe-change"])
+        try train.run()
+    }
+
     @Test func trainingNeedsAnExplicitLabelSource() throws {
         var train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--out", root + "/seg-nolabels", "--threads", "1"])
         #expect { try train.run() } throws: { error in "\(error)".contains("--labels gt") }
