@@ -22,7 +22,8 @@ import Testing
         let qs = (h: try fixture.int("query_h"), w: try fixture.int("query_w"))
         let ks = (h: try fixture.int("key_h"), w: try fixture.int("key_w"))
         try expectParity(fixture, inputs: ["query", "table_h", "table_w"], caseName: name) { t in
-            let bias = Tensor.decomposedRelativePosition(query: t[0], tableHeight: t[1], tableWidth: t[2], querySize: qs, keySize: ks)
+            let bias = Tensor.decomposedRelativePosition(
+                query: t[0], tableHeight: t[1], tableWidth: t[2], querySize: qs, keySize: ks)
             return Tensor.concat([bias.height.reshaped(to: [-1]), bias.width.reshaped(to: [-1])], alongAxis: 0)
         }
     }
@@ -51,7 +52,8 @@ import Testing
         }
         // Tables resized (5 → 5 rows is exact for height, 4 → 5 interpolates width).
         checkGradients([inputs[0], randn([5, d], seed: 6), randn([4, d], seed: 7)]) { t in
-            let bias = Tensor.decomposedRelativePosition(query: t[0], tableHeight: t[1], tableWidth: t[2], querySize: qs, keySize: ks)
+            let bias = Tensor.decomposedRelativePosition(
+                query: t[0], tableHeight: t[1], tableWidth: t[2], querySize: qs, keySize: ks)
             return Tensor.concat([bias.height.reshaped(to: [-1]), bias.width.reshaped(to: [-1])], alongAxis: 0)
         }
         checkGradients([randn([4, 3], seed: 8)]) { t in Tensor.relativePositions(t[0], querySize: 5, keySize: 3) }
@@ -68,7 +70,8 @@ import Testing
             height: randn([b, qs.h, qs.w, ks.h], seed: 14, scale: 3), width: randn([b, qs.h, qs.w, ks.w], seed: 15, scale: 3),
             querySize: qs, keySize: ks)
         let expected = withoutGrad {
-            Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: 1.5, relativePosition: bias, implementation: .composed)
+            Tensor.scaledDotProductAttention(
+                query: q, key: k, value: v, scale: 1.5, relativePosition: bias, implementation: .composed)
         }
         let y = Tensor(uninitialized: [b, l, dv])
         Kernels.fusedAttention(
@@ -78,7 +81,9 @@ import Testing
                 height: bias.height.storage.base, width: bias.width.storage.base, keyHeight: ks.h, keyWidth: ks.w),
             queryTile: tiles.query, keyTile: tiles.key)
         expectClose(y, expected, tolerance: 1e-5, "fused tiles \(tiles)")
-        let automatic = withoutGrad { Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: 1.5, relativePosition: bias) }
+        let automatic = withoutGrad {
+            Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: 1.5, relativePosition: bias)
+        }
         expectClose(automatic, expected, tolerance: 1e-5, "automatic without grad")
     }
 
@@ -125,7 +130,8 @@ import Testing
                     query: parts[0], tableHeight: t[3], tableWidth: t[4], querySize: (ws, ws), keySize: (ws, ws))
                 let y = Tensor.scaledDotProductAttention(
                     query: parts[0], key: parts[1], value: parts[2], scale: scale, relativePosition: bias)
-                return Tensor.windowUnpartitioned(y.reshaped(to: [-1, ws, ws, c]), windowSize: ws, paddedSize: padded, size: (h, w))
+                return Tensor.windowUnpartitioned(
+                    y.reshaped(to: [-1, ws, ws, c]), windowSize: ws, paddedSize: padded, size: (h, w))
             }
             var bias: RelativePositionBias?
             if directBias { bias = RelativePositionBias(height: t[3], width: t[4], querySize: querySize, keySize: keySize) }

@@ -39,7 +39,10 @@ extension Kernels {
             return
         }
         let tq = Swift.max(1, Swift.min(queryTile, queries))
-        let tk = Swift.max(1, Swift.min(keys, keyTile ?? Swift.min(512, Swift.max(16, singleThreadedGemmSize / (tq * Swift.max(depth, valueDepth, 1))))))
+        let tk = Swift.max(
+            1,
+            Swift.min(
+                keys, keyTile ?? Swift.min(512, Swift.max(16, singleThreadedGemmSize / (tq * Swift.max(depth, valueDepth, 1))))))
         let tiles = (queries + tq - 1) / tq
         parallelFor(batch * tiles) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: tq * tk)
