@@ -351,7 +351,8 @@ struct Unpickler {
         }
         if count > 0, last >= record.count {
             throw corrupt(
-                "tensor at byte \(start) (size \(shape), stride \(strides), offset \(offset)) reaches element \(last) of storage '\(record.key)', which has \(record.count)")
+                "tensor at byte \(start) (size \(shape), stride \(strides), offset \(offset)) reaches element \(last) of storage '\(record.key)', which has \(record.count)"
+            )
         }
         graph.tensors.append(TensorRecord(storage: storageIndex, offset: offset, shape: shape, strides: strides))
         return .tensor(graph.tensors.count - 1)
@@ -362,9 +363,11 @@ struct Unpickler {
         guard case .tuple(let index) = id else { throw corrupt("persistent id at byte \(start) is a \(id.kind), not a tuple") }
         let fields = graph.tuples[index]
         guard fields.count == 5, case .string("storage") = fields[0], case .global(.storageType(let dtype)) = fields[1],
-            case .string(let key) = fields[2], case .string(let location) = fields[3], case .int(let count) = fields[4], count >= 0
+            case .string(let key) = fields[2], case .string(let location) = fields[3], case .int(let count) = fields[4],
+            count >= 0
         else {
-            throw unsupported("persistent id at byte \(start) is \(fields.map(\.kind)), not ('storage', class, key, location, numel)")
+            throw unsupported(
+                "persistent id at byte \(start) is \(fields.map(\.kind)), not ('storage', class, key, location, numel)")
         }
         if let existing = storageByKey[key] {
             guard graph.storages[existing].dtype == dtype, graph.storages[existing].count == count else {
@@ -372,14 +375,18 @@ struct Unpickler {
             }
             return .storage(existing)
         }
-        guard !key.isEmpty, !key.contains("/"), key != "..", key != "." else { throw corrupt("storage key '\(key)' is not a file name") }
+        guard !key.isEmpty, !key.contains("/"), key != "..", key != "." else {
+            throw corrupt("storage key '\(key)' is not a file name")
+        }
         graph.storages.append(StorageRecord(dtype: dtype, key: key, location: location, count: count))
         storageByKey[key] = graph.storages.count - 1
         return .storage(graph.storages.count - 1)
     }
 
     private func integers(_ value: PickleValue, _ what: String, at start: Int) throws -> [Int] {
-        guard case .tuple(let index) = value else { throw corrupt("tensor \(what) at byte \(start) is a \(value.kind), not a tuple") }
+        guard case .tuple(let index) = value else {
+            throw corrupt("tensor \(what) at byte \(start) is a \(value.kind), not a tuple")
+        }
         return try graph.tuples[index].map {
             guard case .int(let n) = $0 else { throw corrupt("tensor \(what) at byte \(start) holds a \($0.kind)") }
             return n
@@ -421,7 +428,9 @@ struct Unpickler {
     }
 
     private func top(_ start: Int, _ name: String) throws -> PickleValue {
-        guard let value = stack.last, stack.count > (marks.last ?? 0) else { throw corrupt("\(name) at byte \(start) needs a value on the stack") }
+        guard let value = stack.last, stack.count > (marks.last ?? 0) else {
+            throw corrupt("\(name) at byte \(start) needs a value on the stack")
+        }
         return value
     }
 

@@ -20,7 +20,8 @@ import Testing
             #expect(tensor.shape == entry.shape, "\(name)", sourceLocation: sourceLocation)
             let values = tensor.scalars
             #expect(values.count == entry.values.count, "\(name)", sourceLocation: sourceLocation)
-            for (i, (actual, wanted)) in zip(values, entry.values).enumerated() where actual.bitPattern != Float(wanted).bitPattern {
+            for (i, (actual, wanted)) in zip(values, entry.values).enumerated()
+            where actual.bitPattern != Float(wanted).bitPattern {
                 Issue.record("\(name)[\(i)]: \(actual), expected \(Float(wanted))", sourceLocation: sourceLocation)
                 break
             }
