@@ -124,6 +124,15 @@ import Testing
         }
     }
 
+    @Test func otherPicklesAreNotStateDicts() {
+        let list = PthFixtures.path("a_list.pth")
+        expectFailure(naming: list, "holds a list, not a dict of tensors") { try TorchCheckpoint(path: list) }
+        let mixed = PthFixtures.path("mixed_dict.pth")
+        expectFailure(naming: mixed, "not a state dict", "'w': tensor, 'epoch': int", "'model' or 'state_dict'") {
+            try TorchCheckpoint(path: mixed)
+        }
+    }
+
     /// float16 -> float32 for all 65536 bit patterns against Swift's own Float16 conversion.
     @Test func halfConversionIsExact() {
         for bits in 0...UInt16.max {
