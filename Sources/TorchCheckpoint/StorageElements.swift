@@ -23,7 +23,9 @@ enum BFloat16Element: StoredElement {
 }
 
 enum Float64Element: StoredElement {
-    static func load(_ p: UnsafeRawPointer) -> Float { Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)))) }
+    static func load(_ p: UnsafeRawPointer) -> Float {
+        Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
+    }
 }
 
 enum Int64Element: StoredElement {
@@ -67,12 +69,37 @@ func floatFromHalf(_ h: UInt16) -> Float {
     }
 }
 
+/// Copies a strided view of a storage of `dtype` elements into `out` as Float32, in row-major order.
+/// - Parameters:
+///   - base: the storage's first byte; `offset` and `strides` count elements.
+///   - shape, strides: the view (already checked to stay inside the storage).
+func gather(
+    _ dtype: TorchDType, base: UnsafeRawPointer, offset: Int, shape: [Int], strides: [Int], into out: UnsafeMutablePointer<Float>
+) {
+    let element: any StoredElement.Type =
+        switch dtype {
+        case .float32: Float32Element.self
+        case .float16: Float16Element.self
+        case .bfloat16: BFloat16Element.self
+        case .float64: Float64Element.self
+        case .int64: Int64Element.self
+        case .int32: Int32Element.self
+        case .int16: Int16Element.self
+        case .int8: Int8Element.self
+        case .uint8: UInt8Element.self
+        case .bool: BoolElement.self
+        }
+    // Opening the existential hands `gather` a concrete type: one specialised loop per dtype.
+    gather(element, base: base, byteCount: dtype.byteCount, offset: offset, shape: shape, strides: strides, into: out)
+}
+
 /// Copies a strided view of a storage into `out` in row-major order.
 /// - Parameters:
 ///   - base: the storage's first byte; `offset`, `strides` in elements of `byteCount` bytes.
 ///   - shape, strides: the view (already checked to stay inside the storage).
 func gather<E: StoredElement>(
-    _: E.Type, base: UnsafeRawPointer, byteCount: Int, offset: Int, shape: [Int], strides: [Int], into out: UnsafeMutablePointer<Float>
+    _: E.Type, base: UnsafeRawPointer, byteCount: Int, offset: Int, shape: [Int], strides: [Int],
+    into out: UnsafeMutablePointer<Float>
 ) {
     let count = shape.product
     guard count > 0 else { return }

@@ -57,7 +57,10 @@ public final class TorchCheckpoint: @unchecked Sendable {
 
         // torch's PyTorchStreamWriter puts every record under one folder named after the archive
         // (`<name>/data.pkl`, `<name>/data/<key>`, `<name>/byteorder`).
-        guard let pickleEntry = archive.entries.first(where: { $0.name.hasSuffix("/data.pkl") && $0.name.split(separator: "/").count == 2 })
+        guard
+            let pickleEntry = archive.entries.first(where: {
+                $0.name.hasSuffix("/data.pkl") && $0.name.split(separator: "/").count == 2
+            })
         else { throw unsupported("a zip archive without '<name>/data.pkl': not a torch.save file") }
         let prefix = String(pickleEntry.name.dropLast("data.pkl".count))
         if let order = archive.entry(named: prefix + "byteorder") {
@@ -74,22 +77,28 @@ public final class TorchCheckpoint: @unchecked Sendable {
         var entries: [String: Entry] = [:]
         for (name, value) in zip(dict.keys, dict.values) {
             guard case .string(let name) = name else { throw unsupported("the state dict has a \(name.kind) key, not a name") }
-            guard case .tensor(let t) = value else { throw unsupported("state dict entry '\(name)' is a \(value.kind), not a tensor") }
+            guard case .tensor(let t) = value else {
+                throw unsupported("state dict entry '\(name)' is a \(value.kind), not a tensor")
+            }
             let record = graph.tensors[t]
             let storage = graph.storages[record.storage]
             let entryName = prefix + "data/" + storage.key
             guard let zipEntry = archive.entry(named: entryName) else {
-                throw TorchCheckpointError.corrupt(path: path, reason: "storage entry '\(entryName)' of tensor '\(name)' is missing")
+                throw TorchCheckpointError.corrupt(
+                    path: path, reason: "storage entry '\(entryName)' of tensor '\(name)' is missing")
             }
             let needed = storage.count.multipliedReportingOverflow(by: storage.dtype.byteCount)
             guard !needed.overflow, zipEntry.uncompressedSize >= needed.partialValue else {
                 throw TorchCheckpointError.corrupt(
                     path: path,
-                    reason: "storage entry '\(entryName)' of tensor '\(name)' has \(zipEntry.uncompressedSize) bytes, needs \(storage.count) \(storage.dtype.rawValue) values")
+                    reason:
+                        "storage entry '\(entryName)' of tensor '\(name)' has \(zipEntry.uncompressedSize) bytes, needs \(storage.count) \(storage.dtype.rawValue) values"
+                )
             }
             _ = try archive.data(of: zipEntry)  // refuses a compressed storage now, not at first read
             names.append(name)
-            entries[name] = Entry(dtype: storage.dtype, shape: record.shape, strides: record.strides, offset: record.offset, storage: zipEntry)
+            entries[name] = Entry(
+                dtype: storage.dtype, shape: record.shape, strides: record.strides, offset: record.offset, storage: zipEntry)
         }
         tensorNames = names
         self.entries = entries
@@ -118,19 +127,7 @@ public final class TorchCheckpoint: @unchecked Sendable {
             // Contiguous float32: the stored bytes are the tensor's (torch writes little-endian).
             UnsafeMutableRawPointer(y.storage.base).copyMemory(from: base + offset * 4, byteCount: y.count * 4)
         } else {
-            let out = y.storage.base
-            switch entry.dtype {
-            case .float32: gather(Float32Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .float16: gather(Float16Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .bfloat16: gather(BFloat16Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .float64: gather(Float64Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .int64: gather(Int64Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .int32: gather(Int32Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .int16: gather(Int16Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .int8: gather(Int8Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .uint8: gather(UInt8Element.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            case .bool: gather(BoolElement.self, base: base, byteCount: bytes, offset: offset, shape: shape, strides: strides, into: out)
-            }
+            gather(entry.dtype, base: base, offset: offset, shape: shape, strides: strides, into: y.storage.base)
         }
         let first = entry.storage.dataOffset + offset * bytes
         let last = entry.storage.dataOffset + (offset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 } + 1) * bytes
@@ -143,7 +140,8 @@ public final class TorchCheckpoint: @unchecked Sendable {
     public func integers(named name: String) throws -> [Int64] {
         guard let entry = entries[name] else { throw TorchCheckpointError.missingTensor(path: path, name: name) }
         guard !entry.dtype.isFloatingPoint else {
-            throw TorchCheckpointError.unsupportedContent(path: path, reason: "tensor '\(name)' is \(entry.dtype.rawValue), not an integer tensor")
+            throw TorchCheckpointError.unsupportedContent(
+                path: path, reason: "tensor '\(name)' is \(entry.dtype.rawValue), not an integer tensor")
         }
         let data = try archive.data(of: entry.storage)
         let count = entry.shape.product
@@ -177,7 +175,8 @@ public final class TorchCheckpoint: @unchecked Sendable {
     /// The dict of tensors in the pickle: the root itself, or the one under "model" / "state_dict".
     private static func stateDict(in root: PickleValue, graph: PickleGraph, path: String) throws -> (String?, PickleDict) {
         guard case .dict(let rootIndex) = root else {
-            throw TorchCheckpointError.unsupportedContent(path: path, reason: "the checkpoint holds a \(root.kind), not a dict of tensors")
+            throw TorchCheckpointError.unsupportedContent(
+                path: path, reason: "the checkpoint holds a \(root.kind), not a dict of tensors")
         }
         let top = graph.dicts[rootIndex]
         func holdsOnlyTensors(_ dict: PickleDict) -> Bool {
@@ -190,13 +189,16 @@ public final class TorchCheckpoint: @unchecked Sendable {
         }
         if found.count == 1 { return found[0] }
         if found.count == 2 {
-            throw TorchCheckpointError.unsupportedContent(path: path, reason: "both 'model' and 'state_dict' hold tensors: which one is meant is unclear")
+            throw TorchCheckpointError.unsupportedContent(
+                path: path, reason: "both 'model' and 'state_dict' hold tensors: which one is meant is unclear")
         }
         let shown = zip(top.keys, top.values).prefix(6).map { key, value in
             if case .string(let s) = key { "'\(s)': \(value.kind)" } else { "\(key.kind): \(value.kind)" }
         }
         throw TorchCheckpointError.unsupportedContent(
             path: path,
-            reason: "not a state dict: the top-level dict maps \(shown.joined(separator: ", "))\(top.keys.count > 6 ? ", …" : ""); expected names → tensors, or such a dict under 'model' or 'state_dict'")
+            reason:
+                "not a state dict: the top-level dict maps \(shown.joined(separator: ", "))\(top.keys.count > 6 ? ", …" : ""); expected names → tensors, or such a dict under 'model' or 'state_dict'"
+        )
     }
 }

@@ -1,137 +1,5 @@
 import Foundation
 
-/// The callables and classes a `torch.save` state dict may name, and nothing else. Naming any
-/// other global is refused when the GLOBAL opcode is read, before anything could be "called";
-/// and the allowed ones are never called either: REDUCE on them only builds a record.
-enum TorchGlobal: Equatable {
-    case orderedDict
-    /// torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])
-    case rebuildTensorV2
-    /// torch._utils._rebuild_tensor(storage, offset, size, stride), from older torch.
-    case rebuildTensor
-    /// torch._utils._rebuild_parameter(data, requires_grad, hooks)
-    case rebuildParameter
-    /// torch._utils._rebuild_parameter_with_state(data, requires_grad, hooks, state)
-    case rebuildParameterWithState
-    /// torch.FloatStorage etc.: appear only inside persistent ids, naming the element type.
-    case storageType(TorchDType)
-
-    /// Looks up `module.name`; nil for anything not on the list.
-    init?(module: String, name: String) {
-        switch (module, name) {
-        case ("collections", "OrderedDict"): self = .orderedDict
-        case ("torch._utils", "_rebuild_tensor_v2"): self = .rebuildTensorV2
-        case ("torch._utils", "_rebuild_tensor"): self = .rebuildTensor
-        case ("torch._utils", "_rebuild_parameter"): self = .rebuildParameter
-        case ("torch._utils", "_rebuild_parameter_with_state"): self = .rebuildParameterWithState
-        case ("torch", _):
-            // The legacy typed-storage class names torch/storage.py keeps for pickles.
-            let storages: [String: TorchDType] = [
-                "FloatStorage": .float32, "HalfStorage": .float16, "BFloat16Storage": .bfloat16,
-                "DoubleStorage": .float64, "LongStorage": .int64, "IntStorage": .int32, "ShortStorage": .int16,
-                "CharStorage": .int8, "ByteStorage": .uint8, "BoolStorage": .bool, "UntypedStorage": .uint8,
-            ]
-            guard let dtype = storages[name] else { return nil }
-            self = .storageType(dtype)
-        default: return nil
-        }
-    }
-}
-
-/// A value built by the restricted unpickler. Containers are indices into a `PickleGraph`, so a
-/// value never owns another (no recursive teardown of deep or cyclic pickles).
-enum PickleValue: Equatable {
-    case none
-    case bool(Bool)
-    case int(Int)
-    case float(Double)
-    case string(String)
-    case bytes(count: Int)
-    case tuple(Int)
-    case list(Int)
-    case dict(Int)
-    case global(TorchGlobal)
-    case storage(Int)
-    case tensor(Int)
-
-    /// What the value is, for error messages.
-    var kind: String {
-        switch self {
-        case .none: "None"
-        case .bool: "bool"
-        case .int: "int"
-        case .float: "float"
-        case .string: "str"
-        case .bytes: "bytes"
-        case .tuple: "tuple"
-        case .list: "list"
-        case .dict: "dict"
-        case .global: "class or function"
-        case .storage: "storage"
-        case .tensor: "tensor"
-        }
-    }
-}
-
-/// A storage named by a persistent id `('storage', torch.XStorage, key, location, numel)`: the
-/// bytes of zip entry `<archive>/data/<key>` (torch/serialization.py, `persistent_load` in `_load`).
-struct StorageRecord: Equatable {
-    var dtype: TorchDType
-    var key: String
-    var location: String
-    /// Elements of `dtype` the storage holds.
-    var count: Int
-}
-
-/// A tensor view of a storage, as `_rebuild_tensor_v2` describes it (strides in elements).
-struct TensorRecord: Equatable {
-    var storage: Int
-    var offset: Int
-    var shape: [Int]
-    var strides: [Int]
-}
-
-/// A dict in insertion order (Python dicts and OrderedDict both keep it); a repeated key replaces
-/// the value in place, as in Python.
-struct PickleDict {
-    var keys: [PickleValue] = []
-    var values: [PickleValue] = []
-    private var positions: [String: Int] = [:]
-    private var intPositions: [Int: Int] = [:]
-
-    mutating func set(_ key: PickleValue, _ value: PickleValue) {
-        let existing: Int?
-        switch key {
-        case .string(let s): existing = positions[s]
-        case .int(let i): existing = intPositions[i]
-        default: existing = nil
-        }
-        if let existing {
-            values[existing] = value
-            return
-        }
-        switch key {
-        case .string(let s): positions[s] = keys.count
-        case .int(let i): intPositions[i] = keys.count
-        default: break
-        }
-        keys.append(key)
-        values.append(value)
-    }
-
-    /// The value under a string key.
-    subscript(key: String) -> PickleValue? { positions[key].map { values[$0] } }
-}
-
-/// Everything an unpickled value refers to.
-struct PickleGraph {
-    var tuples: [[PickleValue]] = []
-    var lists: [[PickleValue]] = []
-    var dicts: [PickleDict] = []
-    var storages: [StorageRecord] = []
-    var tensors: [TensorRecord] = []
-}
-
 /// A pickle reader that implements only the opcodes `torch.save` uses for state dicts (protocol 2,
 /// plus the few later ones Python's pickler may emit for plain values) and builds values without
 /// calling anything. Python's own opcode semantics are followed (Lib/pickle.py, `_Unpickler`).
@@ -351,7 +219,8 @@ struct Unpickler {
         }
         if count > 0, last >= record.count {
             throw corrupt(
-                "tensor at byte \(start) (size \(shape), stride \(strides), offset \(offset)) reaches element \(last) of storage '\(record.key)', which has \(record.count)")
+                "tensor at byte \(start) (size \(shape), stride \(strides), offset \(offset)) reaches element \(last) of storage '\(record.key)', which has \(record.count)"
+            )
         }
         graph.tensors.append(TensorRecord(storage: storageIndex, offset: offset, shape: shape, strides: strides))
         return .tensor(graph.tensors.count - 1)
@@ -362,9 +231,11 @@ struct Unpickler {
         guard case .tuple(let index) = id else { throw corrupt("persistent id at byte \(start) is a \(id.kind), not a tuple") }
         let fields = graph.tuples[index]
         guard fields.count == 5, case .string("storage") = fields[0], case .global(.storageType(let dtype)) = fields[1],
-            case .string(let key) = fields[2], case .string(let location) = fields[3], case .int(let count) = fields[4], count >= 0
+            case .string(let key) = fields[2], case .string(let location) = fields[3], case .int(let count) = fields[4],
+            count >= 0
         else {
-            throw unsupported("persistent id at byte \(start) is \(fields.map(\.kind)), not ('storage', class, key, location, numel)")
+            throw unsupported(
+                "persistent id at byte \(start) is \(fields.map(\.kind)), not ('storage', class, key, location, numel)")
         }
         if let existing = storageByKey[key] {
             guard graph.storages[existing].dtype == dtype, graph.storages[existing].count == count else {
@@ -372,14 +243,18 @@ struct Unpickler {
             }
             return .storage(existing)
         }
-        guard !key.isEmpty, !key.contains("/"), key != "..", key != "." else { throw corrupt("storage key '\(key)' is not a file name") }
+        guard !key.isEmpty, !key.contains("/"), key != "..", key != "." else {
+            throw corrupt("storage key '\(key)' is not a file name")
+        }
         graph.storages.append(StorageRecord(dtype: dtype, key: key, location: location, count: count))
         storageByKey[key] = graph.storages.count - 1
         return .storage(graph.storages.count - 1)
     }
 
     private func integers(_ value: PickleValue, _ what: String, at start: Int) throws -> [Int] {
-        guard case .tuple(let index) = value else { throw corrupt("tensor \(what) at byte \(start) is a \(value.kind), not a tuple") }
+        guard case .tuple(let index) = value else {
+            throw corrupt("tensor \(what) at byte \(start) is a \(value.kind), not a tuple")
+        }
         return try graph.tuples[index].map {
             guard case .int(let n) = $0 else { throw corrupt("tensor \(what) at byte \(start) holds a \($0.kind)") }
             return n
@@ -421,7 +296,9 @@ struct Unpickler {
     }
 
     private func top(_ start: Int, _ name: String) throws -> PickleValue {
-        guard let value = stack.last, stack.count > (marks.last ?? 0) else { throw corrupt("\(name) at byte \(start) needs a value on the stack") }
+        guard let value = stack.last, stack.count > (marks.last ?? 0) else {
+            throw corrupt("\(name) at byte \(start) needs a value on the stack")
+        }
         return value
     }
 

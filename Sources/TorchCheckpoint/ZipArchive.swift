@@ -60,7 +60,11 @@ final class MappedFile: @unchecked Sendable {
 
     deinit {
         guard let base else { return }
-        if owned { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        if owned {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), count)
+        }
     }
 
     /// Bytes `range` of the file. Callers check the range first (`contains`).
@@ -153,7 +157,8 @@ final class ZipArchive: @unchecked Sendable {
             throw corrupt("the end record asks for ZIP64 values but there is no ZIP64 locator")
         }
         guard directoryOffset >= 0, directorySize >= 0, directoryOffset <= file.count - directorySize else {
-            throw corrupt("the central directory (\(directorySize) bytes at \(directoryOffset)) lies outside the \(file.count)-byte file")
+            throw corrupt(
+                "the central directory (\(directorySize) bytes at \(directoryOffset)) lies outside the \(file.count)-byte file")
         }
         // Each central header is at least 46 bytes: a count beyond that is a lie, not a reason to allocate.
         guard entryCount >= 0, entryCount <= directorySize / 46 else {
@@ -184,7 +189,9 @@ final class ZipArchive: @unchecked Sendable {
             let next = extraStart + extraLength + commentLength
             guard next <= directoryEnd else { throw corrupt("central directory entry \(number) runs past the directory's end") }
             let name = reader.string(nameStart..<extraStart)
-            if flags & 1 != 0 { throw TorchCheckpointError.unsupportedContent(path: path, reason: "zip entry '\(name)' is encrypted") }
+            if flags & 1 != 0 {
+                throw TorchCheckpointError.unsupportedContent(path: path, reason: "zip entry '\(name)' is encrypted")
+            }
 
             // ZIP64 extended information (4.5.3): only the fields that are all ones above, in this order.
             if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || localOffset == 0xFFFF_FFFF {
@@ -193,7 +200,9 @@ final class ZipArchive: @unchecked Sendable {
                 }
                 var at = field.lowerBound
                 func next64(_ what: String) throws -> Int {
-                    guard at + 8 <= field.upperBound else { throw corrupt("zip entry '\(name)': ZIP64 extra field too short for the \(what)") }
+                    guard at + 8 <= field.upperBound else {
+                        throw corrupt("zip entry '\(name)': ZIP64 extra field too short for the \(what)")
+                    }
                     defer { at += 8 }
                     return try reader.int64(at: at, what: "\(what) of '\(name)'")
                 }
@@ -211,7 +220,8 @@ final class ZipArchive: @unchecked Sendable {
             let localExtra = Int(reader.u16(at: localOffset + 28))
             let dataOffset = localOffset + 30 + localName + localExtra
             guard dataOffset <= file.count, compressed <= file.count - dataOffset else {
-                throw corrupt("zip entry '\(name)' (\(compressed) bytes at \(dataOffset)) runs past the end of the \(file.count)-byte file")
+                throw corrupt(
+                    "zip entry '\(name)' (\(compressed) bytes at \(dataOffset)) runs past the end of the \(file.count)-byte file")
             }
             guard reader.string((localOffset + 30)..<(localOffset + 30 + localName)) == name else {
                 throw corrupt("zip entry '\(name)': its local header names another file")
@@ -240,7 +250,9 @@ final class ZipArchive: @unchecked Sendable {
         guard entry.method == 0 else {
             throw TorchCheckpointError.unsupportedContent(
                 path: path,
-                reason: "zip entry '\(entry.name)' is compressed (method \(entry.method)); torch.save stores entries uncompressed, re-save the checkpoint with torch.save")
+                reason:
+                    "zip entry '\(entry.name)' is compressed (method \(entry.method)); torch.save stores entries uncompressed, re-save the checkpoint with torch.save"
+            )
         }
         return file.bytes(entry.dataOffset..<(entry.dataOffset + entry.uncompressedSize))
     }

@@ -20,7 +20,8 @@ import Testing
             #expect(tensor.shape == entry.shape, "\(name)", sourceLocation: sourceLocation)
             let values = tensor.scalars
             #expect(values.count == entry.values.count, "\(name)", sourceLocation: sourceLocation)
-            for (i, (actual, wanted)) in zip(values, entry.values).enumerated() where actual.bitPattern != Float(wanted).bitPattern {
+            for (i, (actual, wanted)) in zip(values, entry.values).enumerated()
+            where actual.bitPattern != Float(wanted).bitPattern {
                 Issue.record("\(name)[\(i)]: \(actual), expected \(Float(wanted))", sourceLocation: sourceLocation)
                 break
             }
@@ -120,6 +121,15 @@ import Testing
                 #expect(message.hasPrefix(path + ": "), "\(message)")
                 for fragment in fragments { #expect(message.contains(fragment), "'\(message)' lacks '\(fragment)'") }
             }
+        }
+    }
+
+    @Test func otherPicklesAreNotStateDicts() {
+        let list = PthFixtures.path("a_list.pth")
+        expectFailure(naming: list, "holds a list, not a dict of tensors") { try TorchCheckpoint(path: list) }
+        let mixed = PthFixtures.path("mixed_dict.pth")
+        expectFailure(naming: mixed, "not a state dict", "'w': tensor, 'epoch': int", "'model' or 'state_dict'") {
+            try TorchCheckpoint(path: mixed)
         }
     }
 

@@ -23,7 +23,10 @@ import Testing
     @Test func objectBuildingOpcodesAreRefused() throws {
         try? FileManager.default.removeItem(atPath: PthFixtures.marker)
         let inst = PthFixtures.path("evil_inst.pth")
-        let offset = try #require(Int(String(decoding: PthFixtures.bytes("evil_inst.offset"), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let offset = try #require(
+            Int(
+                String(decoding: PthFixtures.bytes("evil_inst.offset"), as: UTF8.self).trimmingCharacters(
+                    in: .whitespacesAndNewlines)))
         expectError(.unsupportedOpcode(path: inst, opcode: UInt8(ascii: "i"), offset: offset)) { try TorchCheckpoint(path: inst) }
         // NEWOBJ on collections.OrderedDict: an allowed class, but the opcode is not a state dict's.
         let newobj = PthFixtures.path("evil_newobj.pth")
@@ -79,7 +82,9 @@ import Testing
         }
         // An unknown opcode and a known-dangerous one are refused by opcode, with their offsets.
         expectError(.unsupportedOpcode(path: "t.pkl", opcode: 0xff, offset: 2)) { try load([0x80, 2, 0xff]) }
-        expectError(.unsupportedOpcode(path: "t.pkl", opcode: UInt8(ascii: "o"), offset: 1)) { try load([UInt8(ascii: "("), UInt8(ascii: "o")]) }
+        expectError(.unsupportedOpcode(path: "t.pkl", opcode: UInt8(ascii: "o"), offset: 1)) {
+            try load([UInt8(ascii: "("), UInt8(ascii: "o")])
+        }
         expectError(.unsupportedOpcode(path: "t.pkl", opcode: 0x82, offset: 0)) { try load([0x82, 1]) }  // EXT1
         expectError(.forbiddenGlobal(path: "t.pkl", name: "subprocess.Popen")) { try load(Array("csubprocess\nPopen\n".utf8)) }
     }
