@@ -162,7 +162,7 @@ import Training
     }
 
     @Test func trainingNeedsAnExplicitLabelSource() throws {
-        var train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--out", root + "/seg-nolabels", "--threads", "1"])
+        let train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--out", root + "/seg-nolabels", "--threads", "1"])
         #expect { try train.run() } throws: { error in "\(error)".contains("--labels gt") }
         #expect(!FileManager.default.fileExists(atPath: root + "/seg-nolabels/final.h5"))
     }
@@ -171,7 +171,7 @@ import Training
         let out = root + "/seg-diverge"
         try Self.recipe(root: root, train: "iterations: 12, lr: 1.0e12").replacingOccurrences(of: "checkpoint_every: 100", with: "checkpoint_every: 1")
             .write(toFile: root + "/diverge.yaml", atomically: true, encoding: .utf8)
-        var train = try TrainCommand.parse(["--recipe", root + "/diverge.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1"])
+        let train = try TrainCommand.parse(["--recipe", root + "/diverge.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1"])
         #expect { try train.run() } throws: { error in
             switch error as? TrainingError {
             case .nonFiniteLoss(_, let last)?, .nonFiniteWeights(_, _, let last)?:
