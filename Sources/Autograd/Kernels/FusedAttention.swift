@@ -3,9 +3,13 @@ import Foundation
 /// The decomposed relative-position terms of a fused attention call, as raw pointers:
 /// height [B, qh, qw, kh] and width [B, qh, qw, kw] (segment_anything `add_decomposed_rel_pos`).
 public struct RelativePositionTables {
+    /// [B, qh, qw, kh]: the term of each query for each key row.
     public var height: UnsafePointer<Float>
+    /// [B, qh, qw, kw]: the term of each query for each key column.
     public var width: UnsafePointer<Float>
+    /// Key rows kh.
     public var keyHeight: Int
+    /// Key columns kw (key s is row s / kw, column s % kw).
     public var keyWidth: Int
 
     /// Tables for keys laid out as a keyHeight × keyWidth grid (S = keyHeight · keyWidth).
@@ -35,7 +39,8 @@ extension Kernels {
     ) {
         if batch == 0 || queries == 0 || valueDepth == 0 { return }
         if keys == 0 {
-            out.update(repeating: .nan, count: batch * queries * valueDepth)
+            // As the composed form: an empty softmax times an empty value matrix is 0.
+            out.update(repeating: 0, count: batch * queries * valueDepth)
             return
         }
         let tq = Swift.max(1, Swift.min(queryTile, queries))
