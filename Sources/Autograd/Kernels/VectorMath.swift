@@ -76,4 +76,25 @@ extension Kernels {
         }
         return best
     }
+
+    /// The standard normal CDF Φ(x) = ½·erfc(-x/√2) for eight lanes, with erfc from Numerical
+    /// Recipes' Chebyshev fit (§6.2 `erfcc`, fractional error < 1.2e-7 everywhere) on |x|/√2
+    /// and Φ(x) = 1 - Φ(-x) for x > 0, so the small tail of negative x keeps its relative accuracy.
+    @inline(__always)
+    static func normalCDF(_ x: Lanes) -> Lanes {
+        let z = x.replacing(with: -x, where: x .< 0) * Lanes(repeating: Float(0.5.squareRoot()))
+        let t = 1 / (1 + Lanes(repeating: 0.5) * z)
+        var p = Lanes(repeating: 0.170_872_77)
+        p = p * t + Lanes(repeating: -0.822_152_23)
+        p = p * t + Lanes(repeating: 1.488_515_87)
+        p = p * t + Lanes(repeating: -1.135_203_98)
+        p = p * t + Lanes(repeating: 0.278_868_07)
+        p = p * t + Lanes(repeating: -0.186_288_06)
+        p = p * t + Lanes(repeating: 0.096_784_18)
+        p = p * t + Lanes(repeating: 0.374_091_96)
+        p = p * t + Lanes(repeating: 1.000_023_68)
+        p = p * t + Lanes(repeating: -1.265_512_23)
+        let tail = Lanes(repeating: 0.5) * t * exp(p - z * z)  // ½·erfc(|x|/√2) = Φ(-|x|)
+        return tail.replacing(with: 1 - tail, where: x .> 0)
+    }
 }
