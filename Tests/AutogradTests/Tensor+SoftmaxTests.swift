@@ -28,3 +28,17 @@ import Testing
         #expect(abs(y[0, 0]) < 1e-6)
     }
 }
+
+/// Softmax over the last axis as attention uses it. Fixtures:
+/// scripts/fixtures/make_transformer_op_fixtures.py, softmax_cases.
+@Suite struct SoftmaxLastAxisTests {
+    @Test(arguments: try OpFixtures.cases("softmax_last", file: OpFixtures.transformer).map(\.name))
+    func matchesPyTorch(_ name: String) throws {
+        let fixture = try OpFixtures.Case("/softmax_last/\(name)", file: OpFixtures.transformer)
+        try expectParity(fixture, inputs: ["x"], caseName: name) { t in t[0].softmax(alongAxis: t[0].rank - 1) }
+    }
+
+    @Test func finiteDifferences() {
+        checkGradients([randn([2, 3, 5], seed: 3, scale: 2)]) { t in t[0].softmax(alongAxis: 2) }
+    }
+}

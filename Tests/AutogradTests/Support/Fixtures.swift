@@ -3,15 +3,25 @@ import Foundation
 import HDF5
 import Testing
 
-/// Tests/Fixtures/ops.h5, written by scripts/make_fixtures.py (PyTorch references).
+/// Tests/Fixtures/ops.h5, written by scripts/make_fixtures.py (PyTorch references), and other
+/// files of the same layout in Tests/Fixtures (e.g. transformer_ops.h5, written by
+/// scripts/fixtures/make_transformer_op_fixtures.py).
 enum OpFixtures {
-    static let path = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/ops.h5").path
+    static let path = path(of: "ops.h5")
+
+    /// The transformer ops of the SAM port.
+    static let transformer = "transformer_ops.h5"
+
+    /// Tests/Fixtures/<file>.
+    static func path(of file: String) -> String {
+        URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/\(file)").path
+    }
 
     /// The cases of one op: (case name, group path).
-    static func cases(_ op: String) throws -> [(name: String, group: String)] {
-        let file = try HDF5File(path: path, mode: .read)
+    static func cases(_ op: String, file: String = "ops.h5") throws -> [(name: String, group: String)] {
+        let file = try HDF5File(path: path(of: file), mode: .read)
         return try file.children(of: "/" + op).map { ($0, "/\(op)/\($0)") }
     }
 
@@ -19,8 +29,8 @@ enum OpFixtures {
     struct Case {
         let file: HDF5File
         let group: String
-        init(_ group: String) throws {
-            file = try HDF5File(path: OpFixtures.path, mode: .read)
+        init(_ group: String, file name: String = "ops.h5") throws {
+            file = try HDF5File(path: OpFixtures.path(of: name), mode: .read)
             self.group = group
         }
         func tensor(_ name: String) throws -> Tensor { try file.read("\(group)/\(name)") }

@@ -1,0 +1,60 @@
+extension Kernels {
+    /// C_i = op(A_i) op(B_i) for i in 0..<batch, row-major, where operand X_i starts at
+    /// `x + i * strideX` (a stride of 0 shares one matrix across the batch). `transA`/`transB`:
+    /// A_i stored as [k, m] / B_i as [n, k].
+    ///
+    /// OpenBLAS runs a product with m·n·k ≤ 262144 (SMP_THRESHOLD_MIN · GEMM_MULTITHREAD_THRESHOLD
+    /// in interface/gemm.c) on the calling thread, so such small products are spread across our
+    /// threads; larger ones run one after another, each threaded by OpenBLAS itself. A shared,
+    /// untransposed B with an untransposed A is one product over the stacked rows of all A_i.
+    public static func batchedGemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, batch: Int,
+        a: UnsafePointer<Float>, strideA: Int, b: UnsafePointer<Float>, strideB: Int,
+        c: UnsafeMutablePointer<Float>, strideC: Int
+    ) {
+        if batch == 0 || m == 0 || n == 0 { return }
+        if k == 0 {
+            for i in 0..<batch { (c + i * strideC).update(repeating: 0, count: m * n) }
+            return
+        }
+        if strideB == 0 && !transA && strideA == m * k && strideC == m * n {
+            gemm(transB: transB, m: batch * m, n: n, k: k, a: a, b: b, c: c)
+            return
+        }
+        if batch > 1 && m * n * k <= singleThreadedGemmSize {
+            parallelFor(batch) { range in
+                for i in range {
+                    gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a + i * strideA, b: b + i * strideB, c: c + i * strideC)
+                }
+            }
+        } else {
+            for i in 0..<batch {
+                gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a + i * strideA, b: b + i * strideB, c: c + i * strideC)
+            }
+        }
+    }
+
+    /// Σ_i op(A_i) op(B_i) into one C (the gradient of a matrix shared across a batch).
+    public static func batchSummedGemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, batch: Int,
+        a: UnsafePointer<Float>, strideA: Int, b: UnsafePointer<Float>, strideB: Int, c: UnsafeMutablePointer<Float>
+    ) {
+        if batch == 0 || k == 0 {
+            c.update(repeating: 0, count: m * n)
+            return
+        }
+        // Aᵀ·B over stacked [batch·k, m] and [batch·k, n] operands is the sum of the products.
+        if transA && !transB && strideA == k * m && strideB == k * n {
+            gemm(transA: true, m: m, n: n, k: batch * k, a: a, b: b, c: c)
+            return
+        }
+        for i in 0..<batch {
+            gemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, a: a + i * strideA, b: b + i * strideB,
+                beta: i == 0 ? 0 : 1, c: c)
+        }
+    }
+
+    /// The largest m·n·k that OpenBLAS 0.3.21 runs single-threaded.
+    public static let singleThreadedGemmSize = 262_144
+}
