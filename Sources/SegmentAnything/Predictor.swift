@@ -233,3 +233,7 @@ public final class SAMPredictor {
         return Tensor(shape: [boxes.count, 4], values: mapped.flatMap { [Float($0.x0), Float($0.y0), Float($0.x1), Float($0.y1)] })
     }
 }
+
+// The automatic mask generator drives the predictor through `setImage`, `originalSize` and
+// `predictLogits` (AutomaticMaskGenerator.swift).
+extension SAMPredictor: PromptablePredictor {}
