@@ -23,7 +23,10 @@ public final class MaskDecoder: Module {
     public let outputHypernetworksMLPs: ModuleList<MLP>
     public let iouPredictionHead: MLP
 
-    public init(transformerDim: Int, transformer: TwoWayTransformer, numMultimaskOutputs: Int = 3, iouHeadDepth: Int = 3, iouHeadHiddenDim: Int = 256) {
+    public init(
+        transformerDim: Int, transformer: TwoWayTransformer, numMultimaskOutputs: Int = 3, iouHeadDepth: Int = 3,
+        iouHeadHiddenDim: Int = 256
+    ) {
         self.transformerDim = transformerDim
         self.transformer = transformer
         self.numMultimaskOutputs = numMultimaskOutputs
@@ -37,13 +40,17 @@ public final class MaskDecoder: Module {
         let act2 = Activation(.gelu)
         outputUpscaling = Sequential([up1, norm, act1, up2, act2]) { x in act2(up2(act1(norm(up1(x))))) }
         outputHypernetworksMLPs = ModuleList(
-            (0..<numMaskTokens).map { _ in MLP(inputDim: transformerDim, hiddenDim: transformerDim, outputDim: transformerDim / 8, numLayers: 3) })
-        iouPredictionHead = MLP(inputDim: transformerDim, hiddenDim: iouHeadHiddenDim, outputDim: numMaskTokens, numLayers: iouHeadDepth)
+            (0..<numMaskTokens).map { _ in
+                MLP(inputDim: transformerDim, hiddenDim: transformerDim, outputDim: transformerDim / 8, numLayers: 3)
+            })
+        iouPredictionHead = MLP(
+            inputDim: transformerDim, hiddenDim: iouHeadHiddenDim, outputDim: numMaskTokens, numLayers: iouHeadDepth)
     }
 
     public var namedChildren: [(String, Module)] {
         [
-            ("transformer", transformer), ("iou_token", iouToken), ("mask_tokens", maskTokens), ("output_upscaling", outputUpscaling),
+            ("transformer", transformer), ("iou_token", iouToken), ("mask_tokens", maskTokens),
+            ("output_upscaling", outputUpscaling),
             ("output_hypernetworks_mlps", outputHypernetworksMLPs), ("iou_prediction_head", iouPredictionHead),
         ]
     }
@@ -67,17 +74,23 @@ public final class MaskDecoder: Module {
     }
 
     /// All `numMaskTokens` masks [B, T, 4h, 4w] and IoU predictions [B, T] (`predict_masks`).
-    public func predictMasks(imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor)
+    public func predictMasks(
+        imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor
+    )
         -> (masks: Tensor, iouPredictions: Tensor)
     {
         precondition(
             imageEmbeddings.rank == 4 && imageEmbeddings.shape[0] == 1 && imagePE.shape == imageEmbeddings.shape,
-            "MaskDecoder: one image embedding [1, C, h, w] and its position encoding, got \(imageEmbeddings.shape) and \(imagePE.shape)")
+            "MaskDecoder: one image embedding [1, C, h, w] and its position encoding, got \(imageEmbeddings.shape) and \(imagePE.shape)"
+        )
         let batch = sparsePromptEmbeddings.shape[0]
         // Concatenate output tokens
         let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight], alongAxis: 0)
         let tokens = Tensor.concat(
-            [outputTokens.reshaped(to: [1] + outputTokens.shape) + Tensor(zeros: [batch] + outputTokens.shape), sparsePromptEmbeddings],
+            [
+                outputTokens.reshaped(to: [1] + outputTokens.shape) + Tensor(zeros: [batch] + outputTokens.shape),
+                sparsePromptEmbeddings,
+            ],
             alongAxis: 1)
         // repeat_interleave of the one image embedding over the prompts, as a broadcast add.
         let src = imageEmbeddings + densePromptEmbeddings

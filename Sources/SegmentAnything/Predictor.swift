@@ -28,7 +28,11 @@ public enum SAMPredictorError: LocalizedError, Equatable {
     /// A mask input not of the decoder's low-res size.
     case maskInputShape(got: [Int], expected: [Int])
     /// Batched prompts whose batch sizes differ.
-    case batchSizes(String)
+    case batchSizes([Int])
+    /// Boxes not of shape [N, 4].
+    case boxShape([Int])
+    /// A batched call without any prompt.
+    case emptyBatch
 
     public var errorDescription: String? {
         switch self {
@@ -36,7 +40,9 @@ public enum SAMPredictorError: LocalizedError, Equatable {
         case .emptyImage: "the image has no pixels"
         case .labelCount(let points, let labels): "\(points) point(s) but \(labels) label(s)"
         case .maskInputShape(let got, let expected): "mask input of shape \(got), expected \(expected)"
-        case .batchSizes(let message): "batched prompts disagree: \(message)"
+        case .batchSizes(let sizes): "batched prompts of different batch sizes \(sizes) (points, boxes, masks)"
+        case .boxShape(let shape): "boxes of shape \(shape), expected [N, 4]"
+        case .emptyBatch: "no prompts to predict masks for"
         }
     }
 }
@@ -119,20 +125,25 @@ public final class SAMPredictor {
         var pointPrompts: PointPrompts?
         if let points {
             let labels = labels ?? []
-            guard labels.count == points.count else { throw SAMPredictorError.labelCount(points: points.count, labels: labels.count) }
+            guard labels.count == points.count else {
+                throw SAMPredictorError.labelCount(points: points.count, labels: labels.count)
+            }
             pointPrompts = PointPrompts(coordinates: inputFrame(points), labels: labels)
         }
         let boxes = box.map { inputFrame(boxes: [$0]) }
         var masks: Tensor?
         if let maskInput {
             let expected = [1, model.promptEncoder.maskInputSize.height, model.promptEncoder.maskInputSize.width]
-            guard maskInput.shape == expected else { throw SAMPredictorError.maskInputShape(got: maskInput.shape, expected: expected) }
+            guard maskInput.shape == expected else {
+                throw SAMPredictorError.maskInputShape(got: maskInput.shape, expected: expected)
+            }
             masks = maskInput.reshaped(to: [1] + expected)
         }
         let batch = try predictBatch(
             points: pointPrompts, boxes: boxes, maskInput: masks, multimaskOutput: multimaskOutput, returnLogits: returnLogits)
         func first(_ t: Tensor) -> Tensor { t.reshaped(to: Array(t.shape.dropFirst())) }
-        return SAMPrediction(masks: first(batch.masks), iouPredictions: first(batch.iouPredictions), lowResLogits: first(batch.lowResLogits))
+        return SAMPrediction(
+            masks: first(batch.masks), iouPredictions: first(batch.iouPredictions), lowResLogits: first(batch.lowResLogits))
     }
 
     /// Masks for one box per row, each prompt alone (the batched `predict_torch` over boxes
@@ -142,7 +153,9 @@ public final class SAMPredictor {
     public func predict(
         boxes: [(x0: Float, y0: Float, x1: Float, y1: Float)], multimaskOutput: Bool = false, returnLogits: Bool = false
     ) throws -> SAMPrediction {
-        try predictBatch(points: nil, boxes: inputFrame(boxes: boxes), maskInput: nil, multimaskOutput: multimaskOutput, returnLogits: returnLogits)
+        try predictBatch(
+            points: nil, boxes: inputFrame(boxes: boxes), maskInput: nil, multimaskOutput: multimaskOutput,
+            returnLogits: returnLogits)
     }
 
     /// One single-point prompt per row, as the automatic mask generator's `_process_batch` calls
@@ -154,7 +167,8 @@ public final class SAMPredictor {
     /// - Returns: mask logits [N, M, H, W] at the image size and IoU predictions [N, M].
     public func predictLogits(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> (logits: Tensor, iou: Tensor) {
         precondition(isImageSet, "predictLogits: no image set (call setImage first)")
-        precondition(labels.count == points.count, "predictLogits: \(points.count) points but \(labels.count) labels")
+        precondition(
+            !points.isEmpty && labels.count == points.count, "predictLogits: \(points.count) points and \(labels.count) labels")
         let prompts = PointPrompts(coordinates: inputFrame(points).reshaped(to: [points.count, 1, 2]), labels: labels)
         let out = forward(points: prompts, boxes: nil, maskInput: nil, multimaskOutput: multimask)
         return (out.masks, out.iouPredictions)
@@ -168,18 +182,22 @@ public final class SAMPredictor {
     ///   - maskInput: [N, 1, 4h, 4w] logits.
     /// - Returns: masks [N, M, H, W] at the original size (0/1 unless `returnLogits`), IoU
     ///   predictions [N, M], low-res logits [N, M, 4h, 4w].
-    /// - Throws: `SAMPredictorError` without an image or when the prompts' batch sizes differ.
-    public func predictBatch(points: PointPrompts?, boxes: Tensor?, maskInput: Tensor?, multimaskOutput: Bool = true, returnLogits: Bool = false)
-        throws -> SAMPrediction
-    {
+    /// - Throws: `SAMPredictorError` without an image, for an empty batch, a box tensor not
+    ///   [N, 4], a mask input not [N, 1, 4h, 4w] or batch sizes that differ.
+    public func predictBatch(
+        points: PointPrompts?, boxes: Tensor?, maskInput: Tensor?, multimaskOutput: Bool = true, returnLogits: Bool = false
+    ) throws -> SAMPrediction {
         guard isImageSet else { throw SAMPredictorError.noImage }
-        let sizes = [points?.coordinates.shape[0], boxes?.shape[0], maskInput?.shape[0]].compactMap { $0 }
-        guard Set(sizes).count <= 1 else { throw SAMPredictorError.batchSizes("batch sizes \(sizes) (points, boxes, masks)") }
-        if let boxes, boxes.rank != 2 || boxes.shape[1] != 4 { throw SAMPredictorError.batchSizes("boxes of shape \(boxes.shape), expected [N, 4]") }
+        if let boxes, boxes.rank != 2 || boxes.shape[1] != 4 { throw SAMPredictorError.boxShape(boxes.shape) }
+        let sizes = [points?.coordinates.shape[0], boxes?.shape[0], maskInput?.shape.first].compactMap { $0 }
+        guard Set(sizes).count <= 1 else { throw SAMPredictorError.batchSizes(sizes) }
+        guard sizes.first != 0 else { throw SAMPredictorError.emptyBatch }
         if let maskInput {
             let size = model.promptEncoder.maskInputSize
             let expected = [maskInput.shape.first ?? 0, 1, size.height, size.width]
-            guard maskInput.shape == expected else { throw SAMPredictorError.maskInputShape(got: maskInput.shape, expected: expected) }
+            guard maskInput.shape == expected else {
+                throw SAMPredictorError.maskInputShape(got: maskInput.shape, expected: expected)
+            }
         }
         let out = forward(points: points, boxes: boxes, maskInput: maskInput, multimaskOutput: multimaskOutput)
         return SAMPrediction(
@@ -212,7 +230,8 @@ public final class SAMPredictor {
         return withoutGrad {
             let (sparse, dense) = model.promptEncoder(points: points, boxes: boxes, masks: maskInput)
             let (lowRes, iou) = model.maskDecoder(
-                imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(), sparsePromptEmbeddings: sparse,
+                imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
+                sparsePromptEmbeddings: sparse,
                 densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
             let masks = model.postprocessMasks(lowRes, inputSize: inputSize, originalSize: originalSize)
             return (masks, iou, lowRes)
@@ -230,7 +249,8 @@ public final class SAMPredictor {
     func inputFrame(boxes: [(x0: Float, y0: Float, x1: Float, y1: Float)]) -> Tensor {
         let mapped = transform.applyBoxes(
             boxes.map { (Double($0.x0), Double($0.y0), Double($0.x1), Double($0.y1)) }, originalSize: originalSize)
-        return Tensor(shape: [boxes.count, 4], values: mapped.flatMap { [Float($0.x0), Float($0.y0), Float($0.x1), Float($0.y1)] })
+        return Tensor(
+            shape: [boxes.count, 4], values: mapped.flatMap { [Float($0.x0), Float($0.y0), Float($0.x1), Float($0.y1)] })
     }
 }
 

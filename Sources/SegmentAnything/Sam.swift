@@ -76,7 +76,9 @@ public final class SAM: Module {
     ///   - inputSize: the resized image inside the padded input (height, width).
     ///   - originalSize: the image before resizing (height, width).
     /// - Returns: [B, M, originalSize.height, originalSize.width] logits.
-    public func postprocessMasks(_ masks: Tensor, inputSize: (height: Int, width: Int), originalSize: (height: Int, width: Int)) -> Tensor {
+    public func postprocessMasks(_ masks: Tensor, inputSize: (height: Int, width: Int), originalSize: (height: Int, width: Int))
+        -> Tensor
+    {
         let full = masks.resizedBilinear(to: (imageSize, imageSize), alignCorners: false)
         let cropped = full.slice(alongAxis: 2, 0..<inputSize.height).slice(alongAxis: 3, 0..<inputSize.width)
         return cropped.resizedBilinear(to: originalSize, alignCorners: false)
@@ -107,7 +109,8 @@ public final class SAM: Module {
         for (name, tensor) in wanted {
             let value = try reader.tensor(named: name)
             guard value.shape == tensor.shape else {
-                throw SAMWeightsError.mismatch(path: reader.path, missing: [], unexpected: [], misshaped: ["\(name) \(value.shape) vs \(tensor.shape)"])
+                throw SAMWeightsError.mismatch(
+                    path: reader.path, missing: [], unexpected: [], misshaped: ["\(name) \(value.shape) vs \(tensor.shape)"])
             }
             tensor.assign(from: value)
         }
@@ -117,7 +120,8 @@ public final class SAM: Module {
     /// - Parameter decoderNumHeads: the decoder's head count, which no tensor shape records.
     /// - Throws: `SAMWeightsError` when the shapes fit no SAM, or as `load(from:)`.
     public static func loaded(from reader: some StateDictReader, decoderNumHeads: Int = 8) throws -> SAM {
-        let configuration = try SAMConfiguration.inferred(fromShapes: reader.tensorShapes, path: reader.path, decoderNumHeads: decoderNumHeads)
+        let configuration = try SAMConfiguration.inferred(
+            fromShapes: reader.tensorShapes, path: reader.path, decoderNumHeads: decoderNumHeads)
         let model = SAM(configuration: configuration)
         try model.load(from: reader)
         return model

@@ -44,7 +44,9 @@ public final class HDF5StateDict: StateDictReader {
     }
 
     public func tensor(named name: String) throws -> Tensor {
-        guard let location = locations[name] else { throw SAMWeightsError.mismatch(path: path, missing: [name], unexpected: [], misshaped: []) }
+        guard let location = locations[name] else {
+            throw SAMWeightsError.mismatch(path: path, missing: [name], unexpected: [], misshaped: [])
+        }
         return try file.read(location)
     }
 }
@@ -64,7 +66,9 @@ public enum SAMWeightsError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .mismatch(let path, let missing, let unexpected, let misshaped):
-            func list(_ names: [String]) -> String { names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", … (\(names.count))" : "") }
+            func list(_ names: [String]) -> String {
+                names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", … (\(names.count))" : "")
+            }
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing \(list(missing))") }
             if !unexpected.isEmpty { parts.append("unexpected \(list(unexpected))") }

@@ -39,7 +39,8 @@ public final class TwoWayTransformer: Module {
     ///   - imagePE: the position encoding of the image, [B or 1, C, h, w] (broadcast over B).
     ///   - pointEmbedding: the query tokens, [B, N, C].
     /// - Returns: the processed tokens [B, N, C] and image tokens [B, h·w, C].
-    public func callAsFunction(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor) {
+    public func callAsFunction(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor)
+    {
         // B x C x H x W -> B x HW x C
         func tokens(_ x: Tensor) -> Tensor {
             x.reshaped(to: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).permuted([0, 2, 1])
@@ -74,7 +75,9 @@ public final class TwoWayAttentionBlock: Module {
     public let crossAttnImageToToken: TwoWayTransformer.Attention
     public let skipFirstLayerPE: Bool
 
-    public init(embeddingDim: Int, numHeads: Int, mlpDim: Int = 2048, attentionDownsampleRate: Int = 2, skipFirstLayerPE: Bool = false) {
+    public init(
+        embeddingDim: Int, numHeads: Int, mlpDim: Int = 2048, attentionDownsampleRate: Int = 2, skipFirstLayerPE: Bool = false
+    ) {
         selfAttn = TwoWayTransformer.Attention(embeddingDim: embeddingDim, numHeads: numHeads)
         norm1 = LayerNorm(embeddingDim)
         crossAttnTokenToImage = TwoWayTransformer.Attention(
@@ -137,25 +140,32 @@ extension TwoWayTransformer {
             self.embeddingDim = embeddingDim
             internalDim = embeddingDim / downsampleRate
             self.numHeads = numHeads
-            precondition(internalDim % numHeads == 0, "Attention: \(numHeads) heads must divide the internal width \(internalDim)")
+            precondition(
+                internalDim % numHeads == 0, "Attention: \(numHeads) heads must divide the internal width \(internalDim)")
             qProj = Linear(embeddingDim, internalDim)
             kProj = Linear(embeddingDim, internalDim)
             vProj = Linear(embeddingDim, internalDim)
             outProj = Linear(internalDim, embeddingDim)
         }
 
-        public var namedChildren: [(String, Module)] { [("q_proj", qProj), ("k_proj", kProj), ("v_proj", vProj), ("out_proj", outProj)] }
+        public var namedChildren: [(String, Module)] {
+            [("q_proj", qProj), ("k_proj", kProj), ("v_proj", vProj), ("out_proj", outProj)]
+        }
 
         /// [B, N, C] → [B·heads, N, C/heads] (`_separate_heads`).
         func separateHeads(_ x: Tensor) -> Tensor {
             let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
-            return x.reshaped(to: [b, n, numHeads, c / numHeads]).permuted([0, 2, 1, 3]).reshaped(to: [b * numHeads, n, c / numHeads])
+            return x.reshaped(to: [b, n, numHeads, c / numHeads]).permuted([0, 2, 1, 3]).reshaped(to: [
+                b * numHeads, n, c / numHeads,
+            ])
         }
 
         /// [B·heads, N, d] → [B, N, heads·d] (`_recombine_heads`).
         func recombineHeads(_ x: Tensor) -> Tensor {
             let (bh, n, d) = (x.shape[0], x.shape[1], x.shape[2])
-            return x.reshaped(to: [bh / numHeads, numHeads, n, d]).permuted([0, 2, 1, 3]).reshaped(to: [bh / numHeads, n, numHeads * d])
+            return x.reshaped(to: [bh / numHeads, numHeads, n, d]).permuted([0, 2, 1, 3]).reshaped(to: [
+                bh / numHeads, n, numHeads * d,
+            ])
         }
 
         /// q [B, Nq, C], k and v [B, Nk, C] → [B, Nq, C]. The reference divides the scores by

@@ -32,8 +32,11 @@ public struct ResizeLongestSide: Sendable {
     /// Points (x, y) in pixels of an image of `originalSize` mapped into the resized image
     /// (`apply_coords`): x scaled by newWidth / oldWidth and y by newHeight / oldHeight, in Double
     /// as the reference's float64 NumPy arithmetic.
-    public func applyCoords(_ points: [(x: Double, y: Double)], originalSize: (height: Int, width: Int)) -> [(x: Double, y: Double)] {
-        let new = ResizeLongestSide.preprocessShape(height: originalSize.height, width: originalSize.width, longSideLength: targetLength)
+    public func applyCoords(_ points: [(x: Double, y: Double)], originalSize: (height: Int, width: Int)) -> [(
+        x: Double, y: Double
+    )] {
+        let new = ResizeLongestSide.preprocessShape(
+            height: originalSize.height, width: originalSize.width, longSideLength: targetLength)
         let (sx, sy) = (Double(new.width) / Double(originalSize.width), Double(new.height) / Double(originalSize.height))
         return points.map { ($0.x * sx, $0.y * sy) }
     }

@@ -31,8 +31,11 @@ import Testing
         let (embedding, pe) = (try file.read("encoder/neck"), try file.read("encoder/dense_pe"))
         let sparse = Tensor(zeros: [1, 2, 32]), dense = Tensor(zeros: [1, 32, 8, 8])
         withoutGrad {
-            let all = model.maskDecoder.predictMasks(imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense)
-            let multi = model.maskDecoder(imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: true)
+            let all = model.maskDecoder.predictMasks(
+                imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense)
+            let multi = model.maskDecoder(
+                imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense,
+                multimaskOutput: true)
             #expect(all.masks.shape == [1, 4, 32, 32] && multi.masks.shape == [1, 3, 32, 32])
             #expect(multi.masks.scalars == all.masks.slice(alongAxis: 1, 1..<4).scalars)
             #expect(multi.iouPredictions.scalars == all.iouPredictions.slice(alongAxis: 1, 1..<4).scalars)

@@ -36,13 +36,15 @@ import Testing
         }
         let maskInput = file.contains("\(group)/mask_input") ? try file.read("\(group)/mask_input") : nil
         for (mode, multimask) in [("single", false), ("multi", true)] {
-            let p = try predictor.predict(points: points, labels: labels, box: box, maskInput: maskInput, multimaskOutput: multimask)
+            let p = try predictor.predict(
+                points: points, labels: labels, box: box, maskInput: maskInput, multimaskOutput: multimask)
             expectClose(p.lowResLogits, try file.read("\(group)/\(mode)/low_res"), "\(name) \(mode) low-res logits")
             expectClose(p.iouPredictions, try file.read("\(group)/\(mode)/iou"), "\(name) \(mode) IoU")
             expectMasksAgree(p.masks, try file.read("\(group)/\(mode)/masks"), "\(name) \(mode)")
             if logitsFile.contains("\(name)/\(mode)") {
                 let logits = try predictor.predict(
-                    points: points, labels: labels, box: box, maskInput: maskInput, multimaskOutput: multimask, returnLogits: true)
+                    points: points, labels: labels, box: box, maskInput: maskInput, multimaskOutput: multimask, returnLogits: true
+                )
                 expectClose(logits.masks, try logitsFile.read("\(name)/\(mode)"), "\(name) \(mode) logits at image size")
                 #expect(SAMPredictor.thresholded(logits.masks).scalars == p.masks.scalars)
             }
@@ -73,7 +75,8 @@ import Testing
         expectClose(iou, try file.read("batched_points/iou"), "batched points IoU")
         expectMasksAgree(SAMPredictor.thresholded(logits), try file.read("batched_points/masks"), "batched points")
         let batch = try predictor.predictBatch(
-            points: PointPrompts(coordinates: predictor.inputFrame(points).reshaped(to: [3, 1, 2]), labels: [1, 1, 1]), boxes: nil,
+            points: PointPrompts(coordinates: predictor.inputFrame(points).reshaped(to: [3, 1, 2]), labels: [1, 1, 1]),
+            boxes: nil,
             maskInput: nil, multimaskOutput: true)
         expectClose(batch.lowResLogits, try file.read("batched_points/low_res"), "batched points low-res logits")
     }
@@ -83,9 +86,19 @@ import Testing
         #expect(throws: SAMPredictorError.noImage) { try fresh.predict(points: [(1, 1)], labels: [1]) }
         #expect(throws: SAMPredictorError.emptyImage) { try fresh.setImage(Image(width: 0, height: 0, channels: 3)) }
         let predictor = try Self.predictor()
-        #expect(throws: SAMPredictorError.labelCount(points: 2, labels: 1)) { try predictor.predict(points: [(1, 1), (2, 2)], labels: [1]) }
+        #expect(throws: SAMPredictorError.labelCount(points: 2, labels: 1)) {
+            try predictor.predict(points: [(1, 1), (2, 2)], labels: [1])
+        }
         #expect(throws: SAMPredictorError.maskInputShape(got: [1, 16, 16], expected: [1, 32, 32])) {
             try predictor.predict(points: [(1, 1)], labels: [1], maskInput: Tensor(zeros: [1, 16, 16]))
+        }
+        #expect(throws: SAMPredictorError.emptyBatch) { try predictor.predict(boxes: []) }
+        #expect(throws: SAMPredictorError.boxShape([2, 3])) {
+            try predictor.predictBatch(points: nil, boxes: Tensor(zeros: [2, 3]), maskInput: nil)
+        }
+        #expect(throws: SAMPredictorError.batchSizes([1, 2])) {
+            try predictor.predictBatch(
+                points: PointPrompts(coordinates: Tensor(zeros: [1, 1, 2]), labels: [1]), boxes: Tensor(zeros: [2, 4]), maskInput: nil)
         }
     }
 }

@@ -23,9 +23,12 @@ import Testing
         var points: PointPrompts?
         if file.contains("\(group)/point_coords") {
             let c = try file.read("\(group)/point_coords")
-            let mapped = transform.applyCoords((0..<c.shape[0]).map { (Double(c[$0, 0]), Double(c[$0, 1])) }, originalSize: original)
+            let mapped = transform.applyCoords(
+                (0..<c.shape[0]).map { (Double(c[$0, 0]), Double(c[$0, 1])) }, originalSize: original)
             let labels = try file.readLabels("\(group)/point_labels").values.map(Int.init)
-            points = PointPrompts(coordinates: Tensor(shape: [1, mapped.count, 2], values: mapped.flatMap { [Float($0.x), Float($0.y)] }), labels: labels)
+            points = PointPrompts(
+                coordinates: Tensor(shape: [1, mapped.count, 2], values: mapped.flatMap { [Float($0.x), Float($0.y)] }),
+                labels: labels)
         }
         var boxes: Tensor?
         if file.contains("\(group)/box") {
@@ -33,7 +36,8 @@ import Testing
             let m = transform.applyBoxes([(Double(b[0]), Double(b[1]), Double(b[2]), Double(b[3]))], originalSize: original)[0]
             boxes = Tensor(shape: [1, 4], values: [Float(m.x0), Float(m.y0), Float(m.x1), Float(m.y1)])
         }
-        let masks = file.contains("\(group)/mask_input") ? try file.read("\(group)/mask_input").reshaped(to: [1, 1, 32, 32]) : nil
+        let masks =
+            file.contains("\(group)/mask_input") ? try file.read("\(group)/mask_input").reshaped(to: [1, 1, 32, 32]) : nil
         let (sparse, dense) = withoutGrad { model.promptEncoder(points: points, boxes: boxes, masks: masks) }
         expectClose(sparse, try file.read("\(group)/sparse"), "\(name) sparse")
         expectClose(dense, try file.read("\(group)/dense"), "\(name) dense")

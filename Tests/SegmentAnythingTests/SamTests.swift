@@ -15,7 +15,9 @@ import Testing
         let ours = SAM(configuration: configuration).stateDictShapes
         #expect(ours.map(\.name) == official.map(\.name), "\(name): key lists differ")
         let misshaped = zip(ours, official).filter { $0.0.name == $0.1.name && $0.0.shape != $0.1.shape }
-        #expect(misshaped.isEmpty, "\(name): shapes differ: \(misshaped.prefix(3).map { "\($0.0.name) \($0.0.shape) vs \($0.1.shape)" })")
+        #expect(
+            misshaped.isEmpty,
+            "\(name): shapes differ: \(misshaped.prefix(3).map { "\($0.0.name) \($0.0.shape) vs \($0.1.shape)" })")
     }
 
     @Test func tinyKeysEqualTheFixtureWeights() throws {
@@ -34,7 +36,9 @@ import Testing
         let reader = try HDF5StateDict(path: SAMFixtures.path("sam_tiny_weights.h5"))
         // The decoder's head count is the one size no tensor shape records.
         let tiny = try SAMFixtures.configuration()
-        #expect(try SAMConfiguration.inferred(fromShapes: reader.tensorShapes, path: reader.path, decoderNumHeads: tiny.decoderNumHeads) == tiny)
+        #expect(
+            try SAMConfiguration.inferred(
+                fromShapes: reader.tensorShapes, path: reader.path, decoderNumHeads: tiny.decoderNumHeads) == tiny)
         let model = try SAM.loaded(from: reader, decoderNumHeads: tiny.decoderNumHeads)
         #expect(model.configuration == tiny)
     }
@@ -57,9 +61,12 @@ import Testing
         #expect {
             try model.load(from: MemoryStateDict(path: "broken.pth", tensors: tensors))
         } throws: { error in
-            guard case .mismatch(let path, let missing, let unexpected, let misshaped) = error as? SAMWeightsError else { return false }
+            guard case .mismatch(let path, let missing, let unexpected, let misshaped) = error as? SAMWeightsError else {
+                return false
+            }
             let text = error.localizedDescription
-            return path == "broken.pth" && missing == ["mask_decoder.iou_token.weight"] && unexpected == ["mask_decoder.extra.weight"]
+            return path == "broken.pth" && missing == ["mask_decoder.iou_token.weight"]
+                && unexpected == ["mask_decoder.extra.weight"]
                 && misshaped == ["image_encoder.pos_embed [1, 4, 4, 32] vs [1, 8, 8, 32]"] && text.hasPrefix("broken.pth: ")
                 && text.contains("missing mask_decoder.iou_token.weight") && text.contains("unexpected mask_decoder.extra.weight")
         }
@@ -73,11 +80,21 @@ import Testing
         }
     }
 
+    @Test func hdf5ReaderNamesTheFileItCannotUse() throws {
+        #expect(throws: HDF5Error.self) { try HDF5StateDict(path: "/nonexistent/sam.h5") }
+        // An HDF5 file without /parameters or /buffers.
+        #expect(throws: SAMWeightsError.noTensors(path: SAMFixtures.path("sam_tiny_masks.h5"))) {
+            try HDF5StateDict(path: SAMFixtures.path("sam_tiny_masks.h5"))
+        }
+    }
+
     @Test func preprocessNormalisesAndPadsBottomRight() throws {
         let model = try SAMFixtures.model()
         let file = try SAMFixtures.encoder()
         let resized = try SAMFixtures.image(file, "resized")
-        let x = Tensor(shape: [1, resized.height, resized.width, 3], values: resized.pixels.map(Float.init)).permuted([0, 3, 1, 2])
+        let x = Tensor(shape: [1, resized.height, resized.width, 3], values: resized.pixels.map(Float.init)).permuted([
+            0, 3, 1, 2,
+        ])
         expectClose(model.preprocess(x), try file.read("encoder/input"), tolerance: 1e-6, "preprocess")
     }
 

@@ -108,7 +108,9 @@ struct MemoryStateDict: StateDictReader {
     var tensors: [String: Tensor]
     var tensorShapes: [String: [Int]] { tensors.mapValues(\.shape) }
     func tensor(named name: String) throws -> Tensor {
-        guard let t = tensors[name] else { throw SAMWeightsError.mismatch(path: path, missing: [name], unexpected: [], misshaped: []) }
+        guard let t = tensors[name] else {
+            throw SAMWeightsError.mismatch(path: path, missing: [name], unexpected: [], misshaped: [])
+        }
         return t
     }
 }
