@@ -2,6 +2,8 @@ import Foundation
 
 /// Why a PyTorch checkpoint (`torch.save` file) was refused. Every case names the file.
 public enum TorchCheckpointError: LocalizedError, Equatable {
+    /// The file cannot be opened or mapped (missing, unreadable, a directory).
+    case cannotOpen(path: String, reason: String)
     /// Not a zip archive: e.g. the legacy (pre-1.6) `torch.save` format, or another file type.
     case notZip(path: String)
     /// The archive or one of its entries ends early or is inconsistent.
@@ -17,6 +19,7 @@ public enum TorchCheckpointError: LocalizedError, Equatable {
 
     public var errorDescription: String? {
         switch self {
+        case .cannotOpen(let path, let reason): "\(path): cannot open checkpoint: \(reason)"
         case .notZip(let path):
             "\(path): not a zip archive (torch.save files since PyTorch 1.6 are; re-save a legacy file with a recent torch)"
         case .corrupt(let path, let reason): "\(path): corrupt or truncated checkpoint: \(reason)"

@@ -24,9 +24,14 @@ import Testing
 
     @Test func outputSizeFollowsTorch() {
         // SAM's mask decoder upscaling: k = 2, s = 2 doubles the size.
-        let y = withoutGrad { Tensor.convTranspose2d(Tensor(zeros: [1, 4, 64, 64]), weight: Tensor(zeros: [4, 2, 2, 2]), bias: nil, stride: 2) }
+        let y = withoutGrad {
+            Tensor.convTranspose2d(Tensor(zeros: [1, 4, 64, 64]), weight: Tensor(zeros: [4, 2, 2, 2]), bias: nil, stride: 2)
+        }
         #expect(y.shape == [1, 2, 128, 128])
-        let z = withoutGrad { Tensor.convTranspose2d(Tensor(zeros: [1, 1, 5, 5]), weight: Tensor(zeros: [1, 1, 3, 3]), bias: nil, stride: 2, padding: 1) }
+        let z = withoutGrad {
+            Tensor.convTranspose2d(
+                Tensor(zeros: [1, 1, 5, 5]), weight: Tensor(zeros: [1, 1, 3, 3]), bias: nil, stride: 2, padding: 1)
+        }
         #expect(z.shape == [1, 1, 9, 9])
     }
 }

@@ -5,7 +5,8 @@ import Testing
 /// approximate="none").
 @Suite struct GELUTests {
     @Test func matchesPyTorch() throws {
-        try expectParity(try OpFixtures.Case("/gelu/spread", file: OpFixtures.transformer), inputs: ["x"], caseName: "gelu") { t in
+        try expectParity(try OpFixtures.Case("/gelu/spread", file: OpFixtures.transformer), inputs: ["x"], caseName: "gelu") {
+            t in
             t[0].gelu()
         }
     }

@@ -42,7 +42,9 @@ import Testing
         let y = withoutGrad { Tensor.matmul(a, b) }
         for i in [0, 17, 63] {
             let one = withoutGrad {
-                Tensor.matmul(a.slice(alongAxis: 0, i..<(i + 1)).reshaped(to: [3, 5]), b.slice(alongAxis: 0, i..<(i + 1)).reshaped(to: [5, 2]))
+                Tensor.matmul(
+                    a.slice(alongAxis: 0, i..<(i + 1)).reshaped(to: [3, 5]),
+                    b.slice(alongAxis: 0, i..<(i + 1)).reshaped(to: [5, 2]))
             }
             expectClose(y.slice(alongAxis: 0, i..<(i + 1)).reshaped(to: [3, 2]), one, tolerance: 1e-6, "batch \(i)")
         }

@@ -24,7 +24,9 @@ extension Kernels {
         if batch > 1 && m * n * k <= singleThreadedGemmSize {
             parallelFor(batch) { range in
                 for i in range {
-                    gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a + i * strideA, b: b + i * strideB, c: c + i * strideC)
+                    gemm(
+                        transA: transA, transB: transB, m: m, n: n, k: k, a: a + i * strideA, b: b + i * strideB,
+                        c: c + i * strideC)
                 }
             }
         } else {

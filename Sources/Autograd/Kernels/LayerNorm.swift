@@ -12,7 +12,8 @@ extension Kernels {
     ) {
         let (outer, n, inner) = split
         let blocks = (inner + normBlock - 1) / normBlock
-        parallelFor(outer * blocks, minimumPerThread: Swift.max(1, 4096 / Swift.max(n * Swift.min(inner, normBlock), 1))) { range in
+        parallelFor(outer * blocks, minimumPerThread: Swift.max(1, 4096 / Swift.max(n * Swift.min(inner, normBlock), 1))) {
+            range in
             var sum = [Float](repeating: 0, count: normBlock), sq = [Float](repeating: 0, count: normBlock)
             for item in range {
                 let o = item / blocks, lo = (item % blocks) * normBlock, hi = Swift.min(lo + normBlock, inner)
@@ -64,7 +65,8 @@ extension Kernels {
         let (outer, n, inner) = split
         if let dx {
             let blocks = (inner + normBlock - 1) / normBlock
-            parallelFor(outer * blocks, minimumPerThread: Swift.max(1, 4096 / Swift.max(n * Swift.min(inner, normBlock), 1))) { range in
+            parallelFor(outer * blocks, minimumPerThread: Swift.max(1, 4096 / Swift.max(n * Swift.min(inner, normBlock), 1))) {
+                range in
                 var mg = [Float](repeating: 0, count: normBlock), mgx = [Float](repeating: 0, count: normBlock)
                 for item in range {
                     let o = item / blocks, lo = (item % blocks) * normBlock, hi = Swift.min(lo + normBlock, inner)

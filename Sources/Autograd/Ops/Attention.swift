@@ -49,13 +49,15 @@ extension Tensor {
         precondition(
             query.rank == 3 && key.rank == 3 && value.rank == 3 && key.shape[0] == query.shape[0]
                 && value.shape[0] == query.shape[0] && key.shape[2] == query.shape[2] && value.shape[1] == key.shape[1],
-            "scaledDotProductAttention: query \(query.shape), key \(key.shape), value \(value.shape) are not [B, L, D], [B, S, D], [B, S, Dv]")
+            "scaledDotProductAttention: query \(query.shape), key \(key.shape), value \(value.shape) are not [B, L, D], [B, S, D], [B, S, Dv]"
+        )
         let (b, l, s) = (query.shape[0], query.shape[1], key.shape[1])
         if let bias = relativePosition {
             let (qh, qw, kh, kw) = (bias.querySize.h, bias.querySize.w, bias.keySize.h, bias.keySize.w)
             precondition(
                 qh * qw == l && kh * kw == s && bias.height.shape == [b, qh, qw, kh] && bias.width.shape == [b, qh, qw, kw],
-                "scaledDotProductAttention: relative positions height \(bias.height.shape), width \(bias.width.shape) for query \(query.shape), key \(key.shape), sizes \(bias.querySize) and \(bias.keySize)")
+                "scaledDotProductAttention: relative positions height \(bias.height.shape), width \(bias.width.shape) for query \(query.shape), key \(key.shape), sizes \(bias.querySize) and \(bias.keySize)"
+            )
         }
         var inputs = [query, key, value]
         if let bias = relativePosition { inputs += [bias.height, bias.width] }
@@ -66,7 +68,8 @@ extension Tensor {
         case .automatic where recording:
             return composedAttention(query: query, key: key, value: value, scale: scale, relativePosition: relativePosition)
         case .fused, .automatic:
-            precondition(!recording, "scaledDotProductAttention: the fused kernel records no gradient; use .composed or withoutGrad")
+            precondition(
+                !recording, "scaledDotProductAttention: the fused kernel records no gradient; use .composed or withoutGrad")
             let y = Tensor(uninitialized: [b, l, value.shape[2]])
             let tables = relativePosition.map {
                 RelativePositionTables(
@@ -91,7 +94,7 @@ extension Tensor {
             let (qh, qw, kh, kw) = (bias.querySize.h, bias.querySize.w, bias.keySize.h, bias.keySize.w)
             scores =
                 (scores.reshaped(to: [b, qh, qw, kh, kw]) + bias.height.reshaped(to: [b, qh, qw, kh, 1])
-                    + bias.width.reshaped(to: [b, qh, qw, 1, kw])).reshaped(to: [b, l, s])
+                + bias.width.reshaped(to: [b, qh, qw, 1, kw])).reshaped(to: [b, l, s])
         }
         return matmul(scores.softmax(alongAxis: 2), value)
     }
@@ -106,7 +109,9 @@ extension Tensor {
     /// - Parameter table: [L, C].
     /// - Returns: [querySize, keySize, C].
     public static func relativePositions(_ table: Tensor, querySize: Int, keySize: Int) -> Tensor {
-        precondition(table.rank == 2 && querySize > 0 && keySize > 0, "relativePositions: table \(table.shape) is not [L, C] or sizes \(querySize), \(keySize) < 1")
+        precondition(
+            table.rank == 2 && querySize > 0 && keySize > 0,
+            "relativePositions: table \(table.shape) is not [L, C] or sizes \(querySize), \(keySize) < 1")
         let maxDistance = 2 * Swift.max(querySize, keySize) - 1
         let (rows, channels) = (table.shape[0], table.shape[1])
         var resized = table
@@ -142,7 +147,8 @@ extension Tensor {
         precondition(
             query.rank == 3 && query.shape[1] == qh * qw && tableHeight.rank == 2 && tableWidth.rank == 2
                 && tableHeight.shape[1] == query.shape[2] && tableWidth.shape[1] == query.shape[2],
-            "decomposedRelativePosition: query \(query.shape), tables \(tableHeight.shape) and \(tableWidth.shape), query size \(querySize)")
+            "decomposedRelativePosition: query \(query.shape), tables \(tableHeight.shape) and \(tableWidth.shape), query size \(querySize)"
+        )
         let (b, d) = (query.shape[0], query.shape[2])
         let rh = relativePositions(tableHeight, querySize: qh, keySize: kh)  // [qh, kh, D]
         let rw = relativePositions(tableWidth, querySize: qw, keySize: kw)  // [qw, kw, D]
@@ -157,17 +163,20 @@ extension Tensor {
 
     /// Rows `indices` of a matrix [R, C] → [indices.count, C]; backward scatter-adds.
     func gatheringRows(_ indices: [Int]) -> Tensor {
-        precondition(rank == 2 && indices.allSatisfy { $0 >= 0 && $0 < shape[0] }, "gatheringRows: index out of range for \(shape)")
+        precondition(
+            rank == 2 && indices.allSatisfy { $0 >= 0 && $0 < shape[0] }, "gatheringRows: index out of range for \(shape)")
         let columns = shape[1]
         let y = Tensor(uninitialized: [indices.count, columns])
         indices.withUnsafeBufferPointer {
-            Kernels.gatherRows(storage.base, indices: $0.baseAddress!, count: indices.count, columns: columns, into: y.storage.base)
+            Kernels.gatherRows(
+                storage.base, indices: $0.baseAddress!, count: indices.count, columns: columns, into: y.storage.base)
         }
         let inShape = shape
         return recorded(y, name: "gather_rows", inputs: [self]) { dy in
             let dx = Tensor(zeros: inShape)
             indices.withUnsafeBufferPointer {
-                Kernels.scatterAddRows(dy.storage.base, indices: $0.baseAddress!, count: indices.count, columns: columns, into: dx.storage.base)
+                Kernels.scatterAddRows(
+                    dy.storage.base, indices: $0.baseAddress!, count: indices.count, columns: columns, into: dx.storage.base)
             }
             return [dx]
         }

@@ -16,7 +16,8 @@ extension Tensor {
         if let bias { precondition(bias.shape == [cout], "convTranspose2d: bias \(bias.shape) for weight \(weight.shape)") }
         let (kh, kw) = (weight.shape[2], weight.shape[3])
         let (oh, ow) = ((x.shape[2] - 1) * stride - 2 * padding + kh, (x.shape[3] - 1) * stride - 2 * padding + kw)
-        precondition(oh > 0 && ow > 0, "convTranspose2d: padding \(padding) leaves no output for input \(x.shape), weight \(weight.shape)")
+        precondition(
+            oh > 0 && ow > 0, "convTranspose2d: padding \(padding) leaves no output for input \(x.shape), weight \(weight.shape)")
         let g = WindowGeometry(
             inHeight: oh, inWidth: ow, kernelHeight: kh, kernelWidth: kw, stride: (stride, stride),
             padding: (padding, padding), dilation: (1, 1))

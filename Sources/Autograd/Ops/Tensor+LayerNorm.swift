@@ -5,7 +5,9 @@ extension Tensor {
     /// - Returns: the shape of the input.
     public func layerNorm(weight: Tensor, bias: Tensor, epsilon: Float = 1e-5) -> Tensor {
         precondition(rank >= 1, "layerNorm: scalar input")
-        return normalized(split: (count / Swift.max(shape[rank - 1], 1), shape[rank - 1], 1), weight: weight, bias: bias, epsilon: epsilon, name: "layer_norm")
+        return normalized(
+            split: (count / Swift.max(shape[rank - 1], 1), shape[rank - 1], 1), weight: weight, bias: bias, epsilon: epsilon,
+            name: "layer_norm")
     }
 
     /// Channel normalisation of NCHW per pixel, as segment_anything/modeling/common.py
@@ -14,7 +16,8 @@ extension Tensor {
     /// - Returns: [N, C, H, W].
     public func layerNorm2d(weight: Tensor, bias: Tensor, epsilon: Float = 1e-6) -> Tensor {
         precondition(rank == 4, "layerNorm2d: input \(shape) is not NCHW")
-        return normalized(split: (shape[0], shape[1], shape[2] * shape[3]), weight: weight, bias: bias, epsilon: epsilon, name: "layer_norm_2d")
+        return normalized(
+            split: (shape[0], shape[1], shape[2] * shape[3]), weight: weight, bias: bias, epsilon: epsilon, name: "layer_norm_2d")
     }
 
     private func normalized(

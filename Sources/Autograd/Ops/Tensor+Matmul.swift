@@ -87,7 +87,8 @@ extension Tensor {
         if let bias { precondition(bias.shape == [outFeatures], "linear: bias \(bias.shape) for weight \(weight.shape)") }
         let rows = x.count / Swift.max(inFeatures, 1)
         let y = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
-        Kernels.gemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.storage.base, b: weight.storage.base, c: y.storage.base)
+        Kernels.gemm(
+            transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.storage.base, b: weight.storage.base, c: y.storage.base)
         if let bias { Kernels.addRowVector(y.storage.base, bias.storage.base, rows: rows, columns: outFeatures) }
         let (cx, cw) = (x.detached(), weight.detached())
         let needX = x.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad ?? false

@@ -4,7 +4,8 @@ extension Tensor {
     /// the window (F.pad), then windows are listed per image in row-major window order.
     /// - Returns: windows [B·nH·nW, ws, ws, C] and the padded size (nH·ws, nW·ws).
     public func windowPartitioned(windowSize: Int) -> (windows: Tensor, paddedSize: (height: Int, width: Int)) {
-        precondition(rank == 4 && windowSize > 0, "windowPartitioned: input \(shape) is not [B, H, W, C] or window \(windowSize) < 1")
+        precondition(
+            rank == 4 && windowSize > 0, "windowPartitioned: input \(shape) is not [B, H, W, C] or window \(windowSize) < 1")
         let (b, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         let (hp, wp) = ((h + windowSize - 1) / windowSize * windowSize, (w + windowSize - 1) / windowSize * windowSize)
         var x = self
@@ -29,7 +30,8 @@ extension Tensor {
                 && hp % windowSize == 0 && wp % windowSize == 0 && size.height <= hp && size.width <= wp,
             "windowUnpartitioned: windows \(windows.shape) do not fit window \(windowSize), padded \(paddedSize), size \(size)")
         let (nh, nw) = (hp / windowSize, wp / windowSize)
-        precondition(windows.shape[0] % (nh * nw) == 0, "windowUnpartitioned: \(windows.shape[0]) windows for \(nh)×\(nw) per image")
+        precondition(
+            windows.shape[0] % (nh * nw) == 0, "windowUnpartitioned: \(windows.shape[0]) windows for \(nh)×\(nw) per image")
         let (b, c) = (windows.shape[0] / (nh * nw), windows.shape[3])
         var x = windows.reshaped(to: [b, nh, nw, windowSize, windowSize, c]).permuted([0, 1, 3, 2, 4, 5])
             .reshaped(to: [b, hp, wp, c])
