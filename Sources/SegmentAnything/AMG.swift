@@ -237,7 +237,9 @@ public enum AMG {
         let (h, w) = (logits.shape[logits.rank - 2], logits.shape[logits.rank - 1])
         let n = h * w == 0 ? 0 : logits.count / (h * w)
         return (0..<n).map { k in
-            stabilityScore(logits: logits.storage.base + k * h * w, height: h, width: w, maskThreshold: maskThreshold, offset: thresholdOffset)
+            stabilityScore(
+                logits: logits.storage.base + k * h * w, height: h, width: w, maskThreshold: maskThreshold,
+                offset: thresholdOffset)
         }
     }
 

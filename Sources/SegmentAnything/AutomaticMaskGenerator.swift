@@ -193,10 +193,13 @@ public final class AutomaticMaskGenerator {
         guard o.cropOverlapRatio >= 0 && o.cropOverlapRatio < 1 else {
             throw E.invalidOption(name: "crop_overlap_ratio", reason: "must be in [0, 1)")
         }
-        guard o.minMaskRegionArea >= 0 else { throw E.invalidOption(name: "min_mask_region_area", reason: "must not be negative") }
+        guard o.minMaskRegionArea >= 0 else {
+            throw E.invalidOption(name: "min_mask_region_area", reason: "must not be negative")
+        }
         if let n = o.pointsPerSide {
             guard n >= 1 else { throw E.invalidOption(name: "points_per_side", reason: "must be at least 1") }
-            pointGrids = AMG.buildAllLayerPointGrids(nPerSide: n, nLayers: o.cropNLayers, scalePerLayer: o.cropNPointsDownscaleFactor)
+            pointGrids = AMG.buildAllLayerPointGrids(
+                nPerSide: n, nLayers: o.cropNLayers, scalePerLayer: o.cropNPointsDownscaleFactor)
         } else {
             pointGrids = o.pointGrids ?? []
         }
@@ -224,7 +227,8 @@ public final class AutomaticMaskGenerator {
             switch options.outputMode {
             case .binaryMask: segmentation = .binaryMask(BinaryMask(mask))
             case .uncompressedRLE: segmentation = .uncompressedRLE(size: [mask.height, mask.width], counts: AMG.maskToRLE(mask))
-            case .cocoRLE: segmentation = .cocoRLE(size: [mask.height, mask.width], counts: AMG.cocoEncodeRLE(AMG.maskToRLE(mask)))
+            case .cocoRLE:
+                segmentation = .cocoRLE(size: [mask.height, mask.width], counts: AMG.cocoEncodeRLE(AMG.maskToRLE(mask)))
             }
             return MaskRecord(
                 segmentation: segmentation, mask: mask, area: mask.area, bbox: AMG.boxXYXYToXYWH(data.boxes[k]),
@@ -237,7 +241,8 @@ public final class AutomaticMaskGenerator {
     /// `_generate_masks`: every crop, then NMS across crops preferring smaller crops.
     func generateMasks(_ image: Image) throws -> MaskData {
         let origSize = (height: image.height, width: image.width)
-        let (cropBoxes, layers) = AMG.generateCropBoxes(imageSize: origSize, nLayers: options.cropNLayers, overlapRatio: options.cropOverlapRatio)
+        let (cropBoxes, layers) = AMG.generateCropBoxes(
+            imageSize: origSize, nLayers: options.cropNLayers, overlapRatio: options.cropOverlapRatio)
         var data = MaskData()
         for (cropBox, layer) in zip(cropBoxes, layers) {
             data.append(try processCrop(image, cropBox: cropBox, layer: layer, origSize: origSize))
@@ -261,7 +266,8 @@ public final class AutomaticMaskGenerator {
         var boxesInCrop: [BoxXYXY] = []
         for start in stride(from: 0, to: points.count, by: options.pointsPerBatch) {
             let batch = Array(points[start..<min(start + options.pointsPerBatch, points.count)])
-            let (batchData, cropFrameBoxes) = processBatch(batch, cropSize: (crop.height, crop.width), cropBox: cropBox, origSize: origSize)
+            let (batchData, cropFrameBoxes) = processBatch(
+                batch, cropSize: (crop.height, crop.width), cropBox: cropBox, origSize: origSize)
             data.append(batchData)
             boxesInCrop += cropFrameBoxes
         }
@@ -286,11 +292,14 @@ public final class AutomaticMaskGenerator {
     /// independent, so they are reduced in parallel; the order stays the official (point-major).
     /// - Returns: the kept masks (boxes here still in the crop frame, points in crop pixels) and
     ///   their crop-frame boxes.
-    func processBatch(_ points: [PointXY], cropSize: (height: Int, width: Int), cropBox: BoxXYXY, origSize: (height: Int, width: Int))
+    func processBatch(
+        _ points: [PointXY], cropSize: (height: Int, width: Int), cropBox: BoxXYXY, origSize: (height: Int, width: Int)
+    )
         -> (MaskData, [BoxXYXY])
     {
         let (logits, iou) = predictor.predictLogits(
-            points: points.map { (x: Float($0.x), y: Float($0.y)) }, labels: [Int](repeating: 1, count: points.count), multimask: true)
+            points: points.map { (x: Float($0.x), y: Float($0.y)) }, labels: [Int](repeating: 1, count: points.count),
+            multimask: true)
         let (h, w) = cropSize
         precondition(
             logits.rank == 4 && logits.shape[0] == points.count && logits.shape[2] == h && logits.shape[3] == w,
@@ -308,23 +317,25 @@ public final class AutomaticMaskGenerator {
         let base = logits.storage.base
         let ious = iou.storage.base
         candidates.withUnsafeMutableBufferPointer { out in
-          passedScores.withUnsafeMutableBufferPointer { passed in
-            parallelFor(total) { range in
-                for k in range {
-                    let score = ious[k]
-                    if o.predIoUThresh > 0 && !(score > predIoUThresh) { continue }
-                    let mask = UnsafePointer(base + k * h * w)
-                    let stability = AMG.stabilityScore(
-                        logits: mask, height: h, width: w, maskThreshold: o.maskThreshold, offset: o.stabilityScoreOffset)
-                    if o.stabilityScoreThresh > 0 && !(stability >= stabilityThresh) { continue }
-                    passed[k] = true
-                    let box = Self.box(of: mask, height: h, width: w, threshold: maskThreshold)
-                    if AMG.isBoxNearCropEdge(box, cropBox: cropBox, origBox: origBox) { continue }
-                    let runs = Self.runs(of: mask, height: h, width: w, threshold: maskThreshold, cropBox: cropBox, origHeight: origSize.height)
-                    out[k] = Candidate(runs: runs, box: box, iou: score, stability: stability, point: points[k / m])
+            passedScores.withUnsafeMutableBufferPointer { passed in
+                parallelFor(total) { range in
+                    for k in range {
+                        let score = ious[k]
+                        if o.predIoUThresh > 0 && !(score > predIoUThresh) { continue }
+                        let mask = UnsafePointer(base + k * h * w)
+                        let stability = AMG.stabilityScore(
+                            logits: mask, height: h, width: w, maskThreshold: o.maskThreshold, offset: o.stabilityScoreOffset)
+                        if o.stabilityScoreThresh > 0 && !(stability >= stabilityThresh) { continue }
+                        passed[k] = true
+                        let box = Self.box(of: mask, height: h, width: w, threshold: maskThreshold)
+                        if AMG.isBoxNearCropEdge(box, cropBox: cropBox, origBox: origBox) { continue }
+                        let runs = Self.runs(
+                            of: mask, height: h, width: w, threshold: maskThreshold, cropBox: cropBox, origHeight: origSize.height
+                        )
+                        out[k] = Candidate(runs: runs, box: box, iou: score, stability: stability, point: points[k / m])
+                    }
                 }
             }
-          }
         }
         var data = MaskData()
         data.boxesAreFloat = !passedScores.contains(true)
@@ -393,7 +404,8 @@ public final class AutomaticMaskGenerator {
                         for k in range {
                             let (filled, holesChanged) = AMG.removeSmallRegions(
                                 BinaryMask(data.masks[k]), areaThreshold: Double(minArea), mode: .holes)
-                            let (mask, islandsChanged) = AMG.removeSmallRegions(filled, areaThreshold: Double(minArea), mode: .islands)
+                            let (mask, islandsChanged) = AMG.removeSmallRegions(
+                                filled, areaThreshold: Double(minArea), mode: .islands)
                             let unchanged = !holesChanged && !islandsChanged
                             boxes[k] = AMG.batchedMaskToBox(mask)
                             scores[k] = unchanged ? 1 : 0

@@ -20,7 +20,8 @@ extension MaskRecord {
             let point = "[" + r.pointCoords.map { "[\(float($0.x)), \(float($0.y))]" }.joined(separator: ", ") + "]"
             out += "{\"segmentation\": \(segmentation), \"area\": \(r.area), \"bbox\": \(list(r.bbox, asFloats: r.bboxIsFloat)), "
             out += "\"predicted_iou\": \(float(Double(r.predictedIoU))), \"point_coords\": \(point), "
-            out += "\"stability_score\": \(float(Double(r.stabilityScore))), \"crop_box\": \(list(r.cropBox, asFloats: r.cropBoxIsFloat))}"
+            out +=
+                "\"stability_score\": \(float(Double(r.stabilityScore))), \"crop_box\": \(list(r.cropBox, asFloats: r.cropBoxIsFloat))}"
         }
         return out + "]"
     }

@@ -78,7 +78,8 @@ enum AMGFixtures {
             let masks = try #require(c["logits"] as? [[[Double]]])
             let (n, h, w) = (masks.count, masks[0].count, masks[0][0].count)
             let logits = Tensor(shape: [n, h, w], values: masks.flatMap { $0.flatMap { $0.map { Float($0) } } })
-            let scores = AMG.calculateStabilityScore(logits, maskThreshold: 0, thresholdOffset: try #require(c["offset"] as? Double))
+            let scores = AMG.calculateStabilityScore(
+                logits, maskThreshold: 0, thresholdOffset: try #require(c["offset"] as? Double))
             let expected = try #require(c["scores"] as? [Any])
             for (s, e) in zip(scores, expected) {
                 if let e = e as? Double { #expect(s == Float(e), "\(s) vs \(e)") } else { #expect(s.isNaN) }
@@ -92,7 +93,8 @@ enum AMGFixtures {
         #expect(AMG.calculateStabilityScore(logits, maskThreshold: 0, thresholdOffset: 1) == [1])
         var values = [Float](repeating: 5, count: 40000)
         for i in 0..<20000 { values[i] = 0.5 }  // 20000 above the low threshold only
-        let half = AMG.calculateStabilityScore(Tensor(shape: [1, 1, 40000], values: values), maskThreshold: 0, thresholdOffset: 1)
+        let half = AMG.calculateStabilityScore(
+            Tensor(shape: [1, 1, 40000], values: values), maskThreshold: 0, thresholdOffset: 1)
         #expect(half == [Float(20000) / Float(Int16(truncatingIfNeeded: 40000))])
     }
 
@@ -106,7 +108,8 @@ enum AMGFixtures {
         for c in try AMGFixtures.cases("near_edge") {
             let boxes = try #require(c["boxes"] as? [Any]).map { try AMGFixtures.box($0) }
             let crop = try AMGFixtures.box(c["crop_box"]), orig = try AMGFixtures.box(c["orig_box"])
-            #expect(boxes.map { AMG.isBoxNearCropEdge($0, cropBox: crop, origBox: orig) } == (c["near"] as? [Bool]), "crop \(crop)")
+            #expect(
+                boxes.map { AMG.isBoxNearCropEdge($0, cropBox: crop, origBox: orig) } == (c["near"] as? [Bool]), "crop \(crop)")
         }
     }
 

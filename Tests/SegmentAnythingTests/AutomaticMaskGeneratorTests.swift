@@ -79,7 +79,8 @@ struct OfficialRecord: Decodable {
             counts: try COCORLE.decompress(segmentation.counts), height: segmentation.size[0], width: segmentation.size[1])
         return MaskRecord(
             segmentation: .cocoRLE(size: segmentation.size, counts: segmentation.counts), mask: mask, area: area,
-            bbox: bbox.map { Int($0) }, predictedIoU: Float(predicted_iou), pointCoords: point_coords.map { PointXY(x: $0[0], y: $0[1]) },
+            bbox: bbox.map { Int($0) }, predictedIoU: Float(predicted_iou),
+            pointCoords: point_coords.map { PointXY(x: $0[0], y: $0[1]) },
             stabilityScore: Float(stability_score), cropBox: crop_box.map { Int($0) })
     }
 }
@@ -100,7 +101,9 @@ final class ReplayPredictor: PromptablePredictor {
 
     init(file: HDF5File) throws {
         func index(_ name: String, _ prefix: String) -> Int { Int(name.dropFirst(prefix.count)) ?? -1 }
-        let cropNames = try file.children(of: "/").filter { $0.hasPrefix("crop_") }.sorted { index($0, "crop_") < index($1, "crop_") }
+        let cropNames = try file.children(of: "/").filter { $0.hasPrefix("crop_") }.sorted {
+            index($0, "crop_") < index($1, "crop_")
+        }
         crops = try cropNames.map { crop in
             let names = try file.children(of: "/\(crop)").sorted { index($0, "batch_") < index($1, "batch_") }
             return try names.map { batch in
@@ -138,10 +141,13 @@ final class ReplayPredictor: PromptablePredictor {
             problems.append("crop \(c) batch \(b): \(points.count) points, official \(expected.count / 2)")
         } else {
             for (k, p) in points.enumerated() where abs(p.x - expected[2 * k]) > 1e-4 || abs(p.y - expected[2 * k + 1]) > 1e-4 {
-                problems.append("crop \(c) batch \(b) point \(k): (\(p.x), \(p.y)), official (\(expected[2 * k]), \(expected[2 * k + 1]))")
+                problems.append(
+                    "crop \(c) batch \(b) point \(k): (\(p.x), \(p.y)), official (\(expected[2 * k]), \(expected[2 * k + 1]))")
             }
         }
-        if labels != [Int](repeating: 1, count: points.count) || !multimask { problems.append("crop \(c) batch \(b): labels/multimask") }
+        if labels != [Int](repeating: 1, count: points.count) || !multimask {
+            problems.append("crop \(c) batch \(b): labels/multimask")
+        }
         return (batch.logits, batch.iou)
     }
 }
@@ -172,7 +178,8 @@ final class ReplayPredictor: PromptablePredictor {
         let records = try generator.generate(image)
         #expect(predictor.problems.isEmpty, "\(predictor.problems.prefix(5))")
         #expect(predictor.batchesServed == predictor.crops.map(\.count))
-        let (boxes, _) = AMG.generateCropBoxes(imageSize: (image.height, image.width), nLayers: options.cropNLayers, overlapRatio: options.cropOverlapRatio)
+        let (boxes, _) = AMG.generateCropBoxes(
+            imageSize: (image.height, image.width), nLayers: options.cropNLayers, overlapRatio: options.cropOverlapRatio)
         #expect(predictor.images == boxes.map { AutomaticMaskGenerator.cropped(image, to: $0) })
         let ours = try MaskRecord.amgJSON(records)
         #expect(ours == officialJSON)
@@ -181,7 +188,9 @@ final class ReplayPredictor: PromptablePredictor {
             let official = try OfficialRecord.records(fromJSON: officialJSON)
             #expect(records.count == official.count, "record count")
             for (k, (a, b)) in zip(records, official).enumerated() where a != b {
-                Issue.record("record \(k): ours area \(a.area) bbox \(a.bbox) iou \(a.predictedIoU) stab \(a.stabilityScore) point \(a.pointCoords) crop \(a.cropBox); official area \(b.area) bbox \(b.bbox) iou \(b.predictedIoU) stab \(b.stabilityScore) point \(b.pointCoords) crop \(b.cropBox)")
+                Issue.record(
+                    "record \(k): ours area \(a.area) bbox \(a.bbox) iou \(a.predictedIoU) stab \(a.stabilityScore) point \(a.pointCoords) crop \(a.cropBox); official area \(b.area) bbox \(b.bbox) iou \(b.predictedIoU) stab \(b.stabilityScore) point \(b.pointCoords) crop \(b.cropBox)"
+                )
                 break
             }
         }
@@ -200,7 +209,8 @@ final class ReplayPredictor: PromptablePredictor {
         #expect(masks.map(\.runs) == records.map(\.mask.runs))
         // Within float32 rounding: JSONSerialization may read the last digit of a double off.
         for (m, r) in zip(masks, records) {
-            #expect(abs((m.predictedIoU ?? -1) - r.predictedIoU) <= 1e-6 && abs((m.stabilityScore ?? -1) - r.stabilityScore) <= 1e-6)
+            #expect(
+                abs((m.predictedIoU ?? -1) - r.predictedIoU) <= 1e-6 && abs((m.stabilityScore ?? -1) - r.stabilityScore) <= 1e-6)
         }
     }
 
@@ -234,15 +244,21 @@ final class ReplayPredictor: PromptablePredictor {
         let predictor = try ReplayPredictor(file: try HDF5File(path: "\(AMGFixtures.directory)/replay_single.h5", mode: .read))
         var o = AutomaticMaskGeneratorOptions()
         o.pointGrids = [AMG.buildPointGrid(4)]
-        #expect(throws: AutomaticMaskGeneratorError.pointsPerSideXorPointGrids) { try AutomaticMaskGenerator(predictor: predictor, options: o) }
+        #expect(throws: AutomaticMaskGeneratorError.pointsPerSideXorPointGrids) {
+            try AutomaticMaskGenerator(predictor: predictor, options: o)
+        }
         o.pointsPerSide = nil
         o.cropNLayers = 1
-        #expect(throws: AutomaticMaskGeneratorError.noPointsForLayer(1)) { try AutomaticMaskGenerator(predictor: predictor, options: o) }
+        #expect(throws: AutomaticMaskGeneratorError.noPointsForLayer(1)) {
+            try AutomaticMaskGenerator(predictor: predictor, options: o)
+        }
         o = AutomaticMaskGeneratorOptions()
         o.pointsPerSide = 3
         o.cropNLayers = 2
         o.cropNPointsDownscaleFactor = 2  // 3, 1, then int(3 / 4) = 0 points
-        #expect(throws: AutomaticMaskGeneratorError.noPointsForLayer(2)) { try AutomaticMaskGenerator(predictor: predictor, options: o) }
+        #expect(throws: AutomaticMaskGeneratorError.noPointsForLayer(2)) {
+            try AutomaticMaskGenerator(predictor: predictor, options: o)
+        }
         o = AutomaticMaskGeneratorOptions()
         o.pointsPerBatch = 0
         #expect(throws: AutomaticMaskGeneratorError.invalidOption(name: "points_per_batch", reason: "must be at least 1")) {
@@ -277,7 +293,9 @@ final class ReplayPredictor: PromptablePredictor {
         #expect(try MaskRecord.amgJSON([record]).contains("\"counts\": \"a\\\\b\""))
         #expect(try MaskRecord.amgJSON([]) == "[]")
         record.segmentation = .binaryMask(BinaryMask(mask))
-        #expect(throws: AutomaticMaskGeneratorError.binaryMasksHaveNoJSON(path: "x.json")) { try MaskRecord.amgJSON([record], path: "x.json") }
+        #expect(throws: AutomaticMaskGeneratorError.binaryMasksHaveNoJSON(path: "x.json")) {
+            try MaskRecord.amgJSON([record], path: "x.json")
+        }
     }
 }
 
@@ -294,18 +312,20 @@ func expectMatchesOfficialGenerator(
     let o = try #require(options[set], sourceLocation: sourceLocation).options
     let image = try Image.readRGB(from: "\(AMGFixtures.directory)/image_96x72.png")
     let ours = try AutomaticMaskGenerator(predictor: predictor, options: o).generate(image)
-    let official = try SA1BProposals.read(path: "\(AMGFixtures.directory)/generator_\(set).json", width: image.width, height: image.height)
+    let official = try SA1BProposals.read(
+        path: "\(AMGFixtures.directory)/generator_\(set).json", width: image.width, height: image.height)
     for (k, mask) in official.enumerated() {
         let theirs = BinaryMask(mask).pixels
-        let best = ours.map { r -> Double in
-            let mine = BinaryMask(r.mask).pixels
-            var inter = 0, union = 0
-            for (a, b) in zip(mine, theirs) {
-                if a && b { inter += 1 }
-                if a || b { union += 1 }
-            }
-            return union == 0 ? 1 : Double(inter) / Double(union)
-        }.max() ?? 0
+        let best =
+            ours.map { r -> Double in
+                let mine = BinaryMask(r.mask).pixels
+                var inter = 0, union = 0
+                for (a, b) in zip(mine, theirs) {
+                    if a && b { inter += 1 }
+                    if a || b { union += 1 }
+                }
+                return union == 0 ? 1 : Double(inter) / Double(union)
+            }.max() ?? 0
         #expect(best >= minimumIoU, "official mask \(k) of \(set): best IoU \(best)", sourceLocation: sourceLocation)
     }
 }
