@@ -1,4 +1,5 @@
 import TorchCheckpoint
 
-/// The official `.pth` files, read tensor by tensor straight from the mapped archive.
+// Official `.pth` files (`sam_vit_b_01ec64.pth`, …) load straight into `SAM.load(from:)`:
+// TorchCheckpoint already has `path`, `tensorShapes` and `tensor(named:)`, read on demand.
 extension TorchCheckpoint: StateDictReader {}

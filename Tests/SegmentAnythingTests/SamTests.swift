@@ -2,6 +2,7 @@ import Autograd
 import Foundation
 import HDF5
 import Testing
+import TorchCheckpoint
 
 @testable import SegmentAnything
 
@@ -106,5 +107,20 @@ import Testing
         let y = model.postprocessMasks(ramp, inputSize: (48, 64), originalSize: (75, 100))
         #expect(y.shape == [1, 1, 75, 100])
         #expect(y[0, 0, 0, 10] == y[0, 0, 74, 10] && y[0, 0, 0, 10] < y[0, 0, 0, 90])
+    }
+}
+
+/// The official `.pth` of the tiny model (torch.save of its state_dict) loads to the same values.
+@Suite struct TorchCheckpointLoadingTests {
+    @Test func pthAndHDF5CopiesLoadTheSameModel() throws {
+        let checkpoint = try TorchCheckpoint(path: SAMFixtures.path("sam_tiny.pth"))
+        let fromPth = SAM(configuration: try SAMFixtures.configuration())
+        try fromPth.load(from: checkpoint)
+        let fromHDF5 = try SAMFixtures.model()
+        for ((name, a), (_, b)) in zip(fromPth.stateDict(), fromHDF5.stateDict()) {
+            #expect(a.scalars == b.scalars, "\(name)")
+        }
+        let tiny = try SAMFixtures.configuration()
+        #expect(try SAM.loaded(from: checkpoint, decoderNumHeads: tiny.decoderNumHeads).configuration == tiny)
     }
 }
