@@ -96,6 +96,26 @@ public final class HDF5File {
         }
     }
 
+    /// Writes bytes (e.g. binary masks) as a UInt8 dataset of `shape` at `name`.
+    public func write(bytes: [UInt8], shape: [Int], at name: String) throws {
+        precondition(bytes.count == shape.product, "HDF5File.write(bytes:): \(bytes.count) bytes for shape \(shape)")
+        try bytes.withUnsafeBytes { buffer in
+            try writeDataset(name, shape: shape, fileType: chdf5_native_uint8(), memoryType: chdf5_native_uint8(), data: buffer.baseAddress!)
+        }
+    }
+
+    /// Reads the dataset at `name` as bytes (values converted to UInt8 by libhdf5).
+    public func readBytes(_ name: String, expectingShape shape: [Int]? = nil) throws -> (bytes: [UInt8], shape: [Int]) {
+        try withDataset(name, expectingShape: shape) { dataset, dims in
+            var values = [UInt8](repeating: 0, count: dims.product)
+            let status = values.withUnsafeMutableBytes {
+                H5Dread(dataset, chdf5_native_uint8(), chdf5_space_all(), chdf5_space_all(), chdf5_default(), $0.baseAddress)
+            }
+            guard status >= 0 else { throw HDF5Error.readFailed(name: name, path: path) }
+            return (values, dims)
+        }
+    }
+
     /// Reads the dataset at `name` as Float32 (integer and Float64 data are converted).
     /// - Parameter shape: when given, the dataset must have exactly this shape.
     public func read(_ name: String, expectingShape shape: [Int]? = nil) throws -> Tensor {

@@ -147,3 +147,65 @@ public struct SAMConfigurationError: LocalizedError, Equatable {
     public let message: String
     public var errorDescription: String? { "\(path): \(message)" }
 }
+
+extension SAMConfiguration {
+    /// The configuration a checkpoint's tensor shapes describe: ViT-B, -L and -H come out equal
+    /// to `.vitB`, `.vitL`, `.vitH`, and reduced models as far as shapes tell.
+    ///
+    /// Read from: `pos_embed` [1, s, s, dim] and `patch_embed.proj.weight` [dim, 3, p, p] (image
+    /// size s·p); the count of `blocks.<i>`; each block's `rel_pos_h` [2n-1, headDim] (a global
+    /// block's n is the token grid s, a windowed block's its window; heads = dim / headDim);
+    /// `mlp.lin1` (MLP ratio); `neck.0` (prompt width); the decoder's layer count, MLP width,
+    /// mask tokens, IoU head and mask-downscaling widths. A windowed block whose window equals the
+    /// grid is indistinguishable from a global one, and computes the same.
+    /// - Parameter decoderNumHeads: no shape records the decoder's heads (official: 8).
+    /// - Throws: `SAMWeightsError.unrecognised` naming the key that is missing or odd.
+    public static func inferred(fromShapes shapes: [String: [Int]], path: String, decoderNumHeads: Int = 8) throws -> SAMConfiguration {
+        func shape(_ key: String, rank: Int) throws -> [Int] {
+            guard let s = shapes[key] else { throw SAMWeightsError.unrecognised(path: path, reason: "no tensor '\(key)'") }
+            guard s.count == rank else { throw SAMWeightsError.unrecognised(path: path, reason: "'\(key)' has shape \(s), expected rank \(rank)") }
+            return s
+        }
+        func count(_ prefix: String) -> Int {
+            var n = 0
+            while shapes.keys.contains(where: { $0.hasPrefix("\(prefix).\(n).") }) { n += 1 }
+            return n
+        }
+        var c = SAMConfiguration()
+        let pos = try shape("image_encoder.pos_embed", rank: 4)
+        let patch = try shape("image_encoder.patch_embed.proj.weight", rank: 4)
+        let side = pos[1]
+        (c.encoderEmbedDim, c.patchSize) = (pos[3], patch[2])
+        c.imageSize = side * c.patchSize
+        c.encoderDepth = count("image_encoder.blocks")
+        guard c.encoderDepth > 0 else { throw SAMWeightsError.unrecognised(path: path, reason: "no 'image_encoder.blocks.0.*' tensors") }
+        var globals: [Int] = [], windows: Set<Int> = []
+        for i in 0..<c.encoderDepth {
+            let table = try shape("image_encoder.blocks.\(i).attn.rel_pos_h", rank: 2)
+            let n = (table[0] + 1) / 2
+            if n == side { globals.append(i) } else { windows.insert(n) }
+            if i == 0 {
+                guard table[1] > 0, c.encoderEmbedDim % table[1] == 0 else {
+                    throw SAMWeightsError.unrecognised(path: path, reason: "head width \(table[1]) does not divide \(c.encoderEmbedDim)")
+                }
+                c.encoderNumHeads = c.encoderEmbedDim / table[1]
+            }
+        }
+        guard windows.count <= 1 else { throw SAMWeightsError.unrecognised(path: path, reason: "blocks use different windows \(windows.sorted())") }
+        c.encoderGlobalAttnIndexes = globals
+        c.windowSize = windows.first ?? side
+        c.mlpRatio = Double(try shape("image_encoder.blocks.0.mlp.lin1.weight", rank: 2)[0]) / Double(c.encoderEmbedDim)
+        c.promptEmbedDim = try shape("image_encoder.neck.0.weight", rank: 4)[0]
+        c.decoderDepth = count("mask_decoder.transformer.layers")
+        c.decoderMLPDim = try shape("mask_decoder.transformer.layers.0.mlp.lin1.weight", rank: 2)[0]
+        c.decoderNumHeads = decoderNumHeads
+        c.numMultimaskOutputs = try shape("mask_decoder.mask_tokens.weight", rank: 2)[0] - 1
+        c.iouHeadDepth = count("mask_decoder.iou_prediction_head.layers")
+        c.iouHeadHiddenDim = try shape("mask_decoder.iou_prediction_head.layers.0.weight", rank: 2)[0]
+        c.maskInChans = try shape("prompt_encoder.mask_downscaling.3.weight", rank: 4)[0]
+        do { try c.validate(path: path) } catch let error as SAMConfigurationError {
+            throw SAMWeightsError.unrecognised(path: path, reason: error.message)
+        }
+        return c
+    }
+}

@@ -8,7 +8,7 @@ struct WSSS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wsss",
         abstract: "Weakly-supervised semantic segmentation: CAMs, SAM-enhanced pseudo-labels, DeepLab-v2.",
-        subcommands: [Synth.self, DataCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, Score.self, Bench.self])
+        subcommands: [Synth.self, DataCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, SAMCommand.self, Score.self, Bench.self])
 }
 
 /// Options every compute-heavy command shares.
@@ -16,7 +16,7 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Threads for OpenBLAS and our kernels. (default: one per core)", valueName: "n"))
     var threads: Int?
 
-    @Option(help: ArgumentHelp("Refuse images with more pixels than this before decoding them; 0 = no limit. (default: 89478485, PIL's limit)", valueName: "n"))
+    @Option(help: ArgumentHelp("Refuse images with more pixels than this before decoding them (PIL's limit); 0 = no limit.", valueName: "n"))
     var maxImagePixels = 89_478_485
 
     /// Applies the thread count (`--threads`, else `defaultThreads`, e.g. a recipe's run.threads)

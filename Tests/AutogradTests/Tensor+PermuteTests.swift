@@ -22,4 +22,24 @@ import Testing
         #expect(t.shape == [2, 4, 3])
         #expect(t[1, 3, 2] == x[1, 2, 3])
     }
+
+    /// Transposes larger than one 32 × 32 tile, with partial tiles, against element-wise indexing.
+    @Test(arguments: [([2, 37, 45], [0, 2, 1]), ([2, 3, 40, 33], [0, 2, 3, 1]), ([3, 35, 2, 34], [3, 0, 2, 1])])
+    func tiledTransposeMatchesIndexing(_ shape: [Int], _ axes: [Int]) {
+        let x = randn(shape, seed: 9)
+        let y = withoutGrad { x.permuted(axes) }
+        var index = [Int](repeating: 0, count: shape.count)
+        for flat in 0..<y.count {
+            var rest = flat
+            for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+                index[axes[axis]] = rest % y.shape[axis]
+                rest /= y.shape[axis]
+            }
+            let source = zip(index, shape).reduce(0) { $0 * $1.1 + $1.0 }
+            if y.storage.base[flat] != x.storage.base[source] {
+                Issue.record("\(shape) \(axes): element \(flat) differs")
+                return
+            }
+        }
+    }
 }

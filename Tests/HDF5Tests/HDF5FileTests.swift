@@ -124,3 +124,12 @@ import Testing
         #expect(try file.readLabels("/cross_entropy/rows/labels").shape == [6])
     }
 }
+
+@Suite struct HDF5ByteDatasetTests {
+    @Test func bytesRoundTrip() throws {
+        let path = NSTemporaryDirectory() + "wsss-bytes-\(UUID().uuidString).h5"
+        try HDF5File.writeAtomically(to: path) { try $0.write(bytes: [0, 1, 255, 7, 1, 0], shape: [2, 3], at: "/masks") }
+        let read = try HDF5File(path: path, mode: .read).readBytes("/masks", expectingShape: [2, 3])
+        #expect(read.bytes == [0, 1, 255, 7, 1, 0] && read.shape == [2, 3])
+    }
+}

@@ -26,6 +26,10 @@ import Testing
         ("wsss-synth", WSSS.helpMessage(for: Synth.self, columns: 100)),
         ("wsss-data-check", WSSS.helpMessage(for: DataCommand.Check.self, columns: 100)),
         ("wsss-score", WSSS.helpMessage(for: Score.self, columns: 100)),
+        ("wsss-sam-convert", WSSS.helpMessage(for: SAMCommand.Convert.self, columns: 100)),
+        ("wsss-sam-embed", WSSS.helpMessage(for: SAMCommand.Embed.self, columns: 100)),
+        ("wsss-sam-predict", WSSS.helpMessage(for: SAMCommand.Predict.self, columns: 100)),
+        ("wsss-bench-sam", WSSS.helpMessage(for: Bench.SAMBench.self, columns: 100)),
     ]
 
     @Test(arguments: commands.map(\.name))

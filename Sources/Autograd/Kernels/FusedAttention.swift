@@ -3,9 +3,13 @@ import Foundation
 /// The decomposed relative-position terms of a fused attention call, as raw pointers:
 /// height [B, qh, qw, kh] and width [B, qh, qw, kw] (segment_anything `add_decomposed_rel_pos`).
 public struct RelativePositionTables {
+    /// [B, qh, qw, kh]: the term of each query for each key row.
     public var height: UnsafePointer<Float>
+    /// [B, qh, qw, kw]: the term of each query for each key column.
     public var width: UnsafePointer<Float>
+    /// Key rows kh.
     public var keyHeight: Int
+    /// Key columns kw (key s is row s / kw, column s % kw).
     public var keyWidth: Int
 
     /// Tables for keys laid out as a keyHeight × keyWidth grid (S = keyHeight · keyWidth).
@@ -35,7 +39,8 @@ extension Kernels {
     ) {
         if batch == 0 || queries == 0 || valueDepth == 0 { return }
         if keys == 0 {
-            out.update(repeating: .nan, count: batch * queries * valueDepth)
+            // As the composed form: an empty softmax times an empty value matrix is 0.
+            out.update(repeating: 0, count: batch * queries * valueDepth)
             return
         }
         let tq = Swift.max(1, Swift.min(queryTile, queries))
@@ -44,6 +49,11 @@ extension Kernels {
             Swift.min(
                 keys, keyTile ?? Swift.min(512, Swift.max(16, singleThreadedGemmSize / (tq * Swift.max(depth, valueDepth, 1))))))
         let tiles = (queries + tq - 1) / tq
+        // kᵀ [B, D, S] once (O(input) memory): q·kᵀ tiles are then plain NN products, which
+        // OpenBLAS runs with its small-matrix kernel and no packing of either operand.
+        let keysTransposed = TensorStorage(count: batch * keys * depth, zeroed: false)
+        permute(k, keysTransposed.base, shape: [batch, keys, depth], axes: [0, 2, 1])
+        let kT = UnsafePointer(keysTransposed.base)
         parallelFor(batch * tiles) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: tq * tk)
             let acc = UnsafeMutablePointer<Float>.allocate(capacity: tq * valueDepth)
@@ -65,30 +75,27 @@ extension Kernels {
                 while s0 < keys {
                     let cols = Swift.min(tk, keys - s0)
                     gemm(
-                        transB: true, m: rows, n: cols, k: depth, alpha: scale, a: qTile, lda: depth,
-                        b: k + (b * keys + s0) * depth, ldb: depth, c: scores, ldc: tk)
+                        m: rows, n: cols, k: depth, alpha: scale, a: qTile, lda: depth,
+                        b: kT + b * depth * keys + s0, ldb: keys, c: scores, ldc: tk)
                     for r in 0..<rows {
                         let row = scores + r * tk
                         if let bias {
+                            // Keys s0..<s0+cols cover runs of whole or partial key rows kr:
+                            // add height[kr] to the run and width[kc] element-wise.
                             let query = b * queries + q0 + r
                             let h = bias.height + query * bias.keyHeight, w = bias.width + query * bias.keyWidth
-                            var kr = s0 / bias.keyWidth, kc = s0 % bias.keyWidth
-                            for c in 0..<cols {
-                                row[c] += h[kr] + w[kc]
-                                kc += 1
-                                if kc == bias.keyWidth { kc = 0; kr += 1 }
+                            var c = 0
+                            while c < cols {
+                                let s = s0 + c, kr = s / bias.keyWidth, kc = s % bias.keyWidth
+                                let run = Swift.min(bias.keyWidth - kc, cols - c)
+                                let hv = h[kr], dst = row + c, src = w + kc
+                                for t in 0..<run { dst[t] += hv + src[t] }
+                                c += run
                             }
                         }
-                        var best = row[0]
-                        for c in 1..<Swift.max(cols, 1) { best = Swift.max(best, row[c]) }
-                        let newMax = Swift.max(runningMax[r], best)
+                        let newMax = Swift.max(runningMax[r], maximum(row, count: cols))
                         let correction = expf(runningMax[r] - newMax)
-                        var total: Float = 0
-                        for c in 0..<cols {
-                            let e = expf(row[c] - newMax)
-                            row[c] = e
-                            total += e
-                        }
+                        let total = exponentiate(row, row, count: cols, shift: newMax)
                         runningSum[r] = runningSum[r] * correction + total
                         runningMax[r] = newMax
                         if correction != 1 {

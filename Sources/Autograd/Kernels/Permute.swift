@@ -5,7 +5,8 @@ extension Kernels {
     /// Output axes that are also adjacent and in order in x are merged first, so the windows of
     /// SAM (`[B, nH, ws, nW, ws, C]` → `(0, 1, 3, 2, 4, 5)`) become a 4-D copy of contiguous
     /// `ws·C` runs, and NCHW ↔ NHWC a 3-D transpose. When x's last axis stays last the inner
-    /// loop is a block copy; otherwise it is a strided gather along y's last axis.
+    /// loop is a block copy; otherwise the two axes involved (y's last, and the one that is x's
+    /// last) are transposed in cache-sized tiles.
     public static func permute(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, shape: [Int], axes: [Int]
     ) {
@@ -14,6 +15,10 @@ extension Kernels {
         let (outShape, inStrides) = mergedPermutation(shape: shape, axes: axes)
         let rank = outShape.count
         let inner = outShape[rank - 1], innerStride = inStrides[rank - 1]
+        if innerStride != 1, let unit = inStrides.firstIndex(of: 1) {
+            transposeBlocks(x, y, shape: outShape, inStrides: inStrides, unitAxis: unit)
+            return
+        }
         let rows = count / inner
         // Rows of y in order; each thread walks its range with a multi-index counter.
         parallelFor(rows, minimumPerThread: Swift.max(1, 16384 / inner)) { range in
@@ -69,5 +74,47 @@ extension Kernels {
         }
         if outShape.isEmpty { return ([1], [1]) }
         return (outShape, outStrides)
+    }
+
+    /// The permutation as a batch of 2-D transposes: for every index of the other axes, the
+    /// plane (unitAxis × last axis of y) is read with strides (1, s_last) and written with
+    /// strides (stride of unitAxis in y, 1), in 32 × 32 tiles so both sides stay in cache.
+    static func transposeBlocks(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, shape: [Int], inStrides: [Int], unitAxis p: Int
+    ) {
+        let rank = shape.count, last = rank - 1
+        var outStrides = [Int](repeating: 1, count: rank)
+        for axis in stride(from: rank - 2, through: 0, by: -1) { outStrides[axis] = outStrides[axis + 1] * shape[axis + 1] }
+        let otherAxes = (0..<last).filter { $0 != p }
+        let planes = otherAxes.map { shape[$0] }.product
+        let (rowsN, colsN) = (shape[p], shape[last])
+        let (sourceColumnStride, destinationRowStride) = (inStrides[last], outStrides[p])
+        let tile = 32
+        parallelFor(planes, minimumPerThread: Swift.max(1, 16384 / Swift.max(rowsN * colsN, 1))) { range in
+            for plane in range {
+                var rest = plane, inOffset = 0, outOffset = 0
+                for axis in otherAxes.reversed() {
+                    let i = rest % shape[axis]
+                    rest /= shape[axis]
+                    inOffset += i * inStrides[axis]
+                    outOffset += i * outStrides[axis]
+                }
+                let src = x + inOffset, dst = y + outOffset
+                var r0 = 0
+                while r0 < rowsN {
+                    let r1 = Swift.min(r0 + tile, rowsN)
+                    var c0 = 0
+                    while c0 < colsN {
+                        let c1 = Swift.min(c0 + tile, colsN)
+                        for r in r0..<r1 {
+                            let d = dst + r * destinationRowStride, sr = src + r
+                            for c in c0..<c1 { d[c] = sr[c * sourceColumnStride] }
+                        }
+                        c0 = c1
+                    }
+                    r0 = r1
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,44 @@
+import Autograd
+import Layers
+
+// segment_anything/modeling/common.py.
+
+/// Two linear layers with an activation between them (common.py, `MLPBlock`): the ViT blocks'
+/// MLP (GELU) and the two-way transformer's (ReLU).
+/// Keys: `lin1.{weight,bias}`, `lin2.{weight,bias}`.
+public final class MLPBlock: Module {
+    public let lin1: Linear
+    public let lin2: Linear
+    public let act: Activation
+
+    public init(embeddingDim: Int, mlpDim: Int, activation: Activation.Kind = .gelu) {
+        lin1 = Linear(embeddingDim, mlpDim)
+        lin2 = Linear(mlpDim, embeddingDim)
+        act = Activation(activation)
+    }
+
+    public var namedChildren: [(String, Module)] { [("lin1", lin1), ("lin2", lin2), ("act", act)] }
+
+    /// [..., embeddingDim] → [..., embeddingDim].
+    public func callAsFunction(_ x: Tensor) -> Tensor { lin2(act(lin1(x))) }
+}
+
+/// Layer normalisation over the channels of NCHW (common.py, `LayerNorm2d`, from ConvNeXt):
+/// per pixel, (x - mean_c) / sqrt(var_c + eps) · weight + bias, with the biased variance and
+/// eps 1e-6. Keys: `weight`, `bias` ([channels]).
+public final class LayerNorm2d: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let epsilon: Float
+
+    public init(_ channels: Int, epsilon: Float = 1e-6) {
+        weight = parameter([channels])
+        bias = parameter([channels])
+        self.epsilon = epsilon
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    /// [N, C, H, W] → [N, C, H, W].
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm2d(weight: weight, bias: bias, epsilon: epsilon) }
+}

@@ -1,0 +1,140 @@
+import Autograd
+import Layers
+
+// segment_anything/modeling/mask_decoder.py.
+
+/// Predicts masks from an image embedding and prompt embeddings (mask_decoder.py,
+/// `MaskDecoder`): an IoU token and `numMultimaskOutputs + 1` mask tokens run through the two-way
+/// transformer with the prompt tokens; the image tokens are upscaled 4x by transposed
+/// convolutions and each mask token's hypernetwork MLP turns it into the weights of a per-pixel
+/// dot product. Mask 0 is the single-mask output, masks 1… the multimask outputs.
+///
+/// Keys: `transformer.*`, `iou_token.weight`, `mask_tokens.weight`, `output_upscaling.{0,1,3}.*`,
+/// `output_hypernetworks_mlps.<i>.layers.{0,1,2}.*`, `iou_prediction_head.layers.<i>.*`.
+public final class MaskDecoder: Module {
+    public let transformerDim: Int
+    public let transformer: TwoWayTransformer
+    public let numMultimaskOutputs: Int
+    public let iouToken: Embedding
+    public let numMaskTokens: Int
+    public let maskTokens: Embedding
+    /// convT2x2/2 → LayerNorm2d → GELU → convT2x2/2 → GELU: [B, C, h, w] → [B, C/8, 4h, 4w].
+    public let outputUpscaling: Sequential
+    public let outputHypernetworksMLPs: ModuleList<MLP>
+    public let iouPredictionHead: MLP
+
+    public init(
+        transformerDim: Int, transformer: TwoWayTransformer, numMultimaskOutputs: Int = 3, iouHeadDepth: Int = 3,
+        iouHeadHiddenDim: Int = 256
+    ) {
+        self.transformerDim = transformerDim
+        self.transformer = transformer
+        self.numMultimaskOutputs = numMultimaskOutputs
+        iouToken = Embedding(1, transformerDim)
+        numMaskTokens = numMultimaskOutputs + 1
+        maskTokens = Embedding(numMaskTokens, transformerDim)
+        let up1 = ConvTranspose2d(transformerDim, transformerDim / 4, kernelSize: 2, stride: 2)
+        let norm = LayerNorm2d(transformerDim / 4)
+        let act1 = Activation(.gelu)
+        let up2 = ConvTranspose2d(transformerDim / 4, transformerDim / 8, kernelSize: 2, stride: 2)
+        let act2 = Activation(.gelu)
+        outputUpscaling = Sequential([up1, norm, act1, up2, act2]) { x in act2(up2(act1(norm(up1(x))))) }
+        outputHypernetworksMLPs = ModuleList(
+            (0..<numMaskTokens).map { _ in
+                MLP(inputDim: transformerDim, hiddenDim: transformerDim, outputDim: transformerDim / 8, numLayers: 3)
+            })
+        iouPredictionHead = MLP(
+            inputDim: transformerDim, hiddenDim: iouHeadHiddenDim, outputDim: numMaskTokens, numLayers: iouHeadDepth)
+    }
+
+    public var namedChildren: [(String, Module)] {
+        [
+            ("transformer", transformer), ("iou_token", iouToken), ("mask_tokens", maskTokens),
+            ("output_upscaling", outputUpscaling),
+            ("output_hypernetworks_mlps", outputHypernetworksMLPs), ("iou_prediction_head", iouPredictionHead),
+        ]
+    }
+
+    /// Masks and their predicted IoU for a batch of prompts on one image (`forward`).
+    /// - Parameters:
+    ///   - imageEmbeddings: [1, C, h, w], shared by every prompt of the batch.
+    ///   - imagePE: [1, C, h, w] (`PromptEncoder.densePositionalEncoding()`).
+    ///   - sparsePromptEmbeddings: [B, N, C]; densePromptEmbeddings: [B, C, h, w].
+    ///   - multimaskOutput: the `numMultimaskOutputs` masks 1…, else mask 0 alone.
+    /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
+    public func callAsFunction(
+        imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
+        multimaskOutput: Bool
+    ) -> (masks: Tensor, iouPredictions: Tensor) {
+        let (masks, iou) = predictMasks(
+            imageEmbeddings: imageEmbeddings, imagePE: imagePE, sparsePromptEmbeddings: sparsePromptEmbeddings,
+            densePromptEmbeddings: densePromptEmbeddings)
+        let selected = multimaskOutput ? 1..<numMaskTokens : 0..<1
+        return (masks.slice(alongAxis: 1, selected), iou.slice(alongAxis: 1, selected))
+    }
+
+    /// All `numMaskTokens` masks [B, T, 4h, 4w] and IoU predictions [B, T] (`predict_masks`).
+    public func predictMasks(
+        imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor
+    )
+        -> (masks: Tensor, iouPredictions: Tensor)
+    {
+        precondition(
+            imageEmbeddings.rank == 4 && imageEmbeddings.shape[0] == 1 && imagePE.shape == imageEmbeddings.shape,
+            "MaskDecoder: one image embedding [1, C, h, w] and its position encoding, got \(imageEmbeddings.shape) and \(imagePE.shape)"
+        )
+        let batch = sparsePromptEmbeddings.shape[0]
+        // Concatenate output tokens
+        let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight], alongAxis: 0)
+        let tokens = Tensor.concat(
+            [
+                outputTokens.reshaped(to: [1] + outputTokens.shape) + Tensor(zeros: [batch] + outputTokens.shape),
+                sparsePromptEmbeddings,
+            ],
+            alongAxis: 1)
+        // repeat_interleave of the one image embedding over the prompts, as a broadcast add.
+        let src = imageEmbeddings + densePromptEmbeddings
+        let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
+        // Run the transformer
+        let (hs, imageTokens) = transformer(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens)
+        let iouTokenOut = hs.slice(alongAxis: 1, 0..<1).reshaped(to: [batch, c])
+        // Upscale mask embeddings and predict masks using the mask tokens
+        let upscaled = outputUpscaling(imageTokens.permuted([0, 2, 1]).reshaped(to: [batch, c, h, w]))
+        let hyperIn = Tensor.concat(
+            (0..<numMaskTokens).map { i in
+                outputHypernetworksMLPs[i](hs.slice(alongAxis: 1, (1 + i)..<(2 + i)))
+            }, alongAxis: 1)
+        let (uc, uh, uw) = (upscaled.shape[1], upscaled.shape[2], upscaled.shape[3])
+        let masks = Tensor.matmul(hyperIn, upscaled.reshaped(to: [batch, uc, uh * uw]), transposeA: false, transposeB: false)
+            .reshaped(to: [batch, numMaskTokens, uh, uw])
+        // Generate mask quality predictions
+        let iou = iouPredictionHead(iouTokenOut)
+        return (masks, iou)
+    }
+}
+
+/// A plain MLP with ReLU between layers and none after the last (mask_decoder.py, `MLP`, from
+/// MaskFormer). SAM never sets its `sigmoid_output`, so this port leaves it out.
+/// Keys: `layers.<i>.{weight,bias}`.
+public final class MLP: Module {
+    public let numLayers: Int
+    public let layers: ModuleList<Linear>
+
+    public init(inputDim: Int, hiddenDim: Int, outputDim: Int, numLayers: Int) {
+        precondition(numLayers >= 1, "MLP: needs at least one layer, got \(numLayers)")
+        self.numLayers = numLayers
+        let widths = [inputDim] + Array(repeating: hiddenDim, count: numLayers - 1) + [outputDim]
+        layers = ModuleList((0..<numLayers).map { Linear(widths[$0], widths[$0 + 1]) })
+    }
+
+    public var namedChildren: [(String, Module)] { [("layers", layers)] }
+
+    /// [..., inputDim] → [..., outputDim].
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var y = x
+        for (i, layer) in layers.elements.enumerated() {
+            y = i < numLayers - 1 ? layer(y).relu() : layer(y)
+        }
+        return y
+    }
+}

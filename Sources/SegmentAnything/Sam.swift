@@ -1,0 +1,129 @@
+import Autograd
+import Foundation
+import Layers
+
+// segment_anything/modeling/sam.py, and the assembly of build_sam.py's `_build_sam`.
+
+/// Segment Anything (sam.py, `Sam`): image encoder, prompt encoder and mask decoder, with the
+/// pixel normalisation and padding before the encoder and the mask upscaling after the decoder.
+///
+/// Parameters and buffers carry the official `state_dict` keys (`image_encoder.blocks.3.attn.rel_pos_h`,
+/// `prompt_encoder.pe_layer.positional_encoding_gaussian_matrix`, …); the pixel mean and standard
+/// deviation are not among them (the reference registers them as non-persistent buffers).
+/// A new model's weights are allocated but not initialised: load a checkpoint with `load(from:)`.
+/// Inference only: call the model inside `withoutGrad`, as `SAMPredictor` does.
+public final class SAM: Module {
+    /// Logits above this are mask pixels (`Sam.mask_threshold`).
+    public static let maskThreshold: Float = 0
+    /// ImageNet RGB mean and standard deviation in 0…255 (build_sam.py's pixel_mean, pixel_std).
+    public static let pixelMean: [Float] = [123.675, 116.28, 103.53]
+    public static let pixelStd: [Float] = [58.395, 57.12, 57.375]
+
+    public let configuration: SAMConfiguration
+    public let imageEncoder: ImageEncoderViT
+    public let promptEncoder: PromptEncoder
+    public let maskDecoder: MaskDecoder
+
+    /// Builds the model as build_sam.py's `_build_sam` does for `configuration` (weights not
+    /// initialised; see the type's comment).
+    public init(configuration c: SAMConfiguration) {
+        configuration = c
+        let side = c.embeddingSize
+        imageEncoder = ImageEncoderViT(
+            imageSize: c.imageSize, patchSize: c.patchSize, embedDim: c.encoderEmbedDim, depth: c.encoderDepth,
+            numHeads: c.encoderNumHeads, mlpRatio: c.mlpRatio, outChannels: c.promptEmbedDim, windowSize: c.windowSize,
+            globalAttnIndexes: c.encoderGlobalAttnIndexes)
+        promptEncoder = PromptEncoder(
+            embedDim: c.promptEmbedDim, imageEmbeddingSize: (side, side), inputImageSize: (c.imageSize, c.imageSize),
+            maskInChannels: c.maskInChans)
+        maskDecoder = MaskDecoder(
+            transformerDim: c.promptEmbedDim,
+            transformer: TwoWayTransformer(
+                depth: c.decoderDepth, embeddingDim: c.promptEmbedDim, numHeads: c.decoderNumHeads, mlpDim: c.decoderMLPDim),
+            numMultimaskOutputs: c.numMultimaskOutputs, iouHeadDepth: c.iouHeadDepth, iouHeadHiddenDim: c.iouHeadHiddenDim)
+    }
+
+    public var namedChildren: [(String, Module)] {
+        [("image_encoder", imageEncoder), ("prompt_encoder", promptEncoder), ("mask_decoder", maskDecoder)]
+    }
+
+    /// Side of the square encoder input in pixels (`image_encoder.img_size`).
+    public var imageSize: Int { imageEncoder.imageSize }
+
+    /// Normalises pixel values and pads bottom and right with zeros to the square encoder input
+    /// (`preprocess`).
+    /// - Parameter x: [B, 3, h, w], RGB in 0…255, h and w at most `imageSize`.
+    /// - Returns: [B, 3, imageSize, imageSize].
+    public func preprocess(_ x: Tensor) -> Tensor {
+        precondition(
+            x.rank == 4 && x.shape[1] == 3 && x.shape[2] <= imageSize && x.shape[3] <= imageSize,
+            "SAM.preprocess: input \(x.shape) is not [B, 3, h, w] with sides at most \(imageSize)")
+        let mean = Tensor(shape: [1, 3, 1, 1], values: SAM.pixelMean)
+        let std = Tensor(shape: [1, 3, 1, 1], values: SAM.pixelStd)
+        var y = (x - mean) / std
+        let (b, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        // F.pad(x, (0, padw, 0, padh)): zeros after the last column and row.
+        if w < imageSize { y = Tensor.concat([y, Tensor(zeros: [b, 3, h, imageSize - w])], alongAxis: 3) }
+        if h < imageSize { y = Tensor.concat([y, Tensor(zeros: [b, 3, imageSize - h, imageSize])], alongAxis: 2) }
+        return y
+    }
+
+    /// Removes the padding and upscales decoder masks to the original image (`postprocess_masks`):
+    /// bilinear (align_corners false) to the encoder input, crop to `inputSize`, bilinear to
+    /// `originalSize`.
+    /// - Parameters:
+    ///   - masks: [B, M, h, w] logits from the mask decoder.
+    ///   - inputSize: the resized image inside the padded input (height, width).
+    ///   - originalSize: the image before resizing (height, width).
+    /// - Returns: [B, M, originalSize.height, originalSize.width] logits.
+    public func postprocessMasks(_ masks: Tensor, inputSize: (height: Int, width: Int), originalSize: (height: Int, width: Int))
+        -> Tensor
+    {
+        let full = masks.resizedBilinear(to: (imageSize, imageSize), alignCorners: false)
+        let cropped = full.slice(alongAxis: 2, 0..<inputSize.height).slice(alongAxis: 3, 0..<inputSize.width)
+        return cropped.resizedBilinear(to: originalSize, alignCorners: false)
+    }
+
+    /// The names and shapes of every tensor the model's `state_dict` holds, in its order.
+    public var stateDictShapes: [(name: String, shape: [Int])] { stateDict().map { ($0.name, $0.tensor.shape) } }
+
+    /// Reads every parameter and buffer from `reader`, by its official key, one tensor at a time
+    /// (ViT-H's 2.5 GB are never held twice).
+    /// - Throws: `SAMWeightsError.mismatch` naming the file and every missing, unexpected and
+    ///   mis-shaped key, before anything is read; the reader's errors for unreadable tensors.
+    public func load(from reader: some StateDictReader) throws {
+        let wanted = stateDict()
+        let stored = reader.tensorShapes
+        var missing: [String] = [], misshaped: [String] = []
+        for (name, tensor) in wanted {
+            guard let shape = stored[name] else {
+                missing.append(name)
+                continue
+            }
+            if shape != tensor.shape { misshaped.append("\(name) \(shape) vs \(tensor.shape)") }
+        }
+        let unexpected = Set(stored.keys).subtracting(wanted.map(\.name)).sorted()
+        guard missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty else {
+            throw SAMWeightsError.mismatch(path: reader.path, missing: missing, unexpected: unexpected, misshaped: misshaped)
+        }
+        for (name, tensor) in wanted {
+            let value = try reader.tensor(named: name)
+            guard value.shape == tensor.shape else {
+                throw SAMWeightsError.mismatch(
+                    path: reader.path, missing: [], unexpected: [], misshaped: ["\(name) \(value.shape) vs \(tensor.shape)"])
+            }
+            tensor.assign(from: value)
+        }
+    }
+
+    /// A model of the configuration the checkpoint's shapes describe, loaded from it.
+    /// - Parameter decoderNumHeads: the decoder's head count, which no tensor shape records.
+    /// - Throws: `SAMWeightsError` when the shapes fit no SAM, or as `load(from:)`.
+    public static func loaded(from reader: some StateDictReader, decoderNumHeads: Int = 8) throws -> SAM {
+        let configuration = try SAMConfiguration.inferred(
+            fromShapes: reader.tensorShapes, path: reader.path, decoderNumHeads: decoderNumHeads)
+        let model = SAM(configuration: configuration)
+        try model.load(from: reader)
+        return model
+    }
+}

@@ -1,0 +1,122 @@
+import Autograd
+import Layers
+
+// The torch.nn layers SAM is built from that the Layers target does not have (Conv2d comes from
+// Layers). Each keeps torch's parameter names and shapes, so state_dict keys come out verbatim.
+//
+// SAM is inference-only here and always loads a checkpoint, so parameters are allocated but not
+// initialised: `SAM.load(from:)` writes every one of them and refuses partial checkpoints. Not
+// touching the memory keeps building ViT-H (2.5 GB of weights) cheap until it is loaded.
+
+/// A parameter of `shape`, allocated but not initialised (see above).
+func parameter(_ shape: [Int]) -> Tensor { Tensor(uninitialized: shape).requiringGrad() }
+
+/// torch.nn.Linear: y = x Wᵀ + b over the last axis.
+public final class Linear: Module {
+    /// [outFeatures, inFeatures].
+    public let weight: Tensor
+    /// [outFeatures], or nil.
+    public let bias: Tensor?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        weight = parameter([outFeatures, inFeatures])
+        self.bias = bias ? parameter([outFeatures]) : nil
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+
+    /// [..., inFeatures] → [..., outFeatures].
+    public func callAsFunction(_ x: Tensor) -> Tensor { Tensor.linear(x, weight: weight, bias: bias) }
+}
+
+/// torch.nn.LayerNorm over the last axis, with affine weight and bias.
+public final class LayerNorm: Module {
+    /// [dim].
+    public let weight: Tensor
+    /// [dim].
+    public let bias: Tensor
+    /// torch's default is 1e-5; SAM's image encoder passes 1e-6 (build_sam.py's `norm_layer`).
+    public let epsilon: Float
+
+    public init(_ dim: Int, epsilon: Float = 1e-5) {
+        weight = parameter([dim])
+        bias = parameter([dim])
+        self.epsilon = epsilon
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    /// [..., dim] → [..., dim].
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, epsilon: epsilon) }
+}
+
+/// torch.nn.Embedding as SAM uses it: a table of learned vectors read whole (`.weight`), never
+/// indexed.
+public final class Embedding: Module {
+    /// [count, dim].
+    public let weight: Tensor
+
+    public init(_ count: Int, _ dim: Int) { weight = parameter([count, dim]) }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
+}
+
+/// torch.nn.ConvTranspose2d (groups 1, no padding, as SAM's output upscaling).
+public final class ConvTranspose2d: Module {
+    /// [inChannels, outChannels, kernel, kernel] (torch's layout for transposed convolutions).
+    public let weight: Tensor
+    /// [outChannels].
+    public let bias: Tensor
+    public let stride: Int
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int) {
+        weight = parameter([inChannels, outChannels, kernelSize, kernelSize])
+        bias = parameter([outChannels])
+        self.stride = stride
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    /// [N, inChannels, H, W] → [N, outChannels, (H-1)·stride + kernel, (W-1)·stride + kernel].
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        Tensor.convTranspose2d(x, weight: weight, bias: bias, stride: stride, padding: 0)
+    }
+}
+
+/// torch.nn.GELU (exact, erf form) or torch.nn.ReLU as a module: no parameters, but it takes an
+/// index in an nn.Sequential, so the keys of the layers after it keep their numbers.
+public final class Activation: Module {
+    /// The function applied.
+    public enum Kind: Sendable {
+        /// torch.nn.GELU(): x · Φ(x) with the erf form (approximate="none").
+        case gelu
+        /// torch.nn.ReLU.
+        case relu
+    }
+
+    public let kind: Kind
+
+    public init(_ kind: Kind) { self.kind = kind }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        switch kind {
+        case .gelu: x.gelu()
+        case .relu: x.relu()
+        }
+    }
+}
+
+/// torch.nn.ModuleList: children named "0", "1", … in order.
+public final class ModuleList<Element: Module>: Module {
+    public let elements: [Element]
+
+    public init(_ elements: [Element]) { self.elements = elements }
+
+    public var namedChildren: [(String, Module)] { elements.enumerated().map { (String($0.offset), $0.element) } }
+
+    /// The element at `index`.
+    public subscript(index: Int) -> Element { elements[index] }
+
+    /// Number of elements.
+    public var count: Int { elements.count }
+}

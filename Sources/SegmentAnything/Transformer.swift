@@ -1,0 +1,180 @@
+import Autograd
+import Layers
+
+// segment_anything/modeling/transformer.py.
+
+/// The mask decoder's transformer (transformer.py, `TwoWayTransformer`): prompt tokens and image
+/// tokens attend to each other in `depth` blocks, then the tokens attend to the image once more.
+/// Keys: `layers.<i>.*`, `final_attn_token_to_image.*`, `norm_final_attn.*`.
+public final class TwoWayTransformer: Module {
+    public let depth: Int
+    public let embeddingDim: Int
+    public let numHeads: Int
+    public let mlpDim: Int
+    public let layers: ModuleList<TwoWayAttentionBlock>
+    public let finalAttnTokenToImage: TwoWayTransformer.Attention
+    public let normFinalAttn: LayerNorm
+
+    public init(depth: Int, embeddingDim: Int, numHeads: Int, mlpDim: Int, attentionDownsampleRate: Int = 2) {
+        self.depth = depth
+        self.embeddingDim = embeddingDim
+        self.numHeads = numHeads
+        self.mlpDim = mlpDim
+        layers = ModuleList(
+            (0..<depth).map { i in
+                TwoWayAttentionBlock(
+                    embeddingDim: embeddingDim, numHeads: numHeads, mlpDim: mlpDim,
+                    attentionDownsampleRate: attentionDownsampleRate, skipFirstLayerPE: i == 0)
+            })
+        finalAttnTokenToImage = Attention(embeddingDim: embeddingDim, numHeads: numHeads, downsampleRate: attentionDownsampleRate)
+        normFinalAttn = LayerNorm(embeddingDim)
+    }
+
+    public var namedChildren: [(String, Module)] {
+        [("layers", layers), ("final_attn_token_to_image", finalAttnTokenToImage), ("norm_final_attn", normFinalAttn)]
+    }
+
+    /// - Parameters:
+    ///   - imageEmbedding: [B, C, h, w].
+    ///   - imagePE: the position encoding of the image, [B or 1, C, h, w] (broadcast over B).
+    ///   - pointEmbedding: the query tokens, [B, N, C].
+    /// - Returns: the processed tokens [B, N, C] and image tokens [B, h·w, C].
+    public func callAsFunction(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor)
+    {
+        // B x C x H x W -> B x HW x C
+        func tokens(_ x: Tensor) -> Tensor {
+            x.reshaped(to: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).permuted([0, 2, 1])
+        }
+        let keyPE = tokens(imagePE)
+        var queries = pointEmbedding
+        var keys = tokens(imageEmbedding)
+        for layer in layers.elements {
+            (queries, keys) = layer(queries: queries, keys: keys, queryPE: pointEmbedding, keyPE: keyPE)
+        }
+        let q = queries + pointEmbedding
+        let k = keys + keyPE
+        queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: k, v: keys))
+        return (queries, keys)
+    }
+}
+
+/// One two-way block (transformer.py, `TwoWayAttentionBlock`): token self-attention, tokens →
+/// image cross-attention, token MLP (ReLU), image → tokens cross-attention, each followed by a
+/// residual LayerNorm. The first block's self-attention sees the tokens without their position
+/// encoding and has no residual (`skip_first_layer_pe`).
+/// Keys: `self_attn`, `norm1`, `cross_attn_token_to_image`, `norm2`, `mlp`, `norm3`, `norm4`,
+/// `cross_attn_image_to_token`.
+public final class TwoWayAttentionBlock: Module {
+    public let selfAttn: TwoWayTransformer.Attention
+    public let norm1: LayerNorm
+    public let crossAttnTokenToImage: TwoWayTransformer.Attention
+    public let norm2: LayerNorm
+    public let mlp: MLPBlock
+    public let norm3: LayerNorm
+    public let norm4: LayerNorm
+    public let crossAttnImageToToken: TwoWayTransformer.Attention
+    public let skipFirstLayerPE: Bool
+
+    public init(
+        embeddingDim: Int, numHeads: Int, mlpDim: Int = 2048, attentionDownsampleRate: Int = 2, skipFirstLayerPE: Bool = false
+    ) {
+        selfAttn = TwoWayTransformer.Attention(embeddingDim: embeddingDim, numHeads: numHeads)
+        norm1 = LayerNorm(embeddingDim)
+        crossAttnTokenToImage = TwoWayTransformer.Attention(
+            embeddingDim: embeddingDim, numHeads: numHeads, downsampleRate: attentionDownsampleRate)
+        norm2 = LayerNorm(embeddingDim)
+        mlp = MLPBlock(embeddingDim: embeddingDim, mlpDim: mlpDim, activation: .relu)
+        norm3 = LayerNorm(embeddingDim)
+        norm4 = LayerNorm(embeddingDim)
+        crossAttnImageToToken = TwoWayTransformer.Attention(
+            embeddingDim: embeddingDim, numHeads: numHeads, downsampleRate: attentionDownsampleRate)
+        self.skipFirstLayerPE = skipFirstLayerPE
+    }
+
+    public var namedChildren: [(String, Module)] {
+        [
+            ("self_attn", selfAttn), ("norm1", norm1), ("cross_attn_token_to_image", crossAttnTokenToImage), ("norm2", norm2),
+            ("mlp", mlp), ("norm3", norm3), ("norm4", norm4), ("cross_attn_image_to_token", crossAttnImageToToken),
+        ]
+    }
+
+    /// queries [B, N, C], keys [B, hw, C], their position encodings (broadcastable) → both updated.
+    public func callAsFunction(queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor) -> (queries: Tensor, keys: Tensor) {
+        var queries = queries, keys = keys
+        // Self attention block
+        if skipFirstLayerPE {
+            queries = selfAttn(q: queries, k: queries, v: queries)
+        } else {
+            let q = queries + queryPE
+            queries = queries + selfAttn(q: q, k: q, v: queries)
+        }
+        queries = norm1(queries)
+        // Cross attention block, tokens attending to image embedding
+        var q = queries + queryPE
+        var k = keys + keyPE
+        queries = norm2(queries + crossAttnTokenToImage(q: q, k: k, v: keys))
+        // MLP block
+        queries = norm3(queries + mlp(queries))
+        // Cross attention block, image embedding attending to tokens
+        q = queries + queryPE
+        k = keys + keyPE
+        keys = norm4(keys + crossAttnImageToToken(q: k, k: q, v: queries))
+        return (queries, keys)
+    }
+}
+
+extension TwoWayTransformer {
+    /// Multi-head attention whose projections may shrink the width by `downsampleRate`
+    /// (transformer.py, `Attention`). Keys: `q_proj`, `k_proj`, `v_proj`, `out_proj`.
+    public final class Attention: Module {
+        public let embeddingDim: Int
+        /// embeddingDim / downsampleRate.
+        public let internalDim: Int
+        public let numHeads: Int
+        public let qProj: Linear
+        public let kProj: Linear
+        public let vProj: Linear
+        public let outProj: Linear
+
+        public init(embeddingDim: Int, numHeads: Int, downsampleRate: Int = 1) {
+            self.embeddingDim = embeddingDim
+            internalDim = embeddingDim / downsampleRate
+            self.numHeads = numHeads
+            precondition(
+                internalDim % numHeads == 0, "Attention: \(numHeads) heads must divide the internal width \(internalDim)")
+            qProj = Linear(embeddingDim, internalDim)
+            kProj = Linear(embeddingDim, internalDim)
+            vProj = Linear(embeddingDim, internalDim)
+            outProj = Linear(internalDim, embeddingDim)
+        }
+
+        public var namedChildren: [(String, Module)] {
+            [("q_proj", qProj), ("k_proj", kProj), ("v_proj", vProj), ("out_proj", outProj)]
+        }
+
+        /// [B, N, C] → [B·heads, N, C/heads] (`_separate_heads`).
+        func separateHeads(_ x: Tensor) -> Tensor {
+            let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
+            return x.reshaped(to: [b, n, numHeads, c / numHeads]).permuted([0, 2, 1, 3]).reshaped(to: [
+                b * numHeads, n, c / numHeads,
+            ])
+        }
+
+        /// [B·heads, N, d] → [B, N, heads·d] (`_recombine_heads`).
+        func recombineHeads(_ x: Tensor) -> Tensor {
+            let (bh, n, d) = (x.shape[0], x.shape[1], x.shape[2])
+            return x.reshaped(to: [bh / numHeads, numHeads, n, d]).permuted([0, 2, 1, 3]).reshaped(to: [
+                bh / numHeads, n, numHeads * d,
+            ])
+        }
+
+        /// q [B, Nq, C], k and v [B, Nk, C] → [B, Nq, C]. The reference divides the scores by
+        /// sqrt(C/heads); here the scale multiplies them (a rounding-level difference).
+        public func callAsFunction(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
+            let (q, k, v) = (separateHeads(qProj(q)), separateHeads(kProj(k)), separateHeads(vProj(v)))
+            let scale = 1 / Float(q.shape[2]).squareRoot()
+            let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: scale, relativePosition: nil)
+            return outProj(recombineHeads(out))
+        }
+    }
+}

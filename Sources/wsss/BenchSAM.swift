@@ -1,0 +1,70 @@
+import ArgumentParser
+import Autograd
+import Foundation
+import Imaging
+import SegmentAnything
+
+extension Bench {
+    /// `wsss bench sam`: the SAM image encoder, mask decoder and automatic mask generator on random weights.
+    struct SAMBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sam",
+            abstract: "Time SAM on random weights: the image encoder at 1024x1024, the mask decoder, the mask generator (JSON Lines).",
+            discussion: """
+                Lines: sam_<config>_encoder (median_s over --repeats, peak_rss_mb of the process so far: weights + encoder), \
+                sam_<config>_decoder (masks_per_s for batches of 64 single-point prompts, 3 masks each), \
+                sam_<config>_generator (s/image at the official defaults: 32x32 points, batches of 64, on a 1024x768 image; \
+                skipped with --skip-generator). Compare with `scripts/bench_reference.py --sam <config> --generator`, run in the same session.
+                """)
+
+        @OptionGroup var runtime: RuntimeOptions
+        @Option(help: ArgumentHelp("vit_b, vit_l or vit_h.", valueName: "name")) var config = "vit_b"
+        @Option(help: ArgumentHelp("Timed encoder repetitions after one warm-up.", valueName: "n")) var repeats = 3
+        @Flag(help: "Leave out the generator line (it runs the encoder once more and 1024 point prompts). (default: off)") var skipGenerator = false
+
+        func validate() throws {
+            guard SAMConfiguration.named.contains(where: { $0.name == config }) else { throw ValidationError("--config: vit_b, vit_l or vit_h") }
+            guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        }
+
+        func run() throws {
+            try runtime.apply()
+            let configuration = SAMConfiguration.named.first { $0.name == config }!.configuration
+            let model = SAM(configuration: configuration)
+            var g = SeededGenerator(seed: 5)
+            let side = configuration.imageSize
+            let input = Tensor.randomNormal([1, 3, side, side], using: &g)
+            let encoder = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
+                _ = withoutGrad { model.imageEncoder(input) }
+                return nil
+            }
+            emit("encoder", encoder.median, encoder.minimum, extra: ["size": side, "reps": encoder.count])
+
+            // A 1024x768 image of smooth colour and noise, as the official bench in scripts/bench_reference.py.
+            let (w, h) = (1024, 768)
+            var pixels = [UInt8](repeating: 0, count: w * h * 3)
+            for i in 0..<(w * h) { for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % w) / 4 + c * 40 + Int(g.next() % 32)) } }
+            let image = Image(width: w, height: h, channels: 3, pixels: pixels)
+            let predictor = SAMPredictor(model: model)
+            try predictor.setImage(image)
+            let points = (0..<64).map { _ in (x: Float(g.next() % UInt64(w)), y: Float(g.next() % UInt64(h))) }
+            let decoder = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
+                _ = predictor.predictLogits(points: points, labels: Array(repeating: 1, count: 64), multimask: true)
+                return nil
+            }
+            emit("decoder", decoder.median, decoder.minimum, extra: ["prompts": 64, "masks_per_s": (64 * 3 / decoder.median * 10).rounded() / 10])
+
+            guard !skipGenerator else { return }
+        }
+
+        func emit(_ part: String, _ median: Double, _ minimum: Double?, extra: [String: Any]) {
+            var object: [String: Any] = [
+                "name": "sam_\(config)_\(part)", "median_s": median, "peak_rss_mb": peakResidentMegabytes(),
+                "threads": Runtime.threads, "blas_core": Runtime.blasCore, "blas_origin": BLASKernelChoice.origin,
+            ]
+            if let minimum { object["min_s"] = minimum }
+            for (k, v) in extra { object[k] = v }
+            printJSON(object)
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Autograd
+import Testing
+
+@testable import SegmentAnything
+
+/// MaskDecoder (with its two-way transformer) against the official one, fed the reference's own
+/// image embedding and prompt embeddings so that only the decoder is under test.
+@Suite struct MaskDecoderTests {
+    @Test(arguments: SAMFixtures.cases)
+    func lowResLogitsAndIoUMatch(name: String) throws {
+        let model = try SAMFixtures.model()
+        let (encoderFile, file) = (try SAMFixtures.encoder(), try SAMFixtures.outputs())
+        let embedding = try encoderFile.read("encoder/neck"), pe = try encoderFile.read("encoder/dense_pe")
+        let (sparse, dense) = (try file.read("cases/\(name)/sparse"), try file.read("cases/\(name)/dense"))
+        for (mode, multimask) in [("single", false), ("multi", true)] {
+            let (masks, iou) = withoutGrad {
+                model.maskDecoder(
+                    imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense,
+                    multimaskOutput: multimask)
+            }
+            let expectedMasks = try file.read("cases/\(name)/\(mode)/low_res")
+            expectClose(masks, expectedMasks.reshaped(to: [1] + expectedMasks.shape), "\(name) \(mode) low-res logits")
+            let expectedIoU = try file.read("cases/\(name)/\(mode)/iou")
+            expectClose(iou, expectedIoU.reshaped(to: [1] + expectedIoU.shape), "\(name) \(mode) IoU")
+        }
+    }
+
+    @Test func multimaskSlicingKeepsMasksOneAndUp() throws {
+        let model = try SAMFixtures.model()
+        let file = try SAMFixtures.encoder()
+        let (embedding, pe) = (try file.read("encoder/neck"), try file.read("encoder/dense_pe"))
+        let sparse = Tensor(zeros: [1, 2, 32]), dense = Tensor(zeros: [1, 32, 8, 8])
+        withoutGrad {
+            let all = model.maskDecoder.predictMasks(
+                imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense)
+            let multi = model.maskDecoder(
+                imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense,
+                multimaskOutput: true)
+            #expect(all.masks.shape == [1, 4, 32, 32] && multi.masks.shape == [1, 3, 32, 32])
+            #expect(multi.masks.scalars == all.masks.slice(alongAxis: 1, 1..<4).scalars)
+            #expect(multi.iouPredictions.scalars == all.iouPredictions.slice(alongAxis: 1, 1..<4).scalars)
+        }
+    }
+}

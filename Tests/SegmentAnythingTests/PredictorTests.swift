@@ -1,0 +1,104 @@
+import Autograd
+import HDF5
+import Imaging
+import Testing
+
+@testable import SegmentAnything
+
+/// SAMPredictor end to end against the official SamPredictor: image in, masks out.
+@Suite struct PredictorTests {
+    static func predictor() throws -> SAMPredictor {
+        let predictor = SAMPredictor(model: try SAMFixtures.model())
+        try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
+        return predictor
+    }
+
+    @Test func setImageComputesTheReferenceEmbedding() throws {
+        let predictor = try Self.predictor()
+        #expect(predictor.originalSize == (75, 100) && predictor.inputSize == (48, 64))
+        expectClose(try predictor.imageEmbedding(), try SAMFixtures.encoder().read("encoder/neck"), "image embedding")
+    }
+
+    @Test(arguments: SAMFixtures.cases)
+    func predictMatchesTheReference(name: String) throws {
+        let predictor = try Self.predictor()
+        let (file, logitsFile) = (try SAMFixtures.outputs(), try SAMFixtures.maskLogits())
+        let group = "cases/\(name)"
+        var points: [(x: Float, y: Float)]?, labels: [Int]?, box: (x0: Float, y0: Float, x1: Float, y1: Float)?
+        if file.contains("\(group)/point_coords") {
+            let c = try file.read("\(group)/point_coords")
+            points = (0..<c.shape[0]).map { (c[$0, 0], c[$0, 1]) }
+            labels = try file.readLabels("\(group)/point_labels").values.map(Int.init)
+        }
+        if file.contains("\(group)/box") {
+            let b = try file.read("\(group)/box")
+            box = (b[0], b[1], b[2], b[3])
+        }
+        let maskInput = file.contains("\(group)/mask_input") ? try file.read("\(group)/mask_input") : nil
+        for (mode, multimask) in [("single", false), ("multi", true)] {
+            let p = try predictor.predict(
+                points: points, labels: labels, box: box, maskInput: maskInput, multimaskOutput: multimask)
+            expectClose(p.lowResLogits, try file.read("\(group)/\(mode)/low_res"), "\(name) \(mode) low-res logits")
+            expectClose(p.iouPredictions, try file.read("\(group)/\(mode)/iou"), "\(name) \(mode) IoU")
+            expectMasksAgree(p.masks, try file.read("\(group)/\(mode)/masks"), "\(name) \(mode)")
+            if logitsFile.contains("\(name)/\(mode)") {
+                let logits = try predictor.predict(
+                    points: points, labels: labels, box: box, maskInput: maskInput, multimaskOutput: multimask, returnLogits: true
+                )
+                expectClose(logits.masks, try logitsFile.read("\(name)/\(mode)"), "\(name) \(mode) logits at image size")
+                #expect(SAMPredictor.thresholded(logits.masks).scalars == p.masks.scalars)
+            }
+        }
+    }
+
+    @Test func batchedBoxesMatchTheReference() throws {
+        let predictor = try Self.predictor()
+        let file = try SAMFixtures.outputs()
+        let b = try file.read("batched_boxes/boxes")
+        let boxes = (0..<3).map { (x0: b[$0, 0], y0: b[$0, 1], x1: b[$0, 2], y1: b[$0, 3]) }
+        let p = try predictor.predict(boxes: boxes, multimaskOutput: false)
+        #expect(p.masks.shape == [3, 1, 75, 100])
+        expectClose(p.lowResLogits, try file.read("batched_boxes/low_res"), "batched boxes low-res logits")
+        expectClose(p.iouPredictions, try file.read("batched_boxes/iou"), "batched boxes IoU")
+        expectMasksAgree(p.masks, try file.read("batched_boxes/masks"), "batched boxes")
+    }
+
+    /// The call the automatic mask generator makes (`_process_batch` → `predict_torch`).
+    @Test func predictLogitsIsTheMaskGeneratorsCall() throws {
+        let predictor = try Self.predictor()
+        let file = try SAMFixtures.outputs()
+        let c = try file.read("batched_points/points")
+        let points = (0..<3).map { (x: c[$0, 0], y: c[$0, 1]) }
+        let generator: any PromptablePredictor = predictor
+        let (logits, iou) = generator.predictLogits(points: points, labels: [1, 1, 1], multimask: true)
+        #expect(logits.shape == [3, 3, 75, 100] && iou.shape == [3, 3])
+        expectClose(iou, try file.read("batched_points/iou"), "batched points IoU")
+        expectMasksAgree(SAMPredictor.thresholded(logits), try file.read("batched_points/masks"), "batched points")
+        let batch = try predictor.predictBatch(
+            points: PointPrompts(coordinates: predictor.inputFrame(points).reshaped(to: [3, 1, 2]), labels: [1, 1, 1]),
+            boxes: nil,
+            maskInput: nil, multimaskOutput: true)
+        expectClose(batch.lowResLogits, try file.read("batched_points/low_res"), "batched points low-res logits")
+    }
+
+    @Test func badRequestsThrow() throws {
+        let fresh = SAMPredictor(model: SAM(configuration: try SAMFixtures.configuration()))
+        #expect(throws: SAMPredictorError.noImage) { try fresh.predict(points: [(1, 1)], labels: [1]) }
+        #expect(throws: SAMPredictorError.emptyImage) { try fresh.setImage(Image(width: 0, height: 0, channels: 3)) }
+        let predictor = try Self.predictor()
+        #expect(throws: SAMPredictorError.labelCount(points: 2, labels: 1)) {
+            try predictor.predict(points: [(1, 1), (2, 2)], labels: [1])
+        }
+        #expect(throws: SAMPredictorError.maskInputShape(got: [1, 16, 16], expected: [1, 32, 32])) {
+            try predictor.predict(points: [(1, 1)], labels: [1], maskInput: Tensor(zeros: [1, 16, 16]))
+        }
+        #expect(throws: SAMPredictorError.emptyBatch) { try predictor.predict(boxes: []) }
+        #expect(throws: SAMPredictorError.boxShape([2, 3])) {
+            try predictor.predictBatch(points: nil, boxes: Tensor(zeros: [2, 3]), maskInput: nil)
+        }
+        #expect(throws: SAMPredictorError.batchSizes([1, 2])) {
+            try predictor.predictBatch(
+                points: PointPrompts(coordinates: Tensor(zeros: [1, 1, 2]), labels: [1]), boxes: Tensor(zeros: [2, 4]), maskInput: nil)
+        }
+    }
+}

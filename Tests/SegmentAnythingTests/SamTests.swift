@@ -1,0 +1,110 @@
+import Autograd
+import Foundation
+import HDF5
+import Testing
+
+@testable import SegmentAnything
+
+/// The assembled model against the official package (fixtures: scripts/fixtures/make_sam_fixtures.py).
+@Suite struct SamTests {
+    /// Our module tree declares exactly the official state_dict keys and shapes, in order. The
+    /// weights are allocated but never touched, so even ViT-H costs no resident memory here.
+    @Test(arguments: [("vit_b", SAMConfiguration.vitB), ("vit_l", .vitL), ("vit_h", .vitH)])
+    func keysEqualTheOfficialStateDict(name: String, configuration: SAMConfiguration) throws {
+        let official = try SAMFixtures.keys(name)
+        let ours = SAM(configuration: configuration).stateDictShapes
+        #expect(ours.map(\.name) == official.map(\.name), "\(name): key lists differ")
+        let misshaped = zip(ours, official).filter { $0.0.name == $0.1.name && $0.0.shape != $0.1.shape }
+        #expect(
+            misshaped.isEmpty,
+            "\(name): shapes differ: \(misshaped.prefix(3).map { "\($0.0.name) \($0.0.shape) vs \($0.1.shape)" })")
+    }
+
+    @Test func tinyKeysEqualTheFixtureWeights() throws {
+        let reader = try HDF5StateDict(path: SAMFixtures.path("sam_tiny_weights.h5"))
+        let ours = SAM(configuration: try SAMFixtures.configuration()).stateDictShapes
+        #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.name, $0.shape) }) == reader.tensorShapes)
+    }
+
+    @Test(arguments: [("vit_b", SAMConfiguration.vitB), ("vit_l", .vitL), ("vit_h", .vitH)])
+    func configurationInferredFromOfficialShapes(name: String, configuration: SAMConfiguration) throws {
+        let shapes = Dictionary(uniqueKeysWithValues: try SAMFixtures.keys(name).map { ($0.name, $0.shape) })
+        #expect(try SAMConfiguration.inferred(fromShapes: shapes, path: "\(name).pth") == configuration)
+    }
+
+    @Test func tinyConfigurationInferredFromItsWeights() throws {
+        let reader = try HDF5StateDict(path: SAMFixtures.path("sam_tiny_weights.h5"))
+        // The decoder's head count is the one size no tensor shape records.
+        let tiny = try SAMFixtures.configuration()
+        #expect(
+            try SAMConfiguration.inferred(
+                fromShapes: reader.tensorShapes, path: reader.path, decoderNumHeads: tiny.decoderNumHeads) == tiny)
+        let model = try SAM.loaded(from: reader, decoderNumHeads: tiny.decoderNumHeads)
+        #expect(model.configuration == tiny)
+    }
+
+    @Test func shapesOfNoSAMAreRefusedByName() {
+        #expect {
+            try SAMConfiguration.inferred(fromShapes: ["conv1.weight": [64, 3, 7, 7]], path: "resnet.pth")
+        } throws: { error in
+            error.localizedDescription == "resnet.pth: not a Segment Anything checkpoint: no tensor 'image_encoder.pos_embed'"
+        }
+    }
+
+    @Test func loadingRefusesMissingUnexpectedAndMisshapedKeysInOneError() throws {
+        let reader = try HDF5StateDict(path: SAMFixtures.path("sam_tiny_weights.h5"))
+        var tensors = try Dictionary(uniqueKeysWithValues: reader.tensorShapes.keys.map { ($0, try reader.tensor(named: $0)) })
+        tensors["mask_decoder.iou_token.weight"] = nil
+        tensors["mask_decoder.extra.weight"] = Tensor(zeros: [2])
+        tensors["image_encoder.pos_embed"] = Tensor(zeros: [1, 4, 4, 32])
+        let model = SAM(configuration: try SAMFixtures.configuration())
+        #expect {
+            try model.load(from: MemoryStateDict(path: "broken.pth", tensors: tensors))
+        } throws: { error in
+            guard case .mismatch(let path, let missing, let unexpected, let misshaped) = error as? SAMWeightsError else {
+                return false
+            }
+            let text = error.localizedDescription
+            return path == "broken.pth" && missing == ["mask_decoder.iou_token.weight"]
+                && unexpected == ["mask_decoder.extra.weight"]
+                && misshaped == ["image_encoder.pos_embed [1, 4, 4, 32] vs [1, 8, 8, 32]"] && text.hasPrefix("broken.pth: ")
+                && text.contains("missing mask_decoder.iou_token.weight") && text.contains("unexpected mask_decoder.extra.weight")
+        }
+    }
+
+    @Test func loadingFillsEveryTensorWithTheFileValues() throws {
+        let model = try SAMFixtures.model()
+        let file = try HDF5File(path: SAMFixtures.path("sam_tiny_weights.h5"), mode: .read)
+        for (name, tensor) in model.stateDict() {
+            #expect(tensor.scalars == (try file.read("/parameters/" + name)).scalars, "\(name)")
+        }
+    }
+
+    @Test func hdf5ReaderNamesTheFileItCannotUse() throws {
+        #expect(throws: HDF5Error.self) { try HDF5StateDict(path: "/nonexistent/sam.h5") }
+        // An HDF5 file without /parameters or /buffers.
+        #expect(throws: SAMWeightsError.noTensors(path: SAMFixtures.path("sam_tiny_masks.h5"))) {
+            try HDF5StateDict(path: SAMFixtures.path("sam_tiny_masks.h5"))
+        }
+    }
+
+    @Test func preprocessNormalisesAndPadsBottomRight() throws {
+        let model = try SAMFixtures.model()
+        let file = try SAMFixtures.encoder()
+        let resized = try SAMFixtures.image(file, "resized")
+        let x = Tensor(shape: [1, resized.height, resized.width, 3], values: resized.pixels.map(Float.init)).permuted([
+            0, 3, 1, 2,
+        ])
+        expectClose(model.preprocess(x), try file.read("encoder/input"), tolerance: 1e-6, "preprocess")
+    }
+
+    @Test func postprocessCropsThePaddingAndResizesToTheOriginal() throws {
+        let model = try SAMFixtures.model()
+        // A ramp along x at 32x32 (the decoder's resolution): after upscaling to 64, cropping to
+        // 48x64 and resizing to 75x100, rows stay equal and x still increases.
+        let ramp = Tensor(shape: [1, 1, 32, 32], values: (0..<1024).map { Float($0 % 32) })
+        let y = model.postprocessMasks(ramp, inputSize: (48, 64), originalSize: (75, 100))
+        #expect(y.shape == [1, 1, 75, 100])
+        #expect(y[0, 0, 0, 10] == y[0, 0, 74, 10] && y[0, 0, 0, 10] < y[0, 0, 0, 90])
+    }
+}
