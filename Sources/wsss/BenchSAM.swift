@@ -55,6 +55,10 @@ extension Bench {
             emit("decoder", decoder.median, decoder.minimum, extra: ["prompts": 64, "masks_per_s": (64 * 3 / decoder.median * 10).rounded() / 10])
 
             guard !skipGenerator else { return }
+            let generator = try AutomaticMaskGenerator(predictor: predictor)
+            let start = Date()
+            let records = try generator.generate(image)
+            emit("generator", Date().timeIntervalSince(start), nil, extra: ["image": "\(w)x\(h)", "points_per_side": 32, "masks": records.count])
         }
 
         func emit(_ part: String, _ median: Double, _ minimum: Double?, extra: [String: Any]) {

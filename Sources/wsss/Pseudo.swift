@@ -6,6 +6,7 @@ import Evaluation
 import Foundation
 import Imaging
 import PseudoLabels
+import SegmentAnything
 
 /// `wsss pseudo`: writes pseudo-labels for a split from any source and scores them.
 struct Pseudo: ParsableCommand {
@@ -17,7 +18,9 @@ struct Pseudo: ParsableCommand {
             components), gt (the ground truth, an upper bound), folder (--seeds as they are). Seeds are --cams (a \
             `wsss cam infer` file) or --seeds (any folder of label PNGs, e.g. another method's CAM labels). Proposals: \
             sa1b:DIR (SA-1B / amg.py JSON with COCO RLE), masks:DIR (a folder of 0/255 PNGs per image), index:DIR (one \
-            index map per image, PNG or HDF5), felzenszwalb (computed). Where ground truth exists the per-class IoU \
+            index map per image, PNG or HDF5), felzenszwalb (computed), sam (SAM's automatic masks from --sam-checkpoint, \
+            computed once into --sam-cache and reused). With --source boxes and --sam-checkpoint (and no --proposals), SAM \
+            is prompted with each box (the Grounded-SAM route). Where ground truth exists the per-class IoU \
             table and mIoU of the result are printed (--json: the object of `wsss score --json`).
             """)
 
@@ -38,8 +41,19 @@ struct Pseudo: ParsableCommand {
     @Option(help: ArgumentHelp("Folder of seed label PNGs instead of --cams (any WSSS method's labels). (default: none)", valueName: "dir"))
     var seeds: String?
 
-    @Option(help: ArgumentHelp("Segment proposals: sa1b:DIR, masks:DIR, index:DIR or felzenszwalb. (default: none)", valueName: "spec"))
+    @Option(help: ArgumentHelp("Segment proposals: sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam. (default: none)", valueName: "spec"))
     var proposals: String?
+
+    @Option(help: ArgumentHelp("SAM weights (official .pth or our HDF5) for --proposals sam or box prompts. (default: none)", valueName: "file"))
+    var samCheckpoint: String?
+
+    @Option(help: ArgumentHelp("SAM configuration: vit_b, vit_l, vit_h or a YAML file. (default: read off the weights)", valueName: "name|file"))
+    var samConfig: String?
+
+    @Option(help: ArgumentHelp("Folder for SAM's masks (amg.py JSON per image), reused when present. (default: <out>/sam_masks)", valueName: "dir"))
+    var samCache: String?
+
+    @OptionGroup(title: "SAM mask generator (--proposals sam)") var samGenerator: SAMGeneratorOptions
 
     @Option(help: ArgumentHelp("Detections JSON for --source boxes (default: boxes from the seeds' components).", valueName: "file"))
     var detections: String?
@@ -81,9 +95,29 @@ struct Pseudo: ParsableCommand {
     func generate() throws -> (SegmentationReport, Int)? {
         let dataset = try data.dataset()
         let names = dataset.classes.names
+        var proposalSource: ProposalSource?
+        var boxPrompter: BoxPrompter?
+        if proposals == "sam" || (source == .boxes && proposals == nil && samCheckpoint != nil) {
+            guard let samCheckpoint else { throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)") }
+            let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig).load()
+            if proposals == "sam" {
+                let cache = samCache ?? out + "/sam_masks"
+                let generator = try AutomaticMaskGenerator(predictor: SAMPredictor(model: model), options: samGenerator.options)
+                let items = dataset.samples.map { SAMMaskFolder.Item(id: $0.id, imagePath: $0.imagePath) }
+                let progress = ProgressBar("sam masks", total: items.count)
+                let done = try SAMMaskFolder.generate(items, generator: generator, into: cache) { _, found in
+                    progress.advance(extra: found.map { "\($0) masks" } ?? "cached")
+                }
+                Log.info("pseudo: SAM masks in \(cache) (\(done.processed) computed, \(done.skipped) cached)")
+                proposalSource = SA1BProposals(directory: cache)
+            } else {
+                boxPrompter = SAMBoxPrompter(model: model, name: "sam:" + samCheckpoint)
+            }
+        } else {
+            proposalSource = try Self.proposalSource(proposals, felzenszwalb: felzenszwalb)
+        }
         let labeler = try PseudoLabeler(
-            method: try method(), seeds: try seedSource(), proposals: try Self.proposalSource(proposals, felzenszwalb: felzenszwalb),
-            classNames: names)
+            method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter, classNames: names)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         if visualize > 0 { try FileManager.default.createDirectory(atPath: out + "/visualize", withIntermediateDirectories: true) }
         let samples = dataset.samples
@@ -160,7 +194,7 @@ struct Pseudo: ParsableCommand {
             return FelzenszwalbProposals(options: .init(scale: parts[0], sigma: parts[1], minSize: Int(parts[2])))
         }
         guard let colon = spec.firstIndex(of: ":") else {
-            throw ValidationError("--proposals must be sa1b:DIR, masks:DIR, index:DIR or felzenszwalb, got '\(spec)'")
+            throw ValidationError("--proposals must be sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam, got '\(spec)'")
         }
         let (kind, directory) = (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
         var isDirectory: ObjCBool = false

@@ -15,7 +15,7 @@ struct SAMCommand: ParsableCommand {
             that never runs code), or our HDF5 copy from `wsss sam convert`. The configuration is read off the weights' \
             shapes unless --config names one.
             """,
-        subcommands: [Convert.self, Embed.self, Predict.self])
+        subcommands: [Convert.self, Embed.self, Predict.self, Masks.self])
 
     struct Convert: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -92,7 +92,10 @@ struct SAMCommand: ParsableCommand {
             for b in boxes where b.x1 <= 0 || b.y1 <= 0 || b.x0 >= Float(picture.width) || b.y0 >= Float(picture.height) {
                 throw ValidationError("--box \(b.x0),\(b.y0),\(b.x1),\(b.y1) lies outside the \(picture.width)x\(picture.height) image \(image)")
             }
+            var clock = Date()
             try predictor.setImage(picture)
+            let encoderSeconds = Date().timeIntervalSince(clock)
+            clock = Date()
             let coordinates = points.isEmpty ? nil : points.map { (x: $0.x, y: $0.y) }
             let labels = points.isEmpty ? nil : points.map(\.label)
             var results: [SAMPrediction] = []
@@ -118,6 +121,7 @@ struct SAMCommand: ParsableCommand {
                 try file.write(lowRes, at: "/low_res_logits")
             }
             let scores = iou.scalars.map { String(format: "%.3f", $0) }.joined(separator: " ")
+            Log.info(String(format: "sam predict: encoder %.2f s, decoder %.2f s", encoderSeconds, Date().timeIntervalSince(clock)))
             Log.info("sam predict: \(masks.shape[0]) prompts x \(masks.shape[1]) masks in \(out); predicted IoU \(scores)")
         }
     }
@@ -128,6 +132,9 @@ struct SAMModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Weights: an official sam_vit_*.pth or our HDF5 copy. (required)", valueName: "file")) var checkpoint: String
     @Option(help: ArgumentHelp("vit_b, vit_l, vit_h or a YAML file of the builder's arguments. (default: read off the checkpoint's shapes)", valueName: "name|file"))
     var config: String?
+
+    init() {}
+    init(checkpoint: String, config: String?) { (self.checkpoint, self.config) = (checkpoint, config) }
 
     func configuration() throws -> SAMConfiguration? {
         guard let config else { return nil }

@@ -29,6 +29,7 @@ import Testing
         ("wsss-sam-convert", WSSS.helpMessage(for: SAMCommand.Convert.self, columns: 100)),
         ("wsss-sam-embed", WSSS.helpMessage(for: SAMCommand.Embed.self, columns: 100)),
         ("wsss-sam-predict", WSSS.helpMessage(for: SAMCommand.Predict.self, columns: 100)),
+        ("wsss-sam-masks", WSSS.helpMessage(for: SAMCommand.Masks.self, columns: 100)),
         ("wsss-bench-sam", WSSS.helpMessage(for: Bench.SAMBench.self, columns: 100)),
     ]
 

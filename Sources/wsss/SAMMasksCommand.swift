@@ -1,0 +1,120 @@
+import ArgumentParser
+import Autograd
+import Datasets
+import Foundation
+import SegmentAnything
+
+/// The automatic mask generator's settings, named as the official `SamAutomaticMaskGenerator`
+/// keyword arguments (and `scripts/amg.py` flags), with the official defaults.
+struct SAMGeneratorOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Points sampled along each side of the image (the grid is N x N).", valueName: "n"))
+    var pointsPerSide = 32
+    @Option(help: ArgumentHelp("Point prompts run through the decoder at once (memory, not results).", valueName: "n"))
+    var pointsPerBatch = 64
+    @Option(help: ArgumentHelp("Keep masks whose predicted IoU is above this.", valueName: "t"))
+    var predIouThresh = 0.88
+    @Option(help: ArgumentHelp("Keep masks whose stability score is above this.", valueName: "t"))
+    var stabilityScoreThresh = 0.95
+    @Option(help: ArgumentHelp("Logit offset for the stability score's two thresholds.", valueName: "x"))
+    var stabilityScoreOffset = 1.0
+    @Option(help: ArgumentHelp("Box IoU above which box NMS drops the weaker mask of a crop.", valueName: "t"))
+    var boxNmsThresh = 0.7
+    @Option(help: ArgumentHelp("Crop layers (layer i has 2^i x 2^i overlapping crops).", valueName: "n"))
+    var cropNLayers = 0
+    @Option(help: ArgumentHelp("Box IoU for NMS between masks of different crops.", valueName: "t"))
+    var cropNmsThresh = 0.7
+    @Option(help: ArgumentHelp("Overlap of neighbouring crops, as a share of the crop side.", valueName: "r"))
+    var cropOverlapRatio = 512.0 / 1500.0
+    @Option(help: ArgumentHelp("Layer i samples points-per-side / factor^i points per side.", valueName: "n"))
+    var cropNPointsDownscaleFactor = 1
+    @Option(help: ArgumentHelp("Remove holes and islands smaller than this many pixels (0: off).", valueName: "px"))
+    var minMaskRegionArea = 0
+
+    var options: AutomaticMaskGeneratorOptions {
+        var o = AutomaticMaskGeneratorOptions()
+        o.pointsPerSide = pointsPerSide
+        o.pointsPerBatch = pointsPerBatch
+        o.predIoUThresh = predIouThresh
+        o.stabilityScoreThresh = stabilityScoreThresh
+        o.stabilityScoreOffset = stabilityScoreOffset
+        o.boxNMSThresh = boxNmsThresh
+        o.cropNLayers = cropNLayers
+        o.cropNMSThresh = cropNmsThresh
+        o.cropOverlapRatio = cropOverlapRatio
+        o.cropNPointsDownscaleFactor = cropNPointsDownscaleFactor
+        o.minMaskRegionArea = minMaskRegionArea
+        return o
+    }
+}
+
+extension SAMCommand {
+    struct Masks: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Automatic masks (SamAutomaticMaskGenerator) for a folder of images or a dataset split.",
+            discussion: """
+                Writes <out>/<id>.json per image in the format of segment_anything's scripts/amg.py --convert-to-rle (COCO RLE \
+                with compressed counts, area, bbox XYWH, predicted_iou, point_coords, stability_score, crop_box), which \
+                `wsss pseudo --proposals sa1b:<out>` reads. Each file is written atomically and a rerun skips finished images; \
+                --shard K/N takes every N-th image from the K-th (K = 0 … N-1), to split a dataset over jobs or machines.
+                """)
+
+        @OptionGroup var model: SAMModelOptions
+        @OptionGroup var runtime: RuntimeOptions
+        @OptionGroup(title: "Mask generator") var generator: SAMGeneratorOptions
+        @Option(help: ArgumentHelp("Folder of images (*.jpg, *.jpeg, *.png; the id is the file name without extension). (default: none; or --root/--split)", valueName: "dir"))
+        var images: String?
+        @Option(help: ArgumentHelp("VOC-layout dataset root, with --split. (default: none)", valueName: "dir")) var root: String?
+        @Option(help: ArgumentHelp("Split list under <root>/ImageSets/Segmentation. (default: train)", valueName: "name")) var split = "train"
+        @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir")) var out: String
+        @Option(help: ArgumentHelp("Process shard K of N (every N-th image from the K-th, K = 0 … N-1). (default: 0/1, all)", valueName: "K/N"))
+        var shard = "0/1"
+
+        func validate() throws {
+            guard (images == nil) != (root == nil) else { throw ValidationError("give --images DIR or --root R (with --split), not both") }
+        }
+
+        func run() throws {
+            try runtime.apply()
+            let (index, count) = try Self.parseShard(shard)
+            let items = SAMMaskFolder.shard(try listImages(), index: index, count: count)
+            let predictor = SAMPredictor(model: try model.load())
+            let maskGenerator = try AutomaticMaskGenerator(predictor: predictor, options: generator.options)
+            let progress = ProgressBar("sam masks", total: items.count)
+            var masks = 0
+            let result = try SAMMaskFolder.generate(items, generator: maskGenerator, into: out) { _, found in
+                masks += found ?? 0
+                progress.advance(extra: found.map { "\($0) masks" } ?? "skipped (done)")
+            }
+            Log.info("sam masks: \(result.processed) images (\(masks) masks), \(result.skipped) already done, in \(out)"
+                + (count > 1 ? " (shard \(index)/\(count))" : ""))
+        }
+
+        func listImages() throws -> [SAMMaskFolder.Item] {
+            if let root {
+                return try VOCDataset(root: root, split: split, classes: Self.classes(root: root)).samples.map { .init(id: $0.id, imagePath: $0.imagePath) }
+            }
+            let directory = images!
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--images \(directory): no such folder")
+            }
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+            let items = names.filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }
+                .map { SAMMaskFolder.Item(id: ($0 as NSString).deletingPathExtension, imagePath: "\(directory)/\($0)") }
+            guard !items.isEmpty else { throw ValidationError("--images \(directory): no .jpg, .jpeg or .png files") }
+            return items
+        }
+
+        static func classes(root: String) throws -> ClassNames {
+            FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
+        }
+
+        static func parseShard(_ text: String) throws -> (Int, Int) {
+            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, k >= 0, k < n else {
+                throw ValidationError("--shard must be K/N with 0 ≤ K < N, got '\(text)'")
+            }
+            return (k, n)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Autograd
+import Foundation
+import HDF5
+import Imaging
+import Testing
+
+@testable import wsss
+
+/// `wsss sam …` on the tiny official SAM (Tests/Fixtures/sam, made by scripts/fixtures/make_sam_fixtures.py):
+/// the commands' files against the official package's outputs, reruns, shards and bad weights.
+@Suite(.serialized) struct SAMCommandTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").path
+    let sam = fixtures + "/sam"
+    let directory = NSTemporaryDirectory() + "wsss-samcli-\(UUID().uuidString)"
+
+    /// The fixture image (100x75) as a PNG.
+    func imagePNG() throws -> String {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let file = try HDF5File(path: sam + "/sam_tiny_encoder.h5", mode: .read)
+        let (bytes, shape) = try file.readBytes("/image")
+        let path = directory + "/image.png"
+        try Image(width: shape[1], height: shape[0], channels: 3, pixels: bytes).writePNG(to: path)
+        return path
+    }
+
+    @Test func predictWritesTheOfficialMasksForBatchedBoxes() throws {
+        let image = try imagePNG()
+        let reference = try HDF5File(path: sam + "/sam_tiny_outputs.h5", mode: .read)
+        let boxes = try reference.read("/batched_boxes/boxes")
+        var args = ["--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--image", image, "--out", directory + "/p.h5", "--threads", "1"]
+        for k in 0..<3 { args += ["--box", (0..<4).map { "\(boxes[k, $0])" }.joined(separator: ",")] }
+        try SAMCommand.Predict.parse(args).run()
+        let out = try HDF5File(path: directory + "/p.h5", mode: .read)
+        let masks = try out.readBytes("/masks", expectingShape: [3, 1, 75, 100]).bytes
+        let expected = try reference.readBytes("/batched_boxes/masks").bytes
+        let differing = zip(masks, expected).filter { $0 != $1 }.count
+        #expect(Double(differing) / Double(expected.count) < 0.005, "\(differing) of \(expected.count) mask pixels differ")
+        let iou = try out.read("/iou_predictions"), expectedIoU = try reference.read("/batched_boxes/iou")
+        #expect(zip(iou.scalars, expectedIoU.scalars).allSatisfy { abs($0 - $1) < 1e-3 })
+        #expect(try out.shape(of: "/low_res_logits") == [3, 1, 32, 32])
+    }
+
+    @Test func convertedWeightsEmbedLikeTheOfficialFile() throws {
+        let image = try imagePNG()
+        try SAMCommand.Convert.parse([sam + "/sam_tiny.pth", directory + "/tiny.h5"]).run()
+        for weights in [sam + "/sam_tiny.pth", directory + "/tiny.h5"] {
+            try SAMCommand.Embed.parse(["--checkpoint", weights, "--config", sam + "/sam_tiny.yaml", "--image", image, "--out", directory + "/e.h5"]).run()
+            let embedding = try HDF5File(path: directory + "/e.h5", mode: .read).read("/embedding", expectingShape: [32, 8, 8])
+            let neck = try HDF5File(path: sam + "/sam_tiny_encoder.h5", mode: .read).read("/encoder/neck")
+            let scale = neck.scalars.map(abs).max()!
+            let error = zip(embedding.scalars, neck.scalars).map { abs($0 - $1) }.max()! / scale
+            #expect(error < 1e-3, "\(weights): relative error \(error)")
+        }
+    }
+
+    @Test func masksSkipFinishedImagesAndShard() throws {
+        let images = directory + "/images"
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        let png = try imagePNG()
+        for name in ["a", "b", "c"] { try FileManager.default.copyItem(atPath: png, toPath: "\(images)/\(name).png") }
+        let common = ["--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--images", images,
+                      "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", directory + "/masks"]
+        try SAMCommand.Masks.parse(common + ["--shard", "1/2"]).run()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks") == ["b.json"])
+        let first = try Data(contentsOf: URL(fileURLWithPath: directory + "/masks/b.json"))
+        try FileManager.default.removeItem(atPath: directory + "/masks/b.json")
+        try "[]".write(toFile: directory + "/masks/b.json", atomically: true, encoding: .utf8)  // a finished image stays as it is
+        try SAMCommand.Masks.parse(common).run()
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks")) == ["a.json", "b.json", "c.json"])
+        #expect(try String(contentsOfFile: directory + "/masks/b.json", encoding: .utf8) == "[]")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/masks/a.json")) == first, "the same image gives the same records")
+        #expect(throws: ValidationError.self) { try SAMCommand.Masks.parse(common + ["--shard", "2/2"]).run() }
+    }
+
+    @Test func weightsThatWouldRunCodeOrAreNotSAMAreRefusedByName() throws {
+        let image = try imagePNG()
+        let evil = Self.fixtures + "/pth/evil_os_system.pth"
+        #expect { try SAMCommand.Embed.parse(["--checkpoint", evil, "--image", image, "--out", directory + "/x.h5"]).run() } throws: { error in
+            error.localizedDescription.contains(evil) && error.localizedDescription.contains("os.system")
+        }
+        let deeplab = Self.fixtures + "/converted_deeplab.h5"
+        #expect { try SAMCommand.Embed.parse(["--checkpoint", deeplab, "--image", image, "--out", directory + "/x.h5"]).run() } throws: { error in
+            error.localizedDescription.contains(deeplab)
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/x.h5"))
+    }
+
+    @Test func pseudoComputesSAMMasksOnceAndPromptsSAMWithBoxes() throws {
+        let root = directory + "/synth"
+        try Synth.parse(["--out", root, "--train", "3", "--val", "1", "--test", "1", "--size", "48", "--seed", "4"]).run()
+        let model = ["--sam-checkpoint", sam + "/sam_tiny.pth", "--sam-config", sam + "/sam_tiny.yaml"]
+        let sepl = ["--root", root, "--split", "train", "--source", "sepl", "--seeds", root + "/SegmentationClass", "--proposals", "sam",
+                    "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", directory + "/sepl"] + model
+        try Pseudo.parse(sepl).run()
+        let cache = directory + "/sepl/sam_masks"
+        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: cache)) == Set(ids.map { $0 + ".json" }))
+        for id in ids { #expect(FileManager.default.fileExists(atPath: "\(directory)/sepl/\(id).png")) }
+        // A rerun reuses the cached masks, untouched.
+        let stamp = try FileManager.default.attributesOfItem(atPath: "\(cache)/\(ids[0]).json")[.modificationDate] as? Date
+        try Pseudo.parse(sepl).run()
+        #expect(try FileManager.default.attributesOfItem(atPath: "\(cache)/\(ids[0]).json")[.modificationDate] as? Date == stamp)
+        // Boxes from the seeds' components, each prompted into SAM.
+        try Pseudo.parse(["--root", root, "--split", "train", "--source", "boxes", "--seeds", root + "/SegmentationClass", "--out", directory + "/boxes"] + model).run()
+        for id in ids { #expect(FileManager.default.fileExists(atPath: "\(directory)/boxes/\(id).png")) }
+        #expect(throws: ValidationError.self) {
+            try Pseudo.parse(["--root", root, "--split", "train", "--source", "sepl", "--seeds", root + "/SegmentationClass", "--proposals", "sam", "--out", directory + "/x"]).run()
+        }
+    }
+}
