@@ -11,9 +11,13 @@ import PseudoLabels
 /// column and row inside the mask (inclusive, as amg.py computes them); crop boxes hold
 /// exclusive ends (`[x0, y0, x1, y1]` slices `image[y0:y1, x0:x1]`).
 public struct BoxXYXY: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Left column.
     public var x0: Int
+    /// Top row.
     public var y0: Int
+    /// Right column (inclusive for mask boxes, exclusive for crop boxes).
     public var x1: Int
+    /// Bottom row (inclusive for mask boxes, exclusive for crop boxes).
     public var y1: Int
 
     /// A box from its corners.
@@ -27,12 +31,15 @@ public struct BoxXYXY: Equatable, Hashable, Sendable, CustomStringConvertible {
     /// (x1 - x0) * (y1 - y0), as torchvision's `box_area`.
     public var area: Int { (x1 - x0) * (y1 - y0) }
 
+    /// "[x0, y0, x1, y1]".
     public var description: String { "[\(x0), \(y0), \(x1), \(y1)]" }
 }
 
 /// A point in pixels (or in [0, 1] for point grids), as amg.py keeps them: float64.
 public struct PointXY: Equatable, Sendable {
+    /// Horizontal coordinate (column direction).
     public var x: Double
+    /// Vertical coordinate (row direction).
     public var y: Double
 
     /// A point from its coordinates.
@@ -42,7 +49,9 @@ public struct PointXY: Equatable, Sendable {
 /// A row-major binary mask, `width` x `height` (the HxW bool tensors of amg.py). Only used one
 /// at a time (postprocessing, tests); the generator stores masks as `SegmentMask` runs.
 public struct BinaryMask: Equatable, Sendable {
+    /// Columns.
     public let width: Int
+    /// Rows.
     public let height: Int
     /// Row-major pixels, `true` inside; count width * height.
     public var pixels: [Bool]

@@ -33,6 +33,7 @@ public enum AutomaticMaskGeneratorError: LocalizedError, Equatable {
     /// amg.py writes binary masks as PNG folders, not JSON.
     case binaryMasksHaveNoJSON(path: String)
 
+    /// One line naming the option or file and the problem.
     public var errorDescription: String? {
         switch self {
         case .pointsPerSideXorPointGrids: "exactly one of points_per_side or point_grids must be given"
@@ -94,9 +95,11 @@ public struct AutomaticMaskGeneratorOptions: Equatable, Sendable {
 
 /// A record's mask in the chosen output mode.
 public enum MaskSegmentation: Equatable, Sendable {
+    /// The bitmap (output_mode binary_mask).
     case binaryMask(BinaryMask)
-    /// `size` is [height, width]; counts column-major, starting with 0s.
+    /// `size` is [height, width]; counts column-major, starting with 0s (uncompressed_rle).
     case uncompressedRLE(size: [Int], counts: [Int])
+    /// `size` is [height, width]; pycocotools' compressed counts string (coco_rle).
     case cocoRLE(size: [Int], counts: String)
 }
 
