@@ -406,13 +406,13 @@ public final class AutomaticMaskGenerator {
                     parallelFor(data.count) { range in
                         for k in range {
                             let (filled, holesChanged) = AMG.removeSmallRegions(
-                                BinaryMask(data.masks[k]), areaThreshold: Double(minArea), mode: .holes)
+                                data.masks[k], areaThreshold: Double(minArea), mode: .holes)
                             let (mask, islandsChanged) = AMG.removeSmallRegions(
                                 filled, areaThreshold: Double(minArea), mode: .islands)
                             let unchanged = !holesChanged && !islandsChanged
                             boxes[k] = AMG.batchedMaskToBox(mask)
                             scores[k] = unchanged ? 1 : 0
-                            if !unchanged { newMasks[k] = mask.segmentMask }
+                            if !unchanged { newMasks[k] = mask }
                         }
                     }
                 }
