@@ -54,41 +54,30 @@ struct ColumnRuns {
         return out
     }
 
-    /// The mask of the runs whose `keep` is true (runs must be disjoint; they are merged into
-    /// maximal column-major runs).
+    /// The mask of the runs whose `keep` is true, together with the runs of `other` whose
+    /// `keepOther` is true (all disjoint; merged into maximal column-major runs).
     func segmentMask(
         keeping keep: (Int) -> Bool, plus other: ColumnRuns? = nil, keepingOther keepOther: (Int) -> Bool = { _ in true }
-    )
-        -> SegmentMask
-    {
-        // Column-major pixel ranges of both lists, merged in order.
-        var ranges: [Range<Int>] = []
+    ) -> SegmentMask {
+        let other = other ?? ColumnRuns(width: width, height: height)
         let h = height
+        func range(_ runs: ColumnRuns, _ k: Int) -> Range<Int> {
+            let base = Int(runs.column[k]) * h
+            return (base + Int(runs.start[k]))..<(base + Int(runs.end[k]))
+        }
+        // Both lists are in column-major order: merge them as sorted sequences.
+        var builder = ColumnRunBuilder(height: h)
         var (i, j) = (0, 0)
-        let n = count, m = other?.count ?? 0
-        while i < n || j < m {
-            let takeOther: Bool
-            if i >= n {
-                takeOther = true
-            } else if j >= m {
-                takeOther = false
-            } else {
-                let o = other!
-                takeOther = (o.column[j], o.start[j]) < (column[i], start[i])
-            }
+        while i < count || j < other.count {
+            let takeOther = i >= count || (j < other.count && (other.column[j], other.start[j]) < (column[i], start[i]))
             if takeOther {
-                let o = other!
-                if keepOther(j) {
-                    ranges.append((Int(o.column[j]) * h + Int(o.start[j]))..<(Int(o.column[j]) * h + Int(o.end[j])))
-                }
+                if keepOther(j) { builder.add(range: range(other, j)) }
                 j += 1
             } else {
-                if keep(i) { ranges.append((Int(column[i]) * h + Int(start[i]))..<(Int(column[i]) * h + Int(end[i]))) }
+                if keep(i) { builder.add(range: range(self, i)) }
                 i += 1
             }
         }
-        var builder = ColumnRunBuilder(height: h)
-        for r in ranges { builder.add(range: r) }
         return SegmentMask(width: width, height: height, runs: builder.finished)
     }
 }
