@@ -228,6 +228,16 @@ final class ReplayPredictor: PromptablePredictor {
         #expect(official.allSatisfy { $0.area == $0.mask.area })
     }
 
+    @Test func samProposalsAreTheRecordsMasks() throws {
+        let (predictor, image, options, json) = try Self.replay("crops", set: "crops")
+        let source = SAMProposals(generator: try AutomaticMaskGenerator(predictor: predictor, options: options))
+        let masks = try source.proposals(for: "any", image: image)
+        let official = try OfficialRecord.records(fromJSON: json)
+        #expect(masks.map(\.runs) == official.map(\.mask.runs))
+        #expect(masks.map(\.predictedIoU) == official.map(\.predictedIoU))
+        #expect(masks.map(\.stabilityScore) == official.map(\.stabilityScore))
+    }
+
     @Test func outputModesHoldTheSameMasks() throws {
         var segmentations: [MaskOutputMode: [MaskSegmentation]] = [:]
         var masks: [[SegmentMask]] = []
