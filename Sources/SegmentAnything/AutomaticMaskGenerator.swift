@@ -79,6 +79,7 @@ public struct AutomaticMaskGeneratorOptions: Equatable, Sendable {
     /// Box IoU above which NMS drops duplicates between crops.
     public var cropNMSThresh = 0.7
     /// Overlap of first-layer crops as a fraction of the short side (later layers scale it down).
+    /// Must be in [0, 1) (the official does not check; larger values make degenerate crops).
     public var cropOverlapRatio = 512.0 / 1500.0
     /// Layer i samples pointsPerSide / factor^i points a side.
     public var cropNPointsDownscaleFactor = 1
