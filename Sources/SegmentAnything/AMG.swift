@@ -11,9 +11,13 @@ import PseudoLabels
 /// column and row inside the mask (inclusive, as amg.py computes them); crop boxes hold
 /// exclusive ends (`[x0, y0, x1, y1]` slices `image[y0:y1, x0:x1]`).
 public struct BoxXYXY: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Left column.
     public var x0: Int
+    /// Top row.
     public var y0: Int
+    /// Right column (inclusive for mask boxes, exclusive for crop boxes).
     public var x1: Int
+    /// Bottom row (inclusive for mask boxes, exclusive for crop boxes).
     public var y1: Int
 
     /// A box from its corners.
@@ -27,12 +31,15 @@ public struct BoxXYXY: Equatable, Hashable, Sendable, CustomStringConvertible {
     /// (x1 - x0) * (y1 - y0), as torchvision's `box_area`.
     public var area: Int { (x1 - x0) * (y1 - y0) }
 
+    /// "[x0, y0, x1, y1]".
     public var description: String { "[\(x0), \(y0), \(x1), \(y1)]" }
 }
 
 /// A point in pixels (or in [0, 1] for point grids), as amg.py keeps them: float64.
 public struct PointXY: Equatable, Sendable {
+    /// Horizontal coordinate (column direction).
     public var x: Double
+    /// Vertical coordinate (row direction).
     public var y: Double
 
     /// A point from its coordinates.
@@ -42,7 +49,9 @@ public struct PointXY: Equatable, Sendable {
 /// A row-major binary mask, `width` x `height` (the HxW bool tensors of amg.py). Only used one
 /// at a time (postprocessing, tests); the generator stores masks as `SegmentMask` runs.
 public struct BinaryMask: Equatable, Sendable {
+    /// Columns.
     public let width: Int
+    /// Rows.
     public let height: Int
     /// Row-major pixels, `true` inside; count width * height.
     public var pixels: [Bool]
@@ -404,9 +413,10 @@ public enum AMG {
 
 /// 8-connected components of a row-major binary image, numbered as OpenCV's
 /// `connectedComponentsWithStats(…, 8)` numbers them (its default Spaghetti/BBDT labelling):
-/// the scan visits 2x2 blocks row pair by row pair; a component's label comes from the first
-/// block that holds one of its pixels; union-find keeps the smaller label as the root, and the
-/// final labels are the roots in creation order. Label 0 is the background (false pixels).
+/// the scan visits 2x2 blocks row pair by row pair, a new provisional label starts at the first
+/// block holding a pixel of a new component, union-find keeps the smaller label as the root, and
+/// the final labels are the roots in creation order — so components are numbered by the first
+/// 2x2 block (in block scan order) that holds one of their pixels. Label 0 is the background.
 struct ConnectedComponents {
     /// Row-major labels, 0 for background.
     let labels: [Int32]
@@ -414,60 +424,70 @@ struct ConnectedComponents {
     let sizes: [Int]
 
     init(pixels: [Bool], width: Int, height: Int) {
+        precondition(pixels.count == width * height, "ConnectedComponents: \(pixels.count) pixels for \(width)x\(height)")
         let count = width * height
-        var parent = [Int32](repeating: -1, count: count)
-        func find(_ i: Int32, _ parent: inout [Int32]) -> Int32 {
-            var r = i
-            while parent[Int(r)] != r { r = parent[Int(r)] }
-            var k = i
-            while parent[Int(k)] != r {
-                let next = parent[Int(k)]
-                parent[Int(k)] = r
-                k = next
-            }
-            return r
-        }
-        func union(_ a: Int32, _ b: Int32, _ parent: inout [Int32]) {
-            let (ra, rb) = (find(a, &parent), find(b, &parent))
-            if ra < rb { parent[Int(rb)] = ra } else if rb < ra { parent[Int(ra)] = rb }
-        }
-        for y in 0..<height {
-            for x in 0..<width where pixels[y * width + x] {
-                let i = Int32(y * width + x)
-                parent[Int(i)] = i
-                if x > 0 && pixels[Int(i) - 1] { union(i, i - 1, &parent) }
-                if y > 0 {
-                    let up = Int(i) - width
-                    if pixels[up] { union(i, Int32(up), &parent) }
-                    if x > 0 && pixels[up - 1] { union(i, Int32(up - 1), &parent) }
-                    if x + 1 < width && pixels[up + 1] { union(i, Int32(up + 1), &parent) }
-                }
-            }
-        }
-        // The first 2x2 block of each component, in block scan order.
-        let blocksPerRow = (width + 1) / 2
-        var firstBlock = [Int](repeating: Int.max, count: count)
-        var roots: [Int32] = []
-        for y in 0..<height {
-            for x in 0..<width where pixels[y * width + x] {
-                let r = Int(find(Int32(y * width + x), &parent))
-                let block = (y / 2) * blocksPerRow + x / 2
-                if firstBlock[r] == Int.max { roots.append(Int32(r)) }
-                firstBlock[r] = min(firstBlock[r], block)
-            }
-        }
-        roots.sort { firstBlock[Int($0)] < firstBlock[Int($1)] }
-        var labelOfRoot = [Int32](repeating: 0, count: count)
-        for (k, r) in roots.enumerated() { labelOfRoot[Int(r)] = Int32(k + 1) }
         var labels = [Int32](repeating: 0, count: count)
-        var sizes = [Int](repeating: 0, count: roots.count + 1)
-        for i in 0..<count {
-            if pixels[i] {
-                let label = labelOfRoot[Int(find(Int32(i), &parent))]
-                labels[i] = label
-                sizes[Int(label)] += 1
-            } else {
-                sizes[0] += 1
+        var sizes = [0]
+        var parent = [Int32](repeating: -1, count: count)
+        pixels.withUnsafeBufferPointer { fg in
+            parent.withUnsafeMutableBufferPointer { parent in
+                labels.withUnsafeMutableBufferPointer { labels in
+                    // Union-find over pixel indices; the root of a set is its smallest index.
+                    func find(_ i: Int) -> Int {
+                        var r = i
+                        while Int(parent[r]) != r { r = Int(parent[r]) }
+                        var k = i
+                        while Int(parent[k]) != r {
+                            let next = Int(parent[k])
+                            parent[k] = Int32(r)
+                            k = next
+                        }
+                        return r
+                    }
+                    func union(_ a: Int, _ b: Int) {
+                        let (ra, rb) = (find(a), find(b))
+                        if ra < rb { parent[rb] = Int32(ra) } else if rb < ra { parent[ra] = Int32(rb) }
+                    }
+                    // Raster pass: join each pixel with its left, up-left, up and up-right neighbours.
+                    for y in 0..<height {
+                        for x in 0..<width where fg[y * width + x] {
+                            let i = y * width + x
+                            parent[i] = Int32(i)
+                            if x > 0 && fg[i - 1] { union(i, i - 1) }
+                            if y > 0 {
+                                let up = i - width
+                                if fg[up] { union(i, up) }
+                                if x > 0 && fg[up - 1] { union(i, up - 1) }
+                                if x + 1 < width && fg[up + 1] { union(i, up + 1) }
+                            }
+                        }
+                    }
+                    // Block pass: number components as they first appear in 2x2 block scan order
+                    // (rootLabel: the final label of each root, 0 until its component is met).
+                    var rootLabel = [Int32](repeating: 0, count: count)
+                    rootLabel.withUnsafeMutableBufferPointer { rootLabel in
+                        for by in stride(from: 0, to: height, by: 2) {
+                            for bx in stride(from: 0, to: width, by: 2) {
+                                for y in by..<min(by + 2, height) {
+                                    for x in bx..<min(bx + 2, width) {
+                                        let i = y * width + x
+                                        guard fg[i] else {
+                                            sizes[0] += 1
+                                            continue
+                                        }
+                                        let r = find(i)
+                                        if rootLabel[r] == 0 {
+                                            sizes.append(0)
+                                            rootLabel[r] = Int32(sizes.count - 1)
+                                        }
+                                        labels[i] = rootLabel[r]
+                                        sizes[Int(rootLabel[r])] += 1
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         self.labels = labels

@@ -33,6 +33,7 @@ public enum AutomaticMaskGeneratorError: LocalizedError, Equatable {
     /// amg.py writes binary masks as PNG folders, not JSON.
     case binaryMasksHaveNoJSON(path: String)
 
+    /// One line naming the option or file and the problem.
     public var errorDescription: String? {
         switch self {
         case .pointsPerSideXorPointGrids: "exactly one of points_per_side or point_grids must be given"
@@ -78,6 +79,7 @@ public struct AutomaticMaskGeneratorOptions: Equatable, Sendable {
     /// Box IoU above which NMS drops duplicates between crops.
     public var cropNMSThresh = 0.7
     /// Overlap of first-layer crops as a fraction of the short side (later layers scale it down).
+    /// Must be in [0, 1) (the official does not check; larger values make degenerate crops).
     public var cropOverlapRatio = 512.0 / 1500.0
     /// Layer i samples pointsPerSide / factor^i points a side.
     public var cropNPointsDownscaleFactor = 1
@@ -94,9 +96,11 @@ public struct AutomaticMaskGeneratorOptions: Equatable, Sendable {
 
 /// A record's mask in the chosen output mode.
 public enum MaskSegmentation: Equatable, Sendable {
+    /// The bitmap (output_mode binary_mask).
     case binaryMask(BinaryMask)
-    /// `size` is [height, width]; counts column-major, starting with 0s.
+    /// `size` is [height, width]; counts column-major, starting with 0s (uncompressed_rle).
     case uncompressedRLE(size: [Int], counts: [Int])
+    /// `size` is [height, width]; pycocotools' compressed counts string (coco_rle).
     case cocoRLE(size: [Int], counts: String)
 }
 
@@ -403,13 +407,13 @@ public final class AutomaticMaskGenerator {
                     parallelFor(data.count) { range in
                         for k in range {
                             let (filled, holesChanged) = AMG.removeSmallRegions(
-                                BinaryMask(data.masks[k]), areaThreshold: Double(minArea), mode: .holes)
+                                data.masks[k], areaThreshold: Double(minArea), mode: .holes)
                             let (mask, islandsChanged) = AMG.removeSmallRegions(
                                 filled, areaThreshold: Double(minArea), mode: .islands)
                             let unchanged = !holesChanged && !islandsChanged
                             boxes[k] = AMG.batchedMaskToBox(mask)
                             scores[k] = unchanged ? 1 : 0
-                            if !unchanged { newMasks[k] = mask.segmentMask }
+                            if !unchanged { newMasks[k] = mask }
                         }
                     }
                 }

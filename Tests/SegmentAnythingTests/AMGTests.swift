@@ -140,6 +140,43 @@ enum AMGFixtures {
         }
     }
 
+    @Test func smallRegionsOnRunsMatchOpenCV() throws {
+        for c in try AMGFixtures.cases("small_regions") {
+            let modeName = try #require(c["mode"] as? String)
+            let mode = try #require(SmallRegionMode(rawValue: modeName))
+            let area = try #require(c["area"] as? Int)
+            let mask = try AMGFixtures.mask(c["mask"]).segmentMask
+            let (out, changed) = AMG.removeSmallRegions(mask, areaThreshold: Double(area), mode: mode)
+            let what = "\(c["name"] ?? "?") \(mode) < \(area)"
+            #expect(changed == (c["changed"] as? Bool), "\(what)")
+            #expect(out == (try AMGFixtures.mask(c["result"])).segmentMask, "\(what)")
+        }
+    }
+
+    /// The run version against the bitmap version (the oracle) on seeded random masks: blobs,
+    /// noise, full and empty masks, odd sizes.
+    @Test func smallRegionsOnRunsMatchTheBitmapVersion() {
+        var state: UInt64 = 12345
+        func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        for trial in 0..<60 {
+            let (w, h) = (1 + Int(next() * 23), 1 + Int(next() * 19))
+            let density = [0.0, 0.2, 0.5, 0.8, 1.0][trial % 5]
+            var mask = BinaryMask(width: w, height: h)
+            for i in 0..<(w * h) { mask.pixels[i] = next() < density }
+            for area in [1.0, 2, 4, 9, 30] {
+                for mode in [SmallRegionMode.holes, .islands] {
+                    let oracle = AMG.removeSmallRegions(mask, areaThreshold: area, mode: mode)
+                    let runs = AMG.removeSmallRegions(mask.segmentMask, areaThreshold: area, mode: mode)
+                    #expect(runs.changed == oracle.changed && runs.mask == oracle.mask.segmentMask, "\(w)x\(h) \(mode) < \(area)")
+                    #expect(AMG.batchedMaskToBox(runs.mask) == AMG.batchedMaskToBox(oracle.mask))
+                }
+            }
+        }
+    }
+
     @Test func componentsAreNumberedByTwoByTwoBlocks() {
         // A component starting on row 1 at the left comes before one starting on row 0 further
         // right: both first appear in block row 0, the left one in an earlier block.

@@ -228,6 +228,35 @@ final class ReplayPredictor: PromptablePredictor {
         #expect(official.allSatisfy { $0.area == $0.mask.area })
     }
 
+    @Test func samProposalsAreTheRecordsMasks() throws {
+        let (predictor, image, options, json) = try Self.replay("crops", set: "crops")
+        let source = SAMProposals(generator: try AutomaticMaskGenerator(predictor: predictor, options: options))
+        let masks = try source.proposals(for: "any", image: image)
+        let official = try OfficialRecord.records(fromJSON: json)
+        #expect(masks.map(\.runs) == official.map(\.mask.runs))
+        #expect(masks.map(\.predictedIoU) == official.map(\.predictedIoU))
+        #expect(masks.map(\.stabilityScore) == official.map(\.stabilityScore))
+    }
+
+    @Test func outputModesHoldTheSameMasks() throws {
+        var segmentations: [MaskOutputMode: [MaskSegmentation]] = [:]
+        var masks: [[SegmentMask]] = []
+        for mode in [MaskOutputMode.cocoRLE, .uncompressedRLE, .binaryMask] {
+            var (predictor, image, options, _) = try Self.replay("single", set: "single")
+            options.outputMode = mode
+            let records = try AutomaticMaskGenerator(predictor: predictor, options: options).generate(image)
+            segmentations[mode] = records.map(\.segmentation)
+            masks.append(records.map(\.mask))
+        }
+        #expect(masks.allSatisfy { $0 == masks[0] } && !masks[0].isEmpty)
+        for (k, mask) in masks[0].enumerated() {
+            let counts = AMG.maskToRLE(mask)
+            #expect(segmentations[.cocoRLE]?[k] == .cocoRLE(size: [36, 48], counts: AMG.cocoEncodeRLE(counts)))
+            #expect(segmentations[.uncompressedRLE]?[k] == .uncompressedRLE(size: [36, 48], counts: counts))
+            #expect(segmentations[.binaryMask]?[k] == .binaryMask(BinaryMask(mask)))
+        }
+    }
+
     @Test func noMaskGivesNoRecords() throws {
         // The official fails here with several crops (box_area of an empty float tensor).
         for file in ["single", "crops"] {
