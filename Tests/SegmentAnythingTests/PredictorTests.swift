@@ -1,6 +1,8 @@
 import Autograd
+import Foundation
 import HDF5
 import Imaging
+import PseudoLabels
 import Testing
 
 @testable import SegmentAnything
@@ -98,7 +100,27 @@ import Testing
         }
         #expect(throws: SAMPredictorError.batchSizes([1, 2])) {
             try predictor.predictBatch(
-                points: PointPrompts(coordinates: Tensor(zeros: [1, 1, 2]), labels: [1]), boxes: Tensor(zeros: [2, 4]), maskInput: nil)
+                points: PointPrompts(coordinates: Tensor(zeros: [1, 1, 2]), labels: [1]), boxes: Tensor(zeros: [2, 4]),
+                maskInput: nil)
         }
+    }
+}
+
+/// The whole pipeline: our automatic mask generator driving our predictor on the tiny model
+/// gives the official SamAutomaticMaskGenerator's masks (Tests/Fixtures/amg/generator_<set>.json,
+/// scripts/fixtures/make_amg_fixtures.py, same weights as sam_tiny_weights.h5).
+@Suite struct PredictorWithMaskGeneratorTests {
+    @Test(arguments: ["single", "crops"])
+    func generatorOnOurPredictorFindsTheOfficialMasks(set: String) throws {
+        let predictor = SAMPredictor(model: try SAMFixtures.model())
+        try expectMatchesOfficialGenerator(predictor: predictor, set: set)
+        // And no extra masks: as many records as the official file.
+        let options = try JSONDecoder().decode(
+            [String: OfficialGeneratorOptions].self,
+            from: try #require(FileManager.default.contents(atPath: "\(AMGFixtures.directory)/generator_options.json")))
+        let image = try Image.readRGB(from: "\(AMGFixtures.directory)/image_96x72.png")
+        let ours = try AutomaticMaskGenerator(predictor: predictor, options: try #require(options[set]).options).generate(image)
+        let official = try SA1BProposals.read(path: "\(AMGFixtures.directory)/generator_\(set).json", width: 96, height: 72)
+        #expect(ours.count == official.count)
     }
 }
