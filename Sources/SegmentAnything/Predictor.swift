@@ -52,7 +52,9 @@ public enum SAMPredictorError: LocalizedError, Equatable {
 /// for `predictBatch`, which takes them in the model's input frame as `predict_torch` does.
 /// Runs without a tape.
 public final class SAMPredictor {
+    /// The model predictions run on.
     public let model: SAM
+    /// Resizes images and prompts to the model's input side.
     public let transform: ResizeLongestSide
     /// The image embedding [1, C, h, w], nil before `setImage`.
     public private(set) var features: Tensor?
@@ -61,6 +63,7 @@ public final class SAMPredictor {
     /// The resized image inside the padded input (height, width).
     public private(set) var inputSize: (height: Int, width: Int) = (0, 0)
 
+    /// A predictor for `model`, without an image.
     public init(model: SAM) {
         self.model = model
         transform = ResizeLongestSide(targetLength: model.imageSize)

@@ -17,11 +17,16 @@ public final class SAM: Module {
     public static let maskThreshold: Float = 0
     /// ImageNet RGB mean and standard deviation in 0…255 (build_sam.py's pixel_mean, pixel_std).
     public static let pixelMean: [Float] = [123.675, 116.28, 103.53]
+    /// Per-channel divisor after the mean is subtracted.
     public static let pixelStd: [Float] = [58.395, 57.12, 57.375]
 
+    /// The sizes the model was built with.
     public let configuration: SAMConfiguration
+    /// `image_encoder`.
     public let imageEncoder: ImageEncoderViT
+    /// `prompt_encoder`.
     public let promptEncoder: PromptEncoder
+    /// `mask_decoder`.
     public let maskDecoder: MaskDecoder
 
     /// Builds the model as build_sam.py's `_build_sam` does for `configuration` (weights not
@@ -64,6 +69,7 @@ public final class SAM: Module {
         /// [B, 1, 4h, 4w] mask logits.
         public var maskInputs: Tensor?
 
+        /// An input; prompts default to none.
         public init(
             image: Tensor, originalSize: (height: Int, width: Int), points: PointPrompts? = nil, boxes: Tensor? = nil,
             maskInputs: Tensor? = nil
