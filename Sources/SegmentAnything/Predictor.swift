@@ -1,6 +1,7 @@
 import Autograd
 import Foundation
 import Imaging
+import PseudoLabels
 
 // segment_anything/predictor.py.
 
@@ -15,6 +16,30 @@ public struct SAMPrediction {
     /// Logits at the decoder's resolution, [(N,) M, 4h, 4w] (256 x 256 officially); one of them
     /// can be the `maskInput` of a later prediction.
     public let lowResLogits: Tensor
+}
+
+extension SAMPrediction {
+    /// Each mask as a row-major bitmap, over the leading axes in order ((n, m) at n·M + m):
+    /// true where the mask is 1, or the logit is above `SAM.maskThreshold` with `returnLogits`.
+    public func bitmaps() -> [[Bool]] {
+        let plane = masks.shape.suffix(2).product
+        let values = masks.scalars
+        return stride(from: 0, to: values.count, by: max(plane, 1)).map { start in
+            values[start..<(start + plane)].map { $0 > SAM.maskThreshold }
+        }
+    }
+
+    /// The masks as segment proposals (PseudoLabels), each with its predicted IoU, in the order
+    /// of `bitmaps()`.
+    public func segmentMasks() -> [SegmentMask] {
+        let (height, width) = (masks.shape[masks.rank - 2], masks.shape[masks.rank - 1])
+        let ious = iouPredictions.scalars
+        return bitmaps().enumerated().map { index, bitmap in
+            var mask = SegmentMask(width: width, height: height, bitmap: bitmap)
+            mask.predictedIoU = ious[index]
+            return mask
+        }
+    }
 }
 
 /// A prediction request the predictor cannot serve.

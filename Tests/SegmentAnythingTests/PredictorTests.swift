@@ -53,6 +53,20 @@ import Testing
         }
     }
 
+    @Test func masksAsBitmapsAndSegmentProposals() throws {
+        let predictor = try Self.predictor()
+        let p = try predictor.predict(
+            boxes: [(x0: 5, y0: 5, x1: 50, y1: 40), (x0: 30, y0: 20, x1: 95, y1: 70)], multimaskOutput: true)
+        let bitmaps = p.bitmaps(), proposals = p.segmentMasks()
+        #expect(bitmaps.count == 6 && proposals.count == 6 && bitmaps[0].count == 75 * 100)
+        let masks = p.masks.scalars
+        #expect(bitmaps[4].enumerated().allSatisfy { $0.element == (masks[4 * 7500 + $0.offset] > 0.5) })
+        #expect(proposals[4].predictedIoU == p.iouPredictions[1, 1])
+        // A pixel (x, y) of proposal k is in its bitmap at y · width + x.
+        let (x, y) = (40, 30)
+        #expect(proposals[4].runs.contains { $0.contains(Int32(x * 75 + y)) } == bitmaps[4][y * 100 + x])
+    }
+
     @Test func batchedBoxesMatchTheReference() throws {
         let predictor = try Self.predictor()
         let file = try SAMFixtures.outputs()
