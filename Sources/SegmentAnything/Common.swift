@@ -7,10 +7,14 @@ import Layers
 /// MLP (GELU) and the two-way transformer's (ReLU).
 /// Keys: `lin1.{weight,bias}`, `lin2.{weight,bias}`.
 public final class MLPBlock: Module {
+    /// embeddingDim → mlpDim.
     public let lin1: Linear
+    /// mlpDim → embeddingDim.
     public let lin2: Linear
+    /// Between the two layers (no parameters).
     public let act: Activation
 
+    /// Weights allocated, not initialised (see TorchLayers.swift).
     public init(embeddingDim: Int, mlpDim: Int, activation: Activation.Kind = .gelu) {
         lin1 = Linear(embeddingDim, mlpDim)
         lin2 = Linear(mlpDim, embeddingDim)
@@ -27,10 +31,14 @@ public final class MLPBlock: Module {
 /// per pixel, (x - mean_c) / sqrt(var_c + eps) · weight + bias, with the biased variance and
 /// eps 1e-6. Keys: `weight`, `bias` ([channels]).
 public final class LayerNorm2d: Module {
+    /// [channels].
     public let weight: Tensor
+    /// [channels].
     public let bias: Tensor
+    /// Added to the variance (1e-6, as the reference).
     public let epsilon: Float
 
+    /// Weights allocated, not initialised.
     public init(_ channels: Int, epsilon: Float = 1e-6) {
         weight = parameter([channels])
         bias = parameter([channels])

@@ -17,11 +17,14 @@ public final class ImageEncoderViT: Module {
     public let imageSize: Int
     /// [1, imageSize/patch, imageSize/patch, embedDim], added to the patch embedding.
     public let posEmbed: Tensor
+    /// Patches to tokens (`patch_embed`).
     public let patchEmbed: PatchEmbed
+    /// The transformer blocks, windowed except `globalAttnIndexes`.
     public let blocks: ModuleList<Block>
     /// conv1x1 (no bias) → LayerNorm2d → conv3x3 (no bias) → LayerNorm2d.
     public let neck: Sequential
 
+    /// The encoder of `_build_sam` for these sizes (defaults: ViT-B); weights not initialised.
     public init(
         imageSize: Int = 1024, patchSize: Int = 16, inChannels: Int = 3, embedDim: Int = 768, depth: Int = 12,
         numHeads: Int = 12, mlpRatio: Double = 4, outChannels: Int = 256, windowSize: Int = 14,
@@ -64,9 +67,13 @@ public final class ImageEncoderViT: Module {
 /// A pre-norm transformer block with windowed or global attention (image_encoder.py, `Block`).
 /// Keys: `norm1.*`, `attn.*`, `norm2.*`, `mlp.lin{1,2}.*`.
 public final class Block: Module {
+    /// Before attention (eps 1e-6).
     public let norm1: LayerNorm
+    /// Windowed or global self-attention.
     public let attn: ImageEncoderViT.Attention
+    /// Before the MLP (eps 1e-6).
     public let norm2: LayerNorm
+    /// dim → dim·mlpRatio → dim, GELU.
     public let mlp: MLPBlock
     /// Side of the attention windows in tokens; 0 for global attention.
     public let windowSize: Int
@@ -106,12 +113,17 @@ extension ImageEncoderViT {
     /// (image_encoder.py, `Attention`; MViTv2's rel-pos, Li et al. 2022).
     /// Keys: `rel_pos_h` [2·h-1, headDim], `rel_pos_w` [2·w-1, headDim], `qkv.*`, `proj.*`.
     public final class Attention: Module {
+        /// Attention heads; headDim = dim / numHeads.
         public let numHeads: Int
         /// headDim^-0.5.
         public let scale: Float
+        /// dim → 3·dim (queries, keys, values).
         public let qkv: Linear
+        /// dim → dim after the heads are merged.
         public let proj: Linear
+        /// Relative-position table along the height, [2·h-1, headDim].
         public let relPosH: Tensor
+        /// Relative-position table along the width, [2·w-1, headDim].
         public let relPosW: Tensor
 
         /// - Parameter inputSize: the (height, width) of the grids this layer attends over.
@@ -152,8 +164,10 @@ extension ImageEncoderViT {
 /// Image to patch embedding (image_encoder.py, `PatchEmbed`): a patch×patch convolution with
 /// stride patch, channels last. Keys: `proj.weight`, `proj.bias`.
 public final class PatchEmbed: Module {
+    /// [embedDim, 3, p, p] with bias, stride p.
     public let proj: Conv2d
 
+    /// A patch embedding of `patchSize` pixels to `embedDim` channels.
     public init(patchSize: Int = 16, inChannels: Int = 3, embedDim: Int = 768) {
         var generator = SeededGenerator(seed: 0)  // load(from:) replaces the drawn weights
         proj = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: patchSize, bias: true, generator: &generator)

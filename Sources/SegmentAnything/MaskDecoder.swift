@@ -12,17 +12,26 @@ import Layers
 /// Keys: `transformer.*`, `iou_token.weight`, `mask_tokens.weight`, `output_upscaling.{0,1,3}.*`,
 /// `output_hypernetworks_mlps.<i>.layers.{0,1,2}.*`, `iou_prediction_head.layers.<i>.*`.
 public final class MaskDecoder: Module {
+    /// Token and image-embedding width (256 officially).
     public let transformerDim: Int
+    /// Tokens ↔ image attention.
     public let transformer: TwoWayTransformer
+    /// Masks returned with `multimaskOutput` (3).
     public let numMultimaskOutputs: Int
+    /// The token whose output feeds the IoU head, [1, C].
     public let iouToken: Embedding
+    /// numMultimaskOutputs + 1 (mask 0 is the single-mask output).
     public let numMaskTokens: Int
+    /// One token per mask, [numMaskTokens, C].
     public let maskTokens: Embedding
     /// convT2x2/2 → LayerNorm2d → GELU → convT2x2/2 → GELU: [B, C, h, w] → [B, C/8, 4h, 4w].
     public let outputUpscaling: Sequential
+    /// Per mask token: C → C → C → C/8, the weights of its per-pixel product.
     public let outputHypernetworksMLPs: ModuleList<MLP>
+    /// IoU token → one predicted IoU per mask token.
     public let iouPredictionHead: MLP
 
+    /// The decoder of `_build_sam` around `transformer`; weights not initialised.
     public init(
         transformerDim: Int, transformer: TwoWayTransformer, numMultimaskOutputs: Int = 3, iouHeadDepth: Int = 3,
         iouHeadHiddenDim: Int = 256
@@ -117,9 +126,12 @@ public final class MaskDecoder: Module {
 /// MaskFormer). SAM never sets its `sigmoid_output`, so this port leaves it out.
 /// Keys: `layers.<i>.{weight,bias}`.
 public final class MLP: Module {
+    /// Number of linear layers.
     public let numLayers: Int
+    /// input → hidden → … → output.
     public let layers: ModuleList<Linear>
 
+    /// `numLayers` linear layers, all `hiddenDim` wide except the ends; weights not initialised.
     public init(inputDim: Int, hiddenDim: Int, outputDim: Int, numLayers: Int) {
         precondition(numLayers >= 1, "MLP: needs at least one layer, got \(numLayers)")
         self.numLayers = numLayers

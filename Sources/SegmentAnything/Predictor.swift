@@ -1,6 +1,7 @@
 import Autograd
 import Foundation
 import Imaging
+import PseudoLabels
 
 // segment_anything/predictor.py.
 
@@ -15,6 +16,30 @@ public struct SAMPrediction {
     /// Logits at the decoder's resolution, [(N,) M, 4h, 4w] (256 x 256 officially); one of them
     /// can be the `maskInput` of a later prediction.
     public let lowResLogits: Tensor
+}
+
+extension SAMPrediction {
+    /// Each mask as a row-major bitmap, over the leading axes in order ((n, m) at n·M + m):
+    /// true where the mask is 1, or the logit is above `SAM.maskThreshold` with `returnLogits`.
+    public func bitmaps() -> [[Bool]] {
+        let plane = masks.shape.suffix(2).product
+        let values = masks.scalars
+        return stride(from: 0, to: values.count, by: max(plane, 1)).map { start in
+            values[start..<(start + plane)].map { $0 > SAM.maskThreshold }
+        }
+    }
+
+    /// The masks as segment proposals (PseudoLabels), each with its predicted IoU, in the order
+    /// of `bitmaps()`.
+    public func segmentMasks() -> [SegmentMask] {
+        let (height, width) = (masks.shape[masks.rank - 2], masks.shape[masks.rank - 1])
+        let ious = iouPredictions.scalars
+        return bitmaps().enumerated().map { index, bitmap in
+            var mask = SegmentMask(width: width, height: height, bitmap: bitmap)
+            mask.predictedIoU = ious[index]
+            return mask
+        }
+    }
 }
 
 /// A prediction request the predictor cannot serve.
@@ -52,7 +77,9 @@ public enum SAMPredictorError: LocalizedError, Equatable {
 /// for `predictBatch`, which takes them in the model's input frame as `predict_torch` does.
 /// Runs without a tape.
 public final class SAMPredictor {
+    /// The model predictions run on.
     public let model: SAM
+    /// Resizes images and prompts to the model's input side.
     public let transform: ResizeLongestSide
     /// The image embedding [1, C, h, w], nil before `setImage`.
     public private(set) var features: Tensor?
@@ -61,6 +88,7 @@ public final class SAMPredictor {
     /// The resized image inside the padded input (height, width).
     public private(set) var inputSize: (height: Int, width: Int) = (0, 0)
 
+    /// A predictor for `model`, without an image.
     public init(model: SAM) {
         self.model = model
         transform = ResizeLongestSide(targetLength: model.imageSize)

@@ -13,6 +13,7 @@ public struct PointPrompts {
     /// B·N labels, row-major (point n of prompt b at b·N + n).
     public var labels: [Int]
 
+    /// Prompts from [B, N, 2] coordinates and B·N labels.
     public init(coordinates: Tensor, labels: [Int]) {
         precondition(
             coordinates.rank == 3 && coordinates.shape[2] == 2 && labels.count == coordinates.shape[0] * coordinates.shape[1],
@@ -31,20 +32,26 @@ public struct PointPrompts {
 /// (background point, foreground point, top-left and bottom-right box corner),
 /// `not_a_point_embed.weight`, `mask_downscaling.{0,1,3,4,6}.*`, `no_mask_embed.weight`.
 public final class PromptEncoder: Module {
+    /// Width of the sparse tokens and dense embedding.
     public let embedDim: Int
     /// Token grid of the image embedding (height, width).
     public let imageEmbeddingSize: (height: Int, width: Int)
     /// The padded encoder input (height, width) that point coordinates refer to.
     public let inputImageSize: (height: Int, width: Int)
+    /// The random-Fourier position encoding (embedDim / 2 frequencies).
     public let peLayer: PositionEmbeddingRandom
+    /// Background point, foreground point, box top-left, box bottom-right; each [1, embedDim].
     public let pointEmbeddings: ModuleList<Embedding>
+    /// The embedding of a padding point (label -1), [1, embedDim].
     public let notAPointEmbed: Embedding
     /// Size of mask inputs: 4x the embedding grid (256 x 256 for the official models).
     public let maskInputSize: (height: Int, width: Int)
     /// conv2x2/2 → LayerNorm2d → GELU → conv2x2/2 → LayerNorm2d → GELU → conv1x1.
     public let maskDownscaling: Sequential
+    /// The dense embedding used when no mask is given, [1, embedDim].
     public let noMaskEmbed: Embedding
 
+    /// The prompt encoder of `_build_sam`; weights not initialised.
     public init(
         embedDim: Int, imageEmbeddingSize: (height: Int, width: Int), inputImageSize: (height: Int, width: Int),
         maskInChannels: Int
@@ -146,6 +153,7 @@ public final class PositionEmbeddingRandom: Module {
     /// G, [2, numPosFeats].
     public let positionalEncodingGaussianMatrix: Tensor
 
+    /// An encoding with `numPosFeats` frequencies (the matrix is a buffer: load it).
     public init(numPosFeats: Int = 64) {
         positionalEncodingGaussianMatrix = Tensor(uninitialized: [2, numPosFeats])
     }

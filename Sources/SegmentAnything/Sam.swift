@@ -17,11 +17,16 @@ public final class SAM: Module {
     public static let maskThreshold: Float = 0
     /// ImageNet RGB mean and standard deviation in 0…255 (build_sam.py's pixel_mean, pixel_std).
     public static let pixelMean: [Float] = [123.675, 116.28, 103.53]
+    /// Per-channel divisor after the mean is subtracted.
     public static let pixelStd: [Float] = [58.395, 57.12, 57.375]
 
+    /// The sizes the model was built with.
     public let configuration: SAMConfiguration
+    /// `image_encoder`.
     public let imageEncoder: ImageEncoderViT
+    /// `prompt_encoder`.
     public let promptEncoder: PromptEncoder
+    /// `mask_decoder`.
     public let maskDecoder: MaskDecoder
 
     /// Builds the model as build_sam.py's `_build_sam` does for `configuration` (weights not
@@ -50,22 +55,52 @@ public final class SAM: Module {
     /// Side of the square encoder input in pixels (`image_encoder.img_size`).
     public var imageSize: Int { imageEncoder.imageSize }
 
-    /// Normalises pixel values and pads bottom and right with zeros to the square encoder input
-    /// (`preprocess`).
-    /// - Parameter x: [B, 3, h, w], RGB in 0…255, h and w at most `imageSize`.
-    /// - Returns: [B, 3, imageSize, imageSize].
-    public func preprocess(_ x: Tensor) -> Tensor {
-        precondition(
-            x.rank == 4 && x.shape[1] == 3 && x.shape[2] <= imageSize && x.shape[3] <= imageSize,
-            "SAM.preprocess: input \(x.shape) is not [B, 3, h, w] with sides at most \(imageSize)")
-        let mean = Tensor(shape: [1, 3, 1, 1], values: SAM.pixelMean)
-        let std = Tensor(shape: [1, 3, 1, 1], values: SAM.pixelStd)
-        var y = (x - mean) / std
-        let (b, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        // F.pad(x, (0, padw, 0, padh)): zeros after the last column and row.
-        if w < imageSize { y = Tensor.concat([y, Tensor(zeros: [b, 3, h, imageSize - w])], alongAxis: 3) }
-        if h < imageSize { y = Tensor.concat([y, Tensor(zeros: [b, 3, imageSize - h, imageSize])], alongAxis: 2) }
-        return y
+    /// One image of a batch for `callAsFunction(_:multimaskOutput:)` (sam.py `forward`'s dict):
+    /// the image already resized by `ResizeLongestSide`, and its prompts in that frame.
+    public struct Input {
+        /// [3, h, w], RGB in 0…255, long side `imageSize`.
+        public var image: Tensor
+        /// The image before resizing (height, width).
+        public var originalSize: (height: Int, width: Int)
+        /// [B, N, 2] points with labels.
+        public var points: PointPrompts?
+        /// [B, 4] boxes.
+        public var boxes: Tensor?
+        /// [B, 1, 4h, 4w] mask logits.
+        public var maskInputs: Tensor?
+
+        /// An input; prompts default to none.
+        public init(
+            image: Tensor, originalSize: (height: Int, width: Int), points: PointPrompts? = nil, boxes: Tensor? = nil,
+            maskInputs: Tensor? = nil
+        ) {
+            self.image = image
+            self.originalSize = originalSize
+            self.points = points
+            self.boxes = boxes
+            self.maskInputs = maskInputs
+        }
+    }
+
+    /// Masks for a batch of images and their prompts end to end (sam.py `forward`, no tape):
+    /// the images are encoded together, then each image's prompts are decoded.
+    /// - Returns: per image, 0/1 masks [B, M, H, W] at its original size, IoU predictions [B, M]
+    ///   and low-res logits [B, M, 4h, 4w].
+    public func callAsFunction(_ inputs: [Input], multimaskOutput: Bool) -> [SAMPrediction] {
+        withoutGrad {
+            let images = Tensor.concat(inputs.map { preprocess($0.image.reshaped(to: [1] + $0.image.shape)) }, alongAxis: 0)
+            let embeddings = imageEncoder(images)
+            let pe = promptEncoder.densePositionalEncoding()
+            return inputs.enumerated().map { index, input in
+                let (sparse, dense) = promptEncoder(points: input.points, boxes: input.boxes, masks: input.maskInputs)
+                let (lowRes, iou) = maskDecoder(
+                    imageEmbeddings: embeddings.slice(alongAxis: 0, index..<(index + 1)), imagePE: pe,
+                    sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
+                let masks = postprocessMasks(
+                    lowRes, inputSize: (input.image.shape[1], input.image.shape[2]), originalSize: input.originalSize)
+                return SAMPrediction(masks: SAMPredictor.thresholded(masks), iouPredictions: iou, lowResLogits: lowRes)
+            }
+        }
     }
 
     /// Removes the padding and upscales decoder masks to the original image (`postprocess_masks`):
@@ -82,6 +117,24 @@ public final class SAM: Module {
         let full = masks.resizedBilinear(to: (imageSize, imageSize), alignCorners: false)
         let cropped = full.slice(alongAxis: 2, 0..<inputSize.height).slice(alongAxis: 3, 0..<inputSize.width)
         return cropped.resizedBilinear(to: originalSize, alignCorners: false)
+    }
+
+    /// Normalises pixel values and pads bottom and right with zeros to the square encoder input
+    /// (`preprocess`).
+    /// - Parameter x: [B, 3, h, w], RGB in 0…255, h and w at most `imageSize`.
+    /// - Returns: [B, 3, imageSize, imageSize].
+    public func preprocess(_ x: Tensor) -> Tensor {
+        precondition(
+            x.rank == 4 && x.shape[1] == 3 && x.shape[2] <= imageSize && x.shape[3] <= imageSize,
+            "SAM.preprocess: input \(x.shape) is not [B, 3, h, w] with sides at most \(imageSize)")
+        let mean = Tensor(shape: [1, 3, 1, 1], values: SAM.pixelMean)
+        let std = Tensor(shape: [1, 3, 1, 1], values: SAM.pixelStd)
+        var y = (x - mean) / std
+        let (b, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        // F.pad(x, (0, padw, 0, padh)): zeros after the last column and row.
+        if w < imageSize { y = Tensor.concat([y, Tensor(zeros: [b, 3, h, imageSize - w])], alongAxis: 3) }
+        if h < imageSize { y = Tensor.concat([y, Tensor(zeros: [b, 3, imageSize - h, imageSize])], alongAxis: 2) }
+        return y
     }
 
     /// The names and shapes of every tensor the model's `state_dict` holds, in its order.

@@ -18,8 +18,11 @@ public protocol StateDictReader {
 /// The tensors of an HDF5 file in our checkpoint layout (docs: `/parameters/<key>` and
 /// `/buffers/<key>`, Float32 or convertible), read on demand.
 public final class HDF5StateDict: StateDictReader {
+    /// The open file.
     public let file: HDF5File
+    /// The file's path.
     public var path: String { file.path }
+    /// Every key (under /parameters or /buffers) and its shape.
     public let tensorShapes: [String: [Int]]
     /// Dataset path of each key.
     let locations: [String: String]
@@ -43,6 +46,7 @@ public final class HDF5StateDict: StateDictReader {
         self.locations = locations
     }
 
+    /// Reads one tensor. - Throws: `SAMWeightsError.mismatch` for an unknown key, `HDF5Error`.
     public func tensor(named name: String) throws -> Tensor {
         guard let location = locations[name] else {
             throw SAMWeightsError.mismatch(path: path, missing: [name], unexpected: [], misshaped: [])

@@ -18,6 +18,7 @@ public final class Linear: Module {
     /// [outFeatures], or nil.
     public let bias: Tensor?
 
+    /// An inFeatures → outFeatures layer; weights not initialised.
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
         weight = parameter([outFeatures, inFeatures])
         self.bias = bias ? parameter([outFeatures]) : nil
@@ -38,6 +39,7 @@ public final class LayerNorm: Module {
     /// torch's default is 1e-5; SAM's image encoder passes 1e-6 (build_sam.py's `norm_layer`).
     public let epsilon: Float
 
+    /// A normalisation over `dim` features; weights not initialised.
     public init(_ dim: Int, epsilon: Float = 1e-5) {
         weight = parameter([dim])
         bias = parameter([dim])
@@ -56,6 +58,7 @@ public final class Embedding: Module {
     /// [count, dim].
     public let weight: Tensor
 
+    /// A table of `count` vectors of `dim`; not initialised.
     public init(_ count: Int, _ dim: Int) { weight = parameter([count, dim]) }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
@@ -67,8 +70,10 @@ public final class ConvTranspose2d: Module {
     public let weight: Tensor
     /// [outChannels].
     public let bias: Tensor
+    /// Output step per input pixel (the kernel side in SAM).
     public let stride: Int
 
+    /// A square transposed convolution; weights not initialised.
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int) {
         weight = parameter([inChannels, outChannels, kernelSize, kernelSize])
         bias = parameter([outChannels])
@@ -94,10 +99,13 @@ public final class Activation: Module {
         case relu
     }
 
+    /// Which function.
     public let kind: Kind
 
+    /// The activation `kind`.
     public init(_ kind: Kind) { self.kind = kind }
 
+    /// The function element-wise; any shape.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         switch kind {
         case .gelu: x.gelu()
@@ -108,8 +116,10 @@ public final class Activation: Module {
 
 /// torch.nn.ModuleList: children named "0", "1", … in order.
 public final class ModuleList<Element: Module>: Module {
+    /// The children, in order.
     public let elements: [Element]
 
+    /// A list of `elements`.
     public init(_ elements: [Element]) { self.elements = elements }
 
     public var namedChildren: [(String, Module)] { elements.enumerated().map { (String($0.offset), $0.element) } }

@@ -7,14 +7,22 @@ import Layers
 /// tokens attend to each other in `depth` blocks, then the tokens attend to the image once more.
 /// Keys: `layers.<i>.*`, `final_attn_token_to_image.*`, `norm_final_attn.*`.
 public final class TwoWayTransformer: Module {
+    /// Number of two-way blocks.
     public let depth: Int
+    /// Token width.
     public let embeddingDim: Int
+    /// Attention heads.
     public let numHeads: Int
+    /// Hidden width of the token MLPs.
     public let mlpDim: Int
+    /// The blocks; the first skips the query position encoding in self-attention.
     public let layers: ModuleList<TwoWayAttentionBlock>
+    /// The last tokens → image attention.
     public let finalAttnTokenToImage: TwoWayTransformer.Attention
+    /// After it (eps 1e-5).
     public let normFinalAttn: LayerNorm
 
+    /// The transformer of `_build_sam` (ReLU MLPs, cross-attention at half width); weights not initialised.
     public init(depth: Int, embeddingDim: Int, numHeads: Int, mlpDim: Int, attentionDownsampleRate: Int = 2) {
         self.depth = depth
         self.embeddingDim = embeddingDim
@@ -65,16 +73,26 @@ public final class TwoWayTransformer: Module {
 /// Keys: `self_attn`, `norm1`, `cross_attn_token_to_image`, `norm2`, `mlp`, `norm3`, `norm4`,
 /// `cross_attn_image_to_token`.
 public final class TwoWayAttentionBlock: Module {
+    /// Token self-attention (full width).
     public let selfAttn: TwoWayTransformer.Attention
+    /// After each sub-layer's residual, in order (eps 1e-5).
     public let norm1: LayerNorm
+    /// Tokens attend to the image.
     public let crossAttnTokenToImage: TwoWayTransformer.Attention
+    /// See `norm1`.
     public let norm2: LayerNorm
+    /// Token MLP, ReLU.
     public let mlp: MLPBlock
+    /// See `norm1`.
     public let norm3: LayerNorm
+    /// After the image tokens' residual.
     public let norm4: LayerNorm
+    /// The image attends to the tokens.
     public let crossAttnImageToToken: TwoWayTransformer.Attention
+    /// Whether self-attention sees the bare tokens and has no residual (first block).
     public let skipFirstLayerPE: Bool
 
+    /// A block of the reference's sizes; weights not initialised.
     public init(
         embeddingDim: Int, numHeads: Int, mlpDim: Int = 2048, attentionDownsampleRate: Int = 2, skipFirstLayerPE: Bool = false
     ) {
@@ -111,13 +129,14 @@ public final class TwoWayAttentionBlock: Module {
         queries = norm1(queries)
         // Cross attention block, tokens attending to image embedding
         var q = queries + queryPE
-        var k = keys + keyPE
+        // keys do not change until norm4, so the reference's second `keys + key_pe` equals this
+        // one: computed once (at 64 prompts it is a 268 MB tensor).
+        let k = keys + keyPE
         queries = norm2(queries + crossAttnTokenToImage(q: q, k: k, v: keys))
         // MLP block
         queries = norm3(queries + mlp(queries))
         // Cross attention block, image embedding attending to tokens
         q = queries + queryPE
-        k = keys + keyPE
         keys = norm4(keys + crossAttnImageToToken(q: k, k: q, v: queries))
         return (queries, keys)
     }
@@ -127,15 +146,22 @@ extension TwoWayTransformer {
     /// Multi-head attention whose projections may shrink the width by `downsampleRate`
     /// (transformer.py, `Attention`). Keys: `q_proj`, `k_proj`, `v_proj`, `out_proj`.
     public final class Attention: Module {
+        /// Width of the inputs and output.
         public let embeddingDim: Int
         /// embeddingDim / downsampleRate.
         public let internalDim: Int
+        /// Heads over the internal width.
         public let numHeads: Int
+        /// Projections embeddingDim → internalDim (q, k, v) and back (out).
         public let qProj: Linear
+        /// See `qProj`.
         public let kProj: Linear
+        /// See `qProj`.
         public let vProj: Linear
+        /// See `qProj`.
         public let outProj: Linear
 
+        /// Attention of `numHeads` heads at embeddingDim / downsampleRate; weights not initialised.
         public init(embeddingDim: Int, numHeads: Int, downsampleRate: Int = 1) {
             self.embeddingDim = embeddingDim
             internalDim = embeddingDim / downsampleRate

@@ -9,6 +9,7 @@ public struct ResizeLongestSide: Sendable {
     /// The longer side after resizing (the encoder's input side, 1024 officially).
     public let targetLength: Int
 
+    /// A transform to `targetLength` pixels on the longer side.
     public init(targetLength: Int) {
         precondition(targetLength > 0, "ResizeLongestSide: target length \(targetLength)")
         self.targetLength = targetLength

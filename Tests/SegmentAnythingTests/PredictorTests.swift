@@ -1,6 +1,8 @@
 import Autograd
+import Foundation
 import HDF5
 import Imaging
+import PseudoLabels
 import Testing
 
 @testable import SegmentAnything
@@ -51,6 +53,20 @@ import Testing
         }
     }
 
+    @Test func masksAsBitmapsAndSegmentProposals() throws {
+        let predictor = try Self.predictor()
+        let p = try predictor.predict(
+            boxes: [(x0: 5, y0: 5, x1: 50, y1: 40), (x0: 30, y0: 20, x1: 95, y1: 70)], multimaskOutput: true)
+        let bitmaps = p.bitmaps(), proposals = p.segmentMasks()
+        #expect(bitmaps.count == 6 && proposals.count == 6 && bitmaps[0].count == 75 * 100)
+        let masks = p.masks.scalars
+        #expect(bitmaps[4].enumerated().allSatisfy { $0.element == (masks[4 * 7500 + $0.offset] > 0.5) })
+        #expect(proposals[4].predictedIoU == p.iouPredictions[1, 1])
+        // A pixel (x, y) of proposal k is in its bitmap at y · width + x.
+        let (x, y) = (40, 30)
+        #expect(proposals[4].runs.contains { $0.contains(Int32(x * 75 + y)) } == bitmaps[4][y * 100 + x])
+    }
+
     @Test func batchedBoxesMatchTheReference() throws {
         let predictor = try Self.predictor()
         let file = try SAMFixtures.outputs()
@@ -98,7 +114,27 @@ import Testing
         }
         #expect(throws: SAMPredictorError.batchSizes([1, 2])) {
             try predictor.predictBatch(
-                points: PointPrompts(coordinates: Tensor(zeros: [1, 1, 2]), labels: [1]), boxes: Tensor(zeros: [2, 4]), maskInput: nil)
+                points: PointPrompts(coordinates: Tensor(zeros: [1, 1, 2]), labels: [1]), boxes: Tensor(zeros: [2, 4]),
+                maskInput: nil)
         }
+    }
+}
+
+/// The whole pipeline: our automatic mask generator driving our predictor on the tiny model
+/// gives the official SamAutomaticMaskGenerator's masks (Tests/Fixtures/amg/generator_<set>.json,
+/// scripts/fixtures/make_amg_fixtures.py, same weights as sam_tiny_weights.h5).
+@Suite struct PredictorWithMaskGeneratorTests {
+    @Test(arguments: ["single", "crops"])
+    func generatorOnOurPredictorFindsTheOfficialMasks(set: String) throws {
+        let predictor = SAMPredictor(model: try SAMFixtures.model())
+        try expectMatchesOfficialGenerator(predictor: predictor, set: set)
+        // And no extra masks: as many records as the official file.
+        let options = try JSONDecoder().decode(
+            [String: OfficialGeneratorOptions].self,
+            from: try #require(FileManager.default.contents(atPath: "\(AMGFixtures.directory)/generator_options.json")))
+        let image = try Image.readRGB(from: "\(AMGFixtures.directory)/image_96x72.png")
+        let ours = try AutomaticMaskGenerator(predictor: predictor, options: try #require(options[set]).options).generate(image)
+        let official = try SA1BProposals.read(path: "\(AMGFixtures.directory)/generator_\(set).json", width: 96, height: 72)
+        #expect(ours.count == official.count)
     }
 }

@@ -99,6 +99,27 @@ import TorchCheckpoint
         expectClose(model.preprocess(x), try file.read("encoder/input"), tolerance: 1e-6, "preprocess")
     }
 
+    /// sam.py's batched `forward` gives what SamPredictor gives for the same prompt.
+    @Test func forwardOverImagesMatchesThePredictorsReference() throws {
+        let model = try SAMFixtures.model()
+        let (encoderFile, file) = (try SAMFixtures.encoder(), try SAMFixtures.outputs())
+        let resized = try SAMFixtures.image(encoderFile, "resized")
+        let image = Tensor(shape: [resized.height, resized.width, 3], values: resized.pixels.map(Float.init)).permuted([2, 0, 1])
+        let b = try file.read("cases/box/box")
+        let box = ResizeLongestSide(targetLength: 64).applyBoxes(
+            [(Double(b[0]), Double(b[1]), Double(b[2]), Double(b[3]))], originalSize: (75, 100))[0]
+        let boxes = Tensor(shape: [1, 4], values: [Float(box.x0), Float(box.y0), Float(box.x1), Float(box.y1)])
+        let input = SAM.Input(image: image, originalSize: (75, 100), boxes: boxes)
+        let outputs = model([input, input], multimaskOutput: true)
+        #expect(outputs.count == 2)
+        for output in outputs {
+            let lowRes = try file.read("cases/box/multi/low_res")
+            expectClose(output.lowResLogits, lowRes.reshaped(to: [1] + lowRes.shape), "forward low-res logits")
+            let masks = try file.read("cases/box/multi/masks")
+            expectMasksAgree(output.masks, masks.reshaped(to: [1] + masks.shape), "forward masks")
+        }
+    }
+
     @Test func postprocessCropsThePaddingAndResizesToTheOriginal() throws {
         let model = try SAMFixtures.model()
         // A ramp along x at 32x32 (the decoder's resolution): after upscaling to 64, cropping to
