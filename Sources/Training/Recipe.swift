@@ -28,7 +28,14 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             "source": (.string, "sepl"), "proposals": (.string, nil), "seeds": (.string, nil), "detections": (.string, nil),
             "mask_share": (.double, 0.5), "region_share": (.double, 0.85), "ignore_conflicts": (.bool, false),
             "box_threshold": (.double, 0.3), "felzenszwalb": (.doubles, [100.0, 0.8, 20.0]), "compare": (.strings, []),
-            "labels": (.string, nil),
+            "labels": (.string, nil), "sam_checkpoint": (.string, nil), "sam_config": (.string, nil), "sam_cache": (.string, nil),
+        ],
+        // SAM's automatic mask generator (pseudo.proposals: sam), named as the official keyword arguments.
+        "sam": [
+            "points_per_side": (.int, 32), "points_per_batch": (.int, 64), "pred_iou_thresh": (.double, 0.88),
+            "stability_score_thresh": (.double, 0.95), "stability_score_offset": (.double, 1.0), "box_nms_thresh": (.double, 0.7),
+            "crop_n_layers": (.int, 0), "crop_nms_thresh": (.double, 0.7), "crop_overlap_ratio": (.double, 512.0 / 1500.0),
+            "crop_n_points_downscale_factor": (.int, 1), "min_mask_region_area": (.int, 0),
         ],
         "model": [
             "arch": (.string, "deeplabv2-resnet101"), "depth": (.int, 101), "width_divisor": (.int, 1),
@@ -58,7 +65,7 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
         do { loaded = try Yams.load(yaml: text) } catch { throw RecipeError(path: path, message: "not valid YAML (\(error))") }
         var values: [String: [String: Any]] = [:]
         if let loaded {
-            guard let top = loaded as? [String: Any] else { throw RecipeError(path: path, message: "expected sections (data, cam, pseudo, model, train, eval, run)") }
+            guard let top = loaded as? [String: Any] else { throw RecipeError(path: path, message: "expected sections (data, cam, pseudo, sam, model, train, eval, run)") }
             for (section, body) in top {
                 guard let keys = Self.schema[section] else {
                     throw RecipeError(path: path, message: "unknown section '\(section)' (known: \(Self.schema.keys.sorted().joined(separator: ", ")))")
@@ -128,6 +135,11 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             "train.weight_decay": nonNegative, "train.checkpoint_every": atLeastOne, "train.keep_last": atLeastOne,
             "train.eval_every": ("an integer ≥ 0 (0: no evaluation while training)", number { $0 >= 0 }), "train.log_every": atLeastOne,
             "eval.scales": scales,
+            "sam.points_per_side": atLeastOne, "sam.points_per_batch": atLeastOne, "sam.pred_iou_thresh": ("a number", number { _ in true }),
+            "sam.stability_score_thresh": ("a number", number { _ in true }), "sam.stability_score_offset": nonNegative,
+            "sam.box_nms_thresh": share, "sam.crop_n_layers": ("an integer ≥ 0", number { $0 >= 0 }), "sam.crop_nms_thresh": share,
+            "sam.crop_overlap_ratio": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }), "sam.crop_n_points_downscale_factor": atLeastOne,
+            "sam.min_mask_region_area": ("an integer ≥ 0", number { $0 >= 0 }),
         ]
     }()
 

@@ -89,12 +89,27 @@ struct PipelineCommand: ParsableCommand {
                             "--felzenszwalb", recipe.doubles("pseudo", "felzenszwalb").map { String($0) }.joined(separator: ","),
                             "--visualize", "8", "--json"]
                 if let seeds = recipe.string("pseudo", "seeds") { args += ["--seeds", seeds] } else if source != "gt" { args += ["--cams", camFile] }
-                if var proposals = recipe.string("pseudo", "proposals"), source == "sepl" || source == "boxes" {
+                if let checkpoint = recipe.string("pseudo", "sam_checkpoint"), source == "sepl" || source == "boxes" {
+                    args += ["--sam-checkpoint", checkpoint, "--sam-cache", recipe.string("pseudo", "sam_cache") ?? runDir + "/sam_masks"]
+                    if let config = recipe.string("pseudo", "sam_config") { args += ["--sam-config", config] }
+                    for key in ["points_per_side", "points_per_batch", "crop_n_layers", "crop_n_points_downscale_factor", "min_mask_region_area"] {
+                        args += ["--" + key.replacingOccurrences(of: "_", with: "-"), String(recipe.int("sam", key)!)]
+                    }
+                    for key in ["pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh", "crop_nms_thresh", "crop_overlap_ratio"] {
+                        args += ["--" + key.replacingOccurrences(of: "_", with: "-"), String(recipe.double("sam", key))]
+                    }
+                }
+                if var proposals = recipe.string("pseudo", "proposals"), proposals != "sam", source == "sepl" || source == "boxes" {
                     // A relative proposal folder is inside the data root.
                     if let colon = proposals.firstIndex(of: ":"), !proposals[proposals.index(after: colon)...].hasPrefix("/") {
                         proposals = String(proposals[..<colon]) + ":" + root + "/" + proposals[proposals.index(after: colon)...]
                     }
                     args += ["--proposals", proposals]
+                } else if recipe.string("pseudo", "proposals") == "sam" && (source == "sepl" || source == "boxes") {
+                    guard recipe.string("pseudo", "sam_checkpoint") != nil else {
+                        throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
+                    }
+                    args += ["--proposals", "sam"]
                 }
                 if let detections = recipe.string("pseudo", "detections"), source == "boxes" { args += ["--detections", detections] }
                 if recipe.bool("pseudo", "ignore_conflicts") { args.append("--ignore-conflicts") }
