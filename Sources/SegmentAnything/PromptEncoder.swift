@@ -137,11 +137,13 @@ public final class PromptEncoder: Module {
         if let points { parts.append(embedPoints(points, pad: boxes == nil)) }
         if let boxes { parts.append(embedBoxes(boxes)) }
         let sparse = parts.isEmpty ? Tensor(zeros: [batch, 0, embedDim]) : Tensor.concat(parts, alongAxis: 1)
-        let dense =
-            masks.map(embedMasks)
-            ?? noMaskEmbed.weight.reshaped(to: [1, embedDim, 1, 1])
-            + Tensor(zeros: [batch, embedDim, imageEmbeddingSize.height, imageEmbeddingSize.width])
-        return (sparse, dense)
+        if let masks { return (sparse, embedMasks(masks)) }
+        // The reference expands one plane of no_mask_embed over the batch; here one plane is
+        // built and copied B times (the mask generator's 64 prompts make it 268 MB).
+        let plane =
+            noMaskEmbed.weight.reshaped(to: [1, embedDim, 1, 1])
+            + Tensor(zeros: [1, embedDim, imageEmbeddingSize.height, imageEmbeddingSize.width])
+        return (sparse, batch == 1 ? plane : Tensor.concat(Array(repeating: plane, count: batch), alongAxis: 0))
     }
 }
 
