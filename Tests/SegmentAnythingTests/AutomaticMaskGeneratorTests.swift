@@ -329,7 +329,7 @@ final class ReplayPredictor: PromptablePredictor {
 }
 
 /// For the end-to-end test once a real predictor exists (the model's SAMPredictor on
-/// Tests/Fixtures/sam/sam_tiny_weights.h5, the weights of sam_tiny.build()): runs our generator
+/// Tests/Fixtures/sam/sam_tiny.pth, the weights of sam_tiny.build()): runs our generator
 /// on image_96x72.png with the options of generator_options.json[set] and expects every official
 /// mask of generator_<set>.json to be matched by one of ours at IoU ≥ `minimumIoU`.
 func expectMatchesOfficialGenerator(

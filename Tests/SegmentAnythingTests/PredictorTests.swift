@@ -122,7 +122,7 @@ import Testing
 
 /// The whole pipeline: our automatic mask generator driving our predictor on the tiny model
 /// gives the official SamAutomaticMaskGenerator's masks (Tests/Fixtures/amg/generator_<set>.json,
-/// scripts/fixtures/make_amg_fixtures.py, same weights as sam_tiny_weights.h5).
+/// scripts/fixtures/make_amg_fixtures.py, same weights as sam_tiny.pth).
 @Suite struct PredictorWithMaskGeneratorTests {
     @Test(arguments: ["single", "crops"])
     func generatorOnOurPredictorFindsTheOfficialMasks(set: String) throws {

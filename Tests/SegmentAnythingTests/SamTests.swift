@@ -22,7 +22,7 @@ import TorchCheckpoint
     }
 
     @Test func tinyKeysEqualTheFixtureWeights() throws {
-        let reader = try HDF5StateDict(path: SAMFixtures.path("sam_tiny_weights.h5"))
+        let reader = try HDF5StateDict(path: SAMFixtures.weightsHDF5)
         let ours = SAM(configuration: try SAMFixtures.configuration()).stateDictShapes
         #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.name, $0.shape) }) == reader.tensorShapes)
     }
@@ -34,7 +34,7 @@ import TorchCheckpoint
     }
 
     @Test func tinyConfigurationInferredFromItsWeights() throws {
-        let reader = try HDF5StateDict(path: SAMFixtures.path("sam_tiny_weights.h5"))
+        let reader = try HDF5StateDict(path: SAMFixtures.weightsHDF5)
         // The decoder's head count is the one size no tensor shape records.
         let tiny = try SAMFixtures.configuration()
         #expect(
@@ -53,7 +53,7 @@ import TorchCheckpoint
     }
 
     @Test func loadingRefusesMissingUnexpectedAndMisshapedKeysInOneError() throws {
-        let reader = try HDF5StateDict(path: SAMFixtures.path("sam_tiny_weights.h5"))
+        let reader = try HDF5StateDict(path: SAMFixtures.weightsHDF5)
         var tensors = try Dictionary(uniqueKeysWithValues: reader.tensorShapes.keys.map { ($0, try reader.tensor(named: $0)) })
         tensors["mask_decoder.iou_token.weight"] = nil
         tensors["mask_decoder.extra.weight"] = Tensor(zeros: [2])
@@ -75,7 +75,7 @@ import TorchCheckpoint
 
     @Test func loadingFillsEveryTensorWithTheFileValues() throws {
         let model = try SAMFixtures.model()
-        let file = try HDF5File(path: SAMFixtures.path("sam_tiny_weights.h5"), mode: .read)
+        let file = try HDF5File(path: SAMFixtures.weightsHDF5, mode: .read)
         for (name, tensor) in model.stateDict() {
             #expect(tensor.scalars == (try file.read("/parameters/" + name)).scalars, "\(name)")
         }

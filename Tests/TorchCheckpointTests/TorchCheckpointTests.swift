@@ -81,7 +81,8 @@ import Testing
     /// The reduced official SAM (scripts/fixtures/sam_tiny.py `build()`, state dict saved by torch):
     /// every key in order, its shape and dtype, and order-sensitive checksums of its values.
     @Test func readsTheTinyOfficialSam() throws {
-        let checkpoint = try TorchCheckpoint(path: PthFixtures.path("sam_tiny.pth"))
+        // The same file the SAM tests load (scripts/fixtures/make_sam_fixtures.py); its expected values come from make_pth_fixtures.py.
+        let checkpoint = try TorchCheckpoint(path: PthFixtures.path("../sam/sam_tiny.pth"))
         let expected = try PthFixtures.samTiny().tensors
         #expect(checkpoint.tensorNames == expected.map(\.name))
         #expect(checkpoint.tensorNames.contains("image_encoder.blocks.1.attn.rel_pos_h"))

@@ -3,6 +3,7 @@ import Foundation
 import HDF5
 import Imaging
 import Testing
+import TorchCheckpoint
 
 @testable import SegmentAnything
 
@@ -22,10 +23,20 @@ enum SAMFixtures {
     /// The tiny configuration (sam_tiny.yaml).
     static func configuration() throws -> SAMConfiguration { try SAMConfiguration.load(path: path("sam_tiny.yaml")) }
 
+    /// Our HDF5 copy of sam_tiny.pth, made once per test run by `SAMWeights.convert` (so the weights
+    /// are committed once, as the official file).
+    static let weightsHDF5: String = {
+        let out = NSTemporaryDirectory() + "wsss-sam-tiny-\(getpid())-\(UUID().uuidString).h5"
+        do { try SAMWeights.convert(try TorchCheckpoint(path: path("sam_tiny.pth")), to: out) } catch {
+            Issue.record("converting sam_tiny.pth: \(error)")
+        }
+        return out
+    }()
+
     /// The tiny model with the fixture weights, read through the HDF5 state-dict reader.
     static func model() throws -> SAM {
         let model = SAM(configuration: try configuration())
-        try model.load(from: HDF5StateDict(path: path("sam_tiny_weights.h5")))
+        try model.load(from: HDF5StateDict(path: weightsHDF5))
         return model
     }
 
