@@ -1,6 +1,8 @@
 // swift-tools-version:6.0
 // WSSS: weakly-supervised semantic segmentation in Swift. Layers (imports point down only):
-//   wsss (CLI) -> HDF5, Autograd;  HDF5 -> Autograd, CHDF5;  Autograd -> CBLAS.
+//   wsss (CLI) -> Training, SegmentAnything, …;  Training -> Layers, Datasets, Checkpoints, PseudoLabels, Evaluation;
+//   SegmentAnything -> Layers, TorchCheckpoint, PseudoLabels, Imaging, HDF5;  Checkpoints -> Layers, HDF5;
+//   PseudoLabels -> Imaging, HDF5;  Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS.
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription
 
