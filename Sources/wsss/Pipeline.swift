@@ -105,7 +105,8 @@ struct PipelineCommand: ParsableCommand {
                         proposals = String(proposals[..<colon]) + ":" + root + "/" + proposals[proposals.index(after: colon)...]
                     }
                     args += ["--proposals", proposals]
-                } else if recipe.string("pseudo", "proposals") == "sam" && (source == "sepl" || source == "boxes") {
+                } else if recipe.string("pseudo", "proposals") == "sam" && source == "sepl" {
+                    // (boxes with a SAM checkpoint prompt SAM with each box instead, as Sun et al.)
                     guard recipe.string("pseudo", "sam_checkpoint") != nil else {
                         throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
                     }

@@ -60,4 +60,28 @@ import Testing
         #expect(reusedSteps["train/sepl"] == steps["train/sepl"], "a skipped step keeps the time of the run that made it")
         #expect(second["val_miou"] as? Double == first["val_miou"] as? Double)
     }
+
+    /// A recipe with `pseudo.proposals: sam`: the pipeline runs our SAM (the tiny official model of
+    /// Tests/Fixtures/sam) into run.dir/sam_masks and SEPL uses those masks; boxes prompt SAM.
+    @Test func runsSAMFromTheRecipe() throws {
+        let sam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/sam").path
+        let root = NSTemporaryDirectory() + "wsss-pipe-sam-\(UUID().uuidString)"
+        try Synth.parse(["--out", root, "--train", "3", "--val", "1", "--test", "1", "--size", "40", "--seed", "9"]).run()
+        let runDir = root + "/run"
+        try """
+            data: {root: \(root), test_split: val}
+            run: {dir: \(runDir), seed: 0}
+            pseudo: {source: sepl, seeds: \(root)/SegmentationClass, proposals: sam, sam_checkpoint: \(sam)/sam_tiny.pth, sam_config: \(sam)/sam_tiny.yaml, compare: [boxes]}
+            sam: {points_per_side: 4, pred_iou_thresh: 0.0, stability_score_thresh: 0.0}
+            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+            train: {iterations: 1, batch: 1, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+            eval: {splits: [val]}
+            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"]).run()
+        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: runDir + "/sam_masks")) == Set(ids.map { $0 + ".json" }))
+        let pseudo = try #require(try summary(runDir)["pseudo_miou"] as? [String: Double])
+        #expect(Set(pseudo.keys) == ["sepl", "boxes"])
+        for source in ["sepl", "boxes"] { for id in ids { #expect(FileManager.default.fileExists(atPath: "\(runDir)/pseudo/\(source)/\(id).png")) } }
+    }
 }
