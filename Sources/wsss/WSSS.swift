@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Foundation
 import Imaging
+import Training
 
 /// The `wsss` command: one subcommand per file.
 struct WSSS: ParsableCommand {
@@ -51,4 +52,28 @@ func parseNumbers(_ text: String, option: String, count: ClosedRange<Int> = 1...
         throw ValidationError("\(option) needs \(count.lowerBound == count.upperBound ? "\(count.lowerBound)" : "\(count.lowerBound) to \(count.upperBound)") numbers, got '\(text)'")
     }
     return values
+}
+
+/// A Foundation file error as one line — path, what failed, the OS reason ("No space left on
+/// device", "Read-only file system") — instead of its NSCocoaErrorDomain dump.
+struct FileSystemFailure: LocalizedError {
+    let path: String
+    let reason: String
+
+    /// nil when `error` is not a Foundation file error (it is printed as it is).
+    init?(_ error: Error) {
+        let ns = error as NSError
+        guard ns.domain == NSCocoaErrorDomain else { return nil }
+        path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path ?? "(file)"
+        // Foundation's codes (FoundationErrors.h); the underlying POSIX error, when there is one, says more.
+        let known: [Int: String] = [
+            4: "no such file or folder", 257: "permission denied", 260: "no such file", 513: "permission denied",
+            516: "already exists", 640: "no space left on device", 642: "read-only file system",
+        ]
+        let underlying = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : nil }
+        let operation = (512..<1000).contains(ns.code) ? "cannot write" : (256..<512).contains(ns.code) ? "cannot read" : "cannot use"
+        reason = operation + ": " + (underlying ?? known[ns.code] ?? "error \(ns.code)")
+    }
+
+    var errorDescription: String? { "\(path): \(reason)" }
 }

@@ -68,3 +68,15 @@ import Testing
         #expect(throws: (any Error).self) { try Synth.parse(["--out", "/tmp/x", "--train", "-1"]) }
     }
 }
+
+@Suite struct FileSystemFailureTests {
+    @Test func foundationFileErrorsBecomeOneLine() throws {
+        let full = CocoaError(.fileWriteOutOfSpace, userInfo: [NSFilePathErrorKey: "/data/run/final.h5"])
+        #expect(try #require(FileSystemFailure(full)).localizedDescription == "/data/run/final.h5: cannot write: no space left on device")
+        let readOnly = NSError(domain: NSCocoaErrorDomain, code: 642, userInfo: [
+            NSFilePathErrorKey: "/ro/x", NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EROFS)),
+        ])
+        #expect(try #require(FileSystemFailure(readOnly)).localizedDescription == "/ro/x: cannot write: Read-only file system")
+        #expect(FileSystemFailure(ValidationError("x")) == nil)
+    }
+}
