@@ -82,6 +82,9 @@ def main():
     p.putpalette(voc_palette())
     p.save(f"{OUT}/label_palette.png")
     Image.fromarray(label).save(f"{OUT}/label_grey.png")
+    # 16-bit grey labels (some tools write them): wsss refuses them, since 8-bit decoding would keep
+    # only the high byte and read every class id below 256 as background.
+    Image.fromarray(label.astype(np.uint16)).save(f"{OUT}/label_16bit.png")
     pr = Image.fromarray(label, mode="P")
     pr.putpalette(voc_palette())
     pr.convert("RGB").save(f"{OUT}/label_rgb.png")

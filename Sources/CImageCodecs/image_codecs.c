@@ -90,6 +90,7 @@ int wsss_decode_jpeg(const unsigned char *data, size_t size, size_t max_pixels, 
     out->height = (int)info.output_height;
     out->channels = channels;
     out->pixels = pixels;
+    out->bit_depth = 8;
     jpeg_destroy_decompress(&info);
     return 0;
 }
@@ -195,6 +196,7 @@ int wsss_decode_png(const unsigned char *data, size_t size, int keep_palette, si
     }
     int color_type = png_get_color_type(png, info), bit_depth = png_get_bit_depth(png, info);
     int palette = color_type == PNG_COLOR_TYPE_PALETTE;
+    out->bit_depth = bit_depth;
     if (bit_depth == 16) png_set_strip_16(png);
     if (palette && keep_palette) {
         if (bit_depth < 8) png_set_packing(png);

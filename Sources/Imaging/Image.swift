@@ -125,7 +125,9 @@ enum ImageFile {
 
     /// Decodes with the JPEG codec when given, else as PNG; returns the image and, for palette
     /// PNGs decoded with `keepPalette`, the palette.
-    static func decode(_ data: Data, path: String, keepPalette: Bool, codec: JPEGDecoder?) throws -> (image: Image, palette: [UInt8]?) {
+    static func decode(_ data: Data, path: String, keepPalette: Bool, codec: JPEGDecoder?) throws
+        -> (image: Image, palette: [UInt8]?, bitDepth: Int)
+    {
         var decoded = wsss_image()
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBytes { raw -> Int32 in
@@ -147,7 +149,7 @@ enum ImageFile {
         if decoded.is_palette != 0 {
             palette = withUnsafeBytes(of: decoded.palette) { Array($0.prefix(Int(decoded.palette_size) * 3)) }
         }
-        return (image, palette)
+        return (image, palette, Int(decoded.bit_depth))
     }
 
     static func encodePNG(_ pixels: [UInt8], width: Int, height: Int, channels: Int, palette: [UInt8]?, path: String) throws -> Data {

@@ -36,7 +36,11 @@ public struct LabelMap: Equatable, Sendable {
                 ? ImageError.unsupported(path: path, reason: "labels must be PNG; JPEG compression alters class ids")
                 : ImageError.unknownFormat(path: path)
         }
-        let (image, filePalette) = try ImageFile.decode(data, path: path, keepPalette: true, codec: nil)
+        let (image, filePalette, bitDepth) = try ImageFile.decode(data, path: path, keepPalette: true, codec: nil)
+        // 8-bit decoding keeps a 16-bit sample's high byte, so ids 1…255 would all read as 0.
+        guard bitDepth <= 8 else {
+            throw ImageError.unsupported(path: path, reason: "16-bit label PNG; save class ids as an 8-bit grey or palette PNG")
+        }
         if filePalette != nil || image.channels == 1 {
             return LabelMap(width: image.width, height: image.height, values: image.pixels)
         }

@@ -49,3 +49,14 @@ import Testing
         }
     }
 }
+
+@Suite struct SixteenBitLabelTests {
+    /// A 16-bit grey label PNG (written by PIL, mode I;16): refused by name, not read as all background.
+    @Test func sixteenBitLabelsAreRefused() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/images/label_16bit.png").path
+        #expect(throws: ImageError.unsupported(path: path, reason: "16-bit label PNG; save class ids as an 8-bit grey or palette PNG")) {
+            try LabelMap.read(from: path)
+        }
+    }
+}

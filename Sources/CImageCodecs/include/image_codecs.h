@@ -18,6 +18,8 @@ typedef struct {
     unsigned char palette[256 * 3];
     /// width * height * channels bytes, row-major; free with wsss_free.
     unsigned char *pixels;
+    /// Bits per sample in the file (PNG: 1, 2, 4, 8 or 16; JPEG: 8), before any conversion.
+    int bit_depth;
 } wsss_image;
 
 /// Decodes a JPEG to RGB (or 1-channel grey for greyscale JPEGs), as libjpeg's defaults
