@@ -65,7 +65,11 @@ public final class CAMFile {
         guard FileManager.default.fileExists(atPath: path) else { throw PseudoLabelError.missingFile(path: path) }
         self.path = path
         file = try HDF5File(path: path, mode: .read)
+        classCount = (try? file.attribute(named: "classes")?.stringValue).flatMap { $0 }.map { $0.split(separator: "\n").count }
     }
+
+    /// Classes named in the file's `classes` attribute (background first), when present.
+    let classCount: Int?
 
     /// The CAMs of `id`; they must be `width` x `height`.
     public func cams(for id: String, width: Int, height: Int) throws -> ImageCAMs {
@@ -80,7 +84,18 @@ public final class CAMFile {
         guard shape[1] == height && shape[2] == width else {
             throw PseudoLabelError.sizeMismatch(path: "\(path) (\(id))", expected: (width, height), found: (shape[2], shape[1]))
         }
-        return ImageCAMs(classes: classes, maps: try file.read("/\(id)/cams"))
+        // Ids outside the class list would be written into label PNGs as they are.
+        let limit = min(classCount ?? 255, 255)
+        if let bad = classes.first(where: { $0 < 1 || $0 >= limit }) {
+            throw PseudoLabelError.classOutOfRange(path: "\(path) (\(id))", value: bad, classes: limit)
+        }
+        let maps = try file.read("/\(id)/cams")
+        // Max-normalised CAMs lie in [0, 1]; NaN would silently become background.
+        let values = UnsafeBufferPointer(start: maps.storage.base, count: maps.count)
+        if let bad = values.first(where: { !($0 >= 0 && $0 <= 1.0001) }) {
+            throw PseudoLabelError.malformed(path: path, reason: "\(id): CAM value \(bad) outside [0, 1] (NaN, infinite or not max-normalised)")
+        }
+        return ImageCAMs(classes: classes, maps: maps)
     }
 
     /// Writes the CAMs of `ids` atomically, asking `cams` for one image at a time (a split's

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 import Imaging
 import Testing
@@ -92,6 +93,31 @@ final class RectanglePrompter: BoxPrompter, @unchecked Sendable {
     @Test func boxesNeedProposalsOrAPrompter() {
         #expect(throws: PseudoLabelError.self) {
             try PseudoLabeler(method: .boxes(BoxMerge(), detections: nil), seeds: .folder("/tmp"), proposals: nil, classNames: ["background", "cat"])
+        }
+    }
+}
+
+@Suite struct CAMFileCheckTests {
+    func file(classes: [Int], value: Float) throws -> String {
+        let path = temporaryDirectory() + "/cams.h5"
+        try CAMFile.write(ids: ["a"], classNames: ["background", "cat", "dog"], scales: [1], to: path) { _ in
+            ImageCAMs(classes: classes, maps: Tensor(repeating: value, shape: [classes.count, 2, 3]))
+        }
+        return path
+    }
+
+    @Test func outOfRangeClassesAndNonFiniteValuesAreErrors() throws {
+        let good = try CAMFile(readingFrom: try file(classes: [2], value: 0.5))
+        #expect(try good.cams(for: "a", width: 3, height: 2).classes == [2])
+        let wrongClass = try file(classes: [99], value: 0.5)
+        #expect(throws: PseudoLabelError.classOutOfRange(path: "\(wrongClass) (a)", value: 99, classes: 3)) {
+            try CAMFile(readingFrom: wrongClass).cams(for: "a", width: 3, height: 2)
+        }
+        for bad: Float in [.nan, .infinity, -0.5, 7] {
+            let path = try file(classes: [1], value: bad)
+            #expect { try CAMFile(readingFrom: path).cams(for: "a", width: 3, height: 2) } throws: { error in
+                "\(error.localizedDescription)".contains("outside [0, 1]") && error.localizedDescription.contains(path)
+            }
         }
     }
 }
