@@ -27,6 +27,9 @@ public struct PseudoLabelResult: Sendable {
     public var seeds: LabelMap?
     public var proposals: [SegmentMask]
     public var unmatchedBoxes = 0
+    /// Detection boxes that lay wholly outside the image (dropped) and boxes clipped to it.
+    public var outsideBoxes = 0
+    public var clippedBoxes = 0
 }
 
 /// Makes pseudo-labels for one image at a time (thread-safe: call it from several threads).
@@ -92,8 +95,19 @@ public final class PseudoLabeler: @unchecked Sendable {
             var seeds: LabelMap?
             var boxes: [Detection]
             var boxMerge = merge
+            var (outside, clipped) = (0, 0)
             if let detections {
-                boxes = detections.detections[id] ?? []
+                // Detector boxes may overshoot the image: clip them, and drop (and count) those outside it.
+                boxes = (detections.detections[id] ?? []).compactMap { d in
+                    var c = d
+                    c.box = (max(0, d.box.x0), max(0, d.box.y0), min(Double(w), d.box.x1), min(Double(h), d.box.y1))
+                    guard c.box.x1 > c.box.x0 && c.box.y1 > c.box.y0 else {
+                        outside += 1
+                        return nil
+                    }
+                    if c.box != d.box { clipped += 1 }
+                    return c
+                }
             } else {
                 seeds = try seedMap(id: id, width: w, height: h)
                 boxes = BoxMerge.detections(fromComponentsOf: seeds!)
@@ -102,11 +116,14 @@ public final class PseudoLabeler: @unchecked Sendable {
             if let boxPrompter {
                 let kept = boxMerge.kept(boxes, imageClasses: imageClasses)
                 let masks = kept.isEmpty ? [] : try boxPrompter.masks(for: kept.map(\.box), id: id, image: image)
-                return PseudoLabelResult(labels: boxMerge.paint(width: w, height: h, kept: kept, masks: masks), seeds: seeds, proposals: masks)
+                return PseudoLabelResult(
+                    labels: boxMerge.paint(width: w, height: h, kept: kept, masks: masks), seeds: seeds, proposals: masks,
+                    outsideBoxes: outside, clippedBoxes: clipped)
             }
             let proposals = try proposalSource!.proposals(for: id, image: image)
             let out = boxMerge.merge(width: w, height: h, detections: boxes, imageClasses: imageClasses, proposals: proposals)
-            return PseudoLabelResult(labels: out.labels, seeds: seeds, proposals: proposals, unmatchedBoxes: out.unmatched)
+            return PseudoLabelResult(
+                labels: out.labels, seeds: seeds, proposals: proposals, unmatchedBoxes: out.unmatched, outsideBoxes: outside, clippedBoxes: clipped)
         }
     }
 

@@ -124,6 +124,8 @@ struct Pseudo: ParsableCommand {
         let progress = ProgressBar("pseudo \(source.rawValue)", total: samples.count)
         let chunks = max(1, min(samples.count, Autograd.Runtime.threads * 4))
         var partial = [Result<(ConfusionMatrix, Int, Int), Error>](repeating: .success((ConfusionMatrix(classCount: names.count), 0, 0)), count: chunks)
+        let boxCounts = NSLock()
+        var (outsideBoxes, clippedBoxes) = (0, 0)
         partial.withUnsafeMutableBufferPointer { buffer in
             let results = buffer
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
@@ -141,6 +143,11 @@ struct Pseudo: ParsableCommand {
                             scored += 1
                         }
                         unmatched += result.unmatchedBoxes
+                        if result.outsideBoxes + result.clippedBoxes > 0 {
+                            boxCounts.lock()
+                            (outsideBoxes, clippedBoxes) = (outsideBoxes + result.outsideBoxes, clippedBoxes + result.clippedBoxes)
+                            boxCounts.unlock()
+                        }
                         if k < visualize { try Self.visualization(image: image, result: result, truth: truth).writePNG(to: "\(out)/visualize/\(sample.id).png") }
                         progress.advance()
                     }
@@ -156,6 +163,17 @@ struct Pseudo: ParsableCommand {
             (scored, unmatched) = (scored + s, unmatched + u)
         }
         Log.info("pseudo: \(samples.count) label PNGs in \(out)" + (unmatched > 0 ? "; \(unmatched) boxes matched no proposal" : ""))
+        if outsideBoxes > 0 || clippedBoxes > 0 {
+            Log.info("pseudo: warning: \(clippedBoxes) detection boxes were clipped to their image, \(outsideBoxes) lay wholly outside it and were dropped")
+        }
+        if let detections, source == .boxes {
+            let known = Set(samples.map(\.id))
+            let strays = try DetectionFile(path: detections, classNames: names).detections.keys.filter { !known.contains($0) }.sorted()
+            if !strays.isEmpty {
+                Log.info("pseudo: warning: \(detections) has detections for \(strays.count) ids that are not in split \(data.split): "
+                    + strays.prefix(5).joined(separator: ", ") + (strays.count > 5 ? ", …" : ""))
+            }
+        }
         guard scored > 0 else {
             Log.info("pseudo: no ground truth to score against")
             return nil

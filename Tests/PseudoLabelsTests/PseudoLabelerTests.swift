@@ -90,6 +90,19 @@ final class RectanglePrompter: BoxPrompter, @unchecked Sendable {
         #expect(result.proposals.count == 2)
     }
 
+    @Test func boxesAreClippedToTheImageAndBoxesOutsideItCounted() throws {
+        let path = temporaryDirectory() + "/det.json"
+        try #"{"a": [{"label": "cat", "box": [-3, -2, 3, 9], "score": 0.9}, {"label": "dog", "box": [20, 0, 30, 3], "score": 0.8}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let prompter = RectanglePrompter()
+        let labeler = try PseudoLabeler(
+            method: .boxes(BoxMerge(), detections: path), seeds: nil, proposals: nil, boxPrompter: prompter, classNames: ["background", "cat", "dog"])
+        let result = try labeler.labels(id: "a", image: Image(width: 8, height: 3, channels: 3), imageClasses: [1, 2], groundTruth: nil)
+        #expect(result.clippedBoxes == 1 && result.outsideBoxes == 1)
+        #expect(prompter.asked[0].count == 1 && prompter.asked[0][0] == (0, 0, 3, 3))
+        #expect(Array(result.labels.values[0..<8]) == [1, 1, 1, 0, 0, 0, 0, 0])
+    }
+
     @Test func boxesNeedProposalsOrAPrompter() {
         #expect(throws: PseudoLabelError.self) {
             try PseudoLabeler(method: .boxes(BoxMerge(), detections: nil), seeds: .folder("/tmp"), proposals: nil, classNames: ["background", "cat"])
