@@ -37,8 +37,9 @@ public struct DatasetCheckReport: Encodable, Sendable {
 
 extension VOCDataset {
     /// Reads every image, label and annotation of the split (in parallel) and reports counts,
-    /// class frequencies and every problem found.
-    public func check() -> DatasetCheckReport {
+    /// class frequencies and every problem found. With `requireLabels` (a label folder named by
+    /// the user, which training will read), an image without its label PNG is a problem too.
+    public func check(requireLabels: Bool = false) -> DatasetCheckReport {
         struct Result {
             var problems: [String] = []
             var imageLabels: Set<Int> = []
@@ -57,6 +58,9 @@ extension VOCDataset {
                 do {
                     let (image, labels) = try load(sample)
                     r.size = (image.width, image.height)
+                    if labels == nil && requireLabels {
+                        r.problems.append(DatasetError.missingFile(path: "\(labelDirectory)/\(sample.id).png", what: "label PNG").localizedDescription)
+                    }
                     if let labels {
                         r.hasLabels = true
                         for v in labels.values {

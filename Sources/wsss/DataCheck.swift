@@ -18,7 +18,8 @@ struct DataCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            let report = try data.dataset().check()
+            // A label folder given by --labels is what `wsss train` will read: every image needs its PNG there.
+            let report = try data.dataset().check(requireLabels: data.labels != nil)
             if json {
                 let encoded = try JSONEncoder().encode(report)
                 print(String(decoding: encoded, as: UTF8.self))

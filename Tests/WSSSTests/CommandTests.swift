@@ -24,6 +24,18 @@ import Testing
         #expect(throws: ExitCode(1)) { try check.run() }
     }
 
+    @Test func dataCheckWithALabelFolderReportsMissingLabels() throws {
+        let root = try syntheticRoot()
+        let labels = root + "/pseudo"
+        try FileManager.default.copyItem(atPath: root + "/SegmentationClass", toPath: labels)
+        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/val.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        try FileManager.default.removeItem(atPath: "\(labels)/\(ids[1]).png")
+        let check = try DataCommand.Check.parse(["--root", root, "--split", "val", "--labels", labels, "--json"])
+        #expect(throws: ExitCode(1)) { try check.run() }
+        let report = try VOCDataset(root: root, split: "val", classes: SyntheticDataset.classes, labels: labels).check(requireLabels: true)
+        #expect(report.problems == ["\(labels)/\(ids[1]).png: missing label PNG"])
+    }
+
     @Test func scoreReportsMissingFilesAndScoresComplete() throws {
         let root = try syntheticRoot()
         let gt = root + "/SegmentationClass", pred = root + "/pred"
