@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "HDF5", targets: ["HDF5"]),
         .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
         .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
+        .library(name: "Reporting", targets: ["Reporting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,6 +42,8 @@ let package = Package(
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
         .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
                 .product(name: "Yams", package: "Yams")]),
+        // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
+        .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
         .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging",
                 .product(name: "Yams", package: "Yams")]),
         .executableTarget(
@@ -60,6 +63,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
         .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5"], exclude: ["Snapshots"]),
