@@ -10,8 +10,17 @@ let package = Package(
     name: "WSSS",
     products: [
         .executable(name: "wsss", targets: ["wsss"]),
+        // The framework in one import (`import WSSS`), and each layer on its own.
+        .library(name: "WSSS", targets: ["WSSS"]),
         .library(name: "Autograd", targets: ["Autograd"]),
         .library(name: "HDF5", targets: ["HDF5"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
+        .library(name: "Layers", targets: ["Layers"]),
+        .library(name: "Checkpoints", targets: ["Checkpoints"]),
+        .library(name: "PseudoLabels", targets: ["PseudoLabels"]),
+        .library(name: "Training", targets: ["Training"]),
         .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
         .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
         .library(name: "Reporting", targets: ["Reporting"]),
@@ -46,6 +55,12 @@ let package = Package(
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
         .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging",
                 .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "WSSS",
+            dependencies: [
+                "Autograd", "Checkpoints", "Datasets", "Evaluation", "HDF5", "Imaging", "Layers", "PseudoLabels", "Reporting",
+                "SegmentAnything", "TorchCheckpoint", "Training",
+            ]),
         .executableTarget(
             name: "wsss",
             dependencies: [
