@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Checkpoints", targets: ["Checkpoints"]),
         .library(name: "PseudoLabels", targets: ["PseudoLabels"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
         .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
         .library(name: "Reporting", targets: ["Reporting"]),
@@ -55,17 +56,19 @@ let package = Package(
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
         .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging",
                 .product(name: "Yams", package: "Yams")]),
+        // Orchestration as a library: stages a Swift user can run with their own sources.
+        .target(name: "Pipeline", dependencies: ["Training", "PseudoLabels", "SegmentAnything", "Datasets", "Evaluation", "Imaging", "Autograd"]),
         .target(
             name: "WSSS",
             dependencies: [
-                "Autograd", "Checkpoints", "Datasets", "Evaluation", "HDF5", "Imaging", "Layers", "PseudoLabels", "Reporting",
+                "Autograd", "Checkpoints", "Datasets", "Evaluation", "HDF5", "Imaging", "Layers", "Pipeline", "PseudoLabels", "Reporting",
                 "SegmentAnything", "TorchCheckpoint", "Training",
             ]),
         .executableTarget(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.

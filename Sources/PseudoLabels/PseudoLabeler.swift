@@ -42,6 +42,8 @@ public final class PseudoLabeler: @unchecked Sendable {
     public let classNames: [String]
     let camFile: CAMFile?
     let detections: DetectionFile?
+    /// The detection file of a `.boxes` method, as read.
+    public var detectionFile: DetectionFile? { detections }
     let lock = NSLock()
 
     public init(

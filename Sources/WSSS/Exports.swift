@@ -9,6 +9,7 @@
 @_exported import HDF5
 @_exported import Imaging
 @_exported import Layers
+@_exported import Pipeline
 @_exported import PseudoLabels
 @_exported import Reporting
 @_exported import SegmentAnything

@@ -4,6 +4,8 @@ import Datasets
 import Evaluation
 import Foundation
 import PseudoLabels
+import Pipeline
+import SegmentAnything
 import Training
 
 /// `wsss pipeline`: every stage from a recipe, each skipped when its output exists.
@@ -69,7 +71,35 @@ struct PipelineCommand: ParsableCommand {
                 try CAMCommand.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: nil)
             }
         }
-        // 2. Pseudo-labels per source.
+        // 2. Pseudo-labels per source. SAM (pseudo.sam_checkpoint) is loaded once and shared: its
+        // automatic masks feed SEPL (pseudo.proposals: sam), and boxes prompt it box by box.
+        var samModel: SAM?
+        func sam() throws -> SAM {
+            if let samModel { return samModel }
+            guard let checkpoint = recipe.string("pseudo", "sam_checkpoint") else {
+                throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
+            }
+            let model = try SAMModelOptions(checkpoint: checkpoint, config: recipe.string("pseudo", "sam_config")).load()
+            samModel = model
+            return model
+        }
+        func proposalSource(for source: String, dataset: VOCDataset) throws -> ProposalSource? {
+            guard source == "sepl" || source == "boxes", let spec = recipe.string("pseudo", "proposals") else { return nil }
+            if spec == "sam" {
+                // Boxes with a SAM checkpoint prompt SAM with each box instead (Sun et al.).
+                guard source == "sepl" else { return nil }
+                return try Pseudo.samProposals(
+                    dataset: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: recipe.string("pseudo", "sam_cache") ?? runDir + "/sam_masks")
+            }
+            let f = recipe.doubles("pseudo", "felzenszwalb")
+            return try PseudoLabelStage.proposalSource(
+                spec, felzenszwalb: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])), relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
+        }
+        func boxPrompter(for source: String) throws -> BoxPrompter? {
+            let spec = recipe.string("pseudo", "proposals")
+            guard source == "boxes", let checkpoint = recipe.string("pseudo", "sam_checkpoint"), spec == nil || spec == "sam" else { return nil }
+            return SAMBoxPrompter(model: try sam(), name: "sam:" + checkpoint)
+        }
         var pseudoMIoU: [String: Double] = [:]
         for source in sources {
             let folder = "\(runDir)/pseudo/\(source)"
@@ -81,42 +111,13 @@ struct PipelineCommand: ParsableCommand {
                     pseudoMIoU[source] = miou
                     return
                 }
-                var args = ["--root", root, "--split", trainSplit, "--source", source, "--out", folder,
-                            "--bg-threshold", String(recipe.double("cam", "bg_threshold")),
-                            "--mask-share", String(recipe.double("pseudo", "mask_share")),
-                            "--region-share", String(recipe.double("pseudo", "region_share")),
-                            "--box-threshold", String(recipe.double("pseudo", "box_threshold")),
-                            "--felzenszwalb", recipe.doubles("pseudo", "felzenszwalb").map { String($0) }.joined(separator: ","),
-                            "--visualize", "8", "--json"]
-                if let seeds = recipe.string("pseudo", "seeds") { args += ["--seeds", seeds] } else if source != "gt" { args += ["--cams", camFile] }
-                if let checkpoint = recipe.string("pseudo", "sam_checkpoint"), source == "sepl" || source == "boxes" {
-                    args += ["--sam-checkpoint", checkpoint, "--sam-cache", recipe.string("pseudo", "sam_cache") ?? runDir + "/sam_masks"]
-                    if let config = recipe.string("pseudo", "sam_config") { args += ["--sam-config", config] }
-                    for key in ["points_per_side", "points_per_batch", "crop_n_layers", "crop_n_points_downscale_factor", "min_mask_region_area"] {
-                        args += ["--" + key.replacingOccurrences(of: "_", with: "-"), String(recipe.int("sam", key)!)]
-                    }
-                    for key in ["pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh", "crop_nms_thresh", "crop_overlap_ratio"] {
-                        args += ["--" + key.replacingOccurrences(of: "_", with: "-"), String(recipe.double("sam", key))]
-                    }
-                }
-                if var proposals = recipe.string("pseudo", "proposals"), proposals != "sam", source == "sepl" || source == "boxes" {
-                    // A relative proposal folder is inside the data root.
-                    if let colon = proposals.firstIndex(of: ":"), !proposals[proposals.index(after: colon)...].hasPrefix("/") {
-                        proposals = String(proposals[..<colon]) + ":" + root + "/" + proposals[proposals.index(after: colon)...]
-                    }
-                    args += ["--proposals", proposals]
-                } else if recipe.string("pseudo", "proposals") == "sam" && source == "sepl" {
-                    // (boxes with a SAM checkpoint prompt SAM with each box instead, as Sun et al.)
-                    guard recipe.string("pseudo", "sam_checkpoint") != nil else {
-                        throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
-                    }
-                    args += ["--proposals", "sam"]
-                }
-                if let detections = recipe.string("pseudo", "detections"), source == "boxes" { args += ["--detections", detections] }
-                if recipe.bool("pseudo", "ignore_conflicts") { args.append("--ignore-conflicts") }
-                if let classes = recipe.string("data", "classes") { args += ["--classes", classes] }
-                let command = try Pseudo.parse(args)
-                guard let (report, images) = try command.generate() else { return }
+                let dataset = try recipe.dataset(split: trainSplit)
+                let labeler = try PseudoLabeler(
+                    method: try recipe.pseudoLabelMethod(source), seeds: source == "gt" ? nil : try recipe.seedSource(camFile: camFile),
+                    proposals: try proposalSource(for: source, dataset: dataset), boxPrompter: try boxPrompter(for: source),
+                    classNames: dataset.classes.names)
+                guard let (report, images) = try Pseudo.run(PseudoLabelStage(labeler: labeler, outDirectory: folder, visualize: 8), on: dataset, label: source)
+                else { return }
                 let object = report.jsonObject(images: images)
                 try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: scorePath))
                 pseudoMIoU[source] = report.meanIoU

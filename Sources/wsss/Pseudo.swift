@@ -5,6 +5,7 @@ import Dispatch
 import Evaluation
 import Foundation
 import Imaging
+import Pipeline
 import PseudoLabels
 import SegmentAnything
 
@@ -94,91 +95,53 @@ struct Pseudo: ParsableCommand {
     /// Writes the pseudo-labels; returns their scores when ground truth exists.
     func generate() throws -> (SegmentationReport, Int)? {
         let dataset = try data.dataset()
-        let names = dataset.classes.names
         var proposalSource: ProposalSource?
         var boxPrompter: BoxPrompter?
         if proposals == "sam" || (source == .boxes && proposals == nil && samCheckpoint != nil) {
             guard let samCheckpoint else { throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)") }
             let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig).load()
             if proposals == "sam" {
-                let cache = samCache ?? out + "/sam_masks"
-                let generator = try AutomaticMaskGenerator(predictor: SAMPredictor(model: model), options: samGenerator.options)
-                let items = dataset.samples.map { SAMMaskFolder.Item(id: $0.id, imagePath: $0.imagePath) }
-                let progress = ProgressBar("sam masks", total: items.count)
-                let done = try SAMMaskFolder.generate(items, generator: generator, into: cache) { _, found in
-                    progress.advance(extra: found.map { "\($0) masks" } ?? "cached")
-                }
-                Log.info("pseudo: SAM masks in \(cache) (\(done.processed) computed, \(done.skipped) cached)")
-                proposalSource = SA1BProposals(directory: cache)
+                proposalSource = try Self.samProposals(dataset: dataset, model: model, options: samGenerator.options, cache: samCache ?? out + "/sam_masks")
             } else {
                 boxPrompter = SAMBoxPrompter(model: model, name: "sam:" + samCheckpoint)
             }
-        } else {
-            proposalSource = try Self.proposalSource(proposals, felzenszwalb: felzenszwalb)
+        } else if let proposals {
+            let f = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
+            proposalSource = try PseudoLabelStage.proposalSource(proposals, felzenszwalb: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])))
         }
         let labeler = try PseudoLabeler(
-            method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter, classNames: names)
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        if visualize > 0 { try FileManager.default.createDirectory(atPath: out + "/visualize", withIntermediateDirectories: true) }
-        let samples = dataset.samples
-        let progress = ProgressBar("pseudo \(source.rawValue)", total: samples.count)
-        let chunks = max(1, min(samples.count, Autograd.Runtime.threads * 4))
-        var partial = [Result<(ConfusionMatrix, Int, Int), Error>](repeating: .success((ConfusionMatrix(classCount: names.count), 0, 0)), count: chunks)
-        let boxCounts = NSLock()
-        var (outsideBoxes, clippedBoxes) = (0, 0)
-        partial.withUnsafeMutableBufferPointer { buffer in
-            let results = buffer
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                results[chunk] = Result {
-                    var matrix = ConfusionMatrix(classCount: names.count)
-                    var (scored, unmatched) = (0, 0)
-                    for k in (samples.count * chunk / chunks)..<(samples.count * (chunk + 1) / chunks) {
-                        let sample = samples[k]
-                        let (image, truth) = try dataset.load(sample)
-                        let classes = try dataset.imageLabels(of: sample)
-                        let result = try labeler.labels(id: sample.id, image: image, imageClasses: classes, groundTruth: truth)
-                        try result.labels.writePNG(to: "\(out)/\(sample.id).png")
-                        if let truth {
-                            try matrix.add(prediction: result.labels.values, groundTruth: truth.values)
-                            scored += 1
-                        }
-                        unmatched += result.unmatchedBoxes
-                        if result.outsideBoxes + result.clippedBoxes > 0 {
-                            boxCounts.lock()
-                            (outsideBoxes, clippedBoxes) = (outsideBoxes + result.outsideBoxes, clippedBoxes + result.clippedBoxes)
-                            boxCounts.unlock()
-                        }
-                        if k < visualize { try Self.visualization(image: image, result: result, truth: truth).writePNG(to: "\(out)/visualize/\(sample.id).png") }
-                        progress.advance()
-                    }
-                    return (matrix, scored, unmatched)
-                }
-            }
+            method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter, classNames: dataset.classes.names)
+        return try Self.run(PseudoLabelStage(labeler: labeler, outDirectory: out, visualize: visualize), on: dataset, label: source.rawValue)
+    }
+
+    /// Runs a stage with a progress bar and logs what it found; returns the scores.
+    static func run(_ stage: PseudoLabelStage, on dataset: VOCDataset, label: String) throws -> (SegmentationReport, Int)? {
+        let progress = ProgressBar("pseudo \(label)", total: dataset.samples.count)
+        let outcome = try stage.run(on: dataset) { progress.advance() }
+        Log.info("pseudo: \(outcome.images) label PNGs in \(stage.outDirectory)" + (outcome.unmatchedBoxes > 0 ? "; \(outcome.unmatchedBoxes) boxes matched no proposal" : ""))
+        if outcome.outsideBoxes > 0 || outcome.clippedBoxes > 0 {
+            Log.info("pseudo: warning: \(outcome.clippedBoxes) detection boxes were clipped to their image, \(outcome.outsideBoxes) lay wholly outside it and were dropped")
         }
-        var matrix = ConfusionMatrix(classCount: names.count)
-        var (scored, unmatched) = (0, 0)
-        for result in partial {
-            let (m, s, u) = try result.get()
-            matrix.merge(m)
-            (scored, unmatched) = (scored + s, unmatched + u)
+        if !outcome.strayDetectionIDs.isEmpty, let file = stage.labeler.detectionFile {
+            let ids = outcome.strayDetectionIDs
+            Log.info("pseudo: warning: \(file.path) has detections for \(ids.count) ids that are not in split \(dataset.split): "
+                + ids.prefix(5).joined(separator: ", ") + (ids.count > 5 ? ", …" : ""))
         }
-        Log.info("pseudo: \(samples.count) label PNGs in \(out)" + (unmatched > 0 ? "; \(unmatched) boxes matched no proposal" : ""))
-        if outsideBoxes > 0 || clippedBoxes > 0 {
-            Log.info("pseudo: warning: \(clippedBoxes) detection boxes were clipped to their image, \(outsideBoxes) lay wholly outside it and were dropped")
-        }
-        if let detections, source == .boxes {
-            let known = Set(samples.map(\.id))
-            let strays = try DetectionFile(path: detections, classNames: names).detections.keys.filter { !known.contains($0) }.sorted()
-            if !strays.isEmpty {
-                Log.info("pseudo: warning: \(detections) has detections for \(strays.count) ids that are not in split \(data.split): "
-                    + strays.prefix(5).joined(separator: ", ") + (strays.count > 5 ? ", …" : ""))
-            }
-        }
-        guard scored > 0 else {
+        guard let report = outcome.report else {
             Log.info("pseudo: no ground truth to score against")
             return nil
         }
-        return (matrix.report(classNames: names), scored)
+        return (report, outcome.scoredImages)
+    }
+
+    /// SAM's masks for the split into `cache` (reused), as proposals, with a progress bar.
+    static func samProposals(dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String) throws -> ProposalSource {
+        let progress = ProgressBar("sam masks", total: dataset.samples.count)
+        let sam = try PseudoLabelStage.samProposals(for: dataset, model: model, options: options, cache: cache) { _, found in
+            progress.advance(extra: found.map { "\($0) masks" } ?? "cached")
+        }
+        Log.info("pseudo: SAM masks in \(cache) (\(sam.computed) computed, \(sam.cached) cached)")
+        return sam.source
     }
 
     func method() throws -> PseudoLabelMethod {
@@ -202,39 +165,5 @@ struct Pseudo: ParsableCommand {
             band = parts[0]...parts[1]
         }
         return .cams(path: cams, threshold: CAMThreshold(background: bgThreshold, ignoreBand: band))
-    }
-
-    /// Parses `sa1b:DIR`, `masks:DIR`, `index:DIR` or `felzenszwalb`.
-    static func proposalSource(_ spec: String?, felzenszwalb: String) throws -> ProposalSource? {
-        guard let spec else { return nil }
-        if spec == "felzenszwalb" {
-            let parts = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
-            return FelzenszwalbProposals(options: .init(scale: parts[0], sigma: parts[1], minSize: Int(parts[2])))
-        }
-        guard let colon = spec.firstIndex(of: ":") else {
-            throw ValidationError("--proposals must be sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam, got '\(spec)'")
-        }
-        let (kind, directory) = (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw PseudoLabelError.missingFile(path: directory)
-        }
-        switch kind {
-        case "sa1b": return SA1BProposals(directory: directory)
-        case "masks": return MaskFolderProposals(directory: directory)
-        case "index": return IndexMapProposals(directory: directory)
-        default: throw ValidationError("unknown proposal kind '\(kind)' (sa1b, masks, index or felzenszwalb)")
-        }
-    }
-
-    static func visualization(image: Image, result: PseudoLabelResult, truth: LabelMap?) -> Image {
-        var panels = [image]
-        if let seeds = result.seeds { panels.append(image.overlaid(with: seeds)) }
-        if !result.proposals.isEmpty {
-            panels.append(image.withRegions(result.proposals.sorted { $0.area > $1.area }.map(\.bitmap)))
-        }
-        panels.append(image.overlaid(with: result.labels))
-        if let truth { panels.append(image.overlaid(with: truth)) }
-        return Image.sideBySide(panels)
     }
 }

@@ -6,6 +6,7 @@ import HDF5
 import Foundation
 import Imaging
 import PseudoLabels
+import SegmentAnything
 import Training
 
 /// Recipe-driven settings shared by train and pipeline.
@@ -72,6 +73,42 @@ extension Recipe {
         o.inferenceScales = doubles("cam", "inference_scales")
         o.checkpointEvery = int("cam", "checkpoint_every")!
         o.seed = UInt64(int("run", "seed")!)
+        return o
+    }
+
+    /// The pseudo-label rule of a source name (`pseudo.source` and `pseudo.compare` values).
+    func pseudoLabelMethod(_ source: String) throws -> PseudoLabelMethod {
+        switch source {
+        case "cam", "folder": return .seeds
+        case "sepl":
+            return .sepl(SEPLMerge(
+                maskShare: double("pseudo", "mask_share"), regionShare: double("pseudo", "region_share"), ignoreConflicts: bool("pseudo", "ignore_conflicts")))
+        case "boxes": return .boxes(BoxMerge(scoreThreshold: double("pseudo", "box_threshold")), detections: string("pseudo", "detections"))
+        case "gt": return .groundTruth
+        default: throw RecipeError(path: path, message: "'pseudo.source'/'pseudo.compare': unknown source '\(source)' (cam, sepl, boxes, gt, folder)")
+        }
+    }
+
+    /// Seeds: `pseudo.seeds` (a folder of label PNGs) or the pipeline's CAMs thresholded at `cam.bg_threshold`.
+    func seedSource(camFile: String) throws -> SeedSource {
+        if let seeds = string("pseudo", "seeds") { return .folder(seeds) }
+        return .cams(path: camFile, threshold: CAMThreshold(background: Float(double("cam", "bg_threshold"))))
+    }
+
+    /// The `sam:` section as the mask generator's options.
+    var samGeneratorOptions: AutomaticMaskGeneratorOptions {
+        var o = AutomaticMaskGeneratorOptions()
+        o.pointsPerSide = int("sam", "points_per_side")!
+        o.pointsPerBatch = int("sam", "points_per_batch")!
+        o.predIoUThresh = double("sam", "pred_iou_thresh")
+        o.stabilityScoreThresh = double("sam", "stability_score_thresh")
+        o.stabilityScoreOffset = double("sam", "stability_score_offset")
+        o.boxNMSThresh = double("sam", "box_nms_thresh")
+        o.cropNLayers = int("sam", "crop_n_layers")!
+        o.cropNMSThresh = double("sam", "crop_nms_thresh")
+        o.cropOverlapRatio = double("sam", "crop_overlap_ratio")
+        o.cropNPointsDownscaleFactor = int("sam", "crop_n_points_downscale_factor")!
+        o.minMaskRegionArea = int("sam", "min_mask_region_area")!
         return o
     }
 

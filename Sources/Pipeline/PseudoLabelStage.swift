@@ -1,0 +1,154 @@
+import Autograd
+import Datasets
+import Dispatch
+import Evaluation
+import Foundation
+import Imaging
+import PseudoLabels
+import SegmentAnything
+
+/// Problems with how a stage was asked to run (a proposal spec, a missing checkpoint), naming
+/// the option or recipe key.
+public struct PipelineError: LocalizedError, Equatable {
+    public let setting: String
+    public let message: String
+    public init(_ setting: String, _ message: String) { (self.setting, self.message) = (setting, message) }
+    public var errorDescription: String? { "\(setting): \(message)" }
+}
+
+/// Pseudo-labels for every image of a split: one `PseudoLabeler` run over the images in
+/// parallel, a palette PNG per image in `outDirectory`, optional visualisations, and the scores
+/// against ground truth where it exists. Sources of seeds, proposals and box masks are values the
+/// caller passes in (any `ProposalSource`, any `BoxPrompter`), so a Swift user plugs in their own.
+public struct PseudoLabelStage {
+    public var labeler: PseudoLabeler
+    public var outDirectory: String
+    /// Side-by-side panels (image, seeds, proposals, result, ground truth) for the first N images,
+    /// in `<out>/visualize/`.
+    public var visualize = 0
+
+    public init(labeler: PseudoLabeler, outDirectory: String, visualize: Int = 0) {
+        (self.labeler, self.outDirectory, self.visualize) = (labeler, outDirectory, visualize)
+    }
+
+    /// What a run wrote and found.
+    public struct Outcome {
+        /// Scores against ground truth, nil when no image had any.
+        public var report: SegmentationReport?
+        public var images: Int
+        public var scoredImages: Int
+        /// Boxes no proposal matched; detection boxes clipped to their image / dropped outside it.
+        public var unmatchedBoxes = 0
+        public var clippedBoxes = 0
+        public var outsideBoxes = 0
+        /// Ids in the detection file that name no image of the split.
+        public var strayDetectionIDs: [String] = []
+    }
+
+    /// Labels every sample of `dataset`; `progress` is called once per image (from worker threads).
+    /// - Throws: the first image's error (missing or bad seeds, proposals, files), naming the file.
+    public func run(on dataset: VOCDataset, progress: @Sendable @escaping () -> Void = {}) throws -> Outcome {
+        let names = dataset.classes.names
+        try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+        if visualize > 0 { try FileManager.default.createDirectory(atPath: outDirectory + "/visualize", withIntermediateDirectories: true) }
+        let samples = dataset.samples
+        struct Partial {
+            var matrix: ConfusionMatrix
+            var scored = 0, unmatched = 0, clipped = 0, outside = 0
+        }
+        let chunks = max(1, min(samples.count, Runtime.threads * 4))
+        var partial = [Result<Partial, Error>](repeating: .success(Partial(matrix: ConfusionMatrix(classCount: names.count))), count: chunks)
+        let (labeler, out, visualize) = (self.labeler, outDirectory, self.visualize)
+        partial.withUnsafeMutableBufferPointer { buffer in
+            let results = buffer
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                results[chunk] = Result {
+                    var p = Partial(matrix: ConfusionMatrix(classCount: names.count))
+                    for k in (samples.count * chunk / chunks)..<(samples.count * (chunk + 1) / chunks) {
+                        let sample = samples[k]
+                        let (image, truth) = try dataset.load(sample)
+                        let result = try labeler.labels(
+                            id: sample.id, image: image, imageClasses: try dataset.imageLabels(of: sample), groundTruth: truth)
+                        try result.labels.writePNG(to: "\(out)/\(sample.id).png")
+                        if let truth {
+                            try p.matrix.add(prediction: result.labels.values, groundTruth: truth.values)
+                            p.scored += 1
+                        }
+                        (p.unmatched, p.clipped, p.outside) = (p.unmatched + result.unmatchedBoxes, p.clipped + result.clippedBoxes, p.outside + result.outsideBoxes)
+                        if k < visualize {
+                            try Self.visualization(image: image, result: result, truth: truth).writePNG(to: "\(out)/visualize/\(sample.id).png")
+                        }
+                        progress()
+                    }
+                    return p
+                }
+            }
+        }
+        var matrix = ConfusionMatrix(classCount: names.count)
+        var outcome = Outcome(report: nil, images: samples.count, scoredImages: 0)
+        for result in partial {
+            let p = try result.get()
+            matrix.merge(p.matrix)
+            outcome.scoredImages += p.scored
+            outcome.unmatchedBoxes += p.unmatched
+            outcome.clippedBoxes += p.clipped
+            outcome.outsideBoxes += p.outside
+        }
+        if outcome.scoredImages > 0 { outcome.report = matrix.report(classNames: names) }
+        if let detections = labeler.detectionFile {
+            let known = Set(samples.map(\.id))
+            outcome.strayDetectionIDs = detections.detections.keys.filter { !known.contains($0) }.sorted()
+        }
+        return outcome
+    }
+
+    /// Image, seeds, proposals, result and ground truth side by side.
+    public static func visualization(image: Image, result: PseudoLabelResult, truth: LabelMap?) -> Image {
+        var panels = [image]
+        if let seeds = result.seeds { panels.append(image.overlaid(with: seeds)) }
+        if !result.proposals.isEmpty {
+            panels.append(image.withRegions(result.proposals.sorted { $0.area > $1.area }.map(\.bitmap)))
+        }
+        panels.append(image.overlaid(with: result.labels))
+        if let truth { panels.append(image.overlaid(with: truth)) }
+        return Image.sideBySide(panels)
+    }
+
+    /// A proposal source from its spec: `sa1b:DIR` (SA-1B / amg.py JSON), `masks:DIR` (0/255
+    /// PNGs per image), `index:DIR` (index maps) or `felzenszwalb`; a relative DIR is inside `root`
+    /// when given. (`sam` is `samProposals`, which needs a model.)
+    /// - Throws: `PipelineError` naming `setting` for an unknown kind, `PseudoLabelError` for a missing folder.
+    public static func proposalSource(
+        _ spec: String, felzenszwalb: Felzenszwalb.Options = .init(), relativeTo root: String? = nil, setting: String = "--proposals"
+    ) throws -> ProposalSource {
+        if spec == "felzenszwalb" { return FelzenszwalbProposals(options: felzenszwalb) }
+        guard let colon = spec.firstIndex(of: ":") else {
+            throw PipelineError(setting, "must be sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam, got '\(spec)'")
+        }
+        let kind = String(spec[..<colon])
+        var directory = String(spec[spec.index(after: colon)...])
+        if let root, !directory.hasPrefix("/"), !FileManager.default.fileExists(atPath: directory) { directory = root + "/" + directory }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw PseudoLabelError.missingFile(path: directory)
+        }
+        switch kind {
+        case "sa1b": return SA1BProposals(directory: directory)
+        case "masks": return MaskFolderProposals(directory: directory)
+        case "index": return IndexMapProposals(directory: directory)
+        default: throw PipelineError(setting, "unknown proposal kind '\(kind)' (sa1b, masks, index, felzenszwalb or sam)")
+        }
+    }
+
+    /// SAM's automatic masks for every image of `dataset`, computed once into `cache` (amg.py
+    /// JSON per image, reused by later runs) and read back as proposals.
+    public static func samProposals(
+        for dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String,
+        progress: (String, Int?) -> Void = { _, _ in }
+    ) throws -> (source: SA1BProposals, computed: Int, cached: Int) {
+        let generator = try AutomaticMaskGenerator(predictor: SAMPredictor(model: model), options: options)
+        let items = dataset.samples.map { SAMMaskFolder.Item(id: $0.id, imagePath: $0.imagePath) }
+        let done = try SAMMaskFolder.generate(items, generator: generator, into: cache, progress: progress)
+        return (SA1BProposals(directory: cache), done.processed, done.skipped)
+    }
+}
