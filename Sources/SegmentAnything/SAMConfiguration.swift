@@ -209,3 +209,15 @@ extension SAMConfiguration {
         return c
     }
 }
+
+extension SAMConfiguration {
+    /// `vit_b`, `vit_l`, `vit_h`, or the path of a YAML file of the builder's arguments.
+    /// - Throws: `SAMConfigurationError` for an unknown name or a bad file.
+    public static func resolve(_ nameOrFile: String) throws -> SAMConfiguration {
+        if let named = named.first(where: { $0.name == nameOrFile }) { return named.configuration }
+        guard FileManager.default.fileExists(atPath: nameOrFile) else {
+            throw SAMConfigurationError(path: nameOrFile, message: "not vit_b, vit_l, vit_h or an existing YAML file")
+        }
+        return try load(path: nameOrFile)
+    }
+}

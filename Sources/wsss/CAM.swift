@@ -5,6 +5,7 @@ import Dispatch
 import Evaluation
 import Foundation
 import Imaging
+import Pipeline
 import PseudoLabels
 import Training
 
@@ -82,20 +83,8 @@ struct CAMCommand: ParsableCommand {
     }
 
     static func infer(dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?) throws {
-        let (model, options, classes) = try CAMTraining.load(checkpoint)
-        guard classes == dataset.classes.names else {
-            throw TrainingError.badCheckpoint(path: checkpoint, reason: "trained for classes \(classes.joined(separator: ",")), the dataset has \(dataset.classes.names.joined(separator: ","))")
-        }
-        let scales = scales ?? options.inferenceScales
         let progress = ProgressBar("cam infer", total: dataset.samples.count)
-        let byID = Dictionary(uniqueKeysWithValues: dataset.samples.map { ($0.id, $0) })
-        try CAMFile.write(ids: dataset.samples.map(\.id), classNames: classes, scales: scales, to: out) { id in
-            let sample = byID[id]!
-            let image = try Image.readRGB(from: sample.imagePath)
-            let cams = CAMTraining.cams(model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales)
-            progress.advance()
-            return cams
-        }
+        try CAMStage.infer(dataset: dataset, checkpoint: checkpoint, out: out, scales: scales) { _, _ in progress.advance() }
         Log.info("cam infer: \(out)")
     }
 

@@ -137,12 +137,7 @@ struct SAMModelOptions: ParsableArguments {
     init(checkpoint: String, config: String?) { (self.checkpoint, self.config) = (checkpoint, config) }
 
     func configuration() throws -> SAMConfiguration? {
-        guard let config else { return nil }
-        if let named = SAMConfiguration.named.first(where: { $0.name == config }) { return named.configuration }
-        guard config.hasSuffix(".yaml") || config.hasSuffix(".yml") || FileManager.default.fileExists(atPath: config) else {
-            throw ValidationError("--config must be vit_b, vit_l, vit_h or a YAML file, got '\(config)'")
-        }
-        return try SAMConfiguration.load(path: config)
+        try config.map(SAMConfiguration.resolve)
     }
 
     func load() throws -> SAM {

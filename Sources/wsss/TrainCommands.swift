@@ -5,6 +5,7 @@ import Evaluation
 import HDF5
 import Foundation
 import Imaging
+import Pipeline
 import PseudoLabels
 import SegmentAnything
 import Training
@@ -18,117 +19,6 @@ struct RecipeOptions: ParsableArguments {
     var overrides: [String] = []
 
     func load() throws -> Recipe { try Recipe(path: recipe, overrides: overrides) }
-}
-
-extension Recipe {
-    func dataset(split: String, labels: String? = nil, requireLabels: Bool = false) throws -> VOCDataset {
-        let root = try requiredString("data", "root")
-        let classes: ClassNames
-        if let c = string("data", "classes") { classes = try ClassNames.load(c) } else {
-            classes = FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
-        }
-        return try VOCDataset(root: root, split: split, classes: classes, labels: labels, imageLabelFile: string("data", "image_labels"),
-                              requireLabels: requireLabels)
-    }
-
-    var segmentationOptions: SegmentationOptions {
-        var o = SegmentationOptions()
-        o.depth = int("model", "depth")!
-        o.widthDivisor = int("model", "width_divisor")!
-        o.frozenBN = bool("model", "frozen_bn")
-        o.msc = bool("model", "msc")
-        o.iterations = int("train", "iterations")!
-        o.batchSize = int("train", "batch")!
-        o.accumulation = int("train", "accumulation")!
-        o.cropSize = int("train", "crop")!
-        let s = doubles("train", "scales")
-        (o.scaleLow, o.scaleHigh) = (s.first ?? 1, s.last ?? 1)
-        o.preprocessing = Preprocessing(rawValue: string("train", "preprocessing")!) ?? .caffe
-        o.learningRate = Float(double("train", "lr"))
-        o.asppWeightLRMultiplier = Float(double("train", "aspp_weight_lr_mult"))
-        o.asppBiasLRMultiplier = Float(double("train", "aspp_bias_lr_mult"))
-        o.power = Float(double("train", "power"))
-        o.momentum = Float(double("train", "momentum"))
-        o.weightDecay = Float(double("train", "weight_decay"))
-        o.checkpointEvery = int("train", "checkpoint_every")!
-        o.keepLast = int("train", "keep_last")!
-        o.evalEvery = int("train", "eval_every")!
-        o.logEvery = int("train", "log_every")!
-        o.seed = UInt64(int("run", "seed")!)
-        return o
-    }
-
-    var camOptions: CAMTrainingOptions {
-        var o = CAMTrainingOptions()
-        o.iterations = int("cam", "iterations")!
-        o.batchSize = int("cam", "batch")!
-        o.cropSize = int("cam", "crop")!
-        let s = doubles("cam", "scales")
-        (o.scaleLow, o.scaleHigh) = (s.first ?? 1, s.last ?? 1)
-        o.learningRate = Float(double("cam", "lr"))
-        o.classifierLRMultiplier = Float(double("cam", "classifier_lr_mult"))
-        o.weightDecay = Float(double("cam", "weight_decay"))
-        o.widthDivisor = int("cam", "width_divisor")!
-        o.frozenBN = bool("cam", "frozen_bn")
-        o.inferenceScales = doubles("cam", "inference_scales")
-        o.checkpointEvery = int("cam", "checkpoint_every")!
-        o.seed = UInt64(int("run", "seed")!)
-        return o
-    }
-
-    /// The pseudo-label rule of a source name (`pseudo.source` and `pseudo.compare` values).
-    func pseudoLabelMethod(_ source: String) throws -> PseudoLabelMethod {
-        switch source {
-        case "cam", "folder": return .seeds
-        case "sepl":
-            return .sepl(SEPLMerge(
-                maskShare: double("pseudo", "mask_share"), regionShare: double("pseudo", "region_share"), ignoreConflicts: bool("pseudo", "ignore_conflicts")))
-        case "boxes": return .boxes(BoxMerge(scoreThreshold: double("pseudo", "box_threshold")), detections: string("pseudo", "detections"))
-        case "gt": return .groundTruth
-        default: throw RecipeError(path: path, message: "'pseudo.source'/'pseudo.compare': unknown source '\(source)' (cam, sepl, boxes, gt, folder)")
-        }
-    }
-
-    /// Seeds: `pseudo.seeds` (a folder of label PNGs) or the pipeline's CAMs thresholded at `cam.bg_threshold`.
-    func seedSource(camFile: String) throws -> SeedSource {
-        if let seeds = string("pseudo", "seeds") { return .folder(seeds) }
-        return .cams(path: camFile, threshold: CAMThreshold(background: Float(double("cam", "bg_threshold"))))
-    }
-
-    /// The `sam:` section as the mask generator's options.
-    var samGeneratorOptions: AutomaticMaskGeneratorOptions {
-        var o = AutomaticMaskGeneratorOptions()
-        o.pointsPerSide = int("sam", "points_per_side")!
-        o.pointsPerBatch = int("sam", "points_per_batch")!
-        o.predIoUThresh = double("sam", "pred_iou_thresh")
-        o.stabilityScoreThresh = double("sam", "stability_score_thresh")
-        o.stabilityScoreOffset = double("sam", "stability_score_offset")
-        o.boxNMSThresh = double("sam", "box_nms_thresh")
-        o.cropNLayers = int("sam", "crop_n_layers")!
-        o.cropNMSThresh = double("sam", "crop_nms_thresh")
-        o.cropOverlapRatio = double("sam", "crop_overlap_ratio")
-        o.cropNPointsDownscaleFactor = int("sam", "crop_n_points_downscale_factor")!
-        o.minMaskRegionArea = int("sam", "min_mask_region_area")!
-        return o
-    }
-
-    /// The segmenter's initial weights: `model.init`, where the value `cam` means the
-    /// pipeline's own CAM classifier (`<run.dir>/cam/cam_final.h5`) — its backbone stands in for
-    /// ImageNet weights when none can be downloaded (the demo).
-    func segmenterInit(runDirectory: String) -> String? {
-        guard let value = string("model", "init"), value != "none" else { return nil }
-        return value == "cam" ? runDirectory + "/cam/cam_final.h5" : value
-    }
-
-    func validateForTraining() throws {
-        guard segmentationOptions.preprocessing.rawValue == string("train", "preprocessing") else {
-            throw RecipeError(path: path, message: "'train.preprocessing' must be caffe or torchvision")
-        }
-        guard string("model", "arch") == "deeplabv2-resnet101" else {
-            throw RecipeError(path: path, message: "'model.arch' must be deeplabv2-resnet101 (depth and width are separate keys)")
-        }
-        guard [18, 34, 50, 101].contains(int("model", "depth")!) else { throw RecipeError(path: path, message: "'model.depth' must be 18, 34, 50 or 101") }
-    }
 }
 
 /// `wsss train`: DeepLab-v2 on a folder of (pseudo-)labels.
@@ -213,17 +103,13 @@ struct EvalCommand: ParsableCommand {
 }
 
 func evaluateCheckpoint(_ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, predictions: String? = nil) throws -> (report: SegmentationReport, images: Int) {
-    let (model, options, classes) = try SegmentationTraining.load(checkpoint)
-    guard classes.count == dataset.classes.count else {
-        throw TrainingError.badCheckpoint(path: checkpoint, reason: "has \(classes.count) classes, the dataset \(dataset.classes.count)")
-    }
     let progress = ProgressBar("eval \(dataset.split)", total: dataset.samples.count)
     if let predictions { try FileManager.default.createDirectory(atPath: predictions, withIntermediateDirectories: true) }
-    let matrix = try SegmentationTraining.evaluate(
-        model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+    let report = try EvaluationStage.evaluate(
+        checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip,
         onImage: { id, labels in if let predictions { try labels.writePNG(to: "\(predictions)/\(id).png") } },
-        progress: { progress.advance() })
-    return (matrix.report(classNames: dataset.classes.names), dataset.samples.count)
+        progress: { _, _ in progress.advance() })
+    return (report, dataset.samples.count)
 }
 
 /// `wsss predict`: palette PNGs for a split (e.g. VOC test for the evaluation server).

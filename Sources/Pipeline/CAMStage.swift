@@ -1,0 +1,57 @@
+import Datasets
+import Evaluation
+import Foundation
+import Imaging
+import PseudoLabels
+import Training
+
+/// CAMs of a split from a trained CAM classifier, into one HDF5 file (`CAMFile`'s layout).
+public enum CAMStage {
+    /// Multi-scale + flip CAMs of each image's present classes; `scales` nil = the checkpoint's.
+    /// - Throws: `TrainingError.badCheckpoint` when the checkpoint's classes are not the dataset's.
+    public static func infer(
+        dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]? = nil, progress: (Int, Int) -> Void = { _, _ in }
+    ) throws {
+        let (model, options, classes) = try CAMTraining.load(checkpoint)
+        guard classes == dataset.classes.names else {
+            throw TrainingError.badCheckpoint(
+                path: checkpoint, reason: "trained for classes \(classes.joined(separator: ",")), the dataset has \(dataset.classes.names.joined(separator: ","))")
+        }
+        let scales = scales ?? options.inferenceScales
+        let byID = Dictionary(uniqueKeysWithValues: dataset.samples.map { ($0.id, $0) })
+        var done = 0
+        try CAMFile.write(ids: dataset.samples.map(\.id), classNames: classes, scales: scales, to: out) { id in
+            let sample = byID[id]!
+            let image = try Image.readRGB(from: sample.imagePath)
+            let cams = CAMTraining.cams(model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales)
+            done += 1
+            progress(done, dataset.samples.count)
+            return cams
+        }
+    }
+}
+
+/// mIoU of a DeepLab-v2 checkpoint on a labelled split.
+public enum EvaluationStage {
+    /// Per-class IoU and mIoU; logits upsampled to each image, averaged over `scales` and flips.
+    /// `onImage` receives each prediction (e.g. to write it).
+    /// - Throws: `TrainingError.badCheckpoint` when the class counts differ.
+    public static func evaluate(
+        checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, onImage: (String, LabelMap) throws -> Void = { _, _ in },
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> SegmentationReport {
+        let (model, options, classes) = try SegmentationTraining.load(checkpoint)
+        guard classes.count == dataset.classes.count else {
+            throw TrainingError.badCheckpoint(path: checkpoint, reason: "has \(classes.count) classes, the dataset \(dataset.classes.count)")
+        }
+        var done = 0
+        let matrix = try SegmentationTraining.evaluate(
+            model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+            onImage: onImage,
+            progress: {
+                done += 1
+                progress(done, dataset.samples.count)
+            })
+        return matrix.report(classNames: dataset.classes.names)
+    }
+}

@@ -1,0 +1,304 @@
+import Autograd
+import Datasets
+import Evaluation
+import Foundation
+import Imaging
+import PseudoLabels
+import SegmentAnything
+import Training
+
+/// What a running pipeline tells its caller: steps as they start or are skipped, progress within
+/// a step, one-line messages and tables. The CLI turns these into progress bars and stderr lines;
+/// a Swift caller may ignore them or log them its own way.
+public struct PipelineEvents {
+    /// A step ("cam_train", "pseudo/sepl", "train/sepl", "eval/sepl/val") starts.
+    public var stepStarted: (String) -> Void = { _ in }
+    /// A step is skipped because its output exists (the path).
+    public var stepSkipped: (String, String) -> Void = { _, _ in }
+    /// Progress within a step: done, total, a short detail ("loss 0.213").
+    public var progress: (_ step: String, _ done: Int, _ total: Int, _ detail: String) -> Void = { _, _, _, _ in }
+    /// A message for the log (tables included).
+    public var message: (String) -> Void = { _ in }
+    public init() {}
+}
+
+/// One segmenter's results.
+public struct SegmenterResult: Sendable {
+    public var checkpoint: String
+    /// mIoU (%) per evaluated split.
+    public var miou: [String: Double] = [:]
+}
+
+/// What a pipeline run produced (also written to `run.dir/summary.json`).
+public struct PipelineSummary: Sendable {
+    public var source: String
+    /// Pseudo-label mIoU (%) against ground truth, per source.
+    public var pseudoMIoU: [String: Double] = [:]
+    public var segmenters: [String: SegmenterResult] = [:]
+    /// Seconds per step and per stage (the part of the step name before "/").
+    public var stepSeconds: [String: Double] = [:]
+    /// Steps whose outputs existed; their times are those of the run that made them.
+    public var reusedSteps: [String] = []
+
+    public var stageSeconds: [String: Double] {
+        var out: [String: Double] = [:]
+        for (step, seconds) in stepSeconds { out[String(step.prefix { $0 != "/" }), default: 0] += seconds }
+        return out
+    }
+
+    /// summary.json's object.
+    public var jsonObject: [String: Any] {
+        let main = segmenters[source]
+        var object: [String: Any] = [
+            "pseudo_miou": pseudoMIoU, "stage_seconds": stageSeconds, "step_seconds": stepSeconds, "checkpoint": main?.checkpoint ?? NSNull(),
+            "val_miou": main?.miou["val"] ?? NSNull(), "test_miou": main?.miou["test"] ?? NSNull(), "source": source,
+        ]
+        if segmenters.count > 1 {
+            object["segmenters"] = segmenters.mapValues { r -> [String: Any] in
+                var entry: [String: Any] = ["checkpoint": r.checkpoint]
+                for (split, miou) in r.miou { entry["\(split)_miou"] = miou }
+                return entry
+            }
+        }
+        return object
+    }
+
+    /// The table the CLI prints at the end.
+    public var table: String {
+        var lines = ["", "pseudo-labels (train)      mIoU (%)"]
+        for (name, miou) in pseudoMIoU.sorted(by: { $0.value < $1.value }) {
+            lines.append("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
+        }
+        lines.append("")
+        lines.append("segmenter trained on      val mIoU  test mIoU")
+        for (name, r) in segmenters.sorted(by: { $0.key < $1.key }) {
+            let v = r.miou["val"].map { String(format: "%8.2f", $0) } ?? "       -"
+            let t = r.miou["test"].map { String(format: "%9.2f", $0) } ?? "        -"
+            lines.append("  " + (name + (name == source ? " *" : "")).padding(toLength: 24, withPad: " ", startingAt: 0) + " \(v) \(t)")
+        }
+        lines.append("")
+        lines.append("stage          seconds")
+        for (name, seconds) in stageSeconds.sorted(by: { $0.key < $1.key }) {
+            lines.append("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %7.1f", seconds))
+        }
+        if !reusedSteps.isEmpty {
+            lines.append("  (skipped, outputs existed; times from the run that made them: \(reusedSteps.joined(separator: ", ")))")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The whole method from one recipe: CAM classifier → CAMs → pseudo-labels per source →
+/// DeepLab-v2 per source → evaluation, into `run.dir`. Each step whose output exists is skipped,
+/// so an interrupted run resumes where it stopped. Pseudo-label sources can be swapped from
+/// Swift: `proposalSources[source]` replaces the recipe's proposals, `boxPrompter` the SAM box
+/// prompts, `seedSource` the recipe's seeds (CAMs or `pseudo.seeds`).
+public final class Pipeline {
+    public let recipe: Recipe
+    /// Train (and evaluate) a segmenter for every `pseudo.compare` source too.
+    public var compare = false
+    public var proposalSources: [String: ProposalSource] = [:]
+    public var boxPrompter: BoxPrompter?
+    public var seedSource: SeedSource?
+    public var events = PipelineEvents()
+
+    public init(recipe: Recipe) throws {
+        try recipe.validateForTraining()
+        self.recipe = recipe
+    }
+
+    public var runDirectory: String { (try? recipe.requiredString("run", "dir")) ?? "" }
+
+    /// Runs every stage and writes `summary.json`.
+    /// - Throws: the first stage's error (`TrainingInterrupted` after SIGINT/SIGTERM once the
+    ///   checkpoint is saved), `RunFolderError` when another run holds the folder.
+    @discardableResult
+    public func run() throws -> PipelineSummary {
+        let runDir = try recipe.requiredString("run", "dir")
+        let root = try recipe.requiredString("data", "root")
+        // One pipeline per run folder (stages lock their own sub-folders too).
+        let lock = try RunFolder.Lock(directory: runDir)
+        defer { withExtendedLifetime(lock) {} }
+        // A skipped step keeps the time of the run that made its output (the previous summary.json).
+        let previousSteps = (FileManager.default.contents(atPath: runDir + "/summary.json")
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })?["step_seconds"] as? [String: Double] ?? [:]
+        let mainSource = recipe.string("pseudo", "source")!
+        var summary = PipelineSummary(source: mainSource)
+        var skipped = false
+        func skip(_ step: String, _ path: String) {
+            events.stepSkipped(step, path)
+            skipped = true
+        }
+        func stage<T>(_ step: String, _ body: () throws -> T) rethrows -> T {
+            let start = Date()
+            events.stepStarted(step)
+            skipped = false
+            defer {
+                if skipped {
+                    summary.stepSeconds[step] = previousSteps[step] ?? 0
+                    summary.reusedSteps.append(step)
+                } else {
+                    summary.stepSeconds[step] = Date().timeIntervalSince(start)
+                }
+            }
+            return try body()
+        }
+        let trainSplit = recipe.string("data", "train_split")!
+        let sources = [mainSource] + recipe.strings("pseudo", "compare").filter { $0 != mainSource }
+        let needsCAM = seedSource == nil && recipe.string("pseudo", "seeds") == nil && sources.contains { ["cam", "sepl", "boxes"].contains($0) }
+
+        // 1. CAM classifier and CAMs.
+        let camDir = runDir + "/cam"
+        let camFile = "\(camDir)/cams_\(trainSplit).h5"
+        if needsCAM {
+            try stage("cam_train") {
+                if FileManager.default.fileExists(atPath: camDir + "/cam_final.h5") { return skip("cam_train", camDir + "/cam_final.h5") }
+                let options = recipe.camOptions
+                try CAMTraining.train(dataset: try recipe.dataset(split: trainSplit), options: options, outDirectory: camDir, initFrom: recipe.string("cam", "init")) {
+                    iteration, loss in self.events.progress("cam_train", iteration, options.iterations, String(format: "loss %.4f", loss))
+                }
+            }
+            try stage("cam_infer") {
+                if FileManager.default.fileExists(atPath: camFile) { return skip("cam_infer", camFile) }
+                try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile) { done, total in
+                    self.events.progress("cam_infer", done, total, "")
+                }
+            }
+        }
+
+        // 2. Pseudo-labels per source; SAM (pseudo.sam_checkpoint) is loaded once and shared.
+        var samModel: SAM?
+        func sam() throws -> SAM {
+            if let samModel { return samModel }
+            guard let checkpoint = recipe.string("pseudo", "sam_checkpoint") else {
+                throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
+            }
+            let model = try SAMWeights.load(checkpoint, configuration: try recipe.string("pseudo", "sam_config").map(SAMConfiguration.resolve))
+            samModel = model
+            return model
+        }
+        func proposals(for source: String, dataset: VOCDataset) throws -> ProposalSource? {
+            if let custom = proposalSources[source] { return custom }
+            guard source == "sepl" || source == "boxes", let spec = recipe.string("pseudo", "proposals") else { return nil }
+            if spec == "sam" {
+                // Boxes with a SAM checkpoint prompt SAM with each box instead (Sun et al.).
+                guard source == "sepl" else { return nil }
+                let cache = recipe.string("pseudo", "sam_cache") ?? runDir + "/sam_masks"
+                var done = 0
+                let result = try PseudoLabelStage.samProposals(for: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: cache) { _, found in
+                    done += 1
+                    self.events.progress("sam_masks", done, dataset.samples.count, found.map { "\($0) masks" } ?? "cached")
+                }
+                events.message("pseudo: SAM masks in \(cache) (\(result.computed) computed, \(result.cached) cached)")
+                return result.source
+            }
+            let f = recipe.doubles("pseudo", "felzenszwalb")
+            return try PseudoLabelStage.proposalSource(
+                spec, felzenszwalb: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])), relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
+        }
+        func prompter(for source: String) throws -> BoxPrompter? {
+            guard source == "boxes" else { return nil }
+            if let boxPrompter { return boxPrompter }
+            let spec = recipe.string("pseudo", "proposals")
+            guard let checkpoint = recipe.string("pseudo", "sam_checkpoint"), proposalSources[source] == nil, spec == nil || spec == "sam" else { return nil }
+            return SAMBoxPrompter(model: try sam(), name: "sam:" + checkpoint)
+        }
+        for source in sources {
+            let folder = "\(runDir)/pseudo/\(source)"
+            let scorePath = folder + "/score.json"
+            try stage("pseudo/\(source)") {
+                if let data = FileManager.default.contents(atPath: scorePath),
+                   let score = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let miou = score["miou"] as? Double {
+                    skip("pseudo/\(source)", scorePath)
+                    summary.pseudoMIoU[source] = miou
+                    return
+                }
+                let dataset = try recipe.dataset(split: trainSplit)
+                let seeds = source == "gt" ? nil : try seedSource ?? recipe.seedSource(camFile: camFile)
+                let labeler = try PseudoLabeler(
+                    method: try recipe.pseudoLabelMethod(source), seeds: seeds, proposals: try proposals(for: source, dataset: dataset),
+                    boxPrompter: try prompter(for: source), classNames: dataset.classes.names)
+                let counter = Counter()
+                let outcome = try PseudoLabelStage(labeler: labeler, outDirectory: folder, visualize: 8).run(on: dataset) {
+                    self.events.progress("pseudo/\(source)", counter.next(), dataset.samples.count, "")
+                }
+                events.message("pseudo: \(outcome.images) label PNGs in \(folder)")
+                if outcome.clippedBoxes + outcome.outsideBoxes > 0 {
+                    events.message("pseudo: warning: \(outcome.clippedBoxes) detection boxes were clipped to their image, \(outcome.outsideBoxes) lay wholly outside it and were dropped")
+                }
+                if !outcome.strayDetectionIDs.isEmpty {
+                    events.message("pseudo: warning: \(outcome.strayDetectionIDs.count) detection ids are not in split \(trainSplit): \(outcome.strayDetectionIDs.prefix(5).joined(separator: ", "))")
+                }
+                guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
+                try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys])
+                    .write(to: URL(fileURLWithPath: scorePath))
+                summary.pseudoMIoU[source] = report.meanIoU
+                events.message(report.table(title: "pseudo-labels (\(source)) vs ground truth"))
+            }
+        }
+
+        // 3. Segmenters and their evaluation.
+        for source in compare ? sources : [mainSource] {
+            let segDir = "\(runDir)/segmenter_\(source)"
+            let checkpoint = try stage("train/\(source)") { () -> String in
+                let final = segDir + "/final.h5"
+                if FileManager.default.fileExists(atPath: final) {
+                    skip("train/\(source)", final)
+                    return final
+                }
+                return try trainSegmenter(labels: Self.absolute("\(runDir)/pseudo/\(source)"), runDirectory: segDir, step: "train/\(source)")
+            }
+            var result = SegmenterResult(checkpoint: checkpoint)
+            for split in recipe.strings("eval", "splits") {
+                try stage("eval/\(source)/\(split)") {
+                    let evalPath = "\(segDir)/eval_\(split).json"
+                    if let data = FileManager.default.contents(atPath: evalPath), let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                        result.miou[split] = e["miou"] as? Double
+                        return skip("eval/\(source)/\(split)", evalPath)
+                    }
+                    let dataset = try recipe.dataset(split: split, requireLabels: true)
+                    let report = try EvaluationStage.evaluate(
+                        checkpoint: checkpoint, dataset: dataset, scales: recipe.doubles("eval", "scales"), flip: recipe.bool("eval", "flip")
+                    ) { done, total in self.events.progress("eval/\(source)/\(split)", done, total, "") }
+                    try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
+                        .write(to: URL(fileURLWithPath: evalPath))
+                    result.miou[split] = report.meanIoU
+                    events.message(report.table(title: "segmenter (\(source) labels) on \(split)"))
+                }
+            }
+            summary.segmenters[source] = result
+        }
+        try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.sortedKeys, .prettyPrinted])
+            .write(to: URL(fileURLWithPath: runDir + "/summary.json"))
+        return summary
+    }
+
+    /// DeepLab-v2 on a label folder into `runDirectory`, resuming from its newest checkpoint.
+    func trainSegmenter(labels: String, runDirectory: String, step: String) throws -> String {
+        let options = recipe.segmentationOptions
+        let dataset = try recipe.dataset(split: recipe.string("data", "train_split")!, labels: labels, requireLabels: true)
+        let validation = try? recipe.dataset(split: recipe.string("data", "val_split")!, requireLabels: true)
+        return try SegmentationTraining.train(
+            dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
+            initFrom: recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), initExclude: recipe.strings("model", "init_exclude"),
+            resume: "auto", notice: { self.events.message("train: \($0)") },
+            report: { p in
+                self.events.progress(step, p.iteration, options.iterations, String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
+            },
+            evaluated: { iteration, miou in self.events.message(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) })
+    }
+
+    static func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path }
+}
+
+/// A thread-safe running count (progress from worker threads).
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
