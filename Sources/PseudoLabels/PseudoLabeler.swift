@@ -19,6 +19,16 @@ public enum PseudoLabelMethod: Sendable {
     case boxes(BoxMerge, detections: String?)
     /// The ground truth (the upper bound).
     case groundTruth
+
+    /// The source's name, as `--source` spells it.
+    public var name: String {
+        switch self {
+        case .seeds: "cam/folder"
+        case .sepl: "sepl"
+        case .boxes: "boxes"
+        case .groundTruth: "gt"
+        }
+    }
 }
 
 /// What one image needs and gives.
@@ -58,19 +68,19 @@ public final class PseudoLabeler: @unchecked Sendable {
         if case .boxes(_, let path?) = method { detections = try DetectionFile(path: path, classNames: classNames) } else { detections = nil }
         switch method {
         case .sepl:
-            guard proposals != nil else { throw PseudoLabelError.malformed(path: "--proposals", reason: "this source needs segment proposals") }
+            guard proposals != nil else { throw PseudoLabelError.missingInput(method: "sepl", needs: "segment proposals (--proposals, or pseudo.proposals in a recipe)") }
         case .boxes:
             guard proposals != nil || boxPrompter != nil else {
-                throw PseudoLabelError.malformed(path: "--proposals", reason: "boxes need segment proposals to match, or SAM to prompt (--sam-checkpoint)")
+                throw PseudoLabelError.missingInput(method: "boxes", needs: "segment proposals to match, or SAM to prompt with each box (--sam-checkpoint, pseudo.sam_checkpoint)")
             }
         default: break
         }
         switch method {
         case .seeds, .sepl:
-            guard seeds != nil else { throw PseudoLabelError.malformed(path: "--cams/--seeds", reason: "this source needs seeds: CAMs or a folder of label PNGs") }
+            guard seeds != nil else { throw PseudoLabelError.missingInput(method: method.name, needs: "seeds: CAMs (--cams) or a folder of label PNGs (--seeds, pseudo.seeds)") }
         case .boxes(_, let path):
             guard path != nil || seeds != nil else {
-                throw PseudoLabelError.malformed(path: "--detections", reason: "boxes need a detection file or seeds to take components from")
+                throw PseudoLabelError.missingInput(method: "boxes", needs: "a detection file (--detections, pseudo.detections) or seeds to take boxes from")
             }
         case .groundTruth: break
         }

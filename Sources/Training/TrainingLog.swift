@@ -1,7 +1,7 @@
 import Foundation
 
 /// A JSON Lines log of a training run (`train.jsonl` in the run folder): one object per logged
-/// iteration (`iteration`, `loss`, `lr`, `images_per_s`, `seconds`) and per evaluation
+/// iteration (`iteration`, `loss`, `lr`, `images_per_s`, `time`: Unix seconds) and per evaluation
 /// (`iteration`, `val_miou`). Appends, so a resumed run continues the same file.
 public final class TrainingLog: @unchecked Sendable {
     public let path: String

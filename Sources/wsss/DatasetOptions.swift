@@ -7,8 +7,12 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Dataset root in the PASCAL VOC 2012 layout. (required)", valueName: "dir"))
     var root: String
 
-    @Option(help: ArgumentHelp("Image list: ImageSets/Segmentation/<split>.txt.", valueName: "name"))
-    var split: String = "train"
+    @Option(name: .customLong("split"), help: ArgumentHelp("Image list: ImageSets/Segmentation/<split>.txt. (default: train; val for eval and predict)", valueName: "name"))
+    var splitOption: String?
+
+    /// The split named by --split, else `train` (eval and predict: `val`, see `defaultSplit`).
+    var split: String { splitOption ?? defaultSplit }
+    var defaultSplit = "train"
 
     @Option(help: ArgumentHelp(
         "Label folder (relative to the root or absolute) overriding SegmentationClass[Aug]: pseudo-labels from any source plug in here. (default: SegmentationClassAug for *_aug splits, else SegmentationClass)",

@@ -94,6 +94,8 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try runtime.apply()
+        var data = self.data
+        data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
                                             scales: try parseNumbers(scales, option: "--scales", positive: true), flip: flip)
         if json { printJSON(report.report.jsonObject(images: report.images)) } else {
@@ -129,6 +131,8 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try runtime.apply()
+        var data = self.data
+        data.defaultSplit = "val"
         let dataset = try data.dataset()
         let (model, options, _) = try SegmentationTraining.load(checkpoint)
         let folder = "\(out)/results/VOC2012/Segmentation/comp6_\(data.split)_cls"
