@@ -19,13 +19,17 @@ public enum TensorBoardEvents {
         public var fileVersion: String?
         /// `summary.value`, in file order.
         public var values: [Value]
+        /// `source_metadata.writer`: the program that wrote the file, on the header event (tensorboard's
+        /// EventFileWriter puts its module name there; TensorBoard only logs it).
+        public var sourceWriter: String?
 
-        /// An event; pass `fileVersion` for the header, `values` for a summary.
-        public init(wallTime: Double, step: Int, fileVersion: String? = nil, values: [Value] = []) {
+        /// An event; pass `fileVersion` (and `sourceWriter`) for the header, `values` for a summary.
+        public init(wallTime: Double, step: Int, fileVersion: String? = nil, values: [Value] = [], sourceWriter: String? = nil) {
             self.wallTime = wallTime
             self.step = step
             self.fileVersion = fileVersion
             self.values = values
+            self.sourceWriter = sourceWriter
         }
     }
 
@@ -79,7 +83,10 @@ public enum TensorBoardEvents {
 // Field numbers, from tensorflow/core/util/event.proto, tensorboard/compat/proto/summary.proto,
 // tensor.proto and tensor_shape.proto.
 private enum EventField {
-    static let wallTime = 1, step = 2, fileVersion = 3, summary = 5
+    static let wallTime = 1, step = 2, fileVersion = 3, summary = 5, sourceMetadata = 10
+}
+private enum SourceMetadataField {
+    static let writer = 1
 }
 private enum SummaryField {
     static let value = 1
@@ -125,6 +132,7 @@ extension TensorBoardEvents.Event {
                 for value in values { summary.message(SummaryField.value) { value.serialize(into: &$0) } }
             }
         }
+        if let sourceWriter { w.message(EventField.sourceMetadata) { $0.string(SourceMetadataField.writer, sourceWriter) } }
         return w.bytes
     }
 
@@ -141,6 +149,8 @@ extension TensorBoardEvents.Event {
                 for valueField in try field.message() where valueField.number == SummaryField.value {
                     values.append(try TensorBoardEvents.Value(serialized: try valueField.bytes()))
                 }
+            case EventField.sourceMetadata:
+                for f in try field.message() where f.number == SourceMetadataField.writer { sourceWriter = try f.string() }
             default: continue
             }
         }

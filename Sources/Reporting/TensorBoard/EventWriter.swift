@@ -30,6 +30,9 @@ public final class TensorBoardWriter {
     private var lastFlush: Double
     private let clock: () -> Double
 
+    /// What the header event names as its writer (`source_metadata.writer`).
+    public static let sourceWriter = "wsss.Reporting.TensorBoardWriter"
+
     // Buffered bytes past this are written at once, whatever the time (a burst of images).
     private static let maxPending = 1 << 20
     private static let counterLock = NSLock()
@@ -65,7 +68,7 @@ public final class TensorBoardWriter {
         path = candidate
         descriptor = fd
         lastFlush = now
-        append(TensorBoardEvents.Event(wallTime: now, step: 0, fileVersion: TensorBoardEvents.fileVersion))
+        append(TensorBoardEvents.Event(wallTime: now, step: 0, fileVersion: TensorBoardEvents.fileVersion, sourceWriter: Self.sourceWriter))
         try flush()
     }
 
