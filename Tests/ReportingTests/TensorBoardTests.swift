@@ -68,12 +68,15 @@ private func accumulated(_ events: [TensorBoardEvents.Event]) -> (
                 scalars[value.tag, default: []].append(.init(wall_time: event.wallTime, step: event.step, value: Double(v)))
             case .image(let image):
                 images[value.tag, default: []].append(
-                    .init(wall_time: event.wallTime, step: event.step, width: image.width, height: image.height,
-                          png_base64: image.encoded.base64EncodedString()))
+                    .init(
+                        wall_time: event.wallTime, step: event.step, width: image.width, height: image.height,
+                        png_base64: image.encoded.base64EncodedString()))
             case .text(let text):
-                tensors[value.tag, default: []].append(.init(wall_time: event.wallTime, step: event.step, plugin: "text", strings: [text]))
+                tensors[value.tag, default: []].append(
+                    .init(wall_time: event.wallTime, step: event.step, plugin: "text", strings: [text]))
             case .unsupported(let plugin):
-                tensors[value.tag, default: []].append(.init(wall_time: event.wallTime, step: event.step, plugin: plugin, strings: []))
+                tensors[value.tag, default: []].append(
+                    .init(wall_time: event.wallTime, step: event.step, plugin: plugin, strings: []))
             }
         }
     }
@@ -211,8 +214,9 @@ private final class ManualClock {
                 // shape message is 4 bytes shorter than {dim {size: 1}}.
                 #expect(a.data.count == b.data.count - 4, "\(tag)")
             } else {
-                #expect(Array(ourBytes[a.offset..<a.data.upperBound + 4]) == Array(officialBytes[b.offset..<b.data.upperBound + 4]),
-                        "record \(index) (\(tag)) differs")
+                #expect(
+                    Array(ourBytes[a.offset..<a.data.upperBound + 4]) == Array(officialBytes[b.offset..<b.data.upperBound + 4]),
+                    "record \(index) (\(tag)) differs")
             }
         }
     }
@@ -234,7 +238,8 @@ private final class ManualClock {
         try writer.addScalar("train/loss", 0.25, step: 2, wallTime: start + 3.75)
         try writer.addScalar("train/lr", 1e-3, step: 2, wallTime: start + 3.75)
         try writer.addImage("samples", image, step: 3, wallTime: start + 4.0)
-        try writer.addText("notes", "**loss** fell: 0.75 → 0.25\n\n| a | b |\n|---|---|\n| 1 | 2 |", step: 3, wallTime: start + 4.5)
+        try writer.addText(
+            "notes", "**loss** fell: 0.75 → 0.25\n\n| a | b |\n|---|---|\n| 1 | 2 |", step: 3, wallTime: start + 4.5)
         try writer.addText("torch_notes/text_summary", "from add_text", step: 4, wallTime: start + 5.0)
         try writer.addScalar("val/margin", -3.5, step: 1 << 33 + 5, wallTime: start + 6.0)
         try writer.close()
@@ -243,16 +248,20 @@ private final class ManualClock {
         #expect(name.hasPrefix("events.out.tfevents.1700000000."))
         #expect(name.hasSuffix(".\(getpid()).\(name.split(separator: ".").last!)"))
         let events = try TensorBoardEvents.read(path: writer.path)
-        #expect(events.first == TensorBoardEvents.Event(wallTime: start, step: 0, fileVersion: "brain.Event:2",
-                                                      sourceWriter: TensorBoardWriter.sourceWriter))
+        #expect(
+            events.first
+                == TensorBoardEvents.Event(
+                    wallTime: start, step: 0, fileVersion: "brain.Event:2",
+                    sourceWriter: TensorBoardWriter.sourceWriter))
         let ours = accumulated(events)
         #expect(ours.scalars == expected.scalars)
         #expect(ours.tensors == expected.tensors)
         // Our PNG comes from libpng, the official one from PIL: compare what they decode to.
         let written = try #require(ours.images["samples"]?.first)
         let official = try #require(expected.images["samples"]?.first)
-        #expect([written.wall_time, Double(written.step), Double(written.width), Double(written.height)]
-            == [official.wall_time, Double(official.step), Double(official.width), Double(official.height)])
+        #expect(
+            [written.wall_time, Double(written.step), Double(written.width), Double(written.height)]
+                == [official.wall_time, Double(official.step), Double(official.width), Double(official.height)])
         let png = NSTemporaryDirectory() + "wsss-tensorboard-\(UUID().uuidString).png"
         defer { try? FileManager.default.removeItem(atPath: png) }
         try #require(Data(base64Encoded: written.png_base64)).write(to: URL(fileURLWithPath: png))
@@ -325,9 +334,14 @@ private final class ManualClock {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/events.out.tfevents.bad"
-        func expectCorrupt(_ file: [UInt8], at offset: Int, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func expectCorrupt(_ file: [UInt8], at offset: Int, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation)
+            throws
+        {
             try Data(file).write(to: URL(fileURLWithPath: path))
-            #expect(throws: TensorBoardReadError.corruptRecord(path: path, offset: offset, reason: reason), sourceLocation: sourceLocation) {
+            #expect(
+                throws: TensorBoardReadError.corruptRecord(path: path, offset: offset, reason: reason),
+                sourceLocation: sourceLocation
+            ) {
                 try TensorBoardEvents.read(path: path)
             }
         }
@@ -338,7 +352,9 @@ private final class ManualClock {
         flippedLength[second.offset] ^= 0x01
         try expectCorrupt(flippedLength, at: second.offset, "length CRC mismatch")
         let cut = Array(bytes[..<(second.data.upperBound + 2)])
-        try expectCorrupt(cut, at: second.offset, "truncated record (\(second.data.count) data bytes + 4 CRC bytes announced, \(second.data.count + 2) left)")
+        try expectCorrupt(
+            cut, at: second.offset,
+            "truncated record (\(second.data.count) data bytes + 4 CRC bytes announced, \(second.data.count + 2) left)")
         try expectCorrupt(Array(bytes[..<(second.offset + 5)]), at: second.offset, "truncated header (5 of 12 bytes)")
         // A valid record whose data is not an Event (a varint cut short).
         var garbage = Array(bytes[..<second.offset])
@@ -369,7 +385,10 @@ private final class ManualClock {
             }
         }
         let event = try TensorBoardEvents.Event(serialized: w.bytes[...])
-        #expect(event.values == [.init(tag: "weights", kind: .unsupported(pluginName: "")),
-                                 .init(tag: "pr", kind: .unsupported(pluginName: "pr_curves"))])
+        #expect(
+            event.values == [
+                .init(tag: "weights", kind: .unsupported(pluginName: "")),
+                .init(tag: "pr", kind: .unsupported(pluginName: "pr_curves")),
+            ])
     }
 }

@@ -2,7 +2,9 @@ import Foundation
 
 /// An event file that cannot be read back. Names the file, and for a bad record its byte offset.
 public enum TensorBoardReadError: LocalizedError, Equatable {
+    /// The file could not be opened or read (missing, a directory, no permission).
     case unreadable(path: String, reason: String)
+    /// The record starting at byte `offset` is truncated, fails a CRC, or does not hold an Event.
     case corruptRecord(path: String, offset: Int, reason: String)
 
     public var errorDescription: String? {
@@ -33,7 +35,8 @@ extension TensorBoardEvents {
             do {
                 return try Event(serialized: bytes[record.data])
             } catch let error as ProtobufDecodingError {
-                throw TensorBoardReadError.corruptRecord(path: path, offset: record.offset, reason: "not an Event: \(error.reason)")
+                throw TensorBoardReadError.corruptRecord(
+                    path: path, offset: record.offset, reason: "not an Event: \(error.reason)")
             }
         }
     }
@@ -61,7 +64,9 @@ extension TensorBoardEvents {
                 throw corrupt("truncated record (\(length) data bytes + 4 CRC bytes announced, \(bytes.count - start) left)")
             }
             let data = start..<start + Int(length)
-            guard CRC32C.maskedChecksum(bytes[data]) == UInt32(uint(data.upperBound, 4)) else { throw corrupt("data CRC mismatch") }
+            guard CRC32C.maskedChecksum(bytes[data]) == UInt32(uint(data.upperBound, 4)) else {
+                throw corrupt("data CRC mismatch")
+            }
             result.append((offset, data))
             offset = data.upperBound + 4
         }

@@ -68,7 +68,9 @@ public final class TensorBoardWriter {
         path = candidate
         descriptor = fd
         lastFlush = now
-        append(TensorBoardEvents.Event(wallTime: now, step: 0, fileVersion: TensorBoardEvents.fileVersion, sourceWriter: Self.sourceWriter))
+        append(
+            TensorBoardEvents.Event(
+                wallTime: now, step: 0, fileVersion: TensorBoardEvents.fileVersion, sourceWriter: Self.sourceWriter))
         try flush()
     }
 
