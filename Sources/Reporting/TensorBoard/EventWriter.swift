@@ -16,7 +16,8 @@ import Imaging
 ///
 /// Events are buffered and appended with plain `write(2)` calls: at `flush()`, `close()`, deinit, and
 /// at the first `add…` made `flushInterval` seconds or more after the last flush (there is no
-/// background thread). Not thread-safe: use one writer from one thread.
+/// background thread). A write error at deinit is lost: call `close()` to see it. Not thread-safe:
+/// use one writer from one thread.
 public final class TensorBoardWriter {
     /// The directory TensorBoard is pointed at (one run).
     public let logDirectory: String
