@@ -72,6 +72,13 @@ public struct Image: Equatable, Sendable {
         try ImageFile.write(data, to: path)
     }
 
+    /// This image encoded as PNG (1, 3 or 4 channels), in memory: for containers that embed images,
+    /// such as TensorBoard event files.
+    /// - Throws: `ImageError.writeFailed` (path "<memory>") when libpng refuses the image.
+    public func pngData() throws -> Data {
+        try ImageFile.encodePNG(pixels, width: width, height: height, channels: channels, palette: nil, path: "<memory>")
+    }
+
     /// Writes a baseline JPEG (1 or 3 channels) at `quality` (1–100).
     public func writeJPEG(to path: String, quality: Int = 90) throws {
         var out: UnsafeMutablePointer<UInt8>?
