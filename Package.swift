@@ -54,7 +54,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams")]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
-        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging",
+        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging", "Reporting",
                 .product(name: "Yams", package: "Yams")]),
         // Orchestration as a library: stages a Swift user can run with their own sources.
         .target(name: "Pipeline", dependencies: ["Training", "PseudoLabels", "SegmentAnything", "Datasets", "Evaluation", "Imaging", "Autograd"]),
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
         .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels"]),
-        .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5"], exclude: ["Snapshots"]),
+        .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -4,6 +4,7 @@ import Evaluation
 import Foundation
 import Imaging
 import PseudoLabels
+import Reporting
 import SegmentAnything
 import Training
 
@@ -124,6 +125,8 @@ public final class Pipeline {
             .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })?["step_seconds"] as? [String: Double] ?? [:]
         let mainSource = recipe.string("pseudo", "source")!
         var summary = PipelineSummary(source: mainSource)
+        // The run folder's own TensorBoard events (pseudo-label scores); stages write theirs in their folders.
+        let board = try TensorBoardWriter(logDirectory: runDir)
         var skipped = false
         func skip(_ step: String, _ path: String) {
             events.stepSkipped(step, path)
@@ -233,6 +236,8 @@ public final class Pipeline {
                 try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys])
                     .write(to: URL(fileURLWithPath: scorePath))
                 summary.pseudoMIoU[source] = report.meanIoU
+                try board.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)
+                try board.flush()
                 events.message(report.table(title: "pseudo-labels (\(source)) vs ground truth"))
             }
         }

@@ -5,6 +5,7 @@ import Foundation
 import Imaging
 import Layers
 import PseudoLabels
+import Reporting
 
 /// Hyper-parameters of the CAM classifier (IRN's `train_cam.py` defaults; the demo recipe
 /// shrinks them for the synthetic set).
@@ -82,6 +83,7 @@ public enum CAMTraining {
             pixelLabels: false)
         defer { loader.stop() }
         let log = TrainingLog(path: "\(outDirectory)/cam_train.jsonl")
+        let board = try TensorBoardWriter(logDirectory: outDirectory)
         let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
         model.train()
         var clock = Date()
@@ -100,6 +102,8 @@ public enum CAMTraining {
             log.write(["iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
                        "images_per_s": Double(batch.ids.count) / max(seconds, 1e-9)])
             progress(iteration + 1, value)
+            try board.addScalar("cam/loss", Double(value), step: iteration + 1)
+            try board.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
             let done = iteration + 1
             if done == options.iterations || done % options.checkpointEvery == 0 {
                 let metadata = CheckpointMetadata(architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: recipe)

@@ -80,7 +80,7 @@ public enum RunFolder {
     /// Start-up of a training run in a locked folder: removes temporary files left by a killed
     /// writer (`.<name>.tmp-<pid>`), and for a fresh run (`resuming` false) refuses a folder
     /// holding checkpoints unless `overwrite`, which moves the earlier run's files into
-    /// `<dir>/replaced-<date>/` (nothing is deleted).
+    /// `<dir>/replaced-<date>/` with its `runFiles` and TensorBoard event files (nothing is deleted).
     /// - Returns: the folder the old files were moved to, if any.
     @discardableResult
     public static func prepare(_ lock: Lock, prefix: String, resuming: Bool, overwrite: Bool, runFiles: [String]) throws -> String? {
@@ -100,7 +100,9 @@ public enum RunFolder {
         while FileManager.default.fileExists(atPath: aside) { aside = "\(directory)/replaced-\(formatter.string(from: Date()))-\(n)"; n += 1 }
         do {
             try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: false)
+            // The earlier run's TensorBoard files go too, or its curves would mix with the new run's.
             let moved = existing.map { ($0 as NSString).lastPathComponent } + runFiles.filter { names.contains($0) }
+                + names.filter { $0.hasPrefix("events.out.tfevents.") }
             for name in moved { try FileManager.default.moveItem(atPath: "\(directory)/\(name)", toPath: "\(aside)/\(name)") }
         } catch {
             throw RunFolderError.unusable(directory: directory, reason: "moving the earlier run aside failed: \(FileSystemReason.of(error))")

@@ -5,6 +5,7 @@ import Evaluation
 import Foundation
 import Imaging
 import Layers
+import Reporting
 
 /// DeepLab-v2 training settings (the papers' protocol by default; recipes override).
 public struct SegmentationOptions: Codable, Equatable, Sendable {
@@ -124,6 +125,9 @@ public enum SegmentationTraining {
             startBatch: start * options.accumulation)
         defer { loader.stop() }
         let log = TrainingLog(path: "\(runDirectory)/train.jsonl")
+        // TensorBoard (`tensorboard --logdir <run>`): a new event file per process, so a resumed run adds one.
+        let board = try TensorBoardWriter(logDirectory: runDirectory)
+        if start == 0 { try board.addText("recipe", "```\n" + recipeText + "\n```", step: 0) }
         let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
         var lastSaved = resumePath ?? ""
         func save(_ iteration: Int, final: Bool) throws {
@@ -173,6 +177,9 @@ public enum SegmentationTraining {
                 log.write(["iteration": done, "loss": Double(progress.loss), "lr": Double(progress.learningRate),
                            "images_per_s": progress.imagesPerSecond, "time": Date().timeIntervalSince1970])
                 report(progress)
+                try board.addScalar("train/loss", Double(progress.loss), step: done)
+                try board.addScalar("train/lr", Double(progress.learningRate), step: done)
+                try board.addScalar("train/images_per_s", progress.imagesPerSecond, step: done)
                 (lossSum, lossCount) = (0, 0)
             }
             if done == options.iterations {
@@ -182,8 +189,20 @@ public enum SegmentationTraining {
             }
             if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
                 model.train(false)
-                let miou = try evaluate(model: model, dataset: validation, preprocessing: options.preprocessing).meanIoU * 100
+                var shown = 0
+                let matrix = try evaluate(model: model, dataset: validation, preprocessing: options.preprocessing) { id, prediction in
+                    // The first images' predictions as overlays, to watch them improve.
+                    guard shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
+                    shown += 1
+                    try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: done)
+                }
+                let miou = matrix.meanIoU * 100
                 model.train()
+                for (name, iou) in zip(validation.classes.names, matrix.intersectionOverUnion) {
+                    if let iou { try board.addScalar("val/IoU/\(name)", iou * 100, step: done) }
+                }
+                try board.addScalar("val/mIoU", miou, step: done)
+                try board.flush()
                 log.write(["iteration": done, "val_miou": miou])
                 evaluated(done, miou)
             }

@@ -3,6 +3,7 @@ import Datasets
 import Foundation
 import HDF5
 import Imaging
+import Reporting
 import Testing
 import Training
 
@@ -144,6 +145,8 @@ import Training
         try overwrite.run()
         let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasPrefix("replaced-") })
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(aside)/final.h5")) == original, "the earlier run is kept")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(out)/\(aside)").contains { $0.hasPrefix("events.out.tfevents.") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("events.out.tfevents.") }.count == 1)
         #expect(FileManager.default.fileExists(atPath: out + "/final.h5"))
     }
 
@@ -159,6 +162,16 @@ import Training
         }
         train = try TrainCommand.parse(args + ["--allow-recipe-change"])
         try train.run()
+    }
+
+    @Test func trainingWritesTensorBoardEvents() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: root + "/seg").filter { $0.hasPrefix("events.out.tfevents.") }
+        #expect(files.count == 1)
+        let events = try TensorBoardEvents.read(path: "\(root)/seg/\(try #require(files.first))")
+        let tags = Set(events.flatMap { $0.values.map(\.tag) })
+        #expect(tags.isSuperset(of: ["train/loss", "train/lr", "train/images_per_s", "recipe"]))
+        let losses = events.filter { $0.values.first?.tag == "train/loss" }.map(\.step)
+        #expect(losses == [1, 2, 3, 4], "one loss per logged iteration")
     }
 
     @Test func trainingNeedsAnExplicitLabelSource() throws {
