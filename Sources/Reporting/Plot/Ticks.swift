@@ -87,15 +87,16 @@ public struct Ticks: Equatable, Sendable {
         return rounded == 0 ? 0 : rounded
     }
 
-    /// The tick labels: linear ticks with as many decimals as the step needs ("0.05", "15000"),
+    /// The tick labels: linear ticks with as many decimals as the step needs ("0.00", "0.05",
+    /// "15000"),
     /// switching to exponent form ("2e-05", "1.5e+06") for very small or large values; log ticks
     /// as plain numbers from 0.001 to 10000 and exponents ("1e-5") beyond.
     public var labels: [String] { values.map(label(for:)) }
 
     /// The label of one tick value, as in `labels`.
     public func label(for value: Double) -> String {
-        if value == 0 { return "0" }
         if isLog {
+            guard value > 0 && value.isFinite else { return String(format: "%g", value) }
             let exponent = log10(abs(value)).rounded(.down)
             if exponent < -3 || exponent > 4 {
                 let mantissa = value / pow(10, exponent)
