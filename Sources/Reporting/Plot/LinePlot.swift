@@ -84,6 +84,16 @@ public struct LinePlot {
         layout(width: width, height: height).drawing.svg()
     }
 
+    /// Writes `svg(width:height:)` to `path` (atomically).
+    /// - Throws: `ReportingError.writeFailed` naming the file.
+    public func writeSVG(to path: String, width: Int, height: Int) throws {
+        do {
+            try Data(svg(width: width, height: height).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ReportingError.writeFailed(path: path, reason: error.localizedDescription)
+        }
+    }
+
     // MARK: Layout
 
     /// A linear or log mapping from axis values onto a pixel span.
@@ -142,8 +152,6 @@ public struct LinePlot {
 
         let leftSeries = series.filter { $0.axis == .left }, rightSeries = series.filter { $0.axis == .right }
         let hasRight = !rightSeries.isEmpty || rightYRange != nil
-        let xTicks = ticks(for: series.flatMap { $0.points.map(\.x) }, scale: .linear, fixed: xRange,
-                           maxCount: max(3, min(11, width / (60 * s))))
         let yCount = max(3, min(9, height / (45 * s)))
         let leftTicks = ticks(for: leftSeries.flatMap { $0.points.map(\.y) }, scale: yScale, fixed: yRange, maxCount: yCount)
         let rightTicks = hasRight ? ticks(for: rightSeries.flatMap { $0.points.map(\.y) }, scale: rightYScale, fixed: rightYRange,
@@ -152,17 +160,35 @@ public struct LinePlot {
         // Top: title, then the legend wrapped into rows over the plot width.
         var top = pad
         if !title.isEmpty {
-            drawing.shapes.append(.text(title, x: width / 2, top: top, anchor: .middle, scale: s + 1, fill: Self.ink, rotated: false))
-            top += BitmapFont.height(scale: s + 1) + gap
+            // One step larger than the labels when it fits the width.
+            let titleScale = BitmapFont.width(of: title, scale: s + 1) <= width - 2 * pad ? s + 1 : s
+            drawing.shapes.append(.text(title, x: width / 2, top: top, anchor: .middle, scale: titleScale, fill: Self.ink,
+                                        rotated: false))
+            top += BitmapFont.height(scale: titleScale) + gap
         }
         // Left and right margins: axis title (rotated), widest tick label, tick marks.
         let leftLabels = leftTicks.labels, rightLabels = rightTicks?.labels ?? []
         let leftLabelWidth = leftLabels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
         let rightLabelWidth = rightLabels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
+        let leftMargin = pad + (yLabel.isEmpty ? 0 : line + gap) + leftLabelWidth + gap + Self.tickLength
+        let rightAxisMargin = Self.tickLength + gap + rightLabelWidth + gap + (rightYLabel.isEmpty ? 0 : line) + pad
+
+        // x ticks: about one per 60 pixels, fewer while neighbouring labels would come closer
+        // than three character widths.
+        let xValues = series.flatMap { $0.points.map(\.x) }
+        let roughWidth = width - leftMargin - (hasRight ? rightAxisMargin : 4 * pad)
+        var xCount = max(3, min(11, roughWidth / (60 * s) + 1))
+        var xTicks = ticks(for: xValues, scale: .linear, fixed: xRange, maxCount: xCount)
+        while xCount > 2 {
+            let widest = xTicks.labels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
+            let spacing = roughWidth / max(1, xTicks.values.count - 1)
+            if spacing >= widest + 3 * BitmapFont.advance * s { break }
+            xCount -= 1
+            xTicks = ticks(for: xValues, scale: .linear, fixed: xRange, maxCount: xCount)
+        }
         let xLabels = xTicks.labels
         let halfLastX = (xLabels.last.map { BitmapFont.width(of: $0, scale: s) } ?? 0) / 2 + 2
-        let leftMargin = pad + (yLabel.isEmpty ? 0 : line + gap) + leftLabelWidth + gap + Self.tickLength
-        let rightMargin = hasRight ? Self.tickLength + gap + rightLabelWidth + gap + (rightYLabel.isEmpty ? 0 : line) + pad : max(pad, halfLastX)
+        let rightMargin = hasRight ? rightAxisMargin : max(pad, halfLastX)
 
         let legendRows = legendLayout(left: leftMargin, width: width - leftMargin - rightMargin, scale: s)
         if !legendRows.isEmpty {
