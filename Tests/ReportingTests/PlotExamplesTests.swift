@@ -46,6 +46,10 @@ import Testing
         BitmapFont.draw("rotated", into: &font, x: 580, y: 100, scale: 2, color: (200, 0, 0), rotated: true)
         try font.writePNG(to: folder + "/font.png")
         try Self.panelStrip().writePNG(to: folder + "/panels.png")
+        var small = LinePlot(title: "a training curve", xLabel: "iteration", yLabel: "loss", rightYLabel: "val mIoU %")
+        small.add("train loss", points: [(0, 0), (1.5e6, 0.0123)], color: (0, 0, 200))
+        small.add("val mIoU", points: [(0, 20), (1.5e6, 65.5)], color: (200, 0, 0), axis: .right)
+        try small.render(width: 320, height: 200).writePNG(to: folder + "/curves-tiny.png")
     }
 
     /// Five 160x120 panels of a synthetic scene with a person (15) and a dog (12) on background,

@@ -35,7 +35,9 @@ import Testing
         let flat = Ticks.linear(lower: 5, upper: 5)
         #expect(flat.lower < 5 && flat.upper > 5)
         #expect(Ticks.linear(lower: .nan, upper: 3).values == [0, 0.2, 0.4, 0.6, 0.8, 1])
-        #expect(Ticks.linear(lower: 0, upper: 3e6).labels == ["0", "1e+06", "2e+06", "3e+06"])
+        #expect(Ticks.linear(lower: 0, upper: 3e6).labels == ["0", "1e6", "2e6", "3e6"])
+        #expect(Ticks.linear(lower: 0, upper: 1.5e6, maxCount: 4).labels == ["0", "5e5", "1e6", "1.5e6"])
+        #expect(Ticks.linear(lower: 0, upper: 6e-5, maxCount: 4).labels == ["0", "2e-5", "4e-5", "6e-5"])
     }
 
     @Test func everyRangeGetsAtMostMaxCountNiceTicksCoveringIt() {
@@ -261,5 +263,71 @@ import Testing
         #expect(legend[2].color == ColorMap.voc.color(of: 15))
         #expect(legend[2].color == (192, 128, 128))
         #expect(legend[4].color == (255, 255, 255))
+    }
+}
+
+@Suite struct LinePlotLayoutTests {
+    /// The bounding box (x0, y0, x1, y1), exclusive ends, of each text shape.
+    static func textBoxes(_ drawing: Drawing) -> [(String, [Int])] {
+        drawing.shapes.compactMap { shape in
+            guard case .text(let string, let x, let top, let anchor, let scale, _, let rotated) = shape else { return nil }
+            let run = BitmapFont.width(of: string, scale: scale), line = BitmapFont.height(scale: scale)
+            let offset = anchor == .start ? 0 : anchor == .middle ? run / 2 : run
+            return rotated ? (string, [x, top + offset - run, x + line, top + offset]) : (string, [x - offset, top, x - offset + run, top + line])
+        }
+    }
+
+    static func overlaps(_ a: [Int], _ b: [Int]) -> Bool { a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3] }
+
+    @Test(arguments: [(320, 200), (480, 320), (800, 480), (1200, 700)])
+    func noTextOverlapsOtherTextOrLeavesTheImage(size: (Int, Int)) {
+        for (xMax, yMax) in [(20000.0, 2.5), (1.5e6, 0.0123), (7.0, 12345.0), (0.003, -40.0)] {
+            var plot = LinePlot(title: "a training curve", xLabel: "iteration", yLabel: "loss", rightYLabel: "val mIoU %")
+            plot.add("train loss", points: [(0, 0), (xMax, yMax)], color: (0, 0, 200))
+            plot.add("val mIoU", points: [(0, 20), (xMax, 65.5)], color: (200, 0, 0), axis: .right)
+            let boxes = Self.textBoxes(plot.layout(width: size.0, height: size.1).drawing)
+            for (i, a) in boxes.enumerated() {
+                #expect(a.1[0] >= 0 && a.1[1] >= 0 && a.1[2] <= size.0 && a.1[3] <= size.1, "\(a.0) leaves the \(size) image: \(a.1)")
+                for b in boxes[(i + 1)...] where Self.overlaps(a.1, b.1) {
+                    Issue.record("\(size), x…\(xMax), y…\(yMax): \(a.0) \(a.1) overlaps \(b.0) \(b.1)")
+                }
+            }
+        }
+    }
+
+    @Test func emptyAndDegeneratePlotsStillDraw() {
+        var plot = LinePlot(title: "nothing yet")
+        #expect(plot.render(width: 200, height: 150).width == 200)
+        plot.add("all NaN", points: [(0, .nan), (1, .nan)], color: (1, 2, 3))
+        plot.add("one point", points: [(3, 3)], color: (4, 5, 6))
+        let layout = plot.layout(width: 200, height: 150)
+        #expect(layout.x.ticks.lower < 3 && layout.x.ticks.upper > 3)
+        let image = layout.drawing.rendered()
+        let (px, py) = (layout.x.pixel(3) ?? -1, layout.left.pixel(3) ?? -1)
+        #expect(Array(image.pixels[((py * 200 + px) * 3)..<((py * 200 + px) * 3 + 3)]) == [4, 5, 6])
+    }
+
+    @Test func fixedRangesAreHonouredAndClipTheData() {
+        var plot = LinePlot()
+        plot.yRange = 0...1
+        plot.xRange = 0...10
+        plot.add("", points: [(0, 0), (10, 5)], color: (200, 0, 0))  // unnamed: no legend swatch
+        let layout = plot.layout(width: 300, height: 200)
+        #expect(layout.left.ticks.values.first == 0 && layout.left.ticks.values.last == 1)
+        let image = layout.drawing.rendered()
+        // Above the area (the line leaves it at y = 1, x = 2) nothing is red.
+        let red = (0..<(300 * layout.area.y)).filter { image.pixels[3 * $0] == 200 && image.pixels[3 * $0 + 1] == 0 }
+        #expect(red.isEmpty)
+        let inside = (0..<(300 * 200)).filter { image.pixels[3 * $0] == 200 && image.pixels[3 * $0 + 1] == 0 }
+        #expect(!inside.isEmpty)
+    }
+
+    @Test func writeSVGNamesTheFileOnFailure() throws {
+        let plot = LinePlot(title: "t")
+        #expect(throws: ReportingError.self) { try plot.writeSVG(to: "/nonexistent-dir/x/plot.svg", width: 200, height: 100) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wsss-plot-\(getpid()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try plot.writeSVG(to: path, width: 200, height: 100)
+        #expect(try String(contentsOfFile: path, encoding: .utf8).hasPrefix("<?xml"))
     }
 }

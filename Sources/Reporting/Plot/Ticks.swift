@@ -88,29 +88,35 @@ public struct Ticks: Equatable, Sendable {
     }
 
     /// The tick labels: linear ticks with as many decimals as the step needs ("0.00", "0.05",
-    /// "15000"),
-    /// switching to exponent form ("2e-05", "1.5e+06") for very small or large values; log ticks
-    /// as plain numbers from 0.001 to 10000 and exponents ("1e-5") beyond.
+    /// "15000"), in short exponent form ("5e5", "1.5e6", "2e-5") when values reach a million or
+    /// the step is below 1e-4; log ticks as plain numbers from 0.001 to 10000, exponents beyond.
     public var labels: [String] { values.map(label(for:)) }
 
     /// The label of one tick value, as in `labels`.
     public func label(for value: Double) -> String {
         if isLog {
             guard value > 0 && value.isFinite else { return String(format: "%g", value) }
-            let exponent = log10(abs(value)).rounded(.down)
-            if exponent < -3 || exponent > 4 {
-                let mantissa = value / pow(10, exponent)
-                let m = abs(mantissa - 1) < 1e-9 ? "1" : String(format: "%g", mantissa)
-                return "\(m)e\(Int(exponent))"
-            }
+            let exponent = log10(value).rounded(.down)
+            if exponent < -3 || exponent > 4 { return Self.scientific(value) }
             return Self.fixed(value, decimals: max(0, -Int(exponent)))
         }
         let largest = values.map { abs($0) }.max() ?? abs(value)
-        if largest >= 1e6 || step < 1e-4 {
-            return String(format: "%g", value)
-        }
+        if largest >= 1e6 || step < 1e-4 { return Self.scientific(value) }
         let decimals = max(0, -Int((log10(step) + 1e-9).rounded(.down)))
         return Self.fixed(value, decimals: decimals)
+    }
+
+    /// "1.5e6", "2e-5", "0": mantissa to 6 significant digits without trailing zeros, exponent
+    /// without sign padding (narrower than printf's "1.5e+06", which matters on an axis).
+    static func scientific(_ value: Double) -> String {
+        guard value != 0 && value.isFinite else { return value == 0 ? "0" : String(format: "%g", value) }
+        var exponent = Int(log10(abs(value)).rounded(.down))
+        var mantissa = String(format: "%.6g", value / pow(10, Double(exponent)))
+        if mantissa == "10" || mantissa == "-10" {
+            exponent += 1
+            mantissa = mantissa.hasPrefix("-") ? "-1" : "1"
+        }
+        return "\(mantissa)e\(exponent)"
     }
 
     static func fixed(_ value: Double, decimals: Int) -> String {
