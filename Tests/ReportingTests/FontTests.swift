@@ -56,7 +56,12 @@ import Testing
         BitmapFont.draw("E", into: &one, x: 0, y: 0, color: (0, 0, 0))
         var two = Image(width: 40, height: 40, channels: 3, filledWith: 255)
         BitmapFont.draw("E", into: &two, x: 0, y: 0, scale: 2, color: (0, 0, 0))
-        #expect(Self.ink(two) == Set(Self.ink(one).flatMap { p in [[0, 0], [1, 0], [0, 1], [1, 1]].map { [2 * p[0] + $0[0], 2 * p[1] + $0[1]] } }))
+        #expect(
+            Self.ink(two)
+                == Set(
+                    Self.ink(one).flatMap { p in
+                        [[0, 0], [1, 0], [0, 1], [1, 1]].map { [2 * p[0] + $0[0], 2 * p[1] + $0[1]] }
+                    }))
 
         // Turned counter-clockwise: the glyph's top row becomes its left column, running upwards
         // from the bottom-left corner (x, y).

@@ -76,11 +76,15 @@ import Testing
             proposals.values[i] = truth.values[i]
             if x > 140 && truth.values[i] == 12 { proposals.values[i] = 8 }
         }
-        let names = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-                     "diningtable", "dog", "horse", "motorbike", "person"]
+        let names = [
+            "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+            "diningtable", "dog", "horse", "motorbike", "person",
+        ]
         return Image.panels(
-            [("image", image), ("CAM seeds", image.overlaid(with: seeds)), ("proposals", image.overlaid(with: proposals)),
-             ("result", proposals.colorized()), ("ground truth", truth.colorized())],
+            [
+                ("image", image), ("CAM seeds", image.overlaid(with: seeds)), ("proposals", image.overlaid(with: proposals)),
+                ("result", proposals.colorized()), ("ground truth", truth.colorized()),
+            ],
             legend: Image.classLegend(names: names, present: [proposals, truth]))
     }
 }

@@ -163,7 +163,10 @@ import Testing
         #expect(abs((y1 - y01) - (y01 - y001)) <= 1)  // decades are equally spaced
         #expect(layout.left.pixel(0) == nil)
         let image = layout.drawing.rendered()
-        #expect(Self.color(image, try #require(layout.x.pixel(3.5)), try #require(layout.left.pixel(sqrt(0.2 * 0.02)))) == [220, 20, 20])
+        #expect(
+            Self.color(image, try #require(layout.x.pixel(3.5)), try #require(layout.left.pixel(sqrt(0.2 * 0.02)))) == [
+                220, 20, 20,
+            ])
     }
 
     /// Collects the character data of every `<text>` element and counts elements by name.
@@ -172,8 +175,10 @@ import Testing
         var counts: [String: Int] = [:]
         private var current: String?
 
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                    attributes: [String: String] = [:]) {
+        func parser(
+            _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+            attributes: [String: String] = [:]
+        ) {
             counts[name, default: 0] += 1
             if name == "text" { current = "" }
         }
@@ -216,8 +221,10 @@ import Testing
     }
 
     @Test func sizeIsTheSumOfWidthsPlusSpacingAndCaptionsAreDrawn() {
-        let items = [("image", Self.solid(100, 50, (10, 200, 10))), ("CAM seeds", Self.solid(80, 60, (200, 10, 10))),
-                     ("result", Self.solid(120, 40, (10, 10, 200)))]
+        let items = [
+            ("image", Self.solid(100, 50, (10, 200, 10))), ("CAM seeds", Self.solid(80, 60, (200, 10, 10))),
+            ("result", Self.solid(120, 40, (10, 10, 200))),
+        ]
         let out = Image.panels(items.map { (caption: $0.0, image: $0.1) }, legend: nil, gap: 6, margin: 5)
         let line = BitmapFont.height()
         #expect(out.width == 2 * 5 + 100 + 80 + 120 + 2 * 6)
@@ -232,16 +239,19 @@ import Testing
         // Each caption has ink centred over its column, inside the caption band.
         for (left, width, caption) in [(5, 100, "image"), (111, 80, "CAM seeds"), (197, 120, "result")] {
             let half = BitmapFont.width(of: caption) / 2
-            let band = (5..<(5 + line)).flatMap { y in ((left + width / 2 - half)..<(left + width / 2 + half)).map { pixel($0, y) } }
+            let band = (5..<(5 + line)).flatMap { y in
+                ((left + width / 2 - half)..<(left + width / 2 + half)).map { pixel($0, y) }
+            }
             #expect(band.contains([0, 0, 0]), "caption \(caption)")
             #expect(pixel(left + 1, 6) == [255, 255, 255])
         }
     }
 
     @Test func wideCaptionsWidenTheirColumnAndTheLegendWraps() {
-        let out = Image.panels([(caption: "ground truth", image: Self.solid(20, 20, (0, 0, 0)))],
-                               legend: [("background", (0, 0, 0)), ("aeroplane", (128, 0, 0)), ("person", (192, 128, 128))],
-                               gap: 4, margin: 4)
+        let out = Image.panels(
+            [(caption: "ground truth", image: Self.solid(20, 20, (0, 0, 0)))],
+            legend: [("background", (0, 0, 0)), ("aeroplane", (128, 0, 0)), ("person", (192, 128, 128))],
+            gap: 4, margin: 4)
         #expect(out.width == 2 * 4 + BitmapFont.width(of: "ground truth"))
         // Three legend rows below the image, each starting with its swatch colour.
         let line = BitmapFont.height(), spacing = 4
@@ -257,8 +267,9 @@ import Testing
         var labels = LabelMap(width: 4, height: 1)
         labels.values = [0, 15, LabelMap.ignore, 15]
         let other = LabelMap(width: 2, height: 1, values: [12, 40])
-        let legend = Image.classLegend(names: ["background", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "dog", "l", "m", "person"],
-                                       present: [labels, other])
+        let legend = Image.classLegend(
+            names: ["background", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "dog", "l", "m", "person"],
+            present: [labels, other])
         #expect(legend.map(\.name) == ["background", "dog", "person", "class 40", "ignore"])
         #expect(legend[2].color == ColorMap.voc.color(of: 15))
         #expect(legend[2].color == (192, 128, 128))
@@ -273,7 +284,9 @@ import Testing
             guard case .text(let string, let x, let top, let anchor, let scale, _, let rotated) = shape else { return nil }
             let run = BitmapFont.width(of: string, scale: scale), line = BitmapFont.height(scale: scale)
             let offset = anchor == .start ? 0 : anchor == .middle ? run / 2 : run
-            return rotated ? (string, [x, top + offset - run, x + line, top + offset]) : (string, [x - offset, top, x - offset + run, top + line])
+            return rotated
+                ? (string, [x, top + offset - run, x + line, top + offset])
+                : (string, [x - offset, top, x - offset + run, top + line])
         }
     }
 
@@ -287,7 +300,8 @@ import Testing
             plot.add("val mIoU", points: [(0, 20), (xMax, 65.5)], color: (200, 0, 0), axis: .right)
             let boxes = Self.textBoxes(plot.layout(width: size.0, height: size.1).drawing)
             for (i, a) in boxes.enumerated() {
-                #expect(a.1[0] >= 0 && a.1[1] >= 0 && a.1[2] <= size.0 && a.1[3] <= size.1, "\(a.0) leaves the \(size) image: \(a.1)")
+                #expect(
+                    a.1[0] >= 0 && a.1[1] >= 0 && a.1[2] <= size.0 && a.1[3] <= size.1, "\(a.0) leaves the \(size) image: \(a.1)")
                 for b in boxes[(i + 1)...] where Self.overlaps(a.1, b.1) {
                     Issue.record("\(size), x…\(xMax), y…\(yMax): \(a.0) \(a.1) overlaps \(b.0) \(b.1)")
                 }

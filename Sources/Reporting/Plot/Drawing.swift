@@ -85,8 +85,10 @@ struct Drawing {
 
     /// Bresenham's line with a square brush of `width` pixels centred on each step, kept inside
     /// `clip`; solid colour, no anti-aliasing, so a test can find the exact colour on the line.
-    private func stroke(_ image: inout Image, from a: (Int, Int), to b: (Int, Int), color: RGB, width w: Int,
-                        clip: (Int, Int, Int, Int)) {
+    private func stroke(
+        _ image: inout Image, from a: (Int, Int), to b: (Int, Int), color: RGB, width w: Int,
+        clip: (Int, Int, Int, Int)
+    ) {
         let (cx0, cy0) = (max(0, clip.0), max(0, clip.1))
         let (cx1, cy1) = (min(width, clip.0 + clip.2), min(height, clip.1 + clip.3))
         let lo = -(w - 1) / 2, hi = w / 2
@@ -139,24 +141,29 @@ struct Drawing {
             case .rect(let x, let y, let w, let h, let color):
                 out += "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(h)\" fill=\"\(Self.css(color))\"/>\n"
             case .frame(let x, let y, let w, let h, let color):
-                out += "<rect x=\"\(Double(x) + 0.5)\" y=\"\(Double(y) + 0.5)\" width=\"\(w - 1)\" height=\"\(h - 1)\" fill=\"none\" "
+                out +=
+                    "<rect x=\"\(Double(x) + 0.5)\" y=\"\(Double(y) + 0.5)\" width=\"\(w - 1)\" height=\"\(h - 1)\" fill=\"none\" "
                     + "stroke=\"\(Self.css(color))\" stroke-width=\"1\"/>\n"
             case .line(let x0, let y0, let x1, let y1, let color, let w):
                 let o = w % 2 == 1 ? 0.5 : 0
-                out += "<line x1=\"\(Double(x0) + o)\" y1=\"\(Double(y0) + o)\" x2=\"\(Double(x1) + o)\" y2=\"\(Double(y1) + o)\" "
+                out +=
+                    "<line x1=\"\(Double(x0) + o)\" y1=\"\(Double(y0) + o)\" x2=\"\(Double(x1) + o)\" y2=\"\(Double(y1) + o)\" "
                     + "stroke=\"\(Self.css(color))\" stroke-width=\"\(w)\"/>\n"
             case .polyline(let points, let color, let w, let clip):
                 let o = w % 2 == 1 ? 0.5 : 0
                 let list = points.map { "\(Double($0.0) + o),\(Double($0.1) + o)" }.joined(separator: " ")
                 let id = "clip\(clip.0)_\(clip.1)_\(clip.2)_\(clip.3)"
                 if !out.contains("id=\"\(id)\"") {
-                    out += "<clipPath id=\"\(id)\"><rect x=\"\(clip.0)\" y=\"\(clip.1)\" width=\"\(clip.2)\" height=\"\(clip.3)\"/></clipPath>\n"
+                    out +=
+                        "<clipPath id=\"\(id)\"><rect x=\"\(clip.0)\" y=\"\(clip.1)\" width=\"\(clip.2)\" height=\"\(clip.3)\"/></clipPath>\n"
                 }
                 if points.count == 1 {
-                    out += "<rect x=\"\(points[0].0 - (w - 1) / 2)\" y=\"\(points[0].1 - (w - 1) / 2)\" width=\"\(w)\" height=\"\(w)\" "
+                    out +=
+                        "<rect x=\"\(points[0].0 - (w - 1) / 2)\" y=\"\(points[0].1 - (w - 1) / 2)\" width=\"\(w)\" height=\"\(w)\" "
                         + "fill=\"\(Self.css(color))\" clip-path=\"url(#\(id))\"/>\n"
                 } else {
-                    out += "<polyline points=\"\(list)\" fill=\"none\" stroke=\"\(Self.css(color))\" stroke-width=\"\(w)\" "
+                    out +=
+                        "<polyline points=\"\(list)\" fill=\"none\" stroke=\"\(Self.css(color))\" stroke-width=\"\(w)\" "
                         + "stroke-linejoin=\"round\" clip-path=\"url(#\(id))\"/>\n"
                 }
             case .text(let string, let x, let top, let anchor, let scale, let color, let rotated):
@@ -166,7 +173,8 @@ struct Drawing {
                 if rotated {
                     // The baseline runs upwards at x + ascent, through `top` (the anchor point).
                     let bx = x + BitmapFont.ascent * scale, by = top
-                    out += "<text x=\"\(bx)\" y=\"\(by)\" \(common) transform=\"rotate(-90 \(bx) \(by))\">\(Self.escaped(string))</text>\n"
+                    out +=
+                        "<text x=\"\(bx)\" y=\"\(by)\" \(common) transform=\"rotate(-90 \(bx) \(by))\">\(Self.escaped(string))</text>\n"
                 } else {
                     out += "<text x=\"\(x)\" y=\"\(top + BitmapFont.ascent * scale)\" \(common)>\(Self.escaped(string))</text>\n"
                 }

@@ -68,8 +68,10 @@ public struct LinePlot {
     }
 
     /// Appends a series.
-    public mutating func add(_ name: String, points: [(x: Double, y: Double)], color: RGB, axis: Axis = .left,
-                             markers: Bool = false) {
+    public mutating func add(
+        _ name: String, points: [(x: Double, y: Double)], color: RGB, axis: Axis = .left,
+        markers: Bool = false
+    ) {
         series.append(Series(name: name, points: points, color: color, axis: axis, markers: markers))
     }
 
@@ -139,7 +141,8 @@ public struct LinePlot {
         let shown = values.filter { $0.isFinite && (scale == .linear || $0 > 0) }
         let lo = fixed?.lowerBound ?? shown.min() ?? (scale == .log ? 1 : 0)
         let hi = fixed?.upperBound ?? shown.max() ?? (scale == .log ? 10 : 1)
-        return scale == .log ? Ticks.log(lower: lo, upper: hi, maxCount: maxCount) : Ticks.linear(lower: lo, upper: hi, maxCount: maxCount)
+        return scale == .log
+            ? Ticks.log(lower: lo, upper: hi, maxCount: maxCount) : Ticks.linear(lower: lo, upper: hi, maxCount: maxCount)
     }
 
     /// Lays the plot out in `width` x `height` pixels: title, legend row(s), then the plot area
@@ -154,16 +157,21 @@ public struct LinePlot {
         let hasRight = !rightSeries.isEmpty || rightYRange != nil
         let yCount = max(3, min(9, height / (45 * s)))
         let leftTicks = ticks(for: leftSeries.flatMap { $0.points.map(\.y) }, scale: yScale, fixed: yRange, maxCount: yCount)
-        let rightTicks = hasRight ? ticks(for: rightSeries.flatMap { $0.points.map(\.y) }, scale: rightYScale, fixed: rightYRange,
-                                          maxCount: yCount) : nil
+        let rightTicks =
+            hasRight
+            ? ticks(
+                for: rightSeries.flatMap { $0.points.map(\.y) }, scale: rightYScale, fixed: rightYRange,
+                maxCount: yCount) : nil
 
         // Top: title, then the legend wrapped into rows over the plot width.
         var top = pad
         if !title.isEmpty {
             // One step larger than the labels when it fits the width.
             let titleScale = BitmapFont.width(of: title, scale: s + 1) <= width - 2 * pad ? s + 1 : s
-            drawing.shapes.append(.text(title, x: width / 2, top: top, anchor: .middle, scale: titleScale, fill: Self.ink,
-                                        rotated: false))
+            drawing.shapes.append(
+                .text(
+                    title, x: width / 2, top: top, anchor: .middle, scale: titleScale, fill: Self.ink,
+                    rotated: false))
             top += BitmapFont.height(scale: titleScale) + gap
         }
         // Left and right margins: axis title (rotated), widest tick label, tick marks.
@@ -195,9 +203,12 @@ public struct LinePlot {
             for (row, entries) in legendRows.enumerated() {
                 let y = top + row * (line + gap)
                 for entry in entries {
-                    drawing.shapes.append(.rect(x: entry.x, y: y + s, width: 3 * line / 2, height: line - 2 * s, fill: entry.series.color))
-                    drawing.shapes.append(.text(entry.series.name, x: entry.x + 3 * line / 2 + gap, top: y, anchor: .start, scale: s,
-                                                fill: Self.ink, rotated: false))
+                    drawing.shapes.append(
+                        .rect(x: entry.x, y: y + s, width: 3 * line / 2, height: line - 2 * s, fill: entry.series.color))
+                    drawing.shapes.append(
+                        .text(
+                            entry.series.name, x: entry.x + 3 * line / 2 + gap, top: y, anchor: .start, scale: s,
+                            fill: Self.ink, rotated: false))
                 }
             }
             top += legendRows.count * (line + gap)
@@ -205,15 +216,25 @@ public struct LinePlot {
         top += gap + line / 2  // room for the top y tick labels, which centre on the axis end
 
         let bottomMargin = Self.tickLength + gap + line + (xLabel.isEmpty ? 0 : gap + line) + pad
-        let area = (x: leftMargin, y: top, width: max(8, width - leftMargin - rightMargin), height: max(8, height - top - bottomMargin))
+        let area = (
+            x: leftMargin, y: top, width: max(8, width - leftMargin - rightMargin), height: max(8, height - top - bottomMargin)
+        )
         let (ax0, ay0, ax1, ay1) = (area.x, area.y, area.x + area.width - 1, area.y + area.height - 1)
         let xMap = AxisMap(ticks: xTicks, scale: .linear, from: ax0, to: ax1)
         let leftMap = AxisMap(ticks: leftTicks, scale: yScale, from: ay1, to: ay0)
         let rightMap = rightTicks.map { AxisMap(ticks: $0, scale: rightYScale, from: ay1, to: ay0) }
 
         // Grid (left axis and x ticks only, so the two y axes do not draw two grids).
-        for value in xTicks.values { if let px = xMap.pixel(value) { drawing.shapes.append(.line(x0: px, y0: ay0, x1: px, y1: ay1, stroke: Self.grid, width: 1)) } }
-        for value in leftTicks.values { if let py = leftMap.pixel(value) { drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.grid, width: 1)) } }
+        for value in xTicks.values {
+            if let px = xMap.pixel(value) {
+                drawing.shapes.append(.line(x0: px, y0: ay0, x1: px, y1: ay1, stroke: Self.grid, width: 1))
+            }
+        }
+        for value in leftTicks.values {
+            if let py = leftMap.pixel(value) {
+                drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.grid, width: 1))
+            }
+        }
         drawing.shapes.append(.frame(x: ax0, y: ay0, width: area.width, height: area.height, stroke: Self.ink))
 
         // Ticks and their labels.
@@ -226,29 +247,38 @@ public struct LinePlot {
         for (value, label) in zip(leftTicks.values, leftLabels) {
             guard let py = leftMap.pixel(value) else { continue }
             drawing.shapes.append(.line(x0: ax0 - Self.tickLength, y0: py, x1: ax0 - 1, y1: py, stroke: Self.ink, width: 1))
-            drawing.shapes.append(.text(label, x: ax0 - Self.tickLength - gap, top: py - BitmapFont.ascent * s / 2, anchor: .end,
-                                        scale: s, fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(
+                    label, x: ax0 - Self.tickLength - gap, top: py - BitmapFont.ascent * s / 2, anchor: .end,
+                    scale: s, fill: Self.ink, rotated: false))
         }
         if let rightMap, let rightTicks {
             for (value, label) in zip(rightTicks.values, rightLabels) {
                 guard let py = rightMap.pixel(value) else { continue }
                 drawing.shapes.append(.line(x0: ax1 + 1, y0: py, x1: ax1 + Self.tickLength, y1: py, stroke: Self.ink, width: 1))
-                drawing.shapes.append(.text(label, x: ax1 + Self.tickLength + gap, top: py - BitmapFont.ascent * s / 2, anchor: .start,
-                                            scale: s, fill: Self.ink, rotated: false))
+                drawing.shapes.append(
+                    .text(
+                        label, x: ax1 + Self.tickLength + gap, top: py - BitmapFont.ascent * s / 2, anchor: .start,
+                        scale: s, fill: Self.ink, rotated: false))
             }
         }
 
         // Axis titles: x centred under the tick labels, y titles rotated and centred on the area.
         if !xLabel.isEmpty {
-            drawing.shapes.append(.text(xLabel, x: ax0 + area.width / 2, top: labelTop + line + gap, anchor: .middle, scale: s,
-                                        fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(
+                    xLabel, x: ax0 + area.width / 2, top: labelTop + line + gap, anchor: .middle, scale: s,
+                    fill: Self.ink, rotated: false))
         }
         if !yLabel.isEmpty {
-            drawing.shapes.append(.text(yLabel, x: pad, top: ay0 + area.height / 2, anchor: .middle, scale: s, fill: Self.ink, rotated: true))
+            drawing.shapes.append(
+                .text(yLabel, x: pad, top: ay0 + area.height / 2, anchor: .middle, scale: s, fill: Self.ink, rotated: true))
         }
         if hasRight && !rightYLabel.isEmpty {
-            drawing.shapes.append(.text(rightYLabel, x: width - pad - line, top: ay0 + area.height / 2, anchor: .middle, scale: s,
-                                        fill: Self.ink, rotated: true))
+            drawing.shapes.append(
+                .text(
+                    rightYLabel, x: width - pad - line, top: ay0 + area.height / 2, anchor: .middle, scale: s,
+                    fill: Self.ink, rotated: true))
         }
 
         // Series: one polyline per run of showable points; isolated points and markers as squares.

@@ -49,8 +49,10 @@ extension Image {
         var placements: [(x: Int, image: Image)] = []
         for (item, column) in zip(items, columns) {
             if !item.caption.isEmpty {
-                drawing.shapes.append(.text(item.caption, x: columnX + column / 2, top: margin, anchor: .middle, scale: s,
-                                            fill: (0, 0, 0), rotated: false))
+                drawing.shapes.append(
+                    .text(
+                        item.caption, x: columnX + column / 2, top: margin, anchor: .middle, scale: s,
+                        fill: (0, 0, 0), rotated: false))
             }
             placements.append((columnX + (column - item.image.width) / 2, item.image.rgb()))
             columnX += column + gap
@@ -60,8 +62,10 @@ extension Image {
             for (x, entry) in entries {
                 drawing.shapes.append(.rect(x: x, y: y, width: swatch, height: line, fill: entry.color))
                 drawing.shapes.append(.frame(x: x, y: y, width: swatch, height: line, stroke: (64, 64, 64)))
-                drawing.shapes.append(.text(entry.name, x: x + swatch + spacing, top: y, anchor: .start, scale: s, fill: (0, 0, 0),
-                                            rotated: false))
+                drawing.shapes.append(
+                    .text(
+                        entry.name, x: x + swatch + spacing, top: y, anchor: .start, scale: s, fill: (0, 0, 0),
+                        rotated: false))
             }
         }
         out = drawing.rendered()
