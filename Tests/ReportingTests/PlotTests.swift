@@ -162,6 +162,12 @@ import Testing
         let y001 = try #require(layout.left.pixel(0.01))
         #expect(abs((y1 - y01) - (y01 - y001)) <= 1)  // decades are equally spaced
         #expect(layout.left.pixel(0) == nil)
+        // Log paper: faint lines at 2…9 x 10^k between the decade grid lines.
+        let minor = layout.drawing.shapes.filter {
+            if case .line(_, _, _, _, let stroke, _) = $0 { return stroke == LinePlot.minorGrid }
+            return false
+        }
+        #expect(minor.count == 3 * 8)
         let image = layout.drawing.rendered()
         #expect(
             Self.color(image, try #require(layout.x.pixel(3.5)), try #require(layout.left.pixel(sqrt(0.2 * 0.02)))) == [

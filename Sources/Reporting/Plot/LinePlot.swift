@@ -22,15 +22,18 @@ public struct LinePlot {
 
     /// One named line.
     public struct Series {
-        /// Legend text.
+        /// Legend text; empty leaves the series out of the legend.
         public var name: String
         /// Data points in axis units, in drawing order.
         public var points: [(x: Double, y: Double)]
+        /// Line, marker and legend colour.
         public var color: RGB
+        /// The y axis the series is measured against.
         public var axis: Axis
         /// Whether each point also gets a square marker (for sparse series such as validation).
         public var markers: Bool
 
+        /// A series; see the properties.
         public init(name: String, points: [(x: Double, y: Double)], color: RGB, axis: Axis = .left, markers: Bool = false) {
             self.name = name
             self.points = points
@@ -42,16 +45,21 @@ public struct LinePlot {
 
     /// Title drawn centred above the plot; empty for none.
     public var title: String
-    /// Titles of the x axis, the left y axis and the right y axis (empty for none).
+    /// Title under the x axis (empty for none).
     public var xLabel: String
+    /// Title of the left y axis, drawn reading upwards (empty for none).
     public var yLabel: String
+    /// Title of the right y axis, drawn when some series uses it (empty for none).
     public var rightYLabel: String
-    /// Scale of the left and right y axes (the x axis is linear).
+    /// Scale of the left y axis (the x axis is always linear).
     public var yScale: Scale = .linear
+    /// Scale of the right y axis.
     public var rightYScale: Scale = .linear
-    /// Fixed axis ranges; nil fits the data (widened to whole ticks).
+    /// Fixed x range; nil fits the data, widened to whole ticks. Data outside is clipped.
     public var xRange: ClosedRange<Double>?
+    /// Fixed left y range (e.g. `0...100`); nil fits the data.
     public var yRange: ClosedRange<Double>?
+    /// Fixed right y range; nil fits the data. Setting it shows the right axis.
     public var rightYRange: ClosedRange<Double>?
     /// Text size factor for labels (the title one step larger); nil picks 1 below 720
     /// pixels of width and 2 from there.
@@ -134,6 +142,7 @@ public struct LinePlot {
 
     static let ink: RGB = (0, 0, 0)
     static let grid: RGB = (225, 225, 225)
+    static let minorGrid: RGB = (242, 242, 242)
     static let tickLength = 4
     static let lineWidth = 2
 
@@ -230,6 +239,19 @@ public struct LinePlot {
                 drawing.shapes.append(.line(x0: px, y0: ay0, x1: px, y1: ay1, stroke: Self.grid, width: 1))
             }
         }
+        // Log axes ticked at every decade get fainter lines at 2…9 x 10^k, as on log paper, when
+        // a decade spans at least 40 pixels.
+        if yScale == .log && leftTicks.step == 10 && leftTicks.values.count >= 2,
+            let p0 = leftMap.pixel(leftTicks.values[0]), let p1 = leftMap.pixel(leftTicks.values[1]), p0 - p1 >= 40
+        {
+            for decade in leftTicks.values.dropLast() {
+                for m in 2...9 {
+                    if let py = leftMap.pixel(Double(m) * decade) {
+                        drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.minorGrid, width: 1))
+                    }
+                }
+            }
+        }
         for value in leftTicks.values {
             if let py = leftMap.pixel(value) {
                 drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.grid, width: 1))
@@ -300,6 +322,8 @@ public struct LinePlot {
                     flush()
                     continue
                 }
+                // Consecutive points on one pixel add nothing but SVG size (long runs of logged steps).
+                if let last = run.last, last == (px, py) { continue }
                 run.append((px, py))
                 if item.markers { marks.append((px, py)) }
             }

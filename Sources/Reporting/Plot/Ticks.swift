@@ -9,8 +9,9 @@ import Foundation
 public struct Ticks: Equatable, Sendable {
     /// Tick values, ascending.
     public let values: [Double]
-    /// The axis range: the first and last tick.
+    /// The axis minimum: the first tick.
     public let lower: Double
+    /// The axis maximum: the last tick.
     public let upper: Double
     /// The step between linear ticks (for log ticks: the factor between decades shown, e.g. 10).
     public let step: Double
