@@ -46,26 +46,27 @@ import Testing
         BitmapFont.draw("rotated", into: &font, x: 580, y: 100, scale: 2, color: (200, 0, 0), rotated: true)
         try font.writePNG(to: folder + "/font.png")
         try Self.panelStrip().writePNG(to: folder + "/panels.png")
+        try Self.panelStrip(width: 256, height: 192).writePNG(to: folder + "/panels-256.png")
         var small = LinePlot(title: "a training curve", xLabel: "iteration", yLabel: "loss", rightYLabel: "val mIoU %")
         small.add("train loss", points: [(0, 0), (1.5e6, 0.0123)], color: (0, 0, 200))
         small.add("val mIoU", points: [(0, 20), (1.5e6, 65.5)], color: (200, 0, 0), axis: .right)
         try small.render(width: 320, height: 200).writePNG(to: folder + "/curves-tiny.png")
     }
 
-    /// Five 160x120 panels of a synthetic scene with a person (15) and a dog (12) on background,
+    /// Five panels (160x120 by default) of a synthetic scene with a person (15) and a dog (12) on background,
     /// an ignore border in the ground truth.
-    static func panelStrip() -> Image {
-        let (w, h) = (160, 120)
+    static func panelStrip(width w: Int = 160, height h: Int = 120) -> Image {
         var image = Image(width: w, height: h, channels: 3, filledWith: 0)
         var truth = LabelMap(width: w, height: h)
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * w + x
-                image.pixels[3 * i] = UInt8(100 + x / 4)
-                image.pixels[3 * i + 1] = UInt8(120 + y / 3)
+                image.pixels[3 * i] = UInt8(100 + x * 160 / w / 4)
+                image.pixels[3 * i + 1] = UInt8(120 + y * 120 / h / 3)
                 image.pixels[3 * i + 2] = 90
-                if (x - 50) * (x - 50) + (y - 60) * (y - 60) < 900 { truth.values[i] = 15 }
-                if x > 95 && x < 145 && y > 50 && y < 100 { truth.values[i] = 12 }
+                let (u, v) = (x * 160 / w, y * 120 / h)  // the scene drawn on a 160x120 grid
+                if (u - 50) * (u - 50) + (v - 60) * (v - 60) < 900 { truth.values[i] = 15 }
+                if u > 95 && u < 145 && v > 50 && v < 100 { truth.values[i] = 12 }
                 if x < 3 || y < 3 || x >= w - 3 || y >= h - 3 { truth.values[i] = LabelMap.ignore }
             }
         }
@@ -74,7 +75,7 @@ import Testing
             let (x, y) = (i % w, i / w)
             if truth.values[i] != 0 && (x + y) % 3 != 0 { seeds.values[i] = truth.values[i] }
             proposals.values[i] = truth.values[i]
-            if x > 140 && truth.values[i] == 12 { proposals.values[i] = 8 }
+            if x * 160 / w > 140 && truth.values[i] == 12 { proposals.values[i] = 8 }
         }
         let names = [
             "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
