@@ -5,6 +5,7 @@ import Evaluation
 import Foundation
 import Imaging
 import PseudoLabels
+import Reporting
 import SegmentAnything
 
 /// Problems with how a stage was asked to run (a proposal spec, a missing checkpoint), naming
@@ -76,7 +77,8 @@ public struct PseudoLabelStage {
                         }
                         (p.unmatched, p.clipped, p.outside) = (p.unmatched + result.unmatchedBoxes, p.clipped + result.clippedBoxes, p.outside + result.outsideBoxes)
                         if k < visualize {
-                            try Self.visualization(image: image, result: result, truth: truth).writePNG(to: "\(out)/visualize/\(sample.id).png")
+                            try Self.visualization(image: image, result: result, truth: truth, classNames: names)
+                                .writePNG(to: "\(out)/visualize/\(sample.id).png")
                         }
                         progress()
                     }
@@ -102,16 +104,18 @@ public struct PseudoLabelStage {
         return outcome
     }
 
-    /// Image, seeds, proposals, result and ground truth side by side.
-    public static func visualization(image: Image, result: PseudoLabelResult, truth: LabelMap?) -> Image {
-        var panels = [image]
-        if let seeds = result.seeds { panels.append(image.overlaid(with: seeds)) }
+    /// Image, seeds, proposals, result and ground truth side by side, each captioned, with a
+    /// legend of the classes the label panels show (VOC palette colours).
+    public static func visualization(image: Image, result: PseudoLabelResult, truth: LabelMap?, classNames: [String]) -> Image {
+        var panels: [(caption: String, image: Image)] = [("image", image)]
+        if let seeds = result.seeds { panels.append(("seeds (CAM)", image.overlaid(with: seeds))) }
         if !result.proposals.isEmpty {
-            panels.append(image.withRegions(result.proposals.sorted { $0.area > $1.area }.map(\.bitmap)))
+            panels.append(("proposals (\(result.proposals.count))", image.withRegions(result.proposals.sorted { $0.area > $1.area }.map(\.bitmap))))
         }
-        panels.append(image.overlaid(with: result.labels))
-        if let truth { panels.append(image.overlaid(with: truth)) }
-        return Image.sideBySide(panels)
+        panels.append(("pseudo-label", image.overlaid(with: result.labels)))
+        if let truth { panels.append(("ground truth", image.overlaid(with: truth))) }
+        let shown = [result.seeds, result.labels, truth].compactMap { $0 }
+        return Image.panels(panels, legend: Image.classLegend(names: classNames, present: shown))
     }
 
     /// A proposal source from its spec: `sa1b:DIR` (SA-1B / amg.py JSON), `masks:DIR` (0/255

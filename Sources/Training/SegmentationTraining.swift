@@ -99,7 +99,7 @@ public enum SegmentationTraining {
         var start = 0
         let resumePath = resume == "auto" ? RunFolder.latestCheckpoint(in: runDirectory, prefix: "") : resume
         if resume == "auto" && resumePath == nil { notice("no checkpoint to resume in \(runDirectory): starting a fresh run") }
-        if let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png"]) {
+        if let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
             notice("moved the earlier run's files to \(moved)")
         }
         if let resumePath {
