@@ -129,10 +129,11 @@ public struct SegmentationReport: Equatable, Sendable, Encodable {
         return lines.joined(separator: "\n")
     }
 
-    /// The JSON object `wsss score --json` prints: miou, pixel_accuracy, per_class (name → IoU or null).
+    /// The JSON object `wsss score --json` prints: miou, pixel_accuracy, per_class (name → IoU or
+    /// null), classes (the names in class order), images.
     public func jsonObject(images: Int) -> [String: Any] {
         var perClassObject: [String: Any] = [:]
         for score in perClass { perClassObject[score.name] = score.iou ?? NSNull() }
-        return ["miou": meanIoU, "pixel_accuracy": pixelAccuracy, "per_class": perClassObject, "images": images]
+        return ["miou": meanIoU, "pixel_accuracy": pixelAccuracy, "per_class": perClassObject, "classes": perClass.map(\.name), "images": images]
     }
 }

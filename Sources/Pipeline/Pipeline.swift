@@ -275,6 +275,7 @@ public final class Pipeline {
         }
         try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.sortedKeys, .prettyPrinted])
             .write(to: URL(fileURLWithPath: runDir + "/summary.json"))
+        events.message("report: \(try RunReport.write(summary: summary, recipeText: recipe.text, runDirectory: runDir))")
         return summary
     }
 

@@ -206,7 +206,9 @@ public enum SegmentationTraining {
                 log.write(["iteration": done, "val_miou": miou])
                 evaluated(done, miou)
             }
-            try? LossCurve.plot(log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done)
+            try? LossCurve.plot(
+                log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
+                title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")
             if StopRequest.requested != 0 && done < options.iterations {
                 try save(done, final: false)
                 throw TrainingInterrupted(iteration: done, checkpoint: lastSaved)

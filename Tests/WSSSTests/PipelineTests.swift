@@ -46,6 +46,13 @@ import Testing
         #expect(steps.keys.contains("train/sepl") && steps.keys.contains("eval/sepl/test"))
         #expect(!FileManager.default.fileExists(atPath: runDir + "/segmenter_cam"))
         let seplTrained = try modified(checkpoint), camTrained = try modified(runDir + "/cam/cam_final.h5")
+        // report.html: self-contained, with the tables, the curves and the panels inlined.
+        let report = try String(contentsOfFile: runDir + "/report.html", encoding: .utf8)
+        for text in ["Pseudo-labels (train split)", "<td>sepl *</td>", "Training curves: sepl", "Stage times", "Recipe"] {
+            #expect(report.contains(text), "report.html lacks \(text)")
+        }
+        #expect(report.components(separatedBy: "data:image/png;base64,").count > 2)
+        #expect(!report.contains("src=\"http") && !report.contains("href=\"http"))
 
         // Again with --compare: CAM, pseudo-labels and the SEPL segmenter are reused.
         pipeline = try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1", "--compare"])
