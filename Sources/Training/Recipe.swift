@@ -88,7 +88,10 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             let name = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
             let parts = name.split(separator: ".").map(String.init)
             guard parts.count == 2, let (type, _) = Self.schema[parts[0]]?[parts[1]] else {
-                throw RecipeError(path: path, message: "--set: unknown key '\(name)'")
+                let known = Self.schema.flatMap { section, keys in keys.keys.map { "\(section).\($0)" } }
+                let suggestion = known.min { Self.editDistance($0, name) < Self.editDistance($1, name) }
+                    .flatMap { Self.editDistance($0, name) <= 2 ? " (did you mean '\($0)'?)" : nil } ?? ""
+                throw RecipeError(path: path, message: "--set: unknown key '\(name)'" + suggestion)
             }
             let parsed: Any?
             do { parsed = try Yams.load(yaml: raw) } catch {
@@ -158,6 +161,22 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
                 }
             }
         }
+    }
+
+    /// Levenshtein distance, for "did you mean" suggestions.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let (a, b) = (Array(a), Array(b))
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let saved = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = saved
+            }
+        }
+        return row[b.count]
     }
 
     static func check(_ value: Any, _ type: RecipeType, key: String, path: String) throws -> Any {

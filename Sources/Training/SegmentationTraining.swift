@@ -69,7 +69,8 @@ public enum SegmentationTraining {
     /// `curves.png`. `resume`: a checkpoint path, "auto" (the newest in the run folder) or nil.
     /// The folder is locked for the run (`RunFolder.Lock`); a fresh run refuses a folder holding
     /// checkpoints unless `overwrite` (which moves them aside); a resumed run cuts `train.jsonl`
-    /// back to the checkpoint's iteration. `notice` receives one-line messages for the log.
+    /// back to the checkpoint's iteration. `notice` receives one-line messages for the log;
+    /// `started` the iteration training starts from (0, or a resumed checkpoint's).
     /// Returns the path of the checkpoint written last.
     /// - Throws: `RunFolderError`, `CheckpointError`, `TrainingError` (non-finite loss or weights,
     ///   naming the last good checkpoint), `TrainingInterrupted` after SIGINT/SIGTERM.
@@ -77,7 +78,7 @@ public enum SegmentationTraining {
     public static func train(
         dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
         initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: String? = nil, overwrite: Bool = false,
-        allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in },
+        allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in }, started: (Int) -> Void = { _ in },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
     ) throws -> String {
         let lock = try RunFolder.Lock(directory: runDirectory)
@@ -115,6 +116,7 @@ public enum SegmentationTraining {
             try Checkpoint.initialize(model, from: initFrom, exclude: initExclude)
         }
         try TrainingLog.truncate("\(runDirectory)/train.jsonl", throughIteration: start)
+        started(start)
         let finalPath = "\(runDirectory)/final.h5"
         if start >= options.iterations { return resumePath ?? finalPath }
         let augmentation = Augmentation(

@@ -21,7 +21,11 @@ struct DataCommand: ParsableCommand {
             // A label folder given by --labels is what `wsss train` will read: every image needs its PNG there.
             let report = try data.dataset().check(requireLabels: data.labels != nil)
             if json {
-                let encoded = try JSONEncoder().encode(report)
+                // snake_case keys and plain slashes, like every other --json output.
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                let encoded = try encoder.encode(report)
                 print(String(decoding: encoded, as: UTF8.self))
             } else {
                 print(report.text)

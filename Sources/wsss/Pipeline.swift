@@ -34,8 +34,17 @@ struct PipelineCommand: ParsableCommand {
         pipeline.events.progress = { step, done, total, detail in
             lock.lock()
             defer { lock.unlock() }
-            let bar = bars[step] ?? ProgressBar(step, total: total, unit: step.hasPrefix("train") || step == "cam_train" ? "it" : "img")
-            bars[step] = bar
+            let bar: ProgressBar
+            if let existing = bars[step] {
+                bar = existing
+            } else {
+                bar = ProgressBar(step, total: total, unit: step.hasPrefix("train") || step == "cam_train" ? "it" : "img")
+                bars[step] = bar
+                // A resumed step reports from where it stopped (training says so first, with the
+                // checkpoint's iteration): start the bar there, out of the rate.
+                let before = detail == "resumed" || done == 0 ? done : done - 1
+                if before > 0 { bar.resume(at: before); shown[step] = before }
+            }
             bar.advance(by: max(0, done - (shown[step] ?? 0)), extra: detail)
             shown[step] = max(shown[step] ?? 0, done)
         }

@@ -9,6 +9,9 @@ final class ProgressBar: @unchecked Sendable {
     let unit: String
     private let start = Date()
     private var done = 0
+    /// Items already done before this process (a resumed run): shown, but not counted in the rate.
+    private var baseline = 0
+    private var rateStart = Date()
     private var lastDraw = Date.distantPast
     private var lastDecile = -1
     private let lock = NSLock()
@@ -16,6 +19,14 @@ final class ProgressBar: @unchecked Sendable {
 
     init(_ label: String, total: Int, unit: String = "img") {
         (self.label, self.total, self.unit) = (label, total, unit)
+    }
+
+    /// Starts the bar at `count` items already done (a resumed run), without counting them in
+    /// the rate or the ETA.
+    func resume(at count: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        (done, baseline, rateStart) = (count, count, Date())
     }
 
     /// Marks `count` more items done; `extra` is appended to the line (e.g. "loss 0.213").
@@ -39,7 +50,7 @@ final class ProgressBar: @unchecked Sendable {
 
     private func line(now: Date, extra: String) -> String {
         let seconds = max(now.timeIntervalSince(start), 1e-9)
-        let rate = Double(done) / seconds
+        let rate = Double(done - baseline) / max(now.timeIntervalSince(rateStart), 1e-9)
         let width = 24
         let filled = total > 0 ? min(width, done * width / total) : width
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)

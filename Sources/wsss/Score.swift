@@ -20,14 +20,16 @@ struct Score: ParsableCommand {
     @Option(help: ArgumentHelp("Image ids to score, one per line (e.g. ImageSets/Segmentation/val.txt). (default: every PNG in --gt)", valueName: "file"))
     var list: String?
 
-    @Option(help: ArgumentHelp("Class names: 'voc' or a file with one name per line, background first.", valueName: "voc|file"))
-    var classes: String = "voc"
+    @Option(help: ArgumentHelp("Class names: 'voc' or a file with one name per line, background first. (default: classes.txt beside the --gt folder, as the synthetic set has, else voc)", valueName: "voc|file"))
+    var classes: String?
 
     @Flag(help: "Print one JSON object: miou, pixel_accuracy (percent), per_class (name → IoU %, null if absent), images.")
     var json = false
 
     func run() throws {
-        let names = try ClassNames.load(classes)
+        // The dataset root's classes.txt (gt is <root>/SegmentationClass) names the classes when present.
+        let beside = ((gt as NSString).deletingLastPathComponent as NSString).appendingPathComponent("classes.txt")
+        let names = try ClassNames.load(classes ?? (FileManager.default.fileExists(atPath: beside) ? beside : "voc"))
         let ids: [String]
         if let list {
             guard let text = try? String(contentsOfFile: list, encoding: .utf8) else { throw DatasetError.missingFile(path: list, what: "image list") }

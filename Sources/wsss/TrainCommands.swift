@@ -69,6 +69,8 @@ func trainSegmenter(
             initFrom: initFrom, initExclude: recipe.strings("model", "init_exclude"), resume: resume, overwrite: overwrite,
             allowChangedOptions: allowRecipeChange, notice: { Log.info("train: \($0)") },
             report: { p in
+                // A resumed run's first report: the bar starts where the checkpoint left off.
+                if shown == 0 && p.iteration > options.logEvery { progress.resume(at: p.iteration - options.logEvery); shown = p.iteration - options.logEvery }
                 progress.advance(by: max(0, p.iteration - shown), extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
                 shown = max(shown, p.iteration)
             },

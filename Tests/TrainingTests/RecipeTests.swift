@@ -35,6 +35,7 @@ import Testing
         #expect(message("train: [1, 2]\n") == "r.yaml: section 'train' must hold keys")
         #expect(message("a: [\n").hasPrefix("r.yaml: not valid YAML"))
         #expect(message("", overrides: ["train.nope=3"]) == "r.yaml: --set: unknown key 'train.nope'")
+        #expect(message("", overrides: ["train.iteration=3"]) == "r.yaml: --set: unknown key 'train.iteration' (did you mean 'train.iterations'?)")
         #expect(message("", overrides: ["train.iterations=abc"]) == "--set: 'train.iterations' must be a int, got abc")
         #expect(message("", overrides: ["train.iterations"]).contains("must be section.key=value"))
     }
