@@ -102,6 +102,9 @@ public final class Pipeline {
     public var boxPrompter: BoxPrompter?
     public var seedSource: SeedSource?
     public var events = PipelineEvents()
+    /// Asked after every training step; true saves a checkpoint and stops the run
+    /// (`TrainingInterrupted`), which a later run resumes.
+    public var shouldStop: () -> Bool = { false }
 
     public init(recipe: Recipe) throws {
         try recipe.validateForTraining()
@@ -288,7 +291,7 @@ public final class Pipeline {
             dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
             initFrom: recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), initExclude: recipe.strings("model", "init_exclude"),
             resume: "auto", notice: { self.events.message("train: \($0)") },
-            started: { self.events.progress(step, $0, options.iterations, $0 > 0 ? "resumed" : "") },
+            started: { self.events.progress(step, $0, options.iterations, $0 > 0 ? "resumed" : "") }, shouldStop: shouldStop,
             report: { p in
                 self.events.progress(step, p.iteration, options.iterations, String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
             },

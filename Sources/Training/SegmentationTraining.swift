@@ -44,7 +44,8 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
     public func makeModel(classes: Int) -> DeepLabV2 { DeepLabV2(classes: classes, backbone: backbone, seed: seed) }
 }
 
-/// Set by SIGINT/SIGTERM: the training loop saves a checkpoint and returns.
+/// Set by SIGINT/SIGTERM once `install()` ran; callers hand `{ StopRequest.requested != 0 }`
+/// to the training loops as their `shouldStop`.
 public enum StopRequest {
     nonisolated(unsafe) public static var requested: sig_atomic_t = 0
 
@@ -70,7 +71,9 @@ public enum SegmentationTraining {
     /// The folder is locked for the run (`RunFolder.Lock`); a fresh run refuses a folder holding
     /// checkpoints unless `overwrite` (which moves them aside); a resumed run cuts `train.jsonl`
     /// back to the checkpoint's iteration. `notice` receives one-line messages for the log;
-    /// `started` the iteration training starts from (0, or a resumed checkpoint's).
+    /// `started` the iteration training starts from (0, or a resumed checkpoint's); `shouldStop`
+    /// is asked after every step (the CLI answers from its SIGINT/SIGTERM handler, `StopRequest`):
+    /// when true, a checkpoint is written and `TrainingInterrupted` thrown.
     /// Returns the path of the checkpoint written last.
     /// - Throws: `RunFolderError`, `CheckpointError`, `TrainingError` (non-finite loss or weights,
     ///   naming the last good checkpoint), `TrainingInterrupted` after SIGINT/SIGTERM.
@@ -79,6 +82,7 @@ public enum SegmentationTraining {
         dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
         initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: String? = nil, overwrite: Bool = false,
         allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in }, started: (Int) -> Void = { _ in },
+        shouldStop: () -> Bool = { false },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
     ) throws -> String {
         let lock = try RunFolder.Lock(directory: runDirectory)
@@ -211,7 +215,7 @@ public enum SegmentationTraining {
             try? LossCurve.plot(
                 log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
                 title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")
-            if StopRequest.requested != 0 && done < options.iterations {
+            if shouldStop() && done < options.iterations {
                 try save(done, final: false)
                 throw TrainingInterrupted(iteration: done, checkpoint: lastSaved)
             }

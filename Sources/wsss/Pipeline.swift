@@ -49,6 +49,7 @@ struct PipelineCommand: ParsableCommand {
             shown[step] = max(shown[step] ?? 0, done)
         }
         StopRequest.install()
+        pipeline.shouldStop = { StopRequest.requested != 0 }
         let summary: PipelineSummary
         do {
             summary = try pipeline.run()

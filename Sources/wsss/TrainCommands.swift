@@ -67,7 +67,7 @@ func trainSegmenter(
         return try SegmentationTraining.train(
             dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
             initFrom: initFrom, initExclude: recipe.strings("model", "init_exclude"), resume: resume, overwrite: overwrite,
-            allowChangedOptions: allowRecipeChange, notice: { Log.info("train: \($0)") },
+            allowChangedOptions: allowRecipeChange, notice: { Log.info("train: \($0)") }, shouldStop: { StopRequest.requested != 0 },
             report: { p in
                 // A resumed run's first report: the bar starts where the checkpoint left off.
                 if shown == 0 && p.iteration > options.logEvery { progress.resume(at: p.iteration - options.logEvery); shown = p.iteration - options.logEvery }
