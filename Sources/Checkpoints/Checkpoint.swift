@@ -17,12 +17,16 @@ public struct CheckpointMetadata: Equatable, Sendable {
     public var iteration: Int
     /// The recipe text the run was started with (empty when none).
     public var recipe: String
+    /// The training options as JSON (the model's sizes and the schedule; empty when none), so a
+    /// checkpoint rebuilds its model without parsing the recipe.
+    public var options: String
 
-    public init(architecture: String, classes: [String], iteration: Int = 0, recipe: String = "") {
+    public init(architecture: String, classes: [String], iteration: Int = 0, recipe: String = "", options: String = "") {
         self.architecture = architecture
         self.classes = classes
         self.iteration = iteration
         self.recipe = recipe
+        self.options = options
     }
 }
 
@@ -64,7 +68,8 @@ public enum CheckpointError: LocalizedError, Equatable {
 /// /parameters/<dotted.name>        float32, PyTorch state_dict names
 /// /buffers/<dotted.name>           BN running_mean / running_var / num_batches_tracked
 /// /optimizer/momentum/<name>       SGD momentum buffers of the parameters that have one
-/// attributes on /: format_version, architecture, classes ("\n"-joined), iteration, recipe
+/// attributes on /: format_version, architecture, classes ("\n"-joined), iteration, recipe,
+///                  options (JSON of the training options)
 /// ```
 /// Files are written to a temporary file in the same folder and renamed, so a run killed at any
 /// moment leaves either the previous checkpoint or the new one, never half of one.
@@ -103,6 +108,7 @@ public enum Checkpoint {
             try file.setAttribute(.string(metadata.classes.joined(separator: "\n")), named: "classes")
             try file.setAttribute(.int(metadata.iteration), named: "iteration")
             try file.setAttribute(.string(metadata.recipe), named: "recipe")
+            if !metadata.options.isEmpty { try file.setAttribute(.string(metadata.options), named: "options") }
         }
     }
 
@@ -120,7 +126,8 @@ public enum Checkpoint {
             architecture: try file.requiredAttribute(named: "architecture").stringValue ?? "",
             classes: (try file.attribute(named: "classes")?.stringValue ?? "").split(separator: "\n").map(String.init),
             iteration: try file.attribute(named: "iteration")?.intValue ?? 0,
-            recipe: try file.attribute(named: "recipe")?.stringValue ?? "")
+            recipe: try file.attribute(named: "recipe")?.stringValue ?? "",
+            options: try file.attribute(named: "options")?.stringValue ?? "")
         m.formatVersion = version
         return m
     }

@@ -106,7 +106,8 @@ public enum CAMTraining {
             try board.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
             let done = iteration + 1
             if done == options.iterations || done % options.checkpointEvery == 0 {
-                let metadata = CheckpointMetadata(architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: recipe)
+                let metadata = CheckpointMetadata(
+                    architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "", options: recipe)
                 do {
                     try Checkpoint.save(model, optimizer: optimizer, metadata: metadata,
                                         to: done == options.iterations ? finalPath : "\(outDirectory)/cam_iter_\(String(format: "%06d", done)).h5")
@@ -122,7 +123,9 @@ public enum CAMTraining {
     /// Loads a CAM checkpoint written by `train` (its options travel in the recipe attribute).
     public static func load(_ path: String) throws -> (model: CAMNetwork, options: CAMTrainingOptions, classes: [String]) {
         let metadata = try Checkpoint.metadata(at: path)
-        guard let options = try? JSONDecoder().decode(CAMTrainingOptions.self, from: Data(metadata.recipe.utf8)) else {
+        // The options attribute; checkpoints from before it kept the options JSON as their recipe text.
+        let json = metadata.options.isEmpty ? metadata.recipe : metadata.options
+        guard let options = try? JSONDecoder().decode(CAMTrainingOptions.self, from: Data(json.utf8)) else {
             throw TrainingError.badCheckpoint(path: path, reason: "no CAM training options in its recipe attribute (not written by `wsss cam train`?)")
         }
         let model = CAMNetwork(classes: metadata.classes.count - 1, backbone: options.backbone)

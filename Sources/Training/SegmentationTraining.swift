@@ -100,7 +100,7 @@ public enum SegmentationTraining {
                 ParameterGroup(asppBiases, learningRateMultiplier: options.asppBiasLRMultiplier, weightDecayMultiplier: 0),
             ], learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
         let architecture = DeepLabV2.architecture
-        let metadataText = recipeText + "\n# options: " + String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        let optionsJSON = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
         let resumePath = resume == "auto" ? RunFolder.latestCheckpoint(in: runDirectory, prefix: "") : resume
         if resume == "auto" && resumePath == nil { notice("no checkpoint to resume in \(runDirectory): starting a fresh run") }
@@ -138,7 +138,8 @@ public enum SegmentationTraining {
         var lastSaved = resumePath ?? ""
         func save(_ iteration: Int, final: Bool) throws {
             let path = final ? finalPath : "\(runDirectory)/iter_\(String(format: "%06d", iteration)).h5"
-            let metadata = CheckpointMetadata(architecture: architecture, classes: dataset.classes.names, iteration: iteration, recipe: metadataText)
+            let metadata = CheckpointMetadata(
+                architecture: architecture, classes: dataset.classes.names, iteration: iteration, recipe: recipeText, options: optionsJSON)
             do {
                 try Checkpoint.save(model, optimizer: optimizer, metadata: metadata, to: path)
             } catch CheckpointError.nonFinite(_, let tensors) {
@@ -287,12 +288,18 @@ public enum SegmentationTraining {
         }
     }
 
+    /// The training options stored in a checkpoint: its `options` attribute, or (checkpoints from
+    /// before that attribute) the `# options: {…}` line at the end of its recipe text.
+    static func storedOptionsJSON(_ metadata: CheckpointMetadata) -> String? {
+        if !metadata.options.isEmpty { return metadata.options }
+        return metadata.recipe.split(separator: "\n").last(where: { $0.hasPrefix("# options: ") }).map { String($0.dropFirst("# options: ".count)) }
+    }
+
     /// The training settings that differ between a checkpoint's run and `options`, as
     /// "name: old → new" (empty for a checkpoint without stored options).
     public static func changedOptions(in path: String, comparedWith options: SegmentationOptions) throws -> [String] {
-        let metadata = try Checkpoint.metadata(at: path)
-        guard let line = metadata.recipe.split(separator: "\n").last(where: { $0.hasPrefix("# options: ") }),
-              let old = try? JSONSerialization.jsonObject(with: Data(line.dropFirst("# options: ".count).utf8)) as? [String: Any],
+        guard let json = storedOptionsJSON(try Checkpoint.metadata(at: path)),
+              let old = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
               let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(options)) as? [String: Any]
         else { return [] }
         return new.keys.sorted().compactMap { key in
@@ -304,9 +311,7 @@ public enum SegmentationTraining {
     /// Loads a DeepLab-v2 checkpoint written by `train` (its options travel in the recipe attribute).
     public static func load(_ path: String) throws -> (model: DeepLabV2, options: SegmentationOptions, classes: [String]) {
         let metadata = try Checkpoint.metadata(at: path)
-        guard let line = metadata.recipe.split(separator: "\n").last(where: { $0.hasPrefix("# options: ") }),
-              let options = try? JSONDecoder().decode(SegmentationOptions.self, from: Data(line.dropFirst("# options: ".count).utf8))
-        else {
+        guard let json = storedOptionsJSON(metadata), let options = try? JSONDecoder().decode(SegmentationOptions.self, from: Data(json.utf8)) else {
             throw TrainingError.badCheckpoint(path: path, reason: "no DeepLab-v2 options in its recipe attribute (not written by `wsss train`?)")
         }
         let model = options.makeModel(classes: metadata.classes.count)
