@@ -30,12 +30,26 @@ struct Synth: ParsableCommand {
     @Flag(help: "Also write SAM stand-in masks as SA-1B-style JSON (COCO RLE) in the SAMStandIn folder of the output: derived from the scene, not from SAM (docs/SYNTHETIC.md).")
     var proposals = false
 
+    @Flag(help: "Replace a synthetic dataset already in --out (its JPEGImages, SegmentationClass, Annotations, ImageSets, SAMStandIn and classes.txt are removed first; nothing else is touched). (default: off, such a folder is refused)")
+    var overwrite = false
+
+    /// What `SyntheticDataset.write` puts in the output folder.
+    static let written = ["JPEGImages", "SegmentationClass", "Annotations", "ImageSets", "SAMStandIn", "classes.txt"]
+
     func validate() throws {
         guard train >= 0, val >= 0, test >= 0 else { throw ValidationError("image counts must not be negative") }
         guard size >= 32 else { throw ValidationError("--size must be at least 32 pixels") }
     }
 
     func run() throws {
+        // Writing over an older set would leave its extra images and lists behind, silently mixed in.
+        let present = Self.written.filter { FileManager.default.fileExists(atPath: "\(out)/\($0)") }
+        if !present.isEmpty {
+            guard overwrite else {
+                throw CommandFailure("\(out) already holds a dataset (\(present.joined(separator: ", "))); pass --overwrite to replace it, or choose another folder")
+            }
+            for name in present { try FileManager.default.removeItem(atPath: "\(out)/\(name)") }
+        }
         var options = SyntheticDataset.Options()
         (options.seed, options.train, options.val, options.test, options.size) = (seed, train, val, test, size)
         let start = Date()

@@ -85,3 +85,10 @@ struct FileSystemFailure: LocalizedError {
 
     var errorDescription: String? { "\(path): \(reason)" }
 }
+
+/// A command that cannot go on for a reason that is not a usage mistake (printed without the usage text).
+struct CommandFailure: LocalizedError {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var errorDescription: String? { message }
+}

@@ -75,6 +75,13 @@ import Testing
         #expect(throws: Never.self) { try Bench.Model.parse(["--depth", "50", "--narrow", "8", "--train-bn"]) }
     }
 
+    @Test func synthRefusesAFolderWithADatasetUnlessOverwriting() throws {
+        let root = try syntheticRoot()
+        #expect(throws: CommandFailure.self) { try Synth.parse(["--out", root, "--train", "1", "--val", "1", "--test", "1", "--size", "32"]).run() }
+        try Synth.parse(["--out", root, "--train", "1", "--val", "1", "--test", "1", "--size", "32", "--overwrite"]).run()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/JPEGImages").count == 3, "the old images are gone")
+    }
+
     @Test func synthRejectsNonsense() {
         #expect(throws: (any Error).self) { try Synth.parse(["--out", "/tmp/x", "--size", "8"]) }
         #expect(throws: (any Error).self) { try Synth.parse(["--out", "/tmp/x", "--train", "-1"]) }
