@@ -131,7 +131,7 @@ public struct PseudoLabelStage {
         }
         let kind = String(spec[..<colon])
         var directory = String(spec[spec.index(after: colon)...])
-        if let root, !directory.hasPrefix("/"), !FileManager.default.fileExists(atPath: directory) { directory = root + "/" + directory }
+        if let root, !directory.hasPrefix("/") { directory = root + "/" + directory }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw PseudoLabelError.missingFile(path: directory)

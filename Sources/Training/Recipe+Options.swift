@@ -9,10 +9,10 @@ extension Recipe {
     public func dataset(split: String, labels: String? = nil, requireLabels: Bool = false) throws -> VOCDataset {
         let root = try requiredString("data", "root")
         let classes: ClassNames
-        if let c = string("data", "classes") { classes = try ClassNames.load(c) } else {
+        if let c = string("data", "classes") { classes = try ClassNames.load(c == "voc" ? c : try dataPath(c)) } else {
             classes = FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
         }
-        return try VOCDataset(root: root, split: split, classes: classes, labels: labels, imageLabelFile: string("data", "image_labels"),
+        return try VOCDataset(root: root, split: split, classes: classes, labels: labels, imageLabelFile: try string("data", "image_labels").map(dataPath),
                               requireLabels: requireLabels)
     }
 
@@ -68,15 +68,23 @@ extension Recipe {
         case "sepl":
             return .sepl(SEPLMerge(
                 maskShare: double("pseudo", "mask_share"), regionShare: double("pseudo", "region_share"), ignoreConflicts: bool("pseudo", "ignore_conflicts")))
-        case "boxes": return .boxes(BoxMerge(scoreThreshold: double("pseudo", "box_threshold")), detections: string("pseudo", "detections"))
+        case "boxes":
+            return .boxes(BoxMerge(scoreThreshold: double("pseudo", "box_threshold")), detections: try string("pseudo", "detections").map(dataPath))
         case "gt": return .groundTruth
         default: throw RecipeError(path: path, message: "'pseudo.source'/'pseudo.compare': unknown source '\(source)' (cam, sepl, boxes, gt, folder)")
         }
     }
 
+    /// A dataset file or folder named in the recipe (pseudo.seeds, pseudo.detections, pseudo.labels,
+    /// pseudo.proposals): relative to data.root unless absolute. Other paths (checkpoints, run.dir)
+    /// are relative to the working directory.
+    public func dataPath(_ path: String) throws -> String {
+        path.hasPrefix("/") ? path : try requiredString("data", "root") + "/" + path
+    }
+
     /// Seeds: `pseudo.seeds` (a folder of label PNGs) or the pipeline's CAMs thresholded at `cam.bg_threshold`.
     public func seedSource(camFile: String) throws -> SeedSource {
-        if let seeds = string("pseudo", "seeds") { return .folder(seeds) }
+        if let seeds = string("pseudo", "seeds") { return .folder(try dataPath(seeds)) }
         return .cams(path: camFile, threshold: CAMThreshold(background: Float(double("cam", "bg_threshold"))))
     }
 

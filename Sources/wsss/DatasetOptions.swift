@@ -15,7 +15,7 @@ struct DatasetOptions: ParsableArguments {
     var defaultSplit = "train"
 
     @Option(help: ArgumentHelp(
-        "Label folder (relative to the root or absolute) overriding SegmentationClass[Aug]: pseudo-labels from any source plug in here. (default: SegmentationClassAug for *_aug splits, else SegmentationClass)",
+        "Label folder (relative to the working directory, as every path on the command line) overriding SegmentationClass[Aug]: pseudo-labels from any source plug in here. (default: SegmentationClassAug for *_aug splits, else SegmentationClass)",
         valueName: "dir"))
     var labels: String?
 
@@ -34,9 +34,15 @@ struct DatasetOptions: ParsableArguments {
     }
 
     func dataset(requireLabels: Bool = false) throws -> VOCDataset {
-        try VOCDataset(root: root, split: split, classes: classNames(), labels: labels, imageLabelFile: imageLabels,
+        try VOCDataset(root: root, split: split, classes: classNames(), labels: labels.map(absolutePath), imageLabelFile: imageLabels,
                        requireLabels: requireLabels)
     }
+}
+
+/// A command-line path made absolute against the working directory (recipe paths to dataset
+/// files are relative to data.root instead; docs/RECIPES.md).
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
 }
 
 /// Prints one JSON object on stdout.

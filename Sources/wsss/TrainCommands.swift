@@ -29,7 +29,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var runtime: RuntimeOptions
-    @Option(help: ArgumentHelp("Label folder overriding pseudo.labels (relative to the data root or absolute), or 'gt' for the ground truth (the fully-supervised upper bound). (default: pseudo.labels; one of the two is required)", valueName: "dir|gt")) var labels: String?
+    @Option(help: ArgumentHelp("Label folder overriding pseudo.labels (relative to the working directory; pseudo.labels in a recipe is relative to data.root), or 'gt' for the ground truth (the fully-supervised upper bound). (default: pseudo.labels; one of the two is required)", valueName: "dir|gt")) var labels: String?
     @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter)", valueName: "dir")) var out: String?
     @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped). (default: model.init)", valueName: "file")) var initFrom: String?
     @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder). (default: none, a fresh run)", valueName: "file|auto")) var resume: String?
@@ -42,7 +42,7 @@ struct TrainCommand: ParsableCommand {
         try recipe.validateForTraining()
         let runDir = try out ?? (recipe.requiredString("run", "dir") + "/segmenter")
         // A weakly-supervised run must never train on the ground truth by accident.
-        guard let source = labels ?? recipe.string("pseudo", "labels") else {
+        guard let source = labels.map({ $0 == "gt" ? $0 : absolutePath($0) }) ?? recipe.string("pseudo", "labels") else {
             throw ValidationError("no label source: give --labels DIR (pseudo-labels), set pseudo.labels in \(recipe.path), or --labels gt for the fully-supervised upper bound")
         }
         let labelFolder: String? = source == "gt" ? nil : source

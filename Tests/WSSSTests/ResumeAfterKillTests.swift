@@ -46,7 +46,7 @@ import Testing
             train: {iterations: 24, batch: 2, accumulation: 1, crop: 40, scales: [0.9, 1.1], lr: 0.001, checkpoint_every: 4, keep_last: 2, eval_every: 0, log_every: 1}
             run: {dir: \(root)/runs}
             """.write(toFile: recipe, atomically: true, encoding: .utf8)
-        let common = ["train", "--recipe", recipe, "--labels", "SegmentationClass", "--threads", "1"]
+        let common = ["train", "--recipe", recipe, "--labels", root + "/SegmentationClass", "--threads", "1"]
         // Uninterrupted.
         #expect(try run(common + ["--out", root + "/straight"]) == 0)
         // Killed once iteration 8's checkpoint exists, then resumed.

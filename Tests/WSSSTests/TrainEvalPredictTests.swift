@@ -21,7 +21,7 @@ import Training
         var synth = try Synth.parse(["--out", root, "--train", "6", "--val", "3", "--test", "2", "--size", "48", "--seed", "11"])
         try synth.run()
         try Self.recipe(root: root).write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
-        var train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--labels", "SegmentationClass", "--out", root + "/seg", "--threads", "1"])
+        var train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", root + "/seg", "--threads", "1"])
         try train.run()
         checkpoint = root + "/seg/final.h5"
     }
@@ -134,7 +134,7 @@ import Training
         let out = root + "/seg-again"
         try FileManager.default.copyItem(atPath: root + "/seg", toPath: out)
         let original = try Data(contentsOf: URL(fileURLWithPath: out + "/final.h5"))
-        let args = ["--recipe", root + "/recipe.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1"]
+        let args = ["--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1"]
         var again = try TrainCommand.parse(args)
         #expect { try again.run() } throws: { error in
             guard case RunFolderError.hasCheckpoints(let directory, let files) = error else { return false }
@@ -153,7 +153,7 @@ import Training
     @Test func resumingWithAnotherRecipeIsRefusedListingTheChanges() throws {
         let out = root + "/seg-changed"
         try FileManager.default.copyItem(atPath: root + "/seg", toPath: out)
-        let args = ["--recipe", root + "/recipe.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1", "--resume", "auto",
+        let args = ["--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1", "--resume", "auto",
                     "--set", "train.lr=0.002"]
         var train = try TrainCommand.parse(args)
         #expect { try train.run() } throws: { error in
@@ -184,7 +184,7 @@ import Training
         let out = root + "/seg-diverge"
         try Self.recipe(root: root, train: "iterations: 12, lr: 1.0e12").replacingOccurrences(of: "checkpoint_every: 100", with: "checkpoint_every: 1")
             .write(toFile: root + "/diverge.yaml", atomically: true, encoding: .utf8)
-        let train = try TrainCommand.parse(["--recipe", root + "/diverge.yaml", "--labels", "SegmentationClass", "--out", out, "--threads", "1"])
+        let train = try TrainCommand.parse(["--recipe", root + "/diverge.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1"])
         #expect { try train.run() } throws: { error in
             switch error as? TrainingError {
             case .nonFiniteLoss(_, let last)?, .nonFiniteWeights(_, _, let last)?:
