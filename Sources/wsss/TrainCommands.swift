@@ -119,40 +119,68 @@ func evaluateCheckpoint(_ checkpoint: String, dataset: VOCDataset, scales: [Doub
 /// `wsss predict`: palette PNGs for a split (e.g. VOC test for the evaluation server).
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "predict", abstract: "Write predicted label PNGs for a split in the VOC evaluation-server layout.",
-        discussion: "Files go to <out>/results/VOC2012/Segmentation/comp6_<split>_cls/<id>.png (palette PNGs); --overlays adds <out>/overlays/<id>.png; --save-logits writes per-image class scores at image resolution to <out>/scores.h5 (/<id>: float32 [classes, H, W], softmax).")
+        commandName: "predict", abstract: "Predict label PNGs with a DeepLab-v2 checkpoint: a dataset split (VOC server layout), a folder of images or one image.",
+        discussion: """
+            With --root/--split, files go to <out>/results/VOC2012/Segmentation/comp6_<split>_cls/<id>.png (palette PNGs); with \
+            --images (a folder of .jpg/.jpeg/.png, or one file), to <out>/<id>.png. --overlays adds <out>/overlays/<id>.png; \
+            --save-probabilities writes per-image class probabilities (softmax, averaged over scales and flips) at image \
+            resolution to <out>/scores.h5 (/<id>: float32 [classes, H, W]), the input of a CRF.
+            Example: wsss predict --checkpoint runs/demo/segmenter_sepl/final.h5 --images photos/ --out predictions/ --overlays
+            """)
 
-    @OptionGroup var data: DatasetOptions
+    @Option(help: ArgumentHelp("Dataset root in the VOC layout (with --split). (default: none; or --images)", valueName: "dir")) var root: String?
+    @Option(help: ArgumentHelp("Image list under <root>/ImageSets/Segmentation.", valueName: "name")) var split = "val"
+    @Option(help: ArgumentHelp("A folder of images (.jpg, .jpeg, .png) or one image file. (default: none; or --root)", valueName: "dir|file")) var images: String?
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: ArgumentHelp("Checkpoint (final.h5). (required)", valueName: "file")) var checkpoint: String
     @Option(help: ArgumentHelp("Output folder. (required)", valueName: "dir")) var out: String
     @Option(help: ArgumentHelp("Scales.", valueName: "list")) var scales = "1.0"
     @Flag(help: "Also average over horizontal flips.") var flip = false
     @Flag(help: "Write overlays of the predictions on the images.") var overlays = false
-    @Flag(help: "Write softmax class scores to scores.h5 in the output folder.") var saveLogits = false
+    @Flag(name: [.customLong("save-probabilities"), .customLong("save-logits")],
+          help: "Write the class probabilities to scores.h5 in the output folder (--save-logits is the older name).") var saveProbabilities = false
+
+    func validate() throws {
+        guard (root == nil) != (images == nil) else { throw ValidationError("give --root (with --split) or --images, not both") }
+    }
+
+    /// (id, image path) of every image to predict, and the folder the PNGs go to.
+    func inputs() throws -> (items: [(id: String, path: String)], folder: String) {
+        if let root {
+            let classes = FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
+            let dataset = try VOCDataset(root: root, split: split, classes: classes)
+            return (dataset.samples.map { ($0.id, $0.imagePath) }, "\(out)/results/VOC2012/Segmentation/comp6_\(split)_cls")
+        }
+        let source = images!
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else { throw ImageError.missingFile(path: source) }
+        let files = isDirectory.boolValue
+            ? try FileManager.default.contentsOfDirectory(atPath: source).sorted().filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }
+                .map { "\(source)/\($0)" }
+            : [source]
+        guard !files.isEmpty else { throw CommandFailure("\(source): no .jpg, .jpeg or .png files") }
+        return (files.map { ((($0 as NSString).lastPathComponent as NSString).deletingPathExtension, $0) }, out)
+    }
 
     func run() throws {
         try runtime.apply()
-        var data = self.data
-        data.defaultSplit = "val"
-        let dataset = try data.dataset()
+        let (items, folder) = try inputs()
         let (model, options, _) = try SegmentationTraining.load(checkpoint)
-        let folder = "\(out)/results/VOC2012/Segmentation/comp6_\(data.split)_cls"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if overlays { try FileManager.default.createDirectory(atPath: "\(out)/overlays", withIntermediateDirectories: true) }
-        let progress = ProgressBar("predict \(data.split)", total: dataset.samples.count)
+        let progress = ProgressBar("predict", total: items.count)
         let scaleList = try parseNumbers(scales, option: "--scales", positive: true)
         func process(_ scores: HDF5File?) throws {
-            for sample in dataset.samples {
-                let image = try Image.readRGB(from: sample.imagePath)
+            for item in items {
+                let image = try Image.readRGB(from: item.path)
                 let result = SegmentationTraining.predict(model: model, image: image, preprocessing: options.preprocessing, scales: scaleList, flip: flip)
-                try result.labels.writePNG(to: "\(folder)/\(sample.id).png")
-                if overlays { try image.overlaid(with: result.labels).writePNG(to: "\(out)/overlays/\(sample.id).png") }
-                try scores?.write(result.scores, at: "/\(sample.id)")
+                try result.labels.writePNG(to: "\(folder)/\(item.id).png")
+                if overlays { try image.overlaid(with: result.labels).writePNG(to: "\(out)/overlays/\(item.id).png") }
+                try scores?.write(result.scores, at: "/\(item.id)")
                 progress.advance()
             }
         }
-        if saveLogits { try HDF5File.writeAtomically(to: "\(out)/scores.h5") { try process($0) } } else { try process(nil) }
-        Log.info("predict: \(dataset.samples.count) PNGs in \(folder)")
+        if saveProbabilities { try HDF5File.writeAtomically(to: "\(out)/scores.h5") { try process($0) } } else { try process(nil) }
+        Log.info("predict: \(items.count) PNGs in \(folder)")
     }
 }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Checkpoints
 import Datasets
 import Foundation
@@ -162,6 +163,18 @@ import Training
         }
         train = try TrainCommand.parse(args + ["--allow-recipe-change"])
         try train.run()
+    }
+
+    @Test func predictTakesAFolderOfImagesOrOneImage() throws {
+        let images = root + "/JPEGImages"
+        let first = try #require(try FileManager.default.contentsOfDirectory(atPath: images).sorted().first)
+        try PredictCommand.parse(["--images", images, "--checkpoint", checkpoint, "--out", root + "/pred-folder", "--threads", "1"]).run()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/pred-folder").count == 11)
+        try PredictCommand.parse(["--images", "\(images)/\(first)", "--checkpoint", checkpoint, "--out", root + "/pred-one", "--save-probabilities"]).run()
+        let id = (first as NSString).deletingPathExtension
+        #expect(FileManager.default.fileExists(atPath: "\(root)/pred-one/\(id).png"))
+        #expect(try HDF5File(path: root + "/pred-one/scores.h5", mode: .read).contains("/\(id)"))
+        #expect(throws: (any Error).self) { try PredictCommand.parse(["--images", images, "--root", root, "--checkpoint", checkpoint, "--out", "/tmp/x"]) }
     }
 
     @Test func trainingWritesTensorBoardEvents() throws {
