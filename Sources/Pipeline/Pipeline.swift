@@ -105,6 +105,9 @@ public final class Pipeline {
     /// Asked after every training step; true saves a checkpoint and stops the run
     /// (`TrainingInterrupted`), which a later run resumes.
     public var shouldStop: () -> Bool = { false }
+    /// A finished stage whose recipe values changed since it ran is rerun (with every stage after
+    /// it; the old outputs are moved aside) — or, when true, the run stops listing the changes.
+    public var refuseReruns = false
 
     public init(recipe: Recipe) throws {
         try recipe.validateForTraining()
@@ -149,8 +152,35 @@ public final class Pipeline {
             }
             return try body()
         }
+        // Provenance: each finished output remembers the recipe values it was made from.
+        func isCurrent(_ step: String, output: String, provenance: Provenance, record: String, stale: [String]) throws -> Bool {
+            let exists = FileManager.default.fileExists(atPath: output)
+            if let stored = Provenance.read(record) {
+                let changes = provenance.changes(from: stored)
+                if !changes.isEmpty {
+                    if refuseReruns {
+                        throw PipelineError(recipe.path, "\(step) was made with other settings (\(changes.joined(separator: "; "))); rerun without --no-rerun to redo it and what follows")
+                    }
+                    // Outputs (finished or half-made) of other settings are moved aside, not reused or deleted.
+                    events.message("rerun \(step): the recipe changed: \(changes.joined(separator: "; "))")
+                    let stamp = Int(Date().timeIntervalSince1970)
+                    for path in stale where FileManager.default.fileExists(atPath: path) {
+                        try FileManager.default.moveItem(atPath: path, toPath: "\(path).replaced-\(stamp)")
+                    }
+                    try? FileManager.default.removeItem(atPath: record)
+                    return false
+                }
+            } else if exists {
+                try provenance.write(record)  // made before provenance was recorded: taken as current
+            }
+            return exists
+        }
         let trainSplit = recipe.string("data", "train_split")!
         let sources = [mainSource] + recipe.strings("pseudo", "compare").filter { $0 != mainSource }
+        let dataKeys = recipe.effectiveValues(ofKeys: ["data.root", "data.train_split", "data.classes", "data.image_labels", "run.seed"])
+        let camTrainProvenance = Provenance(
+            dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.bg_threshold"])) { a, _ in a })
+        let camInferProvenance = Provenance(recipe.effectiveValues(ofKeys: ["cam.inference_scales"]), upstream: [("cam_train", camTrainProvenance)])
         let needsCAM = seedSource == nil && recipe.string("pseudo", "seeds") == nil && sources.contains { ["cam", "sepl", "boxes"].contains($0) }
 
         // 1. CAM classifier and CAMs.
@@ -158,17 +188,25 @@ public final class Pipeline {
         let camFile = "\(camDir)/cams_\(trainSplit).h5"
         if needsCAM {
             try stage("cam_train") {
-                if FileManager.default.fileExists(atPath: camDir + "/cam_final.h5") { return skip("cam_train", camDir + "/cam_final.h5") }
+                let record = runDir + "/provenance_cam_train.json"
+                if try isCurrent("cam_train", output: camDir + "/cam_final.h5", provenance: camTrainProvenance, record: record, stale: [camDir]) {
+                    return skip("cam_train", camDir + "/cam_final.h5")
+                }
                 let options = recipe.camOptions
                 try CAMTraining.train(dataset: try recipe.dataset(split: trainSplit), options: options, outDirectory: camDir, initFrom: recipe.string("cam", "init")) {
                     iteration, loss in self.events.progress("cam_train", iteration, options.iterations, String(format: "loss %.4f", loss))
                 }
+                try camTrainProvenance.write(record)
             }
             try stage("cam_infer") {
-                if FileManager.default.fileExists(atPath: camFile) { return skip("cam_infer", camFile) }
+                let record = runDir + "/provenance_cam_infer.json"
+                if try isCurrent("cam_infer", output: camFile, provenance: camInferProvenance, record: record, stale: [camFile]) {
+                    return skip("cam_infer", camFile)
+                }
                 try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile) { done, total in
                     self.events.progress("cam_infer", done, total, "")
                 }
+                try camInferProvenance.write(record)
             }
         }
 
@@ -190,6 +228,13 @@ public final class Pipeline {
                 // Boxes with a SAM checkpoint prompt SAM with each box instead (Sun et al.).
                 guard source == "sepl" else { return nil }
                 let cache = recipe.string("pseudo", "sam_cache") ?? runDir + "/sam_masks"
+                // Cached masks are only reused for the same model and generator settings.
+                let samProvenance = Provenance(
+                    recipe.effectiveValues(ofKeys: ["pseudo.sam_checkpoint", "pseudo.sam_config"]).merging(recipe.effectiveValues(of: ["sam"])) { a, _ in a })
+                let record = cache + ".provenance.json"
+                _ = try isCurrent("sam_masks", output: cache, provenance: samProvenance, record: record, stale: [cache])
+                try FileManager.default.createDirectory(atPath: (cache as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try samProvenance.write(record)
                 var done = 0
                 let result = try PseudoLabelStage.samProposals(for: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: cache) { _, found in
                     done += 1
@@ -209,11 +254,31 @@ public final class Pipeline {
             guard let checkpoint = recipe.string("pseudo", "sam_checkpoint"), proposalSources[source] == nil, spec == nil || spec == "sam" else { return nil }
             return SAMBoxPrompter(model: try sam(), name: "sam:" + checkpoint)
         }
+        var pseudoProvenance: [String: Provenance] = [:]
         for source in sources {
             let folder = "\(runDir)/pseudo/\(source)"
             let scorePath = folder + "/score.json"
+            // The keys each source reads (changing SEPL's shares must not retrain the GT segmenter).
+            let keys: [String]
+            switch source {
+            case "gt": keys = []
+            case "cam", "folder": keys = ["pseudo.seeds", "cam.bg_threshold"]
+            case "sepl":
+                keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts",
+                        "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + Recipe.schema["sam"]!.keys.map { "sam.\($0)" }.sorted()
+            default:
+                keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.felzenszwalb",
+                        "pseudo.sam_checkpoint", "pseudo.sam_config"]
+            }
+            var own = recipe.effectiveValues(ofKeys: keys).merging(dataKeys) { a, _ in a }
+            own["source"] = source
+            if let custom = proposalSources[source] { own["custom.proposals"] = custom.name }
+            let provenance = Provenance(own, upstream: needsCAM && !["gt", "folder"].contains(source) ? [("cam_infer", camInferProvenance)] : [])
+            pseudoProvenance[source] = provenance
             try stage("pseudo/\(source)") {
-                if let data = FileManager.default.contents(atPath: scorePath),
+                let record = runDir + "/provenance_pseudo_\(source).json"
+                if try isCurrent("pseudo/\(source)", output: scorePath, provenance: provenance, record: record, stale: [folder]),
+                   let data = FileManager.default.contents(atPath: scorePath),
                    let score = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let miou = score["miou"] as? Double {
                     skip("pseudo/\(source)", scorePath)
                     summary.pseudoMIoU[source] = miou
@@ -238,6 +303,7 @@ public final class Pipeline {
                 guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
                 try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys])
                     .write(to: URL(fileURLWithPath: scorePath))
+                try provenance.write(record)
                 summary.pseudoMIoU[source] = report.meanIoU
                 try board.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)
                 try board.flush()
@@ -248,19 +314,30 @@ public final class Pipeline {
         // 3. Segmenters and their evaluation.
         for source in compare ? sources : [mainSource] {
             let segDir = "\(runDir)/segmenter_\(source)"
+            let trainProvenance = Provenance(
+                recipe.effectiveValues(of: ["model", "train"]).merging(recipe.effectiveValues(ofKeys: ["run.seed", "data.val_split"])) { a, _ in a },
+                upstream: pseudoProvenance[source].map { [("pseudo/\(source)", $0)] } ?? [])
             let checkpoint = try stage("train/\(source)") { () -> String in
                 let final = segDir + "/final.h5"
-                if FileManager.default.fileExists(atPath: final) {
+                let record = runDir + "/provenance_train_\(source).json"
+                if try isCurrent("train/\(source)", output: final, provenance: trainProvenance, record: record, stale: [segDir]) {
                     skip("train/\(source)", final)
                     return final
                 }
-                return try trainSegmenter(labels: Self.absolute("\(runDir)/pseudo/\(source)"), runDirectory: segDir, step: "train/\(source)")
+                let path = try trainSegmenter(labels: Self.absolute("\(runDir)/pseudo/\(source)"), runDirectory: segDir, step: "train/\(source)")
+                try trainProvenance.write(record)
+                return path
             }
             var result = SegmenterResult(checkpoint: checkpoint)
             for split in recipe.strings("eval", "splits") {
+                let evalProvenance = Provenance(
+                    recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"]).merging(["split": split]) { a, _ in a },
+                    upstream: [("train/\(source)", trainProvenance)])
                 try stage("eval/\(source)/\(split)") {
                     let evalPath = "\(segDir)/eval_\(split).json"
-                    if let data = FileManager.default.contents(atPath: evalPath), let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                    let record = "\(runDir)/provenance_eval_\(source)_\(split).json"
+                    if try isCurrent("eval/\(source)/\(split)", output: evalPath, provenance: evalProvenance, record: record, stale: [evalPath]),
+                       let data = FileManager.default.contents(atPath: evalPath), let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
                         result.miou[split] = e["miou"] as? Double
                         return skip("eval/\(source)/\(split)", evalPath)
                     }
@@ -270,6 +347,7 @@ public final class Pipeline {
                     ) { done, total in self.events.progress("eval/\(source)/\(split)", done, total, "") }
                     try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
                         .write(to: URL(fileURLWithPath: evalPath))
+                    try evalProvenance.write(record)
                     result.miou[split] = report.meanIoU
                     events.message(report.table(title: "segmenter (\(source) labels) on \(split)"))
                 }

@@ -229,3 +229,28 @@ public struct RecipeError: LocalizedError, Equatable {
     public init(path: String, message: String) { (self.path, self.message) = (path, message) }
     public var errorDescription: String? { "\(path): \(message)" }
 }
+
+extension Recipe {
+    /// The effective value of every key of `sections` (defaults included), as text by
+    /// "section.key", minus `excluding`: what a stage's output depends on, for provenance.
+    public func effectiveValues(of sections: [String], excluding: Set<String> = []) -> [String: String] {
+        var out: [String: String] = [:]
+        for section in sections {
+            for key in (Self.schema[section] ?? [:]).keys where !excluding.contains("\(section).\(key)") {
+                out["\(section).\(key)"] = value(section, key).map { "\($0)" } ?? "null"
+            }
+        }
+        return out
+    }
+
+    /// The effective values of the named keys ("section.key").
+    public func effectiveValues(ofKeys keys: [String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for name in keys {
+            let parts = name.split(separator: ".").map(String.init)
+            guard parts.count == 2, Self.schema[parts[0]]?[parts[1]] != nil else { continue }
+            out[name] = value(parts[0], parts[1]).map { "\($0)" } ?? "null"
+        }
+        return out
+    }
+}

@@ -13,17 +13,19 @@ struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
         abstract: "Run CAM training → CAMs → pseudo-labels → DeepLab-v2 training → val/test evaluation from one recipe.",
-        discussion: "Outputs go to run.dir: cam/ (cam_final.h5, cams_<split>.h5), pseudo/<source>/ (label PNGs, score.json), segmenter_<source>/ (checkpoints, train.jsonl, curves.png), summary.json. A stage whose output exists is skipped, so an interrupted pipeline resumes where it stopped. --compare also trains segmenters on the pseudo.compare sources.")
+        discussion: "Outputs go to run.dir: cam/ (cam_final.h5, cams_<split>.h5), pseudo/<source>/ (label PNGs, score.json), segmenter_<source>/ (checkpoints, train.jsonl, curves.png), summary.json. A stage whose output exists and was made with the same recipe values is skipped, so an interrupted pipeline resumes where it stopped; a stage whose values changed is redone, with every stage after it (their old outputs moved aside as <name>.replaced-<time>), unless --no-rerun. --compare also trains segmenters on the pseudo.compare sources.")
 
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var runtime: RuntimeOptions
     @Flag(help: "Train a segmenter for every source in pseudo.compare too, not only pseudo.source.") var compare = false
+    @Flag(help: "Stop, listing the changed keys, when a finished stage's recipe values changed, instead of redoing it and what follows (the old outputs are then moved aside). (default: off)") var noRerun = false
 
     func run() throws {
         let recipe = try recipeOptions.load()
         try runtime.apply(defaultThreads: recipe.int("run", "threads"))
         let pipeline = try Pipeline(recipe: recipe)
         pipeline.compare = compare
+        pipeline.refuseReruns = noRerun
         // Progress bars and log lines for the library's events: one bar per step that reports progress.
         var bars: [String: ProgressBar] = [:]
         var shown: [String: Int] = [:]

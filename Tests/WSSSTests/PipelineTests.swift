@@ -91,4 +91,36 @@ import Testing
         #expect(Set(pseudo.keys) == ["sepl", "boxes"])
         for source in ["sepl", "boxes"] { for id in ids { #expect(FileManager.default.fileExists(atPath: "\(runDir)/pseudo/\(source)/\(id).png")) } }
     }
+
+    /// Changing a key reruns the stages that read it and those after them; --no-rerun refuses.
+    @Test func aChangedRecipeRerunsTheStagesThatDependOnIt() throws {
+        let root = NSTemporaryDirectory() + "wsss-pipe-prov-\(UUID().uuidString)"
+        try Synth.parse(["--out", root, "--train", "4", "--val", "1", "--test", "1", "--size", "40", "--seed", "2", "--proposals"]).run()
+        let runDir = root + "/run"
+        try """
+            data: {root: \(root), test_split: val}
+            run: {dir: \(runDir), seed: 0}
+            pseudo: {source: sepl, seeds: SegmentationClass, proposals: "sa1b:SAMStandIn", compare: [gt]}
+            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+            train: {iterations: 2, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+            eval: {splits: [val]}
+            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        let args = ["--recipe", root + "/recipe.yaml", "--threads", "1", "--compare"]
+        try PipelineCommand.parse(args).run()
+        let sepl = runDir + "/pseudo/sepl/score.json", gtModel = runDir + "/segmenter_gt/final.h5", seplModel = runDir + "/segmenter_sepl/final.h5"
+        let (seplLabels, gtTrained, seplTrained) = (try modified(sepl), try modified(gtModel), try modified(seplModel))
+        // SEPL's mask share changes: SEPL's labels and segmenter are redone; the GT ones are not.
+        #expect { try PipelineCommand.parse(args + ["--set", "pseudo.mask_share=0.6", "--no-rerun"]).run() } throws: { error in
+            "\(error.localizedDescription)".contains("pseudo.mask_share: 0.5 → 0.6")
+        }
+        #expect(try modified(sepl) == seplLabels, "--no-rerun leaves everything as it was")
+        try PipelineCommand.parse(args + ["--set", "pseudo.mask_share=0.6"]).run()
+        #expect(try modified(sepl) > seplLabels && (try modified(seplModel)) > seplTrained)
+        #expect(try modified(gtModel) == gtTrained)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runDir + "/pseudo").contains { $0.hasPrefix("sepl.replaced-") })
+        // The same recipe again: nothing reruns.
+        let again = try modified(seplModel)
+        try PipelineCommand.parse(args + ["--set", "pseudo.mask_share=0.6"]).run()
+        #expect(try modified(seplModel) == again)
+    }
 }
