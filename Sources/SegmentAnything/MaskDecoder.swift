@@ -68,7 +68,9 @@ public final class MaskDecoder: Module {
     /// - Parameters:
     ///   - imageEmbeddings: [1, C, h, w], shared by every prompt of the batch.
     ///   - imagePE: [1, C, h, w] (`PromptEncoder.densePositionalEncoding()`).
-    ///   - sparsePromptEmbeddings: [B, N, C]; densePromptEmbeddings: [B, C, h, w].
+    ///   - sparsePromptEmbeddings: [B, N, C]; densePromptEmbeddings: [B, C, h, w], or
+    ///     [1, C, h, w] when every prompt has the same one (no mask input): the image side of the
+    ///     first block is then computed once for the batch (`predictMasks`).
     ///   - multimaskOutput: the `numMultimaskOutputs` masks 1…, else mask 0 alone.
     /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
     public func callAsFunction(
@@ -83,6 +85,10 @@ public final class MaskDecoder: Module {
     }
 
     /// All `numMaskTokens` masks [B, T, 4h, 4w] and IoU predictions [B, T] (`predict_masks`).
+    /// A dense embedding of batch 1 stands for B identical ones: the reference's repeated
+    /// `src` then holds B copies of one tensor, so it is kept at batch 1 and the transformer
+    /// shares it until the image tokens first depend on the prompt (exact; at 64 prompts it
+    /// skips 268 MB tensors and three projections of 64 × 4096 tokens).
     public func predictMasks(
         imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor
     )
@@ -93,6 +99,9 @@ public final class MaskDecoder: Module {
             "MaskDecoder: one image embedding [1, C, h, w] and its position encoding, got \(imageEmbeddings.shape) and \(imagePE.shape)"
         )
         let batch = sparsePromptEmbeddings.shape[0]
+        precondition(
+            densePromptEmbeddings.shape[0] == batch || densePromptEmbeddings.shape[0] == 1,
+            "MaskDecoder: dense embeddings \(densePromptEmbeddings.shape) for \(batch) prompts (batch \(batch) or 1)")
         // Concatenate output tokens
         let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight], alongAxis: 0)
         let tokens = Tensor.concat(
@@ -101,7 +110,8 @@ public final class MaskDecoder: Module {
                 sparsePromptEmbeddings,
             ],
             alongAxis: 1)
-        // repeat_interleave of the one image embedding over the prompts, as a broadcast add.
+        // repeat_interleave of the one image embedding over the prompts, as a broadcast add
+        // (batch 1 when the dense embedding is shared).
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
         // Run the transformer

@@ -256,7 +256,8 @@ public final class SAMPredictor {
     {
         precondition(features != nil, "SAMPredictor: no image set")
         return withoutGrad {
-            let (sparse, dense) = model.promptEncoder(points: points, boxes: boxes, masks: maskInput)
+            // Without a mask input every prompt's dense embedding is the same plane: one, shared.
+            let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
             let (lowRes, iou) = model.maskDecoder(
                 imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
                 sparsePromptEmbeddings: sparse,
