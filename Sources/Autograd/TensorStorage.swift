@@ -13,17 +13,23 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `count` elements, zero-filled when `zeroed` is true (uninitialised otherwise).
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "TensorStorage: negative element count \(count)")
-        var raw: UnsafeMutableRawPointer?
-        // 64-byte alignment: a cache line, and what AVX-512 loads prefer.
-        let status = posix_memalign(&raw, 64, max(count, 1) * MemoryLayout<Float>.stride)
-        precondition(status == 0 && raw != nil, "TensorStorage: cannot allocate \(count) floats")
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        var raw = LargeBufferPool.shared.take(bytes: bytes)
+        if raw == nil {
+            // 64-byte alignment: a cache line, and what AVX-512 loads prefer.
+            let status = posix_memalign(&raw, 64, bytes)
+            precondition(status == 0 && raw != nil, "TensorStorage: cannot allocate \(count) floats")
+            TensorStorage.adviseHugePages(raw!, bytes: bytes)
+        }
         base = raw!.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
-        TensorStorage.adviseHugePages(raw!, bytes: max(count, 1) * MemoryLayout<Float>.stride)
         if zeroed { base.initialize(repeating: 0, count: count) }
     }
 
-    deinit { free(base) }
+    deinit {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if !LargeBufferPool.shared.park(UnsafeMutableRawPointer(base), bytes: bytes) { free(base) }
+    }
 
     /// Buffers at least this large get huge-page advice. Those above glibc's mmap threshold (64 MB,
     /// `Runtime.tuneAllocator`) are fresh mmaps, so every use of one page-faults all of it in.

@@ -255,7 +255,9 @@ public final class SAMPredictor {
         -> (masks: Tensor, iouPredictions: Tensor, lowRes: Tensor)
     {
         precondition(features != nil, "SAMPredictor: no image set")
-        return withoutGrad {
+        // The decoder allocates the same 134-604 MB activations many times per batch: reused
+        // buffers skip the kernel's zeroing of fresh pages.
+        return TensorStorage.reusingLargeBuffers { withoutGrad {
             // Without a mask input every prompt's dense embedding is the same plane: one, shared.
             let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
             let (lowRes, iou) = model.maskDecoder(
@@ -264,7 +266,7 @@ public final class SAMPredictor {
                 densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
             let masks = model.postprocessMasks(lowRes, inputSize: inputSize, originalSize: originalSize)
             return (masks, iou, lowRes)
-        }
+        } }
     }
 
     /// Points of the original image in the input frame, [N, 2]: mapped in Double as
