@@ -44,6 +44,18 @@ import Testing
         }
     }
 
+    /// The in-place GELU upscaling equals the plain `outputUpscaling` bit for bit.
+    @Test func upscalingInPlaceEqualsThePlainSequential() throws {
+        let model = try SAMFixtures.model()
+        var g = SeededGenerator(seed: 10)
+        let x = Tensor.randomNormal([2, 32, 8, 8], using: &g)
+        withoutGrad {
+            let fused = model.maskDecoder.upscaled(x), plain = model.maskDecoder.outputUpscaling(x)
+            #expect(fused.shape == plain.shape)
+            #expect(fused.scalars == plain.scalars)
+        }
+    }
+
     @Test func multimaskSlicingKeepsMasksOneAndUp() throws {
         let model = try SAMFixtures.model()
         let file = try SAMFixtures.encoder()
