@@ -92,7 +92,9 @@ public final class SAM: Module {
             let embeddings = imageEncoder(images)
             let pe = promptEncoder.densePositionalEncoding()
             return inputs.enumerated().map { index, input in
-                let (sparse, dense) = promptEncoder(points: input.points, boxes: input.boxes, masks: input.maskInputs)
+                // A shared dense plane when there is no mask input (MaskDecoder.predictMasks).
+                let (sparse, dense) = promptEncoder.embeddingsSharingDense(
+                    points: input.points, boxes: input.boxes, masks: input.maskInputs)
                 let (lowRes, iou) = maskDecoder(
                     imageEmbeddings: embeddings.slice(alongAxis: 0, index..<(index + 1)), imagePE: pe,
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
