@@ -30,6 +30,8 @@ public final class MaskDecoder: Module {
     public let outputHypernetworksMLPs: ModuleList<MLP>
     /// IoU token → one predicted IoU per mask token.
     public let iouPredictionHead: MLP
+    /// `outputUpscaling`'s layers with weights, for `upscaled(_:)`.
+    private let upscalingLayers: (up1: ConvTranspose2d, norm: LayerNorm2d, up2: ConvTranspose2d)
 
     /// The decoder of `_build_sam` around `transformer`; weights not initialised.
     public init(
@@ -48,6 +50,7 @@ public final class MaskDecoder: Module {
         let up2 = ConvTranspose2d(transformerDim / 4, transformerDim / 8, kernelSize: 2, stride: 2)
         let act2 = Activation(.gelu)
         outputUpscaling = Sequential([up1, norm, act1, up2, act2]) { x in act2(up2(act1(norm(up1(x))))) }
+        upscalingLayers = (up1, norm, up2)
         outputHypernetworksMLPs = ModuleList(
             (0..<numMaskTokens).map { _ in
                 MLP(inputDim: transformerDim, hiddenDim: transformerDim, outputDim: transformerDim / 8, numLayers: 3)
@@ -68,7 +71,9 @@ public final class MaskDecoder: Module {
     /// - Parameters:
     ///   - imageEmbeddings: [1, C, h, w], shared by every prompt of the batch.
     ///   - imagePE: [1, C, h, w] (`PromptEncoder.densePositionalEncoding()`).
-    ///   - sparsePromptEmbeddings: [B, N, C]; densePromptEmbeddings: [B, C, h, w].
+    ///   - sparsePromptEmbeddings: [B, N, C]; densePromptEmbeddings: [B, C, h, w], or
+    ///     [1, C, h, w] when every prompt has the same one (no mask input): the image side of the
+    ///     first block is then computed once for the batch (`predictMasks`).
     ///   - multimaskOutput: the `numMultimaskOutputs` masks 1…, else mask 0 alone.
     /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
     public func callAsFunction(
@@ -83,6 +88,10 @@ public final class MaskDecoder: Module {
     }
 
     /// All `numMaskTokens` masks [B, T, 4h, 4w] and IoU predictions [B, T] (`predict_masks`).
+    /// A dense embedding of batch 1 stands for B identical ones: the reference's repeated
+    /// `src` then holds B copies of one tensor, so it is kept at batch 1 and the transformer
+    /// shares it until the image tokens first depend on the prompt (exact; at 64 prompts it
+    /// skips 268 MB tensors and three projections of 64 × 4096 tokens).
     public func predictMasks(
         imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor
     )
@@ -93,6 +102,9 @@ public final class MaskDecoder: Module {
             "MaskDecoder: one image embedding [1, C, h, w] and its position encoding, got \(imageEmbeddings.shape) and \(imagePE.shape)"
         )
         let batch = sparsePromptEmbeddings.shape[0]
+        precondition(
+            densePromptEmbeddings.shape[0] == batch || densePromptEmbeddings.shape[0] == 1,
+            "MaskDecoder: dense embeddings \(densePromptEmbeddings.shape) for \(batch) prompts (batch \(batch) or 1)")
         // Concatenate output tokens
         let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight], alongAxis: 0)
         let tokens = Tensor.concat(
@@ -101,14 +113,15 @@ public final class MaskDecoder: Module {
                 sparsePromptEmbeddings,
             ],
             alongAxis: 1)
-        // repeat_interleave of the one image embedding over the prompts, as a broadcast add.
+        // repeat_interleave of the one image embedding over the prompts, as a broadcast add
+        // (batch 1 when the dense embedding is shared).
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
         // Run the transformer
         let (hs, imageTokens) = transformer(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens)
         let iouTokenOut = hs.slice(alongAxis: 1, 0..<1).reshaped(to: [batch, c])
         // Upscale mask embeddings and predict masks using the mask tokens
-        let upscaled = outputUpscaling(imageTokens.permuted([0, 2, 1]).reshaped(to: [batch, c, h, w]))
+        let upscaled = upscaled(imageTokens.permuted([0, 2, 1]).reshaped(to: [batch, c, h, w]))
         let hyperIn = Tensor.concat(
             (0..<numMaskTokens).map { i in
                 outputHypernetworksMLPs[i](hs.slice(alongAxis: 1, (1 + i)..<(2 + i)))
@@ -119,6 +132,21 @@ public final class MaskDecoder: Module {
         // Generate mask quality predictions
         let iou = iouPredictionHead(iouTokenOut)
         return (masks, iou)
+    }
+}
+
+extension MaskDecoder {
+    /// `outputUpscaling(x)`; without a tape the two GELUs run in place on the intermediates only
+    /// this function holds (same kernel, same values; at 64 prompts two fewer 268 and 537 MB
+    /// buffers). `outputUpscaling` is the oracle.
+    func upscaled(_ x: Tensor) -> Tensor {
+        guard !GradMode.isEnabled else { return outputUpscaling(x) }
+        let (up1, norm, up2) = upscalingLayers
+        let normed = norm(up1(x))
+        Kernels.gelu(normed.storage.base, normed.storage.base, count: normed.count)
+        let y = up2(normed)
+        Kernels.gelu(y.storage.base, y.storage.base, count: y.count)
+        return y
     }
 }
 

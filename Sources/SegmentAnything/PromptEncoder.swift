@@ -132,18 +132,27 @@ public final class PromptEncoder: Module {
     /// - Returns: sparse [B, points (+1 pad, when no box) + 2·(box), embedDim] and dense
     ///   [B, embedDim, h, w].
     public func callAsFunction(points: PointPrompts?, boxes: Tensor?, masks: Tensor?) -> (sparse: Tensor, dense: Tensor) {
+        let (sparse, dense) = embeddingsSharingDense(points: points, boxes: boxes, masks: masks)
+        let batch = sparse.shape[0]
+        if dense.shape[0] == batch { return (sparse, dense) }
+        // The reference expands one plane of no_mask_embed over the batch; here it is copied B times.
+        return (sparse, Tensor.concat(Array(repeating: dense, count: batch), alongAxis: 0))
+    }
+
+    /// As `callAsFunction`, but without a mask input the dense embedding is the one plane every
+    /// prompt shares, [1, embedDim, h, w] (`MaskDecoder` takes it as is; the mask generator's 64
+    /// prompts would make the copies 268 MB).
+    public func embeddingsSharingDense(points: PointPrompts?, boxes: Tensor?, masks: Tensor?) -> (sparse: Tensor, dense: Tensor) {
         let batch = points?.coordinates.shape[0] ?? boxes?.shape[0] ?? masks?.shape[0] ?? 1
         var parts: [Tensor] = []
         if let points { parts.append(embedPoints(points, pad: boxes == nil)) }
         if let boxes { parts.append(embedBoxes(boxes)) }
         let sparse = parts.isEmpty ? Tensor(zeros: [batch, 0, embedDim]) : Tensor.concat(parts, alongAxis: 1)
         if let masks { return (sparse, embedMasks(masks)) }
-        // The reference expands one plane of no_mask_embed over the batch; here one plane is
-        // built and copied B times (the mask generator's 64 prompts make it 268 MB).
         let plane =
             noMaskEmbed.weight.reshaped(to: [1, embedDim, 1, 1])
             + Tensor(zeros: [1, embedDim, imageEmbeddingSize.height, imageEmbeddingSize.width])
-        return (sparse, batch == 1 ? plane : Tensor.concat(Array(repeating: plane, count: batch), alongAxis: 0))
+        return (sparse, plane)
     }
 }
 

@@ -92,7 +92,9 @@ public final class SAM: Module {
             let embeddings = imageEncoder(images)
             let pe = promptEncoder.densePositionalEncoding()
             return inputs.enumerated().map { index, input in
-                let (sparse, dense) = promptEncoder(points: input.points, boxes: input.boxes, masks: input.maskInputs)
+                // A shared dense plane when there is no mask input (MaskDecoder.predictMasks).
+                let (sparse, dense) = promptEncoder.embeddingsSharingDense(
+                    points: input.points, boxes: input.boxes, masks: input.maskInputs)
                 let (lowRes, iou) = maskDecoder(
                     imageEmbeddings: embeddings.slice(alongAxis: 0, index..<(index + 1)), imagePE: pe,
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
@@ -105,7 +107,10 @@ public final class SAM: Module {
 
     /// Removes the padding and upscales decoder masks to the original image (`postprocess_masks`):
     /// bilinear (align_corners false) to the encoder input, crop to `inputSize`, bilinear to
-    /// `originalSize`.
+    /// `originalSize`. The first resize computes only the rows and columns the crop keeps, and a
+    /// second resize to the same size is skipped (it copies finite logits; at 64 prompts × 3
+    /// masks the full 1024² upscale alone is 805 MB). `postprocessMasksPlain` is the composed
+    /// reference it equals.
     /// - Parameters:
     ///   - masks: [B, M, h, w] logits from the mask decoder.
     ///   - inputSize: the resized image inside the padded input (height, width).
@@ -114,6 +119,16 @@ public final class SAM: Module {
     public func postprocessMasks(_ masks: Tensor, inputSize: (height: Int, width: Int), originalSize: (height: Int, width: Int))
         -> Tensor
     {
+        let cropped = masks.resizedBilinear(
+            to: (imageSize, imageSize), alignCorners: false, croppedTo: 0..<inputSize.height, 0..<inputSize.width)
+        if (inputSize.height, inputSize.width) == (originalSize.height, originalSize.width) { return cropped }
+        return cropped.resizedBilinear(to: originalSize, alignCorners: false)
+    }
+
+    /// `postprocessMasks` as the reference composes it (full upscale, crop, resize): its test oracle.
+    public func postprocessMasksPlain(
+        _ masks: Tensor, inputSize: (height: Int, width: Int), originalSize: (height: Int, width: Int)
+    ) -> Tensor {
         let full = masks.resizedBilinear(to: (imageSize, imageSize), alignCorners: false)
         let cropped = full.slice(alongAxis: 2, 0..<inputSize.height).slice(alongAxis: 3, 0..<inputSize.width)
         return cropped.resizedBilinear(to: originalSize, alignCorners: false)

@@ -43,7 +43,8 @@ public final class TwoWayTransformer: Module {
     }
 
     /// - Parameters:
-    ///   - imageEmbedding: [B, C, h, w].
+    ///   - imageEmbedding: [B, C, h, w], or [1, C, h, w] shared by the B prompts (what the
+    ///     reference's repeated embedding holds when the dense prompt is the no-mask one).
     ///   - imagePE: the position encoding of the image, [B or 1, C, h, w] (broadcast over B).
     ///   - pointEmbedding: the query tokens, [B, N, C].
     /// - Returns: the processed tokens [B, N, C] and image tokens [B, h·w, C].
@@ -62,6 +63,7 @@ public final class TwoWayTransformer: Module {
         let q = queries + pointEmbedding
         let k = keys + keyPE
         queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: k, v: keys))
+        if keys.shape[0] != queries.shape[0] { keys = keys.expanded(to: [queries.shape[0]] + keys.shape.dropFirst()) }
         return (queries, keys)
     }
 }
@@ -117,6 +119,7 @@ public final class TwoWayAttentionBlock: Module {
     }
 
     /// queries [B, N, C], keys [B, hw, C], their position encodings (broadcastable) → both updated.
+    /// keys may be [1, hw, C], shared by the B queries (one image, B prompts): they come back [B, hw, C].
     public func callAsFunction(queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor) -> (queries: Tensor, keys: Tensor) {
         var queries = queries, keys = keys
         // Self attention block
@@ -196,7 +199,20 @@ extension TwoWayTransformer {
 
         /// q [B, Nq, C], k and v [B, Nk, C] → [B, Nq, C]. The reference divides the scores by
         /// sqrt(C/heads); here the scale multiplies them (a rounding-level difference).
+        ///
+        /// Either side may have batch 1 and be shared by all B of the other (the image tokens of
+        /// a batch of prompts on one image, which the reference repeats B times): shared k and v
+        /// are projected once and the B·Nq queries attend to them as one set; shared queries are
+        /// projected once and read by every batch's attention. Each score and output is the same
+        /// sum as with B copies.
         public func callAsFunction(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
+            precondition(
+                k.shape[0] == v.shape[0] && (q.shape[0] == k.shape[0] || q.shape[0] == 1 || k.shape[0] == 1),
+                "Attention: q \(q.shape), k \(k.shape), v \(v.shape) batches neither equal nor 1")
+            if k.shape[0] == 1 && q.shape[0] > 1 {
+                let (b, n, c) = (q.shape[0], q.shape[1], q.shape[2])
+                return self(q: q.reshaped(to: [1, b * n, c]), k: k, v: v).reshaped(to: [b, n, embeddingDim])
+            }
             let (q, k, v) = (separateHeads(qProj(q)), separateHeads(kProj(k)), separateHeads(vProj(v)))
             let scale = 1 / Float(q.shape[2]).squareRoot()
             let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: scale, relativePosition: nil)

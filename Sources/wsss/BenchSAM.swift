@@ -20,6 +20,7 @@ extension Bench {
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("vit_b, vit_l or vit_h.", valueName: "name")) var config = "vit_b"
         @Option(help: ArgumentHelp("Timed encoder repetitions after one warm-up.", valueName: "n")) var repeats = 3
+        @Flag(help: "Leave out the timed encoder line (the predictor still encodes the image once). (default: off)") var skipEncoder = false
         @Flag(help: "Leave out the generator line (it runs the encoder once more and 1024 point prompts). (default: off)") var skipGenerator = false
 
         func validate() throws {
@@ -34,11 +35,13 @@ extension Bench {
             var g = SeededGenerator(seed: 5)
             let side = configuration.imageSize
             let input = Tensor.randomNormal([1, 3, side, side], using: &g)
-            let encoder = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
-                _ = withoutGrad { model.imageEncoder(input) }
-                return nil
+            if !skipEncoder {
+                let encoder = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
+                    _ = withoutGrad { model.imageEncoder(input) }
+                    return nil
+                }
+                emit("encoder", encoder.median, encoder.minimum, extra: ["size": side, "reps": encoder.count])
             }
-            emit("encoder", encoder.median, encoder.minimum, extra: ["size": side, "reps": encoder.count])
 
             // A 1024x768 image of smooth colour and noise, as the official bench in scripts/bench_reference.py.
             let (w, h) = (1024, 768)

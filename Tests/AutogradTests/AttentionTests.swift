@@ -87,6 +87,25 @@ import Testing
         expectClose(automatic, expected, tolerance: 1e-5, "automatic without grad")
     }
 
+    /// Queries of batch 2 shared by 3·2 key sets: fused and composed equal attention on the
+    /// explicitly repeated queries (batch i reads query i mod 2), and gradients reach the shared query.
+    @Test func sharedQueriesEqualRepeatedOnes() {
+        let q = randn([2, 9, 4], seed: 31), k = randn([6, 5, 4], seed: 32), v = randn([6, 5, 3], seed: 33)
+        let repeated = Tensor.concat([q, q, q], alongAxis: 0)
+        let expected = withoutGrad {
+            Tensor.scaledDotProductAttention(query: repeated, key: k, value: v, scale: 0.7, implementation: .composed)
+        }
+        for implementation in [AttentionImplementation.fused, .composed] {
+            let y = withoutGrad {
+                Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: 0.7, implementation: implementation)
+            }
+            expectClose(y, expected, tolerance: 1e-6, "shared queries \(implementation)")
+        }
+        checkGradients([randn([1, 3, 2], seed: 34), randn([2, 4, 2], seed: 35), randn([2, 4, 2], seed: 36)]) { t in
+            Tensor.scaledDotProductAttention(query: t[0], key: t[1], value: t[2], scale: 1)
+        }
+    }
+
     @Test func recordingUsesTheComposedPath() {
         let q = randn([1, 4, 2], seed: 21).requiringGrad(), k = randn([1, 3, 2], seed: 22), v = randn([1, 3, 2], seed: 23)
         let y = Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: 1)

@@ -22,6 +22,32 @@ import Testing
         }
     }
 
+    @Test(arguments: [true, false])
+    func tiledUpscalingEqualsTheGeneralCol2im(withBias: Bool) {
+        // k = s = 2 writes each output once (Kernels.placeTiles); the oracle is the general
+        // path: zero fill, col2im accumulation, bias pass.
+        let (n, cin, cout, h, w) = (2, 3, 4, 5, 6)
+        let x = randn([n, cin, h, w], seed: 4), weight = randn([cin, cout, 2, 2], seed: 5), bias = randn([cout], seed: 6)
+        let y = withoutGrad { Tensor.convTranspose2d(x, weight: weight, bias: withBias ? bias : nil, stride: 2) }
+        let g = WindowGeometry(
+            inHeight: 2 * h, inWidth: 2 * w, kernelHeight: 2, kernelWidth: 2, stride: (2, 2), padding: (0, 0), dilation: (1, 1))
+        var expected = [Float](repeating: 0, count: n * cout * 4 * h * w)
+        var cols = [Float](repeating: 0, count: cout * 4 * h * w)
+        let (xs, ws, bs) = (x.scalars, weight.scalars, bias.scalars)
+        for i in 0..<n {
+            xs.withUnsafeBufferPointer { xp in
+                Kernels.gemm(transA: true, m: cout * 4, n: h * w, k: cin, a: ws, b: xp.baseAddress! + i * cin * h * w, c: &cols)
+            }
+            expected.withUnsafeMutableBufferPointer { e in
+                let plane = e.baseAddress! + i * cout * 4 * h * w
+                Kernels.col2im(cols, channels: cout, geometry: g, x: plane)
+                if withBias { for c in 0..<cout { for p in 0..<(4 * h * w) { plane[c * 4 * h * w + p] += bs[c] } } }
+            }
+        }
+        #expect(y.shape == [n, cout, 2 * h, 2 * w])
+        #expect(y.scalars == expected)
+    }
+
     @Test func outputSizeFollowsTorch() {
         // SAM's mask decoder upscaling: k = 2, s = 2 doubles the size.
         let y = withoutGrad {

@@ -32,6 +32,20 @@ import Testing
         checkGradients([x]) { t in t[0].resizedBilinear(to: (7, 3), alignCorners: alignCorners) }
     }
 
+    @Test(arguments: [true, false])
+    func croppedResizeEqualsResizeThenSlice(alignCorners: Bool) {
+        let x = randn([2, 3, 5, 7], seed: 6)
+        let y = withoutGrad { x.resizedBilinear(to: (13, 17), alignCorners: alignCorners, croppedTo: 2..<11, 0..<9) }
+        let reference = withoutGrad {
+            x.resizedBilinear(to: (13, 17), alignCorners: alignCorners).slice(alongAxis: 2, 2..<11).slice(alongAxis: 3, 0..<9)
+        }
+        #expect(y.shape == [2, 3, 9, 9])
+        #expect(y.scalars == reference.scalars)
+        checkGradients([randn([1, 2, 4, 5], seed: 7)]) { t in
+            t[0].resizedBilinear(to: (9, 8), alignCorners: alignCorners, croppedTo: 1..<6, 2..<8)
+        }
+    }
+
     @Test func nearestFiniteDifferences() {
         checkGradients([randn([1, 1, 5, 4], seed: 4)]) { t in t[0].resizedNearest(to: (3, 7)) }
     }

@@ -25,6 +25,37 @@ import Testing
         }
     }
 
+    /// One shared dense plane (batch 1) gives what B copies of it give: the decoder's shared
+    /// first-block path against the general one.
+    @Test func sharedDenseEmbeddingEqualsRepeatedCopies() throws {
+        let model = try SAMFixtures.model()
+        let file = try SAMFixtures.encoder()
+        let (embedding, pe) = (try file.read("encoder/neck"), try file.read("encoder/dense_pe"))
+        var g = SeededGenerator(seed: 9)
+        let sparse = Tensor.randomNormal([3, 2, 32], using: &g), plane = Tensor.randomNormal([1, 32, 8, 8], using: &g)
+        withoutGrad {
+            let shared = model.maskDecoder.predictMasks(
+                imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse, densePromptEmbeddings: plane)
+            let copies = model.maskDecoder.predictMasks(
+                imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse,
+                densePromptEmbeddings: Tensor.concat([plane, plane, plane], alongAxis: 0))
+            expectClose(shared.masks, copies.masks, tolerance: 1e-6, "shared dense masks")
+            expectClose(shared.iouPredictions, copies.iouPredictions, tolerance: 1e-6, "shared dense IoU")
+        }
+    }
+
+    /// The in-place GELU upscaling equals the plain `outputUpscaling` bit for bit.
+    @Test func upscalingInPlaceEqualsThePlainSequential() throws {
+        let model = try SAMFixtures.model()
+        var g = SeededGenerator(seed: 10)
+        let x = Tensor.randomNormal([2, 32, 8, 8], using: &g)
+        withoutGrad {
+            let fused = model.maskDecoder.upscaled(x), plain = model.maskDecoder.outputUpscaling(x)
+            #expect(fused.shape == plain.shape)
+            #expect(fused.scalars == plain.scalars)
+        }
+    }
+
     @Test func multimaskSlicingKeepsMasksOneAndUp() throws {
         let model = try SAMFixtures.model()
         let file = try SAMFixtures.encoder()

@@ -129,6 +129,18 @@ import TorchCheckpoint
         #expect(y.shape == [1, 1, 75, 100])
         #expect(y[0, 0, 0, 10] == y[0, 0, 74, 10] && y[0, 0, 0, 10] < y[0, 0, 0, 90])
     }
+
+    @Test(arguments: [(48, 64, 75, 100), (64, 40, 64, 40), (64, 64, 64, 64), (30, 64, 20, 43)])
+    func postprocessEqualsTheComposedReference(_ sizes: (Int, Int, Int, Int)) throws {
+        let model = try SAMFixtures.model()
+        var g = SeededGenerator(seed: 8)
+        let masks = Tensor.randomNormal([2, 3, 16, 16], using: &g)
+        let input = (sizes.0, sizes.1), original = (sizes.2, sizes.3)
+        let y = withoutGrad { model.postprocessMasks(masks, inputSize: input, originalSize: original) }
+        let reference = withoutGrad { model.postprocessMasksPlain(masks, inputSize: input, originalSize: original) }
+        #expect(y.shape == reference.shape)
+        #expect(y.scalars == reference.scalars)
+    }
 }
 
 /// The official `.pth` of the tiny model (torch.save of its state_dict) loads to the same values.

@@ -38,6 +38,27 @@ public struct ResizeAxis: Sendable {
         self.upperWeight = weight
     }
 
+    /// The entries of `range` alone: the output positions of a sub-rectangle of the full resize,
+    /// each computed exactly as in the full one (so resize-then-crop needs no full-size buffer).
+    public func restricted(to range: Range<Int>) -> ResizeAxis {
+        precondition(
+            range.lowerBound >= 0 && range.upperBound <= lower.count,
+            "ResizeAxis.restricted: \(range) outside the output size \(lower.count)")
+        return ResizeAxis(lower: Array(lower[range]), upper: Array(upper[range]), upperWeight: Array(upperWeight[range]))
+    }
+
+    /// Whether the resize copies its input: every output reads the source at its own index with
+    /// weight 0 on the neighbour (same in and out size, align_corners false or true).
+    public var isIdentity: Bool {
+        (0..<lower.count).allSatisfy { lower[$0] == $0 && upperWeight[$0] == 0 }
+    }
+
+    init(lower: [Int], upper: [Int], upperWeight: [Float]) {
+        self.lower = lower
+        self.upper = upper
+        self.upperWeight = upperWeight
+    }
+
     /// Nearest source positions (torch mode "nearest"): src = min(floor(dst · scale), in - 1).
     public init(nearestFrom inSize: Int, to outSize: Int, scale: Scale = .fromSizes) {
         let s: Float

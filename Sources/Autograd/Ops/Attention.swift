@@ -35,7 +35,9 @@ extension Tensor {
     /// Attention softmax(q·kᵀ·scale + bias)·v, as torch.nn.functional.scaled_dot_product_attention
     /// with `scale`, plus SAM's decomposed relative positions.
     /// - Parameters:
-    ///   - query: [B, L, D]; key: [B, S, D]; value: [B, S, Dv].
+    ///   - query: [B, L, D], or [Bq, L, D] with Bq dividing B: batch i then uses query i mod Bq
+    ///     (a query shared by B / Bq key sets, e.g. one image's tokens against every prompt's,
+    ///     without the B-fold copy); key: [B, S, D]; value: [B, S, Dv].
     ///   - relativePosition: terms with height [B, qh, qw, kh], width [B, qh, qw, kw],
     ///     L = qh·qw and S = kh·kw; nil for none.
     ///   - implementation: `.automatic` composes ops when gradients are recorded (any input
@@ -47,11 +49,12 @@ extension Tensor {
         implementation: AttentionImplementation = .automatic
     ) -> Tensor {
         precondition(
-            query.rank == 3 && key.rank == 3 && value.rank == 3 && key.shape[0] == query.shape[0]
-                && value.shape[0] == query.shape[0] && key.shape[2] == query.shape[2] && value.shape[1] == key.shape[1],
+            query.rank == 3 && key.rank == 3 && value.rank == 3 && query.shape[0] > 0 && key.shape[0] % query.shape[0] == 0
+                && value.shape[0] == key.shape[0] && key.shape[2] == query.shape[2] && value.shape[1] == key.shape[1]
+                && (relativePosition == nil || key.shape[0] == query.shape[0]),
             "scaledDotProductAttention: query \(query.shape), key \(key.shape), value \(value.shape) are not [B, L, D], [B, S, D], [B, S, Dv]"
         )
-        let (b, l, s) = (query.shape[0], query.shape[1], key.shape[1])
+        let (b, l, s) = (key.shape[0], query.shape[1], key.shape[1])
         if let bias = relativePosition {
             let (qh, qw, kh, kw) = (bias.querySize.h, bias.querySize.w, bias.keySize.h, bias.keySize.w)
             precondition(
@@ -62,6 +65,13 @@ extension Tensor {
         var inputs = [query, key, value]
         if let bias = relativePosition { inputs += [bias.height, bias.width] }
         let recording = GradMode.isEnabled && inputs.contains { $0.requiresGrad }
+        let composing = implementation == .composed || (implementation == .automatic && recording)
+        var query = query
+        if composing && query.shape[0] != b {
+            // The composed form repeats shared queries (a broadcast add, so their gradient sums back).
+            let (shared, d) = (query.shape[0], query.shape[2])
+            query = (query.reshaped(to: [1, shared, l, d]) + Tensor(zeros: [b / shared, shared, l, d])).reshaped(to: [b, l, d])
+        }
         switch implementation {
         case .composed:
             return composedAttention(query: query, key: key, value: value, scale: scale, relativePosition: relativePosition)
@@ -76,10 +86,15 @@ extension Tensor {
                     height: $0.height.storage.base, width: $0.width.storage.base, keyHeight: $0.keySize.h,
                     keyWidth: $0.keySize.w)
             }
-            Kernels.fusedAttention(
-                q: query.storage.base, k: key.storage.base, v: value.storage.base, out: y.storage.base, batch: b,
-                queries: l, keys: s, depth: query.shape[2], valueDepth: value.shape[2], scale: scale,
-                relativePosition: tables)
+            let (d, dv) = (query.shape[2], value.shape[2])
+            // One call per group of `shared` key sets, all reading the same queries.
+            for group in 0..<(b / query.shape[0]) {
+                let first = group * query.shape[0]
+                Kernels.fusedAttention(
+                    q: query.storage.base, k: key.storage.base + first * s * d, v: value.storage.base + first * s * dv,
+                    out: y.storage.base + first * l * dv, batch: query.shape[0], queries: l, keys: s, depth: d,
+                    valueDepth: dv, scale: scale, relativePosition: tables)
+            }
             return y
         }
     }

@@ -7,6 +7,23 @@ extension Tensor {
             columns: ResizeAxis(linearFrom: shape[3], to: size.width, alignCorners: alignCorners), name: "resize_bilinear")
     }
 
+    /// `resizedBilinear(to: size, alignCorners:)` cropped to `rows` × `columns`, without
+    /// making the full-size output: only the kept outputs are computed, each exactly as the full
+    /// resize computes it (equal to resizing, then slicing axes 2 and 3).
+    /// - Parameters:
+    ///   - size: the virtual output size the source coordinates are computed for.
+    ///   - rows, columns: the kept output rows and columns, inside `size`.
+    /// - Returns: [N, C, rows.count, columns.count].
+    public func resizedBilinear(
+        to size: (height: Int, width: Int), alignCorners: Bool, croppedTo rows: Range<Int>, _ columns: Range<Int>
+    ) -> Tensor {
+        precondition(rank == 4, "resizedBilinear: input \(shape) is not NCHW")
+        return resized(
+            rows: ResizeAxis(linearFrom: shape[2], to: size.height, alignCorners: alignCorners).restricted(to: rows),
+            columns: ResizeAxis(linearFrom: shape[3], to: size.width, alignCorners: alignCorners).restricted(to: columns),
+            name: "resize_bilinear_crop")
+    }
+
     /// Bilinear resize by a factor, as F.interpolate(scale_factor=factor, mode="bilinear"):
     /// output floor(in · factor), source coordinates scaled by 1/factor (not in/out), which is
     /// what DeepLab's multi-scale inputs use.
