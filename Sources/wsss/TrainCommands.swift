@@ -25,12 +25,12 @@ struct RecipeOptions: ParsableArguments {
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Train DeepLab-v2 on pseudo-labels (or any labels) from a recipe.",
-        discussion: "Labels: the recipe's pseudo.labels folder (or --labels); checkpoints iter_N.h5 (last K kept) and final.h5, train.jsonl and curves.png go to --out (default: <run.dir>/segmenter). Ctrl-C or SIGTERM writes a checkpoint and exits; --resume auto continues from the newest one.")
+        discussion: "Labels: the recipe's pseudo.labels folder (or --labels); checkpoints iter_N.h5 (last K kept) and final.h5, train.jsonl and curves.png go to --out (default: <run.dir>/segmenter_<label folder name>, or segmenter_gt, as the pipeline names them). Ctrl-C or SIGTERM writes a checkpoint and exits; --resume auto continues from the newest one.")
 
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: ArgumentHelp("Label folder overriding pseudo.labels (relative to the working directory; pseudo.labels in a recipe is relative to data.root), or 'gt' for the ground truth (the fully-supervised upper bound). (default: pseudo.labels; one of the two is required)", valueName: "dir|gt")) var labels: String?
-    @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter)", valueName: "dir")) var out: String?
+    @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter_<label folder name>, or segmenter_gt)", valueName: "dir")) var out: String?
     @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped). (default: model.init)", valueName: "file")) var initFrom: String?
     @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder). (default: none, a fresh run)", valueName: "file|auto")) var resume: String?
     @Flag(help: "With --resume: continue even if the recipe's training settings differ from the checkpoint's (they are listed). (default: off, refused)") var allowRecipeChange = false
@@ -40,12 +40,14 @@ struct TrainCommand: ParsableCommand {
         let recipe = try recipeOptions.load()
         try runtime.apply(defaultThreads: recipe.int("run", "threads"))
         try recipe.validateForTraining()
-        let runDir = try out ?? (recipe.requiredString("run", "dir") + "/segmenter")
         // A weakly-supervised run must never train on the ground truth by accident.
         guard let source = labels.map({ $0 == "gt" ? $0 : absolutePath($0) }) ?? recipe.string("pseudo", "labels") else {
             throw ValidationError("no label source: give --labels DIR (pseudo-labels), set pseudo.labels in \(recipe.path), or --labels gt for the fully-supervised upper bound")
         }
         let labelFolder: String? = source == "gt" ? nil : source
+        // Named like the pipeline's segmenter folders: segmenter_<label source>.
+        let runDir = try out.map(absolutePath)
+            ?? (recipe.requiredString("run", "dir") + "/segmenter_" + (labelFolder.map { ($0 as NSString).lastPathComponent } ?? "gt"))
         Log.info("train: labels " + (labelFolder.map { "from \($0)" } ?? "from the ground truth (fully supervised: an upper bound, not a WSSS result)"))
         let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), resume: resume,
                                   overwrite: overwrite, allowRecipeChange: allowRecipeChange)
