@@ -294,12 +294,7 @@ public final class Pipeline {
                     self.events.progress("pseudo/\(source)", counter.next(), dataset.samples.count, "")
                 }
                 events.message("pseudo: \(outcome.images) label PNGs in \(folder)")
-                if outcome.clippedBoxes + outcome.outsideBoxes > 0 {
-                    events.message("pseudo: warning: \(outcome.clippedBoxes) detection boxes were clipped to their image, \(outcome.outsideBoxes) lay wholly outside it and were dropped")
-                }
-                if !outcome.strayDetectionIDs.isEmpty {
-                    events.message("pseudo: warning: \(outcome.strayDetectionIDs.count) detection ids are not in split \(trainSplit): \(outcome.strayDetectionIDs.prefix(5).joined(separator: ", "))")
-                }
+                for warning in outcome.warnings(split: trainSplit) { events.message("pseudo: warning: " + warning) }
                 guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
                 try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys])
                     .write(to: URL(fileURLWithPath: scorePath))

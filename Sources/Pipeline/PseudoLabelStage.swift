@@ -44,6 +44,21 @@ public struct PseudoLabelStage {
         public var outsideBoxes = 0
         /// Ids in the detection file that name no image of the split.
         public var strayDetectionIDs: [String] = []
+
+        /// One line per thing a user should know: boxes that matched nothing, were clipped or
+        /// dropped, detections for images not in `split`.
+        public func warnings(split: String) -> [String] {
+            var lines: [String] = []
+            if unmatchedBoxes > 0 { lines.append("\(unmatchedBoxes) boxes matched no proposal") }
+            if clippedBoxes + outsideBoxes > 0 {
+                lines.append("\(clippedBoxes) detection boxes were clipped to their image, \(outsideBoxes) lay wholly outside it and were dropped")
+            }
+            if !strayDetectionIDs.isEmpty {
+                lines.append("the detection file has detections for \(strayDetectionIDs.count) ids that are not in split \(split): "
+                    + strayDetectionIDs.prefix(5).joined(separator: ", ") + (strayDetectionIDs.count > 5 ? ", …" : ""))
+            }
+            return lines
+        }
     }
 
     /// Labels every sample of `dataset`; `progress` is called once per image (from worker threads).

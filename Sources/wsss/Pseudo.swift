@@ -118,15 +118,8 @@ struct Pseudo: ParsableCommand {
     static func run(_ stage: PseudoLabelStage, on dataset: VOCDataset, label: String) throws -> (SegmentationReport, Int)? {
         let progress = ProgressBar("pseudo \(label)", total: dataset.samples.count)
         let outcome = try stage.run(on: dataset) { progress.advance() }
-        Log.info("pseudo: \(outcome.images) label PNGs in \(stage.outDirectory)" + (outcome.unmatchedBoxes > 0 ? "; \(outcome.unmatchedBoxes) boxes matched no proposal" : ""))
-        if outcome.outsideBoxes > 0 || outcome.clippedBoxes > 0 {
-            Log.info("pseudo: warning: \(outcome.clippedBoxes) detection boxes were clipped to their image, \(outcome.outsideBoxes) lay wholly outside it and were dropped")
-        }
-        if !outcome.strayDetectionIDs.isEmpty, let file = stage.labeler.detectionFile {
-            let ids = outcome.strayDetectionIDs
-            Log.info("pseudo: warning: \(file.path) has detections for \(ids.count) ids that are not in split \(dataset.split): "
-                + ids.prefix(5).joined(separator: ", ") + (ids.count > 5 ? ", …" : ""))
-        }
+        Log.info("pseudo: \(outcome.images) label PNGs in \(stage.outDirectory)")
+        for warning in outcome.warnings(split: dataset.split) { Log.info("pseudo: warning: " + warning) }
         guard let report = outcome.report else {
             Log.info("pseudo: no ground truth to score against")
             return nil
