@@ -64,7 +64,4 @@ struct PipelineCommand: ParsableCommand {
     }
 }
 
-extension String {
-    var absolutePath: String { hasPrefix("/") ? self : FileManager.default.currentDirectoryPath + "/" + self }
-}
 
