@@ -93,17 +93,7 @@ struct RunComponents {
     init(_ runs: ColumnRuns) {
         let n = runs.count
         var parent = (0..<Int32(n)).map { $0 }
-        func find(_ i: Int) -> Int {
-            var r = i
-            while Int(parent[r]) != r { r = Int(parent[r]) }
-            var k = i
-            while Int(parent[k]) != r {
-                let next = Int(parent[k])
-                parent[k] = Int32(r)
-                k = next
-            }
-            return r
-        }
+        func find(_ i: Int) -> Int { DisjointSets.find(&parent, i) }
         // Runs of adjacent columns touch (8-connectivity) when their rows overlap or meet
         // diagonally: c <= b and a <= d for rows a..<b and c..<d. Runs of one column never touch.
         var previous = 0..<0  // runs of column x - 1
@@ -119,8 +109,7 @@ struct RunComponents {
                     while p < previous.upperBound && runs.end[p] < runs.start[q] { p += 1 }
                     var t = p
                     while t < previous.upperBound && runs.start[t] <= runs.end[q] {
-                        let (ra, rb) = (find(t), find(q))
-                        if ra < rb { parent[rb] = Int32(ra) } else if rb < ra { parent[ra] = Int32(rb) }
+                        DisjointSets.union(&parent, t, q)
                         t += 1
                     }
                 }
@@ -189,5 +178,26 @@ extension AMG {
     public static func batchedMaskToBox(_ mask: SegmentMask) -> BoxXYXY {
         guard let b = mask.boundingBox else { return BoxXYXY(x0: 0, y0: 0, x1: 0, y1: 0) }
         return BoxXYXY(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)
+    }
+}
+
+/// Union-find over indices whose root is always the smallest index of its set, with path
+/// compression; shared by the pixel and the run component labelers.
+enum DisjointSets {
+    static func find<P: MutableCollection>(_ parent: inout P, _ i: Int) -> Int where P.Element == Int32, P.Index == Int {
+        var r = i
+        while Int(parent[r]) != r { r = Int(parent[r]) }
+        var k = i
+        while Int(parent[k]) != r {
+            let next = Int(parent[k])
+            parent[k] = Int32(r)
+            k = next
+        }
+        return r
+    }
+
+    static func union<P: MutableCollection>(_ parent: inout P, _ a: Int, _ b: Int) where P.Element == Int32, P.Index == Int {
+        let (ra, rb) = (find(&parent, a), find(&parent, b))
+        if ra < rb { parent[rb] = Int32(ra) } else if rb < ra { parent[ra] = Int32(rb) }
     }
 }

@@ -430,24 +430,12 @@ struct ConnectedComponents {
         var sizes = [0]
         var parent = [Int32](repeating: -1, count: count)
         pixels.withUnsafeBufferPointer { fg in
-            parent.withUnsafeMutableBufferPointer { parent in
+            parent.withUnsafeMutableBufferPointer { parentBuffer in
                 labels.withUnsafeMutableBufferPointer { labels in
                     // Union-find over pixel indices; the root of a set is its smallest index.
-                    func find(_ i: Int) -> Int {
-                        var r = i
-                        while Int(parent[r]) != r { r = Int(parent[r]) }
-                        var k = i
-                        while Int(parent[k]) != r {
-                            let next = Int(parent[k])
-                            parent[k] = Int32(r)
-                            k = next
-                        }
-                        return r
-                    }
-                    func union(_ a: Int, _ b: Int) {
-                        let (ra, rb) = (find(a), find(b))
-                        if ra < rb { parent[rb] = Int32(ra) } else if rb < ra { parent[ra] = Int32(rb) }
-                    }
+                    var parent = parentBuffer
+                    func find(_ i: Int) -> Int { DisjointSets.find(&parent, i) }
+                    func union(_ a: Int, _ b: Int) { DisjointSets.union(&parent, a, b) }
                     // Raster pass: join each pixel with its left, up-left, up and up-right neighbours.
                     for y in 0..<height {
                         for x in 0..<width where fg[y * width + x] {
