@@ -2,7 +2,7 @@ import Autograd
 
 /// The shape of a ResNet: depth, block style, widths, per-stage stride and dilation.
 public struct ResNetConfiguration: Codable, Equatable, Sendable {
-    /// 18, 34, 50 or 101.
+    /// 18, 34, 50 or 101 (`ResNetDepth`).
     public var depth: Int
     public var style: BlockStyle
     /// Stem output channels (64 in the reference networks).
@@ -20,7 +20,7 @@ public struct ResNetConfiguration: Codable, Equatable, Sendable {
 
     public init(depth: Int, style: BlockStyle, stemChannels: Int = 64, planes: [Int] = [64, 128, 256, 512],
                 strides: [Int] = [1, 2, 2, 2], dilations: [Int] = [1, 1, 1, 1], stemPoolCeil: Bool = false, frozenBN: Bool = false) {
-        precondition([18, 34, 50, 101].contains(depth), "ResNet: depth \(depth) is not 18, 34, 50 or 101")
+        precondition(ResNetDepth(rawValue: depth) != nil, "ResNet: depth \(depth) is not \(ResNetDepth.phrase)")
         precondition(planes.count == 4 && strides.count == 4 && dilations.count == 4, "ResNet: four stages")
         self.depth = depth
         self.style = style

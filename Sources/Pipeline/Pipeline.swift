@@ -32,10 +32,10 @@ public struct SegmenterResult: Sendable {
 
 /// What a pipeline run produced (also written to `run.dir/summary.json`).
 public struct PipelineSummary: Sendable {
-    public var source: String
+    public var source: LabelSource
     /// Pseudo-label mIoU (%) against ground truth, per source.
-    public var pseudoMIoU: [String: Double] = [:]
-    public var segmenters: [String: SegmenterResult] = [:]
+    public var pseudoMIoU: [LabelSource: Double] = [:]
+    public var segmenters: [LabelSource: SegmenterResult] = [:]
     /// Seconds per step and per stage (the part of the step name before "/").
     public var stepSeconds: [String: Double] = [:]
     /// Steps whose outputs existed; their times are those of the run that made them.
@@ -51,15 +51,15 @@ public struct PipelineSummary: Sendable {
     public var jsonObject: [String: Any] {
         let main = segmenters[source]
         var object: [String: Any] = [
-            "pseudo_miou": pseudoMIoU, "stage_seconds": stageSeconds, "step_seconds": stepSeconds, "checkpoint": main?.checkpoint ?? NSNull(),
-            "val_miou": main?.miou["val"] ?? NSNull(), "test_miou": main?.miou["test"] ?? NSNull(), "source": source,
+            "pseudo_miou": Dictionary(uniqueKeysWithValues: pseudoMIoU.map { ($0.key.rawValue, $0.value) }), "stage_seconds": stageSeconds, "step_seconds": stepSeconds, "checkpoint": main?.checkpoint ?? NSNull(),
+            "val_miou": main?.miou["val"] ?? NSNull(), "test_miou": main?.miou["test"] ?? NSNull(), "source": source.rawValue,
         ]
         if segmenters.count > 1 {
-            object["segmenters"] = segmenters.mapValues { r -> [String: Any] in
+            object["segmenters"] = Dictionary(uniqueKeysWithValues: segmenters.map { source, r -> (String, [String: Any]) in
                 var entry: [String: Any] = ["checkpoint": r.checkpoint]
                 for (split, miou) in r.miou { entry["\(split)_miou"] = miou }
-                return entry
-            }
+                return (source.rawValue, entry)
+            })
         }
         return object
     }
@@ -68,14 +68,14 @@ public struct PipelineSummary: Sendable {
     public var table: String {
         var lines = ["", "pseudo-labels (train)      mIoU (%)"]
         for (name, miou) in pseudoMIoU.sorted(by: { $0.value < $1.value }) {
-            lines.append("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
+            lines.append("  " + name.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
         }
         lines.append("")
         lines.append("segmenter trained on      val mIoU  test mIoU")
-        for (name, r) in segmenters.sorted(by: { $0.key < $1.key }) {
+        for (name, r) in segmenters.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             let v = r.miou["val"].map { String(format: "%8.2f", $0) } ?? "       -"
             let t = r.miou["test"].map { String(format: "%9.2f", $0) } ?? "        -"
-            lines.append("  " + (name + (name == source ? " *" : "")).padding(toLength: 24, withPad: " ", startingAt: 0) + " \(v) \(t)")
+            lines.append("  " + (name.rawValue + (name == source ? " *" : "")).padding(toLength: 24, withPad: " ", startingAt: 0) + " \(v) \(t)")
         }
         lines.append("")
         lines.append("stage          seconds")
@@ -98,7 +98,7 @@ public final class Pipeline {
     public let recipe: Recipe
     /// Train (and evaluate) a segmenter for every `pseudo.compare` source too.
     public var compare = false
-    public var proposalSources: [String: ProposalSource] = [:]
+    public var proposalSources: [LabelSource: ProposalSource] = [:]
     public var boxPrompter: BoxPrompter?
     public var seedSource: SeedSource?
     public var events = PipelineEvents()
@@ -109,27 +109,29 @@ public final class Pipeline {
     /// it; the old outputs are moved aside) — or, when true, the run stops listing the changes.
     public var refuseReruns = false
 
+    /// - Throws: `RecipeError` when the recipe names no `run.dir` or `data.root`.
     public init(recipe: Recipe) throws {
-        try recipe.validateForTraining()
+        _ = try recipe.runDirectory()
+        _ = try recipe.required(recipe.data.root, "data.root")
         self.recipe = recipe
     }
 
-    public var runDirectory: String { (try? recipe.requiredString("run", "dir")) ?? "" }
+    public var runDirectory: String { recipe.run.dir ?? "" }
 
     /// Runs every stage and writes `summary.json`.
     /// - Throws: the first stage's error (`TrainingInterrupted` after SIGINT/SIGTERM once the
     ///   checkpoint is saved), `RunFolderError` when another run holds the folder.
     @discardableResult
     public func run() throws -> PipelineSummary {
-        let runDir = try recipe.requiredString("run", "dir")
-        let root = try recipe.requiredString("data", "root")
+        let runDir = try recipe.runDirectory()
+        let root = try recipe.required(recipe.data.root, "data.root")
         // One pipeline per run folder (stages lock their own sub-folders too).
         let lock = try RunFolder.Lock(directory: runDir)
         defer { withExtendedLifetime(lock) {} }
         // A skipped step keeps the time of the run that made its output (the previous summary.json).
         let previousSteps = (FileManager.default.contents(atPath: runDir + "/summary.json")
             .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })?["step_seconds"] as? [String: Double] ?? [:]
-        let mainSource = recipe.string("pseudo", "source")!
+        let mainSource = recipe.pseudo.source
         var summary = PipelineSummary(source: mainSource)
         // The run folder's own TensorBoard events (pseudo-label scores); stages write theirs in their folders.
         let board = try TensorBoardWriter(logDirectory: runDir)
@@ -175,13 +177,14 @@ public final class Pipeline {
             }
             return exists
         }
-        let trainSplit = recipe.string("data", "train_split")!
-        let sources = [mainSource] + recipe.strings("pseudo", "compare").filter { $0 != mainSource }
+        let trainSplit = recipe.data.trainSplit
+        var sources = [mainSource]
+        for source in recipe.pseudo.compare where !sources.contains(source) { sources.append(source) }
         let dataKeys = recipe.effectiveValues(ofKeys: ["data.root", "data.train_split", "data.classes", "data.image_labels", "run.seed"])
         let camTrainProvenance = Provenance(
             dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.bg_threshold"])) { a, _ in a })
         let camInferProvenance = Provenance(recipe.effectiveValues(ofKeys: ["cam.inference_scales"]), upstream: [("cam_train", camTrainProvenance)])
-        let needsCAM = seedSource == nil && recipe.string("pseudo", "seeds") == nil && sources.contains { ["cam", "sepl", "boxes"].contains($0) }
+        let needsCAM = seedSource == nil && recipe.pseudo.seeds == nil && sources.contains { [.cam, .sepl, .boxes].contains($0) }
 
         // 1. CAM classifier and CAMs.
         let camDir = runDir + "/cam"
@@ -193,7 +196,7 @@ public final class Pipeline {
                     return skip("cam_train", camDir + "/cam_final.h5")
                 }
                 let options = recipe.camOptions
-                try CAMTraining.train(dataset: try recipe.dataset(split: trainSplit), options: options, outDirectory: camDir, initFrom: recipe.string("cam", "init")) {
+                try CAMTraining.train(dataset: try recipe.dataset(split: trainSplit), options: options, outDirectory: camDir, initFrom: recipe.cam.`init`) {
                     iteration, loss in self.events.progress("cam_train", iteration, options.iterations, String(format: "loss %.4f", loss))
                 }
                 try camTrainProvenance.write(record)
@@ -214,20 +217,20 @@ public final class Pipeline {
         var samModel: SAM?
         func sam() throws -> SAM {
             if let samModel { return samModel }
-            guard let checkpoint = recipe.string("pseudo", "sam_checkpoint") else {
+            guard let checkpoint = recipe.pseudo.samCheckpoint else {
                 throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
             }
-            let model = try SAMWeights.load(checkpoint, configuration: try recipe.string("pseudo", "sam_config").map(SAMConfiguration.resolve))
+            let model = try SAMWeights.load(checkpoint, configuration: try recipe.pseudo.samConfig.map(SAMConfiguration.resolve))
             samModel = model
             return model
         }
-        func proposals(for source: String, dataset: VOCDataset) throws -> ProposalSource? {
+        func proposals(for source: LabelSource, dataset: VOCDataset) throws -> ProposalSource? {
             if let custom = proposalSources[source] { return custom }
-            guard source == "sepl" || source == "boxes", let spec = recipe.string("pseudo", "proposals") else { return nil }
+            guard source == .sepl || source == .boxes, let spec = recipe.pseudo.proposals else { return nil }
             if spec == "sam" {
                 // Boxes with a SAM checkpoint prompt SAM with each box instead (Sun et al.).
-                guard source == "sepl" else { return nil }
-                let cache = recipe.string("pseudo", "sam_cache") ?? runDir + "/sam_masks"
+                guard source == .sepl else { return nil }
+                let cache = recipe.pseudo.samCache ?? runDir + "/sam_masks"
                 // Cached masks are only reused for the same model and generator settings.
                 let samProvenance = Provenance(
                     recipe.effectiveValues(ofKeys: ["pseudo.sam_checkpoint", "pseudo.sam_config"]).merging(recipe.effectiveValues(of: ["sam"])) { a, _ in a })
@@ -243,37 +246,37 @@ public final class Pipeline {
                 events.message("pseudo: SAM masks in \(cache) (\(result.computed) computed, \(result.cached) cached)")
                 return result.source
             }
-            let f = recipe.doubles("pseudo", "felzenszwalb")
+            let f = recipe.pseudo.felzenszwalb
             return try PseudoLabelStage.proposalSource(
                 spec, felzenszwalb: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])), relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
         }
-        func prompter(for source: String) throws -> BoxPrompter? {
-            guard source == "boxes" else { return nil }
+        func prompter(for source: LabelSource) throws -> BoxPrompter? {
+            guard source == .boxes else { return nil }
             if let boxPrompter { return boxPrompter }
-            let spec = recipe.string("pseudo", "proposals")
-            guard let checkpoint = recipe.string("pseudo", "sam_checkpoint"), proposalSources[source] == nil, spec == nil || spec == "sam" else { return nil }
+            let spec = recipe.pseudo.proposals
+            guard let checkpoint = recipe.pseudo.samCheckpoint, proposalSources[source] == nil, spec == nil || spec == "sam" else { return nil }
             return SAMBoxPrompter(model: try sam(), name: "sam:" + checkpoint)
         }
-        var pseudoProvenance: [String: Provenance] = [:]
+        var pseudoProvenance: [LabelSource: Provenance] = [:]
         for source in sources {
             let folder = "\(runDir)/pseudo/\(source)"
             let scorePath = folder + "/score.json"
             // The keys each source reads (changing SEPL's shares must not retrain the GT segmenter).
             let keys: [String]
             switch source {
-            case "gt": keys = []
-            case "cam", "folder": keys = ["pseudo.seeds", "cam.bg_threshold"]
-            case "sepl":
+            case .gt: keys = []
+            case .cam, .folder: keys = ["pseudo.seeds", "cam.bg_threshold"]
+            case .sepl:
                 keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts",
-                        "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + Recipe.schema["sam"]!.keys.map { "sam.\($0)" }.sorted()
-            default:
+                        "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
+            case .boxes:
                 keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.felzenszwalb",
                         "pseudo.sam_checkpoint", "pseudo.sam_config"]
             }
             var own = recipe.effectiveValues(ofKeys: keys).merging(dataKeys) { a, _ in a }
-            own["source"] = source
+            own["source"] = source.rawValue
             if let custom = proposalSources[source] { own["custom.proposals"] = custom.name }
-            let provenance = Provenance(own, upstream: needsCAM && !["gt", "folder"].contains(source) ? [("cam_infer", camInferProvenance)] : [])
+            let provenance = Provenance(own, upstream: needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : [])
             pseudoProvenance[source] = provenance
             try stage("pseudo/\(source)") {
                 let record = runDir + "/provenance_pseudo_\(source).json"
@@ -285,7 +288,7 @@ public final class Pipeline {
                     return
                 }
                 let dataset = try recipe.dataset(split: trainSplit)
-                let seeds = source == "gt" ? nil : try seedSource ?? recipe.seedSource(camFile: camFile)
+                let seeds = source == .gt ? nil : try seedSource ?? recipe.seedSource(camFile: camFile)
                 let labeler = try PseudoLabeler(
                     method: try recipe.pseudoLabelMethod(source), seeds: seeds, proposals: try proposals(for: source, dataset: dataset),
                     boxPrompter: try prompter(for: source), classNames: dataset.classes.names)
@@ -324,7 +327,7 @@ public final class Pipeline {
                 return path
             }
             var result = SegmenterResult(checkpoint: checkpoint)
-            for split in recipe.strings("eval", "splits") {
+            for split in recipe.eval.splits {
                 let evalProvenance = Provenance(
                     recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"]).merging(["split": split]) { a, _ in a },
                     upstream: [("train/\(source)", trainProvenance)])
@@ -338,7 +341,7 @@ public final class Pipeline {
                     }
                     let dataset = try recipe.dataset(split: split, requireLabels: true)
                     let report = try EvaluationStage.evaluate(
-                        checkpoint: checkpoint, dataset: dataset, scales: recipe.doubles("eval", "scales"), flip: recipe.bool("eval", "flip")
+                        checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip
                     ) { done, total in self.events.progress("eval/\(source)/\(split)", done, total, "") }
                     try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
                         .write(to: URL(fileURLWithPath: evalPath))
@@ -358,12 +361,12 @@ public final class Pipeline {
     /// DeepLab-v2 on a label folder into `runDirectory`, resuming from its newest checkpoint.
     func trainSegmenter(labels: String, runDirectory: String, step: String) throws -> String {
         let options = recipe.segmentationOptions
-        let dataset = try recipe.dataset(split: recipe.string("data", "train_split")!, labels: labels, requireLabels: true)
-        let validation = try? recipe.dataset(split: recipe.string("data", "val_split")!, requireLabels: true)
+        let dataset = try recipe.dataset(split: recipe.data.trainSplit, labels: labels, requireLabels: true)
+        let validation = try? recipe.dataset(split: recipe.data.valSplit, requireLabels: true)
         return try SegmentationTraining.train(
             dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
-            initFrom: recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), initExclude: recipe.strings("model", "init_exclude"),
-            resume: "auto", notice: { self.events.message("train: \($0)") },
+            initFrom: recipe.segmenterInit(runDirectory: try recipe.runDirectory()), initExclude: recipe.model.initExclude,
+            resume: .latest, notice: { self.events.message("train: \($0)") },
             started: { self.events.progress(step, $0, options.iterations, $0 > 0 ? "resumed" : "") }, shouldStop: shouldStop,
             report: { p in
                 self.events.progress(step, p.iteration, options.iterations, String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))

@@ -29,9 +29,9 @@ public enum RunReport {
         if !summary.pseudoMIoU.isEmpty {
             html += "<h2>Pseudo-labels (train split) against ground truth</h2>\n"
             let perClass = summary.pseudoMIoU.keys.sorted().map { source in
-                (source, classScores(at: "\(runDirectory)/pseudo/\(source)/score.json"))
+                (source.rawValue, classScores(at: "\(runDirectory)/pseudo/\(source)/score.json"))
             }
-            html += table(rows: perClass, main: summary.source)
+            html += table(rows: perClass, main: summary.source.rawValue)
         }
         // Segmenters.
         if !summary.segmenters.isEmpty {
@@ -39,7 +39,7 @@ public enum RunReport {
             let splits = Set(summary.segmenters.values.flatMap { $0.miou.keys }).sorted()
             html += splits.map { "<th>\(escape($0)) mIoU</th>" }.joined() + "</tr>\n"
             for (source, result) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
-                html += "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(source))\(source == summary.source ? " *" : "")</td>"
+                html += "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(source.rawValue))\(source == summary.source ? " *" : "")</td>"
                 html += splits.map { s in "<td>\(result.miou[s].map { String(format: "%.2f", $0) } ?? "–")</td>" }.joined() + "</tr>\n"
             }
             html += "</table>\n"
@@ -47,10 +47,10 @@ public enum RunReport {
                 let folder = "\(runDirectory)/segmenter_\(source)"
                 let evals = splits.map { ($0, classScores(at: "\(folder)/eval_\($0).json")) }.filter { !$0.1.isEmpty }
                 if !evals.isEmpty {
-                    html += "<h3>Per class: segmenter trained on \(escape(source))</h3>\n" + table(rows: evals, main: nil)
+                    html += "<h3>Per class: segmenter trained on \(escape(source.rawValue))</h3>\n" + table(rows: evals, main: nil)
                 }
                 if let curves = dataURI(png: "\(folder)/curves.png") {
-                    html += "<h3>Training curves: \(escape(source))</h3>\n<img alt=\"training curves, \(escape(source))\" src=\"\(curves)\">\n"
+                    html += "<h3>Training curves: \(escape(source.rawValue))</h3>\n<img alt=\"training curves, \(escape(source.rawValue))\" src=\"\(curves)\">\n"
                 }
             }
         }
@@ -60,10 +60,10 @@ public enum RunReport {
             let folder = "\(runDirectory)/pseudo/\(source)/visualize"
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".png") }.sorted().prefix(maxPanels)
             guard !names.isEmpty else { continue }
-            gallery += "<h3>\(escape(source))</h3>\n"
+            gallery += "<h3>\(escape(source.rawValue))</h3>\n"
             for name in names {
                 if let uri = dataURI(png: "\(folder)/\(name)") {
-                    gallery += "<img alt=\"\(escape(source)) \(escape(name))\" src=\"\(uri)\"><br>\n"
+                    gallery += "<img alt=\"\(escape(source.rawValue)) \(escape(name))\" src=\"\(uri)\"><br>\n"
                 }
             }
         }

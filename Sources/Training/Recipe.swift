@@ -1,59 +1,32 @@
 import Foundation
 import Yams
 
-/// A training recipe: a YAML file of sections holding every hyper-parameter of the pipeline.
-/// Unknown sections or keys and values of the wrong type are errors naming the key and the
-/// file; `--set section.key=value` overrides apply on top (values parsed as YAML).
-public struct Recipe: @unchecked Sendable {  // immutable after init
+/// A training recipe: a YAML file of sections holding every hyper-parameter of the pipeline,
+/// decoded once into typed sections (`recipe.train.lr`, `recipe.model.depth`…). Unknown sections
+/// or keys, values of the wrong type or out of range are errors naming the key and the file;
+/// `--set section.key=value` overrides apply on top (values parsed as YAML).
+public struct Recipe: Sendable {
     public let path: String
     /// The text as written plus overrides (stored in checkpoints).
     public let text: String
-    let values: [String: [String: Any]]  // section → key → value
+    public var data = DataSection()
+    public var run = RunSection()
+    public var cam = CAMSection()
+    public var pseudo = PseudoSection()
+    public var sam = SAMSection()
+    public var model = ModelSection()
+    public var train = TrainSection()
+    public var eval = EvalSection()
 
-    /// The schema: section → key → (type, default). A nil default means "none".
-    public nonisolated(unsafe) static let schema: [String: [String: (RecipeType, Any?)]] = [
-        "data": [
-            "root": (.string, nil), "train_split": (.string, "train"), "val_split": (.string, "val"),
-            "test_split": (.string, "test"), "classes": (.string, nil), "image_labels": (.string, nil),
-        ],
-        "run": ["dir": (.string, nil), "threads": (.int, nil), "seed": (.int, 0)],
-        "cam": [
-            "iterations": (.int, 3300), "batch": (.int, 16), "crop": (.int, 512), "scales": (.doubles, [0.5, 1.5]),
-            "lr": (.double, 0.01), "classifier_lr_mult": (.double, 10.0), "weight_decay": (.double, 1e-4),
-            "width_divisor": (.int, 1), "frozen_bn": (.bool, true), "init": (.string, nil),
-            "inference_scales": (.doubles, [1.0, 0.5, 1.5, 2.0]), "bg_threshold": (.double, 0.15),
-            "checkpoint_every": (.int, 500),
-        ],
-        "pseudo": [
-            "source": (.string, "sepl"), "proposals": (.string, nil), "seeds": (.string, nil), "detections": (.string, nil),
-            "mask_share": (.double, 0.5), "region_share": (.double, 0.85), "ignore_conflicts": (.bool, false),
-            "box_threshold": (.double, 0.3), "felzenszwalb": (.doubles, [100.0, 0.8, 20.0]), "compare": (.strings, []),
-            "labels": (.string, nil), "sam_checkpoint": (.string, nil), "sam_config": (.string, nil), "sam_cache": (.string, nil),
-        ],
-        // SAM's automatic mask generator (pseudo.proposals: sam), named as the official keyword arguments.
-        "sam": [
-            "points_per_side": (.int, 32), "points_per_batch": (.int, 64), "pred_iou_thresh": (.double, 0.88),
-            "stability_score_thresh": (.double, 0.95), "stability_score_offset": (.double, 1.0), "box_nms_thresh": (.double, 0.7),
-            "crop_n_layers": (.int, 0), "crop_nms_thresh": (.double, 0.7), "crop_overlap_ratio": (.double, 512.0 / 1500.0),
-            "crop_n_points_downscale_factor": (.int, 1), "min_mask_region_area": (.int, 0),
-        ],
-        "model": [
-            "arch": (.string, "deeplabv2-resnet101"), "depth": (.int, 101), "width_divisor": (.int, 1),
-            "frozen_bn": (.bool, true), "msc": (.bool, true), "init": (.string, nil), "init_exclude": (.strings, ["aspp.*"]),
-        ],
-        "train": [
-            "iterations": (.int, 20000), "batch": (.int, 5), "accumulation": (.int, 2), "crop": (.int, 321),
-            "scales": (.doubles, [0.5, 1.5]), "preprocessing": (.string, "caffe"), "lr": (.double, 2.5e-4),
-            "aspp_weight_lr_mult": (.double, 10.0), "aspp_bias_lr_mult": (.double, 20.0), "power": (.double, 0.9),
-            "momentum": (.double, 0.9), "weight_decay": (.double, 5e-4), "checkpoint_every": (.int, 1000),
-            "keep_last": (.int, 3), "eval_every": (.int, 2000), "log_every": (.int, 10),
-        ],
-        "eval": ["scales": (.doubles, [1.0]), "flip": (.bool, false), "splits": (.strings, ["val", "test"])],
+    /// Each section's name and keys, in the order they are documented.
+    public static let sections: [(name: String, keys: [String])] = [
+        (DataSection.name, DataSection.keyNames), (RunSection.name, RunSection.keyNames), (CAMSection.name, CAMSection.keyNames),
+        (PseudoSection.name, PseudoSection.keyNames), (SAMSection.name, SAMSection.keyNames), (ModelSection.name, ModelSection.keyNames),
+        (TrainSection.name, TrainSection.keyNames), (EvalSection.name, EvalSection.keyNames),
     ]
 
-    public enum RecipeType: String, Sendable {
-        case string, int, double, bool, doubles = "list of numbers", strings = "list of strings"
-    }
+    /// Every key, as "section.key".
+    public static var allKeys: [String] { sections.flatMap { section in section.keys.map { "\(section.name).\($0)" } } }
 
     public init(path: String, overrides: [String] = []) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw RecipeError(path: path, message: "no such file") }
@@ -63,22 +36,27 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
     public init(text: String, path: String, overrides: [String] = []) throws {
         let loaded: Any?
         do { loaded = try Yams.load(yaml: text) } catch { throw RecipeError(path: path, message: "not valid YAML (\(error))") }
-        var values: [String: [String: Any]] = [:]
+        let known = Dictionary(uniqueKeysWithValues: Self.sections.map { ($0.name, Set($0.keys)) })
+        var values: [String: [String: Any]] = [:]  // section → key → value as YAML gave it
+        var origin: [String: String] = [:]  // "section.key" → where it was set, for messages
         if let loaded {
-            guard let top = loaded as? [String: Any] else { throw RecipeError(path: path, message: "expected sections (data, cam, pseudo, sam, model, train, eval, run)") }
+            guard let top = loaded as? [String: Any] else {
+                throw RecipeError(path: path, message: "expected sections (\(Self.sections.map(\.name).joined(separator: ", ")))")
+            }
             for (section, body) in top {
-                guard let keys = Self.schema[section] else {
-                    throw RecipeError(path: path, message: "unknown section '\(section)' (known: \(Self.schema.keys.sorted().joined(separator: ", ")))")
+                guard let keys = known[section] else {
+                    throw RecipeError(path: path, message: "unknown section '\(section)' (known: \(known.keys.sorted().joined(separator: ", ")))")
                 }
                 guard let body = body as? [String: Any] else {
                     if body is NSNull { continue }
                     throw RecipeError(path: path, message: "section '\(section)' must hold keys")
                 }
                 for (key, value) in body {
-                    guard let (type, _) = keys[key] else {
-                        throw RecipeError(path: path, message: "unknown key '\(section).\(key)' (known: \(keys.keys.sorted().joined(separator: ", ")))")
+                    guard keys.contains(key) else {
+                        throw RecipeError(path: path, message: "unknown key '\(section).\(key)' (known: \(keys.sorted().joined(separator: ", ")))")
                     }
-                    values[section, default: [:]][key] = try Self.check(value, type, key: "\(section).\(key)", path: path)
+                    values[section, default: [:]][key] = value
+                    origin["\(section).\(key)"] = path
                 }
             }
         }
@@ -87,9 +65,8 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             guard let eq = item.firstIndex(of: "=") else { throw RecipeError(path: path, message: "--set '\(item)' must be section.key=value") }
             let name = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
             let parts = name.split(separator: ".").map(String.init)
-            guard parts.count == 2, let (type, _) = Self.schema[parts[0]]?[parts[1]] else {
-                let known = Self.schema.flatMap { section, keys in keys.keys.map { "\(section).\($0)" } }
-                let suggestion = known.min { Self.editDistance($0, name) < Self.editDistance($1, name) }
+            guard parts.count == 2, known[parts[0]]?.contains(parts[1]) == true else {
+                let suggestion = Self.allKeys.min { Self.editDistance($0, name) < Self.editDistance($1, name) }
                     .flatMap { Self.editDistance($0, name) <= 2 ? " (did you mean '\($0)'?)" : nil } ?? ""
                 throw RecipeError(path: path, message: "--set: unknown key '\(name)'" + suggestion)
             }
@@ -97,27 +74,125 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             do { parsed = try Yams.load(yaml: raw) } catch {
                 throw RecipeError(path: "--set", message: "'\(name)': '\(raw)' is not a valid YAML value")
             }
-            values[parts[0], default: [:]][parts[1]] = try Self.check(parsed ?? NSNull(), type, key: name, path: "--set")
+            values[parts[0], default: [:]][parts[1]] = parsed ?? NSNull()
+            origin[name] = "--set"
             overrideText += "\n# --set \(item)"
         }
         self.path = path
         self.text = text + overrideText
-        self.values = values
-        try validateValues()
+        data = try Self.decode(values, origin: origin, recipePath: path)
+        run = try Self.decode(values, origin: origin, recipePath: path)
+        cam = try Self.decode(values, origin: origin, recipePath: path)
+        pseudo = try Self.decode(values, origin: origin, recipePath: path)
+        sam = try Self.decode(values, origin: origin, recipePath: path)
+        model = try Self.decode(values, origin: origin, recipePath: path)
+        train = try Self.decode(values, origin: origin, recipePath: path)
+        eval = try Self.decode(values, origin: origin, recipePath: path)
+        for (section, body) in values {
+            for (key, value) in body {
+                let name = "\(section).\(key)"
+                if let (phrase, test) = Self.ranges[name], !(value is NSNull), !test(value) {
+                    throw RecipeError(path: origin[name] ?? path, message: "'\(name)' must be \(phrase), got \(Self.shown(value))")
+                }
+            }
+        }
+    }
+
+    /// One section: the defaults, overlaid with the values set, decoded into `T`. Type errors
+    /// name the key, the expected type and the value given.
+    static func decode<T: RecipeSection>(_ values: [String: [String: Any]], origin: [String: String], recipePath: String) throws -> T {
+        guard let set = values[T.name], !set.isEmpty else { return T() }
+        let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(T())) as? [String: Any] ?? [:]
+        var merged = defaults
+        for (key, value) in set {
+            guard let json = jsonValue(value) else {
+                throw RecipeError(path: origin["\(T.name).\(key)"] ?? recipePath, message: "'\(T.name).\(key)' has a value of an unsupported kind: \(shown(value))")
+            }
+            merged[key] = json
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch let error as DecodingError {
+            // The failing key: the error's coding path names it, or (for some number errors it is
+            // empty) the first key that fails alone over the defaults.
+            let codingPath: [CodingKey] = switch error {
+            case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c): c.codingPath
+            @unknown default: []
+            }
+            let key = codingPath.first?.stringValue ?? set.keys.sorted().first { key in
+                var one = defaults
+                one[key] = jsonValue(set[key]!)
+                return (try? JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: one))) == nil
+            } ?? "?"
+            let problem = switch error {
+            case .typeMismatch(let type, _): "must be \(typePhrase(type))"
+            case .valueNotFound(_, let context): context.codingPath.count > 1 ? "must not hold null" : "has no value (null or empty)"
+            case .dataCorrupted(let context):
+                context.debugDescription.hasPrefix("must") ? context.debugDescription
+                    : T.choices(of: key).map { "must be \($0)" } ?? "must be \(typePhrase(T.propertyValues(of: T()).first { $0.key == key }.map { type(of: $0.value) }))"
+            case .keyNotFound: "is missing"
+            @unknown default: "is not valid"
+            }
+            let name = "\(T.name).\(key)"
+            let item = codingPath.count > 1 ? " (item \((codingPath[1].intValue ?? 0) + 1))" : ""
+            throw RecipeError(path: origin[name] ?? recipePath, message: "'\(name)'\(item) \(problem), got \(shown(set[key] ?? NSNull()))")
+        }
+    }
+
+    /// A YAML value as JSON (nil for timestamps, binary, non-finite numbers and the like).
+    static func jsonValue(_ value: Any) -> Any? {
+        switch value {
+        case is NSNull, is String, is Bool, is Int: return value
+        case let d as Double: return d.isFinite ? d : nil
+        case let list as [Any]:
+            let items = list.map(jsonValue)
+            return items.contains { $0 == nil } ? nil : items.map { $0! }
+        case let map as [String: Any]:
+            var out: [String: Any] = [:]
+            for (k, v) in map { guard let j = jsonValue(v) else { return nil }; out[k] = j }
+            return out
+        default: return nil
+        }
+    }
+
+    static func typePhrase(_ type: Any.Type?) -> String {
+        switch type {
+        case is Int.Type: "an integer"
+        case is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        case is String.Type: "a string"
+        case is [Any].Type, is [Double].Type, is [String].Type: "a list"
+        default: "a value of the key's type"
+        }
+    }
+
+    static func shown(_ value: Any) -> String {
+        switch value {
+        case is NSNull: "null"
+        case let s as String: "'\(s)'"
+        case let list as [Any]: "[" + list.map(shown).joined(separator: ", ") + "]"
+        default: "\(value)"
+        }
     }
 
     /// Ranges of the numeric keys: what a value must satisfy, as a phrase for the error.
     static let ranges: [String: (String, (Any) -> Bool)] = {
+        // A YAML list of numbers arrives as [Any] of Int and Double.
+        func numbers(_ value: Any) -> [Double]? {
+            guard let list = value as? [Any] else { return nil }
+            let out = list.compactMap { ($0 as? Double) ?? ($0 as? Int).map(Double.init) }
+            return out.count == list.count ? out : nil
+        }
         func number(_ test: @escaping (Double) -> Bool) -> (Any) -> Bool { { ($0 as? Double).map(test) ?? ($0 as? Int).map { test(Double($0)) } ?? false } }
         func list(_ count: ClosedRange<Int>, _ test: @escaping (Double) -> Bool) -> (Any) -> Bool {
-            { value in (value as? [Double]).map { count.contains($0.count) && $0.allSatisfy(test) } ?? false }
+            { value in numbers(value).map { count.contains($0.count) && $0.allSatisfy(test) } ?? false }
         }
         let atLeastOne = ("an integer ≥ 1", number { $0 >= 1 })
         let positive = ("a number > 0", number { $0 > 0 })
         let nonNegative = ("a number ≥ 0", number { $0 >= 0 })
         let share = ("a number in [0, 1]", number { $0 >= 0 && $0 <= 1 })
         let scaleRange = ("two scales low, high with 0 < low ≤ high", { (v: Any) -> Bool in
-            guard let l = v as? [Double], l.count == 2 else { return false }
+            guard let l = numbers(v), l.count == 2 else { return false }
             return l[0] > 0 && l[0] <= l[1]
         })
         let scales = ("a non-empty list of scales > 0", list(1...64) { $0 > 0 })
@@ -128,7 +203,7 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
             "cam.inference_scales": scales, "cam.bg_threshold": share, "cam.checkpoint_every": atLeastOne,
             "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share,
             "pseudo.felzenszwalb": ("scale > 0, sigma ≥ 0, minimum size ≥ 0", { v in
-                guard let l = v as? [Double], l.count == 3 else { return false }
+                guard let l = numbers(v), l.count == 3 else { return false }
                 return l[0] > 0 && l[1] >= 0 && l[2] >= 0
             }),
             "model.width_divisor": atLeastOne,
@@ -146,23 +221,6 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
         ]
     }()
 
-    /// Every value set (in the file or by --set) is checked against its range, and a key whose
-    /// default is a value may not be set to null (`--set train.lr=`).
-    func validateValues() throws {
-        for (section, body) in values {
-            for (key, value) in body {
-                let name = "\(section).\(key)"
-                if value is NSNull {
-                    if Self.schema[section]![key]!.1 != nil { throw RecipeError(path: path, message: "'\(name)' has no value (null or empty)") }
-                    continue
-                }
-                if let (phrase, test) = Self.ranges[name], !test(value) {
-                    throw RecipeError(path: path, message: "'\(name)' must be \(phrase), got \(value)")
-                }
-            }
-        }
-    }
-
     /// Levenshtein distance, for "did you mean" suggestions.
     static func editDistance(_ a: String, _ b: String) -> Int {
         let (a, b) = (Array(a), Array(b))
@@ -179,47 +237,10 @@ public struct Recipe: @unchecked Sendable {  // immutable after init
         return row[b.count]
     }
 
-    static func check(_ value: Any, _ type: RecipeType, key: String, path: String) throws -> Any {
-        if value is NSNull { return NSNull() }
-        func fail() -> RecipeError { RecipeError(path: path, message: "'\(key)' must be a \(type.rawValue), got \(value)") }
-        switch type {
-        case .string: guard let v = value as? String else { throw fail() }; return v
-        case .int: guard let v = value as? Int else { throw fail() }; return v
-        case .double:
-            if let v = value as? Double { return v }
-            if let v = value as? Int { return Double(v) }
-            throw fail()
-        case .bool: guard let v = value as? Bool else { throw fail() }; return v
-        case .doubles:
-            guard let list = value as? [Any] else { throw fail() }
-            return try list.map { item -> Double in
-                if let v = item as? Double { return v }
-                if let v = item as? Int { return Double(v) }
-                throw fail()
-            }
-        case .strings:
-            guard let list = value as? [Any], list.allSatisfy({ $0 is String }) else { throw fail() }
-            return list as! [String]
-        }
-    }
-
-    func value(_ section: String, _ key: String) -> Any? {
-        precondition(Self.schema[section]?[key] != nil, "Recipe: \(section).\(key) is not in the schema")
-        if let v = values[section]?[key] { return v is NSNull ? nil : v }
-        return Self.schema[section]![key]!.1
-    }
-
-    public func string(_ section: String, _ key: String) -> String? { value(section, key) as? String }
-    public func int(_ section: String, _ key: String) -> Int? { value(section, key) as? Int }
-    public func double(_ section: String, _ key: String) -> Double { value(section, key) as! Double }
-    public func bool(_ section: String, _ key: String) -> Bool { value(section, key) as! Bool }
-    public func doubles(_ section: String, _ key: String) -> [Double] { value(section, key) as! [Double] }
-    public func strings(_ section: String, _ key: String) -> [String] { value(section, key) as! [String] }
-
-    /// A path from the recipe, relative to the working directory unless absolute.
-    public func requiredString(_ section: String, _ key: String) throws -> String {
-        guard let v = string(section, key) else { throw RecipeError(path: path, message: "'\(section).\(key)' is required") }
-        return v
+    /// A required string of the recipe, or an error naming the key.
+    public func required(_ value: String?, _ key: String) throws -> String {
+        guard let value else { throw RecipeError(path: path, message: "'\(key)' is required") }
+        return value
     }
 }
 
@@ -231,26 +252,23 @@ public struct RecipeError: LocalizedError, Equatable {
 }
 
 extension Recipe {
+    /// Every section's values as text by "section.key" (defaults included).
+    public var textValues: [String: String] {
+        [data.textValues, run.textValues, cam.textValues, pseudo.textValues, sam.textValues, model.textValues,
+         train.textValues, eval.textValues].reduce(into: [:]) { all, one in all.merge(one) { a, _ in a } }
+    }
+
     /// The effective value of every key of `sections` (defaults included), as text by
     /// "section.key", minus `excluding`: what a stage's output depends on, for provenance.
     public func effectiveValues(of sections: [String], excluding: Set<String> = []) -> [String: String] {
-        var out: [String: String] = [:]
-        for section in sections {
-            for key in (Self.schema[section] ?? [:]).keys where !excluding.contains("\(section).\(key)") {
-                out["\(section).\(key)"] = value(section, key).map { "\($0)" } ?? "null"
-            }
+        textValues.filter { name, _ in
+            sections.contains(String(name.prefix { $0 != "." })) && !excluding.contains(name)
         }
-        return out
     }
 
     /// The effective values of the named keys ("section.key").
     public func effectiveValues(ofKeys keys: [String]) -> [String: String] {
-        var out: [String: String] = [:]
-        for name in keys {
-            let parts = name.split(separator: ".").map(String.init)
-            guard parts.count == 2, Self.schema[parts[0]]?[parts[1]] != nil else { continue }
-            out[name] = value(parts[0], parts[1]).map { "\($0)" } ?? "null"
-        }
-        return out
+        let all = textValues
+        return Dictionary(uniqueKeysWithValues: keys.compactMap { name in all[name].map { (name, $0) } })
     }
 }

@@ -9,7 +9,7 @@ import Reporting
 
 /// DeepLab-v2 training settings (the papers' protocol by default; recipes override).
 public struct SegmentationOptions: Codable, Equatable, Sendable {
-    public var depth = 101
+    public var depth = ResNetDepth.resnet101
     public var widthDivisor = 1
     public var frozenBN = true
     public var msc = true
@@ -35,7 +35,7 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
 
     public var backbone: ResNetConfiguration {
         var c = ResNetConfiguration.deepLabV2
-        c.depth = depth
+        c.depth = depth.rawValue
         c = c.narrowed(by: widthDivisor)
         c.frozenBN = frozenBN
         return c
@@ -64,10 +64,23 @@ public struct TrainingProgress: Sendable {
     public var imagesPerSecond: Double
 }
 
+/// Whether a training run continues an earlier one.
+public enum Resume: Equatable, Sendable {
+    /// A fresh run (a folder holding checkpoints is refused unless `overwrite`).
+    case never
+    /// The newest checkpoint in the run folder, or a fresh run when there is none.
+    case latest
+    /// This checkpoint.
+    case checkpoint(String)
+
+    /// The command-line spelling: "auto" is `.latest`, anything else a checkpoint path.
+    public init(argument: String) { self = argument == "auto" ? .latest : .checkpoint(argument) }
+}
+
 public enum SegmentationTraining {
     /// Trains DeepLab-v2 on `dataset` (its label folder holds the pseudo-labels) into `runDirectory`:
     /// `iter_N.h5` every `checkpointEvery` (the last `keepLast` kept), `final.h5`, `train.jsonl`,
-    /// `curves.png`. `resume`: a checkpoint path, "auto" (the newest in the run folder) or nil.
+    /// `curves.png`, resuming as `resume` says.
     /// The folder is locked for the run (`RunFolder.Lock`); a fresh run refuses a folder holding
     /// checkpoints unless `overwrite` (which moves them aside); a resumed run cuts `train.jsonl`
     /// back to the checkpoint's iteration. `notice` receives one-line messages for the log;
@@ -80,7 +93,7 @@ public enum SegmentationTraining {
     @discardableResult
     public static func train(
         dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
-        initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: String? = nil, overwrite: Bool = false,
+        initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: Resume = .never, overwrite: Bool = false,
         allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in }, started: (Int) -> Void = { _ in },
         shouldStop: () -> Bool = { false },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
@@ -102,8 +115,12 @@ public enum SegmentationTraining {
         let architecture = DeepLabV2.architecture
         let optionsJSON = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
-        let resumePath = resume == "auto" ? RunFolder.latestCheckpoint(in: runDirectory, prefix: "") : resume
-        if resume == "auto" && resumePath == nil { notice("no checkpoint to resume in \(runDirectory): starting a fresh run") }
+        let resumePath: String? = switch resume {
+        case .never: nil
+        case .latest: RunFolder.latestCheckpoint(in: runDirectory, prefix: "")
+        case .checkpoint(let path): path
+        }
+        if resume == .latest && resumePath == nil { notice("no checkpoint to resume in \(runDirectory): starting a fresh run") }
         if let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
             notice("moved the earlier run's files to \(moved)")
         }

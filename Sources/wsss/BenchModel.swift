@@ -37,14 +37,14 @@ extension Bench {
         @Option(help: ArgumentHelp("Divide every width by this (1 = the real network).", valueName: "n"))
         var narrow: Int = 1
 
-        @Option(help: ArgumentHelp("ResNet depth of the backbone: 18, 34, 50 or 101.", valueName: "n"))
+        @Option(help: ArgumentHelp("ResNet depth of the backbone: \(ResNetDepth.phrase).", valueName: "n"))
         var depth: Int = 101
 
         @Flag(help: "Batch norm in training mode (batch statistics, trained γ/β), as the demo recipe; DeepLab-v2 freezes it.")
         var trainBN = false
 
         func validate() throws {
-            guard [18, 34, 50, 101].contains(depth) else { throw ValidationError("--depth: 18, 34, 50 or 101") }
+            guard ResNetDepth(rawValue: depth) != nil else { throw ValidationError("--depth: \(ResNetDepth.phrase)") }
             guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else { throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1") }
         }
 

@@ -22,7 +22,7 @@ struct PipelineCommand: ParsableCommand {
 
     func run() throws {
         let recipe = try recipeOptions.load()
-        try runtime.apply(defaultThreads: recipe.int("run", "threads"))
+        try runtime.apply(defaultThreads: recipe.run.threads)
         let pipeline = try Pipeline(recipe: recipe)
         pipeline.compare = compare
         pipeline.refuseReruns = noRerun

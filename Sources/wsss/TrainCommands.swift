@@ -32,24 +32,24 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Label folder overriding pseudo.labels (relative to the working directory; pseudo.labels in a recipe is relative to data.root), or 'gt' for the ground truth (the fully-supervised upper bound). (default: pseudo.labels; one of the two is required)", valueName: "dir|gt")) var labels: String?
     @Option(help: ArgumentHelp("Run folder. (default: <run.dir>/segmenter_<label folder name>, or segmenter_gt)", valueName: "dir")) var out: String?
     @Option(help: ArgumentHelp("Initialise from a checkpoint (names matching model.init_exclude are skipped). (default: model.init)", valueName: "file")) var initFrom: String?
-    @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder). (default: none, a fresh run)", valueName: "file|auto")) var resume: String?
+    @Option(help: ArgumentHelp("Resume: a checkpoint or 'auto' (the newest in the run folder). (default: none, a fresh run)", valueName: "file|auto"),
+            transform: Resume.init(argument:)) var resume: Resume = .never
     @Flag(help: "With --resume: continue even if the recipe's training settings differ from the checkpoint's (they are listed). (default: off, refused)") var allowRecipeChange = false
     @Flag(help: "Start a fresh run in a folder that holds checkpoints, moving the earlier run's files to <out>/replaced-<date>/ (nothing is deleted). (default: off, such a folder is refused)") var overwrite = false
 
     func run() throws {
         let recipe = try recipeOptions.load()
-        try runtime.apply(defaultThreads: recipe.int("run", "threads"))
-        try recipe.validateForTraining()
+        try runtime.apply(defaultThreads: recipe.run.threads)
         // A weakly-supervised run must never train on the ground truth by accident.
-        guard let source = labels.map({ $0 == "gt" ? $0 : absolutePath($0) }) ?? recipe.string("pseudo", "labels") else {
+        guard let source = try labels.map({ $0 == "gt" ? $0 : absolutePath($0) }) ?? recipe.pseudo.labels.map(recipe.dataPath) else {
             throw ValidationError("no label source: give --labels DIR (pseudo-labels), set pseudo.labels in \(recipe.path), or --labels gt for the fully-supervised upper bound")
         }
         let labelFolder: String? = source == "gt" ? nil : source
         // Named like the pipeline's segmenter folders: segmenter_<label source>.
         let runDir = try out.map(absolutePath)
-            ?? (recipe.requiredString("run", "dir") + "/segmenter_" + (labelFolder.map { ($0 as NSString).lastPathComponent } ?? "gt"))
+            ?? (recipe.runDirectory() + "/segmenter_" + (labelFolder.map { ($0 as NSString).lastPathComponent } ?? "gt"))
         Log.info("train: labels " + (labelFolder.map { "from \($0)" } ?? "from the ground truth (fully supervised: an upper bound, not a WSSS result)"))
-        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.requiredString("run", "dir")), resume: resume,
+        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.runDirectory()), resume: resume,
                                   overwrite: overwrite, allowRecipeChange: allowRecipeChange)
         Log.info("train: \(path)")
     }
@@ -57,18 +57,18 @@ struct TrainCommand: ParsableCommand {
 
 /// Shared by `train` and `pipeline`.
 func trainSegmenter(
-    recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: String?, overwrite: Bool = false, allowRecipeChange: Bool = false
+    recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: Resume, overwrite: Bool = false, allowRecipeChange: Bool = false
 ) throws -> String {
     let options = recipe.segmentationOptions
-    let dataset = try recipe.dataset(split: recipe.string("data", "train_split")!, labels: labels, requireLabels: true)
-    let validation = try? recipe.dataset(split: recipe.string("data", "val_split")!, requireLabels: true)
+    let dataset = try recipe.dataset(split: recipe.data.trainSplit, labels: labels, requireLabels: true)
+    let validation = try? recipe.dataset(split: recipe.data.valSplit, requireLabels: true)
     StopRequest.install()
     let progress = ProgressBar("train", total: options.iterations, unit: "it")
     var shown = 0  // iterations the bar shows; a resumed run's first report jumps to its iteration
     do {
         return try SegmentationTraining.train(
             dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
-            initFrom: initFrom, initExclude: recipe.strings("model", "init_exclude"), resume: resume, overwrite: overwrite,
+            initFrom: initFrom, initExclude: recipe.model.initExclude, resume: resume, overwrite: overwrite,
             allowChangedOptions: allowRecipeChange, notice: { Log.info("train: \($0)") }, shouldStop: { StopRequest.requested != 0 },
             report: { p in
                 // A resumed run's first report: the bar starts where the checkpoint left off.

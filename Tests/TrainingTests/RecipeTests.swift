@@ -10,14 +10,14 @@ import Testing
     @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full"])
     func shippedRecipesLoad(_ name: String) throws {
         let recipe = try Recipe(path: "\(Self.recipes)/\(name).yaml")
-        #expect(recipe.string("data", "root") != nil)
-        #expect(recipe.string("model", "arch") == "deeplabv2-resnet101")
+        #expect(recipe.data.root != nil)
+        #expect(recipe.model.arch == .deeplabV2ResNet)
         if name.hasPrefix("voc12") {
             // The papers' protocol.
-            let o = SegmentationOptions.fromDefaults(recipe)
-            #expect(o == [20000, 5, 2, 321])
-            #expect(recipe.double("train", "lr") == 2.5e-4)
-            #expect(recipe.bool("model", "msc") && recipe.bool("model", "frozen_bn"))
+            let t = recipe.train
+            #expect([t.iterations, t.batch, t.accumulation, t.crop] as [Int] == [20000, 5, 2, 321])
+            #expect(recipe.train.lr == 2.5e-4)
+            #expect(recipe.model.msc && recipe.model.frozenBN && recipe.model.depth == .resnet101)
         }
     }
 
@@ -30,13 +30,18 @@ import Testing
         }
         #expect(message("train:\n  iterations: 10\n  itterations: 5\n").hasPrefix("r.yaml: unknown key 'train.itterations'"))
         #expect(message("trian:\n  iterations: 10\n").hasPrefix("r.yaml: unknown section 'trian'"))
-        #expect(message("train:\n  iterations: ten\n") == "r.yaml: 'train.iterations' must be a int, got ten")
-        #expect(message("train:\n  scales: [0.5, big]\n").hasPrefix("r.yaml: 'train.scales' must be a list of numbers"))
+        #expect(message("train:\n  iterations: ten\n") == "r.yaml: 'train.iterations' must be an integer, got 'ten'")
+        #expect(message("train:\n  iterations: 2.5\n") == "r.yaml: 'train.iterations' must be an integer, got 2.5")
+        #expect(message("train:\n  scales: [0.5, big]\n") == "r.yaml: 'train.scales' (item 2) must be a number, got [0.5, 'big']")
+        #expect(message("train:\n  scales: 0.5\n") == "r.yaml: 'train.scales' must be a list, got 0.5")
+        #expect(message("model:\n  msc: 1\n") == "r.yaml: 'model.msc' must be true or false, got 1")
+        #expect(message("data:\n  train_split: [a]\n") == "r.yaml: 'data.train_split' must be a string, got ['a']")
+        #expect(message("run:\n  seed: 2001-12-14\n").hasPrefix("r.yaml: 'run.seed' has a value of an unsupported kind"))
         #expect(message("train: [1, 2]\n") == "r.yaml: section 'train' must hold keys")
         #expect(message("a: [\n").hasPrefix("r.yaml: not valid YAML"))
         #expect(message("", overrides: ["train.nope=3"]) == "r.yaml: --set: unknown key 'train.nope'")
         #expect(message("", overrides: ["train.iteration=3"]) == "r.yaml: --set: unknown key 'train.iteration' (did you mean 'train.iterations'?)")
-        #expect(message("", overrides: ["train.iterations=abc"]) == "--set: 'train.iterations' must be a int, got abc")
+        #expect(message("", overrides: ["train.iterations=abc"]) == "--set: 'train.iterations' must be an integer, got 'abc'")
         #expect(message("", overrides: ["train.iterations"]).contains("must be section.key=value"))
     }
 
@@ -80,16 +85,60 @@ import Testing
 
     @Test func overridesApplyOnTopAndDefaultsFillTheRest() throws {
         let recipe = try Recipe(text: "train:\n  iterations: 10\n", path: "r.yaml", overrides: ["train.iterations=100", "model.msc=false", "eval.scales=[0.5, 1]"])
-        #expect(recipe.int("train", "iterations") == 100)
-        #expect(recipe.bool("model", "msc") == false)
-        #expect(recipe.doubles("eval", "scales") == [0.5, 1.0])
-        #expect(recipe.double("train", "momentum") == 0.9)
+        #expect(recipe.train.iterations == 100)
+        #expect(recipe.model.msc == false)
+        #expect(recipe.eval.scales == [0.5, 1.0])
+        #expect(recipe.train.momentum == 0.9)
         #expect(recipe.text.contains("# --set train.iterations=100"))
     }
-}
 
-extension SegmentationOptions {
-    static func fromDefaults(_ r: Recipe) -> [Int] {
-        [r.int("train", "iterations")!, r.int("train", "batch")!, r.int("train", "accumulation")!, r.int("train", "crop")!]
+    /// Enumerated keys decode into their enums; anything else names the choices.
+    @Test func choicesDecodeIntoEnumsAndListTheAlternatives() throws {
+        func message(_ override: String) -> String {
+            do {
+                _ = try Recipe(text: "", path: "r.yaml", overrides: [override])
+                return "no error"
+            } catch { return error.localizedDescription }
+        }
+        #expect(message("train.preprocessing=pytorch") == "--set: 'train.preprocessing' must be caffe or torchvision, got 'pytorch'")
+        #expect(message("model.depth=42") == "--set: 'model.depth' must be 18, 34, 50 or 101, got 42")
+        #expect(message("model.arch=pspnet") == "--set: 'model.arch' must be deeplabv2-resnet101, got 'pspnet'")
+        #expect(message("pseudo.source=crf") == "--set: 'pseudo.source' must be cam, sepl, boxes, gt or folder, got 'crf'")
+        #expect(message("pseudo.compare=[cam, nope]") == "--set: 'pseudo.compare' (item 2) must be cam, sepl, boxes, gt or folder, got ['cam', 'nope']")
+        let r = try Recipe(text: "model: {depth: 50, init: cam}\ntrain: {preprocessing: torchvision}\npseudo: {source: boxes, compare: [cam, gt]}\n", path: "r.yaml")
+        #expect(r.model.depth == .resnet50 && r.model.`init` == .camClassifier && r.train.preprocessing == .torchvision)
+        #expect(r.pseudo.source == .boxes && r.pseudo.compare == [.cam, .gt])
+        #expect(r.segmenterInit(runDirectory: "runs/x") == "runs/x/cam/cam_final.h5")
+        #expect(try Recipe(text: "model: {init: w/r101.h5}\n", path: "r.yaml").model.`init` == .checkpoint("w/r101.h5"))
+        #expect(try Recipe(text: "model: {init: none}\n", path: "r.yaml").model.`init` == SegmenterInit.none)
+        #expect(try Recipe(text: "model: {init: }\n", path: "r.yaml").segmenterInit(runDirectory: "x") == nil)
+    }
+
+    /// Provenance records compare these strings across runs: their spelling must not drift.
+    @Test func textValuesSpellEveryKeyAsTheRecipeWouldAndUnsetAsNull() throws {
+        let r = try Recipe(text: "cam: {bg_threshold: 0.35}\npseudo: {compare: [cam]}\n", path: "r.yaml")
+        let t = r.textValues
+        #expect(Set(t.keys) == Set(Recipe.allKeys))
+        #expect(t["cam.bg_threshold"] == "0.35" && t["cam.iterations"] == "3300" && t["cam.scales"] == "[0.5, 1.5]")
+        #expect(t["cam.init"] == "null" && t["run.threads"] == "null" && t["model.frozen_bn"] == "true")
+        #expect(t["model.depth"] == "101" && t["train.preprocessing"] == "caffe" && t["model.init"] == "none")
+        #expect(t["pseudo.compare"] == "[cam]" && t["eval.splits"] == "[\"val\", \"test\"]")
+        #expect(r.effectiveValues(of: ["eval"]) == ["eval.scales": "[1.0]", "eval.flip": "false", "eval.splits": "[\"val\", \"test\"]"])
+    }
+
+    /// docs/RECIPES.md is the reference of every key: its table must list exactly the keys the
+    /// recipe knows (rows like `cam.lr / classifier_lr_mult` name keys of one section).
+    @Test func theRecipeReferenceListsExactlyTheKnownKeys() throws {
+        let docs = Self.recipes.replacingOccurrences(of: "/recipes", with: "/docs/RECIPES.md")
+        var documented = Set<String>()
+        for line in try String(contentsOfFile: docs, encoding: .utf8).split(separator: "\n") where line.hasPrefix("| ") {
+            let cell = line.dropFirst(2).prefix { $0 != "|" }.trimmingCharacters(in: .whitespaces)
+            let names = cell.components(separatedBy: " / ")
+            guard let section = names.first?.split(separator: ".").first, names[0].contains(".") else { continue }
+            for (i, name) in names.enumerated() { documented.insert(i == 0 ? name : "\(section).\(name)") }
+        }
+        let known = Set(Recipe.allKeys)
+        #expect(known.subtracting(documented).isEmpty, "not in docs/RECIPES.md: \(known.subtracting(documented).sorted())")
+        #expect(documented.subtracting(known).isEmpty, "docs/RECIPES.md lists unknown keys: \(documented.subtracting(known).sorted())")
     }
 }

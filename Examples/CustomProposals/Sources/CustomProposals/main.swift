@@ -46,7 +46,7 @@ let recipe = try Recipe(text: """
     eval: {splits: [val]}
     """, path: "example-recipe")
 let pipeline = try Pipeline(recipe: recipe)
-pipeline.proposalSources["sepl"] = TileProposals(tile: 8)
+pipeline.proposalSources[.sepl] = TileProposals(tile: 8)
 pipeline.events.stepStarted = { print("step: \($0)") }
 let summary = try pipeline.run()
 print(summary.table)

@@ -1,0 +1,305 @@
+import Datasets
+import Foundation
+import Layers
+
+// The recipe's sections as typed values. Each property's initial value is the key's default
+// (the one place defaults live); `CodingKeys` are the YAML key names. `Recipe` decodes a file
+// into these once; the library's stages and the CLI read the typed fields.
+
+/// A section of a recipe: a Codable struct whose defaults are its initial values.
+public protocol RecipeSection: Codable, Equatable, Sendable {
+    associatedtype Keys: CodingKey & CaseIterable
+    /// The section's name in YAML ("train").
+    static var name: String { get }
+    /// Every key at its default.
+    init()
+}
+
+extension RecipeSection {
+    /// The YAML key names of the section, in declaration order.
+    public static var keyNames: [String] { Keys.allCases.map(\.stringValue) }
+
+    /// "section.key" → the value as text ("null" when unset), for provenance records and
+    /// messages: what a stage's output depends on.
+    public var textValues: [String: String] {
+        var out: [String: String] = [:]
+        for (key, value) in Self.propertyValues(of: self) { out["\(Self.name).\(key)"] = recipeText(value) }
+        return out
+    }
+
+    /// The section's values by YAML key, with their Swift types. A Mirror lists the stored
+    /// properties; a property's name is its key without underscores, in other case
+    /// (`aspp_weight_lr_mult` ↔ `asppWeightLRMult`; a test checks every key is found).
+    static func propertyValues(of section: Self) -> [(key: String, value: Any)] {
+        let byFolded = Dictionary(uniqueKeysWithValues: keyNames.map { ($0.replacingOccurrences(of: "_", with: ""), $0) })
+        return Mirror(reflecting: section).children.compactMap { child in
+            guard let label = child.label, let key = byFolded[label.lowercased()] else { return nil }
+            return (key, child.value)
+        }
+    }
+
+    /// "caffe or torchvision" when `key` holds a `RecipeChoice`, else nil.
+    static func choices(of key: String) -> String? {
+        func phrase<T: RecipeChoice>(_ value: T) -> String { T.choices }
+        guard let value = propertyValues(of: Self()).first(where: { $0.key == key })?.value as? any RecipeChoice else { return nil }
+        return phrase(value)
+    }
+}
+
+/// A value as recipe text: Optional.none is "null", enums their YAML spelling, numbers as Swift prints them.
+func recipeText(_ value: Any) -> String {
+    let mirror = Mirror(reflecting: value)
+    if mirror.displayStyle == .optional {
+        guard let wrapped = mirror.children.first?.value else { return "null" }
+        return recipeText(wrapped)
+    }
+    return "\(value)"
+}
+
+/// A recipe value chosen from a fixed list: decoding anything else is an error listing the choices.
+public protocol RecipeChoice: CaseIterable, RawRepresentable, Codable, Sendable, CustomStringConvertible
+where RawValue: Decodable & CustomStringConvertible {}
+
+extension RecipeChoice {
+    /// "a, b or c".
+    public static var choices: String {
+        let all = allCases.map { $0.rawValue.description }
+        return all.count == 1 ? all[0] : all.dropLast().joined(separator: ", ") + " or " + all.last!
+    }
+
+    /// Decodes the raw value, refusing one outside the list.
+    static func decodeChoice(from decoder: Decoder) throws -> Self {
+        let container = try decoder.singleValueContainer()
+        guard let raw = try? container.decode(RawValue.self), let value = Self(rawValue: raw) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "must be \(choices)")
+        }
+        return value
+    }
+
+    public var description: String { rawValue.description }
+}
+
+extension Preprocessing: RecipeChoice {}
+extension ResNetDepth: RecipeChoice {}
+
+/// `model.arch`: the segmenter (depth and width are separate keys).
+public enum SegmenterArchitecture: String, RecipeChoice {
+    case deeplabV2ResNet = "deeplabv2-resnet101"
+    public init(from decoder: Decoder) throws { self = try Self.decodeChoice(from: decoder) }
+}
+
+/// Where pseudo-labels come from (`pseudo.source`, `pseudo.compare`).
+public enum LabelSource: String, RecipeChoice, Comparable {
+    /// CAM seeds thresholded at `cam.bg_threshold` (or `pseudo.seeds`).
+    case cam
+    /// SEPL: each class-agnostic mask takes the class of the seeds it covers.
+    case sepl
+    /// Box-prompted masks from detections (`pseudo.detections`).
+    case boxes
+    /// The ground truth (the fully-supervised upper bound).
+    case gt
+    /// The seed folder `pseudo.seeds` as it is.
+    case folder
+    public init(from decoder: Decoder) throws { self = try Self.decodeChoice(from: decoder) }
+    /// By name, for tables.
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// `model.init`: the segmenter's initial weights.
+public enum SegmenterInit: Codable, Equatable, Sendable, CustomStringConvertible {
+    /// Random initialisation.
+    case none
+    /// The pipeline's own CAM classifier (`<run.dir>/cam/cam_final.h5`), whose backbone stands in
+    /// for ImageNet weights when none can be downloaded (the demo).
+    case camClassifier
+    /// A checkpoint file (relative to the working directory).
+    case checkpoint(String)
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .none; return }
+        switch try container.decode(String.self) {
+        case "none", "": self = .none
+        case "cam": self = .camClassifier
+        case let path: self = .checkpoint(path)
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .camClassifier: "cam"
+        case .checkpoint(let path): path
+        }
+    }
+}
+
+/// `data:` — the dataset (VOC layout).
+public struct DataSection: RecipeSection {
+    public static let name = "data"
+    public var root: String?
+    public var trainSplit = "train"
+    public var valSplit = "val"
+    public var testSplit = "test"
+    /// "voc" or a classes.txt (relative to `root`); default: `<root>/classes.txt` if present, else VOC's.
+    public var classes: String?
+    /// An image-level label file (relative to `root`).
+    public var imageLabels: String?
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case root, trainSplit = "train_split", valSplit = "val_split", testSplit = "test_split", classes, imageLabels = "image_labels"
+    }
+    public typealias Keys = CodingKeys
+}
+
+/// `run:` — where a run lives and how it runs.
+public struct RunSection: RecipeSection {
+    public static let name = "run"
+    public var dir: String?
+    public var threads: Int?
+    public var seed = 0
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable { case dir, threads, seed }
+    public typealias Keys = CodingKeys
+}
+
+/// `cam:` — the CAM classifier (IRN's train_cam.py / make_cam.py defaults).
+public struct CAMSection: RecipeSection {
+    public static let name = "cam"
+    public var iterations = 3300
+    public var batch = 16
+    public var crop = 512
+    public var scales = [0.5, 1.5]
+    public var lr = 0.01
+    public var classifierLRMult = 10.0
+    public var weightDecay = 1e-4
+    public var widthDivisor = 1
+    public var frozenBN = true
+    /// A checkpoint to start from (relative to the working directory).
+    public var `init`: String?
+    public var inferenceScales = [1.0, 0.5, 1.5, 2.0]
+    public var bgThreshold = 0.15
+    public var checkpointEvery = 500
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case iterations, batch, crop, scales, lr, classifierLRMult = "classifier_lr_mult", weightDecay = "weight_decay"
+        case widthDivisor = "width_divisor", frozenBN = "frozen_bn", `init`, inferenceScales = "inference_scales"
+        case bgThreshold = "bg_threshold", checkpointEvery = "checkpoint_every"
+    }
+    public typealias Keys = CodingKeys
+}
+
+/// `pseudo:` — pseudo-labels (paths relative to `data.root`).
+public struct PseudoSection: RecipeSection {
+    public static let name = "pseudo"
+    public var source = LabelSource.sepl
+    /// "sa1b:DIR", "felzenszwalb" or "sam".
+    public var proposals: String?
+    public var seeds: String?
+    public var detections: String?
+    public var maskShare = 0.5
+    public var regionShare = 0.85
+    public var ignoreConflicts = false
+    public var boxThreshold = 0.3
+    public var felzenszwalb = [100.0, 0.8, 20.0]
+    public var compare: [LabelSource] = []
+    public var labels: String?
+    public var samCheckpoint: String?
+    public var samConfig: String?
+    public var samCache: String?
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case source, proposals, seeds, detections, maskShare = "mask_share", regionShare = "region_share"
+        case ignoreConflicts = "ignore_conflicts", boxThreshold = "box_threshold", felzenszwalb, compare, labels
+        case samCheckpoint = "sam_checkpoint", samConfig = "sam_config", samCache = "sam_cache"
+    }
+    public typealias Keys = CodingKeys
+}
+
+/// `sam:` — SAM's automatic mask generator (`pseudo.proposals: sam`), named as the official
+/// `SamAutomaticMaskGenerator` keyword arguments, with their defaults.
+public struct SAMSection: RecipeSection {
+    public static let name = "sam"
+    public var pointsPerSide = 32
+    public var pointsPerBatch = 64
+    public var predIoUThresh = 0.88
+    public var stabilityScoreThresh = 0.95
+    public var stabilityScoreOffset = 1.0
+    public var boxNMSThresh = 0.7
+    public var cropNLayers = 0
+    public var cropNMSThresh = 0.7
+    public var cropOverlapRatio = 512.0 / 1500.0
+    public var cropNPointsDownscaleFactor = 1
+    public var minMaskRegionArea = 0
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case pointsPerSide = "points_per_side", pointsPerBatch = "points_per_batch", predIoUThresh = "pred_iou_thresh"
+        case stabilityScoreThresh = "stability_score_thresh", stabilityScoreOffset = "stability_score_offset"
+        case boxNMSThresh = "box_nms_thresh", cropNLayers = "crop_n_layers", cropNMSThresh = "crop_nms_thresh"
+        case cropOverlapRatio = "crop_overlap_ratio", cropNPointsDownscaleFactor = "crop_n_points_downscale_factor"
+        case minMaskRegionArea = "min_mask_region_area"
+    }
+    public typealias Keys = CodingKeys
+}
+
+/// `model:` — the segmenter.
+public struct ModelSection: RecipeSection {
+    public static let name = "model"
+    public var arch = SegmenterArchitecture.deeplabV2ResNet
+    public var depth = ResNetDepth.resnet101
+    public var widthDivisor = 1
+    public var frozenBN = true
+    public var msc = true
+    public var `init` = SegmenterInit.none
+    public var initExclude = ["aspp.*"]
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case arch, depth, widthDivisor = "width_divisor", frozenBN = "frozen_bn", msc, `init`, initExclude = "init_exclude"
+    }
+    public typealias Keys = CodingKeys
+}
+
+/// `train:` — DeepLab-v2 training (the papers' protocol by default).
+public struct TrainSection: RecipeSection {
+    public static let name = "train"
+    public var iterations = 20000
+    public var batch = 5
+    public var accumulation = 2
+    public var crop = 321
+    public var scales = [0.5, 1.5]
+    public var preprocessing = Preprocessing.caffe
+    public var lr = 2.5e-4
+    public var asppWeightLRMult = 10.0
+    public var asppBiasLRMult = 20.0
+    public var power = 0.9
+    public var momentum = 0.9
+    public var weightDecay = 5e-4
+    public var checkpointEvery = 1000
+    public var keepLast = 3
+    public var evalEvery = 2000
+    public var logEvery = 10
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case iterations, batch, accumulation, crop, scales, preprocessing, lr
+        case asppWeightLRMult = "aspp_weight_lr_mult", asppBiasLRMult = "aspp_bias_lr_mult", power, momentum
+        case weightDecay = "weight_decay", checkpointEvery = "checkpoint_every", keepLast = "keep_last"
+        case evalEvery = "eval_every", logEvery = "log_every"
+    }
+    public typealias Keys = CodingKeys
+}
+
+/// `eval:` — evaluation of the final segmenter.
+public struct EvalSection: RecipeSection {
+    public static let name = "eval"
+    public var scales = [1.0]
+    public var flip = false
+    public var splits = ["val", "test"]
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable { case scales, flip, splits }
+    public typealias Keys = CodingKeys
+}
