@@ -106,11 +106,17 @@ public struct SegmentationReport: Equatable, Sendable, Encodable {
         public var name: String
         /// nil for a class absent from both prediction and ground truth.
         public var iou: Double?
+        public init(name: String, iou: Double?) { (self.name, self.iou) = (name, iou) }
     }
 
     public var meanIoU: Double
     public var pixelAccuracy: Double
     public var perClass: [ClassScore]
+
+    /// Scores in percent (as `ConfusionMatrix.report(classNames:)` makes them).
+    public init(meanIoU: Double, pixelAccuracy: Double, perClass: [ClassScore]) {
+        (self.meanIoU, self.pixelAccuracy, self.perClass) = (meanIoU, pixelAccuracy, perClass)
+    }
 
     /// A per-class IoU table with mIoU and pixel accuracy, for terminals and logs.
     public func table(title: String? = nil) -> String {

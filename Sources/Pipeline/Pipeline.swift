@@ -345,6 +345,9 @@ public final class Pipeline {
                     ) { done, total in self.events.progress("eval/\(source)/\(split)", done, total, "") }
                     try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
                         .write(to: URL(fileURLWithPath: evalPath))
+                    let chart = BarChart(report: report, title: "segmenter (\(source) labels) on \(split): per-class IoU")
+                    try chart.render(width: 800).writePNG(to: "\(segDir)/eval_\(split).png")
+                    try chart.writeSVG(to: "\(segDir)/eval_\(split).svg", width: 800)
                     try evalProvenance.write(record)
                     result.miou[split] = report.meanIoU
                     events.message(report.table(title: "segmenter (\(source) labels) on \(split)"))

@@ -49,6 +49,11 @@ public enum RunReport {
                 if !evals.isEmpty {
                     html += "<h3>Per class: segmenter trained on \(escape(source.rawValue))</h3>\n" + table(rows: evals, main: nil)
                 }
+                for split in splits {
+                    if let chart = dataURI(png: "\(folder)/eval_\(split).png") {
+                        html += "<img alt=\"per-class IoU on \(escape(split)), \(escape(source.rawValue))\" src=\"\(chart)\">\n"
+                    }
+                }
                 if let curves = dataURI(png: "\(folder)/curves.png") {
                     html += "<h3>Training curves: \(escape(source.rawValue))</h3>\n<img alt=\"training curves, \(escape(source.rawValue))\" src=\"\(curves)\">\n"
                 }

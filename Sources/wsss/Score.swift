@@ -3,6 +3,7 @@ import Datasets
 import Dispatch
 import Evaluation
 import Foundation
+import Reporting
 import Imaging
 
 /// `wsss score`: scores a folder of label PNGs against ground truth.
@@ -22,6 +23,9 @@ struct Score: ParsableCommand {
 
     @Option(help: ArgumentHelp("Class names: 'voc' or a file with one name per line, background first. (default: classes.txt beside the --gt folder, as the synthetic set has, else voc)", valueName: "voc|file"))
     var classes: String?
+
+    @Option(help: ArgumentHelp("Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png"))
+    var plot: String?
 
     @Flag(help: "Print one JSON object: miou, pixel_accuracy (percent), per_class (name → IoU %, null if absent), images.")
     var json = false
@@ -49,6 +53,11 @@ struct Score: ParsableCommand {
         }
         let matrix = try Self.confusion(ids: ids, pred: pred, gt: gt, classCount: names.count)
         let report = matrix.report(classNames: names.names)
+        if let plot {
+            let chart = BarChart(report: report, title: "\((pred as NSString).lastPathComponent) vs ground truth: per-class IoU")
+            try chart.render(width: 800).writePNG(to: plot)
+            try chart.writeSVG(to: ((plot as NSString).deletingPathExtension) + ".svg", width: 800)
+        }
         if json { printJSON(report.jsonObject(images: ids.count)) } else { print(report.table(title: "\(pred) vs \(gt): \(ids.count) images")) }
     }
 

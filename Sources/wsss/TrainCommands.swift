@@ -6,6 +6,7 @@ import HDF5
 import Foundation
 import Imaging
 import Pipeline
+import Reporting
 import PseudoLabels
 import SegmentAnything
 import Training
@@ -95,6 +96,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Scales, e.g. 0.5,0.75,1.0,1.25,1.5.", valueName: "list")) var scales = "1.0"
     @Flag(help: "Also average over horizontal flips.") var flip = false
     @Flag(help: "Print one JSON object (as `wsss score --json`).") var json = false
+    @Option(help: ArgumentHelp("Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png")) var plot: String?
 
     func run() throws {
         try runtime.apply()
@@ -102,6 +104,11 @@ struct EvalCommand: ParsableCommand {
         data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
                                             scales: try parseNumbers(scales, option: "--scales", positive: true), flip: flip)
+        if let plot {
+            let chart = BarChart(report: report.report, title: "\((checkpoint as NSString).lastPathComponent) on \(data.split): per-class IoU")
+            try chart.render(width: 800).writePNG(to: plot)
+            try chart.writeSVG(to: ((plot as NSString).deletingPathExtension) + ".svg", width: 800)
+        }
         if json { printJSON(report.report.jsonObject(images: report.images)) } else {
             print(report.report.table(title: "\(checkpoint) on \(data.split): \(report.images) images"))
         }
