@@ -1,7 +1,9 @@
 // swift-tools-version:6.0
 // WSSS: weakly-supervised semantic segmentation in Swift. Layers (imports point down only):
-//   wsss (CLI) -> Training, SegmentAnything, …;  Training -> Layers, Datasets, Checkpoints, PseudoLabels, Evaluation;
-//   SegmentAnything -> Layers, TorchCheckpoint, PseudoLabels, Imaging, HDF5;  Checkpoints -> Layers, HDF5;
+//   wsss (CLI) -> Pipeline and everything below;  WSSS (umbrella, re-exports) -> every library target;
+//   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  Training -> Layers, Datasets,
+//   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
+//   PseudoLabels, Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
 //   PseudoLabels -> Imaging, HDF5;  Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS.
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription
