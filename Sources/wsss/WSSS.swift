@@ -37,6 +37,10 @@ struct RuntimeOptions: ParsableArguments {
         ImageLimits.maxPixels = maxImagePixels
         Runtime.configure(threads: threads)
         Log.info("compute: \(Runtime.summary)")
+        if let warning = BLASKernelChoice.pinnedKernelWarning(
+            flags: BLASKernelChoice.cpuFlags(), loadedCore: Runtime.blasCore, userSetting: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"]) {
+            Log.info(warning)
+        }
     }
 }
 

@@ -20,6 +20,15 @@ import Testing
         #expect(BLASKernelChoice.coreToForce(flags: Self.avx512, detectedCore: "Zen", userSetting: "Haswell") == nil)
     }
 
+    @Test func warnsOnceWhenTheUserPinsAnOlderKernelThanTheCPURuns() throws {
+        let warning = try #require(BLASKernelChoice.pinnedKernelWarning(flags: Self.avx512, loadedCore: "Haswell", userSetting: "Haswell"))
+        #expect(warning.hasPrefix("warning: OPENBLAS_CORETYPE=Haswell pins OpenBLAS to its Haswell kernel") && warning.contains("1.9x"))
+        // Nothing to say: no setting, an AVX-512 kernel pinned, or a CPU without AVX-512.
+        #expect(BLASKernelChoice.pinnedKernelWarning(flags: Self.avx512, loadedCore: "Haswell", userSetting: nil) == nil)
+        #expect(BLASKernelChoice.pinnedKernelWarning(flags: Self.avx512, loadedCore: "SkylakeX", userSetting: "SkylakeX") == nil)
+        #expect(BLASKernelChoice.pinnedKernelWarning(flags: Self.avx2Only, loadedCore: "Haswell", userSetting: "Haswell") == nil)
+    }
+
     @Test func readsFlagsFromCpuinfo() {
         let text = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\nbugs\t\t: none\n"
         #expect(BLASKernelChoice.cpuFlags(cpuinfo: text) == ["fpu", "sse2", "avx2", "avx512f"])
