@@ -110,5 +110,10 @@ public struct Batch: Sendable {
     /// 0-based epoch and position of the batch within it.
     public let epoch: Int
     public let index: Int
+
+    /// A batch: images [N, 3, H, W], labels [N, H, W] (255 = ignore).
+    public init(images: Tensor, labels: LabelTensor, ids: [String], epoch: Int = 0, index: Int = 0) {
+        (self.images, self.labels, self.ids, self.epoch, self.index) = (images, labels, ids, epoch, index)
+    }
 }
 

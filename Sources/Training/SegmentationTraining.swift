@@ -102,16 +102,7 @@ public enum SegmentationTraining {
         defer { withExtendedLifetime(lock) {} }
         let classCount = dataset.classes.count
         let model = options.makeModel(classes: classCount)
-        let asppWeights = model.aspp.parameters().filter { $0.name.hasSuffix("weight") }.map(\.tensor)
-        let asppBiases = model.aspp.parameters().filter { $0.name.hasSuffix("bias") }.map(\.tensor)
-        let asppIDs = Set((asppWeights + asppBiases).map { ObjectIdentifier($0.storage) })
-        let backbone = model.trainableParameters.map(\.tensor).filter { !asppIDs.contains(ObjectIdentifier($0.storage)) }
-        let optimizer = SGD(
-            groups: [
-                ParameterGroup(backbone),
-                ParameterGroup(asppWeights, learningRateMultiplier: options.asppWeightLRMultiplier),
-                ParameterGroup(asppBiases, learningRateMultiplier: options.asppBiasLRMultiplier, weightDecayMultiplier: 0),
-            ], learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
+        let optimizer = makeOptimizer(for: model, options: options)
         let architecture = DeepLabV2.architecture
         let optionsJSON = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
@@ -175,20 +166,15 @@ public enum SegmentationTraining {
         var lossCount = 0
         for iteration in start..<options.iterations {
             optimizer.learningRate = schedule.learningRate(at: iteration)
-            optimizer.zeroGrad()
-            var stepLoss: Float = 0
             var images = 0
-            for _ in 0..<accumulation.steps {
+            let stepLoss = try step(model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc) {
                 let batch = try loader.next()
                 images += batch.ids.count
-                let loss = lossOf(model: model, batch: batch, msc: options.msc) * accumulation.lossScale
-                loss.backward()
-                stepLoss += loss.item
+                return batch
             }
             guard stepLoss.isFinite else {
                 throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
             }
-            optimizer.step()
             let done = iteration + 1
             lossSum += stepLoss
             lossCount += 1
@@ -239,6 +225,40 @@ public enum SegmentationTraining {
             }
         }
         return lastSaved
+    }
+
+    /// SGD with DeepLab-v2's parameter groups: the backbone at the base rate, ASPP weights at
+    /// `asppWeightLRMultiplier`, ASPP biases at `asppBiasLRMultiplier` without weight decay
+    /// (deeplab-pytorch's get_params). Groups are built by tensor identity, not by name.
+    public static func makeOptimizer(for model: DeepLabV2, options: SegmentationOptions) -> SGD {
+        let asppWeights = model.aspp.parameters().filter { $0.name.hasSuffix("weight") }.map(\.tensor)
+        let asppBiases = model.aspp.parameters().filter { $0.name.hasSuffix("bias") }.map(\.tensor)
+        let asppIDs = Set((asppWeights + asppBiases).map { ObjectIdentifier($0.storage) })
+        let backbone = model.trainableParameters.map(\.tensor).filter { !asppIDs.contains(ObjectIdentifier($0.storage)) }
+        return SGD(
+            groups: [
+                ParameterGroup(backbone),
+                ParameterGroup(asppWeights, learningRateMultiplier: options.asppWeightLRMultiplier),
+                ParameterGroup(asppBiases, learningRateMultiplier: options.asppBiasLRMultiplier, weightDecayMultiplier: 0),
+            ], learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
+    }
+
+    /// One optimizer step, as training runs it (and `wsss bench model` times it): gradients
+    /// cleared, `accumulation.steps` micro-batches from `nextBatch` forward and backward (loss
+    /// scaled by 1/steps), then the SGD update — skipped when the loss is not finite, so the
+    /// caller can stop with the weights unchanged. Returns the step's loss.
+    public static func step(
+        model: DeepLabV2, optimizer: SGD, accumulation: GradientAccumulation, msc: Bool, nextBatch: () throws -> Batch
+    ) rethrows -> Float {
+        optimizer.zeroGrad()
+        var stepLoss: Float = 0
+        for _ in 0..<accumulation.steps {
+            let loss = lossOf(model: model, batch: try nextBatch(), msc: msc) * accumulation.lossScale
+            loss.backward()
+            stepLoss += loss.item
+        }
+        if stepLoss.isFinite { optimizer.step() }
+        return stepLoss
     }
 
     /// Cross-entropy (ignore 255) on the logits; with MSC on each of the full, scaled and fused

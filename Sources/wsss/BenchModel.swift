@@ -1,7 +1,9 @@
 import ArgumentParser
 import Autograd
 import Foundation
+import Datasets
 import Layers
+import Training
 
 extension Bench {
     /// `wsss bench model`: one model's train step or inference, with peak memory.
@@ -51,19 +53,16 @@ extension Bench {
         func run() throws {
             try runtime.apply()
             let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: 1).gflops
-            var backbone = ResNetConfiguration.deepLabV2
-            backbone.depth = depth
-            backbone = backbone.narrowed(by: narrow)
-            backbone.frozenBN = !trainBN
-            let model = DeepLabV2(classes: 21, backbone: backbone, seed: 1)
+            // The model, optimizer and step of `wsss train` (the papers' learning rates and groups).
+            var options = SegmentationOptions()
+            options.depth = ResNetDepth(rawValue: depth) ?? .resnet101
+            options.widthDivisor = narrow
+            options.frozenBN = !trainBN
+            options.msc = msc
+            options.seed = 1
+            let model = options.makeModel(classes: 21)
             model.train()
-            let aspp = model.trainableParameters.filter { $0.name.hasPrefix("aspp.") }
-            let sgd = SGD(
-                groups: [
-                    ParameterGroup(model.trainableParameters.filter { !$0.name.hasPrefix("aspp.") }.map(\.tensor)),
-                    ParameterGroup(aspp.filter { $0.name.hasSuffix("weight") }.map(\.tensor), learningRateMultiplier: 10),
-                    ParameterGroup(aspp.filter { $0.name.hasSuffix("bias") }.map(\.tensor), learningRateMultiplier: 20, weightDecayMultiplier: 0),
-                ], learningRate: 2.5e-4, momentum: 0.9, weightDecay: 5e-4)
+            let sgd = SegmentationTraining.makeOptimizer(for: model, options: options)
             var g = SeededGenerator(seed: 3)
             let x = Tensor.randomNormal([batch, 3, size, size], using: &g)
             let probe = withoutGrad { model(Tensor(zeros: [1, 3, size, size])) }
@@ -82,18 +81,9 @@ extension Bench {
                 case .infer:
                     _ = withoutGrad { msc ? model.multiScale(x).fused : model(x) }
                 case .train:
-                    let maps: [Tensor]
-                    if msc {
-                        let out = model.multiScale(x)
-                        maps = [out.full] + out.scaled + [out.fused]
-                    } else {
-                        maps = [model(x)]
+                    _ = SegmentationTraining.step(model: model, optimizer: sgd, accumulation: GradientAccumulation(steps: 1), msc: msc) {
+                        Batch(images: x, labels: labels, ids: [])
                     }
-                    var loss = Tensor(scalar: 0)
-                    for m in maps { loss = loss + Tensor.crossEntropy(logits: m, labels: labels.resizedNearest(to: (m.shape[2], m.shape[3]))) }
-                    loss.backward()
-                    sgd.step()
-                    sgd.zeroGrad()
                 }
             }
             let timing = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
