@@ -37,6 +37,7 @@ def main():
     p.add_argument("--depth", type=int, choices=sorted(BLOCKS), default=101)
     p.add_argument("--narrow", type=int, default=1)
     p.add_argument("--train-bn", action="store_true")
+    p.add_argument("--msc", action="store_true", help="multi-scale inputs 1, 0.75, 0.5 + max fusion, loss on all four (deeplab-pytorch's MSC)")
     p.add_argument("--size", type=int, default=321)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
@@ -69,15 +70,27 @@ def main():
     x = torch.randn(a.batch, 3, a.size, a.size)
     labels = torch.randint(0, 21, (a.batch, a.size, a.size))
 
+    def forward_maps():
+        full = net(x)
+        if not a.msc:
+            return [full]
+        # deeplab-pytorch's MSC: 0.75 and 0.5 inputs, each upsampled to the full logits and max-fused.
+        scaled = [net(F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)) for s in (0.75, 0.5)]
+        size = full.shape[2:]
+        fused = torch.stack([full] + [F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in scaled]).max(0)[0]
+        return [full] + scaled + [fused]
+
     def step():
         if a.mode == "infer":
             with torch.no_grad():
-                net(x)
+                forward_maps()[-1]
             return
-        logits = net(x)
-        target = F.interpolate(labels[:, None].float(), size=logits.shape[2:], mode="nearest")[:, 0].long()
-        loss = F.cross_entropy(logits, target, ignore_index=255)
         sgd.zero_grad()
+        maps = forward_maps()
+        loss = 0
+        for logits in maps:
+            target = F.interpolate(labels[:, None].float(), size=logits.shape[2:], mode="nearest")[:, 0].long()
+            loss = loss + F.cross_entropy(logits, target, ignore_index=255)
         loss.backward()
         sgd.step()
 
@@ -88,7 +101,7 @@ def main():
         step()
         times.append(time.perf_counter() - t)
     median = statistics.median(times)
-    name = f"torch_deeplabv2-r{a.depth}_{a.mode}_{a.size}_b{a.batch}" + (f"_w{n}" if n > 1 else "") + ("_bn" if a.train_bn else "")
+    name = f"torch_deeplabv2-r{a.depth}_{a.mode}" + ("_msc" if a.msc else "") + f"_{a.size}_b{a.batch}" + (f"_w{n}" if n > 1 else "") + ("_bn" if a.train_bn else "")
     print(json.dumps({
         "name": name, "median_s": median, "min_s": min(times), "images_per_s": round(a.batch / median, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
