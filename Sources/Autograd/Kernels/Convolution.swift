@@ -94,9 +94,9 @@ extension Kernels {
                     outChannels: outChannels, geometry: g, workspace: workspace)
             }
             if let dWeight, let packedGradient {
-                repackWeightByTap(
-                    dWeight, packedGradient.base, outChannels: outChannels, inChannels: inChannels,
-                    taps: g.kernelArea, inverse: true)
+                unpackWeightByTap(
+                    from: packedGradient.base, into: dWeight, outChannels: outChannels, inChannels: inChannels,
+                    taps: g.kernelArea)
             }
         case .pointwise, .im2col:
             let unfold = algorithm == .im2col
