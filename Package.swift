@@ -4,7 +4,8 @@
 //   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  Training -> Layers, Datasets,
 //   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
 //   PseudoLabels, Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
-//   PseudoLabels -> Imaging, HDF5;  Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS.
+//   PseudoLabels -> Imaging, HDF5;  Imaging -> Autograd (one resize rule), CImageCodecs;
+//   Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS.
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription
 
@@ -43,7 +44,8 @@ let package = Package(
 
         .target(name: "Autograd", dependencies: ["CBLAS"]),
         .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
-        .target(name: "Imaging", dependencies: ["CImageCodecs"]),
+        // Autograd for ResizeAxis / Kernels.resize: the image resize and the tensor resize share one rule.
+        .target(name: "Imaging", dependencies: ["CImageCodecs", "Autograd"]),
         .target(name: "Evaluation"),
         .target(name: "Layers", dependencies: ["Autograd"]),
         .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),

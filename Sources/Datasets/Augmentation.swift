@@ -77,7 +77,7 @@ public struct Augmentation: Sendable {
         var labels = labels
         if w != image.width || h != image.height {
             planar = planar.resizedBilinear(height: h, width: w)
-            labels = labels.resizedNearest(width: w, height: h)
+            labels = labels.resizedNearest(height: h, width: w)
         }
         // Pad bottom/right, then crop at a random offset.
         let (pw, ph) = (max(w, cropSize), max(h, cropSize))

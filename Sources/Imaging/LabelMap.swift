@@ -1,3 +1,4 @@
+import Autograd
 import CImageCodecs
 import Foundation
 
@@ -75,10 +76,10 @@ public struct LabelMap: Equatable, Sendable {
     }
 
     /// Nearest-neighbour resize (labels must not be interpolated), as torch/cv2 "nearest":
-    /// source = min(floor(dst · in / out), in - 1).
-    public func resizedNearest(width newWidth: Int, height newHeight: Int) -> LabelMap {
-        let xs = (0..<newWidth).map { min(Int(Float($0) * (Float(width) / Float(newWidth))), width - 1) }
-        let ys = (0..<newHeight).map { min(Int(Float($0) * (Float(height) / Float(newHeight))), height - 1) }
+    /// source = min(floor(dst · in / out), in - 1), Autograd's `ResizeAxis(nearestFrom:to:)`.
+    public func resizedNearest(height newHeight: Int, width newWidth: Int) -> LabelMap {
+        let xs = ResizeAxis(nearestFrom: width, to: newWidth).lower
+        let ys = ResizeAxis(nearestFrom: height, to: newHeight).lower
         var out = [UInt8](repeating: 0, count: newWidth * newHeight)
         for (j, sy) in ys.enumerated() {
             for (i, sx) in xs.enumerated() { out[j * newWidth + i] = values[sy * width + sx] }

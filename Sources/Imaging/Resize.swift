@@ -1,3 +1,5 @@
+import Autograd
+
 /// Planar Float32 image data [channels, height, width] — what augmentation works on after
 /// decoding (values in 0…255, or normalised).
 public struct PlanarImage: Equatable, Sendable {
@@ -30,36 +32,21 @@ public struct PlanarImage: Equatable, Sendable {
 
     /// Bilinear resize with half-pixel centres and no antialiasing: cv2.resize(INTER_LINEAR) and
     /// torch interpolate(mode="bilinear", align_corners=False) on floats, which DeepLab's data
-    /// pipelines use for random scaling.
+    /// pipelines use for random scaling. [channels, height, width] → [channels, newHeight, newWidth].
+    ///
+    /// The source positions and the blend are Autograd's (`ResizeAxis`, `Kernels.resize`), so this
+    /// equals `Tensor.resizedBilinear(to:alignCorners: false)` bit for bit: one rule, one loop.
     public func resizedBilinear(height newHeight: Int, width newWidth: Int) -> PlanarImage {
-        func axis(_ inSize: Int, _ outSize: Int) -> (lower: [Int], upper: [Int], weight: [Float]) {
-            let scale = Float(inSize) / Float(outSize)
-            var lower = [Int](), upper = [Int](), weight = [Float]()
-            for d in 0..<outSize {
-                let src = max(scale * (Float(d) + 0.5) - 0.5, 0)
-                let i0 = min(Int(src), inSize - 1)
-                lower.append(i0)
-                upper.append(min(i0 + 1, inSize - 1))
-                weight.append(src - Float(i0))
-            }
-            return (lower, upper, weight)
-        }
-        let rows = axis(height, newHeight), cols = axis(width, newWidth)
+        precondition(
+            height > 0 && width > 0 && newHeight > 0 && newWidth > 0,
+            "PlanarImage.resizedBilinear: \(height)x\(width) → \(newHeight)x\(newWidth) has an empty side")
+        let rows = ResizeAxis(linearFrom: height, to: newHeight, alignCorners: false)
+        let columns = ResizeAxis(linearFrom: width, to: newWidth, alignCorners: false)
         var out = [Float](repeating: 0, count: channels * newHeight * newWidth)
         values.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                for c in 0..<channels {
-                    let s = src.baseAddress! + c * height * width, d = dst.baseAddress! + c * newHeight * newWidth
-                    for i in 0..<newHeight {
-                        let a = s + rows.lower[i] * width, b = s + rows.upper[i] * width
-                        let hl = rows.weight[i], h0 = 1 - hl
-                        for j in 0..<newWidth {
-                            let wl = cols.weight[j], w0 = 1 - wl
-                            d[i * newWidth + j] = h0 * (w0 * a[cols.lower[j]] + wl * a[cols.upper[j]])
-                                + hl * (w0 * b[cols.lower[j]] + wl * b[cols.upper[j]])
-                        }
-                    }
-                }
+                Kernels.resize(
+                    src.baseAddress!, dst.baseAddress!, planes: channels, inSize: (height, width), rows: rows, columns: columns)
             }
         }
         return PlanarImage(channels: channels, height: newHeight, width: newWidth, values: out)
@@ -68,7 +55,7 @@ public struct PlanarImage: Equatable, Sendable {
 
 extension Image {
     /// Bilinear resize (half-pixel centres, as cv2 INTER_LINEAR), rounded back to 8 bits.
-    public func resizedBilinear(width newWidth: Int, height newHeight: Int) -> Image {
+    public func resizedBilinear(height newHeight: Int, width newWidth: Int) -> Image {
         let planar = PlanarImage(self).resizedBilinear(height: newHeight, width: newWidth)
         var pixels = [UInt8](repeating: 0, count: newWidth * newHeight * channels)
         let plane = newWidth * newHeight

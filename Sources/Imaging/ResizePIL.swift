@@ -14,8 +14,9 @@ import Foundation
 
 extension Image {
     /// This image resized as PIL's `Image.resize((width, height), Image.BILINEAR)` does, to the
-    /// byte (see the file comment). Channels are resampled independently.
-    public func resizedLikePIL(width newWidth: Int, height newHeight: Int) -> Image {
+    /// byte (see the file comment). Channels are resampled independently. Height first, as every
+    /// resize here (PIL's size tuple is width first).
+    public func resizedLikePIL(height newHeight: Int, width newWidth: Int) -> Image {
         precondition(newWidth > 0 && newHeight > 0, "resizedLikePIL: empty size \(newWidth)x\(newHeight)")
         // Resample.c, ImagingResampleInner: a pass runs only where the size changes.
         let needHorizontal = newWidth != width, needVertical = newHeight != height

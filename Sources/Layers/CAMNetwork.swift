@@ -16,7 +16,7 @@ public final class CAMNetwork: Module {
     public init(classes: Int, backbone configuration: ResNetConfiguration = .camResNet50, seed: UInt64 = 0) {
         var g = SeededGenerator(seed: seed)
         backbone = ResNet(configuration, generator: &g)
-        classifier = Conv2d(configuration.outputChannels, classes, kernelSize: 1, generator: &g)
+        classifier = Conv2d(inputChannels: configuration.outputChannels, outputChannels: classes, kernelSize: 1, generator: &g)
         self.classes = classes
     }
 

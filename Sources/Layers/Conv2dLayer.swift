@@ -7,16 +7,20 @@ public final class Conv2d: Module {
     public let bias: Tensor?
     public let stride, padding, dilation: Int
 
+    /// A square `kernelSize` convolution from `inputChannels` to `outputChannels`: weight
+    /// [outputChannels, inputChannels, kernelSize, kernelSize], bias [outputChannels].
+    ///
     /// Weights are drawn with Kaiming-normal (fan_out, ReLU gain) as torchvision's ResNet
-    /// initialises convolutions; biases start at zero.
+    /// initialises convolutions; biases start at zero. Channel counts are labelled (as
+    /// mlx-swift's `Conv2d(inputChannels:outputChannels:kernelSize:)`) so they cannot swap silently.
     public init(
-        _ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
+        inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
         bias: Bool = false, generator: inout SeededGenerator
     ) {
-        let fanOut = Float(outChannels * kernelSize * kernelSize)
-        weight = Tensor.randomNormal([outChannels, inChannels, kernelSize, kernelSize], standardDeviation: (2 / fanOut).squareRoot(),
-                                     using: &generator).requiringGrad()
-        self.bias = bias ? Tensor(zeros: [outChannels]).requiringGrad() : nil
+        let fanOut = Float(outputChannels * kernelSize * kernelSize)
+        weight = Tensor.randomNormal([outputChannels, inputChannels, kernelSize, kernelSize],
+                                     standardDeviation: (2 / fanOut).squareRoot(), using: &generator).requiringGrad()
+        self.bias = bias ? Tensor(zeros: [outputChannels]).requiringGrad() : nil
         self.stride = stride
         self.padding = padding
         self.dilation = dilation

@@ -9,7 +9,8 @@ public final class ASPP: Module {
 
     public init(inChannels: Int, classes: Int, rates: [Int] = ASPP.rates, generator: inout SeededGenerator) {
         branches = rates.map { rate in
-            let conv = Conv2d(inChannels, classes, kernelSize: 3, padding: rate, dilation: rate, bias: true, generator: &generator)
+            let conv = Conv2d(inputChannels: inChannels, outputChannels: classes, kernelSize: 3, padding: rate, dilation: rate,
+                              bias: true, generator: &generator)
             // DeepLab-v2 initialises the classifier N(0, 0.01), bias 0.
             var g = generator
             conv.weight.assign(from: Tensor.randomNormal(conv.weight.shape, standardDeviation: 0.01, using: &g))

@@ -84,7 +84,8 @@ public final class ResNet: Module {
 
     public init(_ c: ResNetConfiguration, generator: inout SeededGenerator) {
         configuration = c
-        conv1 = Conv2d(3, c.stemChannels, kernelSize: 7, stride: 2, padding: 3, generator: &generator)
+        conv1 = Conv2d(inputChannels: 3, outputChannels: c.stemChannels, kernelSize: 7, stride: 2, padding: 3,
+                       generator: &generator)
         bn1 = BatchNorm2d(c.stemChannels, frozen: c.frozenBN)
         var inChannels = c.stemChannels
         var layers: [ResNetStage] = []

@@ -16,8 +16,8 @@ public final class MLPBlock: Module {
 
     /// Weights allocated, not initialised (see TorchLayers.swift).
     public init(embeddingDim: Int, mlpDim: Int, activation: Activation.Kind = .gelu) {
-        lin1 = Linear(embeddingDim, mlpDim)
-        lin2 = Linear(mlpDim, embeddingDim)
+        lin1 = Linear(inputFeatures: embeddingDim, outputFeatures: mlpDim)
+        lin2 = Linear(inputFeatures: mlpDim, outputFeatures: embeddingDim)
         act = Activation(activation)
     }
 

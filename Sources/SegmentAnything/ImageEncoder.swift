@@ -41,9 +41,10 @@ public final class ImageEncoderViT: Module {
                     windowSize: globalAttnIndexes.contains(i) ? 0 : windowSize, inputSize: (side, side))
             })
         var generator = SeededGenerator(seed: 0)  // Conv2d draws weights; load(from:) replaces them
-        let conv1 = Conv2d(embedDim, outChannels, kernelSize: 1, generator: &generator)
+        let conv1 = Conv2d(inputChannels: embedDim, outputChannels: outChannels, kernelSize: 1, generator: &generator)
         let norm1 = LayerNorm2d(outChannels)
-        let conv2 = Conv2d(outChannels, outChannels, kernelSize: 3, padding: 1, generator: &generator)
+        let conv2 = Conv2d(inputChannels: outChannels, outputChannels: outChannels, kernelSize: 3, padding: 1,
+                           generator: &generator)
         let norm2 = LayerNorm2d(outChannels)
         neck = Sequential([conv1, norm1, conv2, norm2]) { x in norm2(conv2(norm1(conv1(x)))) }
     }
@@ -132,8 +133,8 @@ extension ImageEncoderViT {
             self.numHeads = numHeads
             let headDim = dim / numHeads
             scale = 1 / Float(headDim).squareRoot()
-            qkv = Linear(dim, dim * 3)
-            proj = Linear(dim, dim)
+            qkv = Linear(inputFeatures: dim, outputFeatures: dim * 3)
+            proj = Linear(inputFeatures: dim, outputFeatures: dim)
             relPosH = parameter([2 * inputSize.0 - 1, headDim])
             relPosW = parameter([2 * inputSize.1 - 1, headDim])
         }
@@ -170,7 +171,8 @@ public final class PatchEmbed: Module {
     /// A patch embedding of `patchSize` pixels to `embedDim` channels.
     public init(patchSize: Int = 16, inChannels: Int = 3, embedDim: Int = 768) {
         var generator = SeededGenerator(seed: 0)  // load(from:) replaces the drawn weights
-        proj = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: patchSize, bias: true, generator: &generator)
+        proj = Conv2d(inputChannels: inChannels, outputChannels: embedDim, kernelSize: patchSize, stride: patchSize,
+                      bias: true, generator: &generator)
     }
 
     public var namedChildren: [(String, Module)] { [("proj", proj)] }

@@ -41,13 +41,13 @@ public final class MaskDecoder: Module {
         self.transformerDim = transformerDim
         self.transformer = transformer
         self.numMultimaskOutputs = numMultimaskOutputs
-        iouToken = Embedding(1, transformerDim)
+        iouToken = Embedding(count: 1, dimensions: transformerDim)
         numMaskTokens = numMultimaskOutputs + 1
-        maskTokens = Embedding(numMaskTokens, transformerDim)
-        let up1 = ConvTranspose2d(transformerDim, transformerDim / 4, kernelSize: 2, stride: 2)
+        maskTokens = Embedding(count: numMaskTokens, dimensions: transformerDim)
+        let up1 = ConvTranspose2d(inputChannels: transformerDim, outputChannels: transformerDim / 4, kernelSize: 2, stride: 2)
         let norm = LayerNorm2d(transformerDim / 4)
         let act1 = Activation(.gelu)
-        let up2 = ConvTranspose2d(transformerDim / 4, transformerDim / 8, kernelSize: 2, stride: 2)
+        let up2 = ConvTranspose2d(inputChannels: transformerDim / 4, outputChannels: transformerDim / 8, kernelSize: 2, stride: 2)
         let act2 = Activation(.gelu)
         outputUpscaling = Sequential([up1, norm, act1, up2, act2]) { x in act2(up2(act1(norm(up1(x))))) }
         upscalingLayers = (up1, norm, up2)
@@ -164,7 +164,7 @@ public final class MLP: Module {
         precondition(numLayers >= 1, "MLP: needs at least one layer, got \(numLayers)")
         self.numLayers = numLayers
         let widths = [inputDim] + Array(repeating: hiddenDim, count: numLayers - 1) + [outputDim]
-        layers = ModuleList((0..<numLayers).map { Linear(widths[$0], widths[$0 + 1]) })
+        layers = ModuleList((0..<numLayers).map { Linear(inputFeatures: widths[$0], outputFeatures: widths[$0 + 1]) })
     }
 
     public var namedChildren: [(String, Module)] { [("layers", layers)] }

@@ -13,20 +13,21 @@ func parameter(_ shape: [Int]) -> Tensor { Tensor(uninitialized: shape).requirin
 
 /// torch.nn.Linear: y = x Wᵀ + b over the last axis.
 public final class Linear: Module {
-    /// [outFeatures, inFeatures].
+    /// [outputFeatures, inputFeatures].
     public let weight: Tensor
-    /// [outFeatures], or nil.
+    /// [outputFeatures], or nil.
     public let bias: Tensor?
 
-    /// An inFeatures → outFeatures layer; weights not initialised.
-    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
-        weight = parameter([outFeatures, inFeatures])
-        self.bias = bias ? parameter([outFeatures]) : nil
+    /// An inputFeatures → outputFeatures layer (torch's in_features, out_features); weights not
+    /// initialised.
+    public init(inputFeatures: Int, outputFeatures: Int, bias: Bool = true) {
+        weight = parameter([outputFeatures, inputFeatures])
+        self.bias = bias ? parameter([outputFeatures]) : nil
     }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
 
-    /// [..., inFeatures] → [..., outFeatures].
+    /// [..., inputFeatures] → [..., outputFeatures].
     public func callAsFunction(_ x: Tensor) -> Tensor { Tensor.linear(x, weight: weight, bias: bias) }
 }
 
@@ -55,34 +56,35 @@ public final class LayerNorm: Module {
 /// torch.nn.Embedding as SAM uses it: a table of learned vectors read whole (`.weight`), never
 /// indexed.
 public final class Embedding: Module {
-    /// [count, dim].
+    /// [count, dimensions].
     public let weight: Tensor
 
-    /// A table of `count` vectors of `dim`; not initialised.
-    public init(_ count: Int, _ dim: Int) { weight = parameter([count, dim]) }
+    /// A table of `count` vectors of `dimensions` (torch's num_embeddings, embedding_dim); not
+    /// initialised.
+    public init(count: Int, dimensions: Int) { weight = parameter([count, dimensions]) }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
 }
 
 /// torch.nn.ConvTranspose2d (groups 1, no padding, as SAM's output upscaling).
 public final class ConvTranspose2d: Module {
-    /// [inChannels, outChannels, kernel, kernel] (torch's layout for transposed convolutions).
+    /// [inputChannels, outputChannels, kernel, kernel] (torch's layout for transposed convolutions).
     public let weight: Tensor
-    /// [outChannels].
+    /// [outputChannels].
     public let bias: Tensor
     /// Output step per input pixel (the kernel side in SAM).
     public let stride: Int
 
     /// A square transposed convolution; weights not initialised.
-    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int) {
-        weight = parameter([inChannels, outChannels, kernelSize, kernelSize])
-        bias = parameter([outChannels])
+    public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int) {
+        weight = parameter([inputChannels, outputChannels, kernelSize, kernelSize])
+        bias = parameter([outputChannels])
         self.stride = stride
     }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
 
-    /// [N, inChannels, H, W] → [N, outChannels, (H-1)·stride + kernel, (W-1)·stride + kernel].
+    /// [N, inputChannels, H, W] → [N, outputChannels, (H-1)·stride + kernel, (W-1)·stride + kernel].
     public func callAsFunction(_ x: Tensor) -> Tensor {
         Tensor.convTranspose2d(x, weight: weight, bias: bias, stride: stride, padding: 0)
     }

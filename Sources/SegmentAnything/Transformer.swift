@@ -171,10 +171,10 @@ extension TwoWayTransformer {
             self.numHeads = numHeads
             precondition(
                 internalDim % numHeads == 0, "Attention: \(numHeads) heads must divide the internal width \(internalDim)")
-            qProj = Linear(embeddingDim, internalDim)
-            kProj = Linear(embeddingDim, internalDim)
-            vProj = Linear(embeddingDim, internalDim)
-            outProj = Linear(internalDim, embeddingDim)
+            qProj = Linear(inputFeatures: embeddingDim, outputFeatures: internalDim)
+            kProj = Linear(inputFeatures: embeddingDim, outputFeatures: internalDim)
+            vProj = Linear(inputFeatures: embeddingDim, outputFeatures: internalDim)
+            outProj = Linear(inputFeatures: internalDim, outputFeatures: embeddingDim)
         }
 
         public var namedChildren: [(String, Module)] {

@@ -27,7 +27,7 @@ public struct ResizeLongestSide: Sendable {
     /// 8-bit pixels, which `resizedLikePIL` reproduces to the byte.
     public func applyImage(_ image: Image) -> Image {
         let size = ResizeLongestSide.preprocessShape(height: image.height, width: image.width, longSideLength: targetLength)
-        return image.resizedLikePIL(width: size.width, height: size.height)
+        return image.resizedLikePIL(height: size.height, width: size.width)
     }
 
     /// Points (x, y) in pixels of an image of `originalSize` mapped into the resized image

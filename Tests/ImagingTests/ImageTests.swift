@@ -135,7 +135,7 @@ enum ImageFixtures {
     @Test func flipsAndNearestResizeKeepLabelValues() {
         let labels = LabelMap(width: 3, height: 2, values: [0, 1, 2, 3, 4, 255])
         #expect(labels.flippedHorizontally().values == [2, 1, 0, 255, 4, 3])
-        #expect(labels.resizedNearest(width: 6, height: 4).classesPresent == labels.classesPresent)
+        #expect(labels.resizedNearest(height: 4, width: 6).classesPresent == labels.classesPresent)
         let image = Image(width: 2, height: 1, channels: 3, pixels: [1, 2, 3, 4, 5, 6])
         #expect(image.flippedHorizontally().pixels == [4, 5, 6, 1, 2, 3])
     }

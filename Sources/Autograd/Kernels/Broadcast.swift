@@ -57,3 +57,21 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels {
+    /// y = f(a, b) with a [aShape] and b [bShape] broadcast to y [shape] (numpy rules; `shape`
+    /// is their broadcast shape).
+    public static func broadcastZip(
+        _ a: UnsafePointer<Float>, _ aShape: [Int], _ b: UnsafePointer<Float>, _ bShape: [Int],
+        _ y: UnsafeMutablePointer<Float>, shape: [Int], _ f: (Float, Float) -> Float
+    ) {
+        let sa = broadcastStrides(of: aShape, in: shape)
+        let sb = broadcastStrides(of: bShape, in: shape)
+        let ys = broadcastStrides(of: shape, in: shape)
+        forEachRun(shape: shape, strides: [ys, sa, sb]) { off, n, st in
+            let yo = y + off[0], ao = a + off[1], bo = b + off[2]
+            let ia = st[1], ib = st[2]
+            for i in 0..<n { yo[i] = f(ao[i * ia], bo[i * ib]) }
+        }
+    }
+}

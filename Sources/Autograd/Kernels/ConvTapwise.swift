@@ -18,11 +18,14 @@ extension Kernels {
         return (r0, r1, c0, c1)
     }
 
-    /// Copies the input pixels seen by tap (i, j) over its output rectangle into
-    /// `buffer` [channels, rows·cols], or adds `buffer` back into them when `scatter` is true.
-    static func tapTransfer(
-        image x: UnsafeMutablePointer<Float>, buffer: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
-        i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int), scatter: Bool
+    /// Calls `body(imageOffset, bufferOffset)` for each channel and row of tap (i, j)'s output
+    /// rectangle: the offset of the row's first input pixel in the image [channels, H·W] (the
+    /// row steps by `g.stride.w`), and of the row in a compact buffer [channels, rows·cols].
+    /// Channels are split across cores; rows of different channels never overlap.
+    @inline(__always)
+    static func forEachTapRow(
+        channels: Int, geometry g: WindowGeometry, i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int),
+        _ body: (_ imageOffset: Int, _ bufferOffset: Int) -> Void
     ) {
         let (rows, cols) = (rect.r1 - rect.r0, rect.c1 - rect.c0)
         let plane = g.inHeight * g.inWidth
@@ -31,49 +34,98 @@ extension Kernels {
                 for r in 0..<rows {
                     let ih = (rect.r0 + r) * g.stride.h - g.padding.h + i * g.dilation.h
                     let iw0 = rect.c0 * g.stride.w - g.padding.w + j * g.dilation.w
-                    let src = x + c * plane + ih * g.inWidth + iw0
-                    let dst = buffer + (c * rows + r) * cols
-                    let sw = g.stride.w
-                    if scatter {
-                        for k in 0..<cols { src[k * sw] += dst[k] }
-                    } else if sw == 1 {
-                        dst.update(from: src, count: cols)
-                    } else {
-                        for k in 0..<cols { dst[k] = src[k * sw] }
-                    }
+                    body(c * plane + ih * g.inWidth + iw0, (c * rows + r) * cols)
                 }
             }
         }
     }
 
-    /// Adds `block` [channels, rows·cols] into the rectangle of `planes` [channels, outH·outW]
-    /// (or copies the rectangle out into `block` when `gather` is true).
-    static func rectangleTransfer(
-        planes y: UnsafeMutablePointer<Float>, block: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
-        rect: (r0: Int, r1: Int, c0: Int, c1: Int), gather: Bool
+    /// Copies the input pixels seen by tap (i, j) over its output rectangle from `image`
+    /// [channels, H·W] into `buffer` [channels, rows·cols].
+    static func gatherTap(
+        from image: UnsafePointer<Float>, into buffer: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
+        i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
+    ) {
+        let (cols, sw) = (rect.c1 - rect.c0, g.stride.w)
+        forEachTapRow(channels: channels, geometry: g, i: i, j: j, rect: rect) { imageOffset, bufferOffset in
+            let (src, dst) = (image + imageOffset, buffer + bufferOffset)
+            if sw == 1 {
+                dst.update(from: src, count: cols)
+            } else {
+                for k in 0..<cols { dst[k] = src[k * sw] }
+            }
+        }
+    }
+
+    /// The adjoint of `gatherTap`: adds `buffer` [channels, rows·cols] into the input pixels of
+    /// `image` [channels, H·W] seen by tap (i, j) over its output rectangle.
+    static func scatterAddTap(
+        from buffer: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
+        i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
+    ) {
+        let (cols, sw) = (rect.c1 - rect.c0, g.stride.w)
+        forEachTapRow(channels: channels, geometry: g, i: i, j: j, rect: rect) { imageOffset, bufferOffset in
+            let (dst, src) = (image + imageOffset, buffer + bufferOffset)
+            for k in 0..<cols { dst[k * sw] += src[k] }
+        }
+    }
+
+    /// Calls `body(planeOffset, blockOffset, cols)` for each channel and row of `rect`: the row's
+    /// offset in planes [channels, outH·outW] and in a compact block [channels, rows·cols].
+    @inline(__always)
+    static func forEachRectangleRow(
+        channels: Int, geometry g: WindowGeometry, rect: (r0: Int, r1: Int, c0: Int, c1: Int),
+        _ body: (_ planeOffset: Int, _ blockOffset: Int, _ cols: Int) -> Void
     ) {
         let (rows, cols) = (rect.r1 - rect.r0, rect.c1 - rect.c0)
         for c in 0..<channels {
-            for r in 0..<rows {
-                let p = y + c * g.outArea + (rect.r0 + r) * g.outWidth + rect.c0
-                let b = block + (c * rows + r) * cols
-                if gather { b.update(from: p, count: cols) } else { for k in 0..<cols { p[k] += b[k] } }
-            }
+            for r in 0..<rows { body(c * g.outArea + (rect.r0 + r) * g.outWidth + rect.c0, (c * rows + r) * cols, cols) }
         }
     }
 
-    /// Weight [out, in, kh, kw] → per-tap matrices [kh·kw, out, in] (or back, when `inverse`).
-    static func repackWeightByTap(
-        _ w: UnsafePointer<Float>, _ packed: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int, taps: Int,
-        inverse: Bool = false
+    /// Copies the rectangle `rect` of `planes` [channels, outH·outW] into `block` [channels, rows·cols].
+    static func gatherRectangle(
+        from planes: UnsafePointer<Float>, into block: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
+        rect: (r0: Int, r1: Int, c0: Int, c1: Int)
     ) {
-        let src = UnsafeMutablePointer(mutating: w)
+        forEachRectangleRow(channels: channels, geometry: g, rect: rect) { planeOffset, blockOffset, cols in
+            (block + blockOffset).update(from: planes + planeOffset, count: cols)
+        }
+    }
+
+    /// Adds `block` [channels, rows·cols] into the rectangle `rect` of `planes` [channels, outH·outW].
+    static func addRectangle(
+        from block: UnsafePointer<Float>, into planes: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
+        rect: (r0: Int, r1: Int, c0: Int, c1: Int)
+    ) {
+        forEachRectangleRow(channels: channels, geometry: g, rect: rect) { planeOffset, blockOffset, cols in
+            let (p, b) = (planes + planeOffset, block + blockOffset)
+            for k in 0..<cols { p[k] += b[k] }
+        }
+    }
+
+    /// Weight [out, in, kh, kw] → per-tap matrices [kh·kw, out, in].
+    static func packWeightByTap(
+        from weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
+        taps: Int
+    ) {
+        forEachWeightEntry(outChannels: outChannels, inChannels: inChannels, taps: taps) { a, b in packed[b] = weight[a] }
+    }
+
+    /// Per-tap matrices [kh·kw, out, in] → weight [out, in, kh, kw] (the inverse of `packWeightByTap`).
+    static func unpackWeightByTap(
+        from packed: UnsafePointer<Float>, into weight: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
+        taps: Int
+    ) {
+        forEachWeightEntry(outChannels: outChannels, inChannels: inChannels, taps: taps) { a, b in weight[a] = packed[b] }
+    }
+
+    /// Calls `body(a, b)` for each weight entry: `a` its index in [out, in, taps], `b` in [taps, out, in].
+    @inline(__always)
+    static func forEachWeightEntry(outChannels: Int, inChannels: Int, taps: Int, _ body: (_ a: Int, _ b: Int) -> Void) {
         for o in 0..<outChannels {
             for c in 0..<inChannels {
-                for t in 0..<taps {
-                    let a = (o * inChannels + c) * taps + t, b = (t * outChannels + o) * inChannels + c
-                    if inverse { src[a] = packed[b] } else { packed[b] = src[a] }
-                }
+                for t in 0..<taps { body((o * inChannels + c) * taps + t, (t * outChannels + o) * inChannels + c) }
             }
         }
     }
@@ -100,8 +152,8 @@ extension Kernels {
 
         init(weight: UnsafePointer<Float>, inChannels: Int, outChannels: Int, geometry g: WindowGeometry) {
             packedWeight = TensorStorage(count: outChannels * inChannels * g.kernelArea, zeroed: false)
-            Kernels.repackWeightByTap(
-                weight, packedWeight.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
+            Kernels.packWeightByTap(
+                from: weight, into: packedWeight.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
             gathered = TensorStorage(count: inChannels * g.outArea, zeroed: false)
             product = TensorStorage(count: outChannels * g.outArea, zeroed: false)
         }
@@ -113,15 +165,13 @@ extension Kernels {
         geometry g: WindowGeometry, workspace w: TapwiseWorkspace
     ) {
         y.update(repeating: 0, count: outChannels * g.outArea)
-        let image = UnsafeMutablePointer(mutating: x)
         forEachTap(g) { t, rect, area in
             let (i, j) = (t / g.kernelWidth, t % g.kernelWidth)
-            tapTransfer(
-                image: image, buffer: w.gathered.base, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: false)
+            gatherTap(from: x, into: w.gathered.base, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
             gemm(
                 m: outChannels, n: area, k: inChannels, a: w.packedWeight.base + t * outChannels * inChannels,
                 b: w.gathered.base, c: w.product.base)
-            rectangleTransfer(planes: y, block: w.product.base, channels: outChannels, geometry: g, rect: rect, gather: false)
+            addRectangle(from: w.product.base, into: y, channels: outChannels, geometry: g, rect: rect)
         }
     }
 
@@ -131,17 +181,13 @@ extension Kernels {
         packedWeightGradient: UnsafeMutablePointer<Float>?, inChannels: Int, outChannels: Int,
         geometry g: WindowGeometry, workspace w: TapwiseWorkspace
     ) {
-        let image = UnsafeMutablePointer(mutating: x)
         let (buffer, product) = (w.gathered.base, w.product.base)
         forEachTap(g) { t, rect, area in
             let (i, j) = (t / g.kernelWidth, t % g.kernelWidth)
-            rectangleTransfer(
-                planes: UnsafeMutablePointer(mutating: dy), block: product, channels: outChannels,
-                geometry: g, rect: rect, gather: true)
+            gatherRectangle(from: dy, into: product, channels: outChannels, geometry: g, rect: rect)
             if let packedWeightGradient {
                 // dW_t += dY_rect · X_tapᵀ
-                tapTransfer(
-                    image: image, buffer: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: false)
+                gatherTap(from: x, into: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
                 gemm(
                     transB: true, m: outChannels, n: inChannels, k: area, a: product, b: buffer, beta: 1,
                     c: packedWeightGradient + t * outChannels * inChannels)
@@ -151,7 +197,7 @@ extension Kernels {
                 gemm(
                     transA: true, m: inChannels, n: area, k: outChannels, a: w.packedWeight.base + t * outChannels * inChannels,
                     b: product, c: buffer)
-                tapTransfer(image: dx, buffer: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect, scatter: true)
+                scatterAddTap(from: buffer, into: dx, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
             }
         }
     }

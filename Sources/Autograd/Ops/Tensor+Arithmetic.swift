@@ -28,15 +28,7 @@ extension Tensor {
         }
         let shape = broadcastShape(a.shape, b.shape)
         let y = Tensor(uninitialized: shape)
-        let sa = Kernels.broadcastStrides(of: a.shape, in: shape)
-        let sb = Kernels.broadcastStrides(of: b.shape, in: shape)
-        let ys = Kernels.broadcastStrides(of: shape, in: shape)
-        let pa = a.storage.base, pb = b.storage.base, py = y.storage.base
-        Kernels.forEachRun(shape: shape, strides: [ys, sa, sb]) { off, n, st in
-            let yo = py + off[0], ao = pa + off[1], bo = pb + off[2]
-            let ia = st[1], ib = st[2]
-            for i in 0..<n { yo[i] = f(ao[i * ia], bo[i * ib]) }
-        }
+        Kernels.broadcastZip(a.storage.base, a.shape, b.storage.base, b.shape, y.storage.base, shape: shape, f)
         return y
     }
 

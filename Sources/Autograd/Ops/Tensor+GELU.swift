@@ -1,5 +1,3 @@
-import Foundation
-
 extension Tensor {
     /// Exact GELU, as torch.nn.functional.gelu(approximate="none"): y = x · Φ(x) with
     /// Φ(x) = ½(1 + erf(x/√2)). Backward: dy · (Φ(x) + x · φ(x)), φ the standard normal density.
@@ -13,58 +11,6 @@ extension Tensor {
             let dx = Tensor(uninitialized: dy.shape)
             Kernels.geluBackward(x.storage.base, dy.storage.base, dx.storage.base, count: dx.count)
             return [dx]
-        }
-    }
-}
-
-extension Kernels {
-    /// y = x · Φ(x) (may alias), Φ from `normalCDF` (eight lanes at a time; erff per element
-    /// cost as much as the MLP's sgemm in SAM's blocks).
-    public static func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        parallelFor(count, minimumPerThread: 1 << 14) { r in
-            forEachLanes(r, x) { v in
-                v * normalCDF(v)
-            } store: { v, i in
-                store(v, y, i)
-            } tail: { i in
-                let v = x[i]
-                y[i] = 0.5 * v * (1 + erff(v * Float(0.5.squareRoot())))
-            }
-        }
-    }
-
-    /// dx = dy · (Φ(x) + x · φ(x)), φ(x) = e^(-x²/2)/√(2π) (may alias dy).
-    public static func geluBackward(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int
-    ) {
-        let density = Float(1 / (2 * Double.pi).squareRoot())
-        parallelFor(count, minimumPerThread: 1 << 14) { r in
-            forEachLanes(r, x) { v in
-                normalCDF(v) + v * Lanes(repeating: density) * exp(Lanes(repeating: -0.5) * v * v)
-            } store: { v, i in
-                store(v * load(dy, i), dx, i)
-            } tail: { i in
-                let v = x[i]
-                let cdf = 0.5 * (1 + erff(v * Float(0.5.squareRoot())))
-                dx[i] = dy[i] * (cdf + v * density * expf(-0.5 * v * v))
-            }
-        }
-    }
-
-    /// Runs `f` on eight lanes of x at a time over `range`, `tail` on the remaining elements.
-    @inline(__always)
-    static func forEachLanes(
-        _ range: Range<Int>, _ x: UnsafePointer<Float>, _ f: (Lanes) -> Lanes, store: (Lanes, Int) -> Void,
-        tail: (Int) -> Void
-    ) {
-        var i = range.lowerBound
-        while i + 8 <= range.upperBound {
-            store(f(load(x, i)), i)
-            i += 8
-        }
-        while i < range.upperBound {
-            tail(i)
-            i += 1
         }
     }
 }

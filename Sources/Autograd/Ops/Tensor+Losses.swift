@@ -20,17 +20,10 @@ extension Tensor {
         let (n, c, inner) = logits.split(at: 1)
         let logProbabilities = Tensor(uninitialized: logits.shape)
         Kernels.softmax(logits.storage.base, logProbabilities.storage.base, split: (n, c, inner), log: true)
-        var total = 0.0, valid = 0
-        let lp = logProbabilities.storage.base
-        for b in 0..<n {
-            for i in 0..<inner {
-                let l = labels.values[b * inner + i]
-                if l == ignoreIndex { continue }
-                precondition(
-                    l >= 0 && Int(l) < c, "crossEntropy: label \(l) outside 0..<\(c) and not the ignore index \(ignoreIndex)")
-                total -= Double(lp[(b * c + Int(l)) * inner + i])
-                valid += 1
-            }
+        let (total, valid) = labels.values.withUnsafeBufferPointer { l in
+            Kernels.crossEntropySum(
+                logProbabilities: logProbabilities.storage.base, labels: l, split: (n, c, inner),
+                ignoreIndex: ignoreIndex)
         }
         let loss = Tensor(scalar: valid == 0 ? 0 : Float(total / Double(valid)))
         return record(loss, name: "cross_entropy", inputs: [logits]) { dy in
@@ -38,16 +31,10 @@ extension Tensor {
             guard valid > 0 else { return [dx] }
             // d/dlogits = (softmax - onehot) / valid at labelled pixels, 0 at ignored ones.
             let scale = dy.item / Float(valid)
-            let d = dx.storage.base
-            for b in 0..<n {
-                for i in 0..<inner {
-                    let l = labels.values[b * inner + i]
-                    if l == ignoreIndex { continue }
-                    for k in 0..<c {
-                        let j = (b * c + k) * inner + i
-                        d[j] = (expf(lp[j]) - (k == Int(l) ? 1 : 0)) * scale
-                    }
-                }
+            labels.values.withUnsafeBufferPointer { l in
+                Kernels.crossEntropyBackward(
+                    logProbabilities: logProbabilities.storage.base, labels: l, split: (n, c, inner),
+                    ignoreIndex: ignoreIndex, scale: scale, dx: dx.storage.base)
             }
             return [dx]
         }
@@ -63,11 +50,8 @@ extension Tensor {
         precondition(
             logits.rank == 2 && logits.shape == targets.shape,
             "multiLabelSoftMarginLoss: logits \(logits.shape) and targets \(targets.shape) must both be [N, C]")
-        let x = logits.storage.base, t = targets.storage.base
-        // log σ(x) = min(x, 0) - log1p(exp(-|x|)), stable for large |x|.
-        func logSigmoid(_ v: Float) -> Double { Double(Swift.min(v, 0)) - log1p(exp(-Double(abs(v)))) }
-        var total = 0.0
-        for i in 0..<logits.count { total -= Double(t[i]) * logSigmoid(x[i]) + Double(1 - t[i]) * logSigmoid(-x[i]) }
+        let total = Kernels.multiLabelSoftMarginSum(
+            logits: logits.storage.base, targets: targets.storage.base, count: logits.count)
         let count = Float(logits.count)
         let loss = Tensor(scalar: Float(total / Double(logits.count)))
         let (cx, ct) = (logits.detached(), targets.detached())

@@ -20,39 +20,17 @@ extension Tensor {
         let planes = shape[0] * shape[1]
         let y = Tensor(uninitialized: [shape[0], shape[1], oh, ow])
         let argmax = TensorStorage(count: planes * oh * ow, zeroed: false)  // index within the plane, as Float bits
-        let px = storage.base, py = y.storage.base
         argmax.base.withMemoryRebound(to: Int32.self, capacity: argmax.count) { am in
-            parallelFor(planes) { r in
-                for p in r {
-                    let src = px + p * h * w
-                    for i in 0..<oh {
-                        let h0 = Swift.max(i * s - padding, 0), h1 = Swift.min(i * s - padding + kernelSize, h)
-                        for j in 0..<ow {
-                            let w0 = Swift.max(j * s - padding, 0), w1 = Swift.min(j * s - padding + kernelSize, w)
-                            var best = -Float.infinity, at = h0 * w + w0
-                            for a in h0..<h1 {
-                                for b in w0..<w1 where src[a * w + b] > best || src[a * w + b].isNaN {
-                                    best = src[a * w + b]
-                                    at = a * w + b
-                                }
-                            }
-                            py[(p * oh + i) * ow + j] = best
-                            am[(p * oh + i) * ow + j] = Int32(at)
-                        }
-                    }
-                }
-            }
+            Kernels.maxPool2d(
+                storage.base, y.storage.base, argmax: am, planes: planes, inSize: (h, w), outSize: (oh, ow),
+                kernelSize: kernelSize, stride: s, padding: padding)
         }
         let inShape = shape
         return recorded(y, name: "max_pool2d", inputs: [self]) { dy in
             let dx = Tensor(zeros: inShape)
-            let pd = dx.storage.base, pg = dy.storage.base
             argmax.base.withMemoryRebound(to: Int32.self, capacity: argmax.count) { am in
-                parallelFor(planes) { r in
-                    for p in r {
-                        for k in 0..<(oh * ow) { pd[p * h * w + Int(am[p * oh * ow + k])] += pg[p * oh * ow + k] }
-                    }
-                }
+                Kernels.maxPool2dBackward(
+                    dy.storage.base, argmax: am, dx.storage.base, planes: planes, inArea: h * w, outArea: oh * ow)
             }
             return [dx]
         }

@@ -7,20 +7,9 @@ extension Tensor {
         let outShape = keepingDims ? kept : shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
         // Accumulate in Double: reductions over a whole feature map are long.
         var acc = [Double](repeating: 0, count: kept.product)
-        let xs = Kernels.broadcastStrides(of: shape, in: shape)
-        let ys = Kernels.broadcastStrides(of: kept, in: shape)
-        let px = storage.base
         acc.withUnsafeMutableBufferPointer { out in
-            Kernels.forEachRun(shape: shape, strides: [xs, ys]) { off, n, st in
-                let xo = px + off[0], ix = st[0], iy = st[1]
-                if iy == 0 {
-                    var s = 0.0
-                    for i in 0..<n { s += Double(xo[i * ix]) }
-                    out[off[1]] += s
-                } else {
-                    for i in 0..<n { out[off[1] + i * iy] += Double(xo[i * ix]) }
-                }
-            }
+            guard let out = out.baseAddress else { return }  // an empty result
+            Kernels.sum(storage.base, shape: shape, keptShape: kept, into: out)
         }
         let y = Tensor(shape: outShape, values: acc.map(Float.init))
         let inShape = shape
@@ -50,31 +39,18 @@ extension Tensor {
         outShape[axis] = 1
         let y = Tensor(uninitialized: outShape)
         var argmax = [Int32](repeating: 0, count: outer * inner)
-        let px = storage.base, py = y.storage.base
         argmax.withUnsafeMutableBufferPointer { am in
-            for o in 0..<outer {
-                for i in 0..<inner {
-                    let base = px + o * n * inner + i
-                    var best = base[0], at = 0
-                    for k in 1..<n where base[k * inner] > best || (best.isNaN == false && base[k * inner].isNaN) {
-                        best = base[k * inner]
-                        at = k
-                    }
-                    py[o * inner + i] = best
-                    am[o * inner + i] = Int32(at)
-                }
-            }
+            guard let am = am.baseAddress else { return }  // an empty result
+            Kernels.maximumAlongAxis(storage.base, y.storage.base, argmax: am, split: (outer, n, inner))
         }
         if !keepingDims { outShape.remove(at: axis) }
         let result = y.reshaped(to: outShape)
         let inShape = shape
         return recorded(result, name: "max", inputs: [self]) { dy in
             let dx = Tensor(zeros: inShape)
-            let pd = dx.storage.base, pg = dy.storage.base
-            for o in 0..<outer {
-                for i in 0..<inner {
-                    pd[o * n * inner + Int(argmax[o * inner + i]) * inner + i] = pg[o * inner + i]
-                }
+            argmax.withUnsafeBufferPointer { am in
+                guard let am = am.baseAddress else { return }
+                Kernels.maximumAlongAxisBackward(dy.storage.base, argmax: am, dx.storage.base, split: (outer, n, inner))
             }
             return [dx]
         }
@@ -86,12 +62,6 @@ extension Tensor {
 
 extension Tensor {
     /// Whether every value is finite (no NaN, no ±inf). Not differentiable; used to refuse
-    /// broken checkpoints. `x * 0` is 0 for finite x and NaN otherwise, so one branch-free sum
-    /// tells (IEEE semantics: the compiler may not fold `x * 0` to 0).
-    public var isAllFinite: Bool {
-        let p = storage.base
-        var probe: Float = 0
-        for i in 0..<count { probe += p[i] * 0 }
-        return probe == 0
-    }
+    /// broken checkpoints (`Kernels.isAllFinite`).
+    public var isAllFinite: Bool { Kernels.isAllFinite(storage.base, count: count) }
 }

@@ -77,15 +77,37 @@ enum Tolerance {
 
 /// Runs `op` on leaves made from `inputs`, back-propagates the fixture's `dy` and compares the
 /// output with `y` and each gradient with `d<name>`.
+///
+/// Every input needs its `d<name>` dataset: a missing one is a test failure naming the dataset
+/// (a fixture script that forgot a gradient must not pass silently), unless the input is listed
+/// in `withoutGradient` (an input PyTorch gives no gradient, such as integer labels or a
+/// constant); for those the fixture must have no `d<name>` either.
 func expectParity(
-    _ fixture: OpFixtures.Case, inputs names: [String], caseName: String,
+    _ fixture: OpFixtures.Case, inputs names: [String], withoutGradient: Set<String> = [], caseName: String,
     sourceLocation: SourceLocation = #_sourceLocation, _ op: ([Tensor]) -> Tensor
 ) throws {
+    precondition(
+        withoutGradient.isSubset(of: names), "expectParity: withoutGradient \(withoutGradient) not among the inputs \(names)")
     let leaves = try names.map { try fixture.tensor($0).requiringGrad() }
     let y = op(leaves)
     expectClose(y, try fixture.tensor("y"), tolerance: Tolerance.forward, "\(caseName) y", sourceLocation: sourceLocation)
     y.backward(gradient: try fixture.tensor("dy"))
-    for (name, leaf) in zip(names, leaves) where fixture.has("d" + name) {
+    for (name, leaf) in zip(names, leaves) {
+        let dataset = "\(fixture.group)/d\(name)"
+        if withoutGradient.contains(name) {
+            if fixture.has("d" + name) {
+                Issue.record(
+                    "\(caseName): \(dataset) exists but input \(name) is declared without gradient",
+                    sourceLocation: sourceLocation)
+            }
+            continue
+        }
+        guard fixture.has("d" + name) else {
+            Issue.record(
+                "\(caseName): gradient fixture \(dataset) missing in \(fixture.file.path) for input \(name)",
+                sourceLocation: sourceLocation)
+            continue
+        }
         expectClose(
             leaf.grad, try fixture.tensor("d" + name), tolerance: Tolerance.gradient, "\(caseName) d\(name)",
             sourceLocation: sourceLocation)

@@ -1,0 +1,130 @@
+// The raw batch norm of `Tensor.batchNorm` (Ops/BatchNorm.swift): per-channel statistics, the
+// affine map and the gradients over pointers and explicit sizes [batch, channels, spatial].
+
+extension Kernels {
+    /// Training-mode statistics of x [batch, channels, spatial]: `mean` and `invStd` =
+    /// 1/sqrt(biased variance + eps) per channel, and the running buffers moved towards the batch
+    /// by `momentum`, the variance unbiased by m/(m-1) as torch.nn.functional.batch_norm does.
+    public static func batchNormTrainingStatistics(
+        x: UnsafePointer<Float>, batch: Int, channels: Int, spatial: Int, momentum: Float, eps: Float,
+        runningMean: UnsafeMutablePointer<Float>, runningVar: UnsafeMutablePointer<Float>,
+        mean: UnsafeMutablePointer<Float>, invStd: UnsafeMutablePointer<Float>
+    ) {
+        let m = batch * spatial
+        // `invStd` holds the biased variance until the loop below turns it into 1/sqrt(var + eps).
+        channelMoments(x: x, batch: batch, channels: channels, spatial: spatial, mean: mean, variance: invStd)
+        for ch in 0..<channels {
+            let variance = invStd[ch]
+            runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * mean[ch]
+            runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * variance * Float(m) / Float(m - 1)
+            invStd[ch] = 1 / (variance + eps).squareRoot()
+        }
+    }
+
+    /// Eval or frozen statistics: `mean` = the running mean, `invStd` = 1/sqrt(running var + eps).
+    public static func batchNormRunningStatistics(
+        runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>, eps: Float, channels: Int,
+        mean: UnsafeMutablePointer<Float>, invStd: UnsafeMutablePointer<Float>
+    ) {
+        for ch in 0..<channels {
+            mean[ch] = runningMean[ch]
+            invStd[ch] = 1 / (runningVar[ch] + eps).squareRoot()
+        }
+    }
+
+    /// The affine form of batch norm per channel: scale = γ·invStd, shift = β - mean·scale.
+    public static func batchNormScaleAndShift(
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
+        channels: Int, scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>
+    ) {
+        for ch in 0..<channels {
+            scale[ch] = gamma[ch] * invStd[ch]
+            shift[ch] = beta[ch] - mean[ch] * scale[ch]
+        }
+    }
+
+    /// Per-channel mean and biased variance of x [batch, channels, spatial] (two passes, Double sums).
+    public static func channelMoments(
+        x: UnsafePointer<Float>, batch: Int, channels: Int, spatial: Int,
+        mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>
+    ) {
+        let m = Double(batch * spatial)
+        parallelFor(channels) { r in
+            for c in r {
+                var s = 0.0
+                for n in 0..<batch { s += Double(sum(x + (n * channels + c) * spatial, count: spatial)) }
+                let mu = Float(s / m)
+                var v = 0.0
+                for n in 0..<batch {
+                    v += Double(sumOfSquaredDeviations(x + (n * channels + c) * spatial, count: spatial, from: mu))
+                }
+                mean[c] = mu
+                variance[c] = Float(v / m)
+            }
+        }
+    }
+
+    /// y = x · scale[c] + shift[c] over x [batch, channels, spatial].
+    public static func channelAffine(
+        x: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int
+    ) {
+        parallelFor(batch * channels, minimumPerThread: Swift.max(1, 16384 / Swift.max(spatial, 1))) { r in
+            for row in r {
+                let a = scale[row % channels], b = shift[row % channels]
+                let px = x + row * spatial, py = y + row * spatial
+                for i in 0..<spatial { py[i] = px[i] * a + b }
+            }
+        }
+    }
+
+    /// Per-channel Σ dy and Σ dy·(x - mean)·invStd.
+    public static func channelGradientSums(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
+        batch: Int, channels: Int, spatial: Int
+    ) -> (dy: [Float], dyXhat: [Float]) {
+        var sumDy = [Float](repeating: 0, count: channels), sumDyXhat = [Float](repeating: 0, count: channels)
+        sumDy.withUnsafeMutableBufferPointer { sd in
+            sumDyXhat.withUnsafeMutableBufferPointer { sdx in
+                let (sdp, sdxp) = (sd.baseAddress!, sdx.baseAddress!)
+                parallelFor(channels) { r in
+                    for c in r {
+                        var a = 0.0, b = 0.0
+                        let mu = mean[c]
+                        for n in 0..<batch {
+                            let o = (n * channels + c) * spatial
+                            let (pa, pb) = sumAndCenteredDot(dy + o, x + o, count: spatial, mu: mu)
+                            a += Double(pa)
+                            b += Double(pb)
+                        }
+                        sdp[c] = Float(a)
+                        sdxp[c] = Float(b) * invStd[c]
+                    }
+                }
+            }
+        }
+        return (sumDy, sumDyXhat)
+    }
+
+    /// Input gradient of training-mode batch norm:
+    /// dx = γ·invStd/m · (m·dy - Σdy - x̂·Σ(dy·x̂)), m = batch·spatial.
+    public static func batchNormInputGradient(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>, sumDy: [Float], sumDyXhat: [Float], dx: UnsafeMutablePointer<Float>,
+        batch: Int, channels: Int, spatial: Int
+    ) {
+        let m = Float(batch * spatial)
+        parallelFor(batch * channels, minimumPerThread: Swift.max(1, 16384 / Swift.max(spatial, 1))) { r in
+            for row in r {
+                let c = row % channels
+                let k = gamma[c] * invStd[c] / m, mu = mean[c], s = invStd[c]
+                let sd = sumDy[c], sdx = sumDyXhat[c]
+                let (px, pdy, pdx) = (x + row * spatial, dy + row * spatial, dx + row * spatial)
+                for i in 0..<spatial {
+                    let xhat = (px[i] - mu) * s
+                    pdx[i] = k * (m * pdy[i] - sd - xhat * sdx)
+                }
+            }
+        }
+    }
+}

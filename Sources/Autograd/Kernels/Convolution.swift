@@ -1,0 +1,137 @@
+// The raw convolution: the lowering of `Tensor.conv2d` (Ops/Conv2d.swift) to sgemm, forward and
+// backward, over pointers and explicit sizes. The op keeps the shape checks and the tape.
+
+/// How a convolution is lowered to matrix products.
+public enum ConvAlgorithm: String, CaseIterable, Sendable {
+    /// Choose by shape: `pointwise` for 1x1 stride-1 unpadded convs, `tapwise` when there are
+    /// few output channels (< 64) and several taps (ASPP-like heads), `im2col` otherwise.
+    case automatic
+    /// y = W · x directly (1x1, stride 1, no padding only).
+    case pointwise
+    /// Unfold the image (caffe im2col), one sgemm with k = Cin·kh·kw.
+    case im2col
+    /// One sgemm per kernel tap over the valid rectangle (`Kernels/ConvTapwise.swift`).
+    case tapwise
+
+    /// The concrete algorithm for a shape.
+    public func resolved(inChannels: Int, outChannels: Int, geometry g: WindowGeometry) -> ConvAlgorithm {
+        let pointwiseShape = g.kernelArea == 1 && g.stride == (1, 1) && g.padding == (0, 0)
+        switch self {
+        case .automatic:
+            if pointwiseShape { return .pointwise }
+            // Measured with `wsss bench ops`: im2col's single large product wins while the
+            // weight has many rows; with a 21-row weight the unfolded matrix dominates.
+            return outChannels < 64 && g.kernelArea > 1 ? .tapwise : .im2col
+        case .pointwise:
+            precondition(pointwiseShape, "conv2d: the pointwise algorithm needs a 1x1 stride-1 unpadded convolution")
+            return self
+        case .im2col, .tapwise:
+            return self
+        }
+    }
+}
+
+extension Kernels {
+    /// y[n] = W ⋆ x[n] + b for x [N, inChannels, H, W] and W [outChannels, inChannels, kh, kw],
+    /// with a resolved (not `.automatic`) algorithm.
+    public static func conv2dForward(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        y: UnsafeMutablePointer<Float>, batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry,
+        algorithm: ConvAlgorithm
+    ) {
+        let k = inChannels * g.kernelArea
+        let inPlane = inChannels * g.inHeight * g.inWidth, outPlane = outChannels * g.outArea
+        switch algorithm {
+        case .automatic:
+            preconditionFailure("conv2dForward: resolve the algorithm first")
+        case .tapwise:
+            let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
+            for n in 0..<batch {
+                conv2dTapwiseForward(
+                    x: x + n * inPlane, y: y + n * outPlane, inChannels: inChannels,
+                    outChannels: outChannels, geometry: g, workspace: workspace)
+            }
+        case .pointwise:
+            for n in 0..<batch {
+                gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: x + n * inPlane, c: y + n * outPlane)
+            }
+        case .im2col:
+            let cols = TensorStorage(count: k * g.outArea, zeroed: false)
+            for n in 0..<batch {
+                im2col(x + n * inPlane, channels: inChannels, geometry: g, cols: cols.base)
+                gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: cols.base, c: y + n * outPlane)
+            }
+        }
+        if let bias {
+            parallelFor(batch * outChannels, minimumPerThread: 16) { r in
+                for row in r {
+                    let v = bias[row % outChannels], p = y + row * g.outArea
+                    for i in 0..<g.outArea { p[i] += v }
+                }
+            }
+        }
+    }
+
+    /// Gradients of `conv2dForward`. `dx` is accumulated into (pass zeros); `dWeight` and `dBias`
+    /// are overwritten. Any of the three may be nil when not needed.
+    public static func conv2dBackward(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
+        batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry, algorithm: ConvAlgorithm
+    ) {
+        let k = inChannels * g.kernelArea
+        let inPlane = inChannels * g.inHeight * g.inWidth, outPlane = outChannels * g.outArea
+        switch algorithm {
+        case .automatic:
+            preconditionFailure("conv2dBackward: resolve the algorithm first")
+        case .tapwise:
+            let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
+            let packedGradient = dWeight == nil ? nil : TensorStorage(count: outChannels * k)
+            for n in 0..<batch {
+                conv2dTapwiseBackward(
+                    x: x + n * inPlane, dy: dy + n * outPlane, dx: dx.map { $0 + n * inPlane },
+                    packedWeightGradient: packedGradient?.base, inChannels: inChannels,
+                    outChannels: outChannels, geometry: g, workspace: workspace)
+            }
+            if let dWeight, let packedGradient {
+                unpackWeightByTap(
+                    from: packedGradient.base, into: dWeight, outChannels: outChannels, inChannels: inChannels,
+                    taps: g.kernelArea)
+            }
+        case .pointwise, .im2col:
+            let unfold = algorithm == .im2col
+            let cols = unfold && dWeight != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
+            let dcols = unfold && dx != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
+            for n in 0..<batch {
+                let dyn = dy + n * outPlane
+                if let dWeight {
+                    // dW += dy[n] · im2col(x[n])ᵀ
+                    var b = x + n * inPlane
+                    if let cols {
+                        im2col(b, channels: inChannels, geometry: g, cols: cols.base)
+                        b = UnsafePointer(cols.base)
+                    }
+                    gemm(transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b, beta: n == 0 ? 0 : 1, c: dWeight)
+                }
+                if let dx {
+                    // dx[n] += col2im(Wᵀ · dy[n])
+                    if let dcols {
+                        gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, c: dcols.base)
+                        col2im(dcols.base, channels: inChannels, geometry: g, x: dx + n * inPlane)
+                    } else {
+                        gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, beta: 1, c: dx + n * inPlane)
+                    }
+                }
+            }
+        }
+        if let dBias {
+            parallelFor(outChannels, minimumPerThread: 16) { r in
+                for co in r {
+                    var s: Float = 0
+                    for n in 0..<batch { s += Kernels.sum(dy + n * outPlane + co * g.outArea, count: g.outArea) }
+                    dBias[co] = s
+                }
+            }
+        }
+    }
+}
