@@ -42,7 +42,9 @@ let package = Package(
         // C: libpng/libjpeg report errors by longjmp, which must not cross Swift frames.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
-        .target(name: "Autograd", dependencies: ["CBLAS"]),
+        .target(name: "Autograd", dependencies: ["CBLAS", "CKernels"]),
+        // C kernels compiled for AVX2+FMA and for baseline x86-64, chosen at run time.
+        .target(name: "CKernels"),
         .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
         // Autograd for ResizeAxis / Kernels.resize: the image resize and the tensor resize share one rule.
         .target(name: "Imaging", dependencies: ["CImageCodecs", "Autograd"]),
@@ -76,7 +78,7 @@ let package = Package(
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5"]),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5", "CKernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),

@@ -12,9 +12,21 @@ public enum Runtime {
     public static func configure(threads requested: Int?) {
         let n = max(1, requested ?? ProcessInfo.processInfo.activeProcessorCount)
         threads = n
-        openblas_set_num_threads(Int32(n))
+        // OpenBLAS runs single-threaded inside our pool (`Kernels.gemm` splits large products);
+        // its own threads would spin against ours (`WorkerPool`).
+        openblas_set_num_threads(1)
+        poolLock.lock()
+        if pool.workers != n - 1 {
+            pool.shutdown()
+            pool = WorkerPool(workers: n - 1)
+        }
+        poolLock.unlock()
         tuneAllocator()
     }
+
+    /// The pool `parallelFor` runs on, sized by `configure(threads:)`.
+    nonisolated(unsafe) static var pool = WorkerPool(workers: max(1, ProcessInfo.processInfo.activeProcessorCount) - 1)
+    static let poolLock = NSLock()
 
     /// Keeps glibc malloc from hoarding freed activations.
     ///
@@ -37,7 +49,7 @@ public enum Runtime {
         return String(cString: name).trimmingCharacters(in: .whitespaces)
     }
 
-    /// OpenBLAS's own thread count.
+    /// OpenBLAS's own thread count (1: our pool runs its products, `Kernels.gemm`).
     public static var blasThreads: Int { Int(openblas_get_num_threads()) }
 
     /// One line for logs and benchmarks: kernel, who chose it, and threads.
@@ -143,7 +155,7 @@ public func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<
         body(0..<count)
         return
     }
-    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+    Runtime.pool.run(chunks: chunks) { chunk in
         let lo = count * chunk / chunks, hi = count * (chunk + 1) / chunks
         if lo < hi { body(lo..<hi) }
     }

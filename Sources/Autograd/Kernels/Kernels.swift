@@ -7,17 +7,49 @@ public enum Kernels {}
 extension Kernels {
     /// C[m,n] = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
     /// `transA`/`transB`: whether A is stored as [k,m] / B as [n,k].
+    ///
+    /// OpenBLAS is single-threaded (`Runtime.configure`); a product large enough to share is
+    /// split into column blocks of C (or row blocks when C is tall) across `parallelFor`'s pool,
+    /// one single-threaded sgemm per block (deterministic for a given thread count; the last
+    /// bits may differ between thread counts, as with OpenBLAS's own threading). Inside a
+    /// parallel chunk the product runs on its thread.
     @inline(__always)
     public static func gemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>, ldb: Int? = nil,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
     ) {
+        let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
+        let threads = Runtime.threads
+        // Below ~1 M multiply-adds (a few µs) splitting costs more than it gains.
+        guard threads > 1, m * n * k >= 1 << 20, max(m, n) >= 32 * threads else {
+            sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        if n >= m {
+            // Column blocks of 16 (the AVX-512 kernel's width) so no block ends mid-register.
+            let blocks = (n + 15) / 16
+            parallelFor(blocks) { r in
+                let j0 = r.lowerBound * 16, j1 = min(n, r.upperBound * 16)
+                sgemm(transA, transB, m, j1 - j0, k, alpha, a, lda, transB ? b + j0 * ldb : b + j0, ldb, beta, c + j0, ldc)
+            }
+        } else {
+            let blocks = (m + 15) / 16
+            parallelFor(blocks) { r in
+                let i0 = r.lowerBound * 16, i1 = min(m, r.upperBound * 16)
+                sgemm(transA, transB, i1 - i0, n, k, alpha, transA ? a + i0 : a + i0 * lda, lda, b, ldb, beta, c + i0 * ldc, ldc)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func sgemm(
+        _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+        _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha,
-            a, Int32(lda ?? (transA ? m : k)), b, Int32(ldb ?? (transB ? k : n)),
-            beta, c, Int32(ldc ?? n))
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// y += x.

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Vector loops for reductions and selects. LLVM keeps a Float sum in order (no reassociation
 /// without fast-math), so `for i { s += p[i] }` runs one scalar add per element; these sum eight
 /// lanes at a time in two accumulators and fold at the end. A scalar tail handles count % 16.
@@ -30,40 +32,20 @@ extension Kernels {
         return s
     }
 
-    /// Σ (p[i] - mu)².
+    /// Σ (p[i] - mu)² (CKernels: fused multiply-adds with AVX2+FMA, the same result without).
     @inline(__always)
     public static func sumOfSquaredDeviations(_ p: UnsafePointer<Float>, count: Int, from mu: Float) -> Float {
-        var (a, b) = (Lanes(), Lanes())
-        let m = Lanes(repeating: mu)
-        var i = 0
-        while i + 16 <= count {
-            let d0 = load(p, i) - m, d1 = load(p, i + 8) - m
-            a.addProduct(d0, d0)
-            b.addProduct(d1, d1)
-            i += 16
-        }
-        var s = (a + b).sum()
-        while i < count { let d = p[i] - mu; s += d * d; i += 1 }
-        return s
+        wsss_sum_squared_deviations(p, count, mu)
     }
 
-    /// (Σ dy[i], Σ dy[i]·(x[i] - mu)).
+    /// (Σ dy[i], Σ dy[i]·(x[i] - mu)) (CKernels, as `sumOfSquaredDeviations`).
     @inline(__always)
     public static func sumAndCenteredDot(
         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int, mu: Float
     ) -> (Float, Float) {
-        var (a, b) = (Lanes(), Lanes())
-        let m = Lanes(repeating: mu)
-        var i = 0
-        while i + 8 <= count {
-            let g = load(dy, i)
-            a += g
-            b.addProduct(g, load(x, i) - m)
-            i += 8
-        }
-        var (sa, sb) = (a.sum(), b.sum())
-        while i < count { sa += dy[i]; sb += dy[i] * (x[i] - mu); i += 1 }
-        return (sa, sb)
+        var (sum, dot): (Float, Float) = (0, 0)
+        wsss_sum_and_centered_dot(dy, x, count, mu, &sum, &dot)
+        return (sum, dot)
     }
 
     /// dx[i] = y[i] > 0 ? dy[i] : 0, without branches (a data-dependent branch per element

@@ -1,0 +1,24 @@
+// Reductions of Autograd's kernels that need fused multiply-adds: Swift compiles for baseline
+// x86-64, where each lane of a SIMD fma becomes a call to libm's fmaf. These are compiled twice,
+// for AVX2+FMA and for baseline, and chosen once per process from the CPU's features. Both
+// versions compute the same fused operations in the same order, so results are bit-identical
+// whichever runs.
+#ifndef WSSS_CKERNELS_H
+#define WSSS_CKERNELS_H
+
+#include <stddef.h>
+
+/// Σ (p[i] - mu)², in sixteen lanes (two accumulators of eight), folded lane by lane.
+float wsss_sum_squared_deviations(const float *p, ptrdiff_t count, float mu);
+
+/// *sum = Σ dy[i], *dot = Σ dy[i]·(x[i] - mu), in eight lanes, folded lane by lane.
+void wsss_sum_and_centered_dot(const float *dy, const float *x, ptrdiff_t count, float mu, float *sum, float *dot);
+
+/// 1 when the AVX2+FMA versions run, 0 for the baseline ones.
+int wsss_kernels_use_fma(void);
+
+/// Tests: 0 forces the baseline versions, 1 the AVX2+FMA ones (only where the CPU has them),
+/// -1 decides from the CPU again.
+void wsss_kernels_set_use_fma(int value);
+
+#endif

@@ -1,0 +1,122 @@
+#include "ckernels.h"
+
+// The tails must not be contracted into fmas in one version and not the other.
+#pragma STDC FP_CONTRACT OFF
+
+#include <math.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define WSSS_X86 1
+#endif
+
+// Both versions keep the same lanes and accumulation order: lane l of accumulator a gets
+// fma(d, d, a[l]) for elements i ≡ l (mod 16), i < 16·⌊count/16⌋, likewise b for i ≡ l + 8;
+// then s = Σ_l (a[l] + b[l]) in lane order, and the tail adds d·d one by one (not fused, as
+// the Swift fallback did).
+
+static float sum_sq_dev_portable(const float *p, ptrdiff_t count, float mu) {
+    float a[8] = {0}, b[8] = {0};
+    ptrdiff_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        for (int l = 0; l < 8; l++) {
+            float d0 = p[i + l] - mu, d1 = p[i + 8 + l] - mu;
+            a[l] = fmaf(d0, d0, a[l]);
+            b[l] = fmaf(d1, d1, b[l]);
+        }
+    }
+    float s = 0;
+    for (int l = 0; l < 8; l++) s += a[l] + b[l];
+    for (; i < count; i++) { float d = p[i] - mu; s += d * d; }
+    return s;
+}
+
+static void sum_dot_portable(const float *dy, const float *x, ptrdiff_t count, float mu, float *sum, float *dot) {
+    float a[8] = {0}, b[8] = {0};
+    ptrdiff_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        for (int l = 0; l < 8; l++) {
+            float g = dy[i + l];
+            a[l] += g;
+            b[l] = fmaf(g, x[i + l] - mu, b[l]);
+        }
+    }
+    float sa = 0, sb = 0;
+    for (int l = 0; l < 8; l++) { sa += a[l]; sb += b[l]; }
+    for (; i < count; i++) { sa += dy[i]; sb += dy[i] * (x[i] - mu); }
+    *sum = sa;
+    *dot = sb;
+}
+
+#ifdef WSSS_X86
+__attribute__((target("avx2,fma")))
+static float sum_sq_dev_fma(const float *p, ptrdiff_t count, float mu) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), m = _mm256_set1_ps(mu);
+    ptrdiff_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(p + i), m), d1 = _mm256_sub_ps(_mm256_loadu_ps(p + i + 8), m);
+        a = _mm256_fmadd_ps(d0, d0, a);
+        b = _mm256_fmadd_ps(d1, d1, b);
+    }
+    float la[8], lb[8];
+    _mm256_storeu_ps(la, a);
+    _mm256_storeu_ps(lb, b);
+    float s = 0;
+    for (int l = 0; l < 8; l++) s += la[l] + lb[l];
+    for (; i < count; i++) { float d = p[i] - mu; s += d * d; }
+    return s;
+}
+
+__attribute__((target("avx2,fma")))
+static void sum_dot_fma(const float *dy, const float *x, ptrdiff_t count, float mu, float *sum, float *dot) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), m = _mm256_set1_ps(mu);
+    ptrdiff_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 g = _mm256_loadu_ps(dy + i);
+        a = _mm256_add_ps(a, g);
+        b = _mm256_fmadd_ps(g, _mm256_sub_ps(_mm256_loadu_ps(x + i), m), b);
+    }
+    float la[8], lb[8];
+    _mm256_storeu_ps(la, a);
+    _mm256_storeu_ps(lb, b);
+    float sa = 0, sb = 0;
+    for (int l = 0; l < 8; l++) { sa += la[l]; sb += lb[l]; }
+    for (; i < count; i++) { sa += dy[i]; sb += dy[i] * (x[i] - mu); }
+    *sum = sa;
+    *dot = sb;
+}
+#endif
+
+// -1: not decided yet; decided once (a benign race: every thread computes the same value).
+static int use_fma = -1;
+
+int wsss_kernels_use_fma(void) {
+    if (use_fma < 0) {
+#ifdef WSSS_X86
+        __builtin_cpu_init();
+        use_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+        use_fma = 0;
+#endif
+    }
+    return use_fma;
+}
+
+void wsss_kernels_set_use_fma(int value) {
+    use_fma = -1;
+    if (value >= 0 && (value == 0 || wsss_kernels_use_fma())) use_fma = value;
+}
+
+float wsss_sum_squared_deviations(const float *p, ptrdiff_t count, float mu) {
+#ifdef WSSS_X86
+    if (wsss_kernels_use_fma()) return sum_sq_dev_fma(p, count, mu);
+#endif
+    return sum_sq_dev_portable(p, count, mu);
+}
+
+void wsss_sum_and_centered_dot(const float *dy, const float *x, ptrdiff_t count, float mu, float *sum, float *dot) {
+#ifdef WSSS_X86
+    if (wsss_kernels_use_fma()) { sum_dot_fma(dy, x, count, mu, sum, dot); return; }
+#endif
+    sum_dot_portable(dy, x, count, mu, sum, dot);
+}
