@@ -37,7 +37,8 @@ final class WorkerPool: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
         for index in 0..<self.workers {
-            let thread = Thread { [unowned self] in self.workerLoop() }
+            // A strong reference: a replaced pool lives until its workers have left (shutdown).
+            let thread = Thread { self.workerLoop() }
             thread.name = "wsss.worker.\(index + 1)"
             thread.stackSize = 8 << 20
             thread.start()

@@ -117,3 +117,29 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels {
+    /// One SGD step in a single pass over the three buffers, in torch.optim.SGD's order:
+    /// d = g + wd·w;  v = firstStep ? d : μ·v + d;  w = w - lr·v.
+    public static func sgdUpdate(
+        weights w: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>, velocity v: UnsafeMutablePointer<Float>,
+        count: Int, learningRate lr: Float, momentum mu: Float, weightDecay wd: Float, firstStep: Bool
+    ) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            if firstStep {
+                for i in r {
+                    let d = g[i] + wd * w[i]
+                    v[i] = d
+                    w[i] -= lr * d
+                }
+            } else {
+                for i in r {
+                    let d = g[i] + wd * w[i]
+                    let vel = mu * v[i] + d
+                    v[i] = vel
+                    w[i] -= lr * vel
+                }
+            }
+        }
+    }
+}

@@ -47,19 +47,12 @@ public final class SGD {
             let wd = weightDecay * group.weightDecayMultiplier
             for (pi, p) in group.parameters.enumerated() {
                 guard let g = p.grad else { continue }
-                let v: Tensor
-                if let existing = velocities[gi][pi] {
-                    v = existing
-                    Kernels.zip(v.storage.base, g.storage.base, v.storage.base, count: v.count) { [momentum] vel, grad in
-                        vel * momentum + grad
-                    }
-                    Kernels.zip(v.storage.base, p.storage.base, v.storage.base, count: v.count) { vel, w in vel + wd * w }
-                } else {
-                    v = Tensor(uninitialized: p.shape)
-                    Kernels.zip(g.storage.base, p.storage.base, v.storage.base, count: v.count) { grad, w in grad + wd * w }
-                    velocities[gi][pi] = v
-                }
-                Kernels.zip(p.storage.base, v.storage.base, p.storage.base, count: p.count) { w, vel in w - lr * vel }
+                let first = velocities[gi][pi] == nil
+                let v = velocities[gi][pi] ?? Tensor(uninitialized: p.shape)
+                velocities[gi][pi] = v
+                Kernels.sgdUpdate(
+                    weights: p.storage.base, gradient: g.storage.base, velocity: v.storage.base, count: p.count,
+                    learningRate: lr, momentum: momentum, weightDecay: wd, firstStep: first)
             }
         }
     }
