@@ -36,6 +36,14 @@ public struct PipelineSummary: Sendable {
     /// Pseudo-label mIoU (%) against ground truth, per source.
     public var pseudoMIoU: [LabelSource: Double] = [:]
     public var segmenters: [LabelSource: SegmenterResult] = [:]
+    /// What each SEPL or boxes source's proposals were ("SAM stand-in, derived from ground
+    /// truth", "Felzenszwalb segments", "SAM automatic masks (sam_vit_b.pth)"), for the tables.
+    public var proposals: [LabelSource: String] = [:]
+
+    /// A source as tables name it: "sepl (SAM stand-in, derived from ground truth)".
+    public func label(_ source: LabelSource) -> String {
+        proposals[source].map { "\(source.rawValue) (\($0))" } ?? source.rawValue
+    }
     /// Seconds per step and per stage (the part of the step name before "/").
     public var stepSeconds: [String: Double] = [:]
     /// Steps whose outputs existed; their times are those of the run that made them.
@@ -53,6 +61,7 @@ public struct PipelineSummary: Sendable {
         var object: [String: Any] = [
             "pseudo_miou": Dictionary(uniqueKeysWithValues: pseudoMIoU.map { ($0.key.rawValue, $0.value) }), "stage_seconds": stageSeconds, "step_seconds": stepSeconds, "checkpoint": main?.checkpoint ?? NSNull(),
             "val_miou": main?.miou["val"] ?? NSNull(), "test_miou": main?.miou["test"] ?? NSNull(), "source": source.rawValue,
+            "proposals": Dictionary(uniqueKeysWithValues: proposals.map { ($0.key.rawValue, $0.value) }),
         ]
         if segmenters.count > 1 {
             object["segmenters"] = Dictionary(uniqueKeysWithValues: segmenters.map { source, r -> (String, [String: Any]) in
@@ -66,16 +75,17 @@ public struct PipelineSummary: Sendable {
 
     /// The table the CLI prints at the end.
     public var table: String {
-        var lines = ["", "pseudo-labels (train)      mIoU (%)"]
+        let width = max(24, (Array(pseudoMIoU.keys) + Array(segmenters.keys)).map { label($0).count + 2 }.max() ?? 0)
+        var lines = ["", "pseudo-labels (train)".padding(toLength: width + 2, withPad: " ", startingAt: 0) + "  mIoU (%)"]
         for (name, miou) in pseudoMIoU.sorted(by: { $0.value < $1.value }) {
-            lines.append("  " + name.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
+            lines.append("  " + label(name).padding(toLength: width, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
         }
         lines.append("")
-        lines.append("segmenter trained on      val mIoU  test mIoU")
+        lines.append("segmenter trained on".padding(toLength: width + 2, withPad: " ", startingAt: 0) + "  val mIoU  test mIoU")
         for (name, r) in segmenters.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             let v = r.miou["val"].map { String(format: "%8.2f", $0) } ?? "       -"
             let t = r.miou["test"].map { String(format: "%9.2f", $0) } ?? "        -"
-            lines.append("  " + (name.rawValue + (name == source ? " *" : "")).padding(toLength: 24, withPad: " ", startingAt: 0) + " \(v) \(t)")
+            lines.append("  " + (label(name) + (name == source ? " *" : "")).padding(toLength: width, withPad: " ", startingAt: 0) + " \(v) \(t)")
         }
         lines.append("")
         lines.append("stage          seconds")
@@ -184,7 +194,7 @@ public final class Pipeline {
         let camTrainProvenance = Provenance(
             dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.bg_threshold"])) { a, _ in a })
         let camInferProvenance = Provenance(recipe.effectiveValues(ofKeys: ["cam.inference_scales"]), upstream: [("cam_train", camTrainProvenance)])
-        let needsCAM = seedSource == nil && recipe.pseudo.seeds == nil && sources.contains { [.cam, .sepl, .boxes].contains($0) }
+        let needsCAM = seedSource == nil && recipe.pseudo.seeds == nil && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
 
         // 1. CAM classifier and CAMs.
         let camDir = runDir + "/cam"
@@ -226,6 +236,10 @@ public final class Pipeline {
         }
         func proposals(for source: LabelSource, dataset: VOCDataset) throws -> ProposalSource? {
             if let custom = proposalSources[source] { return custom }
+            if source == .seplFelzenszwalb {
+                let f = recipe.pseudo.felzenszwalb
+                return FelzenszwalbProposals(options: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])))
+            }
             guard source == .sepl || source == .boxes, let spec = recipe.pseudo.proposals else { return nil }
             if spec == "sam" {
                 // Boxes with a SAM checkpoint prompt SAM with each box instead (Sun et al.).
@@ -257,6 +271,25 @@ public final class Pipeline {
             guard let checkpoint = recipe.pseudo.samCheckpoint, proposalSources[source] == nil, spec == nil || spec == "sam" else { return nil }
             return SAMBoxPrompter(model: try sam(), name: "sam:" + checkpoint)
         }
+        /// What a source's proposals are, from the recipe alone (a finished stage is not rerun to learn it).
+        func proposalDescription(for source: LabelSource) -> String? {
+            if let custom = proposalSources[source] { return custom.about ?? custom.name }
+            if source == .seplFelzenszwalb { return "Felzenszwalb segments" }
+            guard source == .sepl || source == .boxes else { return nil }
+            guard let spec = recipe.pseudo.proposals else {
+                return source == .boxes && recipe.pseudo.samCheckpoint != nil ? "SAM prompted with each box" : nil
+            }
+            switch spec {
+            case "sam": return "SAM automatic masks, \(((recipe.pseudo.samCheckpoint ?? "?") as NSString).lastPathComponent)"
+            case "felzenszwalb": return "Felzenszwalb segments"
+            default:
+                let directory = String(spec.drop { $0 != ":" }.dropFirst())
+                let path = directory.hasPrefix("/") ? directory : root + "/" + directory
+                let about = FileManager.default.contents(atPath: path + "/" + proposalAboutFile)
+                    .flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").first.map(String.init) }
+                return about?.replacingOccurrences(of: #" \(.*\)$"#, with: "", options: .regularExpression) ?? spec
+            }
+        }
         var pseudoProvenance: [LabelSource: Provenance] = [:]
         for source in sources {
             let folder = "\(runDir)/pseudo/\(source)"
@@ -266,6 +299,8 @@ public final class Pipeline {
             switch source {
             case .gt: keys = []
             case .cam, .folder: keys = ["pseudo.seeds", "cam.bg_threshold"]
+            case .seplFelzenszwalb:
+                keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.felzenszwalb"]
             case .sepl:
                 keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts",
                         "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
@@ -273,6 +308,7 @@ public final class Pipeline {
                 keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.felzenszwalb",
                         "pseudo.sam_checkpoint", "pseudo.sam_config"]
             }
+            if let about = proposalDescription(for: source) { summary.proposals[source] = about }
             var own = recipe.effectiveValues(ofKeys: keys).merging(dataKeys) { a, _ in a }
             own["source"] = source.rawValue
             if let custom = proposalSources[source] { own["custom.proposals"] = custom.name }

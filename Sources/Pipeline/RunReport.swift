@@ -29,9 +29,9 @@ public enum RunReport {
         if !summary.pseudoMIoU.isEmpty {
             html += "<h2>Pseudo-labels (train split) against ground truth</h2>\n"
             let perClass = summary.pseudoMIoU.keys.sorted().map { source in
-                (source.rawValue, classScores(at: "\(runDirectory)/pseudo/\(source)/score.json"))
+                (summary.label(source), classScores(at: "\(runDirectory)/pseudo/\(source)/score.json"))
             }
-            html += table(rows: perClass, main: summary.source.rawValue)
+            html += table(rows: perClass, main: summary.label(summary.source))
         }
         // Segmenters.
         if !summary.segmenters.isEmpty {
@@ -39,7 +39,7 @@ public enum RunReport {
             let splits = Set(summary.segmenters.values.flatMap { $0.miou.keys }).sorted()
             html += splits.map { "<th>\(escape($0)) mIoU</th>" }.joined() + "</tr>\n"
             for (source, result) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
-                html += "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(source.rawValue))\(source == summary.source ? " *" : "")</td>"
+                html += "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(summary.label(source)))\(source == summary.source ? " *" : "")</td>"
                 html += splits.map { s in "<td>\(result.miou[s].map { String(format: "%.2f", $0) } ?? "–")</td>" }.joined() + "</tr>\n"
             }
             html += "</table>\n"

@@ -7,6 +7,10 @@ import Imaging
 public protocol ProposalSource: Sendable {
     /// A short name for logs ("sa1b:DIR", "felzenszwalb").
     var name: String { get }
+    /// What the proposals are, for result tables, when a name would hide it — e.g. "SAM
+    /// stand-in, derived from ground truth" for the synthetic set's oracle masks. A folder of
+    /// proposals says so in a one-line `ABOUT.txt`; nil otherwise.
+    var about: String? { get }
     /// The proposals of image `id`; `image` is its RGB pixels (sources that compute proposals
     /// use it; file-based ones only check the size against it).
     func proposals(for id: String, image: Image) throws -> [SegmentMask]
@@ -16,9 +20,24 @@ public protocol ProposalSource: Sendable {
 /// segment_anything's `amg.py --convert-to-rle` writes or SA-1B's `{"image": …, "annotations": […]}`.
 /// Each record's `segmentation` is COCO RLE (`size` [h, w], `counts` as a compressed string or
 /// a list of ints); `predicted_iou` and `stability_score` are kept when present.
+extension ProposalSource {
+    public var about: String? { nil }
+}
+
+/// The first line of `<directory>/ABOUT.txt`, when there is one.
+func folderAbout(_ directory: String) -> String? {
+    guard let data = FileManager.default.contents(atPath: directory + "/" + proposalAboutFile) else { return nil }
+    let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first.map { $0.trimmingCharacters(in: .whitespaces) }
+    return line?.isEmpty == false ? line : nil
+}
+
+/// The name of the one-line description a proposal folder may hold.
+public let proposalAboutFile = "ABOUT.txt"
+
 public struct SA1BProposals: ProposalSource {
     public let directory: String
     public var name: String { "sa1b:\(directory)" }
+    public var about: String? { folderAbout(directory) }
     public init(directory: String) { self.directory = directory }
 
     public func proposals(for id: String, image: Image) throws -> [SegmentMask] {
@@ -89,6 +108,7 @@ public struct SA1BProposals: ProposalSource {
 public struct MaskFolderProposals: ProposalSource {
     public let directory: String
     public var name: String { "masks:\(directory)" }
+    public var about: String? { folderAbout(directory) }
     public init(directory: String) { self.directory = directory }
 
     public func proposals(for id: String, image: Image) throws -> [SegmentMask] {
@@ -115,6 +135,7 @@ public struct MaskFolderProposals: ProposalSource {
 public struct IndexMapProposals: ProposalSource {
     public let directory: String
     public var name: String { "index:\(directory)" }
+    public var about: String? { folderAbout(directory) }
     public init(directory: String) { self.directory = directory }
 
     public func proposals(for id: String, image: Image) throws -> [SegmentMask] {

@@ -94,6 +94,9 @@ public enum LabelSource: String, RecipeChoice, Comparable {
     case cam
     /// SEPL: each class-agnostic mask takes the class of the seeds it covers.
     case sepl
+    /// SEPL on Felzenszwalb segments (`pseudo.felzenszwalb`) whatever `pseudo.proposals` names:
+    /// what the rule gains without SAM (or the synthetic set's oracle stand-in).
+    case seplFelzenszwalb = "sepl-felzenszwalb"
     /// Box-prompted masks from detections (`pseudo.detections`).
     case boxes
     /// The ground truth (the fully-supervised upper bound).

@@ -24,7 +24,7 @@ import Testing
             data: {root: \(root)}
             run: {dir: \(runDir), seed: 0}
             cam: {iterations: 3, batch: 2, crop: 40, width_divisor: 16, frozen_bn: false, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
-            pseudo: {source: sepl, proposals: "sa1b:SAMStandIn", compare: [cam, gt]}
+            pseudo: {source: sepl, proposals: "sa1b:SAMStandIn", compare: [cam, sepl-felzenszwalb, gt]}
             model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
             train: {iterations: 3, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
             eval: {splits: [val, test]}
@@ -33,9 +33,12 @@ import Testing
         try pipeline.run()
         let first = try summary(runDir)
         let pseudo = try #require(first["pseudo_miou"] as? [String: Double])
-        #expect(Set(pseudo.keys) == ["sepl", "cam", "gt"])
+        #expect(Set(pseudo.keys) == ["sepl", "cam", "sepl-felzenszwalb", "gt"])
         #expect(pseudo["gt"] == 100)
         #expect(first["source"] as? String == "sepl")
+        // The synthetic set's masks are named for what they are: an oracle, not SAM.
+        let proposals = try #require(first["proposals"] as? [String: String])
+        #expect(proposals == ["sepl": "SAM stand-in, derived from ground truth", "sepl-felzenszwalb": "Felzenszwalb segments"])
         #expect((first["val_miou"] as? Double).map { $0 >= 0 && $0 <= 100 } == true)
         #expect(first["test_miou"] is Double)
         let checkpoint = try #require(first["checkpoint"] as? String)
@@ -48,7 +51,7 @@ import Testing
         let seplTrained = try modified(checkpoint), camTrained = try modified(runDir + "/cam/cam_final.h5")
         // report.html: self-contained, with the tables, the curves and the panels inlined.
         let report = try String(contentsOfFile: runDir + "/report.html", encoding: .utf8)
-        for text in ["Pseudo-labels (train split)", "<td>sepl *</td>", "Training curves: sepl", "Stage times", "Recipe"] {
+        for text in ["Pseudo-labels (train split)", "<td>sepl (SAM stand-in, derived from ground truth) *</td>", "Training curves: sepl", "Stage times", "Recipe"] {
             #expect(report.contains(text), "report.html lacks \(text)")
         }
         #expect(report.components(separatedBy: "data:image/png;base64,").count > 2)
@@ -60,9 +63,9 @@ import Testing
         let second = try summary(runDir)
         #expect(try modified(checkpoint) == seplTrained)
         #expect(try modified(runDir + "/cam/cam_final.h5") == camTrained)
-        for source in ["cam", "gt"] { #expect(FileManager.default.fileExists(atPath: "\(runDir)/segmenter_\(source)/final.h5")) }
+        for source in ["cam", "sepl-felzenszwalb", "gt"] { #expect(FileManager.default.fileExists(atPath: "\(runDir)/segmenter_\(source)/final.h5")) }
         let segmenters = try #require(second["segmenters"] as? [String: [String: Any]])
-        #expect(Set(segmenters.keys) == ["sepl", "cam", "gt"])
+        #expect(Set(segmenters.keys) == ["sepl", "cam", "sepl-felzenszwalb", "gt"])
         let reusedSteps = try #require(second["step_seconds"] as? [String: Double])
         #expect(reusedSteps["train/sepl"] == steps["train/sepl"], "a skipped step keeps the time of the run that made it")
         #expect(second["val_miou"] as? Double == first["val_miou"] as? Double)
