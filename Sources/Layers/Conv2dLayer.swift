@@ -67,10 +67,11 @@ public final class BatchNorm2d: Module {
     }
     public func setTrainingFlag(_ training: Bool) { isTraining = training }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    /// Normalises `x`; with `relu`, also applies ReLU in the same pass (`bn(x).relu()`).
+    public func callAsFunction(_ x: Tensor, relu: Bool = false) -> Tensor {
         let batchStatistics = isTraining && !frozen
         if batchStatistics && GradMode.isEnabled { numBatchesTracked.storage.base[0] += 1 }
         return x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                           training: batchStatistics, momentum: momentum, eps: eps)
+                           training: batchStatistics, momentum: momentum, eps: eps, relu: relu)
     }
 }

@@ -115,7 +115,7 @@ public final class ResNet: Module {
     /// - Parameter x: images [N, 3, H, W].
     /// - Returns: layer4 features [N, outputChannels, ~H/stride, ~W/stride].
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let stem = bn1(conv1(x)).relu().maxPool2d(kernelSize: 3, stride: 2, padding: 1, ceilMode: configuration.stemPoolCeil)
+        let stem = bn1(conv1(x), relu: true).maxPool2d(kernelSize: 3, stride: 2, padding: 1, ceilMode: configuration.stemPoolCeil)
         return layers.reduce(stem) { $1($0) }
     }
 }

@@ -59,10 +59,10 @@ public final class Bottleneck: ResidualBlock {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = bn1(conv1(x)).relu()
-        y = bn2(conv2(y)).relu()
+        var y = bn1(conv1(x), relu: true)
+        y = bn2(conv2(y), relu: true)
         y = bn3(conv3(y))
-        return (y + (downsample?(x) ?? x)).relu()
+        return y.addingReLU(downsample?(x) ?? x)
     }
 }
 
@@ -90,7 +90,7 @@ public final class BasicBlock: ResidualBlock {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = bn2(conv2(bn1(conv1(x)).relu()))
-        return (y + (downsample?(x) ?? x)).relu()
+        let y = bn2(conv2(bn1(conv1(x), relu: true)))
+        return y.addingReLU(downsample?(x) ?? x)
     }
 }

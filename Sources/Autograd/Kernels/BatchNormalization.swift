@@ -78,6 +78,24 @@ extension Kernels {
         }
     }
 
+    /// y = max(x · scale[c] + shift[c], 0) per channel of an NCHW tensor: batch norm and ReLU in
+    /// one pass (the same values as `channelAffine` followed by `relu`).
+    public static func channelAffineReLU(
+        x: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int
+    ) {
+        parallelFor(batch * channels, minimumPerThread: Swift.max(1, 16384 / Swift.max(spatial, 1))) { r in
+            for row in r {
+                let a = scale[row % channels], b = shift[row % channels]
+                let px = x + row * spatial, py = y + row * spatial
+                for i in 0..<spatial {
+                    let v = px[i] * a + b
+                    py[i] = v > 0 ? v : 0
+                }
+            }
+        }
+    }
+
     /// Per-channel Σ dy and Σ dy·(x - mean)·invStd.
     public static func channelGradientSums(
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,

@@ -93,6 +93,16 @@ extension Kernels {
         }
     }
 
+    /// y = max(a + b, 0): a residual sum and its ReLU in one pass (may alias).
+    public static func addReLU(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        parallelFor(count, minimumPerThread: 1 << 16) { r in
+            for i in r {
+                let v = a[i] + b[i]
+                y[i] = v > 0 ? v : 0
+            }
+        }
+    }
+
     /// dx = dy where y > 0, else 0 (may alias).
     public static func reluBackward(
         _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int

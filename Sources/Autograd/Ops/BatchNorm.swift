@@ -10,10 +10,12 @@ extension Tensor {
     /// - Parameters:
     ///   - weight, bias: γ and β, [C] (gradients flow to them when they require grad).
     ///   - runningMean, runningVar: [C] buffers.
+    ///   - relu: apply ReLU to the result in the same pass (`batchNorm(…).relu()` without the
+    ///     intermediate tensor; the same values and gradients).
     /// - Returns: [N, C, H, W].
     public func batchNorm(
         weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5
+        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false
     ) -> Tensor {
         precondition(rank >= 2, "batchNorm: input \(shape) needs a channel axis")
         let c = shape[1]
@@ -40,12 +42,32 @@ extension Tensor {
             gamma: weight.storage.base, beta: bias.storage.base, mean: mean.storage.base, invStd: invStd.storage.base,
             channels: c, scale: scale.storage.base, shift: shift.storage.base)
         let y = Tensor(uninitialized: shape)
-        Kernels.channelAffine(
-            x: storage.base, scale: scale.storage.base, shift: shift.storage.base,
-            y: y.storage.base, batch: n, channels: c, spatial: spatial)
-        let x = detached()
+        (relu ? Kernels.channelAffineReLU : Kernels.channelAffine)(
+            storage.base, scale.storage.base, shift.storage.base, y.storage.base, n, c, spatial)
         let needX = requiresGrad, needW = weight.requiresGrad, needB = bias.requiresGrad
-        return recorded(y, name: training ? "batch_norm" : "batch_norm_frozen", inputs: [self, weight, bias]) { dy in
+        let name = (training ? "batch_norm" : "batch_norm_frozen") + (relu ? "_relu" : "")
+        // The output's ReLU mask, when fused: its gradient passes where y > 0 (y is released with the tape).
+        let output = relu ? y.detached() : nil
+        if !training && !needW && !needB {
+            // Frozen statistics and affine (DeepLab-v2): dx = dy·scale, nothing else to keep or sum.
+            return recorded(y, name: name, inputs: [self, weight, bias]) { dy in
+                guard needX else { return [nil, nil, nil] }
+                let dx = Tensor(uninitialized: dy.shape)
+                if let output { Kernels.reluBackward(dy.storage.base, output.storage.base, dx.storage.base, count: dy.count) }
+                let zero = Tensor(zeros: [c])
+                Kernels.channelAffine(
+                    x: (output == nil ? dy : dx).storage.base, scale: scale.storage.base, shift: zero.storage.base,
+                    y: dx.storage.base, batch: n, channels: c, spatial: spatial)
+                return [dx, nil, nil]
+            }
+        }
+        let x = detached()
+        return recorded(y, name: name, inputs: [self, weight, bias]) { upstream in
+            var dy = upstream
+            if let output {
+                dy = Tensor(uninitialized: upstream.shape)
+                Kernels.reluBackward(upstream.storage.base, output.storage.base, dy.storage.base, count: upstream.count)
+            }
             // Σ dy and Σ dy·x̂ per channel, with x̂ = (x - mean)·invStd.
             let sums = Kernels.channelGradientSums(
                 dy: dy.storage.base, x: x.storage.base, mean: mean.storage.base,

@@ -10,3 +10,19 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// max(self + other, 0) for two tensors of one shape: a residual connection and its ReLU in
+    /// one pass (`(a + b).relu()` without the intermediate sum; the same values and gradients).
+    public func addingReLU(_ other: Tensor) -> Tensor {
+        precondition(shape == other.shape, "addingReLU: shapes \(shape) and \(other.shape) differ")
+        let y = Tensor(uninitialized: shape)
+        Kernels.addReLU(storage.base, other.storage.base, y.storage.base, count: count)
+        let output = y.detached()
+        return recorded(y, name: "add_relu", inputs: [self, other]) { dy in
+            let dx = Tensor(uninitialized: dy.shape)
+            Kernels.reluBackward(dy.storage.base, output.storage.base, dx.storage.base, count: dy.count)
+            return [dx, dx]
+        }
+    }
+}
