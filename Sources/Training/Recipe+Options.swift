@@ -68,7 +68,7 @@ extension Recipe {
     public func pseudoLabelMethod(_ source: LabelSource) throws -> PseudoLabelMethod {
         switch source {
         case .cam, .folder: .seeds
-        case .sepl, .seplFelzenszwalb: .sepl(SEPLMerge(maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts))
+        case .sepl, .seplFelzenszwalb: .sepl(SEPLMerge(maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts, rule: pseudo.seplRule))
         case .boxes: .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold), detections: try pseudo.detections.map(dataPath))
         case .gt: .groundTruth
         }

@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import Layers
+import PseudoLabels
 
 // The recipe's sections as typed values. Each property's initial value is the key's default
 // (the one place defaults live); `CodingKeys` are the YAML key names. `Recipe` decodes a file
@@ -80,6 +81,7 @@ extension RecipeChoice {
 }
 
 extension Preprocessing: RecipeChoice {}
+extension SEPLMerge.Rule: RecipeChoice {}
 extension ResNetDepth: RecipeChoice {}
 
 /// `model.arch`: the segmenter (depth and width are separate keys).
@@ -208,6 +210,8 @@ public struct PseudoSection: RecipeSection {
     public var maskShare = 0.5
     public var regionShare = 0.85
     public var ignoreConflicts = false
+    /// SEPL's procedure: ours (order-free) or the public code's, to the pixel.
+    public var seplRule = SEPLMerge.Rule.orderFree
     public var boxThreshold = 0.3
     public var felzenszwalb = [100.0, 0.8, 20.0]
     public var compare: [LabelSource] = []
@@ -218,7 +222,7 @@ public struct PseudoSection: RecipeSection {
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case source, proposals, seeds, detections, maskShare = "mask_share", regionShare = "region_share"
-        case ignoreConflicts = "ignore_conflicts", boxThreshold = "box_threshold", felzenszwalb, compare, labels
+        case ignoreConflicts = "ignore_conflicts", seplRule = "sepl_rule", boxThreshold = "box_threshold", felzenszwalb, compare, labels
         case samCheckpoint = "sam_checkpoint", samConfig = "sam_config", samCache = "sam_cache"
     }
     public typealias Keys = CodingKeys

@@ -71,8 +71,11 @@ struct Pseudo: ParsableCommand {
     @Option(help: ArgumentHelp("SEPL: or when it covers at least this share of the class region.", valueName: "s"))
     var regionShare: Double = 0.85
 
-    @Flag(help: "SEPL: write 255 where selected proposals of two classes overlap.")
+    @Flag(help: "SEPL: write 255 where selected proposals of two classes overlap (order-free rule).")
     var ignoreConflicts = false
+
+    @Option(help: ArgumentHelp("SEPL: 'order-free' (ours: independent of class and mask order) or 'public' (cskyl/SAM_WSSS max_iou_imp2.py to the pixel: classes in id order, masks in file order, later classes overwrite; docs/PSEUDO-LABELS.md).", valueName: "rule"))
+    var seplRule: SEPLMerge.Rule = .orderFree
 
     @Option(help: ArgumentHelp("Boxes: minimum detection score.", valueName: "s"))
     var boxThreshold: Double = 0.3
@@ -140,7 +143,7 @@ struct Pseudo: ParsableCommand {
     func method() throws -> PseudoLabelMethod {
         switch source {
         case .cam, .folder: return .seeds
-        case .sepl: return .sepl(SEPLMerge(maskShare: maskShare, regionShare: regionShare, ignoreConflicts: ignoreConflicts))
+        case .sepl: return .sepl(SEPLMerge(maskShare: maskShare, regionShare: regionShare, ignoreConflicts: ignoreConflicts, rule: seplRule))
         case .boxes: return .boxes(BoxMerge(scoreThreshold: boxThreshold), detections: detections)
         case .gt: return .groundTruth
         }
@@ -160,3 +163,5 @@ struct Pseudo: ParsableCommand {
         return .cams(path: cams, threshold: CAMThreshold(background: bgThreshold, ignoreBand: band))
     }
 }
+
+extension SEPLMerge.Rule: ExpressibleByArgument {}
