@@ -211,6 +211,18 @@ def sgd_cases(f):
     g.attrs.update({"base_lr": base_lr, "steps": steps, "power": power, "momentum": 0.9, "weight_decay": 5e-4})
 
 
+def unary_scalar_cases(f):
+    # Last in main() so the random draws of the cases above stay as they were.
+    x = rand(2, 3, 4)
+    save(f, "neg", "all", {"x": x}, -x)
+    x = rand(2, 3, 4)
+    save(f, "scalar", "sub", {"x": x}, x - 1.25, {"value": 1.25})
+    x = rand(2, 3, 4)
+    save(f, "scalar", "div", {"x": x}, x / 0.8, {"value": 0.8})
+    x = rand(3, 4, 5)
+    save(f, "max_all", "all", {"x": x}, x.max())
+
+
 def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with h5py.File(OUT, "w") as f:
@@ -224,6 +236,7 @@ def main():
         softmax_loss_cases(f)
         reduce_shape_cases(f)
         sgd_cases(f)
+        unary_scalar_cases(f)
     print(f"wrote {OUT}: {os.path.getsize(OUT) / 1024:.0f} KiB")
 
 

@@ -32,6 +32,12 @@ import Testing
         }
     }
 
+    /// The pointwise lowering (1x1, stride 1, no padding: one sgemm on the image).
+    @Test func pointwiseFiniteDifferences() {
+        let x = randn([2, 3, 4, 5], seed: 4), w = randn([2, 3, 1, 1], seed: 5, scale: 0.5), b = randn([2], seed: 6)
+        checkGradients([x, w, b]) { t in t[0].conv2d(weight: t[1], bias: t[2], algorithm: .pointwise) }
+    }
+
     @Test func automaticChoiceFollowsTheShape() {
         func choice(_ cin: Int, _ cout: Int, k: Int, s: Int = 1, p: Int = 0, d: Int = 1) -> ConvAlgorithm {
             let g = WindowGeometry(

@@ -23,6 +23,16 @@ import Testing
         try expectParity(fixture, inputs: ["x"], caseName: "scalar") { t in t[0] * scale + shift }
     }
 
+    /// -x, x - s and x / s (the last two are written through + and * internally).
+    @Test func negationAndScalarSubtractionAndDivisionMatchPyTorch() throws {
+        try expectParity(try OpFixtures.Case("/neg/all"), inputs: ["x"], caseName: "neg") { t in -t[0] }
+        let sub = try OpFixtures.Case("/scalar/sub"), div = try OpFixtures.Case("/scalar/div")
+        let (s, d) = (Float(try sub.double("value")), Float(try div.double("value")))
+        try expectParity(sub, inputs: ["x"], caseName: "x - s") { t in t[0] - s }
+        try expectParity(div, inputs: ["x"], caseName: "x / s") { t in t[0] / d }
+        checkGradients([randn([2, 3], seed: 4)]) { t in (t[0] - 1.25) / 0.8 }
+    }
+
     @Test func finiteDifferencesWithBroadcasting() {
         let a = randn([2, 3, 4], seed: 1), b = randn([3, 1], seed: 2)
         let positive = randn([3, 1], seed: 3).scalars.map { abs($0) + 0.5 }

@@ -26,6 +26,12 @@ import Testing
         try expectParity(fixture, inputs: ["x"], caseName: name) { t in t[0].max(alongAxis: axis, keepingDims: keep) }
     }
 
+    /// The maximum over every element (a scalar), its gradient to the argmax.
+    @Test func maxOverAllMatchesPyTorch() throws {
+        try expectParity(try OpFixtures.Case("/max_all/all"), inputs: ["x"], caseName: "max over all") { t in t[0].max() }
+        checkGradients([randn([3, 4], seed: 9)]) { t in t[0].max() }
+    }
+
     @Test func finiteDifferences() {
         let x = randn([2, 3, 4], seed: 1)
         checkGradients([x]) { t in t[0].sum(alongAxes: [0, 2], keepingDims: true) }

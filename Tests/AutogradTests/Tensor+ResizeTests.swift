@@ -46,6 +46,11 @@ import Testing
         }
     }
 
+    @Test(arguments: [0.5, 1.5, 2.0])
+    func scaleFactorFiniteDifferences(factor: Double) {
+        checkGradients([randn([1, 2, 6, 5], seed: 8)]) { t in t[0].resizedBilinear(scaleFactor: factor, alignCorners: false) }
+    }
+
     @Test func nearestFiniteDifferences() {
         checkGradients([randn([1, 1, 5, 4], seed: 4)]) { t in t[0].resizedNearest(to: (3, 7)) }
     }
