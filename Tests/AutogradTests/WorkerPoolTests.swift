@@ -48,12 +48,16 @@ import Testing
                 parallelFor(1000) { r in for i in r { base[i] += 1 } }
             }
             #expect(seen.allSatisfy { $0 == 1 })
-            let (m, n, k) = (70, 300, 64)
-            let a = (0..<(m * k)).map { Float($0 % 13) - 6 }, b = (0..<(k * n)).map { Float($0 % 7) - 3 }
-            var c = [Float](repeating: 0, count: m * n), reference = c
-            Kernels.gemm(m: m, n: n, k: k, a: a, b: b, c: &c)
-            Kernels.sgemm(false, false, m, n, k, 1, a, k, b, n, 0, &reference, n)
-            #expect(c == reference, "threads \(threads)")
+            // Wide (split by columns) and tall (split by rows), each operand plain or transposed.
+            for (m, n, k) in [(70, 300, 64), (300, 70, 64)] {
+                for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let a = (0..<(m * k)).map { Float($0 % 13) - 6 }, b = (0..<(k * n)).map { Float($0 % 7) - 3 }
+                    var c = [Float](repeating: 0.5, count: m * n), reference = c
+                    Kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, b: b, beta: 1, c: &c)
+                    Kernels.sgemm(transA, transB, m, n, k, 0.5, a, transA ? m : k, b, transB ? k : n, 1, &reference, n)
+                    #expect(c == reference, "threads \(threads), \(m)x\(n)x\(k), trans \(transA) \(transB)")
+                }
+            }
         }
     }
 }
