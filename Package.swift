@@ -5,7 +5,7 @@
 //   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
 //   PseudoLabels, Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
 //   PseudoLabels -> Imaging, HDF5;  Imaging -> Autograd (one resize rule), CImageCodecs;
-//   Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS.
+//   Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS, CKernels (C, AVX2+FMA / baseline at run time).
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription
 

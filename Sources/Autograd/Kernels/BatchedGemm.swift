@@ -3,9 +3,9 @@ extension Kernels {
     /// `x + i * strideX` (a stride of 0 shares one matrix across the batch). `transA`/`transB`:
     /// A_i stored as [k, m] / B_i as [n, k].
     ///
-    /// OpenBLAS runs a product with m·n·k ≤ 262144 (SMP_THRESHOLD_MIN · GEMM_MULTITHREAD_THRESHOLD
-    /// in interface/gemm.c) on the calling thread, so such small products are spread across our
-    /// threads; larger ones run one after another, each threaded by OpenBLAS itself. A shared,
+    /// Products too small for `gemm` to split across the pool (m·n·k < `gemmSplitSize`) are
+    /// spread across our threads, one product per thread; larger ones run one after another,
+    /// each split by `gemm` itself. A shared,
     /// untransposed B with an untransposed A is one product over the stacked rows of all A_i.
     public static func batchedGemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, batch: Int,
@@ -21,7 +21,7 @@ extension Kernels {
             gemm(transB: transB, m: batch * m, n: n, k: k, a: a, b: b, c: c)
             return
         }
-        if batch > 1 && m * n * k <= singleThreadedGemmSize {
+        if batch > 1 && m * n * k < gemmSplitSize {
             parallelFor(batch) { range in
                 for i in range {
                     gemm(
@@ -57,6 +57,8 @@ extension Kernels {
         }
     }
 
-    /// The largest m·n·k that OpenBLAS 0.3.21 runs single-threaded.
+    /// The tile product size fused attention aims at (m·n·k; OpenBLAS 0.3.21's own single-thread
+    /// limit, kept so the tiling — and so the results — did not change when OpenBLAS became
+    /// single-threaded under our pool; each tile's products run on one thread either way).
     public static let singleThreadedGemmSize = 262_144
 }

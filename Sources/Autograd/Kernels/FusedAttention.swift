@@ -30,8 +30,8 @@ extension Kernels {
     /// FlashAttention, Dao et al. 2022, Alg. 1). Memory: O(queryTile · (keyTile + Dv)) per thread.
     ///
     /// - Parameters: q [B, L, D], k [B, S, D], v [B, S, Dv], out [B, L, Dv].
-    /// Work is split over B × query tiles; tiles are sized so each sgemm is small enough for
-    /// OpenBLAS to run it on the calling thread (`singleThreadedGemmSize`).
+    /// Work is split over B × query tiles; tiles are sized so each sgemm stays small
+    /// (`singleThreadedGemmSize`) and runs on its tile's thread.
     public static func fusedAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
         batch: Int, queries: Int, keys: Int, depth: Int, valueDepth: Int, scale: Float,

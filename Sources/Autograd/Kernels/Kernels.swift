@@ -21,8 +21,7 @@ extension Kernels {
     ) {
         let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
         let threads = Runtime.threads
-        // Below ~1 M multiply-adds (a few µs) splitting costs more than it gains.
-        guard threads > 1, m * n * k >= 1 << 20, max(m, n) >= 32 * threads else {
+        guard threads > 1, m * n * k >= gemmSplitSize, max(m, n) >= 32 * threads else {
             sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
@@ -41,6 +40,10 @@ extension Kernels {
             }
         }
     }
+
+    /// Multiply-adds from which `gemm` splits a product across the pool: below ~1 M (a few µs)
+    /// splitting costs more than it gains.
+    public static let gemmSplitSize = 1 << 20
 
     @inline(__always)
     static func sgemm(
