@@ -25,9 +25,13 @@ public struct PipelineEvents {
 
 /// One segmenter's results.
 public struct SegmenterResult: Sendable {
+    /// The first seed's final checkpoint.
     public var checkpoint: String
-    /// mIoU (%) per evaluated split.
+    /// mIoU (%) per evaluated split (the mean over seeds with `Pipeline.seeds` > 1).
     public var miou: [String: Double] = [:]
+    /// With several seeds: the sample standard deviation of the mIoU, and each seed's mIoU.
+    public var miouStd: [String: Double] = [:]
+    public var seedMIoU: [String: [Double]] = [:]
 }
 
 /// What a pipeline run produced (also written to `run.dir/summary.json`).
@@ -61,12 +65,16 @@ public struct PipelineSummary: Sendable {
         var object: [String: Any] = [
             "pseudo_miou": Dictionary(uniqueKeysWithValues: pseudoMIoU.map { ($0.key.rawValue, $0.value) }), "stage_seconds": stageSeconds, "step_seconds": stepSeconds, "checkpoint": main?.checkpoint ?? NSNull(),
             "val_miou": main?.miou["val"] ?? NSNull(), "test_miou": main?.miou["test"] ?? NSNull(), "source": source.rawValue,
+            "val_miou_std": main?.miouStd["val"] ?? NSNull(), "test_miou_std": main?.miouStd["test"] ?? NSNull(),
+            "val_miou_seeds": main?.seedMIoU["val"] ?? NSNull(), "test_miou_seeds": main?.seedMIoU["test"] ?? NSNull(),
             "proposals": Dictionary(uniqueKeysWithValues: proposals.map { ($0.key.rawValue, $0.value) }),
         ]
         if segmenters.count > 1 {
             object["segmenters"] = Dictionary(uniqueKeysWithValues: segmenters.map { source, r -> (String, [String: Any]) in
                 var entry: [String: Any] = ["checkpoint": r.checkpoint]
                 for (split, miou) in r.miou { entry["\(split)_miou"] = miou }
+                for (split, std) in r.miouStd { entry["\(split)_miou_std"] = std }
+                for (split, values) in r.seedMIoU { entry["\(split)_miou_seeds"] = values }
                 return (source.rawValue, entry)
             })
         }
@@ -81,10 +89,17 @@ public struct PipelineSummary: Sendable {
             lines.append("  " + label(name).padding(toLength: width, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
         }
         lines.append("")
-        lines.append("segmenter trained on".padding(toLength: width + 2, withPad: " ", startingAt: 0) + "  val mIoU  test mIoU")
+        let seeds = segmenters.values.map { $0.seedMIoU.values.map(\.count).max() ?? 1 }.max() ?? 1
+        lines.append("segmenter trained on".padding(toLength: width + 2, withPad: " ", startingAt: 0)
+            + (seeds > 1 ? "  val mIoU (mean ± std)  test mIoU, \(seeds) seeds" : "  val mIoU  test mIoU"))
         for (name, r) in segmenters.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            let v = r.miou["val"].map { String(format: "%8.2f", $0) } ?? "       -"
-            let t = r.miou["test"].map { String(format: "%9.2f", $0) } ?? "        -"
+            func cell(_ split: String, _ width: Int) -> String {
+                guard let m = r.miou[split] else { return String(repeating: " ", count: width - 1) + "-" }
+                let text = r.miouStd[split].map { String(format: "%.2f ± %.2f", m, $0) } ?? String(format: "%.2f", m)
+                return String(repeating: " ", count: max(0, width - text.count)) + text
+            }
+            let spread = !r.miouStd.isEmpty
+            let v = cell("val", spread ? 15 : 8), t = cell("test", spread ? 16 : 9)
             lines.append("  " + (label(name) + (name == source ? " *" : "")).padding(toLength: width, withPad: " ", startingAt: 0) + " \(v) \(t)")
         }
         lines.append("")
@@ -109,6 +124,9 @@ public final class Pipeline {
     /// Train (and evaluate) a segmenter for every `pseudo.compare` source too.
     public var compare = false
     public var proposalSources: [LabelSource: ProposalSource] = [:]
+    /// Segmenters trained per source, with seeds run.seed, run.seed + 1, …; tables report the
+    /// mean ± standard deviation of their mIoU.
+    public var seeds = 1
     public var boxPrompter: BoxPrompter?
     public var seedSource: SeedSource?
     public var events = PipelineEvents()
@@ -345,48 +363,65 @@ public final class Pipeline {
             }
         }
 
-        // 3. Segmenters and their evaluation.
+        // 3. Segmenters and their evaluation: one per source, or `seeds` per source (run.seed,
+        // run.seed + 1, …; the first in segmenter_<source>, the others in segmenter_<source>_seed<s>).
         for source in compare ? sources : [mainSource] {
-            let segDir = "\(runDir)/segmenter_\(source)"
-            let trainProvenance = Provenance(
-                recipe.effectiveValues(of: ["model", "train"]).merging(recipe.effectiveValues(ofKeys: ["run.seed", "data.val_split"])) { a, _ in a },
-                upstream: pseudoProvenance[source].map { [("pseudo/\(source)", $0)] } ?? [])
-            let checkpoint = try stage("train/\(source)") { () -> String in
-                let final = segDir + "/final.h5"
-                let record = runDir + "/provenance_train_\(source).json"
-                if try isCurrent("train/\(source)", output: final, provenance: trainProvenance, record: record, stale: [segDir]) {
-                    skip("train/\(source)", final)
-                    return final
-                }
-                let path = try trainSegmenter(labels: Self.absolute("\(runDir)/pseudo/\(source)"), runDirectory: segDir, step: "train/\(source)")
-                try trainProvenance.write(record)
-                return path
-            }
-            var result = SegmenterResult(checkpoint: checkpoint)
-            for split in recipe.eval.splits {
-                let evalProvenance = Provenance(
-                    recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"]).merging(["split": split]) { a, _ in a },
-                    upstream: [("train/\(source)", trainProvenance)])
-                try stage("eval/\(source)/\(split)") {
-                    let evalPath = "\(segDir)/eval_\(split).json"
-                    let record = "\(runDir)/provenance_eval_\(source)_\(split).json"
-                    if try isCurrent("eval/\(source)/\(split)", output: evalPath, provenance: evalProvenance, record: record, stale: [evalPath]),
-                       let data = FileManager.default.contents(atPath: evalPath), let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-                        result.miou[split] = e["miou"] as? Double
-                        return skip("eval/\(source)/\(split)", evalPath)
+            var result = SegmenterResult(checkpoint: "")
+            var perSeed: [String: [Double]] = [:]
+            for k in 0..<max(1, seeds) {
+                let seed = recipe.run.seed + k
+                let name = k == 0 ? "\(source)" : "\(source)_seed\(seed)"
+                let segDir = "\(runDir)/segmenter_\(name)"
+                var trainValues = recipe.effectiveValues(of: ["model", "train"]).merging(recipe.effectiveValues(ofKeys: ["run.seed", "data.val_split"])) { a, _ in a }
+                trainValues["run.seed"] = "\(seed)"
+                let trainProvenance = Provenance(trainValues, upstream: pseudoProvenance[source].map { [("pseudo/\(source)", $0)] } ?? [])
+                let checkpoint = try stage("train/\(name)") { () -> String in
+                    let final = segDir + "/final.h5"
+                    let record = runDir + "/provenance_train_\(name).json"
+                    if try isCurrent("train/\(name)", output: final, provenance: trainProvenance, record: record, stale: [segDir]) {
+                        skip("train/\(name)", final)
+                        return final
                     }
-                    let dataset = try recipe.dataset(split: split, requireLabels: true)
-                    let report = try EvaluationStage.evaluate(
-                        checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip
-                    ) { done, total in self.events.progress("eval/\(source)/\(split)", done, total, "") }
-                    try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
-                        .write(to: URL(fileURLWithPath: evalPath))
-                    let chart = BarChart(report: report, title: "segmenter (\(source) labels) on \(split): per-class IoU")
-                    try chart.render(width: 800).writePNG(to: "\(segDir)/eval_\(split).png")
-                    try chart.writeSVG(to: "\(segDir)/eval_\(split).svg", width: 800)
-                    try evalProvenance.write(record)
-                    result.miou[split] = report.meanIoU
-                    events.message(report.table(title: "segmenter (\(source) labels) on \(split)"))
+                    let path = try trainSegmenter(labels: Self.absolute("\(runDir)/pseudo/\(source)"), runDirectory: segDir, step: "train/\(name)", seed: seed)
+                    try trainProvenance.write(record)
+                    return path
+                }
+                if k == 0 { result.checkpoint = checkpoint }
+                for split in recipe.eval.splits {
+                    let evalProvenance = Provenance(
+                        recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"]).merging(["split": split]) { a, _ in a },
+                        upstream: [("train/\(name)", trainProvenance)])
+                    try stage("eval/\(name)/\(split)") {
+                        let evalPath = "\(segDir)/eval_\(split).json"
+                        let record = "\(runDir)/provenance_eval_\(name)_\(split).json"
+                        if try isCurrent("eval/\(name)/\(split)", output: evalPath, provenance: evalProvenance, record: record, stale: [evalPath]),
+                           let data = FileManager.default.contents(atPath: evalPath), let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                           let miou = e["miou"] as? Double {
+                            perSeed[split, default: []].append(miou)
+                            return skip("eval/\(name)/\(split)", evalPath)
+                        }
+                        let dataset = try recipe.dataset(split: split, requireLabels: true)
+                        let report = try EvaluationStage.evaluate(
+                            checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip
+                        ) { done, total in self.events.progress("eval/\(name)/\(split)", done, total, "") }
+                        try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
+                            .write(to: URL(fileURLWithPath: evalPath))
+                        let chart = BarChart(report: report, title: "segmenter (\(name) labels) on \(split): per-class IoU")
+                        try chart.render(width: 800).writePNG(to: "\(segDir)/eval_\(split).png")
+                        try chart.writeSVG(to: "\(segDir)/eval_\(split).svg", width: 800)
+                        try evalProvenance.write(record)
+                        perSeed[split, default: []].append(report.meanIoU)
+                        events.message(report.table(title: "segmenter (\(name) labels) on \(split)"))
+                    }
+                }
+            }
+            for (split, values) in perSeed {
+                let mean = values.reduce(0, +) / Double(values.count)
+                result.miou[split] = mean
+                if values.count > 1 {
+                    // Sample standard deviation over the seeds.
+                    result.miouStd[split] = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
+                    result.seedMIoU[split] = values
                 }
             }
             summary.segmenters[source] = result
@@ -398,8 +433,9 @@ public final class Pipeline {
     }
 
     /// DeepLab-v2 on a label folder into `runDirectory`, resuming from its newest checkpoint.
-    func trainSegmenter(labels: String, runDirectory: String, step: String) throws -> String {
-        let options = recipe.segmentationOptions
+    func trainSegmenter(labels: String, runDirectory: String, step: String, seed: Int) throws -> String {
+        var options = recipe.segmentationOptions
+        options.seed = UInt64(seed)
         let dataset = try recipe.dataset(split: recipe.data.trainSplit, labels: labels, requireLabels: true)
         let validation = try? recipe.dataset(split: recipe.data.valSplit, requireLabels: true)
         return try SegmentationTraining.train(

@@ -18,6 +18,8 @@ struct PipelineCommand: ParsableCommand {
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var runtime: RuntimeOptions
     @Flag(help: "Train a segmenter for every source in pseudo.compare too, not only pseudo.source.") var compare = false
+    @Option(help: ArgumentHelp("Train each segmenter with this many seeds (run.seed, run.seed + 1, …) and report mean ± standard deviation; the extra ones go to segmenter_<source>_seed<s>/.", valueName: "n"))
+    var seeds = 1
     @Flag(help: "Stop, listing the changed keys, when a finished stage's recipe values changed, instead of redoing it and what follows (the old outputs are then moved aside). (default: off)") var noRerun = false
 
     func run() throws {
@@ -25,6 +27,8 @@ struct PipelineCommand: ParsableCommand {
         try runtime.apply(defaultThreads: recipe.run.threads)
         let pipeline = try Pipeline(recipe: recipe)
         pipeline.compare = compare
+        guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
+        pipeline.seeds = seeds
         pipeline.refuseReruns = noRerun
         // Progress bars and log lines for the library's events: one bar per step that reports progress.
         var bars: [String: ProgressBar] = [:]

@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 import Testing
 
 @testable import wsss
@@ -69,6 +70,37 @@ import Testing
         let reusedSteps = try #require(second["step_seconds"] as? [String: Double])
         #expect(reusedSteps["train/sepl"] == steps["train/sepl"], "a skipped step keeps the time of the run that made it")
         #expect(second["val_miou"] as? Double == first["val_miou"] as? Double)
+    }
+
+    /// `--seeds 2`: two segmenters per source (run.seed and run.seed + 1), mean ± std reported.
+    @Test func trainsEachSegmenterWithSeveralSeeds() throws {
+        let root = NSTemporaryDirectory() + "wsss-seeds-\(UUID().uuidString)"
+        var synth = try Synth.parse(["--out", root, "--train", "4", "--val", "2", "--test", "1", "--size", "40", "--seed", "3"])
+        try synth.run()
+        let runDir = root + "/run"
+        try """
+            data: {root: \(root)}
+            run: {dir: \(runDir), seed: 4}
+            pseudo: {source: gt}
+            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+            train: {iterations: 2, batch: 2, crop: 40, lr: 0.01, checkpoint_every: 100, eval_every: 0, log_every: 1}
+            eval: {splits: [val]}
+            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1", "--seeds", "2"]).run()
+        let s = try summary(runDir)
+        #expect(FileManager.default.fileExists(atPath: runDir + "/segmenter_gt/final.h5"))
+        #expect(FileManager.default.fileExists(atPath: runDir + "/segmenter_gt_seed5/final.h5"))
+        let seedValues = try #require(s["val_miou_seeds"] as? [Double])
+        #expect(seedValues.count == 2)
+        let mean = try #require(s["val_miou"] as? Double)
+        #expect(abs(mean - (seedValues[0] + seedValues[1]) / 2) < 1e-9)
+        let std = try #require(s["val_miou_std"] as? Double)
+        #expect(abs(std - abs(seedValues[0] - seedValues[1]) / 2.0.squareRoot()) < 1e-9)
+        // The two seeds start from different weights, so they end elsewhere.
+        let a = try HDF5File(path: runDir + "/segmenter_gt/final.h5", mode: .read)
+        let b = try HDF5File(path: runDir + "/segmenter_gt_seed5/final.h5", mode: .read)
+        let name = try #require(try a.datasetNames(under: "/parameters").first)
+        #expect(try a.read(name).scalars != b.read(name).scalars)
     }
 
     /// A recipe with `pseudo.proposals: sam`: the pipeline runs our SAM (the tiny official model of
