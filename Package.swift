@@ -36,6 +36,7 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // C: libpng/libjpeg report errors by longjmp, which must not cross Swift frames.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
@@ -48,7 +49,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
-        .target(name: "TorchCheckpoint", dependencies: ["Autograd"]),
+        .target(name: "TorchCheckpoint", dependencies: ["Autograd", "CZlib"]),
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
         .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
                 .product(name: "Yams", package: "Yams")]),

@@ -59,7 +59,9 @@ public enum ImageLabelFile {
             throw DatasetError.missingFile(path: path, what: "image-label file")
         }
         var labels: [String: Set<Int>] = [:]
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Split on any line break: "\r\n" is one Character in Swift, so splitting on "\n" would
+        // leave a CRLF file as one line.
+        for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).map(String.init)
             guard let id = fields.first, !id.hasPrefix("#") else { continue }
             var set = Set<Int>()

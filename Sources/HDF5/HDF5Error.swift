@@ -12,6 +12,11 @@ public enum HDF5Error: LocalizedError, Equatable {
     case readFailed(name: String, path: String)
     case writeFailed(name: String, path: String)
     case missingAttribute(name: String, object: String, path: String)
+    /// A path that exists but is no file: a folder, a dangling symbolic link or a link loop.
+    case notAFile(path: String, reason: String)
+    /// The operating system refused: `operation` is "create", "write", …; `reason` its message
+    /// ("No space left on device", "Read-only file system").
+    case fileSystem(path: String, operation: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -26,6 +31,8 @@ public enum HDF5Error: LocalizedError, Equatable {
         case .readFailed(let name, let path): "\(path): cannot read '\(name)' (corrupt or truncated file?)"
         case .writeFailed(let name, let path): "\(path): cannot write '\(name)'"
         case .missingAttribute(let name, let object, let path): "\(path): '\(object)' has no attribute '\(name)'"
+        case .notAFile(let path, let reason): "\(path): not a file (\(reason))"
+        case .fileSystem(let path, let operation, let reason): "\(path): cannot \(operation): \(reason)"
         }
     }
 }

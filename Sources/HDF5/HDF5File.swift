@@ -2,6 +2,10 @@ import Autograd
 import CHDF5
 import Foundation
 
+/// Opts out of libhdf5's exit handler before the library starts (see `chdf5_skip_exit_handler`):
+/// every `HDF5File` closes its file itself.
+private let libraryPrepared: Void = { _ = chdf5_skip_exit_handler() }()
+
 /// An HDF5 file of named Float32 tensors (and Int32 label arrays) with scalar and string
 /// attributes, through the libhdf5 C API. Names are slash paths ("/parameters/conv1.weight");
 /// groups on the way are created as needed. Files are readable with h5py:
@@ -20,27 +24,39 @@ public final class HDF5File {
         case create
     }
 
-    /// Path the file was opened with.
+    /// Path named in errors: the path the file was opened with, or for a file being written by
+    /// `writeAtomically`, its destination.
     public let path: String
     let id: hid_t
 
     /// Opens or creates the file at `path`.
-    /// - Throws: `HDF5Error.missingFile`, `.notHDF5` or `.cannotOpen` for unreadable input,
-    ///   `.cannotCreate` when the file cannot be written.
-    public init(path: String, mode: Mode) throws {
+    /// - Throws: `HDF5Error.missingFile`, `.notAFile`, `.notHDF5` or `.cannotOpen` for unreadable
+    ///   input, `.cannotCreate` or `.fileSystem` (with the OS reason) when the file cannot be written.
+    public convenience init(path: String, mode: Mode) throws {
+        try self.init(path: path, mode: mode, reportingAs: path)
+    }
+
+    init(path: String, mode: Mode, reportingAs reported: String) throws {
+        _ = libraryPrepared
         // Thread-safe libhdf5 keeps one error stack per thread: silence this thread's printing.
         chdf5_silence_errors()
-        self.path = path
+        self.path = reported
         switch mode {
         case .create:
             let fid = H5Fcreate(path, chdf5_acc_trunc(), chdf5_default(), chdf5_default())
-            guard fid >= 0 else { throw HDF5Error.cannotCreate(path: path) }
+            guard fid >= 0 else {
+                if let reason = Self.osReason() { throw HDF5Error.fileSystem(path: reported, operation: "create", reason: reason) }
+                throw HDF5Error.cannotCreate(path: reported)
+            }
             id = fid
         case .read, .readWrite:
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                // fileExists follows symbolic links: a dangling one or a loop says more than "no such file".
+                if let reason = Self.linkProblem(path) { throw HDF5Error.notAFile(path: path, reason: reason) }
                 throw HDF5Error.missingFile(path: path)
             }
+            guard !isDirectory.boolValue else { throw HDF5Error.notAFile(path: path, reason: "is a folder") }
             guard H5Fis_hdf5(path) > 0 else { throw HDF5Error.notHDF5(path: path) }
             let fid = H5Fopen(path, mode == .read ? chdf5_acc_rdonly() : chdf5_acc_rdwr(), chdf5_default())
             guard fid >= 0 else { throw HDF5Error.cannotOpen(path: path) }
@@ -48,24 +64,61 @@ public final class HDF5File {
         }
     }
 
-    deinit { H5Fclose(id) }
+    /// False once `closeReportingErrors` has closed the file.
+    private var isOpen = true
+
+    deinit { if isOpen { H5Fclose(id) } }
+
+    /// Closes the file now, throwing when libhdf5 cannot write what it still buffers.
+    func closeReportingErrors() throws {
+        isOpen = false
+        guard H5Fclose(id) >= 0 else { throw writeFailure(name: "/") }
+    }
 
     /// Writes a new HDF5 file atomically: `body` fills a temporary file next to `path`, which is
-    /// then renamed over `path`, so a crash never leaves a half-written file behind.
+    /// then renamed over `path`, so a crash or a full disk never leaves a half-written file
+    /// behind and the previous file at `path` stays as it was until the new one is complete.
+    /// - Throws: `HDF5Error.fileSystem` with the OS reason ("No space left on device",
+    ///   "Read-only file system", "File too large") naming `path`; the temporary file is removed.
     public static func writeAtomically(to path: String, _ body: (HDF5File) throws -> Void) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
         do {
             do {
-                let file = try HDF5File(path: temporary, mode: .create)
+                let file = try HDF5File(path: temporary, mode: .create, reportingAs: path)
                 try body(file)
-                guard H5Fflush(file.id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error.writeFailed(name: "/", path: temporary) }
-            }  // the file closes here, before the rename
-            guard rename(temporary, path) == 0 else { throw HDF5Error.writeFailed(name: "/", path: path) }
+                guard H5Fflush(file.id, H5F_SCOPE_GLOBAL) >= 0 else { throw file.writeFailure(name: "/") }
+                try file.closeReportingErrors()
+            }
+            guard rename(temporary, path) == 0 else {
+                throw HDF5Error.fileSystem(path: path, operation: "rename \(temporary) to", reason: String(cString: strerror(errno)))
+            }
         } catch {
             unlink(temporary)
             throw error
         }
+    }
+
+    /// The error for a failed write of `name`: with the OS reason when libhdf5 recorded one
+    /// (a full disk is "No space left on device"), else `.writeFailed`.
+    func writeFailure(name: String) -> HDF5Error {
+        if let reason = Self.osReason() { return .fileSystem(path: path, operation: "write", reason: reason) }
+        return .writeFailed(name: name, path: path)
+    }
+
+    /// The OS reason libhdf5's file driver put on this thread's error stack, if any.
+    static func osReason() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard chdf5_os_reason(&buffer, buffer.count) == 1 else { return nil }
+        return String(cString: buffer)
+    }
+
+    /// Why `path` cannot be opened although it is listed: a dangling symbolic link or a loop.
+    static func linkProblem(_ path: String) -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK else { return nil }
+        guard stat(path, &info) != 0 else { return nil }
+        return errno == ELOOP ? "symbolic link loop" : "dangling symbolic link"
     }
 
     // MARK: Datasets
@@ -205,10 +258,10 @@ public final class HDF5File {
         defer { H5Pclose(linkProperties) }
         H5Pset_create_intermediate_group(linkProperties, 1)
         let dataset = H5Dcreate2(id, name, fileType, space, linkProperties, chdf5_default(), chdf5_default())
-        guard dataset >= 0 else { throw HDF5Error.writeFailed(name: name, path: path) }
+        guard dataset >= 0 else { throw writeFailure(name: name) }
         defer { H5Dclose(dataset) }
         guard H5Dwrite(dataset, memoryType, chdf5_space_all(), chdf5_space_all(), chdf5_default(), data) >= 0 else {
-            throw HDF5Error.writeFailed(name: name, path: path)
+            throw writeFailure(name: name)
         }
     }
 

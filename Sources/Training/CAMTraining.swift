@@ -47,6 +47,7 @@ public enum CAMTraining {
         dataset: VOCDataset, options: CAMTrainingOptions, outDirectory: String, initFrom: String? = nil, resume: Bool = true,
         progress: (Int, Float) -> Void = { _, _ in }
     ) throws -> CAMNetwork {
+        try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
         let lock = try RunFolder.Lock(directory: outDirectory)
         defer { withExtendedLifetime(lock) {} }
         let latest = resume ? RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_") : nil
@@ -157,6 +158,8 @@ public enum TrainingError: LocalizedError, Equatable {
     case badCheckpoint(path: String, reason: String)
     /// Resuming a run whose training settings differ from the checkpoint's.
     case optionsChanged(path: String, keys: [String])
+    /// Sizes whose input batch alone needs more memory than the process may use (bytes).
+    case tooLarge(what: String, needed: Int, available: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -169,6 +172,9 @@ public enum TrainingError: LocalizedError, Equatable {
         case .optionsChanged(let path, let keys):
             "\(path): the run was started with other settings (\(keys.joined(separator: "; "))); resume with the same recipe, "
                 + "or pass --allow-recipe-change to continue on the new ones"
+        case .tooLarge(let what, let needed, let available):
+            "\(what): the input batch alone needs " + (needed == Int.max ? "more bytes than a 64-bit count holds" : String(format: "%.1f GB", Double(needed) / 1e9))
+                + String(format: ", more than the %.1f GB this process may use (physical memory or ulimit -v)", Double(available) / 1e9)
         }
     }
 }

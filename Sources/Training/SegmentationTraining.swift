@@ -85,6 +85,7 @@ public enum SegmentationTraining {
         shouldStop: () -> Bool = { false },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
     ) throws -> String {
+        try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
         let lock = try RunFolder.Lock(directory: runDirectory)
         defer { withExtendedLifetime(lock) {} }
         let classCount = dataset.classes.count

@@ -38,7 +38,8 @@ struct Synth: ParsableCommand {
 
     func validate() throws {
         guard train >= 0, val >= 0, test >= 0 else { throw ValidationError("image counts must not be negative") }
-        guard size >= 32 else { throw ValidationError("--size must be at least 32 pixels") }
+        // The scenes are drawn in memory at full size: 100000 px would need 240 GB per image.
+        guard size >= 32 && size <= 4096 else { throw ValidationError("--size must be 32 to 4096 pixels, got \(size)") }
     }
 
     func run() throws {
