@@ -40,9 +40,8 @@ public struct VOCDataset: Sendable {
     public init(root: String, split: String, classes: ClassNames = .voc, labels: String? = nil,
                 imageLabelFile: String? = nil, requireLabels: Bool = false) throws {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw DatasetError.missingRoot(path: root)
-        }
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else { throw DatasetError.missingRoot(path: root) }
+        guard isDirectory.boolValue else { throw DatasetError.notAFolder(path: root) }
         self.root = root
         self.split = split
         self.classes = classes

@@ -83,6 +83,11 @@ public final class HDF5File {
     public static func writeAtomically(to path: String, _ body: (HDF5File) throws -> Void) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
+        // Refuse a folder at the destination before writing anything (rename would fail at the end).
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw HDF5Error.notAFile(path: path, reason: "is a folder")
+        }
         do {
             do {
                 let file = try HDF5File(path: temporary, mode: .create, reportingAs: path)
@@ -91,7 +96,7 @@ public final class HDF5File {
                 try file.closeReportingErrors()
             }
             guard rename(temporary, path) == 0 else {
-                throw HDF5Error.fileSystem(path: path, operation: "rename \(temporary) to", reason: String(cString: strerror(errno)))
+                throw HDF5Error.fileSystem(path: path, operation: "replace (rename from \(temporary))", reason: String(cString: strerror(errno)))
             }
         } catch {
             unlink(temporary)

@@ -109,6 +109,9 @@ public enum SegmentationTraining {
             notice("moved the earlier run's files to \(moved)")
         }
         if let resumePath {
+            // Another model's checkpoint (a CAM classifier) is that, not a run with "other settings".
+            let found = try Checkpoint.metadata(at: resumePath).architecture
+            guard found == architecture else { throw CheckpointError.wrongArchitecture(path: resumePath, expected: architecture, found: found) }
             // Continuing a run on another schedule silently would make its result neither run's.
             let changed = try changedOptions(in: resumePath, comparedWith: options)
             if !changed.isEmpty {

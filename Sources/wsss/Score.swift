@@ -27,6 +27,13 @@ struct Score: ParsableCommand {
     var json = false
 
     func run() throws {
+        // A missing folder is one problem, not one "missing" line per image.
+        for folder in [pred, gt] {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw DatasetError.missingRoot(path: folder)
+            }
+        }
         // The dataset root's classes.txt (gt is <root>/SegmentationClass) names the classes when present.
         let beside = ((gt as NSString).deletingLastPathComponent as NSString).appendingPathComponent("classes.txt")
         let names = try ClassNames.load(classes ?? (FileManager.default.fileExists(atPath: beside) ? beside : "voc"))
