@@ -112,6 +112,28 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["keep.h5"])
     }
 
+    /// The OS reason libhdf5 records reaches the message, on one line naming the destination.
+    @Test func failedCreateSaysWhyTheSystemRefused() throws {
+        let path = directory + "/no/such/folder/x.h5"
+        #expect(throws: HDF5Error.fileSystem(path: path, operation: "create", reason: "No such file or directory")) {
+            try HDF5File.writeAtomically(to: path) { try $0.write(Tensor(zeros: [1]), at: "/x") }
+        }
+    }
+
+    @Test func aFolderIsNotAFile() throws {
+        let folder = directory + "/folder.h5"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        #expect(throws: HDF5Error.notAFile(path: folder, reason: "is a folder")) { try HDF5File(path: folder, mode: .read) }
+        // Refused before anything is written, and no temporary file is left.
+        #expect(throws: HDF5Error.notAFile(path: folder, reason: "is a folder")) {
+            try HDF5File.writeAtomically(to: folder) { try $0.write(Tensor(zeros: [1]), at: "/x") }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["folder.h5"])
+        let loop = directory + "/loop.h5"
+        try FileManager.default.createSymbolicLink(atPath: loop, withDestinationPath: loop)
+        #expect(throws: HDF5Error.notAFile(path: loop, reason: "symbolic link loop")) { try HDF5File(path: loop, mode: .read) }
+    }
+
     @Test func readsWhatH5pyWrote() throws {
         // The op fixtures are written by h5py (scripts/make_fixtures.py): str attributes are
         // variable-length UTF-8, ints are int64, and big datasets are gzip-compressed.
