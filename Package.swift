@@ -55,7 +55,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams")]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
-        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging", "Reporting",
+        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging", "Reporting",
                 .product(name: "Yams", package: "Yams")]),
         // Orchestration as a library: stages a Swift user can run with their own sources.
         .target(name: "Pipeline", dependencies: ["Training", "PseudoLabels", "SegmentAnything", "Datasets", "Evaluation", "Imaging", "Reporting", "Autograd"]),

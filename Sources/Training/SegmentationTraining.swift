@@ -3,6 +3,7 @@ import Checkpoints
 import Datasets
 import Evaluation
 import Foundation
+import HDF5
 import Imaging
 import Layers
 import Reporting
@@ -149,6 +150,9 @@ public enum SegmentationTraining {
             } catch CheckpointError.nonFinite(_, let tensors) {
                 // Nothing was written and no older checkpoint is removed: the last good one stays.
                 throw TrainingError.nonFiniteWeights(iteration: iteration, tensors: tensors, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
+            } catch let error as HDF5Error {
+                // A full or read-only disk: the temporary file is gone and the older checkpoints stay.
+                throw TrainingError.checkpointNotWritten(reason: error.localizedDescription, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
             }
             lastSaved = path
             // Keep the last K periodic checkpoints.
