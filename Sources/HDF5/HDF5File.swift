@@ -43,7 +43,15 @@ public final class HDF5File {
         self.path = reported
         switch mode {
         case .create:
-            let fid = H5Fcreate(path, chdf5_acc_trunc(), chdf5_default(), chdf5_default())
+            // The earliest file format on purpose: the 1.8 format checksums object headers, but
+            // keeps large groups in fractal heaps without checksums, whose damage crashed libhdf5
+            // 1.10 (SIGSEGV in H5G__dense_iterate) where this format gives an error.
+            // Each dataset is one chunk (see writeDataset): B-tree nodes sized for one entry, not
+            // the default 64, which would add ~3 KB of empty index per tensor.
+            let creation = H5Pcreate(chdf5_file_create_plist())
+            defer { H5Pclose(creation) }
+            H5Pset_istore_k(creation, 1)
+            let fid = H5Fcreate(path, chdf5_acc_trunc(), creation, chdf5_default())
             guard fid >= 0 else {
                 if let reason = Self.osReason() { throw HDF5Error.fileSystem(path: reported, operation: "create", reason: reason) }
                 throw HDF5Error.cannotCreate(path: reported)
@@ -262,7 +270,17 @@ public final class HDF5File {
         let linkProperties = H5Pcreate(chdf5_link_create_plist())
         defer { H5Pclose(linkProperties) }
         H5Pset_create_intermediate_group(linkProperties, 1)
-        let dataset = H5Dcreate2(id, name, fileType, space, linkProperties, chdf5_default(), chdf5_default())
+        // One chunk holding the whole array, with HDF5's Fletcher-32 checksum: a flipped byte in a
+        // tensor fails its read instead of changing a weight. Scalars, empty arrays and arrays
+        // past HDF5's 4 GB chunk limit stay contiguous (unchecked).
+        let creation = H5Pcreate(chdf5_dataset_create_plist())
+        defer { H5Pclose(creation) }
+        let bytes = shape.reduce(Int(H5Tget_size(fileType)), *)
+        if !shape.isEmpty && !shape.contains(0) && bytes < Int(UInt32.max) {
+            H5Pset_chunk(creation, Int32(shape.count), &dims)
+            H5Pset_fletcher32(creation)
+        }
+        let dataset = H5Dcreate2(id, name, fileType, space, linkProperties, creation, chdf5_default())
         guard dataset >= 0 else { throw writeFailure(name: name) }
         defer { H5Dclose(dataset) }
         guard H5Dwrite(dataset, memoryType, chdf5_space_all(), chdf5_space_all(), chdf5_default(), data) >= 0 else {

@@ -112,6 +112,22 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["keep.h5"])
     }
 
+    /// Every array is one chunk with HDF5's Fletcher-32 checksum: one flipped bit in a tensor's
+    /// bytes fails its read (and h5py's) instead of changing a weight.
+    @Test func aFlippedBitInATensorFailsItsChecksum() throws {
+        let path = directory + "/w.h5"
+        let values = (0..<256).map { Float($0) * 0.37 + 1 }
+        try HDF5File.writeAtomically(to: path) { try $0.write(Tensor(shape: [16, 16], values: values), at: "/parameters/w") }
+        #expect(try HDF5File(path: path, mode: .read).read("/parameters/w").scalars == values)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let pattern = values[100..<116].withUnsafeBytes { [UInt8]($0) }
+        let at = try #require((0...(bytes.count - pattern.count)).first { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) })
+        bytes[at + 5] ^= 1
+        let damaged = directory + "/damaged.h5"
+        try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+        #expect(throws: HDF5Error.readFailed(name: "/parameters/w", path: damaged)) { try HDF5File(path: damaged, mode: .read).read("/parameters/w") }
+    }
+
     /// The OS reason libhdf5 records reaches the message, on one line naming the destination.
     @Test func failedCreateSaysWhyTheSystemRefused() throws {
         let path = directory + "/no/such/folder/x.h5"
