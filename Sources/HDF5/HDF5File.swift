@@ -288,6 +288,32 @@ public final class HDF5File {
         }
     }
 
+    /// Refuses a dataset whose header claims more than the file holds before anything is
+    /// allocated: a few-KB file can declare 4e9 values that were never written (HDF5 would hand
+    /// back its fill value, zeros, as if they were data, after allocating 16 GB). Without filters
+    /// the stored bytes must cover the declared size; with compression (h5py's gzip) the
+    /// declared size must at least fit in memory.
+    private func checkStored(_ dataset: hid_t, name: String, shape: [Int], type: hid_t) throws {
+        var declared = Int(H5Tget_size(type))
+        for d in shape {
+            let (product, overflow) = declared.multipliedReportingOverflow(by: d)
+            declared = overflow ? Int.max : product
+        }
+        guard declared > 0 else { return }
+        let stored = Int(H5Dget_storage_size(dataset))
+        let creation = H5Dget_create_plist(dataset)
+        defer { H5Pclose(creation) }
+        let filters = H5Pget_nfilters(creation)
+        let checksumOnly = filters == 1 && H5Pget_filter2(creation, 0, nil, nil, nil, 0, nil, nil) == H5Z_FILTER_FLETCHER32
+        if filters == 0 || checksumOnly {
+            guard stored >= declared else {
+                throw HDF5Error.unbacked(name: name, path: path, shape: shape, declaredBytes: declared, storedBytes: stored)
+            }
+        } else if declared > Int(clamping: ProcessInfo.processInfo.physicalMemory) {
+            throw HDF5Error.unbacked(name: name, path: path, shape: shape, declaredBytes: declared, storedBytes: stored)
+        }
+    }
+
     private func withDataset<R>(_ name: String, expectingShape expected: [Int]?, _ body: (hid_t, [Int]) throws -> R) throws -> R {
         guard contains(name) else { throw HDF5Error.missingDataset(name: name, path: path) }
         let dataset = H5Dopen2(id, name, chdf5_default())
@@ -310,6 +336,7 @@ public final class HDF5File {
         if let expected, expected != shape {
             throw HDF5Error.wrongShape(name: name, path: path, expected: expected, found: shape)
         }
+        try checkStored(dataset, name: name, shape: shape, type: type)
         return try body(dataset, shape)
     }
 }

@@ -150,6 +150,23 @@ import Testing
         #expect(throws: HDF5Error.notAFile(path: loop, reason: "symbolic link loop")) { try HDF5File(path: loop, mode: .read) }
     }
 
+    /// Files whose headers claim data they do not hold (scripts/fixtures/make_hdf5_fixtures.py)
+    /// are refused before anything is allocated, naming the dataset and both sizes.
+    @Test func declaredButUnwrittenDataIsRefused() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/hdf5").path
+        let huge = try HDF5File(path: fixtures + "/unwritten_huge.h5", mode: .read)
+        #expect(throws: HDF5Error.unbacked(name: "/synth_train_00000/classes", path: huge.path, shape: [4_000_000_000],
+                                           declaredBytes: 16_000_000_000, storedBytes: 0)) {
+            try huge.readLabels("/synth_train_00000/classes")
+        }
+        #expect(throws: HDF5Error.self) { try huge.read("/synth_train_00000/cams") }
+        let small = try HDF5File(path: fixtures + "/unwritten_small.h5", mode: .read)
+        #expect(throws: HDF5Error.unbacked(name: "/x", path: small.path, shape: [1000], declaredBytes: 4000, storedBytes: 0)) {
+            try small.read("/x")
+        }
+    }
+
     @Test func readsWhatH5pyWrote() throws {
         // The op fixtures are written by h5py (scripts/make_fixtures.py): str attributes are
         // variable-length UTF-8, ints are int64, and big datasets are gzip-compressed.
