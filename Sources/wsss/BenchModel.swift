@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Foundation
 import Layers
+import Training
 
 extension Bench {
     /// `wsss bench model`: one model's train step or inference, with peak memory.
@@ -46,6 +47,7 @@ extension Bench {
         func validate() throws {
             guard [18, 34, 50, 101].contains(depth) else { throw ValidationError("--depth: 18, 34, 50 or 101") }
             guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else { throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1") }
+            try MemoryBudget.checkTrainingBatch(batch: batch, crop: size)
         }
 
         func run() throws {
