@@ -128,6 +128,9 @@ public enum CAMTraining {
     /// Loads a CAM checkpoint written by `train` (its options travel in the recipe attribute).
     public static func load(_ path: String) throws -> (model: CAMNetwork, options: CAMTrainingOptions, classes: [String]) {
         let metadata = try Checkpoint.metadata(at: path)
+        guard metadata.architecture == CAMNetwork.architecture else {
+            throw CheckpointError.wrongArchitecture(path: path, expected: CAMNetwork.architecture, found: metadata.architecture)
+        }
         // The options attribute; checkpoints from before it kept the options JSON as their recipe text.
         let json = metadata.options.isEmpty ? metadata.recipe : metadata.options
         guard let options = try? JSONDecoder().decode(CAMTrainingOptions.self, from: Data(json.utf8)) else {

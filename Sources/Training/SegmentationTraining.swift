@@ -319,6 +319,10 @@ public enum SegmentationTraining {
     /// Loads a DeepLab-v2 checkpoint written by `train` (its options travel in the recipe attribute).
     public static func load(_ path: String) throws -> (model: DeepLabV2, options: SegmentationOptions, classes: [String]) {
         let metadata = try Checkpoint.metadata(at: path)
+        // A CAM classifier's checkpoint is that, not a DeepLab one with its options missing.
+        guard metadata.architecture == DeepLabV2.architecture else {
+            throw CheckpointError.wrongArchitecture(path: path, expected: DeepLabV2.architecture, found: metadata.architecture)
+        }
         guard let json = storedOptionsJSON(metadata), let options = try? JSONDecoder().decode(SegmentationOptions.self, from: Data(json.utf8)) else {
             throw TrainingError.badCheckpoint(path: path, reason: "no DeepLab-v2 options in its recipe attribute (not written by `wsss train`?)")
         }
