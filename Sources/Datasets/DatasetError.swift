@@ -3,7 +3,7 @@ import Foundation
 /// A problem with a dataset on disk, naming the file.
 public enum DatasetError: LocalizedError, Equatable {
     case missingRoot(path: String)
-    /// A dataset root (or label folder) that is a file.
+    /// A dataset root or label folder that is a file.
     case notAFolder(path: String)
     case missingSplit(split: String, path: String)
     case missingFile(path: String, what: String)
@@ -21,7 +21,7 @@ public enum DatasetError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .missingRoot(let path): "\(path): dataset folder not found"
-        case .notAFolder(let path): "\(path): is a file, not a dataset folder"
+        case .notAFolder(let path): "\(path): is a file, not a folder"
         case .missingSplit(let split, let path): "\(path): no list for split '\(split)'"
         case .missingFile(let path, let what): "\(path): missing \(what)"
         case .badAnnotation(let path, let reason): "\(path): bad annotation (\(reason))"

@@ -15,7 +15,8 @@ public enum HDF5Error: LocalizedError, Equatable {
     /// A dataset whose declared size the file does not back (never written, cut short, or a
     /// decompression bomb): refused before allocating.
     case unbacked(name: String, path: String, shape: [Int], declaredBytes: Int, storedBytes: Int)
-    /// A path that exists but is no file: a folder, a dangling symbolic link or a link loop.
+    /// A path that exists but cannot be opened as a file: a folder, a dangling symbolic link, a
+    /// link loop, no permission.
     case notAFile(path: String, reason: String)
     /// The operating system refused: `operation` is "create", "write", …; `reason` its message
     /// ("No space left on device", "Read-only file system").
@@ -34,7 +35,7 @@ public enum HDF5Error: LocalizedError, Equatable {
         case .readFailed(let name, let path): "\(path): cannot read '\(name)' (corrupt or truncated file?)"
         case .writeFailed(let name, let path): "\(path): cannot write '\(name)'"
         case .missingAttribute(let name, let object, let path): "\(path): '\(object)' has no attribute '\(name)'"
-        case .notAFile(let path, let reason): "\(path): not a file (\(reason))"
+        case .notAFile(let path, let reason): "\(path): cannot open (\(reason))"
         case .unbacked(let name, let path, let shape, let declared, let stored):
             "\(path): dataset '\(name)' declares shape \(shape) (\(declared) bytes) but the file stores \(stored) bytes of it (never written, cut short, or too large to read)"
         case .fileSystem(let path, let operation, let reason): "\(path): cannot \(operation): \(reason)"

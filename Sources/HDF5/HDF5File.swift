@@ -65,6 +65,10 @@ public final class HDF5File {
                 throw HDF5Error.missingFile(path: path)
             }
             guard !isDirectory.boolValue else { throw HDF5Error.notAFile(path: path, reason: "is a folder") }
+            // H5Fis_hdf5 says "not HDF5" for a file it may not read.
+            guard access(path, mode == .read ? R_OK : R_OK | W_OK) == 0 else {
+                throw HDF5Error.notAFile(path: path, reason: String(cString: strerror(errno)))
+            }
             guard H5Fis_hdf5(path) > 0 else { throw HDF5Error.notHDF5(path: path) }
             let fid = H5Fopen(path, mode == .read ? chdf5_acc_rdonly() : chdf5_acc_rdwr(), chdf5_default())
             guard fid >= 0 else { throw HDF5Error.cannotOpen(path: path) }

@@ -125,6 +125,7 @@ enum ImageFile {
             throw ImageError.notAFile(path: path, reason: reason == ELOOP ? "symbolic link loop" : reason == ENOENT ? "dangling symbolic link" : String(cString: strerror(reason)))
         }
         guard (info.st_mode & S_IFMT) != S_IFDIR else { throw ImageError.notAFile(path: path, reason: "is a folder") }
+        guard access(path, R_OK) == 0 else { throw ImageError.notAFile(path: path, reason: String(cString: strerror(errno))) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ImageError.corrupt(path: path, reason: "cannot read the file")
         }

@@ -134,6 +134,7 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         let root = try makeSyntheticRoot()
         let file = root + "/classes.txt"
         #expect(throws: DatasetError.notAFolder(path: file)) { try VOCDataset(root: file, split: "train") }
+        #expect(throws: DatasetError.notAFolder(path: file)) { try VOCDataset(root: root, split: "train", labels: file) }
     }
 
     @Test func missingRootSplitAndLabelsAreErrors() throws {
