@@ -13,6 +13,8 @@ public enum DatasetError: LocalizedError, Equatable {
     case labelSize(path: String, label: (Int, Int), image: (Int, Int))
     case classOutOfRange(path: String, value: UInt8, classCount: Int)
     case badClassList(path: String, reason: String)
+    /// Training augmentation settings no image can be augmented with (scale or crop).
+    case badAugmentation(reason: String)
     /// An empty split list, or one that names an image twice.
     case badSplitList(path: String, reason: String)
 
@@ -34,6 +36,7 @@ public enum DatasetError: LocalizedError, Equatable {
             "\(path): class id \(value) out of range (0…\(classCount - 1), or 255 = ignore)"
         case .badClassList(let path, let reason): "\(path): bad class list (\(reason))"
         case .badSplitList(let path, let reason): "\(path): bad split list: \(reason)"
+        case .badAugmentation(let reason): "training augmentation: \(reason)"
         }
     }
 }
