@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
         .target(name: "Autograd", dependencies: ["CBLAS"]),
-        .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
+        .target(name: "HDF5", dependencies: ["Autograd", "CHDF5", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Evaluation"),
         .target(name: "Layers", dependencies: ["Autograd"]),

@@ -14,7 +14,6 @@ static inline hid_t chdf5_default(void) { return H5P_DEFAULT; }
 static inline hid_t chdf5_link_create_plist(void) { return H5P_LINK_CREATE; }
 static inline hid_t chdf5_dataset_create_plist(void) { return H5P_DATASET_CREATE; }
 static inline hid_t chdf5_file_access_plist(void) { return H5P_FILE_ACCESS; }
-static inline hid_t chdf5_file_create_plist(void) { return H5P_FILE_CREATE; }
 static inline unsigned chdf5_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned chdf5_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline unsigned chdf5_acc_trunc(void) { return H5F_ACC_TRUNC; }

@@ -112,8 +112,8 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["keep.h5"])
     }
 
-    /// Every array is one chunk with HDF5's Fletcher-32 checksum: one flipped bit in a tensor's
-    /// bytes fails its read (and h5py's) instead of changing a weight.
+    /// Every array carries the CRC-32 of its bytes (attribute `crc32`): one flipped bit in a
+    /// tensor's bytes fails its read instead of changing a weight.
     @Test func aFlippedBitInATensorFailsItsChecksum() throws {
         let path = directory + "/w.h5"
         let values = (0..<256).map { Float($0) * 0.37 + 1 }
@@ -125,7 +125,15 @@ import Testing
         bytes[at + 5] ^= 1
         let damaged = directory + "/damaged.h5"
         try Data(bytes).write(to: URL(fileURLWithPath: damaged))
-        #expect(throws: HDF5Error.readFailed(name: "/parameters/w", path: damaged)) { try HDF5File(path: damaged, mode: .read).read("/parameters/w") }
+        #expect { try HDF5File(path: damaged, mode: .read).read("/parameters/w") } throws: { error in
+            guard case HDF5Error.checksumMismatch(let name, let path, _, _) = error else { return false }
+            return name == "/parameters/w" && path == damaged
+        }
+        // Labels and bytes are checked too; files without the attribute (h5py's) read as before.
+        let labels = directory + "/l.h5"
+        try HDF5File.writeAtomically(to: labels) { try $0.write(LabelTensor(shape: [3], values: [1, 2, 3]), at: "/l") }
+        #expect(try HDF5File(path: labels, mode: .read).attribute(named: HDF5File.checksumAttribute, on: "/l") != nil)
+        #expect(try HDF5File(path: labels, mode: .read).readLabels("/l").values == [1, 2, 3])
     }
 
     /// The OS reason libhdf5 records reaches the message, on one line naming the destination.
