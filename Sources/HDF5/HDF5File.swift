@@ -13,7 +13,9 @@ private let libraryPrepared: Void = { _ = chdf5_skip_exit_handler() }()
 /// `{k: f[k][()] for k in f["parameters"]}`.
 ///
 /// Every failure of the C library becomes an `HDF5Error` naming the file; HDF5's own error
-/// printing is silenced.
+/// printing is silenced. Each array written carries the CRC-32 of its bytes (attribute `crc32`),
+/// checked on every read; a dataset whose declared size the file does not back is refused
+/// before allocating.
 public final class HDF5File {
     /// How to open a file.
     public enum Mode {
