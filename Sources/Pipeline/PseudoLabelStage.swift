@@ -94,6 +94,9 @@ public struct PseudoLabelStage {
                     for k in (samples.count * chunk / chunks)..<(samples.count * (chunk + 1) / chunks) {
                         let sample = samples[k]
                         let (image, truth) = try dataset.load(sample)
+                        if case .groundTruth = labeler.method, truth == nil {
+                            throw DatasetError.missingFile(path: "\(dataset.labelDirectory)/\(sample.id).png", what: "label PNG (the ground truth --source gt copies)")
+                        }
                         let result = try labeler.labels(
                             id: sample.id, image: image, imageClasses: try dataset.imageLabels(of: sample), groundTruth: truth)
                         try result.labels.writePNG(to: "\(out)/\(sample.id).png")
