@@ -67,12 +67,13 @@ public struct LabelDisagreement: Encodable, Equatable, Sendable {
 
     /// One line: how many images, what, examples.
     public var summary: String {
-        let what = switch kind {
-        case .listedButAbsent: "annotations name classes absent from the label PNG"
-        case .listedButOnlyIgnore: "annotations name classes the label PNG shows nowhere outside its 255 (ignore) pixels"
-        case .unlisted: "label PNGs hold classes the annotations do not list"
-        case .size: "label PNGs differ in size from their images"
-        }
+        let what =
+            switch kind {
+            case .listedButAbsent: "annotations name classes absent from the label PNG"
+            case .listedButOnlyIgnore: "annotations name classes the label PNG shows nowhere outside its 255 (ignore) pixels"
+            case .unlisted: "label PNGs hold classes the annotations do not list"
+            case .size: "label PNGs differ in size from their images"
+            }
         return "\(images) image\(images == 1 ? "" : "s"): \(what) (e.g. \(examples.joined(separator: "; ")))"
     }
 }
@@ -128,12 +129,17 @@ extension VOCDataset {
                 do {
                     r.imageLabels = try imageLabels(of: sample)
                     // Only annotations made apart from the PNG can disagree with it.
-                    let independent = sample.imageLabels != nil
-                        || (imageLabelSource == .annotations && FileManager.default.fileExists(atPath: "\(root)/Annotations/\(sample.id).xml"))
+                    let independent =
+                        sample.imageLabels != nil
+                        || (imageLabelSource == .annotations
+                            && FileManager.default.fileExists(atPath: "\(root)/Annotations/\(sample.id).xml"))
                     if independent, let present {
                         func names(_ set: Set<Int>) -> String { set.sorted().map { classes.names[$0] }.joined(separator: ", ") }
                         let absent = r.imageLabels.subtracting(present), unlisted = present.subtracting(r.imageLabels)
-                        if !absent.isEmpty { r.disagreement[r.ignored > 0 ? .listedButOnlyIgnore : .listedButAbsent] = "\(sample.id) (\(names(absent)))" }
+                        if !absent.isEmpty {
+                            r.disagreement[r.ignored > 0 ? .listedButOnlyIgnore : .listedButAbsent] =
+                                "\(sample.id) (\(names(absent)))"
+                        }
                         if !unlisted.isEmpty { r.disagreement[.unlisted] = "\(sample.id) (\(names(unlisted)))" }
                     }
                 } catch {
@@ -162,8 +168,9 @@ extension VOCDataset {
         for kind in [LabelDisagreement.Kind.listedButAbsent, .listedButOnlyIgnore, .unlisted, .size] {
             let examples = results.compactMap { $0.disagreement[kind] }
             guard !examples.isEmpty else { continue }
-            let d = LabelDisagreement(kind: kind, images: examples.count, examples: Array(examples.prefix(5)),
-                                      isProblem: kind == .unlisted || kind == .size || (kind == .listedButAbsent && !requireLabels))
+            let d = LabelDisagreement(
+                kind: kind, images: examples.count, examples: Array(examples.prefix(5)),
+                isProblem: kind == .unlisted || kind == .size || (kind == .listedButAbsent && !requireLabels))
             disagreements.append(d)
             // Each size mismatch already has its own line naming the file.
             if d.isProblem && kind != .size { problems.append("\(labelDirectory): " + d.summary) }
@@ -177,6 +184,7 @@ extension VOCDataset {
             root: root, split: split, images: samples.count, imagesWithLabels: results.filter(\.hasLabels).count,
             imageLabelSource: imageLabelSource.rawValue, imagesPerClass: imagesPerClass, pixelPercentPerClass: pixelPercent,
             ignoredPixelPercent: labelled + ignored > 0 ? Double(ignored) / Double(labelled + ignored) * 100 : 0,
-            minimumSize: samples.isEmpty ? [0, 0] : minSize, maximumSize: maxSize, disagreements: disagreements, problems: problems)
+            minimumSize: samples.isEmpty ? [0, 0] : minSize, maximumSize: maxSize, disagreements: disagreements,
+            problems: problems)
     }
 }

@@ -10,8 +10,11 @@ import Foundation
 public enum VOCAnnotation {
     public static func objectNames(at path: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            guard FileManager.default.fileExists(atPath: path) else { throw DatasetError.missingFile(path: path, what: "annotation XML") }
-            throw DatasetError.badAnnotation(path: path, reason: access(path, R_OK) != 0 ? "cannot read: \(String(cString: strerror(errno)))" : "cannot read")
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw DatasetError.missingFile(path: path, what: "annotation XML")
+            }
+            throw DatasetError.badAnnotation(
+                path: path, reason: access(path, R_OK) != 0 ? "cannot read: \(String(cString: strerror(errno)))" : "cannot read")
         }
         let collector = Collector()
         let parser = XMLParser(data: data)

@@ -40,7 +40,9 @@ public struct VOCDataset: Sendable {
     public init(root: String, split: String, classes: ClassNames = .voc, labels: String? = nil,
                 imageLabelFile: String? = nil, requireLabels: Bool = false) throws {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else { throw DatasetError.missingRoot(path: root) }
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else {
+            throw DatasetError.missingRoot(path: root)
+        }
         guard isDirectory.boolValue else { throw DatasetError.notAFolder(path: root) }
         self.root = root
         self.split = split
@@ -54,7 +56,9 @@ public struct VOCDataset: Sendable {
             }
             throw DatasetError.badSplitList(
                 path: listPath,
-                reason: isDirectory.boolValue ? "is a folder" : access(listPath, R_OK) != 0 ? "cannot read (\(String(cString: strerror(errno))))" : "not UTF-8 text")
+                reason: isDirectory.boolValue
+                    ? "is a folder"
+                    : access(listPath, R_OK) != 0 ? "cannot read (\(String(cString: strerror(errno))))" : "not UTF-8 text")
         }
         let ids = list.split(whereSeparator: \.isNewline).map { $0.split(separator: " ").first.map(String.init) ?? "" }
             .filter { !$0.isEmpty }

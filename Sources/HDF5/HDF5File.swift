@@ -52,7 +52,9 @@ public final class HDF5File {
             // carries its own CRC-32 (see writeDataset).
             let fid = H5Fcreate(path, chdf5_acc_trunc(), chdf5_default(), chdf5_default())
             guard fid >= 0 else {
-                if let reason = Self.osReason() { throw HDF5Error.fileSystem(path: reported, operation: "create", reason: reason) }
+                if let reason = Self.osReason() {
+                    throw HDF5Error.fileSystem(path: reported, operation: "create", reason: reason)
+                }
                 throw HDF5Error.cannotCreate(path: reported)
             }
             id = fid
@@ -107,7 +109,8 @@ public final class HDF5File {
                 try file.closeReportingErrors()
             }
             guard rename(temporary, path) == 0 else {
-                throw HDF5Error.fileSystem(path: path, operation: "replace (rename from \(temporary))", reason: String(cString: strerror(errno)))
+                throw HDF5Error.fileSystem(
+                    path: path, operation: "replace (rename from \(temporary))", reason: String(cString: strerror(errno)))
             }
         } catch {
             unlink(temporary)
@@ -169,7 +172,8 @@ public final class HDF5File {
     public func write(bytes: [UInt8], shape: [Int], at name: String) throws {
         precondition(bytes.count == shape.product, "HDF5File.write(bytes:): \(bytes.count) bytes for shape \(shape)")
         try bytes.withUnsafeBytes { buffer in
-            try writeDataset(name, shape: shape, fileType: chdf5_native_uint8(), memoryType: chdf5_native_uint8(), data: buffer.baseAddress!)
+            try writeDataset(
+                name, shape: shape, fileType: chdf5_native_uint8(), memoryType: chdf5_native_uint8(), data: buffer.baseAddress!)
         }
     }
 
@@ -311,7 +315,8 @@ public final class HDF5File {
         guard let stored = try attribute(named: Self.checksumAttribute, on: name)?.intValue else { return }
         let computed = Self.crc32(base, count: bytes.count)
         guard UInt32(truncatingIfNeeded: stored) == computed else {
-            throw HDF5Error.checksumMismatch(name: name, path: path, stored: UInt32(truncatingIfNeeded: stored), computed: computed)
+            throw HDF5Error.checksumMismatch(
+                name: name, path: path, stored: UInt32(truncatingIfNeeded: stored), computed: computed)
         }
     }
 

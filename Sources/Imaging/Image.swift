@@ -122,7 +122,10 @@ enum ImageFile {
             // A symbolic link that leads nowhere says more than "no such file".
             let reason = errno
             if reason == ENOENT && lstat(path, &info) != 0 { throw ImageError.missingFile(path: path) }
-            throw ImageError.notAFile(path: path, reason: reason == ELOOP ? "symbolic link loop" : reason == ENOENT ? "dangling symbolic link" : String(cString: strerror(reason)))
+            throw ImageError.notAFile(
+                path: path,
+                reason: reason == ELOOP
+                    ? "symbolic link loop" : reason == ENOENT ? "dangling symbolic link" : String(cString: strerror(reason)))
         }
         guard (info.st_mode & S_IFMT) != S_IFDIR else { throw ImageError.notAFile(path: path, reason: "is a folder") }
         guard access(path, R_OK) == 0 else { throw ImageError.notAFile(path: path, reason: String(cString: strerror(errno))) }

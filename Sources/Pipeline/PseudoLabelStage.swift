@@ -73,7 +73,10 @@ public struct PseudoLabelStage {
             guard ids.contains(where: known.contains) else {
                 throw PseudoLabelError.malformed(
                     path: detections.path,
-                    reason: ids.isEmpty ? "holds no image ids" : "none of its \(ids.count) image ids is in split \(dataset.split) (e.g. \(ids.prefix(3).joined(separator: ", ")))")
+                    reason: ids.isEmpty
+                        ? "holds no image ids"
+                        : "none of its \(ids.count) image ids is in split \(dataset.split) (e.g. \(ids.prefix(3).joined(separator: ", ")))"
+                )
             }
         }
         try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
@@ -95,7 +98,9 @@ public struct PseudoLabelStage {
                         let sample = samples[k]
                         let (image, truth) = try dataset.load(sample)
                         if case .groundTruth = labeler.method, truth == nil {
-                            throw DatasetError.missingFile(path: "\(dataset.labelDirectory)/\(sample.id).png", what: "label PNG (the ground truth --source gt copies)")
+                            throw DatasetError.missingFile(
+                                path: "\(dataset.labelDirectory)/\(sample.id).png",
+                                what: "label PNG (the ground truth --source gt copies)")
                         }
                         let result = try labeler.labels(
                             id: sample.id, image: image, imageClasses: try dataset.imageLabels(of: sample), groundTruth: truth)
@@ -169,7 +174,9 @@ public struct PseudoLabelStage {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw PseudoLabelError.missingFile(path: directory)
         }
-        guard isDirectory.boolValue else { throw PseudoLabelError.malformed(path: directory, reason: "is a file; \(kind): needs a folder") }
+        guard isDirectory.boolValue else {
+            throw PseudoLabelError.malformed(path: directory, reason: "is a file; \(kind): needs a folder")
+        }
         switch kind {
         case "sa1b": return SA1BProposals(directory: directory)
         case "masks": return MaskFolderProposals(directory: directory)

@@ -25,9 +25,13 @@ public enum PseudoLabelError: LocalizedError, Equatable {
     /// - Throws: `.missingFile` when nothing is there; `.malformed` for a folder or an unreadable file.
     static func contents(of path: String) throws -> Data {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw PseudoLabelError.missingFile(path: path) }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw PseudoLabelError.missingFile(path: path)
+        }
         guard !isDirectory.boolValue else { throw PseudoLabelError.malformed(path: path, reason: "is a folder, not a file") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw PseudoLabelError.malformed(path: path, reason: "cannot read the file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PseudoLabelError.malformed(path: path, reason: "cannot read the file")
+        }
         return data
     }
 

@@ -30,7 +30,8 @@ final class MappedFile: @unchecked Sendable {
             throw TorchCheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw TorchCheckpointError.cannotOpen(path: path, reason: (info.st_mode & S_IFMT) == S_IFDIR ? "is a folder" : "not a regular file")
+            throw TorchCheckpointError.cannotOpen(
+                path: path, reason: (info.st_mode & S_IFMT) == S_IFDIR ? "is a folder" : "not a regular file")
         }
         count = Int(info.st_size)
         owned = false

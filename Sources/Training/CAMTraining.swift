@@ -118,7 +118,9 @@ public enum CAMTraining {
                         iteration: done, tensors: tensors, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
                 } catch let error as HDF5Error {
                     // A full or read-only disk: the temporary file is gone and the older checkpoints stay.
-                    throw TrainingError.checkpointNotWritten(reason: error.localizedDescription, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
+                    throw TrainingError.checkpointNotWritten(
+                        reason: error.localizedDescription,
+                        lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
                 }
             }
         }
@@ -184,8 +186,11 @@ public enum TrainingError: LocalizedError, Equatable {
         case .checkpointNotWritten(let reason, let last):
             reason + "; " + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
         case .tooLarge(let what, let needed, let available):
-            "\(what): the input batch alone needs " + (needed == Int.max ? "more bytes than a 64-bit count holds" : String(format: "%.1f GB", Double(needed) / 1e9))
-                + String(format: ", more than the %.1f GB this process may use (physical memory or ulimit -v)", Double(available) / 1e9)
+            "\(what): the input batch alone needs "
+                + (needed == Int.max ? "more bytes than a 64-bit count holds" : String(format: "%.1f GB", Double(needed) / 1e9))
+                + String(
+                    format: ", more than the %.1f GB this process may use (physical memory or ulimit -v)", Double(available) / 1e9
+                )
         }
     }
 }

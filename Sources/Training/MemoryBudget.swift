@@ -10,7 +10,9 @@ public enum MemoryBudget {
         var limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         var rl = rlimit()
         // rlim_t.max is RLIM_INFINITY (no limit).
-        if getrlimit(Int32(RLIMIT_AS.rawValue), &rl) == 0 && rl.rlim_cur != rlim_t.max { limit = min(limit, Int(clamping: rl.rlim_cur)) }
+        if getrlimit(Int32(RLIMIT_AS.rawValue), &rl) == 0 && rl.rlim_cur != rlim_t.max {
+            limit = min(limit, Int(clamping: rl.rlim_cur))
+        }
         return limit
     }
 
@@ -22,6 +24,8 @@ public enum MemoryBudget {
         let (bytes, overflow3) = values.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
         let needed = overflow1 || overflow2 || overflow3 ? Int.max : bytes
         let available = available
-        if needed > available { throw TrainingError.tooLarge(what: "crop \(crop) px at batch \(batch)", needed: needed, available: available) }
+        if needed > available {
+            throw TrainingError.tooLarge(what: "crop \(crop) px at batch \(batch)", needed: needed, available: available)
+        }
     }
 }

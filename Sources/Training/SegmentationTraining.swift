@@ -112,7 +112,9 @@ public enum SegmentationTraining {
         if let resumePath {
             // Another model's checkpoint (a CAM classifier) is that, not a run with "other settings".
             let found = try Checkpoint.metadata(at: resumePath).architecture
-            guard found == architecture else { throw CheckpointError.wrongArchitecture(path: resumePath, expected: architecture, found: found) }
+            guard found == architecture else {
+                throw CheckpointError.wrongArchitecture(path: resumePath, expected: architecture, found: found)
+            }
             // Continuing a run on another schedule silently would make its result neither run's.
             let changed = try changedOptions(in: resumePath, comparedWith: options)
             if !changed.isEmpty {
@@ -152,7 +154,8 @@ public enum SegmentationTraining {
                 throw TrainingError.nonFiniteWeights(iteration: iteration, tensors: tensors, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
             } catch let error as HDF5Error {
                 // A full or read-only disk: the temporary file is gone and the older checkpoints stay.
-                throw TrainingError.checkpointNotWritten(reason: error.localizedDescription, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
+                throw TrainingError.checkpointNotWritten(
+                    reason: error.localizedDescription, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
             }
             lastSaved = path
             // Keep the last K periodic checkpoints.

@@ -35,10 +35,14 @@ struct CAMCommand: ParsableCommand {
 
         /// Zero or negative counts would divide by zero or train nothing while reporting a checkpoint.
         func validate() throws {
-            for (value, option) in [(iterations, "--iterations"), (batch, "--batch"), (crop, "--crop"), (widthDivisor, "--width-divisor")] where value < 1 {
+            for (value, option) in [
+                (iterations, "--iterations"), (batch, "--batch"), (crop, "--crop"), (widthDivisor, "--width-divisor"),
+            ] where value < 1 {
                 throw ValidationError("\(option) must be at least 1, got \(value)")
             }
-            guard crop >= 16 else { throw ValidationError("--crop must be at least 16 px (the network's output stride), got \(crop)") }
+            guard crop >= 16 else {
+                throw ValidationError("--crop must be at least 16 px (the network's output stride), got \(crop)")
+            }
             guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be a positive number, got \(lr)") }
         }
 
@@ -91,7 +95,11 @@ struct CAMCommand: ParsableCommand {
 
         func run() throws {
             try runtime.apply()
-            try CAMCommand.infer(dataset: try data.dataset(), checkpoint: checkpoint, out: out, scales: try scales.map { try parseNumbers($0, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale) })
+            try CAMCommand.infer(
+                dataset: try data.dataset(), checkpoint: checkpoint, out: out,
+                scales: try scales.map {
+                    try parseNumbers($0, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
+                })
         }
     }
 

@@ -41,11 +41,16 @@ struct Score: ParsableCommand {
         if let list {
             guard let text = try? String(contentsOfFile: list, encoding: .utf8) else { throw DatasetError.missingFile(path: list, what: "image list") }
             // First field of each line (VOC lists may carry a second column); blank lines skipped.
-            ids = text.split(whereSeparator: \.isNewline).compactMap { $0.split(whereSeparator: \.isWhitespace).first.map(String.init) }
+            ids = text.split(whereSeparator: \.isNewline).compactMap {
+                $0.split(whereSeparator: \.isWhitespace).first.map(String.init)
+            }
             // A repeated id would count its image twice in the mIoU.
             var seen: [String: Int] = [:]
             for (entry, id) in ids.enumerated() {
-                if let first = seen[id] { throw DatasetError.badSplitList(path: list, reason: "'\(id)' is listed twice (entries \(first + 1) and \(entry + 1))") }
+                if let first = seen[id] {
+                    throw DatasetError.badSplitList(
+                        path: list, reason: "'\(id)' is listed twice (entries \(first + 1) and \(entry + 1))")
+                }
                 seen[id] = entry
             }
             guard !ids.isEmpty else { throw DatasetError.badSplitList(path: list, reason: "lists no image ids") }
@@ -53,7 +58,9 @@ struct Score: ParsableCommand {
             guard let files = try? FileManager.default.contentsOfDirectory(atPath: gt) else { throw DatasetError.missingRoot(path: gt) }
             ids = files.filter { $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }.sorted()
             // An empty folder would score 0.00 mIoU over no images rather than say so.
-            guard !ids.isEmpty else { throw DatasetError.missingFile(path: gt, what: "ground-truth PNGs (the folder holds no .png files)") }
+            guard !ids.isEmpty else {
+                throw DatasetError.missingFile(path: gt, what: "ground-truth PNGs (the folder holds no .png files)")
+            }
         }
         let fm = FileManager.default
         let missing = ids.flatMap { id in

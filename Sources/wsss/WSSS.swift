@@ -51,7 +51,9 @@ enum Log {
 /// number (`abc` or `1,,2` is an error naming the option, never a silent fallback).
 /// - Parameter maximum: when given, larger values are refused (e.g. an inference scale of 1e9,
 ///   whose scaled image no memory holds).
-func parseNumbers(_ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false, maximum: Double? = nil) throws -> [Double] {
+func parseNumbers(
+    _ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false, maximum: Double? = nil
+) throws -> [Double] {
     let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     let values = try items.map { item -> Double in
         guard let v = Double(item), v.isFinite else { throw ValidationError("\(option): '\(item)' in '\(text)' is not a number") }

@@ -115,8 +115,11 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         // A label folder named by the user (pseudo-labels) may miss objects: a note, not a problem.
         let pseudo = root + "/pseudo"
         try FileManager.default.createDirectory(atPath: pseudo, withIntermediateDirectories: true)
-        for sample in dataset.samples { try LabelMap(width: 64, height: 64, filledWith: 0).writePNG(to: "\(pseudo)/\(sample.id).png") }
-        let pseudoReport = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes, labels: "pseudo").check(requireLabels: true)
+        for sample in dataset.samples {
+            try LabelMap(width: 64, height: 64, filledWith: 0).writePNG(to: "\(pseudo)/\(sample.id).png")
+        }
+        let pseudoReport = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes, labels: "pseudo").check(
+            requireLabels: true)
         #expect(pseudoReport.problems.isEmpty)
         #expect(pseudoReport.disagreements.map(\.kind) == [.listedButAbsent])
         #expect(pseudoReport.disagreements.first?.isProblem == false)

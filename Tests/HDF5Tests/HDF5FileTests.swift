@@ -121,7 +121,8 @@ import Testing
         #expect(try HDF5File(path: path, mode: .read).read("/parameters/w").scalars == values)
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let pattern = values[100..<116].withUnsafeBytes { [UInt8]($0) }
-        let at = try #require((0...(bytes.count - pattern.count)).first { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) })
+        let at = try #require(
+            (0...(bytes.count - pattern.count)).first { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) })
         bytes[at + 5] ^= 1
         let damaged = directory + "/damaged.h5"
         try Data(bytes).write(to: URL(fileURLWithPath: damaged))
@@ -164,8 +165,11 @@ import Testing
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/hdf5").path
         let huge = try HDF5File(path: fixtures + "/unwritten_huge.h5", mode: .read)
-        #expect(throws: HDF5Error.unbacked(name: "/synth_train_00000/classes", path: huge.path, shape: [4_000_000_000],
-                                           declaredBytes: 16_000_000_000, storedBytes: 0)) {
+        #expect(
+            throws: HDF5Error.unbacked(
+                name: "/synth_train_00000/classes", path: huge.path, shape: [4_000_000_000],
+                declaredBytes: 16_000_000_000, storedBytes: 0)
+        ) {
             try huge.readLabels("/synth_train_00000/classes")
         }
         #expect(throws: HDF5Error.self) { try huge.read("/synth_train_00000/cams") }

@@ -38,7 +38,8 @@ import Testing
         let source = PthFixtures.path("small_ordered.pth")
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
         let archive = try ZipArchive(path: source)
-        let storage = try #require(archive.entries.filter { $0.name.contains("/data/") }.max { $0.uncompressedSize < $1.uncompressedSize })
+        let storage = try #require(
+            archive.entries.filter { $0.name.contains("/data/") }.max { $0.uncompressedSize < $1.uncompressedSize })
         bytes[storage.dataOffset + storage.uncompressedSize / 2] ^= 1
         let damaged = NSTemporaryDirectory() + "wsss-crc-\(UUID().uuidString).pth"
         try Data(bytes).write(to: URL(fileURLWithPath: damaged))
@@ -46,7 +47,9 @@ import Testing
         var refused = 0
         for name in checkpoint.tensorNames {
             do { _ = try checkpoint.tensor(named: name) } catch let error as TorchCheckpointError {
-                #expect(error.localizedDescription.contains("'\(storage.name)' fails its CRC-32 check"), "\(error.localizedDescription)")
+                #expect(
+                    error.localizedDescription.contains("'\(storage.name)' fails its CRC-32 check"),
+                    "\(error.localizedDescription)")
                 refused += 1
             }
         }
