@@ -39,13 +39,14 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // C: libpng/libjpeg report errors by longjmp, which must not cross Swift frames.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
         .target(name: "Autograd", dependencies: ["CBLAS", "CKernels"]),
         // C kernels compiled for AVX2+FMA and for baseline x86-64, chosen at run time.
         .target(name: "CKernels"),
-        .target(name: "HDF5", dependencies: ["Autograd", "CHDF5"]),
+        .target(name: "HDF5", dependencies: ["Autograd", "CHDF5", "CZlib"]),
         // Autograd for ResizeAxis / Kernels.resize: the image resize and the tensor resize share one rule.
         .target(name: "Imaging", dependencies: ["CImageCodecs", "Autograd"]),
         .target(name: "Evaluation"),
@@ -54,13 +55,13 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
-        .target(name: "TorchCheckpoint", dependencies: ["Autograd"]),
+        .target(name: "TorchCheckpoint", dependencies: ["Autograd", "CZlib"]),
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
         .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
                 .product(name: "Yams", package: "Yams")]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
-        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "Imaging", "Reporting",
+        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging", "Reporting",
                 .product(name: "Yams", package: "Yams")]),
         // Orchestration as a library: stages a Swift user can run with their own sources.
         .target(name: "Pipeline", dependencies: ["Training", "PseudoLabels", "SegmentAnything", "Datasets", "Evaluation", "Imaging", "Reporting", "Autograd"]),

@@ -38,6 +38,8 @@ public enum CheckpointError: LocalizedError, Equatable {
     case optimizerMismatch(path: String, reason: String)
     /// Tensors holding NaN or ±inf: never written, and refused when loaded.
     case nonFinite(path: String, tensors: [String])
+    /// An HDF5 file without checkpoint attributes (a CAM file, an embedding, scores).
+    case notACheckpoint(path: String)
 
     public var errorDescription: String? {
         switch self {
@@ -57,6 +59,8 @@ public enum CheckpointError: LocalizedError, Equatable {
         case .nonFinite(let path, let tensors):
             let shown = tensors.prefix(8).joined(separator: ", ") + (tensors.count > 8 ? ", … (\(tensors.count) tensors)" : "")
             return "\(path): NaN or infinite values in \(shown)"
+        case .notACheckpoint(let path):
+            return "\(path): not a checkpoint (no format_version attribute; a CAM, embedding or scores file?)"
         }
     }
 }
@@ -118,7 +122,10 @@ public enum Checkpoint {
     }
 
     static func metadata(of file: HDF5File) throws -> CheckpointMetadata {
-        let version = try file.attribute(named: "format_version")?.intValue ?? 0
+        // Our other HDF5 files (CAMs, embeddings, scores) carry no format_version: say what the file is not.
+        guard let version = try file.attribute(named: "format_version")?.intValue else {
+            throw CheckpointError.notACheckpoint(path: file.path)
+        }
         guard version == CheckpointMetadata.currentFormatVersion else {
             throw CheckpointError.unsupportedVersion(path: file.path, version: version)
         }

@@ -69,6 +69,28 @@ public struct Augmentation: Sendable {
         self.flip = flip
     }
 
+    /// Scale factors above this are refused: DeepLab jitters within 0.5–1.5, and a 500-pixel
+    /// image at 8x is already 4000 pixels a side.
+    public static let maximumScale = 8.0
+
+    /// Checks the settings before any image is touched: a crop of at least 1 pixel and scale
+    /// factors in (0, `maximumScale`] (a factor of 1e9 would end in a failed allocation on a
+    /// background thread, a zero crop in a loader that never fills a batch).
+    /// - Throws: `DatasetError.badAugmentation` naming the setting.
+    public func validate() throws {
+        guard cropSize >= 1 else { throw DatasetError.badAugmentation(reason: "crop size \(cropSize) must be at least 1") }
+        let factors: [Double]
+        switch scale {
+        case .choices(let values): factors = values
+        case .range(let low, let high):
+            guard low <= high else { throw DatasetError.badAugmentation(reason: "scale range \(low)…\(high) is reversed") }
+            factors = [low, high]
+        }
+        if let bad = factors.first(where: { !($0 > 0 && $0 <= Self.maximumScale) }) {
+            throw DatasetError.badAugmentation(reason: "scale \(bad) is outside (0, \(Self.maximumScale)]")
+        }
+    }
+
     /// One augmented example: [3, crop, crop] normalised pixels and [crop, crop] labels.
     public func apply(image: Image, labels: LabelMap, generator: inout SeededGenerator) -> (PlanarImage, LabelMap) {
         let factor = scale.sample(&generator)

@@ -37,6 +37,7 @@ public final class BatchLoader: @unchecked Sendable {
         pixelLabels: Bool = true
     ) throws {
         precondition(batchSize > 0, "BatchLoader: batch size must be positive")
+        try augmentation.validate()
         self.pixelLabels = pixelLabels
         let usable = dataset.samples.filter { !pixelLabels || $0.labelPath != nil }.count
         guard usable >= batchSize else {

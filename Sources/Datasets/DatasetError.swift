@@ -3,6 +3,8 @@ import Foundation
 /// A problem with a dataset on disk, naming the file.
 public enum DatasetError: LocalizedError, Equatable {
     case missingRoot(path: String)
+    /// A dataset root or label folder that is a file.
+    case notAFolder(path: String)
     case missingSplit(split: String, path: String)
     case missingFile(path: String, what: String)
     case badAnnotation(path: String, reason: String)
@@ -11,6 +13,8 @@ public enum DatasetError: LocalizedError, Equatable {
     case labelSize(path: String, label: (Int, Int), image: (Int, Int))
     case classOutOfRange(path: String, value: UInt8, classCount: Int)
     case badClassList(path: String, reason: String)
+    /// Training augmentation settings no image can be augmented with (scale or crop).
+    case badAugmentation(reason: String)
     /// An empty split list, or one that names an image twice.
     case badSplitList(path: String, reason: String)
 
@@ -19,6 +23,7 @@ public enum DatasetError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .missingRoot(let path): "\(path): dataset folder not found"
+        case .notAFolder(let path): "\(path): is a file, not a folder"
         case .missingSplit(let split, let path): "\(path): no list for split '\(split)'"
         case .missingFile(let path, let what): "\(path): missing \(what)"
         case .badAnnotation(let path, let reason): "\(path): bad annotation (\(reason))"
@@ -31,6 +36,7 @@ public enum DatasetError: LocalizedError, Equatable {
             "\(path): class id \(value) out of range (0…\(classCount - 1), or 255 = ignore)"
         case .badClassList(let path, let reason): "\(path): bad class list (\(reason))"
         case .badSplitList(let path, let reason): "\(path): bad split list: \(reason)"
+        case .badAugmentation(let reason): "training augmentation: \(reason)"
         }
     }
 }

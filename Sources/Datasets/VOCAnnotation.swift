@@ -10,7 +10,11 @@ import Foundation
 public enum VOCAnnotation {
     public static func objectNames(at path: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw DatasetError.missingFile(path: path, what: "annotation XML")
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw DatasetError.missingFile(path: path, what: "annotation XML")
+            }
+            throw DatasetError.badAnnotation(
+                path: path, reason: access(path, R_OK) != 0 ? "cannot read: \(String(cString: strerror(errno)))" : "cannot read")
         }
         let collector = Collector()
         let parser = XMLParser(data: data)
@@ -59,7 +63,9 @@ public enum ImageLabelFile {
             throw DatasetError.missingFile(path: path, what: "image-label file")
         }
         var labels: [String: Set<Int>] = [:]
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Split on any line break: "\r\n" is one Character in Swift, so splitting on "\n" would
+        // leave a CRLF file as one line.
+        for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).map(String.init)
             guard let id = fields.first, !id.hasPrefix("#") else { continue }
             var set = Set<Int>()

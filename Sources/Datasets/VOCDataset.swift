@@ -40,15 +40,25 @@ public struct VOCDataset: Sendable {
     public init(root: String, split: String, classes: ClassNames = .voc, labels: String? = nil,
                 imageLabelFile: String? = nil, requireLabels: Bool = false) throws {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else {
             throw DatasetError.missingRoot(path: root)
         }
+        guard isDirectory.boolValue else { throw DatasetError.notAFolder(path: root) }
         self.root = root
         self.split = split
         self.classes = classes
         let listPath = "\(root)/ImageSets/Segmentation/\(split).txt"
         guard let list = try? String(contentsOfFile: listPath, encoding: .utf8) else {
-            throw DatasetError.missingSplit(split: split, path: listPath)
+            // "No list" only when there is none: a folder, no permission or bad UTF-8 say so.
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: listPath, isDirectory: &isDirectory) else {
+                throw DatasetError.missingSplit(split: split, path: listPath)
+            }
+            throw DatasetError.badSplitList(
+                path: listPath,
+                reason: isDirectory.boolValue
+                    ? "is a folder"
+                    : access(listPath, R_OK) != 0 ? "cannot read (\(String(cString: strerror(errno))))" : "not UTF-8 text")
         }
         let ids = list.split(whereSeparator: \.isNewline).map { $0.split(separator: " ").first.map(String.init) ?? "" }
             .filter { !$0.isEmpty }
@@ -69,6 +79,10 @@ public struct VOCDataset: Sendable {
             labelFolder = "\(root)/SegmentationClass"
         }
         labelDirectory = labelFolder
+        var labelIsFolder: ObjCBool = false
+        if labels != nil, fm.fileExists(atPath: labelFolder, isDirectory: &labelIsFolder), !labelIsFolder.boolValue {
+            throw DatasetError.notAFolder(path: labelFolder)
+        }
         let fileLabels = try imageLabelFile.map { try ImageLabelFile.read($0, classes: classes) }
         let hasAnnotations = fm.fileExists(atPath: "\(root)/Annotations")
         imageLabelSource = fileLabels != nil ? .labelFile : hasAnnotations ? .annotations : .none

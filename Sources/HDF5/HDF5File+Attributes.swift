@@ -42,7 +42,7 @@ extension HDF5File {
         }
         defer { H5Tclose(type) }
         let attribute = H5Acreate2(target, name, type, space, chdf5_default(), chdf5_default())
-        guard attribute >= 0 else { throw HDF5Error.writeFailed(name: "\(object)@\(name)", path: path) }
+        guard attribute >= 0 else { throw writeFailure(name: "\(object)@\(name)") }
         defer { H5Aclose(attribute) }
         let status: herr_t
         switch value {
@@ -58,7 +58,7 @@ extension HDF5File {
                 return H5Awrite(attribute, type, &pointer)
             }
         }
-        guard status >= 0 else { throw HDF5Error.writeFailed(name: "\(object)@\(name)", path: path) }
+        guard status >= 0 else { throw writeFailure(name: "\(object)@\(name)") }
     }
 
     /// The attribute `name` of the object at `object`, or nil when it has none. Reads integer,

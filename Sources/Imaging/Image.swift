@@ -117,10 +117,18 @@ enum ImageFile {
     }
 
     static func contents(of path: String) throws -> Data {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw ImageError.missingFile(path: path)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            // A symbolic link that leads nowhere says more than "no such file".
+            let reason = errno
+            if reason == ENOENT && lstat(path, &info) != 0 { throw ImageError.missingFile(path: path) }
+            throw ImageError.notAFile(
+                path: path,
+                reason: reason == ELOOP
+                    ? "symbolic link loop" : reason == ENOENT ? "dangling symbolic link" : String(cString: strerror(reason)))
         }
+        guard (info.st_mode & S_IFMT) != S_IFDIR else { throw ImageError.notAFile(path: path, reason: "is a folder") }
+        guard access(path, R_OK) == 0 else { throw ImageError.notAFile(path: path, reason: String(cString: strerror(errno))) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ImageError.corrupt(path: path, reason: "cannot read the file")
         }

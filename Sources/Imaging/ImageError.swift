@@ -11,6 +11,9 @@ public enum ImageError: LocalizedError, Equatable {
     case tooLarge(path: String, reason: String)
     case unknownLabelColor(path: String, red: UInt8, green: UInt8, blue: UInt8)
     case writeFailed(path: String, reason: String)
+    /// A path that exists but cannot be read as a file: a folder, a dangling symbolic link, a
+    /// link loop, no permission.
+    case notAFile(path: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -23,6 +26,7 @@ public enum ImageError: LocalizedError, Equatable {
         case .unknownLabelColor(let path, let r, let g, let b):
             "\(path): colour (\(r), \(g), \(b)) is not in the label palette"
         case .writeFailed(let path, let reason): "\(path): cannot write (\(reason))"
+        case .notAFile(let path, let reason): "\(path): cannot read (\(reason))"
         }
     }
 }

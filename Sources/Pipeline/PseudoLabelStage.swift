@@ -65,6 +65,20 @@ public struct PseudoLabelStage {
     /// - Throws: the first image's error (missing or bad seeds, proposals, files), naming the file.
     public func run(on dataset: VOCDataset, progress: @Sendable @escaping () -> Void = {}) throws -> Outcome {
         let names = dataset.classes.names
+        if let detections = labeler.detectionFile {
+            // A file none of whose ids is in the split (another dataset's, or ids spelled otherwise)
+            // would give every image an empty label map: refuse it before writing anything.
+            let known = Set(dataset.samples.map(\.id))
+            let ids = detections.detections.keys.sorted()
+            guard ids.contains(where: known.contains) else {
+                throw PseudoLabelError.malformed(
+                    path: detections.path,
+                    reason: ids.isEmpty
+                        ? "holds no image ids"
+                        : "none of its \(ids.count) image ids is in split \(dataset.split) (e.g. \(ids.prefix(3).joined(separator: ", ")))"
+                )
+            }
+        }
         try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
         if visualize > 0 { try FileManager.default.createDirectory(atPath: outDirectory + "/visualize", withIntermediateDirectories: true) }
         let samples = dataset.samples
@@ -83,6 +97,11 @@ public struct PseudoLabelStage {
                     for k in (samples.count * chunk / chunks)..<(samples.count * (chunk + 1) / chunks) {
                         let sample = samples[k]
                         let (image, truth) = try dataset.load(sample)
+                        if case .groundTruth = labeler.method, truth == nil {
+                            throw DatasetError.missingFile(
+                                path: "\(dataset.labelDirectory)/\(sample.id).png",
+                                what: "label PNG (the ground truth --source gt copies)")
+                        }
                         let result = try labeler.labels(
                             id: sample.id, image: image, imageClasses: try dataset.imageLabels(of: sample), groundTruth: truth)
                         try result.labels.writePNG(to: "\(out)/\(sample.id).png")
@@ -145,17 +164,23 @@ public struct PseudoLabelStage {
             throw PipelineError(setting, "must be sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam, got '\(spec)'")
         }
         let kind = String(spec[..<colon])
+        // The kind first: "foo:bar" is a typo in the kind, not a missing folder "bar".
+        guard ["sa1b", "masks", "index"].contains(kind) else {
+            throw PipelineError(setting, "unknown proposal kind '\(kind)' in '\(spec)' (sa1b, masks, index, felzenszwalb or sam)")
+        }
         var directory = String(spec[spec.index(after: colon)...])
         if let root, !directory.hasPrefix("/") { directory = root + "/" + directory }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw PseudoLabelError.missingFile(path: directory)
+        }
+        guard isDirectory.boolValue else {
+            throw PseudoLabelError.malformed(path: directory, reason: "is a file; \(kind): needs a folder")
         }
         switch kind {
         case "sa1b": return SA1BProposals(directory: directory)
         case "masks": return MaskFolderProposals(directory: directory)
-        case "index": return IndexMapProposals(directory: directory)
-        default: throw PipelineError(setting, "unknown proposal kind '\(kind)' (sa1b, masks, index, felzenszwalb or sam)")
+        default: return IndexMapProposals(directory: directory)
         }
     }
 

@@ -28,7 +28,7 @@ public struct DetectionFile: Sendable {
     public let detections: [String: [Detection]]
 
     public init(path: String, classNames: [String]) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PseudoLabelError.missingFile(path: path) }
+        let data = try PseudoLabelError.contents(of: path)
         guard let json = try? JSONSerialization.jsonObject(with: data) else {
             throw PseudoLabelError.malformed(path: path, reason: "not valid JSON")
         }

@@ -65,6 +65,11 @@ public final class CAMFile {
         guard FileManager.default.fileExists(atPath: path) else { throw PseudoLabelError.missingFile(path: path) }
         self.path = path
         file = try HDF5File(path: path, mode: .read)
+        // A checkpoint passed by mistake would otherwise fail as "no CAMs for image …".
+        if file.contains("/parameters") {
+            throw PseudoLabelError.malformed(
+                path: path, reason: "is a checkpoint (it holds /parameters), not a CAM file from `wsss cam infer`")
+        }
         classCount = (try? file.attribute(named: "classes")?.stringValue).flatMap { $0 }.map { $0.split(separator: "\n").count }
     }
 

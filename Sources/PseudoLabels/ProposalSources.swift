@@ -46,10 +46,12 @@ public struct SA1BProposals: ProposalSource {
 
     /// Reads one file; the masks must be `width` x `height`.
     public static func read(path: String, width: Int, height: Int) throws -> [SegmentMask] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PseudoLabelError.missingFile(path: path) }
+        let data = try PseudoLabelError.contents(of: path)
+        guard !data.isEmpty else { throw PseudoLabelError.malformed(path: path, reason: "empty file (0 bytes)") }
         let json: Any
+        // Foundation's own message ("The data is not in the correct format.") says nothing more.
         do { json = try JSONSerialization.jsonObject(with: data) } catch {
-            throw PseudoLabelError.malformed(path: path, reason: "not valid JSON (\(error.localizedDescription))")
+            throw PseudoLabelError.malformed(path: path, reason: "not valid JSON (cut short, or not an amg.py / SA-1B file?)")
         }
         let records: [Any]
         if let list = json as? [Any] {

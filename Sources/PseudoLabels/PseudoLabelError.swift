@@ -21,6 +21,20 @@ public enum PseudoLabelError: LocalizedError, Equatable {
         }
     }
 
+    /// The bytes of the file at `path`.
+    /// - Throws: `.missingFile` when nothing is there; `.malformed` for a folder or an unreadable file.
+    static func contents(of path: String) throws -> Data {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw PseudoLabelError.missingFile(path: path)
+        }
+        guard !isDirectory.boolValue else { throw PseudoLabelError.malformed(path: path, reason: "is a folder, not a file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PseudoLabelError.malformed(path: path, reason: "cannot read the file")
+        }
+        return data
+    }
+
     public static func == (a: PseudoLabelError, b: PseudoLabelError) -> Bool {
         a.errorDescription == b.errorDescription
     }

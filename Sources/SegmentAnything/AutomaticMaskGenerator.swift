@@ -200,6 +200,14 @@ public final class AutomaticMaskGenerator {
         guard o.minMaskRegionArea >= 0 else {
             throw E.invalidOption(name: "min_mask_region_area", reason: "must not be negative")
         }
+        // NaN passes no comparison: a NaN threshold would keep or drop every mask without a word.
+        for (name, value) in [
+            ("pred_iou_thresh", o.predIoUThresh), ("stability_score_thresh", o.stabilityScoreThresh),
+            ("stability_score_offset", o.stabilityScoreOffset), ("box_nms_thresh", o.boxNMSThresh),
+            ("crop_nms_thresh", o.cropNMSThresh), ("mask_threshold", o.maskThreshold),
+        ] where !value.isFinite {
+            throw E.invalidOption(name: name, reason: "must be a finite number, got \(value)")
+        }
         if let n = o.pointsPerSide {
             guard n >= 1 else { throw E.invalidOption(name: "points_per_side", reason: "must be at least 1") }
             pointGrids = AMG.buildAllLayerPointGrids(

@@ -96,11 +96,25 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         return try parse(yaml: text, path: path)
     }
 
+    /// A Yams error on one line: its description ends with the offending source line and a `^`
+    /// marker under the column, which the line/column numbers already say.
+    static func oneLine(_ error: Error) -> String {
+        var lines = "\(error)".split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        if let last = lines.last, last.allSatisfy({ $0 == " " || $0 == "^" || $0 == "\t" }), lines.count >= 3 {
+            lines.removeLast(2)
+        }
+        return lines.joined(separator: " ")
+    }
+
     /// See `load(path:)`; `path` names the source in errors.
     public static func parse(yaml text: String, path: String) throws -> SAMConfiguration {
         let object: Any?
-        do { object = try Yams.load(yaml: text) } catch { throw SAMConfigurationError(path: path, message: "not valid YAML (\(error))") }
-        guard let dictionary = object as? [String: Any] else { throw SAMConfigurationError(path: path, message: "expected a mapping of builder arguments") }
+        do { object = try Yams.load(yaml: text) } catch {
+            throw SAMConfigurationError(path: path, message: "not valid YAML (\(oneLine(error)))")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw SAMConfigurationError(path: path, message: "expected a mapping of builder arguments")
+        }
         let known = Set(CodingKeys.allCases.map(\.rawValue))
         if let unknown = dictionary.keys.sorted().first(where: { !known.contains($0) }) {
             throw SAMConfigurationError(path: path, message: "unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")

@@ -18,6 +18,14 @@ public enum SAMMaskFolder {
         return items.enumerated().filter { $0.offset % count == index }.map(\.element)
     }
 
+    /// Whether `path` holds a finished image's masks: a non-empty file whose text starts with `[`
+    /// and ends with `]` (amg.py writes one JSON list); an empty or cut-short file is redone.
+    static func isComplete(_ path: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: path) else { return false }
+        let text = data.filter { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }
+        return text.first == UInt8(ascii: "[") && text.last == UInt8(ascii: "]")
+    }
+
     /// The JSON file of `id` in `directory`.
     public static func path(of id: String, in directory: String) -> String { "\(directory)/\(id).json" }
 
@@ -33,7 +41,9 @@ public enum SAMMaskFolder {
         var (processed, skipped) = (0, 0)
         for item in items {
             let out = path(of: item.id, in: directory)
-            if FileManager.default.fileExists(atPath: out) {
+            // Our files are written atomically, but one copied in or cut short elsewhere must not
+            // count as done: only a file that holds a whole JSON list is skipped.
+            if isComplete(out) {
                 skipped += 1
                 progress(item.id, nil)
                 continue

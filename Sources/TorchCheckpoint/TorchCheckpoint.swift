@@ -64,11 +64,11 @@ public final class TorchCheckpoint: @unchecked Sendable {
         else { throw unsupported("a zip archive without '<name>/data.pkl': not a torch.save file") }
         let prefix = String(pickleEntry.name.dropLast("data.pkl".count))
         if let order = archive.entry(named: prefix + "byteorder") {
-            let text = String(decoding: try archive.data(of: order), as: UTF8.self)
+            let text = String(decoding: try archive.verifiedData(of: order), as: UTF8.self)
             guard text == "little" else { throw unsupported("storages are stored '\(text)'-endian; only little-endian is read") }
         }
 
-        var unpickler = Unpickler(path: path, bytes: try archive.data(of: pickleEntry))
+        var unpickler = Unpickler(path: path, bytes: try archive.verifiedData(of: pickleEntry))
         let (root, graph) = try unpickler.load()
         let (key, dict) = try Self.stateDict(in: root, graph: graph, path: path)
         stateDictKey = key
@@ -118,7 +118,7 @@ public final class TorchCheckpoint: @unchecked Sendable {
     /// - Throws: `.missingTensor` when `name` is not in the checkpoint.
     public func tensor(named name: String) throws -> Tensor {
         guard let entry = entries[name] else { throw TorchCheckpointError.missingTensor(path: path, name: name) }
-        let data = try archive.data(of: entry.storage)
+        let data = try archive.verifiedData(of: entry.storage)
         let y = Tensor(uninitialized: entry.shape)
         guard let base = data.baseAddress, y.count > 0 else { return y }
         let (shape, strides, offset, bytes) = (entry.shape, entry.strides, entry.offset, entry.dtype.byteCount)
@@ -143,7 +143,7 @@ public final class TorchCheckpoint: @unchecked Sendable {
             throw TorchCheckpointError.unsupportedContent(
                 path: path, reason: "tensor '\(name)' is \(entry.dtype.rawValue), not an integer tensor")
         }
-        let data = try archive.data(of: entry.storage)
+        let data = try archive.verifiedData(of: entry.storage)
         let count = entry.shape.product
         guard let base = data.baseAddress, count > 0 else { return [] }
         var values: [Int64] = []

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 
 #if canImport(Glibc)
@@ -29,7 +30,8 @@ final class MappedFile: @unchecked Sendable {
             throw TorchCheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw TorchCheckpointError.cannotOpen(path: path, reason: "not a regular file")
+            throw TorchCheckpointError.cannotOpen(
+                path: path, reason: (info.st_mode & S_IFMT) == S_IFDIR ? "is a folder" : "not a regular file")
         }
         count = Int(info.st_size)
         owned = false
@@ -255,6 +257,31 @@ final class ZipArchive: @unchecked Sendable {
             )
         }
         return file.bytes(entry.dataOffset..<(entry.dataOffset + entry.uncompressedSize))
+    }
+
+    /// Names of entries whose bytes matched their CRC-32 (each is checked once).
+    private var verified: Set<String> = []
+    private let verifiedLock = NSLock()
+
+    /// The bytes of a stored entry, after checking them against the CRC-32 the central directory
+    /// records (APPNOTE 4.4.7), as unzip does: a flipped or overwritten byte is an error naming
+    /// the entry, not a silently different weight.
+    /// - Throws: `.corrupt` on a CRC mismatch; `.unsupportedContent` for a compressed entry.
+    func verifiedData(of entry: ZipEntry) throws -> UnsafeRawBufferPointer {
+        let bytes = try data(of: entry)
+        if verifiedLock.withLock({ verified.contains(entry.name) }) { return bytes }
+        var crc: UInt = 0
+        if let base = bytes.baseAddress, bytes.count > 0 {
+            crc = crc32_z(0, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        guard UInt32(truncatingIfNeeded: crc) == entry.crc32 else {
+            throw TorchCheckpointError.corrupt(
+                path: path,
+                reason: "zip entry '\(entry.name)' fails its CRC-32 check (stored \(String(entry.crc32, radix: 16)), "
+                    + "computed \(String(UInt32(truncatingIfNeeded: crc), radix: 16))): the file was altered or damaged")
+        }
+        verifiedLock.withLock { _ = verified.insert(entry.name) }
+        return bytes
     }
 
     /// Finds the end-of-central-directory record: 22 bytes plus a comment of at most 65535 bytes at

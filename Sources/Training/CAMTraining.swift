@@ -2,6 +2,7 @@ import Autograd
 import Checkpoints
 import Datasets
 import Foundation
+import HDF5
 import Imaging
 import Layers
 import PseudoLabels
@@ -47,6 +48,7 @@ public enum CAMTraining {
         dataset: VOCDataset, options: CAMTrainingOptions, outDirectory: String, initFrom: String? = nil, resume: Bool = true,
         progress: (Int, Float) -> Void = { _, _ in }
     ) throws -> CAMNetwork {
+        try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
         let lock = try RunFolder.Lock(directory: outDirectory)
         defer { withExtendedLifetime(lock) {} }
         let latest = resume ? RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_") : nil
@@ -114,6 +116,11 @@ public enum CAMTraining {
                 } catch CheckpointError.nonFinite(_, let tensors) {
                     throw TrainingError.nonFiniteWeights(
                         iteration: done, tensors: tensors, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
+                } catch let error as HDF5Error {
+                    // A full or read-only disk: the temporary file is gone and the older checkpoints stay.
+                    throw TrainingError.checkpointNotWritten(
+                        reason: error.localizedDescription,
+                        lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
                 }
             }
         }
@@ -123,6 +130,9 @@ public enum CAMTraining {
     /// Loads a CAM checkpoint written by `train` (its options travel in the recipe attribute).
     public static func load(_ path: String) throws -> (model: CAMNetwork, options: CAMTrainingOptions, classes: [String]) {
         let metadata = try Checkpoint.metadata(at: path)
+        guard metadata.architecture == CAMNetwork.architecture else {
+            throw CheckpointError.wrongArchitecture(path: path, expected: CAMNetwork.architecture, found: metadata.architecture)
+        }
         // The options attribute; checkpoints from before it kept the options JSON as their recipe text.
         let json = metadata.options.isEmpty ? metadata.recipe : metadata.options
         guard let options = try? JSONDecoder().decode(CAMTrainingOptions.self, from: Data(json.utf8)) else {
@@ -157,6 +167,10 @@ public enum TrainingError: LocalizedError, Equatable {
     case badCheckpoint(path: String, reason: String)
     /// Resuming a run whose training settings differ from the checkpoint's.
     case optionsChanged(path: String, keys: [String])
+    /// A checkpoint write the file system refused (`reason` names the file and the OS reason).
+    case checkpointNotWritten(reason: String, lastCheckpoint: String?)
+    /// Sizes whose input batch alone needs more memory than the process may use (bytes).
+    case tooLarge(what: String, needed: Int, available: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -169,6 +183,14 @@ public enum TrainingError: LocalizedError, Equatable {
         case .optionsChanged(let path, let keys):
             "\(path): the run was started with other settings (\(keys.joined(separator: "; "))); resume with the same recipe, "
                 + "or pass --allow-recipe-change to continue on the new ones"
+        case .checkpointNotWritten(let reason, let last):
+            reason + "; " + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
+        case .tooLarge(let what, let needed, let available):
+            "\(what): the input batch alone needs "
+                + (needed == Int.max ? "more bytes than a 64-bit count holds" : String(format: "%.1f GB", Double(needed) / 1e9))
+                + String(
+                    format: ", more than the %.1f GB this process may use (physical memory or ulimit -v)", Double(available) / 1e9
+                )
         }
     }
 }

@@ -119,6 +119,12 @@ public enum FileSystemReason {
             return String(cString: strerror(Int32(underlying.code)))
         }
         if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        // Foundation on Linux often gives only its own code (FoundationErrors.h): say it as the OS would.
+        let known: [Int: String] = [
+            4: "No such file or directory", 257: "Permission denied", 260: "No such file or directory", 513: "Permission denied",
+            516: "File exists (a file, not a folder, has that name)", 640: "No space left on device", 642: "Read-only file system",
+        ]
+        if ns.domain == NSCocoaErrorDomain, let reason = known[ns.code] { return reason }
         return ns.localizedFailureReason ?? ns.localizedDescription
     }
 }

@@ -3,6 +3,7 @@ import Checkpoints
 import Datasets
 import Evaluation
 import Foundation
+import HDF5
 import Imaging
 import Layers
 import Reporting
@@ -98,6 +99,7 @@ public enum SegmentationTraining {
         shouldStop: () -> Bool = { false },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
     ) throws -> String {
+        try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
         let lock = try RunFolder.Lock(directory: runDirectory)
         defer { withExtendedLifetime(lock) {} }
         let classCount = dataset.classes.count
@@ -116,6 +118,11 @@ public enum SegmentationTraining {
             notice("moved the earlier run's files to \(moved)")
         }
         if let resumePath {
+            // Another model's checkpoint (a CAM classifier) is that, not a run with "other settings".
+            let found = try Checkpoint.metadata(at: resumePath).architecture
+            guard found == architecture else {
+                throw CheckpointError.wrongArchitecture(path: resumePath, expected: architecture, found: found)
+            }
             // Continuing a run on another schedule silently would make its result neither run's.
             let changed = try changedOptions(in: resumePath, comparedWith: options)
             if !changed.isEmpty {
@@ -153,6 +160,10 @@ public enum SegmentationTraining {
             } catch CheckpointError.nonFinite(_, let tensors) {
                 // Nothing was written and no older checkpoint is removed: the last good one stays.
                 throw TrainingError.nonFiniteWeights(iteration: iteration, tensors: tensors, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
+            } catch let error as HDF5Error {
+                // A full or read-only disk: the temporary file is gone and the older checkpoints stay.
+                throw TrainingError.checkpointNotWritten(
+                    reason: error.localizedDescription, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
             }
             lastSaved = path
             // Keep the last K periodic checkpoints.
@@ -348,6 +359,10 @@ public enum SegmentationTraining {
     /// Loads a DeepLab-v2 checkpoint written by `train` (its options travel in the recipe attribute).
     public static func load(_ path: String) throws -> (model: DeepLabV2, options: SegmentationOptions, classes: [String]) {
         let metadata = try Checkpoint.metadata(at: path)
+        // A CAM classifier's checkpoint is that, not a DeepLab one with its options missing.
+        guard metadata.architecture == DeepLabV2.architecture else {
+            throw CheckpointError.wrongArchitecture(path: path, expected: DeepLabV2.architecture, found: metadata.architecture)
+        }
         guard let json = storedOptionsJSON(metadata), let options = try? JSONDecoder().decode(SegmentationOptions.self, from: Data(json.utf8)) else {
             throw TrainingError.badCheckpoint(path: path, reason: "no DeepLab-v2 options in its recipe attribute (not written by `wsss train`?)")
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Datasets
 import Foundation
+import Training
 
 extension ConvAlgorithm: ExpressibleByArgument {}
 
@@ -204,6 +205,14 @@ extension Bench {
 
         @Option(help: ArgumentHelp("Batches to time (after one warm-up batch).", valueName: "n"))
         var batches: Int = 20
+
+        /// A zero crop never fills a batch (the loader would spin), a zero batch divides by zero.
+        func validate() throws {
+            for (value, option) in [(crop, "--crop"), (batch, "--batch"), (batches, "--batches")] where value < 1 {
+                throw ValidationError("\(option) must be at least 1, got \(value)")
+            }
+            try MemoryBudget.checkTrainingBatch(batch: batch, crop: crop)
+        }
 
         func run() throws {
             try runtime.apply()

@@ -48,6 +48,7 @@ extension Bench {
         func validate() throws {
             guard ResNetDepth(rawValue: depth) != nil else { throw ValidationError("--depth: \(ResNetDepth.phrase)") }
             guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else { throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1") }
+            try MemoryBudget.checkTrainingBatch(batch: batch, crop: size)
         }
 
         func run() throws {

@@ -17,6 +17,12 @@ extension Bench {
         @Option(help: ArgumentHelp("Images per timed batch.", valueName: "n")) var images = 64
         @Option(help: ArgumentHelp("Proposals per image.", valueName: "n")) var proposals = 100
 
+        /// No images would time nothing and print an empty object.
+        func validate() throws {
+            guard images >= 1 else { throw ValidationError("--images must be at least 1, got \(images)") }
+            guard proposals >= 0 else { throw ValidationError("--proposals must be 0 or more, got \(proposals)") }
+        }
+
         func run() throws {
             try runtime.apply()
             let (w, h) = (500, 375)

@@ -33,6 +33,19 @@ struct CAMCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py). (default: none)", valueName: "file")) var initFrom: String?
         @Option(help: ArgumentHelp("Random seed.", valueName: "n")) var seed: UInt64 = 0
 
+        /// Zero or negative counts would divide by zero or train nothing while reporting a checkpoint.
+        func validate() throws {
+            for (value, option) in [
+                (iterations, "--iterations"), (batch, "--batch"), (crop, "--crop"), (widthDivisor, "--width-divisor"),
+            ] where value < 1 {
+                throw ValidationError("\(option) must be at least 1, got \(value)")
+            }
+            guard crop >= 16 else {
+                throw ValidationError("--crop must be at least 16 px (the network's output stride), got \(crop)")
+            }
+            guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        }
+
         func run() throws {
             try runtime.apply()
             var options = CAMTrainingOptions()
@@ -65,6 +78,10 @@ struct CAMCommand: ParsableCommand {
         Log.info("cam train: \(out)/cam_final.h5")
     }
 
+    /// Inference scales above this are refused: IRN uses up to 2, DeepLab's MSC up to 1.75, and
+    /// a VOC image at 8x already needs several GB of activations.
+    static let maximumInferenceScale = 8.0
+
     struct Infer: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write multi-scale + flip CAMs of a split's present classes to one HDF5 file.",
@@ -78,7 +95,11 @@ struct CAMCommand: ParsableCommand {
 
         func run() throws {
             try runtime.apply()
-            try CAMCommand.infer(dataset: try data.dataset(), checkpoint: checkpoint, out: out, scales: try scales.map { try parseNumbers($0, option: "--scales", positive: true) })
+            try CAMCommand.infer(
+                dataset: try data.dataset(), checkpoint: checkpoint, out: out,
+                scales: try scales.map {
+                    try parseNumbers($0, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
+                })
         }
     }
 

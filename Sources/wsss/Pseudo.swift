@@ -89,6 +89,28 @@ struct Pseudo: ParsableCommand {
     @Option(help: ArgumentHelp("Write side-by-side overlays (image, seeds, proposals, result, ground truth) of the first N images to <out>/visualize.", valueName: "n"))
     var visualize: Int = 0
 
+    /// Shares and thresholds outside their range (or NaN) would run and give wrong labels silently.
+    func validate() throws {
+        func share(_ value: Double, _ option: String) throws {
+            guard value >= 0 && value <= 1 else { throw ValidationError("\(option) must be in [0, 1], got \(value)") }
+        }
+        try share(Double(bgThreshold), "--bg-threshold")
+        try share(maskShare, "--mask-share")
+        try share(regionShare, "--region-share")
+        guard boxThreshold.isFinite else { throw ValidationError("--box-threshold must be a number, got \(boxThreshold)") }
+        guard visualize >= 0 else { throw ValidationError("--visualize must be 0 or more, got \(visualize)") }
+        let f = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
+        guard f[0] > 0 && f[1] >= 0 && f[2] >= 0 && f[2] == f[2].rounded() else {
+            throw ValidationError("--felzenszwalb needs scale > 0, sigma ≥ 0 and a whole minimum size ≥ 0, got '\(felzenszwalb)'")
+        }
+        if let ignoreBand {
+            let band = try parseNumbers(ignoreBand, option: "--ignore-band (low,high)", count: 2...2)
+            guard band[0] >= 0 && band[0] <= band[1] && band[1] <= 1 else {
+                throw ValidationError("--ignore-band must be low,high with 0 ≤ low ≤ high ≤ 1, got '\(ignoreBand)'")
+            }
+        }
+    }
+
     func run() throws {
         try runtime.apply()
         guard let (report, scored) = try generate() else { return }

@@ -31,16 +31,40 @@ struct Score: ParsableCommand {
     var json = false
 
     func run() throws {
+        // A missing folder is one problem, not one "missing" line per image.
+        for folder in [pred, gt] {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw DatasetError.missingRoot(path: folder)
+            }
+        }
         // The dataset root's classes.txt (gt is <root>/SegmentationClass) names the classes when present.
         let beside = ((gt as NSString).deletingLastPathComponent as NSString).appendingPathComponent("classes.txt")
         let names = try ClassNames.load(classes ?? (FileManager.default.fileExists(atPath: beside) ? beside : "voc"))
         let ids: [String]
         if let list {
             guard let text = try? String(contentsOfFile: list, encoding: .utf8) else { throw DatasetError.missingFile(path: list, what: "image list") }
-            ids = text.split(whereSeparator: \.isNewline).map { String($0.split(separator: " ")[0]) }.filter { !$0.isEmpty }
+            // First field of each line (VOC lists may carry a second column); blank lines skipped.
+            ids = text.split(whereSeparator: \.isNewline).compactMap {
+                $0.split(whereSeparator: \.isWhitespace).first.map(String.init)
+            }
+            // A repeated id would count its image twice in the mIoU.
+            var seen: [String: Int] = [:]
+            for (entry, id) in ids.enumerated() {
+                if let first = seen[id] {
+                    throw DatasetError.badSplitList(
+                        path: list, reason: "'\(id)' is listed twice (entries \(first + 1) and \(entry + 1))")
+                }
+                seen[id] = entry
+            }
+            guard !ids.isEmpty else { throw DatasetError.badSplitList(path: list, reason: "lists no image ids") }
         } else {
             guard let files = try? FileManager.default.contentsOfDirectory(atPath: gt) else { throw DatasetError.missingRoot(path: gt) }
             ids = files.filter { $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }.sorted()
+            // An empty folder would score 0.00 mIoU over no images rather than say so.
+            guard !ids.isEmpty else {
+                throw DatasetError.missingFile(path: gt, what: "ground-truth PNGs (the folder holds no .png files)")
+            }
         }
         let fm = FileManager.default
         let missing = ids.flatMap { id in

@@ -38,7 +38,12 @@ struct Synth: ParsableCommand {
 
     func validate() throws {
         guard train >= 0, val >= 0, test >= 0 else { throw ValidationError("image counts must not be negative") }
-        guard size >= 32 else { throw ValidationError("--size must be at least 32 pixels") }
+        // The scenes are drawn in memory at full size: 100000 px would need 240 GB per image.
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ValidationError("--out \(out) is a file, not a folder")
+        }
+        guard size >= 32 && size <= 4096 else { throw ValidationError("--size must be 32 to 4096 pixels, got \(size)") }
     }
 
     func run() throws {

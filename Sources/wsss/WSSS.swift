@@ -53,11 +53,16 @@ enum Log {
 
 /// Strict parsing of a comma-separated list of numbers from an option: every item must be a
 /// number (`abc` or `1,,2` is an error naming the option, never a silent fallback).
-func parseNumbers(_ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false) throws -> [Double] {
+/// - Parameter maximum: when given, larger values are refused (e.g. an inference scale of 1e9,
+///   whose scaled image no memory holds).
+func parseNumbers(
+    _ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false, maximum: Double? = nil
+) throws -> [Double] {
     let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     let values = try items.map { item -> Double in
         guard let v = Double(item), v.isFinite else { throw ValidationError("\(option): '\(item)' in '\(text)' is not a number") }
         if positive && v <= 0 { throw ValidationError("\(option): \(item) must be > 0") }
+        if let maximum, v > maximum { throw ValidationError("\(option): \(item) must be at most \(maximum)") }
         return v
     }
     guard count.contains(values.count) else {

@@ -15,6 +15,21 @@ import Testing
         #expect(abs(torch.values[0] - (200 / 255 - 0.485) / 0.229) < 1e-5)
     }
 
+    @Test func settingsNoImageCanTakeAreRefusedUpFront() throws {
+        try Augmentation().validate()
+        try Augmentation(scale: .choices([0.5, 0.75, 1, 1.25, 1.5])).validate()
+        let bad: [(Augmentation, String)] = [
+            (Augmentation(scale: .range(0.5, 1e9)), "scale 1000000000.0 is outside (0, 8.0]"),
+            (Augmentation(scale: .range(1.5, 0.5)), "scale range 1.5…0.5 is reversed"),
+            (Augmentation(scale: .choices([1, .nan])), "scale nan is outside (0, 8.0]"),
+            (Augmentation(scale: .choices([0])), "scale 0.0 is outside (0, 8.0]"),
+            (Augmentation(cropSize: 0), "crop size 0 must be at least 1"),
+        ]
+        for (augmentation, reason) in bad {
+            #expect(throws: DatasetError.badAugmentation(reason: reason)) { try augmentation.validate() }
+        }
+    }
+
     @Test func smallImagesArePaddedWithTheMeanAndIgnore() {
         // A 4x3 image at scale 1 in a 6x6 crop: the image sits top-left (crop offset 0), padding
         // is 0 after mean subtraction and 255 in the labels.

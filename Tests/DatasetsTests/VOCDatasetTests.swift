@@ -82,6 +82,64 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         #expect(problems.contains("\(xmlPath): unknown class 'unicorn'"))
     }
 
+    @Test func annotationsThatDisagreeWithLabelMapsAreCounted() throws {
+        let root = try makeSyntheticRoot()
+        let dataset = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes)
+        let ids = dataset.samples.map(\.id)
+        let names = SyntheticDataset.classes.names
+        // 0: an all-background label, so every class its XML names is absent; 1: a label of only
+        // a class its XML does not list; 2: a label of another size than its image; 3: all
+        // ignore (255), where the listed classes may lie (a note, not a problem).
+        let listed1 = try dataset.imageLabels(of: dataset.samples[1])
+        let stray = try #require((1..<names.count).first { !listed1.contains($0) })
+        try LabelMap(width: 64, height: 64, filledWith: 0).writePNG(to: "\(root)/SegmentationClass/\(ids[0]).png")
+        try LabelMap(width: 64, height: 64, filledWith: UInt8(stray)).writePNG(to: "\(root)/SegmentationClass/\(ids[1]).png")
+        try LabelMap(width: 32, height: 64, filledWith: 0).writePNG(to: "\(root)/SegmentationClass/\(ids[2]).png")
+        try LabelMap(width: 64, height: 64, filledWith: LabelMap.ignore).writePNG(to: "\(root)/SegmentationClass/\(ids[3]).png")
+        let report = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes).check()
+        let byKind = Dictionary(uniqueKeysWithValues: report.disagreements.map { ($0.kind, $0) })
+        // Sample 1 lacks its listed classes too (its PNG holds only the stray class).
+        #expect(byKind[.listedButAbsent]?.images == 2)
+        #expect(byKind[.listedButAbsent]?.examples.first?.hasPrefix(ids[0] + " (") == true)
+        #expect(byKind[.unlisted]?.images == 1)
+        #expect(byKind[.unlisted]?.examples == ["\(ids[1]) (\(names[stray]))"])
+        #expect(byKind[.size]?.examples == ["\(ids[2]) (32x64, image 64x64)"])
+        #expect(byKind[.listedButOnlyIgnore]?.images == 1 && byKind[.listedButOnlyIgnore]?.isProblem == false)
+        #expect(report.disagreements.filter { $0.kind != .listedButOnlyIgnore }.allSatisfy { $0.isProblem })
+        #expect(report.text.contains("note: 1 image: annotations name classes the label PNG shows nowhere outside its 255"))
+        // One line per class kind; the size mismatch keeps its own line naming the file.
+        #expect(report.problems.count == 3)
+        #expect(report.problems.contains { $0.contains("2 images: annotations name classes absent from the label PNG") })
+        #expect(report.problems.contains("\(root)/SegmentationClass/\(ids[2]).png: label is 32x64 but its image is 64x64"))
+
+        // A label folder named by the user (pseudo-labels) may miss objects: a note, not a problem.
+        let pseudo = root + "/pseudo"
+        try FileManager.default.createDirectory(atPath: pseudo, withIntermediateDirectories: true)
+        for sample in dataset.samples {
+            try LabelMap(width: 64, height: 64, filledWith: 0).writePNG(to: "\(pseudo)/\(sample.id).png")
+        }
+        let pseudoReport = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes, labels: "pseudo").check(
+            requireLabels: true)
+        #expect(pseudoReport.problems.isEmpty)
+        #expect(pseudoReport.disagreements.map(\.kind) == [.listedButAbsent])
+        #expect(pseudoReport.disagreements.first?.isProblem == false)
+        #expect(pseudoReport.text.contains("note: 6 images: annotations name classes absent"))
+    }
+
+    @Test func imageLabelFilesWithWindowsLineEndingsRead() throws {
+        let dir = NSTemporaryDirectory() + "wsss-crlf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "2008_000001 dog person\r\n2008_000002 12\r\n".write(toFile: dir + "/l.txt", atomically: true, encoding: .utf8)
+        #expect(try ImageLabelFile.read(dir + "/l.txt", classes: .voc) == ["2008_000001": [12, 15], "2008_000002": [12]])
+    }
+
+    @Test func aFileAsRootIsNotAFolder() throws {
+        let root = try makeSyntheticRoot()
+        let file = root + "/classes.txt"
+        #expect(throws: DatasetError.notAFolder(path: file)) { try VOCDataset(root: file, split: "train") }
+        #expect(throws: DatasetError.notAFolder(path: file)) { try VOCDataset(root: root, split: "train", labels: file) }
+    }
+
     @Test func missingRootSplitAndLabelsAreErrors() throws {
         #expect(throws: DatasetError.missingRoot(path: "/nonexistent/voc")) { try VOCDataset(root: "/nonexistent/voc", split: "train") }
         let root = try makeSyntheticRoot()

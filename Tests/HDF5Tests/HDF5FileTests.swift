@@ -112,6 +112,73 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["keep.h5"])
     }
 
+    /// Every array carries the CRC-32 of its bytes (attribute `crc32`): one flipped bit in a
+    /// tensor's bytes fails its read instead of changing a weight.
+    @Test func aFlippedBitInATensorFailsItsChecksum() throws {
+        let path = directory + "/w.h5"
+        let values = (0..<256).map { Float($0) * 0.37 + 1 }
+        try HDF5File.writeAtomically(to: path) { try $0.write(Tensor(shape: [16, 16], values: values), at: "/parameters/w") }
+        #expect(try HDF5File(path: path, mode: .read).read("/parameters/w").scalars == values)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let pattern = values[100..<116].withUnsafeBytes { [UInt8]($0) }
+        let at = try #require(
+            (0...(bytes.count - pattern.count)).first { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) })
+        bytes[at + 5] ^= 1
+        let damaged = directory + "/damaged.h5"
+        try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+        #expect { try HDF5File(path: damaged, mode: .read).read("/parameters/w") } throws: { error in
+            guard case HDF5Error.checksumMismatch(let name, let path, _, _) = error else { return false }
+            return name == "/parameters/w" && path == damaged
+        }
+        // Labels and bytes are checked too; files without the attribute (h5py's) read as before.
+        let labels = directory + "/l.h5"
+        try HDF5File.writeAtomically(to: labels) { try $0.write(LabelTensor(shape: [3], values: [1, 2, 3]), at: "/l") }
+        #expect(try HDF5File(path: labels, mode: .read).attribute(named: HDF5File.checksumAttribute, on: "/l") != nil)
+        #expect(try HDF5File(path: labels, mode: .read).readLabels("/l").values == [1, 2, 3])
+    }
+
+    /// The OS reason libhdf5 records reaches the message, on one line naming the destination.
+    @Test func failedCreateSaysWhyTheSystemRefused() throws {
+        let path = directory + "/no/such/folder/x.h5"
+        #expect(throws: HDF5Error.fileSystem(path: path, operation: "create", reason: "No such file or directory")) {
+            try HDF5File.writeAtomically(to: path) { try $0.write(Tensor(zeros: [1]), at: "/x") }
+        }
+    }
+
+    @Test func aFolderIsNotAFile() throws {
+        let folder = directory + "/folder.h5"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        #expect(throws: HDF5Error.notAFile(path: folder, reason: "is a folder")) { try HDF5File(path: folder, mode: .read) }
+        // Refused before anything is written, and no temporary file is left.
+        #expect(throws: HDF5Error.notAFile(path: folder, reason: "is a folder")) {
+            try HDF5File.writeAtomically(to: folder) { try $0.write(Tensor(zeros: [1]), at: "/x") }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["folder.h5"])
+        let loop = directory + "/loop.h5"
+        try FileManager.default.createSymbolicLink(atPath: loop, withDestinationPath: loop)
+        #expect(throws: HDF5Error.notAFile(path: loop, reason: "symbolic link loop")) { try HDF5File(path: loop, mode: .read) }
+    }
+
+    /// Files whose headers claim data they do not hold (scripts/fixtures/make_hdf5_fixtures.py)
+    /// are refused before anything is allocated, naming the dataset and both sizes.
+    @Test func declaredButUnwrittenDataIsRefused() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/hdf5").path
+        let huge = try HDF5File(path: fixtures + "/unwritten_huge.h5", mode: .read)
+        #expect(
+            throws: HDF5Error.unbacked(
+                name: "/synth_train_00000/classes", path: huge.path, shape: [4_000_000_000],
+                declaredBytes: 16_000_000_000, storedBytes: 0)
+        ) {
+            try huge.readLabels("/synth_train_00000/classes")
+        }
+        #expect(throws: HDF5Error.self) { try huge.read("/synth_train_00000/cams") }
+        let small = try HDF5File(path: fixtures + "/unwritten_small.h5", mode: .read)
+        #expect(throws: HDF5Error.unbacked(name: "/x", path: small.path, shape: [1000], declaredBytes: 4000, storedBytes: 0)) {
+            try small.read("/x")
+        }
+    }
+
     @Test func readsWhatH5pyWrote() throws {
         // The op fixtures are written by h5py (scripts/make_fixtures.py): str attributes are
         // variable-length UTF-8, ints are int64, and big datasets are gzip-compressed.

@@ -32,6 +32,33 @@ import Testing
         }
     }
 
+    /// One bit flipped inside a stored tensor leaves every offset valid: only the entry's CRC-32
+    /// (APPNOTE 4.4.7) tells, and reading that tensor must refuse it.
+    @Test func aFlippedBitInATensorFailsItsCRC() throws {
+        let source = PthFixtures.path("small_ordered.pth")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        let archive = try ZipArchive(path: source)
+        let storage = try #require(
+            archive.entries.filter { $0.name.contains("/data/") }.max { $0.uncompressedSize < $1.uncompressedSize })
+        bytes[storage.dataOffset + storage.uncompressedSize / 2] ^= 1
+        let damaged = NSTemporaryDirectory() + "wsss-crc-\(UUID().uuidString).pth"
+        try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+        let checkpoint = try TorchCheckpoint(path: damaged)  // the directory and the pickle are intact
+        var refused = 0
+        for name in checkpoint.tensorNames {
+            do { _ = try checkpoint.tensor(named: name) } catch let error as TorchCheckpointError {
+                #expect(
+                    error.localizedDescription.contains("'\(storage.name)' fails its CRC-32 check"),
+                    "\(error.localizedDescription)")
+                refused += 1
+            }
+        }
+        #expect(refused >= 1)
+        // The intact file reads, every entry verified.
+        let intact = try TorchCheckpoint(path: source)
+        for name in intact.tensorNames { _ = try intact.tensor(named: name) }
+    }
+
     @Test func nonZipFilesAreNotZip() {
         for file in ["legacy.pth", "not_a_checkpoint.pth"] {
             let path = PthFixtures.path(file)
@@ -68,7 +95,7 @@ import Testing
     @Test func aMissingFileCannotBeOpened() {
         let path = "/nonexistent/sam_vit_h_4b8939.pth"
         expectFailure(naming: path, "cannot open", "No such file") { try TorchCheckpoint(path: path) }
-        expectFailure(naming: "/tmp", "not a regular file") { try TorchCheckpoint(path: "/tmp") }
+        expectFailure(naming: "/tmp", "is a folder") { try TorchCheckpoint(path: "/tmp") }
     }
 
     /// Every truncation of both archives, and seeded random damage to the bytes of their central
