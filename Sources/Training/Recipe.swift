@@ -29,13 +29,18 @@ public struct Recipe: Sendable {
     public static var allKeys: [String] { sections.flatMap { section in section.keys.map { "\(section.name).\($0)" } } }
 
     public init(path: String, overrides: [String] = []) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw RecipeError(path: path, message: "no such file") }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw RecipeError(path: path, message: "no such file") }
+        guard !isDirectory.boolValue else { throw RecipeError(path: path, message: "is a folder, not a recipe file") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw RecipeError(path: path, message: FileManager.default.isReadableFile(atPath: path) ? "not UTF-8 text" : "cannot read it (permission denied)")
+        }
         try self.init(text: text, path: path, overrides: overrides)
     }
 
     public init(text: String, path: String, overrides: [String] = []) throws {
         let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch { throw RecipeError(path: path, message: "not valid YAML (\(error))") }
+        do { loaded = try Yams.load(yaml: text) } catch { throw RecipeError(path: path, message: "not valid YAML (\(Self.oneLine(error)))") }
         let known = Dictionary(uniqueKeysWithValues: Self.sections.map { ($0.name, Set($0.keys)) })
         var values: [String: [String: Any]] = [:]  // section → key → value as YAML gave it
         var origin: [String: String] = [:]  // "section.key" → where it was set, for messages
@@ -191,11 +196,11 @@ public struct Recipe: Sendable {
         let positive = ("a number > 0", number { $0 > 0 })
         let nonNegative = ("a number ≥ 0", number { $0 >= 0 })
         let share = ("a number in [0, 1]", number { $0 >= 0 && $0 <= 1 })
-        let scaleRange = ("two scales low, high with 0 < low ≤ high", { (v: Any) -> Bool in
+        let scaleRange = ("two scales low, high with 0 < low ≤ high ≤ 8", { (v: Any) -> Bool in
             guard let l = numbers(v), l.count == 2 else { return false }
-            return l[0] > 0 && l[0] <= l[1]
+            return l[0] > 0 && l[0] <= l[1] && l[1] <= 8
         })
-        let scales = ("a non-empty list of scales > 0", list(1...64) { $0 > 0 })
+        let scales = ("a non-empty list of scales in (0, 8]", list(1...64) { $0 > 0 && $0 <= 8 })
         return [
             "run.threads": atLeastOne, "run.seed": ("an integer ≥ 0", number { $0 >= 0 }),
             "cam.iterations": atLeastOne, "cam.batch": atLeastOne, "cam.crop": atLeastOne, "cam.scales": scaleRange,
@@ -220,6 +225,14 @@ public struct Recipe: Sendable {
             "sam.min_mask_region_area": ("an integer ≥ 0", number { $0 >= 0 }),
         ]
     }()
+
+    /// Yams's message without the quoted document and its `^` marker: one line.
+    static func oneLine(_ error: Error) -> String {
+        var lines = "\(error)".split(separator: "\n", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }
+        if let context = lines.firstIndex(where: { $0.hasPrefix("Context:") }) { lines.removeSubrange(context...) }
+        if let last = lines.last, last.allSatisfy({ $0 == "^" || $0 == " " }), lines.count >= 2 { lines.removeLast(2) }
+        return lines.joined(separator: " ")
+    }
 
     /// Levenshtein distance, for "did you mean" suggestions.
     static func editDistance(_ a: String, _ b: String) -> Int {

@@ -103,7 +103,7 @@ struct EvalCommand: ParsableCommand {
         var data = self.data
         data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
-                                            scales: try parseNumbers(scales, option: "--scales", positive: true), flip: flip)
+                                            scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip)
         if let plot {
             let chart = BarChart(report: report.report, title: "\((checkpoint as NSString).lastPathComponent) on \(data.split): per-class IoU")
             try chart.render(width: 800).writePNG(to: plot)
@@ -178,7 +178,7 @@ struct PredictCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if overlays { try FileManager.default.createDirectory(atPath: "\(out)/overlays", withIntermediateDirectories: true) }
         let progress = ProgressBar("predict", total: items.count)
-        let scaleList = try parseNumbers(scales, option: "--scales", positive: true)
+        let scaleList = try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
         func process(_ scores: HDF5File?) throws {
             for item in items {
                 let image = try Image.readRGB(from: item.path)

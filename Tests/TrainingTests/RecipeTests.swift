@@ -39,6 +39,8 @@ import Testing
         #expect(message("run:\n  seed: 2001-12-14\n").hasPrefix("r.yaml: 'run.seed' has a value of an unsupported kind"))
         #expect(message("train: [1, 2]\n") == "r.yaml: section 'train' must hold keys")
         #expect(message("a: [\n").hasPrefix("r.yaml: not valid YAML"))
+        #expect(!message("a: [\n").contains("\n"), "one line")
+        #expect(!message("train: {iterations: 1}\ntrain: {batch: 2}\n").contains("\n"))
         #expect(message("", overrides: ["train.nope=3"]) == "r.yaml: --set: unknown key 'train.nope'")
         #expect(message("", overrides: ["train.iteration=3"]) == "r.yaml: --set: unknown key 'train.iteration' (did you mean 'train.iterations'?)")
         #expect(message("", overrides: ["train.iterations=abc"]) == "--set: 'train.iterations' must be an integer, got 'abc'")
@@ -53,15 +55,17 @@ import Testing
         ("train.crop=0", "'train.crop' must be an integer ≥ 1"),
         ("train.batch=0", "'train.batch' must be an integer ≥ 1"),
         ("model.width_divisor=0", "'model.width_divisor' must be an integer ≥ 1"),
-        ("cam.inference_scales=[]", "'cam.inference_scales' must be a non-empty list of scales > 0"),
-        ("eval.scales=[1, -2]", "'eval.scales' must be a non-empty list of scales > 0"),
+        ("cam.inference_scales=[]", "'cam.inference_scales' must be a non-empty list of scales in (0, 8]"),
+        ("eval.scales=[1, -2]", "'eval.scales' must be a non-empty list of scales in (0, 8]"),
         ("train.lr=", "'train.lr' has no value"),
         ("train.lr=-0.1", "'train.lr' must be a number ≥ 0"),
         ("train.iterations=-5", "'train.iterations' must be an integer ≥ 1"),
         ("train.momentum=-0.5", "'train.momentum' must be a number in [0, 1)"),
         ("train.momentum=1", "'train.momentum' must be a number in [0, 1)"),
         ("train.scales=[0.5", "'train.scales': '[0.5' is not a valid YAML value"),
-        ("train.scales=[1.5, 0.5]", "'train.scales' must be two scales low, high with 0 < low ≤ high"),
+        ("train.scales=[1.5, 0.5]", "'train.scales' must be two scales low, high with 0 < low ≤ high ≤ 8"),
+        ("train.scales=[0.5, 1e9]", "'train.scales' must be two scales low, high with 0 < low ≤ high ≤ 8"),
+        ("eval.scales=[1, 1e9]", "'eval.scales' must be a non-empty list of scales in (0, 8]"),
         ("cam.bg_threshold=1.5", "'cam.bg_threshold' must be a number in [0, 1]"),
         ("run.threads=0", "'run.threads' must be an integer ≥ 1"),
     ])
