@@ -54,7 +54,7 @@ try? FileManager.default.removeItem(atPath: root)
 
 // The seeds are the ground truth, so 8 px tiles can only lose detail at object borders (about 54 mIoU
 // on this set): clearly above chance, clearly below the seeds' 100. The pipeline must agree with stage 1.
-guard report.meanIoU > 30, report.meanIoU < 99, summary.pseudoMIoU["sepl"] == report.meanIoU, summary.segmenters["sepl"]?.miou["val"] != nil else {
+guard report.meanIoU > 30, report.meanIoU < 99, summary.pseudoMIoU[.sepl] == report.meanIoU, summary.segmenters[.sepl]?.miou["val"] != nil else {
     FileHandle.standardError.write(Data("unexpected results: \(report.meanIoU), \(summary.pseudoMIoU)\n".utf8))
     exit(1)
 }
