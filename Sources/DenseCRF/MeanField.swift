@@ -26,24 +26,13 @@ enum MeanField {
         }
 
         /// out += weight · D^-1/2 K D^-1/2 q, for q [n, classes] (pairwise.cpp's filter, then
-        /// PottsCompatibility::apply's -w, then densecrf.cpp's `tmp1 -= tmp2`).
-        func accumulate(
-            _ q: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, classes: Int,
-            tmp: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
-        ) {
-            let n = lattice.pointCount
+        /// PottsCompatibility::apply's -w, then densecrf.cpp's `tmp1 -= tmp2`), the scales folded
+        /// into the lattice's splat and slice.
+        func accumulate(_ q: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, classes: Int, scratch: UnsafeMutablePointer<Float>) {
             norm.withUnsafeBufferPointer { nb in
-                let norm = nb.baseAddress!
-                for i in 0..<n {
-                    let s = norm[i], src = q + i * classes, dst = tmp + i * classes
-                    for c in 0..<classes { dst[c] = src[c] * s }
-                }
-                lattice.filter(tmp, into: tmp, valueSize: classes, scratch: scratch)
-                let w = weight
-                for i in 0..<n {
-                    let s = norm[i], src = tmp + i * classes, dst = out + i * classes
-                    for c in 0..<classes { dst[c] -= -w * (src[c] * s) }
-                }
+                lattice.filter(
+                    q, into: out, valueSize: classes, scratch: scratch, inputScale: nb.baseAddress!, outputScale: nb.baseAddress!,
+                    outputWeight: weight, accumulate: true)
             }
         }
     }
@@ -64,9 +53,8 @@ enum MeanField {
         let unary = UnsafeMutablePointer<Float>.allocate(capacity: max(nc, 1))
         let q = UnsafeMutablePointer<Float>.allocate(capacity: max(nc, 1))
         let logits = UnsafeMutablePointer<Float>.allocate(capacity: max(nc, 1))
-        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(nc, 1))
         defer {
-            unary.deallocate(); q.deallocate(); logits.deallocate(); tmp.deallocate()
+            unary.deallocate(); q.deallocate(); logits.deallocate()
         }
         // U = -log(clip(P, 1e-5, 1)) (unary_from_softmax), transposed to [n, classes].
         for c in 0..<classes {
@@ -104,12 +92,12 @@ enum MeanField {
         if scratch.count < scratchCount { scratch = [Float](repeating: 0, count: scratchCount) }
 
         for i in 0..<nc { logits[i] = -unary[i] }
-        softmax(logits, into: q, pixels: n, classes: classes)
+        softmax(logits, into: q, resetting: unary, pixels: n, classes: classes)
         scratch.withUnsafeMutableBufferPointer { s in
             for _ in 0..<max(parameters.iterations, 0) {
-                for i in 0..<nc { logits[i] = -unary[i] }
-                for k in kernels { k.accumulate(q, into: logits, classes: classes, tmp: tmp, scratch: s.baseAddress!) }
-                softmax(logits, into: q, pixels: n, classes: classes)
+                // logits = -U here; add each kernel's message, then normalise.
+                for k in kernels { k.accumulate(q, into: logits, classes: classes, scratch: s.baseAddress!) }
+                softmax(logits, into: q, resetting: unary, pixels: n, classes: classes)
             }
         }
 
@@ -126,19 +114,34 @@ enum MeanField {
         }
     }
 
-    /// Per pixel, exp(x - max x) / Σ (densecrf.cpp's expAndNormalize).
-    static func softmax(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, pixels n: Int, classes: Int) {
-        for i in 0..<n {
-            let src = x + i * classes, dst = out + i * classes
-            var top = src[0]
-            for c in 1..<classes { top = max(top, src[c]) }
-            var sum: Float = 0
-            for c in 0..<classes {
-                let e = expf(src[c] - top)
-                dst[c] = e
-                sum += e
+    /// Per pixel, exp(x - max x) / Σ (densecrf.cpp's expAndNormalize); then x = -unary for the
+    /// next iteration, in the same pass over memory. Blocks of pixels share one vector exp.
+    static func softmax(
+        _ x: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, resetting unary: UnsafePointer<Float>, pixels n: Int,
+        classes: Int
+    ) {
+        let block = 256
+        var start = 0
+        while start < n {
+            let end = min(n, start + block)
+            for i in start..<end {
+                let src = x + i * classes, dst = out + i * classes
+                var top = src[0]
+                for c in 1..<classes where src[c] > top { top = src[c] }
+                for c in 0..<classes { dst[c] = src[c] - top }
             }
-            for c in 0..<classes { dst[c] /= sum }
+            FastExp.expInPlace(out + start * classes, count: (end - start) * classes)
+            for i in start..<end {
+                let src = x + i * classes, dst = out + i * classes, u = unary + i * classes
+                var sum: Float = 0
+                for c in 0..<classes { sum += dst[c] }
+                let inverse = 1 / sum
+                for c in 0..<classes {
+                    dst[c] *= inverse
+                    src[c] = -u[c]
+                }
+            }
+            start = end
         }
     }
 }

@@ -242,6 +242,20 @@ public final class PermutohedralLattice {
         _ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, valueSize vs: Int,
         scratch: UnsafeMutablePointer<Float>
     ) {
+        filter(input, into: output, valueSize: vs, scratch: scratch, inputScale: nil, outputScale: nil, outputWeight: 1, accumulate: false)
+    }
+
+    /// The filter with per-point scales folded into the splat and slice weights, so the CRF's
+    /// normalisation D^-1/2 K D^-1/2 and its kernel weight cost no extra passes over the values:
+    /// output_i (+)= outputWeight · outputScale_i · Σ_j K_ij · inputScale_j · input_j.
+    /// - Parameters:
+    ///   - inputScale, outputScale: [pointCount] or nil (all ones).
+    ///   - accumulate: add to `output` instead of overwriting it (then `output` must not be `input`).
+    public func filter(
+        _ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, valueSize vs: Int,
+        scratch: UnsafeMutablePointer<Float>, inputScale: UnsafePointer<Float>?, outputScale: UnsafePointer<Float>?,
+        outputWeight: Float, accumulate: Bool
+    ) {
         let d1 = dimensions + 1, m = vertexCount, n = pointCount
         var values = scratch
         var next = scratch + (m + 1) * vs
@@ -252,9 +266,10 @@ public final class PermutohedralLattice {
         // Splat.
         for i in 0..<n {
             let src = input + i * vs
+            let s = inputScale?[i] ?? 1
             for r in 0..<d1 {
                 let dst = values + Int(offsets[i * d1 + r]) * vs
-                let w = weights[i * d1 + r]
+                let w = weights[i * d1 + r] * s
                 for c in 0..<vs { dst[c] += w * src[c] }
             }
         }
@@ -274,10 +289,11 @@ public final class PermutohedralLattice {
         let alpha = 1 / (1 + Float.pow2(-dimensions))
         for i in 0..<n {
             let dst = output + i * vs
-            for c in 0..<vs { dst[c] = 0 }
+            if !accumulate { for c in 0..<vs { dst[c] = 0 } }
+            let s = alpha * outputWeight * (outputScale?[i] ?? 1)
             for r in 0..<d1 {
                 let src = values + Int(offsets[i * d1 + r]) * vs
-                let w = weights[i * d1 + r] * alpha
+                let w = weights[i * d1 + r] * s
                 for c in 0..<vs { dst[c] += w * src[c] }
             }
         }
