@@ -62,6 +62,7 @@ final class DenseCRFParityTests: XCTestCase {
                     let same = zip(labels.values, fixture.labels).filter { $0 == $1 }.count
                     let agreement = Double(same) / Double(labels.values.count)
                     XCTAssertGreaterThanOrEqual(agreement, 0.995, "\(fixture.name): labels agree on \(agreement)")
+                    print("crf parity \(fixture.name): labels agree on \(same)/\(labels.values.count)")
                 }
                 print("crf parity \(fixture.name) it=\(iterations): max |ΔQ| = \(worst)")
             }
