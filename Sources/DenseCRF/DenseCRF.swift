@@ -171,7 +171,8 @@ public struct DenseCRF: Sendable {
             for i in range {
                 let input = batch[i]
                 results[i] = Result {
-                    try crf.infer(image: input.image, probabilities: input.probabilities, classes: input.classes, source: input.source)
+                    try crf.infer(
+                        image: input.image, probabilities: input.probabilities, classes: input.classes, source: input.source)
                 }
             }
         }

@@ -27,7 +27,8 @@ public enum DenseCRFError: LocalizedError, Equatable {
         case let .sizeMismatch(source, iw, ih, sw, sh):
             return "\(source): the scores are \(sw)x\(sh) but the image is \(iw)x\(ih) (width x height); they must match"
         case let .pixelCountMismatch(source, pixels, iw, ih):
-            return "\(source): the scores hold \(pixels) pixels per class but the image is \(iw)x\(ih) (\(iw * ih) pixels); they must match"
+            return
+                "\(source): the scores hold \(pixels) pixels per class but the image is \(iw)x\(ih) (\(iw * ih) pixels); they must match"
         case let .classCountMismatch(source, count, classes, pixels):
             return "\(source): \(count) score values are not \(classes) classes of \(pixels) pixels (\(classes * pixels) values)"
         case let .notAProbability(source, value, c, x, y):

@@ -15,7 +15,9 @@ enum MeanField {
             self.lattice = lattice
             self.weight = weight
             var ones = [Float](repeating: 1, count: n)
-            if scratch.count < lattice.scratchCount(valueSize: 1) { scratch = [Float](repeating: 0, count: lattice.scratchCount(valueSize: 1)) }
+            if scratch.count < lattice.scratchCount(valueSize: 1) {
+                scratch = [Float](repeating: 0, count: lattice.scratchCount(valueSize: 1))
+            }
             scratch.withUnsafeMutableBufferPointer { s in
                 ones.withUnsafeMutableBufferPointer { o in
                     lattice.filter(o.baseAddress!, into: o.baseAddress!, valueSize: 1, scratch: s.baseAddress!)
@@ -28,7 +30,9 @@ enum MeanField {
         /// out += weight · D^-1/2 K D^-1/2 q, for q [n, classes] (pairwise.cpp's filter, then
         /// PottsCompatibility::apply's -w, then densecrf.cpp's `tmp1 -= tmp2`), the scales folded
         /// into the lattice's splat and slice.
-        func accumulate(_ q: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, classes: Int, scratch: UnsafeMutablePointer<Float>) {
+        func accumulate(
+            _ q: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, classes: Int, scratch: UnsafeMutablePointer<Float>
+        ) {
             norm.withUnsafeBufferPointer { nb in
                 lattice.filter(
                     q, into: out, valueSize: classes, scratch: scratch, inputScale: nb.baseAddress!, outputScale: nb.baseAddress!,
@@ -117,7 +121,8 @@ enum MeanField {
     /// Per pixel, exp(x - max x) / Σ (densecrf.cpp's expAndNormalize); then x = -unary for the
     /// next iteration, in the same pass over memory. Blocks of pixels share one vector exp.
     static func softmax(
-        _ x: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, resetting unary: UnsafePointer<Float>, pixels n: Int,
+        _ x: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, resetting unary: UnsafePointer<Float>,
+        pixels n: Int,
         classes: Int
     ) {
         let block = 256

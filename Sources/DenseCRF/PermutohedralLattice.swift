@@ -242,7 +242,9 @@ public final class PermutohedralLattice {
         _ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, valueSize vs: Int,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        filter(input, into: output, valueSize: vs, scratch: scratch, inputScale: nil, outputScale: nil, outputWeight: 1, accumulate: false)
+        filter(
+            input, into: output, valueSize: vs, scratch: scratch, inputScale: nil, outputScale: nil, outputWeight: 1,
+            accumulate: false)
     }
 
     /// The filter with per-point scales folded into the splat and slice weights, so the CRF's

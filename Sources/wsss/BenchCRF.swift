@@ -52,7 +52,8 @@ extension Bench {
                     var top: Float = -.infinity
                     for c in 0..<classes {
                         let b = c * gw * gh
-                        let v = (1 - ty) * ((1 - tx) * grid[b + y0 * gw + x0] + tx * grid[b + y0 * gw + x0 + 1])
+                        let v =
+                            (1 - ty) * ((1 - tx) * grid[b + y0 * gw + x0] + tx * grid[b + y0 * gw + x0 + 1])
                             + ty * ((1 - tx) * grid[b + (y0 + 1) * gw + x0] + tx * grid[b + (y0 + 1) * gw + x0 + 1])
                         p[c * n + y * w + x] = v
                         top = max(top, v)
@@ -66,7 +67,9 @@ extension Bench {
                     for c in 0..<classes { p[c * n + y * w + x] /= sum }
                 }
             }
-            return .init(image: Image(width: w, height: h, channels: 3, pixels: pixels), probabilities: p, classes: classes, source: "bench \(seed)")
+            return .init(
+                image: Image(width: w, height: h, channels: 3, pixels: pixels), probabilities: p, classes: classes,
+                source: "bench \(seed)")
         }
 
         func run() throws {

@@ -10,10 +10,14 @@ import Imaging
 struct CRFOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Mean-field iterations. (default: 10)", valueName: "n")) var iterations = 10
     @Option(help: ArgumentHelp("Weight of the smoothness (xy Gaussian) kernel. (default: 3)", valueName: "w")) var posW: Float = 3
-    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels. (default: 1)", valueName: "px")) var posXYStd: Float = 1
-    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel. (default: 4)", valueName: "w")) var biW: Float = 4
-    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels. (default: 67)", valueName: "px")) var biXYStd: Float = 67
-    @Option(help: ArgumentHelp("Colour std of the appearance kernel, 8-bit levels. (default: 3)", valueName: "levels")) var biRGBStd: Float = 3
+    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels. (default: 1)", valueName: "px")) var posXYStd:
+        Float = 1
+    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel. (default: 4)", valueName: "w")) var biW:
+        Float = 4
+    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels. (default: 67)", valueName: "px")) var biXYStd:
+        Float = 67
+    @Option(help: ArgumentHelp("Colour std of the appearance kernel, 8-bit levels. (default: 3)", valueName: "levels"))
+    var biRGBStd: Float = 3
 
     func validate() throws {
         guard iterations >= 0 else { throw ValidationError("--iterations must be 0 or more, got \(iterations)") }
@@ -36,7 +40,8 @@ struct CRFOptions: ParsableArguments {
 struct CRFCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crf",
-        abstract: "Refine class probabilities with a fully-connected CRF (Krähenbühl & Koltun 2011, as pydensecrf) into label PNGs.",
+        abstract:
+            "Refine class probabilities with a fully-connected CRF (Krähenbühl & Koltun 2011, as pydensecrf) into label PNGs.",
         discussion: """
             Reads every /<id> of --scores (float32 [classes, H, W] probabilities, as `wsss predict --save-probabilities` \
             writes), the image <images>/<id>.jpg, .jpeg or .png (same H x W), and writes the CRF's labels to <out>/<id>.png \
@@ -88,7 +93,8 @@ struct CRFCommand: ParsableCommand {
                 }
                 guard shape[1] == image.height && shape[2] == image.width else {
                     throw DenseCRFError.sizeMismatch(
-                        source: "\(source) vs \(paths[k])", imageWidth: image.width, imageHeight: image.height, scoresWidth: shape[2],
+                        source: "\(source) vs \(paths[k])", imageWidth: image.width, imageHeight: image.height,
+                        scoresWidth: shape[2],
                         scoresHeight: shape[1])
                 }
                 let p = try file.read(name).scalars

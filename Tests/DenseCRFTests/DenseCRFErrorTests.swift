@@ -9,8 +9,10 @@ final class DenseCRFErrorTests: XCTestCase {
     let image = Image(width: 4, height: 3, channels: 3, filledWith: 100)
     var uniform: [Float] { [Float](repeating: 0.5, count: 2 * 12) }
 
-    func expect(_ expected: DenseCRFError, mentions words: [String], file: StaticString = #filePath, line: UInt = #line,
-                _ body: () throws -> Void) {
+    func expect(
+        _ expected: DenseCRFError, mentions words: [String], file: StaticString = #filePath, line: UInt = #line,
+        _ body: () throws -> Void
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             XCTAssertEqual(error as? DenseCRFError, expected, file: file, line: line)
             let message = error.localizedDescription
@@ -19,11 +21,16 @@ final class DenseCRFErrorTests: XCTestCase {
     }
 
     func testSizeMismatch() {
-        expect(.sizeMismatch(source: "a.h5:/x", imageWidth: 4, imageHeight: 3, scoresWidth: 5, scoresHeight: 3),
-               mentions: ["a.h5:/x", "5x3", "4x3"]) {
-            _ = try crf.infer(image: image, probabilities: [Float](repeating: 0.5, count: 30), shape: [2, 3, 5], source: "a.h5:/x")
+        expect(
+            .sizeMismatch(source: "a.h5:/x", imageWidth: 4, imageHeight: 3, scoresWidth: 5, scoresHeight: 3),
+            mentions: ["a.h5:/x", "5x3", "4x3"]
+        ) {
+            _ = try crf.infer(
+                image: image, probabilities: [Float](repeating: 0.5, count: 30), shape: [2, 3, 5], source: "a.h5:/x")
         }
-        expect(.pixelCountMismatch(source: "image", scoresPixels: 10, imageWidth: 4, imageHeight: 3), mentions: ["10 pixels", "4x3"]) {
+        expect(
+            .pixelCountMismatch(source: "image", scoresPixels: 10, imageWidth: 4, imageHeight: 3), mentions: ["10 pixels", "4x3"]
+        ) {
             _ = try crf.infer(image: image, probabilities: [Float](repeating: 0.5, count: 20), classes: 2)
         }
     }
@@ -40,7 +47,9 @@ final class DenseCRFErrorTests: XCTestCase {
     func testValuesThatAreNotProbabilities() {
         var p = uniform
         p[5] = -0.1
-        expect(.notAProbability(source: "image", value: -0.1, classIndex: 0, x: 1, y: 1), mentions: ["-0.1", "x=1 y=1", "logits"]) {
+        expect(
+            .notAProbability(source: "image", value: -0.1, classIndex: 0, x: 1, y: 1), mentions: ["-0.1", "x=1 y=1", "logits"]
+        ) {
             _ = try crf.infer(image: image, probabilities: p, classes: 2)
         }
         p = uniform
@@ -57,7 +66,9 @@ final class DenseCRFErrorTests: XCTestCase {
         }
         p = uniform
         p[2] = 0.8
-        expect(.probabilitiesDoNotSumToOne(source: "image", sum: Float(0.8) + Float(0.5), x: 2, y: 0), mentions: ["x=2 y=0", "sum"]) {
+        expect(
+            .probabilitiesDoNotSumToOne(source: "image", sum: Float(0.8) + Float(0.5), x: 2, y: 0), mentions: ["x=2 y=0", "sum"]
+        ) {
             _ = try crf.infer(image: image, probabilities: p, classes: 2)
         }
         // Rounding within the tolerances passes.
@@ -95,10 +106,15 @@ final class DenseCRFErrorTests: XCTestCase {
         XCTAssertEqual(out.values[1], 0)
         XCTAssertEqual(out.values[w - 1], 1)
 
-        XCTAssertThrowsError(try DenseCRF().refine(labels: LabelMap(width: w, height: h, values: values), image: image, classes: 2,
-                                                    confidence: 0.4)) { XCTAssertEqual($0 as? DenseCRFError, .badConfidence(0.4)) }
+        XCTAssertThrowsError(
+            try DenseCRF().refine(
+                labels: LabelMap(width: w, height: h, values: values), image: image, classes: 2,
+                confidence: 0.4)
+        ) { XCTAssertEqual($0 as? DenseCRFError, .badConfidence(0.4)) }
         values[3] = 7
-        XCTAssertThrowsError(try DenseCRF().refine(labels: LabelMap(width: w, height: h, values: values), image: image, classes: 2)) {
+        XCTAssertThrowsError(
+            try DenseCRF().refine(labels: LabelMap(width: w, height: h, values: values), image: image, classes: 2)
+        ) {
             XCTAssertEqual($0 as? DenseCRFError, .labelOutOfRange(source: "image", label: 7, classes: 2))
         }
     }

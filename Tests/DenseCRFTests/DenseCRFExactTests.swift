@@ -69,7 +69,9 @@ final class DenseCRFExactTests: XCTestCase {
         for y in 0..<height {
             for x in 0..<width {
                 let base: [Int] = x < width / 2 ? [200, 60, 40] : [30, 90, 180]
-                for k in 0..<3 { pixels[3 * (y * width + x) + k] = UInt8(clamping: base[k] + Int.random(in: -6...6, using: &rng)) }
+                for k in 0..<3 {
+                    pixels[3 * (y * width + x) + k] = UInt8(clamping: base[k] + Int.random(in: -6...6, using: &rng))
+                }
             }
         }
         let n = width * height
@@ -94,7 +96,9 @@ final class DenseCRFExactTests: XCTestCase {
         let n = image.width * image.height
         var rng = SeededGenerator(seed: 11)
         let q = (0..<n).map { _ in Float.random(in: 0...1, using: &rng) }
-        for (name, d, xyStd, rgbStd, bound) in [("xy std 1", 2, 1.0, 0.0, 0.05), ("xy std 3", 2, 3.0, 0.0, 0.015), ("xy+rgb", 5, 5.0, 20.0, 0.015)] {
+        for (name, d, xyStd, rgbStd, bound) in [
+            ("xy std 1", 2, 1.0, 0.0, 0.05), ("xy std 3", 2, 3.0, 0.0, 0.015), ("xy+rgb", 5, 5.0, 20.0, 0.015),
+        ] {
             var f = [Float](repeating: 0, count: n * d)
             for i in 0..<n {
                 f[i * d] = Float(Double(i % image.width) / xyStd)
@@ -151,7 +155,9 @@ final class DenseCRFExactTests: XCTestCase {
                 let best = (0..<3).max { exact[$0 * n + i] < exact[$1 * n + i] }!
                 if best == Int(labels.values[i]) { agree += 1 }
             }
-            print("crf lattice vs exact (\(name)): max |ΔQ| = \(worst), mean |ΔQ| = \(total / Double(q.count)), labels agree \(agree)/\(n)")
+            print(
+                "crf lattice vs exact (\(name)): max |ΔQ| = \(worst), mean |ΔQ| = \(total / Double(q.count)), labels agree \(agree)/\(n)"
+            )
             XCTAssertLessThan(worst, maxBound, name)
             XCTAssertLessThan(total / Double(q.count), meanBound, name)
             XCTAssertGreaterThanOrEqual(Double(agree) / Double(n), agreeBound, name)

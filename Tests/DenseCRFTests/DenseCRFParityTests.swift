@@ -86,6 +86,7 @@ final class DenseCRFParityTests: XCTestCase {
     func testParametersDecodeWithDefaults() throws {
         let p = try JSONDecoder().decode(DenseCRF.Parameters.self, from: Data(#"{"bi_w": 5, "iterations": 3}"#.utf8))
         XCTAssertEqual(p, DenseCRF.Parameters(iterations: 3, biW: 5))
-        XCTAssertEqual(DenseCRF.Parameters(), DenseCRF.Parameters(iterations: 10, posW: 3, posXYStd: 1, biW: 4, biXYStd: 67, biRGBStd: 3))
+        XCTAssertEqual(
+            DenseCRF.Parameters(), DenseCRF.Parameters(iterations: 10, posW: 3, posXYStd: 1, biW: 4, biXYStd: 67, biRGBStd: 3))
     }
 }

@@ -39,7 +39,9 @@ import Testing
     @Test func writesCRFLabels() throws {
         let (root, scores) = try makeInputs()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        var command = try CRFCommand.parse(["--images", root + "/images", "--scores", scores, "--out", root + "/out", "--threads", "2"])
+        var command = try CRFCommand.parse([
+            "--images", root + "/images", "--scores", scores, "--out", root + "/out", "--threads", "2",
+        ])
         try command.run()
         for id in ["a", "b"] {
             let labels = try LabelMap.read(from: "\(root)/out/\(id).png")
@@ -68,12 +70,17 @@ import Testing
         var command = try CRFCommand.parse(["--images", root + "/images", "--scores", scores, "--out", root + "/out"])
         #expect { try command.run() } throws: { error in
             let message = error.localizedDescription
-            return message.contains("scores.h5:/a") && message.contains("a.png") && message.contains("12x8") && message.contains("10x8")
+            return message.contains("scores.h5:/a") && message.contains("a.png") && message.contains("12x8")
+                && message.contains("10x8")
         }
     }
 
     @Test func rejectsBadFlags() {
-        #expect(throws: (any Error).self) { try CRFCommand.parse(["--images", "i", "--scores", "s", "--out", "o", "--bi-rgb-std", "0"]) }
-        #expect(throws: (any Error).self) { try CRFCommand.parse(["--images", "i", "--scores", "s", "--out", "o", "--iterations", "-1"]) }
+        #expect(throws: (any Error).self) {
+            try CRFCommand.parse(["--images", "i", "--scores", "s", "--out", "o", "--bi-rgb-std", "0"])
+        }
+        #expect(throws: (any Error).self) {
+            try CRFCommand.parse(["--images", "i", "--scores", "s", "--out", "o", "--iterations", "-1"])
+        }
     }
 }
