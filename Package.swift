@@ -4,7 +4,8 @@
 //   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  Training -> Layers, Datasets,
 //   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
 //   PseudoLabels, Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
-//   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);  Imaging -> Autograd (one resize rule), CImageCodecs;
+//   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);
+//   Imaging -> Autograd (one resize rule), CImageCodecs;
 //   Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS.
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription

@@ -52,6 +52,24 @@ public struct DenseCRF: Sendable {
             case biRGBStd = "bi_rgb_std"
         }
 
+        /// Checks the settings for an image of this size: iterations ≥ 0, weights finite and ≥ 0,
+        /// stds finite and > 0, and no lattice coordinate (pixel or level ÷ std) beyond 1e6, where
+        /// the lattice's integer keys would overflow.
+        /// - Throws: `DenseCRFError.badParameter` naming the key.
+        public func validate(width: Int, height: Int) throws {
+            guard iterations >= 0 else {
+                throw DenseCRFError.badParameter(name: CodingKeys.iterations.rawValue, value: Double(iterations))
+            }
+            for (key, value) in [(CodingKeys.posW, posW), (.biW, biW)] where !(value.isFinite && value >= 0) {
+                throw DenseCRFError.badParameter(name: key.rawValue, value: Double(value))
+            }
+            let extent = Float(max(width, height, 255))
+            for (key, value) in [(CodingKeys.posXYStd, posXYStd), (.biXYStd, biXYStd), (.biRGBStd, biRGBStd)]
+            where !(value.isFinite && value > 0 && extent / value <= 1e6) {
+                throw DenseCRFError.badParameter(name: key.rawValue, value: Double(value))
+            }
+        }
+
         /// Decodes the keys present; absent ones keep their defaults.
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -114,6 +132,7 @@ public struct DenseCRF: Sendable {
         let n = w * h
         guard classes >= 2 && classes <= 255 else { throw DenseCRFError.badClassCount(source: source, classes: classes) }
         guard image.channels == 3 else { throw DenseCRFError.notRGB(source: source, channels: image.channels) }
+        try parameters.validate(width: w, height: h)
         guard probabilities.count % classes == 0 else {
             throw DenseCRFError.classCountMismatch(source: source, count: probabilities.count, classes: classes, pixels: n)
         }

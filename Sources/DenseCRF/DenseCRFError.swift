@@ -19,6 +19,9 @@ public enum DenseCRFError: LocalizedError, Equatable {
     case badClassCount(source: String, classes: Int)
     /// A label map value that is neither a class below `classes` nor 255 (ignore).
     case labelOutOfRange(source: String, label: UInt8, classes: Int)
+    /// A CRF setting out of range (negative iterations or weight, a std ≤ 0, not finite, or so
+    /// small the lattice coordinates exceed 1e6).
+    case badParameter(name: String, value: Double)
     /// A confidence for `refine` outside (1/classes, 1).
     case badConfidence(Float)
 
@@ -43,6 +46,9 @@ public enum DenseCRFError: LocalizedError, Equatable {
             return "\(source): \(classes) classes; the CRF needs 2 to 255"
         case let .labelOutOfRange(source, label, classes):
             return "\(source): label \(label) is neither a class below \(classes) nor 255 (ignore)"
+        case let .badParameter(name, value):
+            return "CRF setting \(name) = \(value) is out of range: iterations and weights must be ≥ 0, stds > 0 "
+                + "(and not so small that pixel or colour coordinates ÷ std exceed 1e6)"
         case let .badConfidence(value):
             return "CRF label confidence \(value) must lie strictly between 1/classes and 1 (pydensecrf's gt_prob)"
         }

@@ -6,7 +6,8 @@
 // the same elevation, the same round-to-nearest-even of the SSE path, the same [1/2, 1, 1/2] blur
 // and the same final scale, so the filtered values agree with it to float rounding.
 
-/// Open-addressing hash from lattice keys (d Int16 coordinates; the (d+1)-th is implied because
+/// Open-addressing hash from lattice keys (d Int32 coordinates — pydensecrf's are 16-bit, which overflows on
+/// images a few thousand pixels wide at pos_xy_std 1; the (d+1)-th is implied because
 /// the coordinates of a lattice point sum to zero) to dense vertex indices, with linear probing.
 /// As permutohedral.cpp's HashTable, but with a power-of-two capacity.
 final class LatticeHashTable {
@@ -14,7 +15,7 @@ final class LatticeHashTable {
     private(set) var count = 0
     private var capacity: Int
     private var table: UnsafeMutablePointer<Int32>
-    private(set) var keys: UnsafeMutablePointer<Int16>
+    private(set) var keys: UnsafeMutablePointer<Int32>
     private var keyCapacity: Int
 
     init(keySize: Int, expectedCount: Int) {
@@ -34,7 +35,7 @@ final class LatticeHashTable {
     }
 
     @inline(__always)
-    private func hash(_ key: UnsafePointer<Int16>) -> Int {
+    private func hash(_ key: UnsafePointer<Int32>) -> Int {
         // The multiplier of permutohedral.cpp's hash (a linear congruential constant).
         var h: UInt = 0
         for i in 0..<keySize {
@@ -44,7 +45,7 @@ final class LatticeHashTable {
     }
 
     /// The index of `key`, inserting it when `create` (then never -1); -1 when absent.
-    func find(_ key: UnsafePointer<Int16>, create: Bool) -> Int32 {
+    func find(_ key: UnsafePointer<Int32>, create: Bool) -> Int32 {
         if create && 2 * count >= capacity { grow() }
         let mask = capacity - 1
         var h = hash(key) & mask
@@ -74,7 +75,7 @@ final class LatticeHashTable {
         let newTable = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
         newTable.initialize(repeating: -1, count: newCapacity)
         let newKeyCapacity = newCapacity / 2 + 1
-        let newKeys = UnsafeMutablePointer<Int16>.allocate(capacity: newKeyCapacity * max(keySize, 1))
+        let newKeys = UnsafeMutablePointer<Int32>.allocate(capacity: newKeyCapacity * max(keySize, 1))
         newKeys.update(from: keys, count: count * keySize)
         keys.deallocate()
         keys = newKeys
@@ -131,7 +132,7 @@ public final class PermutohedralLattice {
         let rank = UnsafeMutablePointer<Int>.allocate(capacity: d1)
         let bary = UnsafeMutablePointer<Float>.allocate(capacity: d + 2)
         let canonical = UnsafeMutablePointer<Int>.allocate(capacity: d1 * d1)
-        let key = UnsafeMutablePointer<Int16>.allocate(capacity: d1)
+        let key = UnsafeMutablePointer<Int32>.allocate(capacity: d1)
         defer {
             scale.deallocate(); elevated.deallocate(); rem0.deallocate(); rank.deallocate()
             bary.deallocate(); canonical.deallocate(); key.deallocate()
@@ -194,7 +195,7 @@ public final class PermutohedralLattice {
             bary[0] += 1 + bary[d + 1]
             // The d+1 vertices and their weights.
             for r in 0...d {
-                for i in 0..<d { key[i] = Int16(Int(rem0[i]) + canonical[r * d1 + rank[i]]) }
+                for i in 0..<d { key[i] = Int32(Int(rem0[i]) + canonical[r * d1 + rank[i]]) }
                 offsets[k * d1 + r] = table.find(key, create: true) + 1
                 weights[k * d1 + r] = bary[r]
             }
@@ -206,8 +207,8 @@ public final class PermutohedralLattice {
         vertexCount = m
         neighbours.deallocate()
         neighbours = .allocate(capacity: max(2 * d1 * m, 1))
-        let n1 = UnsafeMutablePointer<Int16>.allocate(capacity: d1)
-        let n2 = UnsafeMutablePointer<Int16>.allocate(capacity: d1)
+        let n1 = UnsafeMutablePointer<Int32>.allocate(capacity: d1)
+        let n2 = UnsafeMutablePointer<Int32>.allocate(capacity: d1)
         defer { n1.deallocate(); n2.deallocate() }
         for j in 0...d {
             for i in 0..<m {
@@ -217,8 +218,8 @@ public final class PermutohedralLattice {
                     n2[c] = key[c] &+ 1
                 }
                 if j < d {
-                    n1[j] = key[j] &+ Int16(d)
-                    n2[j] = key[j] &- Int16(d)
+                    n1[j] = key[j] &+ Int32(d)
+                    n2[j] = key[j] &- Int32(d)
                 }
                 neighbours[2 * (j * m + i)] = table.find(n1, create: false) + 1
                 neighbours[2 * (j * m + i) + 1] = table.find(n2, create: false) + 1

@@ -77,6 +77,19 @@ final class DenseCRFErrorTests: XCTestCase {
         XCTAssertNoThrow(try crf.infer(image: image, probabilities: p, classes: 2))
     }
 
+    func testBadParameters() {
+        for (parameters, name) in [
+            (DenseCRF.Parameters(iterations: -1), "iterations"), (.init(posW: -1), "pos_w"), (.init(biRGBStd: 0), "bi_rgb_std"),
+            (.init(biXYStd: .nan), "bi_xy_std"), (.init(posXYStd: 1e-9), "pos_xy_std"),
+        ] {
+            XCTAssertThrowsError(try DenseCRF(parameters: parameters).infer(image: image, probabilities: uniform, classes: 2)) {
+                error in
+                guard case .badParameter(name, _)? = error as? DenseCRFError else { return XCTFail("\(name): \(error)") }
+                XCTAssertTrue(error.localizedDescription.contains(name))
+            }
+        }
+    }
+
     func testNotRGB() {
         let grey = Image(width: 4, height: 3, channels: 1, filledWith: 9)
         expect(.notRGB(source: "image", channels: 1), mentions: ["1 channels"]) {
