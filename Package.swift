@@ -4,7 +4,8 @@
 //   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  Training -> Layers, Datasets,
 //   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
 //   PseudoLabels, Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
-//   PseudoLabels -> Imaging, HDF5;  Imaging -> Autograd (one resize rule), CImageCodecs;
+//   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);
+//   Imaging -> Autograd (one resize rule), CImageCodecs;
 //   Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS, CKernels (C, AVX2+FMA / baseline at run time).
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription
@@ -28,6 +29,7 @@ let package = Package(
         .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
         .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
         .library(name: "Reporting", targets: ["Reporting"]),
+        .library(name: "DenseCRF", targets: ["DenseCRF"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,6 +61,8 @@ let package = Package(
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
         .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
                 .product(name: "Yams", package: "Yams")]),
+        // Fully-connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice; Autograd for parallelFor.
+        .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
         .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging", "Reporting",
@@ -68,14 +72,14 @@ let package = Package(
         .target(
             name: "WSSS",
             dependencies: [
-                "Autograd", "Checkpoints", "Datasets", "Evaluation", "HDF5", "Imaging", "Layers", "Pipeline", "PseudoLabels", "Reporting",
-                "SegmentAnything", "TorchCheckpoint", "Training",
+                "Autograd", "Checkpoints", "DenseCRF", "Datasets", "Evaluation", "HDF5", "Imaging", "Layers", "Pipeline", "PseudoLabels",
+                "Reporting", "SegmentAnything", "TorchCheckpoint", "Training",
             ]),
         .executableTarget(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
@@ -89,6 +93,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
+        .testTarget(name: "DenseCRFTests", dependencies: ["DenseCRF", "Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
         .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting"], exclude: ["Snapshots"]),

@@ -12,6 +12,10 @@ Run: ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train --dept
          (the official segment_anything with random weights, as `wsss bench sam --config vit_b`:
           image encoder at 1024x1024, then the mask decoder in masks/s for batches of 64 point
           prompts, then the automatic mask generator at its defaults in s/image)
+     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --crf [--images 4]
+         (pydensecrf2's dense CRF as deeplab-pytorch's crf.py sets it up, as `wsss bench crf`:
+          500x375 images of flat rectangles with noise, 21-class softmax of smooth random logits,
+          10 iterations; per image on one thread, pydensecrf being single-threaded)
 """
 import argparse
 import json
@@ -44,8 +48,12 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--sam", choices=["vit_b", "vit_l", "vit_h"], help="time the official SAM instead of DeepLab-v2")
     p.add_argument("--generator", action="store_true", help="with --sam: also time the automatic mask generator")
+    p.add_argument("--crf", action="store_true", help="time pydensecrf's dense CRF instead of DeepLab-v2 (as `wsss bench crf`)")
+    p.add_argument("--images", type=int, default=4, help="with --crf: distinct images timed")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.crf:
+        return bench_crf(a)
     if a.sam:
         return bench_sam(a)
     torch.manual_seed(0)
@@ -151,6 +159,50 @@ def bench_sam(a):
         t = time.perf_counter()
         records = generator.generate(image)
         emit("generator", [time.perf_counter() - t], image="1024x768", points_per_side=32, masks=len(records))
+
+
+def bench_crf(a):
+    """pydensecrf per image (construction, unary, both kernels, 10 mean-field iterations) on inputs
+    of the kind `wsss bench crf` makes; median over --repeats passes over --images images."""
+    import cv2
+    import numpy as np
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+
+    w, h, classes, iterations = 500, 375, 21, 10
+    inputs = []
+    for seed in range(a.images):
+        rng = np.random.default_rng(seed)
+        image = np.full((h, w, 3), 128, np.int32)
+        for _ in range(12):
+            x0, y0 = rng.integers(0, w), rng.integers(0, h)
+            x1, y1 = min(w, x0 + 20 + rng.integers(0, 200)), min(h, y0 + 20 + rng.integers(0, 150))
+            image[y0:y1, x0:x1] = rng.integers(0, 256, 3)
+        image = np.clip(image + rng.integers(-4, 5, image.shape), 0, 255).astype(np.uint8)
+        grid = ((rng.random((classes, 20, 26)) - 0.5) * 12).astype(np.float32)
+        logits = np.stack([cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR) for g in grid])
+        p = np.exp(logits - logits.max(axis=0, keepdims=True))
+        inputs.append((image, (p / p.sum(axis=0, keepdims=True)).astype(np.float32)))
+
+    def one(image, prob):
+        d = dcrf.DenseCRF2D(w, h, classes)
+        d.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(prob)))
+        d.addPairwiseGaussian(sxy=1, compat=3)
+        d.addPairwiseBilateral(sxy=67, srgb=3, rgbim=np.ascontiguousarray(image), compat=4)
+        return np.array(d.inference(iterations))
+
+    one(*inputs[0])
+    times = []
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        for image, prob in inputs:
+            one(image, prob)
+        times.append((time.perf_counter() - t) / len(inputs))
+    median = statistics.median(times)
+    print(json.dumps({
+        "name": "pydensecrf_dense_crf", "median_s": median, "min_s": min(times), "images_per_s": 1 / median,
+        "size": f"{w}x{h}", "classes": classes, "iterations": iterations, "threads": 1, "images": len(inputs),
+    }), flush=True)
 
 
 if __name__ == "__main__":

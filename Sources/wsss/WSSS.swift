@@ -17,7 +17,7 @@ struct WSSS: ParsableCommand {
             Shell completion: wsss --generate-completion-script bash > /etc/bash_completion.d/wsss (or zsh, fish).
             """,
         version: "0.5.0",
-        subcommands: [Synth.self, DataCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, SAMCommand.self, Score.self, Bench.self])
+        subcommands: [Synth.self, DataCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, SAMCommand.self, Score.self, CRFCommand.self, Bench.self])
 }
 
 /// Options every compute-heavy command shares.

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Autograd
+import DenseCRF
+import Foundation
+import HDF5
+import Imaging
+
+/// The CRF's flags, under deeplab-pytorch's names (configs `CRF:` section) and defaults; shared by
+/// every command that can run the CRF.
+struct CRFOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Mean-field iterations. (default: 10)", valueName: "n")) var iterations = 10
+    @Option(help: ArgumentHelp("Weight of the smoothness (xy Gaussian) kernel. (default: 3)", valueName: "w")) var posW: Float = 3
+    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels. (default: 1)", valueName: "px")) var posXYStd:
+        Float = 1
+    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel. (default: 4)", valueName: "w")) var biW:
+        Float = 4
+    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels. (default: 67)", valueName: "px")) var biXYStd:
+        Float = 67
+    @Option(help: ArgumentHelp("Colour std of the appearance kernel, 8-bit levels. (default: 3)", valueName: "levels"))
+    var biRGBStd: Float = 3
+
+    func validate() throws {
+        guard iterations >= 0 else { throw ValidationError("--iterations must be 0 or more, got \(iterations)") }
+        for (name, value) in [("--pos-w", posW), ("--bi-w", biW)] where !(value >= 0 && value.isFinite) {
+            throw ValidationError("\(name) must be a finite weight ≥ 0, got \(value)")
+        }
+        for (name, value) in [("--pos-xy-std", posXYStd), ("--bi-xy-std", biXYStd), ("--bi-rgb-std", biRGBStd)]
+        where !(value > 0 && value.isFinite) {
+            throw ValidationError("\(name) must be > 0, got \(value)")
+        }
+    }
+
+    /// The library's settings.
+    var parameters: DenseCRF.Parameters {
+        .init(iterations: iterations, posW: posW, posXYStd: posXYStd, biW: biW, biXYStd: biXYStd, biRGBStd: biRGBStd)
+    }
+}
+
+/// `wsss crf`: refine saved class probabilities with the fully-connected CRF.
+struct CRFCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crf",
+        abstract:
+            "Refine class probabilities with a fully-connected CRF (Krähenbühl & Koltun 2011, as pydensecrf) into label PNGs.",
+        discussion: """
+            Reads every /<id> of --scores (float32 [classes, H, W] probabilities, as `wsss predict --save-probabilities` \
+            writes), the image <images>/<id>.jpg, .jpeg or .png (same H x W), and writes the CRF's labels to <out>/<id>.png \
+            (palette PNGs). Images run in parallel over --threads, one per core. Defaults are deeplab-pytorch's.
+            Example: wsss crf --images data/VOC2012/JPEGImages --scores predictions/scores.h5 --out predictions/crf
+            """)
+
+    @Option(help: ArgumentHelp("Folder of the images the scores belong to. (required)", valueName: "dir")) var images: String
+    @Option(help: ArgumentHelp("HDF5 file of class probabilities, /<id>: float32 [classes, H, W]. (required)", valueName: "file"))
+    var scores: String
+    @Option(help: ArgumentHelp("Output folder for <id>.png. (required)", valueName: "dir")) var out: String
+    @OptionGroup var crf: CRFOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    /// The image file of `id`, or nil.
+    static func imagePath(directory: String, id: String) -> String? {
+        ["jpg", "jpeg", "png", "JPG", "JPEG", "PNG"].lazy.map { "\(directory)/\(id).\($0)" }.first {
+            FileManager.default.fileExists(atPath: $0)
+        }
+    }
+
+    func run() throws {
+        try runtime.apply()
+        let file = try HDF5File(path: scores, mode: .read)
+        let ids = try file.datasetNames(under: "/").map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }.sorted()
+        guard !ids.isEmpty else { throw CommandFailure("\(scores): no datasets (expected /<id>: float32 [classes, H, W])") }
+        var paths: [String] = []
+        for id in ids {
+            guard let path = Self.imagePath(directory: images, id: id) else {
+                throw CommandFailure("\(scores) has /\(id) but \(images) has no \(id).jpg, \(id).jpeg or \(id).png")
+            }
+            paths.append(path)
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let model = DenseCRF(parameters: crf.parameters)
+        let progress = ProgressBar("crf", total: ids.count)
+        // Batches of one image per thread: read on this thread (HDF5), infer in parallel, write.
+        let batchSize = max(1, Runtime.threads)
+        for start in stride(from: 0, to: ids.count, by: batchSize) {
+            let range = start..<min(start + batchSize, ids.count)
+            var inputs: [DenseCRF.Input] = []
+            for k in range {
+                let image = try Image.readRGB(from: paths[k])
+                let name = "/\(ids[k])"
+                let shape = try file.shape(of: name)
+                let source = "\(scores):\(name)"
+                guard shape.count == 3 else {
+                    throw CommandFailure("\(source): shape \(shape), expected float32 [classes, H, W]")
+                }
+                guard shape[1] == image.height && shape[2] == image.width else {
+                    throw DenseCRFError.sizeMismatch(
+                        source: "\(source) vs \(paths[k])", imageWidth: image.width, imageHeight: image.height,
+                        scoresWidth: shape[2],
+                        scoresHeight: shape[1])
+                }
+                let p = try file.read(name).scalars
+                inputs.append(.init(image: image, probabilities: p, classes: shape[0], source: source))
+            }
+            let results = try model.infer(batch: inputs)
+            for (k, result) in zip(range, results) {
+                try result.labels.writePNG(to: "\(out)/\(ids[k]).png")
+                progress.advance()
+            }
+        }
+        Log.info("crf: \(ids.count) PNGs in \(out)")
+    }
+}
