@@ -1,3 +1,4 @@
+import DenseCRF
 import Datasets
 import Evaluation
 import Foundation
@@ -37,8 +38,8 @@ public enum EvaluationStage {
     /// `onImage` receives each prediction (e.g. to write it).
     /// - Throws: `TrainingError.badCheckpoint` when the class counts differ.
     public static func evaluate(
-        checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, onImage: (String, LabelMap) throws -> Void = { _, _ in },
-        progress: (Int, Int) -> Void = { _, _ in }
+        checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, crf: DenseCRF.Parameters? = nil,
+        onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> SegmentationReport {
         let (model, options, classes) = try SegmentationTraining.load(checkpoint)
         guard classes.count == dataset.classes.count else {
@@ -47,6 +48,12 @@ public enum EvaluationStage {
         var done = 0
         let matrix = try SegmentationTraining.evaluate(
             model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+            refine: crf.map { parameters in
+                let crf = DenseCRF(parameters: parameters)
+                return { image, scores, id in
+                    try crf.infer(image: image, probabilities: scores.scalars, classes: scores.shape[0], source: id).labels
+                }
+            },
             onImage: onImage,
             progress: {
                 done += 1

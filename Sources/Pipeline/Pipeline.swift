@@ -327,7 +327,9 @@ public final class Pipeline {
                         "pseudo.sam_checkpoint", "pseudo.sam_config"]
             }
             if let about = proposalDescription(for: source) { summary.proposals[source] = about }
-            var own = recipe.effectiveValues(ofKeys: keys).merging(dataKeys) { a, _ in a }
+            let refined = recipe.crf.pseudo && source != .gt
+            var own = recipe.effectiveValues(ofKeys: keys + (refined ? ["crf.pseudo", "crf.confidence"] : [])).merging(dataKeys) { a, _ in a }
+            if refined { own.merge(recipe.effectiveValues(of: ["crf"], excluding: ["crf.eval"])) { a, _ in a } }
             own["source"] = source.rawValue
             if let custom = proposalSources[source] { own["custom.proposals"] = custom.name }
             let provenance = Provenance(own, upstream: needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : [])
@@ -347,7 +349,11 @@ public final class Pipeline {
                     method: try recipe.pseudoLabelMethod(source), seeds: seeds, proposals: try proposals(for: source, dataset: dataset),
                     boxPrompter: try prompter(for: source), classNames: dataset.classes.names)
                 let counter = Counter()
-                let outcome = try PseudoLabelStage(labeler: labeler, outDirectory: folder, visualize: 8).run(on: dataset) {
+                var pseudoStage = PseudoLabelStage(labeler: labeler, outDirectory: folder, visualize: 8)
+                if refined {
+                    pseudoStage.refine = PseudoLabelStage.crfRefinement(recipe.crfParameters, classes: dataset.classes.count, confidence: Float(recipe.crf.confidence))
+                }
+                let outcome = try pseudoStage.run(on: dataset) {
                     self.events.progress("pseudo/\(source)", counter.next(), dataset.samples.count, "")
                 }
                 events.message("pseudo: \(outcome.images) label PNGs in \(folder)")
@@ -389,7 +395,8 @@ public final class Pipeline {
                 if k == 0 { result.checkpoint = checkpoint }
                 for split in recipe.eval.splits {
                     let evalProvenance = Provenance(
-                        recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"]).merging(["split": split]) { a, _ in a },
+                        recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"])
+                            .merging(recipe.crf.eval ? recipe.effectiveValues(of: ["crf"]) : [:]) { a, _ in a }.merging(["split": split]) { a, _ in a },
                         upstream: [("train/\(name)", trainProvenance)])
                     try stage("eval/\(name)/\(split)") {
                         let evalPath = "\(segDir)/eval_\(split).json"
@@ -402,7 +409,8 @@ public final class Pipeline {
                         }
                         let dataset = try recipe.dataset(split: split, requireLabels: true)
                         let report = try EvaluationStage.evaluate(
-                            checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip
+                            checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip,
+                            crf: recipe.crf.eval ? recipe.crfParameters : nil
                         ) { done, total in self.events.progress("eval/\(name)/\(split)", done, total, "") }
                         try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
                             .write(to: URL(fileURLWithPath: evalPath))

@@ -1,3 +1,4 @@
+import DenseCRF
 import Autograd
 import Datasets
 import Dispatch
@@ -27,6 +28,10 @@ public struct PseudoLabelStage {
     /// Side-by-side panels (image, seeds, proposals, result, ground truth) for the first N images,
     /// in `<out>/visualize/`.
     public var visualize = 0
+
+    /// Applied to each label map before it is written and scored, e.g. a dense CRF
+    /// (`DenseCRF.refine`, ignore pixels stay 255): (image, labels, id) → labels.
+    public var refine: (@Sendable (Image, LabelMap, String) throws -> LabelMap)?
 
     public init(labeler: PseudoLabeler, outDirectory: String, visualize: Int = 0) {
         (self.labeler, self.outDirectory, self.visualize) = (labeler, outDirectory, visualize)
@@ -88,7 +93,7 @@ public struct PseudoLabelStage {
         }
         let chunks = max(1, min(samples.count, Runtime.threads * 4))
         var partial = [Result<Partial, Error>](repeating: .success(Partial(matrix: ConfusionMatrix(classCount: names.count))), count: chunks)
-        let (labeler, out, visualize) = (self.labeler, outDirectory, self.visualize)
+        let (labeler, out, visualize, refine) = (self.labeler, outDirectory, self.visualize, self.refine)
         partial.withUnsafeMutableBufferPointer { buffer in
             let results = buffer
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
@@ -104,9 +109,10 @@ public struct PseudoLabelStage {
                         }
                         let result = try labeler.labels(
                             id: sample.id, image: image, imageClasses: try dataset.imageLabels(of: sample), groundTruth: truth)
-                        try result.labels.writePNG(to: "\(out)/\(sample.id).png")
+                        let labels = try refine.map { try $0(image, result.labels, sample.id) } ?? result.labels
+                        try labels.writePNG(to: "\(out)/\(sample.id).png")
                         if let truth {
-                            try p.matrix.add(prediction: result.labels.values, groundTruth: truth.values)
+                            try p.matrix.add(prediction: labels.values, groundTruth: truth.values)
                             p.scored += 1
                         }
                         (p.unmatched, p.clipped, p.outside) = (p.unmatched + result.unmatchedBoxes, p.clipped + result.clippedBoxes, p.outside + result.outsideBoxes)
@@ -194,5 +200,14 @@ public struct PseudoLabelStage {
         let items = dataset.samples.map { SAMMaskFolder.Item(id: $0.id, imagePath: $0.imagePath) }
         let done = try SAMMaskFolder.generate(items, generator: generator, into: cache, progress: progress)
         return (SA1BProposals(directory: cache), done.processed, done.skipped)
+    }
+}
+
+extension PseudoLabelStage {
+    /// A `refine` that runs the dense CRF on each label map (`DenseCRF.refine`: labelled pixels
+    /// at `confidence`, ignore pixels uniform and written back as 255).
+    public static func crfRefinement(_ parameters: DenseCRF.Parameters, classes: Int, confidence: Float = 0.7) -> @Sendable (Image, LabelMap, String) throws -> LabelMap {
+        let crf = DenseCRF(parameters: parameters)
+        return { image, labels, id in try crf.refine(labels: labels, image: image, classes: classes, confidence: confidence, source: id) }
     }
 }

@@ -1,3 +1,4 @@
+import DenseCRF
 import SegmentAnything
 import Training
 
@@ -17,5 +18,14 @@ extension Recipe {
         o.cropNPointsDownscaleFactor = sam.cropNPointsDownscaleFactor
         o.minMaskRegionArea = sam.minMaskRegionArea
         return o
+    }
+}
+
+extension Recipe {
+    /// The `crf:` section's CRF settings.
+    public var crfParameters: DenseCRF.Parameters {
+        DenseCRF.Parameters(
+            iterations: crf.iterations, posW: Float(crf.posW), posXYStd: Float(crf.posXYStd), biW: Float(crf.biW),
+            biXYStd: Float(crf.biXYStd), biRGBStd: Float(crf.biRGBStd))
     }
 }

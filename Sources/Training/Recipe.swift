@@ -17,12 +17,13 @@ public struct Recipe: Sendable {
     public var model = ModelSection()
     public var train = TrainSection()
     public var eval = EvalSection()
+    public var crf = CRFSection()
 
     /// Each section's name and keys, in the order they are documented.
     public static let sections: [(name: String, keys: [String])] = [
         (DataSection.name, DataSection.keyNames), (RunSection.name, RunSection.keyNames), (CAMSection.name, CAMSection.keyNames),
         (PseudoSection.name, PseudoSection.keyNames), (SAMSection.name, SAMSection.keyNames), (ModelSection.name, ModelSection.keyNames),
-        (TrainSection.name, TrainSection.keyNames), (EvalSection.name, EvalSection.keyNames),
+        (TrainSection.name, TrainSection.keyNames), (EvalSection.name, EvalSection.keyNames), (CRFSection.name, CRFSection.keyNames),
     ]
 
     /// Every key, as "section.key".
@@ -93,6 +94,7 @@ public struct Recipe: Sendable {
         model = try Self.decode(values, origin: origin, recipePath: path)
         train = try Self.decode(values, origin: origin, recipePath: path)
         eval = try Self.decode(values, origin: origin, recipePath: path)
+        crf = try Self.decode(values, origin: origin, recipePath: path)
         for (section, body) in values {
             for (key, value) in body {
                 let name = "\(section).\(key)"
@@ -218,6 +220,8 @@ public struct Recipe: Sendable {
             "train.weight_decay": nonNegative, "train.checkpoint_every": atLeastOne, "train.keep_last": atLeastOne,
             "train.eval_every": ("an integer ≥ 0 (0: no evaluation while training)", number { $0 >= 0 }), "train.log_every": atLeastOne,
             "eval.scales": scales,
+            "crf.iterations": ("an integer ≥ 0", number { $0 >= 0 }), "crf.confidence": ("a number in (0, 1)", number { $0 > 0 && $0 < 1 }), "crf.pos_w": nonNegative, "crf.bi_w": nonNegative,
+            "crf.pos_xy_std": positive, "crf.bi_xy_std": positive, "crf.bi_rgb_std": positive,
             "sam.points_per_side": atLeastOne, "sam.points_per_batch": atLeastOne, "sam.pred_iou_thresh": ("a number", number { _ in true }),
             "sam.stability_score_thresh": ("a number", number { _ in true }), "sam.stability_score_offset": nonNegative,
             "sam.box_nms_thresh": share, "sam.crop_n_layers": ("an integer ≥ 0", number { $0 >= 0 }), "sam.crop_nms_thresh": share,
@@ -268,7 +272,7 @@ extension Recipe {
     /// Every section's values as text by "section.key" (defaults included).
     public var textValues: [String: String] {
         [data.textValues, run.textValues, cam.textValues, pseudo.textValues, sam.textValues, model.textValues,
-         train.textValues, eval.textValues].reduce(into: [:]) { all, one in all.merge(one) { a, _ in a } }
+         train.textValues, eval.textValues, crf.textValues].reduce(into: [:]) { all, one in all.merge(one) { a, _ in a } }
     }
 
     /// The effective value of every key of `sections` (defaults included), as text by

@@ -310,3 +310,25 @@ public struct EvalSection: RecipeSection {
     public enum CodingKeys: String, CodingKey, CaseIterable { case scales, flip, splits }
     public typealias Keys = CodingKeys
 }
+
+/// `crf:` — the fully-connected CRF (deeplab-pytorch's names and defaults) and where it applies.
+public struct CRFSection: RecipeSection {
+    public static let name = "crf"
+    /// Refine the segmenters' predictions with the CRF when the pipeline evaluates them.
+    public var eval = false
+    /// Refine the pseudo-labels (every source but gt) with the CRF before training on them.
+    public var pseudo = false
+    /// With `pseudo`: the probability given to a pixel's label (pydensecrf's unary_from_labels gt_prob).
+    public var confidence = 0.7
+    public var iterations = 10
+    public var posW = 3.0
+    public var posXYStd = 1.0
+    public var biW = 4.0
+    public var biXYStd = 67.0
+    public var biRGBStd = 3.0
+    public init() {}
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case eval, pseudo, confidence, iterations, posW = "pos_w", posXYStd = "pos_xy_std", biW = "bi_w", biXYStd = "bi_xy_std", biRGBStd = "bi_rgb_std"
+    }
+    public typealias Keys = CodingKeys
+}

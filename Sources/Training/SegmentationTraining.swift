@@ -211,12 +211,12 @@ public enum SegmentationTraining {
             if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
                 model.train(false)
                 var shown = 0
-                let matrix = try evaluate(model: model, dataset: validation, preprocessing: options.preprocessing) { id, prediction in
+                let matrix = try evaluate(model: model, dataset: validation, preprocessing: options.preprocessing, onImage: { id, prediction in
                     // The first images' predictions as overlays, to watch them improve.
                     guard shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
                     shown += 1
                     try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: done)
-                }
+                })
                 let miou = matrix.meanIoU * 100
                 model.train()
                 for (name, iou) in zip(validation.classes.names, matrix.intersectionOverUnion) {
@@ -284,15 +284,18 @@ public enum SegmentationTraining {
     }
 
     /// Evaluates on a labelled split: logits (multi-scale + flip when asked) upsampled bilinearly
-    /// to the image size, argmax, accumulated in a confusion matrix.
+    /// to the image size, argmax (or `refine` of the probabilities), accumulated in a confusion matrix.
     public static func evaluate(
         model: DeepLabV2, dataset: VOCDataset, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
+        refine: ((_ image: Image, _ scores: Tensor, _ id: String) throws -> LabelMap)? = nil,
         onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: () -> Void = {}
     ) throws -> ConfusionMatrix {
         var matrix = ConfusionMatrix(classCount: dataset.classes.count)
         for sample in dataset.samples {
             let (image, truth) = try dataset.load(sample)
-            let prediction = predict(model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip).labels
+            let result = predict(model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip)
+            // `refine` (e.g. a dense CRF) turns the class probabilities [C, H, W] into the labels instead of the argmax.
+            let prediction = try refine.map { try $0(image, result.scores, sample.id) } ?? result.labels
             try onImage(sample.id, prediction)
             if let truth { try matrix.add(prediction: prediction.values, groundTruth: truth.values) }
             progress()

@@ -77,6 +77,14 @@ struct Pseudo: ParsableCommand {
     @Option(help: ArgumentHelp("SEPL: 'order-free' (ours: independent of class and mask order) or 'public' (cskyl/SAM_WSSS max_iou_imp2.py to the pixel: classes in id order, masks in file order, later classes overwrite; docs/PSEUDO-LABELS.md).", valueName: "rule"))
     var seplRule: SEPLMerge.Rule = .orderFree
 
+    @Flag(help: "Refine the pseudo-labels with the fully-connected CRF (docs/CRF.md; settings below); ignore pixels stay 255.")
+    var crf = false
+
+    @Option(help: ArgumentHelp("With --crf: the probability given to a pixel's label (pydensecrf's unary_from_labels gt_prob).", valueName: "p"))
+    var crfConfidence: Float = 0.7
+
+    @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
+
     @Option(help: ArgumentHelp("Boxes: minimum detection score.", valueName: "s"))
     var boxThreshold: Double = 0.3
 
@@ -136,7 +144,12 @@ struct Pseudo: ParsableCommand {
         }
         let labeler = try PseudoLabeler(
             method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter, classNames: dataset.classes.names)
-        return try Self.run(PseudoLabelStage(labeler: labeler, outDirectory: out, visualize: visualize), on: dataset, label: source.rawValue)
+        var stage = PseudoLabelStage(labeler: labeler, outDirectory: out, visualize: visualize)
+        if crf {
+            guard crfConfidence > 0 && crfConfidence < 1 else { throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)") }
+            stage.refine = PseudoLabelStage.crfRefinement(crfOptions.parameters, classes: dataset.classes.count, confidence: crfConfidence)
+        }
+        return try Self.run(stage, on: dataset, label: source.rawValue)
     }
 
     /// Runs a stage with a progress bar and logs what it found; returns the scores.

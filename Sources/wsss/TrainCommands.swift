@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autograd
 import Datasets
+import DenseCRF
 import Evaluation
 import HDF5
 import Foundation
@@ -97,13 +98,16 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Also average over horizontal flips.") var flip = false
     @Flag(help: "Print one JSON object (as `wsss score --json`).") var json = false
     @Option(help: ArgumentHelp("Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png")) var plot: String?
+    @Flag(help: "Refine each prediction with the fully-connected CRF (docs/CRF.md; settings below) before scoring.") var crf = false
+    @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
 
     func run() throws {
         try runtime.apply()
         var data = self.data
         data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
-                                            scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip)
+                                            scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip,
+                                            crf: crf ? crfOptions.parameters : nil)
         if let plot {
             let chart = BarChart(report: report.report, title: "\((checkpoint as NSString).lastPathComponent) on \(data.split): per-class IoU")
             try chart.render(width: 800).writePNG(to: plot)
@@ -115,11 +119,13 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
-func evaluateCheckpoint(_ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, predictions: String? = nil) throws -> (report: SegmentationReport, images: Int) {
+func evaluateCheckpoint(
+    _ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, crf: DenseCRF.Parameters? = nil, predictions: String? = nil
+) throws -> (report: SegmentationReport, images: Int) {
     let progress = ProgressBar("eval \(dataset.split)", total: dataset.samples.count)
     if let predictions { try FileManager.default.createDirectory(atPath: predictions, withIntermediateDirectories: true) }
     let report = try EvaluationStage.evaluate(
-        checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip,
+        checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip, crf: crf,
         onImage: { id, labels in if let predictions { try labels.writePNG(to: "\(predictions)/\(id).png") } },
         progress: { _, _ in progress.advance() })
     return (report, dataset.samples.count)
@@ -148,6 +154,8 @@ struct PredictCommand: ParsableCommand {
     @Flag(help: "Write overlays of the predictions on the images.") var overlays = false
     @Flag(name: [.customLong("save-probabilities"), .customLong("save-logits")],
           help: "Write the class probabilities to scores.h5 in the output folder (--save-logits is the older name).") var saveProbabilities = false
+    @Flag(help: "Refine each prediction with the fully-connected CRF (docs/CRF.md; settings below); scores.h5 keeps the network's probabilities.") var crf = false
+    @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
 
     func validate() throws {
         guard (root == nil) != (images == nil) else { throw ValidationError("give --root (with --split) or --images, not both") }
@@ -179,12 +187,16 @@ struct PredictCommand: ParsableCommand {
         if overlays { try FileManager.default.createDirectory(atPath: "\(out)/overlays", withIntermediateDirectories: true) }
         let progress = ProgressBar("predict", total: items.count)
         let scaleList = try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
+        let refiner = crf ? DenseCRF(parameters: crfOptions.parameters) : nil
         func process(_ scores: HDF5File?) throws {
             for item in items {
                 let image = try Image.readRGB(from: item.path)
                 let result = SegmentationTraining.predict(model: model, image: image, preprocessing: options.preprocessing, scales: scaleList, flip: flip)
-                try result.labels.writePNG(to: "\(folder)/\(item.id).png")
-                if overlays { try image.overlaid(with: result.labels).writePNG(to: "\(out)/overlays/\(item.id).png") }
+                let labels = try refiner.map {
+                    try $0.infer(image: image, probabilities: result.scores.scalars, classes: result.scores.shape[0], source: item.path).labels
+                } ?? result.labels
+                try labels.writePNG(to: "\(folder)/\(item.id).png")
+                if overlays { try image.overlaid(with: labels).writePNG(to: "\(out)/overlays/\(item.id).png") }
                 try scores?.write(result.scores, at: "/\(item.id)")
                 progress.advance()
             }

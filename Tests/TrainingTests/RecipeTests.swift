@@ -68,6 +68,9 @@ import Testing
         ("eval.scales=[1, 1e9]", "'eval.scales' must be a non-empty list of scales in (0, 8]"),
         ("cam.bg_threshold=1.5", "'cam.bg_threshold' must be a number in [0, 1]"),
         ("run.threads=0", "'run.threads' must be an integer ≥ 1"),
+        ("crf.bi_rgb_std=0", "'crf.bi_rgb_std' must be a number > 0"),
+        ("crf.confidence=1", "'crf.confidence' must be a number in (0, 1)"),
+        ("crf.eval=yes please", "'crf.eval' must be true or false"),
     ])
     func outOfRangeValuesAreRefusedNamingTheKey(override: String, message: String) {
         #expect {

@@ -177,6 +177,27 @@ import Training
         #expect(throws: (any Error).self) { try PredictCommand.parse(["--images", images, "--root", root, "--checkpoint", checkpoint, "--out", "/tmp/x"]) }
     }
 
+    /// `predict --crf` refines with the same CRF as `wsss crf` on the saved probabilities (the
+    /// label PNGs are identical; that the CRF changes labels is DenseCRFTests' and
+    /// CRFCommandTests' business: this 4-iteration net's predictions come out unchanged), and
+    /// `eval --crf` runs with the CRF's flags.
+    @Test func predictAndEvalWithTheCRFAgreeWithWsssCRF() throws {
+        let images = root + "/JPEGImages"
+        try PredictCommand.parse(["--images", images, "--checkpoint", checkpoint, "--out", root + "/pred-crf", "--crf", "--iterations", "3", "--pos-w", "60", "--pos-xy-std", "4",
+                                  "--save-probabilities", "--threads", "1"]).run()
+        try CRFCommand.parse(["--images", images, "--scores", root + "/pred-crf/scores.h5", "--out", root + "/crf-again", "--iterations", "3", "--pos-w", "60", "--pos-xy-std", "4",
+                              "--threads", "1"]).run()
+        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/crf-again").filter { $0.hasSuffix(".png") }.sorted()
+        #expect(names.count == 11)
+        for name in names {
+            let viaPredict = try LabelMap.read(from: "\(root)/pred-crf/\(name)"), viaCRF = try LabelMap.read(from: "\(root)/crf-again/\(name)")
+            #expect(viaPredict.values == viaCRF.values, "\(name)")
+        }
+        var eval = try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--crf", "--iterations", "3", "--json", "--threads", "1"])
+        try eval.run()
+        #expect(throws: (any Error).self) { try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--crf", "--bi-rgb-std", "0"]) }
+    }
+
     @Test func trainingWritesTensorBoardEvents() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: root + "/seg").filter { $0.hasPrefix("events.out.tfevents.") }
         #expect(files.count == 1)
