@@ -303,9 +303,7 @@ public final class Pipeline {
             default:
                 let directory = String(spec.drop { $0 != ":" }.dropFirst())
                 let path = directory.hasPrefix("/") ? directory : root + "/" + directory
-                let about = FileManager.default.contents(atPath: path + "/" + proposalAboutFile)
-                    .flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").first.map(String.init) }
-                return about?.replacingOccurrences(of: #" \(.*\)$"#, with: "", options: .regularExpression) ?? spec
+                return folderAbout(path) ?? spec
             }
         }
         var pseudoProvenance: [LabelSource: Provenance] = [:]

@@ -24,8 +24,9 @@ extension ProposalSource {
     public var about: String? { nil }
 }
 
-/// The first line of `<directory>/ABOUT.txt`, when there is one.
-func folderAbout(_ directory: String) -> String? {
+/// The first line of `<directory>/ABOUT.txt` (what the folder's proposals are; later lines may
+/// say where they came from), when there is one.
+public func folderAbout(_ directory: String) -> String? {
     guard let data = FileManager.default.contents(atPath: directory + "/" + proposalAboutFile) else { return nil }
     let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first.map { $0.trimmingCharacters(in: .whitespaces) }
     return line?.isEmpty == false ? line : nil

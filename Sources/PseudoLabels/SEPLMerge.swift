@@ -84,8 +84,8 @@ public struct SEPLMerge: Sendable {
                     }
                 }
                 let area = mask.area
-                let mostlyInside = maskShare == 0.5 ? 2 * overlap - area > 0 : Double(overlap) > maskShare * Double(area)
-                if mostlyInside || Double(overlap) / Double(region) >= regionShare {
+                // With maskShare 0.5 this is the public code's 2·|M∩C| − |M| > 0 exactly (integers in Double).
+                if Double(overlap) > maskShare * Double(area) || Double(overlap) / Double(region) >= regionShare {
                     selected.append(index)
                     claimed[index] = true
                     decisions[index] = Decision(assignedClass: c, share: area > 0 ? Double(overlap) / Double(area) : 0)

@@ -63,7 +63,7 @@ struct Synth: ParsableCommand {
             let folder = "\(out)/SAMStandIn"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             // Result tables name these masks for what they are (ProposalSource.about).
-            try Data("SAM stand-in, derived from ground truth (wsss synth --proposals; docs/SYNTHETIC.md)\n".utf8)
+            try Data("SAM stand-in, derived from ground truth\nwritten by wsss synth --proposals; docs/SYNTHETIC.md\n".utf8)
                 .write(to: URL(fileURLWithPath: "\(folder)/\(proposalAboutFile)"), options: .atomic)
             let side = size
             writer = { id, masks in
