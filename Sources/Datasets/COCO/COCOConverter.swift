@@ -68,8 +68,8 @@ public enum COCOConverter {
     ///   - annotations: instances_<split>.json.
     ///   - images: the folder holding the files the annotations name (train2014/).
     ///   - root: the output dataset root (created).
-    ///   - progress: called from worker threads with the number of images finished so far and
-    ///     the total, after each image.
+    ///   - progress: called once with (0, total) before the images are painted, then from worker
+    ///     threads with the number of images finished so far and the total, after each image.
     /// - Throws: `COCOError` for a bad file (before anything is written), `.several` for the
     ///   images whose annotations cannot be painted (their PNGs are not written, the split list
     ///   neither; a rerun redoes only them).
@@ -145,6 +145,7 @@ public enum COCOConverter {
         var outcomes = [Outcome](repeating: Outcome(), count: selected.count)
         let finished = Counter()
         let imagesFolder = images.hasPrefix("/") ? images : fm.currentDirectoryPath + "/" + images
+        progress?(0, selected.count)
         outcomes.withUnsafeMutableBufferPointer { out in
             let buffer = out
             DispatchQueue.concurrentPerform(iterations: selected.count) { n in
