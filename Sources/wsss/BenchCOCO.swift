@@ -18,10 +18,10 @@ extension Bench {
                 The folder is removed afterwards.
                 """)
 
-        @Option(help: ArgumentHelp("Images in the generated file. (default: 82783, train2014's count)", valueName: "n"))
+        @Option(help: ArgumentHelp("Images in the generated file (train2014 has 82,783).", valueName: "n"))
         var images = 82_783
 
-        @Option(help: ArgumentHelp("Mean annotations per image. (default: 7.3, train2014's ≈ 604k / 82,783)", valueName: "x"))
+        @Option(help: ArgumentHelp("Mean annotations per image (train2014: ≈ 604k / 82,783).", valueName: "x"))
         var annotationsPerImage = 7.3
 
         @Flag(help: "Only read the file; skip the conversion.")

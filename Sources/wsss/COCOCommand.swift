@@ -30,10 +30,10 @@ struct COCOCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Dataset root to write (created; shared by several splits). (required)", valueName: "dir"))
         var out: String
 
-        @Option(help: ArgumentHelp("Split name for the lists written. (default: train)", valueName: "name"))
+        @Option(help: ArgumentHelp("Split name for the lists written.", valueName: "name"))
         var split = "train"
 
-        @Option(help: ArgumentHelp("Crowd annotations: painted as their class (coco2voc) or as 255 ignore where no other object lies. (default: class)", valueName: "class|ignore"))
+        @Option(help: ArgumentHelp("Crowd annotations: painted as their class (coco2voc) or as 255 ignore where no other object lies.", valueName: "class|ignore"))
         var crowd = COCOConverter.CrowdRule.class
 
         @Option(help: ArgumentHelp("Images without annotations: keep (all background) or skip. (default: skip for train* splits, keep otherwise)", valueName: "keep|skip"))

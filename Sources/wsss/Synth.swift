@@ -14,7 +14,7 @@ struct Synth: ParsableCommand {
         abstract: "Write the built-in synthetic dataset (VOC 2012 layout) for running the pipeline without downloads.",
         discussion: "Six shape classes sharing body colours and textures, each with a small discriminative part; textured backgrounds with clutter; 1–4 overlapping objects per image. See docs/SYNTHETIC.md. With --format coco: a COCO-format set instead (annotations/instances_{train,val}.json with polygons, RLE and crowds over the 80 official categories, images in train/ and val/) for `wsss coco convert`; see docs/COCO.md.")
 
-    @Option(help: ArgumentHelp("Layout: voc (the VOC 2012 layout) or coco (instances JSON + image folders). (default: voc)", valueName: "voc|coco"))
+    @Option(help: ArgumentHelp("Layout: voc (the VOC 2012 layout) or coco (instances JSON + image folders).", valueName: "voc|coco"))
     var format = SynthFormat.voc
 
     @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir"))

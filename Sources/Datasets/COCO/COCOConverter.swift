@@ -7,6 +7,7 @@ import Imaging
 /// ROOT/JPEGImages/<file stem>.jpg            (a link to the COCO image)
 /// ROOT/ImageSets/Segmentation/<split>.txt
 /// ROOT/image_labels_<split>.txt              (the --image-labels format, class names)
+/// ROOT/image_labels.txt                      (every split converted so far, for recipes)
 /// ROOT/classes.txt                           (background + the category names)
 /// ```
 /// Painting follows alicranck/coco2voc (`coco2voc_aux.annotations_to_seg`), the conversion that
@@ -198,6 +199,7 @@ public enum COCOConverter {
         }
         try writeText(labelLines.joined(separator: "\n") + "\n", to: "\(root)/image_labels_\(options.split).txt")
         try writeText(ids.joined(separator: "\n") + "\n", to: "\(root)/ImageSets/Segmentation/\(options.split).txt")
+        try writeCombinedImageLabels(root: root)
         report.seconds = Date().timeIntervalSince(start)
         return report
     }
@@ -260,6 +262,23 @@ public enum COCOConverter {
         let name = fileName.split(separator: "/").last.map(String.init) ?? fileName
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
         return String(name[..<dot])
+    }
+
+    /// ROOT/image_labels.txt: every converted split's image labels in one file (a recipe's
+    /// data.image_labels serves all splits; COCO's train and val names never collide).
+    static func writeCombinedImageLabels(root: String) throws {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+            .filter { $0.hasPrefix("image_labels_") && $0.hasSuffix(".txt") }.sorted()
+        var seen = Set<String>()
+        var lines = ["# every split of this root: " + files.joined(separator: ", ") + " (written by wsss coco convert)"]
+        for name in files {
+            guard let text = try? String(contentsOfFile: "\(root)/\(name)", encoding: .utf8) else { continue }
+            for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+                let id = String(line.split(separator: " ").first ?? "")
+                if !id.isEmpty && seen.insert(id).inserted { lines.append(String(line)) }
+            }
+        }
+        try writeText(lines.joined(separator: "\n") + "\n", to: "\(root)/image_labels.txt")
     }
 
     static func several(_ path: String, _ problems: [String]) -> COCOError {
