@@ -7,7 +7,7 @@ import Testing
     static let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("recipes").path
 
-    @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full"])
+    @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full", "coco"])
     func shippedRecipesLoad(_ name: String) throws {
         let recipe = try Recipe(path: "\(Self.recipes)/\(name).yaml")
         #expect(recipe.data.root != nil)
@@ -18,6 +18,12 @@ import Testing
             #expect([t.iterations, t.batch, t.accumulation, t.crop] as [Int] == [20000, 5, 2, 321])
             #expect(recipe.train.lr == 2.5e-4)
             #expect(recipe.model.msc && recipe.model.frozenBN && recipe.model.depth == .resnet101)
+        }
+        if name == "coco" {
+            // deeplab-pytorch's COCO protocol (recipes/coco.yaml names the sources).
+            let t = recipe.train
+            #expect([t.iterations, t.batch, t.accumulation, t.crop] as [Int] == [100_000, 5, 2, 321])
+            #expect(t.lr == 2.5e-4 && recipe.cam.iterations == 25650 && recipe.data.imageLabels == "image_labels.txt")
         }
     }
 
