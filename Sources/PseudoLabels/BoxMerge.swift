@@ -35,7 +35,10 @@ public struct DetectionFile: Sendable {
         guard let object = json as? [String: Any] else {
             throw PseudoLabelError.malformed(path: path, reason: "expected an object mapping image ids to lists of detections")
         }
-        let index = Dictionary(classNames.enumerated().map { ($1.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
+        // A detector's phrase "traffic light" names the class "traffic_light" (classes.txt of
+        // `wsss coco convert`, whose label files split on spaces): compare with "_" as " ".
+        func key(_ name: String) -> String { name.lowercased().replacingOccurrences(of: "_", with: " ").trimmingCharacters(in: .whitespaces) }
+        let index = Dictionary(classNames.enumerated().map { (key($1), $0) }, uniquingKeysWith: { a, _ in a })
         var result: [String: [Detection]] = [:]
         for (id, value) in object {
             guard let list = value as? [Any] else { throw PseudoLabelError.malformed(path: path, reason: "\(id): expected a list") }
@@ -46,7 +49,7 @@ public struct DetectionFile: Sendable {
                 if let n = d["class_id"] as? Int {
                     classID = n
                 } else if let name = (d["label"] ?? d["class"] ?? d["phrase"]) as? String {
-                    guard let n = index[name.lowercased().trimmingCharacters(in: .whitespaces)] else {
+                    guard let n = index[key(name)] else {
                         throw bad("unknown class \"\(name)\"")
                     }
                     classID = n
