@@ -223,6 +223,13 @@ public enum COCOConverter {
                         warnings.append("\(file.path): annotation \(a.id): polygon \(p) has \(polygon.count / 2) point\(polygon.count / 2 == 1 ? "" : "s") (fewer than 3); skipped")
                         continue
                     }
+                    // COCO's largest polygons walk ~10^4 points; 10^7 (160 MB) means vertices far off the image.
+                    let points = COCOMask.boundaryPoints(polygon)
+                    guard points <= 10_000_000 else {
+                        throw COCOError.badSegmentation(
+                            path: file.path, annotationID: a.id,
+                            reason: "polygon \(p) spans \(points) boundary points (vertices far outside the \(w)x\(h) image)")
+                    }
                     parts.append(COCOMask.polygon(polygon, height: h, width: w))
                 }
             case .runLengths(let runs):

@@ -87,6 +87,22 @@ public enum COCOMask {
         return Int(d)
     }
 
+    /// The number of upsampled boundary points rleFrPoly walks for a polygon (its memory is two
+    /// Ints per point): vertices far outside the image make it grow without bound, so callers
+    /// check it before rasterising user input.
+    public static func boundaryPoints(_ xy: [Double]) -> Int {
+        let k = xy.count / 2
+        guard k > 0 else { return 0 }
+        var total = 0
+        for j in 0..<k {
+            let n = (j + 1) % k
+            let dx = abs(cInt(5 * xy[2 * j] + 0.5) - cInt(5 * xy[2 * n] + 0.5))
+            let dy = abs(cInt(5 * xy[2 * j + 1] + 0.5) - cInt(5 * xy[2 * n + 1] + 0.5))
+            total += max(dx, dy) + 1
+        }
+        return total
+    }
+
     /// One polygon → runs, as maskApi.c's rleFrPoly: vertices scaled ×5 and rounded, edges walked
     /// point by point along their longer axis (Bresenham-like), the points where the upsampled
     /// boundary crosses a pixel column's centre kept and mapped back to pixel rows (ceil), and the
