@@ -27,12 +27,16 @@ extension Bench {
         @Flag(help: "Only read the file; skip the conversion.")
         var parseOnly = false
 
-        @Option(help: ArgumentHelp("Folder for the generated file and output. (default: the system temporary folder)", valueName: "dir"))
+        @Option(
+            help: ArgumentHelp(
+                "Folder for the generated file and output. (default: the system temporary folder)", valueName: "dir"))
         var directory: String?
 
         func validate() throws {
             guard images >= 1 else { throw ValidationError("--images must be at least 1, got \(images)") }
-            guard annotationsPerImage >= 0 && annotationsPerImage <= 100 else { throw ValidationError("--annotations-per-image must be 0 to 100") }
+            guard annotationsPerImage >= 0 && annotationsPerImage <= 100 else {
+                throw ValidationError("--annotations-per-image must be 0 to 100")
+            }
         }
 
         func run() throws {
@@ -42,14 +46,19 @@ extension Bench {
             let json = folder + "/instances_bench.json"
             let generated = Date()
             let (count, bytes) = try Self.generate(to: json, images: images, annotationsPerImage: annotationsPerImage)
-            Log.info(String(format: "bench coco: generated %d annotations, %.0f MB in %.1f s", count, Double(bytes) / 1e6, Date().timeIntervalSince(generated)))
+            Log.info(
+                String(
+                    format: "bench coco: generated %d annotations, %.0f MB in %.1f s", count, Double(bytes) / 1e6,
+                    Date().timeIntervalSince(generated)))
 
             let t0 = DispatchTime.now().uptimeNanoseconds
             let file = try COCOAnnotationFile(path: json)
             let parse = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             printJSON([
-                "name": "coco_parse", "annotations": file.annotations.count, "images": file.images.count, "file_mb": Double(bytes / 100_000) / 10,
-                "seconds": (parse * 1000).rounded() / 1000, "annotations_per_s": (Double(file.annotations.count) / parse).rounded(),
+                "name": "coco_parse", "annotations": file.annotations.count, "images": file.images.count,
+                "file_mb": Double(bytes / 100_000) / 10,
+                "seconds": (parse * 1000).rounded() / 1000,
+                "annotations_per_s": (Double(file.annotations.count) / parse).rounded(),
                 "mb_per_s": (Double(bytes) / 1e6 / parse).rounded(), "peak_rss_mb": peakResidentMegabytes(),
             ])
             fflush(stdout)
@@ -65,15 +74,18 @@ extension Bench {
                 })
             let convert = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
             printJSON([
-                "name": "coco_convert", "annotations": report.annotations, "images": report.images, "seconds": (convert * 10).rounded() / 10,
-                "images_per_s": (Double(report.images) / convert).rounded(), "annotations_per_s": (Double(report.annotations) / convert).rounded(),
+                "name": "coco_convert", "annotations": report.annotations, "images": report.images,
+                "seconds": (convert * 10).rounded() / 10,
+                "images_per_s": (Double(report.images) / convert).rounded(),
+                "annotations_per_s": (Double(report.annotations) / convert).rounded(),
                 "peak_rss_mb": peakResidentMegabytes(), "threads": ProcessInfo.processInfo.activeProcessorCount,
             ])
         }
 
         /// Writes a seeded instances file; returns the annotation count and the file size.
         static func generate(to path: String, images: Int, annotationsPerImage: Double) throws -> (Int, Int) {
-            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path)
+            else {
                 throw CommandFailure("\(path): cannot create the benchmark file")
             }
             defer { try? handle.close() }
@@ -100,7 +112,9 @@ extension Bench {
                 let (w, h) = landscape ? (640, 427 + Int(g.next() % 54)) : (427 + Int(g.next() % 54), 640)
                 sizes.append((w, h))
                 emit("\(i == 0 ? "" : ","){\"license\":3,\"file_name\":\"COCO_train2014_\(String(format: "%012d", i + 1)).jpg\",")
-                emit("\"coco_url\":\"http://images.cocodataset.org/train2014/x.jpg\",\"height\":\(h),\"width\":\(w),\"date_captured\":\"2013-11-14 16:28:13\",\"id\":\(i + 1)}")
+                emit(
+                    "\"coco_url\":\"http://images.cocodataset.org/train2014/x.jpg\",\"height\":\(h),\"width\":\(w),\"date_captured\":\"2013-11-14 16:28:13\",\"id\":\(i + 1)}"
+                )
             }
             emit("],\"annotations\":[")
             var annotationCount = 0
@@ -161,7 +175,8 @@ extension Bench {
                 }
             }
             emit("],\"categories\":[")
-            emit(categories.map { "{\"supercategory\":\"thing\",\"id\":\($0.id),\"name\":\"\($0.name)\"}" }.joined(separator: ","))
+            emit(
+                categories.map { "{\"supercategory\":\"thing\",\"id\":\($0.id),\"name\":\"\($0.name)\"}" }.joined(separator: ","))
             emit("]}")
             flush(force: true)
             return (annotationCount, written)

@@ -8,11 +8,13 @@ extension COCOConverter.UnannotatedRule: ExpressibleByArgument {}
 /// `wsss coco`: MS-COCO instances files → the VOC layout every other command reads.
 struct COCOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "coco", abstract: "MS-COCO 2014 support: convert instances files to the VOC layout.", subcommands: [Convert.self])
+        commandName: "coco", abstract: "MS-COCO 2014 support: convert instances files to the VOC layout.",
+        subcommands: [Convert.self])
 
     struct Convert: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Convert a COCO instances file (polygons, RLE, crowds) into label PNGs, image labels, classes and a split list.",
+            abstract:
+                "Convert a COCO instances file (polygons, RLE, crowds) into label PNGs, image labels, classes and a split list.",
             discussion: """
                 Writes ROOT/SegmentationClass/<stem>.png (0 background, 1–80 in the order of the category ids, 255 ignore), \
                 ROOT/JPEGImages/<stem>.jpg (links to the images), ROOT/ImageSets/Segmentation/<split>.txt, \
@@ -21,7 +23,8 @@ struct COCOCommand: ParsableCommand {
                 Finished PNGs are kept on a rerun. See docs/COCO.md.
                 """)
 
-        @Option(help: ArgumentHelp("COCO instances file, e.g. annotations/instances_train2014.json. (required)", valueName: "file"))
+        @Option(
+            help: ArgumentHelp("COCO instances file, e.g. annotations/instances_train2014.json. (required)", valueName: "file"))
         var annotations: String
 
         @Option(help: ArgumentHelp("Folder of the images the file names, e.g. train2014/. (required)", valueName: "dir"))
@@ -33,10 +36,16 @@ struct COCOCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Split name for the lists written.", valueName: "name"))
         var split = "train"
 
-        @Option(help: ArgumentHelp("Crowd annotations: painted as their class (coco2voc) or as 255 ignore where no other object lies.", valueName: "class|ignore"))
+        @Option(
+            help: ArgumentHelp(
+                "Crowd annotations: painted as their class (coco2voc) or as 255 ignore where no other object lies.",
+                valueName: "class|ignore"))
         var crowd = COCOConverter.CrowdRule.class
 
-        @Option(help: ArgumentHelp("Images without annotations: keep (all background) or skip. (default: skip for train* splits, keep otherwise)", valueName: "keep|skip"))
+        @Option(
+            help: ArgumentHelp(
+                "Images without annotations: keep (all background) or skip. (default: skip for train* splits, keep otherwise)",
+                valueName: "keep|skip"))
         var unannotated: COCOConverter.UnannotatedRule?
 
         @Flag(help: "Print the report as one JSON object on stdout.")
@@ -66,7 +75,9 @@ struct COCOCommand: ParsableCommand {
                         + "\(report.skippedUnannotated) without annotations skipped), \(report.annotations) annotations, "
                         + "\(report.warnings.count) warnings, \(String(format: "%.1f", report.seconds)) s")
                 if report.classesWithoutPixels > 0 {
-                    print("note: \(report.classesWithoutPixels) images have an annotated class with no pixel in their label map (covered by smaller objects or too thin)")
+                    print(
+                        "note: \(report.classesWithoutPixels) images have an annotated class with no pixel in their label map (covered by smaller objects or too thin)"
+                    )
                 }
                 print("next: wsss data check --root \(out) --split \(split) --image-labels \(out)/image_labels_\(split).txt")
             }

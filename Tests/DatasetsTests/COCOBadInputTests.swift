@@ -12,7 +12,8 @@ import Testing
 
     /// The fixture with `edit` applied, written to a temporary file.
     func edited(_ edit: (inout [String: Any]) -> Void) throws -> String {
-        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture))) as? [String: Any])
+        var object = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture))) as? [String: Any])
         edit(&object)
         let path = NSTemporaryDirectory() + "wsss-coco-bad-\(UUID().uuidString).json"
         try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
@@ -28,7 +29,9 @@ import Testing
         }
     }
 
-    func convert(_ json: String, root: String = NSTemporaryDirectory() + "wsss-coco-\(UUID().uuidString)") throws -> COCOConverter.Report {
+    func convert(_ json: String, root: String = NSTemporaryDirectory() + "wsss-coco-\(UUID().uuidString)") throws
+        -> COCOConverter.Report
+    {
         var options = COCOConverter.Options()
         options.split = "val"
         return try COCOConverter.convert(annotations: json, images: images, root: root, options: options)
@@ -60,7 +63,8 @@ import Testing
         let path = NSTemporaryDirectory() + "wsss-coco-bad-\(UUID().uuidString).json"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         let offset = text.utf8.distance(from: text.startIndex, to: comma.lowerBound)
-        #expect(message { _ = try convert(path) } == "\(path): malformed JSON at byte \(offset): expected ',' or '}' in an object")
+        #expect(
+            message { _ = try convert(path) } == "\(path): malformed JSON at byte \(offset): expected ',' or '}' in an object")
     }
 
     @Test func anAnnotationOfAMissingImageIsNamed() throws {
@@ -73,7 +77,9 @@ import Testing
 
     @Test func aCategoryOutsideTheFilesCategoriesIsNamed() throws {
         let path = try editAnnotation(1004) { $0["category_id"] = 5 }
-        #expect(message { _ = try convert(path) }.contains("\(path): annotation 1004: category_id 5 is not among the file's categories"))
+        #expect(
+            message { _ = try convert(path) }.contains(
+                "\(path): annotation 1004: category_id 5 is not among the file's categories"))
     }
 
     @Test func aPolygonOfTwoPointsIsAWarningAndSkipped() throws {
@@ -111,7 +117,9 @@ import Testing
             rle["counts"] = counts
             a["segmentation"] = rle
         }
-        #expect(message { _ = try convert(path) }.contains("annotation 1006: RLE runs cover 1923 pixels but image 25 has 1920 (48x40)"))
+        #expect(
+            message { _ = try convert(path) }.contains(
+                "annotation 1006: RLE runs cover 1923 pixels but image 25 has 1920 (48x40)"))
     }
 
     @Test func aBadCompressedStringIsNamed() throws {
@@ -120,7 +128,9 @@ import Testing
             rle["counts"] = "0P"
             a["segmentation"] = rle
         }
-        #expect(message { _ = try convert(path) }.contains("annotation 1005: bad segmentation (compressed counts end inside a number)"))
+        #expect(
+            message { _ = try convert(path) }.contains(
+                "annotation 1005: bad segmentation (compressed counts end inside a number)"))
     }
 
     @Test func aMissingImageFileIsNamed() throws {

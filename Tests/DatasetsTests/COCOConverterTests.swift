@@ -5,12 +5,15 @@ import Testing
 @testable import Datasets
 
 @Suite struct COCOConverterTests {
-    func convert(crowd: COCOConverter.CrowdRule = .class, split: String = "val", json: String? = nil) throws -> (String, COCOConverter.Report) {
+    func convert(crowd: COCOConverter.CrowdRule = .class, split: String = "val", json: String? = nil) throws -> (
+        String, COCOConverter.Report
+    ) {
         let root = NSTemporaryDirectory() + "wsss-coco-\(UUID().uuidString)"
         var options = COCOConverter.Options()
         (options.split, options.crowd) = (split, crowd)
         let report = try COCOConverter.convert(
-            annotations: json ?? "\(COCOFixtures.folder)/instances_tiny.json", images: "\(COCOFixtures.folder)/images", root: root,
+            annotations: json ?? "\(COCOFixtures.folder)/instances_tiny.json", images: "\(COCOFixtures.folder)/images",
+            root: root,
             options: options)
         return (root, report)
     }
@@ -18,7 +21,8 @@ import Testing
     /// Each annotation's mask is pycocotools' annToMask (polygons in several parts, self-crossing
     /// and keyhole polygons, repeated and closing vertices, crowd compressed RLE, uncompressed RLE).
     @Test func annotationMasksMatchAnnToMask() throws {
-        let expected = try #require((try COCOFixtures.json("expected.json") as? [String: Any])?["annotations"] as? [String: String])
+        let expected = try #require(
+            (try COCOFixtures.json("expected.json") as? [String: Any])?["annotations"] as? [String: String])
         let file = try COCOAnnotationFile(path: "\(COCOFixtures.folder)/instances_tiny.json")
         #expect(file.annotations.count == expected.count)
         for a in file.annotations {
@@ -34,7 +38,8 @@ import Testing
     /// 1…C, for both crowd rules; the unannotated image is all background on val.
     @Test(arguments: COCOConverter.CrowdRule.allCases)
     func labelMapsMatchTheReference(crowd: COCOConverter.CrowdRule) throws {
-        let maps = try #require((try COCOFixtures.json("expected.json") as? [String: Any])?["label_maps"] as? [String: [String: [String: String]]])
+        let maps = try #require(
+            (try COCOFixtures.json("expected.json") as? [String: Any])?["label_maps"] as? [String: [String: [String: String]]])
         let (root, report) = try convert(crowd: crowd)
         #expect(report.images == 4 && report.written == 4 && report.skippedUnannotated == 0)
         for (stem, rules) in maps {
@@ -49,7 +54,8 @@ import Testing
         let classes = try ClassNames.load("\(root)/classes.txt")
         #expect(classes.names == ["background", "person", "car", "traffic_light", "bottle", "toothbrush"])
         // The dataset reads back as any VOC-layout set, image labels from the written file.
-        let dataset = try VOCDataset(root: root, split: "val", classes: classes, imageLabelFile: "\(root)/image_labels_val.txt", requireLabels: true)
+        let dataset = try VOCDataset(
+            root: root, split: "val", classes: classes, imageLabelFile: "\(root)/image_labels_val.txt", requireLabels: true)
         #expect(dataset.samples.count == 4)
         #expect(dataset.samples.first { $0.id == "COCO_tiny_000000000042" }?.imageLabels == [])
         #expect(dataset.samples.first { $0.id == "COCO_tiny_000000000025" }?.imageLabels == [1, 2, 3, 4, 5])

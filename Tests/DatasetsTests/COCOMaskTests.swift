@@ -31,12 +31,15 @@ enum COCOFixtures {
             let parts = (c["polygons"] as! [[Any]]).map { $0.map { ($0 as! NSNumber).doubleValue } }
             var ours = [UInt8](repeating: 0, count: h * w)
             ours.withUnsafeMutableBufferPointer { buffer in
-                for part in parts { COCOMask.polygon(part, height: h, width: w).paint(into: buffer.baseAddress!, value: 1, onlyOver: nil) }
+                for part in parts {
+                    COCOMask.polygon(part, height: h, width: w).paint(into: buffer.baseAddress!, value: 1, onlyOver: nil)
+                }
             }
             let theirs = try COCOFixtures.bitmap(c["counts"] as! String, height: h, width: w)
             #expect(ours == theirs, "polygon case \(k) (\(h)x\(w))")
             // The encoder gives pycocotools' string for the same mask.
-            #expect(COCOMask.encodeCounts(COCOMask.encode(ours, height: h, width: w).counts) == c["counts"] as! String, "case \(k)")
+            #expect(
+                COCOMask.encodeCounts(COCOMask.encode(ours, height: h, width: w).counts) == c["counts"] as! String, "case \(k)")
         }
     }
 
@@ -48,7 +51,9 @@ enum COCOFixtures {
 
     @Test func badCompressedCountsAreRefused() {
         // "~" is past 'o' (111); "0" alone is fine, "P" (0x20 set) promises more.
-        #expect(throws: COCOMask.StringError.badCharacter(offset: 1)) { try Array("1~".utf8).withUnsafeBytes { try COCOMask.decodeCounts($0) } }
+        #expect(throws: COCOMask.StringError.badCharacter(offset: 1)) {
+            try Array("1~".utf8).withUnsafeBytes { try COCOMask.decodeCounts($0) }
+        }
         #expect(throws: COCOMask.StringError.truncated) { try Array("1P".utf8).withUnsafeBytes { try COCOMask.decodeCounts($0) } }
     }
 

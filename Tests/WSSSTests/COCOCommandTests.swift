@@ -13,11 +13,14 @@ import Testing
     func synthesizedAndConverted() throws -> (coco: String, root: String) {
         let base = NSTemporaryDirectory() + "wsss-coco-cli-\(UUID().uuidString)"
         let coco = base + "/coco", root = base + "/COCO2014"
-        var synth = try Synth.parse(["--format", "coco", "--out", coco, "--train", "8", "--val", "4", "--size", "48", "--seed", "2"])
+        var synth = try Synth.parse([
+            "--format", "coco", "--out", coco, "--train", "8", "--val", "4", "--size", "48", "--seed", "2",
+        ])
         try synth.run()
         for split in ["train", "val"] {
             var convert = try COCOCommand.Convert.parse([
-                "--annotations", "\(coco)/annotations/instances_\(split).json", "--images", "\(coco)/\(split)", "--out", root, "--split", split,
+                "--annotations", "\(coco)/annotations/instances_\(split).json", "--images", "\(coco)/\(split)", "--out", root,
+                "--split", split,
             ])
             try convert.run()
         }
@@ -33,19 +36,21 @@ import Testing
         let val = try String(contentsOfFile: root + "/ImageSets/Segmentation/val.txt", encoding: .utf8).split(separator: "\n")
         #expect(train.count == 7 && val.count == 4)
         for split in ["train", "val"] {
-            var check = try DataCommand.Check.parse(["--root", root, "--split", split, "--image-labels", root + "/image_labels_\(split).txt"])
+            var check = try DataCommand.Check.parse([
+                "--root", root, "--split", split, "--image-labels", root + "/image_labels_\(split).txt",
+            ])
             try check.run()
         }
         let runDir = root + "/run"
         try """
-            data: {root: \(root), image_labels: image_labels.txt}
-            run: {dir: \(runDir), seed: 0}
-            cam: {iterations: 2, batch: 2, crop: 32, width_divisor: 16, frozen_bn: false, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
-            pseudo: {source: cam}
-            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-            train: {iterations: 2, batch: 2, crop: 32, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
-            eval: {splits: [val]}
-            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        data: {root: \(root), image_labels: image_labels.txt}
+        run: {dir: \(runDir), seed: 0}
+        cam: {iterations: 2, batch: 2, crop: 32, width_divisor: 16, frozen_bn: false, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
+        pseudo: {source: cam}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {iterations: 2, batch: 2, crop: 32, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+        eval: {splits: [val]}
+        """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
         var pipeline = try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"])
         try pipeline.run()
         let data = try #require(FileManager.default.contents(atPath: runDir + "/summary.json"))
@@ -64,7 +69,8 @@ import Testing
         try text.prefix(text.count - 40).write(to: URL(fileURLWithPath: cut))
         let bad = try COCOCommand.Convert.parse(["--annotations", cut, "--images", "\(coco)/train", "--out", root + "-bad"])
         #expect { try bad.run() } throws: { error in
-            error.localizedDescription.hasPrefix("\(cut): malformed JSON at byte") && error.localizedDescription.contains("truncated")
+            error.localizedDescription.hasPrefix("\(cut): malformed JSON at byte")
+                && error.localizedDescription.contains("truncated")
         }
         #expect(throws: (any Error).self) { try Synth.parse(["--format", "coco", "--out", root + "-x", "--proposals"]) }
     }

@@ -80,14 +80,24 @@ public final class COCOAnnotationFile: @unchecked Sendable {
         let start = s.position
         var id: Int?, name: String?, height: Int?, width: Int?
         try s.object { key, s throws(COCOError) in
-            if key.equals("id") { id = try s.integer() }
-            else if key.equals("file_name") { name = try s.string() }
-            else if key.equals("height") { height = try s.integer() }
-            else if key.equals("width") { width = try s.integer() }
-            else { try s.skipValue() }
+            if key.equals("id") {
+                id = try s.integer()
+            } else if key.equals("file_name") {
+                name = try s.string()
+            } else if key.equals("height") {
+                height = try s.integer()
+            } else if key.equals("width") {
+                width = try s.integer()
+            } else {
+                try s.skipValue()
+            }
         }
-        guard let id else { throw COCOError.badField(path: path, owner: "image at byte \(start)", field: "id", reason: "is missing") }
-        guard let name, !name.isEmpty else { throw COCOError.badField(path: path, owner: "image \(id)", field: "file_name", reason: "is missing") }
+        guard let id else {
+            throw COCOError.badField(path: path, owner: "image at byte \(start)", field: "id", reason: "is missing")
+        }
+        guard let name, !name.isEmpty else {
+            throw COCOError.badField(path: path, owner: "image \(id)", field: "file_name", reason: "is missing")
+        }
         guard let height, let width, height > 0, width > 0, height <= 65535, width <= 65535 else {
             throw COCOError.badField(path: path, owner: "image \(id)", field: "height/width", reason: "must be 1…65535 pixels")
         }
@@ -98,9 +108,17 @@ public final class COCOAnnotationFile: @unchecked Sendable {
         let start = s.position
         var id: Int?, name: String?
         try s.object { key, s throws(COCOError) in
-            if key.equals("id") { id = try s.integer() } else if key.equals("name") { name = try s.string() } else { try s.skipValue() }
+            if key.equals("id") {
+                id = try s.integer()
+            } else if key.equals("name") {
+                name = try s.string()
+            } else {
+                try s.skipValue()
+            }
         }
-        guard let id else { throw COCOError.badField(path: path, owner: "category at byte \(start)", field: "id", reason: "is missing") }
+        guard let id else {
+            throw COCOError.badField(path: path, owner: "category at byte \(start)", field: "id", reason: "is missing")
+        }
         guard let name, !name.isEmpty, !name.contains(where: \.isNewline) else {
             throw COCOError.badField(path: path, owner: "category \(id)", field: "name", reason: "is missing or not one line")
         }
@@ -111,18 +129,33 @@ public final class COCOAnnotationFile: @unchecked Sendable {
         let start = s.position
         var id: Int?, image: Int?, category: Int?, crowd = 0, area: Double?, segmentation: Range<Int>?
         try s.object { key, s throws(COCOError) in
-            if key.equals("id") { id = try s.integer() }
-            else if key.equals("image_id") { image = try s.integer() }
-            else if key.equals("category_id") { category = try s.integer() }
-            else if key.equals("iscrowd") { crowd = try s.integer() }
-            else if key.equals("area") { area = try s.number() }
-            else if key.equals("segmentation") { segmentation = try s.skipValue() }
-            else { try s.skipValue() }
+            if key.equals("id") {
+                id = try s.integer()
+            } else if key.equals("image_id") {
+                image = try s.integer()
+            } else if key.equals("category_id") {
+                category = try s.integer()
+            } else if key.equals("iscrowd") {
+                crowd = try s.integer()
+            } else if key.equals("area") {
+                area = try s.number()
+            } else if key.equals("segmentation") {
+                segmentation = try s.skipValue()
+            } else {
+                try s.skipValue()
+            }
         }
-        guard let id else { throw COCOError.badField(path: path, owner: "annotation at byte \(start)", field: "id", reason: "is missing") }
-        guard let image else { throw COCOError.badField(path: path, owner: "annotation \(id)", field: "image_id", reason: "is missing") }
-        guard let category else { throw COCOError.badField(path: path, owner: "annotation \(id)", field: "category_id", reason: "is missing") }
-        return COCOAnnotation(id: id, imageID: image, categoryID: category, isCrowd: crowd != 0, area: area, segmentation: segmentation)
+        guard let id else {
+            throw COCOError.badField(path: path, owner: "annotation at byte \(start)", field: "id", reason: "is missing")
+        }
+        guard let image else {
+            throw COCOError.badField(path: path, owner: "annotation \(id)", field: "image_id", reason: "is missing")
+        }
+        guard let category else {
+            throw COCOError.badField(path: path, owner: "annotation \(id)", field: "category_id", reason: "is missing")
+        }
+        return COCOAnnotation(
+            id: id, imageID: image, categoryID: category, isCrowd: crowd != 0, area: area, segmentation: segmentation)
     }
 
     /// Parses an annotation's segmentation: a list of polygons, or an RLE object with `size`
@@ -161,7 +194,9 @@ public final class COCOAnnotationFile: @unchecked Sendable {
                             try s.array { s throws(COCOError) in
                                 let at = s.position
                                 let run = try s.integer()
-                                guard run >= 0 && run <= Int(UInt32.max) else { throw s.fail("a run length out of range", at: at) }
+                                guard run >= 0 && run <= Int(UInt32.max) else {
+                                    throw s.fail("a run length out of range", at: at)
+                                }
                                 runs.append(UInt32(run))
                             }
                             list = runs

@@ -89,7 +89,9 @@ public enum COCOConverter {
         var imageIndex: [Int: Int] = [:]
         imageIndex.reserveCapacity(file.images.count)
         for (i, image) in file.images.enumerated() {
-            if imageIndex.updateValue(i, forKey: image.id) != nil { throw COCOError.duplicateID(path: path, what: "image", id: image.id) }
+            if imageIndex.updateValue(i, forKey: image.id) != nil {
+                throw COCOError.duplicateID(path: path, what: "image", id: image.id)
+            }
         }
         let categories = file.categories.sorted { $0.id < $1.id }
         guard categories.count <= 254 else { throw COCOError.tooManyCategories(path: path, count: categories.count) }
@@ -102,7 +104,8 @@ public enum COCOConverter {
         // The image-label format splits on spaces, tabs and commas: "traffic light" → "traffic_light".
         let names = ["background"] + categories.map { Self.className($0.name) }
         guard Set(names).count == names.count else {
-            throw COCOError.badField(path: path, owner: "categories", field: "name", reason: "repeats a name (or names one 'background')")
+            throw COCOError.badField(
+                path: path, owner: "categories", field: "name", reason: "repeats a name (or names one 'background')")
         }
         var byImage = [[Int32]](repeating: [], count: file.images.count)
         for (k, a) in file.annotations.enumerated() {
@@ -111,7 +114,8 @@ public enum COCOConverter {
                 continue
             }
             guard label[a.categoryID] != nil else {
-                problems.append(COCOError.unknownCategory(path: path, annotationID: a.id, categoryID: a.categoryID).localizedDescription)
+                problems.append(
+                    COCOError.unknownCategory(path: path, annotationID: a.id, categoryID: a.categoryID).localizedDescription)
                 continue
             }
             byImage[i].append(Int32(k))
@@ -121,7 +125,9 @@ public enum COCOConverter {
         for image in file.images {
             let stem = Self.stem(of: image.fileName)
             guard stems.insert(stem).inserted else {
-                throw COCOError.badField(path: path, owner: "image \(image.id)", field: "file_name", reason: "'\(image.fileName)' repeats another image's name")
+                throw COCOError.badField(
+                    path: path, owner: "image \(image.id)", field: "file_name",
+                    reason: "'\(image.fileName)' repeats another image's name")
             }
         }
 
@@ -192,7 +198,8 @@ public enum COCOConverter {
         let ids = selected.map { Self.stem(of: file.images[$0].fileName) }
         var labelLines: [String] = []
         labelLines.reserveCapacity(selected.count + 1)
-        labelLines.append("# image-level labels from \(URL(fileURLWithPath: annotations).lastPathComponent) (every annotation, crowd too)")
+        labelLines.append(
+            "# image-level labels from \(URL(fileURLWithPath: annotations).lastPathComponent) (every annotation, crowd too)")
         for (n, i) in selected.enumerated() {
             let classes = Set(byImage[i].map { label[file.annotations[Int($0)].categoryID]! }).sorted()
             labelLines.append(([ids[n]] + classes.map { names[Int($0)] }).joined(separator: " "))
@@ -220,7 +227,9 @@ public enum COCOConverter {
                 for (p, polygon) in polygons.enumerated() {
                     // pycocotools reads a 4-number part as a box and fails on fewer; neither is a polygon.
                     guard polygon.count >= 6 else {
-                        warnings.append("\(file.path): annotation \(a.id): polygon \(p) has \(polygon.count / 2) point\(polygon.count / 2 == 1 ? "" : "s") (fewer than 3); skipped")
+                        warnings.append(
+                            "\(file.path): annotation \(a.id): polygon \(p) has \(polygon.count / 2) point\(polygon.count / 2 == 1 ? "" : "s") (fewer than 3); skipped"
+                        )
                         continue
                     }
                     // COCO's largest polygons walk ~10^4 points; 10^7 (160 MB) means vertices far off the image.
@@ -234,11 +243,15 @@ public enum COCOConverter {
                 }
             case .runLengths(let runs):
                 guard runs.height == h && runs.width == w else {
-                    throw COCOError.rleSize(path: file.path, annotationID: a.id, reason: "size \(runs.height)x\(runs.width) (HxW) but image \(image.id) is \(h)x\(w)")
+                    throw COCOError.rleSize(
+                        path: file.path, annotationID: a.id,
+                        reason: "size \(runs.height)x\(runs.width) (HxW) but image \(image.id) is \(h)x\(w)")
                 }
                 let total = runs.counts.reduce(0) { $0 + Int($1) }
                 guard total == h * w else {
-                    throw COCOError.rleSize(path: file.path, annotationID: a.id, reason: "runs cover \(total) pixels but image \(image.id) has \(h * w) (\(h)x\(w))")
+                    throw COCOError.rleSize(
+                        path: file.path, annotationID: a.id,
+                        reason: "runs cover \(total) pixels but image \(image.id) has \(h * w) (\(h)x\(w))")
                 }
                 parts.append(runs)
             }

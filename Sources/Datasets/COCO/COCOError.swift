@@ -36,10 +36,12 @@ public enum COCOError: LocalizedError, Equatable {
             "\(path): annotation \(annotationID): image_id \(imageID) is not among the file's images"
         case .unknownCategory(let path, let annotationID, let categoryID):
             "\(path): annotation \(annotationID): category_id \(categoryID) is not among the file's categories"
-        case .badSegmentation(let path, let annotationID, let reason): "\(path): annotation \(annotationID): bad segmentation (\(reason))"
+        case .badSegmentation(let path, let annotationID, let reason):
+            "\(path): annotation \(annotationID): bad segmentation (\(reason))"
         case .rleSize(let path, let annotationID, let reason): "\(path): annotation \(annotationID): RLE \(reason)"
         case .duplicateID(let path, let what, let id): "\(path): \(what) id \(id) appears twice"
-        case .tooManyCategories(let path, let count): "\(path): \(count) categories; label PNGs hold at most 254 besides background"
+        case .tooManyCategories(let path, let count):
+            "\(path): \(count) categories; label PNGs hold at most 254 besides background"
         case .several(let path, let problems, let more):
             "\(path): \(problems.count + more) problems:\n" + problems.map { "  " + $0 }.joined(separator: "\n")
                 + (more > 0 ? "\n  … and \(more) more" : "")

@@ -12,7 +12,8 @@ final class MappedFile: @unchecked Sendable {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
-            throw COCOError.badField(path: path, owner: "file", field: path, reason: "cannot be opened (\(String(cString: strerror(errno))))")
+            throw COCOError.badField(
+                path: path, owner: "file", field: path, reason: "cannot be opened (\(String(cString: strerror(errno))))")
         }
         defer { close(fd) }
         var info = stat()
@@ -22,7 +23,8 @@ final class MappedFile: @unchecked Sendable {
         count = Int(info.st_size)
         guard count > 0 else { throw COCOError.malformedJSON(path: path, offset: 0, reason: "the file is empty") }
         guard let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw COCOError.badField(path: path, owner: "file", field: path, reason: "cannot be mapped (\(String(cString: strerror(errno))))")
+            throw COCOError.badField(
+                path: path, owner: "file", field: path, reason: "cannot be mapped (\(String(cString: strerror(errno))))")
         }
         mapping = p
         base = UnsafePointer(p.assumingMemoryBound(to: UInt8.self))
@@ -141,7 +143,8 @@ struct JSONScanner {
 
     /// Bytes that may appear in a number.
     @inline(__always) static func isNumberByte(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: "e")
+        (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")
+            || c == UInt8(ascii: "e")
             || c == UInt8(ascii: "E")
     }
 

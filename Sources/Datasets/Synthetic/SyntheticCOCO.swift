@@ -40,7 +40,9 @@ public enum SyntheticCOCO {
     /// Writes both splits under `root`. Deterministic for a seed.
     public static func write(to root: String, options: Options) throws {
         let fm = FileManager.default
-        for folder in ["annotations", "train", "val"] { try fm.createDirectory(atPath: "\(root)/\(folder)", withIntermediateDirectories: true) }
+        for folder in ["annotations", "train", "val"] {
+            try fm.createDirectory(atPath: "\(root)/\(folder)", withIntermediateDirectories: true)
+        }
         var nextAnnotation = 1
         for (split, count, offset) in [("train", options.train, 0), ("val", options.val, 1_000_000)] {
             var images: [String] = [], annotations: [String] = []
@@ -55,12 +57,16 @@ public enum SyntheticCOCO {
                 for o in objects {
                     annotations.append(
                         "{\"id\":\(nextAnnotation),\"image_id\":\(id),\"category_id\":\(o.category),\"iscrowd\":\(o.crowd ? 1 : 0),"
-                            + "\"area\":\(Double(o.area)),\"bbox\":\(box(o.mask, width: w, height: h)),\"segmentation\":\(o.json)}")
+                            + "\"area\":\(Double(o.area)),\"bbox\":\(box(o.mask, width: w, height: h)),\"segmentation\":\(o.json)}"
+                    )
                     nextAnnotation += 1
                 }
             }
-            let categories = COCOCategories.official.map { "{\"id\":\($0.id),\"name\":\"\($0.name)\",\"supercategory\":\"thing\"}" }
-            let text = "{\"info\":{\"description\":\"wsss synth --format coco\",\"year\":2014},\"licenses\":[{\"id\":1,\"name\":\"synthetic\"}],"
+            let categories = COCOCategories.official.map {
+                "{\"id\":\($0.id),\"name\":\"\($0.name)\",\"supercategory\":\"thing\"}"
+            }
+            let text =
+                "{\"info\":{\"description\":\"wsss synth --format coco\",\"year\":2014},\"licenses\":[{\"id\":1,\"name\":\"synthetic\"}],"
                 + "\"images\":[\(images.joined(separator: ","))],\"annotations\":[\(annotations.joined(separator: ","))],"
                 + "\"categories\":[\(categories.joined(separator: ","))]}"
             try Data(text.utf8).write(to: URL(fileURLWithPath: "\(root)/annotations/instances_\(split).json"), options: .atomic)
@@ -96,10 +102,13 @@ public enum SyntheticCOCO {
                 }
                 var mask = [UInt8](repeating: 0, count: w * h)
                 mask.withUnsafeMutableBufferPointer { b in
-                    for p in parts { COCOMask.polygon(p, height: h, width: w).paint(into: b.baseAddress!, value: 1, onlyOver: nil) }
+                    for p in parts {
+                        COCOMask.polygon(p, height: h, width: w).paint(into: b.baseAddress!, value: 1, onlyOver: nil)
+                    }
                 }
                 let json = "[" + parts.map { "[" + $0.map { "\($0)" }.joined(separator: ",") + "]" }.joined(separator: ",") + "]"
-                objects.append(Object(category: category, crowd: false, json: json, mask: mask, area: mask.reduce(0) { $0 + Int($1) }))
+                objects.append(
+                    Object(category: category, crowd: false, json: json, mask: mask, area: mask.reduce(0) { $0 + Int($1) }))
             case 1:
                 // An ellipse as uncompressed RLE.
                 let ry = radius * uniform(0.5, 1)
