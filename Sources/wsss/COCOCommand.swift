@@ -4,6 +4,7 @@ import Foundation
 
 extension COCOConverter.CrowdRule: ExpressibleByArgument {}
 extension COCOConverter.UnannotatedRule: ExpressibleByArgument {}
+extension COCOConverter.ImageLabelRule: ExpressibleByArgument {}
 
 /// `wsss coco`: MS-COCO instances files → the VOC layout every other command reads.
 struct COCOCommand: ParsableCommand {
@@ -48,12 +49,18 @@ struct COCOCommand: ParsableCommand {
                 valueName: "keep|skip"))
         var unannotated: COCOConverter.UnannotatedRule?
 
+        @Option(
+            help: ArgumentHelp(
+                "Image labels written: every annotation's class (as WSSS papers' COCO labels), or the classes present in each label map (then data check finds no disagreement).",
+                valueName: "annotations|label-maps"))
+        var labelsFrom = COCOConverter.ImageLabelRule.annotations
+
         @Flag(help: "Print the report as one JSON object on stdout.")
         var json = false
 
         func run() throws {
             var options = COCOConverter.Options()
-            (options.split, options.crowd, options.unannotated) = (split, crowd, unannotated)
+            (options.split, options.crowd, options.unannotated, options.imageLabels) = (split, crowd, unannotated, labelsFrom)
             Log.info("coco: reading \(annotations)")
             let bar = Box<ProgressBar?>(nil)
             let report = try COCOConverter.convert(
@@ -76,7 +83,7 @@ struct COCOCommand: ParsableCommand {
                         + "\(report.warnings.count) warnings, \(String(format: "%.1f", report.seconds)) s")
                 if report.classesWithoutPixels > 0 {
                     print(
-                        "note: \(report.classesWithoutPixels) images have an annotated class with no pixel in their label map (covered by smaller objects or too thin)"
+                        "note: \(report.classesWithoutPixels) images have an annotated class with no pixel in their label map (covered by smaller objects or too thin); data check lists them, --labels-from label-maps writes labels that agree"
                     )
                 }
                 print("next: wsss data check --root \(out) --split \(split) --image-labels \(out)/image_labels_\(split).txt")

@@ -63,6 +63,26 @@ import Testing
         #expect(check.problems.isEmpty, "\(check.problems)")
     }
 
+    /// --labels-from label-maps: image labels are the classes each PNG holds (255 left out), so a
+    /// crowd painted as ignore is not listed; a rerun reads them back from the kept PNGs.
+    @Test func imageLabelsFromLabelMapsAgreeWithThePNGs() throws {
+        let root = NSTemporaryDirectory() + "wsss-coco-\(UUID().uuidString)"
+        var options = COCOConverter.Options()
+        (options.split, options.crowd, options.imageLabels) = ("val", .ignore, .labelMaps)
+        let json = "\(COCOFixtures.folder)/instances_tiny.json", images = "\(COCOFixtures.folder)/images"
+        for _ in 0..<2 {
+            _ = try COCOConverter.convert(annotations: json, images: images, root: root, options: options)
+            let classes = try ClassNames.load("\(root)/classes.txt")
+            let dataset = try VOCDataset(root: root, split: "val", classes: classes, imageLabelFile: "\(root)/image_labels_val.txt")
+            for sample in dataset.samples {
+                let present = Set(try LabelMap.read(from: sample.labelPath!).classesPresent.map(Int.init)).subtracting([0])
+                #expect(sample.imageLabels == present, "\(sample.id)")
+            }
+            #expect(dataset.samples.first { $0.id == "COCO_tiny_000000000025" }?.imageLabels?.contains(1) == false, "the crowd person is ignore")
+            #expect(dataset.check().problems.isEmpty)
+        }
+    }
+
     @Test func trainingSkipsUnannotatedImagesAndARerunKeepsFinishedOnes() throws {
         let root = NSTemporaryDirectory() + "wsss-coco-\(UUID().uuidString)"
         var options = COCOConverter.Options()

@@ -33,6 +33,14 @@ public enum COCOConverter {
         case skip
     }
 
+    /// Where the image-level labels written come from.
+    public enum ImageLabelRule: String, CaseIterable, Sendable {
+        /// Every annotation's category, crowds too (the COCO classification labels WSSS papers use).
+        case annotations
+        /// The classes present in the label map written (255 excluded): what `data check` compares.
+        case labelMaps = "label-maps"
+    }
+
     public struct Options: Sendable {
         /// The split name written: ImageSets/Segmentation/<split>.txt, image_labels_<split>.txt.
         public var split = "train"
@@ -42,6 +50,7 @@ public enum COCOConverter {
         public var unannotated: UnannotatedRule?
         /// Link (symbolic, else hard, else copy) the images into JPEGImages; false writes none.
         public var linkImages = true
+        public var imageLabels = ImageLabelRule.annotations
         public init() {}
 
         /// The rule in force for `split`.
@@ -146,6 +155,7 @@ public enum COCOConverter {
 
         struct Outcome {
             var written = false, kept = false, classWithoutPixels = false
+            var present: Set<UInt8> = []
             var warnings: [String] = []
             var error: String?
         }
@@ -168,11 +178,13 @@ public enum COCOConverter {
                     // PNGs are written whole (temporary file + rename), so one that exists is finished.
                     if FileManager.default.fileExists(atPath: png) {
                         outcome.kept = true
+                        if options.imageLabels == .labelMaps { outcome.present = try LabelMap.read(from: png).classesPresent }
                     } else {
                         let anns = byImage[i].map { file.annotations[Int($0)] }
                         let (map, warnings) = try paint(anns, in: file, image: image, labels: label, crowd: options.crowd)
                         outcome.warnings = warnings
                         let present = map.classesPresent
+                        outcome.present = present
                         outcome.classWithoutPixels = anns.contains { !present.contains(label[$0.categoryID]!) }
                         try map.writePNG(to: png)
                         outcome.written = true
@@ -199,9 +211,13 @@ public enum COCOConverter {
         var labelLines: [String] = []
         labelLines.reserveCapacity(selected.count + 1)
         labelLines.append(
-            "# image-level labels from \(URL(fileURLWithPath: annotations).lastPathComponent) (every annotation, crowd too)")
+            "# image-level labels from \(URL(fileURLWithPath: annotations).lastPathComponent): "
+                + (options.imageLabels == .annotations ? "every annotation's class, crowd too" : "the classes in each label map"))
         for (n, i) in selected.enumerated() {
-            let classes = Set(byImage[i].map { label[file.annotations[Int($0)].categoryID]! }).sorted()
+            let classes =
+                options.imageLabels == .annotations
+                ? Set(byImage[i].map { label[file.annotations[Int($0)].categoryID]! }).sorted()
+                : outcomes[n].present.subtracting([0, LabelMap.ignore]).sorted()
             labelLines.append(([ids[n]] + classes.map { names[Int($0)] }).joined(separator: " "))
         }
         try writeText(labelLines.joined(separator: "\n") + "\n", to: "\(root)/image_labels_\(options.split).txt")
