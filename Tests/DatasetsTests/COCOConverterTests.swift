@@ -73,12 +73,15 @@ import Testing
         for _ in 0..<2 {
             _ = try COCOConverter.convert(annotations: json, images: images, root: root, options: options)
             let classes = try ClassNames.load("\(root)/classes.txt")
-            let dataset = try VOCDataset(root: root, split: "val", classes: classes, imageLabelFile: "\(root)/image_labels_val.txt")
+            let dataset = try VOCDataset(
+                root: root, split: "val", classes: classes, imageLabelFile: "\(root)/image_labels_val.txt")
             for sample in dataset.samples {
                 let present = Set(try LabelMap.read(from: sample.labelPath!).classesPresent.map(Int.init)).subtracting([0])
                 #expect(sample.imageLabels == present, "\(sample.id)")
             }
-            #expect(dataset.samples.first { $0.id == "COCO_tiny_000000000025" }?.imageLabels?.contains(1) == false, "the crowd person is ignore")
+            #expect(
+                dataset.samples.first { $0.id == "COCO_tiny_000000000025" }?.imageLabels?.contains(1) == false,
+                "the crowd person is ignore")
             #expect(dataset.check().problems.isEmpty)
         }
     }
@@ -95,6 +98,12 @@ import Testing
         try FileManager.default.removeItem(atPath: "\(root)/SegmentationClass/COCO_tiny_000000000030.png")
         let second = try COCOConverter.convert(annotations: json, images: images, root: root, options: options)
         #expect(second.written == 1 && second.kept == 2)
+        // Another crowd rule on the same root would keep PNGs painted by the first: refused.
+        options.crowd = .ignore
+        #expect { _ = try COCOConverter.convert(annotations: json, images: images, root: root, options: options) } throws: {
+            error in
+            error.localizedDescription.contains("coco_convert.txt: its PNGs were painted with crowd: class")
+        }
         // The images are links to the originals.
         let target = try FileManager.default.destinationOfSymbolicLink(atPath: "\(root)/JPEGImages/COCO_tiny_000000000009.jpg")
         #expect(target == "\(images)/COCO_tiny_000000000009.jpg")

@@ -151,6 +151,17 @@ public enum COCOConverter {
                 throw COCOError.writeFailed(path: "\(root)/\(folder)", reason: error.localizedDescription)
             }
         }
+        // A rerun keeps finished PNGs: they must have been painted by the same rule and classes.
+        let stamp = "\(root)/coco_convert.txt"
+        let settings = "crowd: \(options.crowd.rawValue)\nclasses: \(names.count)\n"
+        if let earlier = try? String(contentsOfFile: stamp, encoding: .utf8), earlier != settings {
+            throw COCOError.settingsChanged(
+                path: stamp,
+                reason: "its PNGs were painted with \(earlier.split(separator: "\n").joined(separator: ", ")), this run asks for "
+                    + settings.split(separator: "\n").joined(separator: ", ")
+                    + "; use another --out or remove SegmentationClass and this file")
+        }
+        try writeText(settings, to: stamp)
         try writeText(names.joined(separator: "\n") + "\n", to: "\(root)/classes.txt")
 
         struct Outcome {

@@ -23,6 +23,8 @@ public enum COCOError: LocalizedError, Equatable {
     case several(path: String, problems: [String], more: Int)
     /// An image file named by the annotations is not in the images folder.
     case missingImage(path: String, imageID: Int)
+    /// An output root converted before with other settings (its finished PNGs would be kept).
+    case settingsChanged(path: String, reason: String)
     /// Writing the converted dataset failed.
     case writeFailed(path: String, reason: String)
 
@@ -47,6 +49,7 @@ public enum COCOError: LocalizedError, Equatable {
                 + (more > 0 ? "\n  … and \(more) more" : "")
         case .missingImage(let path, let imageID): "\(path): image \(imageID): image file not found"
         case .writeFailed(let path, let reason): "\(path): cannot write (\(reason))"
+        case .settingsChanged(let path, let reason): "\(path): \(reason)"
         }
     }
 }
