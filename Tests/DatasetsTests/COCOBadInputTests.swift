@@ -93,6 +93,12 @@ import Testing
         #expect(report.written == 4)
     }
 
+    @Test func anEmptyPolygonListIsAWarning() throws {
+        let path = try editAnnotation(1003) { $0["segmentation"] = [Any]() }
+        let report = try convert(path)
+        #expect(report.warnings == ["\(path): annotation 1003: an empty polygon list; nothing painted"])
+    }
+
     @Test func anRLEOfAnotherSizeFailsItsImageOnly() throws {
         let path = try editAnnotation(1005) { a in
             var rle = a["segmentation"] as! [String: Any]

@@ -251,6 +251,8 @@ public enum COCOConverter {
             var parts: [COCORunLengths] = []
             switch try file.segmentation(of: a) {
             case .polygons(let polygons):
+                // pycocotools fails on an empty list (frPyObjects reads pyobj[0]); the object has no pixels.
+                if polygons.isEmpty { warnings.append("\(file.path): annotation \(a.id): an empty polygon list; nothing painted") }
                 for (p, polygon) in polygons.enumerated() {
                     // pycocotools reads a 4-number part as a box and fails on fewer; neither is a polygon.
                     guard polygon.count >= 6 else {
