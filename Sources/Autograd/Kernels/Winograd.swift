@@ -1,3 +1,5 @@
+import CKernels
+
 // Winograd F(2x2, 3x3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural
 // Networks", 2016) for 3x3 stride-1 convolutions with any dilation and padding: each 2x2 block of
 // outputs is computed from a 4x4 block of inputs with 16 products instead of 36, so the sgemm
@@ -173,43 +175,27 @@ extension Kernels {
     /// U_ξ[o, i] = (G g Gᵀ)_ξ for the 3x3 kernel g = weight[o, i] of a weight [out, in, 3, 3];
     /// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]. Returns [16, out, in].
     static func winogradWeight(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int) -> TensorStorage {
-        winogradWeight(outChannels: outChannels, inChannels: inChannels) { o, i, k in weight[(o * inChannels + i) * 9 + k] }
+        let u = TensorStorage(count: 16 * outChannels * inChannels, zeroed: false)
+        let base = u.base
+        parallelFor(outChannels, minimumPerThread: 8) { range in
+            for o in range {
+                wsss_winograd_kernels(
+                    weight + o * inChannels * 9, 9, inChannels, 0, base + o * inChannels, outChannels * inChannels)
+            }
+        }
+        return u
     }
 
     /// The transformed weight of the input gradient's convolution: dx = conv3x3(dy, W′) with
     /// W′[i, o, r, s] = W[o, i, 2 − r, 2 − s] (channels swapped, kernel rotated by 180°).
     /// Returns [16, in, out].
     static func winogradTransposedWeight(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int) -> TensorStorage {
-        winogradWeight(outChannels: inChannels, inChannels: outChannels) { i, o, k in
-            weight[(o * inChannels + i) * 9 + 8 - k]
-        }
-    }
-
-    /// U_ξ[o, i] = (G g Gᵀ)_ξ with g[k] = `tap(o, i, k)`, k = 3r + s.
-    private static func winogradWeight(
-        outChannels: Int, inChannels: Int, tap: (Int, Int, Int) -> Float
-    ) -> TensorStorage {
         let u = TensorStorage(count: 16 * outChannels * inChannels, zeroed: false)
-        let stride = outChannels * inChannels
-        parallelFor(outChannels, minimumPerThread: 8) { range in
-          for o in range {
-            for i in 0..<inChannels {
-                @inline(__always) func row(_ r: Int) -> SIMD4<Float> { SIMD4(tap(o, i, 3 * r), tap(o, i, 3 * r + 1), tap(o, i, 3 * r + 2), 0) }
-                let (g0, g1, g2) = (row(0), row(1), row(2))
-                let out = u.base + o * inChannels + i
-                @inline(__always) func store(_ e: SIMD4<Float>, _ k: Int) {
-                    let q = out + 4 * k * stride
-                    q[0] = e[0]
-                    q[stride] = (e[0] + e[1] + e[2]) * 0.5
-                    q[2 * stride] = (e[0] - e[1] + e[2]) * 0.5
-                    q[3 * stride] = e[2]
-                }
-                store(g0, 0)
-                store((g0 + g1 + g2) * 0.5, 1)
-                store((g0 - g1 + g2) * 0.5, 2)
-                store(g2, 3)
+        let base = u.base
+        parallelFor(inChannels, minimumPerThread: 8) { range in
+            for i in range {
+                wsss_winograd_kernels(weight + i * 9, inChannels * 9, outChannels, 1, base + i * outChannels, outChannels * inChannels)
             }
-          }
         }
         return u
     }
