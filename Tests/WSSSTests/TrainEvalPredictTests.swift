@@ -31,7 +31,7 @@ import Training
         """
         data: {root: \(root)}
         model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-        train: {\(train), batch: 2, accumulation: 1, crop: 48, scales: [0.9, 1.1], checkpoint_every: 100, keep_last: 1, eval_every: 0, log_every: 1}
+        train: {\(train), batch: 2, accumulation: 1, crop: 48, scales: [0.9, 1.1], scale_sampling: uniform, checkpoint_every: 100, keep_last: 1, eval_every: 0, log_every: 1}
         run: {dir: \(root)/runs}
         """
     }
