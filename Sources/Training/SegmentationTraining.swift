@@ -449,10 +449,14 @@ public enum SegmentationTraining {
     }
 
     /// The training settings that differ between a checkpoint's run and `options`, as
-    /// "name: old → new" (empty for a checkpoint without stored options).
+    /// "name: old → new" (empty for a checkpoint without stored options). The stored options are
+    /// read as `SegmentationOptions` first, so a key added since the checkpoint was written
+    /// compares as the behaviour it trained with, not as missing.
     public static func changedOptions(in path: String, comparedWith options: SegmentationOptions) throws -> [String] {
-        guard let json = storedOptionsJSON(try Checkpoint.metadata(at: path)),
-              let old = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+        guard let stored = storedOptionsJSON(try Checkpoint.metadata(at: path)) else { return [] }
+        let json = (try? JSONDecoder().decode(SegmentationOptions.self, from: Data(stored.utf8)))
+            .flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? stored
+        guard let old = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
               let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(options)) as? [String: Any]
         else { return [] }
         return new.keys.sorted().compactMap { key in

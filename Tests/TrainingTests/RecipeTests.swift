@@ -1,5 +1,7 @@
 import Autograd
+import Checkpoints
 import Datasets
+import Layers
 import Foundation
 import Testing
 
@@ -44,6 +46,31 @@ import Testing
         #expect(old.scales == [0.5, 1.5] && old.scaleSampling == .uniform && old.labelResize == .torch && old.learningRateStep == 1)
         let today = SegmentationOptions()
         #expect(try JSONDecoder().decode(SegmentationOptions.self, from: JSONEncoder().encode(today)) == today)
+    }
+
+    /// Resuming an older run with a recipe that spells out its behaviour is no change; the new
+    /// defaults are.
+    @Test func olderCheckpointsCompareAsTheyTrained() throws {
+        var before = SegmentationOptions()
+        (before.scales, before.scaleSampling, before.labelResize, before.learningRateStep) = ([0.5, 1.5], .uniform, .torch, 1)
+        before.depth = .resnet18
+        before.widthDivisor = 32
+        var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(before)) as? [String: Any])
+        for key in ["scales", "scaleSampling", "labelResize", "learningRateStep"] { json[key] = nil }
+        (json["scaleLow"], json["scaleHigh"]) = (0.5, 1.5)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wsss-old-options-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/iter_000010.h5"
+        let metadata = CheckpointMetadata(
+            architecture: DeepLabV2.architecture, classes: ["bg", "a"], iteration: 10,
+            options: String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self))
+        try Checkpoint.save(before.makeModel(classes: 2), metadata: metadata, to: path)
+        #expect(try SegmentationTraining.changedOptions(in: path, comparedWith: before) == [])
+        var protocolDefaults = SegmentationOptions()
+        (protocolDefaults.depth, protocolDefaults.widthDivisor) = (.resnet18, 32)
+        let changed = try SegmentationTraining.changedOptions(in: path, comparedWith: protocolDefaults)
+        #expect(changed.contains("labelResize: torch → pil") && changed.contains("learningRateStep: 1 → 10"), "\(changed)")
     }
 
     @Test func unknownKeysAndWrongTypesNameTheKeyAndTheFile() {
