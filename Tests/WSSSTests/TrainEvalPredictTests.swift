@@ -131,6 +131,22 @@ import Training
         }
     }
 
+    /// `--msc on` scores the MSC max-fused logits in eval and predict alike; this checkpoint
+    /// trained without MSC, so `auto` is the single-scale prediction.
+    @Test func evalAndPredictAgreeOnTheMSCLogits() throws {
+        let dataset = try VOCDataset(root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
+        let fused = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: true)
+        let single = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: nil)
+        #expect(try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: false).report == single.report)
+        let out = root + "/predict-msc"
+        var predict = try PredictCommand.parse(["--root", root, "--split", "test", "--checkpoint", checkpoint, "--out", out, "--msc", "on", "--threads", "1"])
+        try predict.run()
+        let folder = out + "/results/VOC2012/Segmentation/comp6_test_cls"
+        let matrix = try Score.confusion(ids: dataset.samples.map(\.id), pred: folder, gt: root + "/SegmentationClass", classCount: 7)
+        #expect(abs(matrix.report(classNames: dataset.classes.names).meanIoU - fused.report.meanIoU) < 1e-9)
+        #expect(try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--msc", "off"]).msc == .off)
+    }
+
     @Test func aFreshRunInAFinishedFolderRefusesAndOverwriteMovesItAside() throws {
         let out = root + "/seg-again"
         try FileManager.default.copyItem(atPath: root + "/seg", toPath: out)
