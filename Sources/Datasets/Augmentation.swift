@@ -145,17 +145,21 @@ public struct Augmentation: Sendable {
 
     /// The scaled image size for `factor`: each side · factor by `sideRounding`, at least 1.
     public func scaledSize(width: Int, height: Int, factor: Double) -> (width: Int, height: Int) {
-        (max(1, Int((Double(width) * factor).rounded(sideRounding))), max(1, Int((Double(height) * factor).rounded(sideRounding))))
+        func side(_ length: Int) -> Int { max(1, Int((Double(length) * factor).rounded(sideRounding))) }
+        return (side(width), side(height))
     }
 
     /// One augmented example with the random choices given: scale by `factor`, pad, crop at
     /// `cropOrigin` (x, y in the padded image, each in [0, max(side, crop) - crop]) and mirror
     /// the crop when `mirror`. [3, crop, crop] normalised pixels and [crop, crop] labels.
-    public func apply(image: Image, labels: LabelMap, factor: Double, cropOrigin: (x: Int, y: Int), mirror: Bool) -> (PlanarImage, LabelMap) {
+    public func apply(
+        image: Image, labels: LabelMap, factor: Double, cropOrigin: (x: Int, y: Int), mirror: Bool
+    ) -> (PlanarImage, LabelMap) {
         let (w, h) = scaledSize(width: image.width, height: image.height, factor: factor)
+        let (pw, ph) = (max(w, cropSize), max(h, cropSize))
         precondition(
-            cropOrigin.x >= 0 && cropOrigin.y >= 0 && cropOrigin.x <= max(w, cropSize) - cropSize && cropOrigin.y <= max(h, cropSize) - cropSize,
-            "Augmentation.apply: crop origin \(cropOrigin) outside the padded \(max(w, cropSize))x\(max(h, cropSize)) image")
+            (0...(pw - cropSize)).contains(cropOrigin.x) && (0...(ph - cropSize)).contains(cropOrigin.y),
+            "Augmentation.apply: crop origin \(cropOrigin) outside the padded \(pw)x\(ph) image")
         var planar = preprocessing.normalize(image)
         var labels = labels
         if w != image.width || h != image.height {

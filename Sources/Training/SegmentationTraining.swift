@@ -268,7 +268,9 @@ public enum SegmentationTraining {
         for iteration in start..<options.iterations {
             optimizer.learningRate = schedule.learningRate(at: iteration)
             var images = 0
-            let stepLoss = try step(model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize) {
+            let stepLoss = try step(
+                model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize
+            ) {
                 let batch = try loader.next()
                 images += batch.ids.count
                 return batch
@@ -301,12 +303,14 @@ public enum SegmentationTraining {
             if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
                 model.train(false)
                 var shown = 0
-                let matrix = try evaluate(model: model, dataset: validation, preprocessing: options.preprocessing, msc: options.msc, onImage: { id, prediction in
-                    // The first images' predictions as overlays, to watch them improve.
-                    guard shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
-                    shown += 1
-                    try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: done)
-                })
+                let matrix = try evaluate(
+                    model: model, dataset: validation, preprocessing: options.preprocessing, msc: options.msc,
+                    onImage: { id, prediction in
+                        // The first images' predictions as overlays, to watch them improve.
+                        guard shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
+                        shown += 1
+                        try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: done)
+                    })
                 let miou = matrix.meanIoU * 100
                 model.train()
                 for (name, iou) in zip(validation.classes.names, matrix.intersectionOverUnion) {
@@ -382,7 +386,8 @@ public enum SegmentationTraining {
     /// `predict`) upsampled bilinearly to the image size, argmax (or `refine` of the
     /// probabilities), accumulated in a confusion matrix.
     public static func evaluate(
-        model: DeepLabV2, dataset: VOCDataset, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false, msc: Bool = false,
+        model: DeepLabV2, dataset: VOCDataset, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
+        msc: Bool = false,
         refine: ((_ image: Image, _ scores: Tensor, _ id: String) throws -> LabelMap)? = nil,
         onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: () -> Void = {}
     ) throws -> ConfusionMatrix {
@@ -408,7 +413,8 @@ public enum SegmentationTraining {
     /// With `scales` [1], no flip and `msc` this is that protocol step for step; otherwise the
     /// network's single-scale logits (or, with other `scales`/`flip`, the average of their softmax).
     public static func predict(
-        model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false, msc: Bool = false
+        model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
+        msc: Bool = false
     ) -> (labels: LabelMap, scores: Tensor) {
         let scales = scales.isEmpty ? [1] : scales
         let planar = preprocessing.normalize(image)
