@@ -91,7 +91,7 @@ extension Kernels {
         case .winograd:
             let u = winogradWeight(weight, outChannels: outChannels, inChannels: inChannels)
             winogradConvolution(
-                x: x, transformedWeight: u.base, y: y, accumulate: false, batch: batch, inChannels: inChannels,
+                x: x, transformedWeight: u, y: y, accumulate: false, batch: batch, inChannels: inChannels,
                 outChannels: outChannels, geometry: g)
         case .im2col:
             let cols = TensorStorage(count: k * g.outArea, zeroed: false)
@@ -153,7 +153,7 @@ extension Kernels {
                 precondition(back.outHeight == g.inHeight && back.outWidth == g.inWidth, "conv2dBackward: winograd geometry \(g)")
                 let u = winogradTransposedWeight(weight, outChannels: outChannels, inChannels: inChannels)
                 winogradConvolution(
-                    x: dy, transformedWeight: u.base, y: dx, accumulate: true, batch: batch, inChannels: outChannels,
+                    x: dy, transformedWeight: u, y: dx, accumulate: true, batch: batch, inChannels: outChannels,
                     outChannels: inChannels, geometry: back)
             }
             for n in 0..<batch {

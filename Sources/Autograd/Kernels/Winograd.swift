@@ -52,35 +52,36 @@ extension Kernels {
 
     /// y = conv3x3(x, W) (no bias) for x [batch, inChannels, H, W] through F(2x2, 3x3); `y`
     /// [batch, outChannels, outH, outW] is overwritten, or added to when `accumulate`.
-    /// `transformedWeight` is `winogradWeight`'s [16, outChannels, inChannels].
+    /// `transformedWeight` is `winogradWeight`'s (U_ξ [outChannels, inChannels]).
     static func winogradConvolution(
-        x: UnsafePointer<Float>, transformedWeight u: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        x: UnsafePointer<Float>, transformedWeight u: WinogradWeight, y: UnsafeMutablePointer<Float>,
         accumulate: Bool, batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry
     ) {
         precondition(winogradApplies(g), "winogradConvolution: needs a 3x3 stride-1 convolution with padding ≤ 2·dilation, got \(g)")
         let rows = WinogradAxis(inSize: g.inHeight, outSize: g.outHeight, padding: g.padding.h, dilation: g.dilation.h)
         let cols = WinogradAxis(inSize: g.inWidth, outSize: g.outWidth, padding: g.padding.w, dilation: g.dilation.w)
         let tiles = batch * rows.count * cols.count
-        let v = TensorStorage(count: 16 * inChannels * tiles, zeroed: false)
-        let m = TensorStorage(count: 16 * outChannels * tiles, zeroed: false)
+        let (vStride, mStride) = (paddedStride(inChannels * tiles), paddedStride(outChannels * tiles))
+        let v = TensorStorage(count: 16 * vStride, zeroed: false)
+        let m = TensorStorage(count: 16 * mStride, zeroed: false)
         rows.inputs.withUnsafeBufferPointer { rowInputs in
             cols.inputs.withUnsafeBufferPointer { colInputs in
                 winogradInputTransform(
-                    x: x, v: v.base, batch: batch, channels: inChannels, geometry: g, rowInputs: rowInputs.baseAddress!,
+                    x: x, v: v.base, stride: vStride, batch: batch, channels: inChannels, geometry: g, rowInputs: rowInputs.baseAddress!,
                     rowTiles: rows.count, colInputs: colInputs.baseAddress!, colTiles: cols.count)
             }
         }
         parallelFor(16) { range in
             for xi in range {
                 sgemm(
-                    false, false, outChannels, tiles, inChannels, 1, u + xi * outChannels * inChannels, inChannels,
-                    v.base + xi * inChannels * tiles, tiles, 0, m.base + xi * outChannels * tiles, tiles)
+                    false, false, outChannels, tiles, inChannels, 1, u.storage.base + xi * u.stride, inChannels,
+                    v.base + xi * vStride, tiles, 0, m.base + xi * mStride, tiles)
             }
         }
         rows.outputs.withUnsafeBufferPointer { rowOutputs in
             cols.outputs.withUnsafeBufferPointer { colOutputs in
                 winogradOutputTransform(
-                    m: m.base, y: y, accumulate: accumulate, batch: batch, channels: outChannels, geometry: g,
+                    m: m.base, stride: mStride, y: y, accumulate: accumulate, batch: batch, channels: outChannels, geometry: g,
                     rowOutputs: rowOutputs.baseAddress!, rowTiles: rows.count, colOutputs: colOutputs.baseAddress!,
                     colTiles: cols.count)
             }
@@ -90,11 +91,11 @@ extension Kernels {
     /// V_ξ[c, t] = (Bᵀ d B)_ξ for each channel c and tile t = (n·rowTiles + a)·colTiles + b, where
     /// d is the 4x4 input block of tile (a, b) of image n.
     private static func winogradInputTransform(
-        x: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, batch: Int, channels: Int, geometry g: WindowGeometry,
+        x: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int, batch: Int, channels: Int, geometry g: WindowGeometry,
         rowInputs: UnsafePointer<Int>, rowTiles: Int, colInputs: UnsafePointer<Int>, colTiles: Int
     ) {
         let plane = g.inHeight * g.inWidth, width = g.inWidth
-        let tiles = batch * rowTiles * colTiles, stride = channels * tiles
+        let tiles = batch * rowTiles * colTiles
         parallelFor(batch * channels, minimumPerThread: 4) { range in
             for nc in range {
                 let (n, c) = (nc / channels, nc % channels)
@@ -134,12 +135,12 @@ extension Kernels {
 
     /// y[n, c, block of tile (a, b)] (+)= Aᵀ M A with M_ξ = m[ξ, c, t]; Aᵀ = [1 1 1 0; 0 1 −1 −1].
     private static func winogradOutputTransform(
-        m: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool, batch: Int, channels: Int,
+        m: UnsafePointer<Float>, stride: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool, batch: Int, channels: Int,
         geometry g: WindowGeometry, rowOutputs: UnsafePointer<Int>, rowTiles: Int, colOutputs: UnsafePointer<Int>,
         colTiles: Int
     ) {
         let plane = g.outArea, width = g.outWidth
-        let tiles = batch * rowTiles * colTiles, stride = channels * tiles
+        let tiles = batch * rowTiles * colTiles
         parallelFor(batch * channels, minimumPerThread: 4) { range in
             for nc in range {
                 let (n, c) = (nc / channels, nc % channels)
@@ -172,31 +173,43 @@ extension Kernels {
         }
     }
 
+    /// The distance between consecutive ξ matrices of a transformed buffer: `count` rounded up to
+    /// 16 floats plus 16, so it is never a large power of two (16 streams a power of two apart
+    /// share cache sets; with 512 channels that made the weight transform 6× slower).
+    static func paddedStride(_ count: Int) -> Int { (count + 15) / 16 * 16 + 16 }
+
+    /// Transformed weights: U_ξ [rows, columns] at `storage.base + ξ · stride`, ξ = 0..<16.
+    struct WinogradWeight {
+        let storage: TensorStorage
+        let stride: Int
+    }
+
     /// U_ξ[o, i] = (G g Gᵀ)_ξ for the 3x3 kernel g = weight[o, i] of a weight [out, in, 3, 3];
-    /// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]. Returns [16, out, in].
-    static func winogradWeight(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int) -> TensorStorage {
-        let u = TensorStorage(count: 16 * outChannels * inChannels, zeroed: false)
+    /// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]. U_ξ is [out, in].
+    static func winogradWeight(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int) -> WinogradWeight {
+        let stride = paddedStride(outChannels * inChannels)
+        let u = TensorStorage(count: 16 * stride, zeroed: false)
         let base = u.base
         parallelFor(outChannels, minimumPerThread: 8) { range in
             for o in range {
-                wsss_winograd_kernels(
-                    weight + o * inChannels * 9, 9, inChannels, 0, base + o * inChannels, outChannels * inChannels)
+                wsss_winograd_kernels(weight + o * inChannels * 9, 9, inChannels, 0, base + o * inChannels, stride)
             }
         }
-        return u
+        return WinogradWeight(storage: u, stride: stride)
     }
 
     /// The transformed weight of the input gradient's convolution: dx = conv3x3(dy, W′) with
     /// W′[i, o, r, s] = W[o, i, 2 − r, 2 − s] (channels swapped, kernel rotated by 180°).
-    /// Returns [16, in, out].
-    static func winogradTransposedWeight(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int) -> TensorStorage {
-        let u = TensorStorage(count: 16 * outChannels * inChannels, zeroed: false)
+    /// U_ξ is [in, out].
+    static func winogradTransposedWeight(_ weight: UnsafePointer<Float>, outChannels: Int, inChannels: Int) -> WinogradWeight {
+        let stride = paddedStride(outChannels * inChannels)
+        let u = TensorStorage(count: 16 * stride, zeroed: false)
         let base = u.base
         parallelFor(inChannels, minimumPerThread: 8) { range in
             for i in range {
-                wsss_winograd_kernels(weight + i * 9, inChannels * 9, outChannels, 1, base + i * outChannels, outChannels * inChannels)
+                wsss_winograd_kernels(weight + i * 9, inChannels * 9, outChannels, 1, base + i * outChannels, stride)
             }
         }
-        return u
+        return WinogradWeight(storage: u, stride: stride)
     }
 }
