@@ -210,8 +210,8 @@ public final class Pipeline {
         for source in recipe.pseudo.compare where !sources.contains(source) { sources.append(source) }
         let dataKeys = recipe.effectiveValues(ofKeys: ["data.root", "data.train_split", "data.classes", "data.image_labels", "run.seed"])
         let camTrainProvenance = Provenance(
-            dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.bg_threshold"])) { a, _ in a })
-        let camInferProvenance = Provenance(recipe.effectiveValues(ofKeys: ["cam.inference_scales"]), upstream: [("cam_train", camTrainProvenance)])
+            dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.make_cam", "cam.bg_threshold"])) { a, _ in a })
+        let camInferProvenance = Provenance(recipe.effectiveValues(ofKeys: ["cam.inference_scales", "cam.make_cam"]), upstream: [("cam_train", camTrainProvenance)])
         let needsCAM = seedSource == nil && recipe.pseudo.seeds == nil && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
 
         // 1. CAM classifier and CAMs.
@@ -234,7 +234,8 @@ public final class Pipeline {
                 if try isCurrent("cam_infer", output: camFile, provenance: camInferProvenance, record: record, stale: [camFile]) {
                     return skip("cam_infer", camFile)
                 }
-                try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile) { done, total in
+                try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: recipe.cam.inferenceScales, inference: recipe.cam.makeCAM
+                ) { done, total in
                     self.events.progress("cam_infer", done, total, "")
                 }
                 try camInferProvenance.write(record)

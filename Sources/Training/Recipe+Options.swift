@@ -56,8 +56,13 @@ extension Recipe {
         o.learningRate = Float(cam.lr)
         o.classifierLRMultiplier = Float(cam.classifierLRMult)
         o.weightDecay = Float(cam.weightDecay)
+        o.momentum = Float(cam.momentum)
+        o.resizeLong = cam.resizeLong
         o.widthDivisor = cam.widthDivisor
         o.frozenBN = cam.frozenBN
+        o.bnAffine = cam.bnAffine
+        o.frozenStages = cam.frozenStages
+        o.inference = cam.makeCAM
         o.inferenceScales = cam.inferenceScales
         o.checkpointEvery = cam.checkpointEvery
         o.seed = UInt64(run.seed)

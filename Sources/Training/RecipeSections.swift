@@ -14,9 +14,14 @@ public protocol RecipeSection: Codable, Equatable, Sendable {
     static var name: String { get }
     /// Every key at its default.
     init()
+    /// The defaults a recipe's keys `given` are laid over: `init()`, unless a key of the section
+    /// picks a preset (`cam.preset`).
+    static func defaults(given values: [String: Any]) -> Self
 }
 
 extension RecipeSection {
+    public static func defaults(given values: [String: Any]) -> Self { Self() }
+
     /// The YAML key names of the section, in declaration order.
     public static var keyNames: [String] { Keys.allCases.map(\.stringValue) }
 
@@ -173,30 +178,73 @@ public struct RunSection: RecipeSection {
     public typealias Keys = CodingKeys
 }
 
+extension CAMInference: RecipeChoice {}
+
+/// `cam.preset`: which defaults the other `cam` keys start from.
+public enum CAMPreset: String, RecipeChoice {
+    /// Ours (`CAMSection()`).
+    case wsss
+    /// IRN's CAM classifier as jiwoon-ahn/irn runs it (`CAMSection.irn`, `CAMTrainingOptions.irn`).
+    case irn
+    public init(from decoder: Decoder) throws { self = try Self.decodeChoice(from: decoder) }
+}
+
 /// `cam:` — the CAM classifier (IRN's train_cam.py / make_cam.py defaults).
 public struct CAMSection: RecipeSection {
     public static let name = "cam"
+    public var preset = CAMPreset.wsss
     public var iterations = 3300
     public var batch = 16
     public var crop = 512
     public var scales = [0.5, 1.5]
+    /// IRN's long-side range (`Augmentation.resizeLong`) instead of `scales`; null: `scales`.
+    public var resizeLong: [Int]?
     public var lr = 0.01
     public var classifierLRMult = 10.0
     public var weightDecay = 1e-4
+    public var momentum = 0.9
     public var widthDivisor = 1
     public var frozenBN = true
+    /// With `frozen_bn`, γ and β still train (IRN's FixedBatchNorm).
+    public var bnAffine = false
+    /// Stages without gradient, IRN's count (2: stem, layer1, layer2).
+    public var frozenStages = 0
     /// A checkpoint to start from (relative to the working directory).
     public var `init`: String?
     public var inferenceScales = [1.0, 0.5, 1.5, 2.0]
+    public var makeCAM = CAMInference.wsss
     public var bgThreshold = 0.15
     public var checkpointEvery = 500
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case iterations, batch, crop, scales, lr, classifierLRMult = "classifier_lr_mult", weightDecay = "weight_decay"
-        case widthDivisor = "width_divisor", frozenBN = "frozen_bn", `init`, inferenceScales = "inference_scales"
+        case preset, iterations, batch, crop, scales, resizeLong = "resize_long", lr, classifierLRMult = "classifier_lr_mult"
+        case weightDecay = "weight_decay", momentum, widthDivisor = "width_divisor", frozenBN = "frozen_bn", bnAffine = "bn_affine"
+        case frozenStages = "frozen_stages", `init`, inferenceScales = "inference_scales", makeCAM = "make_cam"
         case bgThreshold = "bg_threshold", checkpointEvery = "checkpoint_every"
     }
     public typealias Keys = CodingKeys
+
+    /// `cam.preset: irn`: the values of `CAMTrainingOptions.irn` (keys set beside the preset
+    /// still override them).
+    public static var irn: CAMSection {
+        let o = CAMTrainingOptions.irn
+        var s = CAMSection()
+        s.preset = .irn
+        s.iterations = o.iterations
+        s.resizeLong = o.resizeLong
+        s.lr = Double(o.learningRate)
+        s.classifierLRMult = Double(o.classifierLRMultiplier)
+        s.weightDecay = Double(o.weightDecay)
+        s.momentum = Double(o.momentum)
+        s.bnAffine = o.bnAffine
+        s.frozenStages = o.frozenStages
+        s.makeCAM = o.inference
+        return s
+    }
+
+    public static func defaults(given values: [String: Any]) -> CAMSection {
+        values["preset"] as? String == CAMPreset.irn.rawValue ? .irn : CAMSection()
+    }
 }
 
 /// `pseudo:` — pseudo-labels (paths relative to `data.root`).
