@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd"]),
         .testTarget(name: "PseudoLabelsTests", dependencies: ["PseudoLabels", "Imaging", "HDF5", "Autograd"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd", "HDF5", "Imaging"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
