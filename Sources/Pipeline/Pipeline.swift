@@ -292,12 +292,24 @@ public final class Pipeline {
         }
         /// What a source's proposals are, from the recipe alone (a finished stage is not rerun to learn it).
         func proposalDescription(for source: LabelSource) -> String? {
+            if source == .boxes {
+                // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
+                let boxes = recipe.pseudo.detections != nil
+                    ? "detection boxes" : "boxes from the CAM seeds' connected components (our extension, not Sun et al.'s)"
+                if boxPrompter != nil || (proposalSources[source] == nil && recipe.pseudo.samCheckpoint != nil
+                                          && (recipe.pseudo.proposals == nil || recipe.pseudo.proposals == "sam")) {
+                    return boxes + ", each prompting SAM"
+                }
+                guard let masks = proposalMasks(for: source) else { return nil }
+                return boxes + " selecting proposals (no SAM: the proposal of best box IoU stands in for its mask): " + masks
+            }
+            return proposalMasks(for: source)
+        }
+        func proposalMasks(for source: LabelSource) -> String? {
             if let custom = proposalSources[source] { return custom.about ?? custom.name }
             if source == .seplFelzenszwalb { return "Felzenszwalb segments" }
             guard source == .sepl || source == .boxes else { return nil }
-            guard let spec = recipe.pseudo.proposals else {
-                return source == .boxes && recipe.pseudo.samCheckpoint != nil ? "SAM prompted with each box" : nil
-            }
+            guard let spec = recipe.pseudo.proposals else { return nil }
             switch spec {
             case "sam": return "SAM automatic masks, \(((recipe.pseudo.samCheckpoint ?? "?") as NSString).lastPathComponent)"
             case "felzenszwalb": return "Felzenszwalb segments"
@@ -322,7 +334,7 @@ public final class Pipeline {
                 keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule",
                         "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
             case .boxes:
-                keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.felzenszwalb",
+                keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.text_threshold", "pseudo.box_order", "pseudo.felzenszwalb",
                         "pseudo.sam_checkpoint", "pseudo.sam_config"]
             }
             if let about = proposalDescription(for: source) { summary.proposals[source] = about }

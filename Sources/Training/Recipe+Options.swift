@@ -74,7 +74,9 @@ extension Recipe {
         switch source {
         case .cam, .folder: .seeds
         case .sepl, .seplFelzenszwalb: .sepl(SEPLMerge(maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts, rule: pseudo.seplRule))
-        case .boxes: .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold), detections: try pseudo.detections.map(dataPath))
+        case .boxes:
+            .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold, textThreshold: pseudo.textThreshold, order: pseudo.boxOrder),
+                   detections: try pseudo.detections.map(dataPath))
         case .gt: .groundTruth
         }
     }

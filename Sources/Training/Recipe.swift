@@ -214,7 +214,7 @@ public struct Recipe: Sendable {
                 guard let l = numbers(v), l.count == 2 else { return false }
                 return l[0] >= 1 && l[0] <= l[1] && l.allSatisfy { $0 == $0.rounded() }
             }),
-            "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share,
+            "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share, "pseudo.text_threshold": share,
             "pseudo.felzenszwalb": ("scale > 0, sigma ≥ 0, minimum size ≥ 0", { v in
                 guard let l = numbers(v), l.count == 3 else { return false }
                 return l[0] > 0 && l[1] >= 0 && l[2] >= 0

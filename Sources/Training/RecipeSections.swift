@@ -87,6 +87,7 @@ extension RecipeChoice {
 
 extension Preprocessing: RecipeChoice {}
 extension SEPLMerge.Rule: RecipeChoice {}
+extension BoxMerge.PaintOrder: RecipeChoice {}
 extension ResNetDepth: RecipeChoice {}
 
 /// `model.arch`: the segmenter (depth and width are separate keys).
@@ -260,6 +261,8 @@ public struct PseudoSection: RecipeSection {
     /// SEPL's procedure: ours (order-free) or the public code's, to the pixel.
     public var seplRule = SEPLMerge.Rule.orderFree
     public var boxThreshold = 0.3
+    public var textThreshold = 0.25
+    public var boxOrder = BoxMerge.PaintOrder.detection
     public var felzenszwalb = [100.0, 0.8, 20.0]
     public var compare: [LabelSource] = []
     public var labels: String?
@@ -269,7 +272,8 @@ public struct PseudoSection: RecipeSection {
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case source, proposals, seeds, detections, maskShare = "mask_share", regionShare = "region_share"
-        case ignoreConflicts = "ignore_conflicts", seplRule = "sepl_rule", boxThreshold = "box_threshold", felzenszwalb, compare, labels
+        case ignoreConflicts = "ignore_conflicts", seplRule = "sepl_rule", boxThreshold = "box_threshold", textThreshold = "text_threshold"
+        case boxOrder = "box_order", felzenszwalb, compare, labels
         case samCheckpoint = "sam_checkpoint", samConfig = "sam_config", samCache = "sam_cache"
     }
     public typealias Keys = CodingKeys
