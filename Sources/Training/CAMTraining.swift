@@ -25,7 +25,7 @@ public struct CAMTrainingOptions: Codable, Equatable, Sendable {
     public var cropSize = 512
     public var scaleLow = 0.5
     public var scaleHigh = 1.5
-    public var learningRate: Float = 0.01  // backbone; the classifier trains at 10x (IRN: 0.1)
+    public var learningRate: Float = 0.01  // backbone; the classifier trains at 10x (IRN: 0.1 and 1.0, `irn`)
     public var classifierLRMultiplier: Float = 10
     public var weightDecay: Float = 1e-4
     public var momentum: Float = 0.9

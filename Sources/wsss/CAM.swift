@@ -18,7 +18,7 @@ struct CAMCommand: ParsableCommand {
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train the CAM classifier (ResNet-50, output stride 16, GAP, 1x1 classifier, multi-label soft-margin loss).",
-            discussion: "Defaults are IRN's train_cam.py (crop 512, batch 16, 5 epochs of VOC train_aug, lr 0.01 backbone / 0.1 classifier, poly 0.9, weight decay 1e-4). Writes cam_final.h5, periodic cam_iter_N.h5 and cam_train.jsonl to --out; a rerun resumes from the newest checkpoint there.")
+            discussion: "Defaults follow IRN's train_cam.py (crop 512, batch 16, 5 epochs of VOC train_aug, poly 0.9, weight decay 1e-4) but for the learning rate (ours 0.01 backbone / 0.1 classifier, IRN's 0.1 / 1.0); IRN's whole procedure is the recipe key cam.preset: irn (docs/MODELS.md). Writes cam_final.h5, periodic cam_iter_N.h5 and cam_train.jsonl to --out; a rerun resumes from the newest checkpoint there.")
 
         @OptionGroup var data: DatasetOptions
         @OptionGroup var runtime: RuntimeOptions
