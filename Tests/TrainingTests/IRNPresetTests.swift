@@ -175,3 +175,32 @@ import Testing
         #expect(decoded.frozenStages == 0 && decoded.inference == .wsss && decoded.resizeLong == nil && decoded.widthDivisor == 8)
     }
 }
+
+/// The preset end to end on the synthetic set: training (two steps) writes a checkpoint whose
+/// options reload, and inference computes IRN's high-resolution maps.
+@Suite struct IRNPresetRunTests {
+    @Test func trainsAndInfersWithIRNsProcedure() throws {
+        let root = NSTemporaryDirectory() + "wsss-irn-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var data = SyntheticDataset.Options()
+        (data.train, data.val, data.test, data.size) = (4, 1, 1, 48)
+        try SyntheticDataset.write(to: root, options: data)
+        let dataset = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes)
+        var options = CAMTrainingOptions.irn
+        (options.iterations, options.batchSize, options.cropSize, options.widthDivisor) = (2, 2, 32, 32)
+        options.resizeLong = [40, 56]
+        options.inferenceScales = [1.0, 0.5]
+        options.checkpointEvery = 2
+        let out = root + "/cam"
+        let model = try CAMTraining.train(dataset: dataset, options: options, outDirectory: out)
+        #expect(model.frozenStages == 2)
+        let (loaded, reloaded, _) = try CAMTraining.load(out + "/cam_final.h5")
+        #expect(reloaded == options && loaded.frozenStages == 2)
+        let sample = dataset.samples[0]
+        let image = try Image.readRGB(from: sample.imagePath)
+        let classes = try dataset.imageLabels(of: sample)
+        let cams = CAMTraining.cams(model: loaded, image: image, classes: classes, scales: reloaded.inferenceScales, inference: reloaded.inference)
+        #expect(cams.maps.shape == [classes.count, image.height, image.width])
+        #expect(cams.maps.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+    }
+}
