@@ -34,7 +34,9 @@ public enum IRNTransforms {
     public struct CropBox: Equatable, Sendable {
         public var containerTop, containerLeft, imageTop, imageLeft, height, width: Int
         public init(containerTop: Int, containerLeft: Int, imageTop: Int, imageLeft: Int, height: Int, width: Int) {
-            (self.containerTop, self.containerLeft, self.imageTop, self.imageLeft) = (containerTop, containerLeft, imageTop, imageLeft)
+            (self.containerTop, self.containerLeft, self.imageTop, self.imageLeft) = (
+                containerTop, containerLeft, imageTop, imageLeft
+            )
             (self.height, self.width) = (height, width)
         }
     }
@@ -48,15 +50,17 @@ public enum IRNTransforms {
             return space > 0 ? (0, draw(space + 1)) : (draw(-space + 1), 0)
         }
         let columns = side(width), rows = side(height)
-        return CropBox(containerTop: rows.container, containerLeft: columns.container, imageTop: rows.image, imageLeft: columns.image,
-                       height: min(cropSize, height), width: min(cropSize, width))
+        return CropBox(
+            containerTop: rows.container, containerLeft: columns.container, imageTop: rows.image, imageLeft: columns.image,
+            height: min(cropSize, height), width: min(cropSize, width))
     }
 
     /// `random_crop` of a CHW float image into a `cropSize` square filled with `fill` (IRN: 0,
     /// after normalisation, i.e. the mean colour).
     public static func crop(_ image: PlanarImage, box: CropBox, cropSize: Int, fill: Float = 0) -> PlanarImage {
-        precondition(box.imageTop + box.height <= image.height && box.imageLeft + box.width <= image.width,
-                     "IRNTransforms.crop: box \(box) outside \(image.height)x\(image.width)")
+        precondition(
+            box.imageTop + box.height <= image.height && box.imageLeft + box.width <= image.width,
+            "IRNTransforms.crop: box \(box) outside \(image.height)x\(image.width)")
         let plane = cropSize * cropSize
         var out = [Float](repeating: fill, count: image.channels * plane)
         image.values.withUnsafeBufferPointer { src in

@@ -22,7 +22,9 @@ public struct BoxPhrases: Sendable {
 
     /// Every object class name of `classNames` (background, index 0, excluded) and the
     /// sub-class prompts of the classes present in the list (by normalised name).
-    public init(classNames: [String], subclassPrompts: [(className: String, prompts: [String])] = BoxPhrases.sunEtAlSubclassPrompts) {
+    public init(
+        classNames: [String], subclassPrompts: [(className: String, prompts: [String])] = BoxPhrases.sunEtAlSubclassPrompts
+    ) {
         var index: [String: Int] = [:]
         for (id, name) in classNames.enumerated() where id > 0 { index[Self.key(name)] = index[Self.key(name)] ?? id }
         for (className, prompts) in subclassPrompts {

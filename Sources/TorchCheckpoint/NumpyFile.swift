@@ -34,13 +34,16 @@ public enum NumpyFile {
     public static func header(of bytes: [UInt8], path: String) throws -> Header {
         func corrupt(_ reason: String) -> TorchCheckpointError { .corrupt(path: path, reason: "npy: " + reason) }
         let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
-        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else { throw corrupt("no \\x93NUMPY magic string (not a .npy file)") }
-        let major = bytes[6]
-        let (lengthBytes, start): (Int, Int) = switch major {
-        case 1: (2, 10)
-        case 2, 3: (4, 12)
-        default: (0, 0)
+        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
+            throw corrupt("no \\x93NUMPY magic string (not a .npy file)")
         }
+        let major = bytes[6]
+        let (lengthBytes, start): (Int, Int) =
+            switch major {
+            case 1: (2, 10)
+            case 2, 3: (4, 12)
+            default: (0, 0)
+            }
         guard lengthBytes > 0 else { throw corrupt("format version \(major).\(bytes[7]) is not 1, 2 or 3") }
         guard bytes.count >= start else { throw corrupt("truncated header") }
         var length = 0
@@ -58,7 +61,9 @@ public enum NumpyFile {
         }
         let descr = String(descrText[descrText.index(after: descrText.startIndex)..<close])
         let fortranText = try value(of: "fortran_order")
-        guard fortranText.hasPrefix("True") || fortranText.hasPrefix("False") else { throw corrupt("'fortran_order' is not True or False") }
+        guard fortranText.hasPrefix("True") || fortranText.hasPrefix("False") else {
+            throw corrupt("'fortran_order' is not True or False")
+        }
         let shapeText = try value(of: "shape")
         guard shapeText.first == "(", let end = shapeText.firstIndex(of: ")") else { throw corrupt("'shape' is not a tuple") }
         var shape: [Int] = []
@@ -78,7 +83,8 @@ public enum NumpyFile {
     ///   object array, values that are not numeric arrays); `.forbiddenGlobal` for any other class.
     public static func loadDictionary(_ path: String) throws -> [(key: NumpyKey, value: NumpyArray)] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TorchCheckpointError.cannotOpen(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
+            throw TorchCheckpointError.cannotOpen(
+                path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
         }
         let bytes = [UInt8](data)
         let header = try header(of: bytes, path: path)
@@ -107,18 +113,23 @@ public enum NumpyFile {
     }
 
     static func array(_ value: PickleValue, graph: PickleGraph, path: String, key: NumpyKey) throws -> NumpyArray {
-        func unsupported(_ reason: String) -> TorchCheckpointError { .unsupportedContent(path: path, reason: "entry \(key): " + reason) }
+        func unsupported(_ reason: String) -> TorchCheckpointError {
+            .unsupportedContent(path: path, reason: "entry \(key): " + reason)
+        }
         switch value {
         case .int(let n): return NumpyArray(code: "i8", shape: [], values: [Double(n)])
         case .float(let x): return NumpyArray(code: "f8", shape: [], values: [x])
         case .ndarray(let index):
             let record = graph.arrays[index]
-            guard let d = record.dtype, case .bytes(let b)? = record.data else { throw unsupported("an object array, not numbers") }
+            guard let d = record.dtype, case .bytes(let b)? = record.data else {
+                throw unsupported("an object array, not numbers")
+            }
             let dtype = graph.dtypes[d]
             guard !record.fortranOrder || record.shape.count <= 1 else { throw unsupported("a Fortran-ordered array") }
             let values = try NumpyElements.decode(graph.blobs[b], dtype: dtype, path: path)
             guard values.count == record.shape.reduce(1, *) else {
-                throw TorchCheckpointError.corrupt(path: path, reason: "npy: entry \(key) has \(values.count) values for shape \(record.shape)")
+                throw TorchCheckpointError.corrupt(
+                    path: path, reason: "npy: entry \(key) has \(values.count) values for shape \(record.shape)")
             }
             return NumpyArray(code: dtype.code, shape: record.shape, values: values)
         default: throw unsupported("a \(value.kind), not a numpy array")
@@ -129,10 +140,15 @@ public enum NumpyFile {
 /// Raw little-endian elements of a numpy dtype as Doubles.
 enum NumpyElements {
     static func decode(_ bytes: [UInt8], dtype: NumpyDTypeRecord, path: String) throws -> [Double] {
-        guard dtype.byteOrder != ">" else { throw TorchCheckpointError.unsupportedContent(path: path, reason: "big-endian numpy data") }
-        let sizes: [String: Int] = ["b1": 1, "i1": 1, "u1": 1, "i2": 2, "u2": 2, "i4": 4, "u4": 4, "i8": 8, "u8": 8, "f4": 4, "f8": 8]
+        guard dtype.byteOrder != ">" else {
+            throw TorchCheckpointError.unsupportedContent(path: path, reason: "big-endian numpy data")
+        }
+        let sizes: [String: Int] = [
+            "b1": 1, "i1": 1, "u1": 1, "i2": 2, "u2": 2, "i4": 4, "u4": 4, "i8": 8, "u8": 8, "f4": 4, "f8": 8,
+        ]
         guard let size = sizes[dtype.code] else {
-            throw TorchCheckpointError.unsupportedContent(path: path, reason: "numpy type '\(dtype.code)' is not read (numbers only)")
+            throw TorchCheckpointError.unsupportedContent(
+                path: path, reason: "numpy type '\(dtype.code)' is not read (numbers only)")
         }
         guard bytes.count % size == 0 else {
             throw TorchCheckpointError.corrupt(path: path, reason: "npy: \(bytes.count) bytes of '\(dtype.code)' data")

@@ -42,7 +42,8 @@ extension CAMTraining {
                 highSum = highSum.map { $0 + u } ?? u
             }
             let high = highSum!.slice(alongAxis: 2, 0..<h).slice(alongAxis: 3, 0..<w)
-            return IRNCAMs(classes: classes, strided: normalizedChannels(stridedSum!, classes), highRes: normalizedChannels(high, classes))
+            return IRNCAMs(
+                classes: classes, strided: normalizedChannels(stridedSum!, classes), highRes: normalizedChannels(high, classes))
         }
     }
 

@@ -27,7 +27,9 @@ import Testing
             for (box, mask) in zip(boxes, masks) where byBox[Self.key(box)] == nil { byBox[Self.key(box)] = mask }
             self.masks = byBox
         }
-        func masks(for boxes: [(x0: Double, y0: Double, x1: Double, y1: Double)], id: String, image: Image) throws -> [SegmentMask] {
+        func masks(for boxes: [(x0: Double, y0: Double, x1: Double, y1: Double)], id: String, image: Image) throws
+            -> [SegmentMask]
+        {
             asked += boxes.count
             return try boxes.map { b in try #require(masks[Self.key([b.x0, b.y0, b.x1, b.y1])]) }
         }
@@ -37,28 +39,41 @@ import Testing
     func labelMapsMatchTheirProcedure(order: BoxMerge.PaintOrder) throws {
         let path = Self.folder + "/sun_detections.json"
         let f = try HDF5File(path: Self.folder + "/sun_phrases.h5", mode: .read)
-        let json = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: [[String: Any]]])
+        let json = try #require(
+            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: [[String: Any]]])
         for (id, entries) in json {
             let (bytes, shape) = try f.readBytes("/\(id)/masks")
             let (k, h, w) = (shape[0], shape[1], shape[2])
-            let masks = (0..<k).map { m in SegmentMask(width: w, height: h, bitmap: (0..<(h * w)).map { bytes[m * h * w + $0] == 1 }) }
+            let masks = (0..<k).map { m in
+                SegmentMask(width: w, height: h, bitmap: (0..<(h * w)).map { bytes[m * h * w + $0] == 1 })
+            }
             let prompter = FixturePrompter(boxes: entries.map { ($0["box"] as! [NSNumber]).map(\.doubleValue) }, masks: masks)
             let labeler = try PseudoLabeler(
-                method: .boxes(BoxMerge(order: order), detections: path), seeds: nil, proposals: nil, boxPrompter: prompter, classNames: Self.voc)
-            let classes = Set(try #require(f.requiredAttribute(named: "classes", on: "/\(id)").stringValue).split(separator: ",").map { Int($0)! })
-            let result = try labeler.labels(id: id, image: Image(width: w, height: h, channels: 3), imageClasses: classes, groundTruth: nil)
+                method: .boxes(BoxMerge(order: order), detections: path), seeds: nil, proposals: nil, boxPrompter: prompter,
+                classNames: Self.voc)
+            let classes = Set(
+                try #require(f.requiredAttribute(named: "classes", on: "/\(id)").stringValue).split(separator: ",").map {
+                    Int($0)!
+                })
+            let result = try labeler.labels(
+                id: id, image: Image(width: w, height: h, channels: 3), imageClasses: classes, groundTruth: nil)
             let expected = try f.readBytes("/\(id)/\(order.rawValue)").bytes
-            #expect(result.labels.values == expected, "\(id), \(order) order: \(zip(result.labels.values, expected).filter { $0 != $1 }.count) pixels differ")
+            #expect(
+                result.labels.values == expected,
+                "\(id), \(order) order: \(zip(result.labels.values, expected).filter { $0 != $1 }.count) pixels differ")
         }
     }
 
     @Test func phrasesMapBackToTheirClasses() throws {
         let phrases = BoxPhrases(classNames: Self.voc)
         #expect(phrases.classID(of: "saddle") == 13 && phrases.classID(of: "halter") == 13)
-        #expect(["bowl", "plate", "food", "fruit", "glass", "dishes", "diningtable"].allSatisfy { phrases.classID(of: $0) == 11 })
+        #expect(
+            ["bowl", "plate", "food", "fruit", "glass", "dishes", "diningtable"].allSatisfy { phrases.classID(of: $0) == 11 })
         #expect(phrases.classID(of: "tv") == 20 && phrases.classID(of: "monitor") == 20)
         // Names with spaces (or any case) match the joined VOC names.
-        #expect(phrases.classID(of: "dining table") == 11 && phrases.classID(of: "TV Monitor") == 20 && phrases.classID(of: "potted plant") == 16)
+        #expect(
+            phrases.classID(of: "dining table") == 11 && phrases.classID(of: "TV Monitor") == 20
+                && phrases.classID(of: "potted plant") == 16)
         #expect(phrases.classID(of: "sky") == nil && phrases.classID(of: "background") == nil)
         // Sub-class prompts only for classes the list has.
         #expect(BoxPhrases(classNames: ["background", "cat"]).classID(of: "saddle") == nil)
@@ -72,7 +87,9 @@ import Testing
 
     @Test func thresholdsAreStrictAsGroundedSAMs() {
         let merge = BoxMerge()
-        func d(_ score: Double, text: Double? = nil) -> Detection { Detection(classID: 1, box: (0, 0, 1, 1), score: score, textScore: text) }
+        func d(_ score: Double, text: Double? = nil) -> Detection {
+            Detection(classID: 1, box: (0, 0, 1, 1), score: score, textScore: text)
+        }
         #expect(!merge.keeps(d(0.3), imageClasses: [1]) && merge.keeps(d(0.31), imageClasses: [1]))
         #expect(!merge.keeps(d(0.9, text: 0.25), imageClasses: [1]) && merge.keeps(d(0.9, text: 0.26), imageClasses: [1]))
         #expect(!merge.keeps(d(0.9), imageClasses: [2]))

@@ -16,7 +16,10 @@ import Testing
         #expect(entries.map(\.key) == [.int(2007000032), .int(2011003276), .int(2008000002)])
         func present(_ a: NumpyArray) -> [Int] { a.values.indices.filter { a.values[$0] == 1 } }
         #expect(entries.map { present($0.value) } == [[0, 14], [11], [19]])
-        #expect(entries.allSatisfy { $0.value.shape == [20] && $0.value.code == "f4" && $0.value.values.allSatisfy { $0 == 0 || $0 == 1 } })
+        #expect(
+            entries.allSatisfy {
+                $0.value.shape == [20] && $0.value.code == "f4" && $0.value.values.allSatisfy { $0 == 0 || $0 == 1 }
+            })
     }
 
     @Test func headerIsParsedAndBadFilesNameThemselves() throws {

@@ -41,7 +41,9 @@ import Testing
         return out
     }
 
-    static func close(_ a: Tensor, _ b: Tensor, _ tolerance: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func close(
+        _ a: Tensor, _ b: Tensor, _ tolerance: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         guard a.shape == b.shape else {
             Issue.record("\(what): shape \(a.shape) vs \(b.shape)", sourceLocation: sourceLocation)
             return
@@ -51,7 +53,9 @@ import Testing
             diff = max(diff, abs(Double(x) - Double(y)))
             scale = max(scale, abs(Double(y)))
         }
-        #expect(diff / max(scale, 1e-12) <= tolerance, "\(what): relative error \(diff / max(scale, 1e-12))", sourceLocation: sourceLocation)
+        #expect(
+            diff / max(scale, 1e-12) <= tolerance, "\(what): relative error \(diff / max(scale, 1e-12))",
+            sourceLocation: sourceLocation)
     }
 
     /// IRN's network at the fixture's width (1/64: stem 1, planes 1, 2, 4, 8), 4 classes.
@@ -96,8 +100,11 @@ import Testing
                 return v
             }
             let b = try Self.numbers(f, "box", on: group).map { Int($0) }
-            #expect([box.containerTop, box.containerTop + box.height, box.containerLeft, box.containerLeft + box.width,
-                     box.imageTop, box.imageTop + box.height, box.imageLeft, box.imageLeft + box.width] == b, "case \(k)")
+            #expect(
+                [
+                    box.containerTop, box.containerTop + box.height, box.containerLeft, box.containerLeft + box.width,
+                    box.imageTop, box.imageTop + box.height, box.imageLeft, box.imageLeft + box.width,
+                ] == b, "case \(k)")
             let chw = hwc.permuted([2, 0, 1])
             let planar = PlanarImage(channels: 3, height: h, width: w, values: chw.scalars)
             let crop = IRNTransforms.crop(planar, box: box, cropSize: size)
@@ -117,7 +124,8 @@ import Testing
         options.iterations = try #require(f.requiredAttribute(named: "max_step", on: "/train").intValue)
         #expect(options.momentum == 1e-4 && options.weightDecay == 1e-4 && options.learningRate == 0.1)
         let optimizer = CAMTraining.optimizer(for: model, options: options)
-        let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
+        let schedule = PolySchedule(
+            baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
         let x = try f.read("/train/x"), targets = try f.read("/train/targets")
         let losses = try Self.numbers(f, "losses", on: "/train"), lrs = try Self.numbers(f, "lrs", on: "/train")
         model.train()
@@ -154,7 +162,8 @@ import Testing
         }
         model.train(false)
         let keys = try Self.numbers(f, "keys", on: "/make_cam").map { Int($0) + 1 }
-        let cams = CAMTraining.irnCAMs(model: model, image: try Self.image(f, "/make_cam/image"), classes: keys, scales: [1.0, 0.5, 1.5, 2.0])
+        let cams = CAMTraining.irnCAMs(
+            model: model, image: try Self.image(f, "/make_cam/image"), classes: keys, scales: [1.0, 0.5, 1.5, 2.0])
         #expect(cams.classes == [1, 3])
         Self.close(cams.strided, try f.read("/make_cam/strided"), 1e-4, "strided")
         Self.close(cams.highRes, try f.read("/make_cam/high_res"), 1e-4, "high_res")
@@ -170,7 +179,8 @@ import Testing
         #expect(try Recipe(text: "cam:\n  iterations: 10\n", path: "r.yaml").cam.momentum == 0.9)
         #expect(throws: RecipeError.self) { try Recipe(text: "cam:\n  resize_long: [640, 320]\n", path: "r.yaml") }
         // Checkpoints written before these options existed still load.
-        let old = #"{"iterations":5,"batchSize":2,"cropSize":64,"scaleLow":0.5,"scaleHigh":1.5,"learningRate":0.01,"classifierLRMultiplier":10,"weightDecay":0.0001,"momentum":0.9,"power":0.9,"widthDivisor":8,"frozenBN":false,"seed":0,"checkpointEvery":5,"inferenceScales":[1]}"#
+        let old =
+            #"{"iterations":5,"batchSize":2,"cropSize":64,"scaleLow":0.5,"scaleHigh":1.5,"learningRate":0.01,"classifierLRMultiplier":10,"weightDecay":0.0001,"momentum":0.9,"power":0.9,"widthDivisor":8,"frozenBN":false,"seed":0,"checkpointEvery":5,"inferenceScales":[1]}"#
         let decoded = try JSONDecoder().decode(CAMTrainingOptions.self, from: Data(old.utf8))
         #expect(decoded.frozenStages == 0 && decoded.inference == .wsss && decoded.resizeLong == nil && decoded.widthDivisor == 8)
     }
@@ -199,7 +209,8 @@ import Testing
         let sample = dataset.samples[0]
         let image = try Image.readRGB(from: sample.imagePath)
         let classes = try dataset.imageLabels(of: sample)
-        let cams = CAMTraining.cams(model: loaded, image: image, classes: classes, scales: reloaded.inferenceScales, inference: reloaded.inference)
+        let cams = CAMTraining.cams(
+            model: loaded, image: image, classes: classes, scales: reloaded.inferenceScales, inference: reloaded.inference)
         #expect(cams.maps.shape == [classes.count, image.height, image.width])
         #expect(cams.maps.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
     }
