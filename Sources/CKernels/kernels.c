@@ -120,3 +120,30 @@ void wsss_sum_and_centered_dot(const float *dy, const float *x, ptrdiff_t count,
 #endif
     sum_dot_portable(dy, x, count, mu, sum, dot);
 }
+
+// Winograd F(2x2, 3x3) kernel transform U = G g Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], for
+// `count` 3x3 kernels: kernel k is the 9 floats at w + k·kernel_stride (rotated by 180° when
+// `rotate`), and element ξ = 4r + s of its U goes to u[ξ·u_stride + k]. Written as a loop over k
+// so the compiler vectorises it; only additions and halvings, so every build rounds alike.
+void wsss_winograd_kernels(const float *w, ptrdiff_t kernel_stride, ptrdiff_t count, int rotate, float *u,
+                           ptrdiff_t u_stride) {
+    for (ptrdiff_t k = 0; k < count; k++) {
+        const float *g = w + k * kernel_stride;
+        float a[9];
+        for (int t = 0; t < 9; t++) a[t] = g[rotate ? 8 - t : t];
+        float t[4][3];
+        for (int c = 0; c < 3; c++) {
+            t[0][c] = a[c];
+            t[1][c] = (a[c] + a[3 + c] + a[6 + c]) * 0.5f;
+            t[2][c] = (a[c] - a[3 + c] + a[6 + c]) * 0.5f;
+            t[3][c] = a[6 + c];
+        }
+        for (int r = 0; r < 4; r++) {
+            float *o = u + 4 * r * u_stride + k;
+            o[0] = t[r][0];
+            o[u_stride] = (t[r][0] + t[r][1] + t[r][2]) * 0.5f;
+            o[2 * u_stride] = (t[r][0] - t[r][1] + t[r][2]) * 0.5f;
+            o[3 * u_stride] = t[r][2];
+        }
+    }
+}

@@ -37,11 +37,12 @@ public enum CAMStage {
 
 /// mIoU of a DeepLab-v2 checkpoint on a labelled split.
 public enum EvaluationStage {
-    /// Per-class IoU and mIoU; logits upsampled to each image, averaged over `scales` and flips.
+    /// Per-class IoU and mIoU; logits (the MSC max-fused ones when `msc`, which nil leaves to the
+    /// checkpoint's training setting) upsampled to each image, averaged over `scales` and flips.
     /// `onImage` receives each prediction (e.g. to write it).
     /// - Throws: `TrainingError.badCheckpoint` when the class counts differ.
     public static func evaluate(
-        checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, crf: DenseCRF.Parameters? = nil,
+        checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
         onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> SegmentationReport {
         let (model, options, classes) = try SegmentationTraining.load(checkpoint)
@@ -51,6 +52,7 @@ public enum EvaluationStage {
         var done = 0
         let matrix = try SegmentationTraining.evaluate(
             model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+            msc: msc ?? options.msc,
             refine: crf.map { parameters in
                 let crf = DenseCRF(parameters: parameters)
                 return { image, scores, id in

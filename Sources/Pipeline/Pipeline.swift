@@ -407,6 +407,7 @@ public final class Pipeline {
                 for split in recipe.eval.splits {
                     let evalProvenance = Provenance(
                         recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"])
+                            .merging(["eval.msc": "\(recipe.evaluatesMSC)"]) { a, _ in a }
                             .merging(recipe.crf.eval ? recipe.effectiveValues(of: ["crf"]) : [:]) { a, _ in a }.merging(["split": split]) { a, _ in a },
                         upstream: [("train/\(name)", trainProvenance)])
                     try stage("eval/\(name)/\(split)") {
@@ -421,6 +422,7 @@ public final class Pipeline {
                         let dataset = try recipe.dataset(split: split, requireLabels: true)
                         let report = try EvaluationStage.evaluate(
                             checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip,
+                            msc: recipe.evaluatesMSC,
                             crf: recipe.crf.eval ? recipe.crfParameters : nil
                         ) { done, total in self.events.progress("eval/\(name)/\(split)", done, total, "") }
                         try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])

@@ -31,9 +31,12 @@ extension Recipe {
         o.batchSize = train.batch
         o.accumulation = train.accumulation
         o.cropSize = train.crop
-        (o.scaleLow, o.scaleHigh) = (train.scales.first ?? 1, train.scales.last ?? 1)
+        o.scales = train.scales
+        o.scaleSampling = train.scaleSampling
+        o.labelResize = train.labelResize
         o.preprocessing = train.preprocessing
         o.learningRate = Float(train.lr)
+        o.learningRateStep = train.lrStep
         o.asppWeightLRMultiplier = Float(train.asppWeightLRMult)
         o.asppBiasLRMultiplier = Float(train.asppBiasLRMult)
         o.power = Float(train.power)
@@ -46,6 +49,9 @@ extension Recipe {
         o.seed = UInt64(run.seed)
         return o
     }
+
+    /// Whether evaluation scores the MSC max-fused logits: `eval.msc`, else `model.msc`.
+    public var evaluatesMSC: Bool { eval.msc ?? model.msc }
 
     public var camOptions: CAMTrainingOptions {
         var o = CAMTrainingOptions()

@@ -103,6 +103,26 @@ public struct Recipe: Sendable {
                 }
             }
         }
+        try Self.checkScaleSampling(values, train: train, origin: origin, recipePath: path)
+    }
+
+    /// Before `train.scale_sampling` existed, two `train.scales` were a uniform range; now they
+    /// would be a choice of two. Such a list without the sampling key is refused rather than
+    /// silently read the new way; a uniform range must not run backwards.
+    static func checkScaleSampling(
+        _ values: [String: [String: Any]], train: TrainSection, origin: [String: String], recipePath: String
+    ) throws {
+        let path = origin["train.scales"] ?? recipePath
+        if let list = values["train"]?["scales"] as? [Any], list.count == 2, values["train"]?["scale_sampling"] == nil {
+            throw RecipeError(
+                path: path,
+                message: "'train.scales' \(shown(list)) has two entries: set 'train.scale_sampling' to choice (one of the two, "
+                    + "deeplab-pytorch's rule) or uniform (a range from the first to the second, what two scales meant before)")
+        }
+        if train.scaleSampling == .uniform, let low = train.scales.first, let high = train.scales.last, low > high {
+            throw RecipeError(
+                path: path, message: "'train.scales' \(shown(train.scales)) runs backwards: uniform sampling needs the first ≤ the last")
+        }
     }
 
     /// One section: the defaults, overlaid with the values set, decoded into `T`. Type errors
@@ -221,7 +241,8 @@ public struct Recipe: Sendable {
             }),
             "model.width_divisor": atLeastOne,
             "train.iterations": atLeastOne, "train.batch": atLeastOne, "train.accumulation": atLeastOne, "train.crop": atLeastOne,
-            "train.scales": scaleRange, "train.lr": ("a number ≥ 0 (0 only moves batch-norm statistics)", number { $0 >= 0 }), "train.aspp_weight_lr_mult": positive, "train.aspp_bias_lr_mult": positive,
+            "train.scales": scales, "train.lr_step": atLeastOne,
+            "train.lr": ("a number ≥ 0 (0 only moves batch-norm statistics)", number { $0 >= 0 }), "train.aspp_weight_lr_mult": positive, "train.aspp_bias_lr_mult": positive,
             "train.power": nonNegative, "train.momentum": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }),
             "train.weight_decay": nonNegative, "train.checkpoint_every": atLeastOne, "train.keep_last": atLeastOne,
             "train.eval_every": ("an integer ≥ 0 (0: no evaluation while training)", number { $0 >= 0 }), "train.log_every": atLeastOne,

@@ -1,3 +1,4 @@
+import Autograd
 import Datasets
 import Foundation
 import Layers
@@ -89,6 +90,8 @@ extension Preprocessing: RecipeChoice {}
 extension SEPLMerge.Rule: RecipeChoice {}
 extension BoxMerge.PaintOrder: RecipeChoice {}
 extension ResNetDepth: RecipeChoice {}
+extension ScaleSampling: RecipeChoice {}
+extension NearestRule: RecipeChoice {}
 
 /// `model.arch`: the segmenter (depth and width are separate keys).
 public enum SegmenterArchitecture: String, RecipeChoice {
@@ -322,16 +325,22 @@ public struct ModelSection: RecipeSection {
     public typealias Keys = CodingKeys
 }
 
-/// `train:` — DeepLab-v2 training (the papers' protocol by default).
+/// `train:` — DeepLab-v2 training (deeplab-pytorch's VOC protocol, configs/voc12.yaml, by default).
 public struct TrainSection: RecipeSection {
     public static let name = "train"
     public var iterations = 20000
     public var batch = 5
     public var accumulation = 2
     public var crop = 321
-    public var scales = [0.5, 1.5]
+    public var scales = [0.5, 0.75, 1.0, 1.25, 1.5]
+    /// `choice`: one of `scales` (deeplab-pytorch); `uniform`: between the first and the last.
+    public var scaleSampling = ScaleSampling.choice
+    /// Nearest rule of the label resizes (augmentation and MSC loss): `pil` (deeplab-pytorch) or `torch`.
+    public var labelResize = NearestRule.pil
     public var preprocessing = Preprocessing.caffe
     public var lr = 2.5e-4
+    /// Iterations between poly learning-rate updates (deeplab-pytorch's LR_DECAY).
+    public var lrStep = 10
     public var asppWeightLRMult = 10.0
     public var asppBiasLRMult = 20.0
     public var power = 0.9
@@ -343,7 +352,8 @@ public struct TrainSection: RecipeSection {
     public var logEvery = 10
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case iterations, batch, accumulation, crop, scales, preprocessing, lr
+        case iterations, batch, accumulation, crop, scales, scaleSampling = "scale_sampling", labelResize = "label_resize"
+        case preprocessing, lr, lrStep = "lr_step"
         case asppWeightLRMult = "aspp_weight_lr_mult", asppBiasLRMult = "aspp_bias_lr_mult", power, momentum
         case weightDecay = "weight_decay", checkpointEvery = "checkpoint_every", keepLast = "keep_last"
         case evalEvery = "eval_every", logEvery = "log_every"
@@ -356,9 +366,11 @@ public struct EvalSection: RecipeSection {
     public static let name = "eval"
     public var scales = [1.0]
     public var flip = false
+    /// Score the MSC model's max-fused logits (deeplab-pytorch's test); unset: as `model.msc`.
+    public var msc: Bool?
     public var splits = ["val", "test"]
     public init() {}
-    public enum CodingKeys: String, CodingKey, CaseIterable { case scales, flip, splits }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case scales, flip, msc, splits }
     public typealias Keys = CodingKeys
 }
 
