@@ -151,6 +151,12 @@ struct Pseudo: ParsableCommand {
         }
         let labeler = try PseudoLabeler(
             method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter, classNames: dataset.classes.names)
+        if source == .boxes {
+            // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
+            let boxes = detections != nil ? "detection boxes" : "boxes from the seeds' connected components (our extension, not Sun et al.'s)"
+            let masks = boxPrompter != nil ? "each prompting SAM" : "selecting proposals (no SAM: the proposal of best box IoU stands in for its mask)"
+            Log.info("pseudo: \(boxes), \(masks), painted in \(boxOrder.rawValue) order")
+        }
         var stage = PseudoLabelStage(labeler: labeler, outDirectory: out, visualize: visualize)
         if crf {
             guard crfConfidence > 0 && crfConfidence < 1 else { throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)") }
