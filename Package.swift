@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "Evaluation"),
         .target(name: "Layers", dependencies: ["Autograd"]),
         .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
-        .target(name: "Datasets", dependencies: ["Imaging", "Autograd"]),
+        .target(name: "Datasets", dependencies: ["Imaging", "Autograd", "TorchCheckpoint"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
         .target(name: "TorchCheckpoint", dependencies: ["Autograd", "CZlib"]),
@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "TorchCheckpoint"]),
         .testTarget(name: "PseudoLabelsTests", dependencies: ["PseudoLabels", "Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd", "HDF5", "Imaging"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),

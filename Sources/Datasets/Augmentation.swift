@@ -96,10 +96,16 @@ public struct Augmentation: Sendable {
     /// How side · factor becomes a pixel count (`.toNearestOrAwayFromZero`: rounded; `.towardZero`:
     /// truncated, as Python's int()).
     public var sideRounding: FloatingPointRoundingRule
+    /// IRN's procedure instead of DeepLab's (voc12/dataloader.py VOC12ImageDataset with
+    /// train_cam.py's settings): the long side resized to a random length in this range (PIL
+    /// bicubic on the 8-bit image), normalised, flipped, cropped as IRN places crops
+    /// (`IRNTransforms`); `scale`, `labelResize` and `sideRounding` are then unused.
+    public var resizeLong: ClosedRange<Int>?
 
     public init(
         preprocessing: Preprocessing = .caffe, scale: ScaleJitter = .range(0.5, 1.5), cropSize: Int = 321, flip: Bool = true,
-        labelResize: NearestRule = .torch, sideRounding: FloatingPointRoundingRule = .toNearestOrAwayFromZero
+        labelResize: NearestRule = .torch, sideRounding: FloatingPointRoundingRule = .toNearestOrAwayFromZero,
+        resizeLong: ClosedRange<Int>? = nil
     ) {
         self.preprocessing = preprocessing
         self.scale = scale
@@ -107,6 +113,7 @@ public struct Augmentation: Sendable {
         self.flip = flip
         self.labelResize = labelResize
         self.sideRounding = sideRounding
+        self.resizeLong = resizeLong
     }
 
     /// Scale factors above this are refused: DeepLab jitters within 0.5–1.5, and a 500-pixel
@@ -119,6 +126,9 @@ public struct Augmentation: Sendable {
     /// - Throws: `DatasetError.badAugmentation` naming the setting.
     public func validate() throws {
         guard cropSize >= 1 else { throw DatasetError.badAugmentation(reason: "crop size \(cropSize) must be at least 1") }
+        if let range = resizeLong, range.lowerBound < 1 {
+            throw DatasetError.badAugmentation(reason: "long side range \(range.lowerBound)…\(range.upperBound) must start at 1 or more")
+        }
         let factors: [Double]
         switch scale {
         case .choices(let values): factors = values
@@ -134,6 +144,7 @@ public struct Augmentation: Sendable {
     /// One augmented example: [3, crop, crop] normalised pixels and [crop, crop] labels, with the
     /// factor, crop offsets and flip drawn from `generator` (in that order).
     public func apply(image: Image, labels: LabelMap, generator: inout SeededGenerator) -> (PlanarImage, LabelMap) {
+        if let resizeLong { return applyIRN(image: image, labels: labels, longSide: resizeLong, generator: &generator) }
         let factor = scale.sample(&generator)
         let (w, h) = scaledSize(width: image.width, height: image.height, factor: factor)
         // Pad bottom/right, then crop at a random offset.
@@ -183,6 +194,32 @@ public struct Augmentation: Sendable {
         }
         return (PlanarImage(channels: 3, height: cropSize, width: cropSize, values: outImage),
                 LabelMap(width: cropSize, height: cropSize, values: outLabels))
+    }
+}
+
+extension Augmentation {
+    /// IRN's order (VOC12ImageDataset.__getitem__): resize the long side, normalise, flip, crop.
+    /// Labels (unused by the CAM stage) follow with nearest resizing and 255 outside the image.
+    func applyIRN(image: Image, labels: LabelMap, longSide: ClosedRange<Int>, generator: inout SeededGenerator) -> (PlanarImage, LabelMap) {
+        let resized = IRNTransforms.resizeLong(image, to: IRNTransforms.drawLongSide(longSide, generator: &generator))
+        var labels = labels.width == resized.width && labels.height == resized.height
+            ? labels : labels.resizedNearest(height: resized.height, width: resized.width)
+        var source = resized
+        if flip && generator.next() & 1 == 1 {
+            source = source.flippedHorizontally()
+            labels = labels.flippedHorizontally()
+        }
+        let box = IRNTransforms.cropBox(height: source.height, width: source.width, cropSize: cropSize) { n in
+            Int(generator.next() % UInt64(n))
+        }
+        let planar = IRNTransforms.crop(preprocessing.normalize(source), box: box, cropSize: cropSize)
+        var cropped = [UInt8](repeating: LabelMap.ignore, count: cropSize * cropSize)
+        for y in 0..<box.height {
+            for x in 0..<box.width {
+                cropped[(box.containerTop + y) * cropSize + box.containerLeft + x] = labels.values[(box.imageTop + y) * labels.width + box.imageLeft + x]
+            }
+        }
+        return (planar, LabelMap(width: cropSize, height: cropSize, values: cropped))
     }
 }
 

@@ -62,8 +62,13 @@ extension Recipe {
         o.learningRate = Float(cam.lr)
         o.classifierLRMultiplier = Float(cam.classifierLRMult)
         o.weightDecay = Float(cam.weightDecay)
+        o.momentum = Float(cam.momentum)
+        o.resizeLong = cam.resizeLong
         o.widthDivisor = cam.widthDivisor
         o.frozenBN = cam.frozenBN
+        o.bnAffine = cam.bnAffine
+        o.frozenStages = cam.frozenStages
+        o.inference = cam.makeCAM
         o.inferenceScales = cam.inferenceScales
         o.checkpointEvery = cam.checkpointEvery
         o.seed = UInt64(run.seed)
@@ -75,7 +80,9 @@ extension Recipe {
         switch source {
         case .cam, .folder: .seeds
         case .sepl, .seplFelzenszwalb: .sepl(SEPLMerge(maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts, rule: pseudo.seplRule))
-        case .boxes: .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold), detections: try pseudo.detections.map(dataPath))
+        case .boxes:
+            .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold, textThreshold: pseudo.textThreshold, order: pseudo.boxOrder),
+                   detections: try pseudo.detections.map(dataPath))
         case .gt: .groundTruth
         }
     }

@@ -129,7 +129,7 @@ public struct Recipe: Sendable {
     /// name the key, the expected type and the value given.
     static func decode<T: RecipeSection>(_ values: [String: [String: Any]], origin: [String: String], recipePath: String) throws -> T {
         guard let set = values[T.name], !set.isEmpty else { return T() }
-        let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(T())) as? [String: Any] ?? [:]
+        let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(T.defaults(given: set))) as? [String: Any] ?? [:]
         var merged = defaults
         for (key, value) in set {
             guard let json = jsonValue(value) else {
@@ -228,7 +228,13 @@ public struct Recipe: Sendable {
             "cam.iterations": atLeastOne, "cam.batch": atLeastOne, "cam.crop": atLeastOne, "cam.scales": scaleRange,
             "cam.lr": positive, "cam.classifier_lr_mult": positive, "cam.weight_decay": nonNegative, "cam.width_divisor": atLeastOne,
             "cam.inference_scales": scales, "cam.bg_threshold": share, "cam.checkpoint_every": atLeastOne,
-            "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share,
+            "cam.momentum": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }),
+            "cam.frozen_stages": ("an integer in 0…4", number { $0 >= 0 && $0 <= 4 }),
+            "cam.resize_long": ("two long sides low, high with 1 ≤ low ≤ high", { (v: Any) -> Bool in
+                guard let l = numbers(v), l.count == 2 else { return false }
+                return l[0] >= 1 && l[0] <= l[1] && l.allSatisfy { $0 == $0.rounded() }
+            }),
+            "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share, "pseudo.text_threshold": share,
             "pseudo.felzenszwalb": ("scale > 0, sigma ≥ 0, minimum size ≥ 0", { v in
                 guard let l = numbers(v), l.count == 3 else { return false }
                 return l[0] > 0 && l[1] >= 0 && l[2] >= 0

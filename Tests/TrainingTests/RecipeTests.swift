@@ -11,7 +11,7 @@ import Testing
     static let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("recipes").path
 
-    @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full"])
+    @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full", "voc12-irn-cam"])
     func shippedRecipesLoad(_ name: String) throws {
         let recipe = try Recipe(path: "\(Self.recipes)/\(name).yaml")
         #expect(recipe.data.root != nil)
