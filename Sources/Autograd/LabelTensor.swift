@@ -13,12 +13,13 @@ public struct LabelTensor: Equatable, Sendable {
         self.values = values
     }
 
-    /// Nearest-neighbour resize of [N, H, W] labels (torch mode "nearest"), as DeepLab shrinks
-    /// labels to each logit map's size.
-    public func resizedNearest(to size: (height: Int, width: Int)) -> LabelTensor {
+    /// Nearest-neighbour resize of [N, H, W] labels to [N, size.height, size.width], as DeepLab
+    /// shrinks labels to each logit map's size: torch mode "nearest" by default, or Pillow's
+    /// NEAREST (`rule: .pil`, deeplab-pytorch main.py `resize_labels`).
+    public func resizedNearest(to size: (height: Int, width: Int), rule: NearestRule = .torch) -> LabelTensor {
         precondition(shape.count == 3, "LabelTensor.resizedNearest: shape \(shape) is not [N, H, W]")
-        let rows = ResizeAxis(nearestFrom: shape[1], to: size.height)
-        let cols = ResizeAxis(nearestFrom: shape[2], to: size.width)
+        let rows = ResizeAxis(nearestFrom: shape[1], to: size.height, rule: rule)
+        let cols = ResizeAxis(nearestFrom: shape[2], to: size.width, rule: rule)
         var out = [Int32]()
         out.reserveCapacity(shape[0] * size.height * size.width)
         for n in 0..<shape[0] {

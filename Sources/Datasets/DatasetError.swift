@@ -17,6 +17,9 @@ public enum DatasetError: LocalizedError, Equatable {
     case badAugmentation(reason: String)
     /// An empty split list, or one that names an image twice.
     case badSplitList(path: String, reason: String)
+    /// An image-label array file (`cls_labels.npy`) that cannot be read as one, with numpy's or
+    /// the pickle reader's reason.
+    case badLabelArray(path: String, reason: String)
 
     public static func == (a: Self, b: Self) -> Bool { a.errorDescription == b.errorDescription }
 
@@ -37,6 +40,7 @@ public enum DatasetError: LocalizedError, Equatable {
         case .badClassList(let path, let reason): "\(path): bad class list (\(reason))"
         case .badSplitList(let path, let reason): "\(path): bad split list: \(reason)"
         case .badAugmentation(let reason): "training augmentation: \(reason)"
+        case .badLabelArray(let path, let reason): "\(path): bad image-label array (\(reason))"
         }
     }
 }

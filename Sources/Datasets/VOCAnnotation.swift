@@ -1,4 +1,5 @@
 import Foundation
+import TorchCheckpoint
 
 #if canImport(FoundationXML)
     import FoundationXML
@@ -56,9 +57,11 @@ public enum VOCAnnotation {
 
 /// A plain image-label file for datasets without XML: one line per image, its id followed by
 /// class names or indices (`2008_000123 dog person` or `2008_000123 12 15`); `#` comments.
+/// A `.npy` file is read as IRN's `cls_labels.npy` (`readNumpy`).
 public enum ImageLabelFile {
     /// Image id → object class indices (background excluded).
     public static func read(_ path: String, classes: ClassNames) throws -> [String: Set<Int>] {
+        if path.lowercased().hasSuffix(".npy") { return try readNumpy(path, classes: classes) }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw DatasetError.missingFile(path: path, what: "image-label file")
         }
@@ -84,6 +87,44 @@ public enum ImageLabelFile {
             }
             guard labels[id] == nil else { throw DatasetError.badLabelFile(path: path, line: number + 1, reason: "image '\(id)' listed twice") }
             labels[id] = set
+        }
+        return labels
+    }
+}
+
+extension ImageLabelFile {
+    /// IRN's `voc12/cls_labels.npy` (voc12/make_cls_labels.py: `np.save` of a dict from image
+    /// number to a float32 vector over the object classes; voc12/dataloader.py loads it with
+    /// `np.load(…, allow_pickle=True).item()`), read without running pickle code
+    /// (`NumpyFile.loadDictionary`). Integer keys are image numbers, turned into ids as IRN's
+    /// `decode_int_filename` does (2007000032 → "2007_000032"); string keys are ids. Each vector
+    /// has one entry per object class (classes.count − 1), each 0 or 1 (IRN's loss targets);
+    /// class k + 1 is present where entry k is 1.
+    /// - Throws: `DatasetError.missingFile`, `.badLabelArray` naming the file and the entry.
+    public static func readNumpy(_ path: String, classes: ClassNames) throws -> [String: Set<Int>] {
+        guard FileManager.default.fileExists(atPath: path) else { throw DatasetError.missingFile(path: path, what: "image-label file") }
+        let entries: [(key: NumpyKey, value: NumpyArray)]
+        do { entries = try NumpyFile.loadDictionary(path) } catch let error as TorchCheckpointError {
+            throw DatasetError.badLabelArray(path: path, reason: error.localizedDescription)
+        }
+        var labels: [String: Set<Int>] = [:]
+        for (key, array) in entries {
+            let id: String
+            switch key {
+            case .string(let s): id = s
+            case .int(let n):
+                let digits = String(n)
+                guard digits.count > 4 else { throw DatasetError.badLabelArray(path: path, reason: "image number \(n) is not YYYYNNNNNN") }
+                id = digits.prefix(4) + "_" + digits.dropFirst(4)
+            }
+            guard array.values.count == classes.count - 1 else {
+                throw DatasetError.badLabelArray(
+                    path: path, reason: "'\(id)' has \(array.values.count) entries, the \(classes.count - 1) object classes need one each")
+            }
+            guard array.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
+                throw DatasetError.badLabelArray(path: path, reason: "'\(id)' holds values other than 0 and 1: \(array.values)")
+            }
+            labels[id] = Set(array.values.indices.filter { array.values[$0] == 1 }.map { $0 + 1 })
         }
         return labels
     }

@@ -75,11 +75,13 @@ public struct LabelMap: Equatable, Sendable {
         return LabelMap(width: width, height: height, values: out)
     }
 
-    /// Nearest-neighbour resize (labels must not be interpolated), as torch/cv2 "nearest":
-    /// source = min(floor(dst · in / out), in - 1), Autograd's `ResizeAxis(nearestFrom:to:)`.
-    public func resizedNearest(height newHeight: Int, width newWidth: Int) -> LabelMap {
-        let xs = ResizeAxis(nearestFrom: width, to: newWidth).lower
-        let ys = ResizeAxis(nearestFrom: height, to: newHeight).lower
+    /// Nearest-neighbour resize (labels must not be interpolated). `rule: .torch` (the default) is
+    /// torch/cv2 "nearest", source = min(floor(dst · in / out), in - 1); `.pil` is Pillow's
+    /// `Image.resize(NEAREST)`, the cell centre, as deeplab-pytorch scales labels
+    /// (libs/datasets/base.py `_augmentation`). Both come from Autograd's `ResizeAxis`.
+    public func resizedNearest(height newHeight: Int, width newWidth: Int, rule: NearestRule = .torch) -> LabelMap {
+        let xs = ResizeAxis(nearestFrom: width, to: newWidth, rule: rule).lower
+        let ys = ResizeAxis(nearestFrom: height, to: newHeight, rule: rule).lower
         var out = [UInt8](repeating: 0, count: newWidth * newHeight)
         for (j, sy) in ys.enumerated() {
             for (i, sx) in xs.enumerated() { out[j * newWidth + i] = values[sy * width + sx] }

@@ -1,8 +1,8 @@
 import Foundation
 
-// PIL's `Image.resize(size, Image.BILINEAR)` on 8-bit images, bit-exact (Pillow's
-// libImaging/Resample.c): a separable convolution with the triangle filter stretched by the
-// downscaling factor (so downscaling averages, i.e. antialiases), horizontal pass first, each
+// PIL's `Image.resize(size, Image.BILINEAR)` (and `Image.BICUBIC`) on 8-bit images, bit-exact
+// (Pillow's libImaging/Resample.c): a separable convolution with the triangle (or Keys cubic,
+// a = -0.5) filter stretched by the downscaling factor (so downscaling averages, i.e. antialiases), horizontal pass first, each
 // pass rounding to 8 bits with fixed-point coefficients of 22 fractional bits. SAM's
 // ResizeLongestSide.apply_image resizes this way (torchvision's resize of a PIL image).
 //
@@ -10,19 +10,49 @@ import Foundation
 // reference environment's) runs the vertical pass first when the height shrinks by more than
 // twice the width does (h - h' > 2 (w - w')); because each pass rounds, the order changes
 // bytes. That rule was measured, not read: on 402 random size pairs from 3x3 to 2000x1500 it
-// predicted Pillow 13's order every time (scripts/fixtures/make_sam_fixtures.py pins both).
+// predicted Pillow 13's order every time (scripts/fixtures/make_sam_fixtures.py pins both); the
+// same rule holds for the bicubic filter on the sizes scripts/fixtures/make_irn_fixtures.py pins.
+
+/// A resampling filter of Pillow's `Image.resize` (Resample.c's `struct filter`).
+public enum PILFilter: Sendable {
+    /// `Image.BILINEAR`: triangle, support 1.
+    case bilinear
+    /// `Image.BICUBIC`: Keys' cubic convolution with a = -0.5, support 2 (IRN's `pil_resize` order 3).
+    case bicubic
+
+    var support: Double {
+        switch self {
+        case .bilinear: 1
+        case .bicubic: 2
+        }
+    }
+
+    /// Resample.c `bilinear_filter` / `bicubic_filter`.
+    func weight(_ x: Double) -> Double {
+        let x = abs(x)
+        switch self {
+        case .bilinear:
+            return x < 1 ? 1 - x : 0
+        case .bicubic:
+            let a = -0.5
+            if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+            if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+            return 0
+        }
+    }
+}
 
 extension Image {
-    /// This image resized as PIL's `Image.resize((width, height), Image.BILINEAR)` does, to the
-    /// byte (see the file comment). Channels are resampled independently. Height first, as every
-    /// resize here (PIL's size tuple is width first).
-    public func resizedLikePIL(height newHeight: Int, width newWidth: Int) -> Image {
+    /// This image resized as PIL's `Image.resize((width, height), filter)` does (default
+    /// `Image.BILINEAR`), to the byte (see the file comment). Channels are resampled
+    /// independently. Height first, as every resize here (PIL's size tuple is width first).
+    public func resizedLikePIL(height newHeight: Int, width newWidth: Int, filter: PILFilter = .bilinear) -> Image {
         precondition(newWidth > 0 && newHeight > 0, "resizedLikePIL: empty size \(newWidth)x\(newHeight)")
         // Resample.c, ImagingResampleInner: a pass runs only where the size changes.
         let needHorizontal = newWidth != width, needVertical = newHeight != height
         if !needHorizontal && !needVertical { return self }
-        let horizontal = PILResampleAxis(inSize: width, outSize: newWidth)
-        let vertical = PILResampleAxis(inSize: height, outSize: newHeight)
+        let horizontal = PILResampleAxis(inSize: width, outSize: newWidth, filter: filter)
+        let vertical = PILResampleAxis(inSize: height, outSize: newHeight, filter: filter)
         if needHorizontal && needVertical && newHeight < height && height - newHeight > 2 * (width - newWidth) {
             return resampledColumns(axis: vertical, rowOffset: 0).resampledRows(0..<newHeight, axis: horizontal)
         }
@@ -85,8 +115,7 @@ extension Image {
 }
 
 /// Per output index of one axis: the first input index, the tap count and the fixed-point
-/// weights (Resample.c, `precompute_coeffs` + `normalize_coeffs_8bpc`, bilinear filter,
-/// support 1, no box).
+/// weights (Resample.c, `precompute_coeffs` + `normalize_coeffs_8bpc`, no box).
 struct PILResampleAxis {
     /// Fractional bits of the coefficients (Resample.c, PRECISION_BITS = 32 - 8 - 2).
     static let precisionBits = 22
@@ -100,11 +129,11 @@ struct PILResampleAxis {
     let coefficients: [Int32]
     let stride: Int
 
-    init(inSize: Int, outSize: Int) {
+    init(inSize: Int, outSize: Int, filter: PILFilter) {
         self.outSize = outSize
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1)
-        let support = 1.0 * filterScale
+        let support = filter.support * filterScale
         stride = Int(support.rounded(.up)) * 2 + 1
         var start = [Int](), taps = [Int](), coefficients = [Int32](repeating: 0, count: outSize * stride)
         var weights = [Double](repeating: 0, count: stride)
@@ -117,7 +146,7 @@ struct PILResampleAxis {
             var total = 0.0
             for t in 0..<count {
                 let u = abs((Double(t + lower) - center + 0.5) * inverse)
-                weights[t] = u < 1 ? 1 - u : 0
+                weights[t] = filter.weight(u)
                 total += weights[t]
             }
             for t in 0..<count {

@@ -35,8 +35,9 @@ public final class Conv2d: Module {
 
 /// Batch normalisation over channels: torch.nn.BatchNorm2d (eps 1e-5, momentum 0.1).
 ///
-/// `frozen` (DeepLab-v2, IRN's CAM network) always normalises with the running statistics and
-/// keeps γ and β fixed: they get no gradient and are not trainable parameters.
+/// `frozen` (DeepLab-v2) always normalises with the running statistics and keeps γ and β fixed:
+/// they get no gradient and are not trainable parameters. `frozen` with `trainableAffine` is
+/// IRN's `FixedBatchNorm` (net/resnet50.py): running statistics always, γ and β still learnt.
 public final class BatchNorm2d: Module {
     public let weight: Tensor
     public let bias: Tensor
@@ -49,10 +50,11 @@ public final class BatchNorm2d: Module {
     public private(set) var isTraining = true
     public let frozen: Bool
 
-    public init(_ channels: Int, frozen: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
+    public init(_ channels: Int, frozen: Bool = false, trainableAffine: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
         let gamma = Tensor(repeating: 1, shape: [channels]), beta = Tensor(zeros: [channels])
-        weight = frozen ? gamma : gamma.requiringGrad()
-        bias = frozen ? beta : beta.requiringGrad()
+        let fixedAffine = frozen && !trainableAffine
+        weight = fixedAffine ? gamma : gamma.requiringGrad()
+        bias = fixedAffine ? beta : beta.requiringGrad()
         runningMean = Tensor(zeros: [channels])
         runningVar = Tensor(repeating: 1, shape: [channels])
         numBatchesTracked = Tensor(zeros: [])

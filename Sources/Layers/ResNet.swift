@@ -17,6 +17,9 @@ public struct ResNetConfiguration: Codable, Equatable, Sendable {
     public var stemPoolCeil: Bool
     /// Batch norm always uses running statistics and keeps γ, β fixed.
     public var frozenBN: Bool
+    /// With `frozenBN`, γ and β of the bottleneck stages stay trainable (IRN's `FixedBatchNorm`,
+    /// net/resnet50.py; its stem BN is frozen by resnet50_cam.py's Net.train).
+    public var bnAffine = false
 
     public init(depth: Int, style: BlockStyle, stemChannels: Int = 64, planes: [Int] = [64, 128, 256, 512],
                 strides: [Int] = [1, 2, 2, 2], dilations: [Int] = [1, 1, 1, 1], stemPoolCeil: Bool = false, frozenBN: Bool = false) {
@@ -95,7 +98,7 @@ public final class ResNet: Module {
                 let stride = b == 0 ? c.strides[stage] : 1
                 if c.usesBottlenecks {
                     blocks.append(Bottleneck(inChannels: inChannels, planes: c.planes[stage], stride: stride, dilation: c.dilations[stage],
-                                             style: c.style, frozenBN: c.frozenBN, generator: &generator))
+                                             style: c.style, frozenBN: c.frozenBN, bnAffine: c.bnAffine, generator: &generator))
                     inChannels = c.planes[stage] * Bottleneck.expansion
                 } else {
                     blocks.append(BasicBlock(inChannels: inChannels, planes: c.planes[stage], stride: stride, dilation: c.dilations[stage],
@@ -115,8 +118,12 @@ public final class ResNet: Module {
     /// - Parameter x: images [N, 3, H, W].
     /// - Returns: layer4 features [N, outputChannels, ~H/stride, ~W/stride].
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let stem = bn1(conv1(x), relu: true).maxPool2d(kernelSize: 3, stride: 2, padding: 1, ceilMode: configuration.stemPoolCeil)
-        return layers.reduce(stem) { $1($0) }
+        layers.reduce(stem(x)) { $1($0) }
+    }
+
+    /// conv1, bn1, ReLU and the 3x3/2 max pool: [N, stemChannels, ~H/4, ~W/4].
+    public func stem(_ x: Tensor) -> Tensor {
+        bn1(conv1(x), relu: true).maxPool2d(kernelSize: 3, stride: 2, padding: 1, ceilMode: configuration.stemPoolCeil)
     }
 }
 

@@ -17,10 +17,10 @@ public final class Downsample: Module {
     public let conv: Conv2d
     public let bn: BatchNorm2d
 
-    init(inputChannels: Int, outputChannels: Int, stride: Int, frozenBN: Bool, generator: inout SeededGenerator) {
+    init(inputChannels: Int, outputChannels: Int, stride: Int, frozenBN: Bool, bnAffine: Bool = false, generator: inout SeededGenerator) {
         conv = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 1, stride: stride,
                       generator: &generator)
-        bn = BatchNorm2d(outputChannels, frozen: frozenBN)
+        bn = BatchNorm2d(outputChannels, frozen: frozenBN, trainableAffine: bnAffine)
     }
 
     public var namedChildren: [(String, Module)] { [("0", conv), ("1", bn)] }
@@ -36,20 +36,20 @@ public final class Bottleneck: ResidualBlock {
     public let downsample: Downsample?
 
     public init(
-        inChannels: Int, planes: Int, stride: Int, dilation: Int, style: BlockStyle, frozenBN: Bool,
+        inChannels: Int, planes: Int, stride: Int, dilation: Int, style: BlockStyle, frozenBN: Bool, bnAffine: Bool = false,
         generator: inout SeededGenerator
     ) {
         let out = planes * Bottleneck.expansion
         let (s1, s3) = style == .caffe ? (stride, 1) : (1, stride)
         conv1 = Conv2d(inputChannels: inChannels, outputChannels: planes, kernelSize: 1, stride: s1, generator: &generator)
-        bn1 = BatchNorm2d(planes, frozen: frozenBN)
+        bn1 = BatchNorm2d(planes, frozen: frozenBN, trainableAffine: bnAffine)
         conv2 = Conv2d(inputChannels: planes, outputChannels: planes, kernelSize: 3, stride: s3, padding: dilation,
                        dilation: dilation, generator: &generator)
-        bn2 = BatchNorm2d(planes, frozen: frozenBN)
+        bn2 = BatchNorm2d(planes, frozen: frozenBN, trainableAffine: bnAffine)
         conv3 = Conv2d(inputChannels: planes, outputChannels: out, kernelSize: 1, generator: &generator)
-        bn3 = BatchNorm2d(out, frozen: frozenBN)
+        bn3 = BatchNorm2d(out, frozen: frozenBN, trainableAffine: bnAffine)
         downsample = stride != 1 || inChannels != out
-            ? Downsample(inputChannels: inChannels, outputChannels: out, stride: stride, frozenBN: frozenBN,
+            ? Downsample(inputChannels: inChannels, outputChannels: out, stride: stride, frozenBN: frozenBN, bnAffine: bnAffine,
                          generator: &generator) : nil
     }
 

@@ -8,10 +8,12 @@ import Training
 
 /// CAMs of a split from a trained CAM classifier, into one HDF5 file (`CAMFile`'s layout).
 public enum CAMStage {
-    /// Multi-scale + flip CAMs of each image's present classes; `scales` nil = the checkpoint's.
+    /// Multi-scale + flip CAMs of each image's present classes; `scales` and `inference` nil =
+    /// the checkpoint's (`cam.inference_scales`, `cam.make_cam`).
     /// - Throws: `TrainingError.badCheckpoint` when the checkpoint's classes are not the dataset's.
     public static func infer(
-        dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]? = nil, progress: (Int, Int) -> Void = { _, _ in }
+        dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]? = nil, inference: CAMInference? = nil,
+        progress: (Int, Int) -> Void = { _, _ in }
     ) throws {
         let (model, options, classes) = try CAMTraining.load(checkpoint)
         guard classes == dataset.classes.names else {
@@ -24,7 +26,8 @@ public enum CAMStage {
         try CAMFile.write(ids: dataset.samples.map(\.id), classNames: classes, scales: scales, to: out) { id in
             let sample = byID[id]!
             let image = try Image.readRGB(from: sample.imagePath)
-            let cams = CAMTraining.cams(model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales)
+            let cams = CAMTraining.cams(
+                model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales, inference: inference ?? options.inference)
             done += 1
             progress(done, dataset.samples.count)
             return cams
@@ -34,11 +37,12 @@ public enum CAMStage {
 
 /// mIoU of a DeepLab-v2 checkpoint on a labelled split.
 public enum EvaluationStage {
-    /// Per-class IoU and mIoU; logits upsampled to each image, averaged over `scales` and flips.
+    /// Per-class IoU and mIoU; logits (the MSC max-fused ones when `msc`, which nil leaves to the
+    /// checkpoint's training setting) upsampled to each image, averaged over `scales` and flips.
     /// `onImage` receives each prediction (e.g. to write it).
     /// - Throws: `TrainingError.badCheckpoint` when the class counts differ.
     public static func evaluate(
-        checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, crf: DenseCRF.Parameters? = nil,
+        checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
         onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> SegmentationReport {
         let (model, options, classes) = try SegmentationTraining.load(checkpoint)
@@ -48,6 +52,7 @@ public enum EvaluationStage {
         var done = 0
         let matrix = try SegmentationTraining.evaluate(
             model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+            msc: msc ?? options.msc,
             refine: crf.map { parameters in
                 let crf = DenseCRF(parameters: parameters)
                 return { image, scores, id in

@@ -210,8 +210,8 @@ public final class Pipeline {
         for source in recipe.pseudo.compare where !sources.contains(source) { sources.append(source) }
         let dataKeys = recipe.effectiveValues(ofKeys: ["data.root", "data.train_split", "data.classes", "data.image_labels", "run.seed"])
         let camTrainProvenance = Provenance(
-            dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.bg_threshold"])) { a, _ in a })
-        let camInferProvenance = Provenance(recipe.effectiveValues(ofKeys: ["cam.inference_scales"]), upstream: [("cam_train", camTrainProvenance)])
+            dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.make_cam", "cam.bg_threshold"])) { a, _ in a })
+        let camInferProvenance = Provenance(recipe.effectiveValues(ofKeys: ["cam.inference_scales", "cam.make_cam"]), upstream: [("cam_train", camTrainProvenance)])
         let needsCAM = seedSource == nil && recipe.pseudo.seeds == nil && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
 
         // 1. CAM classifier and CAMs.
@@ -234,7 +234,8 @@ public final class Pipeline {
                 if try isCurrent("cam_infer", output: camFile, provenance: camInferProvenance, record: record, stale: [camFile]) {
                     return skip("cam_infer", camFile)
                 }
-                try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile) { done, total in
+                try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: recipe.cam.inferenceScales, inference: recipe.cam.makeCAM
+                ) { done, total in
                     self.events.progress("cam_infer", done, total, "")
                 }
                 try camInferProvenance.write(record)
@@ -291,12 +292,24 @@ public final class Pipeline {
         }
         /// What a source's proposals are, from the recipe alone (a finished stage is not rerun to learn it).
         func proposalDescription(for source: LabelSource) -> String? {
+            if source == .boxes {
+                // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
+                let boxes = recipe.pseudo.detections != nil
+                    ? "detection boxes" : "boxes from the CAM seeds' connected components (our extension, not Sun et al.'s)"
+                if boxPrompter != nil || (proposalSources[source] == nil && recipe.pseudo.samCheckpoint != nil
+                                          && (recipe.pseudo.proposals == nil || recipe.pseudo.proposals == "sam")) {
+                    return boxes + ", each prompting SAM"
+                }
+                guard let masks = proposalMasks(for: source) else { return nil }
+                return boxes + " selecting proposals (no SAM: the proposal of best box IoU stands in for its mask): " + masks
+            }
+            return proposalMasks(for: source)
+        }
+        func proposalMasks(for source: LabelSource) -> String? {
             if let custom = proposalSources[source] { return custom.about ?? custom.name }
             if source == .seplFelzenszwalb { return "Felzenszwalb segments" }
             guard source == .sepl || source == .boxes else { return nil }
-            guard let spec = recipe.pseudo.proposals else {
-                return source == .boxes && recipe.pseudo.samCheckpoint != nil ? "SAM prompted with each box" : nil
-            }
+            guard let spec = recipe.pseudo.proposals else { return nil }
             switch spec {
             case "sam": return "SAM automatic masks, \(((recipe.pseudo.samCheckpoint ?? "?") as NSString).lastPathComponent)"
             case "felzenszwalb": return "Felzenszwalb segments"
@@ -321,7 +334,7 @@ public final class Pipeline {
                 keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule",
                         "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
             case .boxes:
-                keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.felzenszwalb",
+                keys = ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.text_threshold", "pseudo.box_order", "pseudo.felzenszwalb",
                         "pseudo.sam_checkpoint", "pseudo.sam_config"]
             }
             if let about = proposalDescription(for: source) { summary.proposals[source] = about }
@@ -394,6 +407,7 @@ public final class Pipeline {
                 for split in recipe.eval.splits {
                     let evalProvenance = Provenance(
                         recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"])
+                            .merging(["eval.msc": "\(recipe.evaluatesMSC)"]) { a, _ in a }
                             .merging(recipe.crf.eval ? recipe.effectiveValues(of: ["crf"]) : [:]) { a, _ in a }.merging(["split": split]) { a, _ in a },
                         upstream: [("train/\(name)", trainProvenance)])
                     try stage("eval/\(name)/\(split)") {
@@ -408,6 +422,7 @@ public final class Pipeline {
                         let dataset = try recipe.dataset(split: split, requireLabels: true)
                         let report = try EvaluationStage.evaluate(
                             checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip,
+                            msc: recipe.evaluatesMSC,
                             crf: recipe.crf.eval ? recipe.crfParameters : nil
                         ) { done, total in self.events.progress("eval/\(name)/\(split)", done, total, "") }
                         try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])

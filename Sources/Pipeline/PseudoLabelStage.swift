@@ -49,6 +49,8 @@ public struct PseudoLabelStage {
         public var outsideBoxes = 0
         /// Ids in the detection file that name no image of the split.
         public var strayDetectionIDs: [String] = []
+        /// Detection phrases that named no class (skipped, as Sun et al. skip them), with counts.
+        public var skippedPhrases: [String: Int] = [:]
 
         /// One line per thing a user should know: boxes that matched nothing, were clipped or
         /// dropped, detections for images not in `split`.
@@ -57,6 +59,11 @@ public struct PseudoLabelStage {
             if unmatchedBoxes > 0 { lines.append("\(unmatchedBoxes) boxes matched no proposal") }
             if clippedBoxes + outsideBoxes > 0 {
                 lines.append("\(clippedBoxes) detection boxes were clipped to their image, \(outsideBoxes) lay wholly outside it and were dropped")
+            }
+            if !skippedPhrases.isEmpty {
+                let top = skippedPhrases.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.prefix(5).map { "'\($0.key)' \($0.value)x" }
+                lines.append("\(skippedPhrases.values.reduce(0, +)) detections had a phrase no class claims and were skipped: "
+                    + top.joined(separator: ", ") + (skippedPhrases.count > 5 ? ", …" : ""))
             }
             if !strayDetectionIDs.isEmpty {
                 lines.append("the detection file has detections for \(strayDetectionIDs.count) ids that are not in split \(split): "
@@ -140,6 +147,7 @@ public struct PseudoLabelStage {
         if let detections = labeler.detectionFile {
             let known = Set(samples.map(\.id))
             outcome.strayDetectionIDs = detections.detections.keys.filter { !known.contains($0) }.sorted()
+            outcome.skippedPhrases = detections.skippedPhrases
         }
         return outcome
     }

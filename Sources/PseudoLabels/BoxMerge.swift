@@ -2,32 +2,48 @@ import Foundation
 import Imaging
 
 /// One detection: a class, a box in pixels (x0, y0, x1, y1; x1/y1 exclusive as detectors
-/// report them) and a confidence.
+/// report them), a confidence (the box score: Grounding DINO's best token logit) and, when the
+/// file gives one, the score of its phrase's tokens.
 public struct Detection: Equatable, Sendable {
     public var classID: Int
     public var box: (x0: Double, y0: Double, x1: Double, y1: Double)
     public var score: Double
+    /// The phrase's text score (`text_score`), compared with `BoxMerge.textThreshold`; nil when
+    /// the file has none.
+    public var textScore: Double?
+    /// The phrase as the file spells it (nil for `class_id` entries and CAM-component boxes).
+    public var phrase: String?
 
-    public init(classID: Int, box: (Double, Double, Double, Double), score: Double) {
+    public init(classID: Int, box: (Double, Double, Double, Double), score: Double, textScore: Double? = nil, phrase: String? = nil) {
         self.classID = classID
         self.box = (box.0, box.1, box.2, box.3)
         self.score = score
+        self.textScore = textScore
+        self.phrase = phrase
     }
 
     public static func == (a: Detection, b: Detection) -> Bool {
-        a.classID == b.classID && a.score == b.score && a.box == b.box
+        a.classID == b.classID && a.score == b.score && a.box == b.box && a.textScore == b.textScore && a.phrase == b.phrase
     }
 }
 
 /// Detections per image from a JSON file, e.g. Grounding DINO output converted to one object
 /// `{"<image id>": [{"label": "dog", "box": [x0, y0, x1, y1], "score": 0.62}, …], …}`.
-/// `label` may also be `class`/`phrase` (a class name) or `class_id` (an index); `box` may be
-/// `bbox` (x0, y0, x1, y1 in pixels); `score` may be `logit`/`confidence`.
+/// `label` may also be `class`/`phrase` — a class name or one of Sun et al.'s sub-class phrases
+/// (`BoxPhrases`: "saddle" → horse, "plate" → dining table, "tv" → tv monitor; names with spaces
+/// match), or their "phrase(0.62)" form, whose number is the score when no score field is given —
+/// or `class_id` (an index); `box` may be `bbox` (x0, y0, x1, y1 in pixels); `score` may be
+/// `logit`/`confidence`; `text_score` (or `text_logit`), if present, is the phrase's text score.
+/// Detections in each list keep the file's order (the detector's, which Sun et al. paint in).
+/// A phrase no class claims is skipped, as Sun et al.'s `save_mask_data` skips it, and counted
+/// in `skippedPhrases`.
 public struct DetectionFile: Sendable {
     public let path: String
     public let detections: [String: [Detection]]
+    /// Phrases that named no class, with how often they occurred.
+    public let skippedPhrases: [String: Int]
 
-    public init(path: String, classNames: [String]) throws {
+    public init(path: String, classNames: [String], phrases: BoxPhrases? = nil) throws {
         let data = try PseudoLabelError.contents(of: path)
         guard let json = try? JSONSerialization.jsonObject(with: data) else {
             throw PseudoLabelError.malformed(path: path, reason: "not valid JSON")
@@ -35,22 +51,26 @@ public struct DetectionFile: Sendable {
         guard let object = json as? [String: Any] else {
             throw PseudoLabelError.malformed(path: path, reason: "expected an object mapping image ids to lists of detections")
         }
-        // A detector's phrase "traffic light" names the class "traffic_light" (classes.txt of
-        // `wsss coco convert`, whose label files split on spaces): compare with "_" as " ".
-        func key(_ name: String) -> String { name.lowercased().replacingOccurrences(of: "_", with: " ").trimmingCharacters(in: .whitespaces) }
-        let index = Dictionary(classNames.enumerated().map { (key($1), $0) }, uniquingKeysWith: { a, _ in a })
+        let phrases = phrases ?? BoxPhrases(classNames: classNames)
         var result: [String: [Detection]] = [:]
+        var skipped: [String: Int] = [:]
         for (id, value) in object {
             guard let list = value as? [Any] else { throw PseudoLabelError.malformed(path: path, reason: "\(id): expected a list") }
-            result[id] = try list.enumerated().map { k, item in
+            result[id] = try list.enumerated().compactMap { k, item in
                 func bad(_ reason: String) -> PseudoLabelError { .malformed(path: path, reason: "\(id), detection \(k): \(reason)") }
                 guard let d = item as? [String: Any] else { throw bad("expected an object") }
                 let classID: Int
+                var labelScore: Double?
+                var phrase: String?
                 if let n = d["class_id"] as? Int {
                     classID = n
-                } else if let name = (d["label"] ?? d["class"] ?? d["phrase"]) as? String {
-                    guard let n = index[key(name)] else {
-                        throw bad("unknown class \"\(name)\"")
+                } else if let label = (d["label"] ?? d["class"] ?? d["phrase"]) as? String {
+                    let split = BoxPhrases.splitScoredLabel(label.trimmingCharacters(in: .whitespaces))
+                    labelScore = split.score
+                    phrase = split.phrase
+                    guard let n = phrases.classID(of: split.phrase) else {
+                        skipped[split.phrase, default: 0] += 1
+                        return nil
                     }
                     classID = n
                 } else {
@@ -60,30 +80,61 @@ public struct DetectionFile: Sendable {
                     throw PseudoLabelError.classOutOfRange(path: path, value: classID, classes: classNames.count)
                 }
                 guard let box = (d["box"] ?? d["bbox"]) as? [NSNumber], box.count == 4 else { throw bad("\"box\" must be [x0, y0, x1, y1]") }
-                guard let score = (d["score"] ?? d["logit"] ?? d["confidence"]) as? NSNumber else { throw bad("no \"score\"") }
+                guard let score = ((d["score"] ?? d["logit"] ?? d["confidence"]) as? NSNumber)?.doubleValue ?? labelScore else {
+                    throw bad("no \"score\"")
+                }
+                let textScore = ((d["text_score"] ?? d["text_logit"]) as? NSNumber)?.doubleValue
                 let b = box.map(\.doubleValue)
                 guard b[2] > b[0] && b[3] > b[1] else { throw bad("empty box \(b)") }
-                return Detection(classID: classID, box: (b[0], b[1], b[2], b[3]), score: score.doubleValue)
+                return Detection(classID: classID, box: (b[0], b[1], b[2], b[3]), score: score, textScore: textScore, phrase: phrase)
             }
         }
         self.path = path
         self.detections = result
+        self.skippedPhrases = skipped
     }
 }
 
-/// The Grounded-SAM route: one mask per detection box, painted in ascending score so the most
-/// confident wins where masks overlap.
+/// The Grounded-SAM route of Sun et al. (2023): one mask per kept detection box, painted into
+/// the label map in the detections' order, later masks over earlier ones (process_pascal.py
+/// `save_mask_data`), or, with `order: .score`, in ascending score so the most confident wins.
 ///
-/// The framework has no SAM yet, so the mask for a box is taken from the image's proposals:
-/// the proposal whose tight box has the highest IoU with the detection box (at least
-/// `minimumBoxIoU`), which is what SAM prompted with that box would return when the proposal
-/// set contains the object. A box with no such proposal is dropped (counted in `unmatched`).
+/// Kept: box score > `scoreThreshold` (their `logits.max(dim=1)[0] > box_threshold`, 0.3),
+/// text score > `textThreshold` where the detection has one (0.25), class among the image's.
+/// With SAM (`BoxPrompter`, `paint`) each kept box prompts SAM. Without it (`merge`), boxes
+/// select proposals: the proposal whose tight box has the highest IoU with the detection box
+/// (at least `minimumBoxIoU`) stands in for SAM's mask; a box with none is dropped (counted in
+/// `unmatched`).
 public struct BoxMerge: Sendable {
-    public var scoreThreshold: Double = 0.3
-    public var minimumBoxIoU: Double = 0.5
+    /// The order masks are painted in.
+    public enum PaintOrder: String, Sendable, CaseIterable, Codable {
+        /// The detection file's order, later over earlier: Sun et al.'s.
+        case detection
+        /// Ascending score (ties in file order): the most confident wins. Ours.
+        case score
+    }
 
-    public init(scoreThreshold: Double = 0.3, minimumBoxIoU: Double = 0.5) {
-        (self.scoreThreshold, self.minimumBoxIoU) = (scoreThreshold, minimumBoxIoU)
+    public var scoreThreshold: Double = 0.3
+    public var textThreshold: Double = 0.25
+    public var minimumBoxIoU: Double = 0.5
+    public var order = PaintOrder.detection
+
+    public init(scoreThreshold: Double = 0.3, textThreshold: Double = 0.25, minimumBoxIoU: Double = 0.5, order: PaintOrder = .detection) {
+        (self.scoreThreshold, self.textThreshold, self.minimumBoxIoU, self.order) = (scoreThreshold, textThreshold, minimumBoxIoU, order)
+    }
+
+    /// Whether a detection is kept: strictly above both thresholds (as Grounded-SAM compares),
+    /// and of a class the image has.
+    public func keeps(_ d: Detection, imageClasses: Set<Int>) -> Bool {
+        d.score > scoreThreshold && (d.textScore.map { $0 > textThreshold } ?? true) && imageClasses.contains(d.classID)
+    }
+
+    /// Indices of `detections` in painting order.
+    func paintingOrder(_ detections: [Detection]) -> [Int] {
+        switch order {
+        case .detection: Array(detections.indices)
+        case .score: detections.indices.sorted { (detections[$0].score, $0) < (detections[$1].score, $1) }
+        }
     }
 
     /// Labels from `detections` (only classes in `imageClasses` are kept) and `proposals`.
@@ -91,20 +142,20 @@ public struct BoxMerge: Sendable {
         width: Int, height: Int, detections: [Detection], imageClasses: Set<Int>, proposals: [SegmentMask]
     ) -> (labels: LabelMap, unmatched: Int) {
         let boxes = proposals.map { $0.boundingBox }
-        var chosen: [(score: Double, classID: Int, mask: Int)] = []
+        var chosen: [(detection: Detection, mask: Int)] = []
         var unmatched = 0
-        for d in detections where d.score >= scoreThreshold && imageClasses.contains(d.classID) {
+        for d in detections where keeps(d, imageClasses: imageClasses) {
             var best: (iou: Double, index: Int)?
             for (k, b) in boxes.enumerated() {
                 guard let b else { continue }
                 let iou = Self.boxIoU(d.box, (Double(b.x0), Double(b.y0), Double(b.x1 + 1), Double(b.y1 + 1)))
                 if iou >= minimumBoxIoU && (best == nil || iou > best!.iou) { best = (iou, k) }
             }
-            if let best { chosen.append((d.score, d.classID, best.index)) } else { unmatched += 1 }
+            if let best { chosen.append((d, best.index)) } else { unmatched += 1 }
         }
         var column = [UInt8](repeating: 0, count: width * height)
-        for c in chosen.sorted(by: { ($0.score, $0.mask) < ($1.score, $1.mask) }) {
-            for run in proposals[c.mask].runs { for i in run { column[Int(i)] = UInt8(c.classID) } }
+        for k in paintingOrder(chosen.map(\.detection)) {
+            for run in proposals[chosen[k].mask].runs { for i in run { column[Int(i)] = UInt8(chosen[k].detection.classID) } }
         }
         return (LabelMap(width: width, height: height, values: ColumnMajor.toRowMajor(column, width: width, height: height)), unmatched)
     }
@@ -118,7 +169,8 @@ public struct BoxMerge: Sendable {
 
     /// Boxes from the connected components (8-connected) of each class in a seed label map,
     /// scored by the component's share of the image's seed pixels of that class; components
-    /// smaller than `minimumArea` pixels are dropped.
+    /// smaller than `minimumArea` pixels are dropped. Our extension, not Sun et al.'s (who take
+    /// every box from Grounding DINO): boxes without a detector.
     public static func detections(fromComponentsOf seeds: LabelMap, minimumArea: Int = 16) -> [Detection] {
         let (w, h) = (seeds.width, seeds.height)
         var component = [Int32](repeating: -1, count: w * h)

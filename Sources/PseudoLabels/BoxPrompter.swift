@@ -12,19 +12,19 @@ public protocol BoxPrompter: Sendable {
 }
 
 extension BoxMerge {
-    /// The detections `merge` keeps (score at least the threshold, class among the image's),
-    /// in their order: the boxes a `BoxPrompter` is asked for.
+    /// The detections `merge` keeps (`keeps(_:imageClasses:)`), in their order: the boxes a
+    /// `BoxPrompter` is asked for.
     public func kept(_ detections: [Detection], imageClasses: Set<Int>) -> [Detection] {
-        detections.filter { $0.score >= scoreThreshold && imageClasses.contains($0.classID) }
+        detections.filter { keeps($0, imageClasses: imageClasses) }
     }
 
     /// Labels from detections whose masks came from prompting with their own boxes:
-    /// `masks[i]` belongs to `kept[i]` (see `kept(_:imageClasses:)`). Painted in ascending score,
-    /// so the most confident detection wins where masks overlap (as `merge` does).
+    /// `masks[i]` belongs to `kept[i]` (see `kept(_:imageClasses:)`), painted in `order`
+    /// (Sun et al.'s `save_mask_data`: in detection order, a later mask over an earlier one).
     public func paint(width: Int, height: Int, kept: [Detection], masks: [SegmentMask]) -> LabelMap {
         precondition(kept.count == masks.count, "BoxMerge.paint: \(kept.count) detections but \(masks.count) masks")
         var column = [UInt8](repeating: 0, count: width * height)
-        for k in kept.indices.sorted(by: { (kept[$0].score, $0) < (kept[$1].score, $1) }) {
+        for k in paintingOrder(kept) {
             precondition(masks[k].width == width && masks[k].height == height, "BoxMerge.paint: mask \(k) is not \(width)x\(height)")
             for run in masks[k].runs { for i in run { column[Int(i)] = UInt8(kept[k].classID) } }
         }

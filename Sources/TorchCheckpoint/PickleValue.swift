@@ -15,9 +15,31 @@ enum TorchGlobal: Equatable {
     case rebuildParameterWithState
     /// torch.FloatStorage etc.: appear only inside persistent ids, naming the element type.
     case storageType(TorchDType)
+    /// numpy.core.multiarray._reconstruct(ndarray, shape, typecode): an empty array that BUILD fills.
+    case numpyReconstruct
+    /// numpy.ndarray: only passed to `_reconstruct`.
+    case numpyNDArray
+    /// numpy.dtype(code, align, copy): an element type (BUILD sets its byte order).
+    case numpyDType
+    /// numpy.core.multiarray.scalar(dtype, bytes): one number (a dict key in IRN's cls_labels.npy).
+    case numpyScalar
+    /// _codecs.encode(text, 'latin1'): how protocol 2 spells a bytes object.
+    case codecsEncode
 
-    /// Looks up `module.name`; nil for anything not on the list.
-    init?(module: String, name: String) {
+    /// Looks up `module.name`; nil for anything not on the list. numpy's names are allowed only
+    /// with `numpy` (a `.npy` object array), never in torch checkpoints.
+    init?(module: String, name: String, numpy: Bool = false) {
+        if numpy {
+            // numpy 1 pickles name numpy.core.multiarray, numpy 2 numpy._core.multiarray.
+            switch (module, name) {
+            case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"): self = .numpyReconstruct; return
+            case ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"): self = .numpyScalar; return
+            case ("numpy", "ndarray"): self = .numpyNDArray; return
+            case ("numpy", "dtype"): self = .numpyDType; return
+            case ("_codecs", "encode"): self = .codecsEncode; return
+            default: break
+            }
+        }
         switch (module, name) {
         case ("collections", "OrderedDict"): self = .orderedDict
         case ("torch._utils", "_rebuild_tensor_v2"): self = .rebuildTensorV2
@@ -46,13 +68,18 @@ enum PickleValue: Equatable {
     case int(Int)
     case float(Double)
     case string(String)
-    case bytes(count: Int)
+    /// A bytes object: an index into `PickleGraph.blobs`.
+    case bytes(Int)
     case tuple(Int)
     case list(Int)
     case dict(Int)
     case global(TorchGlobal)
     case storage(Int)
     case tensor(Int)
+    /// A numpy array (`PickleGraph.arrays`), filled by BUILD.
+    case ndarray(Int)
+    /// A numpy dtype (`PickleGraph.dtypes`).
+    case dtype(Int)
 
     /// What the value is, for error messages.
     var kind: String {
@@ -69,6 +96,8 @@ enum PickleValue: Equatable {
         case .global: "class or function"
         case .storage: "storage"
         case .tensor: "tensor"
+        case .ndarray: "numpy array"
+        case .dtype: "numpy dtype"
         }
     }
 }
@@ -123,8 +152,26 @@ struct PickleDict {
     subscript(key: String) -> PickleValue? { positions[key].map { values[$0] } }
 }
 
+/// A numpy element type: its code ("f4", "i4", "O8"…) and byte order ("<", ">", "|", "=").
+struct NumpyDTypeRecord: Equatable {
+    var code: String
+    var byteOrder = "|"
+}
+
+/// A numpy array as `ndarray.__setstate__` receives it: (version, shape, dtype, is_fortran, data),
+/// data being raw bytes (a blob) or, for object arrays, a list of values.
+struct NumpyArrayRecord: Equatable {
+    var shape: [Int] = []
+    var dtype: Int?
+    var fortranOrder = false
+    var data: PickleValue?
+}
+
 /// Everything an unpickled value refers to.
 struct PickleGraph {
+    var blobs: [[UInt8]] = []
+    var arrays: [NumpyArrayRecord] = []
+    var dtypes: [NumpyDTypeRecord] = []
     var tuples: [[PickleValue]] = []
     var lists: [[PickleValue]] = []
     var dicts: [PickleDict] = []

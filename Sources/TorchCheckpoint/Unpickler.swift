@@ -10,6 +10,8 @@ import Foundation
 struct Unpickler {
     let path: String
     let bytes: UnsafeRawBufferPointer
+    /// Also allow the numpy globals of a `.npy` object array (`TorchGlobal.numpy*`), built as data.
+    let numpy: Bool
 
     private var position = 0
     private var stack: [PickleValue] = []
@@ -18,9 +20,10 @@ struct Unpickler {
     private var graph = PickleGraph()
     private var storageByKey: [String: Int] = [:]
 
-    init(path: String, bytes: UnsafeRawBufferPointer) {
+    init(path: String, bytes: UnsafeRawBufferPointer, numpy: Bool = false) {
         self.path = path
         self.bytes = bytes
+        self.numpy = numpy
     }
 
     /// Reads the whole pickle up to STOP.
@@ -82,9 +85,9 @@ struct Unpickler {
         case Op.binunicode: stack.append(.string(try readString(try readLength(4, at: start), at: start)))
         case Op.shortBinunicode: stack.append(.string(try readString(try readLength(1, at: start), at: start)))
         case Op.binunicode8: stack.append(.string(try readString(try readLength(8, at: start), at: start)))
-        case Op.binbytes: stack.append(.bytes(count: try take(try readLength(4, at: start), at: start).count))
-        case Op.shortBinbytes: stack.append(.bytes(count: try take(try readLength(1, at: start), at: start).count))
-        case Op.binbytes8: stack.append(.bytes(count: try take(try readLength(8, at: start), at: start).count))
+        case Op.binbytes: stack.append(newBlob(Array(try take(try readLength(4, at: start), at: start))))
+        case Op.shortBinbytes: stack.append(newBlob(Array(try take(try readLength(1, at: start), at: start))))
+        case Op.binbytes8: stack.append(newBlob(Array(try take(try readLength(8, at: start), at: start))))
 
         case Op.emptyTuple: stack.append(newTuple([]))
         case Op.tuple1:
@@ -146,6 +149,8 @@ struct Unpickler {
             let target = try top(start, "BUILD")
             switch target {
             case .dict, .tensor: break
+            case .ndarray(let index): try buildArray(index, state: state, at: start)
+            case .dtype(let index): try buildDType(index, state: state, at: start)
             default: throw corrupt("BUILD at byte \(start) sets the state of a \(target.kind) (from a \(state.kind))")
             }
         case Op.binpersid:
@@ -158,7 +163,7 @@ struct Unpickler {
     // MARK: torch semantics
 
     private func lookUp(module: String, name: String) throws -> PickleValue {
-        guard let global = TorchGlobal(module: module, name: name) else {
+        guard let global = TorchGlobal(module: module, name: name, numpy: numpy) else {
             throw TorchCheckpointError.forbiddenGlobal(path: path, name: "\(module).\(name)")
         }
         return .global(global)
@@ -192,7 +197,71 @@ struct Unpickler {
             return args[0]
         case .storageType:
             throw unsupported("the pickle calls a storage class at byte \(start); state dicts only name them in storage ids")
+        case .numpyReconstruct:
+            // numpy's ndarray.__reduce__: _reconstruct(ndarray, (0,), b'b'); the state comes with BUILD.
+            guard args.count == 3, case .global(.numpyNDArray) = args[0] else {
+                throw corrupt("_reconstruct at byte \(start) called with \(args.map(\.kind)), expected (ndarray, shape, typecode)")
+            }
+            graph.arrays.append(NumpyArrayRecord())
+            return .ndarray(graph.arrays.count - 1)
+        case .numpyDType:
+            guard (1...3).contains(args.count), case .string(let code) = args[0] else {
+                throw corrupt("dtype at byte \(start) called with \(args.map(\.kind)), expected a type code first")
+            }
+            graph.dtypes.append(NumpyDTypeRecord(code: code))
+            return .dtype(graph.dtypes.count - 1)
+        case .numpyScalar:
+            guard args.count == 2, case .dtype(let d) = args[0], case .bytes(let b) = args[1] else {
+                throw corrupt("scalar at byte \(start) called with \(args.map(\.kind)), expected (dtype, bytes)")
+            }
+            let values = try NumpyElements.decode(graph.blobs[b], dtype: graph.dtypes[d], path: path)
+            guard values.count == 1 else { throw corrupt("scalar at byte \(start) holds \(values.count) elements") }
+            let dtype = graph.dtypes[d]
+            return dtype.code.first == "f" ? .float(values[0]) : .int(Int(values[0]))
+        case .codecsEncode:
+            // Protocol 2 writes bytes as encode(text, 'latin1'): each character is one byte.
+            guard args.count == 2, case .string(let text) = args[0], case .string("latin1") = args[1] else {
+                throw corrupt("_codecs.encode at byte \(start) called with \(args.map(\.kind)), expected (str, 'latin1')")
+            }
+            var blob: [UInt8] = []
+            blob.reserveCapacity(text.unicodeScalars.count)
+            for scalar in text.unicodeScalars {
+                guard scalar.value < 256 else { throw corrupt("_codecs.encode at byte \(start): a character above U+00FF is not latin-1") }
+                blob.append(UInt8(scalar.value))
+            }
+            return newBlob(blob)
+        case .numpyNDArray:
+            throw unsupported("the pickle calls numpy.ndarray at byte \(start); only _reconstruct may")
         }
+    }
+
+    /// ndarray.__setstate__((version, shape, dtype, is_fortran, data)), as data.
+    private mutating func buildArray(_ index: Int, state: PickleValue, at start: Int) throws {
+        guard case .tuple(let t) = state, graph.tuples[t].count == 5, case .dtype(let dtype) = graph.tuples[t][2] else {
+            throw corrupt("BUILD at byte \(start) gives a numpy array the state \(state.kind), expected (version, shape, dtype, fortran, data)")
+        }
+        let fields = graph.tuples[t]
+        let shape = try integers(fields[1], "shape", at: start)
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw corrupt("numpy array at byte \(start) has shape \(shape)") }
+        let fortran: Bool
+        switch fields[3] {
+        case .bool(let b): fortran = b
+        case .int(let i): fortran = i != 0
+        default: throw corrupt("numpy array at byte \(start): is_fortran is a \(fields[3].kind)")
+        }
+        switch fields[4] {
+        case .bytes, .list: break
+        default: throw corrupt("numpy array at byte \(start) holds its data as a \(fields[4].kind)")
+        }
+        graph.arrays[index] = NumpyArrayRecord(shape: shape, dtype: dtype, fortranOrder: fortran, data: fields[4])
+    }
+
+    /// dtype.__setstate__((version, byte order, …)): only the byte order matters here.
+    private mutating func buildDType(_ index: Int, state: PickleValue, at start: Int) throws {
+        guard case .tuple(let t) = state, graph.tuples[t].count >= 2, case .string(let order) = graph.tuples[t][1] else {
+            throw corrupt("BUILD at byte \(start) gives a numpy dtype the state \(state.kind), expected (version, byte order, …)")
+        }
+        graph.dtypes[index].byteOrder = order
     }
 
     /// `_rebuild_tensor_v2`'s view: checked against the storage so that reading it can never leave it.
@@ -262,6 +331,11 @@ struct Unpickler {
     }
 
     // MARK: containers
+
+    private mutating func newBlob(_ bytes: [UInt8]) -> PickleValue {
+        graph.blobs.append(bytes)
+        return .bytes(graph.blobs.count - 1)
+    }
 
     private mutating func newTuple(_ items: [PickleValue]) -> PickleValue {
         graph.tuples.append(items)

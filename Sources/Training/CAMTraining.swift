@@ -8,15 +8,24 @@ import Layers
 import PseudoLabels
 import Reporting
 
+/// How CAMs are computed at inference (`cam.make_cam`).
+public enum CAMInference: String, Codable, Sendable, CaseIterable {
+    /// Ours: the normalised image rescaled bilinearly; maps resized to the image directly.
+    case wsss
+    /// IRN's step/make_cam.py: the 8-bit image rescaled with PIL bicubic; maps upsampled to the
+    /// image size rounded up to a multiple of 16, then cropped (`CAMTraining.irnCAMs`).
+    case irn
+}
+
 /// Hyper-parameters of the CAM classifier (IRN's `train_cam.py` defaults; the demo recipe
-/// shrinks them for the synthetic set).
+/// shrinks them for the synthetic set). `CAMTrainingOptions.irn` is IRN's procedure exactly.
 public struct CAMTrainingOptions: Codable, Equatable, Sendable {
     public var iterations = 3300  // IRN: 5 epochs of 10582 images at batch 16
     public var batchSize = 16
     public var cropSize = 512
     public var scaleLow = 0.5
     public var scaleHigh = 1.5
-    public var learningRate: Float = 0.01  // backbone; the classifier trains at 10x (IRN: 0.1)
+    public var learningRate: Float = 0.01  // backbone; the classifier trains at 10x (IRN: 0.1 and 1.0, `irn`)
     public var classifierLRMultiplier: Float = 10
     public var weightDecay: Float = 1e-4
     public var momentum: Float = 0.9
@@ -25,16 +34,85 @@ public struct CAMTrainingOptions: Codable, Equatable, Sendable {
     public var widthDivisor = 1
     /// Frozen BN needs ImageNet-initialised statistics; from scratch (the synthetic demo) BN trains.
     public var frozenBN = true
+    /// With `frozenBN`: γ and β still train (IRN's FixedBatchNorm).
+    public var bnAffine = false
+    /// Stages without gradient (IRN: 2, `CAMNetwork.frozenStages`).
+    public var frozenStages = 0
+    /// IRN's training augmentation with this long-side range (IRN: 320…640) instead of the scale
+    /// jitter `scaleLow`…`scaleHigh` (`Augmentation.resizeLong`).
+    public var resizeLong: [Int]?
+    /// How CAMs are computed at inference.
+    public var inference = CAMInference.wsss
     public var seed: UInt64 = 0
     public var checkpointEvery = 500
     /// Inference scales (IRN: 1.0, 0.5, 1.5, 2.0) and flips.
     public var inferenceScales = [1.0, 0.5, 1.5, 2.0]
     public init() {}
 
+    /// IRN's CAM classifier as jiwoon-ahn/irn trains and applies it (run_sample.py defaults,
+    /// step/train_cam.py, net/resnet50_cam.py, step/make_cam.py): lr 0.1 for the backbone and
+    /// 1.0 for the classifier, poly power 0.9, weight decay 1e-4, and SGD momentum 1e-4 — IRN's
+    /// PolyOptimizer calls `torch.optim.SGD.__init__(params, lr, weight_decay)` positionally, so
+    /// the weight decay lands in SGD's `momentum` slot (each param group sets its own weight_decay,
+    /// so decay still applies); stages 1–2 frozen, FixedBatchNorm, long side 320–640, crop 512,
+    /// batch 16, 5 epochs of train_aug's 10582 images (10582 // 16 · 5 = 3305 steps), make_cam.
+    public static var irn: CAMTrainingOptions {
+        var o = CAMTrainingOptions()
+        o.iterations = 3305
+        o.learningRate = 0.1
+        o.classifierLRMultiplier = 10
+        o.weightDecay = 1e-4
+        o.momentum = 1e-4
+        o.bnAffine = true
+        o.frozenStages = 2
+        o.resizeLong = [320, 640]
+        o.inference = .irn
+        return o
+    }
+
     public var backbone: ResNetConfiguration {
         var c = ResNetConfiguration.camResNet50.narrowed(by: widthDivisor)
         c.frozenBN = frozenBN
+        c.bnAffine = bnAffine
         return c
+    }
+
+    /// The training augmentation these options ask for.
+    public var augmentation: Augmentation {
+        Augmentation(
+            preprocessing: .torchvision, scale: .range(scaleLow, scaleHigh), cropSize: cropSize, flip: true,
+            resizeLong: resizeLong.flatMap { $0.count == 2 && $0[0] <= $0[1] ? $0[0]...$0[1] : nil })
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case iterations, batchSize, cropSize, scaleLow, scaleHigh, learningRate, classifierLRMultiplier, weightDecay, momentum, power
+        case widthDivisor, frozenBN, bnAffine, frozenStages, resizeLong, inference, seed, checkpointEvery, inferenceScales
+    }
+
+    /// Keys missing from older checkpoints' options take their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = CAMTrainingOptions()
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        iterations = try value(.iterations, d.iterations)
+        batchSize = try value(.batchSize, d.batchSize)
+        cropSize = try value(.cropSize, d.cropSize)
+        scaleLow = try value(.scaleLow, d.scaleLow)
+        scaleHigh = try value(.scaleHigh, d.scaleHigh)
+        learningRate = try value(.learningRate, d.learningRate)
+        classifierLRMultiplier = try value(.classifierLRMultiplier, d.classifierLRMultiplier)
+        weightDecay = try value(.weightDecay, d.weightDecay)
+        momentum = try value(.momentum, d.momentum)
+        power = try value(.power, d.power)
+        widthDivisor = try value(.widthDivisor, d.widthDivisor)
+        frozenBN = try value(.frozenBN, d.frozenBN)
+        bnAffine = try value(.bnAffine, d.bnAffine)
+        frozenStages = try value(.frozenStages, d.frozenStages)
+        resizeLong = try c.decodeIfPresent([Int].self, forKey: .resizeLong)
+        inference = try value(.inference, d.inference)
+        seed = try value(.seed, d.seed)
+        checkpointEvery = try value(.checkpointEvery, d.checkpointEvery)
+        inferenceScales = try value(.inferenceScales, d.inferenceScales)
     }
 }
 
@@ -54,13 +132,8 @@ public enum CAMTraining {
         let latest = resume ? RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_") : nil
         try RunFolder.prepare(lock, prefix: "cam_", resuming: latest != nil, overwrite: false, runFiles: ["cam_train.jsonl"])
         let classCount = dataset.classes.count
-        let model = CAMNetwork(classes: classCount - 1, backbone: options.backbone, seed: options.seed)
-        let classifier = model.classifier.parameters().map(\.tensor)
-        let classifierIDs = Set(classifier.map { ObjectIdentifier($0.storage) })
-        let backbone = model.trainableParameters.map(\.tensor).filter { !classifierIDs.contains(ObjectIdentifier($0.storage)) }
-        let optimizer = SGD(
-            groups: [ParameterGroup(backbone), ParameterGroup(classifier, learningRateMultiplier: options.classifierLRMultiplier)],
-            learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
+        let model = CAMNetwork(classes: classCount - 1, backbone: options.backbone, frozenStages: options.frozenStages, seed: options.seed)
+        let optimizer = CAMTraining.optimizer(for: model, options: options)
         let recipe = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
         let finalPath = "\(outDirectory)/cam_final.h5"
@@ -78,8 +151,7 @@ public enum CAMTraining {
             for c in try dataset.imageLabels(of: sample) where c > 0 && c < classCount { t[c - 1] = 1 }
             targets[sample.id] = t
         }
-        let augmentation = Augmentation(
-            preprocessing: .torchvision, scale: .range(options.scaleLow, options.scaleHigh), cropSize: options.cropSize, flip: true)
+        let augmentation = options.augmentation
         let loader = try BatchLoader(
             dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed, startBatch: start,
             pixelLabels: false)
@@ -127,6 +199,17 @@ public enum CAMTraining {
         return model
     }
 
+    /// SGD over IRN's two groups (train_cam.py): the backbone outside the frozen stages at the
+    /// base rate, the classifier at `classifierLRMultiplier`, both with `weightDecay`, and
+    /// `momentum` (IRN's effective value is its weight decay, `CAMTrainingOptions.irn`).
+    public static func optimizer(for model: CAMNetwork, options: CAMTrainingOptions) -> SGD {
+        let groups = model.optimizedParameters
+        return SGD(
+            groups: [ParameterGroup(groups.backbone.map(\.tensor)),
+                     ParameterGroup(groups.classifier.map(\.tensor), learningRateMultiplier: options.classifierLRMultiplier)],
+            learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
+    }
+
     /// Loads a CAM checkpoint written by `train` (its options travel in the recipe attribute).
     public static func load(_ path: String) throws -> (model: CAMNetwork, options: CAMTrainingOptions, classes: [String]) {
         let metadata = try Checkpoint.metadata(at: path)
@@ -138,15 +221,17 @@ public enum CAMTraining {
         guard let options = try? JSONDecoder().decode(CAMTrainingOptions.self, from: Data(json.utf8)) else {
             throw TrainingError.badCheckpoint(path: path, reason: "no CAM training options in its recipe attribute (not written by `wsss cam train`?)")
         }
-        let model = CAMNetwork(classes: metadata.classes.count - 1, backbone: options.backbone)
+        let model = CAMNetwork(classes: metadata.classes.count - 1, backbone: options.backbone, frozenStages: options.frozenStages)
         _ = try Checkpoint.load(from: path, into: model, architecture: CAMNetwork.architecture)
         model.train(false)
         return (model, options, metadata.classes)
     }
 
-    /// Multi-scale + flip CAMs of one image for its present classes (ids 1…C).
-    public static func cams(model: CAMNetwork, image: Image, classes: Set<Int>, scales: [Double]) -> ImageCAMs {
+    /// Multi-scale + flip CAMs of one image for its present classes (ids 1…C), computed as
+    /// `inference` says (IRN's: the high-resolution maps of `irnCAMs`).
+    public static func cams(model: CAMNetwork, image: Image, classes: Set<Int>, scales: [Double], inference: CAMInference = .wsss) -> ImageCAMs {
         let present = classes.sorted()
+        if inference == .irn { return ImageCAMs(classes: present, maps: irnCAMs(model: model, image: image, classes: present, scales: scales).highRes) }
         let planar = Preprocessing.torchvision.normalize(image)
         let input = Tensor(shape: [1, 3, planar.height, planar.width], values: planar.values)
         let all = model.multiScaleActivationMaps(input, scales: scales)  // [C-1, H, W]

@@ -31,9 +31,12 @@ extension Recipe {
         o.batchSize = train.batch
         o.accumulation = train.accumulation
         o.cropSize = train.crop
-        (o.scaleLow, o.scaleHigh) = (train.scales.first ?? 1, train.scales.last ?? 1)
+        o.scales = train.scales
+        o.scaleSampling = train.scaleSampling
+        o.labelResize = train.labelResize
         o.preprocessing = train.preprocessing
         o.learningRate = Float(train.lr)
+        o.learningRateStep = train.lrStep
         o.asppWeightLRMultiplier = Float(train.asppWeightLRMult)
         o.asppBiasLRMultiplier = Float(train.asppBiasLRMult)
         o.power = Float(train.power)
@@ -47,6 +50,9 @@ extension Recipe {
         return o
     }
 
+    /// Whether evaluation scores the MSC max-fused logits: `eval.msc`, else `model.msc`.
+    public var evaluatesMSC: Bool { eval.msc ?? model.msc }
+
     public var camOptions: CAMTrainingOptions {
         var o = CAMTrainingOptions()
         o.iterations = cam.iterations
@@ -56,8 +62,13 @@ extension Recipe {
         o.learningRate = Float(cam.lr)
         o.classifierLRMultiplier = Float(cam.classifierLRMult)
         o.weightDecay = Float(cam.weightDecay)
+        o.momentum = Float(cam.momentum)
+        o.resizeLong = cam.resizeLong
         o.widthDivisor = cam.widthDivisor
         o.frozenBN = cam.frozenBN
+        o.bnAffine = cam.bnAffine
+        o.frozenStages = cam.frozenStages
+        o.inference = cam.makeCAM
         o.inferenceScales = cam.inferenceScales
         o.checkpointEvery = cam.checkpointEvery
         o.seed = UInt64(run.seed)
@@ -69,7 +80,9 @@ extension Recipe {
         switch source {
         case .cam, .folder: .seeds
         case .sepl, .seplFelzenszwalb: .sepl(SEPLMerge(maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts, rule: pseudo.seplRule))
-        case .boxes: .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold), detections: try pseudo.detections.map(dataPath))
+        case .boxes:
+            .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold, textThreshold: pseudo.textThreshold, order: pseudo.boxOrder),
+                   detections: try pseudo.detections.map(dataPath))
         case .gt: .groundTruth
         }
     }

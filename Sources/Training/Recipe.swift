@@ -103,13 +103,33 @@ public struct Recipe: Sendable {
                 }
             }
         }
+        try Self.checkScaleSampling(values, train: train, origin: origin, recipePath: path)
+    }
+
+    /// Before `train.scale_sampling` existed, two `train.scales` were a uniform range; now they
+    /// would be a choice of two. Such a list without the sampling key is refused rather than
+    /// silently read the new way; a uniform range must not run backwards.
+    static func checkScaleSampling(
+        _ values: [String: [String: Any]], train: TrainSection, origin: [String: String], recipePath: String
+    ) throws {
+        let path = origin["train.scales"] ?? recipePath
+        if let list = values["train"]?["scales"] as? [Any], list.count == 2, values["train"]?["scale_sampling"] == nil {
+            throw RecipeError(
+                path: path,
+                message: "'train.scales' \(shown(list)) has two entries: set 'train.scale_sampling' to choice (one of the two, "
+                    + "deeplab-pytorch's rule) or uniform (a range from the first to the second, what two scales meant before)")
+        }
+        if train.scaleSampling == .uniform, let low = train.scales.first, let high = train.scales.last, low > high {
+            throw RecipeError(
+                path: path, message: "'train.scales' \(shown(train.scales)) runs backwards: uniform sampling needs the first ≤ the last")
+        }
     }
 
     /// One section: the defaults, overlaid with the values set, decoded into `T`. Type errors
     /// name the key, the expected type and the value given.
     static func decode<T: RecipeSection>(_ values: [String: [String: Any]], origin: [String: String], recipePath: String) throws -> T {
         guard let set = values[T.name], !set.isEmpty else { return T() }
-        let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(T())) as? [String: Any] ?? [:]
+        let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(T.defaults(given: set))) as? [String: Any] ?? [:]
         var merged = defaults
         for (key, value) in set {
             guard let json = jsonValue(value) else {
@@ -208,14 +228,21 @@ public struct Recipe: Sendable {
             "cam.iterations": atLeastOne, "cam.batch": atLeastOne, "cam.crop": atLeastOne, "cam.scales": scaleRange,
             "cam.lr": positive, "cam.classifier_lr_mult": positive, "cam.weight_decay": nonNegative, "cam.width_divisor": atLeastOne,
             "cam.inference_scales": scales, "cam.bg_threshold": share, "cam.checkpoint_every": atLeastOne,
-            "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share,
+            "cam.momentum": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }),
+            "cam.frozen_stages": ("an integer in 0…4", number { $0 >= 0 && $0 <= 4 }),
+            "cam.resize_long": ("two long sides low, high with 1 ≤ low ≤ high", { (v: Any) -> Bool in
+                guard let l = numbers(v), l.count == 2 else { return false }
+                return l[0] >= 1 && l[0] <= l[1] && l.allSatisfy { $0 == $0.rounded() }
+            }),
+            "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share, "pseudo.text_threshold": share,
             "pseudo.felzenszwalb": ("scale > 0, sigma ≥ 0, minimum size ≥ 0", { v in
                 guard let l = numbers(v), l.count == 3 else { return false }
                 return l[0] > 0 && l[1] >= 0 && l[2] >= 0
             }),
             "model.width_divisor": atLeastOne,
             "train.iterations": atLeastOne, "train.batch": atLeastOne, "train.accumulation": atLeastOne, "train.crop": atLeastOne,
-            "train.scales": scaleRange, "train.lr": ("a number ≥ 0 (0 only moves batch-norm statistics)", number { $0 >= 0 }), "train.aspp_weight_lr_mult": positive, "train.aspp_bias_lr_mult": positive,
+            "train.scales": scales, "train.lr_step": atLeastOne,
+            "train.lr": ("a number ≥ 0 (0 only moves batch-norm statistics)", number { $0 >= 0 }), "train.aspp_weight_lr_mult": positive, "train.aspp_bias_lr_mult": positive,
             "train.power": nonNegative, "train.momentum": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }),
             "train.weight_decay": nonNegative, "train.checkpoint_every": atLeastOne, "train.keep_last": atLeastOne,
             "train.eval_every": ("an integer ≥ 0 (0: no evaluation while training)", number { $0 >= 0 }), "train.log_every": atLeastOne,

@@ -1,3 +1,4 @@
+import Autograd
 import Datasets
 import Foundation
 import Layers
@@ -14,9 +15,14 @@ public protocol RecipeSection: Codable, Equatable, Sendable {
     static var name: String { get }
     /// Every key at its default.
     init()
+    /// The defaults a recipe's keys `given` are laid over: `init()`, unless a key of the section
+    /// picks a preset (`cam.preset`).
+    static func defaults(given values: [String: Any]) -> Self
 }
 
 extension RecipeSection {
+    public static func defaults(given values: [String: Any]) -> Self { Self() }
+
     /// The YAML key names of the section, in declaration order.
     public static var keyNames: [String] { Keys.allCases.map(\.stringValue) }
 
@@ -82,7 +88,10 @@ extension RecipeChoice {
 
 extension Preprocessing: RecipeChoice {}
 extension SEPLMerge.Rule: RecipeChoice {}
+extension BoxMerge.PaintOrder: RecipeChoice {}
 extension ResNetDepth: RecipeChoice {}
+extension ScaleSampling: RecipeChoice {}
+extension NearestRule: RecipeChoice {}
 
 /// `model.arch`: the segmenter (depth and width are separate keys).
 public enum SegmenterArchitecture: String, RecipeChoice {
@@ -173,30 +182,72 @@ public struct RunSection: RecipeSection {
     public typealias Keys = CodingKeys
 }
 
+extension CAMInference: RecipeChoice {}
+
+/// `cam.preset`: which defaults the other `cam` keys start from.
+public enum CAMPreset: String, RecipeChoice {
+    /// Ours (`CAMSection()`).
+    case wsss
+    /// IRN's CAM classifier as jiwoon-ahn/irn runs it (`CAMSection.irn`, `CAMTrainingOptions.irn`).
+    case irn
+    public init(from decoder: Decoder) throws { self = try Self.decodeChoice(from: decoder) }
+}
+
 /// `cam:` — the CAM classifier (IRN's train_cam.py / make_cam.py defaults).
 public struct CAMSection: RecipeSection {
     public static let name = "cam"
+    public var preset = CAMPreset.wsss
     public var iterations = 3300
     public var batch = 16
     public var crop = 512
     public var scales = [0.5, 1.5]
+    /// IRN's long-side range (`Augmentation.resizeLong`) instead of `scales`; null: `scales`.
+    public var resizeLong: [Int]?
     public var lr = 0.01
     public var classifierLRMult = 10.0
     public var weightDecay = 1e-4
+    public var momentum = 0.9
     public var widthDivisor = 1
     public var frozenBN = true
+    /// With `frozen_bn`, γ and β still train (IRN's FixedBatchNorm).
+    public var bnAffine = false
+    /// Stages without gradient, IRN's count (2: stem, layer1, layer2).
+    public var frozenStages = 0
     /// A checkpoint to start from (relative to the working directory).
     public var `init`: String?
     public var inferenceScales = [1.0, 0.5, 1.5, 2.0]
+    public var makeCAM = CAMInference.wsss
     public var bgThreshold = 0.15
     public var checkpointEvery = 500
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case iterations, batch, crop, scales, lr, classifierLRMult = "classifier_lr_mult", weightDecay = "weight_decay"
-        case widthDivisor = "width_divisor", frozenBN = "frozen_bn", `init`, inferenceScales = "inference_scales"
+        case preset, iterations, batch, crop, scales, resizeLong = "resize_long", lr, classifierLRMult = "classifier_lr_mult"
+        case weightDecay = "weight_decay", momentum, widthDivisor = "width_divisor", frozenBN = "frozen_bn", bnAffine = "bn_affine"
+        case frozenStages = "frozen_stages", `init`, inferenceScales = "inference_scales", makeCAM = "make_cam"
         case bgThreshold = "bg_threshold", checkpointEvery = "checkpoint_every"
     }
     public typealias Keys = CodingKeys
+
+    /// `cam.preset: irn`: the values of `CAMTrainingOptions.irn`, where that documents each (keys
+    /// set beside the preset still override them; a test checks the two agree).
+    public static var irn: CAMSection {
+        var s = CAMSection()
+        s.preset = .irn
+        s.iterations = 3305
+        s.resizeLong = [320, 640]
+        s.lr = 0.1
+        s.classifierLRMult = 10
+        s.weightDecay = 1e-4
+        s.momentum = 1e-4
+        s.bnAffine = true
+        s.frozenStages = 2
+        s.makeCAM = .irn
+        return s
+    }
+
+    public static func defaults(given values: [String: Any]) -> CAMSection {
+        values["preset"] as? String == CAMPreset.irn.rawValue ? .irn : CAMSection()
+    }
 }
 
 /// `pseudo:` — pseudo-labels (paths relative to `data.root`).
@@ -213,6 +264,8 @@ public struct PseudoSection: RecipeSection {
     /// SEPL's procedure: ours (order-free) or the public code's, to the pixel.
     public var seplRule = SEPLMerge.Rule.orderFree
     public var boxThreshold = 0.3
+    public var textThreshold = 0.25
+    public var boxOrder = BoxMerge.PaintOrder.detection
     public var felzenszwalb = [100.0, 0.8, 20.0]
     public var compare: [LabelSource] = []
     public var labels: String?
@@ -222,7 +275,8 @@ public struct PseudoSection: RecipeSection {
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case source, proposals, seeds, detections, maskShare = "mask_share", regionShare = "region_share"
-        case ignoreConflicts = "ignore_conflicts", seplRule = "sepl_rule", boxThreshold = "box_threshold", felzenszwalb, compare, labels
+        case ignoreConflicts = "ignore_conflicts", seplRule = "sepl_rule", boxThreshold = "box_threshold", textThreshold = "text_threshold"
+        case boxOrder = "box_order", felzenszwalb, compare, labels
         case samCheckpoint = "sam_checkpoint", samConfig = "sam_config", samCache = "sam_cache"
     }
     public typealias Keys = CodingKeys
@@ -271,16 +325,22 @@ public struct ModelSection: RecipeSection {
     public typealias Keys = CodingKeys
 }
 
-/// `train:` — DeepLab-v2 training (the papers' protocol by default).
+/// `train:` — DeepLab-v2 training (deeplab-pytorch's VOC protocol, configs/voc12.yaml, by default).
 public struct TrainSection: RecipeSection {
     public static let name = "train"
     public var iterations = 20000
     public var batch = 5
     public var accumulation = 2
     public var crop = 321
-    public var scales = [0.5, 1.5]
+    public var scales = [0.5, 0.75, 1.0, 1.25, 1.5]
+    /// `choice`: one of `scales` (deeplab-pytorch); `uniform`: between the first and the last.
+    public var scaleSampling = ScaleSampling.choice
+    /// Nearest rule of the label resizes (augmentation and MSC loss): `pil` (deeplab-pytorch) or `torch`.
+    public var labelResize = NearestRule.pil
     public var preprocessing = Preprocessing.caffe
     public var lr = 2.5e-4
+    /// Iterations between poly learning-rate updates (deeplab-pytorch's LR_DECAY).
+    public var lrStep = 10
     public var asppWeightLRMult = 10.0
     public var asppBiasLRMult = 20.0
     public var power = 0.9
@@ -292,7 +352,8 @@ public struct TrainSection: RecipeSection {
     public var logEvery = 10
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case iterations, batch, accumulation, crop, scales, preprocessing, lr
+        case iterations, batch, accumulation, crop, scales, scaleSampling = "scale_sampling", labelResize = "label_resize"
+        case preprocessing, lr, lrStep = "lr_step"
         case asppWeightLRMult = "aspp_weight_lr_mult", asppBiasLRMult = "aspp_bias_lr_mult", power, momentum
         case weightDecay = "weight_decay", checkpointEvery = "checkpoint_every", keepLast = "keep_last"
         case evalEvery = "eval_every", logEvery = "log_every"
@@ -305,9 +366,11 @@ public struct EvalSection: RecipeSection {
     public static let name = "eval"
     public var scales = [1.0]
     public var flip = false
+    /// Score the MSC model's max-fused logits (deeplab-pytorch's test); unset: as `model.msc`.
+    public var msc: Bool?
     public var splits = ["val", "test"]
     public init() {}
-    public enum CodingKeys: String, CodingKey, CaseIterable { case scales, flip, splits }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case scales, flip, msc, splits }
     public typealias Keys = CodingKeys
 }
 

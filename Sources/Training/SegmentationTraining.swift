@@ -8,7 +8,8 @@ import Imaging
 import Layers
 import Reporting
 
-/// DeepLab-v2 training settings (the papers' protocol by default; recipes override).
+/// DeepLab-v2 training settings (deeplab-pytorch's VOC protocol, configs/voc12.yaml, by default;
+/// recipes override).
 public struct SegmentationOptions: Codable, Equatable, Sendable {
     public var depth = ResNetDepth.resnet101
     public var widthDivisor = 1
@@ -18,10 +19,16 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
     public var batchSize = 5
     public var accumulation = 2
     public var cropSize = 321
-    public var scaleLow = 0.5
-    public var scaleHigh = 1.5
+    /// The training scales: a set to choose from, or a range's ends (`scaleSampling`).
+    public var scales = [0.5, 0.75, 1.0, 1.25, 1.5]
+    public var scaleSampling = ScaleSampling.choice
+    /// The nearest rule of every label resize: the augmentation's scaling and the MSC loss's
+    /// labels at each logit size (deeplab-pytorch: PIL's NEAREST in both).
+    public var labelResize = NearestRule.pil
     public var preprocessing = Preprocessing.caffe
     public var learningRate: Float = 2.5e-4
+    /// Iterations between poly learning-rate updates (deeplab-pytorch's LR_DECAY: 10).
+    public var learningRateStep = 10
     public var asppWeightLRMultiplier: Float = 10
     public var asppBiasLRMultiplier: Float = 20
     public var power: Float = 0.9
@@ -33,6 +40,90 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
     public var logEvery = 10
     public var seed: UInt64 = 0
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case depth, widthDivisor, frozenBN, msc, iterations, batchSize, accumulation, cropSize, scales, scaleSampling, labelResize
+        case preprocessing, learningRate, learningRateStep, asppWeightLRMultiplier, asppBiasLRMultiplier, power, momentum
+        case weightDecay, checkpointEvery, keepLast, evalEvery, logEvery, seed
+        /// Before `scales`: the ends of the uniform range.
+        case scaleLow, scaleHigh
+    }
+
+    /// Decodes the options a checkpoint stores. Keys added since a checkpoint was written take
+    /// the behaviour it was trained with, not today's defaults: a uniform scale range
+    /// `scaleLow`…`scaleHigh`, torch-nearest labels and a rate updated every iteration.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        depth = try c.decode(ResNetDepth.self, forKey: .depth)
+        widthDivisor = try c.decode(Int.self, forKey: .widthDivisor)
+        frozenBN = try c.decode(Bool.self, forKey: .frozenBN)
+        msc = try c.decode(Bool.self, forKey: .msc)
+        iterations = try c.decode(Int.self, forKey: .iterations)
+        batchSize = try c.decode(Int.self, forKey: .batchSize)
+        accumulation = try c.decode(Int.self, forKey: .accumulation)
+        cropSize = try c.decode(Int.self, forKey: .cropSize)
+        if let list = try c.decodeIfPresent([Double].self, forKey: .scales) {
+            scales = list
+            scaleSampling = try c.decode(ScaleSampling.self, forKey: .scaleSampling)
+        } else {
+            scales = [try c.decode(Double.self, forKey: .scaleLow), try c.decode(Double.self, forKey: .scaleHigh)]
+            scaleSampling = .uniform
+        }
+        labelResize = try c.decodeIfPresent(NearestRule.self, forKey: .labelResize) ?? .torch
+        preprocessing = try c.decode(Preprocessing.self, forKey: .preprocessing)
+        learningRate = try c.decode(Float.self, forKey: .learningRate)
+        learningRateStep = try c.decodeIfPresent(Int.self, forKey: .learningRateStep) ?? 1
+        asppWeightLRMultiplier = try c.decode(Float.self, forKey: .asppWeightLRMultiplier)
+        asppBiasLRMultiplier = try c.decode(Float.self, forKey: .asppBiasLRMultiplier)
+        power = try c.decode(Float.self, forKey: .power)
+        momentum = try c.decode(Float.self, forKey: .momentum)
+        weightDecay = try c.decode(Float.self, forKey: .weightDecay)
+        checkpointEvery = try c.decode(Int.self, forKey: .checkpointEvery)
+        keepLast = try c.decode(Int.self, forKey: .keepLast)
+        evalEvery = try c.decode(Int.self, forKey: .evalEvery)
+        logEvery = try c.decode(Int.self, forKey: .logEvery)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(depth, forKey: .depth)
+        try c.encode(widthDivisor, forKey: .widthDivisor)
+        try c.encode(frozenBN, forKey: .frozenBN)
+        try c.encode(msc, forKey: .msc)
+        try c.encode(iterations, forKey: .iterations)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(accumulation, forKey: .accumulation)
+        try c.encode(cropSize, forKey: .cropSize)
+        try c.encode(scales, forKey: .scales)
+        try c.encode(scaleSampling, forKey: .scaleSampling)
+        try c.encode(labelResize, forKey: .labelResize)
+        try c.encode(preprocessing, forKey: .preprocessing)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(learningRateStep, forKey: .learningRateStep)
+        try c.encode(asppWeightLRMultiplier, forKey: .asppWeightLRMultiplier)
+        try c.encode(asppBiasLRMultiplier, forKey: .asppBiasLRMultiplier)
+        try c.encode(power, forKey: .power)
+        try c.encode(momentum, forKey: .momentum)
+        try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(checkpointEvery, forKey: .checkpointEvery)
+        try c.encode(keepLast, forKey: .keepLast)
+        try c.encode(evalEvery, forKey: .evalEvery)
+        try c.encode(logEvery, forKey: .logEvery)
+        try c.encode(seed, forKey: .seed)
+    }
+
+    /// The training augmentation these options describe (crop, scales, label rule; flips on).
+    public var augmentation: Augmentation {
+        Augmentation(
+            preprocessing: preprocessing, scale: ScaleJitter(scaleSampling, scales: scales), cropSize: cropSize, flip: true,
+            labelResize: labelResize, sideRounding: scaleSampling.sideRounding)
+    }
+
+    /// The learning-rate schedule these options describe.
+    public var schedule: PolySchedule {
+        PolySchedule(baseLearningRate: learningRate, maxIterations: iterations, power: power, stepSize: learningRateStep)
+    }
 
     public var backbone: ResNetConfiguration {
         var c = ResNetConfiguration.deepLabV2
@@ -138,8 +229,7 @@ public enum SegmentationTraining {
         started(start)
         let finalPath = "\(runDirectory)/final.h5"
         if start >= options.iterations { return resumePath ?? finalPath }
-        let augmentation = Augmentation(
-            preprocessing: options.preprocessing, scale: .range(options.scaleLow, options.scaleHigh), cropSize: options.cropSize, flip: true)
+        let augmentation = options.augmentation
         let accumulation = GradientAccumulation(steps: options.accumulation)
         let loader = try BatchLoader(
             dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed,
@@ -149,7 +239,7 @@ public enum SegmentationTraining {
         // TensorBoard (`tensorboard --logdir <run>`): a new event file per process, so a resumed run adds one.
         let board = try TensorBoardWriter(logDirectory: runDirectory)
         if start == 0 { try board.addText("recipe", "```\n" + recipeText + "\n```", step: 0) }
-        let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
+        let schedule = options.schedule
         var lastSaved = resumePath ?? ""
         func save(_ iteration: Int, final: Bool) throws {
             let path = final ? finalPath : "\(runDirectory)/iter_\(String(format: "%06d", iteration)).h5"
@@ -178,7 +268,9 @@ public enum SegmentationTraining {
         for iteration in start..<options.iterations {
             optimizer.learningRate = schedule.learningRate(at: iteration)
             var images = 0
-            let stepLoss = try step(model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc) {
+            let stepLoss = try step(
+                model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize
+            ) {
                 let batch = try loader.next()
                 images += batch.ids.count
                 return batch
@@ -211,12 +303,14 @@ public enum SegmentationTraining {
             if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
                 model.train(false)
                 var shown = 0
-                let matrix = try evaluate(model: model, dataset: validation, preprocessing: options.preprocessing, onImage: { id, prediction in
-                    // The first images' predictions as overlays, to watch them improve.
-                    guard shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
-                    shown += 1
-                    try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: done)
-                })
+                let matrix = try evaluate(
+                    model: model, dataset: validation, preprocessing: options.preprocessing, msc: options.msc,
+                    onImage: { id, prediction in
+                        // The first images' predictions as overlays, to watch them improve.
+                        guard shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
+                        shown += 1
+                        try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: done)
+                    })
                 let miou = matrix.meanIoU * 100
                 model.train()
                 for (name, iou) in zip(validation.classes.names, matrix.intersectionOverUnion) {
@@ -257,14 +351,16 @@ public enum SegmentationTraining {
     /// One optimizer step, as training runs it (and `wsss bench model` times it): gradients
     /// cleared, `accumulation.steps` micro-batches from `nextBatch` forward and backward (loss
     /// scaled by 1/steps), then the SGD update — skipped when the loss is not finite, so the
-    /// caller can stop with the weights unchanged. Returns the step's loss.
+    /// caller can stop with the weights unchanged. `labelResize` is the rule that shrinks the
+    /// labels to each logit map (`lossOf`). Returns the step's loss.
     public static func step(
-        model: DeepLabV2, optimizer: SGD, accumulation: GradientAccumulation, msc: Bool, nextBatch: () throws -> Batch
+        model: DeepLabV2, optimizer: SGD, accumulation: GradientAccumulation, msc: Bool, labelResize: NearestRule = .torch,
+        nextBatch: () throws -> Batch
     ) rethrows -> Float {
         optimizer.zeroGrad()
         var stepLoss: Float = 0
         for _ in 0..<accumulation.steps {
-            let loss = lossOf(model: model, batch: try nextBatch(), msc: msc) * accumulation.lossScale
+            let loss = lossOf(model: model, batch: try nextBatch(), msc: msc, labelResize: labelResize) * accumulation.lossScale
             loss.backward()
             stepLoss += loss.item
         }
@@ -272,28 +368,33 @@ public enum SegmentationTraining {
         return stepLoss
     }
 
-    /// Cross-entropy (ignore 255) on the logits; with MSC on each of the full, scaled and fused
-    /// maps with labels nearest-downsampled to each size (deeplab-pytorch's MSC training).
-    static func lossOf(model: DeepLabV2, batch: Batch, msc: Bool) -> Tensor {
+    /// Cross-entropy (ignore 255, mean over the labelled pixels) on the logits; with MSC the sum
+    /// over the full, scaled and fused maps, labels nearest-downsampled to each size by
+    /// `labelResize` (deeplab-pytorch main.py's train loop: one criterion per MSC output, labels
+    /// by `resize_labels`, PIL NEAREST, i.e. `.pil`).
+    static func lossOf(model: DeepLabV2, batch: Batch, msc: Bool, labelResize: NearestRule = .torch) -> Tensor {
         func ce(_ logits: Tensor) -> Tensor {
-            Tensor.crossEntropy(logits: logits, labels: batch.labels.resizedNearest(to: (logits.shape[2], logits.shape[3])))
+            Tensor.crossEntropy(
+                logits: logits, labels: batch.labels.resizedNearest(to: (logits.shape[2], logits.shape[3]), rule: labelResize))
         }
         guard msc else { return ce(model(batch.images)) }
         let out = model.multiScale(batch.images)
         return ([out.full, out.fused] + out.scaled).map(ce).reduce(Tensor(scalar: 0), +)
     }
 
-    /// Evaluates on a labelled split: logits (multi-scale + flip when asked) upsampled bilinearly
-    /// to the image size, argmax (or `refine` of the probabilities), accumulated in a confusion matrix.
+    /// Evaluates on a labelled split: logits (MSC-fused when `msc`, multi-scale + flip when asked;
+    /// `predict`) upsampled bilinearly to the image size, argmax (or `refine` of the
+    /// probabilities), accumulated in a confusion matrix.
     public static func evaluate(
         model: DeepLabV2, dataset: VOCDataset, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
+        msc: Bool = false,
         refine: ((_ image: Image, _ scores: Tensor, _ id: String) throws -> LabelMap)? = nil,
         onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: () -> Void = {}
     ) throws -> ConfusionMatrix {
         var matrix = ConfusionMatrix(classCount: dataset.classes.count)
         for sample in dataset.samples {
             let (image, truth) = try dataset.load(sample)
-            let result = predict(model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip)
+            let result = predict(model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip, msc: msc)
             // `refine` (e.g. a dense CRF) turns the class probabilities [C, H, W] into the labels instead of the argmax.
             let prediction = try refine.map { try $0(image, result.scores, sample.id) } ?? result.labels
             try onImage(sample.id, prediction)
@@ -305,8 +406,15 @@ public enum SegmentationTraining {
 
     /// Class scores [classes, H, W] at image resolution (softmax averaged over scales and flips)
     /// and their argmax.
+    ///
+    /// With `msc` each pass scores the MSC model's max-fused logits (`DeepLabV2.multiScale`), as
+    /// deeplab-pytorch's main.py `test` does: the model in eval mode returns the pixel-wise max
+    /// over its scales, upsampled bilinearly (align_corners false) to the image, softmax, argmax.
+    /// With `scales` [1], no flip and `msc` this is that protocol step for step; otherwise the
+    /// network's single-scale logits (or, with other `scales`/`flip`, the average of their softmax).
     public static func predict(
-        model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false
+        model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
+        msc: Bool = false
     ) -> (labels: LabelMap, scores: Tensor) {
         let scales = scales.isEmpty ? [1] : scales
         let planar = preprocessing.normalize(image)
@@ -318,7 +426,7 @@ public enum SegmentationTraining {
                 let x = scale == 1 ? input : input.resizedBilinear(
                     to: (max(1, Int((Double(h) * scale).rounded())), max(1, Int((Double(w) * scale).rounded()))), alignCorners: false)
                 let batch = flip ? Tensor.concat([x, x.flipped(alongAxis: 3)], alongAxis: 0) : x
-                let logits = model(batch).resizedBilinear(to: (h, w), alignCorners: false)
+                let logits = (msc ? model.multiScale(batch).fused : model(batch)).resizedBilinear(to: (h, w), alignCorners: false)
                 var probabilities = logits.softmax(alongAxis: 1)
                 if flip {
                     probabilities = probabilities.slice(alongAxis: 0, 0..<1) + probabilities.slice(alongAxis: 0, 1..<2).flipped(alongAxis: 3)
@@ -347,10 +455,14 @@ public enum SegmentationTraining {
     }
 
     /// The training settings that differ between a checkpoint's run and `options`, as
-    /// "name: old → new" (empty for a checkpoint without stored options).
+    /// "name: old → new" (empty for a checkpoint without stored options). The stored options are
+    /// read as `SegmentationOptions` first, so a key added since the checkpoint was written
+    /// compares as the behaviour it trained with, not as missing.
     public static func changedOptions(in path: String, comparedWith options: SegmentationOptions) throws -> [String] {
-        guard let json = storedOptionsJSON(try Checkpoint.metadata(at: path)),
-              let old = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+        guard let stored = storedOptionsJSON(try Checkpoint.metadata(at: path)) else { return [] }
+        let json = (try? JSONDecoder().decode(SegmentationOptions.self, from: Data(stored.utf8)))
+            .flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? stored
+        guard let old = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
               let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(options)) as? [String: Any]
         else { return [] }
         return new.keys.sorted().compactMap { key in

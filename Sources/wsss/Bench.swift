@@ -40,7 +40,7 @@ struct Bench: ParsableCommand {
             }
             let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: seconds)
             emit(sgemm, ceiling: sgemm.gflops)
-            for shape in ConvShape.deepLabV2 where algorithm != .pointwise || shape.kernel == 1 {
+            for shape in ConvShape.deepLabV2 where algorithm.applies(to: shape.geometry) {
                 for batch in batchSizes {
                     for result in OpBenchmarks.conv(shape, batch: batch, algorithm: algorithm, seconds: seconds) {
                         emit(result, ceiling: sgemm.gflops)
@@ -78,6 +78,12 @@ struct Measurement {
 struct ConvShape {
     var name: String
     var inChannels, outChannels, size, kernel, stride, padding, dilation: Int
+
+    var geometry: WindowGeometry {
+        WindowGeometry(
+            inHeight: size, inWidth: size, kernelHeight: kernel, kernelWidth: kernel, stride: (stride, stride),
+            padding: (padding, padding), dilation: (dilation, dilation))
+    }
 
     static let deepLabV2: [ConvShape] = [
         ConvShape(

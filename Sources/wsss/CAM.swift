@@ -9,6 +9,8 @@ import Pipeline
 import PseudoLabels
 import Training
 
+extension CAMPreset: ExpressibleByArgument {}
+
 /// `wsss cam train | infer | sweep`: the CAM stage.
 struct CAMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,16 +20,18 @@ struct CAMCommand: ParsableCommand {
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train the CAM classifier (ResNet-50, output stride 16, GAP, 1x1 classifier, multi-label soft-margin loss).",
-            discussion: "Defaults are IRN's train_cam.py (crop 512, batch 16, 5 epochs of VOC train_aug, lr 0.01 backbone / 0.1 classifier, poly 0.9, weight decay 1e-4). Writes cam_final.h5, periodic cam_iter_N.h5 and cam_train.jsonl to --out; a rerun resumes from the newest checkpoint there.")
+            discussion: "Defaults follow IRN's train_cam.py (crop 512, batch 16, 5 epochs of VOC train_aug, poly 0.9, weight decay 1e-4) but for the learning rate (ours 0.01 backbone / 0.1 classifier, IRN's 0.1 / 1.0); IRN's whole procedure is --preset irn (the recipe key cam.preset: irn; docs/MODELS.md). Writes cam_final.h5, periodic cam_iter_N.h5 and cam_train.jsonl to --out; a rerun resumes from the newest checkpoint there.")
 
         @OptionGroup var data: DatasetOptions
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("Run folder (created). (required)", valueName: "dir")) var out: String
-        @Option(help: ArgumentHelp("Iterations.", valueName: "n")) var iterations = CAMTrainingOptions().iterations
+        @Option(help: ArgumentHelp("Defaults to start from: 'wsss' (ours) or 'irn' (IRN's procedure: lr 0.1 / 1.0, SGD momentum 1e-4, stages 1-2 frozen, long side 320-640, 3305 steps, make_cam; the flags below still apply).", valueName: "preset"))
+        var preset: CAMPreset = .wsss
+        @Option(help: ArgumentHelp("Iterations. (default: 3300; 3305 with --preset irn)", valueName: "n")) var iterations: Int?
         @Option(help: ArgumentHelp("Images per batch.", valueName: "n")) var batch = CAMTrainingOptions().batchSize
         @Option(help: ArgumentHelp("Crop size.", valueName: "px")) var crop = CAMTrainingOptions().cropSize
-        @Option(help: ArgumentHelp("Random scale range.", valueName: "low,high")) var scales = "0.5,1.5"
-        @Option(help: ArgumentHelp("Backbone learning rate (the classifier gets 10x).", valueName: "lr")) var lr = CAMTrainingOptions().learningRate
+        @Option(help: ArgumentHelp("Random scale range (unused with --preset irn, which resizes the long side).", valueName: "low,high")) var scales = "0.5,1.5"
+        @Option(help: ArgumentHelp("Backbone learning rate (the classifier gets 10x). (default: 0.01; 0.1 with --preset irn)", valueName: "lr")) var lr: Float?
         @Option(help: ArgumentHelp("Divide every ResNet-50 width by this (1 = full).", valueName: "n")) var widthDivisor = 1
         @Flag(help: "Train batch norm (from scratch) instead of freezing it (ImageNet init).") var trainBn = false
         @Option(help: ArgumentHelp("Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py). (default: none)", valueName: "file")) var initFrom: String?
@@ -36,26 +40,26 @@ struct CAMCommand: ParsableCommand {
         /// Zero or negative counts would divide by zero or train nothing while reporting a checkpoint.
         func validate() throws {
             for (value, option) in [
-                (iterations, "--iterations"), (batch, "--batch"), (crop, "--crop"), (widthDivisor, "--width-divisor"),
+                (iterations ?? 1, "--iterations"), (batch, "--batch"), (crop, "--crop"), (widthDivisor, "--width-divisor"),
             ] where value < 1 {
                 throw ValidationError("\(option) must be at least 1, got \(value)")
             }
             guard crop >= 16 else {
                 throw ValidationError("--crop must be at least 16 px (the network's output stride), got \(crop)")
             }
-            guard lr > 0 && lr.isFinite else { throw ValidationError("--lr must be a positive number, got \(lr)") }
+            if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         }
 
         func run() throws {
             try runtime.apply()
-            var options = CAMTrainingOptions()
-            options.iterations = iterations
+            var options = preset == .irn ? CAMTrainingOptions.irn : CAMTrainingOptions()
+            if let iterations { options.iterations = iterations }
             options.batchSize = batch
             options.cropSize = crop
             let range = try parseNumbers(scales, option: "--scales (low,high)", count: 2...2, positive: true)
             guard range[0] <= range[1] else { throw ValidationError("--scales: low \(range[0]) is above high \(range[1])") }
             (options.scaleLow, options.scaleHigh) = (range[0], range[1])
-            options.learningRate = lr
+            if let lr { options.learningRate = lr }
             options.widthDivisor = widthDivisor
             options.frozenBN = !trainBn
             options.seed = seed

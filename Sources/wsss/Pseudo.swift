@@ -85,8 +85,14 @@ struct Pseudo: ParsableCommand {
 
     @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
 
-    @Option(help: ArgumentHelp("Boxes: minimum detection score.", valueName: "s"))
+    @Option(help: ArgumentHelp("Boxes: keep detections scoring above this (Grounded-SAM's box_threshold).", valueName: "s"))
     var boxThreshold: Double = 0.3
+
+    @Option(help: ArgumentHelp("Boxes: and whose text_score, where the file gives one, is above this (Grounded-SAM's text_threshold).", valueName: "s"))
+    var textThreshold: Double = 0.25
+
+    @Option(help: ArgumentHelp("Boxes: paint masks in 'detection' order, later over earlier (Sun et al.), or by ascending 'score' (the most confident wins).", valueName: "order"))
+    var boxOrder: BoxMerge.PaintOrder = .detection
 
     @Option(help: ArgumentHelp("Felzenszwalb scale, sigma and minimum size.", valueName: "scale,sigma,min"))
     var felzenszwalb: String = "100,0.8,20"
@@ -106,6 +112,7 @@ struct Pseudo: ParsableCommand {
         try share(maskShare, "--mask-share")
         try share(regionShare, "--region-share")
         guard boxThreshold.isFinite else { throw ValidationError("--box-threshold must be a number, got \(boxThreshold)") }
+        guard textThreshold.isFinite else { throw ValidationError("--text-threshold must be a number, got \(textThreshold)") }
         guard visualize >= 0 else { throw ValidationError("--visualize must be 0 or more, got \(visualize)") }
         let f = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
         guard f[0] > 0 && f[1] >= 0 && f[2] >= 0 && f[2] == f[2].rounded() else {
@@ -144,6 +151,12 @@ struct Pseudo: ParsableCommand {
         }
         let labeler = try PseudoLabeler(
             method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter, classNames: dataset.classes.names)
+        if source == .boxes {
+            // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
+            let boxes = detections != nil ? "detection boxes" : "boxes from the seeds' connected components (our extension, not Sun et al.'s)"
+            let masks = boxPrompter != nil ? "each prompting SAM" : "selecting proposals (no SAM: the proposal of best box IoU stands in for its mask)"
+            Log.info("pseudo: \(boxes), \(masks), painted in \(boxOrder.rawValue) order")
+        }
         var stage = PseudoLabelStage(labeler: labeler, outDirectory: out, visualize: visualize)
         if crf {
             guard crfConfidence > 0 && crfConfidence < 1 else { throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)") }
@@ -179,7 +192,7 @@ struct Pseudo: ParsableCommand {
         switch source {
         case .cam, .folder: return .seeds
         case .sepl: return .sepl(SEPLMerge(maskShare: maskShare, regionShare: regionShare, ignoreConflicts: ignoreConflicts, rule: seplRule))
-        case .boxes: return .boxes(BoxMerge(scoreThreshold: boxThreshold), detections: detections)
+        case .boxes: return .boxes(BoxMerge(scoreThreshold: boxThreshold, textThreshold: textThreshold, order: boxOrder), detections: detections)
         case .gt: return .groundTruth
         }
     }
@@ -200,3 +213,4 @@ struct Pseudo: ParsableCommand {
 }
 
 extension SEPLMerge.Rule: ExpressibleByArgument {}
+extension BoxMerge.PaintOrder: ExpressibleByArgument {}

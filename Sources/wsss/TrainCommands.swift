@@ -85,17 +85,41 @@ func trainSegmenter(
     }
 }
 
+/// `--msc` of eval and predict: which logits are scored.
+enum MSCChoice: String, ExpressibleByArgument, CaseIterable {
+    /// As the checkpoint was trained (`model.msc`).
+    case auto
+    /// The MSC model's max-fused logits (deeplab-pytorch's test).
+    case on
+    /// The network's single-scale logits.
+    case off
+
+    /// The `msc` argument of `EvaluationStage.evaluate`: nil leaves it to the checkpoint.
+    var value: Bool? {
+        switch self {
+        case .auto: nil
+        case .on: true
+        case .off: false
+        }
+    }
+
+    static let help = ArgumentHelp(
+        "Score the MSC max-fused logits of scales 1, 0.75, 0.5 (deeplab-pytorch's test), on, or the single-scale ones, off; auto: as the checkpoint trained (model.msc).",
+        valueName: "mode")
+}
+
 /// `wsss eval`: mIoU of a checkpoint on a labelled split.
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Evaluate a DeepLab-v2 checkpoint on a labelled split: per-class IoU table and mIoU.",
-        discussion: "Logits are upsampled bilinearly to each image's size; --scales/--flip average softmax scores over scales and mirror images.")
+        discussion: "Logits (MSC-fused for a checkpoint trained with MSC, unless --msc off) are upsampled bilinearly to each image's size; --scales/--flip average softmax scores over scales and mirror images.")
 
     @OptionGroup var data: DatasetOptions
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: ArgumentHelp("Checkpoint (final.h5). (required)", valueName: "file")) var checkpoint: String
     @Option(help: ArgumentHelp("Scales, e.g. 0.5,0.75,1.0,1.25,1.5.", valueName: "list")) var scales = "1.0"
     @Flag(help: "Also average over horizontal flips.") var flip = false
+    @Option(help: MSCChoice.help) var msc = MSCChoice.auto
     @Flag(help: "Print one JSON object (as `wsss score --json`).") var json = false
     @Option(help: ArgumentHelp("Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png")) var plot: String?
     @Flag(help: "Refine each prediction with the fully-connected CRF (docs/CRF.md; settings below) before scoring.") var crf = false
@@ -107,7 +131,7 @@ struct EvalCommand: ParsableCommand {
         data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
                                             scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip,
-                                            crf: crf ? crfOptions.parameters : nil)
+                                            msc: msc.value, crf: crf ? crfOptions.parameters : nil)
         if let plot {
             let chart = BarChart(report: report.report, title: "\((checkpoint as NSString).lastPathComponent) on \(data.split): per-class IoU")
             try chart.render(width: 800).writePNG(to: plot)
@@ -120,12 +144,13 @@ struct EvalCommand: ParsableCommand {
 }
 
 func evaluateCheckpoint(
-    _ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, crf: DenseCRF.Parameters? = nil, predictions: String? = nil
+    _ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
+    predictions: String? = nil
 ) throws -> (report: SegmentationReport, images: Int) {
     let progress = ProgressBar("eval \(dataset.split)", total: dataset.samples.count)
     if let predictions { try FileManager.default.createDirectory(atPath: predictions, withIntermediateDirectories: true) }
     let report = try EvaluationStage.evaluate(
-        checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip, crf: crf,
+        checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip, msc: msc, crf: crf,
         onImage: { id, labels in if let predictions { try labels.writePNG(to: "\(predictions)/\(id).png") } },
         progress: { _, _ in progress.advance() })
     return (report, dataset.samples.count)
@@ -151,6 +176,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output folder. (required)", valueName: "dir")) var out: String
     @Option(help: ArgumentHelp("Scales.", valueName: "list")) var scales = "1.0"
     @Flag(help: "Also average over horizontal flips.") var flip = false
+    @Option(help: MSCChoice.help) var msc = MSCChoice.auto
     @Flag(help: "Write overlays of the predictions on the images.") var overlays = false
     @Flag(name: [.customLong("save-probabilities"), .customLong("save-logits")],
           help: "Write the class probabilities to scores.h5 in the output folder (--save-logits is the older name).") var saveProbabilities = false
@@ -188,10 +214,11 @@ struct PredictCommand: ParsableCommand {
         let progress = ProgressBar("predict", total: items.count)
         let scaleList = try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
         let refiner = crf ? DenseCRF(parameters: crfOptions.parameters) : nil
+        let fused = msc.value ?? options.msc
         func process(_ scores: HDF5File?) throws {
             for item in items {
                 let image = try Image.readRGB(from: item.path)
-                let result = SegmentationTraining.predict(model: model, image: image, preprocessing: options.preprocessing, scales: scaleList, flip: flip)
+                let result = SegmentationTraining.predict(model: model, image: image, preprocessing: options.preprocessing, scales: scaleList, flip: flip, msc: fused)
                 let labels = try refiner.map {
                     try $0.infer(image: image, probabilities: result.scores.scalars, classes: result.scores.shape[0], source: item.path).labels
                 } ?? result.labels

@@ -4,12 +4,16 @@ import Testing
 /// Parity fixtures: scripts/make_fixtures.py, conv_cases.
 @Suite struct Conv2dTests {
     /// Every algorithm that applies to the case's shape, each against the same reference.
-    @Test(arguments: try OpFixtures.cases("conv2d").map(\.name), [ConvAlgorithm.automatic, .im2col, .tapwise, .pointwise])
+    @Test(arguments: try OpFixtures.cases("conv2d").map(\.name), [ConvAlgorithm.automatic, .im2col, .tapwise, .pointwise, .winograd, .stackedTaps])
     func matchesPyTorch(_ name: String, algorithm: ConvAlgorithm) throws {
         let fixture = try OpFixtures.Case("/conv2d/\(name)")
         let (stride, padding, dilation) = (try fixture.int("stride"), try fixture.int("padding"), try fixture.int("dilation"))
         let kernel = try fixture.tensor("weight").shape[2]
-        if algorithm == .pointwise && !(kernel == 1 && stride == 1 && padding == 0) { return }
+        let x = try fixture.tensor("x")
+        let g = WindowGeometry(
+            inHeight: x.shape[2], inWidth: x.shape[3], kernelHeight: kernel, kernelWidth: kernel, stride: (stride, stride),
+            padding: (padding, padding), dilation: (dilation, dilation))
+        if !algorithm.applies(to: g) { return }
         let names = fixture.has("bias") ? ["x", "weight", "bias"] : ["x", "weight"]
         try expectParity(fixture, inputs: names, caseName: "\(name) \(algorithm)") { t in
             t[0].conv2d(
@@ -20,7 +24,7 @@ import Testing
 
     @Test(
         arguments: [(1, 1, 1, 3), (2, 1, 1, 3), (1, 2, 2, 3), (1, 0, 1, 1), (2, 0, 1, 1), (1, 3, 3, 3), (1, 4, 4, 3)],
-        [ConvAlgorithm.im2col, .tapwise])
+        [ConvAlgorithm.im2col, .tapwise, .stackedTaps])
     func finiteDifferences(shape: (stride: Int, padding: Int, dilation: Int, kernel: Int), algorithm: ConvAlgorithm) {
         let x = randn([2, 2, 6, 5], seed: 1)
         let w = randn([3, 2, shape.kernel, shape.kernel], seed: 2, scale: 0.5)
@@ -29,6 +33,36 @@ import Testing
             t[0].conv2d(
                 weight: t[1], bias: t[2], stride: shape.stride, padding: shape.padding, dilation: shape.dilation,
                 algorithm: algorithm)
+        }
+    }
+
+    /// Winograd F(2x2, 3x3), forward and input gradient, on odd sizes, dilations and paddings
+    /// (including padding 0 and padding 2·dilation, the extremes of its backward geometry).
+    @Test(arguments: [(1, 1), (0, 1), (2, 1), (2, 2), (0, 2), (4, 2), (3, 3)])
+    func winogradFiniteDifferences(shape: (padding: Int, dilation: Int)) {
+        let x = randn([2, 2, 9, 7], seed: 7)
+        let w = randn([3, 2, 3, 3], seed: 8, scale: 0.5)
+        let b = randn([3], seed: 9)
+        checkGradients([x, w, b]) { t in
+            t[0].conv2d(
+                weight: t[1], bias: t[2], padding: shape.padding, dilation: shape.dilation, algorithm: .winograd)
+        }
+    }
+
+    /// Winograd matches im2col to rounding on a DeepLab-sized layer (forward and both gradients).
+    @Test func winogradMatchesIm2colOnAWideLayer() {
+        let x = randn([2, 64, 13, 11], seed: 10), w = randn([64, 64, 3, 3], seed: 11, scale: 0.05)
+        let dy = randn([2, 64, 13, 11], seed: 12)
+        func run(_ algorithm: ConvAlgorithm) -> (y: [Float], dx: [Float], dw: [Float]) {
+            let (xi, wi) = (x.detached().requiringGrad(), w.detached().requiringGrad())
+            let y = xi.conv2d(weight: wi, padding: 2, dilation: 2, algorithm: algorithm)
+            (y * dy).sum().backward()
+            return (y.scalars, xi.grad!.scalars, wi.grad!.scalars)
+        }
+        let (a, b) = (run(.im2col), run(.winograd))
+        for (p, q) in [(a.y, b.y), (a.dx, b.dx), (a.dw, b.dw)] {
+            let scale = p.map(abs).max()!
+            #expect(zip(p, q).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
         }
     }
 
@@ -47,8 +81,12 @@ import Testing
         }
         #expect(choice(1024, 256, k: 1) == .pointwise)
         #expect(choice(1024, 512, k: 1, s: 2) == .im2col)
-        #expect(choice(256, 256, k: 3, p: 2, d: 2) == .im2col)
-        #expect(choice(2048, 21, k: 3, p: 24, d: 24) == .tapwise)
+        #expect(choice(256, 256, k: 3, p: 2, d: 2) == .winograd)
+        #expect(choice(32, 256, k: 3, p: 1) == .im2col)
+        #expect(choice(256, 256, k: 3, s: 2, p: 1) == .im2col)
+        #expect(choice(2048, 21, k: 3, p: 24, d: 24) == .stackedTaps)
+        #expect(choice(16, 16, k: 3, p: 1) == .tapwise)
+        #expect(choice(256, 21, k: 3, s: 2, p: 1) == .tapwise)
     }
 
     @Test func outputSizeFollowsTorch() {

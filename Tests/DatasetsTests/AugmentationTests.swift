@@ -30,6 +30,28 @@ import Testing
         }
     }
 
+    @Test func irnsProcedureResizesTheLongSideAndPlacesTheImageInTheCrop() {
+        // A 20x30 image with the long side drawn from 40…40: 27x40 (np.round(26.67)); a 32 crop
+        // takes a 32-wide window and places the 27 rows at a random offset, 0 (the mean) around them.
+        let image = Image(width: 30, height: 20, channels: 3, filledWith: 200)
+        let labels = LabelMap(width: 30, height: 20, filledWith: 2)
+        let augmentation = Augmentation(preprocessing: .torchvision, cropSize: 32, flip: true, resizeLong: 40...40)
+        var seen = Set<Int>()
+        for seed in 0..<12 {
+            var g = SeededGenerator(seed: UInt64(seed))
+            let (planar, cropLabels) = augmentation.apply(image: image, labels: labels, generator: &g)
+            #expect(planar.height == 32 && planar.width == 32)
+            let filledRows = (0..<32).filter { y in planar.values[y * 32] != 0 }
+            #expect(filledRows.count == 27 && filledRows.last! - filledRows.first! == 26, "seed \(seed)")
+            #expect((0..<32).allSatisfy { y in (cropLabels.values[y * 32] == 2) == filledRows.contains(y) })
+            seen.insert(filledRows.first!)
+            var again = SeededGenerator(seed: UInt64(seed))
+            #expect(augmentation.apply(image: image, labels: labels, generator: &again).0 == planar, "deterministic")
+        }
+        #expect(seen.count > 1 && seen.allSatisfy { $0 <= 5 }, "the image lands at offsets 0…5: \(seen.sorted())")
+        #expect(throws: DatasetError.self) { try Augmentation(resizeLong: 0...10).validate() }
+    }
+
     @Test func smallImagesArePaddedWithTheMeanAndIgnore() {
         // A 4x3 image at scale 1 in a 6x6 crop: the image sits top-left (crop offset 0), padding
         // is 0 after mean subtraction and 255 in the labels.

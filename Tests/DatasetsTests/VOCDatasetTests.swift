@@ -205,3 +205,23 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         #expect(throws: DatasetError.self) { try ClassNames.load(root + "/nope.txt") }
     }
 }
+
+/// IRN's cls_labels.npy as a `data.image_labels` file (scripts/fixtures/make_irn_fixtures.py).
+@Suite struct NumpyImageLabelTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/IRN").path
+
+    @Test(arguments: ["cls_labels.npy", "cls_labels_p2.npy"])
+    func irnClassLabelsGiveImageLabelsByDecodedID(_ name: String) throws {
+        let labels = try ImageLabelFile.read("\(Self.folder)/\(name)", classes: .voc)
+        // decode_int_filename: 2007000032 → 2007_000032; entry k is class k + 1 (background first here).
+        #expect(labels == ["2007_000032": [1, 15], "2011_003276": [12], "2008_000002": [20]])
+    }
+
+    @Test func aClassCountMismatchNamesTheFileAndTheImage() throws {
+        let path = "\(Self.folder)/cls_labels.npy"
+        #expect(throws: DatasetError.badLabelArray(path: path, reason: "'2007_000032' has 20 entries, the 3 object classes need one each")) {
+            try ImageLabelFile.read(path, classes: ClassNames(["background", "a", "b", "c"]))
+        }
+    }
+}

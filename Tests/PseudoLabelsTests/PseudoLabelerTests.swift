@@ -37,7 +37,7 @@ import Testing
         }
         let good = file(#"{"a": [{"label": "Dog", "box": [1, 2, 10, 12], "score": 0.7}, {"class_id": 1, "bbox": [0, 0, 4, 4], "logit": 0.4}]}"#)
         let read = try DetectionFile(path: good, classNames: names)
-        #expect(read.detections["a"] == [Detection(classID: 2, box: (1, 2, 10, 12), score: 0.7), Detection(classID: 1, box: (0, 0, 4, 4), score: 0.4)])
+        #expect(read.detections["a"] == [Detection(classID: 2, box: (1, 2, 10, 12), score: 0.7, phrase: "Dog"), Detection(classID: 1, box: (0, 0, 4, 4), score: 0.4)])
         func message(_ path: String) -> String {
             do {
                 _ = try DetectionFile(path: path, classNames: names)
@@ -46,8 +46,10 @@ import Testing
         }
         let malformed = file("{\"a\": [")
         #expect(message(malformed) == "\(malformed): not valid JSON")
-        let unknown = file(#"{"a": [{"label": "horse", "box": [0, 0, 1, 1], "score": 1}]}"#)
-        #expect(message(unknown) == "\(unknown): a, detection 0: unknown class \"horse\"")
+        // A phrase no class claims is skipped and counted, as Sun et al.'s save_mask_data skips it.
+        let unknown = file(#"{"a": [{"label": "horse", "box": [0, 0, 1, 1], "score": 1}, {"label": "cat", "box": [0, 0, 1, 1], "score": 1}]}"#)
+        let skipping = try DetectionFile(path: unknown, classNames: names)
+        #expect(skipping.skippedPhrases == ["horse": 1] && skipping.detections["a"]?.map(\.classID) == [1])
         let outOfRange = file(#"{"a": [{"class_id": 9, "box": [0, 0, 1, 1], "score": 1}]}"#)
         #expect(message(outOfRange) == "\(outOfRange): class id 9 is out of range (0-2 or 255)")
         let emptyBox = file(#"{"a": [{"label": "cat", "box": [5, 0, 5, 1], "score": 1}]}"#)
@@ -73,7 +75,8 @@ final class RectanglePrompter: BoxPrompter, @unchecked Sendable {
 }
 
 @Suite struct BoxPromptTests {
-    @Test func promptedMasksArePaintedInAscendingScoreForTheKeptBoxesOnly() throws {
+    @Test(arguments: [BoxMerge.PaintOrder.score, .detection])
+    func promptedMasksArePaintedInOrderForTheKeptBoxesOnly(order: BoxMerge.PaintOrder) throws {
         let dir = temporaryDirectory()
         let path = dir + "/det.json"
         // dog (0.9) overlaps cat (0.5); a person box (class not in the image) and a weak box are dropped.
@@ -82,11 +85,15 @@ final class RectanglePrompter: BoxPrompter, @unchecked Sendable {
             .write(toFile: path, atomically: true, encoding: .utf8)
         let prompter = RectanglePrompter()
         let labeler = try PseudoLabeler(
-            method: .boxes(BoxMerge(scoreThreshold: 0.3), detections: path), seeds: nil, proposals: nil, boxPrompter: prompter,
+            method: .boxes(BoxMerge(scoreThreshold: 0.3, order: order), detections: path), seeds: nil, proposals: nil, boxPrompter: prompter,
             classNames: ["background", "cat", "dog", "person"])
         let result = try labeler.labels(id: "a", image: Image(width: 8, height: 3, channels: 3), imageClasses: [1, 2], groundTruth: nil)
         #expect(prompter.asked.count == 1 && prompter.asked[0].map(\.x0) == [2, 0], "only the kept boxes, in file order")
-        #expect(Array(result.labels.values[0..<8]) == [1, 1, 2, 2, 2, 2, 0, 0], "the dog (more confident) wins the overlap")
+        if order == .score {
+            #expect(Array(result.labels.values[0..<8]) == [1, 1, 2, 2, 2, 2, 0, 0], "the dog (more confident) wins the overlap")
+        } else {
+            #expect(Array(result.labels.values[0..<8]) == [1, 1, 1, 1, 2, 2, 0, 0], "the cat (later in the file) is painted over the dog")
+        }
         #expect(result.proposals.count == 2)
     }
 

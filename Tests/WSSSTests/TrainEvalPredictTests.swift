@@ -31,7 +31,7 @@ import Training
         """
         data: {root: \(root)}
         model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-        train: {\(train), batch: 2, accumulation: 1, crop: 48, scales: [0.9, 1.1], checkpoint_every: 100, keep_last: 1, eval_every: 0, log_every: 1}
+        train: {\(train), batch: 2, accumulation: 1, crop: 48, scales: [0.9, 1.1], scale_sampling: uniform, checkpoint_every: 100, keep_last: 1, eval_every: 0, log_every: 1}
         run: {dir: \(root)/runs}
         """
     }
@@ -129,6 +129,22 @@ import Training
             let overlay = try Image.readRGB(from: "\(out)/overlays/\(id).png")
             #expect(overlay.width == labels.width && overlay.height == labels.height)
         }
+    }
+
+    /// `--msc on` scores the MSC max-fused logits in eval and predict alike; this checkpoint
+    /// trained without MSC, so `auto` is the single-scale prediction.
+    @Test func evalAndPredictAgreeOnTheMSCLogits() throws {
+        let dataset = try VOCDataset(root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
+        let fused = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: true)
+        let single = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: nil)
+        #expect(try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: false).report == single.report)
+        let out = root + "/predict-msc"
+        var predict = try PredictCommand.parse(["--root", root, "--split", "test", "--checkpoint", checkpoint, "--out", out, "--msc", "on", "--threads", "1"])
+        try predict.run()
+        let folder = out + "/results/VOC2012/Segmentation/comp6_test_cls"
+        let matrix = try Score.confusion(ids: dataset.samples.map(\.id), pred: folder, gt: root + "/SegmentationClass", classCount: 7)
+        #expect(abs(matrix.report(classNames: dataset.classes.names).meanIoU - fused.report.meanIoU) < 1e-9)
+        #expect(try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--msc", "off"]).msc == .off)
     }
 
     @Test func aFreshRunInAFinishedFolderRefusesAndOverwriteMovesItAside() throws {

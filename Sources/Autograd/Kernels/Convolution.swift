@@ -12,23 +12,53 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
     case im2col
     /// One sgemm per kernel tap over the valid rectangle (`Kernels/ConvTapwise.swift`).
     case tapwise
+    /// One product of all taps' stacked weights with the whole image, then a shift-add per tap
+    /// (`Kernels/ConvStackedTaps.swift`): for heads with few output channels (ASPP).
+    case stackedTaps
+    /// Winograd F(2x2, 3x3) for the forward pass and the input gradient (3x3, stride 1,
+    /// padding ≤ 2·dilation only; `Kernels/Winograd.swift`): 16 products instead of 36 per 2x2
+    /// outputs. The weight gradient uses im2col.
+    case winograd
+
+    /// Whether this algorithm can lower a convolution of this geometry (`.automatic` always can).
+    public func applies(to g: WindowGeometry) -> Bool {
+        switch self {
+        case .automatic, .im2col, .tapwise, .stackedTaps: true
+        case .pointwise: g.kernelArea == 1 && g.stride == (1, 1) && g.padding == (0, 0)
+        case .winograd: Kernels.winogradApplies(g)
+        }
+    }
 
     /// The concrete algorithm for a shape.
     public func resolved(inChannels: Int, outChannels: Int, geometry g: WindowGeometry) -> ConvAlgorithm {
-        let pointwiseShape = g.kernelArea == 1 && g.stride == (1, 1) && g.padding == (0, 0)
         switch self {
         case .automatic:
-            if pointwiseShape { return .pointwise }
+            if ConvAlgorithm.pointwise.applies(to: g) { return .pointwise }
             // Measured with `wsss bench ops`: im2col's single large product wins while the
             // weight has many rows; with a 21-row weight the unfolded matrix dominates.
-            return outChannels < 64 && g.kernelArea > 1 ? .tapwise : .im2col
-        case .pointwise:
-            precondition(pointwiseShape, "conv2d: the pointwise algorithm needs a 1x1 stride-1 unpadded convolution")
-            return self
-        case .im2col, .tapwise:
+            if outChannels < 64 && g.kernelArea > 1 {
+                // Stacking pays when the taps' products are fewer rows than the input has channels
+                // and no stride makes the full-image product compute outputs nobody reads.
+                return g.stride == (1, 1) && inChannels > outChannels ? .stackedTaps : .tapwise
+            }
+            // Winograd's transforms cost memory passes that only wide convolutions repay.
+            if Kernels.winogradApplies(g) && inChannels >= Self.winogradMinimumChannels
+                && outChannels >= Self.winogradMinimumChannels
+            {
+                return .winograd
+            }
+            return .im2col
+        case .pointwise, .winograd, .im2col, .tapwise, .stackedTaps:
+            precondition(
+                applies(to: g),
+                "conv2d: the \(rawValue) algorithm does not apply to \(g) (pointwise: 1x1 stride-1 unpadded; winograd: 3x3 stride-1, padding ≤ 2·dilation)")
             return self
         }
     }
+
+    /// Input and output channels from which `.automatic` picks Winograd for a 3x3 stride-1
+    /// convolution (measured with `wsss bench ops`).
+    public static let winogradMinimumChannels = 64
 }
 
 extension Kernels {
@@ -55,6 +85,14 @@ extension Kernels {
             for n in 0..<batch {
                 gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: x + n * inPlane, c: y + n * outPlane)
             }
+        case .stackedTaps:
+            conv2dStackedTapsForward(
+                x: x, weight: weight, y: y, batch: batch, inChannels: inChannels, outChannels: outChannels, geometry: g)
+        case .winograd:
+            let u = winogradWeight(weight, outChannels: outChannels, inChannels: inChannels)
+            winogradConvolution(
+                x: x, transformedWeight: u, y: y, accumulate: false, batch: batch, inChannels: inChannels,
+                outChannels: outChannels, geometry: g)
         case .im2col:
             let cols = TensorStorage(count: k * g.outArea, zeroed: false)
             for n in 0..<batch {
@@ -98,10 +136,26 @@ extension Kernels {
                     from: packedGradient.base, into: dWeight, outChannels: outChannels, inChannels: inChannels,
                     taps: g.kernelArea)
             }
-        case .pointwise, .im2col:
-            let unfold = algorithm == .im2col
+        case .stackedTaps:
+            conv2dStackedTapsBackward(
+                x: x, weight: weight, dy: dy, dx: dx, dWeight: dWeight, batch: batch, inChannels: inChannels,
+                outChannels: outChannels, geometry: g)
+        case .pointwise, .im2col, .winograd:
+            let unfold = algorithm != .pointwise
             let cols = unfold && dWeight != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
-            let dcols = unfold && dx != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
+            let dcols = algorithm == .im2col && dx != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
+            if algorithm == .winograd, let dx {
+                // dx = conv3x3(dy, W rotated, channels swapped) with padding 2d − p: again a
+                // 3x3 stride-1 convolution whose output is the input's size.
+                let back = WindowGeometry(
+                    inHeight: g.outHeight, inWidth: g.outWidth, kernelHeight: 3, kernelWidth: 3, stride: (1, 1),
+                    padding: (2 * g.dilation.h - g.padding.h, 2 * g.dilation.w - g.padding.w), dilation: g.dilation)
+                precondition(back.outHeight == g.inHeight && back.outWidth == g.inWidth, "conv2dBackward: winograd geometry \(g)")
+                let u = winogradTransposedWeight(weight, outChannels: outChannels, inChannels: inChannels)
+                winogradConvolution(
+                    x: dy, transformedWeight: u, y: dx, accumulate: true, batch: batch, inChannels: outChannels,
+                    outChannels: inChannels, geometry: back)
+            }
             for n in 0..<batch {
                 let dyn = dy + n * outPlane
                 if let dWeight {
@@ -113,7 +167,7 @@ extension Kernels {
                     }
                     gemm(transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b, beta: n == 0 ? 0 : 1, c: dWeight)
                 }
-                if let dx {
+                if let dx, algorithm != .winograd {
                     // dx[n] += col2im(Wᵀ · dy[n])
                     if let dcols {
                         gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, c: dcols.base)

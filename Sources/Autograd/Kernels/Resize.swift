@@ -70,6 +70,46 @@ public struct ResizeAxis: Sendable {
         upper = lower
         upperWeight = Array(repeating: 0, count: outSize)
     }
+
+    /// Nearest source positions by `rule`, from in / out (a `size=` resize).
+    public init(nearestFrom inSize: Int, to outSize: Int, rule: NearestRule) {
+        switch rule {
+        case .torch: self.init(nearestFrom: inSize, to: outSize)
+        case .pil: self.init(pilNearestFrom: inSize, to: outSize)
+        }
+    }
+
+    /// Nearest source positions as Pillow's `Image.resize(size, Image.NEAREST)` picks them
+    /// (libImaging/Geometry.c, `ImagingScaleAffine`, reached through `ImagingTransformAffine` for
+    /// a pure scale): the centre of output pixel d maps to (d + 0.5) · in/out, truncated. Pillow
+    /// accumulates that position in a double, x₀ = scale / 2 then x += scale per pixel, and the
+    /// sum can land a hair below an integer the product reaches exactly (2 → 7: output 3 reads
+    /// pixel 0, where floor(3.5 · 2/7) = 1): so this accumulates the same way.
+    /// On every in ≤ 700 against out ≤ 80 and the DeepLab scales, this equals Pillow 13
+    /// (scripts/fixtures/make_deeplab_protocol_fixtures.py checks and pins it).
+    public init(pilNearestFrom inSize: Int, to outSize: Int) {
+        let scale = Double(inSize) / Double(outSize)
+        var position = scale * 0.5
+        var lower = [Int]()
+        lower.reserveCapacity(outSize)
+        for _ in 0..<outSize {
+            // COORD(v): -1 below 0, else the C cast (truncation); never past the last pixel.
+            lower.append(Swift.min(position < 0 ? 0 : Int(position), inSize - 1))
+            position += scale
+        }
+        self.lower = lower
+        upper = lower
+        upperWeight = Array(repeating: 0, count: outSize)
+    }
+}
+
+/// Which source pixel a nearest-neighbour resize reads.
+public enum NearestRule: String, Codable, Sendable, CaseIterable {
+    /// torch `interpolate(mode="nearest")`: src = floor(dst · in/out), the top-left of each cell.
+    case torch
+    /// Pillow `Image.resize(NEAREST)`: src = floor((dst + 0.5) · in/out), the cell's centre,
+    /// which deeplab-pytorch uses for labels (main.py `resize_labels`, libs/datasets/base.py).
+    case pil
 }
 
 extension Kernels {

@@ -70,23 +70,37 @@ public final class SGD {
     }
 }
 
-/// The "poly" learning-rate policy of DeepLab: lr = base · (1 - iteration / maxIterations)^power.
+/// The "poly" learning-rate policy of DeepLab: lr = base · (1 - e / maxIterations)^power, where
+/// e is the 0-based iteration rounded down to a multiple of `stepSize`.
+///
+/// With `stepSize` 1 the rate changes every iteration (the caffe "poly" policy). deeplab-pytorch
+/// (libs/utils/lr_scheduler.py, `PolynomialLR`, stepped with `epoch=iteration` after each
+/// optimizer step in main.py's train loop) recomputes it only when its epoch is a multiple of
+/// `step_size` (10 in configs/voc12.yaml), so 1-based iteration j trains at the rate computed
+/// for epoch 10·⌊(j-1)/10⌋: our 0-based iteration i = j-1 gives the same e = stepSize·⌊i/stepSize⌋.
 public struct PolySchedule: Sendable {
     public let baseLearningRate: Float
     public let maxIterations: Int
     public let power: Float
+    /// Iterations between updates of the rate (1: every iteration).
+    public let stepSize: Int
 
-    public init(baseLearningRate: Float, maxIterations: Int, power: Float = 0.9) {
+    /// - Precondition: `maxIterations` and `stepSize` are positive.
+    public init(baseLearningRate: Float, maxIterations: Int, power: Float = 0.9, stepSize: Int = 1) {
         precondition(maxIterations > 0, "PolySchedule: maxIterations must be positive")
+        precondition(stepSize > 0, "PolySchedule: stepSize \(stepSize) must be positive")
         self.baseLearningRate = baseLearningRate
         self.maxIterations = maxIterations
         self.power = power
+        self.stepSize = stepSize
     }
 
     /// The learning rate for 0-based `iteration`.
     public func learningRate(at iteration: Int) -> Float {
-        let progress = Float(Swift.min(iteration, maxIterations)) / Float(maxIterations)
-        return baseLearningRate * Float(pow(Double(1 - progress), Double(power)))
+        let stepped = Swift.min(iteration / stepSize * stepSize, maxIterations)
+        // In Double, as the reference's Python floats: lr · (1 - e / iter_max) ** power.
+        let progress = Double(stepped) / Double(maxIterations)
+        return Float(Double(baseLearningRate) * pow(1 - progress, Double(power)))
     }
 }
 

@@ -30,6 +30,11 @@ import Testing
         #expect(s.learningRate(at: 0) == 2.5e-4)
         #expect(abs(s.learningRate(at: 10000) - 2.5e-4 * 0.5358867) < 1e-9)
         #expect(s.learningRate(at: 20000) == 0)
+        // deeplab-pytorch's PolynomialLR(step_size=10): the rate holds for 10 iterations at a time.
+        let stepped = PolySchedule(baseLearningRate: 2.5e-4, maxIterations: 20000, power: 0.9, stepSize: 10)
+        #expect((0..<10).allSatisfy { stepped.learningRate(at: $0) == 2.5e-4 })
+        #expect((10..<20).allSatisfy { stepped.learningRate(at: $0) == s.learningRate(at: 10) })
+        #expect(stepped.learningRate(at: 19999) == s.learningRate(at: 19990))
     }
 
     @Test func accumulatedHalfBatchesEqualOneFullBatch() {
