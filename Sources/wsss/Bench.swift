@@ -90,6 +90,12 @@ struct ConvShape {
             name: "conv_stem7x7_s2_3to64_321", inChannels: 3, outChannels: 64, size: 321, kernel: 7, stride: 2, padding: 3,
             dilation: 1),
         ConvShape(
+            name: "conv_layer1_3x3_64_81", inChannels: 64, outChannels: 64, size: 81, kernel: 3, stride: 1, padding: 1,
+            dilation: 1),
+        ConvShape(
+            name: "conv_layer2_3x3_128_41", inChannels: 128, outChannels: 128, size: 41, kernel: 3, stride: 1, padding: 1,
+            dilation: 1),
+        ConvShape(
             name: "conv_layer3_3x3_d2_256_41", inChannels: 256, outChannels: 256, size: 41, kernel: 3, stride: 1, padding: 2,
             dilation: 2),
         ConvShape(
