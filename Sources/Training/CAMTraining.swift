@@ -256,6 +256,8 @@ public enum TrainingError: LocalizedError, Equatable {
     case checkpointNotWritten(reason: String, lastCheckpoint: String?)
     /// Sizes whose input batch alone needs more memory than the process may use (bytes).
     case tooLarge(what: String, needed: Int, available: Int)
+    /// A data-parallel run with more ranks than images per (micro-)batch.
+    case batchTooSmallForRanks(batchSize: Int, ranks: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -270,6 +272,8 @@ public enum TrainingError: LocalizedError, Equatable {
                 + "or pass --allow-recipe-change to continue on the new ones"
         case .checkpointNotWritten(let reason, let last):
             reason + "; " + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
+        case .batchTooSmallForRanks(let batchSize, let ranks):
+            "a batch of \(batchSize) images cannot be split across \(ranks) ranks: use at most \(batchSize) ranks or a larger train.batch_size"
         case .tooLarge(let what, let needed, let available):
             "\(what): the input batch alone needs "
                 + (needed == Int.max ? "more bytes than a 64-bit count holds" : String(format: "%.1f GB", Double(needed) / 1e9))

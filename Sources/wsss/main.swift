@@ -1,4 +1,6 @@
+import ArgumentParser
 import Autograd
+import Distributed
 import Foundation
 import Training
 
@@ -10,6 +12,20 @@ BLASKernelChoice.reexecWithFastestKernelIfNeeded()
 do {
     var command = try WSSS.parseAsRoot()
     try command.run()
+    Communicator.current.finalize()
 } catch {
+    let communicator = Communicator.current
+    if communicator.usesMPI {
+        if let code = error as? ExitCode {
+            // An agreed stop (Ctrl-C: every rank stopped at the same iteration): end MPI cleanly.
+            communicator.finalize()
+            WSSS.exit(withError: code)
+        }
+        // One rank's error the others cannot know of: say which rank, then stop the whole job
+        // (MPI_Abort) so no peer waits in a collective.
+        let message = (FileSystemFailure(error) ?? error).localizedDescription
+        FileHandle.standardError.write(Data("wsss: rank \(communicator.rank) of \(communicator.size): \(message)\n".utf8))
+        communicator.abort(code: 1)
+    }
     WSSS.exit(withError: FileSystemFailure(error) ?? error)
 }

@@ -1,0 +1,178 @@
+import Checkpoints
+import Foundation
+import HDF5
+import Testing
+
+@testable import wsss
+
+/// Data-parallel training under a real `mpirun -np 2` (Open MPI, docs/DISTRIBUTED.md): the result
+/// equals one process's on the same global batch, a run resumes with another rank count, and a
+/// killed rank ends the job with a non-zero status instead of a hang.
+@Suite(.serialized) struct DistributedTrainingTests {
+    var binary: String {
+        // The test runner lives in the build products folder, next to the `wsss` executable.
+        let bundle = Bundle.main.bundleURL
+        let candidates = [bundle.path + "/wsss", bundle.deletingLastPathComponent().path + "/wsss"]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    static let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Runs `wsss arguments` alone, or under `mpirun -np ranks` (1 thread per rank; as root and
+    /// on 2 cores Open MPI needs to be told that this is fine). `whileRunning` gets the process.
+    func run(_ arguments: [String], ranks: Int? = nil, whileRunning: ((Process) -> Void)? = nil) throws -> Int32 {
+        let process = Process()
+        if let ranks {
+            process.executableURL = URL(fileURLWithPath: try #require(Self.mpirun, "mpirun is not installed (scripts/setup-debian installs openmpi-bin)"))
+            process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
+        var environment = ProcessInfo.processInfo.environment
+        // A test run must not inherit a launcher's variables (it would think it is a rank).
+        for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("PMI_") { environment[key] = nil }
+        process.environment = environment
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        whileRunning?(process)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// A synthetic set and a recipe of a tiny DeepLab (frozen BN, as DeepLab-v2 trains) with a
+    /// global batch of 4.
+    func setUp(_ name: String, train: String) throws -> (root: String, recipe: String) {
+        let root = NSTemporaryDirectory() + "wsss-mpi-\(name)-\(UUID().uuidString)"
+        var synth = try Synth.parse(["--out", root, "--train", "8", "--val", "3", "--test", "1", "--size", "40", "--seed", "7"])
+        try synth.run()
+        let recipe = root + "/recipe.yaml"
+        try """
+            data: {root: \(root)}
+            model: {depth: 18, width_divisor: 16, frozen_bn: true, msc: false}
+            train: {\(train), crop: 40, scales: [0.8, 1.2], scale_sampling: uniform, lr: 0.002, keep_last: 2, eval_every: 0, log_every: 1}
+            run: {dir: \(root)/runs, threads: 1}
+            """.write(toFile: recipe, atomically: true, encoding: .utf8)
+        return (root, recipe)
+    }
+
+    /// max over tensors of ‖a − b‖ / ‖b‖ (L2), and the names compared.
+    func largestRelativeDifference(_ pathA: String, _ pathB: String) throws -> (Double, [String]) {
+        let a = try HDF5File(path: pathA, mode: .read)
+        let b = try HDF5File(path: pathB, mode: .read)
+        let names = try b.datasetNames(under: "/parameters") + b.datasetNames(under: "/buffers")
+            + ((try? b.datasetNames(under: "/optimizer")) ?? [])
+        var worst = 0.0
+        for name in names {
+            let (x, y) = (try a.read(name).scalars, try b.read(name).scalars)
+            #expect(x.count == y.count, "\(name): \(x.count) vs \(y.count) values")
+            var (diff, norm) = (0.0, 0.0)
+            for (u, v) in zip(x, y) {
+                diff += Double(u - v) * Double(u - v)
+                norm += Double(v) * Double(v)
+            }
+            worst = max(worst, norm == 0 ? diff.squareRoot() : (diff / norm).squareRoot())
+        }
+        return (worst, names)
+    }
+
+    /// The losses train.jsonl logged, by iteration.
+    func losses(_ run: String) throws -> [Int: Double] {
+        let text = try String(contentsOfFile: run + "/train.jsonl", encoding: .utf8)
+        var out: [Int: Double] = [:]
+        for line in text.split(separator: "\n") {
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let iteration = object["iteration"] as? Int, let loss = object["loss"] as? Double else { continue }
+            out[iteration] = loss
+        }
+        return out
+    }
+
+    func expectSameRun(_ distributed: String, _ single: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let (worst, names) = try largestRelativeDifference(distributed + "/final.h5", single + "/final.h5")
+        #expect(names.count > 10, sourceLocation: sourceLocation)
+        #expect(worst <= 1e-5, "largest relative tensor difference \(worst)", sourceLocation: sourceLocation)
+        let (la, lb) = (try losses(distributed), try losses(single))
+        #expect(!lb.isEmpty && Set(la.keys) == Set(lb.keys), sourceLocation: sourceLocation)
+        for (iteration, loss) in lb {
+            let other = la[iteration] ?? .nan
+            #expect(abs(other - loss) <= 1e-5 * abs(loss), "iteration \(iteration): loss \(other) vs \(loss)", sourceLocation: sourceLocation)
+        }
+    }
+
+    func requireTools() -> Bool {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            Issue.record("the wsss binary is not built next to the tests (\(binary))")
+            return false
+        }
+        guard Self.mpirun != nil else {
+            Issue.record("mpirun is not installed (scripts/setup-debian installs openmpi-bin)")
+            return false
+        }
+        return true
+    }
+
+    @Test(arguments: ["batch: 4, accumulation: 1", "batch: 2, accumulation: 2"])
+    func twoRanksEqualOneProcess(batching: String) throws {
+        guard requireTools() else { return }
+        let (root, recipe) = try setUp("eq", train: "iterations: 3, \(batching), checkpoint_every: 100")
+        let common = ["train", "--recipe", recipe, "--labels", "gt"]
+        #expect(try run(common + ["--out", root + "/single"]) == 0)
+        #expect(try run(common + ["--out", root + "/ranks2", "--distributed"], ranks: 2) == 0)
+        try expectSameRun(root + "/ranks2", root + "/single")
+        // Rank 0 alone wrote the run folder.
+        let files = try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2")
+        #expect(files.filter { $0.hasPrefix("events.out.tfevents") }.count == 1, "\(files)")
+    }
+
+    @Test func resumesWithAnotherRankCount() throws {
+        guard requireTools() else { return }
+        let (root, recipe) = try setUp("resume", train: "iterations: 4, batch: 4, accumulation: 1, checkpoint_every: 2")
+        let common = ["train", "--recipe", recipe, "--labels", "gt"]
+        #expect(try run(common + ["--out", root + "/single"]) == 0)
+        // Two ranks continue the single process's iteration-2 checkpoint…
+        #expect(try run(common + ["--out", root + "/ranks2", "--resume", root + "/single/iter_000002.h5", "--distributed"], ranks: 2) == 0)
+        let (worst, _) = try largestRelativeDifference(root + "/ranks2/final.h5", root + "/single/final.h5")
+        #expect(worst <= 1e-5, "two ranks from a 1-rank checkpoint: relative difference \(worst)")
+        // …and one process continues the two ranks' checkpoint.
+        #expect(try run(common + ["--out", root + "/ranks2", "--resume", root + "/ranks2/iter_000002.h5", "--overwrite"], ranks: nil) == 0)
+        let (again, _) = try largestRelativeDifference(root + "/ranks2/final.h5", root + "/single/final.h5")
+        #expect(again <= 1e-5, "one rank from a 2-rank checkpoint: relative difference \(again)")
+    }
+
+    @Test func aKilledRankEndsTheJobNonZero() throws {
+        guard requireTools() else { return }
+        let (root, recipe) = try setUp("kill", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 1")
+        let started = Date()
+        var killed = false
+        let status = try run(["train", "--recipe", recipe, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2) { mpirun in
+            // Once training runs (a checkpoint exists), SIGKILL one rank: a child of mpirun.
+            while mpirun.isRunning && !FileManager.default.fileExists(atPath: root + "/ranks2/iter_000001.h5") && Date().timeIntervalSince(started) < 120 {
+                usleep(20_000)
+            }
+            if let rank = Self.children(of: mpirun.processIdentifier).last {
+                kill(rank, SIGKILL)
+                killed = true
+            }
+            // Bounded: a hang would fail here instead of blocking the suite.
+            let deadline = Date().addingTimeInterval(60)
+            while mpirun.isRunning && Date() < deadline { usleep(50_000) }
+            if mpirun.isRunning { mpirun.terminate() }
+        }
+        #expect(killed)
+        #expect(status != 0)
+        #expect(Date().timeIntervalSince(started) < 150)
+    }
+
+    /// Processes whose parent is `pid` (from /proc), in pid order.
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid
+        }.sorted()
+    }
+}
