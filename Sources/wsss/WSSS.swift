@@ -62,9 +62,9 @@ func startDistributed(_ distributed: Bool, command: String) throws -> Communicat
     guard distributed else { return .single }
     let communicator = try Communicator.world()
     if communicator.usesMPI {
-        Log.info("\(command): data-parallel over \(communicator.size) ranks (MPI)")
         Log.enabled = communicator.isWriter
         ProgressBar.enabled = communicator.isWriter
+        Log.info("\(command): data-parallel over \(communicator.size) ranks (MPI)")
     } else {
         Log.info("\(command): --distributed without mpirun/srun: one process")
     }
