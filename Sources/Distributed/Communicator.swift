@@ -122,6 +122,23 @@ public final class Communicator: @unchecked Sendable {
         return result
     }
 
+    /// Sums `buffer` across the ranks, in place.
+    /// - Throws: `DistributedError.mpi`.
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        guard usesMPI, buffer.count > 0 else { return }
+        try Self.check(
+            MPI_Allreduce(mpiInPlace, buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_sum(), cmpi_comm_world()),
+            "MPI_Allreduce", rank: rank)
+    }
+
+    /// Prints "wsss: rank r of N: <error>" to stderr and stops the whole job (MPI_Abort): for a
+    /// failure inside a computation that cannot throw (a collective in a backward closure).
+    public func abort(reporting error: Error) -> Never {
+        FileHandle.standardError.write(Data("wsss: rank \(rank) of \(size): \(error.localizedDescription)\n".utf8))
+        abort(code: 1)
+        Foundation.exit(1)
+    }
+
     /// The element-wise maximum of `values` over the ranks.
     /// - Throws: `DistributedError.mpi`.
     public func allreduceMax(_ values: [Double]) throws -> [Double] {

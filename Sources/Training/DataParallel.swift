@@ -14,6 +14,16 @@ extension Communicator {
         for (_, tensor) in module.stateDict() { try broadcast(tensor.storage.base, count: tensor.count) }
     }
 
+    /// Makes `module`'s training-mode batch norm synchronise its statistics over the ranks
+    /// (`syncBatchNorm`) when `enabled` and there are several ranks. A failed sum inside
+    /// backward cannot throw: it stops the job naming this rank (`abort(reporting:)`).
+    public func synchronizeBatchNorm(of module: Module, enabled: Bool) {
+        guard size > 1, enabled else { return }
+        module.synchronizeBatchNorm { [self] buffer in
+            do { try allreduceSum(buffer) } catch { abort(reporting: error) }
+        }
+    }
+
     /// The confusion matrix summed over the ranks (each evaluated its share of the images).
     /// - Throws: `DistributedError`.
     public func sum(_ matrix: ConfusionMatrix) throws -> ConfusionMatrix {

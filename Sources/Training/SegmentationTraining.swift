@@ -186,7 +186,8 @@ public enum SegmentationTraining {
     /// with the same arguments: each trains on its shard of every global batch (the same images,
     /// crops and flips one process would use), gradients are summed over the ranks during
     /// backward (`GradientReducer`), and only rank 0 writes files. Batch size, learning rate and
-    /// results do not depend on the rank count. Evaluation splits the images across ranks.
+    /// results do not depend on the rank count (batch norm that trains is synchronised across
+    /// the ranks unless `syncBatchNorm` is false). Evaluation splits the images across ranks.
     /// - Throws: `RunFolderError`, `CheckpointError`, `TrainingError` (non-finite loss or weights,
     ///   naming the last good checkpoint), `TrainingInterrupted` after SIGINT/SIGTERM,
     ///   `DistributedError` when a collective fails.
@@ -197,7 +198,7 @@ public enum SegmentationTraining {
         allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in }, started: (Int) -> Void = { _ in },
         shouldStop: () -> Bool = { false },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in },
-        communicator: Communicator = .single
+        communicator: Communicator = .single, syncBatchNorm: Bool = true
     ) throws -> String {
         try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
         guard options.batchSize >= communicator.size else {
@@ -242,6 +243,7 @@ public enum SegmentationTraining {
         }
         // Identical weights on every rank, whatever each read.
         try communicator.broadcastState(of: model)
+        communicator.synchronizeBatchNorm(of: model, enabled: syncBatchNorm)
         if writer { try TrainingLog.truncate("\(runDirectory)/train.jsonl", throughIteration: start) }
         started(start)
         let finalPath = "\(runDirectory)/final.h5"
@@ -253,7 +255,8 @@ public enum SegmentationTraining {
             startBatch: start * options.accumulation,
             shard: BatchLoader.shard(rank: communicator.rank, of: communicator.size, batchSize: options.batchSize))
         defer { loader.stop() }
-        let log = TrainingLog(path: "\(runDirectory)/train.jsonl")
+        // Rank 0 alone opens the log: another rank creating it would replace the file under it.
+        let log = writer ? TrainingLog(path: "\(runDirectory)/train.jsonl") : nil
         // TensorBoard (`tensorboard --logdir <run>`): a new event file per process, so a resumed run adds one.
         let board = writer ? try TensorBoardWriter(logDirectory: runDirectory) : nil
         if start == 0 { try board?.addText("recipe", "```\n" + recipeText + "\n```", step: 0) }
@@ -322,7 +325,7 @@ public enum SegmentationTraining {
                     iteration: done, loss: lossSum / Float(lossCount), learningRate: optimizer.learningRate,
                     imagesPerSecond: Double(images * lossCount) / max(seconds, 1e-9))
                 if writer {
-                    log.write(["iteration": done, "loss": Double(progress.loss), "lr": Double(progress.learningRate),
+                    log?.write(["iteration": done, "loss": Double(progress.loss), "lr": Double(progress.learningRate),
                                "images_per_s": progress.imagesPerSecond, "time": Date().timeIntervalSince1970])
                     report(progress)
                 }
@@ -356,11 +359,11 @@ public enum SegmentationTraining {
                     }
                     try board.addScalar("val/mIoU", miou, step: done)
                     try board.flush()
-                    log.write(["iteration": done, "val_miou": miou])
+                    log?.write(["iteration": done, "val_miou": miou])
                     evaluated(done, miou)
                 }
             }
-            if writer {
+            if let log {
                 try? LossCurve.plot(
                     log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
                     title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")

@@ -83,7 +83,7 @@ func trainSegmenter(
                 shown = max(shown, p.iteration)
             },
             evaluated: { iteration, miou in Log.info(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) },
-            communicator: communicator)
+            communicator: communicator, syncBatchNorm: recipe.run.syncBN)
     } catch let stop as TrainingInterrupted {
         Log.info("train: \(stop.localizedDescription)")
         throw ExitCode(130)

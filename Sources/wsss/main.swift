@@ -16,10 +16,17 @@ do {
 } catch {
     let communicator = Communicator.current
     if communicator.usesMPI {
-        if let code = error as? ExitCode {
+        if error is ExitCode {
             // An agreed stop (Ctrl-C: every rank stopped at the same iteration): end MPI cleanly.
             communicator.finalize()
-            WSSS.exit(withError: code)
+            WSSS.exit(withError: error)
+        }
+        if case TrainingError.nonFiniteLoss = error {
+            // Every rank sees the loss summed over all ranks, so all stop here together; rank 0
+            // names the last good checkpoint.
+            communicator.finalize()
+            if communicator.isWriter { WSSS.exit(withError: error) }
+            WSSS.exit(withError: ExitCode(1))
         }
         // One rank's error the others cannot know of: say which rank, then stop the whole job
         // (MPI_Abort) so no peer waits in a collective.

@@ -20,7 +20,7 @@ import Testing
 
     /// Runs `wsss arguments` alone, or under `mpirun -np ranks` (1 thread per rank; as root and
     /// on 2 cores Open MPI needs to be told that this is fine). `whileRunning` gets the process.
-    func run(_ arguments: [String], ranks: Int? = nil, whileRunning: ((Process) -> Void)? = nil) throws -> Int32 {
+    func run(_ arguments: [String], ranks: Int? = nil, stderr: String? = nil, whileRunning: ((Process) -> Void)? = nil) throws -> Int32 {
         let process = Process()
         if let ranks {
             process.executableURL = URL(fileURLWithPath: try #require(Self.mpirun, "mpirun is not installed (scripts/setup-debian installs openmpi-bin)"))
@@ -33,7 +33,12 @@ import Testing
         // A test run must not inherit a launcher's variables (it would think it is a rank).
         for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("PMI_") { environment[key] = nil }
         process.environment = environment
-        process.standardError = FileHandle.nullDevice
+        if let stderr {
+            FileManager.default.createFile(atPath: stderr, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         whileRunning?(process)
@@ -43,14 +48,14 @@ import Testing
 
     /// A synthetic set and a recipe of a tiny DeepLab (frozen BN, as DeepLab-v2 trains) with a
     /// global batch of 4.
-    func setUp(_ name: String, train: String) throws -> (root: String, recipe: String) {
+    func setUp(_ name: String, train: String, frozenBN: Bool = true) throws -> (root: String, recipe: String) {
         let root = NSTemporaryDirectory() + "wsss-mpi-\(name)-\(UUID().uuidString)"
         var synth = try Synth.parse(["--out", root, "--train", "8", "--val", "3", "--test", "1", "--size", "40", "--seed", "7"])
         try synth.run()
         let recipe = root + "/recipe.yaml"
         try """
             data: {root: \(root)}
-            model: {depth: 18, width_divisor: 16, frozen_bn: true, msc: false}
+            model: {depth: 18, width_divisor: 16, frozen_bn: \(frozenBN), msc: false}
             train: {\(train), crop: 40, scales: [0.8, 1.2], scale_sampling: uniform, lr: 0.002, keep_last: 2, eval_every: 0, log_every: 1}
             run: {dir: \(root)/runs, threads: 1}
             """.write(toFile: recipe, atomically: true, encoding: .utf8)
@@ -113,17 +118,26 @@ import Testing
         return true
     }
 
-    @Test(arguments: ["batch: 4, accumulation: 1", "batch: 2, accumulation: 2"])
-    func twoRanksEqualOneProcess(batching: String) throws {
+    /// Frozen BN (DeepLab-v2) with and without gradient accumulation, and batch norm that trains
+    /// with statistics synchronised across the ranks (run.sync_bn, the default).
+    @Test(arguments: [("batch: 4, accumulation: 1", true), ("batch: 2, accumulation: 2", true), ("batch: 4, accumulation: 1", false)])
+    func twoRanksEqualOneProcess(batching: String, frozenBN: Bool) throws {
         guard requireTools() else { return }
-        let (root, recipe) = try setUp("eq", train: "iterations: 3, \(batching), checkpoint_every: 100")
+        let (root, recipe) = try setUp("eq", train: "iterations: 3, \(batching), checkpoint_every: 100", frozenBN: frozenBN)
         let common = ["train", "--recipe", recipe, "--labels", "gt"]
         #expect(try run(common + ["--out", root + "/single"]) == 0)
-        #expect(try run(common + ["--out", root + "/ranks2", "--distributed"], ranks: 2) == 0)
+        let status = try run(common + ["--out", root + "/ranks2", "--distributed"], ranks: 2, stderr: root + "/ranks2.log")
+        #expect(status == 0, "\((try? String(contentsOfFile: root + "/ranks2.log", encoding: .utf8)) ?? "")")
         try expectSameRun(root + "/ranks2", root + "/single")
         // Rank 0 alone wrote the run folder.
         let files = try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2")
         #expect(files.filter { $0.hasPrefix("events.out.tfevents") }.count == 1, "\(files)")
+        if !frozenBN {
+            // Per-rank statistics (run.sync_bn false) are another computation: the check above can tell.
+            #expect(try run(common + ["--out", root + "/perRank", "--distributed", "--set", "run.sync_bn=false"], ranks: 2) == 0)
+            let (worst, _) = try largestRelativeDifference(root + "/perRank/final.h5", root + "/single/final.h5")
+            #expect(worst > 1e-4, "per-rank batch statistics should differ from one process's, got \(worst)")
+        }
     }
 
     @Test func resumesWithAnotherRankCount() throws {
@@ -164,6 +178,21 @@ import Testing
         #expect(killed)
         #expect(status != 0)
         #expect(Date().timeIntervalSince(started) < 150)
+    }
+
+    @Test func aDivergingRunStopsEveryRankNamingTheLastCheckpoint() throws {
+        guard requireTools() else { return }
+        let (root, recipe) = try setUp("nan", train: "iterations: 12, batch: 4, accumulation: 1, checkpoint_every: 1")
+        let diverge = root + "/diverge.yaml"
+        try String(contentsOfFile: recipe, encoding: .utf8).replacingOccurrences(of: "lr: 0.002", with: "lr: 1.0e12")
+            .write(toFile: diverge, atomically: true, encoding: .utf8)
+        let log = root + "/stderr.txt"
+        let started = Date()
+        let status = try run(["train", "--recipe", diverge, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2, stderr: log)
+        #expect(status != 0)
+        #expect(Date().timeIntervalSince(started) < 120)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("NaN or infinite") && (text.contains("last good checkpoint") || text.contains("no checkpoint was written")), "\(text)")
     }
 
     /// Processes whose parent is `pid` (from /proc), in pid order.
