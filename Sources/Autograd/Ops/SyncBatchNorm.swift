@@ -51,12 +51,13 @@ extension Tensor {
         }
         second.withUnsafeMutableBufferPointer { sum($0) }
         for ch in 0..<c {
-            let mu = first[ch] / total, variance = second[ch] / total
-            mean.storage.base[ch] = Float(mu)
-            invStd.storage.base[ch] = Float(1 / (variance + Double(eps)).squareRoot())
+            // In Float from here, as `batchNormTrainingStatistics`: one process gets its bits exactly.
+            let mu = Float(first[ch] / total), variance = Float(second[ch] / total)
+            mean.storage.base[ch] = mu
+            invStd.storage.base[ch] = 1 / (variance + eps).squareRoot()
             // As torch: the running variance takes the unbiased estimate, over the global count.
-            runningMean.storage.base[ch] = (1 - momentum) * runningMean.storage.base[ch] + momentum * Float(mu)
-            runningVar.storage.base[ch] = (1 - momentum) * runningVar.storage.base[ch] + momentum * Float(variance * total / (total - 1))
+            runningMean.storage.base[ch] = (1 - momentum) * runningMean.storage.base[ch] + momentum * mu
+            runningVar.storage.base[ch] = (1 - momentum) * runningVar.storage.base[ch] + momentum * variance * Float(total) / Float(total - 1)
         }
         let scale = Tensor(uninitialized: [c]), shift = Tensor(uninitialized: [c])
         Kernels.batchNormScaleAndShift(
