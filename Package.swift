@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Distributed", "Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging", "Reporting",
                 .product(name: "Yams", package: "Yams")]),
         // Orchestration as a library: stages a Swift user can run with their own sources.
-        .target(name: "Pipeline", dependencies: ["Training", "PseudoLabels", "SegmentAnything", "DenseCRF", "Datasets", "Evaluation", "Imaging", "Reporting", "Autograd"]),
+        .target(name: "Pipeline", dependencies: ["Training", "Distributed", "PseudoLabels", "SegmentAnything", "DenseCRF", "Datasets", "Evaluation", "Imaging", "Reporting", "Autograd"]),
         .target(
             name: "WSSS",
             dependencies: [

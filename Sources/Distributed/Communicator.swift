@@ -101,6 +101,28 @@ public final class Communicator: @unchecked Sendable {
         try Self.check(MPI_Barrier(cmpi_comm_world()), "MPI_Barrier", rank: rank)
     }
 
+    /// Waits until every rank arrives without spinning: a non-blocking barrier polled every
+    /// `poll` seconds, for ranks that idle while rank 0 alone runs a long stage (MPI_Barrier
+    /// busy-waits, taking a core from the rank that works).
+    /// - Throws: `DistributedError.mpi`.
+    public func waitForAll(poll: Double = 0.01) throws {
+        guard usesMPI else { return }
+        var request: MPI_Request? = cmpi_request_null()
+        try Self.check(MPI_Ibarrier(cmpi_comm_world(), &request), "MPI_Ibarrier", rank: rank)
+        let pending = Request(handle: request, rank: rank)
+        while try !pending.test() { usleep(useconds_t(poll * 1e6)) }
+    }
+
+    /// Rank 0's `value` on every rank (MPI_Bcast of one number): how ranks share a decision
+    /// only rank 0 may take (it alone reads and moves the run folder's records).
+    /// - Throws: `DistributedError.mpi`.
+    public func broadcast(_ value: Double, root: Int = 0) throws -> Double {
+        guard usesMPI else { return value }
+        var v = value
+        try Self.check(MPI_Bcast(&v, 1, cmpi_double(), Int32(root), cmpi_comm_world()), "MPI_Bcast", rank: rank)
+        return v
+    }
+
     /// Sums `count` floats at `buffer` across the ranks, in place (MPI_Allreduce).
     /// - Throws: `DistributedError.mpi`.
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {

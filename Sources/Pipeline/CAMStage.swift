@@ -1,6 +1,7 @@
 import DenseCRF
 import Datasets
 import Evaluation
+import Distributed
 import Foundation
 import Imaging
 import PseudoLabels
@@ -40,18 +41,23 @@ public enum EvaluationStage {
     /// Per-class IoU and mIoU; logits (the MSC max-fused ones when `msc`, which nil leaves to the
     /// checkpoint's training setting) upsampled to each image, averaged over `scales` and flips.
     /// `onImage` receives each prediction (e.g. to write it).
-    /// - Throws: `TrainingError.badCheckpoint` when the class counts differ.
+    /// With a `communicator` of several ranks, each rank evaluates every N-th image (`onImage`
+    /// and `progress` see this rank's share) and the confusion matrices are summed: every rank
+    /// returns the whole split's report.
+    /// - Throws: `TrainingError.badCheckpoint` when the class counts differ, `DistributedError`.
     public static func evaluate(
         checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
-        onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in }
+        onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in },
+        communicator: Communicator = .single
     ) throws -> SegmentationReport {
         let (model, options, classes) = try SegmentationTraining.load(checkpoint)
         guard classes.count == dataset.classes.count else {
             throw TrainingError.badCheckpoint(path: checkpoint, reason: "has \(classes.count) classes, the dataset \(dataset.classes.count)")
         }
         var done = 0
-        let matrix = try SegmentationTraining.evaluate(
-            model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+        let share = dataset.subset(communicator.share(of: dataset.samples))
+        let matrix = try communicator.sum(try SegmentationTraining.evaluate(
+            model: model, dataset: share, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
             msc: msc ?? options.msc,
             refine: crf.map { parameters in
                 let crf = DenseCRF(parameters: parameters)
@@ -62,8 +68,8 @@ public enum EvaluationStage {
             onImage: onImage,
             progress: {
                 done += 1
-                progress(done, dataset.samples.count)
-            })
+                progress(done, share.samples.count)
+            }))
         return matrix.report(classNames: dataset.classes.names)
     }
 }

@@ -129,14 +129,17 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png")) var plot: String?
     @Flag(help: "Refine each prediction with the fully-connected CRF (docs/CRF.md; settings below) before scoring.") var crf = false
     @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
+    @Flag(help: "Split the images across the ranks of mpirun/srun and sum their confusion matrices (docs/DISTRIBUTED.md); rank 0 prints. (default: off)") var distributed = false
 
     func run() throws {
+        let communicator = try startDistributed(distributed, command: "eval")
         try runtime.apply()
         var data = self.data
         data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
                                             scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip,
-                                            msc: msc.value, crf: crf ? crfOptions.parameters : nil)
+                                            msc: msc.value, crf: crf ? crfOptions.parameters : nil, communicator: communicator)
+        guard communicator.isWriter else { return }
         if let plot {
             let chart = BarChart(report: report.report, title: "\((checkpoint as NSString).lastPathComponent) on \(data.split): per-class IoU")
             try chart.render(width: 800).writePNG(to: plot)
@@ -150,14 +153,14 @@ struct EvalCommand: ParsableCommand {
 
 func evaluateCheckpoint(
     _ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
-    predictions: String? = nil
+    predictions: String? = nil, communicator: Communicator = .single
 ) throws -> (report: SegmentationReport, images: Int) {
-    let progress = ProgressBar("eval \(dataset.split)", total: dataset.samples.count)
+    let progress = ProgressBar("eval \(dataset.split)", total: communicator.share(of: dataset.samples).count)
     if let predictions { try FileManager.default.createDirectory(atPath: predictions, withIntermediateDirectories: true) }
     let report = try EvaluationStage.evaluate(
         checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip, msc: msc, crf: crf,
         onImage: { id, labels in if let predictions { try labels.writePNG(to: "\(predictions)/\(id).png") } },
-        progress: { _, _ in progress.advance() })
+        progress: { _, _ in progress.advance() }, communicator: communicator)
     return (report, dataset.samples.count)
 }
 

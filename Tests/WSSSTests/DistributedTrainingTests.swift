@@ -161,6 +161,39 @@ import Testing
         }
     }
 
+    /// `wsss pipeline --distributed` on 2 ranks: every stage runs once, rank 0 writes the
+    /// summary, and the CAM classifier it trained is the single process's.
+    @Test func pipelineRunsOnTwoRanks() throws {
+        guard requireTools() else { return }
+        let root = NSTemporaryDirectory() + "wsss-mpi-pipe-\(UUID().uuidString)"
+        var synth = try Synth.parse(["--out", root, "--train", "6", "--val", "2", "--test", "2", "--size", "40", "--seed", "8", "--proposals"])
+        try synth.run()
+        func recipe(_ runDir: String) throws -> String {
+            let path = runDir + ".yaml"
+            try """
+                data: {root: \(root)}
+                run: {dir: \(runDir), seed: 0, threads: 1}
+                cam: {iterations: 3, batch: 2, crop: 40, width_divisor: 16, frozen_bn: true, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
+                pseudo: {source: sepl, proposals: "sa1b:SAMStandIn"}
+                model: {depth: 18, width_divisor: 16, frozen_bn: true, msc: false}
+                train: {iterations: 3, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+                eval: {splits: [val, test]}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        #expect(try run(["pipeline", "--recipe", try recipe(root + "/single")]) == 0)
+        let log = root + "/ranks2.log"
+        let status = try run(["pipeline", "--recipe", try recipe(root + "/ranks2"), "--distributed"], ranks: 2, stderr: log)
+        #expect(status == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        let data = try #require(FileManager.default.contents(atPath: root + "/ranks2/summary.json"))
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(summary["val_miou"] is Double && summary["test_miou"] is Double)
+        let (worst, _) = try largestRelativeDifference(root + "/ranks2/cam/cam_final.h5", root + "/single/cam/cam_final.h5")
+        #expect(worst <= 1e-5, "CAM classifier: relative difference \(worst)")
+        let events = try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2").filter { $0.hasPrefix("events.out") }
+        #expect(events.count == 1)
+    }
+
     @Test func resumesWithAnotherRankCount() throws {
         guard requireTools() else { return }
         let (root, recipe) = try setUp("resume", train: "iterations: 4, batch: 4, accumulation: 1, checkpoint_every: 2")
