@@ -16,7 +16,7 @@ public enum DistributedError: LocalizedError, Equatable {
         case .mpi(let call, let rank, let message): "rank \(rank): \(call) failed: \(message)"
         case .mismatch(let message): message
         case .timedOut(let call, let rank, let seconds):
-            "rank \(rank): \(call) did not complete within \(Int(seconds)) s (another rank died or hangs)"
+            "rank \(rank): \(call) did not complete within \(Int(seconds)) s (another rank died or hangs; WSSS_COLLECTIVE_TIMEOUT sets the limit)"
         }
     }
 }
@@ -69,6 +69,7 @@ public final class Communicator: @unchecked Sendable {
         try check(MPI_Comm_rank(cmpi_comm_world(), &rank), "MPI_Comm_rank", rank: -1)
         try check(MPI_Comm_size(cmpi_comm_world(), &size), "MPI_Comm_size", rank: Int(rank))
         let world = Communicator(rank: Int(rank), size: Int(size), usesMPI: true)
+        world.startWatchdog()
         started = world
         return world
     }
@@ -98,7 +99,7 @@ public final class Communicator: @unchecked Sendable {
     /// - Throws: `DistributedError.mpi`.
     public func barrier() throws {
         guard usesMPI else { return }
-        try Self.check(MPI_Barrier(cmpi_comm_world()), "MPI_Barrier", rank: rank)
+        try collective("MPI_Barrier") { MPI_Barrier(cmpi_comm_world()) }
     }
 
     /// Waits until every rank arrives without spinning: a non-blocking barrier polled every
@@ -119,7 +120,7 @@ public final class Communicator: @unchecked Sendable {
     public func broadcast(_ value: Double, root: Int = 0) throws -> Double {
         guard usesMPI else { return value }
         var v = value
-        try Self.check(MPI_Bcast(&v, 1, cmpi_double(), Int32(root), cmpi_comm_world()), "MPI_Bcast", rank: rank)
+        try collective("MPI_Bcast") { MPI_Bcast(&v, 1, cmpi_double(), Int32(root), cmpi_comm_world()) }
         return v
     }
 
@@ -127,8 +128,7 @@ public final class Communicator: @unchecked Sendable {
     /// - Throws: `DistributedError.mpi`.
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         guard usesMPI, count > 0 else { return }
-        try Self.check(
-            MPI_Allreduce(mpiInPlace, buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world()), "MPI_Allreduce", rank: rank)
+        try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world()) }
     }
 
     /// The element-wise sum of `values` over the ranks (every rank passes the same count).
@@ -137,9 +137,7 @@ public final class Communicator: @unchecked Sendable {
         guard usesMPI, !values.isEmpty else { return values }
         var result = values
         try result.withUnsafeMutableBufferPointer { b in
-            try Self.check(
-                MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_sum(), cmpi_comm_world()),
-                "MPI_Allreduce", rank: rank)
+            try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_sum(), cmpi_comm_world()) }
         }
         return result
     }
@@ -148,15 +146,14 @@ public final class Communicator: @unchecked Sendable {
     /// - Throws: `DistributedError.mpi`.
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
         guard usesMPI, buffer.count > 0 else { return }
-        try Self.check(
-            MPI_Allreduce(mpiInPlace, buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_sum(), cmpi_comm_world()),
-            "MPI_Allreduce", rank: rank)
+        try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_sum(), cmpi_comm_world()) }
     }
 
     /// Prints "wsss: rank r of N: <error>" to stderr and stops the whole job (MPI_Abort): for a
     /// failure inside a computation that cannot throw (a collective in a backward closure).
     public func abort(reporting error: Error) -> Never {
-        FileHandle.standardError.write(Data("wsss: rank \(rank) of \(size): \(error.localizedDescription)\n".utf8))
+        let prefix = error is DistributedError ? "wsss: " : "wsss: rank \(rank) of \(size): "
+        FileHandle.standardError.write(Data((prefix + error.localizedDescription + "\n").utf8))
         abort(code: 1)
         Foundation.exit(1)
     }
@@ -167,9 +164,7 @@ public final class Communicator: @unchecked Sendable {
         guard usesMPI, !values.isEmpty else { return values }
         var result = values
         try result.withUnsafeMutableBufferPointer { b in
-            try Self.check(
-                MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_max(), cmpi_comm_world()),
-                "MPI_Allreduce", rank: rank)
+            try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_max(), cmpi_comm_world()) }
         }
         return result
     }
@@ -178,7 +173,7 @@ public final class Communicator: @unchecked Sendable {
     /// - Throws: `DistributedError.mpi`.
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) throws {
         guard usesMPI, count > 0 else { return }
-        try Self.check(MPI_Bcast(buffer, Int32(count), cmpi_float(), Int32(root), cmpi_comm_world()), "MPI_Bcast", rank: rank)
+        try collective("MPI_Bcast") { MPI_Bcast(buffer, Int32(count), cmpi_float(), Int32(root), cmpi_comm_world()) }
     }
 
     /// Starts summing `count` floats at `buffer` in place without waiting (MPI_Iallreduce); the
@@ -223,12 +218,48 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
-    /// Seconds a non-blocking collective may take before `Request.wait` gives up
-    /// (`WSSS_COLLECTIVE_TIMEOUT`, default 600).
+    /// Seconds a collective may take before `Request.wait` gives up and the watchdog ends a
+    /// blocking one (`WSSS_COLLECTIVE_TIMEOUT`, default 600).
     public static let collectiveTimeout: Double =
         ProcessInfo.processInfo.environment["WSSS_COLLECTIVE_TIMEOUT"].flatMap(Double.init) ?? 600
 
     private var mpiInPlace: UnsafeMutableRawPointer? { cmpi_in_place() }
+
+    // The watchdog: a blocking collective that outlives `collectiveTimeout` means a peer is
+    // stuck (a dead one makes mpirun end the job by itself). It runs on its own thread, which
+    // may not call MPI (MPI_THREAD_FUNNELED), so it names the call and ends this process; mpirun
+    // then ends the others, as for any rank that exits without MPI_Finalize.
+    private let watch = NSLock()
+    private var busy: (call: String, since: Date)?
+
+    private func collective(_ call: String, _ body: () -> Int32) throws {
+        watch.lock()
+        busy = (call, Date())
+        watch.unlock()
+        let code = body()
+        watch.lock()
+        busy = nil
+        watch.unlock()
+        try Self.check(code, call, rank: rank)
+    }
+
+    private func startWatchdog() {
+        let thread = Thread { [self] in
+            while true {
+                sleep(1)
+                watch.lock()
+                let current = busy
+                watch.unlock()
+                if let current, Date().timeIntervalSince(current.since) > Self.collectiveTimeout {
+                    let error = DistributedError.timedOut(call: current.call, rank: rank, seconds: Self.collectiveTimeout)
+                    FileHandle.standardError.write(Data("wsss: \(error.localizedDescription)\n".utf8))
+                    _exit(124)
+                }
+            }
+        }
+        thread.name = "wsss.mpi-watchdog"
+        thread.start()
+    }
 
     static func check(_ code: Int32, _ call: String, rank: Int) throws {
         guard code != cmpi_success() else { return }

@@ -31,7 +31,9 @@ do {
         // One rank's error the others cannot know of: say which rank, then stop the whole job
         // (MPI_Abort) so no peer waits in a collective.
         let message = (FileSystemFailure(error) ?? error).localizedDescription
-        FileHandle.standardError.write(Data("wsss: rank \(communicator.rank) of \(communicator.size): \(message)\n".utf8))
+        // DistributedError's messages name the rank already.
+        let prefix = error is DistributedError ? "wsss: " : "wsss: rank \(communicator.rank) of \(communicator.size): "
+        FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
         communicator.abort(code: 1)
     }
     WSSS.exit(withError: FileSystemFailure(error) ?? error)

@@ -20,11 +20,14 @@ import Testing
 
     /// Runs `wsss arguments` alone, or under `mpirun -np ranks` (1 thread per rank; as root and
     /// on 2 cores Open MPI needs to be told that this is fine). `whileRunning` gets the process.
-    func run(_ arguments: [String], ranks: Int? = nil, stderr: String? = nil, whileRunning: ((Process) -> Void)? = nil) throws -> Int32 {
+    func run(
+        _ arguments: [String], ranks: Int? = nil, stderr: String? = nil, environment extra: [String: String] = [:],
+        whileRunning: ((Process) -> Void)? = nil
+    ) throws -> Int32 {
         let process = Process()
         if let ranks {
             process.executableURL = URL(fileURLWithPath: try #require(Self.mpirun, "mpirun is not installed (scripts/setup-debian installs openmpi-bin)"))
-            process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", binary] + arguments
+            process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)"] + extra.keys.sorted().flatMap { ["-x", $0] } + [binary] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
@@ -32,7 +35,7 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         // A test run must not inherit a launcher's variables (it would think it is a rank).
         for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("PMI_") { environment[key] = nil }
-        process.environment = environment
+        process.environment = environment.merging(extra) { _, new in new }
         if let stderr {
             FileManager.default.createFile(atPath: stderr, contents: nil)
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
@@ -247,6 +250,36 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 120)
         let text = try String(contentsOfFile: log, encoding: .utf8)
         #expect(text.contains("NaN or infinite") && (text.contains("last good checkpoint") || text.contains("no checkpoint was written")), "\(text)")
+    }
+
+    /// A rank that stops responding (SIGSTOP: alive, never reaching the next collective) is
+    /// caught by the collective timeout of the others, which name it and end the job.
+    @Test func aHangingRankEndsTheJobAfterTheCollectiveTimeout() throws {
+        guard requireTools() else { return }
+        let (root, recipe) = try setUp("hang", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 1")
+        let started = Date()
+        let log = root + "/stderr.txt"
+        var stopped = false
+        let status = try run(
+            ["train", "--recipe", recipe, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2, stderr: log,
+            environment: ["WSSS_COLLECTIVE_TIMEOUT": "3"]
+        ) { mpirun in
+            while mpirun.isRunning && !FileManager.default.fileExists(atPath: root + "/ranks2/iter_000001.h5") && Date().timeIntervalSince(started) < 120 {
+                usleep(20_000)
+            }
+            if let rank = Self.children(of: mpirun.processIdentifier).last {
+                kill(rank, SIGSTOP)
+                stopped = true
+            }
+            let deadline = Date().addingTimeInterval(60)
+            while mpirun.isRunning && Date() < deadline { usleep(50_000) }
+            if mpirun.isRunning { mpirun.terminate() }
+        }
+        #expect(stopped)
+        #expect(status != 0)
+        #expect(Date().timeIntervalSince(started) < 150)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("did not complete within 3 s"), "\(text)")
     }
 
     /// Processes whose parent is `pid` (from /proc), in pid order.
