@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import HDF5
+import Imaging
 import Testing
 
 @testable import wsss
@@ -195,6 +196,32 @@ import Testing
         #expect(worst <= 1e-5, "CAM classifier: relative difference \(worst)")
         let events = try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2").filter { $0.hasPrefix("events.out") }
         #expect(events.count == 1)
+    }
+
+    /// `wsss sam masks --distributed`: the ranks split the images, each image's masks are the
+    /// single process's.
+    @Test func samMasksSplitAcrossTwoRanks() throws {
+        guard requireTools() else { return }
+        let sam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/sam").path
+        let root = NSTemporaryDirectory() + "wsss-mpi-sam-\(UUID().uuidString)"
+        let images = root + "/images"
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        let (bytes, shape) = try HDF5File(path: sam + "/sam_tiny_encoder.h5", mode: .read).readBytes("/image")
+        try Image(width: shape[1], height: shape[0], channels: 3, pixels: bytes).writePNG(to: images + "/a.png")
+        for name in ["b", "c"] { try FileManager.default.copyItem(atPath: images + "/a.png", toPath: "\(images)/\(name).png") }
+        let common = ["sam", "masks", "--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--images", images,
+                      "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--threads", "1"]
+        #expect(try run(common + ["--out", root + "/single"]) == 0)
+        #expect(try run(common + ["--out", root + "/ranks2", "--distributed"], ranks: 2) == 0)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2")) == ["a.json", "b.json", "c.json"])
+        func segmentations(_ path: String) throws -> [String] {
+            let records = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]])
+            return records.map { "\(($0["segmentation"] as? [String: Any])?["counts"] ?? "")" }
+        }
+        for name in ["a", "b", "c"] {
+            let (x, y) = (try segmentations("\(root)/ranks2/\(name).json"), try segmentations("\(root)/single/\(name).json"))
+            #expect(!y.isEmpty && x == y, "\(name).json differs")
+        }
     }
 
     @Test func resumesWithAnotherRankCount() throws {
