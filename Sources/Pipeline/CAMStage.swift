@@ -11,11 +11,35 @@ import Training
 public enum CAMStage {
     /// Multi-scale + flip CAMs of each image's present classes; `scales` and `inference` nil =
     /// the checkpoint's (`cam.inference_scales`, `cam.make_cam`).
-    /// - Throws: `TrainingError.badCheckpoint` when the checkpoint's classes are not the dataset's.
+    ///
+    /// With a `communicator` of several ranks, each rank computes every N-th image into a part
+    /// file beside `out` (`<out>.rank<r>`), and rank 0 merges the parts into `out` in the split's
+    /// order and removes them; `progress` counts this rank's share.
+    /// - Throws: `TrainingError.badCheckpoint` when the checkpoint's classes are not the dataset's,
+    ///   `DistributedError`.
     public static func infer(
         dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]? = nil, inference: CAMInference? = nil,
-        progress: (Int, Int) -> Void = { _, _ in }
+        progress: (Int, Int) -> Void = { _, _ in }, communicator: Communicator = .single
     ) throws {
+        if communicator.size > 1 {
+            let part = "\(out).rank\(communicator.rank)"
+            try infer(
+                dataset: dataset.subset(communicator.share(of: dataset.samples)), checkpoint: checkpoint, out: part, scales: scales,
+                inference: inference, progress: progress)
+            try communicator.barrier()
+            if communicator.isWriter {
+                let parts = try (0..<communicator.size).map { try CAMFile(readingFrom: "\(out).rank\($0)") }
+                let usedScales = try scales ?? CAMTraining.load(checkpoint).options.inferenceScales
+                // The shares are every N-th image: the k-th id of the split sits in part k mod N.
+                let position = Dictionary(uniqueKeysWithValues: dataset.samples.enumerated().map { ($0.element.id, $0.offset) })
+                try CAMFile.write(ids: dataset.samples.map(\.id), classNames: dataset.classes.names, scales: usedScales, to: out) { id in
+                    try parts[position[id]! % communicator.size].cams(for: id)
+                }
+                for r in 0..<communicator.size { try? FileManager.default.removeItem(atPath: "\(out).rank\(r)") }
+            }
+            try communicator.barrier()
+            return
+        }
         let (model, options, classes) = try CAMTraining.load(checkpoint)
         guard classes == dataset.classes.names else {
             throw TrainingError.badCheckpoint(

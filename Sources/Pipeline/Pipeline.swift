@@ -137,9 +137,9 @@ public final class Pipeline {
     /// A finished stage whose recipe values changed since it ran is rerun (with every stage after
     /// it; the old outputs are moved aside) — or, when true, the run stops listing the changes.
     public var refuseReruns = false
-    /// The ranks of a data-parallel run (`wsss pipeline --distributed`): the training stages and
-    /// the evaluations run on every rank (docs/DISTRIBUTED.md); CAM inference and pseudo-labels
-    /// run on rank 0 while the others wait; rank 0 alone decides what is current and writes.
+    /// The ranks of a data-parallel run (`wsss pipeline --distributed`): the training stages, CAM
+    /// inference and the evaluations run on every rank (docs/DISTRIBUTED.md); pseudo-labels run
+    /// on rank 0 while the others wait; rank 0 alone decides what is current and writes.
     public var communicator = Communicator.single
 
     /// - Throws: `RecipeError` when the recipe names no `run.dir` or `data.root`.
@@ -253,13 +253,11 @@ public final class Pipeline {
                 if try isCurrent("cam_infer", output: camFile, provenance: camInferProvenance, record: record, stale: [camFile]) {
                     return skip("cam_infer", camFile)
                 }
-                try onWriter {
-                    try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: recipe.cam.inferenceScales, inference: recipe.cam.makeCAM
-                    ) { done, total in
-                        self.events.progress("cam_infer", done, total, "")
-                    }
-                    try camInferProvenance.write(record)
-                }
+                try CAMStage.infer(
+                    dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: recipe.cam.inferenceScales,
+                    inference: recipe.cam.makeCAM, progress: { done, total in self.events.progress("cam_infer", done, total, "") },
+                    communicator: communicator)
+                try writeRecord(camInferProvenance, record)
             }
         }
 

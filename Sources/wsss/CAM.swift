@@ -105,20 +105,22 @@ struct CAMCommand: ParsableCommand {
         @Option(help: ArgumentHelp("CAM checkpoint (cam_final.h5). (required)", valueName: "file")) var checkpoint: String
         @Option(help: ArgumentHelp("Output HDF5 file. (required)", valueName: "file")) var out: String
         @Option(help: ArgumentHelp("Scales. (default: the checkpoint's, IRN's 1.0,0.5,1.5,2.0)", valueName: "list")) var scales: String?
+        @Flag(help: "Split the images across the ranks of mpirun/srun; rank 0 merges their CAMs into --out (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
         func run() throws {
+            let communicator = try startDistributed(distributed, command: "cam infer")
             try runtime.apply()
             try CAMCommand.infer(
                 dataset: try data.dataset(), checkpoint: checkpoint, out: out,
                 scales: try scales.map {
                     try parseNumbers($0, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
-                })
+                }, communicator: communicator)
         }
     }
 
-    static func infer(dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?) throws {
-        let progress = ProgressBar("cam infer", total: dataset.samples.count)
-        try CAMStage.infer(dataset: dataset, checkpoint: checkpoint, out: out, scales: scales) { _, _ in progress.advance() }
+    static func infer(dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?, communicator: Communicator = .single) throws {
+        let progress = ProgressBar("cam infer", total: communicator.share(of: dataset.samples).count)
+        try CAMStage.infer(dataset: dataset, checkpoint: checkpoint, out: out, scales: scales, progress: { _, _ in progress.advance() }, communicator: communicator)
         Log.info("cam infer: \(out)")
     }
 

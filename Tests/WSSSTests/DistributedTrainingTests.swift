@@ -196,6 +196,16 @@ import Testing
         #expect(worst <= 1e-5, "CAM classifier: relative difference \(worst)")
         let events = try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2").filter { $0.hasPrefix("events.out") }
         #expect(events.count == 1)
+        // CAM inference split across the ranks and merged by rank 0: every image, no part left.
+        let (merged, alone) = (try HDF5File(path: root + "/ranks2/cam/cams_train.h5", mode: .read), try HDF5File(path: root + "/single/cam/cams_train.h5", mode: .read))
+        let names = try alone.datasetNames(under: "/")
+        let mergedNames = try merged.datasetNames(under: "/")
+        #expect(names.count == 12 && mergedNames == names)
+        for name in names where name.hasSuffix("/cams") {
+            let (x, y) = (try merged.read(name).scalars, try alone.read(name).scalars)
+            #expect(x.count == y.count && zip(x, y).allSatisfy { abs($0 - $1) <= 1e-4 }, "\(name) differs")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2/cam").filter { $0.contains(".rank") }.isEmpty)
     }
 
     /// `wsss sam masks --distributed`: the ranks split the images, each image's masks are the
