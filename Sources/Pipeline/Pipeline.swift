@@ -137,9 +137,9 @@ public final class Pipeline {
     /// A finished stage whose recipe values changed since it ran is rerun (with every stage after
     /// it; the old outputs are moved aside) — or, when true, the run stops listing the changes.
     public var refuseReruns = false
-    /// The ranks of a data-parallel run (`wsss pipeline --distributed`): the training stages, CAM
-    /// inference and the evaluations run on every rank (docs/DISTRIBUTED.md); pseudo-labels run
-    /// on rank 0 while the others wait; rank 0 alone decides what is current and writes.
+    /// The ranks of a data-parallel run (`wsss pipeline --distributed`): the training stages run
+    /// data-parallel, CAM inference, pseudo-labels and the evaluations split their images across
+    /// the ranks (docs/DISTRIBUTED.md); rank 0 alone decides what is current and writes records.
     public var communicator = Communicator.single
 
     /// - Throws: `RecipeError` when the recipe names no `run.dir` or `data.root`.
@@ -194,11 +194,6 @@ public final class Pipeline {
             guard communicator.size > 1 else { return try decideCurrent(step, output: output, provenance: provenance, record: record, stale: stale) }
             let mine = writer ? (try decideCurrent(step, output: output, provenance: provenance, record: record, stale: stale) ? 1.0 : 0.0) : 0
             return try communicator.broadcast(mine) != 0
-        }
-        // A stage only rank 0 runs (or may write): the others wait for it without spinning.
-        func onWriter(_ body: () throws -> Void) throws {
-            if writer { try body() }
-            try communicator.waitForAll()
         }
         func writeRecord(_ provenance: Provenance, _ record: String) throws { if writer { try provenance.write(record) } }
         func decideCurrent(_ step: String, output: String, provenance: Provenance, record: String, stale: [String]) throws -> Bool {
@@ -289,7 +284,7 @@ public final class Pipeline {
                 let record = cache + ".provenance.json"
                 _ = try isCurrent("sam_masks", output: cache, provenance: samProvenance, record: record, stale: [cache])
                 try FileManager.default.createDirectory(atPath: (cache as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try samProvenance.write(record)
+                try writeRecord(samProvenance, record)
                 var done = 0
                 let result = try PseudoLabelStage.samProposals(for: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: cache) { _, found in
                     done += 1
@@ -373,20 +368,24 @@ public final class Pipeline {
                     summary.pseudoMIoU[source] = miou
                     return
                 }
-                try onWriter {
+                do {
                 let dataset = try recipe.dataset(split: trainSplit)
                 let seeds = source == .gt ? nil : try seedSource ?? recipe.seedSource(camFile: camFile)
                 let labeler = try PseudoLabeler(
-                    method: try recipe.pseudoLabelMethod(source), seeds: seeds, proposals: try proposals(for: source, dataset: dataset),
+                    // Each rank computes proposals (SAM's masks) for the images it labels.
+                    method: try recipe.pseudoLabelMethod(source), seeds: seeds,
+                    proposals: try proposals(for: source, dataset: dataset.subset(communicator.share(of: dataset.samples))),
                     boxPrompter: try prompter(for: source), classNames: dataset.classes.names)
                 let counter = Counter()
                 var pseudoStage = PseudoLabelStage(labeler: labeler, outDirectory: folder, visualize: 8)
                 if refined {
                     pseudoStage.refine = PseudoLabelStage.crfRefinement(recipe.crfParameters, classes: dataset.classes.count, confidence: Float(recipe.crf.confidence))
                 }
-                let outcome = try pseudoStage.run(on: dataset) {
-                    self.events.progress("pseudo/\(source)", counter.next(), dataset.samples.count, "")
+                let share = communicator.share(of: dataset.samples).count
+                let outcome = try pseudoStage.run(on: dataset, communicator: communicator) {
+                    self.events.progress("pseudo/\(source)", counter.next(), share, "")
                 }
+                guard writer else { return }
                 events.message("pseudo: \(outcome.images) label PNGs in \(folder)")
                 for warning in outcome.warnings(split: trainSplit) { events.message("pseudo: warning: " + warning) }
                 guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }

@@ -22,7 +22,7 @@ struct PipelineCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Train each segmenter with this many seeds (run.seed, run.seed + 1, …) and report mean ± standard deviation; the extra ones go to segmenter_<source>_seed<s>/.", valueName: "n"))
     var seeds = 1
     @Flag(help: "Stop, listing the changed keys, when a finished stage's recipe values changed, instead of redoing it and what follows (the old outputs are then moved aside). (default: off)") var noRerun = false
-    @Flag(help: "Under mpirun/srun: CAM and DeepLab training data-parallel over the ranks, evaluation split across them; CAM inference and pseudo-labels on rank 0 (docs/DISTRIBUTED.md). (default: off)") var distributed = false
+    @Flag(help: "Under mpirun/srun: CAM and DeepLab training data-parallel over the ranks; CAM inference, pseudo-labels and evaluation split their images across them (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
     func run() throws {
         let recipe = try recipeOptions.load()

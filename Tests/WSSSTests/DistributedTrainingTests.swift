@@ -206,6 +206,13 @@ import Testing
             #expect(x.count == y.count && zip(x, y).allSatisfy { abs($0 - $1) <= 1e-4 }, "\(name) differs")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2/cam").filter { $0.contains(".rank") }.isEmpty)
+        // Pseudo-labels split across the ranks: every PNG, and the score of the whole split.
+        let pngs = { (run: String) in Set(try FileManager.default.contentsOfDirectory(atPath: run + "/pseudo/sepl").filter { $0.hasSuffix(".png") }) }
+        #expect(try pngs(root + "/ranks2") == pngs(root + "/single") && (try pngs(root + "/single")).count == 6)
+        let scores = try [root + "/ranks2", root + "/single"].map { run in
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/pseudo/sepl/score.json"))) as? [String: Any])
+        }
+        #expect(abs((scores[0]["miou"] as? Double ?? -1) - (scores[1]["miou"] as? Double ?? -2)) <= 0.5)
     }
 
     /// `wsss sam masks --distributed`: the ranks split the images, each image's masks are the
