@@ -91,6 +91,7 @@ let package = Package(
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5", "CKernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Autograd"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "TorchCheckpoint"]),

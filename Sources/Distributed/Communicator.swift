@@ -46,7 +46,9 @@ public final class Communicator: @unchecked Sendable {
     /// (`SLURM_NTASKS` with `SLURM_PROCID`, which a plain `sbatch` script without srun also has,
     /// hence the step id check).
     public static func launchedByMPI(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        if environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMI_SIZE"] != nil || environment["PMIX_RANK"] != nil { return true }
+        if environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMI_SIZE"] != nil || environment["PMIX_RANK"] != nil {
+            return true
+        }
         return environment["SLURM_NTASKS"] != nil && environment["SLURM_STEP_ID"] != nil
     }
 
@@ -128,7 +130,9 @@ public final class Communicator: @unchecked Sendable {
     /// - Throws: `DistributedError.mpi`.
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         guard usesMPI, count > 0 else { return }
-        try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world()) }
+        try collective("MPI_Allreduce") {
+            MPI_Allreduce(mpiInPlace, buffer, Int32(count), cmpi_float(), cmpi_sum(), cmpi_comm_world())
+        }
     }
 
     /// The element-wise sum of `values` over the ranks (every rank passes the same count).
@@ -137,7 +141,9 @@ public final class Communicator: @unchecked Sendable {
         guard usesMPI, !values.isEmpty else { return values }
         var result = values
         try result.withUnsafeMutableBufferPointer { b in
-            try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_sum(), cmpi_comm_world()) }
+            try collective("MPI_Allreduce") {
+                MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_sum(), cmpi_comm_world())
+            }
         }
         return result
     }
@@ -146,7 +152,9 @@ public final class Communicator: @unchecked Sendable {
     /// - Throws: `DistributedError.mpi`.
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
         guard usesMPI, buffer.count > 0 else { return }
-        try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_sum(), cmpi_comm_world()) }
+        try collective("MPI_Allreduce") {
+            MPI_Allreduce(mpiInPlace, buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_sum(), cmpi_comm_world())
+        }
     }
 
     /// Prints "wsss: rank r of N: <error>" to stderr and stops the whole job (MPI_Abort): for a
@@ -164,7 +172,9 @@ public final class Communicator: @unchecked Sendable {
         guard usesMPI, !values.isEmpty else { return values }
         var result = values
         try result.withUnsafeMutableBufferPointer { b in
-            try collective("MPI_Allreduce") { MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_max(), cmpi_comm_world()) }
+            try collective("MPI_Allreduce") {
+                MPI_Allreduce(mpiInPlace, b.baseAddress, Int32(b.count), cmpi_double(), cmpi_max(), cmpi_comm_world())
+            }
         }
         return result
     }

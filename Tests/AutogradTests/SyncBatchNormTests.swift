@@ -15,15 +15,21 @@ import Testing
         let (rm, rv) = (Tensor(zeros: [w.count]), Tensor(repeating: 1.5, shape: [w.count]))
         let y = xl.batchNorm(weight: wl, bias: bl, runningMean: rm, runningVar: rv, training: true, relu: relu)
         (y * weights).sum().backward()
-        return Result(y: y.scalars, dx: xl.grad!.scalars, dw: wl.grad!.scalars, db: bl.grad!.scalars, runningMean: rm.scalars, runningVar: rv.scalars)
+        return Result(
+            y: y.scalars, dx: xl.grad!.scalars, dw: wl.grad!.scalars, db: bl.grad!.scalars, runningMean: rm.scalars,
+            runningVar: rv.scalars)
     }
 
-    static func synchronized(_ x: Tensor, _ w: Tensor, _ b: Tensor, weights: Tensor, relu: Bool, sum: @escaping CrossProcessSum) -> Result {
+    static func synchronized(_ x: Tensor, _ w: Tensor, _ b: Tensor, weights: Tensor, relu: Bool, sum: @escaping CrossProcessSum)
+        -> Result
+    {
         let (xl, wl, bl) = (x.copy().requiringGrad(), w.copy().requiringGrad(), b.copy().requiringGrad())
         let (rm, rv) = (Tensor(zeros: [w.count]), Tensor(repeating: 1.5, shape: [w.count]))
         let y = xl.syncBatchNorm(weight: wl, bias: bl, runningMean: rm, runningVar: rv, relu: relu, sum: sum)
         (y * weights).sum().backward()
-        return Result(y: y.scalars, dx: xl.grad!.scalars, dw: wl.grad!.scalars, db: bl.grad!.scalars, runningMean: rm.scalars, runningVar: rv.scalars)
+        return Result(
+            y: y.scalars, dx: xl.grad!.scalars, dw: wl.grad!.scalars, db: bl.grad!.scalars, runningMean: rm.scalars,
+            runningVar: rv.scalars)
     }
 
     static func expectClose(_ a: [Float], _ b: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -36,7 +42,8 @@ import Testing
 
     @Test(arguments: [false, true])
     func aloneEqualsBatchNorm(relu: Bool) {
-        let x = randn([4, 3, 5, 6], seed: 21), w = randn([3], seed: 22), b = randn([3], seed: 23), g = randn([4, 3, 5, 6], seed: 24)
+        let x = randn([4, 3, 5, 6], seed: 21), w = randn([3], seed: 22), b = randn([3], seed: 23),
+            g = randn([4, 3, 5, 6], seed: 24)
         let expected = Self.reference(x, w, b, weights: g, relu: relu)
         let got = Self.synchronized(x, w, b, weights: g, relu: relu) { _ in }
         Self.expectClose(got.y, expected.y, "y")
@@ -51,7 +58,8 @@ import Testing
     /// allreduce would combine them. Their outputs and input gradients, put together, are the
     /// whole batch's; their γ/β gradients add up to the whole batch's.
     @Test func twoProcessesEqualTheWholeBatch() {
-        let x = randn([4, 3, 5, 6], seed: 31), w = randn([3], seed: 32), b = randn([3], seed: 33), g = randn([4, 3, 5, 6], seed: 34)
+        let x = randn([4, 3, 5, 6], seed: 31), w = randn([3], seed: 32), b = randn([3], seed: 33),
+            g = randn([4, 3, 5, 6], seed: 34)
         let expected = Self.reference(x, w, b, weights: g, relu: true)
         let meeting = InMemoryAllreduce(parties: 2)
         var halves = [Result?](repeating: nil, count: 2)

@@ -27,15 +27,21 @@ import Testing
     ) throws -> Int32 {
         let process = Process()
         if let ranks {
-            process.executableURL = URL(fileURLWithPath: try #require(Self.mpirun, "mpirun is not installed (scripts/setup-debian installs openmpi-bin)"))
-            process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)"] + extra.keys.sorted().flatMap { ["-x", $0] } + [binary] + arguments
+            process.executableURL = URL(
+                fileURLWithPath: try #require(Self.mpirun, "mpirun is not installed (scripts/setup-debian installs openmpi-bin)"))
+            process.arguments =
+                ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)"] + extra.keys.sorted().flatMap { ["-x", $0] } + [
+                    binary
+                ] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
         }
         var environment = ProcessInfo.processInfo.environment
         // A test run must not inherit a launcher's variables (it would think it is a rank).
-        for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("PMI_") { environment[key] = nil }
+        for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("PMI_") {
+            environment[key] = nil
+        }
         process.environment = environment.merging(extra) { _, new in new }
         if let stderr {
             FileManager.default.createFile(atPath: stderr, contents: nil)
@@ -58,11 +64,11 @@ import Testing
         try synth.run()
         let recipe = root + "/recipe.yaml"
         try """
-            data: {root: \(root)}
-            model: {depth: 18, width_divisor: 16, frozen_bn: \(frozenBN), msc: false}
-            train: {\(train), crop: 40, scales: [0.8, 1.2], scale_sampling: uniform, lr: 0.002, keep_last: 2, eval_every: 0, log_every: 1}
-            run: {dir: \(root)/runs, threads: 1}
-            """.write(toFile: recipe, atomically: true, encoding: .utf8)
+        data: {root: \(root)}
+        model: {depth: 18, width_divisor: 16, frozen_bn: \(frozenBN), msc: false}
+        train: {\(train), crop: 40, scales: [0.8, 1.2], scale_sampling: uniform, lr: 0.002, keep_last: 2, eval_every: 0, log_every: 1}
+        run: {dir: \(root)/runs, threads: 1}
+        """.write(toFile: recipe, atomically: true, encoding: .utf8)
         return (root, recipe)
     }
 
@@ -70,7 +76,8 @@ import Testing
     func largestRelativeDifference(_ pathA: String, _ pathB: String) throws -> (Double, [String]) {
         let a = try HDF5File(path: pathA, mode: .read)
         let b = try HDF5File(path: pathB, mode: .read)
-        let names = try b.datasetNames(under: "/parameters") + b.datasetNames(under: "/buffers")
+        let names =
+            try b.datasetNames(under: "/parameters") + b.datasetNames(under: "/buffers")
             + ((try? b.datasetNames(under: "/optimizer")) ?? [])
         var worst = 0.0
         for name in names {
@@ -92,7 +99,8 @@ import Testing
         var out: [Int: Double] = [:]
         for line in text.split(separator: "\n") {
             guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let iteration = object["iteration"] as? Int, let loss = object["loss"] as? Double else { continue }
+                let iteration = object["iteration"] as? Int, let loss = object["loss"] as? Double
+            else { continue }
             out[iteration] = loss
         }
         return out
@@ -106,7 +114,9 @@ import Testing
         #expect(!lb.isEmpty && Set(la.keys) == Set(lb.keys), sourceLocation: sourceLocation)
         for (iteration, loss) in lb {
             let other = la[iteration] ?? .nan
-            #expect(abs(other - loss) <= 1e-5 * abs(loss), "iteration \(iteration): loss \(other) vs \(loss)", sourceLocation: sourceLocation)
+            #expect(
+                abs(other - loss) <= 1e-5 * abs(loss), "iteration \(iteration): loss \(other) vs \(loss)",
+                sourceLocation: sourceLocation)
         }
     }
 
@@ -124,7 +134,9 @@ import Testing
 
     /// Frozen BN (DeepLab-v2) with and without gradient accumulation, and batch norm that trains
     /// with statistics synchronised across the ranks (run.sync_bn, the default).
-    @Test(arguments: [("batch: 4, accumulation: 1", true), ("batch: 2, accumulation: 2", true), ("batch: 4, accumulation: 1", false)])
+    @Test(arguments: [
+        ("batch: 4, accumulation: 1", true), ("batch: 2, accumulation: 2", true), ("batch: 4, accumulation: 1", false),
+    ])
     func twoRanksEqualOneProcess(batching: String, frozenBN: Bool) throws {
         guard requireTools() else { return }
         let (root, recipe) = try setUp("eq", train: "iterations: 3, \(batching), checkpoint_every: 100", frozenBN: frozenBN)
@@ -151,14 +163,18 @@ import Testing
     @Test func camTrainingOnTwoRanksEqualsOneProcess() throws {
         guard requireTools() else { return }
         let (root, _) = try setUp("cam", train: "iterations: 1, batch: 4, accumulation: 1, checkpoint_every: 100")
-        let common = ["cam", "train", "--root", root, "--iterations", "3", "--batch", "4", "--crop", "32", "--width-divisor", "16",
-                      "--lr", "0.01", "--threads", "1"]
+        let common = [
+            "cam", "train", "--root", root, "--iterations", "3", "--batch", "4", "--crop", "32", "--width-divisor", "16",
+            "--lr", "0.01", "--threads", "1",
+        ]
         #expect(try run(common + ["--out", root + "/single"]) == 0)
         #expect(try run(common + ["--out", root + "/ranks2", "--distributed"], ranks: 2) == 0)
         let (worst, names) = try largestRelativeDifference(root + "/ranks2/cam_final.h5", root + "/single/cam_final.h5")
         #expect(names.count > 10)
         #expect(worst <= 1e-5, "largest relative tensor difference \(worst)")
-        let (la, lb) = (try losses(root + "/ranks2", file: "cam_train.jsonl"), try losses(root + "/single", file: "cam_train.jsonl"))
+        let (la, lb) = (
+            try losses(root + "/ranks2", file: "cam_train.jsonl"), try losses(root + "/single", file: "cam_train.jsonl")
+        )
         #expect(lb.count == 3 && Set(la.keys) == Set(lb.keys))
         for (iteration, loss) in lb {
             #expect(abs((la[iteration] ?? .nan) - loss) <= 1e-5 * abs(loss), "iteration \(iteration)")
@@ -170,19 +186,21 @@ import Testing
     @Test func pipelineRunsOnTwoRanks() throws {
         guard requireTools() else { return }
         let root = NSTemporaryDirectory() + "wsss-mpi-pipe-\(UUID().uuidString)"
-        var synth = try Synth.parse(["--out", root, "--train", "6", "--val", "2", "--test", "2", "--size", "40", "--seed", "8", "--proposals"])
+        var synth = try Synth.parse([
+            "--out", root, "--train", "6", "--val", "2", "--test", "2", "--size", "40", "--seed", "8", "--proposals",
+        ])
         try synth.run()
         func recipe(_ runDir: String) throws -> String {
             let path = runDir + ".yaml"
             try """
-                data: {root: \(root)}
-                run: {dir: \(runDir), seed: 0, threads: 1}
-                cam: {iterations: 3, batch: 2, crop: 40, width_divisor: 16, frozen_bn: true, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
-                pseudo: {source: sepl, proposals: "sa1b:SAMStandIn"}
-                model: {depth: 18, width_divisor: 16, frozen_bn: true, msc: false}
-                train: {iterations: 3, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
-                eval: {splits: [val, test]}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
+            data: {root: \(root)}
+            run: {dir: \(runDir), seed: 0, threads: 1}
+            cam: {iterations: 3, batch: 2, crop: 40, width_divisor: 16, frozen_bn: true, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
+            pseudo: {source: sepl, proposals: "sa1b:SAMStandIn"}
+            model: {depth: 18, width_divisor: 16, frozen_bn: true, msc: false}
+            train: {iterations: 3, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+            eval: {splits: [val, test]}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
         #expect(try run(["pipeline", "--recipe", try recipe(root + "/single")]) == 0)
@@ -197,7 +215,10 @@ import Testing
         let events = try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2").filter { $0.hasPrefix("events.out") }
         #expect(events.count == 1)
         // CAM inference split across the ranks and merged by rank 0: every image, no part left.
-        let (merged, alone) = (try HDF5File(path: root + "/ranks2/cam/cams_train.h5", mode: .read), try HDF5File(path: root + "/single/cam/cams_train.h5", mode: .read))
+        let (merged, alone) = (
+            try HDF5File(path: root + "/ranks2/cam/cams_train.h5", mode: .read),
+            try HDF5File(path: root + "/single/cam/cams_train.h5", mode: .read)
+        )
         let names = try alone.datasetNames(under: "/")
         let mergedNames = try merged.datasetNames(under: "/")
         #expect(names.count == 12 && mergedNames == names)
@@ -207,10 +228,14 @@ import Testing
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2/cam").filter { $0.contains(".rank") }.isEmpty)
         // Pseudo-labels split across the ranks: every PNG, and the score of the whole split.
-        let pngs = { (run: String) in Set(try FileManager.default.contentsOfDirectory(atPath: run + "/pseudo/sepl").filter { $0.hasSuffix(".png") }) }
+        let pngs = { (run: String) in
+            Set(try FileManager.default.contentsOfDirectory(atPath: run + "/pseudo/sepl").filter { $0.hasSuffix(".png") })
+        }
         #expect(try pngs(root + "/ranks2") == pngs(root + "/single") && (try pngs(root + "/single")).count == 6)
         let scores = try [root + "/ranks2", root + "/single"].map { run in
-            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/pseudo/sepl/score.json"))) as? [String: Any])
+            try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/pseudo/sepl/score.json")))
+                    as? [String: Any])
         }
         #expect(abs((scores[0]["miou"] as? Double ?? -1) - (scores[1]["miou"] as? Double ?? -2)) <= 0.5)
     }
@@ -219,20 +244,25 @@ import Testing
     /// single process's.
     @Test func samMasksSplitAcrossTwoRanks() throws {
         guard requireTools() else { return }
-        let sam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/sam").path
+        let sam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/sam"
+        ).path
         let root = NSTemporaryDirectory() + "wsss-mpi-sam-\(UUID().uuidString)"
         let images = root + "/images"
         try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
         let (bytes, shape) = try HDF5File(path: sam + "/sam_tiny_encoder.h5", mode: .read).readBytes("/image")
         try Image(width: shape[1], height: shape[0], channels: 3, pixels: bytes).writePNG(to: images + "/a.png")
         for name in ["b", "c"] { try FileManager.default.copyItem(atPath: images + "/a.png", toPath: "\(images)/\(name).png") }
-        let common = ["sam", "masks", "--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--images", images,
-                      "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--threads", "1"]
+        let common = [
+            "sam", "masks", "--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--images", images,
+            "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--threads", "1",
+        ]
         #expect(try run(common + ["--out", root + "/single"]) == 0)
         #expect(try run(common + ["--out", root + "/ranks2", "--distributed"], ranks: 2) == 0)
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2")) == ["a.json", "b.json", "c.json"])
         func segmentations(_ path: String) throws -> [String] {
-            let records = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]])
+            let records = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]])
             return records.map { "\(($0["segmentation"] as? [String: Any])?["counts"] ?? "")" }
         }
         for name in ["a", "b", "c"] {
@@ -247,7 +277,9 @@ import Testing
         let common = ["train", "--recipe", recipe, "--labels", "gt"]
         #expect(try run(common + ["--out", root + "/single"]) == 0)
         // Two ranks continue the single process's iteration-2 checkpoint…
-        #expect(try run(common + ["--out", root + "/ranks2", "--resume", root + "/single/iter_000002.h5", "--distributed"], ranks: 2) == 0)
+        #expect(
+            try run(common + ["--out", root + "/ranks2", "--resume", root + "/single/iter_000002.h5", "--distributed"], ranks: 2)
+                == 0)
         let (worst, _) = try largestRelativeDifference(root + "/ranks2/final.h5", root + "/single/final.h5")
         #expect(worst <= 1e-5, "two ranks from a 1-rank checkpoint: relative difference \(worst)")
         // …and one process continues a two-rank run's checkpoint.
@@ -262,9 +294,13 @@ import Testing
         let (root, recipe) = try setUp("kill", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 1")
         let started = Date()
         var killed = false
-        let status = try run(["train", "--recipe", recipe, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2) { mpirun in
+        let status = try run(
+            ["train", "--recipe", recipe, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2
+        ) { mpirun in
             // Once training runs (a checkpoint exists), SIGKILL one rank: a child of mpirun.
-            while mpirun.isRunning && !FileManager.default.fileExists(atPath: root + "/ranks2/iter_000001.h5") && Date().timeIntervalSince(started) < 120 {
+            while mpirun.isRunning && !FileManager.default.fileExists(atPath: root + "/ranks2/iter_000001.h5")
+                && Date().timeIntervalSince(started) < 120
+            {
                 usleep(20_000)
             }
             if let rank = Self.children(of: mpirun.processIdentifier).last {
@@ -289,11 +325,14 @@ import Testing
             .write(toFile: diverge, atomically: true, encoding: .utf8)
         let log = root + "/stderr.txt"
         let started = Date()
-        let status = try run(["train", "--recipe", diverge, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2, stderr: log)
+        let status = try run(
+            ["train", "--recipe", diverge, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2, stderr: log)
         #expect(status != 0)
         #expect(Date().timeIntervalSince(started) < 120)
         let text = try String(contentsOfFile: log, encoding: .utf8)
-        #expect(text.contains("NaN or infinite") && (text.contains("last good checkpoint") || text.contains("no checkpoint was written")), "\(text)")
+        #expect(
+            text.contains("NaN or infinite")
+                && (text.contains("last good checkpoint") || text.contains("no checkpoint was written")), "\(text)")
     }
 
     /// A rank that stops responding (SIGSTOP: alive, never reaching the next collective) is
@@ -308,7 +347,9 @@ import Testing
             ["train", "--recipe", recipe, "--labels", "gt", "--out", root + "/ranks2", "--distributed"], ranks: 2, stderr: log,
             environment: ["WSSS_COLLECTIVE_TIMEOUT": "3"]
         ) { mpirun in
-            while mpirun.isRunning && !FileManager.default.fileExists(atPath: root + "/ranks2/iter_000001.h5") && Date().timeIntervalSince(started) < 120 {
+            while mpirun.isRunning && !FileManager.default.fileExists(atPath: root + "/ranks2/iter_000001.h5")
+                && Date().timeIntervalSince(started) < 120
+            {
                 usleep(20_000)
             }
             if let rank = Self.children(of: mpirun.processIdentifier).last {
@@ -331,7 +372,8 @@ import Testing
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { child in
             guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
+                let close = stat.lastIndex(of: ")")
+            else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && Int32(fields[1]) == pid
         }.sorted()

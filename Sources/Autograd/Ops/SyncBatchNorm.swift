@@ -35,7 +35,8 @@ extension Tensor {
         let mean = Tensor(uninitialized: [c]), invStd = Tensor(uninitialized: [c])
         let localMean = Tensor(uninitialized: [c]), localVariance = Tensor(uninitialized: [c])
         Kernels.channelMoments(
-            x: storage.base, batch: n, channels: c, spatial: spatial, mean: localMean.storage.base, variance: localVariance.storage.base)
+            x: storage.base, batch: n, channels: c, spatial: spatial, mean: localMean.storage.base,
+            variance: localVariance.storage.base)
         // Sum 1: m_r·mean_r per channel, and m_r.
         var first = [Double](repeating: 0, count: c + 1)
         for ch in 0..<c { first[ch] = Double(m) * Double(localMean.storage.base[ch]) }
@@ -57,7 +58,8 @@ extension Tensor {
             invStd.storage.base[ch] = 1 / (variance + eps).squareRoot()
             // As torch: the running variance takes the unbiased estimate, over the global count.
             runningMean.storage.base[ch] = (1 - momentum) * runningMean.storage.base[ch] + momentum * mu
-            runningVar.storage.base[ch] = (1 - momentum) * runningVar.storage.base[ch] + momentum * variance * Float(total) / Float(total - 1)
+            runningVar.storage.base[ch] =
+                (1 - momentum) * runningVar.storage.base[ch] + momentum * variance * Float(total) / Float(total - 1)
         }
         let scale = Tensor(uninitialized: [c]), shift = Tensor(uninitialized: [c])
         Kernels.batchNormScaleAndShift(
