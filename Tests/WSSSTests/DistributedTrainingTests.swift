@@ -58,7 +58,11 @@ import Testing
 
     /// A synthetic set and a recipe of a tiny DeepLab (frozen BN, as DeepLab-v2 trains) with a
     /// global batch of 4.
-    func setUp(_ name: String, train: String, frozenBN: Bool = true) throws -> (root: String, recipe: String) {
+    /// `rate`: long runs that a test stops use a small one (this tiny net from scratch diverges
+    /// within a few steps at 0.002, and a checkpoint of non-finite weights is refused).
+    func setUp(_ name: String, train: String, frozenBN: Bool = true, rate: Double = 0.002) throws -> (
+        root: String, recipe: String
+    ) {
         let root = NSTemporaryDirectory() + "wsss-mpi-\(name)-\(UUID().uuidString)"
         var synth = try Synth.parse(["--out", root, "--train", "8", "--val", "3", "--test", "1", "--size", "40", "--seed", "7"])
         try synth.run()
@@ -66,7 +70,7 @@ import Testing
         try """
         data: {root: \(root)}
         model: {depth: 18, width_divisor: 16, frozen_bn: \(frozenBN), msc: false}
-        train: {\(train), crop: 40, scales: [0.8, 1.2], scale_sampling: uniform, lr: 0.002, keep_last: 2, eval_every: 0, log_every: 1}
+        train: {\(train), crop: 40, scales: [0.8, 1.2], scale_sampling: uniform, lr: \(rate), keep_last: 2, eval_every: 0, log_every: 1}
         run: {dir: \(root)/runs, threads: 1}
         """.write(toFile: recipe, atomically: true, encoding: .utf8)
         return (root, recipe)
@@ -291,7 +295,8 @@ import Testing
 
     @Test func aKilledRankEndsTheJobNonZero() throws {
         guard requireTools() else { return }
-        let (root, recipe) = try setUp("kill", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 1")
+        let (root, recipe) = try setUp(
+            "kill", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 1", rate: 1e-5)
         let started = Date()
         var killed = false
         let status = try run(
@@ -308,9 +313,7 @@ import Testing
                 killed = true
             }
             // Bounded: a hang would fail here instead of blocking the suite.
-            let deadline = Date().addingTimeInterval(60)
-            while mpirun.isRunning && Date() < deadline { usleep(50_000) }
-            if mpirun.isRunning { mpirun.terminate() }
+            Self.waitOrKill(mpirun)
         }
         #expect(killed)
         #expect(status != 0)
@@ -339,7 +342,8 @@ import Testing
     /// caught by the collective timeout of the others, which name it and end the job.
     @Test func aHangingRankEndsTheJobAfterTheCollectiveTimeout() throws {
         guard requireTools() else { return }
-        let (root, recipe) = try setUp("hang", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 1")
+        let (root, recipe) = try setUp(
+            "hang", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 1", rate: 1e-5)
         let started = Date()
         let log = root + "/stderr.txt"
         var stopped = false
@@ -356,15 +360,55 @@ import Testing
                 kill(rank, SIGSTOP)
                 stopped = true
             }
-            let deadline = Date().addingTimeInterval(60)
-            while mpirun.isRunning && Date() < deadline { usleep(50_000) }
-            if mpirun.isRunning { mpirun.terminate() }
+            Self.waitOrKill(mpirun)
         }
         #expect(stopped)
         #expect(status != 0)
         #expect(Date().timeIntervalSince(started) < 150)
         let text = try String(contentsOfFile: log, encoding: .utf8)
         #expect(text.contains("did not complete within 3 s"), "\(text)")
+    }
+
+    /// Ctrl-C on mpirun (which forwards SIGINT to the ranks): every rank stops after the same step
+    /// and rank 0 writes one checkpoint. The test signals the ranks as mpirun would: processes
+    /// started from the test runner inherit its blocked SIGINT/SIGTERM, so mpirun itself would
+    /// not see them here.
+    @Test func interruptingMpirunSavesOneCheckpoint() throws {
+        guard requireTools() else { return }
+        let (root, recipe) = try setUp(
+            "int", train: "iterations: 100000, batch: 4, accumulation: 1, checkpoint_every: 100000", rate: 1e-5)
+        let out = root + "/ranks2"
+        let started = Date()
+        let log = root + "/stderr.txt"
+        let status = try run(
+            ["train", "--recipe", recipe, "--labels", "gt", "--out", out, "--distributed"], ranks: 2, stderr: log
+        ) { mpirun in
+            // A few logged steps, then Ctrl-C.
+            func steps() -> Int {
+                ((try? String(contentsOfFile: out + "/train.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+            }
+            while mpirun.isRunning && steps() < 3 && Date().timeIntervalSince(started) < 120 { usleep(20_000) }
+            for rank in Self.children(of: mpirun.processIdentifier) { kill(rank, SIGINT) }
+            Self.waitOrKill(mpirun)
+        }
+        #expect(status != 0)
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: out).filter {
+            $0.hasPrefix("iter_") && $0.hasSuffix(".h5")
+        }
+        #expect(checkpoints.count == 1, "\(checkpoints): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        let iteration = try Checkpoint.metadata(at: out + "/" + (checkpoints.first ?? "")).iteration
+        #expect(iteration >= 3)
+    }
+
+    /// Waits up to `seconds` for mpirun to end, then SIGKILLs it and its ranks (SIGTERM may be
+    /// blocked in a process the test runner started), so a hang fails the test instead of the suite.
+    static func waitOrKill(_ mpirun: Process, seconds: Double = 60) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while mpirun.isRunning && Date() < deadline { usleep(50_000) }
+        guard mpirun.isRunning else { return }
+        Issue.record("mpirun still running after \(Int(seconds)) s: killed")
+        for rank in children(of: mpirun.processIdentifier) { kill(rank, SIGKILL) }
+        kill(mpirun.processIdentifier, SIGKILL)
     }
 
     /// Processes whose parent is `pid` (from /proc), in pid order.
