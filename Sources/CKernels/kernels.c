@@ -147,3 +147,82 @@ void wsss_winograd_kernels(const float *w, ptrdiff_t kernel_stride, ptrdiff_t co
         }
     }
 }
+
+// Winograd F(2x2, 3x3) input transform V = Bᵀ d B, Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],
+// of every tile of one image plane. Tile (a, b) reads rows row_inputs[4a + u] and columns
+// col_inputs[4b + v] (−1: outside the image, read as 0); element ξ of its V goes to
+// out[ξ·stride + a·col_tiles + b]. Rows outside read `zeros` (a row of `width` zeros), so only
+// the few tiles at the left and right edges need per-column checks.
+void wsss_winograd_input(const float *image, ptrdiff_t width, const float *zeros, const ptrdiff_t *row_inputs,
+                         ptrdiff_t row_tiles, const ptrdiff_t *col_inputs, ptrdiff_t col_tiles, float *out,
+                         ptrdiff_t stride) {
+    for (ptrdiff_t a = 0; a < row_tiles; a++) {
+        const float *r[4];
+        for (int u = 0; u < 4; u++) {
+            ptrdiff_t i = row_inputs[4 * a + u];
+            r[u] = i < 0 ? zeros : image + i * width;
+        }
+        float *o = out + a * col_tiles;
+        for (ptrdiff_t b = 0; b < col_tiles; b++) {
+            const ptrdiff_t *q = col_inputs + 4 * b;
+            float d[4][4];
+            if (q[0] >= 0 && q[3] >= 0) {
+                for (int u = 0; u < 4; u++)
+                    for (int v = 0; v < 4; v++) d[u][v] = r[u][q[v]];
+            } else {
+                for (int u = 0; u < 4; u++)
+                    for (int v = 0; v < 4; v++) d[u][v] = q[v] < 0 ? 0.0f : r[u][q[v]];
+            }
+            float t[4][4];
+            for (int v = 0; v < 4; v++) {
+                t[0][v] = d[0][v] - d[2][v];
+                t[1][v] = d[1][v] + d[2][v];
+                t[2][v] = d[2][v] - d[1][v];
+                t[3][v] = d[1][v] - d[3][v];
+            }
+            for (int u = 0; u < 4; u++) {
+                float *p = o + 4 * u * stride + b;
+                p[0] = t[u][0] - t[u][2];
+                p[stride] = t[u][1] + t[u][2];
+                p[2 * stride] = t[u][2] - t[u][1];
+                p[3 * stride] = t[u][1] - t[u][3];
+            }
+        }
+    }
+}
+
+// Winograd F(2x2, 3x3) output transform Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], of every tile of
+// one output plane: M's element ξ of tile (a, b) is m[ξ·stride + a·col_tiles + b]; the 2x2 block
+// goes to rows row_outputs[2a + s] and columns col_outputs[2b + s] (−1: past the end, skipped),
+// added to `image` when `accumulate`, else stored.
+void wsss_winograd_output(const float *m, ptrdiff_t stride, const ptrdiff_t *row_outputs, ptrdiff_t row_tiles,
+                          const ptrdiff_t *col_outputs, ptrdiff_t col_tiles, float *image, ptrdiff_t width,
+                          int accumulate) {
+    for (ptrdiff_t a = 0; a < row_tiles; a++) {
+        ptrdiff_t o0 = row_outputs[2 * a], o1 = row_outputs[2 * a + 1];
+        const float *p = m + a * col_tiles;
+        for (ptrdiff_t b = 0; b < col_tiles; b++) {
+            float s[2][4];
+            for (int v = 0; v < 4; v++) {
+                float m0 = p[(0 + v) * stride + b], m1 = p[(4 + v) * stride + b];
+                float m2 = p[(8 + v) * stride + b], m3 = p[(12 + v) * stride + b];
+                s[0][v] = m0 + m1 + m2;
+                s[1][v] = m1 - m2 - m3;
+            }
+            ptrdiff_t c0 = col_outputs[2 * b], c1 = col_outputs[2 * b + 1];
+            for (int k = 0; k < 2; k++) {
+                ptrdiff_t row = k == 0 ? o0 : o1;
+                if (row < 0) continue;
+                float *y = image + row * width;
+                float y0 = s[k][0] + s[k][1] + s[k][2], y1 = s[k][1] - s[k][2] - s[k][3];
+                if (accumulate) {
+                    y[c0] += y0;
+                    if (c1 >= 0) y[c1] += y1;
+                } else {
+                    y[c0] = y0;
+                    if (c1 >= 0) y[c1] = y1;
+                }
+            }
+        }
+    }
+}

@@ -26,10 +26,15 @@ public struct DatasetCheckReport: Encodable, Sendable {
         var lines = ["\(root) [\(split)]: \(images) images, \(imagesWithLabels) with label PNGs, image labels from \(imageLabelSource)"]
         if images > 0 { lines.append("sizes: \(minimumSize[0])x\(minimumSize[1]) … \(maximumSize[0])x\(maximumSize[1]) (W x H)") }
         lines.append("class                images   pixels %")
-        for name in imagesPerClass.keys.sorted(by: { (imagesPerClass[$0]!, $1) > (imagesPerClass[$1]!, $0) }) {
+        // Past VOC's 21 classes (COCO's 81) the rows of classes no image has would bury the rest:
+        // they are counted on one line instead (the JSON keeps every class).
+        let absent = imagesPerClass.keys.filter { imagesPerClass[$0] == 0 && (pixelPercentPerClass[$0] ?? 0) == 0 }
+        let hidden = imagesPerClass.count > 20 ? Set(absent) : []
+        for name in imagesPerClass.keys.sorted(by: { (imagesPerClass[$0]!, $1) > (imagesPerClass[$1]!, $0) }) where !hidden.contains(name) {
             let pixels = pixelPercentPerClass[name].map { String(format: "%8.2f", $0) } ?? "       –"
             lines.append(name.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: "%8d", imagesPerClass[name]!) + "   " + pixels)
         }
+        if !hidden.isEmpty { lines.append("(\(hidden.count) classes in no image not shown)") }
         if imagesWithLabels > 0 { lines.append(String(format: "ignored (255) pixels: %.2f%%", ignoredPixelPercent)) }
         for d in disagreements where !d.isProblem { lines.append("note: " + d.summary) }
         lines.append(problems.isEmpty ? "no problems found" : "\(problems.count) problem\(problems.count == 1 ? "" : "s"):")

@@ -126,18 +126,32 @@ public struct SegmentationReport: Equatable, Sendable, Encodable {
         (self.meanIoU, self.pixelAccuracy, self.perClass) = (meanIoU, pixelAccuracy, perClass)
     }
 
-    /// A per-class IoU table with mIoU and pixel accuracy, for terminals and logs.
+    /// A per-class IoU table with mIoU and pixel accuracy, for terminals and logs. Past 24
+    /// classes (COCO's 81) the classes run down three columns side by side, in class order, so
+    /// the table stays a screen high.
     public func table(title: String? = nil) -> String {
         let width = max(12, perClass.map(\.name.count).max() ?? 0)
+        let columns = perClass.count > 24 ? 3 : 1
+        let rows = (perClass.count + columns - 1) / columns
+        func cell(_ score: ClassScore) -> String {
+            let value = score.iou.map { String(format: "%7.2f", $0) } ?? "      –"
+            return score.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value
+        }
+        let gap = "    "
         var lines: [String] = []
         if let title { lines.append(title) }
-        lines.append("class".padding(toLength: width, withPad: " ", startingAt: 0) + "   IoU (%)")
-        lines.append(String(repeating: "-", count: width + 10))
-        for score in perClass {
-            let value = score.iou.map { String(format: "%7.2f", $0) } ?? "      –"
-            lines.append(score.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+        let header = "class".padding(toLength: width, withPad: " ", startingAt: 0) + "   IoU (%)"
+        lines.append(Array(repeating: header, count: min(columns, max(1, perClass.count))).joined(separator: gap))
+        let rule = String(repeating: "-", count: columns * (width + 9) + (columns - 1) * gap.count + (columns == 1 ? 1 : 0))
+        lines.append(rule)
+        for row in 0..<rows {
+            let cells = (0..<columns).compactMap { column -> String? in
+                let k = column * rows + row
+                return k < perClass.count ? cell(perClass[k]) : nil
+            }
+            lines.append(cells.joined(separator: gap))
         }
-        lines.append(String(repeating: "-", count: width + 10))
+        lines.append(rule)
         lines.append("mIoU".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + String(format: "%7.2f", meanIoU))
         lines.append("pixel acc.".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + String(format: "%7.2f", pixelAccuracy))
         return lines.joined(separator: "\n")

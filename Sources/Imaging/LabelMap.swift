@@ -90,7 +90,16 @@ public struct LabelMap: Equatable, Sendable {
     }
 
     /// The class ids present, excluding ignore.
-    public var classesPresent: Set<UInt8> { Set(values).subtracting([LabelMap.ignore]) }
+    public var classesPresent: Set<UInt8> {
+        // A 256-entry table, not Set(values): hashing every pixel of a 640x480 map took ~10 ms.
+        var seen = [Bool](repeating: false, count: 256)
+        values.withUnsafeBufferPointer { p in
+            seen.withUnsafeMutableBufferPointer { s in
+                for v in p { s[Int(v)] = true }
+            }
+        }
+        return Set((0..<255).filter { seen[$0] }.map { UInt8($0) })
+    }
 }
 
 /// A 256-entry RGB palette for label PNGs.

@@ -10,7 +10,7 @@ extension ConvAlgorithm: ExpressibleByArgument {}
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
-        subcommands: [Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, CRF.self, Allreduce.self])
+        subcommands: [Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, CRF.self, COCOBench.self, Allreduce.self])
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -88,6 +88,12 @@ struct ConvShape {
     static let deepLabV2: [ConvShape] = [
         ConvShape(
             name: "conv_stem7x7_s2_3to64_321", inChannels: 3, outChannels: 64, size: 321, kernel: 7, stride: 2, padding: 3,
+            dilation: 1),
+        ConvShape(
+            name: "conv_layer1_3x3_64_81", inChannels: 64, outChannels: 64, size: 81, kernel: 3, stride: 1, padding: 1,
+            dilation: 1),
+        ConvShape(
+            name: "conv_layer2_3x3_128_41", inChannels: 128, outChannels: 128, size: 41, kernel: 3, stride: 1, padding: 1,
             dilation: 1),
         ConvShape(
             name: "conv_layer3_3x3_d2_256_41", inChannels: 256, outChannels: 256, size: 41, kernel: 3, stride: 1, padding: 2,

@@ -45,7 +45,24 @@ extension Bench {
         @Flag(help: "Batch norm in training mode (batch statistics, trained γ/β), as the demo recipe; DeepLab-v2 freezes it.")
         var trainBN = false
 
+        @Option(help: ArgumentHelp(
+            "Comma-separated conv lowerings the automatic choice may pick (im2col is always the fallback), to compare them on the whole network. (default: all)",
+            valueName: "list"))
+        var lowerings: String?
+
+        /// `--lowerings` parsed, or nil for all.
+        func loweringChoices() throws -> Set<ConvAlgorithm>? {
+            guard let lowerings else { return nil }
+            return Set(try lowerings.split(separator: ",").map { part in
+                guard let a = ConvAlgorithm(rawValue: String(part)), a != .automatic else {
+                    throw ValidationError("--lowerings: '\(part)' is not one of pointwise, im2col, winograd, stackedTaps, tapwise")
+                }
+                return a
+            })
+        }
+
         func validate() throws {
+            _ = try loweringChoices()
             guard ResNetDepth(rawValue: depth) != nil else { throw ValidationError("--depth: \(ResNetDepth.phrase)") }
             guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else { throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1") }
             try MemoryBudget.checkTrainingBatch(batch: batch, crop: size)
@@ -53,6 +70,7 @@ extension Bench {
 
         func run() throws {
             try runtime.apply()
+            if let choices = try loweringChoices() { ConvAlgorithm.automaticChoices = choices }
             let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: 1).gflops
             // The model, optimizer and step of `wsss train` (the papers' learning rates and groups).
             var options = SegmentationOptions()
@@ -101,6 +119,7 @@ extension Bench {
                 "sgemm_gflops": sgemm, "sgemm_ratio": (gflops / sgemm * 1000).rounded() / 1000,
                 "peak_rss_mb": peakResidentMegabytes(), "logits": [lh, lw],
                 "threads": Runtime.threads, "blas_core": Runtime.blasCore, "blas_origin": BLASKernelChoice.origin,
+                "lowerings": ConvAlgorithm.automaticChoices.map(\.rawValue).sorted().joined(separator: ","),
             ]
             printJSON(object)
         }

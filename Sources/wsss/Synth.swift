@@ -3,11 +3,19 @@ import Datasets
 import Foundation
 import PseudoLabels
 
+/// Which layout `wsss synth` writes.
+enum SynthFormat: String, ExpressibleByArgument, CaseIterable {
+    case voc, coco
+}
+
 /// `wsss synth`: writes the built-in synthetic dataset.
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the built-in synthetic dataset (VOC 2012 layout) for running the pipeline without downloads.",
-        discussion: "Six shape classes sharing body colours and textures, each with a small discriminative part; textured backgrounds with clutter; 1–4 overlapping objects per image. See docs/SYNTHETIC.md.")
+        discussion: "Six shape classes sharing body colours and textures, each with a small discriminative part; textured backgrounds with clutter; 1–4 overlapping objects per image. See docs/SYNTHETIC.md. With --format coco: a COCO-format set instead (annotations/instances_{train,val}.json with polygons, RLE and crowds over the 80 official categories, images in train/ and val/) for `wsss coco convert`; see docs/COCO.md.")
+
+    @Option(help: ArgumentHelp("Layout: voc (the VOC 2012 layout) or coco (instances JSON + image folders).", valueName: "voc|coco"))
+    var format = SynthFormat.voc
 
     @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir"))
     var out: String
@@ -35,6 +43,8 @@ struct Synth: ParsableCommand {
 
     /// What `SyntheticDataset.write` puts in the output folder.
     static let written = ["JPEGImages", "SegmentationClass", "Annotations", "ImageSets", "SAMStandIn", "classes.txt"]
+    /// What `SyntheticCOCO.write` puts there.
+    static let writtenCOCO = ["annotations", "train", "val"]
 
     func validate() throws {
         guard train >= 0, val >= 0, test >= 0 else { throw ValidationError("image counts must not be negative") }
@@ -44,16 +54,25 @@ struct Synth: ParsableCommand {
             throw ValidationError("--out \(out) is a file, not a folder")
         }
         guard size >= 32 && size <= 4096 else { throw ValidationError("--size must be 32 to 4096 pixels, got \(size)") }
+        if format == .coco && proposals { throw ValidationError("--proposals is for --format voc; convert the COCO set first (docs/COCO.md)") }
     }
 
     func run() throws {
         // Writing over an older set would leave its extra images and lists behind, silently mixed in.
-        let present = Self.written.filter { FileManager.default.fileExists(atPath: "\(out)/\($0)") }
+        let present = (format == .coco ? Self.writtenCOCO : Self.written).filter { FileManager.default.fileExists(atPath: "\(out)/\($0)") }
         if !present.isEmpty {
             guard overwrite else {
                 throw CommandFailure("\(out) already holds a dataset (\(present.joined(separator: ", "))); pass --overwrite to replace it, or choose another folder")
             }
             for name in present { try FileManager.default.removeItem(atPath: "\(out)/\(name)") }
+        }
+        if format == .coco {
+            var options = SyntheticCOCO.Options()
+            (options.seed, options.train, options.val, options.size) = (seed, train, val, size)
+            let start = Date()
+            try SyntheticCOCO.write(to: out, options: options)
+            Log.info(String(format: "synth: COCO format, %d train and %d val images (width %d) in %@ (%.1f s); --test is not used", train, val, size, out, Date().timeIntervalSince(start)))
+            return
         }
         var options = SyntheticDataset.Options()
         (options.seed, options.train, options.val, options.test, options.size) = (seed, train, val, test, size)

@@ -14,11 +14,12 @@ struct WSSS: ParsableCommand {
             Examples:
               wsss synth --out data/synthetic --proposals && wsss pipeline --recipe recipes/demo.yaml
               wsss sam masks --checkpoint sam_vit_h_4b8939.pth --root data/VOC2012 --split train_aug --out data/VOC2012/SAM
+              wsss coco convert --annotations coco/annotations/instances_train2014.json --images coco/train2014 --out data/COCO2014 --split train
               wsss eval --root data/VOC2012 --checkpoint runs/voc12-deeplabv2-r101-sepl/segmenter_sepl/final.h5
             Shell completion: wsss --generate-completion-script bash > /etc/bash_completion.d/wsss (or zsh, fish).
             """,
         version: "0.5.0",
-        subcommands: [Synth.self, DataCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, SAMCommand.self, Score.self, CRFCommand.self, Bench.self])
+        subcommands: [Synth.self, DataCommand.self, COCOCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, SAMCommand.self, Score.self, CRFCommand.self, Bench.self])
 }
 
 /// Options every compute-heavy command shares.

@@ -72,4 +72,18 @@ import Testing
         #expect(table.contains("dog") && table.contains("–"))
         #expect(table.contains("mIoU"))
     }
+
+    /// COCO's 81 classes run down three columns (27 rows), in class order; VOC's 21 stay one.
+    @Test func tablesPastTwentyFourClassesUseThreeColumns() throws {
+        let names = ["background"] + (1...80).map { "class_\($0)" }
+        var matrix = ConfusionMatrix(classCount: 81)
+        try matrix.add(prediction: (0..<81).map(UInt8.init), groundTruth: (0..<81).map(UInt8.init))
+        let lines = matrix.report(classNames: names).table().split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 + 27 + 3)
+        #expect(lines[2].hasPrefix("background") && lines[2].contains("class_27 ") && lines[2].contains("class_54 "))
+        #expect(lines[28].hasPrefix("class_26 ") && lines[28].contains("class_53 ") && lines[28].contains("class_80 "))
+        var voc = ConfusionMatrix(classCount: 21)
+        try voc.add(prediction: [0], groundTruth: [0])
+        #expect(voc.report(classNames: (0..<21).map { "c\($0)" }).table().split(separator: "\n").count == 2 + 21 + 3)
+    }
 }

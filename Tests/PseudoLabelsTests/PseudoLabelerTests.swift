@@ -97,6 +97,16 @@ final class RectanglePrompter: BoxPrompter, @unchecked Sendable {
         #expect(result.proposals.count == 2)
     }
 
+    /// COCO's 81 classes: a detector phrase with a space names the classes.txt name with "_".
+    @Test func phrasesMatchCOCOClassNamesPastTwentyOne() throws {
+        let path = temporaryDirectory() + "/det.json"
+        try #"{"a": [{"phrase": "Traffic Light", "box": [0, 0, 2, 2], "score": 0.9}, {"label": "toothbrush", "box": [0, 0, 1, 1], "score": 0.8}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let names = ["background"] + (1...78).map { "c\($0)" } + ["traffic_light", "toothbrush"]
+        let file = try DetectionFile(path: path, classNames: names)
+        #expect(file.detections["a"]?.map(\.classID) == [79, 80])
+    }
+
     @Test func boxesAreClippedToTheImageAndBoxesOutsideItCounted() throws {
         let path = temporaryDirectory() + "/det.json"
         try #"{"a": [{"label": "cat", "box": [-3, -2, 3, 9], "score": 0.9}, {"label": "dog", "box": [20, 0, 30, 3], "score": 0.8}]}"#

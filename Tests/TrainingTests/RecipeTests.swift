@@ -11,7 +11,7 @@ import Testing
     static let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("recipes").path
 
-    @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full", "voc12-irn-cam"])
+    @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full", "voc12-irn-cam", "coco"])
     func shippedRecipesLoad(_ name: String) throws {
         let recipe = try Recipe(path: "\(Self.recipes)/\(name).yaml")
         #expect(recipe.data.root != nil)
@@ -29,6 +29,12 @@ import Testing
             let o = recipe.segmentationOptions
             #expect(o.augmentation.scale == .choices([0.5, 0.75, 1.0, 1.25, 1.5]) && o.augmentation.sideRounding == .towardZero)
             #expect(o.schedule.stepSize == 10 && o.labelResize == .pil)
+        } else if name == "coco" {
+            // deeplab-pytorch's COCO schedule with its protocol (recipes/coco.yaml names the sources).
+            let t = recipe.train
+            #expect([t.iterations, t.batch, t.accumulation, t.crop] as [Int] == [100_000, 5, 2, 321])
+            #expect(t.lr == 2.5e-4 && recipe.cam.iterations == 25650 && recipe.data.imageLabels == "image_labels.txt")
+            #expect(t.scaleSampling == .choice && t.labelResize == .pil && t.lrStep == 10 && recipe.evaluatesMSC)
         } else {
             // The demo keeps the schedule its README numbers were measured with.
             let o = recipe.segmentationOptions

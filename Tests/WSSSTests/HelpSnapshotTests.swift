@@ -31,6 +31,8 @@ import Testing
         ("wsss-sam-predict", WSSS.helpMessage(for: SAMCommand.Predict.self, columns: 100)),
         ("wsss-sam-masks", WSSS.helpMessage(for: SAMCommand.Masks.self, columns: 100)),
         ("wsss-bench-sam", WSSS.helpMessage(for: Bench.SAMBench.self, columns: 100)),
+        ("wsss-coco-convert", WSSS.helpMessage(for: COCOCommand.Convert.self, columns: 100)),
+        ("wsss-bench-coco", WSSS.helpMessage(for: Bench.COCOBench.self, columns: 100)),
         ("wsss-bench-allreduce", WSSS.helpMessage(for: Bench.Allreduce.self, columns: 100)),
     ]
 

@@ -72,6 +72,30 @@ import Testing
         #expect(second["val_miou"] as? Double == first["val_miou"] as? Double)
     }
 
+    /// What a broken pipeline would fail: a segmenter trained on ground truth beats the same
+    /// network barely trained (a loss, gradient, optimizer, label or evaluation bug leaves them
+    /// level).
+    @Test func trainingOnGroundTruthBeatsAnUntrainedModel() throws {
+        let root = NSTemporaryDirectory() + "wsss-learns-\(UUID().uuidString)"
+        try Synth.parse(["--out", root, "--train", "8", "--val", "4", "--test", "1", "--size", "40", "--seed", "5"]).run()
+        func run(_ name: String, iterations: Int, lr: Double) throws -> [String: Any] {
+            let runDir = root + "/" + name
+            try """
+                data: {root: \(root), test_split: val}
+                run: {dir: \(runDir), seed: 1}
+                pseudo: {source: gt}
+                model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+                train: {iterations: \(iterations), batch: 4, crop: 40, lr: \(lr), checkpoint_every: 1000, eval_every: 0, log_every: 10}
+                eval: {splits: [val]}
+                """.write(toFile: root + "/\(name).yaml", atomically: true, encoding: .utf8)
+            try PipelineCommand.parse(["--recipe", root + "/\(name).yaml", "--threads", "1"]).run()
+            return try summary(runDir)
+        }
+        let trained = try run("trained", iterations: 60, lr: 0.05), untrained = try run("untrained", iterations: 1, lr: 1e-9)
+        let (a, b) = (try #require(trained["val_miou"] as? Double), try #require(untrained["val_miou"] as? Double))
+        #expect(a > b + 10, "trained on ground truth: val mIoU \(a), barely trained: \(b)")
+    }
+
     /// `--seeds 2`: two segmenters per source (run.seed and run.seed + 1), mean ± std reported.
     @Test func trainsEachSegmenterWithSeveralSeeds() throws {
         let root = NSTemporaryDirectory() + "wsss-seeds-\(UUID().uuidString)"

@@ -33,16 +33,18 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
     public func resolved(inChannels: Int, outChannels: Int, geometry g: WindowGeometry) -> ConvAlgorithm {
         switch self {
         case .automatic:
-            if ConvAlgorithm.pointwise.applies(to: g) { return .pointwise }
+            let allowed = Self.automaticChoices
+            if allowed.contains(.pointwise) && ConvAlgorithm.pointwise.applies(to: g) { return .pointwise }
             // Measured with `wsss bench ops`: im2col's single large product wins while the
             // weight has many rows; with a 21-row weight the unfolded matrix dominates.
             if outChannels < 64 && g.kernelArea > 1 {
                 // Stacking pays when the taps' products are fewer rows than the input has channels
                 // and no stride makes the full-image product compute outputs nobody reads.
-                return g.stride == (1, 1) && inChannels > outChannels ? .stackedTaps : .tapwise
+                if allowed.contains(.stackedTaps) && g.stride == (1, 1) && inChannels > outChannels { return .stackedTaps }
+                if allowed.contains(.tapwise) { return .tapwise }
             }
             // Winograd's transforms cost memory passes that only wide convolutions repay.
-            if Kernels.winogradApplies(g) && inChannels >= Self.winogradMinimumChannels
+            if allowed.contains(.winograd) && Kernels.winogradApplies(g) && inChannels >= Self.winogradMinimumChannels
                 && outChannels >= Self.winogradMinimumChannels
             {
                 return .winograd
@@ -55,6 +57,11 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
             return self
         }
     }
+
+    /// The lowerings `.automatic` may pick (im2col is the fallback whatever this holds). All by
+    /// default; `wsss bench model --lowerings` narrows it to compare them on a whole network.
+    /// Set at start-up, before any convolution runs.
+    public nonisolated(unsafe) static var automaticChoices: Set<ConvAlgorithm> = [.pointwise, .im2col, .winograd, .stackedTaps, .tapwise]
 
     /// Input and output channels from which `.automatic` picks Winograd for a 3x3 stride-1
     /// convolution (measured with `wsss bench ops`).

@@ -89,86 +89,38 @@ extension Kernels {
     }
 
     /// V_ξ[c, t] = (Bᵀ d B)_ξ for each channel c and tile t = (n·rowTiles + a)·colTiles + b, where
-    /// d is the 4x4 input block of tile (a, b) of image n.
+    /// d is the 4x4 input block of tile (a, b) of image n (`wsss_winograd_input`, in C).
     private static func winogradInputTransform(
         x: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int, batch: Int, channels: Int, geometry g: WindowGeometry,
         rowInputs: UnsafePointer<Int>, rowTiles: Int, colInputs: UnsafePointer<Int>, colTiles: Int
     ) {
-        let plane = g.inHeight * g.inWidth, width = g.inWidth
-        let tiles = batch * rowTiles * colTiles
+        let plane = g.inHeight * g.inWidth, perImage = rowTiles * colTiles
+        let tiles = batch * perImage
+        let zeros = TensorStorage(count: g.inWidth)
         parallelFor(batch * channels, minimumPerThread: 4) { range in
             for nc in range {
                 let (n, c) = (nc / channels, nc % channels)
-                let image = x + nc * plane
-                var out = v + c * tiles + n * rowTiles * colTiles
-                for a in 0..<rowTiles {
-                    let r = rowInputs + 4 * a
-                    for b in 0..<colTiles {
-                        let q = colInputs + 4 * b
-                        @inline(__always) func row(_ u: Int) -> SIMD4<Float> {
-                            let i = r[u]
-                            if i < 0 { return .zero }
-                            let p = image + i * width
-                            return SIMD4(
-                                q[0] < 0 ? 0 : p[q[0]], q[1] < 0 ? 0 : p[q[1]], q[2] < 0 ? 0 : p[q[2]],
-                                q[3] < 0 ? 0 : p[q[3]])
-                        }
-                        let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3))
-                        // Bᵀ d (rows), then · B (columns): Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1].
-                        @inline(__always) func store(_ e: SIMD4<Float>, _ k: Int) {
-                            let o = out + 4 * k * stride
-                            o[0] = e[0] - e[2]
-                            o[stride] = e[1] + e[2]
-                            o[2 * stride] = e[2] - e[1]
-                            o[3 * stride] = e[1] - e[3]
-                        }
-                        store(d0 - d2, 0)
-                        store(d1 + d2, 1)
-                        store(d2 - d1, 2)
-                        store(d1 - d3, 3)
-                        out += 1
-                    }
-                }
+                wsss_winograd_input(
+                    x + nc * plane, g.inWidth, zeros.base, rowInputs, rowTiles, colInputs, colTiles,
+                    v + c * tiles + n * perImage, stride)
             }
         }
     }
 
-    /// y[n, c, block of tile (a, b)] (+)= Aᵀ M A with M_ξ = m[ξ, c, t]; Aᵀ = [1 1 1 0; 0 1 −1 −1].
+    /// y[n, c, block of tile (a, b)] (+)= Aᵀ M A with M_ξ = m[ξ, c, t]; Aᵀ = [1 1 1 0; 0 1 −1 −1]
+    /// (`wsss_winograd_output`, in C).
     private static func winogradOutputTransform(
         m: UnsafePointer<Float>, stride: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool, batch: Int, channels: Int,
         geometry g: WindowGeometry, rowOutputs: UnsafePointer<Int>, rowTiles: Int, colOutputs: UnsafePointer<Int>,
         colTiles: Int
     ) {
-        let plane = g.outArea, width = g.outWidth
-        let tiles = batch * rowTiles * colTiles
+        let perImage = rowTiles * colTiles, tiles = batch * perImage
         parallelFor(batch * channels, minimumPerThread: 4) { range in
             for nc in range {
                 let (n, c) = (nc / channels, nc % channels)
-                let image = y + nc * plane
-                var p = m + c * tiles + n * rowTiles * colTiles
-                for a in 0..<rowTiles {
-                    let (o0, o1) = (rowOutputs[2 * a], rowOutputs[2 * a + 1])
-                    for b in 0..<colTiles {
-                        @inline(__always) func row(_ k: Int) -> SIMD4<Float> {
-                            let q = p + 4 * k * stride
-                            return SIMD4(q[0], q[stride], q[2 * stride], q[3 * stride])
-                        }
-                        let (m0, m1, m2, m3) = (row(0), row(1), row(2), row(3))
-                        let s0 = m0 + m1 + m2, s1 = m1 - m2 - m3
-                        let (c0, c1) = (colOutputs[2 * b], colOutputs[2 * b + 1])
-                        @inline(__always) func put(_ value: Float, _ o: Int, _ col: Int) {
-                            let q = image + o * width + col
-                            q.pointee = accumulate ? q.pointee + value : value
-                        }
-                        put(s0[0] + s0[1] + s0[2], o0, c0)
-                        if c1 >= 0 { put(s0[1] - s0[2] - s0[3], o0, c1) }
-                        if o1 >= 0 {
-                            put(s1[0] + s1[1] + s1[2], o1, c0)
-                            if c1 >= 0 { put(s1[1] - s1[2] - s1[3], o1, c1) }
-                        }
-                        p += 1
-                    }
-                }
+                wsss_winograd_output(
+                    m + c * tiles + n * perImage, stride, rowOutputs, rowTiles, colOutputs, colTiles,
+                    y + nc * g.outArea, g.outWidth, accumulate ? 1 : 0)
             }
         }
     }

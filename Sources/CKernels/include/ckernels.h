@@ -27,4 +27,14 @@ void wsss_kernels_set_use_fma(int value);
 void wsss_winograd_kernels(const float *w, ptrdiff_t kernel_stride, ptrdiff_t count, int rotate, float *u,
                            ptrdiff_t u_stride);
 
+/// Winograd F(2x2, 3x3) input transform of every tile of one plane (see kernels.c).
+void wsss_winograd_input(const float *image, ptrdiff_t width, const float *zeros, const ptrdiff_t *row_inputs,
+                         ptrdiff_t row_tiles, const ptrdiff_t *col_inputs, ptrdiff_t col_tiles, float *out,
+                         ptrdiff_t stride);
+
+/// Winograd F(2x2, 3x3) output transform of every tile of one plane (see kernels.c).
+void wsss_winograd_output(const float *m, ptrdiff_t stride, const ptrdiff_t *row_outputs, ptrdiff_t row_tiles,
+                          const ptrdiff_t *col_outputs, ptrdiff_t col_tiles, float *image, ptrdiff_t width,
+                          int accumulate);
+
 #endif
