@@ -6,6 +6,7 @@
 //   PseudoLabels, Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
 //   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);
 //   Imaging -> Autograd (one resize rule), CImageCodecs;
+//   Training -> Distributed -> CMPI (Open MPI), Autograd;
 //   Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS, CKernels (C, AVX2+FMA / baseline at run time).
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription
@@ -30,6 +31,7 @@ let package = Package(
         .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
         .library(name: "Reporting", targets: ["Reporting"]),
         .library(name: "DenseCRF", targets: ["DenseCRF"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,6 +44,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Open MPI's C API (data-parallel training, docs/DISTRIBUTED.md).
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // C: libpng/libjpeg report errors by longjmp, which must not cross Swift frames.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
@@ -53,6 +57,8 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageCodecs", "Autograd"]),
         .target(name: "Evaluation"),
         .target(name: "Layers", dependencies: ["Autograd"]),
+        // Ranks of an mpirun/srun job (single-process fallback), gradient buckets summed during backward.
+        .target(name: "Distributed", dependencies: ["CMPI", "Autograd"]),
         .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd", "TorchCheckpoint"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
@@ -65,26 +71,27 @@ let package = Package(
         .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
-        .target(name: "Training", dependencies: ["Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging", "Reporting",
+        .target(name: "Training", dependencies: ["Distributed", "Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging", "Reporting",
                 .product(name: "Yams", package: "Yams")]),
         // Orchestration as a library: stages a Swift user can run with their own sources.
-        .target(name: "Pipeline", dependencies: ["Training", "PseudoLabels", "SegmentAnything", "DenseCRF", "Datasets", "Evaluation", "Imaging", "Reporting", "Autograd"]),
+        .target(name: "Pipeline", dependencies: ["Training", "Distributed", "PseudoLabels", "SegmentAnything", "DenseCRF", "Datasets", "Evaluation", "Imaging", "Reporting", "Autograd"]),
         .target(
             name: "WSSS",
             dependencies: [
-                "Autograd", "Checkpoints", "DenseCRF", "Datasets", "Evaluation", "HDF5", "Imaging", "Layers", "Pipeline", "PseudoLabels",
+                "Autograd", "Checkpoints", "DenseCRF", "Datasets", "Distributed", "Evaluation", "HDF5", "Imaging", "Layers", "Pipeline", "PseudoLabels",
                 "Reporting", "SegmentAnything", "TorchCheckpoint", "Training",
             ]),
         .executableTarget(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5", "CKernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Autograd"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "TorchCheckpoint"]),

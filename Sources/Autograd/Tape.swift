@@ -46,6 +46,14 @@ public final class Node {
         Kernels.addInPlace(grad!.storage.base, g.storage.base, count: g.count)
     }
 
+    /// Replaces the accumulated gradient with `gradient` (shape `shape`), which this node then
+    /// owns: how a data-parallel step puts the gradient summed over the ranks back.
+    public func replaceGrad(with gradient: Tensor) {
+        precondition(gradient.shape == shape, "replaceGrad: gradient \(gradient.shape) for a node of shape \(shape)")
+        grad = gradient.detached()
+        ownsGrad = true
+    }
+
     /// Forgets the accumulated gradient.
     public func zeroGrad() {
         grad = nil
@@ -89,7 +97,11 @@ extension Tensor {
 
     /// Back-propagates from this tensor: `gradient` is dL/d(self), ones for a scalar loss when
     /// omitted. Leaves accumulate into `grad`; the tape behind this tensor is consumed.
-    public func backward(gradient: Tensor? = nil) {
+    ///
+    /// `leafCompleted`, when given, is called once for every leaf reached, as soon as the last op
+    /// that feeds it has run, so its `grad` is final for this pass (PyTorch DDP's gradient-ready
+    /// hooks: a data-parallel step starts summing a bucket of gradients while backward goes on).
+    public func backward(gradient: Tensor? = nil, leafCompleted: ((Node) -> Void)? = nil) {
         guard let root = node else {
             preconditionFailure("backward: tensor of shape \(shape) is not on the tape (no input requires grad)")
         }
@@ -101,14 +113,33 @@ extension Tensor {
             }()
         precondition(seed.shape == shape, "backward: gradient shape \(seed.shape) differs from output shape \(shape)")
         let order = Tensor.topologicalOrder(from: root)
+        // Per leaf: how many edges from ops still to run point at it.
+        var pending: [ObjectIdentifier: Int] = [:]
+        if leafCompleted != nil {
+            for n in order where n.backward != nil {
+                for case let input? in n.inputs where input.isLeaf { pending[ObjectIdentifier(input), default: 0] += 1 }
+            }
+        }
         root.accumulate(seed)
         for n in order.reversed() {
             guard let backward = n.backward else { continue }
             n.backward = nil
-            guard let g = n.grad else { continue }
-            n.zeroGrad()
-            for (input, gi) in zip(n.inputs, backward(g)) {
-                if let input, let gi { input.accumulate(gi) }
+            if let g = n.grad {
+                n.zeroGrad()
+                for (input, gi) in zip(n.inputs, backward(g)) {
+                    if let input, let gi { input.accumulate(gi) }
+                }
+            }
+            guard let leafCompleted else { continue }
+            for case let input? in n.inputs where input.isLeaf {
+                let id = ObjectIdentifier(input)
+                guard let left = pending[id] else { continue }
+                if left == 1 {
+                    pending[id] = nil
+                    leafCompleted(input)
+                } else {
+                    pending[id] = left - 1
+                }
             }
         }
     }

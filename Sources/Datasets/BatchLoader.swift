@@ -29,14 +29,24 @@ public final class BatchLoader: @unchecked Sendable {
     /// image is used and the label tensor is all 255.
     public let pixelLabels: Bool
 
+    /// The positions of each global batch this loader delivers (all of them by default): a
+    /// data-parallel rank's slice. Every rank shuffles the same order and draws each position's
+    /// augmentation from the same (seed, batch, position) generator, so the slices together are
+    /// exactly the batch one process would see.
+    public let shard: Range<Int>
+
     /// - Parameters:
     ///   - startBatch: global batch index to start at (resuming mid-run).
     ///   - pixelLabels: false to train on images only (their label PNGs are neither needed nor read).
+    ///   - shard: positions of every global batch of `batchSize` to deliver (default: all); see `shard(rank:of:batchSize:)`.
     public init(
         dataset: VOCDataset, augmentation: Augmentation, batchSize: Int, seed: UInt64, prefetch: Int = 2, startBatch: Int = 0,
-        pixelLabels: Bool = true
+        pixelLabels: Bool = true, shard: Range<Int>? = nil
     ) throws {
         precondition(batchSize > 0, "BatchLoader: batch size must be positive")
+        let shard = shard ?? 0..<batchSize
+        precondition(shard.lowerBound >= 0 && shard.upperBound <= batchSize && !shard.isEmpty, "BatchLoader: shard \(shard) of a batch of \(batchSize)")
+        self.shard = shard
         try augmentation.validate()
         self.pixelLabels = pixelLabels
         let usable = dataset.samples.filter { !pixelLabels || $0.labelPath != nil }.count
@@ -100,8 +110,8 @@ public final class BatchLoader: @unchecked Sendable {
                 cachedOrder = order(epoch: epoch)
                 cachedEpoch = epoch
             }
-            let samples = Array(cachedOrder[(index * batchSize)..<((index + 1) * batchSize)])
-            let result = Result { try makeBatch(samples, epoch: epoch, index: index, global: global) }
+            let samples = Array(cachedOrder[(index * batchSize + shard.lowerBound)..<(index * batchSize + shard.upperBound)])
+            let result = Result { try makeBatch(samples, epoch: epoch, index: index, global: global, firstPosition: shard.lowerBound) }
             condition.lock()
             ready[global] = result
             condition.broadcast()
@@ -112,8 +122,16 @@ public final class BatchLoader: @unchecked Sendable {
         }
     }
 
-    /// Loads and augments `samples` in parallel into one batch.
-    public func makeBatch(_ samples: [Sample], epoch: Int, index: Int, global: Int) throws -> Batch {
+    /// The slice of a global batch of `batchSize` that rank `rank` of `size` trains on: contiguous
+    /// positions, sizes differing by at most one (DistributedSampler's split, without padding).
+    public static func shard(rank: Int, of size: Int, batchSize: Int) -> Range<Int> {
+        precondition(size > 0 && rank >= 0 && rank < size && batchSize >= size, "BatchLoader.shard: rank \(rank) of \(size), batch \(batchSize)")
+        return (rank * batchSize / size)..<((rank + 1) * batchSize / size)
+    }
+
+    /// Loads and augments `samples` in parallel into one batch; `firstPosition` is the first
+    /// sample's position in its global batch (a shard's offset), which seeds its augmentation.
+    public func makeBatch(_ samples: [Sample], epoch: Int, index: Int, global: Int, firstPosition: Int = 0) throws -> Batch {
         let crop = augmentation.cropSize
         let images = Tensor(uninitialized: [samples.count, 3, crop, crop])
         var labels = [Int32](repeating: 0, count: samples.count * crop * crop)
@@ -128,7 +146,7 @@ public final class BatchLoader: @unchecked Sendable {
                             let (image, labelMap) = pixelLabels
                                 ? try dataset.load(samples[k]) : (try Image.readRGB(from: samples[k].imagePath), nil)
                             var generator = SeededGenerator(
-                                seed: seed ^ (UInt64(global) << 20) ^ UInt64(k) &* 0x2545_F491_4F6C_DD1D)
+                                seed: seed ^ (UInt64(global) << 20) ^ UInt64(k + firstPosition) &* 0x2545_F491_4F6C_DD1D)
                             let (planar, cropLabels) = augmentation.apply(
                                 image: image, labels: labelMap ?? LabelMap(width: image.width, height: image.height, filledWith: LabelMap.ignore),
                                 generator: &generator)

@@ -26,7 +26,14 @@ public struct VOCDataset: Sendable {
     public let classes: ClassNames
     /// Folder of label PNGs: pseudo-labels from any source plug in here.
     public let labelDirectory: String
-    public let samples: [Sample]
+    public private(set) var samples: [Sample]
+
+    /// The same dataset restricted to `samples` (e.g. one data-parallel rank's share of a split).
+    public func subset(_ samples: [Sample]) -> VOCDataset {
+        var copy = self
+        copy.samples = samples
+        return copy
+    }
 
     /// Where image-level labels came from.
     public enum ImageLabelSource: String, Sendable { case labelFile = "label file", annotations = "XML annotations", pixelLabels = "pixel labels", none }

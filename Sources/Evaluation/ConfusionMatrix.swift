@@ -25,6 +25,14 @@ public struct ConfusionMatrix: Equatable, Sendable {
         unlabeled = Array(repeating: 0, count: classCount)
     }
 
+    /// A matrix from its counts (e.g. summed over the ranks of a data-parallel evaluation).
+    public init(classCount: Int, counts: [Int], unlabeled: [Int]) {
+        precondition(counts.count == classCount * classCount && unlabeled.count == classCount,
+                     "ConfusionMatrix: \(counts.count) counts and \(unlabeled.count) unlabeled for \(classCount) classes")
+        self.init(classCount: classCount)
+        (self.counts, self.unlabeled) = (counts, unlabeled)
+    }
+
     /// What is wrong with a pair of label maps, if anything.
     public enum Mismatch: Error, Equatable {
         case size(prediction: Int, groundTruth: Int)

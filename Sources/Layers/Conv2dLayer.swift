@@ -49,6 +49,9 @@ public final class BatchNorm2d: Module {
     public let momentum: Float
     public private(set) var isTraining = true
     public let frozen: Bool
+    /// When set, training-mode statistics cover every process of a data-parallel job
+    /// (`syncBatchNorm`, as torch.nn.SyncBatchNorm); nil: this process's batch only.
+    public var crossProcessSum: CrossProcessSum?
 
     public init(_ channels: Int, frozen: Bool = false, trainableAffine: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
         let gamma = Tensor(repeating: 1, shape: [channels]), beta = Tensor(zeros: [channels])
@@ -73,6 +76,10 @@ public final class BatchNorm2d: Module {
     public func callAsFunction(_ x: Tensor, relu: Bool = false) -> Tensor {
         let batchStatistics = isTraining && !frozen
         if batchStatistics && GradMode.isEnabled { numBatchesTracked.storage.base[0] += 1 }
+        if batchStatistics, let crossProcessSum {
+            return x.syncBatchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                                   momentum: momentum, eps: eps, relu: relu, sum: crossProcessSum)
+        }
         return x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                            training: batchStatistics, momentum: momentum, eps: eps, relu: relu)
     }

@@ -41,6 +41,13 @@ extension Module {
         return out
     }
 
+    /// Makes every trainable-statistics `BatchNorm2d` in the tree synchronise its batch
+    /// statistics with `sum` (SyncBatchNorm across data-parallel processes), or stop (nil).
+    public func synchronizeBatchNorm(_ sum: CrossProcessSum?) {
+        if let bn = self as? BatchNorm2d { bn.crossProcessSum = sum }
+        for (_, child) in namedChildren { child.synchronizeBatchNorm(sum) }
+    }
+
     /// Parameters that receive gradients (frozen ones are excluded by their modules).
     public var trainableParameters: [(name: String, tensor: Tensor)] { parameters().filter { $0.tensor.requiresGrad } }
 

@@ -1,6 +1,7 @@
 import DenseCRF
 import Datasets
 import Evaluation
+import Distributed
 import Foundation
 import Imaging
 import PseudoLabels
@@ -10,11 +11,35 @@ import Training
 public enum CAMStage {
     /// Multi-scale + flip CAMs of each image's present classes; `scales` and `inference` nil =
     /// the checkpoint's (`cam.inference_scales`, `cam.make_cam`).
-    /// - Throws: `TrainingError.badCheckpoint` when the checkpoint's classes are not the dataset's.
+    ///
+    /// With a `communicator` of several ranks, each rank computes every N-th image into a part
+    /// file beside `out` (`<out>.rank<r>`), and rank 0 merges the parts into `out` in the split's
+    /// order and removes them; `progress` counts this rank's share.
+    /// - Throws: `TrainingError.badCheckpoint` when the checkpoint's classes are not the dataset's,
+    ///   `DistributedError`.
     public static func infer(
         dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]? = nil, inference: CAMInference? = nil,
-        progress: (Int, Int) -> Void = { _, _ in }
+        progress: (Int, Int) -> Void = { _, _ in }, communicator: Communicator = .single
     ) throws {
+        if communicator.size > 1 {
+            let part = "\(out).rank\(communicator.rank)"
+            try infer(
+                dataset: dataset.subset(communicator.share(of: dataset.samples)), checkpoint: checkpoint, out: part, scales: scales,
+                inference: inference, progress: progress)
+            try communicator.barrier()
+            if communicator.isWriter {
+                let parts = try (0..<communicator.size).map { try CAMFile(readingFrom: "\(out).rank\($0)") }
+                let usedScales = try scales ?? CAMTraining.load(checkpoint).options.inferenceScales
+                // The shares are every N-th image: the k-th id of the split sits in part k mod N.
+                let position = Dictionary(uniqueKeysWithValues: dataset.samples.enumerated().map { ($0.element.id, $0.offset) })
+                try CAMFile.write(ids: dataset.samples.map(\.id), classNames: dataset.classes.names, scales: usedScales, to: out) { id in
+                    try parts[position[id]! % communicator.size].cams(for: id)
+                }
+                for r in 0..<communicator.size { try? FileManager.default.removeItem(atPath: "\(out).rank\(r)") }
+            }
+            try communicator.barrier()
+            return
+        }
         let (model, options, classes) = try CAMTraining.load(checkpoint)
         guard classes == dataset.classes.names else {
             throw TrainingError.badCheckpoint(
@@ -40,18 +65,23 @@ public enum EvaluationStage {
     /// Per-class IoU and mIoU; logits (the MSC max-fused ones when `msc`, which nil leaves to the
     /// checkpoint's training setting) upsampled to each image, averaged over `scales` and flips.
     /// `onImage` receives each prediction (e.g. to write it).
-    /// - Throws: `TrainingError.badCheckpoint` when the class counts differ.
+    /// With a `communicator` of several ranks, each rank evaluates every N-th image (`onImage`
+    /// and `progress` see this rank's share) and the confusion matrices are summed: every rank
+    /// returns the whole split's report.
+    /// - Throws: `TrainingError.badCheckpoint` when the class counts differ, `DistributedError`.
     public static func evaluate(
         checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
-        onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in }
+        onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in },
+        communicator: Communicator = .single
     ) throws -> SegmentationReport {
         let (model, options, classes) = try SegmentationTraining.load(checkpoint)
         guard classes.count == dataset.classes.count else {
             throw TrainingError.badCheckpoint(path: checkpoint, reason: "has \(classes.count) classes, the dataset \(dataset.classes.count)")
         }
         var done = 0
-        let matrix = try SegmentationTraining.evaluate(
-            model: model, dataset: dataset, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
+        let share = dataset.subset(communicator.share(of: dataset.samples))
+        let matrix = try communicator.sum(try SegmentationTraining.evaluate(
+            model: model, dataset: share, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
             msc: msc ?? options.msc,
             refine: crf.map { parameters in
                 let crf = DenseCRF(parameters: parameters)
@@ -62,8 +92,8 @@ public enum EvaluationStage {
             onImage: onImage,
             progress: {
                 done += 1
-                progress(done, dataset.samples.count)
-            })
+                progress(done, share.samples.count)
+            }))
         return matrix.report(classNames: dataset.classes.names)
     }
 }

@@ -1,5 +1,6 @@
 import Autograd
 import Datasets
+import Distributed
 import Evaluation
 import Foundation
 import Imaging
@@ -136,6 +137,10 @@ public final class Pipeline {
     /// A finished stage whose recipe values changed since it ran is rerun (with every stage after
     /// it; the old outputs are moved aside) — or, when true, the run stops listing the changes.
     public var refuseReruns = false
+    /// The ranks of a data-parallel run (`wsss pipeline --distributed`): the training stages run
+    /// data-parallel, CAM inference, pseudo-labels and the evaluations split their images across
+    /// the ranks (docs/DISTRIBUTED.md); rank 0 alone decides what is current and writes records.
+    public var communicator = Communicator.single
 
     /// - Throws: `RecipeError` when the recipe names no `run.dir` or `data.root`.
     public init(recipe: Recipe) throws {
@@ -153,8 +158,9 @@ public final class Pipeline {
     public func run() throws -> PipelineSummary {
         let runDir = try recipe.runDirectory()
         let root = try recipe.required(recipe.data.root, "data.root")
-        // One pipeline per run folder (stages lock their own sub-folders too).
-        let lock = try RunFolder.Lock(directory: runDir)
+        // One pipeline per run folder (stages lock their own sub-folders too); rank 0 holds it.
+        let writer = communicator.isWriter
+        let lock = writer ? try RunFolder.Lock(directory: runDir) : nil
         defer { withExtendedLifetime(lock) {} }
         // A skipped step keeps the time of the run that made its output (the previous summary.json).
         let previousSteps = (FileManager.default.contents(atPath: runDir + "/summary.json")
@@ -162,7 +168,7 @@ public final class Pipeline {
         let mainSource = recipe.pseudo.source
         var summary = PipelineSummary(source: mainSource)
         // The run folder's own TensorBoard events (pseudo-label scores); stages write theirs in their folders.
-        let board = try TensorBoardWriter(logDirectory: runDir)
+        let board = writer ? try TensorBoardWriter(logDirectory: runDir) : nil
         var skipped = false
         func skip(_ step: String, _ path: String) {
             events.stepSkipped(step, path)
@@ -182,8 +188,15 @@ public final class Pipeline {
             }
             return try body()
         }
-        // Provenance: each finished output remembers the recipe values it was made from.
+        // Provenance: each finished output remembers the recipe values it was made from. Rank 0
+        // reads (and moves aside) the records; every rank follows its answer.
         func isCurrent(_ step: String, output: String, provenance: Provenance, record: String, stale: [String]) throws -> Bool {
+            guard communicator.size > 1 else { return try decideCurrent(step, output: output, provenance: provenance, record: record, stale: stale) }
+            let mine = writer ? (try decideCurrent(step, output: output, provenance: provenance, record: record, stale: stale) ? 1.0 : 0.0) : 0
+            return try communicator.broadcast(mine) != 0
+        }
+        func writeRecord(_ provenance: Provenance, _ record: String) throws { if writer { try provenance.write(record) } }
+        func decideCurrent(_ step: String, output: String, provenance: Provenance, record: String, stale: [String]) throws -> Bool {
             let exists = FileManager.default.fileExists(atPath: output)
             if let stored = Provenance.read(record) {
                 let changes = provenance.changes(from: stored)
@@ -224,21 +237,22 @@ public final class Pipeline {
                     return skip("cam_train", camDir + "/cam_final.h5")
                 }
                 let options = recipe.camOptions
-                try CAMTraining.train(dataset: try recipe.dataset(split: trainSplit), options: options, outDirectory: camDir, initFrom: recipe.cam.`init`) {
-                    iteration, loss in self.events.progress("cam_train", iteration, options.iterations, String(format: "loss %.4f", loss))
-                }
-                try camTrainProvenance.write(record)
+                try CAMTraining.train(
+                    dataset: try recipe.dataset(split: trainSplit), options: options, outDirectory: camDir, initFrom: recipe.cam.`init`,
+                    progress: { iteration, loss in self.events.progress("cam_train", iteration, options.iterations, String(format: "loss %.4f", loss)) },
+                    communicator: communicator, syncBatchNorm: recipe.run.syncBN)
+                try writeRecord(camTrainProvenance, record)
             }
             try stage("cam_infer") {
                 let record = runDir + "/provenance_cam_infer.json"
                 if try isCurrent("cam_infer", output: camFile, provenance: camInferProvenance, record: record, stale: [camFile]) {
                     return skip("cam_infer", camFile)
                 }
-                try CAMStage.infer(dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: recipe.cam.inferenceScales, inference: recipe.cam.makeCAM
-                ) { done, total in
-                    self.events.progress("cam_infer", done, total, "")
-                }
-                try camInferProvenance.write(record)
+                try CAMStage.infer(
+                    dataset: try recipe.dataset(split: trainSplit), checkpoint: camDir + "/cam_final.h5", out: camFile, scales: recipe.cam.inferenceScales,
+                    inference: recipe.cam.makeCAM, progress: { done, total in self.events.progress("cam_infer", done, total, "") },
+                    communicator: communicator)
+                try writeRecord(camInferProvenance, record)
             }
         }
 
@@ -270,7 +284,7 @@ public final class Pipeline {
                 let record = cache + ".provenance.json"
                 _ = try isCurrent("sam_masks", output: cache, provenance: samProvenance, record: record, stale: [cache])
                 try FileManager.default.createDirectory(atPath: (cache as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try samProvenance.write(record)
+                try writeRecord(samProvenance, record)
                 var done = 0
                 let result = try PseudoLabelStage.samProposals(for: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: cache) { _, found in
                     done += 1
@@ -354,19 +368,24 @@ public final class Pipeline {
                     summary.pseudoMIoU[source] = miou
                     return
                 }
+                do {
                 let dataset = try recipe.dataset(split: trainSplit)
                 let seeds = source == .gt ? nil : try seedSource ?? recipe.seedSource(camFile: camFile)
                 let labeler = try PseudoLabeler(
-                    method: try recipe.pseudoLabelMethod(source), seeds: seeds, proposals: try proposals(for: source, dataset: dataset),
+                    // Each rank computes proposals (SAM's masks) for the images it labels.
+                    method: try recipe.pseudoLabelMethod(source), seeds: seeds,
+                    proposals: try proposals(for: source, dataset: dataset.subset(communicator.share(of: dataset.samples))),
                     boxPrompter: try prompter(for: source), classNames: dataset.classes.names)
                 let counter = Counter()
                 var pseudoStage = PseudoLabelStage(labeler: labeler, outDirectory: folder, visualize: 8)
                 if refined {
                     pseudoStage.refine = PseudoLabelStage.crfRefinement(recipe.crfParameters, classes: dataset.classes.count, confidence: Float(recipe.crf.confidence))
                 }
-                let outcome = try pseudoStage.run(on: dataset) {
-                    self.events.progress("pseudo/\(source)", counter.next(), dataset.samples.count, "")
+                let share = communicator.share(of: dataset.samples).count
+                let outcome = try pseudoStage.run(on: dataset, communicator: communicator) {
+                    self.events.progress("pseudo/\(source)", counter.next(), share, "")
                 }
+                guard writer else { return }
                 events.message("pseudo: \(outcome.images) label PNGs in \(folder)")
                 for warning in outcome.warnings(split: trainSplit) { events.message("pseudo: warning: " + warning) }
                 guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
@@ -374,9 +393,10 @@ public final class Pipeline {
                     .write(to: URL(fileURLWithPath: scorePath))
                 try provenance.write(record)
                 summary.pseudoMIoU[source] = report.meanIoU
-                try board.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)
-                try board.flush()
+                try board?.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)
+                try board?.flush()
                 events.message(report.table(title: "pseudo-labels (\(source)) vs ground truth"))
+                }
             }
         }
 
@@ -400,7 +420,7 @@ public final class Pipeline {
                         return final
                     }
                     let path = try trainSegmenter(labels: Self.absolute("\(runDir)/pseudo/\(source)"), runDirectory: segDir, step: "train/\(name)", seed: seed)
-                    try trainProvenance.write(record)
+                    try writeRecord(trainProvenance, record)
                     return path
                 }
                 if k == 0 { result.checkpoint = checkpoint }
@@ -423,15 +443,17 @@ public final class Pipeline {
                         let report = try EvaluationStage.evaluate(
                             checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip,
                             msc: recipe.evaluatesMSC,
-                            crf: recipe.crf.eval ? recipe.crfParameters : nil
-                        ) { done, total in self.events.progress("eval/\(name)/\(split)", done, total, "") }
+                            crf: recipe.crf.eval ? recipe.crfParameters : nil,
+                            progress: { done, total in self.events.progress("eval/\(name)/\(split)", done, total, "") },
+                            communicator: communicator)
+                        perSeed[split, default: []].append(report.meanIoU)
+                        guard writer else { return }
                         try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys])
                             .write(to: URL(fileURLWithPath: evalPath))
                         let chart = BarChart(report: report, title: "segmenter (\(name) labels) on \(split): per-class IoU")
                         try chart.render(width: 800).writePNG(to: "\(segDir)/eval_\(split).png")
                         try chart.writeSVG(to: "\(segDir)/eval_\(split).svg", width: 800)
                         try evalProvenance.write(record)
-                        perSeed[split, default: []].append(report.meanIoU)
                         events.message(report.table(title: "segmenter (\(name) labels) on \(split)"))
                     }
                 }
@@ -447,9 +469,14 @@ public final class Pipeline {
             }
             summary.segmenters[source] = result
         }
+        guard writer else {
+            try communicator.waitForAll()
+            return summary
+        }
         try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.sortedKeys, .prettyPrinted])
             .write(to: URL(fileURLWithPath: runDir + "/summary.json"))
         events.message("report: \(try RunReport.write(summary: summary, recipeText: recipe.text, runDirectory: runDir))")
+        try communicator.waitForAll()
         return summary
     }
 
@@ -467,7 +494,8 @@ public final class Pipeline {
             report: { p in
                 self.events.progress(step, p.iteration, options.iterations, String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
             },
-            evaluated: { iteration, miou in self.events.message(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) })
+            evaluated: { iteration, miou in self.events.message(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) },
+            communicator: communicator, syncBatchNorm: recipe.run.syncBN)
     }
 
     static func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path }

@@ -2,6 +2,7 @@ import DenseCRF
 import Autograd
 import Datasets
 import Dispatch
+import Distributed
 import Evaluation
 import Foundation
 import Imaging
@@ -41,6 +42,8 @@ public struct PseudoLabelStage {
     public struct Outcome {
         /// Scores against ground truth, nil when no image had any.
         public var report: SegmentationReport?
+        /// The confusion matrix behind `report` (nil when no image had ground truth).
+        public var matrix: ConfusionMatrix?
         public var images: Int
         public var scoredImages: Int
         /// Boxes no proposal matched; detection boxes clipped to their image / dropped outside it.
@@ -143,7 +146,10 @@ public struct PseudoLabelStage {
             outcome.clippedBoxes += p.clipped
             outcome.outsideBoxes += p.outside
         }
-        if outcome.scoredImages > 0 { outcome.report = matrix.report(classNames: names) }
+        if outcome.scoredImages > 0 {
+            outcome.report = matrix.report(classNames: names)
+            outcome.matrix = matrix
+        }
         if let detections = labeler.detectionFile {
             let known = Set(samples.map(\.id))
             outcome.strayDetectionIDs = detections.detections.keys.filter { !known.contains($0) }.sorted()
@@ -154,6 +160,32 @@ public struct PseudoLabelStage {
 
     /// Image, seeds, proposals, result and ground truth side by side, each captioned, with a
     /// legend of the classes the label panels show (VOC palette colours).
+    /// `run` with the images split across the ranks of `communicator` (every N-th image; rank 0
+    /// alone draws the visualisations): every rank writes its share's PNGs, and every rank gets
+    /// the whole split's outcome (confusion matrices and counts summed).
+    /// - Throws: what `run` throws, `DistributedError`.
+    public func run(on dataset: VOCDataset, communicator: Communicator, progress: @Sendable @escaping () -> Void = {}) throws -> Outcome {
+        guard communicator.size > 1 else { return try run(on: dataset, progress: progress) }
+        var mine = self
+        if !communicator.isWriter { mine.visualize = 0 }
+        var outcome = try mine.run(on: dataset.subset(communicator.share(of: dataset.samples)), progress: progress)
+        let classes = dataset.classes.count
+        let local = outcome.matrix ?? ConfusionMatrix(classCount: classes)
+        let matrix = try communicator.sum(local)
+        let counts = try communicator.allreduceSum(
+            [outcome.scoredImages, outcome.unmatchedBoxes, outcome.clippedBoxes, outcome.outsideBoxes].map(Double.init)).map { Int($0) }
+        (outcome.scoredImages, outcome.unmatchedBoxes, outcome.clippedBoxes, outcome.outsideBoxes) = (counts[0], counts[1], counts[2], counts[3])
+        outcome.images = dataset.samples.count
+        outcome.matrix = counts[0] > 0 ? matrix : nil
+        outcome.report = counts[0] > 0 ? matrix.report(classNames: dataset.classes.names) : nil
+        if let detections = labeler.detectionFile {
+            // Against the whole split, not this rank's share.
+            let known = Set(dataset.samples.map(\.id))
+            outcome.strayDetectionIDs = detections.detections.keys.filter { !known.contains($0) }.sorted()
+        }
+        return outcome
+    }
+
     public static func visualization(image: Image, result: PseudoLabelResult, truth: LabelMap?, classNames: [String]) -> Image {
         var panels: [(caption: String, image: Image)] = [("image", image)]
         if let seeds = result.seeds { panels.append(("seeds (CAM)", image.overlaid(with: seeds))) }

@@ -76,6 +76,16 @@ public final class CAMFile {
     /// Classes named in the file's `classes` attribute (background first), when present.
     let classCount: Int?
 
+    /// The CAMs of `id` at the size they were stored (merging files written in parts).
+    public func cams(for id: String) throws -> ImageCAMs {
+        guard file.contains("/\(id)/cams") else {
+            throw PseudoLabelError.malformed(path: path, reason: "no CAMs for image \(id)")
+        }
+        let shape = try file.shape(of: "/\(id)/cams")
+        guard shape.count == 3 else { throw PseudoLabelError.malformed(path: path, reason: "\(id): cams of shape \(shape)") }
+        return try cams(for: id, width: shape[2], height: shape[1])
+    }
+
     /// The CAMs of `id`; they must be `width` x `height`.
     public func cams(for id: String, width: Int, height: Int) throws -> ImageCAMs {
         guard file.contains("/\(id)/cams") else {

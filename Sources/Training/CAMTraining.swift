@@ -1,6 +1,7 @@
 import Autograd
 import Checkpoints
 import Datasets
+import Distributed
 import Foundation
 import HDF5
 import Imaging
@@ -121,16 +122,28 @@ public enum CAMTraining {
     /// Trains for `options.iterations` steps, writing `cam_final.h5` (and `cam_iter_N.h5` every
     /// `checkpointEvery`) and `cam_train.jsonl` in `outDirectory`. Resumes from the newest
     /// checkpoint there when `resume` is set.
+    ///
+    /// With a `communicator` of several ranks, every rank runs this alike: each trains on its
+    /// shard of every batch (the images and augmentation one process would use), the loss is
+    /// weighted by the shard's share of the batch so the gradients summed over the ranks are one
+    /// process's, batch norm that trains is synchronised unless `syncBatchNorm` is false, and
+    /// only rank 0 writes.
+    /// - Throws: `RunFolderError`, `CheckpointError`, `TrainingError`, `DistributedError`.
     @discardableResult
     public static func train(
         dataset: VOCDataset, options: CAMTrainingOptions, outDirectory: String, initFrom: String? = nil, resume: Bool = true,
-        progress: (Int, Float) -> Void = { _, _ in }
+        progress: (Int, Float) -> Void = { _, _ in }, communicator: Communicator = .single, syncBatchNorm: Bool = true
     ) throws -> CAMNetwork {
         try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
-        let lock = try RunFolder.Lock(directory: outDirectory)
+        guard options.batchSize >= communicator.size else {
+            throw TrainingError.batchTooSmallForRanks(batchSize: options.batchSize, ranks: communicator.size)
+        }
+        let writer = communicator.isWriter
+        let lock = writer ? try RunFolder.Lock(directory: outDirectory) : nil
         defer { withExtendedLifetime(lock) {} }
         let latest = resume ? RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_") : nil
-        try RunFolder.prepare(lock, prefix: "cam_", resuming: latest != nil, overwrite: false, runFiles: ["cam_train.jsonl"])
+        if let lock { try RunFolder.prepare(lock, prefix: "cam_", resuming: latest != nil, overwrite: false, runFiles: ["cam_train.jsonl"]) }
+        try communicator.barrier()
         let classCount = dataset.classes.count
         let model = CAMNetwork(classes: classCount - 1, backbone: options.backbone, frozenStages: options.frozenStages, seed: options.seed)
         let optimizer = CAMTraining.optimizer(for: model, options: options)
@@ -142,8 +155,11 @@ public enum CAMTraining {
         } else if let initFrom {
             try Checkpoint.initialize(model, from: initFrom, exclude: ["classifier.*"])
         }
+        try communicator.broadcastState(of: model)
+        communicator.synchronizeBatchNorm(of: model, enabled: syncBatchNorm)
+        defer { model.synchronizeBatchNorm(nil) }
         if start >= options.iterations { return model }
-        try TrainingLog.truncate("\(outDirectory)/cam_train.jsonl", throughIteration: start)
+        if writer { try TrainingLog.truncate("\(outDirectory)/cam_train.jsonl", throughIteration: start) }
         // Image-level targets by id.
         var targets: [String: [Float]] = [:]
         for sample in dataset.samples {
@@ -154,10 +170,12 @@ public enum CAMTraining {
         let augmentation = options.augmentation
         let loader = try BatchLoader(
             dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed, startBatch: start,
-            pixelLabels: false)
+            pixelLabels: false, shard: BatchLoader.shard(rank: communicator.rank, of: communicator.size, batchSize: options.batchSize))
         defer { loader.stop() }
-        let log = TrainingLog(path: "\(outDirectory)/cam_train.jsonl")
-        let board = try TensorBoardWriter(logDirectory: outDirectory)
+        let log = writer ? TrainingLog(path: "\(outDirectory)/cam_train.jsonl") : nil
+        let board = writer ? try TensorBoardWriter(logDirectory: outDirectory) : nil
+        let reducer = communicator.size > 1
+            ? GradientReducer(parameters: model.trainableParameters.map(\.tensor), communicator: communicator) : nil
         let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
         model.train()
         var clock = Date()
@@ -166,20 +184,29 @@ public enum CAMTraining {
             let target = Tensor(shape: [batch.ids.count, classCount - 1], values: batch.ids.flatMap { targets[$0]! })
             optimizer.learningRate = schedule.learningRate(at: iteration)
             optimizer.zeroGrad()
-            let loss = Tensor.multiLabelSoftMarginLoss(logits: model(batch.images), targets: target)
-            loss.backward()
-            optimizer.step()
-            let value = loss.item
+            var loss = Tensor.multiLabelSoftMarginLoss(logits: model(batch.images), targets: target)
+            let value: Float
+            if let reducer {
+                // The loss is a mean over the batch: this shard's share of it.
+                loss = loss * (Float(batch.ids.count) / Float(options.batchSize))
+                try reducer.backwardAndReduce(loss)
+                value = try communicator.agree(loss: loss.item, stop: false).loss
+                if value.isFinite { optimizer.step() }
+            } else {
+                loss.backward()
+                optimizer.step()
+                value = loss.item
+            }
             guard value.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_")) }
             let seconds = Date().timeIntervalSince(clock)
             clock = Date()
-            log.write(["iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
-                       "images_per_s": Double(batch.ids.count) / max(seconds, 1e-9)])
-            progress(iteration + 1, value)
-            try board.addScalar("cam/loss", Double(value), step: iteration + 1)
-            try board.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
+            log?.write(["iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
+                        "images_per_s": Double(batch.ids.count * communicator.size) / max(seconds, 1e-9)])
+            if writer { progress(iteration + 1, value) }
+            try board?.addScalar("cam/loss", Double(value), step: iteration + 1)
+            try board?.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
             let done = iteration + 1
-            if done == options.iterations || done % options.checkpointEvery == 0 {
+            if writer && (done == options.iterations || done % options.checkpointEvery == 0) {
                 let metadata = CheckpointMetadata(
                     architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "", options: recipe)
                 do {
@@ -256,6 +283,8 @@ public enum TrainingError: LocalizedError, Equatable {
     case checkpointNotWritten(reason: String, lastCheckpoint: String?)
     /// Sizes whose input batch alone needs more memory than the process may use (bytes).
     case tooLarge(what: String, needed: Int, available: Int)
+    /// A data-parallel run with more ranks than images per (micro-)batch.
+    case batchTooSmallForRanks(batchSize: Int, ranks: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -270,6 +299,8 @@ public enum TrainingError: LocalizedError, Equatable {
                 + "or pass --allow-recipe-change to continue on the new ones"
         case .checkpointNotWritten(let reason, let last):
             reason + "; " + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
+        case .batchTooSmallForRanks(let batchSize, let ranks):
+            "a batch of \(batchSize) images cannot be split across \(ranks) ranks: use at most \(batchSize) ranks or a larger train.batch_size"
         case .tooLarge(let what, let needed, let available):
             "\(what): the input batch alone needs "
                 + (needed == Int.max ? "more bytes than a 64-bit count holds" : String(format: "%.1f GB", Double(needed) / 1e9))

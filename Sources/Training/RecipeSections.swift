@@ -177,8 +177,12 @@ public struct RunSection: RecipeSection {
     public var dir: String?
     public var threads: Int?
     public var seed = 0
+    /// In a data-parallel run (`--distributed`), training-mode batch norm computes its statistics
+    /// over the whole batch across the ranks (SyncBatchNorm), so results do not depend on the rank
+    /// count; false: each rank's shard alone (cheaper, as plain DDP). Frozen BN is unaffected.
+    public var syncBN = true
     public init() {}
-    public enum CodingKeys: String, CodingKey, CaseIterable { case dir, threads, seed }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case dir, threads, seed, syncBN = "sync_bn" }
     public typealias Keys = CodingKeys
 }
 

@@ -1,6 +1,7 @@
 import Autograd
 import Checkpoints
 import Datasets
+import Distributed
 import Evaluation
 import Foundation
 import HDF5
@@ -180,18 +181,32 @@ public enum SegmentationTraining {
     /// is asked after every step (the CLI answers from its SIGINT/SIGTERM handler, `StopRequest`):
     /// when true, a checkpoint is written and `TrainingInterrupted` thrown.
     /// Returns the path of the checkpoint written last.
+    ///
+    /// With a `communicator` of several ranks (`mpirun … --distributed`), every rank runs this
+    /// with the same arguments: each trains on its shard of every global batch (the same images,
+    /// crops and flips one process would use), gradients are summed over the ranks during
+    /// backward (`GradientReducer`), and only rank 0 writes files. Batch size, learning rate and
+    /// results do not depend on the rank count (batch norm that trains is synchronised across
+    /// the ranks unless `syncBatchNorm` is false). Evaluation splits the images across ranks.
     /// - Throws: `RunFolderError`, `CheckpointError`, `TrainingError` (non-finite loss or weights,
-    ///   naming the last good checkpoint), `TrainingInterrupted` after SIGINT/SIGTERM.
+    ///   naming the last good checkpoint), `TrainingInterrupted` after SIGINT/SIGTERM,
+    ///   `DistributedError` when a collective fails.
     @discardableResult
     public static func train(
         dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
         initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: Resume = .never, overwrite: Bool = false,
         allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in }, started: (Int) -> Void = { _ in },
         shouldStop: () -> Bool = { false },
-        report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in }
+        report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in },
+        communicator: Communicator = .single, syncBatchNorm: Bool = true
     ) throws -> String {
         try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
-        let lock = try RunFolder.Lock(directory: runDirectory)
+        guard options.batchSize >= communicator.size else {
+            throw TrainingError.batchTooSmallForRanks(batchSize: options.batchSize, ranks: communicator.size)
+        }
+        let writer = communicator.isWriter
+        // Only rank 0 owns the run folder; the others read checkpoints from it.
+        let lock = writer ? try RunFolder.Lock(directory: runDirectory) : nil
         defer { withExtendedLifetime(lock) {} }
         let classCount = dataset.classes.count
         let model = options.makeModel(classes: classCount)
@@ -205,9 +220,10 @@ public enum SegmentationTraining {
         case .checkpoint(let path): path
         }
         if resume == .latest && resumePath == nil { notice("no checkpoint to resume in \(runDirectory): starting a fresh run") }
-        if let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
+        if let lock, let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
             notice("moved the earlier run's files to \(moved)")
         }
+        try communicator.barrier()
         if let resumePath {
             // Another model's checkpoint (a CAM classifier) is that, not a run with "other settings".
             let found = try Checkpoint.metadata(at: resumePath).architecture
@@ -225,7 +241,10 @@ public enum SegmentationTraining {
         } else if let initFrom {
             try Checkpoint.initialize(model, from: initFrom, exclude: initExclude)
         }
-        try TrainingLog.truncate("\(runDirectory)/train.jsonl", throughIteration: start)
+        // Identical weights on every rank, whatever each read.
+        try communicator.broadcastState(of: model)
+        communicator.synchronizeBatchNorm(of: model, enabled: syncBatchNorm)
+        if writer { try TrainingLog.truncate("\(runDirectory)/train.jsonl", throughIteration: start) }
         started(start)
         let finalPath = "\(runDirectory)/final.h5"
         if start >= options.iterations { return resumePath ?? finalPath }
@@ -233,16 +252,24 @@ public enum SegmentationTraining {
         let accumulation = GradientAccumulation(steps: options.accumulation)
         let loader = try BatchLoader(
             dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed,
-            startBatch: start * options.accumulation)
+            startBatch: start * options.accumulation,
+            shard: BatchLoader.shard(rank: communicator.rank, of: communicator.size, batchSize: options.batchSize))
         defer { loader.stop() }
-        let log = TrainingLog(path: "\(runDirectory)/train.jsonl")
+        // Rank 0 alone opens the log: another rank creating it would replace the file under it.
+        let log = writer ? TrainingLog(path: "\(runDirectory)/train.jsonl") : nil
         // TensorBoard (`tensorboard --logdir <run>`): a new event file per process, so a resumed run adds one.
-        let board = try TensorBoardWriter(logDirectory: runDirectory)
-        if start == 0 { try board.addText("recipe", "```\n" + recipeText + "\n```", step: 0) }
+        let board = writer ? try TensorBoardWriter(logDirectory: runDirectory) : nil
+        if start == 0 { try board?.addText("recipe", "```\n" + recipeText + "\n```", step: 0) }
+        let reducer = communicator.size > 1
+            ? GradientReducer(parameters: model.trainableParameters.map(\.tensor), communicator: communicator) : nil
         let schedule = options.schedule
         var lastSaved = resumePath ?? ""
         func save(_ iteration: Int, final: Bool) throws {
             let path = final ? finalPath : "\(runDirectory)/iter_\(String(format: "%06d", iteration)).h5"
+            guard writer else {
+                lastSaved = path
+                return
+            }
             let metadata = CheckpointMetadata(
                 architecture: architecture, classes: dataset.classes.names, iteration: iteration, recipe: recipeText, options: optionsJSON)
             do {
@@ -268,12 +295,22 @@ public enum SegmentationTraining {
         for iteration in start..<options.iterations {
             optimizer.learningRate = schedule.learningRate(at: iteration)
             var images = 0
-            let stepLoss = try step(
-                model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize
-            ) {
+            let nextBatch = {
                 let batch = try loader.next()
-                images += batch.ids.count
+                images += batch.ids.count * communicator.size
                 return batch
+            }
+            let stepLoss: Float
+            var stopNow = false
+            if let reducer {
+                (stepLoss, stopNow) = try step(
+                    model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize,
+                    reducer: reducer, stop: shouldStop(), nextBatch: nextBatch)
+            } else {
+                stepLoss = try step(
+                    model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize,
+                    nextBatch: nextBatch)
+                stopNow = shouldStop()
             }
             guard stepLoss.isFinite else {
                 throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: lastSaved.isEmpty ? nil : lastSaved)
@@ -287,12 +324,14 @@ public enum SegmentationTraining {
                 let progress = TrainingProgress(
                     iteration: done, loss: lossSum / Float(lossCount), learningRate: optimizer.learningRate,
                     imagesPerSecond: Double(images * lossCount) / max(seconds, 1e-9))
-                log.write(["iteration": done, "loss": Double(progress.loss), "lr": Double(progress.learningRate),
-                           "images_per_s": progress.imagesPerSecond, "time": Date().timeIntervalSince1970])
-                report(progress)
-                try board.addScalar("train/loss", Double(progress.loss), step: done)
-                try board.addScalar("train/lr", Double(progress.learningRate), step: done)
-                try board.addScalar("train/images_per_s", progress.imagesPerSecond, step: done)
+                if writer {
+                    log?.write(["iteration": done, "loss": Double(progress.loss), "lr": Double(progress.learningRate),
+                               "images_per_s": progress.imagesPerSecond, "time": Date().timeIntervalSince1970])
+                    report(progress)
+                }
+                try board?.addScalar("train/loss", Double(progress.loss), step: done)
+                try board?.addScalar("train/lr", Double(progress.learningRate), step: done)
+                try board?.addScalar("train/images_per_s", progress.imagesPerSecond, step: done)
                 (lossSum, lossCount) = (0, 0)
             }
             if done == options.iterations {
@@ -303,28 +342,33 @@ public enum SegmentationTraining {
             if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
                 model.train(false)
                 var shown = 0
-                let matrix = try evaluate(
-                    model: model, dataset: validation, preprocessing: options.preprocessing, msc: options.msc,
+                let matrix = try communicator.sum(try evaluate(
+                    model: model, dataset: validation.subset(communicator.share(of: validation.samples)),
+                    preprocessing: options.preprocessing, msc: options.msc,
                     onImage: { id, prediction in
                         // The first images' predictions as overlays, to watch them improve.
-                        guard shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
+                        guard let board, shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
                         shown += 1
                         try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: done)
-                    })
+                    }))
                 let miou = matrix.meanIoU * 100
                 model.train()
-                for (name, iou) in zip(validation.classes.names, matrix.intersectionOverUnion) {
-                    if let iou { try board.addScalar("val/IoU/\(name)", iou * 100, step: done) }
+                if let board {
+                    for (name, iou) in zip(validation.classes.names, matrix.intersectionOverUnion) {
+                        if let iou { try board.addScalar("val/IoU/\(name)", iou * 100, step: done) }
+                    }
+                    try board.addScalar("val/mIoU", miou, step: done)
+                    try board.flush()
+                    log?.write(["iteration": done, "val_miou": miou])
+                    evaluated(done, miou)
                 }
-                try board.addScalar("val/mIoU", miou, step: done)
-                try board.flush()
-                log.write(["iteration": done, "val_miou": miou])
-                evaluated(done, miou)
             }
-            try? LossCurve.plot(
-                log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
-                title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")
-            if shouldStop() && done < options.iterations {
+            if let log {
+                try? LossCurve.plot(
+                    log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
+                    title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")
+            }
+            if stopNow && done < options.iterations {
                 try save(done, final: false)
                 throw TrainingInterrupted(iteration: done, checkpoint: lastSaved)
             }
@@ -368,18 +412,55 @@ public enum SegmentationTraining {
         return stepLoss
     }
 
+    /// One data-parallel optimizer step on this rank: as `step`, on this rank's shard of each
+    /// micro-batch. Every cross-entropy term is weighted by this rank's share of the labelled
+    /// pixels the term has over all ranks, so the summed gradient is the one a single process
+    /// gets from the whole batch (a mean over all its labelled pixels); the last micro-batch's
+    /// backward sums the gradients in buckets as they complete. Returns the step's loss summed
+    /// over the ranks and whether any rank passed `stop`; the update is skipped on every rank
+    /// when that loss is not finite.
+    /// - Throws: what `nextBatch` throws, `DistributedError`.
+    public static func step(
+        model: DeepLabV2, optimizer: SGD, accumulation: GradientAccumulation, msc: Bool, labelResize: NearestRule = .torch,
+        reducer: GradientReducer, stop: Bool = false, nextBatch: () throws -> Batch
+    ) throws -> (loss: Float, stop: Bool) {
+        let communicator = reducer.communicator
+        optimizer.zeroGrad()
+        var localLoss: Float = 0
+        for micro in 0..<accumulation.steps {
+            let terms = lossTerms(model: model, batch: try nextBatch(), msc: msc, labelResize: labelResize)
+            let totals = try communicator.allreduceSum(terms.map { Double($0.labelled) })
+            var loss = Tensor(scalar: 0)
+            for (term, total) in zip(terms, totals) where total > 0 {
+                loss = loss + term.loss * Float(Double(term.labelled) / total)
+            }
+            loss = loss * accumulation.lossScale
+            if micro == accumulation.steps - 1 { try reducer.backwardAndReduce(loss) } else { loss.backward() }
+            localLoss += loss.item
+        }
+        let agreed = try communicator.agree(loss: localLoss, stop: stop)
+        if agreed.loss.isFinite { optimizer.step() }
+        return agreed
+    }
+
     /// Cross-entropy (ignore 255, mean over the labelled pixels) on the logits; with MSC the sum
     /// over the full, scaled and fused maps, labels nearest-downsampled to each size by
     /// `labelResize` (deeplab-pytorch main.py's train loop: one criterion per MSC output, labels
     /// by `resize_labels`, PIL NEAREST, i.e. `.pil`).
     static func lossOf(model: DeepLabV2, batch: Batch, msc: Bool, labelResize: NearestRule = .torch) -> Tensor {
-        func ce(_ logits: Tensor) -> Tensor {
-            Tensor.crossEntropy(
-                logits: logits, labels: batch.labels.resizedNearest(to: (logits.shape[2], logits.shape[3]), rule: labelResize))
+        lossTerms(model: model, batch: batch, msc: msc, labelResize: labelResize).map(\.loss).reduce(Tensor(scalar: 0), +)
+    }
+
+    /// `lossOf`'s cross-entropy terms, each with the number of labelled pixels it averages over.
+    static func lossTerms(model: DeepLabV2, batch: Batch, msc: Bool, labelResize: NearestRule = .torch) -> [(loss: Tensor, labelled: Int)] {
+        func ce(_ logits: Tensor) -> (loss: Tensor, labelled: Int) {
+            let labels = batch.labels.resizedNearest(to: (logits.shape[2], logits.shape[3]), rule: labelResize)
+            let labelled = labels.values.reduce(0) { $0 + ($1 == LabelTensor.ignoreIndex ? 0 : 1) }
+            return (Tensor.crossEntropy(logits: logits, labels: labels), labelled)
         }
-        guard msc else { return ce(model(batch.images)) }
+        guard msc else { return [ce(model(batch.images))] }
         let out = model.multiScale(batch.images)
-        return ([out.full, out.fused] + out.scaled).map(ce).reduce(Tensor(scalar: 0), +)
+        return ([out.full, out.fused] + out.scaled).map(ce)
     }
 
     /// Evaluates on a labelled split: logits (MSC-fused when `msc`, multi-scale + flip when asked;

@@ -10,7 +10,7 @@ extension ConvAlgorithm: ExpressibleByArgument {}
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
-        subcommands: [Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, CRF.self, COCOBench.self])
+        subcommands: [Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, CRF.self, COCOBench.self, Allreduce.self])
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(

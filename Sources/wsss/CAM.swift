@@ -3,6 +3,7 @@ import Autograd
 import Datasets
 import Dispatch
 import Evaluation
+import Distributed
 import Foundation
 import Imaging
 import Pipeline
@@ -36,6 +37,8 @@ struct CAMCommand: ParsableCommand {
         @Flag(help: "Train batch norm (from scratch) instead of freezing it (ImageNet init).") var trainBn = false
         @Option(help: ArgumentHelp("Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py). (default: none)", valueName: "file")) var initFrom: String?
         @Option(help: ArgumentHelp("Random seed.", valueName: "n")) var seed: UInt64 = 0
+        @Flag(help: "Data-parallel training over the ranks of mpirun/srun (docs/DISTRIBUTED.md): each rank trains on its share of every batch; only rank 0 writes. (default: off)") var distributed = false
+        @Flag(help: "With --distributed and --train-bn: batch-norm statistics of each rank's share only, instead of synchronised over the ranks (SyncBatchNorm). (default: off)") var perRankBn = false
 
         /// Zero or negative counts would divide by zero or train nothing while reporting a checkpoint.
         func validate() throws {
@@ -51,6 +54,7 @@ struct CAMCommand: ParsableCommand {
         }
 
         func run() throws {
+            let communicator = try startDistributed(distributed, command: "cam train")
             try runtime.apply()
             var options = preset == .irn ? CAMTrainingOptions.irn : CAMTrainingOptions()
             if let iterations { options.iterations = iterations }
@@ -63,22 +67,27 @@ struct CAMCommand: ParsableCommand {
             options.widthDivisor = widthDivisor
             options.frozenBN = !trainBn
             options.seed = seed
-            try CAMCommand.train(dataset: try data.dataset(), options: options, out: out, initFrom: initFrom)
+            try CAMCommand.train(dataset: try data.dataset(), options: options, out: out, initFrom: initFrom, communicator: communicator,
+                                 syncBatchNorm: !perRankBn)
         }
     }
 
-    static func train(dataset: VOCDataset, options: CAMTrainingOptions, out: String, initFrom: String?) throws {
+    static func train(
+        dataset: VOCDataset, options: CAMTrainingOptions, out: String, initFrom: String?, communicator: Communicator = .single,
+        syncBatchNorm: Bool = true
+    ) throws {
         let progress = ProgressBar("cam train", total: options.iterations, unit: "it")
         var smoothed: Float?
         var reported = false
-        try CAMTraining.train(dataset: dataset, options: options, outDirectory: out, initFrom: initFrom) { iteration, loss in
+        try CAMTraining.train(
+            dataset: dataset, options: options, outDirectory: out, initFrom: initFrom, progress: { iteration, loss in
             if !reported {
                 reported = true
                 if iteration > 1 { progress.advance(by: iteration - 1) }
             }
             smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
             progress.advance(extra: String(format: "loss %.4f", smoothed!))
-        }
+        }, communicator: communicator, syncBatchNorm: syncBatchNorm)
         Log.info("cam train: \(out)/cam_final.h5")
     }
 
@@ -96,20 +105,22 @@ struct CAMCommand: ParsableCommand {
         @Option(help: ArgumentHelp("CAM checkpoint (cam_final.h5). (required)", valueName: "file")) var checkpoint: String
         @Option(help: ArgumentHelp("Output HDF5 file. (required)", valueName: "file")) var out: String
         @Option(help: ArgumentHelp("Scales. (default: the checkpoint's, IRN's 1.0,0.5,1.5,2.0)", valueName: "list")) var scales: String?
+        @Flag(help: "Split the images across the ranks of mpirun/srun; rank 0 merges their CAMs into --out (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
         func run() throws {
+            let communicator = try startDistributed(distributed, command: "cam infer")
             try runtime.apply()
             try CAMCommand.infer(
                 dataset: try data.dataset(), checkpoint: checkpoint, out: out,
                 scales: try scales.map {
                     try parseNumbers($0, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
-                })
+                }, communicator: communicator)
         }
     }
 
-    static func infer(dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?) throws {
-        let progress = ProgressBar("cam infer", total: dataset.samples.count)
-        try CAMStage.infer(dataset: dataset, checkpoint: checkpoint, out: out, scales: scales) { _, _ in progress.advance() }
+    static func infer(dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?, communicator: Communicator = .single) throws {
+        let progress = ProgressBar("cam infer", total: communicator.share(of: dataset.samples).count)
+        try CAMStage.infer(dataset: dataset, checkpoint: checkpoint, out: out, scales: scales, progress: { _, _ in progress.advance() }, communicator: communicator)
         Log.info("cam infer: \(out)")
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autograd
 import Datasets
+import Distributed
 import Evaluation
 import Foundation
 import PseudoLabels
@@ -21,11 +22,14 @@ struct PipelineCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Train each segmenter with this many seeds (run.seed, run.seed + 1, …) and report mean ± standard deviation; the extra ones go to segmenter_<source>_seed<s>/.", valueName: "n"))
     var seeds = 1
     @Flag(help: "Stop, listing the changed keys, when a finished stage's recipe values changed, instead of redoing it and what follows (the old outputs are then moved aside). (default: off)") var noRerun = false
+    @Flag(help: "Under mpirun/srun: CAM and DeepLab training data-parallel over the ranks; CAM inference, pseudo-labels and evaluation split their images across them (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
     func run() throws {
         let recipe = try recipeOptions.load()
+        let communicator = try startDistributed(distributed, command: "pipeline")
         try runtime.apply(defaultThreads: recipe.run.threads)
         let pipeline = try Pipeline(recipe: recipe)
+        pipeline.communicator = communicator
         pipeline.compare = compare
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
         pipeline.seeds = seeds
@@ -63,6 +67,7 @@ struct PipelineCommand: ParsableCommand {
             Log.info("pipeline: \(stop.localizedDescription)")
             throw ExitCode(130)
         }
+        guard communicator.isWriter else { return }
         print(summary.table)
         print("summary: \(pipeline.runDirectory)/summary.json")
     }

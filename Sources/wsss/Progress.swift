@@ -16,6 +16,8 @@ final class ProgressBar: @unchecked Sendable {
     private var lastDecile = -1
     private let lock = NSLock()
     private let isTerminal = isatty(STDERR_FILENO) != 0
+    /// False on the ranks after the first of a data-parallel job (`startDistributed`).
+    nonisolated(unsafe) static var enabled = true
 
     init(_ label: String, total: Int, unit: String = "img") {
         (self.label, self.total, self.unit) = (label, total, unit)
@@ -34,6 +36,7 @@ final class ProgressBar: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         done += count
+        guard ProgressBar.enabled else { return }
         let now = Date()
         let decile = total > 0 ? done * 10 / total : 10
         if isTerminal {

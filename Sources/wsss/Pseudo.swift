@@ -3,6 +3,7 @@ import Autograd
 import Datasets
 import Dispatch
 import Evaluation
+import Distributed
 import Foundation
 import Imaging
 import Pipeline
@@ -100,6 +101,9 @@ struct Pseudo: ParsableCommand {
     @Flag(help: "Print one JSON object (as `wsss score --json`) instead of the table.")
     var json = false
 
+    @Flag(help: "Split the images (and their SAM masks) across the ranks of mpirun/srun; the scores are summed and rank 0 prints them (docs/DISTRIBUTED.md). (default: off)")
+    var distributed = false
+
     @Option(help: ArgumentHelp("Write side-by-side overlays (image, seeds, proposals, result, ground truth) of the first N images to <out>/visualize.", valueName: "n"))
     var visualize: Int = 0
 
@@ -127,13 +131,14 @@ struct Pseudo: ParsableCommand {
     }
 
     func run() throws {
+        let communicator = try startDistributed(distributed, command: "pseudo")
         try runtime.apply()
-        guard let (report, scored) = try generate() else { return }
+        guard let (report, scored) = try generate(communicator: communicator), communicator.isWriter else { return }
         if json { printJSON(report.jsonObject(images: scored)) } else { print(report.table(title: "pseudo-labels (\(source.rawValue)) vs ground truth: \(scored) images")) }
     }
 
     /// Writes the pseudo-labels; returns their scores when ground truth exists.
-    func generate() throws -> (SegmentationReport, Int)? {
+    func generate(communicator: Communicator = .single) throws -> (SegmentationReport, Int)? {
         let dataset = try data.dataset()
         var proposalSource: ProposalSource?
         var boxPrompter: BoxPrompter?
@@ -141,7 +146,10 @@ struct Pseudo: ParsableCommand {
             guard let samCheckpoint else { throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)") }
             let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig).load()
             if proposals == "sam" {
-                proposalSource = try Self.samProposals(dataset: dataset, model: model, options: samGenerator.options, cache: samCache ?? out + "/sam_masks")
+                // Each rank computes the SAM masks of the images it labels.
+                proposalSource = try Self.samProposals(
+                    dataset: dataset.subset(communicator.share(of: dataset.samples)), model: model, options: samGenerator.options,
+                    cache: samCache ?? out + "/sam_masks")
             } else {
                 boxPrompter = SAMBoxPrompter(model: model, name: "sam:" + samCheckpoint)
             }
@@ -162,13 +170,15 @@ struct Pseudo: ParsableCommand {
             guard crfConfidence > 0 && crfConfidence < 1 else { throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)") }
             stage.refine = PseudoLabelStage.crfRefinement(crfOptions.parameters, classes: dataset.classes.count, confidence: crfConfidence)
         }
-        return try Self.run(stage, on: dataset, label: source.rawValue)
+        return try Self.run(stage, on: dataset, label: source.rawValue, communicator: communicator)
     }
 
     /// Runs a stage with a progress bar and logs what it found; returns the scores.
-    static func run(_ stage: PseudoLabelStage, on dataset: VOCDataset, label: String) throws -> (SegmentationReport, Int)? {
-        let progress = ProgressBar("pseudo \(label)", total: dataset.samples.count)
-        let outcome = try stage.run(on: dataset) { progress.advance() }
+    static func run(
+        _ stage: PseudoLabelStage, on dataset: VOCDataset, label: String, communicator: Communicator = .single
+    ) throws -> (SegmentationReport, Int)? {
+        let progress = ProgressBar("pseudo \(label)", total: communicator.share(of: dataset.samples).count)
+        let outcome = try stage.run(on: dataset, communicator: communicator) { progress.advance() }
         Log.info("pseudo: \(outcome.images) label PNGs in \(stage.outDirectory)")
         for warning in outcome.warnings(split: dataset.split) { Log.info("pseudo: warning: " + warning) }
         guard let report = outcome.report else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autograd
 import Datasets
+import Distributed
 import Foundation
 import SegmentAnything
 
@@ -68,15 +69,18 @@ extension SAMCommand {
         @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir")) var out: String
         @Option(help: ArgumentHelp("Process shard K of N (every N-th image from the K-th, K = 0 … N-1). (default: 0/1, all)", valueName: "K/N"))
         var shard = "0/1"
+        @Flag(help: "Split the images (of --shard) across the ranks of mpirun/srun, every rank writing its own files; rank 0 reports the totals (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
         func validate() throws {
             guard (images == nil) != (root == nil) else { throw ValidationError("give --images DIR or --root R (with --split), not both") }
         }
 
         func run() throws {
+            let communicator = try startDistributed(distributed, command: "sam masks")
             try runtime.apply()
             let (index, count) = try Self.parseShard(shard)
-            let items = SAMMaskFolder.shard(try listImages(), index: index, count: count)
+            // Each image's file is its own, so ranks share nothing but the totals.
+            let items = communicator.share(of: SAMMaskFolder.shard(try listImages(), index: index, count: count))
             let predictor = SAMPredictor(model: try model.load())
             let maskGenerator = try AutomaticMaskGenerator(predictor: predictor, options: generator.options)
             let progress = ProgressBar("sam masks", total: items.count)
@@ -85,8 +89,9 @@ extension SAMCommand {
                 masks += found ?? 0
                 progress.advance(extra: found.map { "\($0) masks" } ?? "skipped (done)")
             }
-            Log.info("sam masks: \(result.processed) images (\(masks) masks), \(result.skipped) already done, in \(out)"
-                + (count > 1 ? " (shard \(index)/\(count))" : ""))
+            let totals = try communicator.allreduceSum([Double(result.processed), Double(masks), Double(result.skipped)]).map { Int($0) }
+            Log.info("sam masks: \(totals[0]) images (\(totals[1]) masks), \(totals[2]) already done, in \(out)"
+                + (count > 1 ? " (shard \(index)/\(count))" : "") + (communicator.size > 1 ? " over \(communicator.size) ranks" : ""))
         }
 
         func listImages() throws -> [SAMMaskFolder.Item] {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Datasets
 import DenseCRF
+import Distributed
 import Evaluation
 import HDF5
 import Foundation
@@ -38,9 +39,11 @@ struct TrainCommand: ParsableCommand {
             transform: Resume.init(argument:)) var resume: Resume = .never
     @Flag(help: "With --resume: continue even if the recipe's training settings differ from the checkpoint's (they are listed). (default: off, refused)") var allowRecipeChange = false
     @Flag(help: "Start a fresh run in a folder that holds checkpoints, moving the earlier run's files to <out>/replaced-<date>/ (nothing is deleted). (default: off, such a folder is refused)") var overwrite = false
+    @Flag(help: "Data-parallel training over the ranks of mpirun/srun (docs/DISTRIBUTED.md): each rank trains on its share of every batch, gradients are summed with MPI; run.threads applies per rank; only rank 0 writes. Without a launcher, one process. (default: off)") var distributed = false
 
     func run() throws {
         let recipe = try recipeOptions.load()
+        let communicator = try startDistributed(distributed, command: "train")
         try runtime.apply(defaultThreads: recipe.run.threads)
         // A weakly-supervised run must never train on the ground truth by accident.
         guard let source = try labels.map({ $0 == "gt" ? $0 : absolutePath($0) }) ?? recipe.pseudo.labels.map(recipe.dataPath) else {
@@ -52,14 +55,15 @@ struct TrainCommand: ParsableCommand {
             ?? (recipe.runDirectory() + "/segmenter_" + (labelFolder.map { ($0 as NSString).lastPathComponent } ?? "gt"))
         Log.info("train: labels " + (labelFolder.map { "from \($0)" } ?? "from the ground truth (fully supervised: an upper bound, not a WSSS result)"))
         let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.runDirectory()), resume: resume,
-                                  overwrite: overwrite, allowRecipeChange: allowRecipeChange)
+                                  overwrite: overwrite, allowRecipeChange: allowRecipeChange, communicator: communicator)
         Log.info("train: \(path)")
     }
 }
 
 /// Shared by `train` and `pipeline`.
 func trainSegmenter(
-    recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: Resume, overwrite: Bool = false, allowRecipeChange: Bool = false
+    recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: Resume, overwrite: Bool = false, allowRecipeChange: Bool = false,
+    communicator: Communicator = .single
 ) throws -> String {
     let options = recipe.segmentationOptions
     let dataset = try recipe.dataset(split: recipe.data.trainSplit, labels: labels, requireLabels: true)
@@ -78,7 +82,8 @@ func trainSegmenter(
                 progress.advance(by: max(0, p.iteration - shown), extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
                 shown = max(shown, p.iteration)
             },
-            evaluated: { iteration, miou in Log.info(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) })
+            evaluated: { iteration, miou in Log.info(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) },
+            communicator: communicator, syncBatchNorm: recipe.run.syncBN)
     } catch let stop as TrainingInterrupted {
         Log.info("train: \(stop.localizedDescription)")
         throw ExitCode(130)
@@ -124,14 +129,17 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png")) var plot: String?
     @Flag(help: "Refine each prediction with the fully-connected CRF (docs/CRF.md; settings below) before scoring.") var crf = false
     @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
+    @Flag(help: "Split the images across the ranks of mpirun/srun and sum their confusion matrices (docs/DISTRIBUTED.md); rank 0 prints. (default: off)") var distributed = false
 
     func run() throws {
+        let communicator = try startDistributed(distributed, command: "eval")
         try runtime.apply()
         var data = self.data
         data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
                                             scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip,
-                                            msc: msc.value, crf: crf ? crfOptions.parameters : nil)
+                                            msc: msc.value, crf: crf ? crfOptions.parameters : nil, communicator: communicator)
+        guard communicator.isWriter else { return }
         if let plot {
             let chart = BarChart(report: report.report, title: "\((checkpoint as NSString).lastPathComponent) on \(data.split): per-class IoU")
             try chart.render(width: 800).writePNG(to: plot)
@@ -145,14 +153,14 @@ struct EvalCommand: ParsableCommand {
 
 func evaluateCheckpoint(
     _ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
-    predictions: String? = nil
+    predictions: String? = nil, communicator: Communicator = .single
 ) throws -> (report: SegmentationReport, images: Int) {
-    let progress = ProgressBar("eval \(dataset.split)", total: dataset.samples.count)
+    let progress = ProgressBar("eval \(dataset.split)", total: communicator.share(of: dataset.samples).count)
     if let predictions { try FileManager.default.createDirectory(atPath: predictions, withIntermediateDirectories: true) }
     let report = try EvaluationStage.evaluate(
         checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip, msc: msc, crf: crf,
         onImage: { id, labels in if let predictions { try labels.writePNG(to: "\(predictions)/\(id).png") } },
-        progress: { _, _ in progress.advance() })
+        progress: { _, _ in progress.advance() }, communicator: communicator)
     return (report, dataset.samples.count)
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autograd
+import Distributed
 import Foundation
 import Imaging
 import Training
@@ -47,9 +48,28 @@ struct RuntimeOptions: ParsableArguments {
 
 /// Progress and logs go to stderr; results go to stdout.
 enum Log {
+    /// False on the ranks after the first of a data-parallel job: one rank speaks for all.
+    nonisolated(unsafe) static var enabled = true
+
     static func info(_ message: String) {
+        guard enabled else { return }
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
+}
+
+/// `--distributed`: joins the mpirun/srun job (or runs alone without a launcher) and leaves the
+/// logs and progress bars to rank 0.
+func startDistributed(_ distributed: Bool, command: String) throws -> Communicator {
+    guard distributed else { return .single }
+    let communicator = try Communicator.world()
+    if communicator.usesMPI {
+        Log.enabled = communicator.isWriter
+        ProgressBar.enabled = communicator.isWriter
+        Log.info("\(command): data-parallel over \(communicator.size) ranks (MPI)")
+    } else {
+        Log.info("\(command): --distributed without mpirun/srun: one process")
+    }
+    return communicator
 }
 
 /// Strict parsing of a comma-separated list of numbers from an option: every item must be a

@@ -33,6 +33,7 @@ import Testing
         ("wsss-bench-sam", WSSS.helpMessage(for: Bench.SAMBench.self, columns: 100)),
         ("wsss-coco-convert", WSSS.helpMessage(for: COCOCommand.Convert.self, columns: 100)),
         ("wsss-bench-coco", WSSS.helpMessage(for: Bench.COCOBench.self, columns: 100)),
+        ("wsss-bench-allreduce", WSSS.helpMessage(for: Bench.Allreduce.self, columns: 100)),
     ]
 
     @Test(arguments: commands.map(\.name))
