@@ -151,12 +151,7 @@ enum OpBenchmarks {
         }
         let (oh, ow) = (probe.shape[2], probe.shape[3])
         let flops = 2.0 * Double(batch * s.outChannels * oh * ow * s.inChannels * s.kernel * s.kernel)
-        let resolved = algorithm.resolved(
-            inChannels: s.inChannels, outChannels: s.outChannels,
-            geometry: WindowGeometry(
-                inHeight: s.size, inWidth: s.size, kernelHeight: s.kernel,
-                kernelWidth: s.kernel, stride: (s.stride, s.stride),
-                padding: (s.padding, s.padding), dilation: (s.dilation, s.dilation)))
+        let resolved = algorithm.resolved(inChannels: s.inChannels, outChannels: s.outChannels, geometry: s.geometry)
         let details: [String: Any] = [
             "algorithm": resolved.rawValue, "batch": batch, "in_channels": s.inChannels, "out_channels": s.outChannels,
             "size": s.size, "kernel": s.kernel, "stride": s.stride, "dilation": s.dilation,

@@ -69,13 +69,7 @@ extension Kernels {
         x: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int
     ) {
-        parallelFor(batch * channels, minimumPerThread: Swift.max(1, 16384 / Swift.max(spatial, 1))) { r in
-            for row in r {
-                let a = scale[row % channels], b = shift[row % channels]
-                let px = x + row * spatial, py = y + row * spatial
-                for i in 0..<spatial { py[i] = px[i] * a + b }
-            }
-        }
+        channelAffine(x: x, scale: scale, shift: shift, y: y, batch: batch, channels: channels, spatial: spatial, relu: false)
     }
 
     /// y = max(x · scale[c] + shift[c], 0) per channel of an NCHW tensor: batch norm and ReLU in
@@ -84,13 +78,26 @@ extension Kernels {
         x: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int
     ) {
+        channelAffine(x: x, scale: scale, shift: shift, y: y, batch: batch, channels: channels, spatial: spatial, relu: true)
+    }
+
+    /// The loop of both: inlined into each, so `relu` is a constant there.
+    @inline(__always)
+    private static func channelAffine(
+        x: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int, relu: Bool
+    ) {
         parallelFor(batch * channels, minimumPerThread: Swift.max(1, 16384 / Swift.max(spatial, 1))) { r in
             for row in r {
                 let a = scale[row % channels], b = shift[row % channels]
                 let px = x + row * spatial, py = y + row * spatial
-                for i in 0..<spatial {
-                    let v = px[i] * a + b
-                    py[i] = v > 0 ? v : 0
+                if relu {
+                    for i in 0..<spatial {
+                        let v = px[i] * a + b
+                        py[i] = v > 0 ? v : 0
+                    }
+                } else {
+                    for i in 0..<spatial { py[i] = px[i] * a + b }
                 }
             }
         }

@@ -1,6 +1,15 @@
 import Foundation
 
 extension Tensor {
+    /// (N, C, H·W) of an NCHW input, checking that each per-channel parameter is [C] (`op` names
+    /// the caller in the message).
+    func batchNormSizes(_ op: String, _ parameters: [Tensor]) -> (n: Int, c: Int, spatial: Int) {
+        precondition(rank >= 2, "\(op): input \(shape) needs a channel axis")
+        let c = shape[1]
+        for t in parameters { precondition(t.shape == [c], "\(op): parameter \(t.shape) for input \(shape)") }
+        return (shape[0], c, shape[2...].product)
+    }
+
     /// Batch normalisation over the channels of an NCHW tensor, as torch.nn.functional.batch_norm.
     ///
     /// Training (`training: true`): normalises with the batch mean and biased variance and
@@ -17,12 +26,7 @@ extension Tensor {
         weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
         training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false
     ) -> Tensor {
-        precondition(rank >= 2, "batchNorm: input \(shape) needs a channel axis")
-        let c = shape[1]
-        for t in [weight, bias, runningMean, runningVar] {
-            precondition(t.shape == [c], "batchNorm: parameter \(t.shape) for input \(shape)")
-        }
-        let (n, spatial) = (shape[0], shape[2...].product)
+        let (n, c, spatial) = batchNormSizes("batchNorm", [weight, bias, runningMean, runningVar])
         let m = n * spatial
         let mean = Tensor(uninitialized: [c]), invStd = Tensor(uninitialized: [c])
         if training {
@@ -63,11 +67,7 @@ extension Tensor {
         }
         let x = detached()
         return recorded(y, name: name, inputs: [self, weight, bias]) { upstream in
-            var dy = upstream
-            if let output {
-                dy = Tensor(uninitialized: upstream.shape)
-                Kernels.reluBackward(upstream.storage.base, output.storage.base, dy.storage.base, count: upstream.count)
-            }
+            let dy = output.map { Tensor.reluGradient(upstream, output: $0) } ?? upstream
             // Σ dy and Σ dy·x̂ per channel, with x̂ = (x - mean)·invStd.
             let sums = Kernels.channelGradientSums(
                 dy: dy.storage.base, x: x.storage.base, mean: mean.storage.base,

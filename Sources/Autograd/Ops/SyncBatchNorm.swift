@@ -25,12 +25,7 @@ extension Tensor {
         weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: Float = 0.1, eps: Float = 1e-5,
         relu: Bool = false, sum: @escaping CrossProcessSum
     ) -> Tensor {
-        precondition(rank >= 2, "syncBatchNorm: input \(shape) needs a channel axis")
-        let c = shape[1]
-        for t in [weight, bias, runningMean, runningVar] {
-            precondition(t.shape == [c], "syncBatchNorm: parameter \(t.shape) for input \(shape)")
-        }
-        let (n, spatial) = (shape[0], shape[2...].product)
+        let (n, c, spatial) = batchNormSizes("syncBatchNorm", [weight, bias, runningMean, runningVar])
         let m = n * spatial
         let mean = Tensor(uninitialized: [c]), invStd = Tensor(uninitialized: [c])
         let localMean = Tensor(uninitialized: [c]), localVariance = Tensor(uninitialized: [c])
@@ -72,11 +67,7 @@ extension Tensor {
         let output = relu ? y.detached() : nil
         let x = detached()
         return recorded(y, name: "sync_batch_norm" + (relu ? "_relu" : ""), inputs: [self, weight, bias]) { upstream in
-            var dy = upstream
-            if let output {
-                dy = Tensor(uninitialized: upstream.shape)
-                Kernels.reluBackward(upstream.storage.base, output.storage.base, dy.storage.base, count: upstream.count)
-            }
+            let dy = output.map { Tensor.reluGradient(upstream, output: $0) } ?? upstream
             let sums = Kernels.channelGradientSums(
                 dy: dy.storage.base, x: x.storage.base, mean: mean.storage.base,
                 invStd: invStd.storage.base, batch: n, channels: c, spatial: spatial)

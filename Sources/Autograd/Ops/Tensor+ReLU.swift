@@ -3,11 +3,15 @@ extension Tensor {
     public func relu() -> Tensor {
         let y = Tensor(uninitialized: shape)
         Kernels.relu(storage.base, y.storage.base, count: count)
-        return recorded(y, name: "relu", inputs: [self]) { dy in
-            let dx = Tensor(uninitialized: dy.shape)
-            Kernels.reluBackward(dy.storage.base, y.storage.base, dx.storage.base, count: dy.count)
-            return [dx]
-        }
+        return recorded(y, name: "relu", inputs: [self]) { dy in [Tensor.reluGradient(dy, output: y)] }
+    }
+
+    /// dy where the ReLU's `output` is positive, 0 elsewhere: the gradient through a ReLU (also
+    /// one fused into another op) given its output.
+    static func reluGradient(_ dy: Tensor, output: Tensor) -> Tensor {
+        let dx = Tensor(uninitialized: dy.shape)
+        Kernels.reluBackward(dy.storage.base, output.storage.base, dx.storage.base, count: dy.count)
+        return dx
     }
 }
 
@@ -20,8 +24,7 @@ extension Tensor {
         Kernels.addReLU(storage.base, other.storage.base, y.storage.base, count: count)
         let output = y.detached()
         return recorded(y, name: "add_relu", inputs: [self, other]) { dy in
-            let dx = Tensor(uninitialized: dy.shape)
-            Kernels.reluBackward(dy.storage.base, output.storage.base, dx.storage.base, count: dy.count)
+            let dx = Tensor.reluGradient(dy, output: output)
             return [dx, dx]
         }
     }
