@@ -43,23 +43,50 @@ extension Kernels {
         }
     }
 
-    /// Per-channel mean and biased variance of x [batch, channels, spatial] (two passes, Double sums).
+    /// Per-channel mean and biased variance of x [batch, channels, spatial] (two passes, Double
+    /// sums): `channelSums`, then `channelSquaredDeviations` from the rounded mean.
     public static func channelMoments(
         x: UnsafePointer<Float>, batch: Int, channels: Int, spatial: Int,
         mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>
     ) {
         let m = Double(batch * spatial)
+        let sums = UnsafeMutablePointer<Double>.allocate(capacity: channels)
+        defer { sums.deallocate() }
+        channelSums(x: x, batch: batch, channels: channels, spatial: spatial, into: sums)
+        for c in 0..<channels { mean[c] = Float(sums[c] / m) }
+        channelSquaredDeviations(x: x, batch: batch, channels: channels, spatial: spatial, from: mean, into: sums)
+        for c in 0..<channels { variance[c] = Float(sums[c] / m) }
+    }
+
+    /// Σ x per channel of x [batch, channels, spatial]: each sample's plane summed in Float, the
+    /// planes added in Double. Split across processes, the per-process results add up to the
+    /// same Double (a sum of a few Floats in Double is exact unless their magnitudes differ by
+    /// more than 2^29), which is what lets SyncBatchNorm reproduce one process's statistics.
+    public static func channelSums(
+        x: UnsafePointer<Float>, batch: Int, channels: Int, spatial: Int, into out: UnsafeMutablePointer<Double>
+    ) {
         parallelFor(channels) { r in
             for c in r {
                 var s = 0.0
                 for n in 0..<batch { s += Double(sum(x + (n * channels + c) * spatial, count: spatial)) }
-                let mu = Float(s / m)
+                out[c] = s
+            }
+        }
+    }
+
+    /// Σ (x − mean[c])² per channel of x [batch, channels, spatial], planes in Float, added in
+    /// Double (as `channelSums`).
+    public static func channelSquaredDeviations(
+        x: UnsafePointer<Float>, batch: Int, channels: Int, spatial: Int, from mean: UnsafePointer<Float>,
+        into out: UnsafeMutablePointer<Double>
+    ) {
+        parallelFor(channels) { r in
+            for c in r {
                 var v = 0.0
                 for n in 0..<batch {
-                    v += Double(sumOfSquaredDeviations(x + (n * channels + c) * spatial, count: spatial, from: mu))
+                    v += Double(sumOfSquaredDeviations(x + (n * channels + c) * spatial, count: spatial, from: mean[c]))
                 }
-                mean[c] = mu
-                variance[c] = Float(v / m)
+                out[c] = v
             }
         }
     }
@@ -108,37 +135,53 @@ extension Kernels {
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
         batch: Int, channels: Int, spatial: Int
     ) -> (dy: [Float], dyXhat: [Float]) {
-        var sumDy = [Float](repeating: 0, count: channels), sumDyXhat = [Float](repeating: 0, count: channels)
-        sumDy.withUnsafeMutableBufferPointer { sd in
-            sumDyXhat.withUnsafeMutableBufferPointer { sdx in
-                let (sdp, sdxp) = (sd.baseAddress!, sdx.baseAddress!)
-                parallelFor(channels) { r in
-                    for c in r {
-                        var a = 0.0, b = 0.0
-                        let mu = mean[c]
-                        for n in 0..<batch {
-                            let o = (n * channels + c) * spatial
-                            let (pa, pb) = sumAndCenteredDot(dy + o, x + o, count: spatial, mu: mu)
-                            a += Double(pa)
-                            b += Double(pb)
-                        }
-                        sdp[c] = Float(a)
-                        sdxp[c] = Float(b) * invStd[c]
-                    }
+        var raw = [Double](repeating: 0, count: 2 * channels)
+        raw.withUnsafeMutableBufferPointer {
+            channelGradientSums(
+                dy: dy, x: x, mean: mean, batch: batch, channels: channels, spatial: spatial, into: $0.baseAddress!)
+        }
+        return gradientSums(raw, invStd: invStd, channels: channels)
+    }
+
+    /// The raw sums behind `channelGradientSums`, in Double: `out[c]` = Σ dy and
+    /// `out[channels + c]` = Σ dy·(x − mean) (not yet times invStd), each sample's plane in
+    /// Float and the planes added in Double — so sums over processes add up exactly (SyncBatchNorm).
+    public static func channelGradientSums(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+        batch: Int, channels: Int, spatial: Int, into out: UnsafeMutablePointer<Double>
+    ) {
+        parallelFor(channels) { r in
+            for c in r {
+                var a = 0.0, b = 0.0
+                let mu = mean[c]
+                for n in 0..<batch {
+                    let o = (n * channels + c) * spatial
+                    let (pa, pb) = sumAndCenteredDot(dy + o, x + o, count: spatial, mu: mu)
+                    a += Double(pa)
+                    b += Double(pb)
                 }
+                out[c] = a
+                out[channels + c] = b
             }
         }
-        return (sumDy, sumDyXhat)
+    }
+
+    /// (Σ dy, Σ dy·x̂) in Float from the raw Double sums of `channelGradientSums(…into:)`.
+    public static func gradientSums(_ raw: [Double], invStd: UnsafePointer<Float>, channels: Int) -> (dy: [Float], dyXhat: [Float]) {
+        precondition(raw.count == 2 * channels, "gradientSums: \(raw.count) sums for \(channels) channels")
+        return ((0..<channels).map { Float(raw[$0]) }, (0..<channels).map { Float(raw[channels + $0]) * invStd[$0] })
     }
 
     /// Input gradient of training-mode batch norm:
-    /// dx = γ·invStd/m · (m·dy - Σdy - x̂·Σ(dy·x̂)), m = batch·spatial.
+    /// dx = γ·invStd/M · (M·dy - Σdy - x̂·Σ(dy·x̂)), where M is the number of values the
+    /// statistics were taken over (`count`: batch·spatial in one process; over every process for
+    /// SyncBatchNorm, with the sums over every process too).
     public static func batchNormInputGradient(
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
-        gamma: UnsafePointer<Float>, sumDy: [Float], sumDyXhat: [Float], dx: UnsafeMutablePointer<Float>,
+        gamma: UnsafePointer<Float>, sumDy: [Float], sumDyXhat: [Float], count: Int, dx: UnsafeMutablePointer<Float>,
         batch: Int, channels: Int, spatial: Int
     ) {
-        let m = Float(batch * spatial)
+        let m = Float(count)
         parallelFor(batch * channels, minimumPerThread: Swift.max(1, 16384 / Swift.max(spatial, 1))) { r in
             for row in r {
                 let c = row % channels

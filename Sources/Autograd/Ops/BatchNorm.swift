@@ -79,7 +79,7 @@ extension Tensor {
                     // dx = γ·invStd/m · (m·dy - Σdy - x̂·Σ(dy·x̂))   (batch statistics depend on x)
                     Kernels.batchNormInputGradient(
                         dy: dy.storage.base, x: x.storage.base, mean: mean.storage.base, invStd: invStd.storage.base,
-                        gamma: weight.storage.base, sumDy: sums.dy, sumDyXhat: sums.dyXhat, dx: out.storage.base,
+                        gamma: weight.storage.base, sumDy: sums.dy, sumDyXhat: sums.dyXhat, count: m, dx: out.storage.base,
                         batch: n, channels: c, spatial: spatial)
                 } else {
                     let zero = Tensor(zeros: [c])
