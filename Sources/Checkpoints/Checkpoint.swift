@@ -20,13 +20,25 @@ public struct CheckpointMetadata: Equatable, Sendable {
     /// The training options as JSON (the model's sizes and the schedule; empty when none), so a
     /// checkpoint rebuilds its model without parsing the recipe.
     public var options: String
+    /// Where the training labels came from, in words ("pseudo-labels in runs/demo/pseudo/sepl",
+    /// "the ground truth"; empty when not recorded).
+    public var labels: String
+    /// What the run was made from, as the stage that trained it describes it (recipe values and
+    /// the provenance of its inputs, by "section.key"; empty when not recorded): how a pipeline
+    /// tells its own checkpoint from a file it did not make.
+    public var provenance: [String: String]
 
-    public init(architecture: String, classes: [String], iteration: Int = 0, recipe: String = "", options: String = "") {
+    public init(
+        architecture: String, classes: [String], iteration: Int = 0, recipe: String = "", options: String = "", labels: String = "",
+        provenance: [String: String] = [:]
+    ) {
         self.architecture = architecture
         self.classes = classes
         self.iteration = iteration
         self.recipe = recipe
         self.options = options
+        self.labels = labels
+        self.provenance = provenance
     }
 }
 
@@ -40,6 +52,8 @@ public enum CheckpointError: LocalizedError, Equatable {
     case nonFinite(path: String, tensors: [String])
     /// An HDF5 file without checkpoint attributes (a CAM file, an embedding, scores).
     case notACheckpoint(path: String)
+    /// A root attribute that does not hold what it should.
+    case malformedAttribute(path: String, name: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -61,6 +75,8 @@ public enum CheckpointError: LocalizedError, Equatable {
             return "\(path): NaN or infinite values in \(shown)"
         case .notACheckpoint(let path):
             return "\(path): not a checkpoint (no format_version attribute; a CAM, embedding or scores file?)"
+        case .malformedAttribute(let path, let name, let reason):
+            return "\(path): attribute '\(name)' \(reason)"
         }
     }
 }
@@ -73,7 +89,8 @@ public enum CheckpointError: LocalizedError, Equatable {
 /// /buffers/<dotted.name>           BN running_mean / running_var / num_batches_tracked
 /// /optimizer/momentum/<name>       SGD momentum buffers of the parameters that have one
 /// attributes on /: format_version, architecture, classes ("\n"-joined), iteration, recipe,
-///                  options (JSON of the training options)
+///                  options (JSON of the training options), labels (where the training labels
+///                  came from), provenance (JSON object of strings: what the run was made from)
 /// ```
 /// Files are written to a temporary file in the same folder and renamed, so a run killed at any
 /// moment leaves either the previous checkpoint or the new one, never half of one.
@@ -113,6 +130,11 @@ public enum Checkpoint {
             try file.setAttribute(.int(metadata.iteration), named: "iteration")
             try file.setAttribute(.string(metadata.recipe), named: "recipe")
             if !metadata.options.isEmpty { try file.setAttribute(.string(metadata.options), named: "options") }
+            if !metadata.labels.isEmpty { try file.setAttribute(.string(metadata.labels), named: "labels") }
+            if !metadata.provenance.isEmpty {
+                let json = try JSONSerialization.data(withJSONObject: metadata.provenance, options: [.sortedKeys])
+                try file.setAttribute(.string(String(decoding: json, as: UTF8.self)), named: "provenance")
+            }
         }
     }
 
@@ -134,7 +156,14 @@ public enum Checkpoint {
             classes: (try file.attribute(named: "classes")?.stringValue ?? "").split(separator: "\n").map(String.init),
             iteration: try file.attribute(named: "iteration")?.intValue ?? 0,
             recipe: try file.attribute(named: "recipe")?.stringValue ?? "",
-            options: try file.attribute(named: "options")?.stringValue ?? "")
+            options: try file.attribute(named: "options")?.stringValue ?? "",
+            labels: try file.attribute(named: "labels")?.stringValue ?? "")
+        if let text = try file.attribute(named: "provenance")?.stringValue {
+            guard let values = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] else {
+                throw CheckpointError.malformedAttribute(path: file.path, name: "provenance", reason: "is not a JSON object of strings")
+            }
+            m.provenance = values
+        }
         m.formatVersion = version
         return m
     }

@@ -198,48 +198,32 @@ public struct PseudoLabelStage {
         return Image.panels(panels, legend: Image.classLegend(names: classNames, present: shown))
     }
 
-    /// A proposal source from its spec: `sa1b:DIR` (SA-1B / amg.py JSON), `masks:DIR` (0/255
-    /// PNGs per image), `index:DIR` (index maps) or `felzenszwalb`; a relative DIR is inside `root`
-    /// when given. (`sam` is `samProposals`, which needs a model.)
-    /// - Throws: `PipelineError` naming `setting` for an unknown kind, `PseudoLabelError` for a missing folder.
+    /// A proposal source from its spec (`ProposalSpec`): `sa1b:DIR`, `masks:DIR`, `index:DIR` or
+    /// `felzenszwalb`; a relative DIR is inside `root` when given. (`sam` is `samProposals`, which
+    /// needs a model.)
+    /// - Throws: `PipelineError` naming `setting` for an unknown kind or `sam`, `PseudoLabelError` for a missing folder.
     public static func proposalSource(
         _ spec: String, felzenszwalb: Felzenszwalb.Options = .init(), relativeTo root: String? = nil, setting: String = "--proposals"
     ) throws -> ProposalSource {
-        if spec == "felzenszwalb" { return FelzenszwalbProposals(options: felzenszwalb) }
-        guard let colon = spec.firstIndex(of: ":") else {
-            throw PipelineError(setting, "must be sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam, got '\(spec)'")
+        guard let source = try ProposalSpec(spec, relativeTo: root, setting: setting).source(felzenszwalb: felzenszwalb) else {
+            throw PipelineError(setting, "'sam' needs a SAM model (PseudoLabelStage.samProposals)")
         }
-        let kind = String(spec[..<colon])
-        // The kind first: "foo:bar" is a typo in the kind, not a missing folder "bar".
-        guard ["sa1b", "masks", "index"].contains(kind) else {
-            throw PipelineError(setting, "unknown proposal kind '\(kind)' in '\(spec)' (sa1b, masks, index, felzenszwalb or sam)")
-        }
-        var directory = String(spec[spec.index(after: colon)...])
-        if let root, !directory.hasPrefix("/") { directory = root + "/" + directory }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
-            throw PseudoLabelError.missingFile(path: directory)
-        }
-        guard isDirectory.boolValue else {
-            throw PseudoLabelError.malformed(path: directory, reason: "is a file; \(kind): needs a folder")
-        }
-        switch kind {
-        case "sa1b": return SA1BProposals(directory: directory)
-        case "masks": return MaskFolderProposals(directory: directory)
-        default: return IndexMapProposals(directory: directory)
-        }
+        return source
     }
 
     /// SAM's automatic masks for every image of `dataset`, computed once into `cache` (amg.py
     /// JSON per image, reused by later runs) and read back as proposals.
+    /// `settings` (`SAMMaskFolder.settings`) key the cache: masks recorded with other settings
+    /// are moved aside or refused as `replace` says, never reused.
     public static func samProposals(
-        for dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String,
-        progress: (String, Int?) -> Void = { _, _ in }
-    ) throws -> (source: SA1BProposals, computed: Int, cached: Int) {
+        for dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String, settings: [String: String]? = nil,
+        replace: SAMMaskFolder.ReplacePolicy = .never, progress: (String, Int?) -> Void = { _, _ in }
+    ) throws -> (source: SA1BProposals, computed: Int, cached: Int, movedAside: String?) {
         let generator = try AutomaticMaskGenerator(predictor: SAMPredictor(model: model), options: options)
         let items = dataset.samples.map { SAMMaskFolder.Item(id: $0.id, imagePath: $0.imagePath) }
-        let done = try SAMMaskFolder.generate(items, generator: generator, into: cache, progress: progress)
-        return (SA1BProposals(directory: cache), done.processed, done.skipped)
+        let done = try SAMMaskFolder.generate(
+            items, generator: generator, into: cache, settings: settings, replace: replace, progress: progress)
+        return (SA1BProposals(directory: cache), done.processed, done.skipped, done.movedAside)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// `<run.dir>/report.html`: one self-contained page (no external URLs; pictures inlined as data
 /// URIs) with the summary tables — pseudo-label mIoU by source and per class, val/test mIoU per
@@ -9,13 +10,14 @@ public enum RunReport {
     /// Writes the report of `summary` for the run folder (atomically); returns its path.
     @discardableResult
     public static func write(summary: PipelineSummary, recipeText: String, runDirectory: String, maxPanels: Int = 4) throws -> String {
+        let layout = RunLayout(root: runDirectory)
         var html = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>WSSS run report: \(escape(runDirectory))</title>
             <style>
             body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }
             table { border-collapse: collapse; margin: 8px 0 20px; } th, td { border: 1px solid #ccc; padding: 3px 10px; text-align: right; }
-            th:first-child, td:first-child { text-align: left; } th { background: #f2f2f2; } .main { font-weight: bold; }
+            th:first-child, td:first-child, td.labels { text-align: left; } th { background: #f2f2f2; } .main { font-weight: bold; }
             img { max-width: 100%; border: 1px solid #ddd; margin: 4px 0; } pre { background: #f7f7f7; padding: 10px; overflow-x: auto; }
             .note { color: #666; font-size: 90%; }
             </style></head>
@@ -29,7 +31,7 @@ public enum RunReport {
         if !summary.pseudoMIoU.isEmpty {
             html += "<h2>Pseudo-labels (train split) against ground truth</h2>\n"
             let perClass = summary.pseudoMIoU.keys.sorted().map { source in
-                (summary.label(source), classScores(at: "\(runDirectory)/pseudo/\(source)/score.json"))
+                (summary.label(source), classScores(at: layout.pseudoScore(source)))
             }
             html += table(rows: perClass, main: summary.label(summary.source))
         }
@@ -37,15 +39,17 @@ public enum RunReport {
         if !summary.segmenters.isEmpty {
             html += "<h2>Segmenters: mIoU of DeepLab-v2 trained on each source</h2>\n<table><tr><th>trained on</th>"
             let splits = Set(summary.segmenters.values.flatMap { $0.miou.keys }).sorted()
-            html += splits.map { "<th>\(escape($0)) mIoU</th>" }.joined() + "</tr>\n"
+            html += splits.map { "<th>\(escape($0)) mIoU</th>" }.joined() + "<th>labels</th></tr>\n"
             for (source, result) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
                 html += "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(summary.label(source)))\(source == summary.source ? " *" : "")</td>"
-                html += splits.map { s in "<td>\(result.miou[s].map { String(format: "%.2f", $0) } ?? "–")</td>" }.joined() + "</tr>\n"
+                html += splits.map { s in "<td>\(result.miou[s].map { String(format: "%.2f", $0) } ?? "–")</td>" }.joined()
+                // Where the labels came from, as the checkpoint records it.
+                html += "<td class=\"labels\">\(escape(result.labels.isEmpty ? "–" : result.labels))</td></tr>\n"
             }
             html += "</table>\n"
             for (source, _) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
-                let folder = "\(runDirectory)/segmenter_\(source)"
-                let evals = splits.map { ($0, classScores(at: "\(folder)/eval_\($0).json")) }.filter { !$0.1.isEmpty }
+                let folder = layout.segmenterDirectory(source.rawValue)
+                let evals = splits.map { ($0, classScores(at: layout.evaluation(source.rawValue, split: $0))) }.filter { !$0.1.isEmpty }
                 if !evals.isEmpty {
                     html += "<h3>Per class: segmenter trained on \(escape(source.rawValue))</h3>\n" + table(rows: evals, main: nil)
                 }
@@ -62,7 +66,7 @@ public enum RunReport {
         // Panels.
         var gallery = ""
         for source in summary.pseudoMIoU.keys.sorted() {
-            let folder = "\(runDirectory)/pseudo/\(source)/visualize"
+            let folder = layout.pseudoLabels(source) + "/visualize"
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".png") }.sorted().prefix(maxPanels)
             guard !names.isEmpty else { continue }
             gallery += "<h3>\(escape(source.rawValue))</h3>\n"
@@ -101,7 +105,7 @@ public enum RunReport {
             </body></html>
 
             """
-        let path = runDirectory + "/report.html"
+        let path = layout.report
         try Data(html.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         return path
     }

@@ -121,7 +121,8 @@ public struct CAMTrainingOptions: Codable, Equatable, Sendable {
 public enum CAMTraining {
     /// Trains for `options.iterations` steps, writing `cam_final.h5` (and `cam_iter_N.h5` every
     /// `checkpointEvery`) and `cam_train.jsonl` in `outDirectory`. Resumes from the newest
-    /// checkpoint there when `resume` is set.
+    /// checkpoint there when `resume` is set. `provenance` (what the run is made from, as the
+    /// pipeline describes it) is stored in every checkpoint.
     ///
     /// With a `communicator` of several ranks, every rank runs this alike: each trains on its
     /// shard of every batch (the images and augmentation one process would use), the loss is
@@ -132,6 +133,7 @@ public enum CAMTraining {
     @discardableResult
     public static func train(
         dataset: VOCDataset, options: CAMTrainingOptions, outDirectory: String, initFrom: String? = nil, resume: Bool = true,
+        provenance: [String: String] = [:],
         progress: (Int, Float) -> Void = { _, _ in }, communicator: Communicator = .single, syncBatchNorm: Bool = true
     ) throws -> CAMNetwork {
         try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
@@ -208,7 +210,8 @@ public enum CAMTraining {
             let done = iteration + 1
             if writer && (done == options.iterations || done % options.checkpointEvery == 0) {
                 let metadata = CheckpointMetadata(
-                    architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "", options: recipe)
+                    architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "", options: recipe,
+                    provenance: provenance)
                 do {
                     try Checkpoint.save(model, optimizer: optimizer, metadata: metadata,
                                         to: done == options.iterations ? finalPath : "\(outDirectory)/cam_iter_\(String(format: "%06d", done)).h5")
@@ -279,6 +282,8 @@ public enum TrainingError: LocalizedError, Equatable {
     case badCheckpoint(path: String, reason: String)
     /// Resuming a run whose training settings differ from the checkpoint's.
     case optionsChanged(path: String, keys: [String])
+    /// A checkpoint in a stage's folder that the stage did not make (no provenance, or another).
+    case foreignCheckpoint(path: String, reasons: [String])
     /// A checkpoint write the file system refused (`reason` names the file and the OS reason).
     case checkpointNotWritten(reason: String, lastCheckpoint: String?)
     /// Sizes whose input batch alone needs more memory than the process may use (bytes).
@@ -297,6 +302,9 @@ public enum TrainingError: LocalizedError, Equatable {
         case .optionsChanged(let path, let keys):
             "\(path): the run was started with other settings (\(keys.joined(separator: "; "))); resume with the same recipe, "
                 + "or pass --allow-recipe-change to continue on the new ones"
+        case .foreignCheckpoint(let path, let reasons):
+            "\(path) is not this stage's run (\(reasons.joined(separator: "; "))): it is neither resumed nor reported as the "
+                + "recipe's result; move it away, pass --overwrite (the earlier run is moved aside, nothing is deleted) or use another run.dir"
         case .checkpointNotWritten(let reason, let last):
             reason + "; " + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
         case .batchTooSmallForRanks(let batchSize, let ranks):

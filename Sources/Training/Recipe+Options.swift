@@ -18,6 +18,21 @@ extension Recipe {
                               requireLabels: requireLabels)
     }
 
+    /// The split evaluated while training (`data.val_split`), nil when `train.eval_every` is 0.
+    /// - Throws: `RecipeError` when evaluation is asked for and the split cannot be read (a
+    ///   missing list or labels must not silently turn evaluation off).
+    public func validationDataset() throws -> VOCDataset? {
+        guard train.evalEvery > 0 else { return nil }
+        do {
+            return try dataset(split: data.valSplit, requireLabels: true)
+        } catch {
+            throw RecipeError(
+                path: path,
+                message: "train.eval_every is \(train.evalEvery) but the validation split '\(data.valSplit)' cannot be used: "
+                    + "\(error.localizedDescription) (set train.eval_every: 0 to train without evaluating)")
+        }
+    }
+
     /// `run.dir`, or an error naming the key.
     public func runDirectory() throws -> String { try required(run.dir, "run.dir") }
 
@@ -104,7 +119,7 @@ extension Recipe {
     public func segmenterInit(runDirectory: String) -> String? {
         switch model.`init` {
         case .none: nil
-        case .camClassifier: runDirectory + "/cam/cam_final.h5"
+        case .camClassifier: RunLayout(root: runDirectory).camCheckpoint
         case .checkpoint(let path): path
         }
     }

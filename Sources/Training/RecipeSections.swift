@@ -217,8 +217,11 @@ public struct CAMSection: RecipeSection {
     public var bnAffine = false
     /// Stages without gradient, IRN's count (2: stem, layer1, layer2).
     public var frozenStages = 0
-    /// A checkpoint to start from (relative to the working directory).
+    /// A checkpoint to start from (relative to the working directory); `none` (the default) for
+    /// random weights, as `model.init`.
     public var `init`: String?
+    /// `init` as a path, nil for none.
+    public var initPath: String? { `init`.flatMap { $0 == "none" || $0.isEmpty ? nil : $0 } }
     public var inferenceScales = [1.0, 0.5, 1.5, 2.0]
     public var makeCAM = CAMInference.wsss
     public var bgThreshold = 0.15

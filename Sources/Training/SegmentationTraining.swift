@@ -42,6 +42,9 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     public init() {}
 
+    /// Options (as encoded) that cannot change the trained weights: `--resume` never refuses them.
+    public static let cosmeticKeys: Set<String> = ["checkpointEvery", "keepLast", "evalEvery", "logEvery"]
+
     enum CodingKeys: String, CodingKey {
         case depth, widthDivisor, frozenBN, msc, iterations, batchSize, accumulation, cropSize, scales, scaleSampling, labelResize
         case preprocessing, learningRate, learningRateStep, asppWeightLRMultiplier, asppBiasLRMultiplier, power, momentum
@@ -194,7 +197,8 @@ public enum SegmentationTraining {
     @discardableResult
     public static func train(
         dataset: VOCDataset, validation: VOCDataset?, options: SegmentationOptions, recipeText: String, runDirectory: String,
-        initFrom: String? = nil, initExclude: [String] = ["aspp.*"], resume: Resume = .never, overwrite: Bool = false,
+        initFrom: String? = nil, initExclude: [String] = ["aspp.*"], labels: String = "", provenance: [String: String] = [:],
+        resume: Resume = .never, overwrite: Bool = false,
         allowChangedOptions: Bool = false, notice: (String) -> Void = { _ in }, started: (Int) -> Void = { _ in },
         shouldStop: () -> Bool = { false },
         report: (TrainingProgress) -> Void = { _ in }, evaluated: (Int, Double) -> Void = { _, _ in },
@@ -214,16 +218,29 @@ public enum SegmentationTraining {
         let architecture = DeepLabV2.architecture
         let optionsJSON = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
-        let resumePath: String? = switch resume {
+        var resumePath: String? = switch resume {
         case .never: nil
         case .latest: RunFolder.latestCheckpoint(in: runDirectory, prefix: "")
         case .checkpoint(let path): path
         }
         if resume == .latest && resumePath == nil { notice("no checkpoint to resume in \(runDirectory): starting a fresh run") }
-        if let lock, let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
-            notice("moved the earlier run's files to \(moved)")
+        if let path = resumePath, !provenance.isEmpty {
+            // A stage that knows what it is made from (the pipeline) resumes only its own run: a
+            // checkpoint without that record, or made from other inputs, is not continued silently.
+            let stored = try Checkpoint.metadata(at: path).provenance
+            let changed = stored.isEmpty
+                ? ["no record of what it was made from: not this stage's run"] : Provenance.changes(from: stored, to: provenance)
+            if !changed.isEmpty {
+                if overwrite {
+                    notice("not resuming \(path) (\(changed.joined(separator: "; "))): starting afresh")
+                    resumePath = nil
+                } else if !allowChangedOptions {
+                    throw TrainingError.foreignCheckpoint(path: path, reasons: changed)
+                }
+            }
         }
-        try communicator.barrier()
+        // Everything that can fail on the inputs (the checkpoint to resume, the initial weights)
+        // is checked before the folder is touched: a failed --overwrite leaves the earlier run in place.
         if let resumePath {
             // Another model's checkpoint (a CAM classifier) is that, not a run with "other settings".
             let found = try Checkpoint.metadata(at: resumePath).architecture
@@ -241,6 +258,10 @@ public enum SegmentationTraining {
         } else if let initFrom {
             try Checkpoint.initialize(model, from: initFrom, exclude: initExclude)
         }
+        if let lock, let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
+            notice("moved the earlier run's files to \(moved)")
+        }
+        try communicator.barrier()
         // Identical weights on every rank, whatever each read.
         try communicator.broadcastState(of: model)
         communicator.synchronizeBatchNorm(of: model, enabled: syncBatchNorm)
@@ -259,7 +280,13 @@ public enum SegmentationTraining {
         let log = writer ? TrainingLog(path: "\(runDirectory)/train.jsonl") : nil
         // TensorBoard (`tensorboard --logdir <run>`): a new event file per process, so a resumed run adds one.
         let board = writer ? try TensorBoardWriter(logDirectory: runDirectory) : nil
-        if start == 0 { try board?.addText("recipe", "```\n" + recipeText + "\n```", step: 0) }
+        if start == 0 {
+            try board?.addText("recipe", "```\n" + recipeText + "\n```", step: 0)
+            if !labels.isEmpty { try board?.addText("labels", labels, step: 0) }
+            // train.jsonl's first line says what the run trains on (readers skip lines without an iteration).
+            if !labels.isEmpty { log?.write(["labels": labels]) }
+            try board?.flush()
+        }
         let reducer = communicator.size > 1
             ? GradientReducer(parameters: model.trainableParameters.map(\.tensor), communicator: communicator) : nil
         let schedule = options.schedule
@@ -271,7 +298,8 @@ public enum SegmentationTraining {
                 return
             }
             let metadata = CheckpointMetadata(
-                architecture: architecture, classes: dataset.classes.names, iteration: iteration, recipe: recipeText, options: optionsJSON)
+                architecture: architecture, classes: dataset.classes.names, iteration: iteration, recipe: recipeText, options: optionsJSON,
+                labels: labels, provenance: provenance)
             do {
                 try Checkpoint.save(model, optimizer: optimizer, metadata: metadata, to: path)
             } catch CheckpointError.nonFinite(_, let tensors) {
@@ -547,6 +575,8 @@ public enum SegmentationTraining {
               let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(options)) as? [String: Any]
         else { return [] }
         return new.keys.sorted().compactMap { key in
+            // Log, evaluation and checkpoint cadence cannot change the result: never a reason to refuse.
+            guard !SegmentationOptions.cosmeticKeys.contains(key) else { return nil }
             let (a, b) = (old[key].map { "\($0)" } ?? "-", "\(new[key]!)")
             return a == b ? nil : "\(key): \(a) → \(b)"
         }

@@ -22,6 +22,7 @@ struct PipelineCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Train each segmenter with this many seeds (run.seed, run.seed + 1, …) and report mean ± standard deviation; the extra ones go to segmenter_<source>_seed<s>/.", valueName: "n"))
     var seeds = 1
     @Flag(help: "Stop, listing the changed keys, when a finished stage's recipe values changed, instead of redoing it and what follows (the old outputs are then moved aside). (default: off)") var noRerun = false
+    @Flag(help: "Move outputs in run.dir that this pipeline has no record of making (a checkpoint from a separate `wsss train`, files copied in, SAM masks of unrecorded settings) aside as <name>.replaced-<time> and redo them, instead of stopping. (default: off, such outputs are refused)") var overwrite = false
     @Flag(help: "Under mpirun/srun: CAM and DeepLab training data-parallel over the ranks; CAM inference, pseudo-labels and evaluation split their images across them (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
     func run() throws {
@@ -34,6 +35,7 @@ struct PipelineCommand: ParsableCommand {
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
         pipeline.seeds = seeds
         pipeline.refuseReruns = noRerun
+        pipeline.overwrite = overwrite
         // Progress bars and log lines for the library's events: one bar per step that reports progress.
         var bars: [String: ProgressBar] = [:]
         var shown: [String: Int] = [:]

@@ -9,6 +9,7 @@ import Imaging
 import Pipeline
 import PseudoLabels
 import SegmentAnything
+import Training
 
 /// `wsss pseudo`: writes pseudo-labels for a split from any source and scores them.
 struct Pseudo: ParsableCommand {
@@ -104,6 +105,9 @@ struct Pseudo: ParsableCommand {
     @Flag(help: "Split the images (and their SAM masks) across the ranks of mpirun/srun; the scores are summed and rank 0 prints them (docs/DISTRIBUTED.md). (default: off)")
     var distributed = false
 
+    @Flag(help: "SAM masks in --sam-cache made with other generator settings or weights (or with none recorded) are moved aside and recomputed. (default: off, such a cache is refused)")
+    var overwrite = false
+
     @Option(help: ArgumentHelp("Write side-by-side overlays (image, seeds, proposals, result, ground truth) of the first N images to <out>/visualize.", valueName: "n"))
     var visualize: Int = 0
 
@@ -147,9 +151,15 @@ struct Pseudo: ParsableCommand {
             let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig).load()
             if proposals == "sam" {
                 // Each rank computes the SAM masks of the images it labels.
+                let cache = samCache ?? out + "/sam_masks"
+                let settings = try SAMMaskFolder.settings(options: samGenerator.options, checkpoint: samCheckpoint, configuration: samConfig)
+                if communicator.isWriter, let aside = try SAMMaskFolder.prepare(cache, settings: settings, replace: overwrite ? .always : .never) {
+                    Log.info("pseudo: the earlier SAM masks (other settings) moved to \(aside)")
+                }
+                try communicator.barrier()
                 proposalSource = try Self.samProposals(
                     dataset: dataset.subset(communicator.share(of: dataset.samples)), model: model, options: samGenerator.options,
-                    cache: samCache ?? out + "/sam_masks")
+                    cache: cache, settings: settings)
             } else {
                 boxPrompter = SAMBoxPrompter(model: model, name: "sam:" + samCheckpoint)
             }
@@ -170,7 +180,38 @@ struct Pseudo: ParsableCommand {
             guard crfConfidence > 0 && crfConfidence < 1 else { throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)") }
             stage.refine = PseudoLabelStage.crfRefinement(crfOptions.parameters, classes: dataset.classes.count, confidence: crfConfidence)
         }
-        return try Self.run(stage, on: dataset, label: source.rawValue, communicator: communicator)
+        let result = try Self.run(stage, on: dataset, label: source.rawValue, communicator: communicator)
+        // The folder says what made it (`wsss train --labels` names it; the pipeline's folders do the same).
+        if communicator.isWriter { try Provenance(record(split: dataset.split)).write(out + "/provenance.json") }
+        return result
+    }
+
+    /// What made the labels, by option name (paths as given).
+    func record(split: String) -> [String: String] {
+        var values: [String: String] = [
+            "source": source.rawValue, "made_by": "wsss pseudo", "data.root": data.root, "data.split": split,
+            "bg_threshold": "\(bgThreshold)", "crf": "\(crf)",
+        ]
+        let optional: [String: String?] = [
+            "cams": cams, "seeds": seeds, "proposals": proposals, "sam_checkpoint": samCheckpoint, "sam_config": samConfig,
+            "detections": detections, "ignore_band": ignoreBand,
+        ]
+        for (key, value) in optional { if let value { values[key] = value } }
+        switch source {
+        case .sepl:
+            values.merge([
+                "mask_share": "\(maskShare)", "region_share": "\(regionShare)", "ignore_conflicts": "\(ignoreConflicts)",
+                "sepl_rule": seplRule.rawValue,
+            ]) { a, _ in a }
+            if proposals == "felzenszwalb" { values["felzenszwalb"] = felzenszwalb }
+        case .boxes:
+            values.merge([
+                "box_threshold": "\(boxThreshold)", "text_threshold": "\(textThreshold)", "box_order": boxOrder.rawValue,
+            ]) { a, _ in a }
+        case .cam, .gt, .folder: break
+        }
+        if crf { values["crf_confidence"] = "\(crfConfidence)" }
+        return values
     }
 
     /// Runs a stage with a progress bar and logs what it found; returns the scores.
@@ -189,9 +230,11 @@ struct Pseudo: ParsableCommand {
     }
 
     /// SAM's masks for the split into `cache` (reused), as proposals, with a progress bar.
-    static func samProposals(dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String) throws -> ProposalSource {
+    static func samProposals(
+        dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String, settings: [String: String]
+    ) throws -> ProposalSource {
         let progress = ProgressBar("sam masks", total: dataset.samples.count)
-        let sam = try PseudoLabelStage.samProposals(for: dataset, model: model, options: options, cache: cache) { _, found in
+        let sam = try PseudoLabelStage.samProposals(for: dataset, model: model, options: options, cache: cache, settings: settings) { _, found in
             progress.advance(extra: found.map { "\($0) masks" } ?? "cached")
         }
         Log.info("pseudo: SAM masks in \(cache) (\(sam.computed) computed, \(sam.cached) cached)")

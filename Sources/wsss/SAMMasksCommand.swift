@@ -69,6 +69,7 @@ extension SAMCommand {
         @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir")) var out: String
         @Option(help: ArgumentHelp("Process shard K of N (every N-th image from the K-th, K = 0 … N-1). (default: 0/1, all)", valueName: "K/N"))
         var shard = "0/1"
+        @Flag(help: "Masks in --out made with other generator settings or weights (or with none recorded) are moved aside to <out>.replaced-<time> and recomputed. (default: off, such a folder is refused)") var overwrite = false
         @Flag(help: "Split the images (of --shard) across the ranks of mpirun/srun, every rank writing its own files; rank 0 reports the totals (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
         func validate() throws {
@@ -83,9 +84,16 @@ extension SAMCommand {
             let items = communicator.share(of: SAMMaskFolder.shard(try listImages(), index: index, count: count))
             let predictor = SAMPredictor(model: try model.load())
             let maskGenerator = try AutomaticMaskGenerator(predictor: predictor, options: generator.options)
+            // The folder records the settings and weights its masks come from (provenance.json):
+            // rank 0 checks (or moves aside) the folder before any rank writes into it.
+            let settings = try SAMMaskFolder.settings(options: generator.options, checkpoint: model.checkpoint, configuration: model.config)
+            if communicator.isWriter, let aside = try SAMMaskFolder.prepare(out, settings: settings, replace: overwrite ? .always : .never) {
+                Log.info("sam masks: the earlier masks (other settings) moved to \(aside)")
+            }
+            try communicator.barrier()
             let progress = ProgressBar("sam masks", total: items.count)
             var masks = 0
-            let result = try SAMMaskFolder.generate(items, generator: maskGenerator, into: out) { _, found in
+            let result = try SAMMaskFolder.generate(items, generator: maskGenerator, into: out, settings: settings) { _, found in
                 masks += found ?? 0
                 progress.advance(extra: found.map { "\($0) masks" } ?? "skipped (done)")
             }

@@ -51,39 +51,37 @@ struct TrainCommand: ParsableCommand {
         }
         let labelFolder: String? = source == "gt" ? nil : source
         // Named like the pipeline's segmenter folders: segmenter_<label source>.
-        let runDir = try out.map(absolutePath)
-            ?? (recipe.runDirectory() + "/segmenter_" + (labelFolder.map { ($0 as NSString).lastPathComponent } ?? "gt"))
-        Log.info("train: labels " + (labelFolder.map { "from \($0)" } ?? "from the ground truth (fully supervised: an upper bound, not a WSSS result)"))
-        let path = try trainSegmenter(recipe: recipe, labels: labelFolder, runDirectory: runDir, initFrom: initFrom ?? recipe.segmenterInit(runDirectory: try recipe.runDirectory()), resume: resume,
-                                  overwrite: overwrite, allowRecipeChange: allowRecipeChange, communicator: communicator)
-        Log.info("train: \(path)")
+        let layout = RunLayout(root: try recipe.runDirectory())
+        var stage = SegmenterStage(
+            recipe: recipe, labels: labelFolder,
+            runDirectory: try out.map(absolutePath) ?? layout.segmenterDirectory(labelFolder.map { ($0 as NSString).lastPathComponent } ?? "gt"))
+        stage.initFrom = initFrom ?? recipe.segmenterInit(runDirectory: layout.root)
+        stage.resume = resume
+        stage.overwrite = overwrite
+        stage.allowRecipeChange = allowRecipeChange
+        Log.info("train: " + SegmenterStage.describe(labels: labelFolder, split: recipe.data.trainSplit))
+        Log.info("train: \(try trainSegmenter(stage, communicator: communicator))")
     }
 }
 
-/// Shared by `train` and `pipeline`.
-func trainSegmenter(
-    recipe: Recipe, labels: String?, runDirectory: String, initFrom: String?, resume: Resume, overwrite: Bool = false, allowRecipeChange: Bool = false,
-    communicator: Communicator = .single
-) throws -> String {
-    let options = recipe.segmentationOptions
-    let dataset = try recipe.dataset(split: recipe.data.trainSplit, labels: labels, requireLabels: true)
-    let validation = try? recipe.dataset(split: recipe.data.valSplit, requireLabels: true)
+/// Runs a segmenter stage with a progress bar; Ctrl-C or SIGTERM saves a checkpoint and exits 130.
+func trainSegmenter(_ stage: SegmenterStage, communicator: Communicator = .single) throws -> String {
     StopRequest.install()
+    let options = stage.recipe.segmentationOptions
     let progress = ProgressBar("train", total: options.iterations, unit: "it")
     var shown = 0  // iterations the bar shows; a resumed run's first report jumps to its iteration
+    var callbacks = SegmenterStage.Callbacks()
+    callbacks.notice = { Log.info("train: \($0)") }
+    callbacks.shouldStop = { StopRequest.requested != 0 }
+    callbacks.report = { p in
+        // A resumed run's first report: the bar starts where the checkpoint left off.
+        if shown == 0 && p.iteration > options.logEvery { progress.resume(at: p.iteration - options.logEvery); shown = p.iteration - options.logEvery }
+        progress.advance(by: max(0, p.iteration - shown), extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
+        shown = max(shown, p.iteration)
+    }
+    callbacks.evaluated = { iteration, miou in Log.info(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) }
     do {
-        return try SegmentationTraining.train(
-            dataset: dataset, validation: validation, options: options, recipeText: recipe.text, runDirectory: runDirectory,
-            initFrom: initFrom, initExclude: recipe.model.initExclude, resume: resume, overwrite: overwrite,
-            allowChangedOptions: allowRecipeChange, notice: { Log.info("train: \($0)") }, shouldStop: { StopRequest.requested != 0 },
-            report: { p in
-                // A resumed run's first report: the bar starts where the checkpoint left off.
-                if shown == 0 && p.iteration > options.logEvery { progress.resume(at: p.iteration - options.logEvery); shown = p.iteration - options.logEvery }
-                progress.advance(by: max(0, p.iteration - shown), extra: String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
-                shown = max(shown, p.iteration)
-            },
-            evaluated: { iteration, miou in Log.info(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) },
-            communicator: communicator, syncBatchNorm: recipe.run.syncBN)
+        return try stage.run(callbacks, communicator: communicator)
     } catch let stop as TrainingInterrupted {
         Log.info("train: \(stop.localizedDescription)")
         throw ExitCode(130)

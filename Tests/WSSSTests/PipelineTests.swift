@@ -145,7 +145,7 @@ import Testing
             """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
         try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"]).run()
         let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: runDir + "/sam_masks")) == Set(ids.map { $0 + ".json" }))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: runDir + "/sam_masks")) == Set(ids.map { $0 + ".json" } + ["provenance.json"]))
         let pseudo = try #require(try summary(runDir)["pseudo_miou"] as? [String: Double])
         #expect(Set(pseudo.keys) == ["sepl", "boxes"])
         for source in ["sepl", "boxes"] { for id in ids { #expect(FileManager.default.fileExists(atPath: "\(runDir)/pseudo/\(source)/\(id).png")) } }

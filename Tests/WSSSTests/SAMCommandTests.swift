@@ -63,12 +63,12 @@ import Testing
         let common = ["--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--images", images,
                       "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", directory + "/masks"]
         try SAMCommand.Masks.parse(common + ["--shard", "1/2"]).run()
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks") == ["b.json"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks")) == ["b.json", "provenance.json"])
         let first = try Data(contentsOf: URL(fileURLWithPath: directory + "/masks/b.json"))
         try FileManager.default.removeItem(atPath: directory + "/masks/b.json")
         try "[]".write(toFile: directory + "/masks/b.json", atomically: true, encoding: .utf8)  // a finished image stays as it is
         try SAMCommand.Masks.parse(common).run()
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks")) == ["a.json", "b.json", "c.json"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks")) == ["a.json", "b.json", "c.json", "provenance.json"])
         #expect(try String(contentsOfFile: directory + "/masks/b.json", encoding: .utf8) == "[]")
         // The same image gives the same masks (scores may move in the last bits with the thread count other tests set).
         func masks(_ data: Data) throws -> [String] {
@@ -101,12 +101,28 @@ import Testing
         try Pseudo.parse(sepl).run()
         let cache = directory + "/sepl/sam_masks"
         let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: cache)) == Set(ids.map { $0 + ".json" }))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: cache)) == Set(ids.map { $0 + ".json" } + ["provenance.json"]))
         for id in ids { #expect(FileManager.default.fileExists(atPath: "\(directory)/sepl/\(id).png")) }
         // A rerun reuses the cached masks, untouched.
         let stamp = try FileManager.default.attributesOfItem(atPath: "\(cache)/\(ids[0]).json")[.modificationDate] as? Date
         try Pseudo.parse(sepl).run()
         #expect(try FileManager.default.attributesOfItem(atPath: "\(cache)/\(ids[0]).json")[.modificationDate] as? Date == stamp)
+        // Other generator settings never reuse these masks: refused naming the setting, and with
+        // --overwrite the old masks are moved aside and every image recomputed.
+        let denser = sepl.map { $0 == "4" ? "5" : $0 }
+        #expect { try Pseudo.parse(denser).run() } throws: { error in
+            error.localizedDescription.contains("points_per_side: 4 → 5") && error.localizedDescription.contains("--overwrite")
+        }
+        try Pseudo.parse(denser + ["--overwrite"]).run()
+        let recorded = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cache + "/provenance.json"))) as? [String: String])
+        #expect(recorded["points_per_side"] == "5")
+        #expect(try FileManager.default.attributesOfItem(atPath: "\(cache)/\(ids[0]).json")[.modificationDate] as? Date != stamp)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/sepl").contains { $0.hasPrefix("sam_masks.replaced-") })
+        // The label folder records what made it.
+        let made = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/sepl/provenance.json"))) as? [String: String])
+        #expect(made["source"] == "sepl" && made["proposals"] == "sam" && made["made_by"] == "wsss pseudo")
         // Boxes from the seeds' components, each prompted into SAM.
         try Pseudo.parse(["--root", root, "--split", "train", "--source", "boxes", "--seeds", root + "/SegmentationClass", "--out", directory + "/boxes"] + model).run()
         for id in ids { #expect(FileManager.default.fileExists(atPath: "\(directory)/boxes/\(id).png")) }

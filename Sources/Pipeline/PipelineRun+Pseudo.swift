@@ -1,0 +1,167 @@
+import Datasets
+import Foundation
+import PseudoLabels
+import SegmentAnything
+import Training
+
+/// The pseudo-label steps: one per source, with its proposals (SAM's masks computed once and
+/// shared), box prompts and seeds.
+extension PipelineRun {
+    /// The recipe's proposals, parsed once (nil when `pseudo.proposals` is not set).
+    var proposalSpec: ProposalSpec? {
+        get throws {
+            try recipe.pseudo.proposals.map { try ProposalSpec($0, relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'") }
+        }
+    }
+
+    /// Whether `boxes` prompts SAM with each box (Sun et al.): a SAM checkpoint and no other proposals.
+    var boxesPromptSAM: Bool {
+        get throws {
+            if pipeline.boxPrompter != nil { return true }
+            guard pipeline.proposalSources[.boxes] == nil, recipe.pseudo.samCheckpoint != nil else { return false }
+            let spec = try proposalSpec
+            return spec == nil || spec == .sam
+        }
+    }
+
+    var felzenszwalbOptions: Felzenszwalb.Options {
+        let f = recipe.pseudo.felzenszwalb
+        return .init(scale: f[0], sigma: f[1], minSize: Int(f[2]))
+    }
+
+    /// The recipe keys each source reads (changing SEPL's shares must not retrain the GT segmenter).
+    func provenanceKeys(_ source: LabelSource) -> [String] {
+        switch source {
+        case .gt: []
+        case .cam, .folder: ["pseudo.seeds", "cam.bg_threshold"]
+        case .seplFelzenszwalb:
+            ["pseudo.seeds", "cam.bg_threshold", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule", "pseudo.felzenszwalb"]
+        case .sepl:
+            ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule",
+             "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
+        case .boxes:
+            ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.text_threshold", "pseudo.box_order",
+             "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"]
+        }
+    }
+
+    func makePseudoLabels(_ source: LabelSource, split: String) throws {
+        let folder = layout.pseudoLabels(source)
+        let scorePath = layout.pseudoScore(source)
+        if let about = try proposalDescription(for: source) { summary.proposals[source] = about }
+        let refined = recipe.crf.pseudo && source != .gt
+        var own = recipe.effectiveValues(ofKeys: provenanceKeys(source) + (refined ? ["crf.pseudo", "crf.confidence"] : []))
+            .merging(dataKeys) { a, _ in a }
+        if refined { own.merge(recipe.effectiveValues(of: ["crf"], excluding: ["crf.eval"])) { a, _ in a } }
+        own["source"] = source.rawValue
+        if let custom = pipeline.proposalSources[source] { own["custom.proposals"] = custom.name }
+        let provenance = Provenance(own, upstream: needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : [])
+        pseudoProvenance[source] = provenance
+        let name = "pseudo/\(source)"
+        try step(
+            name, output: scorePath, provenance: provenance, carried: { Provenance.read(folder + "/provenance.json") }, stale: [folder],
+            reuse: {
+                guard let data = FileManager.default.contents(atPath: scorePath),
+                    let score = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let miou = score["miou"] as? Double
+                else { return false }
+                summary.pseudoMIoU[source] = miou
+                return true
+            }
+        ) {
+            let communicator = pipeline.communicator
+            let dataset = try recipe.dataset(split: split)
+            let seeds = source == .gt ? nil : try pipeline.seedSource ?? recipe.seedSource(camFile: layout.cams(split: split))
+            let labeler = try PseudoLabeler(
+                // Each rank computes proposals (SAM's masks) for the images it labels.
+                method: try recipe.pseudoLabelMethod(source), seeds: seeds,
+                proposals: try proposals(for: source, dataset: dataset.subset(communicator.share(of: dataset.samples))),
+                boxPrompter: try prompter(for: source), classNames: dataset.classes.names)
+            let counter = Counter()
+            var stage = PseudoLabelStage(labeler: labeler, outDirectory: folder, visualize: 8)
+            if refined {
+                stage.refine = PseudoLabelStage.crfRefinement(
+                    recipe.crfParameters, classes: dataset.classes.count, confidence: Float(recipe.crf.confidence))
+            }
+            let share = communicator.share(of: dataset.samples).count
+            let outcome = try stage.run(on: dataset, communicator: communicator) {
+                self.events.progress(name, counter.next(), share, "")
+            }
+            guard writer else { return }
+            events.message("pseudo: \(outcome.images) label PNGs in \(folder)")
+            for warning in outcome.warnings(split: split) { events.message("pseudo: warning: " + warning) }
+            // The folder says what made it, whoever reads it later (`wsss train --labels` included).
+            try provenance.write(folder + "/provenance.json")
+            guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
+            try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys])
+                .write(to: URL(fileURLWithPath: scorePath), options: .atomic)
+            summary.pseudoMIoU[source] = report.meanIoU
+            try board?.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)
+            try board?.flush()
+            events.message(report.table(title: "pseudo-labels (\(source)) vs ground truth"))
+        }
+    }
+
+    /// SAM (`pseudo.sam_checkpoint`), loaded once and shared by the sources.
+    func sam() throws -> SAM {
+        if let samModel { return samModel }
+        guard let checkpoint = recipe.pseudo.samCheckpoint else {
+            throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
+        }
+        let model = try SAMWeights.load(checkpoint, configuration: try recipe.pseudo.samConfig.map(SAMConfiguration.resolve))
+        samModel = model
+        return model
+    }
+
+    func proposals(for source: LabelSource, dataset: VOCDataset) throws -> ProposalSource? {
+        if let custom = pipeline.proposalSources[source] { return custom }
+        if source == .seplFelzenszwalb { return FelzenszwalbProposals(options: felzenszwalbOptions) }
+        guard source == .sepl || source == .boxes, let spec = try proposalSpec else { return nil }
+        guard spec == .sam else { return try spec.source(felzenszwalb: felzenszwalbOptions) }
+        // Boxes with a SAM checkpoint prompt SAM with each box instead (Sun et al.).
+        guard source == .sepl else { return nil }
+        let cache = recipe.pseudo.samCache ?? layout.samMasks  // relative to the working directory, as run.dir (docs/RECIPES.md)
+        let checkpoint = try recipe.required(recipe.pseudo.samCheckpoint, "pseudo.sam_checkpoint")
+        // The folder is keyed on the generator's settings and the weights: other settings recompute
+        // (the old masks are moved aside unless --no-rerun), a folder of unknown masks is refused.
+        let settings = try SAMMaskFolder.settings(
+            options: recipe.samGeneratorOptions, checkpoint: checkpoint, configuration: recipe.pseudo.samConfig)
+        var done = 0
+        let result = try PseudoLabelStage.samProposals(
+            for: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: cache, settings: settings,
+            replace: pipeline.overwrite ? .always : (pipeline.refuseReruns ? .never : .changedSettings)
+        ) { _, found in
+            done += 1
+            self.events.progress("sam_masks", done, dataset.samples.count, found.map { "\($0) masks" } ?? "cached")
+        }
+        if let aside = result.movedAside { events.message("pseudo: the earlier SAM masks (other settings) moved to \(aside)") }
+        events.message("pseudo: SAM masks in \(cache) (\(result.computed) computed, \(result.cached) cached)")
+        return result.source
+    }
+
+    func prompter(for source: LabelSource) throws -> BoxPrompter? {
+        guard source == .boxes else { return nil }
+        if let boxPrompter = pipeline.boxPrompter { return boxPrompter }
+        guard try boxesPromptSAM, let checkpoint = recipe.pseudo.samCheckpoint else { return nil }
+        return SAMBoxPrompter(model: try sam(), name: "sam:" + checkpoint)
+    }
+
+    /// What a source's proposals are, from the recipe alone (a finished stage is not rerun to learn it).
+    func proposalDescription(for source: LabelSource) throws -> String? {
+        if source == .boxes {
+            // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
+            let boxes = recipe.pseudo.detections != nil
+                ? "detection boxes" : "boxes from the CAM seeds' connected components (our extension, not Sun et al.'s)"
+            if try boxesPromptSAM { return boxes + ", each prompting SAM" }
+            guard let masks = try proposalMasks(for: source) else { return nil }
+            return boxes + " selecting proposals (no SAM: the proposal of best box IoU stands in for its mask): " + masks
+        }
+        return try proposalMasks(for: source)
+    }
+
+    func proposalMasks(for source: LabelSource) throws -> String? {
+        if let custom = pipeline.proposalSources[source] { return custom.about ?? custom.name }
+        if source == .seplFelzenszwalb { return "Felzenszwalb segments" }
+        guard source == .sepl || source == .boxes else { return nil }
+        return try proposalSpec?.about(samCheckpoint: recipe.pseudo.samCheckpoint)
+    }
+}
