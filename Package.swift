@@ -85,7 +85,7 @@ let package = Package(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", "Distributed", "Reporting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.

@@ -35,13 +35,4 @@ extension Tensor {
         for i in 0..<t.count { t.storage.base[i] = mean + standardDeviation * generator.nextNormal() }
         return t
     }
-
-    /// Uniform samples in [low, high).
-    public static func randomUniform(
-        _ shape: [Int], low: Float = 0, high: Float = 1, using generator: inout SeededGenerator
-    ) -> Tensor {
-        let t = Tensor(uninitialized: shape)
-        for i in 0..<t.count { t.storage.base[i] = low + (high - low) * generator.nextUniform() }
-        return t
-    }
 }

@@ -132,7 +132,7 @@ public enum Checkpoint {
             if !metadata.options.isEmpty { try file.setAttribute(.string(metadata.options), named: "options") }
             if !metadata.labels.isEmpty { try file.setAttribute(.string(metadata.labels), named: "labels") }
             if !metadata.provenance.isEmpty {
-                let json = try JSONSerialization.data(withJSONObject: metadata.provenance, options: [.sortedKeys])
+                let json = try JSONSerialization.data(withJSONObject: metadata.provenance, options: [.sortedKeys, .withoutEscapingSlashes])
                 try file.setAttribute(.string(String(decoding: json, as: UTF8.self)), named: "provenance")
             }
         }

@@ -22,6 +22,14 @@ public struct ClassNames: Equatable, Sendable {
         "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
     ])
 
+    /// The classes of a dataset folder: its `classes.txt` when present (the synthetic set and
+    /// converted COCO write one), else VOC's.
+    /// - Throws: `DatasetError` for an unreadable classes.txt.
+    public static func of(datasetRoot root: String) throws -> ClassNames {
+        let local = root + "/classes.txt"
+        return FileManager.default.fileExists(atPath: local) ? try load(local) : .voc
+    }
+
     /// `voc` or a file with one class name per line (background first; blank lines and # comments skipped).
     public static func load(_ spec: String) throws -> ClassNames {
         if spec == "voc" { return .voc }

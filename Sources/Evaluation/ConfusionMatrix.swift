@@ -165,3 +165,8 @@ public struct SegmentationReport: Equatable, Sendable, Encodable {
         return ["miou": meanIoU, "pixel_accuracy": pixelAccuracy, "per_class": perClassObject, "classes": perClass.map(\.name), "images": images]
     }
 }
+
+/// "1 image", "3 images": a count and its noun, in the plural when it is not one.
+public func counted(_ count: Int, _ noun: String, plural: String? = nil) -> String {
+    "\(count) " + (count == 1 ? noun : plural ?? noun + "s")
+}

@@ -34,24 +34,6 @@ extension LabelMap {
 }
 
 extension Image {
-    /// RGB images placed left to right with a `gap`-pixel white gutter, top-aligned (a
-    /// side-by-side panel for visual checks).
-    public static func sideBySide(_ images: [Image], gap: Int = 4) -> Image {
-        let parts = images.map { $0.rgb() }
-        let width = parts.reduce(0) { $0 + $1.width } + gap * max(0, parts.count - 1)
-        let height = parts.map(\.height).max() ?? 0
-        var out = Image(width: width, height: height, channels: 3, filledWith: 255)
-        var x0 = 0
-        for part in parts {
-            for y in 0..<part.height {
-                let src = y * part.width * 3, dst = (y * width + x0) * 3
-                out.pixels.replaceSubrange(dst..<(dst + part.width * 3), with: part.pixels[src..<(src + part.width * 3)])
-            }
-            x0 += part.width + gap
-        }
-        return out
-    }
-
     /// Each mask's region filled with its own colour (a hash of its index), mixed over the image;
     /// pixels in several masks show the last one. `masks` are row-major bitmaps.
     public func withRegions(_ masks: [[Bool]], opacity: Float = 0.6) -> Image {

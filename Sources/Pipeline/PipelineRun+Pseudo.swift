@@ -1,4 +1,5 @@
 import Datasets
+import Evaluation
 import Foundation
 import PseudoLabels
 import SegmentAnything
@@ -87,12 +88,12 @@ extension PipelineRun {
                 self.events.progress(name, counter.next(), share, "")
             }
             guard writer else { return }
-            events.message("pseudo: \(outcome.images) label PNGs in \(folder)")
+            events.message("pseudo: \(counted(outcome.images, "label PNG")) in \(folder)")
             for warning in outcome.warnings(split: split) { events.message("pseudo: warning: " + warning) }
             // The folder says what made it, whoever reads it later (`wsss train --labels` included).
             try provenance.write(folder + "/provenance.json")
             guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
-            try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys])
+            try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys, .withoutEscapingSlashes])
                 .write(to: URL(fileURLWithPath: scorePath), options: .atomic)
             summary.pseudoMIoU[source] = report.meanIoU
             try board?.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)

@@ -101,7 +101,7 @@ public struct SA1BProposals: ProposalSource {
             if let v = mask.stabilityScore { record["stability_score"] = Double(v) }
             return record
         }
-        let data = try JSONSerialization.data(withJSONObject: records, options: [.sortedKeys])
+        let data = try JSONSerialization.data(withJSONObject: records, options: [.sortedKeys, .withoutEscapingSlashes])
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }

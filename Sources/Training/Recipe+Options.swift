@@ -12,7 +12,7 @@ extension Recipe {
         let root = try required(data.root, "data.root")
         let classes: ClassNames
         if let c = data.classes { classes = try ClassNames.load(c == "voc" ? c : try dataPath(c)) } else {
-            classes = FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
+            classes = try ClassNames.of(datasetRoot: root)
         }
         return try VOCDataset(root: root, split: split, classes: classes, labels: labels, imageLabelFile: try data.imageLabels.map(dataPath),
                               requireLabels: requireLabels)

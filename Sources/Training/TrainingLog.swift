@@ -17,7 +17,7 @@ public final class TrainingLog: @unchecked Sendable {
     deinit { try? handle?.close() }
 
     public func write(_ object: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         handle?.write(data + Data("\n".utf8))
     }
 

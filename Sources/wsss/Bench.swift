@@ -56,7 +56,7 @@ struct Bench: ParsableCommand {
                 "threads": Runtime.threads, "blas_core": Runtime.blasCore, "blas_origin": BLASKernelChoice.origin,
             ]
             for (k, v) in m.details { object[k] = v }
-            let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             fflush(stdout)
         }
@@ -233,8 +233,7 @@ extension Bench {
                 (directory, temporary) = (path, path)
             }
             defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
-            let classes = FileManager.default.fileExists(atPath: directory! + "/classes.txt")
-                ? try ClassNames.load(directory! + "/classes.txt") : ClassNames.voc
+            let classes = try ClassNames.of(datasetRoot: directory!)
             let dataset = try VOCDataset(root: directory!, split: split, classes: classes, requireLabels: true)
             let loader = try BatchLoader(dataset: dataset, augmentation: Augmentation(cropSize: crop), batchSize: batch, seed: 1, prefetch: 2)
             _ = try loader.next()

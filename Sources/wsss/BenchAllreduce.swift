@@ -57,7 +57,7 @@ extension Bench {
                     "median_s": median, "min_s": times[0], "reps": times.count,
                     "algo_gbps": (algo * 1000).rounded() / 1000, "bus_gbps": (algo * 2 * (n - 1) / n * 1000).rounded() / 1000,
                 ]
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                 print(String(decoding: data, as: UTF8.self))
                 fflush(stdout)
             }

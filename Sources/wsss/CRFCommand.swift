@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autograd
 import DenseCRF
+import Evaluation
 import Foundation
 import HDF5
 import Imaging
@@ -8,15 +9,15 @@ import Imaging
 /// The CRF's flags, under deeplab-pytorch's names (configs `CRF:` section) and defaults; shared by
 /// every command that can run the CRF.
 struct CRFOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Mean-field iterations. (default: 10)", valueName: "n")) var iterations = 10
-    @Option(help: ArgumentHelp("Weight of the smoothness (xy Gaussian) kernel. (default: 3)", valueName: "w")) var posW: Float = 3
-    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels. (default: 1)", valueName: "px")) var posXYStd:
+    @Option(help: ArgumentHelp("Mean-field iterations.", valueName: "n")) var iterations = 10
+    @Option(help: ArgumentHelp("Weight of the smoothness (xy Gaussian) kernel.", valueName: "w")) var posW: Float = 3
+    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels.", valueName: "px")) var posXYStd:
         Float = 1
-    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel. (default: 4)", valueName: "w")) var biW:
+    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel.", valueName: "w")) var biW:
         Float = 4
-    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels. (default: 67)", valueName: "px")) var biXYStd:
+    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels.", valueName: "px")) var biXYStd:
         Float = 67
-    @Option(help: ArgumentHelp("Colour std of the appearance kernel, 8-bit levels. (default: 3)", valueName: "levels"))
+    @Option(help: ArgumentHelp("Colour std of the appearance kernel, 8-bit levels.", valueName: "levels"))
     var biRGBStd: Float = 3
 
     func validate() throws {
@@ -106,6 +107,6 @@ struct CRFCommand: ParsableCommand {
                 progress.advance()
             }
         }
-        Log.info("crf: \(ids.count) PNGs in \(out)")
+        Log.info("crf: \(counted(ids.count, "PNG")) in \(out)")
     }
 }

@@ -2,17 +2,23 @@ import ArgumentParser
 import Datasets
 import Foundation
 
-/// Where a dataset is and how to read it.
-struct DatasetOptions: ParsableArguments {
+/// The split a command reads when --split is not given.
+protocol DefaultSplit { static var name: String { get } }
+enum TrainSplitByDefault: DefaultSplit { static var name: String { "train" } }
+enum ValSplitByDefault: DefaultSplit { static var name: String { "val" } }
+
+/// Where a dataset is and how to read it (--split defaulting to train).
+typealias DatasetOptions = SplitDatasetOptions<TrainSplitByDefault>
+/// The same for commands that score a held-out split (--split defaulting to val).
+typealias EvalDatasetOptions = SplitDatasetOptions<ValSplitByDefault>
+
+/// Where a dataset is and how to read it; `Default` names the split read without --split.
+struct SplitDatasetOptions<Default: DefaultSplit>: ParsableArguments {
     @Option(help: ArgumentHelp("Dataset root in the PASCAL VOC 2012 layout. (required)", valueName: "dir"))
     var root: String
 
-    @Option(name: .customLong("split"), help: ArgumentHelp("Image list: ImageSets/Segmentation/<split>.txt. (default: train; val for eval and predict)", valueName: "name"))
-    var splitOption: String?
-
-    /// The split named by --split, else `train` (eval and predict: `val`, see `defaultSplit`).
-    var split: String { splitOption ?? defaultSplit }
-    var defaultSplit = "train"
+    @Option(help: ArgumentHelp("Image list: ImageSets/Segmentation/<split>.txt.", valueName: "name"))
+    var split = Default.name
 
     @Option(help: ArgumentHelp(
         "Label folder (relative to the working directory, as every path on the command line) overriding SegmentationClass[Aug]: pseudo-labels from any source plug in here. (default: SegmentationClassAug for *_aug splits, else SegmentationClass)",
@@ -29,8 +35,7 @@ struct DatasetOptions: ParsableArguments {
 
     func classNames() throws -> ClassNames {
         if let classes { return try ClassNames.load(classes) }
-        let local = root + "/classes.txt"
-        return FileManager.default.fileExists(atPath: local) ? try ClassNames.load(local) : .voc
+        return try ClassNames.of(datasetRoot: root)
     }
 
     func dataset(requireLabels: Bool = false) throws -> VOCDataset {

@@ -220,7 +220,7 @@ struct Pseudo: ParsableCommand {
     ) throws -> (SegmentationReport, Int)? {
         let progress = ProgressBar("pseudo \(label)", total: communicator.share(of: dataset.samples).count)
         let outcome = try stage.run(on: dataset, communicator: communicator) { progress.advance() }
-        Log.info("pseudo: \(outcome.images) label PNGs in \(stage.outDirectory)")
+        Log.info("pseudo: \(counted(outcome.images, "label PNG")) in \(stage.outDirectory)")
         for warning in outcome.warnings(split: dataset.split) { Log.info("pseudo: warning: " + warning) }
         guard let report = outcome.report else {
             Log.info("pseudo: no ground truth to score against")

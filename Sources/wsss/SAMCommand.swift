@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autograd
+import Evaluation
 import Foundation
 import HDF5
 import Imaging
@@ -122,7 +123,7 @@ struct SAMCommand: ParsableCommand {
             }
             let scores = iou.scalars.map { String(format: "%.3f", $0) }.joined(separator: " ")
             Log.info(String(format: "sam predict: encoder %.2f s, decoder %.2f s", encoderSeconds, Date().timeIntervalSince(clock)))
-            Log.info("sam predict: \(masks.shape[0]) prompts x \(masks.shape[1]) masks in \(out); predicted IoU \(scores)")
+            Log.info("sam predict: \(counted(masks.shape[0], "prompt")) x \(counted(masks.shape[1], "mask")) in \(out); predicted IoU \(scores)")
         }
     }
 }

@@ -12,9 +12,10 @@ struct SAMGeneratorOptions: ParsableArguments {
     var pointsPerSide = 32
     @Option(help: ArgumentHelp("Point prompts run through the decoder at once (memory, not results).", valueName: "n"))
     var pointsPerBatch = 64
-    @Option(help: ArgumentHelp("Keep masks whose predicted IoU is above this.", valueName: "t"))
+    // .unconditional: a negative value ("--pred-iou-thresh -1") is read as the value, not as an option.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Keep masks whose predicted IoU is above this.", valueName: "t"))
     var predIouThresh = 0.88
-    @Option(help: ArgumentHelp("Keep masks whose stability score is above this.", valueName: "t"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Keep masks whose stability score is above this.", valueName: "t"))
     var stabilityScoreThresh = 0.95
     @Option(help: ArgumentHelp("Logit offset for the stability score's two thresholds.", valueName: "x"))
     var stabilityScoreOffset = 1.0
@@ -65,9 +66,9 @@ extension SAMCommand {
         @Option(help: ArgumentHelp("Folder of images (*.jpg, *.jpeg, *.png; the id is the file name without extension). (default: none; or --root/--split)", valueName: "dir"))
         var images: String?
         @Option(help: ArgumentHelp("VOC-layout dataset root, with --split. (default: none)", valueName: "dir")) var root: String?
-        @Option(help: ArgumentHelp("Split list under <root>/ImageSets/Segmentation. (default: train)", valueName: "name")) var split = "train"
+        @Option(help: ArgumentHelp("Split list under <root>/ImageSets/Segmentation.", valueName: "name")) var split = "train"
         @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir")) var out: String
-        @Option(help: ArgumentHelp("Process shard K of N (every N-th image from the K-th, K = 0 … N-1). (default: 0/1, all)", valueName: "K/N"))
+        @Option(help: ArgumentHelp("Process shard K of N (every N-th image from the K-th, K = 0 … N-1; 0/1 is all).", valueName: "K/N"))
         var shard = "0/1"
         @Flag(help: "Masks in --out made with other generator settings or weights (or with none recorded) are moved aside to <out>.replaced-<time> and recomputed. (default: off, such a folder is refused)") var overwrite = false
         @Flag(help: "Split the images (of --shard) across the ranks of mpirun/srun, every rank writing its own files; rank 0 reports the totals (docs/DISTRIBUTED.md). (default: off)") var distributed = false
@@ -119,7 +120,7 @@ extension SAMCommand {
         }
 
         static func classes(root: String) throws -> ClassNames {
-            FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
+            try ClassNames.of(datasetRoot: root)
         }
 
         static func parseShard(_ text: String) throws -> (Int, Int) {

@@ -39,8 +39,7 @@ struct Score: ParsableCommand {
             }
         }
         // The dataset root's classes.txt (gt is <root>/SegmentationClass) names the classes when present.
-        let beside = ((gt as NSString).deletingLastPathComponent as NSString).appendingPathComponent("classes.txt")
-        let names = try ClassNames.load(classes ?? (FileManager.default.fileExists(atPath: beside) ? beside : "voc"))
+        let names = try classes.map(ClassNames.load) ?? ClassNames.of(datasetRoot: (gt as NSString).deletingLastPathComponent)
         let ids: [String]
         if let list {
             guard let text = try? String(contentsOfFile: list, encoding: .utf8) else { throw DatasetError.missingFile(path: list, what: "image list") }

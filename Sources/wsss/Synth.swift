@@ -1,5 +1,6 @@
 import ArgumentParser
 import Datasets
+import Evaluation
 import Foundation
 import PseudoLabels
 
@@ -96,5 +97,6 @@ struct Synth: ParsableCommand {
         }
         try SyntheticDataset.write(to: out, options: options, proposals: writer)
         Log.info(String(format: "synth: %d images of %dx%d in %@ (%.1f s)", train + val + test, size, size, out, Date().timeIntervalSince(start)))
+        print("next: wsss data check --root \(out) --split train")
     }
 }

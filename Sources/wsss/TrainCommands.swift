@@ -47,7 +47,7 @@ struct TrainCommand: ParsableCommand {
         try runtime.apply(defaultThreads: recipe.run.threads)
         // A weakly-supervised run must never train on the ground truth by accident.
         guard let source = try labels.map({ $0 == "gt" ? $0 : absolutePath($0) }) ?? recipe.pseudo.labels.map(recipe.dataPath) else {
-            throw ValidationError("no label source: give --labels DIR (pseudo-labels), set pseudo.labels in \(recipe.path), or --labels gt for the fully-supervised upper bound")
+            throw CommandFailure("no label source: give --labels DIR (pseudo-labels), set pseudo.labels in \(recipe.path), or --labels gt for the fully-supervised upper bound")
         }
         let labelFolder: String? = source == "gt" ? nil : source
         // Named like the pipeline's segmenter folders: segmenter_<label source>.
@@ -117,7 +117,7 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval", abstract: "Evaluate a DeepLab-v2 checkpoint on a labelled split: per-class IoU table and mIoU.",
         discussion: "Logits (MSC-fused for a checkpoint trained with MSC, unless --msc off) are upsampled bilinearly to each image's size; --scales/--flip average softmax scores over scales and mirror images.")
 
-    @OptionGroup var data: DatasetOptions
+    @OptionGroup var data: EvalDatasetOptions
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: ArgumentHelp("Checkpoint (final.h5). (required)", valueName: "file")) var checkpoint: String
     @Option(help: ArgumentHelp("Scales, e.g. 0.5,0.75,1.0,1.25,1.5.", valueName: "list")) var scales = "1.0"
@@ -132,8 +132,6 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let communicator = try startDistributed(distributed, command: "eval")
         try runtime.apply()
-        var data = self.data
-        data.defaultSplit = "val"
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
                                             scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip,
                                             msc: msc.value, crf: crf ? crfOptions.parameters : nil, communicator: communicator)
@@ -196,7 +194,7 @@ struct PredictCommand: ParsableCommand {
     /// (id, image path) of every image to predict, and the folder the PNGs go to.
     func inputs() throws -> (items: [(id: String, path: String)], folder: String) {
         if let root {
-            let classes = FileManager.default.fileExists(atPath: root + "/classes.txt") ? try ClassNames.load(root + "/classes.txt") : .voc
+            let classes = try ClassNames.of(datasetRoot: root)
             let dataset = try VOCDataset(root: root, split: split, classes: classes)
             return (dataset.samples.map { ($0.id, $0.imagePath) }, "\(out)/results/VOC2012/Segmentation/comp6_\(split)_cls")
         }
@@ -214,7 +212,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         try runtime.apply()
         let (items, folder) = try inputs()
-        let (model, options, _) = try SegmentationTraining.load(checkpoint)
+        let (model, options, classes) = try SegmentationTraining.load(checkpoint)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if overlays { try FileManager.default.createDirectory(atPath: "\(out)/overlays", withIntermediateDirectories: true) }
         let progress = ProgressBar("predict", total: items.count)
@@ -229,12 +227,16 @@ struct PredictCommand: ParsableCommand {
                     try $0.infer(image: image, probabilities: result.scores.scalars, classes: result.scores.shape[0], source: item.path).labels
                 } ?? result.labels
                 try labels.writePNG(to: "\(folder)/\(item.id).png")
-                if overlays { try image.overlaid(with: labels).writePNG(to: "\(out)/overlays/\(item.id).png") }
+                if overlays {
+                    // With the legend of the classes it shows, as the pseudo-label panels.
+                    try Image.panels([(item.id, image.overlaid(with: labels))], legend: Image.classLegend(names: classes, present: [labels]))
+                        .writePNG(to: "\(out)/overlays/\(item.id).png")
+                }
                 try scores?.write(result.scores, at: "/\(item.id)")
                 progress.advance()
             }
         }
         if saveProbabilities { try HDF5File.writeAtomically(to: "\(out)/scores.h5") { try process($0) } } else { try process(nil) }
-        Log.info("predict: \(items.count) PNGs in \(folder)")
+        Log.info("predict: \(counted(items.count, "PNG")) in \(folder)")
     }
 }

@@ -47,12 +47,6 @@ public struct ResizeAxis: Sendable {
         return ResizeAxis(lower: Array(lower[range]), upper: Array(upper[range]), upperWeight: Array(upperWeight[range]))
     }
 
-    /// Whether the resize copies its input: every output reads the source at its own index with
-    /// weight 0 on the neighbour (same in and out size, align_corners false or true).
-    public var isIdentity: Bool {
-        (0..<lower.count).allSatisfy { lower[$0] == $0 && upperWeight[$0] == 0 }
-    }
-
     init(lower: [Int], upper: [Int], upperWeight: [Float]) {
         self.lower = lower
         self.upper = upper
