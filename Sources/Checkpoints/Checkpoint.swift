@@ -220,6 +220,18 @@ public enum Checkpoint {
         public var keptFresh: [String]
         /// Checkpoint tensors with no counterpart in the model (e.g. a classifier `fc.*`).
         public var ignored: [String]
+
+        /// One line in the manner of mmseg's missing/unexpected keys: what was copied, what keeps
+        /// its fresh initialisation, what the checkpoint had that the model does not.
+        public func summary(from path: String) -> String {
+            func list(_ names: [String]) -> String {
+                names.prefix(4).joined(separator: ", ") + (names.count > 4 ? ", …" : "")
+            }
+            var parts = ["\(loaded.count) tensors copied from \(path)"]
+            if !keptFresh.isEmpty { parts.append("\(keptFresh.count) kept their fresh initialisation (\(list(keptFresh)))") }
+            if !ignored.isEmpty { parts.append("\(ignored.count) in the checkpoint unused (\(list(ignored)))") }
+            return parts.joined(separator: "; ")
+        }
     }
 
     /// Fine-tuning: copies the tensors whose names match `include` (glob patterns, default all)

@@ -23,6 +23,8 @@ public struct DenseCRF: Sendable {
     public struct Parameters: Codable, Equatable, Sendable {
         /// Mean-field iterations (`ITER_MAX`).
         public var iterations = 10
+        /// The most iterations the commands and recipes accept (mean field converges in 5-10).
+        public static let maximumIterations = 1000
         /// Weight of the smoothness (Gaussian, xy) kernel (`POS_W`).
         public var posW: Float = 3
         /// Spatial std of the smoothness kernel, pixels (`POS_XY_STD`).

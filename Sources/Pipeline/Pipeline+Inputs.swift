@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import PseudoLabels
+import SegmentAnything
 import Training
 
 extension Pipeline {
@@ -58,6 +59,12 @@ extension Pipeline {
             }
         }
         try checkFile("pseudo.sam_checkpoint", recipe.pseudo.samCheckpoint)
+        // Resolved whether or not SAM runs: a typo ('vit_q') is an error, not a silently unused key.
+        if let config = recipe.pseudo.samConfig {
+            do { _ = try SAMConfiguration.resolve(config) } catch {
+                throw RecipeError(path: recipe.path, message: "pseudo.sam_config: \(error.localizedDescription)")
+            }
+        }
         if case .checkpoint(let path) = recipe.model.`init` { try checkFile("model.init", path) }
         try checkFile("cam.init", recipe.cam.initPath)
     }

@@ -180,6 +180,7 @@ public final class Pipeline {
         // One pipeline per run folder (stages lock their own sub-folders too); rank 0 holds it.
         let lock = communicator.isWriter ? try RunFolder.Lock(directory: try recipe.runDirectory()) : nil
         defer { withExtendedLifetime(lock) {} }
+        if let lock { RunFolder.removeStaleTemporaries(in: lock.directory) }
         return try PipelineRun(self).execute()
     }
 }

@@ -174,7 +174,7 @@ final class PipelineRun {
                 progress: { iteration, loss in
                     self.events.progress("cam_train", iteration, options.iterations, String(format: "loss %.4f", loss))
                 },
-                communicator: pipeline.communicator, syncBatchNorm: recipe.run.syncBN)
+                shouldStop: pipeline.shouldStop, communicator: pipeline.communicator, syncBatchNorm: recipe.run.syncBN)
         }
     }
 

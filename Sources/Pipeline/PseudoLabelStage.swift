@@ -9,6 +9,7 @@ import Imaging
 import PseudoLabels
 import Reporting
 import SegmentAnything
+import Training
 
 /// Problems with how a stage was asked to run (a proposal spec, a missing checkpoint), naming
 /// the option or recipe key.
@@ -165,7 +166,10 @@ public struct PseudoLabelStage {
     /// the whole split's outcome (confusion matrices and counts summed).
     /// - Throws: what `run` throws, `DistributedError`.
     public func run(on dataset: VOCDataset, communicator: Communicator, progress: @Sendable @escaping () -> Void = {}) throws -> Outcome {
+        // Temporary files a killed run left (rank 0 clears them before any rank writes).
+        if communicator.isWriter { RunFolder.removeStaleTemporaries(in: outDirectory) }
         guard communicator.size > 1 else { return try run(on: dataset, progress: progress) }
+        try communicator.barrier()
         var mine = self
         if !communicator.isWriter { mine.visualize = 0 }
         var outcome = try mine.run(on: dataset.subset(communicator.share(of: dataset.samples)), progress: progress)

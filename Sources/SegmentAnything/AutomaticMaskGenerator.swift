@@ -32,6 +32,8 @@ public enum AutomaticMaskGeneratorError: LocalizedError, Equatable {
     case unsupportedImage(width: Int, height: Int, channels: Int)
     /// amg.py writes binary masks as PNG folders, not JSON.
     case binaryMasksHaveNoJSON(path: String)
+    /// One prompt's masks at the crop's size alone need more memory than the process may use.
+    case imageTooLarge(width: Int, height: Int, needed: Int, available: Int)
 
     /// One line naming the option or file and the problem.
     public var errorDescription: String? {
@@ -43,6 +45,9 @@ public enum AutomaticMaskGeneratorError: LocalizedError, Equatable {
         case .unsupportedImage(let w, let h, let c): "mask generation needs an RGB image, got \(w)x\(h) with \(c) channels"
         case .binaryMasksHaveNoJSON(let path):
             "\(path): records in output mode binary_mask have no JSON form (use coco_rle or uncompressed_rle)"
+        case .imageTooLarge(let w, let h, let needed, let available):
+            "a \(w)x\(h) image: one prompt's masks at full size need \(MemoryLimit.describe(needed)), more than the "
+                + "\(MemoryLimit.describe(available)) this process may use (physical memory or ulimit -v); downscale the image"
         }
     }
 }
@@ -190,7 +195,10 @@ public final class AutomaticMaskGenerator {
         let o = options
         guard (o.pointsPerSide == nil) != (o.pointGrids == nil) else { throw E.pointsPerSideXorPointGrids }
         guard o.pointsPerBatch >= 1 else { throw E.invalidOption(name: "points_per_batch", reason: "must be at least 1") }
-        guard o.cropNLayers >= 0 else { throw E.invalidOption(name: "crop_n_layers", reason: "must not be negative") }
+        // Crop layer i has (2^i)² crops, each a full image embedding: the official uses 0 or 1.
+        guard o.cropNLayers >= 0 && o.cropNLayers <= Self.maximumCropLayers else {
+            throw E.invalidOption(name: "crop_n_layers", reason: "must be in 0…\(Self.maximumCropLayers), got \(o.cropNLayers)")
+        }
         guard o.cropNPointsDownscaleFactor >= 1 else {
             throw E.invalidOption(name: "crop_n_points_downscale_factor", reason: "must be at least 1")
         }
@@ -208,8 +216,17 @@ public final class AutomaticMaskGenerator {
         ] where !value.isFinite {
             throw E.invalidOption(name: name, reason: "must be a finite number, got \(value)")
         }
+        // Box IoUs are at most 1: an NMS threshold above 1 keeps every duplicate. (Score thresholds
+        // above 1 drop every mask; the official accepts them, and so does the library — the
+        // commands and recipes refuse them.)
+        for (name, value) in [("box_nms_thresh", o.boxNMSThresh), ("crop_nms_thresh", o.cropNMSThresh)] where !(0...1).contains(value) {
+            throw E.invalidOption(name: name, reason: "must be in [0, 1], got \(value)")
+        }
         if let n = o.pointsPerSide {
-            guard n >= 1 else { throw E.invalidOption(name: "points_per_side", reason: "must be at least 1") }
+            guard n >= 1 && n <= Self.maximumPointsPerSide else {
+                throw E.invalidOption(
+                    name: "points_per_side", reason: "must be in 1…\(Self.maximumPointsPerSide) (the official default is 32), got \(n)")
+            }
             pointGrids = AMG.buildAllLayerPointGrids(
                 nPerSide: n, nLayers: o.cropNLayers, scalePerLayer: o.cropNPointsDownscaleFactor)
         } else {
@@ -220,6 +237,25 @@ public final class AutomaticMaskGenerator {
         }
         self.predictor = predictor
         self.options = options
+    }
+
+    /// The largest `points_per_side` accepted (a grid of 1024² prompts; the official uses 32).
+    public static let maximumPointsPerSide = 1024
+    /// The most crop layers accepted (layer i has (2^i)² crops; the official uses 0 or 1).
+    public static let maximumCropLayers = 5
+
+    /// Prompts decoded at once on a crop: `points_per_batch`, fewer when a batch of full-size
+    /// logits (and the 1024² upscaled ones before the crop) would take more than a quarter of
+    /// the memory this process may use. Batching changes memory, not results.
+    /// - Throws: `AutomaticMaskGeneratorError.imageTooLarge` when even one prompt does not fit.
+    func promptsPerBatch(cropWidth w: Int, cropHeight h: Int, masksPerPrompt: Int = 3) throws -> Int {
+        let size = 1024  // the official models' input side, where the low-resolution masks are upscaled first
+        let perPrompt = MemoryLimit.bytes(masksPerPrompt, max(w * h, 1) + size * size, MemoryLayout<Float>.size)
+        let available = MemoryLimit.available
+        guard perPrompt <= available / 2 else {
+            throw AutomaticMaskGeneratorError.imageTooLarge(width: w, height: h, needed: perPrompt, available: available)
+        }
+        return max(1, min(options.pointsPerBatch, available / 4 / max(perPrompt, 1)))
     }
 
     /// `generate`: the masks of `image` (RGB), in the official's order.
@@ -276,8 +312,9 @@ public final class AutomaticMaskGenerator {
         let points = pointGrids[layer].map { PointXY(x: $0.x * Double(crop.width), y: $0.y * Double(crop.height)) }
         var data = MaskData()
         var boxesInCrop: [BoxXYXY] = []
-        for start in stride(from: 0, to: points.count, by: options.pointsPerBatch) {
-            let batch = Array(points[start..<min(start + options.pointsPerBatch, points.count)])
+        let perBatch = try promptsPerBatch(cropWidth: crop.width, cropHeight: crop.height)
+        for start in stride(from: 0, to: points.count, by: perBatch) {
+            let batch = Array(points[start..<min(start + perBatch, points.count)])
             let (batchData, cropFrameBoxes) = processBatch(
                 batch, cropSize: (crop.height, crop.width), cropBox: cropBox, origSize: origSize)
             data.append(batchData)

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 import Yams
 
@@ -140,7 +141,27 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
             ("num_multimask_outputs", numMultimaskOutputs), ("iou_head_depth", iouHeadDepth), ("iou_head_hidden_dim", iouHeadHiddenDim),
             ("mask_in_chans", maskInChans),
         ] where value < 1 { try fail("'\(key)' must be at least 1, got \(value)") }
-        guard mlpRatio > 0 else { try fail("'mlp_ratio' must be positive") }
+        guard mlpRatio > 0 && mlpRatio <= 64 else { try fail("'mlp_ratio' must be in (0, 64], got \(mlpRatio)") }
+        // Upper bounds far above every released model (ViT-H: 1024 px, width 1280, depth 32), so a
+        // typo ends here, not in an allocation failure.
+        for (key, value, limit) in [
+            ("image_size", imageSize, 4096), ("patch_size", patchSize, 256), ("window_size", windowSize, 256),
+            ("encoder_embed_dim", encoderEmbedDim, 8192), ("encoder_depth", encoderDepth, 256), ("encoder_num_heads", encoderNumHeads, 256),
+            ("prompt_embed_dim", promptEmbedDim, 8192), ("decoder_depth", decoderDepth, 64), ("decoder_mlp_dim", decoderMLPDim, 65536),
+            ("decoder_num_heads", decoderNumHeads, 256), ("num_multimask_outputs", numMultimaskOutputs, 64),
+            ("iou_head_depth", iouHeadDepth, 64), ("iou_head_hidden_dim", iouHeadHiddenDim, 65536), ("mask_in_chans", maskInChans, 4096),
+        ] where value > limit {
+            try fail("'\(key)' must be at most \(limit), got \(value)")
+        }
+        // The encoder's weights alone (≈ depth · (4 + 2·mlp_ratio) · width² floats) must fit.
+        let width = Double(encoderEmbedDim)
+        let weights = Double(encoderDepth) * (4 + 2 * mlpRatio) * width * width * 4
+            + Double(embeddingSize * embeddingSize) * width * 4
+        let available = MemoryLimit.available
+        guard weights < Double(available) else {
+            try fail(String(format: "its encoder alone needs %.1f GB, more than the %@ this process may use", weights / 1e9,
+                            MemoryLimit.describe(available)))
+        }
         guard imageSize % patchSize == 0 else { try fail("'image_size' \(imageSize) is not a multiple of 'patch_size' \(patchSize)") }
         guard encoderEmbedDim % encoderNumHeads == 0 else {
             try fail("'encoder_embed_dim' \(encoderEmbedDim) is not a multiple of 'encoder_num_heads' \(encoderNumHeads)")

@@ -32,30 +32,34 @@ public enum SAMWeights {
         return try SAM.loaded(from: reader)
     }
 
-    /// Writes every floating-point tensor of an official checkpoint to our HDF5 layout
-    /// (`/parameters/<official key>`, float32), atomically; attributes `format_version`,
-    /// `architecture` and `source`. Tensors are copied one at a time.
-    /// - Returns: the number of tensors written and the names of non-float tensors left out.
+    /// Writes every tensor of an official checkpoint to our HDF5 layout (`/parameters/<official
+    /// key>`, float32), atomically; attributes `format_version`, `architecture` and `source`.
+    /// Tensors are copied one at a time. (`skipped` is always empty: non-float tensors are refused.)
+    /// - Throws: `SAMWeightsError.unusableValues` naming tensors stored as integers or booleans,
+    ///   or holding NaN or ±inf (nothing is written then).
     @discardableResult
     public static func convert(_ checkpoint: TorchCheckpoint, to path: String, progress: (Int, Int) -> Void = { _, _ in })
         throws -> (written: Int, skipped: [String])
     {
-        var skipped: [String] = []
+        let notFloat = checkpoint.tensorNames.filter { !checkpoint.isStoredAsFloat($0) }
+        guard notFloat.isEmpty else { throw SAMWeightsError.unusableValues(path: checkpoint.path, nonFinite: [], notFloat: notFloat) }
+        var nonFinite: [String] = []
         var written = 0
         try HDF5File.writeAtomically(to: path) { file in
             for (k, name) in checkpoint.tensorNames.enumerated() {
                 progress(k, checkpoint.tensorNames.count)
-                guard checkpoint.dtype(of: name)?.isFloatingPoint ?? false else {
-                    skipped.append(name)
-                    continue
-                }
-                try file.write(try checkpoint.tensor(named: name), at: "/parameters/\(name)")
+                let tensor = try checkpoint.tensor(named: name)
+                if !tensor.isAllFinite { nonFinite.append(name) }
+                guard nonFinite.isEmpty else { continue }
+                try file.write(tensor, at: "/parameters/\(name)")
                 written += 1
             }
+            // Throwing inside the block leaves no file behind (the temporary is removed).
+            guard nonFinite.isEmpty else { throw SAMWeightsError.unusableValues(path: checkpoint.path, nonFinite: nonFinite, notFloat: []) }
             try file.setAttribute(.int(1), named: "format_version")
             try file.setAttribute(.string(architecture), named: "architecture")
             try file.setAttribute(.string((checkpoint.path as NSString).lastPathComponent), named: "source")
         }
-        return (written, skipped)
+        return (written, [])
     }
 }

@@ -174,14 +174,20 @@ public final class SAM: Module {
         guard missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty else {
             throw SAMWeightsError.mismatch(path: reader.path, missing: missing, unexpected: unexpected, misshaped: misshaped)
         }
+        let notFloat = wanted.map(\.name).filter { !reader.isStoredAsFloat($0) }
+        guard notFloat.isEmpty else { throw SAMWeightsError.unusableValues(path: reader.path, nonFinite: [], notFloat: notFloat) }
+        var nonFinite: [String] = []
         for (name, tensor) in wanted {
             let value = try reader.tensor(named: name)
             guard value.shape == tensor.shape else {
                 throw SAMWeightsError.mismatch(
                     path: reader.path, missing: [], unexpected: [], misshaped: ["\(name) \(value.shape) vs \(tensor.shape)"])
             }
+            // A NaN or inf weight makes every embedding or mask NaN: refused by name, as DeepLab checkpoints are.
+            if !value.isAllFinite { nonFinite.append(name) }
             tensor.assign(from: value)
         }
+        guard nonFinite.isEmpty else { throw SAMWeightsError.unusableValues(path: reader.path, nonFinite: nonFinite, notFloat: []) }
     }
 
     /// A model of the configuration the checkpoint's shapes describe, loaded from it.

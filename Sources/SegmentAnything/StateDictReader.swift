@@ -13,6 +13,14 @@ public protocol StateDictReader {
     /// Reads one tensor as Float32.
     /// - Throws: when `name` is absent or its data cannot be read.
     func tensor(named name: String) throws -> Tensor
+    /// Whether `name` is stored as a floating-point type (weights stored as integers or booleans
+    /// would be cast without a word; they are refused instead).
+    func isStoredAsFloat(_ name: String) -> Bool
+}
+
+extension StateDictReader {
+    /// Our HDF5 layout stores Float32 (`wsss sam convert` writes nothing else).
+    public func isStoredAsFloat(_ name: String) -> Bool { true }
 }
 
 /// The tensors of an HDF5 file in our checkpoint layout (docs: `/parameters/<key>` and
@@ -66,6 +74,8 @@ public enum SAMWeightsError: LocalizedError, Equatable {
     case duplicateKey(path: String, key: String)
     /// An HDF5 file with neither /parameters nor /buffers.
     case noTensors(path: String)
+    /// Weights that hold NaN or ±inf, or are stored as integers or booleans.
+    case unusableValues(path: String, nonFinite: [String], notFloat: [String])
 
     public var errorDescription: String? {
         switch self {
@@ -81,6 +91,14 @@ public enum SAMWeightsError: LocalizedError, Equatable {
         case .unrecognised(let path, let reason): return "\(path): not a Segment Anything checkpoint: \(reason)"
         case .duplicateKey(let path, let key): return "\(path): '\(key)' is stored both as a parameter and as a buffer"
         case .noTensors(let path): return "\(path): no /parameters or /buffers group: not a weights file"
+        case .unusableValues(let path, let nonFinite, let notFloat):
+            func list(_ names: [String]) -> String {
+                names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", … (\(names.count))" : "")
+            }
+            var parts: [String] = []
+            if !nonFinite.isEmpty { parts.append("NaN or infinite values in \(list(nonFinite))") }
+            if !notFloat.isEmpty { parts.append("integer or boolean tensors where weights are floating point: \(list(notFloat))") }
+            return "\(path): unusable weights: " + parts.joined(separator: "; ")
         }
     }
 }

@@ -134,7 +134,8 @@ public enum CAMTraining {
     public static func train(
         dataset: VOCDataset, options: CAMTrainingOptions, outDirectory: String, initFrom: String? = nil, resume: Bool = true,
         provenance: [String: String] = [:],
-        progress: (Int, Float) -> Void = { _, _ in }, communicator: Communicator = .single, syncBatchNorm: Bool = true
+        progress: (Int, Float) -> Void = { _, _ in }, shouldStop: () -> Bool = { false }, communicator: Communicator = .single,
+        syncBatchNorm: Bool = true
     ) throws -> CAMNetwork {
         try MemoryBudget.checkTrainingBatch(batch: options.batchSize, crop: options.cropSize)
         guard options.batchSize >= communicator.size else {
@@ -188,16 +189,19 @@ public enum CAMTraining {
             optimizer.zeroGrad()
             var loss = Tensor.multiLabelSoftMarginLoss(logits: model(batch.images), targets: target)
             let value: Float
+            var stopNow: Bool
             if let reducer {
                 // The loss is a mean over the batch: this shard's share of it.
                 loss = loss * (Float(batch.ids.count) / Float(options.batchSize))
                 try reducer.backwardAndReduce(loss)
-                value = try communicator.agree(loss: loss.item, stop: false).loss
+                // Every rank takes the same decision at the same step (a signal may reach only one).
+                (value, stopNow) = try communicator.agree(loss: loss.item, stop: shouldStop())
                 if value.isFinite { optimizer.step() }
             } else {
                 loss.backward()
                 optimizer.step()
                 value = loss.item
+                stopNow = shouldStop()
             }
             guard value.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_")) }
             let seconds = Date().timeIntervalSince(clock)
@@ -207,8 +211,11 @@ public enum CAMTraining {
             if writer { progress(iteration + 1, value) }
             try board?.addScalar("cam/loss", Double(value), step: iteration + 1)
             try board?.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
+            // On disk at every step: a killed run keeps its curve up to the moment it died.
+            try board?.flush()
             let done = iteration + 1
-            if writer && (done == options.iterations || done % options.checkpointEvery == 0) {
+            stopNow = stopNow && done < options.iterations
+            if writer && (done == options.iterations || done % options.checkpointEvery == 0 || stopNow) {
                 let metadata = CheckpointMetadata(
                     architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "", options: recipe,
                     provenance: provenance)
@@ -224,6 +231,10 @@ public enum CAMTraining {
                         reason: error.localizedDescription,
                         lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
                 }
+            }
+            if stopNow {
+                // SIGINT/SIGTERM: the checkpoint above is written; a later run resumes from it.
+                throw TrainingInterrupted(iteration: done, checkpoint: "\(outDirectory)/cam_iter_\(String(format: "%06d", done)).h5")
             }
         }
         return model

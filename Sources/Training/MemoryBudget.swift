@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 /// A check, before anything is allocated, that a run's sizes fit the memory this process may
@@ -6,15 +7,7 @@ import Foundation
 public enum MemoryBudget {
     /// Bytes this process may allocate: physical memory, or the address-space limit (`ulimit -v`)
     /// when that is lower.
-    public static var available: Int {
-        var limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
-        var rl = rlimit()
-        // rlim_t.max is RLIM_INFINITY (no limit).
-        if getrlimit(Int32(RLIMIT_AS.rawValue), &rl) == 0 && rl.rlim_cur != rlim_t.max {
-            limit = min(limit, Int(clamping: rl.rlim_cur))
-        }
-        return limit
-    }
+    public static var available: Int { MemoryLimit.available }
 
     /// Throws `TrainingError.tooLarge` when a batch of `batch` RGB float crops of `crop` pixels
     /// square — the input alone, a lower bound on what a step needs — exceeds `available`.

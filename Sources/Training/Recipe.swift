@@ -222,7 +222,8 @@ public struct Recipe: Sendable {
             guard let l = numbers(v), l.count == 2 else { return false }
             return l[0] > 0 && l[0] <= l[1] && l[1] <= 8
         })
-        let scales = ("a non-empty list of scales in (0, 8]", list(1...64) { $0 > 0 && $0 <= 8 })
+        // Below 0.25 a VOC-sized image shrinks to a few feature pixels (0.001 ran a 64-px image at 1x1).
+        let scales = ("a non-empty list of scales in [0.25, 8]", list(1...64) { $0 >= 0.25 && $0 <= 8 })
         return [
             "run.threads": atLeastOne, "run.seed": ("an integer ≥ 0", number { $0 >= 0 }),
             "cam.iterations": atLeastOne, "cam.batch": atLeastOne, "cam.crop": atLeastOne, "cam.scales": scaleRange,
@@ -247,11 +248,12 @@ public struct Recipe: Sendable {
             "train.weight_decay": nonNegative, "train.checkpoint_every": atLeastOne, "train.keep_last": atLeastOne,
             "train.eval_every": ("an integer ≥ 0 (0: no evaluation while training)", number { $0 >= 0 }), "train.log_every": atLeastOne,
             "eval.scales": scales,
-            "crf.iterations": ("an integer ≥ 0", number { $0 >= 0 }), "crf.confidence": ("a number in (0, 1)", number { $0 > 0 && $0 < 1 }), "crf.pos_w": nonNegative, "crf.bi_w": nonNegative,
+            "crf.iterations": ("an integer in 0…1000", number { $0 >= 0 && $0 <= 1000 }), "crf.confidence": ("a number in (0, 1)", number { $0 > 0 && $0 < 1 }), "crf.pos_w": nonNegative, "crf.bi_w": nonNegative,
             "crf.pos_xy_std": positive, "crf.bi_xy_std": positive, "crf.bi_rgb_std": positive,
-            "sam.points_per_side": atLeastOne, "sam.points_per_batch": atLeastOne, "sam.pred_iou_thresh": ("a number", number { _ in true }),
-            "sam.stability_score_thresh": ("a number", number { _ in true }), "sam.stability_score_offset": nonNegative,
-            "sam.box_nms_thresh": share, "sam.crop_n_layers": ("an integer ≥ 0", number { $0 >= 0 }), "sam.crop_nms_thresh": share,
+            "sam.points_per_side": ("an integer in 1…1024", number { $0 >= 1 && $0 <= 1024 }), "sam.points_per_batch": atLeastOne,
+            "sam.pred_iou_thresh": ("a number ≤ 1 (an IoU; above it every mask is dropped)", number { $0 <= 1 }),
+            "sam.stability_score_thresh": ("a number ≤ 1 (an IoU; above it every mask is dropped)", number { $0 <= 1 }), "sam.stability_score_offset": nonNegative,
+            "sam.box_nms_thresh": share, "sam.crop_n_layers": ("an integer in 0…5", number { $0 >= 0 && $0 <= 5 }), "sam.crop_nms_thresh": share,
             "sam.crop_overlap_ratio": ("a number in [0, 1)", number { $0 >= 0 && $0 < 1 }), "sam.crop_n_points_downscale_factor": atLeastOne,
             "sam.min_mask_region_area": ("an integer ≥ 0", number { $0 >= 0 }),
         ]

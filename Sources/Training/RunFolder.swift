@@ -77,18 +77,26 @@ public enum RunFolder {
         deinit { close(descriptor) }  // closing releases the flock
     }
 
+    /// Removes the temporary files a killed writer leaves behind in `directory`: ours
+    /// (`.<name>.tmp-<pid>`) and Foundation's atomic writes (`.dat.nosync<random>`). Only for a
+    /// folder this process owns (its lock is held, or it is a command's own output folder).
+    public static func removeStaleTemporaries(in directory: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix(".") && (name.contains(".tmp-") || name.hasPrefix(".dat.nosync")) {
+            try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
+        }
+    }
+
     /// Start-up of a training run in a locked folder: removes temporary files left by a killed
-    /// writer (`.<name>.tmp-<pid>`), and for a fresh run (`resuming` false) refuses a folder
+    /// writer (`removeStaleTemporaries`), and for a fresh run (`resuming` false) refuses a folder
     /// holding checkpoints unless `overwrite`, which moves the earlier run's files into
     /// `<dir>/replaced-<date>/` with its `runFiles` and TensorBoard event files (nothing is deleted).
     /// - Returns: the folder the old files were moved to, if any.
     @discardableResult
     public static func prepare(_ lock: Lock, prefix: String, resuming: Bool, overwrite: Bool, runFiles: [String]) throws -> String? {
         let directory = lock.directory
+        removeStaleTemporaries(in: directory)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
-            try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
-        }
         let existing = checkpoints(in: directory, prefix: prefix)
         guard !resuming, !existing.isEmpty else { return nil }
         guard overwrite else { throw RunFolderError.hasCheckpoints(directory: directory, files: existing.map { ($0 as NSString).lastPathComponent }) }

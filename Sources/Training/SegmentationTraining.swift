@@ -256,7 +256,7 @@ public enum SegmentationTraining {
             start = try Checkpoint.load(from: resumePath, into: model, architecture: architecture, optimizer: optimizer).iteration
             notice("resuming from \(resumePath) at iteration \(start)")
         } else if let initFrom {
-            try Checkpoint.initialize(model, from: initFrom, exclude: initExclude)
+            notice(try Checkpoint.initialize(model, from: initFrom, exclude: initExclude).summary(from: initFrom))
         }
         if let lock, let moved = try RunFolder.prepare(lock, prefix: "", resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
             notice("moved the earlier run's files to \(moved)")
@@ -360,6 +360,8 @@ public enum SegmentationTraining {
                 try board?.addScalar("train/loss", Double(progress.loss), step: done)
                 try board?.addScalar("train/lr", Double(progress.learningRate), step: done)
                 try board?.addScalar("train/images_per_s", progress.imagesPerSecond, step: done)
+                // On disk at every log step: a killed run keeps its curve up to the moment it died.
+                try board?.flush()
                 (lossSum, lossCount) = (0, 0)
             }
             if done == options.iterations {

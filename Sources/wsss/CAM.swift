@@ -42,6 +42,9 @@ struct CAMCommand: ParsableCommand {
 
         /// Zero or negative counts would divide by zero or train nothing while reporting a checkpoint.
         func validate() throws {
+            // A flag that changes nothing would let a user believe they ran what they asked for.
+            if perRankBn && !distributed { throw ValidationError("--per-rank-bn only applies with --distributed") }
+            if perRankBn && !trainBn { throw ValidationError("--per-rank-bn only applies with --train-bn (frozen BN has no batch statistics)") }
             for (value, option) in [
                 (iterations ?? 1, "--iterations"), (batch, "--batch"), (crop, "--crop"), (widthDivisor, "--width-divisor"),
             ] where value < 1 {
@@ -79,6 +82,8 @@ struct CAMCommand: ParsableCommand {
         let progress = ProgressBar("cam train", total: options.iterations, unit: "it")
         var smoothed: Float?
         var reported = false
+        StopRequest.install()
+        do {
         try CAMTraining.train(
             dataset: dataset, options: options, outDirectory: out, initFrom: initFrom, progress: { iteration, loss in
             if !reported {
@@ -87,13 +92,20 @@ struct CAMCommand: ParsableCommand {
             }
             smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
             progress.advance(extra: String(format: "loss %.4f", smoothed!))
-        }, communicator: communicator, syncBatchNorm: syncBatchNorm)
+        }, shouldStop: { StopRequest.requested != 0 }, communicator: communicator, syncBatchNorm: syncBatchNorm)
+        } catch let stop as TrainingInterrupted {
+            // Ctrl-C or SIGTERM: a checkpoint is saved; `wsss cam train` with the same --out resumes.
+            Log.info("cam train: \(stop.localizedDescription.replacingOccurrences(of: "--resume auto", with: "the same command"))")
+            throw ExitCode(130)
+        }
         Log.info("cam train: \(out)/cam_final.h5")
     }
 
     /// Inference scales above this are refused: IRN uses up to 2, DeepLab's MSC up to 1.75, and
     /// a VOC image at 8x already needs several GB of activations.
     static let maximumInferenceScale = 8.0
+    /// Below this a VOC-sized image shrinks to a few feature pixels (as the recipes' scales).
+    static let minimumInferenceScale = 0.25
 
     struct Infer: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -105,15 +117,17 @@ struct CAMCommand: ParsableCommand {
         @Option(help: ArgumentHelp("CAM checkpoint (cam_final.h5). (required)", valueName: "file")) var checkpoint: String
         @Option(help: ArgumentHelp("Output HDF5 file. (required)", valueName: "file")) var out: String
         @Option(help: ArgumentHelp("Scales. (default: the checkpoint's, IRN's 1.0,0.5,1.5,2.0)", valueName: "list")) var scales: String?
+        @Flag(help: "Replace --out if it exists. (default: off, an existing file is refused)") var overwrite = false
         @Flag(help: "Split the images across the ranks of mpirun/srun; rank 0 merges their CAMs into --out (docs/DISTRIBUTED.md). (default: off)") var distributed = false
 
         func run() throws {
+            try checkOutput(out, option: "--out", overwrite: overwrite, inputs: [checkpoint])
             let communicator = try startDistributed(distributed, command: "cam infer")
             try runtime.apply()
             try CAMCommand.infer(
                 dataset: try data.dataset(), checkpoint: checkpoint, out: out,
                 scales: try scales.map {
-                    try parseNumbers($0, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
+                    try parseNumbers($0, option: "--scales", positive: true, minimum: CAMCommand.minimumInferenceScale, maximum: CAMCommand.maximumInferenceScale)
                 }, communicator: communicator)
         }
     }

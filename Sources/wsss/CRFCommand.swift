@@ -21,7 +21,10 @@ struct CRFOptions: ParsableArguments {
     var biRGBStd: Float = 3
 
     func validate() throws {
-        guard iterations >= 0 else { throw ValidationError("--iterations must be 0 or more, got \(iterations)") }
+        // Mean field converges in 5-10 iterations (pydensecrf's examples use 5, deeplab-pytorch 10).
+        guard iterations >= 0 && iterations <= DenseCRF.Parameters.maximumIterations else {
+            throw ValidationError("--iterations must be in 0…\(DenseCRF.Parameters.maximumIterations), got \(iterations)")
+        }
         for (name, value) in [("--pos-w", posW), ("--bi-w", biW)] where !(value >= 0 && value.isFinite) {
             throw ValidationError("\(name) must be a finite weight ≥ 0, got \(value)")
         }

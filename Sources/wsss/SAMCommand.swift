@@ -23,8 +23,10 @@ struct SAMCommand: ParsableCommand {
             abstract: "Copy an official .pth checkpoint to our HDF5 layout (/parameters/<official key>, float32).")
         @Argument(help: ArgumentHelp("Official checkpoint (torch.save zip).", valueName: "C.pth")) var checkpoint: String
         @Argument(help: ArgumentHelp("HDF5 file to write (atomically).", valueName: "C.h5")) var out: String
+        @Flag(help: "Replace C.h5 if it exists. (default: off, an existing file is refused)") var overwrite = false
 
         func run() throws {
+            try checkOutput(out, option: "C.h5", overwrite: overwrite, inputs: [checkpoint])
             let source = try TorchCheckpoint(path: checkpoint)
             // Refuse what is not SAM before writing anything.
             let configuration = try SAMConfiguration.inferred(fromShapes: source.tensorShapes, path: checkpoint)
@@ -43,8 +45,10 @@ struct SAMCommand: ParsableCommand {
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("Image (JPEG or PNG). (required)", valueName: "file")) var image: String
         @Option(help: ArgumentHelp("HDF5 file to write. (required)", valueName: "E.h5")) var out: String
+        @Flag(help: "Replace --out if it exists. (default: off, an existing file is refused)") var overwrite = false
 
         func run() throws {
+            try checkOutput(out, option: "--out", overwrite: overwrite, inputs: [model.checkpoint, image])
             try runtime.apply()
             let predictor = SAMPredictor(model: try model.load())
             let picture = try Image.readRGB(from: image)
@@ -71,12 +75,14 @@ struct SAMCommand: ParsableCommand {
         @Option(help: ArgumentHelp("A point prompt in pixels with its label, 1 or 0 (repeatable). (default: none)", valueName: "x,y,label")) var point: [String] = []
         @Flag(help: "Three masks per prompt (for ambiguous prompts such as one point). (default: one)") var multimask = false
         @Option(help: ArgumentHelp("HDF5 file to write. (required)", valueName: "P.h5")) var out: String
+        @Flag(help: "Replace --out if it exists. (default: off, an existing file is refused)") var overwrite = false
 
         func validate() throws {
             guard !box.isEmpty || !point.isEmpty else { throw ValidationError("give at least one --box or --point") }
         }
 
         func run() throws {
+            try checkOutput(out, option: "--out", overwrite: overwrite, inputs: [model.checkpoint, image])
             try runtime.apply()
             let boxes = try box.map { text -> (x0: Float, y0: Float, x1: Float, y1: Float) in
                 let v = try parseNumbers(text, option: "--box", count: 4...4)
@@ -92,6 +98,10 @@ struct SAMCommand: ParsableCommand {
             let picture = try Image.readRGB(from: image)
             for b in boxes where b.x1 <= 0 || b.y1 <= 0 || b.x0 >= Float(picture.width) || b.y0 >= Float(picture.height) {
                 throw ValidationError("--box \(b.x0),\(b.y0),\(b.x1),\(b.y1) lies outside the \(picture.width)x\(picture.height) image \(image)")
+            }
+            // As a box, a point off the image prompts nothing there (SAM's encoding just extrapolates).
+            for p in points where p.x < 0 || p.y < 0 || p.x > Float(picture.width) || p.y > Float(picture.height) {
+                throw ValidationError("--point \(p.x),\(p.y) lies outside the \(picture.width)x\(picture.height) image \(image)")
             }
             var clock = Date()
             try predictor.setImage(picture)

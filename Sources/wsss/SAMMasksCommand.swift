@@ -32,6 +32,13 @@ struct SAMGeneratorOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Remove holes and islands smaller than this many pixels (0: off).", valueName: "px"))
     var minMaskRegionArea = 0
 
+    /// Score thresholds above 1 would drop every mask (IoUs are at most 1), silently.
+    func validate() throws {
+        for (option, value) in [("--pred-iou-thresh", predIouThresh), ("--stability-score-thresh", stabilityScoreThresh)] where value > 1 {
+            throw ValidationError("\(option) must be at most 1 (an IoU; above it every mask is dropped), got \(value)")
+        }
+    }
+
     var options: AutomaticMaskGeneratorOptions {
         var o = AutomaticMaskGeneratorOptions()
         o.pointsPerSide = pointsPerSide

@@ -133,7 +133,7 @@ struct EvalCommand: ParsableCommand {
         let communicator = try startDistributed(distributed, command: "eval")
         try runtime.apply()
         let report = try evaluateCheckpoint(checkpoint, dataset: try data.dataset(requireLabels: true),
-                                            scales: try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale), flip: flip,
+                                            scales: try parseNumbers(scales, option: "--scales", positive: true, minimum: CAMCommand.minimumInferenceScale, maximum: CAMCommand.maximumInferenceScale), flip: flip,
                                             msc: msc.value, crf: crf ? crfOptions.parameters : nil, communicator: communicator)
         guard communicator.isWriter else { return }
         if let plot {
@@ -216,7 +216,7 @@ struct PredictCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if overlays { try FileManager.default.createDirectory(atPath: "\(out)/overlays", withIntermediateDirectories: true) }
         let progress = ProgressBar("predict", total: items.count)
-        let scaleList = try parseNumbers(scales, option: "--scales", positive: true, maximum: CAMCommand.maximumInferenceScale)
+        let scaleList = try parseNumbers(scales, option: "--scales", positive: true, minimum: CAMCommand.minimumInferenceScale, maximum: CAMCommand.maximumInferenceScale)
         let refiner = crf ? DenseCRF(parameters: crfOptions.parameters) : nil
         let fused = msc.value ?? options.msc
         func process(_ scores: HDF5File?) throws {

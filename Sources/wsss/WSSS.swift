@@ -77,12 +77,13 @@ func startDistributed(_ distributed: Bool, command: String) throws -> Communicat
 /// - Parameter maximum: when given, larger values are refused (e.g. an inference scale of 1e9,
 ///   whose scaled image no memory holds).
 func parseNumbers(
-    _ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false, maximum: Double? = nil
+    _ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false, minimum: Double? = nil, maximum: Double? = nil
 ) throws -> [Double] {
     let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     let values = try items.map { item -> Double in
         guard let v = Double(item), v.isFinite else { throw ValidationError("\(option): '\(item)' in '\(text)' is not a number") }
         if positive && v <= 0 { throw ValidationError("\(option): \(item) must be > 0") }
+        if let minimum, v < minimum { throw ValidationError("\(option): \(item) must be at least \(minimum)") }
         if let maximum, v > maximum { throw ValidationError("\(option): \(item) must be at most \(maximum)") }
         return v
     }
@@ -121,4 +122,19 @@ struct CommandFailure: LocalizedError {
     let message: String
     init(_ message: String) { self.message = message }
     var errorDescription: String? { message }
+}
+
+/// Refuses to write `path` over a file that exists (unless `overwrite`) or over one of the
+/// command's own `inputs` (never): nothing a user made is replaced silently.
+/// - Throws: `CommandFailure` naming the file and the way out.
+func checkOutput(_ path: String, option: String, overwrite: Bool, inputs: [String]) throws {
+    func resolved(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+    let target = resolved(path)
+    if let same = inputs.first(where: { resolved($0) == target }) {
+        throw CommandFailure("\(option) \(path) is the command's own input \(same): choose another output file")
+    }
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }
+    guard !isDirectory.boolValue else { throw CommandFailure("\(option) \(path) is a folder: name a file") }
+    guard overwrite else { throw CommandFailure("\(option) \(path) exists; pass --overwrite to replace it, or choose another file") }
 }

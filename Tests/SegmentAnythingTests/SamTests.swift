@@ -157,3 +157,53 @@ import TorchCheckpoint
         #expect(try SAM.loaded(from: checkpoint, decoderNumHeads: tiny.decoderNumHeads).configuration == tiny)
     }
 }
+
+/// Weights a model must not run on are refused by name (issue 26): NaN or ±inf anywhere (one
+/// gives an all-NaN embedding), and integer or boolean tensors (cast to float without a word).
+@Suite struct SAMUnusableWeightsTests {
+    /// The fixture weights with one tensor altered or reported as stored otherwise.
+    final class Altered: StateDictReader {
+        let base: HDF5StateDict
+        let poisoned: String?
+        let integer: String?
+        init(poisoned: String? = nil, integer: String? = nil) throws {
+            base = try HDF5StateDict(path: SAMFixtures.weightsHDF5)
+            (self.poisoned, self.integer) = (poisoned, integer)
+        }
+        var path: String { "altered.pth" }
+        var tensorShapes: [String: [Int]] { base.tensorShapes }
+        func tensor(named name: String) throws -> Tensor {
+            let t = try base.tensor(named: name)
+            if name == poisoned { t.storage.base[0] = .infinity }
+            return t
+        }
+        func isStoredAsFloat(_ name: String) -> Bool { name != integer }
+    }
+
+    @Test func aNonFiniteWeightIsRefusedByName() throws {
+        let name = "image_encoder.patch_embed.proj.weight"
+        #expect { try SAM.loaded(from: try Altered(poisoned: name)) } throws: { error in
+            guard case SAMWeightsError.unusableValues(_, let nonFinite, _) = error else { return false }
+            return nonFinite == [name] && error.localizedDescription.contains("NaN or infinite")
+        }
+    }
+
+    @Test func anIntegerTensorIsRefusedByName() throws {
+        let name = "mask_decoder.iou_token.weight"
+        #expect { try SAM.loaded(from: try Altered(integer: name)) } throws: { error in
+            guard case SAMWeightsError.unusableValues(_, _, let notFloat) = error else { return false }
+            return notFloat == [name] && error.localizedDescription.contains("integer or boolean")
+        }
+    }
+
+    @Test func configurationsBeyondAnyModelAreRefusedBeforeAllocating() throws {
+        var c = SAMConfiguration.vitB
+        c.imageSize = 1_000_000
+        #expect { try c.validate(path: "big.yaml") } throws: { error in error.localizedDescription.contains("'image_size' must be at most 4096") }
+        c = .vitB
+        c.encoderEmbedDim = 8192
+        c.encoderDepth = 256
+        c.encoderNumHeads = 8
+        #expect { try c.validate(path: "wide.yaml") } throws: { error in error.localizedDescription.contains("encoder alone needs") }
+    }
+}

@@ -46,7 +46,9 @@ import Testing
         let image = try imagePNG()
         try SAMCommand.Convert.parse([sam + "/sam_tiny.pth", directory + "/tiny.h5"]).run()
         for weights in [sam + "/sam_tiny.pth", directory + "/tiny.h5"] {
-            try SAMCommand.Embed.parse(["--checkpoint", weights, "--config", sam + "/sam_tiny.yaml", "--image", image, "--out", directory + "/e.h5"]).run()
+            try SAMCommand.Embed.parse([
+                "--checkpoint", weights, "--config", sam + "/sam_tiny.yaml", "--image", image, "--out", directory + "/e.h5", "--overwrite",
+            ]).run()
             let embedding = try HDF5File(path: directory + "/e.h5", mode: .read).read("/embedding", expectingShape: [32, 8, 8])
             let neck = try HDF5File(path: sam + "/sam_tiny_encoder.h5", mode: .read).read("/encoder/neck")
             let scale = neck.scalars.map(abs).max()!
