@@ -4,7 +4,9 @@ import Testing
 
 @testable import Reporting
 
-/// Example outputs for looking at by eye: written only when WSSS_PLOT_EXAMPLES names a folder.
+/// Example outputs for looking at by eye, kept when WSSS_PLOT_EXAMPLES names a folder (else
+/// written to a temporary one): every run also checks that each decodes at its size and draws
+/// something (ink in each part), and that the SVG carries its texts.
 @Suite struct PlotExamplesTests {
     static var folder: String? { ProcessInfo.processInfo.environment["WSSS_PLOT_EXAMPLES"] }
 
@@ -29,8 +31,44 @@ import Testing
         return plot
     }
 
+    /// Pixels that are not (near) white.
+    static func ink(_ image: Image, rows: Range<Int>? = nil) -> Int {
+        let rgb = image.rgb()
+        let range = rows ?? 0..<rgb.height
+        var count = 0
+        for y in range {
+            for x in 0..<rgb.width {
+                let i = 3 * (y * rgb.width + x)
+                if rgb.pixels[i] < 200 || rgb.pixels[i + 1] < 200 || rgb.pixels[i + 2] < 200 { count += 1 }
+            }
+        }
+        return count
+    }
+
     @Test func writeExamples() throws {
-        guard let folder = Self.folder else { return }
+        let temporary = Self.folder == nil ? NSTemporaryDirectory() + "wsss-plots-\(UUID().uuidString)" : nil
+        let folder = Self.folder ?? temporary!
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        try write(to: folder)
+        for (name, width, height) in [("curves", 800, 480), ("curves-small", 560, 360), ("font", 600, 200), ("curves-tiny", 320, 200)] {
+            let image = try Image.readRGB(from: "\(folder)/\(name).png")
+            #expect(image.width == width && image.height == height, "\(name).png is \(image.width)x\(image.height)")
+            // Title, axes and curves: ink in the top, middle and bottom thirds.
+            for third in 0..<3 {
+                let rows = (third * height / 3)..<((third + 1) * height / 3)
+                #expect(Self.ink(image, rows: rows) > 50, "\(name).png: nothing drawn in third \(third)")
+            }
+        }
+        let panels = try Image.readRGB(from: folder + "/panels.png")
+        #expect(panels.width > 5 * 160 && panels.height > 120, "panels.png is \(panels.width)x\(panels.height)")
+        let svg = try String(contentsOfFile: folder + "/curves.svg", encoding: .utf8)
+        for text in ["<svg", "deeplab-v2 voc12 (seed 0)", "iteration", "val mIoU", "train loss", "<polyline", "</svg>"] {
+            #expect(svg.contains(text), "curves.svg lacks \(text)")
+        }
+    }
+
+    func write(to folder: String) throws {
         let plot = Self.trainingCurve()
         try plot.render(width: 800, height: 480).writePNG(to: folder + "/curves.png")
         try plot.render(width: 560, height: 360).writePNG(to: folder + "/curves-small.png")
