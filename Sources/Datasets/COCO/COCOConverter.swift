@@ -88,6 +88,12 @@ public enum COCOConverter {
         progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> Report {
         let start = Date()
+        // The split names files (ImageSets/Segmentation/<split>.txt, image_labels_<split>.txt):
+        // refused before anything is read or written.
+        let split = options.split
+        guard !split.isEmpty, split != ".", split != "..", !split.contains("/"), !split.contains("\0"),
+            !split.contains(where: \.isWhitespace)
+        else { throw COCOError.badSplitName(split) }
         let file = try COCOAnnotationFile(path: annotations)
         let path = annotations
         var report = Report()
@@ -183,7 +189,16 @@ public enum COCOConverter {
                 var outcome = Outcome()
                 do {
                     if options.linkImages {
-                        try link("\(imagesFolder)/\(image.fileName)", to: "\(root)/JPEGImages/\(stem).jpg", imageID: image.id)
+                        let source = "\(imagesFolder)/\(image.fileName)"
+                        try link(source, to: "\(root)/JPEGImages/\(stem).jpg", imageID: image.id)
+                        // An empty or unreadable file, or one of another size than the annotations
+                        // say, would give a label map that fits no image: refused here, by name.
+                        let size = try Image.dimensions(ofFileAt: source)
+                        guard size.width == image.width && size.height == image.height else {
+                            throw COCOError.badField(
+                                path: path, owner: "image \(image.id)", field: "width/height",
+                                reason: "\(image.width)x\(image.height), but \(source) is \(size.width)x\(size.height)")
+                        }
                     }
                     let png = "\(root)/SegmentationClass/\(stem).png"
                     // PNGs are written whole (temporary file + rename), so one that exists is finished.
@@ -254,6 +269,11 @@ public enum COCOConverter {
                 // pycocotools fails on an empty list (frPyObjects reads pyobj[0]); the object has no pixels.
                 if polygons.isEmpty { warnings.append("\(file.path): annotation \(a.id): an empty polygon list; nothing painted") }
                 for (p, polygon) in polygons.enumerated() {
+                    // pycocotools drops an odd last coordinate without a word; say so.
+                    if polygon.count % 2 != 0 {
+                        warnings.append(
+                            "\(file.path): annotation \(a.id): polygon \(p) has an odd number of coordinates (\(polygon.count)); the last is ignored")
+                    }
                     // pycocotools reads a 4-number part as a box and fails on fewer; neither is a polygon.
                     guard polygon.count >= 6 else {
                         warnings.append(
@@ -309,8 +329,10 @@ public enum COCOConverter {
     /// The file name without its extension: the image id in the VOC layout.
     public static func stem(of fileName: String) -> String {
         let name = fileName.split(separator: "/").last.map(String.init) ?? fileName
-        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
-        return String(name[..<dot])
+        let base = name.lastIndex(of: ".").flatMap { $0 == name.startIndex ? nil : String(name[..<$0]) } ?? name
+        // Split lists and image-label files separate fields by spaces, tabs and commas: a name
+        // holding one would be read back as another id. (Other characters, accents included, stay.)
+        return String(base.map { $0.isWhitespace || $0 == "," ? "_" : $0 })
     }
 
     /// ROOT/image_labels.txt: every converted split's image labels in one file (a recipe's

@@ -27,6 +27,8 @@ public enum COCOError: LocalizedError, Equatable {
     case settingsChanged(path: String, reason: String)
     /// Writing the converted dataset failed.
     case writeFailed(path: String, reason: String)
+    /// A split name that is no plain file name (empty, a path, "." or "..").
+    case badSplitName(String)
 
     public static func == (a: Self, b: Self) -> Bool { a.errorDescription == b.errorDescription }
 
@@ -49,6 +51,8 @@ public enum COCOError: LocalizedError, Equatable {
                 + (more > 0 ? "\n  … and \(more) more" : "")
         case .missingImage(let path, let imageID): "\(path): image \(imageID): image file not found"
         case .writeFailed(let path, let reason): "\(path): cannot write (\(reason))"
+        case .badSplitName(let name):
+            "split name '\(name)' is not a plain name (it names ImageSets/Segmentation/<split>.txt: no '/', not empty, '.' or '..')"
         case .settingsChanged(let path, let reason): "\(path): \(reason)"
         }
     }
