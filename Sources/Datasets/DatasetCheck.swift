@@ -180,6 +180,16 @@ extension VOCDataset {
             // Each size mismatch already has its own line naming the file.
             if d.isProblem && kind != .size { problems.append("\(labelDirectory): " + d.summary) }
         }
+        // Some images with label PNGs and some without: a split is labelled or it is not, so the
+        // missing ones are an inconsistency (a PNG lost, or saved under another extension).
+        let unlabelled = zip(samples, results).filter { !$0.1.hasLabels && $0.1.size != nil }.map(\.0.id)
+        if !requireLabels && !unlabelled.isEmpty && unlabelled.count < samples.count {
+            let other = unlabelled.filter { id in ["jpg", "jpeg", "PNG"].contains { FileManager.default.fileExists(atPath: "\(labelDirectory)/\(id).\($0)") } }
+            problems.append(
+                "\(labelDirectory): \(unlabelled.count) of \(samples.count) images have no label PNG while the others do: "
+                    + unlabelled.prefix(5).joined(separator: ", ") + (unlabelled.count > 5 ? ", …" : "")
+                    + (other.isEmpty ? "" : " (saved under another extension: \(other.prefix(5).joined(separator: ", ")))"))
+        }
         let labelled = pixels.reduce(0, +)
         var pixelPercent: [String: Double] = [:]
         if labelled > 0 {

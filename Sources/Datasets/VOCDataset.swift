@@ -44,8 +44,11 @@ public struct VOCDataset: Sendable {
     ///     for `train_aug` (when present) and SegmentationClass otherwise.
     ///   - imageLabelFile: a plain image-label file overriding the XML annotations.
     ///   - requireLabels: when true, every image must have a label PNG.
+    ///   - imageLabelsFromMasks: where there is no label file and no XML, take a sample's image-level
+    ///     labels from the classes in its label PNG (as IRN's cls_labels.npy was made). Off by
+    ///     default: weak supervision read off pixel labels must be asked for, never a silent fallback.
     public init(root: String, split: String, classes: ClassNames = .voc, labels: String? = nil,
-                imageLabelFile: String? = nil, requireLabels: Bool = false) throws {
+                imageLabelFile: String? = nil, requireLabels: Bool = false, imageLabelsFromMasks: Bool = false) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else {
             throw DatasetError.missingRoot(path: root)
@@ -92,7 +95,7 @@ public struct VOCDataset: Sendable {
         }
         let fileLabels = try imageLabelFile.map { try ImageLabelFile.read($0, classes: classes) }
         let hasAnnotations = fm.fileExists(atPath: "\(root)/Annotations")
-        imageLabelSource = fileLabels != nil ? .labelFile : hasAnnotations ? .annotations : .none
+        imageLabelSource = fileLabels != nil ? .labelFile : hasAnnotations ? .annotations : imageLabelsFromMasks ? .pixelLabels : .none
         var samples: [Sample] = []
         for id in ids {
             let image = "\(root)/JPEGImages/\(id).jpg"
@@ -121,10 +124,15 @@ public struct VOCDataset: Sendable {
             }
             return set
         }
-        if let labelPath = sample.labelPath {
+        if imageLabelSource == .pixelLabels, let labelPath = sample.labelPath {
             return Set(try LabelMap.read(from: labelPath).classesPresent.map(Int.init)).subtracting([0])
         }
-        throw DatasetError.missingFile(path: xml, what: "image-level labels (no XML, label file or label PNG)")
+        throw DatasetError.missingFile(
+            path: xml,
+            what: imageLabelSource == .pixelLabels
+                ? "image-level labels (no XML and no label PNG)"
+                : "image-level labels (no XML and no label file; --image-labels FILE names one, or data.image_labels: masks / "
+                    + "--image-labels masks reads them off the label PNGs)")
     }
 
     /// Reads a sample's RGB image and (when present) its label map, checking that they match:

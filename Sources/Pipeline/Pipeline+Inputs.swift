@@ -40,7 +40,7 @@ extension Pipeline {
                 message: "\(key): \(value.hasPrefix("/") ? value : "\(cwd)/\(value)") not found (\(key) is relative to the working directory)")
         }
         if recipe.data.classes != "voc" { try checkData("data.classes", recipe.data.classes, folder: false) }
-        try checkData("data.image_labels", recipe.data.imageLabels, folder: false)
+        if recipe.data.imageLabels != "masks" { try checkData("data.image_labels", recipe.data.imageLabels, folder: false) }
         // The splits: their lists and, where scored, their labels (reading a list is cheap).
         _ = try recipe.dataset(split: recipe.data.trainSplit)
         for split in recipe.eval.splits { _ = try recipe.dataset(split: split, requireLabels: true) }

@@ -14,8 +14,10 @@ extension Recipe {
         if let c = data.classes { classes = try ClassNames.load(c == "voc" ? c : try dataPath(c)) } else {
             classes = try ClassNames.of(datasetRoot: root)
         }
-        return try VOCDataset(root: root, split: split, classes: classes, labels: labels, imageLabelFile: try data.imageLabels.map(dataPath),
-                              requireLabels: requireLabels)
+        let fromMasks = data.imageLabels == "masks"
+        return try VOCDataset(root: root, split: split, classes: classes, labels: labels,
+                              imageLabelFile: fromMasks ? nil : try data.imageLabels.map(dataPath), requireLabels: requireLabels,
+                              imageLabelsFromMasks: fromMasks)
     }
 
     /// The split evaluated while training (`data.val_split`), nil when `train.eval_every` is 0.

@@ -162,7 +162,7 @@ public struct DataSection: RecipeSection {
     public var testSplit = "test"
     /// "voc" or a classes.txt (relative to `root`); default: `<root>/classes.txt` if present, else VOC's.
     public var classes: String?
-    /// An image-level label file (relative to `root`).
+    /// An image-level label file (relative to `root`), or `masks`: read them off the label PNGs.
     public var imageLabels: String?
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {

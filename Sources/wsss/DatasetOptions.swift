@@ -26,8 +26,8 @@ struct SplitDatasetOptions<Default: DefaultSplit>: ParsableArguments {
     var labels: String?
 
     @Option(help: ArgumentHelp(
-        "Plain image-label file (one line per image: id, then class names or indices) instead of Annotations/*.xml. (default: none)",
-        valueName: "file"))
+        "Plain image-label file (one line per image: id, then class names or indices) instead of Annotations/*.xml, or 'masks' to read them off the label PNGs (as IRN's cls_labels.npy). (default: Annotations/*.xml)",
+        valueName: "file|masks"))
     var imageLabels: String?
 
     @Option(help: ArgumentHelp("Class names: 'voc' or a file with one name per line, background first. (default: <root>/classes.txt if present, else voc)", valueName: "voc|file"))
@@ -39,8 +39,9 @@ struct SplitDatasetOptions<Default: DefaultSplit>: ParsableArguments {
     }
 
     func dataset(requireLabels: Bool = false) throws -> VOCDataset {
-        try VOCDataset(root: root, split: split, classes: classNames(), labels: labels.map(absolutePath), imageLabelFile: imageLabels,
-                       requireLabels: requireLabels)
+        try VOCDataset(root: root, split: split, classes: classNames(), labels: labels.map(absolutePath),
+                       imageLabelFile: imageLabels == "masks" ? nil : imageLabels, requireLabels: requireLabels,
+                       imageLabelsFromMasks: imageLabels == "masks")
     }
 }
 
