@@ -142,17 +142,14 @@ public enum CAMTraining {
             throw TrainingError.batchTooSmallForRanks(batchSize: options.batchSize, ranks: communicator.size)
         }
         let writer = communicator.isWriter
-        let lock = writer ? try RunFolder.Lock(directory: outDirectory) : nil
-        defer { withExtendedLifetime(lock) {} }
-        let latest = resume ? RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_") : nil
-        if let lock { try RunFolder.prepare(lock, prefix: "cam_", resuming: latest != nil, overwrite: false, runFiles: ["cam_train.jsonl"]) }
-        try communicator.barrier()
+        let run = try TrainingRun(directory: outDirectory, prefix: "cam_", communicator: communicator)
+        let latest = resume ? run.latestCheckpoint : nil
+        try run.prepare(resuming: latest != nil, overwrite: false, runFiles: ["cam_train.jsonl"])
         let classCount = dataset.classes.count
         let model = CAMNetwork(classes: classCount - 1, backbone: options.backbone, frozenStages: options.frozenStages, seed: options.seed)
         let optimizer = CAMTraining.optimizer(for: model, options: options)
         let recipe = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
-        let finalPath = "\(outDirectory)/cam_final.h5"
         if let latest {
             start = try Checkpoint.load(from: latest, into: model, architecture: CAMNetwork.architecture, optimizer: optimizer).iteration
         } else if let initFrom {
@@ -162,7 +159,8 @@ public enum CAMTraining {
         communicator.synchronizeBatchNorm(of: model, enabled: syncBatchNorm)
         defer { model.synchronizeBatchNorm(nil) }
         if start >= options.iterations { return model }
-        if writer { try TrainingLog.truncate("\(outDirectory)/cam_train.jsonl", throughIteration: start) }
+        run.lastSaved = latest
+        try run.openLogs(logName: "cam_train.jsonl", start: start)
         // Image-level targets by id.
         var targets: [String: [Float]] = [:]
         for sample in dataset.samples {
@@ -175,8 +173,7 @@ public enum CAMTraining {
             dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed, startBatch: start,
             pixelLabels: false, shard: BatchLoader.shard(rank: communicator.rank, of: communicator.size, batchSize: options.batchSize))
         defer { loader.stop() }
-        let log = writer ? TrainingLog(path: "\(outDirectory)/cam_train.jsonl") : nil
-        let board = writer ? try TensorBoardWriter(logDirectory: outDirectory) : nil
+        let (log, board) = (run.log, run.board)
         let reducer = communicator.size > 1
             ? GradientReducer(parameters: model.trainableParameters.map(\.tensor), communicator: communicator) : nil
         let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
@@ -203,7 +200,7 @@ public enum CAMTraining {
                 value = loss.item
                 stopNow = shouldStop()
             }
-            guard value.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_")) }
+            guard value.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastGood) }
             let seconds = Date().timeIntervalSince(clock)
             clock = Date()
             log?.write(["iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
@@ -215,26 +212,15 @@ public enum CAMTraining {
             try board?.flush()
             let done = iteration + 1
             stopNow = stopNow && done < options.iterations
-            if writer && (done == options.iterations || done % options.checkpointEvery == 0 || stopNow) {
+            if done == options.iterations || done % options.checkpointEvery == 0 || stopNow {
                 let metadata = CheckpointMetadata(
                     architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "", options: recipe,
                     provenance: provenance)
-                do {
-                    try Checkpoint.save(model, optimizer: optimizer, metadata: metadata,
-                                        to: done == options.iterations ? finalPath : "\(outDirectory)/cam_iter_\(String(format: "%06d", done)).h5")
-                } catch CheckpointError.nonFinite(_, let tensors) {
-                    throw TrainingError.nonFiniteWeights(
-                        iteration: done, tensors: tensors, lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
-                } catch let error as HDF5Error {
-                    // A full or read-only disk: the temporary file is gone and the older checkpoints stay.
-                    throw TrainingError.checkpointNotWritten(
-                        reason: error.localizedDescription,
-                        lastCheckpoint: RunFolder.latestCheckpoint(in: outDirectory, prefix: "cam_"))
-                }
+                try run.save(model, optimizer: optimizer, metadata: metadata, name: done == options.iterations ? "cam_final.h5" : run.periodicName(done))
             }
             if stopNow {
                 // SIGINT/SIGTERM: the checkpoint above is written; a later run resumes from it.
-                throw TrainingInterrupted(iteration: done, checkpoint: "\(outDirectory)/cam_iter_\(String(format: "%06d", done)).h5")
+                throw TrainingInterrupted(iteration: done, checkpoint: run.lastSaved ?? "")
             }
         }
         return model
