@@ -103,6 +103,7 @@ let package = Package(
         .testTarget(name: "DenseCRFTests", dependencies: ["DenseCRF", "Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
         .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Datasets", "PseudoLabels", "Checkpoints", "Imaging"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting", "Pipeline", "Training"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]

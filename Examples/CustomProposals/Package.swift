@@ -7,7 +7,9 @@ let package = Package(
     name: "CustomProposals",
     dependencies: [.package(name: "WSSS", path: "../..")],
     targets: [
-        .executableTarget(name: "CustomProposals", dependencies: [.product(name: "WSSS", package: "WSSS")])
+        .executableTarget(name: "CustomProposals", dependencies: [.product(name: "WSSS", package: "WSSS")]),
+        // README.md's Swift blocks (scripts/readme-snippets writes them here): compiled by CI, not run.
+        .executableTarget(name: "ReadmeSnippets", dependencies: [.product(name: "WSSS", package: "WSSS")]),
     ],
     swiftLanguageModes: [.v5]
 )

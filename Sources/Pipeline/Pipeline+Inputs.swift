@@ -58,7 +58,10 @@ extension Pipeline {
                 throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
             }
         }
-        try checkFile("pseudo.sam_checkpoint", recipe.pseudo.samCheckpoint)
+        // Weights only where a stage reads them (a gt-only run of a SEPL recipe needs no SAM or CAM init).
+        let needsCAM = seedSource == nil && recipe.pseudo.seeds == nil && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
+        let usesSAM = (usesProposals && recipe.pseudo.proposals == "sam") || (sources.contains(.boxes) && boxPrompter == nil)
+        if usesSAM { try checkFile("pseudo.sam_checkpoint", recipe.pseudo.samCheckpoint) }
         // Resolved whether or not SAM runs: a typo ('vit_q') is an error, not a silently unused key.
         if let config = recipe.pseudo.samConfig {
             do { _ = try SAMConfiguration.resolve(config) } catch {
@@ -66,6 +69,6 @@ extension Pipeline {
             }
         }
         if case .checkpoint(let path) = recipe.model.`init` { try checkFile("model.init", path) }
-        try checkFile("cam.init", recipe.cam.initPath)
+        if needsCAM { try checkFile("cam.init", recipe.cam.initPath) }
     }
 }
