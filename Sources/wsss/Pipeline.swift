@@ -14,7 +14,7 @@ struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
         abstract: "Run CAM training → CAMs → pseudo-labels → DeepLab-v2 training → val/test evaluation from one recipe.",
-        discussion: "Outputs go to run.dir: cam/ (cam_final.h5, cams_<split>.h5), pseudo/<source>/ (label PNGs, score.json), segmenter_<source>/ (checkpoints, train.jsonl, curves.png), summary.json. A stage whose output exists and was made with the same recipe values is skipped, so an interrupted pipeline resumes where it stopped; a stage whose values changed is redone, with every stage after it (their old outputs moved aside as <name>.replaced-<time>), unless --no-rerun. --compare also trains segmenters on the pseudo.compare sources.")
+        discussion: "Outputs go to run.dir: cam/ (cam_final.h5, cams_<split>.h5), pseudo/<source>/ (label PNGs, score.json), segmenter_<source>/ (checkpoints, train.jsonl, curves.png), summary.json. Every input the recipe names is checked before the first stage runs. A stage whose output exists and was made from the same inputs (its provenance record, or the provenance a checkpoint or folder carries) is skipped, so an interrupted pipeline resumes where it stopped; a stage whose values changed is redone, with every stage after it (their old outputs moved aside as <name>.replaced-<time>), unless --no-rerun; an output the pipeline has no record of making is refused unless --overwrite. --compare also trains segmenters on the pseudo.compare sources.")
 
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -71,7 +71,7 @@ struct PipelineCommand: ParsableCommand {
         }
         guard communicator.isWriter else { return }
         print(summary.table)
-        print("summary: \(pipeline.runDirectory)/summary.json")
+        print("summary: \(pipeline.layout.summary)")
     }
 }
 
