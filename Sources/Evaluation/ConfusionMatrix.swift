@@ -164,6 +164,20 @@ public struct SegmentationReport: Equatable, Sendable, Encodable {
         for score in perClass { perClassObject[score.name] = score.iou ?? NSNull() }
         return ["miou": meanIoU, "pixel_accuracy": pixelAccuracy, "per_class": perClassObject, "classes": perClass.map(\.name), "images": images]
     }
+
+    /// `jsonObject` as JSON text with `per_class` in class order (background first, as the
+    /// tables), not alphabetical: what `--json` prints and score.json / eval_<split>.json hold.
+    public func jsonText(images: Int) -> String {
+        func string(_ s: String) -> String {
+            String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+                .replacingOccurrences(of: "\\/", with: "/")
+        }
+        func number(_ x: Double?) -> String { x.map { $0.isFinite ? "\($0)" : "null" } ?? "null" }
+        let perClassText = perClass.map { "\(string($0.name)):\(number($0.iou))" }.joined(separator: ",")
+        let classesText = perClass.map { string($0.name) }.joined(separator: ",")
+        return "{\"classes\":[\(classesText)],\"images\":\(images),\"miou\":\(number(meanIoU)),"
+            + "\"per_class\":{\(perClassText)},\"pixel_accuracy\":\(number(pixelAccuracy))}"
+    }
 }
 
 /// "1 image", "3 images": a count and its noun, in the plural when it is not one.

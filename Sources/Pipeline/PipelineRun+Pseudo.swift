@@ -93,8 +93,7 @@ extension PipelineRun {
             // The folder says what made it, whoever reads it later (`wsss train --labels` included).
             try provenance.write(folder + "/provenance.json")
             guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
-            try JSONSerialization.data(withJSONObject: report.jsonObject(images: outcome.scoredImages), options: [.sortedKeys, .withoutEscapingSlashes])
-                .write(to: URL(fileURLWithPath: scorePath), options: .atomic)
+            try Data(report.jsonText(images: outcome.scoredImages).utf8).write(to: URL(fileURLWithPath: scorePath), options: .atomic)
             summary.pseudoMIoU[source] = report.meanIoU
             try board?.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)
             try board?.flush()

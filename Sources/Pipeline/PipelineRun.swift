@@ -293,8 +293,7 @@ final class PipelineRun {
                 communicator: pipeline.communicator)
             miou = report.meanIoU
             guard writer else { return }
-            try JSONSerialization.data(withJSONObject: report.jsonObject(images: dataset.samples.count), options: [.sortedKeys, .withoutEscapingSlashes])
-                .write(to: URL(fileURLWithPath: path), options: .atomic)
+            try Data(report.jsonText(images: dataset.samples.count).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
             let chart = BarChart(report: report, title: "segmenter (\(name) labels) on \(split): per-class IoU")
             let base = (path as NSString).deletingPathExtension
             try chart.render(width: 800).writePNG(to: base + ".png")

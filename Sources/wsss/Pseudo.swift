@@ -138,7 +138,7 @@ struct Pseudo: ParsableCommand {
         let communicator = try startDistributed(distributed, command: "pseudo")
         try runtime.apply()
         guard let (report, scored) = try generate(communicator: communicator), communicator.isWriter else { return }
-        if json { printJSON(report.jsonObject(images: scored)) } else { print(report.table(title: "pseudo-labels (\(source.rawValue)) vs ground truth: \(scored) images")) }
+        if json { print(report.jsonText(images: scored)) } else { print(report.table(title: "pseudo-labels (\(source.rawValue)) vs ground truth: \(scored) images")) }
     }
 
     /// Writes the pseudo-labels; returns their scores when ground truth exists.

@@ -81,7 +81,7 @@ struct Score: ParsableCommand {
             try chart.render(width: 800).writePNG(to: plot)
             try chart.writeSVG(to: ((plot as NSString).deletingPathExtension) + ".svg", width: 800)
         }
-        if json { printJSON(report.jsonObject(images: ids.count)) } else { print(report.table(title: "\(pred) vs \(gt): \(ids.count) images")) }
+        if json { print(report.jsonText(images: ids.count)) } else { print(report.table(title: "\(pred) vs \(gt): \(ids.count) images")) }
     }
 
     /// Accumulates the confusion matrix over `ids` in parallel (one matrix per chunk, merged).

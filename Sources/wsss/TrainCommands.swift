@@ -141,7 +141,7 @@ struct EvalCommand: ParsableCommand {
             try chart.render(width: 800).writePNG(to: plot)
             try chart.writeSVG(to: ((plot as NSString).deletingPathExtension) + ".svg", width: 800)
         }
-        if json { printJSON(report.report.jsonObject(images: report.images)) } else {
+        if json { print(report.report.jsonText(images: report.images)) } else {
             print(report.report.table(title: "\(checkpoint) on \(data.split): \(report.images) images"))
         }
     }

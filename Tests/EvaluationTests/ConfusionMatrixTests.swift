@@ -87,3 +87,20 @@ import Testing
         #expect(voc.report(classNames: (0..<21).map { "c\($0)" }).table().split(separator: "\n").count == 2 + 21 + 3)
     }
 }
+
+/// `--json`, score.json and eval_<split>.json list the classes in class order (background
+/// first, as the tables), and hold what `jsonObject` holds.
+@Suite struct SegmentationReportJSONTests {
+    @Test func perClassKeysKeepTheClassOrder() throws {
+        var matrix = ConfusionMatrix(classCount: 4)
+        try matrix.add(prediction: [0, 1, 2, 3, 3, 0], groundTruth: [0, 1, 2, 3, 2, 1])
+        let names = ["background", "zebra", "apple/pear", "dog \"x\""]
+        let report = matrix.report(classNames: names)
+        let text = report.jsonText(images: 6)
+        let positions = names.map { name in text.range(of: String(decoding: try! JSONEncoder().encode(name), as: UTF8.self)
+            .replacingOccurrences(of: "\\/", with: "/") + ":")!.lowerBound }
+        #expect(positions == positions.sorted(), "per_class keys out of class order in \(text)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary)
+        #expect(parsed == report.jsonObject(images: 6) as NSDictionary)
+    }
+}
