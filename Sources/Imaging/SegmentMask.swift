@@ -161,20 +161,20 @@ public enum COCORLE {
 /// What is wrong with an RLE, without the file (callers add it).
 public struct RLEError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// Row-major label maps ⇄ the column-major order of `SegmentMask` runs.
-enum ColumnMajor {
+public enum ColumnMajor {
     /// `values` (row-major, width x height) in column-major order.
-    static func fromRowMajor(_ values: [UInt8], width: Int, height: Int) -> [UInt8] {
+    public static func fromRowMajor(_ values: [UInt8], width: Int, height: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: values.count)
         for y in 0..<height { for x in 0..<width { out[x * height + y] = values[y * width + x] } }
         return out
     }
 
     /// Column-major `values` back in row-major order.
-    static func toRowMajor(_ values: [UInt8], width: Int, height: Int) -> [UInt8] {
+    public static func toRowMajor(_ values: [UInt8], width: Int, height: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: values.count)
         for y in 0..<height { for x in 0..<width { out[y * width + x] = values[x * height + y] } }
         return out

@@ -1,4 +1,4 @@
-import PseudoLabels
+import Imaging
 
 // `remove_small_regions` and `batched_mask_to_box` on column-major runs (`SegmentMask`), for
 // the generator's postprocessing: the work grows with the number of runs, not of pixels, and no

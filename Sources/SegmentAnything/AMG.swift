@@ -1,6 +1,6 @@
 import Autograd
 import Foundation
-import PseudoLabels
+import Imaging
 
 // The utilities of the official automatic mask generator, `segment_anything/utils/amg.py`,
 // named as there, plus torchvision's `batched_nms` as the generator calls it. Each function says

@@ -1,7 +1,6 @@
 import Autograd
 import Foundation
 import Imaging
-import PseudoLabels
 
 /// What the automatic mask generator needs of a SAM predictor (the model's `SamPredictor`
 /// conforms). Mirrors the parts of `segment_anything/predictor.py` that

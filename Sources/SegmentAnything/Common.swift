@@ -1,7 +1,7 @@
 import Autograd
 import Layers
 
-// segment_anything/modeling/common.py.
+// segment_anything/modeling/common.py (its LayerNorm2d is a generic layer: Layers/TorchLayers.swift).
 
 /// Two linear layers with an activation between them (common.py, `MLPBlock`): the ViT blocks'
 /// MLP (GELU) and the two-way transformer's (ReLU).
@@ -25,28 +25,4 @@ public final class MLPBlock: Module {
 
     /// [..., embeddingDim] → [..., embeddingDim].
     public func callAsFunction(_ x: Tensor) -> Tensor { lin2(act(lin1(x))) }
-}
-
-/// Layer normalisation over the channels of NCHW (common.py, `LayerNorm2d`, from ConvNeXt):
-/// per pixel, (x - mean_c) / sqrt(var_c + eps) · weight + bias, with the biased variance and
-/// eps 1e-6. Keys: `weight`, `bias` ([channels]).
-public final class LayerNorm2d: Module {
-    /// [channels].
-    public let weight: Tensor
-    /// [channels].
-    public let bias: Tensor
-    /// Added to the variance (1e-6, as the reference).
-    public let epsilon: Float
-
-    /// Weights allocated, not initialised.
-    public init(_ channels: Int, epsilon: Float = 1e-6) {
-        weight = parameter([channels])
-        bias = parameter([channels])
-        self.epsilon = epsilon
-    }
-
-    public var namedParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
-
-    /// [N, C, H, W] → [N, C, H, W].
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm2d(weight: weight, bias: bias, epsilon: epsilon) }
 }

@@ -33,7 +33,7 @@ public final class ImageEncoderViT: Module {
         self.imageSize = imageSize
         let side = imageSize / patchSize
         patchEmbed = PatchEmbed(patchSize: patchSize, inChannels: inChannels, embedDim: embedDim)
-        posEmbed = parameter([1, side, side, embedDim])
+        posEmbed = Tensor.parameter(uninitialized: [1, side, side, embedDim])
         blocks = ModuleList(
             (0..<depth).map { i in
                 Block(
@@ -135,8 +135,8 @@ extension ImageEncoderViT {
             scale = 1 / Float(headDim).squareRoot()
             qkv = Linear(inputFeatures: dim, outputFeatures: dim * 3)
             proj = Linear(inputFeatures: dim, outputFeatures: dim)
-            relPosH = parameter([2 * inputSize.0 - 1, headDim])
-            relPosW = parameter([2 * inputSize.1 - 1, headDim])
+            relPosH = Tensor.parameter(uninitialized: [2 * inputSize.0 - 1, headDim])
+            relPosW = Tensor.parameter(uninitialized: [2 * inputSize.1 - 1, headDim])
         }
 
         // Parameters before children, as torch's state_dict orders them.

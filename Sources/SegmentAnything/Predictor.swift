@@ -1,7 +1,6 @@
 import Autograd
 import Foundation
 import Imaging
-import PseudoLabels
 
 // segment_anything/predictor.py.
 

@@ -1,15 +1,17 @@
 import Autograd
-import Layers
 
-// The torch.nn layers SAM is built from that the Layers target does not have (Conv2d comes from
-// Layers). Each keeps torch's parameter names and shapes, so state_dict keys come out verbatim.
+// Generic torch.nn layers (SAM is built from them; any port of a torch model can be). Each
+// keeps torch's parameter names and shapes, so state_dict keys come out verbatim.
 //
-// SAM is inference-only here and always loads a checkpoint, so parameters are allocated but not
-// initialised: `SAM.load(from:)` writes every one of them and refuses partial checkpoints. Not
-// touching the memory keeps building ViT-H (2.5 GB of weights) cheap until it is loaded.
+// Their parameters are allocated but not initialised: a model made of them loads a checkpoint
+// (SAM's `load(from:)` writes every parameter and refuses partial checkpoints). Not touching the
+// memory keeps building ViT-H (2.5 GB of weights) cheap until it is loaded.
 
-/// A parameter of `shape`, allocated but not initialised (see above).
-func parameter(_ shape: [Int]) -> Tensor { Tensor(uninitialized: shape).requiringGrad() }
+extension Tensor {
+    /// A parameter of `shape`, allocated but not initialised (see above): for models that
+    /// always load their weights.
+    public static func parameter(uninitialized shape: [Int]) -> Tensor { Tensor(uninitialized: shape).requiringGrad() }
+}
 
 /// torch.nn.Linear: y = x Wᵀ + b over the last axis.
 public final class Linear: Module {
@@ -21,8 +23,8 @@ public final class Linear: Module {
     /// An inputFeatures → outputFeatures layer (torch's in_features, out_features); weights not
     /// initialised.
     public init(inputFeatures: Int, outputFeatures: Int, bias: Bool = true) {
-        weight = parameter([outputFeatures, inputFeatures])
-        self.bias = bias ? parameter([outputFeatures]) : nil
+        weight = Tensor.parameter(uninitialized: [outputFeatures, inputFeatures])
+        self.bias = bias ? Tensor.parameter(uninitialized: [outputFeatures]) : nil
     }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
@@ -42,8 +44,8 @@ public final class LayerNorm: Module {
 
     /// A normalisation over `dim` features; weights not initialised.
     public init(_ dim: Int, epsilon: Float = 1e-5) {
-        weight = parameter([dim])
-        bias = parameter([dim])
+        weight = Tensor.parameter(uninitialized: [dim])
+        bias = Tensor.parameter(uninitialized: [dim])
         self.epsilon = epsilon
     }
 
@@ -61,7 +63,7 @@ public final class Embedding: Module {
 
     /// A table of `count` vectors of `dimensions` (torch's num_embeddings, embedding_dim); not
     /// initialised.
-    public init(count: Int, dimensions: Int) { weight = parameter([count, dimensions]) }
+    public init(count: Int, dimensions: Int) { weight = Tensor.parameter(uninitialized: [count, dimensions]) }
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
 }
@@ -77,8 +79,8 @@ public final class ConvTranspose2d: Module {
 
     /// A square transposed convolution; weights not initialised.
     public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int) {
-        weight = parameter([inputChannels, outputChannels, kernelSize, kernelSize])
-        bias = parameter([outputChannels])
+        weight = Tensor.parameter(uninitialized: [inputChannels, outputChannels, kernelSize, kernelSize])
+        bias = Tensor.parameter(uninitialized: [outputChannels])
         self.stride = stride
     }
 
@@ -131,4 +133,28 @@ public final class ModuleList<Element: Module>: Module {
 
     /// Number of elements.
     public var count: Int { elements.count }
+}
+
+/// Layer normalisation over the channels of NCHW (common.py, `LayerNorm2d`, from ConvNeXt):
+/// per pixel, (x - mean_c) / sqrt(var_c + eps) · weight + bias, with the biased variance and
+/// eps 1e-6. Keys: `weight`, `bias` ([channels]).
+public final class LayerNorm2d: Module {
+    /// [channels].
+    public let weight: Tensor
+    /// [channels].
+    public let bias: Tensor
+    /// Added to the variance (1e-6, as the reference).
+    public let epsilon: Float
+
+    /// Weights allocated, not initialised.
+    public init(_ channels: Int, epsilon: Float = 1e-6) {
+        weight = Tensor.parameter(uninitialized: [channels])
+        bias = Tensor.parameter(uninitialized: [channels])
+        self.epsilon = epsilon
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    /// [N, C, H, W] → [N, C, H, W].
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm2d(weight: weight, bias: bias, epsilon: epsilon) }
 }
