@@ -9,23 +9,55 @@ import Reporting
 import SegmentAnything
 import Training
 
+/// A step of a pipeline run, as events, records and summaries name it: "cam_train",
+/// "cam_infer", "sam_masks", "pseudo/<source>", "train/<segmenter>", "eval/<segmenter>/<split>"
+/// (`description`).
+public enum PipelineStep: Hashable, Sendable, CustomStringConvertible {
+    case camTrain
+    case camInfer
+    case samMasks
+    case pseudo(LabelSource)
+    /// A segmenter's training (`RunLayout.segmenterName`: the source, `_seed<s>` for extra seeds).
+    case train(segmenter: String)
+    case eval(segmenter: String, split: String)
+
+    public var description: String {
+        switch self {
+        case .camTrain: "cam_train"
+        case .camInfer: "cam_infer"
+        case .samMasks: "sam_masks"
+        case .pseudo(let source): "pseudo/\(source.rawValue)"
+        case .train(let name): "train/\(name)"
+        case .eval(let name, let split): "eval/\(name)/\(split)"
+        }
+    }
+
+    /// Whether its progress counts training iterations (else images).
+    public var countsIterations: Bool {
+        switch self {
+        case .camTrain, .train: true
+        case .camInfer, .samMasks, .pseudo, .eval: false
+        }
+    }
+}
+
 /// What a running pipeline tells its caller: steps as they start or are skipped, progress within
 /// a step, one-line messages and tables. The CLI turns these into progress bars and stderr lines;
 /// a Swift caller may ignore them or log them its own way.
 public struct PipelineEvents {
-    /// A step ("cam_train", "pseudo/sepl", "train/sepl", "eval/sepl/val") starts.
-    public var stepStarted: (String) -> Void = { _ in }
-    /// A step is skipped because its output exists (the path).
-    public var stepSkipped: (String, String) -> Void = { _, _ in }
+    /// A step starts.
+    public var stepStarted: (PipelineStep) -> Void = { _ in }
+    /// A step is skipped because its output exists and is current (the path).
+    public var stepSkipped: (PipelineStep, String) -> Void = { _, _ in }
     /// Progress within a step: done, total, a short detail ("loss 0.213").
-    public var progress: (_ step: String, _ done: Int, _ total: Int, _ detail: String) -> Void = { _, _, _, _ in }
+    public var progress: (_ step: PipelineStep, _ done: Int, _ total: Int, _ detail: String) -> Void = { _, _, _, _ in }
     /// A message for the log (tables included).
     public var message: (String) -> Void = { _ in }
     public init() {}
 }
 
 /// One segmenter's results.
-public struct SegmenterResult: Sendable {
+public struct SegmenterResult: Codable, Sendable {
     /// The first seed's final checkpoint.
     public var checkpoint: String
     /// Where its training labels came from (as the checkpoint records it).
@@ -37,8 +69,8 @@ public struct SegmenterResult: Sendable {
     public var seedMIoU: [String: [Double]] = [:]
 }
 
-/// What a pipeline run produced (also written to `run.dir/summary.json`).
-public struct PipelineSummary: Sendable {
+/// What a pipeline run produced (also written to `run.dir/summary.json`, `Codable`).
+public struct PipelineSummary: Codable, Sendable {
     public var source: LabelSource
     /// Pseudo-label mIoU (%) against ground truth, per source.
     public var pseudoMIoU: [LabelSource: Double] = [:]
@@ -60,28 +92,6 @@ public struct PipelineSummary: Sendable {
         var out: [String: Double] = [:]
         for (step, seconds) in stepSeconds { out[String(step.prefix { $0 != "/" }), default: 0] += seconds }
         return out
-    }
-
-    /// summary.json's object.
-    public var jsonObject: [String: Any] {
-        let main = segmenters[source]
-        var object: [String: Any] = [
-            "pseudo_miou": Dictionary(uniqueKeysWithValues: pseudoMIoU.map { ($0.key.rawValue, $0.value) }), "stage_seconds": stageSeconds, "step_seconds": stepSeconds, "checkpoint": main?.checkpoint ?? NSNull(),
-            "labels": main?.labels ?? NSNull(), "val_miou": main?.miou["val"] ?? NSNull(), "test_miou": main?.miou["test"] ?? NSNull(), "source": source.rawValue,
-            "val_miou_std": main?.miouStd["val"] ?? NSNull(), "test_miou_std": main?.miouStd["test"] ?? NSNull(),
-            "val_miou_seeds": main?.seedMIoU["val"] ?? NSNull(), "test_miou_seeds": main?.seedMIoU["test"] ?? NSNull(),
-            "proposals": Dictionary(uniqueKeysWithValues: proposals.map { ($0.key.rawValue, $0.value) }),
-        ]
-        if segmenters.count > 1 {
-            object["segmenters"] = Dictionary(uniqueKeysWithValues: segmenters.map { source, r -> (String, [String: Any]) in
-                var entry: [String: Any] = ["checkpoint": r.checkpoint, "labels": r.labels]
-                for (split, miou) in r.miou { entry["\(split)_miou"] = miou }
-                for (split, std) in r.miouStd { entry["\(split)_miou_std"] = std }
-                for (split, values) in r.seedMIoU { entry["\(split)_miou_seeds"] = values }
-                return (source.rawValue, entry)
-            })
-        }
-        return object
     }
 
     /// The table the CLI prints at the end.

@@ -58,7 +58,7 @@ extension PipelineRun {
         if let custom = pipeline.proposalSources[source] { own["custom.proposals"] = custom.name }
         let provenance = Provenance(own, upstream: needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : [])
         pseudoProvenance[source] = provenance
-        let name = "pseudo/\(source)"
+        let name = PipelineStep.pseudo(source)
         try step(
             name, output: scorePath, provenance: provenance, carried: { Provenance.read(folder + "/provenance.json") }, stale: [folder],
             reuse: {
@@ -131,7 +131,7 @@ extension PipelineRun {
             replace: pipeline.overwrite ? .always : (pipeline.refuseReruns ? .never : .changedSettings)
         ) { _, found in
             done += 1
-            self.events.progress("sam_masks", done, dataset.samples.count, found.map { "\($0) masks" } ?? "cached")
+            self.events.progress(.samMasks, done, dataset.samples.count, found.map { "\($0) masks" } ?? "cached")
         }
         if let aside = result.movedAside { events.message("pseudo: the earlier SAM masks (other settings) moved to \(aside)") }
         events.message("pseudo: SAM masks in \(cache) (\(result.computed) computed, \(result.cached) cached)")

@@ -35,8 +35,8 @@ final class PipelineRun {
         root = try recipe.required(recipe.data.root, "data.root")
         writer = pipeline.communicator.isWriter
         summary = PipelineSummary(source: recipe.pseudo.source)
-        previousSteps = (FileManager.default.contents(atPath: layout.summary)
-            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })?["step_seconds"] as? [String: Double] ?? [:]
+        previousSteps = FileManager.default.contents(atPath: layout.summary)
+            .flatMap { try? JSONDecoder().decode(PipelineSummary.self, from: $0) }?.stepSeconds ?? [:]
         board = writer ? try TensorBoardWriter(logDirectory: layout.root) : nil
     }
 
@@ -69,8 +69,9 @@ final class PipelineRun {
             try pipeline.communicator.waitForAll()
             return summary
         }
-        try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            .write(to: URL(fileURLWithPath: layout.summary), options: .atomic)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try encoder.encode(summary).write(to: URL(fileURLWithPath: layout.summary), options: .atomic)
         events.message("report: \(try RunReport.write(summary: summary, recipeText: recipe.text, runDirectory: layout.root))")
         try pipeline.communicator.waitForAll()
         return summary
@@ -83,13 +84,14 @@ final class PipelineRun {
     /// `carried` is the provenance the output itself holds (a checkpoint's attribute, a folder's
     /// provenance.json), read only when the run folder has no record of the step.
     func step(
-        _ name: String, output: String, provenance: Provenance, carried: () -> Provenance? = { nil }, stale: [String],
+        _ step: PipelineStep, output: String, provenance: Provenance, carried: () -> Provenance? = { nil }, stale: [String],
         reuse: () throws -> Bool = { true }, make: () throws -> Void
     ) throws {
         let start = Date()
-        events.stepStarted(name)
+        let name = step.description
+        events.stepStarted(step)
         if try isCurrent(name, output: output, provenance: provenance, carried: carried, stale: stale), try reuse() {
-            events.stepSkipped(name, output)
+            events.stepSkipped(step, output)
             summary.stepSeconds[name] = previousSteps[name] ?? 0
             summary.reusedSteps.append(name)
             return
@@ -164,7 +166,7 @@ final class PipelineRun {
 
     func trainCAM(split: String) throws {
         try step(
-            "cam_train", output: layout.camCheckpoint, provenance: camTrainProvenance,
+            .camTrain, output: layout.camCheckpoint, provenance: camTrainProvenance,
             carried: { Self.checkpointProvenance(self.layout.camCheckpoint) }, stale: [layout.camDirectory]
         ) {
             let options = recipe.camOptions
@@ -172,7 +174,7 @@ final class PipelineRun {
                 dataset: try recipe.dataset(split: split), options: options, outDirectory: layout.camDirectory,
                 initFrom: recipe.cam.initPath, provenance: camTrainProvenance.values,
                 progress: { iteration, loss in
-                    self.events.progress("cam_train", iteration, options.iterations, String(format: "loss %.4f", loss))
+                    self.events.progress(.camTrain, iteration, options.iterations, String(format: "loss %.4f", loss))
                 },
                 shouldStop: pipeline.shouldStop, communicator: pipeline.communicator, syncBatchNorm: recipe.run.syncBN)
         }
@@ -180,11 +182,11 @@ final class PipelineRun {
 
     func inferCAMs(split: String) throws {
         let file = layout.cams(split: split)
-        try step("cam_infer", output: file, provenance: camInferProvenance, stale: [file]) {
+        try step(.camInfer, output: file, provenance: camInferProvenance, stale: [file]) {
             try CAMStage.infer(
                 dataset: try recipe.dataset(split: split), checkpoint: layout.camCheckpoint, out: file,
                 scales: recipe.cam.inferenceScales, inference: recipe.cam.makeCAM,
-                progress: { done, total in self.events.progress("cam_infer", done, total, "") },
+                progress: { done, total in self.events.progress(.camInfer, done, total, "") },
                 communicator: pipeline.communicator)
         }
     }
@@ -206,7 +208,7 @@ final class PipelineRun {
             let provenance = Provenance(trainValues, upstream: pseudoProvenance[source].map { [("pseudo/\(source)", $0)] } ?? [])
             let checkpoint = layout.segmenterCheckpoint(name)
             try step(
-                "train/\(name)", output: checkpoint, provenance: provenance, carried: { Self.checkpointProvenance(checkpoint) },
+                .train(segmenter: name), output: checkpoint, provenance: provenance, carried: { Self.checkpointProvenance(checkpoint) },
                 stale: [layout.segmenterDirectory(name)]
             ) {
                 _ = try trainSegmenter(source: source, name: name, seed: seed, provenance: provenance)
@@ -242,7 +244,7 @@ final class PipelineRun {
     /// DeepLab-v2 on a source's label folder, resuming from its newest checkpoint when that
     /// checkpoint is this step's.
     func trainSegmenter(source: LabelSource, name: String, seed: Int, provenance: Provenance) throws -> String {
-        let step = "train/\(name)"
+        let step = PipelineStep.train(segmenter: name)
         let iterations = recipe.train.iterations
         var stage = SegmenterStage(
             recipe: recipe, labels: Self.absolute(layout.pseudoLabels(source)), runDirectory: layout.segmenterDirectory(name))
@@ -272,10 +274,10 @@ final class PipelineRun {
                 .merging(recipe.crf.eval ? recipe.effectiveValues(of: ["crf"]) : [:]) { a, _ in a }.merging(["split": split]) { a, _ in a },
             upstream: [("train/\(name)", upstream)])
         let path = layout.evaluation(name, split: split)
-        let stepName = "eval/\(name)/\(split)"
+        let evalStep = PipelineStep.eval(segmenter: name, split: split)
         var miou: Double?
         try step(
-            stepName, output: path, provenance: provenance, stale: [path],
+            evalStep, output: path, provenance: provenance, stale: [path],
             reuse: {
                 guard let data = FileManager.default.contents(atPath: path),
                     let e = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let value = e["miou"] as? Double
@@ -289,7 +291,7 @@ final class PipelineRun {
             let report = try EvaluationStage.evaluate(
                 checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip, msc: recipe.evaluatesMSC,
                 crf: recipe.crf.eval ? recipe.crfParameters : nil,
-                progress: { done, total in self.events.progress(stepName, done, total, "") },
+                progress: { done, total in self.events.progress(evalStep, done, total, "") },
                 communicator: pipeline.communicator)
             miou = report.meanIoU
             guard writer else { return }

@@ -37,8 +37,8 @@ struct PipelineCommand: ParsableCommand {
         pipeline.refuseReruns = noRerun
         pipeline.overwrite = overwrite
         // Progress bars and log lines for the library's events: one bar per step that reports progress.
-        var bars: [String: ProgressBar] = [:]
-        var shown: [String: Int] = [:]
+        var bars: [PipelineStep: ProgressBar] = [:]
+        var shown: [PipelineStep: Int] = [:]
         pipeline.events.stepStarted = { Log.info("== \($0)") }
         pipeline.events.stepSkipped = { _, path in Log.info("skip: \(path) exists") }
         pipeline.events.message = { Log.info($0) }
@@ -50,7 +50,7 @@ struct PipelineCommand: ParsableCommand {
             if let existing = bars[step] {
                 bar = existing
             } else {
-                bar = ProgressBar(step, total: total, unit: step.hasPrefix("train") || step == "cam_train" ? "it" : "img")
+                bar = ProgressBar(step.description, total: total, unit: step.countsIterations ? "it" : "img")
                 bars[step] = bar
                 // A resumed step reports from where it stopped (training says so first, with the
                 // checkpoint's iteration): start the bar there, out of the rate.

@@ -95,7 +95,7 @@ import Training
         let pipeline = try Pipeline(recipe: try Recipe(text: text, path: "test-recipe"))
         pipeline.proposalSources[.sepl] = Tiles()
         var steps: [String] = []
-        pipeline.events.stepStarted = { steps.append($0) }
+        pipeline.events.stepStarted = { steps.append($0.description) }
         let summary = try pipeline.run()
         #expect(steps == ["pseudo/sepl", "train/sepl", "eval/sepl/val"])
         let layout = pipeline.layout
@@ -106,6 +106,14 @@ import Training
         #expect(checkpoint.labels.contains(layout.pseudoLabels(.sepl)))
         #expect(summary.segmenters[.sepl]?.labels == checkpoint.labels)
         #expect(Provenance.read(layout.record("train/sepl"))?.values == checkpoint.provenance)
+        // summary.json decodes back into the summary (Codable), in its established layout.
+        let data = try Data(contentsOf: URL(fileURLWithPath: layout.summary))
+        let decoded = try JSONDecoder().decode(PipelineSummary.self, from: data)
+        #expect(decoded.source == .sepl && decoded.pseudoMIoU == summary.pseudoMIoU && decoded.stepSeconds == summary.stepSeconds)
+        #expect(decoded.segmenters[.sepl]?.miou == summary.segmenters[.sepl]?.miou)
+        #expect(decoded.segmenters[.sepl]?.labels == checkpoint.labels)
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["val_miou"] is Double && object["test_miou"] is NSNull && object["checkpoint"] as? String == layout.segmenterCheckpoint("sepl"))
         // A second run reuses everything.
         steps = []
         let again = try pipeline.run()
