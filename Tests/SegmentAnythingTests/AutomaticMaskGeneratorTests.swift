@@ -358,3 +358,65 @@ func expectMatchesOfficialGenerator(
         #expect(best >= minimumIoU, "official mask \(k) of \(set): best IoU \(best)", sourceLocation: sourceLocation)
     }
 }
+
+/// Intersection over union of two masks of one size; 1 when both are empty.
+func maskIoU(_ a: SegmentMask, _ b: SegmentMask) -> Double {
+    var inter = 0, union = 0
+    for (p, q) in zip(BinaryMask(a).pixels, BinaryMask(b).pixels) {
+        if p && q { inter += 1 }
+        if p || q { union += 1 }
+    }
+    return union == 0 ? 1 : Double(inter) / Double(union)
+}
+
+/// The whole pipeline on masks worth matching: the official SamAutomaticMaskGenerator on a tiny
+/// SAM whose masks follow the colour regions of image_regions_96x72.png
+/// (scripts/fixtures/make_amg_region_fixtures.py: sam_regions.h5, generator_regions_<set>.json),
+/// 24 masks per set, regions and unions of regions, no two at IoU above 0.77. Our generator
+/// driving our SAMPredictor on the same weights must give as many masks, each official one
+/// matched by its own one of ours at IoU ≥ 0.95 (a mask of ours within 0.95 of two official
+/// ones would put those at IoU ≥ 0.9 with each other), with the same scores.
+extension AutomaticMaskGeneratorTests {
+    static func regionModel() throws -> SAM {
+        let model = SAM(configuration: try SAMFixtures.configuration())
+        try model.load(from: HDF5StateDict(path: "\(AMGFixtures.directory)/sam_regions.h5"))
+        return model
+    }
+
+    @Test(arguments: ["single", "crops"])
+    func generatorOnOurPredictorFindsEveryOfficialRegionMask(set: String) throws {
+        let options = try JSONDecoder().decode(
+            [String: OfficialGeneratorOptions].self,
+            from: try #require(FileManager.default.contents(atPath: "\(AMGFixtures.directory)/generator_regions_options.json")))
+        let o = try #require(options[set]).options
+        let image = try Image.readRGB(from: "\(AMGFixtures.directory)/image_regions_96x72.png")
+        let official = try OfficialRecord.records(
+            fromJSON: try String(contentsOfFile: "\(AMGFixtures.directory)/generator_regions_\(set).json", encoding: .utf8))
+
+        // The official set is many clearly different masks.
+        var closest = 0.0
+        for i in official.indices {
+            for j in official.indices where j > i { closest = max(closest, maskIoU(official[i].mask, official[j].mask)) }
+        }
+        #expect(official.count >= 20 && closest < 0.8, "\(official.count) official masks, pairwise IoU up to \(closest)")
+
+        let ours = try AutomaticMaskGenerator(predictor: SAMPredictor(model: try Self.regionModel()), options: o).generate(image)
+        #expect(ours.count == official.count, "ours \(ours.count) masks, official \(official.count)")
+        var matched: Set<Int> = [], lowest = 1.0
+        for (k, theirs) in official.enumerated() {
+            let ious = ours.map { maskIoU($0.mask, theirs.mask) }
+            guard let best = ious.indices.max(by: { ious[$0] < ious[$1] }) else {
+                Issue.record("official mask \(k): we have no mask")
+                continue
+            }
+            lowest = min(lowest, ious[best])
+            #expect(ious[best] >= 0.95, "official mask \(k) (area \(theirs.area), box \(theirs.bbox)): best IoU \(ious[best])")
+            matched.insert(best)
+            let mine = ours[best]
+            #expect(abs(mine.predictedIoU - theirs.predictedIoU) <= 1e-3, "official mask \(k): predicted IoU \(mine.predictedIoU), official \(theirs.predictedIoU)")
+            #expect(abs(mine.stabilityScore - theirs.stabilityScore) <= 1e-2, "official mask \(k): stability \(mine.stabilityScore), official \(theirs.stabilityScore)")
+        }
+        #expect(matched.count == official.count, "\(official.count) official masks matched by \(matched.count) of ours")
+        print("regions/\(set): \(official.count) official masks (pairwise IoU ≤ \(closest)), ours \(ours.count); \(matched.count) matched one for one, lowest IoU \(lowest)")
+    }
+}
