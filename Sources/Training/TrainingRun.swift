@@ -96,6 +96,9 @@ public final class TrainingRun {
         try TrainingLog.truncate(path, throughIteration: start)
         log = TrainingLog(path: path)
         board = try TensorBoardWriter(logDirectory: directory)
+        // Steps a killed run logged past its checkpoint are dropped from the earlier files'
+        // curves (TensorBoard's session-start purge), so the curve continues from the checkpoint.
+        if start > 0 { try board?.purge(fromStep: start + 1) }
     }
 
     /// Writes `model` (and the momentum) to `path` in the folder (rank 0; the others only note

@@ -392,3 +392,22 @@ private final class ManualClock {
             ])
     }
 }
+
+/// A resumed run's purge marker: event.proto's `session_log { status: START }` at the step it
+/// resumes from (what PyTorch's `SummaryWriter(purge_step=)` writes), read back as such.
+@Suite struct TensorBoardPurgeTests {
+    @Test func sessionStartEncodesAsEventProto() throws {
+        let event = TensorBoardEvents.Event(wallTime: 0, step: 7, sessionStart: true)
+        // step (field 2, varint 7), session_log (field 6, 2 bytes: status field 1 = START 1).
+        #expect(event.serialized() == [0x10, 0x07, 0x32, 0x02, 0x08, 0x01])
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try TensorBoardWriter(logDirectory: directory, flushInterval: 0)
+        try writer.addScalar("train/loss", 1, step: 5)
+        try writer.purge(fromStep: 6)
+        try writer.close()
+        let events = try TensorBoardEvents.read(path: try #require(try eventFiles(in: directory).first))
+        #expect(events.count == 3 && events[2].sessionStart && events[2].step == 6 && events[2].values.isEmpty)
+        #expect(!events[1].sessionStart)
+    }
+}

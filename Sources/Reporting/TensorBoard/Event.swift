@@ -22,14 +22,22 @@ public enum TensorBoardEvents {
         /// `source_metadata.writer`: the program that wrote the file, on the header event (tensorboard's
         /// EventFileWriter puts its module name there; TensorBoard only logs it).
         public var sourceWriter: String?
+        /// `session_log` with status START: TensorBoard then drops the events of earlier wall time
+        /// at this step or later (what PyTorch's `SummaryWriter(purge_step=)` writes when a run
+        /// resumes from a checkpoint, so the curve does not double back).
+        public var sessionStart = false
 
         /// An event; pass `fileVersion` (and `sourceWriter`) for the header, `values` for a summary.
-        public init(wallTime: Double, step: Int, fileVersion: String? = nil, values: [Value] = [], sourceWriter: String? = nil) {
+        public init(
+            wallTime: Double, step: Int, fileVersion: String? = nil, values: [Value] = [], sourceWriter: String? = nil,
+            sessionStart: Bool = false
+        ) {
             self.wallTime = wallTime
             self.step = step
             self.fileVersion = fileVersion
             self.values = values
             self.sourceWriter = sourceWriter
+            self.sessionStart = sessionStart
         }
     }
 
@@ -83,7 +91,11 @@ public enum TensorBoardEvents {
 // Field numbers, from tensorflow/core/util/event.proto, tensorboard/compat/proto/summary.proto,
 // tensor.proto and tensor_shape.proto.
 private enum EventField {
-    static let wallTime = 1, step = 2, fileVersion = 3, summary = 5, sourceMetadata = 10
+    static let wallTime = 1, step = 2, fileVersion = 3, summary = 5, sessionLog = 6, sourceMetadata = 10
+}
+/// event.proto `SessionLog`: `status` (1 = START).
+private enum SessionLogField {
+    static let status = 1, start: UInt64 = 1
 }
 private enum SourceMetadataField {
     static let writer = 1
@@ -127,6 +139,8 @@ extension TensorBoardEvents.Event {
         if step != 0 { w.int64(EventField.step, Int64(step)) }
         if let fileVersion {
             w.string(EventField.fileVersion, fileVersion)
+        } else if sessionStart {
+            w.message(EventField.sessionLog) { $0.varint(SessionLogField.status, SessionLogField.start) }
         } else {
             w.message(EventField.summary) { summary in
                 for value in values { summary.message(SummaryField.value) { value.serialize(into: &$0) } }
@@ -148,6 +162,10 @@ extension TensorBoardEvents.Event {
             case EventField.summary:
                 for valueField in try field.message() where valueField.number == SummaryField.value {
                     values.append(try TensorBoardEvents.Value(serialized: try valueField.bytes()))
+                }
+            case EventField.sessionLog:
+                for f in try field.message() where f.number == SessionLogField.status {
+                    sessionStart = try f.uint64() == SessionLogField.start
                 }
             case EventField.sourceMetadata:
                 for f in try field.message() where f.number == SourceMetadataField.writer { sourceWriter = try f.string() }

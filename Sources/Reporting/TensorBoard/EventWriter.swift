@@ -143,6 +143,15 @@ public final class TensorBoardWriter {
         try flush()
     }
 
+    /// Marks a resumed run: TensorBoard drops the events of earlier files at `step` or later (the
+    /// steps a killed run logged past its last checkpoint), so the curve continues from the
+    /// checkpoint instead of doubling back (as PyTorch's `SummaryWriter(purge_step=)`).
+    /// - Throws: `ReportingError.writeFailed`.
+    public func purge(fromStep step: Int) throws {
+        try write(TensorBoardEvents.Event(wallTime: clock(), step: step, sessionStart: true))
+        try flush()
+    }
+
     /// Appends one event (any wall time and step) and flushes when due. For tests and tools that
     /// copy events; the `add…` methods cover logging.
     func write(_ event: TensorBoardEvents.Event) throws {
