@@ -3,6 +3,7 @@ import Autograd
 import Datasets
 import Distributed
 import Foundation
+import Pipeline
 import SegmentAnything
 
 /// The automatic mask generator's settings, named as the official `SamAutomaticMaskGenerator`
@@ -111,23 +112,8 @@ extension SAMCommand {
         }
 
         func listImages() throws -> [SAMMaskFolder.Item] {
-            if let root {
-                return try VOCDataset(root: root, split: split, classes: Self.classes(root: root)).samples.map { .init(id: $0.id, imagePath: $0.imagePath) }
-            }
-            let directory = images!
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ValidationError("--images \(directory): no such folder")
-            }
-            let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
-            let items = names.filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }
-                .map { SAMMaskFolder.Item(id: ($0 as NSString).deletingPathExtension, imagePath: "\(directory)/\($0)") }
-            guard !items.isEmpty else { throw ValidationError("--images \(directory): no .jpg, .jpeg or .png files") }
-            return items
-        }
-
-        static func classes(root: String) throws -> ClassNames {
-            try ClassNames.of(datasetRoot: root)
+            let items = try root.map { try ImageInputs.list(root: $0, split: split) } ?? ImageInputs.list(images!)
+            return items.map { SAMMaskFolder.Item(id: $0.id, imagePath: $0.path) }
         }
 
         static func parseShard(_ text: String) throws -> (Int, Int) {

@@ -193,20 +193,8 @@ struct PredictCommand: ParsableCommand {
 
     /// (id, image path) of every image to predict, and the folder the PNGs go to.
     func inputs() throws -> (items: [(id: String, path: String)], folder: String) {
-        if let root {
-            let classes = try ClassNames.of(datasetRoot: root)
-            let dataset = try VOCDataset(root: root, split: split, classes: classes)
-            return (dataset.samples.map { ($0.id, $0.imagePath) }, "\(out)/results/VOC2012/Segmentation/comp6_\(split)_cls")
-        }
-        let source = images!
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else { throw ImageError.missingFile(path: source) }
-        let files = isDirectory.boolValue
-            ? try FileManager.default.contentsOfDirectory(atPath: source).sorted().filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }
-                .map { "\(source)/\($0)" }
-            : [source]
-        guard !files.isEmpty else { throw CommandFailure("\(source): no .jpg, .jpeg or .png files") }
-        return (files.map { ((($0 as NSString).lastPathComponent as NSString).deletingPathExtension, $0) }, out)
+        if let root { return (try ImageInputs.list(root: root, split: split), "\(out)/results/VOC2012/Segmentation/comp6_\(split)_cls") }
+        return (try ImageInputs.list(images!), out)
     }
 
     func run() throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import Pipeline
 import Imaging
 import Testing
 
@@ -46,18 +47,18 @@ import Testing
         var score = try Score.parse(["--pred", pred, "--gt", gt, "--list", list, "--classes", root + "/classes.txt"])
         #expect(throws: ReportedFailure.self) { try score.run() }
         try FileManager.default.copyItem(atPath: "\(gt)/\(ids[0]).png", toPath: "\(pred)/\(ids[0]).png")
-        let matrix = try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7)
+        let matrix = try FolderScore.confusion(ids: ids, predictions: pred, groundTruth: gt, classCount: 7)
         #expect(matrix.meanIoU == 1)
         score = try Score.parse(["--pred", pred, "--gt", gt, "--list", list, "--classes", root + "/classes.txt", "--json"])
         try score.run()
         // A prediction with a class id past the class list names the file.
         try LabelMap(width: 48, height: 48, filledWith: 9).writePNG(to: "\(pred)/\(ids[0]).png")
         #expect(throws: DatasetError.classOutOfRange(path: "\(pred)/\(ids[0]).png", value: 9, classCount: 7)) {
-            try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7)
+            try FolderScore.confusion(ids: ids, predictions: pred, groundTruth: gt, classCount: 7)
         }
         // A prediction of the wrong size too.
         try LabelMap(width: 40, height: 48, filledWith: 0).writePNG(to: "\(pred)/\(ids[0]).png")
-        #expect(throws: DatasetError.self) { try Score.confusion(ids: ids, pred: pred, gt: gt, classCount: 7) }
+        #expect(throws: DatasetError.self) { try FolderScore.confusion(ids: ids, predictions: pred, groundTruth: gt, classCount: 7) }
     }
 
     @Test func numberListsParseStrictly() throws {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoints
 import Datasets
 import Foundation
+import Pipeline
 import HDF5
 import Imaging
 import Reporting
@@ -110,7 +111,7 @@ import Training
         let ids = dataset.samples.map(\.id)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ids.map { "\($0).png" }.sorted())
         // Scoring predict's PNGs gives eval's numbers.
-        let matrix = try Score.confusion(ids: ids, pred: folder, gt: root + "/SegmentationClass", classCount: 7)
+        let matrix = try FolderScore.confusion(ids: ids, predictions: folder, groundTruth: root + "/SegmentationClass", classCount: 7)
         let report = matrix.report(classNames: dataset.classes.names)
         #expect(abs(report.meanIoU - evaluated.report.meanIoU) < 1e-9)
         // The saved scores are softmax maps at image size whose argmax is the PNG.
@@ -143,7 +144,7 @@ import Training
         var predict = try PredictCommand.parse(["--root", root, "--split", "test", "--checkpoint", checkpoint, "--out", out, "--msc", "on", "--threads", "1"])
         try predict.run()
         let folder = out + "/results/VOC2012/Segmentation/comp6_test_cls"
-        let matrix = try Score.confusion(ids: dataset.samples.map(\.id), pred: folder, gt: root + "/SegmentationClass", classCount: 7)
+        let matrix = try FolderScore.confusion(ids: dataset.samples.map(\.id), predictions: folder, groundTruth: root + "/SegmentationClass", classCount: 7)
         #expect(abs(matrix.report(classNames: dataset.classes.names).meanIoU - fused.report.meanIoU) < 1e-9)
         #expect(try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--msc", "off"]).msc == .off)
     }
