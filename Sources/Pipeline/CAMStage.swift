@@ -97,3 +97,35 @@ public enum EvaluationStage {
         return matrix.report(classNames: dataset.classes.names)
     }
 }
+
+/// The background threshold sweep of CAM labels (IRN's and SEPL's way of choosing
+/// `cam.bg_threshold`): each threshold's CAM labels scored against the ground truth.
+public enum CAMThresholdSweep {
+    /// mIoU (%) per threshold and the best one.
+    public struct Result: Sendable {
+        public var thresholds: [Float]
+        public var miou: [Double]
+        public var best: Int
+    }
+
+    /// Scores `thresholds` on every image of `dataset` (which needs its label PNGs) with the CAMs
+    /// of `camFile`; `progress` after each image.
+    /// - Throws: dataset and CAM file errors naming the file.
+    public static func run(dataset: VOCDataset, camFile: String, thresholds: [Float], progress: () -> Void = {}) throws -> Result {
+        precondition(!thresholds.isEmpty, "CAMThresholdSweep: no thresholds")
+        let file = try CAMFile(readingFrom: camFile)
+        let names = dataset.classes.names
+        var matrices = thresholds.map { _ in ConfusionMatrix(classCount: names.count) }
+        for sample in dataset.samples {
+            let (image, truth) = try dataset.load(sample)
+            guard let truth else { throw DatasetError.missingFile(path: "\(dataset.labelDirectory)/\(sample.id).png", what: "label PNG") }
+            let cams = try file.cams(for: sample.id, width: image.width, height: image.height)
+            for (k, t) in thresholds.enumerated() {
+                try matrices[k].add(prediction: CAMThreshold(background: t).labels(cams).values, groundTruth: truth.values)
+            }
+            progress()
+        }
+        let scores = matrices.map { $0.report(classNames: names).meanIoU }
+        return Result(thresholds: thresholds, miou: scores, best: scores.indices.max { scores[$0] < scores[$1] }!)
+    }
+}

@@ -153,20 +153,9 @@ struct CAMCommand: ParsableCommand {
             guard parts.count == 3, parts[2] > 0, parts[0] <= parts[1] else { throw ValidationError("--thresholds must be start:stop:step") }
             let values = Array(stride(from: parts[0], through: parts[1] + 1e-9, by: parts[2])).map { Float($0) }
             let dataset = try data.dataset(requireLabels: true)
-            let file = try CAMFile(readingFrom: cams)
-            let names = dataset.classes.names
-            var matrices = values.map { _ in ConfusionMatrix(classCount: names.count) }
             let progress = ProgressBar("cam sweep", total: dataset.samples.count)
-            for sample in dataset.samples {
-                let (image, truth) = try dataset.load(sample)
-                let c = try file.cams(for: sample.id, width: image.width, height: image.height)
-                for (k, t) in values.enumerated() {
-                    try matrices[k].add(prediction: CAMThreshold(background: t).labels(c).values, groundTruth: truth!.values)
-                }
-                progress.advance()
-            }
-            let scores = matrices.map { $0.report(classNames: names).meanIoU }
-            let best = scores.indices.max { scores[$0] < scores[$1] }!
+            let sweep = try CAMThresholdSweep.run(dataset: dataset, camFile: cams, thresholds: values) { progress.advance() }
+            let (scores, best) = (sweep.miou, sweep.best)
             if json {
                 printJSON(["thresholds": values.map(Double.init), "miou": scores, "best_threshold": Double(values[best]), "best_miou": scores[best]])
             } else {
