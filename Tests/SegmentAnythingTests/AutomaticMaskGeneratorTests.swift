@@ -371,11 +371,13 @@ func maskIoU(_ a: SegmentMask, _ b: SegmentMask) -> Double {
 
 /// The whole pipeline on masks worth matching: the official SamAutomaticMaskGenerator on a tiny
 /// SAM whose masks follow the colour regions of image_regions_96x72.png
-/// (scripts/fixtures/make_amg_region_fixtures.py: sam_regions.h5, generator_regions_<set>.json),
-/// 24 masks per set, regions and unions of regions, no two at IoU above 0.77. Our generator
-/// driving our SAMPredictor on the same weights must give as many masks, each official one
-/// matched by its own one of ours at IoU ≥ 0.95 (a mask of ours within 0.95 of two official
-/// ones would put those at IoU ≥ 0.9 with each other), with the same scores.
+/// (scripts/fixtures/make_amg_region_fixtures.py: sam_regions.h5, generator_regions_<set>.json):
+/// 24 masks (single: the defaults on an 8x8 grid) and 23 (crops: a crop layer and small-region
+/// removal), single regions and unions of similar-coloured ones, no two at IoU above 0.77. Our
+/// generator driving our SAMPredictor on the same weights must give as many masks, each official
+/// one matched by its own one of ours at IoU ≥ 0.95 (a mask of ours within 0.95 of two official
+/// ones would put those at IoU ≥ 0.9 with each other), with the same scores (predicted IoU within
+/// 1e-4, stability within 1e-3).
 extension AutomaticMaskGeneratorTests {
     static func regionModel() throws -> SAM {
         let model = SAM(configuration: try SAMFixtures.configuration())
@@ -383,8 +385,8 @@ extension AutomaticMaskGeneratorTests {
         return model
     }
 
-    @Test(arguments: ["single", "crops"])
-    func generatorOnOurPredictorFindsEveryOfficialRegionMask(set: String) throws {
+    @Test(arguments: [("single", 24), ("crops", 23)])
+    func generatorOnOurPredictorFindsEveryOfficialRegionMask(set: String, officialCount: Int) throws {
         let options = try JSONDecoder().decode(
             [String: OfficialGeneratorOptions].self,
             from: try #require(FileManager.default.contents(atPath: "\(AMGFixtures.directory)/generator_regions_options.json")))
@@ -398,11 +400,11 @@ extension AutomaticMaskGeneratorTests {
         for i in official.indices {
             for j in official.indices where j > i { closest = max(closest, maskIoU(official[i].mask, official[j].mask)) }
         }
-        #expect(official.count >= 20 && closest < 0.8, "\(official.count) official masks, pairwise IoU up to \(closest)")
+        #expect(official.count == officialCount && closest <= 0.77, "\(official.count) official masks, pairwise IoU up to \(closest)")
 
         let ours = try AutomaticMaskGenerator(predictor: SAMPredictor(model: try Self.regionModel()), options: o).generate(image)
         #expect(ours.count == official.count, "ours \(ours.count) masks, official \(official.count)")
-        var matched: Set<Int> = [], lowest = 1.0
+        var matched: Set<Int> = [], lowest = 1.0, iouGap: Float = 0, stabilityGap: Float = 0, sameBoxes = 0
         for (k, theirs) in official.enumerated() {
             let ious = ours.map { maskIoU($0.mask, theirs.mask) }
             guard let best = ious.indices.max(by: { ious[$0] < ious[$1] }) else {
@@ -413,10 +415,15 @@ extension AutomaticMaskGeneratorTests {
             #expect(ious[best] >= 0.95, "official mask \(k) (area \(theirs.area), box \(theirs.bbox)): best IoU \(ious[best])")
             matched.insert(best)
             let mine = ours[best]
-            #expect(abs(mine.predictedIoU - theirs.predictedIoU) <= 1e-3, "official mask \(k): predicted IoU \(mine.predictedIoU), official \(theirs.predictedIoU)")
-            #expect(abs(mine.stabilityScore - theirs.stabilityScore) <= 1e-2, "official mask \(k): stability \(mine.stabilityScore), official \(theirs.stabilityScore)")
+            iouGap = max(iouGap, abs(mine.predictedIoU - theirs.predictedIoU))
+            stabilityGap = max(stabilityGap, abs(mine.stabilityScore - theirs.stabilityScore))
+            if mine.bbox == theirs.bbox && mine.cropBox == theirs.cropBox { sameBoxes += 1 }
+            #expect(abs(mine.predictedIoU - theirs.predictedIoU) <= 1e-4, "official mask \(k): predicted IoU \(mine.predictedIoU), official \(theirs.predictedIoU)")
+            #expect(abs(mine.stabilityScore - theirs.stabilityScore) <= 1e-3, "official mask \(k): stability \(mine.stabilityScore), official \(theirs.stabilityScore)")
         }
         #expect(matched.count == official.count, "\(official.count) official masks matched by \(matched.count) of ours")
-        print("regions/\(set): \(official.count) official masks (pairwise IoU ≤ \(closest)), ours \(ours.count); \(matched.count) matched one for one, lowest IoU \(lowest)")
+        print(
+            "regions/\(set): \(official.count) official masks (pairwise IoU ≤ \(closest)), ours \(ours.count); \(matched.count) matched one for one, lowest IoU \(lowest); same box and crop box \(sameBoxes); predicted IoU within \(iouGap), stability within \(stabilityGap)"
+        )
     }
 }
