@@ -3,7 +3,7 @@
 //   wsss (CLI) -> Pipeline and everything below;  WSSS (umbrella, re-exports) -> every library target;
 //   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  Training -> Layers, Datasets,
 //   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
-//   PseudoLabels, Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
+//   Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
 //   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);
 //   Imaging -> Autograd (one resize rule), CImageCodecs;
 //   Training -> Distributed -> CMPI (Open MPI), Autograd;
@@ -65,7 +65,7 @@ let package = Package(
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
         .target(name: "TorchCheckpoint", dependencies: ["Autograd", "CZlib"]),
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
-        .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "PseudoLabels",
+        .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint",
                 .product(name: "Yams", package: "Yams")]),
         // Fully-connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice; Autograd for parallelFor.
         .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
         .testTarget(name: "DenseCRFTests", dependencies: ["DenseCRF", "Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
-        .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels"]),
+        .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels", "Pipeline"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Datasets", "PseudoLabels", "Checkpoints", "Imaging"]),
         .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting", "Pipeline", "Training"], exclude: ["Snapshots"]),
     ],

@@ -2,6 +2,7 @@ import Autograd
 import Foundation
 import HDF5
 import Imaging
+import Pipeline
 import PseudoLabels
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import PseudoLabels
+import SegmentAnything
 
 extension AutomaticMaskGenerator {
     /// The masks of `generate(image)` as segment proposals, with their predicted IoU and

@@ -2,6 +2,7 @@ import Autograd
 import Foundation
 import Imaging
 import PseudoLabels
+import SegmentAnything
 
 /// SAM prompted with boxes, one mask per box (the Grounded-SAM route of Sun et al. 2023: a
 /// detector's class boxes → SAM → instance masks → a semantic label map), for `PseudoLabeler`.
