@@ -65,27 +65,43 @@ let package = Package(
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
         .target(name: "TorchCheckpoint", dependencies: ["Autograd", "CZlib"]),
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
-        .target(name: "SegmentAnything", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint",
-                .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "SegmentAnything",
+            dependencies: [
+                "Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // Fully-connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice; Autograd for parallelFor.
         .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
         .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
-        .target(name: "Training", dependencies: ["Distributed", "Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging", "Reporting",
-                .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "Training",
+            dependencies: [
+                "Distributed", "Layers", "Datasets", "Checkpoints", "Evaluation", "PseudoLabels", "Autograd", "HDF5", "Imaging",
+                "Reporting",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // Orchestration as a library: stages a Swift user can run with their own sources.
-        .target(name: "Pipeline", dependencies: ["Training", "Distributed", "PseudoLabels", "SegmentAnything", "DenseCRF", "Datasets", "Evaluation", "Imaging", "Reporting", "Autograd"]),
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "Training", "Distributed", "PseudoLabels", "SegmentAnything", "DenseCRF", "Datasets", "Evaluation", "Imaging",
+                "Reporting", "Autograd",
+            ]),
         .target(
             name: "WSSS",
             dependencies: [
-                "Autograd", "Checkpoints", "DenseCRF", "Datasets", "Distributed", "Evaluation", "HDF5", "Imaging", "Layers", "Pipeline", "PseudoLabels",
+                "Autograd", "Checkpoints", "DenseCRF", "Datasets", "Distributed", "Evaluation", "HDF5", "Imaging", "Layers",
+                "Pipeline", "PseudoLabels",
                 "Reporting", "SegmentAnything", "TorchCheckpoint", "Training",
             ]),
         .executableTarget(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", "Distributed", "Reporting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", "Distributed",
+                "Reporting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Fixtures (Tests/Fixtures/*.h5, made by scripts/make_fixtures.py) are read by path.
@@ -96,15 +112,24 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "TorchCheckpoint"]),
         .testTarget(name: "PseudoLabelsTests", dependencies: ["PseudoLabels", "Imaging", "HDF5", "Autograd"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd", "HDF5", "Imaging"]),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd", "HDF5", "Imaging"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
         .testTarget(name: "DenseCRFTests", dependencies: ["DenseCRF", "Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
-        .testTarget(name: "SegmentAnythingTests", dependencies: ["SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels", "Pipeline"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Training", "Datasets", "PseudoLabels", "Checkpoints", "Imaging"]),
-        .testTarget(name: "WSSSTests", dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting", "Pipeline", "Training"], exclude: ["Snapshots"]),
+        .testTarget(
+            name: "SegmentAnythingTests",
+            dependencies: [
+                "SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels", "Pipeline",
+            ]),
+        .testTarget(
+            name: "PipelineTests", dependencies: ["Pipeline", "Training", "Datasets", "PseudoLabels", "Checkpoints", "Imaging"]),
+        .testTarget(
+            name: "WSSSTests",
+            dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting", "Pipeline", "Training"],
+            exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]
 )

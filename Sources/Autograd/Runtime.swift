@@ -110,7 +110,8 @@ public enum BLASKernelChoice {
     /// AVX2 (or older) kernel on a CPU with AVX-512, which about halves sgemm. The setting is
     /// obeyed; the line says what unsetting it would gain. nil when there is nothing to say.
     public static func pinnedKernelWarning(flags: Set<String>, loadedCore: String, userSetting: String?) -> String? {
-        guard let userSetting, !userSetting.isEmpty, let _ = coreToForce(flags: flags, detectedCore: loadedCore, userSetting: nil) else { return nil }
+        guard let userSetting, !userSetting.isEmpty, let _ = coreToForce(flags: flags, detectedCore: loadedCore, userSetting: nil)
+        else { return nil }
         return "warning: OPENBLAS_CORETYPE=\(userSetting) pins OpenBLAS to its \(loadedCore) kernel, but this CPU has AVX-512: "
             + "unset it (env -u OPENBLAS_CORETYPE) for OpenBLAS's AVX-512 kernel, about 1.9x faster sgemm "
             + "(105-109 vs 193-204 GFLOP/s per core on an AMD EPYC, `wsss bench ops`)"

@@ -50,7 +50,8 @@ final class WorkerPool: @unchecked Sendable {
     /// Runs `body(0..<chunks)` across the pool and returns when every chunk is done.
     func run(chunks: Int, _ body: (Int) -> Void) {
         guard workers > 0, chunks > 1, chunks < 1 << 16,
-              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        else {
             for chunk in 0..<chunks { body(chunk) }
             return
         }
@@ -98,7 +99,9 @@ final class WorkerPool: @unchecked Sendable {
                 if spins < spinLimit { continue }
                 pthread_mutex_lock(&mutex)
                 sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
-                while Self.generation(state.load(ordering: .sequentiallyConsistent)) == seen && !stopping.load(ordering: .sequentiallyConsistent) {
+                while Self.generation(state.load(ordering: .sequentiallyConsistent)) == seen
+                    && !stopping.load(ordering: .sequentiallyConsistent)
+                {
                     pthread_cond_wait(&condition, &mutex)
                 }
                 sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)

@@ -29,7 +29,8 @@ public struct CheckpointMetadata: Equatable, Sendable {
     public var provenance: [String: String]
 
     public init(
-        architecture: String, classes: [String], iteration: Int = 0, recipe: String = "", options: String = "", labels: String = "",
+        architecture: String, classes: [String], iteration: Int = 0, recipe: String = "", options: String = "",
+        labels: String = "",
         provenance: [String: String] = [:]
     ) {
         self.architecture = architecture
@@ -60,9 +61,12 @@ public enum CheckpointError: LocalizedError, Equatable {
         case .wrongArchitecture(let path, let expected, let found):
             return "\(path): checkpoint of architecture '\(found)', expected '\(expected)'"
         case .unsupportedVersion(let path, let version):
-            return "\(path): checkpoint format version \(version); this build reads version \(CheckpointMetadata.currentFormatVersion)"
+            return
+                "\(path): checkpoint format version \(version); this build reads version \(CheckpointMetadata.currentFormatVersion)"
         case .mismatch(let path, let missing, let unexpected, let misshaped):
-            func list(_ names: [String]) -> String { names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", … (\(names.count))" : "") }
+            func list(_ names: [String]) -> String {
+                names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", … (\(names.count))" : "")
+            }
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing \(list(missing))") }
             if !unexpected.isEmpty { parts.append("unexpected \(list(unexpected))") }
@@ -118,7 +122,8 @@ public enum Checkpoint {
                     for (parameter, velocity) in zip(group.parameters, velocities) {
                         guard let velocity else { continue }
                         guard let name = names[ObjectIdentifier(parameter.storage)] else {
-                            throw CheckpointError.optimizerMismatch(path: path, reason: "the optimizer holds a parameter that is not in the model")
+                            throw CheckpointError.optimizerMismatch(
+                                path: path, reason: "the optimizer holds a parameter that is not in the model")
                         }
                         try file.write(velocity, at: "/optimizer/momentum/\(name)")
                     }
@@ -132,7 +137,8 @@ public enum Checkpoint {
             if !metadata.options.isEmpty { try file.setAttribute(.string(metadata.options), named: "options") }
             if !metadata.labels.isEmpty { try file.setAttribute(.string(metadata.labels), named: "labels") }
             if !metadata.provenance.isEmpty {
-                let json = try JSONSerialization.data(withJSONObject: metadata.provenance, options: [.sortedKeys, .withoutEscapingSlashes])
+                let json = try JSONSerialization.data(
+                    withJSONObject: metadata.provenance, options: [.sortedKeys, .withoutEscapingSlashes])
                 try file.setAttribute(.string(String(decoding: json, as: UTF8.self)), named: "provenance")
             }
         }
@@ -160,7 +166,8 @@ public enum Checkpoint {
             labels: try file.attribute(named: "labels")?.stringValue ?? "")
         if let text = try file.attribute(named: "provenance")?.stringValue {
             guard let values = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] else {
-                throw CheckpointError.malformedAttribute(path: file.path, name: "provenance", reason: "is not a JSON object of strings")
+                throw CheckpointError.malformedAttribute(
+                    path: file.path, name: "provenance", reason: "is not a JSON object of strings")
             }
             m.provenance = values
         }
@@ -261,7 +268,9 @@ public enum Checkpoint {
             selected.append((tensor, entry.path))
             report.loaded.append(name)
         }
-        guard misshaped.isEmpty else { throw CheckpointError.mismatch(path: path, missing: [], unexpected: [], misshaped: misshaped) }
+        guard misshaped.isEmpty else {
+            throw CheckpointError.mismatch(path: path, missing: [], unexpected: [], misshaped: misshaped)
+        }
         let values = try selected.map { try file.read($0.1) }
         let nonFinite = zip(report.loaded, values).filter { !$0.1.isAllFinite }.map(\.0)
         guard nonFinite.isEmpty else { throw CheckpointError.nonFinite(path: path, tensors: nonFinite) }
@@ -300,11 +309,14 @@ public enum Checkpoint {
             var row: [Tensor?] = []
             for parameter in group.parameters {
                 guard let name = names[ObjectIdentifier(parameter.storage)] else {
-                    throw CheckpointError.optimizerMismatch(path: file.path, reason: "the optimizer holds a parameter that is not in the model")
+                    throw CheckpointError.optimizerMismatch(
+                        path: file.path, reason: "the optimizer holds a parameter that is not in the model")
                 }
                 let location = "/optimizer/momentum/\(name)"
                 let velocity = file.contains(location) ? try file.read(location, expectingShape: parameter.shape) : nil
-                if let velocity, !velocity.isAllFinite { throw CheckpointError.nonFinite(path: file.path, tensors: ["optimizer/momentum/\(name)"]) }
+                if let velocity, !velocity.isAllFinite {
+                    throw CheckpointError.nonFinite(path: file.path, tensors: ["optimizer/momentum/\(name)"])
+                }
                 row.append(velocity)
             }
             velocities.append(row)

@@ -127,7 +127,8 @@ public struct Augmentation: Sendable {
     public func validate() throws {
         guard cropSize >= 1 else { throw DatasetError.badAugmentation(reason: "crop size \(cropSize) must be at least 1") }
         if let range = resizeLong, range.lowerBound < 1 {
-            throw DatasetError.badAugmentation(reason: "long side range \(range.lowerBound)…\(range.upperBound) must start at 1 or more")
+            throw DatasetError.badAugmentation(
+                reason: "long side range \(range.lowerBound)…\(range.upperBound) must start at 1 or more")
         }
         let factors: [Double]
         switch scale {
@@ -192,17 +193,22 @@ public struct Augmentation: Sendable {
                 outLabels[y * cropSize + dx] = labels.values[sy * w + sx]
             }
         }
-        return (PlanarImage(channels: 3, height: cropSize, width: cropSize, values: outImage),
-                LabelMap(width: cropSize, height: cropSize, values: outLabels))
+        return (
+            PlanarImage(channels: 3, height: cropSize, width: cropSize, values: outImage),
+            LabelMap(width: cropSize, height: cropSize, values: outLabels)
+        )
     }
 }
 
 extension Augmentation {
     /// IRN's order (VOC12ImageDataset.__getitem__): resize the long side, normalise, flip, crop.
     /// Labels (unused by the CAM stage) follow with nearest resizing and 255 outside the image.
-    func applyIRN(image: Image, labels: LabelMap, longSide: ClosedRange<Int>, generator: inout SeededGenerator) -> (PlanarImage, LabelMap) {
+    func applyIRN(image: Image, labels: LabelMap, longSide: ClosedRange<Int>, generator: inout SeededGenerator) -> (
+        PlanarImage, LabelMap
+    ) {
         let resized = IRNTransforms.resizeLong(image, to: IRNTransforms.drawLongSide(longSide, generator: &generator))
-        var labels = labels.width == resized.width && labels.height == resized.height
+        var labels =
+            labels.width == resized.width && labels.height == resized.height
             ? labels : labels.resizedNearest(height: resized.height, width: resized.width)
         var source = resized
         if flip && generator.next() & 1 == 1 {
@@ -216,7 +222,8 @@ extension Augmentation {
         var cropped = [UInt8](repeating: LabelMap.ignore, count: cropSize * cropSize)
         for y in 0..<box.height {
             for x in 0..<box.width {
-                cropped[(box.containerTop + y) * cropSize + box.containerLeft + x] = labels.values[(box.imageTop + y) * labels.width + box.imageLeft + x]
+                cropped[(box.containerTop + y) * cropSize + box.containerLeft + x] =
+                    labels.values[(box.imageTop + y) * labels.width + box.imageLeft + x]
             }
         }
         return (planar, LabelMap(width: cropSize, height: cropSize, values: cropped))
@@ -237,4 +244,3 @@ public struct Batch: Sendable {
         (self.images, self.labels, self.ids, self.epoch, self.index) = (images, labels, ids, epoch, index)
     }
 }
-

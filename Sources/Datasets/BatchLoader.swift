@@ -45,7 +45,9 @@ public final class BatchLoader: @unchecked Sendable {
     ) throws {
         precondition(batchSize > 0, "BatchLoader: batch size must be positive")
         let shard = shard ?? 0..<batchSize
-        precondition(shard.lowerBound >= 0 && shard.upperBound <= batchSize && !shard.isEmpty, "BatchLoader: shard \(shard) of a batch of \(batchSize)")
+        precondition(
+            shard.lowerBound >= 0 && shard.upperBound <= batchSize && !shard.isEmpty,
+            "BatchLoader: shard \(shard) of a batch of \(batchSize)")
         self.shard = shard
         try augmentation.validate()
         self.pixelLabels = pixelLabels
@@ -111,7 +113,9 @@ public final class BatchLoader: @unchecked Sendable {
                 cachedEpoch = epoch
             }
             let samples = Array(cachedOrder[(index * batchSize + shard.lowerBound)..<(index * batchSize + shard.upperBound)])
-            let result = Result { try makeBatch(samples, epoch: epoch, index: index, global: global, firstPosition: shard.lowerBound) }
+            let result = Result {
+                try makeBatch(samples, epoch: epoch, index: index, global: global, firstPosition: shard.lowerBound)
+            }
             condition.lock()
             ready[global] = result
             condition.broadcast()
@@ -125,7 +129,9 @@ public final class BatchLoader: @unchecked Sendable {
     /// The slice of a global batch of `batchSize` that rank `rank` of `size` trains on: contiguous
     /// positions, sizes differing by at most one (DistributedSampler's split, without padding).
     public static func shard(rank: Int, of size: Int, batchSize: Int) -> Range<Int> {
-        precondition(size > 0 && rank >= 0 && rank < size && batchSize >= size, "BatchLoader.shard: rank \(rank) of \(size), batch \(batchSize)")
+        precondition(
+            size > 0 && rank >= 0 && rank < size && batchSize >= size,
+            "BatchLoader.shard: rank \(rank) of \(size), batch \(batchSize)")
         return (rank * batchSize / size)..<((rank + 1) * batchSize / size)
     }
 
@@ -143,12 +149,15 @@ public final class BatchLoader: @unchecked Sendable {
                 parallelFor(samples.count) { range in
                     for k in range {
                         do {
-                            let (image, labelMap) = pixelLabels
+                            let (image, labelMap) =
+                                pixelLabels
                                 ? try dataset.load(samples[k]) : (try Image.readRGB(from: samples[k].imagePath), nil)
                             var generator = SeededGenerator(
                                 seed: seed ^ (UInt64(global) << 20) ^ UInt64(k + firstPosition) &* 0x2545_F491_4F6C_DD1D)
                             let (planar, cropLabels) = augmentation.apply(
-                                image: image, labels: labelMap ?? LabelMap(width: image.width, height: image.height, filledWith: LabelMap.ignore),
+                                image: image,
+                                labels: labelMap
+                                    ?? LabelMap(width: image.width, height: image.height, filledWith: LabelMap.ignore),
                                 generator: &generator)
                             planar.values.withUnsafeBufferPointer {
                                 (imageBase + k * 3 * crop * crop).update(from: $0.baseAddress!, count: $0.count)

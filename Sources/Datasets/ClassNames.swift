@@ -38,7 +38,9 @@ public struct ClassNames: Equatable, Sendable {
         }
         let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        guard names.count >= 2 else { throw DatasetError.badClassList(path: spec, reason: "needs background and at least one class") }
+        guard names.count >= 2 else {
+            throw DatasetError.badClassList(path: spec, reason: "needs background and at least one class")
+        }
         guard Set(names).count == names.count else { throw DatasetError.badClassList(path: spec, reason: "duplicate names") }
         guard names.count < 255 else { throw DatasetError.badClassList(path: spec, reason: "at most 254 classes") }
         return ClassNames(names)

@@ -23,16 +23,21 @@ public struct DatasetCheckReport: Encodable, Sendable {
 
     /// A human-readable summary.
     public var text: String {
-        var lines = ["\(root) [\(split)]: \(images) images, \(imagesWithLabels) with label PNGs, image labels from \(imageLabelSource)"]
+        var lines = [
+            "\(root) [\(split)]: \(images) images, \(imagesWithLabels) with label PNGs, image labels from \(imageLabelSource)"
+        ]
         if images > 0 { lines.append("sizes: \(minimumSize[0])x\(minimumSize[1]) … \(maximumSize[0])x\(maximumSize[1]) (W x H)") }
         lines.append("class                images   pixels %")
         // Past VOC's 21 classes (COCO's 81) the rows of classes no image has would bury the rest:
         // they are counted on one line instead (the JSON keeps every class).
         let absent = imagesPerClass.keys.filter { imagesPerClass[$0] == 0 && (pixelPercentPerClass[$0] ?? 0) == 0 }
         let hidden = imagesPerClass.count > 20 ? Set(absent) : []
-        for name in imagesPerClass.keys.sorted(by: { (imagesPerClass[$0]!, $1) > (imagesPerClass[$1]!, $0) }) where !hidden.contains(name) {
+        for name in imagesPerClass.keys.sorted(by: { (imagesPerClass[$0]!, $1) > (imagesPerClass[$1]!, $0) })
+        where !hidden.contains(name) {
             let pixels = pixelPercentPerClass[name].map { String(format: "%8.2f", $0) } ?? "       –"
-            lines.append(name.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: "%8d", imagesPerClass[name]!) + "   " + pixels)
+            lines.append(
+                name.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: "%8d", imagesPerClass[name]!) + "   "
+                    + pixels)
         }
         if !hidden.isEmpty { lines.append("(\(hidden.count) classes in no image not shown)") }
         if imagesWithLabels > 0 { lines.append(String(format: "ignored (255) pixels: %.2f%%", ignoredPixelPercent)) }
@@ -116,7 +121,9 @@ extension VOCDataset {
                     let (image, labels) = try load(sample)
                     r.size = (image.width, image.height)
                     if labels == nil && requireLabels {
-                        r.problems.append(DatasetError.missingFile(path: "\(labelDirectory)/\(sample.id).png", what: "label PNG").localizedDescription)
+                        r.problems.append(
+                            DatasetError.missingFile(path: "\(labelDirectory)/\(sample.id).png", what: "label PNG")
+                                .localizedDescription)
                     }
                     if let labels {
                         r.hasLabels = true
@@ -184,7 +191,9 @@ extension VOCDataset {
         // missing ones are an inconsistency (a PNG lost, or saved under another extension).
         let unlabelled = zip(samples, results).filter { !$0.1.hasLabels && $0.1.size != nil }.map(\.0.id)
         if !requireLabels && !unlabelled.isEmpty && unlabelled.count < samples.count {
-            let other = unlabelled.filter { id in ["jpg", "jpeg", "PNG"].contains { FileManager.default.fileExists(atPath: "\(labelDirectory)/\(id).\($0)") } }
+            let other = unlabelled.filter { id in
+                ["jpg", "jpeg", "PNG"].contains { FileManager.default.fileExists(atPath: "\(labelDirectory)/\(id).\($0)") }
+            }
             problems.append(
                 "\(labelDirectory): \(unlabelled.count) of \(samples.count) images have no label PNG while the others do: "
                     + unlabelled.prefix(5).joined(separator: ", ") + (unlabelled.count > 5 ? ", …" : "")

@@ -21,7 +21,8 @@ public enum VOCAnnotation {
         let parser = XMLParser(data: data)
         parser.delegate = collector
         guard parser.parse() else {
-            throw DatasetError.badAnnotation(path: path, reason: parser.parserError.map { "\($0.localizedDescription)" } ?? "not XML")
+            throw DatasetError.badAnnotation(
+                path: path, reason: parser.parserError.map { "\($0.localizedDescription)" } ?? "not XML")
         }
         // Foundation's parser on Linux accepts a document cut short, so require the closing tag.
         guard collector.closedAnnotation else {
@@ -36,8 +37,10 @@ public enum VOCAnnotation {
         var text = ""
         var closedAnnotation = false
 
-        func parser(_ parser: XMLParser, didStartElement element: String, namespaceURI: String?, qualifiedName: String?,
-                    attributes: [String: String] = [:]) {
+        func parser(
+            _ parser: XMLParser, didStartElement element: String, namespaceURI: String?, qualifiedName: String?,
+            attributes: [String: String] = [:]
+        ) {
             path.append(element)
             text = ""
         }
@@ -75,8 +78,9 @@ public enum ImageLabelFile {
             for field in fields.dropFirst() {
                 if let index = Int(field) {
                     guard index > 0 && index < classes.count else {
-                        throw DatasetError.badLabelFile(path: path, line: number + 1,
-                                                        reason: "class index \(index) out of range 1…\(classes.count - 1)")
+                        throw DatasetError.badLabelFile(
+                            path: path, line: number + 1,
+                            reason: "class index \(index) out of range 1…\(classes.count - 1)")
                     }
                     set.insert(index)
                 } else if let index = classes.index(of: field), index > 0 {
@@ -85,7 +89,9 @@ public enum ImageLabelFile {
                     throw DatasetError.unknownClass(name: field, path: path, line: number + 1)
                 }
             }
-            guard labels[id] == nil else { throw DatasetError.badLabelFile(path: path, line: number + 1, reason: "image '\(id)' listed twice") }
+            guard labels[id] == nil else {
+                throw DatasetError.badLabelFile(path: path, line: number + 1, reason: "image '\(id)' listed twice")
+            }
             labels[id] = set
         }
         return labels
@@ -102,7 +108,9 @@ extension ImageLabelFile {
     /// class k + 1 is present where entry k is 1.
     /// - Throws: `DatasetError.missingFile`, `.badLabelArray` naming the file and the entry.
     public static func readNumpy(_ path: String, classes: ClassNames) throws -> [String: Set<Int>] {
-        guard FileManager.default.fileExists(atPath: path) else { throw DatasetError.missingFile(path: path, what: "image-label file") }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw DatasetError.missingFile(path: path, what: "image-label file")
+        }
         let entries: [(key: NumpyKey, value: NumpyArray)]
         do { entries = try NumpyFile.loadDictionary(path) } catch let error as TorchCheckpointError {
             throw DatasetError.badLabelArray(path: path, reason: error.localizedDescription)
@@ -114,12 +122,15 @@ extension ImageLabelFile {
             case .string(let s): id = s
             case .int(let n):
                 let digits = String(n)
-                guard digits.count > 4 else { throw DatasetError.badLabelArray(path: path, reason: "image number \(n) is not YYYYNNNNNN") }
+                guard digits.count > 4 else {
+                    throw DatasetError.badLabelArray(path: path, reason: "image number \(n) is not YYYYNNNNNN")
+                }
                 id = digits.prefix(4) + "_" + digits.dropFirst(4)
             }
             guard array.values.count == classes.count - 1 else {
                 throw DatasetError.badLabelArray(
-                    path: path, reason: "'\(id)' has \(array.values.count) entries, the \(classes.count - 1) object classes need one each")
+                    path: path,
+                    reason: "'\(id)' has \(array.values.count) entries, the \(classes.count - 1) object classes need one each")
             }
             guard array.values.allSatisfy({ $0 == 0 || $0 == 1 }) else {
                 throw DatasetError.badLabelArray(path: path, reason: "'\(id)' holds values other than 0 and 1: \(array.values)")

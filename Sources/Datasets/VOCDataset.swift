@@ -36,7 +36,9 @@ public struct VOCDataset: Sendable {
     }
 
     /// Where image-level labels came from.
-    public enum ImageLabelSource: String, Sendable { case labelFile = "label file", annotations = "XML annotations", pixelLabels = "pixel labels", none }
+    public enum ImageLabelSource: String, Sendable {
+        case labelFile = "label file", annotations = "XML annotations", pixelLabels = "pixel labels", none
+    }
     public let imageLabelSource: ImageLabelSource
 
     /// - Parameters:
@@ -47,8 +49,10 @@ public struct VOCDataset: Sendable {
     ///   - imageLabelsFromMasks: where there is no label file and no XML, take a sample's image-level
     ///     labels from the classes in its label PNG (as IRN's cls_labels.npy was made). Off by
     ///     default: weak supervision read off pixel labels must be asked for, never a silent fallback.
-    public init(root: String, split: String, classes: ClassNames = .voc, labels: String? = nil,
-                imageLabelFile: String? = nil, requireLabels: Bool = false, imageLabelsFromMasks: Bool = false) throws {
+    public init(
+        root: String, split: String, classes: ClassNames = .voc, labels: String? = nil,
+        imageLabelFile: String? = nil, requireLabels: Bool = false, imageLabelsFromMasks: Bool = false
+    ) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else {
             throw DatasetError.missingRoot(path: root)
@@ -75,7 +79,10 @@ public struct VOCDataset: Sendable {
         // A repeated id would be counted twice in mIoU and trained on twice as often.
         var seen: [String: Int] = [:]
         for (line, id) in ids.enumerated() {
-            if let first = seen[id] { throw DatasetError.badSplitList(path: listPath, reason: "'\(id)' is listed twice (entries \(first + 1) and \(line + 1))") }
+            if let first = seen[id] {
+                throw DatasetError.badSplitList(
+                    path: listPath, reason: "'\(id)' is listed twice (entries \(first + 1) and \(line + 1))")
+            }
             seen[id] = line
         }
         guard !ids.isEmpty else { throw DatasetError.badSplitList(path: listPath, reason: "lists no image ids") }
@@ -95,7 +102,8 @@ public struct VOCDataset: Sendable {
         }
         let fileLabels = try imageLabelFile.map { try ImageLabelFile.read($0, classes: classes) }
         let hasAnnotations = fm.fileExists(atPath: "\(root)/Annotations")
-        imageLabelSource = fileLabels != nil ? .labelFile : hasAnnotations ? .annotations : imageLabelsFromMasks ? .pixelLabels : .none
+        imageLabelSource =
+            fileLabels != nil ? .labelFile : hasAnnotations ? .annotations : imageLabelsFromMasks ? .pixelLabels : .none
         var samples: [Sample] = []
         for id in ids {
             let image = "\(root)/JPEGImages/\(id).jpg"
@@ -104,7 +112,9 @@ public struct VOCDataset: Sendable {
             if requireLabels && !hasLabel { throw DatasetError.missingFile(path: label, what: "label PNG") }
             var imageLabels: Set<Int>?
             if let fileLabels {
-                guard let set = fileLabels[id] else { throw DatasetError.missingFile(path: imageLabelFile!, what: "image labels for '\(id)'") }
+                guard let set = fileLabels[id] else {
+                    throw DatasetError.missingFile(path: imageLabelFile!, what: "image labels for '\(id)'")
+                }
                 imageLabels = set
             }
             samples.append(Sample(id: id, imagePath: image, labelPath: hasLabel ? label : nil, imageLabels: imageLabels))
@@ -119,7 +129,9 @@ public struct VOCDataset: Sendable {
         if imageLabelSource == .annotations && FileManager.default.fileExists(atPath: xml) {
             var set = Set<Int>()
             for name in try VOCAnnotation.objectNames(at: xml) {
-                guard let index = classes.index(of: name), index > 0 else { throw DatasetError.unknownClass(name: name, path: xml, line: nil) }
+                guard let index = classes.index(of: name), index > 0 else {
+                    throw DatasetError.unknownClass(name: name, path: xml, line: nil)
+                }
                 set.insert(index)
             }
             return set

@@ -27,8 +27,9 @@ public struct ConfusionMatrix: Equatable, Sendable {
 
     /// A matrix from its counts (e.g. summed over the ranks of a data-parallel evaluation).
     public init(classCount: Int, counts: [Int], unlabeled: [Int]) {
-        precondition(counts.count == classCount * classCount && unlabeled.count == classCount,
-                     "ConfusionMatrix: \(counts.count) counts and \(unlabeled.count) unlabeled for \(classCount) classes")
+        precondition(
+            counts.count == classCount * classCount && unlabeled.count == classCount,
+            "ConfusionMatrix: \(counts.count) counts and \(unlabeled.count) unlabeled for \(classCount) classes")
         self.init(classCount: classCount)
         (self.counts, self.unlabeled) = (counts, unlabeled)
     }
@@ -104,7 +105,9 @@ public struct ConfusionMatrix: Equatable, Sendable {
         precondition(classNames.count == classCount, "report: \(classNames.count) names for \(classCount) classes")
         return SegmentationReport(
             meanIoU: meanIoU * 100, pixelAccuracy: pixelAccuracy * 100,
-            perClass: zip(classNames, intersectionOverUnion).map { SegmentationReport.ClassScore(name: $0, iou: $1.map { $0 * 100 }) })
+            perClass: zip(classNames, intersectionOverUnion).map {
+                SegmentationReport.ClassScore(name: $0, iou: $1.map { $0 * 100 })
+            })
     }
 }
 
@@ -153,7 +156,8 @@ public struct SegmentationReport: Equatable, Sendable, Encodable {
         }
         lines.append(rule)
         lines.append("mIoU".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + String(format: "%7.2f", meanIoU))
-        lines.append("pixel acc.".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + String(format: "%7.2f", pixelAccuracy))
+        lines.append(
+            "pixel acc.".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + String(format: "%7.2f", pixelAccuracy))
         return lines.joined(separator: "\n")
     }
 
@@ -162,7 +166,10 @@ public struct SegmentationReport: Equatable, Sendable, Encodable {
     public func jsonObject(images: Int) -> [String: Any] {
         var perClassObject: [String: Any] = [:]
         for score in perClass { perClassObject[score.name] = score.iou ?? NSNull() }
-        return ["miou": meanIoU, "pixel_accuracy": pixelAccuracy, "per_class": perClassObject, "classes": perClass.map(\.name), "images": images]
+        return [
+            "miou": meanIoU, "pixel_accuracy": pixelAccuracy, "per_class": perClassObject, "classes": perClass.map(\.name),
+            "images": images,
+        ]
     }
 
     /// `jsonObject` as JSON text with `per_class` in class order (background first, as the

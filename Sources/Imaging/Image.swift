@@ -17,8 +17,9 @@ public struct Image: Equatable, Sendable {
     public var pixels: [UInt8]
 
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * channels,
-                     "Image: \(width)x\(height)x\(channels) needs \(width * height * channels) bytes, got \(pixels.count)")
+        precondition(
+            pixels.count == width * height * channels,
+            "Image: \(width)x\(height)x\(channels) needs \(width * height * channels) bytes, got \(pixels.count)")
         self.width = width
         self.height = height
         self.channels = channels
@@ -27,8 +28,9 @@ public struct Image: Equatable, Sendable {
 
     /// A uniformly filled image.
     public init(width: Int, height: Int, channels: Int, filledWith value: UInt8 = 0) {
-        self.init(width: width, height: height, channels: channels,
-                  pixels: Array(repeating: value, count: width * height * channels))
+        self.init(
+            width: width, height: height, channels: channels,
+            pixels: Array(repeating: value, count: width * height * channels))
     }
 
     /// Reads a JPEG or PNG file (format from its first bytes), as decoded, without conversion.
@@ -85,8 +87,9 @@ public struct Image: Equatable, Sendable {
         var size = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = pixels.withUnsafeBufferPointer {
-            wsss_encode_jpeg($0.baseAddress, Int32(width), Int32(height), Int32(channels), Int32(quality), &out, &size,
-                             &message, message.count)
+            wsss_encode_jpeg(
+                $0.baseAddress, Int32(width), Int32(height), Int32(channels), Int32(quality), &out, &size,
+                &message, message.count)
         }
         guard status == 0, let out else { throw ImageError.writeFailed(path: path, reason: String(cString: message)) }
         defer { wsss_free(out) }
@@ -136,7 +139,9 @@ enum ImageFile {
         return data
     }
 
-    typealias JPEGDecoder = (UnsafePointer<UInt8>?, Int, Int, UnsafeMutablePointer<wsss_image>?, UnsafeMutablePointer<CChar>?, Int) -> Int32
+    typealias JPEGDecoder = (
+        UnsafePointer<UInt8>?, Int, Int, UnsafeMutablePointer<wsss_image>?, UnsafeMutablePointer<CChar>?, Int
+    ) -> Int32
 
     /// Decodes with the JPEG codec when given, else as PNG; returns the image and, for palette
     /// PNGs decoded with `keepPalette`, the palette.
@@ -167,19 +172,23 @@ enum ImageFile {
         return (image, palette, Int(decoded.bit_depth))
     }
 
-    static func encodePNG(_ pixels: [UInt8], width: Int, height: Int, channels: Int, palette: [UInt8]?, path: String) throws -> Data {
+    static func encodePNG(_ pixels: [UInt8], width: Int, height: Int, channels: Int, palette: [UInt8]?, path: String) throws
+        -> Data
+    {
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = pixels.withUnsafeBufferPointer { p in
             if let palette {
                 return palette.withUnsafeBufferPointer { pal in
-                    wsss_encode_png(p.baseAddress, Int32(width), Int32(height), 1, pal.baseAddress, Int32(palette.count / 3), &out,
-                                    &size, &message, message.count)
+                    wsss_encode_png(
+                        p.baseAddress, Int32(width), Int32(height), 1, pal.baseAddress, Int32(palette.count / 3), &out,
+                        &size, &message, message.count)
                 }
             }
-            return wsss_encode_png(p.baseAddress, Int32(width), Int32(height), Int32(channels), nil, 0, &out, &size, &message,
-                                   message.count)
+            return wsss_encode_png(
+                p.baseAddress, Int32(width), Int32(height), Int32(channels), nil, 0, &out, &size, &message,
+                message.count)
         }
         guard status == 0, let out else { throw ImageError.writeFailed(path: path, reason: String(cString: message)) }
         defer { wsss_free(out) }

@@ -12,7 +12,8 @@ public struct LabelMap: Equatable, Sendable {
     public var values: [UInt8]
 
     public init(width: Int, height: Int, values: [UInt8]) {
-        precondition(values.count == width * height, "LabelMap: \(width)x\(height) needs \(width * height) values, got \(values.count)")
+        precondition(
+            values.count == width * height, "LabelMap: \(width)x\(height) needs \(width * height) values, got \(values.count)")
         self.width = width
         self.height = height
         self.values = values
@@ -51,7 +52,9 @@ public struct LabelMap: Equatable, Sendable {
         let lookup = palette.reverseLookup
         var values = [UInt8](repeating: 0, count: image.width * image.height)
         for i in 0..<values.count {
-            let (r, g, b) = (image.pixels[i * image.channels], image.pixels[i * image.channels + 1], image.pixels[i * image.channels + 2])
+            let (r, g, b) = (
+                image.pixels[i * image.channels], image.pixels[i * image.channels + 1], image.pixels[i * image.channels + 2]
+            )
             guard let v = lookup[Int(r) << 16 | Int(g) << 8 | Int(b)] else {
                 throw ImageError.unknownLabelColor(path: path, red: r, green: g, blue: b)
             }

@@ -2,8 +2,9 @@ extension Image {
     /// The image with `labels` painted over it in `palette` colours at `opacity` (0…1).
     /// Background (0) stays unpainted; ignore (255) pixels are painted white.
     public func overlaid(with labels: LabelMap, palette: ColorMap = .voc, opacity: Float = 0.5) -> Image {
-        precondition(labels.width == width && labels.height == height,
-                     "overlay: labels \(labels.width)x\(labels.height) for image \(width)x\(height)")
+        precondition(
+            labels.width == width && labels.height == height,
+            "overlay: labels \(labels.width)x\(labels.height) for image \(width)x\(height)")
         let base = rgb()
         var out = base.pixels
         for i in 0..<(width * height) {

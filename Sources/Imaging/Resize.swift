@@ -9,7 +9,9 @@ public struct PlanarImage: Equatable, Sendable {
     public var values: [Float]
 
     public init(channels: Int, height: Int, width: Int, values: [Float]) {
-        precondition(values.count == channels * height * width, "PlanarImage: \(channels)x\(height)x\(width) needs \(channels * height * width) values, got \(values.count)")
+        precondition(
+            values.count == channels * height * width,
+            "PlanarImage: \(channels)x\(height)x\(width) needs \(channels * height * width) values, got \(values.count)")
         self.channels = channels
         self.height = height
         self.width = width

@@ -17,7 +17,8 @@ public final class CAMNetwork: Module {
     /// with conv1/bn1's requires_grad False leaves stages 1–2 untouched by the optimiser). 0–4.
     public let frozenStages: Int
 
-    public init(classes: Int, backbone configuration: ResNetConfiguration = .camResNet50, frozenStages: Int = 0, seed: UInt64 = 0) {
+    public init(classes: Int, backbone configuration: ResNetConfiguration = .camResNet50, frozenStages: Int = 0, seed: UInt64 = 0)
+    {
         precondition((0...4).contains(frozenStages), "CAMNetwork: frozenStages \(frozenStages) is not 0…4")
         var g = SeededGenerator(seed: seed)
         backbone = ResNet(configuration, generator: &g)
@@ -68,13 +69,17 @@ public final class CAMNetwork: Module {
     /// image (bilinear) and the maps to the image size directly. `CAMTraining.irnCAMs` is IRN's.
     /// - Parameter image: [1, 3, H, W]. - Returns: [classes, H, W] in [0, 1].
     public func multiScaleActivationMaps(_ image: Tensor, scales: [Double] = [1.0, 0.5, 1.5, 2.0]) -> Tensor {
-        precondition(image.rank == 4 && image.shape[0] == 1, "multiScaleActivationMaps: one image [1, 3, H, W], got \(image.shape)")
+        precondition(
+            image.rank == 4 && image.shape[0] == 1, "multiScaleActivationMaps: one image [1, 3, H, W], got \(image.shape)")
         let (h, w) = (image.shape[2], image.shape[3])
         return withoutGrad {
             var total: Tensor?
             for scale in scales {
-                let x = scale == 1 ? image : image.resizedBilinear(
-                    to: (Int((Double(h) * scale).rounded()), Int((Double(w) * scale).rounded())), alignCorners: false)
+                let x =
+                    scale == 1
+                    ? image
+                    : image.resizedBilinear(
+                        to: (Int((Double(h) * scale).rounded()), Int((Double(w) * scale).rounded())), alignCorners: false)
                 let pair = Tensor.concat([x, x.flipped(alongAxis: 3)], alongAxis: 0)
                 let maps = activationMaps(pair)
                 let summed = maps.slice(alongAxis: 0, 0..<1) + maps.slice(alongAxis: 0, 1..<2).flipped(alongAxis: 3)

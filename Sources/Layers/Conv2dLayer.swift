@@ -18,8 +18,10 @@ public final class Conv2d: Module {
         bias: Bool = false, generator: inout SeededGenerator
     ) {
         let fanOut = Float(outputChannels * kernelSize * kernelSize)
-        weight = Tensor.randomNormal([outputChannels, inputChannels, kernelSize, kernelSize],
-                                     standardDeviation: (2 / fanOut).squareRoot(), using: &generator).requiringGrad()
+        weight = Tensor.randomNormal(
+            [outputChannels, inputChannels, kernelSize, kernelSize],
+            standardDeviation: (2 / fanOut).squareRoot(), using: &generator
+        ).requiringGrad()
         self.bias = bias ? Tensor(zeros: [outputChannels]).requiringGrad() : nil
         self.stride = stride
         self.padding = padding
@@ -77,10 +79,12 @@ public final class BatchNorm2d: Module {
         let batchStatistics = isTraining && !frozen
         if batchStatistics && GradMode.isEnabled { numBatchesTracked.storage.base[0] += 1 }
         if batchStatistics, let crossProcessSum {
-            return x.syncBatchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                                   momentum: momentum, eps: eps, relu: relu, sum: crossProcessSum)
+            return x.syncBatchNorm(
+                weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                momentum: momentum, eps: eps, relu: relu, sum: crossProcessSum)
         }
-        return x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                           training: batchStatistics, momentum: momentum, eps: eps, relu: relu)
+        return x.batchNorm(
+            weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+            training: batchStatistics, momentum: momentum, eps: eps, relu: relu)
     }
 }

@@ -9,8 +9,9 @@ public final class ASPP: Module {
 
     public init(inChannels: Int, classes: Int, rates: [Int] = ASPP.rates, generator: inout SeededGenerator) {
         branches = rates.map { rate in
-            let conv = Conv2d(inputChannels: inChannels, outputChannels: classes, kernelSize: 3, padding: rate, dilation: rate,
-                              bias: true, generator: &generator)
+            let conv = Conv2d(
+                inputChannels: inChannels, outputChannels: classes, kernelSize: 3, padding: rate, dilation: rate,
+                bias: true, generator: &generator)
             // DeepLab-v2 initialises the classifier N(0, 0.01), bias 0.
             var g = generator
             conv.weight.assign(from: Tensor.randomNormal(conv.weight.shape, standardDeviation: 0.01, using: &g))
@@ -48,8 +49,10 @@ public final class DeepLabV2: Module {
     /// Extra input scales of MSC training and inference (deeplab-pytorch: 0.5, 0.75).
     public let pyramidScales: [Double]
 
-    public init(classes: Int, backbone configuration: ResNetConfiguration = .deepLabV2, pyramidScales: [Double] = [0.75, 0.5],
-                seed: UInt64 = 0) {
+    public init(
+        classes: Int, backbone configuration: ResNetConfiguration = .deepLabV2, pyramidScales: [Double] = [0.75, 0.5],
+        seed: UInt64 = 0
+    ) {
         var g = SeededGenerator(seed: seed)
         backbone = ResNet(configuration, generator: &g)
         aspp = ASPP(inChannels: configuration.outputChannels, classes: classes, generator: &g)

@@ -21,8 +21,10 @@ public struct ResNetConfiguration: Codable, Equatable, Sendable {
     /// net/resnet50.py; its stem BN is frozen by resnet50_cam.py's Net.train).
     public var bnAffine = false
 
-    public init(depth: Int, style: BlockStyle, stemChannels: Int = 64, planes: [Int] = [64, 128, 256, 512],
-                strides: [Int] = [1, 2, 2, 2], dilations: [Int] = [1, 1, 1, 1], stemPoolCeil: Bool = false, frozenBN: Bool = false) {
+    public init(
+        depth: Int, style: BlockStyle, stemChannels: Int = 64, planes: [Int] = [64, 128, 256, 512],
+        strides: [Int] = [1, 2, 2, 2], dilations: [Int] = [1, 1, 1, 1], stemPoolCeil: Bool = false, frozenBN: Bool = false
+    ) {
         precondition(ResNetDepth(rawValue: depth) != nil, "ResNet: depth \(depth) is not \(ResNetDepth.phrase)")
         precondition(planes.count == 4 && strides.count == 4 && dilations.count == 4, "ResNet: four stages")
         self.depth = depth
@@ -87,8 +89,9 @@ public final class ResNet: Module {
 
     public init(_ c: ResNetConfiguration, generator: inout SeededGenerator) {
         configuration = c
-        conv1 = Conv2d(inputChannels: 3, outputChannels: c.stemChannels, kernelSize: 7, stride: 2, padding: 3,
-                       generator: &generator)
+        conv1 = Conv2d(
+            inputChannels: 3, outputChannels: c.stemChannels, kernelSize: 7, stride: 2, padding: 3,
+            generator: &generator)
         bn1 = BatchNorm2d(c.stemChannels, frozen: c.frozenBN)
         var inChannels = c.stemChannels
         var layers: [ResNetStage] = []
@@ -97,12 +100,16 @@ public final class ResNet: Module {
             for b in 0..<c.blocks[stage] {
                 let stride = b == 0 ? c.strides[stage] : 1
                 if c.usesBottlenecks {
-                    blocks.append(Bottleneck(inChannels: inChannels, planes: c.planes[stage], stride: stride, dilation: c.dilations[stage],
-                                             style: c.style, frozenBN: c.frozenBN, bnAffine: c.bnAffine, generator: &generator))
+                    blocks.append(
+                        Bottleneck(
+                            inChannels: inChannels, planes: c.planes[stage], stride: stride, dilation: c.dilations[stage],
+                            style: c.style, frozenBN: c.frozenBN, bnAffine: c.bnAffine, generator: &generator))
                     inChannels = c.planes[stage] * Bottleneck.expansion
                 } else {
-                    blocks.append(BasicBlock(inChannels: inChannels, planes: c.planes[stage], stride: stride, dilation: c.dilations[stage],
-                                             frozenBN: c.frozenBN, generator: &generator))
+                    blocks.append(
+                        BasicBlock(
+                            inChannels: inChannels, planes: c.planes[stage], stride: stride, dilation: c.dilations[stage],
+                            frozenBN: c.frozenBN, generator: &generator))
                     inChannels = c.planes[stage]
                 }
             }

@@ -17,9 +17,13 @@ public final class Downsample: Module {
     public let conv: Conv2d
     public let bn: BatchNorm2d
 
-    init(inputChannels: Int, outputChannels: Int, stride: Int, frozenBN: Bool, bnAffine: Bool = false, generator: inout SeededGenerator) {
-        conv = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 1, stride: stride,
-                      generator: &generator)
+    init(
+        inputChannels: Int, outputChannels: Int, stride: Int, frozenBN: Bool, bnAffine: Bool = false,
+        generator: inout SeededGenerator
+    ) {
+        conv = Conv2d(
+            inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 1, stride: stride,
+            generator: &generator)
         bn = BatchNorm2d(outputChannels, frozen: frozenBN, trainableAffine: bnAffine)
     }
 
@@ -43,14 +47,17 @@ public final class Bottleneck: ResidualBlock {
         let (s1, s3) = style == .caffe ? (stride, 1) : (1, stride)
         conv1 = Conv2d(inputChannels: inChannels, outputChannels: planes, kernelSize: 1, stride: s1, generator: &generator)
         bn1 = BatchNorm2d(planes, frozen: frozenBN, trainableAffine: bnAffine)
-        conv2 = Conv2d(inputChannels: planes, outputChannels: planes, kernelSize: 3, stride: s3, padding: dilation,
-                       dilation: dilation, generator: &generator)
+        conv2 = Conv2d(
+            inputChannels: planes, outputChannels: planes, kernelSize: 3, stride: s3, padding: dilation,
+            dilation: dilation, generator: &generator)
         bn2 = BatchNorm2d(planes, frozen: frozenBN, trainableAffine: bnAffine)
         conv3 = Conv2d(inputChannels: planes, outputChannels: out, kernelSize: 1, generator: &generator)
         bn3 = BatchNorm2d(out, frozen: frozenBN, trainableAffine: bnAffine)
-        downsample = stride != 1 || inChannels != out
-            ? Downsample(inputChannels: inChannels, outputChannels: out, stride: stride, frozenBN: frozenBN, bnAffine: bnAffine,
-                         generator: &generator) : nil
+        downsample =
+            stride != 1 || inChannels != out
+            ? Downsample(
+                inputChannels: inChannels, outputChannels: out, stride: stride, frozenBN: frozenBN, bnAffine: bnAffine,
+                generator: &generator) : nil
     }
 
     public var namedChildren: [(String, Module)] {
@@ -74,15 +81,19 @@ public final class BasicBlock: ResidualBlock {
     public let downsample: Downsample?
 
     public init(inChannels: Int, planes: Int, stride: Int, dilation: Int, frozenBN: Bool, generator: inout SeededGenerator) {
-        conv1 = Conv2d(inputChannels: inChannels, outputChannels: planes, kernelSize: 3, stride: stride, padding: dilation,
-                       dilation: dilation, generator: &generator)
+        conv1 = Conv2d(
+            inputChannels: inChannels, outputChannels: planes, kernelSize: 3, stride: stride, padding: dilation,
+            dilation: dilation, generator: &generator)
         bn1 = BatchNorm2d(planes, frozen: frozenBN)
-        conv2 = Conv2d(inputChannels: planes, outputChannels: planes, kernelSize: 3, padding: dilation, dilation: dilation,
-                       generator: &generator)
+        conv2 = Conv2d(
+            inputChannels: planes, outputChannels: planes, kernelSize: 3, padding: dilation, dilation: dilation,
+            generator: &generator)
         bn2 = BatchNorm2d(planes, frozen: frozenBN)
-        downsample = stride != 1 || inChannels != planes
-            ? Downsample(inputChannels: inChannels, outputChannels: planes, stride: stride, frozenBN: frozenBN,
-                         generator: &generator) : nil
+        downsample =
+            stride != 1 || inChannels != planes
+            ? Downsample(
+                inputChannels: inChannels, outputChannels: planes, stride: stride, frozenBN: frozenBN,
+                generator: &generator) : nil
     }
 
     public var namedChildren: [(String, Module)] {

@@ -24,7 +24,8 @@ public enum CAMStage {
         if communicator.size > 1 {
             let part = "\(out).rank\(communicator.rank)"
             try infer(
-                dataset: dataset.subset(communicator.share(of: dataset.samples)), checkpoint: checkpoint, out: part, scales: scales,
+                dataset: dataset.subset(communicator.share(of: dataset.samples)), checkpoint: checkpoint, out: part,
+                scales: scales,
                 inference: inference, progress: progress)
             try communicator.barrier()
             if communicator.isWriter {
@@ -32,7 +33,8 @@ public enum CAMStage {
                 let usedScales = try scales ?? CAMTraining.load(checkpoint).options.inferenceScales
                 // The shares are every N-th image: the k-th id of the split sits in part k mod N.
                 let position = Dictionary(uniqueKeysWithValues: dataset.samples.enumerated().map { ($0.element.id, $0.offset) })
-                try CAMFile.write(ids: dataset.samples.map(\.id), classNames: dataset.classes.names, scales: usedScales, to: out) { id in
+                try CAMFile.write(ids: dataset.samples.map(\.id), classNames: dataset.classes.names, scales: usedScales, to: out)
+                { id in
                     try parts[position[id]! % communicator.size].cams(for: id)
                 }
                 for r in 0..<communicator.size { try? FileManager.default.removeItem(atPath: "\(out).rank\(r)") }
@@ -43,7 +45,10 @@ public enum CAMStage {
         let (model, options, classes) = try CAMTraining.load(checkpoint)
         guard classes == dataset.classes.names else {
             throw TrainingError.badCheckpoint(
-                path: checkpoint, reason: "trained for classes \(classes.joined(separator: ",")), the dataset has \(dataset.classes.names.joined(separator: ","))")
+                path: checkpoint,
+                reason:
+                    "trained for classes \(classes.joined(separator: ",")), the dataset has \(dataset.classes.names.joined(separator: ","))"
+            )
         }
         let scales = scales ?? options.inferenceScales
         let byID = Dictionary(uniqueKeysWithValues: dataset.samples.map { ($0.id, $0) })
@@ -52,7 +57,8 @@ public enum CAMStage {
             let sample = byID[id]!
             let image = try Image.readRGB(from: sample.imagePath)
             let cams = CAMTraining.cams(
-                model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales, inference: inference ?? options.inference)
+                model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales,
+                inference: inference ?? options.inference)
             done += 1
             progress(done, dataset.samples.count)
             return cams
@@ -76,24 +82,27 @@ public enum EvaluationStage {
     ) throws -> SegmentationReport {
         let (model, options, classes) = try SegmentationTraining.load(checkpoint)
         guard classes.count == dataset.classes.count else {
-            throw TrainingError.badCheckpoint(path: checkpoint, reason: "has \(classes.count) classes, the dataset \(dataset.classes.count)")
+            throw TrainingError.badCheckpoint(
+                path: checkpoint, reason: "has \(classes.count) classes, the dataset \(dataset.classes.count)")
         }
         var done = 0
         let share = dataset.subset(communicator.share(of: dataset.samples))
-        let matrix = try communicator.sum(try SegmentationTraining.evaluate(
-            model: model, dataset: share, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales, flip: flip,
-            msc: msc ?? options.msc,
-            refine: crf.map { parameters in
-                let crf = DenseCRF(parameters: parameters)
-                return { image, scores, id in
-                    try crf.infer(image: image, probabilities: scores.scalars, classes: scores.shape[0], source: id).labels
-                }
-            },
-            onImage: onImage,
-            progress: {
-                done += 1
-                progress(done, share.samples.count)
-            }))
+        let matrix = try communicator.sum(
+            try SegmentationTraining.evaluate(
+                model: model, dataset: share, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales,
+                flip: flip,
+                msc: msc ?? options.msc,
+                refine: crf.map { parameters in
+                    let crf = DenseCRF(parameters: parameters)
+                    return { image, scores, id in
+                        try crf.infer(image: image, probabilities: scores.scalars, classes: scores.shape[0], source: id).labels
+                    }
+                },
+                onImage: onImage,
+                progress: {
+                    done += 1
+                    progress(done, share.samples.count)
+                }))
         return matrix.report(classNames: dataset.classes.names)
     }
 }
@@ -111,14 +120,17 @@ public enum CAMThresholdSweep {
     /// Scores `thresholds` on every image of `dataset` (which needs its label PNGs) with the CAMs
     /// of `camFile`; `progress` after each image.
     /// - Throws: dataset and CAM file errors naming the file.
-    public static func run(dataset: VOCDataset, camFile: String, thresholds: [Float], progress: () -> Void = {}) throws -> Result {
+    public static func run(dataset: VOCDataset, camFile: String, thresholds: [Float], progress: () -> Void = {}) throws -> Result
+    {
         precondition(!thresholds.isEmpty, "CAMThresholdSweep: no thresholds")
         let file = try CAMFile(readingFrom: camFile)
         let names = dataset.classes.names
         var matrices = thresholds.map { _ in ConfusionMatrix(classCount: names.count) }
         for sample in dataset.samples {
             let (image, truth) = try dataset.load(sample)
-            guard let truth else { throw DatasetError.missingFile(path: "\(dataset.labelDirectory)/\(sample.id).png", what: "label PNG") }
+            guard let truth else {
+                throw DatasetError.missingFile(path: "\(dataset.labelDirectory)/\(sample.id).png", what: "label PNG")
+            }
             let cams = try file.cams(for: sample.id, width: image.width, height: image.height)
             for (k, t) in thresholds.enumerated() {
                 try matrices[k].add(prediction: CAMThreshold(background: t).labels(cams).values, groundTruth: truth.values)

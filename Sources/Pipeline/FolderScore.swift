@@ -23,12 +23,17 @@ public enum FolderScore {
             }
             return ids
         }
-        guard let text = try? String(contentsOfFile: list, encoding: .utf8) else { throw DatasetError.missingFile(path: list, what: "image list") }
-        let ids = text.split(whereSeparator: \.isNewline).compactMap { $0.split(whereSeparator: \.isWhitespace).first.map(String.init) }
+        guard let text = try? String(contentsOfFile: list, encoding: .utf8) else {
+            throw DatasetError.missingFile(path: list, what: "image list")
+        }
+        let ids = text.split(whereSeparator: \.isNewline).compactMap {
+            $0.split(whereSeparator: \.isWhitespace).first.map(String.init)
+        }
         var seen: [String: Int] = [:]
         for (entry, id) in ids.enumerated() {
             if let first = seen[id] {
-                throw DatasetError.badSplitList(path: list, reason: "'\(id)' is listed twice (entries \(first + 1) and \(entry + 1))")
+                throw DatasetError.badSplitList(
+                    path: list, reason: "'\(id)' is listed twice (entries \(first + 1) and \(entry + 1))")
             }
             seen[id] = entry
         }
@@ -39,15 +44,20 @@ public enum FolderScore {
     /// The files of `ids` missing in either folder (an image missing on either side is an error,
     /// not skipped).
     public static func missingFiles(ids: [String], predictions: String, groundTruth: String) -> [String] {
-        ids.flatMap { id in ["\(predictions)/\(id).png", "\(groundTruth)/\(id).png"].filter { !FileManager.default.fileExists(atPath: $0) } }
+        ids.flatMap { id in
+            ["\(predictions)/\(id).png", "\(groundTruth)/\(id).png"].filter { !FileManager.default.fileExists(atPath: $0) }
+        }
     }
 
     /// The confusion matrix over `ids`, in parallel (one matrix per chunk, merged). Ground-truth
     /// 255 is ignored; a predicted 255 counts as a miss.
     /// - Throws: `DatasetError` naming the file: unreadable, another size, a class id out of range.
-    public static func confusion(ids: [String], predictions: String, groundTruth: String, classCount: Int) throws -> ConfusionMatrix {
+    public static func confusion(ids: [String], predictions: String, groundTruth: String, classCount: Int) throws
+        -> ConfusionMatrix
+    {
         let chunks = max(1, min(ids.count, ProcessInfo.processInfo.activeProcessorCount * 4))
-        var partial = [Result<ConfusionMatrix, Error>](repeating: .success(ConfusionMatrix(classCount: classCount)), count: chunks)
+        var partial = [Result<ConfusionMatrix, Error>](
+            repeating: .success(ConfusionMatrix(classCount: classCount)), count: chunks)
         partial.withUnsafeMutableBufferPointer { buffer in
             let out = buffer
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
@@ -69,7 +79,8 @@ public enum FolderScore {
         let (p, g) = ("\(predictions)/\(id).png", "\(groundTruth)/\(id).png")
         let (prediction, truth) = (try LabelMap.read(from: p), try LabelMap.read(from: g))
         guard prediction.width == truth.width && prediction.height == truth.height else {
-            throw DatasetError.labelSize(path: p, label: (prediction.width, prediction.height), image: (truth.width, truth.height))
+            throw DatasetError.labelSize(
+                path: p, label: (prediction.width, prediction.height), image: (truth.width, truth.height))
         }
         do {
             try m.add(prediction: prediction.values, groundTruth: truth.values)

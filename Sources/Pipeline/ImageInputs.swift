@@ -14,9 +14,12 @@ public enum ImageInputs {
         guard FileManager.default.fileExists(atPath: folderOrFile, isDirectory: &isDirectory) else {
             throw ImageError.missingFile(path: folderOrFile)
         }
-        let files = isDirectory.boolValue
+        let files =
+            isDirectory.boolValue
             ? try FileManager.default.contentsOfDirectory(atPath: folderOrFile).sorted()
-                .filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }.map { "\(folderOrFile)/\($0)" }
+                .filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }.map {
+                    "\(folderOrFile)/\($0)"
+                }
             : [folderOrFile]
         guard !files.isEmpty else { throw ImageInputsError.noImages(folder: folderOrFile) }
         return files.map { ((($0 as NSString).lastPathComponent as NSString).deletingPathExtension, $0) }

@@ -27,17 +27,23 @@ extension Pipeline {
             let path = try recipe.dataPath(value)
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw RecipeError(path: recipe.path, message: "\(key): \(path) not found (\(value.hasPrefix("/") ? "an absolute path" : relativeRule))")
+                throw RecipeError(
+                    path: recipe.path,
+                    message: "\(key): \(path) not found (\(value.hasPrefix("/") ? "an absolute path" : relativeRule))")
             }
             guard isDirectory.boolValue == folder else {
-                throw RecipeError(path: recipe.path, message: "\(key): \(path) is a \(folder ? "file" : "folder"), not a \(folder ? "folder" : "file")")
+                throw RecipeError(
+                    path: recipe.path,
+                    message: "\(key): \(path) is a \(folder ? "file" : "folder"), not a \(folder ? "folder" : "file")")
             }
         }
         func checkFile(_ key: String, _ value: String?) throws {
             guard let value, !FileManager.default.fileExists(atPath: value) else { return }
             throw RecipeError(
                 path: recipe.path,
-                message: "\(key): \(value.hasPrefix("/") ? value : "\(cwd)/\(value)") not found (\(key) is relative to the working directory)")
+                message:
+                    "\(key): \(value.hasPrefix("/") ? value : "\(cwd)/\(value)") not found (\(key) is relative to the working directory)"
+            )
         }
         if recipe.data.classes != "voc" { try checkData("data.classes", recipe.data.classes, folder: false) }
         if recipe.data.imageLabels != "masks" { try checkData("data.image_labels", recipe.data.imageLabels, folder: false) }
@@ -55,11 +61,15 @@ extension Pipeline {
             let proposals = try ProposalSpec(spec, relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
             if usesProposals { try proposals.checkFolder(rule: relativeRule) }
             if proposals == .sam && usesProposals && recipe.pseudo.samCheckpoint == nil {
-                throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
+                throw RecipeError(
+                    path: recipe.path,
+                    message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
             }
         }
         // Weights only where a stage reads them (a gt-only run of a SEPL recipe needs no SAM or CAM init).
-        let needsCAM = seedSource == nil && recipe.pseudo.seeds == nil && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
+        let needsCAM =
+            seedSource == nil && recipe.pseudo.seeds == nil
+            && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
         let usesSAM = (usesProposals && recipe.pseudo.proposals == "sam") || (sources.contains(.boxes) && boxPrompter == nil)
         if usesSAM { try checkFile("pseudo.sam_checkpoint", recipe.pseudo.samCheckpoint) }
         // Resolved whether or not SAM runs: a typo ('vit_q') is an error, not a silently unused key.

@@ -99,12 +99,14 @@ public struct PipelineSummary: Codable, Sendable {
         let width = max(24, (Array(pseudoMIoU.keys) + Array(segmenters.keys)).map { label($0).count + 2 }.max() ?? 0)
         var lines = ["", "pseudo-labels (train)".padding(toLength: width + 2, withPad: " ", startingAt: 0) + "  mIoU (%)"]
         for (name, miou) in pseudoMIoU.sorted(by: { $0.value < $1.value }) {
-            lines.append("  " + label(name).padding(toLength: width, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
+            lines.append(
+                "  " + label(name).padding(toLength: width, withPad: " ", startingAt: 0) + String(format: " %7.2f", miou))
         }
         lines.append("")
         let seeds = segmenters.values.map { $0.seedMIoU.values.map(\.count).max() ?? 1 }.max() ?? 1
-        lines.append("segmenter trained on".padding(toLength: width + 2, withPad: " ", startingAt: 0)
-            + (seeds > 1 ? "  val mIoU (mean ± std)  test mIoU, \(seeds) seeds" : "  val mIoU  test mIoU"))
+        lines.append(
+            "segmenter trained on".padding(toLength: width + 2, withPad: " ", startingAt: 0)
+                + (seeds > 1 ? "  val mIoU (mean ± std)  test mIoU, \(seeds) seeds" : "  val mIoU  test mIoU"))
         for (name, r) in segmenters.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             func cell(_ split: String, _ width: Int) -> String {
                 guard let m = r.miou[split] else { return String(repeating: " ", count: width - 1) + "-" }
@@ -113,7 +115,9 @@ public struct PipelineSummary: Codable, Sendable {
             }
             let spread = !r.miouStd.isEmpty
             let v = cell("val", spread ? 15 : 8), t = cell("test", spread ? 16 : 9)
-            lines.append("  " + (label(name) + (name == source ? " *" : "")).padding(toLength: width, withPad: " ", startingAt: 0) + " \(v) \(t)")
+            lines.append(
+                "  " + (label(name) + (name == source ? " *" : "")).padding(toLength: width, withPad: " ", startingAt: 0)
+                    + " \(v) \(t)")
         }
         lines.append("")
         lines.append("stage          seconds")
@@ -121,7 +125,8 @@ public struct PipelineSummary: Codable, Sendable {
             lines.append("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %7.1f", seconds))
         }
         if !reusedSteps.isEmpty {
-            lines.append("  (skipped, outputs existed; times from the run that made them: \(reusedSteps.joined(separator: ", ")))")
+            lines.append(
+                "  (skipped, outputs existed; times from the run that made them: \(reusedSteps.joined(separator: ", ")))")
         }
         return lines.joined(separator: "\n")
     }

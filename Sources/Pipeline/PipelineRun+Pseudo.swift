@@ -11,7 +11,9 @@ extension PipelineRun {
     /// The recipe's proposals, parsed once (nil when `pseudo.proposals` is not set).
     var proposalSpec: ProposalSpec? {
         get throws {
-            try recipe.pseudo.proposals.map { try ProposalSpec($0, relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'") }
+            try recipe.pseudo.proposals.map {
+                try ProposalSpec($0, relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
+            }
         }
     }
 
@@ -36,13 +38,22 @@ extension PipelineRun {
         case .gt: []
         case .cam, .folder: ["pseudo.seeds", "cam.bg_threshold"]
         case .seplFelzenszwalb:
-            ["pseudo.seeds", "cam.bg_threshold", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule", "pseudo.felzenszwalb"]
+            [
+                "pseudo.seeds", "cam.bg_threshold", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts",
+                "pseudo.sepl_rule", "pseudo.felzenszwalb",
+            ]
         case .sepl:
-            ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule",
-             "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
+            [
+                "pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share",
+                "pseudo.ignore_conflicts", "pseudo.sepl_rule",
+                "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config",
+            ] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
         case .boxes:
-            ["pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.text_threshold", "pseudo.box_order",
-             "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"]
+            [
+                "pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold",
+                "pseudo.text_threshold", "pseudo.box_order",
+                "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config",
+            ]
         }
     }
 
@@ -56,14 +67,17 @@ extension PipelineRun {
         if refined { own.merge(recipe.effectiveValues(of: ["crf"], excluding: ["crf.eval"])) { a, _ in a } }
         own["source"] = source.rawValue
         if let custom = pipeline.proposalSources[source] { own["custom.proposals"] = custom.name }
-        let provenance = Provenance(own, upstream: needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : [])
+        let provenance = Provenance(
+            own, upstream: needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : [])
         pseudoProvenance[source] = provenance
         let name = PipelineStep.pseudo(source)
         try step(
-            name, output: scorePath, provenance: provenance, carried: { Provenance.read(folder + "/provenance.json") }, stale: [folder],
+            name, output: scorePath, provenance: provenance, carried: { Provenance.read(folder + "/provenance.json") },
+            stale: [folder],
             reuse: {
                 guard let data = FileManager.default.contents(atPath: scorePath),
-                    let score = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let miou = score["miou"] as? Double
+                    let score = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                    let miou = score["miou"] as? Double
                 else { return false }
                 summary.pseudoMIoU[source] = miou
                 return true
@@ -93,7 +107,8 @@ extension PipelineRun {
             // The folder says what made it, whoever reads it later (`wsss train --labels` included).
             try provenance.write(folder + "/provenance.json")
             guard let report = outcome.report else { return events.message("pseudo: no ground truth to score against") }
-            try Data(report.jsonText(images: outcome.scoredImages).utf8).write(to: URL(fileURLWithPath: scorePath), options: .atomic)
+            try Data(report.jsonText(images: outcome.scoredImages).utf8).write(
+                to: URL(fileURLWithPath: scorePath), options: .atomic)
             summary.pseudoMIoU[source] = report.meanIoU
             try board?.addScalar("pseudo/mIoU/\(source)", report.meanIoU, step: 0)
             try board?.flush()
@@ -105,7 +120,8 @@ extension PipelineRun {
     func sam() throws -> SAM {
         if let samModel { return samModel }
         guard let checkpoint = recipe.pseudo.samCheckpoint else {
-            throw RecipeError(path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
+            throw RecipeError(
+                path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
         }
         let model = try SAMWeights.load(checkpoint, configuration: try recipe.pseudo.samConfig.map(SAMConfiguration.resolve))
         samModel = model
@@ -149,7 +165,8 @@ extension PipelineRun {
     func proposalDescription(for source: LabelSource) throws -> String? {
         if source == .boxes {
             // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
-            let boxes = recipe.pseudo.detections != nil
+            let boxes =
+                recipe.pseudo.detections != nil
                 ? "detection boxes" : "boxes from the CAM seeds' connected components (our extension, not Sun et al.'s)"
             if try boxesPromptSAM { return boxes + ", each prompting SAM" }
             guard let masks = try proposalMasks(for: source) else { return nil }

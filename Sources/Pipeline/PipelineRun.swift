@@ -17,7 +17,9 @@ final class PipelineRun {
     let writer: Bool
     var events: PipelineEvents { pipeline.events }
     var summary: PipelineSummary
-    static func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path }
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
 
     /// A skipped step keeps the time of the run that made its output (the previous summary.json).
     let previousSteps: [String: Double]
@@ -35,7 +37,8 @@ final class PipelineRun {
         root = try recipe.required(recipe.data.root, "data.root")
         writer = pipeline.communicator.isWriter
         summary = PipelineSummary(source: recipe.pseudo.source)
-        previousSteps = FileManager.default.contents(atPath: layout.summary)
+        previousSteps =
+            FileManager.default.contents(atPath: layout.summary)
             .flatMap { try? JSONDecoder().decode(PipelineSummary.self, from: $0) }?.stepSeconds ?? [:]
         board = writer ? try TensorBoardWriter(logDirectory: layout.root) : nil
     }
@@ -54,9 +57,12 @@ final class PipelineRun {
     func execute() throws -> PipelineSummary {
         let trainSplit = recipe.data.trainSplit
         camTrainProvenance = Provenance(
-            dataKeys.merging(recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.make_cam", "cam.bg_threshold"])) { a, _ in a })
+            dataKeys.merging(
+                recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.make_cam", "cam.bg_threshold"])
+            ) { a, _ in a })
         camInferProvenance = Provenance(
-            recipe.effectiveValues(ofKeys: ["cam.inference_scales", "cam.make_cam"]), upstream: [("cam_train", camTrainProvenance)])
+            recipe.effectiveValues(ofKeys: ["cam.inference_scales", "cam.make_cam"]),
+            upstream: [("cam_train", camTrainProvenance)])
         if needsCAM {
             try trainCAM(split: trainSplit)
             try inferCAMs(split: trainSplit)
@@ -102,12 +108,16 @@ final class PipelineRun {
     }
 
     /// Rank 0 reads (and moves aside) the records; every rank follows its answer.
-    func isCurrent(_ name: String, output: String, provenance: Provenance, carried: () -> Provenance?, stale: [String]) throws -> Bool {
+    func isCurrent(_ name: String, output: String, provenance: Provenance, carried: () -> Provenance?, stale: [String]) throws
+        -> Bool
+    {
         let communicator = pipeline.communicator
         guard communicator.size > 1 else {
             return try decideCurrent(name, output: output, provenance: provenance, carried: carried, stale: stale)
         }
-        let mine = writer ? (try decideCurrent(name, output: output, provenance: provenance, carried: carried, stale: stale) ? 1.0 : 0.0) : 0
+        let mine =
+            writer
+            ? (try decideCurrent(name, output: output, provenance: provenance, carried: carried, stale: stale) ? 1.0 : 0.0) : 0
         return try communicator.broadcast(mine) != 0
     }
 
@@ -115,14 +125,19 @@ final class PipelineRun {
     /// redone (moved aside) when it does not. An output without a record is current only when it
     /// carries matching provenance itself; otherwise this pipeline did not make it, and it is
     /// refused naming the way out — or, with `overwrite`, moved aside and redone.
-    func decideCurrent(_ name: String, output: String, provenance: Provenance, carried: () -> Provenance?, stale: [String]) throws -> Bool {
+    func decideCurrent(_ name: String, output: String, provenance: Provenance, carried: () -> Provenance?, stale: [String]) throws
+        -> Bool
+    {
         let exists = FileManager.default.fileExists(atPath: output)
         let record = layout.record(name)
         if let stored = Provenance.read(record) {
             let changes = provenance.changes(from: stored)
             if changes.isEmpty { return exists }
             if pipeline.refuseReruns {
-                throw PipelineError(recipe.path, "\(name) was made with other settings (\(changes.joined(separator: "; "))); rerun without --no-rerun to redo it and what follows")
+                throw PipelineError(
+                    recipe.path,
+                    "\(name) was made with other settings (\(changes.joined(separator: "; "))); rerun without --no-rerun to redo it and what follows"
+                )
             }
             // Outputs (finished or half-made) of other settings are moved aside, not reused or deleted.
             events.message("rerun \(name): the recipe changed: \(changes.joined(separator: "; "))")
@@ -141,7 +156,8 @@ final class PipelineRun {
             throw PipelineError(
                 recipe.path,
                 "\(output) exists, but this pipeline did not make it for \(name) with this recipe (\(reasons.prefix(5).joined(separator: "; "))"
-                    + (reasons.count > 5 ? "; …" : "") + "), so it is not taken as the result; move it away, rerun with --overwrite "
+                    + (reasons.count > 5 ? "; …" : "")
+                    + "), so it is not taken as the result; move it away, rerun with --overwrite "
                     + "(it is moved aside as <name>.replaced-<time>, nothing is deleted) or choose another run.dir")
         }
         events.message("\(name): \(output) was not made by this pipeline with this recipe: moved aside (--overwrite)")
@@ -208,7 +224,8 @@ final class PipelineRun {
             let provenance = Provenance(trainValues, upstream: pseudoProvenance[source].map { [("pseudo/\(source)", $0)] } ?? [])
             let checkpoint = layout.segmenterCheckpoint(name)
             try step(
-                .train(segmenter: name), output: checkpoint, provenance: provenance, carried: { Self.checkpointProvenance(checkpoint) },
+                .train(segmenter: name), output: checkpoint, provenance: provenance,
+                carried: { Self.checkpointProvenance(checkpoint) },
                 stale: [layout.segmenterDirectory(name)]
             ) {
                 _ = try trainSegmenter(source: source, name: name, seed: seed, provenance: provenance)
@@ -226,7 +243,8 @@ final class PipelineRun {
             result.miou[split] = mean
             if values.count > 1 {
                 // Sample standard deviation over the seeds.
-                result.miouStd[split] = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
+                result.miouStd[split] = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1))
+                    .squareRoot()
                 result.seedMIoU[split] = values
             }
         }
@@ -260,9 +278,12 @@ final class PipelineRun {
         callbacks.shouldStop = pipeline.shouldStop
         callbacks.report = { p in
             self.events.progress(
-                step, p.iteration, iterations, String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
+                step, p.iteration, iterations,
+                String(format: "loss %.4f lr %.2e %.1f img/s", p.loss, p.learningRate, p.imagesPerSecond))
         }
-        callbacks.evaluated = { iteration, miou in self.events.message(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou)) }
+        callbacks.evaluated = { iteration, miou in
+            self.events.message(String(format: "train: iteration %d val mIoU %.2f%%", iteration, miou))
+        }
         return try stage.run(callbacks, communicator: pipeline.communicator)
     }
 
@@ -271,7 +292,9 @@ final class PipelineRun {
         let provenance = Provenance(
             recipe.effectiveValues(ofKeys: ["eval.scales", "eval.flip"])
                 .merging(["eval.msc": "\(recipe.evaluatesMSC)"]) { a, _ in a }
-                .merging(recipe.crf.eval ? recipe.effectiveValues(of: ["crf"]) : [:]) { a, _ in a }.merging(["split": split]) { a, _ in a },
+                .merging(recipe.crf.eval ? recipe.effectiveValues(of: ["crf"]) : [:]) { a, _ in a }.merging(["split": split]) {
+                    a, _ in a
+                },
             upstream: [("train/\(name)", upstream)])
         let path = layout.evaluation(name, split: split)
         let evalStep = PipelineStep.eval(segmenter: name, split: split)
@@ -289,7 +312,8 @@ final class PipelineRun {
             let dataset = try recipe.dataset(split: split, requireLabels: true)
             let checkpoint = layout.segmenterCheckpoint(name)
             let report = try EvaluationStage.evaluate(
-                checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip, msc: recipe.evaluatesMSC,
+                checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip,
+                msc: recipe.evaluatesMSC,
                 crf: recipe.crf.eval ? recipe.crfParameters : nil,
                 progress: { done, total in self.events.progress(evalStep, done, total, "") },
                 communicator: pipeline.communicator)

@@ -25,7 +25,9 @@ extension PipelineSummary {
         try c.encode(reusedSteps, forKey: Key("reused_steps"))
         // The main segmenter at the top level; val and test present (null when not evaluated).
         let main = segmenters[source]
-        if let main { try main.encodeFields(into: &c) } else {
+        if let main {
+            try main.encodeFields(into: &c)
+        } else {
             try c.encodeNil(forKey: Key("checkpoint"))
             try c.encodeNil(forKey: Key("labels"))
         }

@@ -23,7 +23,8 @@ public enum ProposalSpec: Equatable, Sendable {
         }
         // The kind first: "foo:bar" is a typo in the kind, not a missing folder "bar".
         guard let kind = FolderKind(rawValue: String(spec[..<colon])) else {
-            throw PipelineError(setting, "unknown proposal kind '\(spec[..<colon])' in '\(spec)' (sa1b, masks, index, felzenszwalb or sam)")
+            throw PipelineError(
+                setting, "unknown proposal kind '\(spec[..<colon])' in '\(spec)' (sa1b, masks, index, felzenszwalb or sam)")
         }
         let directory = String(spec[spec.index(after: colon)...])
         guard !directory.isEmpty else { throw PipelineError(setting, "'\(spec)' names no folder after '\(kind.rawValue):'") }

@@ -62,16 +62,22 @@ public struct PseudoLabelStage {
             var lines: [String] = []
             if unmatchedBoxes > 0 { lines.append("\(unmatchedBoxes) boxes matched no proposal") }
             if clippedBoxes + outsideBoxes > 0 {
-                lines.append("\(clippedBoxes) detection boxes were clipped to their image, \(outsideBoxes) lay wholly outside it and were dropped")
+                lines.append(
+                    "\(clippedBoxes) detection boxes were clipped to their image, \(outsideBoxes) lay wholly outside it and were dropped"
+                )
             }
             if !skippedPhrases.isEmpty {
-                let top = skippedPhrases.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.prefix(5).map { "'\($0.key)' \($0.value)x" }
-                lines.append("\(skippedPhrases.values.reduce(0, +)) detections had a phrase no class claims and were skipped: "
-                    + top.joined(separator: ", ") + (skippedPhrases.count > 5 ? ", …" : ""))
+                let top = skippedPhrases.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.prefix(5).map {
+                    "'\($0.key)' \($0.value)x"
+                }
+                lines.append(
+                    "\(skippedPhrases.values.reduce(0, +)) detections had a phrase no class claims and were skipped: "
+                        + top.joined(separator: ", ") + (skippedPhrases.count > 5 ? ", …" : ""))
             }
             if !strayDetectionIDs.isEmpty {
-                lines.append("the detection file has detections for \(strayDetectionIDs.count) ids that are not in split \(split): "
-                    + strayDetectionIDs.prefix(5).joined(separator: ", ") + (strayDetectionIDs.count > 5 ? ", …" : ""))
+                lines.append(
+                    "the detection file has detections for \(strayDetectionIDs.count) ids that are not in split \(split): "
+                        + strayDetectionIDs.prefix(5).joined(separator: ", ") + (strayDetectionIDs.count > 5 ? ", …" : ""))
             }
             return lines
         }
@@ -96,14 +102,17 @@ public struct PseudoLabelStage {
             }
         }
         try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
-        if visualize > 0 { try FileManager.default.createDirectory(atPath: outDirectory + "/visualize", withIntermediateDirectories: true) }
+        if visualize > 0 {
+            try FileManager.default.createDirectory(atPath: outDirectory + "/visualize", withIntermediateDirectories: true)
+        }
         let samples = dataset.samples
         struct Partial {
             var matrix: ConfusionMatrix
             var scored = 0, unmatched = 0, clipped = 0, outside = 0
         }
         let chunks = max(1, min(samples.count, Runtime.threads * 4))
-        var partial = [Result<Partial, Error>](repeating: .success(Partial(matrix: ConfusionMatrix(classCount: names.count))), count: chunks)
+        var partial = [Result<Partial, Error>](
+            repeating: .success(Partial(matrix: ConfusionMatrix(classCount: names.count))), count: chunks)
         let (labeler, out, visualize, refine) = (self.labeler, outDirectory, self.visualize, self.refine)
         partial.withUnsafeMutableBufferPointer { buffer in
             let results = buffer
@@ -126,7 +135,9 @@ public struct PseudoLabelStage {
                             try p.matrix.add(prediction: labels.values, groundTruth: truth.values)
                             p.scored += 1
                         }
-                        (p.unmatched, p.clipped, p.outside) = (p.unmatched + result.unmatchedBoxes, p.clipped + result.clippedBoxes, p.outside + result.outsideBoxes)
+                        (p.unmatched, p.clipped, p.outside) = (
+                            p.unmatched + result.unmatchedBoxes, p.clipped + result.clippedBoxes, p.outside + result.outsideBoxes
+                        )
                         if k < visualize {
                             try Self.visualization(image: image, result: result, truth: truth, classNames: names)
                                 .writePNG(to: "\(out)/visualize/\(sample.id).png")
@@ -165,7 +176,9 @@ public struct PseudoLabelStage {
     /// alone draws the visualisations): every rank writes its share's PNGs, and every rank gets
     /// the whole split's outcome (confusion matrices and counts summed).
     /// - Throws: what `run` throws, `DistributedError`.
-    public func run(on dataset: VOCDataset, communicator: Communicator, progress: @Sendable @escaping () -> Void = {}) throws -> Outcome {
+    public func run(on dataset: VOCDataset, communicator: Communicator, progress: @Sendable @escaping () -> Void = {}) throws
+        -> Outcome
+    {
         // Temporary files a killed run left (rank 0 clears them before any rank writes).
         if communicator.isWriter { RunFolder.removeStaleTemporaries(in: outDirectory) }
         guard communicator.size > 1 else { return try run(on: dataset, progress: progress) }
@@ -177,8 +190,11 @@ public struct PseudoLabelStage {
         let local = outcome.matrix ?? ConfusionMatrix(classCount: classes)
         let matrix = try communicator.sum(local)
         let counts = try communicator.allreduceSum(
-            [outcome.scoredImages, outcome.unmatchedBoxes, outcome.clippedBoxes, outcome.outsideBoxes].map(Double.init)).map { Int($0) }
-        (outcome.scoredImages, outcome.unmatchedBoxes, outcome.clippedBoxes, outcome.outsideBoxes) = (counts[0], counts[1], counts[2], counts[3])
+            [outcome.scoredImages, outcome.unmatchedBoxes, outcome.clippedBoxes, outcome.outsideBoxes].map(Double.init)
+        ).map { Int($0) }
+        (outcome.scoredImages, outcome.unmatchedBoxes, outcome.clippedBoxes, outcome.outsideBoxes) = (
+            counts[0], counts[1], counts[2], counts[3]
+        )
         outcome.images = dataset.samples.count
         outcome.matrix = counts[0] > 0 ? matrix : nil
         outcome.report = counts[0] > 0 ? matrix.report(classNames: dataset.classes.names) : nil
@@ -194,7 +210,11 @@ public struct PseudoLabelStage {
         var panels: [(caption: String, image: Image)] = [("image", image)]
         if let seeds = result.seeds { panels.append(("seeds (CAM)", image.overlaid(with: seeds))) }
         if !result.proposals.isEmpty {
-            panels.append(("proposals (\(result.proposals.count))", image.withRegions(result.proposals.sorted { $0.area > $1.area }.map(\.bitmap))))
+            panels.append(
+                (
+                    "proposals (\(result.proposals.count))",
+                    image.withRegions(result.proposals.sorted { $0.area > $1.area }.map(\.bitmap))
+                ))
         }
         panels.append(("pseudo-label", image.overlaid(with: result.labels)))
         if let truth { panels.append(("ground truth", image.overlaid(with: truth))) }
@@ -207,7 +227,8 @@ public struct PseudoLabelStage {
     /// needs a model.)
     /// - Throws: `PipelineError` naming `setting` for an unknown kind or `sam`, `PseudoLabelError` for a missing folder.
     public static func proposalSource(
-        _ spec: String, felzenszwalb: Felzenszwalb.Options = .init(), relativeTo root: String? = nil, setting: String = "--proposals"
+        _ spec: String, felzenszwalb: Felzenszwalb.Options = .init(), relativeTo root: String? = nil,
+        setting: String = "--proposals"
     ) throws -> ProposalSource {
         guard let source = try ProposalSpec(spec, relativeTo: root, setting: setting).source(felzenszwalb: felzenszwalb) else {
             throw PipelineError(setting, "'sam' needs a SAM model (PseudoLabelStage.samProposals)")
@@ -220,7 +241,8 @@ public struct PseudoLabelStage {
     /// `settings` (`SAMMaskFolder.settings`) key the cache: masks recorded with other settings
     /// are moved aside or refused as `replace` says, never reused.
     public static func samProposals(
-        for dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String, settings: [String: String]? = nil,
+        for dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String,
+        settings: [String: String]? = nil,
         replace: SAMMaskFolder.ReplacePolicy = .never, progress: (String, Int?) -> Void = { _, _ in }
     ) throws -> (source: SA1BProposals, computed: Int, cached: Int, movedAside: String?) {
         let generator = try AutomaticMaskGenerator(predictor: SAMPredictor(model: model), options: options)
@@ -234,8 +256,12 @@ public struct PseudoLabelStage {
 extension PseudoLabelStage {
     /// A `refine` that runs the dense CRF on each label map (`DenseCRF.refine`: labelled pixels
     /// at `confidence`, ignore pixels uniform and written back as 255).
-    public static func crfRefinement(_ parameters: DenseCRF.Parameters, classes: Int, confidence: Float = 0.7) -> @Sendable (Image, LabelMap, String) throws -> LabelMap {
+    public static func crfRefinement(_ parameters: DenseCRF.Parameters, classes: Int, confidence: Float = 0.7)
+        -> @Sendable (Image, LabelMap, String) throws -> LabelMap
+    {
         let crf = DenseCRF(parameters: parameters)
-        return { image, labels, id in try crf.refine(labels: labels, image: image, classes: classes, confidence: confidence, source: id) }
+        return { image, labels, id in
+            try crf.refine(labels: labels, image: image, classes: classes, confidence: confidence, source: id)
+        }
     }
 }

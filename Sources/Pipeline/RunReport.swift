@@ -9,7 +9,9 @@ import Training
 public enum RunReport {
     /// Writes the report of `summary` for the run folder (atomically); returns its path.
     @discardableResult
-    public static func write(summary: PipelineSummary, recipeText: String, runDirectory: String, maxPanels: Int = 4) throws -> String {
+    public static func write(summary: PipelineSummary, recipeText: String, runDirectory: String, maxPanels: Int = 4) throws
+        -> String
+    {
         let layout = RunLayout(root: runDirectory)
         var html = """
             <!DOCTYPE html>
@@ -41,7 +43,8 @@ public enum RunReport {
             let splits = Set(summary.segmenters.values.flatMap { $0.miou.keys }).sorted()
             html += splits.map { "<th>\(escape($0)) mIoU</th>" }.joined() + "<th>labels</th></tr>\n"
             for (source, result) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
-                html += "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(summary.label(source)))\(source == summary.source ? " *" : "")</td>"
+                html +=
+                    "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(summary.label(source)))\(source == summary.source ? " *" : "")</td>"
                 html += splits.map { s in "<td>\(result.miou[s].map { String(format: "%.2f", $0) } ?? "–")</td>" }.joined()
                 // Where the labels came from, as the checkpoint records it.
                 html += "<td class=\"labels\">\(escape(result.labels.isEmpty ? "–" : result.labels))</td></tr>\n"
@@ -49,9 +52,12 @@ public enum RunReport {
             html += "</table>\n"
             for (source, _) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
                 let folder = layout.segmenterDirectory(source.rawValue)
-                let evals = splits.map { ($0, classScores(at: layout.evaluation(source.rawValue, split: $0))) }.filter { !$0.1.isEmpty }
+                let evals = splits.map { ($0, classScores(at: layout.evaluation(source.rawValue, split: $0))) }.filter {
+                    !$0.1.isEmpty
+                }
                 if !evals.isEmpty {
-                    html += "<h3>Per class: segmenter trained on \(escape(source.rawValue))</h3>\n" + table(rows: evals, main: nil)
+                    html +=
+                        "<h3>Per class: segmenter trained on \(escape(source.rawValue))</h3>\n" + table(rows: evals, main: nil)
                 }
                 for split in splits {
                     if let chart = dataURI(png: "\(folder)/eval_\(split).png") {
@@ -59,7 +65,8 @@ public enum RunReport {
                     }
                 }
                 if let curves = dataURI(png: "\(folder)/curves.png") {
-                    html += "<h3>Training curves: \(escape(source.rawValue))</h3>\n<img alt=\"training curves, \(escape(source.rawValue))\" src=\"\(curves)\">\n"
+                    html +=
+                        "<h3>Training curves: \(escape(source.rawValue))</h3>\n<img alt=\"training curves, \(escape(source.rawValue))\" src=\"\(curves)\">\n"
                 }
             }
         }
@@ -67,7 +74,8 @@ public enum RunReport {
         var gallery = ""
         for source in summary.pseudoMIoU.keys.sorted() {
             let folder = layout.pseudoLabels(source) + "/visualize"
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".png") }.sorted().prefix(maxPanels)
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".png") }
+                .sorted().prefix(maxPanels)
             guard !names.isEmpty else { continue }
             gallery += "<h3>\(escape(source.rawValue))</h3>\n"
             for name in names {
@@ -84,7 +92,8 @@ public enum RunReport {
         }
         html += "</table>\n"
         if !summary.reusedSteps.isEmpty {
-            html += "<p class=\"note\">Skipped (outputs existed; times from the run that made them): \(escape(summary.reusedSteps.joined(separator: ", ")))</p>\n"
+            html +=
+                "<p class=\"note\">Skipped (outputs existed; times from the run that made them): \(escape(summary.reusedSteps.joined(separator: ", ")))</p>\n"
         }
         html += "<h2>Recipe</h2>\n<pre>\(escape(recipeText))</pre>\n"
         html += """
@@ -118,8 +127,11 @@ public enum RunReport {
         for (label, scores) in rows {
             let byName = Dictionary(scores.map { ($0.name, $0.iou) }, uniquingKeysWith: { a, _ in a })
             let miou = scores.first.map { String(format: "%.2f", $0.miou) } ?? "–"
-            html += "<tr\(label == main ? " class=\"main\"" : "")><td>\(escape(label))\(label == main ? " *" : "")</td><td>\(miou)</td>"
-            html += classes.map { c in "<td>\((byName[c] ?? nil).map { String(format: "%.1f", $0) } ?? "–")</td>" }.joined() + "</tr>\n"
+            html +=
+                "<tr\(label == main ? " class=\"main\"" : "")><td>\(escape(label))\(label == main ? " *" : "")</td><td>\(miou)</td>"
+            html +=
+                classes.map { c in "<td>\((byName[c] ?? nil).map { String(format: "%.1f", $0) } ?? "–")</td>" }.joined()
+                + "</tr>\n"
         }
         return html + "</table>\n"
     }
@@ -128,8 +140,8 @@ public enum RunReport {
     /// writes it), in the order of its class names; empty when the file is absent.
     static func classScores(at path: String) -> [(name: String, iou: Double?, miou: Double)] {
         guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let perClass = object["per_class"] as? [String: Any], let miou = object["miou"] as? Double
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let perClass = object["per_class"] as? [String: Any], let miou = object["miou"] as? Double
         else { return [] }
         let order = (object["classes"] as? [String]) ?? perClass.keys.sorted()
         return order.map { ($0, perClass[$0] as? Double, miou) }

@@ -20,7 +20,9 @@ public final class SAMBoxPrompter: BoxPrompter, @unchecked Sendable {
     }
 
     /// The single-mask prediction for each box (`multimask_output=False`, as Grounded-SAM).
-    public func masks(for boxes: [(x0: Double, y0: Double, x1: Double, y1: Double)], id: String, image: Image) throws -> [SegmentMask] {
+    public func masks(for boxes: [(x0: Double, y0: Double, x1: Double, y1: Double)], id: String, image: Image) throws
+        -> [SegmentMask]
+    {
         guard !boxes.isEmpty else { return [] }
         lock.lock()
         defer { lock.unlock() }
@@ -28,7 +30,10 @@ public final class SAMBoxPrompter: BoxPrompter, @unchecked Sendable {
         // Boxes are clipped to the image, as the detector's coordinates may overshoot it.
         let (w, h) = (Float(image.width), Float(image.height))
         let clipped = boxes.map { b in
-            (x0: min(max(Float(b.x0), 0), w), y0: min(max(Float(b.y0), 0), h), x1: min(max(Float(b.x1), 0), w), y1: min(max(Float(b.y1), 0), h))
+            (
+                x0: min(max(Float(b.x0), 0), w), y0: min(max(Float(b.y0), 0), h), x1: min(max(Float(b.x1), 0), w),
+                y1: min(max(Float(b.y1), 0), h)
+            )
         }
         let prediction = try predictor.predict(boxes: clipped, multimaskOutput: false)
         let plane = image.width * image.height

@@ -14,7 +14,9 @@ public struct Detection: Equatable, Sendable {
     /// The phrase as the file spells it (nil for `class_id` entries and CAM-component boxes).
     public var phrase: String?
 
-    public init(classID: Int, box: (Double, Double, Double, Double), score: Double, textScore: Double? = nil, phrase: String? = nil) {
+    public init(
+        classID: Int, box: (Double, Double, Double, Double), score: Double, textScore: Double? = nil, phrase: String? = nil
+    ) {
         self.classID = classID
         self.box = (box.0, box.1, box.2, box.3)
         self.score = score
@@ -55,9 +57,13 @@ public struct DetectionFile: Sendable {
         var result: [String: [Detection]] = [:]
         var skipped: [String: Int] = [:]
         for (id, value) in object {
-            guard let list = value as? [Any] else { throw PseudoLabelError.malformed(path: path, reason: "\(id): expected a list") }
+            guard let list = value as? [Any] else {
+                throw PseudoLabelError.malformed(path: path, reason: "\(id): expected a list")
+            }
             result[id] = try list.enumerated().compactMap { k, item in
-                func bad(_ reason: String) -> PseudoLabelError { .malformed(path: path, reason: "\(id), detection \(k): \(reason)") }
+                func bad(_ reason: String) -> PseudoLabelError {
+                    .malformed(path: path, reason: "\(id), detection \(k): \(reason)")
+                }
                 guard let d = item as? [String: Any] else { throw bad("expected an object") }
                 let classID: Int
                 var labelScore: Double?
@@ -79,14 +85,17 @@ public struct DetectionFile: Sendable {
                 guard classID > 0 && classID < classNames.count else {
                     throw PseudoLabelError.classOutOfRange(path: path, value: classID, classes: classNames.count)
                 }
-                guard let box = (d["box"] ?? d["bbox"]) as? [NSNumber], box.count == 4 else { throw bad("\"box\" must be [x0, y0, x1, y1]") }
+                guard let box = (d["box"] ?? d["bbox"]) as? [NSNumber], box.count == 4 else {
+                    throw bad("\"box\" must be [x0, y0, x1, y1]")
+                }
                 guard let score = ((d["score"] ?? d["logit"] ?? d["confidence"]) as? NSNumber)?.doubleValue ?? labelScore else {
                     throw bad("no \"score\"")
                 }
                 let textScore = ((d["text_score"] ?? d["text_logit"]) as? NSNumber)?.doubleValue
                 let b = box.map(\.doubleValue)
                 guard b[2] > b[0] && b[3] > b[1] else { throw bad("empty box \(b)") }
-                return Detection(classID: classID, box: (b[0], b[1], b[2], b[3]), score: score, textScore: textScore, phrase: phrase)
+                return Detection(
+                    classID: classID, box: (b[0], b[1], b[2], b[3]), score: score, textScore: textScore, phrase: phrase)
             }
         }
         self.path = path
@@ -119,8 +128,12 @@ public struct BoxMerge: Sendable {
     public var minimumBoxIoU: Double = 0.5
     public var order = PaintOrder.detection
 
-    public init(scoreThreshold: Double = 0.3, textThreshold: Double = 0.25, minimumBoxIoU: Double = 0.5, order: PaintOrder = .detection) {
-        (self.scoreThreshold, self.textThreshold, self.minimumBoxIoU, self.order) = (scoreThreshold, textThreshold, minimumBoxIoU, order)
+    public init(
+        scoreThreshold: Double = 0.3, textThreshold: Double = 0.25, minimumBoxIoU: Double = 0.5, order: PaintOrder = .detection
+    ) {
+        (self.scoreThreshold, self.textThreshold, self.minimumBoxIoU, self.order) = (
+            scoreThreshold, textThreshold, minimumBoxIoU, order
+        )
     }
 
     /// Whether a detection is kept: strictly above both thresholds (as Grounded-SAM compares),
@@ -157,7 +170,10 @@ public struct BoxMerge: Sendable {
         for k in paintingOrder(chosen.map(\.detection)) {
             for run in proposals[chosen[k].mask].runs { for i in run { column[Int(i)] = UInt8(chosen[k].detection.classID) } }
         }
-        return (LabelMap(width: width, height: height, values: ColumnMajor.toRowMajor(column, width: width, height: height)), unmatched)
+        return (
+            LabelMap(width: width, height: height, values: ColumnMajor.toRowMajor(column, width: width, height: height)),
+            unmatched
+        )
     }
 
     static func boxIoU(_ a: (Double, Double, Double, Double), _ b: (Double, Double, Double, Double)) -> Double {
@@ -203,7 +219,8 @@ public struct BoxMerge: Sendable {
             next += 1
             if area >= minimumArea {
                 let score = Double(area) / Double(classTotals[c]!)
-                result.append(Detection(classID: Int(c), box: (Double(x0), Double(y0), Double(x1 + 1), Double(y1 + 1)), score: score))
+                result.append(
+                    Detection(classID: Int(c), box: (Double(x0), Double(y0), Double(x1 + 1), Double(y1 + 1)), score: score))
             }
         }
         return result

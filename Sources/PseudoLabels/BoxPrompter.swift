@@ -25,7 +25,8 @@ extension BoxMerge {
         precondition(kept.count == masks.count, "BoxMerge.paint: \(kept.count) detections but \(masks.count) masks")
         var column = [UInt8](repeating: 0, count: width * height)
         for k in paintingOrder(kept) {
-            precondition(masks[k].width == width && masks[k].height == height, "BoxMerge.paint: mask \(k) is not \(width)x\(height)")
+            precondition(
+                masks[k].width == width && masks[k].height == height, "BoxMerge.paint: mask \(k) is not \(width)x\(height)")
             for run in masks[k].runs { for i in run { column[Int(i)] = UInt8(kept[k].classID) } }
         }
         return LabelMap(width: width, height: height, values: ColumnMajor.toRowMajor(column, width: width, height: height))

@@ -108,7 +108,8 @@ public final class CAMFile {
         // Max-normalised CAMs lie in [0, 1]; NaN would silently become background.
         let values = UnsafeBufferPointer(start: maps.storage.base, count: maps.count)
         if let bad = values.first(where: { !($0 >= 0 && $0 <= 1.0001) }) {
-            throw PseudoLabelError.malformed(path: path, reason: "\(id): CAM value \(bad) outside [0, 1] (NaN, infinite or not max-normalised)")
+            throw PseudoLabelError.malformed(
+                path: path, reason: "\(id): CAM value \(bad) outside [0, 1] (NaN, infinite or not max-normalised)")
         }
         return ImageCAMs(classes: classes, maps: maps)
     }

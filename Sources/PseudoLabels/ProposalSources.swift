@@ -123,7 +123,8 @@ public struct MaskFolderProposals: ProposalSource {
             let path = "\(folder)/\(file)"
             let png = try Image.read(from: path)
             guard png.width == image.width && png.height == image.height else {
-                throw PseudoLabelError.sizeMismatch(path: path, expected: (image.width, image.height), found: (png.width, png.height))
+                throw PseudoLabelError.sizeMismatch(
+                    path: path, expected: (image.width, image.height), found: (png.width, png.height))
             }
             let c = png.channels
             let bitmap = (0..<(png.width * png.height)).map { png.pixels[$0 * c] > 127 }
@@ -154,8 +155,12 @@ public struct IndexMapProposals: ProposalSource {
         } else if FileManager.default.fileExists(atPath: h5) {
             let file = try HDF5File(path: h5, mode: .read)
             let shape = try file.shape(of: "segments")
-            guard shape.count == 2 else { throw PseudoLabelError.malformed(path: h5, reason: "\"segments\" must be [H, W], is \(shape)") }
-            guard shape == [h, w] else { throw PseudoLabelError.sizeMismatch(path: h5, expected: (w, h), found: (shape[1], shape[0])) }
+            guard shape.count == 2 else {
+                throw PseudoLabelError.malformed(path: h5, reason: "\"segments\" must be [H, W], is \(shape)")
+            }
+            guard shape == [h, w] else {
+                throw PseudoLabelError.sizeMismatch(path: h5, expected: (w, h), found: (shape[1], shape[0]))
+            }
             values = try file.readLabels("segments").values
         } else {
             throw PseudoLabelError.missingFile(path: "\(directory)/\(id).png or .h5")

@@ -57,7 +57,8 @@ public final class PseudoLabeler: @unchecked Sendable {
     let lock = NSLock()
 
     public init(
-        method: PseudoLabelMethod, seeds: SeedSource?, proposals: ProposalSource?, boxPrompter: BoxPrompter? = nil, classNames: [String]
+        method: PseudoLabelMethod, seeds: SeedSource?, proposals: ProposalSource?, boxPrompter: BoxPrompter? = nil,
+        classNames: [String]
     ) throws {
         self.method = method
         self.seedSource = seeds
@@ -65,22 +66,35 @@ public final class PseudoLabeler: @unchecked Sendable {
         self.boxPrompter = boxPrompter
         self.classNames = classNames
         if case .cams(let path, _) = seeds { camFile = try CAMFile(readingFrom: path) } else { camFile = nil }
-        if case .boxes(_, let path?) = method { detections = try DetectionFile(path: path, classNames: classNames) } else { detections = nil }
+        if case .boxes(_, let path?) = method {
+            detections = try DetectionFile(path: path, classNames: classNames)
+        } else {
+            detections = nil
+        }
         switch method {
         case .sepl:
-            guard proposals != nil else { throw PseudoLabelError.missingInput(method: "sepl", needs: "segment proposals (--proposals, or pseudo.proposals in a recipe)") }
+            guard proposals != nil else {
+                throw PseudoLabelError.missingInput(
+                    method: "sepl", needs: "segment proposals (--proposals, or pseudo.proposals in a recipe)")
+            }
         case .boxes:
             guard proposals != nil || boxPrompter != nil else {
-                throw PseudoLabelError.missingInput(method: "boxes", needs: "segment proposals to match, or SAM to prompt with each box (--sam-checkpoint, pseudo.sam_checkpoint)")
+                throw PseudoLabelError.missingInput(
+                    method: "boxes",
+                    needs: "segment proposals to match, or SAM to prompt with each box (--sam-checkpoint, pseudo.sam_checkpoint)")
             }
         default: break
         }
         switch method {
         case .seeds, .sepl:
-            guard seeds != nil else { throw PseudoLabelError.missingInput(method: method.name, needs: "seeds: CAMs (--cams) or a folder of label PNGs (--seeds, pseudo.seeds)") }
+            guard seeds != nil else {
+                throw PseudoLabelError.missingInput(
+                    method: method.name, needs: "seeds: CAMs (--cams) or a folder of label PNGs (--seeds, pseudo.seeds)")
+            }
         case .boxes(_, let path):
             guard path != nil || seeds != nil else {
-                throw PseudoLabelError.missingInput(method: "boxes", needs: "a detection file (--detections, pseudo.detections) or seeds to take boxes from")
+                throw PseudoLabelError.missingInput(
+                    method: "boxes", needs: "a detection file (--detections, pseudo.detections) or seeds to take boxes from")
             }
         case .groundTruth: break
         }
@@ -102,7 +116,8 @@ public final class PseudoLabeler: @unchecked Sendable {
         case .sepl(let merge):
             let seeds = try seedMap(id: id, width: w, height: h)
             let proposals = try proposalSource!.proposals(for: id, image: image)
-            return PseudoLabelResult(labels: merge.merge(seeds: seeds, proposals: proposals).labels, seeds: seeds, proposals: proposals)
+            return PseudoLabelResult(
+                labels: merge.merge(seeds: seeds, proposals: proposals).labels, seeds: seeds, proposals: proposals)
         case .boxes(let merge, _):
             var seeds: LabelMap?
             var boxes: [Detection]
@@ -135,7 +150,8 @@ public final class PseudoLabeler: @unchecked Sendable {
             let proposals = try proposalSource!.proposals(for: id, image: image)
             let out = boxMerge.merge(width: w, height: h, detections: boxes, imageClasses: imageClasses, proposals: proposals)
             return PseudoLabelResult(
-                labels: out.labels, seeds: seeds, proposals: proposals, unmatchedBoxes: out.unmatched, outsideBoxes: outside, clippedBoxes: clipped)
+                labels: out.labels, seeds: seeds, proposals: proposals, unmatchedBoxes: out.unmatched, outsideBoxes: outside,
+                clippedBoxes: clipped)
         }
     }
 

@@ -65,7 +65,8 @@ public struct SEPLMerge: Sendable {
         let n = w * h
         let columnSeeds = ColumnMajor.fromRowMajor(seeds.values, width: w, height: h)
         for mask in proposals {
-            precondition(mask.width == w && mask.height == h, "SEPLMerge: proposal \(mask.width)x\(mask.height) on a \(w)x\(h) seed map")
+            precondition(
+                mask.width == w && mask.height == h, "SEPLMerge: proposal \(mask.width)x\(mask.height) on a \(w)x\(h) seed map")
         }
         var out = [UInt8](repeating: 0, count: n)
         var decisions = proposals.map { _ in Decision(assignedClass: nil, share: 0) }
@@ -124,7 +125,8 @@ public struct SEPLMerge: Sendable {
         var decisions: [Decision] = []
         decisions.reserveCapacity(proposals.count)
         for mask in proposals {
-            precondition(mask.width == w && mask.height == h, "SEPLMerge: proposal \(mask.width)x\(mask.height) on a \(w)x\(h) seed map")
+            precondition(
+                mask.width == w && mask.height == h, "SEPLMerge: proposal \(mask.width)x\(mask.height) on a \(w)x\(h) seed map")
             let area = mask.area
             var best: (share: Double, overlap: Int, k: Int)?
             if area > 0 {
@@ -134,7 +136,8 @@ public struct SEPLMerge: Sendable {
                         for run in mask.runs { overlap += Int(p[Int(run.upperBound)] - p[Int(run.lowerBound)]) }
                     }
                     guard overlap > 0 else { continue }
-                    let qualifies = Double(overlap) > maskShare * Double(area) || Double(overlap) >= regionShare * Double(regionSize[k])
+                    let qualifies =
+                        Double(overlap) > maskShare * Double(area) || Double(overlap) >= regionShare * Double(regionSize[k])
                     guard qualifies else { continue }
                     let share = Double(overlap) / Double(area)
                     if best == nil || share > best!.share || (share == best!.share && overlap > best!.overlap) {

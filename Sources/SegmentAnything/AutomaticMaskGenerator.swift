@@ -218,13 +218,15 @@ public final class AutomaticMaskGenerator {
         // Box IoUs are at most 1: an NMS threshold above 1 keeps every duplicate. (Score thresholds
         // above 1 drop every mask; the official accepts them, and so does the library — the
         // commands and recipes refuse them.)
-        for (name, value) in [("box_nms_thresh", o.boxNMSThresh), ("crop_nms_thresh", o.cropNMSThresh)] where !(0...1).contains(value) {
+        for (name, value) in [("box_nms_thresh", o.boxNMSThresh), ("crop_nms_thresh", o.cropNMSThresh)]
+        where !(0...1).contains(value) {
             throw E.invalidOption(name: name, reason: "must be in [0, 1], got \(value)")
         }
         if let n = o.pointsPerSide {
             guard n >= 1 && n <= Self.maximumPointsPerSide else {
                 throw E.invalidOption(
-                    name: "points_per_side", reason: "must be in 1…\(Self.maximumPointsPerSide) (the official default is 32), got \(n)")
+                    name: "points_per_side",
+                    reason: "must be in 1…\(Self.maximumPointsPerSide) (the official default is 32), got \(n)")
             }
             pointGrids = AMG.buildAllLayerPointGrids(
                 nPerSide: n, nLayers: o.cropNLayers, scalePerLayer: o.cropNPointsDownscaleFactor)

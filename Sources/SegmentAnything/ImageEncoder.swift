@@ -43,8 +43,9 @@ public final class ImageEncoderViT: Module {
         var generator = SeededGenerator(seed: 0)  // Conv2d draws weights; load(from:) replaces them
         let conv1 = Conv2d(inputChannels: embedDim, outputChannels: outChannels, kernelSize: 1, generator: &generator)
         let norm1 = LayerNorm2d(outChannels)
-        let conv2 = Conv2d(inputChannels: outChannels, outputChannels: outChannels, kernelSize: 3, padding: 1,
-                           generator: &generator)
+        let conv2 = Conv2d(
+            inputChannels: outChannels, outputChannels: outChannels, kernelSize: 3, padding: 1,
+            generator: &generator)
         let norm2 = LayerNorm2d(outChannels)
         neck = Sequential([conv1, norm1, conv2, norm2]) { x in norm2(conv2(norm1(conv1(x)))) }
     }
@@ -171,8 +172,9 @@ public final class PatchEmbed: Module {
     /// A patch embedding of `patchSize` pixels to `embedDim` channels.
     public init(patchSize: Int = 16, inChannels: Int = 3, embedDim: Int = 768) {
         var generator = SeededGenerator(seed: 0)  // load(from:) replaces the drawn weights
-        proj = Conv2d(inputChannels: inChannels, outputChannels: embedDim, kernelSize: patchSize, stride: patchSize,
-                      bias: true, generator: &generator)
+        proj = Conv2d(
+            inputChannels: inChannels, outputChannels: embedDim, kernelSize: patchSize, stride: patchSize,
+            bias: true, generator: &generator)
     }
 
     public var namedChildren: [(String, Module)] { [("proj", proj)] }

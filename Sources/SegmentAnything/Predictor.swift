@@ -256,16 +256,18 @@ public final class SAMPredictor {
         precondition(features != nil, "SAMPredictor: no image set")
         // The decoder allocates the same 134-604 MB activations many times per batch: reused
         // buffers skip the kernel's zeroing of fresh pages.
-        return TensorStorage.reusingLargeBuffers { withoutGrad {
-            // Without a mask input every prompt's dense embedding is the same plane: one, shared.
-            let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
-            let (lowRes, iou) = model.maskDecoder(
-                imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
-                sparsePromptEmbeddings: sparse,
-                densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
-            let masks = model.postprocessMasks(lowRes, inputSize: inputSize, originalSize: originalSize)
-            return (masks, iou, lowRes)
-        } }
+        return TensorStorage.reusingLargeBuffers {
+            withoutGrad {
+                // Without a mask input every prompt's dense embedding is the same plane: one, shared.
+                let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
+                let (lowRes, iou) = model.maskDecoder(
+                    imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
+                    sparsePromptEmbeddings: sparse,
+                    densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
+                let masks = model.postprocessMasks(lowRes, inputSize: inputSize, originalSize: originalSize)
+                return (masks, iou, lowRes)
+            }
+        }
     }
 
     /// Points of the original image in the input frame, [N, 2]: mapped in Double as

@@ -65,16 +65,19 @@ public final class PromptEncoder: Module {
         notAPointEmbed = Embedding(count: 1, dimensions: embedDim)
         maskInputSize = (4 * imageEmbeddingSize.height, 4 * imageEmbeddingSize.width)
         var generator = SeededGenerator(seed: 0)  // Conv2d draws weights; load(from:) replaces them
-        let conv1 = Conv2d(inputChannels: 1, outputChannels: maskInChannels / 4, kernelSize: 2, stride: 2, bias: true,
-                           generator: &generator)
+        let conv1 = Conv2d(
+            inputChannels: 1, outputChannels: maskInChannels / 4, kernelSize: 2, stride: 2, bias: true,
+            generator: &generator)
         let norm1 = LayerNorm2d(maskInChannels / 4)
         let act1 = Activation(.gelu)
-        let conv2 = Conv2d(inputChannels: maskInChannels / 4, outputChannels: maskInChannels, kernelSize: 2, stride: 2,
-                           bias: true, generator: &generator)
+        let conv2 = Conv2d(
+            inputChannels: maskInChannels / 4, outputChannels: maskInChannels, kernelSize: 2, stride: 2,
+            bias: true, generator: &generator)
         let norm2 = LayerNorm2d(maskInChannels)
         let act2 = Activation(.gelu)
-        let conv3 = Conv2d(inputChannels: maskInChannels, outputChannels: embedDim, kernelSize: 1, bias: true,
-                           generator: &generator)
+        let conv3 = Conv2d(
+            inputChannels: maskInChannels, outputChannels: embedDim, kernelSize: 1, bias: true,
+            generator: &generator)
         maskDownscaling = Sequential([conv1, norm1, act1, conv2, norm2, act2, conv3]) { x in
             conv3(act2(norm2(conv2(act1(norm1(conv1(x)))))))
         }

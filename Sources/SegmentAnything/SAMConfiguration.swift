@@ -53,7 +53,9 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
     }
 
     /// The named official configurations, as `sam_model_registry` names them.
-    public static let named: [(name: String, configuration: SAMConfiguration)] = [("vit_b", .vitB), ("vit_l", .vitL), ("vit_h", .vitH)]
+    public static let named: [(name: String, configuration: SAMConfiguration)] = [
+        ("vit_b", .vitB), ("vit_l", .vitL), ("vit_h", .vitH),
+    ]
 
     /// Side of the image embedding in tokens (64 at the official 1024 / 16).
     public var embeddingSize: Int { imageSize / patchSize }
@@ -76,7 +78,8 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         encoderEmbedDim = try c.decodeIfPresent(Int.self, forKey: .encoderEmbedDim) ?? d.encoderEmbedDim
         encoderDepth = try c.decodeIfPresent(Int.self, forKey: .encoderDepth) ?? d.encoderDepth
         encoderNumHeads = try c.decodeIfPresent(Int.self, forKey: .encoderNumHeads) ?? d.encoderNumHeads
-        encoderGlobalAttnIndexes = try c.decodeIfPresent([Int].self, forKey: .encoderGlobalAttnIndexes) ?? d.encoderGlobalAttnIndexes
+        encoderGlobalAttnIndexes =
+            try c.decodeIfPresent([Int].self, forKey: .encoderGlobalAttnIndexes) ?? d.encoderGlobalAttnIndexes
         promptEmbedDim = try c.decodeIfPresent(Int.self, forKey: .promptEmbedDim) ?? d.promptEmbedDim
         mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? d.mlpRatio
         decoderDepth = try c.decodeIfPresent(Int.self, forKey: .decoderDepth) ?? d.decoderDepth
@@ -93,7 +96,9 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
     /// - Throws: `SAMConfigurationError` naming the file and the key for unknown keys, values of
     ///   the wrong type and sizes that cannot work.
     public static func load(path: String) throws -> SAMConfiguration {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw SAMConfigurationError(path: path, message: "no such file") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw SAMConfigurationError(path: path, message: "no such file")
+        }
         return try parse(yaml: text, path: path)
     }
 
@@ -118,12 +123,17 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         }
         let known = Set(CodingKeys.allCases.map(\.rawValue))
         if let unknown = dictionary.keys.sorted().first(where: { !known.contains($0) }) {
-            throw SAMConfigurationError(path: path, message: "unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+            throw SAMConfigurationError(
+                path: path, message: "unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
         }
         let configuration: SAMConfiguration
-        do { configuration = try YAMLDecoder().decode(SAMConfiguration.self, from: text) } catch let DecodingError.typeMismatch(type, context) {
+        do { configuration = try YAMLDecoder().decode(SAMConfiguration.self, from: text) } catch let DecodingError.typeMismatch(
+            type, context)
+        {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw SAMConfigurationError(path: path, message: "'\(key)' must be \(type == Int.self ? "an integer" : type == Double.self ? "a number" : "\(type)")")
+            throw SAMConfigurationError(
+                path: path,
+                message: "'\(key)' must be \(type == Int.self ? "an integer" : type == Double.self ? "a number" : "\(type)")")
         } catch {
             throw SAMConfigurationError(path: path, message: "\(error)")
         }
@@ -135,10 +145,12 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
     public func validate(path: String) throws {
         func fail(_ message: String) throws -> Never { throw SAMConfigurationError(path: path, message: message) }
         for (key, value) in [
-            ("image_size", imageSize), ("patch_size", patchSize), ("window_size", windowSize), ("encoder_embed_dim", encoderEmbedDim),
+            ("image_size", imageSize), ("patch_size", patchSize), ("window_size", windowSize),
+            ("encoder_embed_dim", encoderEmbedDim),
             ("encoder_depth", encoderDepth), ("encoder_num_heads", encoderNumHeads), ("prompt_embed_dim", promptEmbedDim),
             ("decoder_depth", decoderDepth), ("decoder_mlp_dim", decoderMLPDim), ("decoder_num_heads", decoderNumHeads),
-            ("num_multimask_outputs", numMultimaskOutputs), ("iou_head_depth", iouHeadDepth), ("iou_head_hidden_dim", iouHeadHiddenDim),
+            ("num_multimask_outputs", numMultimaskOutputs), ("iou_head_depth", iouHeadDepth),
+            ("iou_head_hidden_dim", iouHeadHiddenDim),
             ("mask_in_chans", maskInChans),
         ] where value < 1 { try fail("'\(key)' must be at least 1, got \(value)") }
         guard mlpRatio > 0 && mlpRatio <= 64 else { try fail("'mlp_ratio' must be in (0, 64], got \(mlpRatio)") }
@@ -146,23 +158,31 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         // typo ends here, not in an allocation failure.
         for (key, value, limit) in [
             ("image_size", imageSize, 4096), ("patch_size", patchSize, 256), ("window_size", windowSize, 256),
-            ("encoder_embed_dim", encoderEmbedDim, 8192), ("encoder_depth", encoderDepth, 256), ("encoder_num_heads", encoderNumHeads, 256),
-            ("prompt_embed_dim", promptEmbedDim, 8192), ("decoder_depth", decoderDepth, 64), ("decoder_mlp_dim", decoderMLPDim, 65536),
+            ("encoder_embed_dim", encoderEmbedDim, 8192), ("encoder_depth", encoderDepth, 256),
+            ("encoder_num_heads", encoderNumHeads, 256),
+            ("prompt_embed_dim", promptEmbedDim, 8192), ("decoder_depth", decoderDepth, 64),
+            ("decoder_mlp_dim", decoderMLPDim, 65536),
             ("decoder_num_heads", decoderNumHeads, 256), ("num_multimask_outputs", numMultimaskOutputs, 64),
-            ("iou_head_depth", iouHeadDepth, 64), ("iou_head_hidden_dim", iouHeadHiddenDim, 65536), ("mask_in_chans", maskInChans, 4096),
+            ("iou_head_depth", iouHeadDepth, 64), ("iou_head_hidden_dim", iouHeadHiddenDim, 65536),
+            ("mask_in_chans", maskInChans, 4096),
         ] where value > limit {
             try fail("'\(key)' must be at most \(limit), got \(value)")
         }
         // The encoder's weights alone (≈ depth · (4 + 2·mlp_ratio) · width² floats) must fit.
         let width = Double(encoderEmbedDim)
-        let weights = Double(encoderDepth) * (4 + 2 * mlpRatio) * width * width * 4
+        let weights =
+            Double(encoderDepth) * (4 + 2 * mlpRatio) * width * width * 4
             + Double(embeddingSize * embeddingSize) * width * 4
         let available = MemoryLimit.available
         guard weights < Double(available) else {
-            try fail(String(format: "its encoder alone needs %.1f GB, more than the %@ this process may use", weights / 1e9,
-                            MemoryLimit.describe(available)))
+            try fail(
+                String(
+                    format: "its encoder alone needs %.1f GB, more than the %@ this process may use", weights / 1e9,
+                    MemoryLimit.describe(available)))
         }
-        guard imageSize % patchSize == 0 else { try fail("'image_size' \(imageSize) is not a multiple of 'patch_size' \(patchSize)") }
+        guard imageSize % patchSize == 0 else {
+            try fail("'image_size' \(imageSize) is not a multiple of 'patch_size' \(patchSize)")
+        }
         guard encoderEmbedDim % encoderNumHeads == 0 else {
             try fail("'encoder_embed_dim' \(encoderEmbedDim) is not a multiple of 'encoder_num_heads' \(encoderNumHeads)")
         }
@@ -195,10 +215,14 @@ extension SAMConfiguration {
     /// grid is indistinguishable from a global one, and computes the same.
     /// - Parameter decoderNumHeads: no shape records the decoder's heads (official: 8).
     /// - Throws: `SAMWeightsError.unrecognised` naming the key that is missing or odd.
-    public static func inferred(fromShapes shapes: [String: [Int]], path: String, decoderNumHeads: Int = 8) throws -> SAMConfiguration {
+    public static func inferred(fromShapes shapes: [String: [Int]], path: String, decoderNumHeads: Int = 8) throws
+        -> SAMConfiguration
+    {
         func shape(_ key: String, rank: Int) throws -> [Int] {
             guard let s = shapes[key] else { throw SAMWeightsError.unrecognised(path: path, reason: "no tensor '\(key)'") }
-            guard s.count == rank else { throw SAMWeightsError.unrecognised(path: path, reason: "'\(key)' has shape \(s), expected rank \(rank)") }
+            guard s.count == rank else {
+                throw SAMWeightsError.unrecognised(path: path, reason: "'\(key)' has shape \(s), expected rank \(rank)")
+            }
             return s
         }
         func count(_ prefix: String) -> Int {
@@ -213,7 +237,9 @@ extension SAMConfiguration {
         (c.encoderEmbedDim, c.patchSize) = (pos[3], patch[2])
         c.imageSize = side * c.patchSize
         c.encoderDepth = count("image_encoder.blocks")
-        guard c.encoderDepth > 0 else { throw SAMWeightsError.unrecognised(path: path, reason: "no 'image_encoder.blocks.0.*' tensors") }
+        guard c.encoderDepth > 0 else {
+            throw SAMWeightsError.unrecognised(path: path, reason: "no 'image_encoder.blocks.0.*' tensors")
+        }
         var globals: [Int] = [], windows: Set<Int> = []
         for i in 0..<c.encoderDepth {
             let table = try shape("image_encoder.blocks.\(i).attn.rel_pos_h", rank: 2)
@@ -221,12 +247,15 @@ extension SAMConfiguration {
             if n == side { globals.append(i) } else { windows.insert(n) }
             if i == 0 {
                 guard table[1] > 0, c.encoderEmbedDim % table[1] == 0 else {
-                    throw SAMWeightsError.unrecognised(path: path, reason: "head width \(table[1]) does not divide \(c.encoderEmbedDim)")
+                    throw SAMWeightsError.unrecognised(
+                        path: path, reason: "head width \(table[1]) does not divide \(c.encoderEmbedDim)")
                 }
                 c.encoderNumHeads = c.encoderEmbedDim / table[1]
             }
         }
-        guard windows.count <= 1 else { throw SAMWeightsError.unrecognised(path: path, reason: "blocks use different windows \(windows.sorted())") }
+        guard windows.count <= 1 else {
+            throw SAMWeightsError.unrecognised(path: path, reason: "blocks use different windows \(windows.sorted())")
+        }
         c.encoderGlobalAttnIndexes = globals
         c.windowSize = windows.first ?? side
         c.mlpRatio = Double(try shape("image_encoder.blocks.0.mlp.lin1.weight", rank: 2)[0]) / Double(c.encoderEmbedDim)

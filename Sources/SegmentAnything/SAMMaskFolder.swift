@@ -52,7 +52,8 @@ public enum SAMMaskFolder {
     {
         var values: [String: String] = [
             "points_per_side": options.pointsPerSide.map(String.init) ?? "grids", "pred_iou_thresh": "\(options.predIoUThresh)",
-            "stability_score_thresh": "\(options.stabilityScoreThresh)", "stability_score_offset": "\(options.stabilityScoreOffset)",
+            "stability_score_thresh": "\(options.stabilityScoreThresh)",
+            "stability_score_offset": "\(options.stabilityScoreOffset)",
             "box_nms_thresh": "\(options.boxNMSThresh)", "crop_n_layers": "\(options.cropNLayers)",
             "crop_nms_thresh": "\(options.cropNMSThresh)", "crop_overlap_ratio": "\(options.cropOverlapRatio)",
             "crop_n_points_downscale_factor": "\(options.cropNPointsDownscaleFactor)",
@@ -66,7 +67,9 @@ public enum SAMMaskFolder {
 
     /// A quick identity of a large file: its size and FNV-1a over its first and last 4 MB.
     static func fingerprint(of path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+        }
         defer { try? handle.close() }
         let size = try handle.seekToEnd()
         let chunk: UInt64 = 4 << 20
@@ -93,7 +96,9 @@ public enum SAMMaskFolder {
         let record = recordPath(in: directory)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var movedAside: String?
-        let stored = FileManager.default.contents(atPath: record).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: String] }
+        let stored = FileManager.default.contents(atPath: record).flatMap {
+            try? JSONSerialization.jsonObject(with: $0) as? [String: String]
+        }
         // Finished mask files only: empty or cut-short ones are redone anyway.
         let masks = names.filter { $0.hasSuffix(".json") && $0 != "provenance.json" && isComplete("\(directory)/\($0)") }
         let differences: [String]? =
@@ -163,7 +168,9 @@ public enum SAMMaskFolderError: LocalizedError, Equatable {
         switch self {
         case .otherSettings(let directory, let differences):
             "\(directory): "
-                + (differences.map { "holds masks made with other settings (\($0.prefix(6).joined(separator: "; "))\($0.count > 6 ? "; …" : ""))" }
+                + (differences.map {
+                    "holds masks made with other settings (\($0.prefix(6).joined(separator: "; "))\($0.count > 6 ? "; …" : ""))"
+                }
                     ?? "holds masks without a record of the settings and weights that made them")
                 + "; pass --overwrite to move them aside and compute these, or choose another folder"
         }

@@ -3,7 +3,6 @@ import Foundation
 import HDF5
 import TorchCheckpoint
 
-
 /// Opening SAM weights in either format, and converting the official `.pth` to our HDF5.
 public enum SAMWeights {
     /// The attribute value naming a SAM weight file in our HDF5 format.
@@ -13,7 +12,9 @@ public enum SAMWeights {
     /// told apart by their first bytes, not the extension.
     /// - Throws: `SAMWeightsError`/`TorchCheckpointError`/`HDF5Error` naming the file.
     public static func reader(for path: String) throws -> any StateDictReader {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw TorchCheckpointError.cannotOpen(path: path, reason: "no such file") }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw TorchCheckpointError.cannotOpen(path: path, reason: "no such file")
+        }
         let magic = [UInt8]((try? handle.read(upToCount: 8)) ?? Data())
         try? handle.close()
         if magic.starts(with: [0x89, 0x48, 0x44, 0x46]) { return try HDF5StateDict(path: path) }  // "\x89HDF"
@@ -42,7 +43,9 @@ public enum SAMWeights {
         throws -> (written: Int, skipped: [String])
     {
         let notFloat = checkpoint.tensorNames.filter { !checkpoint.isStoredAsFloat($0) }
-        guard notFloat.isEmpty else { throw SAMWeightsError.unusableValues(path: checkpoint.path, nonFinite: [], notFloat: notFloat) }
+        guard notFloat.isEmpty else {
+            throw SAMWeightsError.unusableValues(path: checkpoint.path, nonFinite: [], notFloat: notFloat)
+        }
         var nonFinite: [String] = []
         var written = 0
         try HDF5File.writeAtomically(to: path) { file in
@@ -55,7 +58,9 @@ public enum SAMWeights {
                 written += 1
             }
             // Throwing inside the block leaves no file behind (the temporary is removed).
-            guard nonFinite.isEmpty else { throw SAMWeightsError.unusableValues(path: checkpoint.path, nonFinite: nonFinite, notFloat: []) }
+            guard nonFinite.isEmpty else {
+                throw SAMWeightsError.unusableValues(path: checkpoint.path, nonFinite: nonFinite, notFloat: [])
+            }
             try file.setAttribute(.int(1), named: "format_version")
             try file.setAttribute(.string(architecture), named: "architecture")
             try file.setAttribute(.string((checkpoint.path as NSString).lastPathComponent), named: "source")

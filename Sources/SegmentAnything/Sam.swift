@@ -187,7 +187,9 @@ public final class SAM: Module {
             if !value.isAllFinite { nonFinite.append(name) }
             tensor.assign(from: value)
         }
-        guard nonFinite.isEmpty else { throw SAMWeightsError.unusableValues(path: reader.path, nonFinite: nonFinite, notFloat: []) }
+        guard nonFinite.isEmpty else {
+            throw SAMWeightsError.unusableValues(path: reader.path, nonFinite: nonFinite, notFloat: [])
+        }
     }
 
     /// A model of the configuration the checkpoint's shapes describe, loaded from it.

@@ -97,7 +97,9 @@ public enum SAMWeightsError: LocalizedError, Equatable {
             }
             var parts: [String] = []
             if !nonFinite.isEmpty { parts.append("NaN or infinite values in \(list(nonFinite))") }
-            if !notFloat.isEmpty { parts.append("integer or boolean tensors where weights are floating point: \(list(notFloat))") }
+            if !notFloat.isEmpty {
+                parts.append("integer or boolean tensors where weights are floating point: \(list(notFloat))")
+            }
             return "\(path): unusable weights: " + parts.joined(separator: "; ")
         }
     }

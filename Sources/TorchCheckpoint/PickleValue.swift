@@ -32,7 +32,8 @@ enum TorchGlobal: Equatable {
         if numpy {
             // numpy 1 pickles name numpy.core.multiarray, numpy 2 numpy._core.multiarray.
             switch (module, name) {
-            case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"): self = .numpyReconstruct; return
+            case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"):
+                self = .numpyReconstruct; return
             case ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"): self = .numpyScalar; return
             case ("numpy", "ndarray"): self = .numpyNDArray; return
             case ("numpy", "dtype"): self = .numpyDType; return

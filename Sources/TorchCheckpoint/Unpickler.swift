@@ -200,7 +200,8 @@ struct Unpickler {
         case .numpyReconstruct:
             // numpy's ndarray.__reduce__: _reconstruct(ndarray, (0,), b'b'); the state comes with BUILD.
             guard args.count == 3, case .global(.numpyNDArray) = args[0] else {
-                throw corrupt("_reconstruct at byte \(start) called with \(args.map(\.kind)), expected (ndarray, shape, typecode)")
+                throw corrupt(
+                    "_reconstruct at byte \(start) called with \(args.map(\.kind)), expected (ndarray, shape, typecode)")
             }
             graph.arrays.append(NumpyArrayRecord())
             return .ndarray(graph.arrays.count - 1)
@@ -226,7 +227,9 @@ struct Unpickler {
             var blob: [UInt8] = []
             blob.reserveCapacity(text.unicodeScalars.count)
             for scalar in text.unicodeScalars {
-                guard scalar.value < 256 else { throw corrupt("_codecs.encode at byte \(start): a character above U+00FF is not latin-1") }
+                guard scalar.value < 256 else {
+                    throw corrupt("_codecs.encode at byte \(start): a character above U+00FF is not latin-1")
+                }
                 blob.append(UInt8(scalar.value))
             }
             return newBlob(blob)
@@ -238,7 +241,9 @@ struct Unpickler {
     /// ndarray.__setstate__((version, shape, dtype, is_fortran, data)), as data.
     private mutating func buildArray(_ index: Int, state: PickleValue, at start: Int) throws {
         guard case .tuple(let t) = state, graph.tuples[t].count == 5, case .dtype(let dtype) = graph.tuples[t][2] else {
-            throw corrupt("BUILD at byte \(start) gives a numpy array the state \(state.kind), expected (version, shape, dtype, fortran, data)")
+            throw corrupt(
+                "BUILD at byte \(start) gives a numpy array the state \(state.kind), expected (version, shape, dtype, fortran, data)"
+            )
         }
         let fields = graph.tuples[t]
         let shape = try integers(fields[1], "shape", at: start)

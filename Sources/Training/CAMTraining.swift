@@ -86,7 +86,8 @@ public struct CAMTrainingOptions: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case iterations, batchSize, cropSize, scaleLow, scaleHigh, learningRate, classifierLRMultiplier, weightDecay, momentum, power
+        case iterations, batchSize, cropSize, scaleLow, scaleHigh, learningRate, classifierLRMultiplier, weightDecay, momentum,
+            power
         case widthDivisor, frozenBN, bnAffine, frozenStages, resizeLong, inference, seed, checkpointEvery, inferenceScales
     }
 
@@ -94,7 +95,9 @@ public struct CAMTrainingOptions: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = CAMTrainingOptions()
-        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
         iterations = try value(.iterations, d.iterations)
         batchSize = try value(.batchSize, d.batchSize)
         cropSize = try value(.cropSize, d.cropSize)
@@ -146,12 +149,14 @@ public enum CAMTraining {
         let latest = resume ? run.latestCheckpoint : nil
         try run.prepare(resuming: latest != nil, overwrite: false, runFiles: ["cam_train.jsonl"])
         let classCount = dataset.classes.count
-        let model = CAMNetwork(classes: classCount - 1, backbone: options.backbone, frozenStages: options.frozenStages, seed: options.seed)
+        let model = CAMNetwork(
+            classes: classCount - 1, backbone: options.backbone, frozenStages: options.frozenStages, seed: options.seed)
         let optimizer = CAMTraining.optimizer(for: model, options: options)
         let recipe = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         var start = 0
         if let latest {
-            start = try Checkpoint.load(from: latest, into: model, architecture: CAMNetwork.architecture, optimizer: optimizer).iteration
+            start = try Checkpoint.load(from: latest, into: model, architecture: CAMNetwork.architecture, optimizer: optimizer)
+                .iteration
         } else if let initFrom {
             try Checkpoint.initialize(model, from: initFrom, exclude: ["classifier.*"])
         }
@@ -171,12 +176,15 @@ public enum CAMTraining {
         let augmentation = options.augmentation
         let loader = try BatchLoader(
             dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed, startBatch: start,
-            pixelLabels: false, shard: BatchLoader.shard(rank: communicator.rank, of: communicator.size, batchSize: options.batchSize))
+            pixelLabels: false,
+            shard: BatchLoader.shard(rank: communicator.rank, of: communicator.size, batchSize: options.batchSize))
         defer { loader.stop() }
         let (log, board) = (run.log, run.board)
-        let reducer = communicator.size > 1
+        let reducer =
+            communicator.size > 1
             ? GradientReducer(parameters: model.trainableParameters.map(\.tensor), communicator: communicator) : nil
-        let schedule = PolySchedule(baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
+        let schedule = PolySchedule(
+            baseLearningRate: options.learningRate, maxIterations: options.iterations, power: options.power)
         model.train()
         var clock = Date()
         for iteration in start..<options.iterations {
@@ -200,11 +208,15 @@ public enum CAMTraining {
                 value = loss.item
                 stopNow = shouldStop()
             }
-            guard value.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastGood) }
+            guard value.isFinite else {
+                throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastGood)
+            }
             let seconds = Date().timeIntervalSince(clock)
             clock = Date()
-            log?.write(["iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
-                        "images_per_s": Double(batch.ids.count * communicator.size) / max(seconds, 1e-9)])
+            log?.write([
+                "iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
+                "images_per_s": Double(batch.ids.count * communicator.size) / max(seconds, 1e-9),
+            ])
             if writer { progress(iteration + 1, value) }
             try board?.addScalar("cam/loss", Double(value), step: iteration + 1)
             try board?.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
@@ -214,9 +226,12 @@ public enum CAMTraining {
             stopNow = stopNow && done < options.iterations
             if done == options.iterations || done % options.checkpointEvery == 0 || stopNow {
                 let metadata = CheckpointMetadata(
-                    architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "", options: recipe,
+                    architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "",
+                    options: recipe,
                     provenance: provenance)
-                try run.save(model, optimizer: optimizer, metadata: metadata, name: done == options.iterations ? "cam_final.h5" : run.periodicName(done))
+                try run.save(
+                    model, optimizer: optimizer, metadata: metadata,
+                    name: done == options.iterations ? "cam_final.h5" : run.periodicName(done))
             }
             if stopNow {
                 // SIGINT/SIGTERM: the checkpoint above is written; a later run resumes from it.
@@ -232,8 +247,10 @@ public enum CAMTraining {
     public static func optimizer(for model: CAMNetwork, options: CAMTrainingOptions) -> SGD {
         let groups = model.optimizedParameters
         return SGD(
-            groups: [ParameterGroup(groups.backbone.map(\.tensor)),
-                     ParameterGroup(groups.classifier.map(\.tensor), learningRateMultiplier: options.classifierLRMultiplier)],
+            groups: [
+                ParameterGroup(groups.backbone.map(\.tensor)),
+                ParameterGroup(groups.classifier.map(\.tensor), learningRateMultiplier: options.classifierLRMultiplier),
+            ],
             learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
     }
 
@@ -246,9 +263,11 @@ public enum CAMTraining {
         // The options attribute; checkpoints from before it kept the options JSON as their recipe text.
         let json = metadata.options.isEmpty ? metadata.recipe : metadata.options
         guard let options = try? JSONDecoder().decode(CAMTrainingOptions.self, from: Data(json.utf8)) else {
-            throw TrainingError.badCheckpoint(path: path, reason: "no CAM training options in its recipe attribute (not written by `wsss cam train`?)")
+            throw TrainingError.badCheckpoint(
+                path: path, reason: "no CAM training options in its recipe attribute (not written by `wsss cam train`?)")
         }
-        let model = CAMNetwork(classes: metadata.classes.count - 1, backbone: options.backbone, frozenStages: options.frozenStages)
+        let model = CAMNetwork(
+            classes: metadata.classes.count - 1, backbone: options.backbone, frozenStages: options.frozenStages)
         _ = try Checkpoint.load(from: path, into: model, architecture: CAMNetwork.architecture)
         model.train(false)
         return (model, options, metadata.classes)
@@ -256,9 +275,14 @@ public enum CAMTraining {
 
     /// Multi-scale + flip CAMs of one image for its present classes (ids 1…C), computed as
     /// `inference` says (IRN's: the high-resolution maps of `irnCAMs`).
-    public static func cams(model: CAMNetwork, image: Image, classes: Set<Int>, scales: [Double], inference: CAMInference = .wsss) -> ImageCAMs {
+    public static func cams(model: CAMNetwork, image: Image, classes: Set<Int>, scales: [Double], inference: CAMInference = .wsss)
+        -> ImageCAMs
+    {
         let present = classes.sorted()
-        if inference == .irn { return ImageCAMs(classes: present, maps: irnCAMs(model: model, image: image, classes: present, scales: scales).highRes) }
+        if inference == .irn {
+            return ImageCAMs(
+                classes: present, maps: irnCAMs(model: model, image: image, classes: present, scales: scales).highRes)
+        }
         let planar = Preprocessing.torchvision.normalize(image)
         let input = Tensor(shape: [1, 3, planar.height, planar.width], values: planar.values)
         let all = model.multiScaleActivationMaps(input, scales: scales)  // [C-1, H, W]
@@ -291,10 +315,13 @@ public enum TrainingError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .nonFiniteLoss(let iteration, let last):
-            "the loss became NaN or infinite at iteration \(iteration); " + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet") + " (lower the learning rate?)"
+            "the loss became NaN or infinite at iteration \(iteration); "
+                + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
+                + " (lower the learning rate?)"
         case .nonFiniteWeights(let iteration, let tensors, let last):
             "the weights became NaN or infinite by iteration \(iteration) (\(tensors.count) tensors, e.g. \(tensors.first ?? "?")); the checkpoint was not written; "
-                + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet") + " (lower the learning rate?)"
+                + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
+                + " (lower the learning rate?)"
         case .badCheckpoint(let path, let reason): "\(path): \(reason)"
         case .optionsChanged(let path, let keys):
             "\(path): the run was started with other settings (\(keys.joined(separator: "; "))); resume with the same recipe, "

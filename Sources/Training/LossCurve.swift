@@ -8,7 +8,9 @@ import Reporting
 public enum LossCurve {
     /// Redraws the curves when `iteration` is a multiple of `every`; written through temporary
     /// files and renames, so a reader never sees half a picture.
-    public static func plot(log: String, to path: String, every: Int, at iteration: Int, title: String = "DeepLab-v2 training") throws {
+    public static func plot(log: String, to path: String, every: Int, at iteration: Int, title: String = "DeepLab-v2 training")
+        throws
+    {
         guard iteration % max(1, every) == 0 else { return }
         let entries = TrainingLog.read(log)
         let losses = entries.compactMap { e -> (x: Double, y: Double)? in

@@ -11,13 +11,16 @@ extension Recipe {
     public func dataset(split: String, labels: String? = nil, requireLabels: Bool = false) throws -> VOCDataset {
         let root = try required(data.root, "data.root")
         let classes: ClassNames
-        if let c = data.classes { classes = try ClassNames.load(c == "voc" ? c : try dataPath(c)) } else {
+        if let c = data.classes {
+            classes = try ClassNames.load(c == "voc" ? c : try dataPath(c))
+        } else {
             classes = try ClassNames.of(datasetRoot: root)
         }
         let fromMasks = data.imageLabels == "masks"
-        return try VOCDataset(root: root, split: split, classes: classes, labels: labels,
-                              imageLabelFile: fromMasks ? nil : try data.imageLabels.map(dataPath), requireLabels: requireLabels,
-                              imageLabelsFromMasks: fromMasks)
+        return try VOCDataset(
+            root: root, split: split, classes: classes, labels: labels,
+            imageLabelFile: fromMasks ? nil : try data.imageLabels.map(dataPath), requireLabels: requireLabels,
+            imageLabelsFromMasks: fromMasks)
     }
 
     /// The split evaluated while training (`data.val_split`), nil when `train.eval_every` is 0.
@@ -96,10 +99,15 @@ extension Recipe {
     public func pseudoLabelMethod(_ source: LabelSource) throws -> PseudoLabelMethod {
         switch source {
         case .cam, .folder: .seeds
-        case .sepl, .seplFelzenszwalb: .sepl(SEPLMerge(maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts, rule: pseudo.seplRule))
+        case .sepl, .seplFelzenszwalb:
+            .sepl(
+                SEPLMerge(
+                    maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts,
+                    rule: pseudo.seplRule))
         case .boxes:
-            .boxes(BoxMerge(scoreThreshold: pseudo.boxThreshold, textThreshold: pseudo.textThreshold, order: pseudo.boxOrder),
-                   detections: try pseudo.detections.map(dataPath))
+            .boxes(
+                BoxMerge(scoreThreshold: pseudo.boxThreshold, textThreshold: pseudo.textThreshold, order: pseudo.boxOrder),
+                detections: try pseudo.detections.map(dataPath))
         case .gt: .groundTruth
         }
     }

@@ -48,7 +48,9 @@ extension RecipeSection {
     /// "caffe or torchvision" when `key` holds a `RecipeChoice`, else nil.
     static func choices(of key: String) -> String? {
         func phrase<T: RecipeChoice>(_ value: T) -> String { T.choices }
-        guard let value = propertyValues(of: Self()).first(where: { $0.key == key })?.value as? any RecipeChoice else { return nil }
+        guard let value = propertyValues(of: Self()).first(where: { $0.key == key })?.value as? any RecipeChoice else {
+            return nil
+        }
         return phrase(value)
     }
 }
@@ -166,7 +168,8 @@ public struct DataSection: RecipeSection {
     public var imageLabels: String?
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case root, trainSplit = "train_split", valSplit = "val_split", testSplit = "test_split", classes, imageLabels = "image_labels"
+        case root, trainSplit = "train_split", valSplit = "val_split", testSplit = "test_split", classes, imageLabels =
+            "image_labels"
     }
     public typealias Keys = CodingKeys
 }
@@ -229,7 +232,8 @@ public struct CAMSection: RecipeSection {
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case preset, iterations, batch, crop, scales, resizeLong = "resize_long", lr, classifierLRMult = "classifier_lr_mult"
-        case weightDecay = "weight_decay", momentum, widthDivisor = "width_divisor", frozenBN = "frozen_bn", bnAffine = "bn_affine"
+        case weightDecay = "weight_decay", momentum, widthDivisor = "width_divisor", frozenBN = "frozen_bn", bnAffine =
+            "bn_affine"
         case frozenStages = "frozen_stages", `init`, inferenceScales = "inference_scales", makeCAM = "make_cam"
         case bgThreshold = "bg_threshold", checkpointEvery = "checkpoint_every"
     }
@@ -282,7 +286,8 @@ public struct PseudoSection: RecipeSection {
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case source, proposals, seeds, detections, maskShare = "mask_share", regionShare = "region_share"
-        case ignoreConflicts = "ignore_conflicts", seplRule = "sepl_rule", boxThreshold = "box_threshold", textThreshold = "text_threshold"
+        case ignoreConflicts = "ignore_conflicts", seplRule = "sepl_rule", boxThreshold = "box_threshold", textThreshold =
+            "text_threshold"
         case boxOrder = "box_order", felzenszwalb, compare, labels
         case samCheckpoint = "sam_checkpoint", samConfig = "sam_config", samCache = "sam_cache"
     }
@@ -398,7 +403,8 @@ public struct CRFSection: RecipeSection {
     public var biRGBStd = 3.0
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case eval, pseudo, confidence, iterations, posW = "pos_w", posXYStd = "pos_xy_std", biW = "bi_w", biXYStd = "bi_xy_std", biRGBStd = "bi_rgb_std"
+        case eval, pseudo, confidence, iterations, posW = "pos_w", posXYStd = "pos_xy_std", biW = "bi_w", biXYStd = "bi_xy_std",
+            biRGBStd = "bi_rgb_std"
     }
     public typealias Keys = CodingKeys
 }

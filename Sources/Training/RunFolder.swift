@@ -65,7 +65,9 @@ public enum RunFolder {
                 var buffer = [UInt8](repeating: 0, count: 32)
                 let n = pread(fd, &buffer, 31, 0)
                 close(fd)
-                let pid = n > 0 ? Int32(String(decoding: buffer[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+                let pid =
+                    n > 0
+                    ? Int32(String(decoding: buffer[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) : nil
                 throw RunFolderError.locked(directory: directory, pid: pid)
             }
             let text = Array("\(getpid())\n".utf8)
@@ -93,27 +95,35 @@ public enum RunFolder {
     /// `<dir>/replaced-<date>/` with its `runFiles` and TensorBoard event files (nothing is deleted).
     /// - Returns: the folder the old files were moved to, if any.
     @discardableResult
-    public static func prepare(_ lock: Lock, prefix: String, resuming: Bool, overwrite: Bool, runFiles: [String]) throws -> String? {
+    public static func prepare(_ lock: Lock, prefix: String, resuming: Bool, overwrite: Bool, runFiles: [String]) throws
+        -> String?
+    {
         let directory = lock.directory
         removeStaleTemporaries(in: directory)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         let existing = checkpoints(in: directory, prefix: prefix)
         guard !resuming, !existing.isEmpty else { return nil }
-        guard overwrite else { throw RunFolderError.hasCheckpoints(directory: directory, files: existing.map { ($0 as NSString).lastPathComponent }) }
+        guard overwrite else {
+            throw RunFolderError.hasCheckpoints(directory: directory, files: existing.map { ($0 as NSString).lastPathComponent })
+        }
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         formatter.locale = Locale(identifier: "en_US_POSIX")
         var aside = "\(directory)/replaced-\(formatter.string(from: Date()))"
         var n = 1
-        while FileManager.default.fileExists(atPath: aside) { aside = "\(directory)/replaced-\(formatter.string(from: Date()))-\(n)"; n += 1 }
+        while FileManager.default.fileExists(atPath: aside) {
+            aside = "\(directory)/replaced-\(formatter.string(from: Date()))-\(n)"; n += 1
+        }
         do {
             try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: false)
             // The earlier run's TensorBoard files go too, or its curves would mix with the new run's.
-            let moved = existing.map { ($0 as NSString).lastPathComponent } + runFiles.filter { names.contains($0) }
+            let moved =
+                existing.map { ($0 as NSString).lastPathComponent } + runFiles.filter { names.contains($0) }
                 + names.filter { $0.hasPrefix("events.out.tfevents.") }
             for name in moved { try FileManager.default.moveItem(atPath: "\(directory)/\(name)", toPath: "\(aside)/\(name)") }
         } catch {
-            throw RunFolderError.unusable(directory: directory, reason: "moving the earlier run aside failed: \(FileSystemReason.of(error))")
+            throw RunFolderError.unusable(
+                directory: directory, reason: "moving the earlier run aside failed: \(FileSystemReason.of(error))")
         }
         return aside
     }
@@ -130,7 +140,8 @@ public enum FileSystemReason {
         // Foundation on Linux often gives only its own code (FoundationErrors.h): say it as the OS would.
         let known: [Int: String] = [
             4: "No such file or directory", 257: "Permission denied", 260: "No such file or directory", 513: "Permission denied",
-            516: "File exists (a file, not a folder, has that name)", 640: "No space left on device", 642: "Read-only file system",
+            516: "File exists (a file, not a folder, has that name)", 640: "No space left on device",
+            642: "Read-only file system",
         ]
         if ns.domain == NSCocoaErrorDomain, let reason = known[ns.code] { return reason }
         return ns.localizedFailureReason ?? ns.localizedDescription

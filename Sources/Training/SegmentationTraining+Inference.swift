@@ -9,7 +9,6 @@ import Imaging
 import Layers
 import Reporting
 
-
 /// Evaluation, prediction and checkpoint reading of DeepLab-v2.
 extension SegmentationTraining {
     /// Evaluates on a labelled split: logits (MSC-fused when `msc`, multi-scale + flip when asked;
@@ -53,13 +52,18 @@ extension SegmentationTraining {
         return withoutGrad {
             var total: Tensor?
             for scale in scales {
-                let x = scale == 1 ? input : input.resizedBilinear(
-                    to: (max(1, Int((Double(h) * scale).rounded())), max(1, Int((Double(w) * scale).rounded()))), alignCorners: false)
+                let x =
+                    scale == 1
+                    ? input
+                    : input.resizedBilinear(
+                        to: (max(1, Int((Double(h) * scale).rounded())), max(1, Int((Double(w) * scale).rounded()))),
+                        alignCorners: false)
                 let batch = flip ? Tensor.concat([x, x.flipped(alongAxis: 3)], alongAxis: 0) : x
                 let logits = (msc ? model.multiScale(batch).fused : model(batch)).resizedBilinear(to: (h, w), alignCorners: false)
                 var probabilities = logits.softmax(alongAxis: 1)
                 if flip {
-                    probabilities = probabilities.slice(alongAxis: 0, 0..<1) + probabilities.slice(alongAxis: 0, 1..<2).flipped(alongAxis: 3)
+                    probabilities =
+                        probabilities.slice(alongAxis: 0, 0..<1) + probabilities.slice(alongAxis: 0, 1..<2).flipped(alongAxis: 3)
                 }
                 total = total.map { $0 + probabilities } ?? probabilities
             }
@@ -81,7 +85,9 @@ extension SegmentationTraining {
     /// before that attribute) the `# options: {…}` line at the end of its recipe text.
     static func storedOptionsJSON(_ metadata: CheckpointMetadata) -> String? {
         if !metadata.options.isEmpty { return metadata.options }
-        return metadata.recipe.split(separator: "\n").last(where: { $0.hasPrefix("# options: ") }).map { String($0.dropFirst("# options: ".count)) }
+        return metadata.recipe.split(separator: "\n").last(where: { $0.hasPrefix("# options: ") }).map {
+            String($0.dropFirst("# options: ".count))
+        }
     }
 
     /// The training settings that differ between a checkpoint's run and `options`, as
@@ -90,10 +96,11 @@ extension SegmentationTraining {
     /// compares as the behaviour it trained with, not as missing.
     public static func changedOptions(in path: String, comparedWith options: SegmentationOptions) throws -> [String] {
         guard let stored = storedOptionsJSON(try Checkpoint.metadata(at: path)) else { return [] }
-        let json = (try? JSONDecoder().decode(SegmentationOptions.self, from: Data(stored.utf8)))
+        let json =
+            (try? JSONDecoder().decode(SegmentationOptions.self, from: Data(stored.utf8)))
             .flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? stored
         guard let old = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-              let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(options)) as? [String: Any]
+            let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(options)) as? [String: Any]
         else { return [] }
         return new.keys.sorted().compactMap { key in
             // Log, evaluation and checkpoint cadence cannot change the result: never a reason to refuse.
@@ -110,8 +117,11 @@ extension SegmentationTraining {
         guard metadata.architecture == DeepLabV2.architecture else {
             throw CheckpointError.wrongArchitecture(path: path, expected: DeepLabV2.architecture, found: metadata.architecture)
         }
-        guard let json = storedOptionsJSON(metadata), let options = try? JSONDecoder().decode(SegmentationOptions.self, from: Data(json.utf8)) else {
-            throw TrainingError.badCheckpoint(path: path, reason: "no DeepLab-v2 options in its recipe attribute (not written by `wsss train`?)")
+        guard let json = storedOptionsJSON(metadata),
+            let options = try? JSONDecoder().decode(SegmentationOptions.self, from: Data(json.utf8))
+        else {
+            throw TrainingError.badCheckpoint(
+                path: path, reason: "no DeepLab-v2 options in its recipe attribute (not written by `wsss train`?)")
         }
         let model = options.makeModel(classes: metadata.classes.count)
         _ = try Checkpoint.load(from: path, into: model, architecture: DeepLabV2.architecture)

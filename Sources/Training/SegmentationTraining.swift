@@ -57,17 +57,21 @@ public enum SegmentationTraining {
         // Everything that can fail on the inputs (the checkpoint to resume, the initial weights)
         // is checked before the folder is touched: a failed --overwrite leaves the earlier run in place.
         let resumePath = try checkpointToResume(
-            resume, run: run, options: options, provenance: provenance, overwrite: overwrite, allowChangedOptions: allowChangedOptions,
+            resume, run: run, options: options, provenance: provenance, overwrite: overwrite,
+            allowChangedOptions: allowChangedOptions,
             notice: notice)
         var start = 0
         if let resumePath {
-            start = try Checkpoint.load(from: resumePath, into: model, architecture: DeepLabV2.architecture, optimizer: optimizer).iteration
+            start = try Checkpoint.load(from: resumePath, into: model, architecture: DeepLabV2.architecture, optimizer: optimizer)
+                .iteration
             run.lastSaved = resumePath
             notice("resuming from \(resumePath) at iteration \(start)")
         } else if let initFrom {
             notice(try Checkpoint.initialize(model, from: initFrom, exclude: initExclude).summary(from: initFrom))
         }
-        if let moved = try run.prepare(resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"]) {
+        if let moved = try run.prepare(
+            resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"])
+        {
             notice("moved the earlier run's files to \(moved)")
         }
         // Identical weights on every rank, whatever each read.
@@ -91,7 +95,8 @@ public enum SegmentationTraining {
             startBatch: start * options.accumulation,
             shard: BatchLoader.shard(rank: communicator.rank, of: communicator.size, batchSize: options.batchSize))
         defer { loader.stop() }
-        let reducer = communicator.size > 1
+        let reducer =
+            communicator.size > 1
             ? GradientReducer(parameters: model.trainableParameters.map(\.tensor), communicator: communicator) : nil
         let accumulation = GradientAccumulation(steps: options.accumulation)
         let schedule = options.schedule
@@ -109,15 +114,19 @@ public enum SegmentationTraining {
             var stopNow = false
             if let reducer {
                 (stepLoss, stopNow) = try step(
-                    model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize,
+                    model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc,
+                    labelResize: options.labelResize,
                     reducer: reducer, stop: shouldStop(), nextBatch: nextBatch)
             } else {
                 stepLoss = try step(
-                    model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc, labelResize: options.labelResize,
+                    model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc,
+                    labelResize: options.labelResize,
                     nextBatch: nextBatch)
                 stopNow = shouldStop()
             }
-            guard stepLoss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastSaved) }
+            guard stepLoss.isFinite else {
+                throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastSaved)
+            }
             let done = iteration + 1
             window.add(loss: stepLoss, images: images)
             if done % options.logEvery == 0 || done == options.iterations {
@@ -128,17 +137,21 @@ public enum SegmentationTraining {
             if done == options.iterations {
                 try run.save(model, optimizer: optimizer, metadata: checkpoint, name: finalName)
             } else if done % options.checkpointEvery == 0 || (stopNow && done < options.iterations) {
-                try run.save(model, optimizer: optimizer, metadata: checkpoint, name: run.periodicName(done), keepLast: options.keepLast)
+                try run.save(
+                    model, optimizer: optimizer, metadata: checkpoint, name: run.periodicName(done), keepLast: options.keepLast)
             }
             if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
-                try evaluateWhileTraining(model: model, on: validation, options: options, at: done, run: run, evaluated: evaluated)
+                try evaluateWhileTraining(
+                    model: model, on: validation, options: options, at: done, run: run, evaluated: evaluated)
             }
             if let log = run.log {
                 try? LossCurve.plot(
                     log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
                     title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")
             }
-            if stopNow && done < options.iterations { throw TrainingInterrupted(iteration: done, checkpoint: run.lastSaved ?? "") }
+            if stopNow && done < options.iterations {
+                throw TrainingInterrupted(iteration: done, checkpoint: run.lastSaved ?? "")
+            }
         }
         return run.lastSaved ?? "\(runDirectory)/\(finalName)"
     }
@@ -163,8 +176,10 @@ public enum SegmentationTraining {
         guard let path else { return nil }
         let metadata = try Checkpoint.metadata(at: path)
         if !provenance.isEmpty {
-            let changed = metadata.provenance.isEmpty
-                ? ["no record of what it was made from: not this stage's run"] : Provenance.changes(from: metadata.provenance, to: provenance)
+            let changed =
+                metadata.provenance.isEmpty
+                ? ["no record of what it was made from: not this stage's run"]
+                : Provenance.changes(from: metadata.provenance, to: provenance)
             if !changed.isEmpty {
                 if overwrite {
                     notice("not resuming \(path) (\(changed.joined(separator: "; "))): starting afresh")
@@ -239,9 +254,12 @@ public enum SegmentationTraining {
                 preprocessing: options.preprocessing, msc: options.msc,
                 onImage: { id, prediction in
                     // The first images' predictions as overlays, to watch them improve.
-                    guard let board = run.board, shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else { return }
+                    guard let board = run.board, shown < 2, let sample = validation.samples.first(where: { $0.id == id }) else {
+                        return
+                    }
                     shown += 1
-                    try board.addImage("val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: iteration)
+                    try board.addImage(
+                        "val/prediction/\(id)", try validation.load(sample).image.overlaid(with: prediction), step: iteration)
                 }))
         let miou = matrix.meanIoU * 100
         guard let board = run.board else { return }
@@ -330,7 +348,9 @@ public enum SegmentationTraining {
     }
 
     /// `lossOf`'s cross-entropy terms, each with the number of labelled pixels it averages over.
-    static func lossTerms(model: DeepLabV2, batch: Batch, msc: Bool, labelResize: NearestRule = .torch) -> [(loss: Tensor, labelled: Int)] {
+    static func lossTerms(model: DeepLabV2, batch: Batch, msc: Bool, labelResize: NearestRule = .torch) -> [(
+        loss: Tensor, labelled: Int
+    )] {
         func ce(_ logits: Tensor) -> (loss: Tensor, labelled: Int) {
             let labels = batch.labels.resizedNearest(to: (logits.shape[2], logits.shape[3]), rule: labelResize)
             let labelled = labels.values.reduce(0) { $0 + ($1 == LabelTensor.ignoreIndex ? 0 : 1) }

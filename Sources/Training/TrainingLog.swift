@@ -17,7 +17,8 @@ public final class TrainingLog: @unchecked Sendable {
     deinit { try? handle?.close() }
 
     public func write(_ object: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else { return }
         handle?.write(data + Data("\n".utf8))
     }
 
@@ -43,7 +44,8 @@ extension TrainingLog {
             if let done = object?["iteration"] as? Int, done > iteration { dropped = true } else { kept.append(line) }
         }
         guard dropped else { return }
-        let temporary = (path as NSString).deletingLastPathComponent + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
+        let temporary =
+            (path as NSString).deletingLastPathComponent + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
         let body = kept.isEmpty ? "" : kept.joined(separator: "\n") + "\n"
         try Data(body.utf8).write(to: URL(fileURLWithPath: temporary))
         guard rename(temporary, path) == 0 else {

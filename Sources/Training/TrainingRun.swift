@@ -43,7 +43,9 @@ public enum Resume: Equatable, Sendable {
 public struct TrainingInterrupted: LocalizedError {
     public let iteration: Int
     public let checkpoint: String
-    public var errorDescription: String? { "stopped at iteration \(iteration); checkpoint \(checkpoint) (resume with --resume auto)" }
+    public var errorDescription: String? {
+        "stopped at iteration \(iteration); checkpoint \(checkpoint) (resume with --resume auto)"
+    }
 }
 
 /// What every training run shares around its steps (the CAM classifier's and DeepLab's): the
@@ -83,7 +85,9 @@ public final class TrainingRun {
     /// `--overwrite` leaves the earlier run where it was. Returns where earlier files went.
     @discardableResult
     public func prepare(resuming: Bool, overwrite: Bool, runFiles: [String]) throws -> String? {
-        let moved = try lock.flatMap { try RunFolder.prepare($0, prefix: prefix, resuming: resuming, overwrite: overwrite, runFiles: runFiles) }
+        let moved = try lock.flatMap {
+            try RunFolder.prepare($0, prefix: prefix, resuming: resuming, overwrite: overwrite, runFiles: runFiles)
+        }
         try communicator.barrier()
         return moved
     }

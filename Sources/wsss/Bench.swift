@@ -10,7 +10,9 @@ extension ConvAlgorithm: ExpressibleByArgument {}
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
-        subcommands: [Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, CRF.self, COCOBench.self, Allreduce.self])
+        subcommands: [
+            Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, CRF.self, COCOBench.self, Allreduce.self,
+        ])
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -113,11 +115,15 @@ struct ConvShape {
 enum OpBenchmarks {
     /// Runs `body` once to warm up, then until `seconds` have passed (at least `repetitions`, at
     /// most 50 times). `body` returns its own measured seconds, or nil to be timed whole.
-    static func time(seconds: Double, repetitions: Int = 3, _ body: () -> Double?) -> (median: Double, minimum: Double, count: Int) {
+    static func time(seconds: Double, repetitions: Int = 3, _ body: () -> Double?) -> (
+        median: Double, minimum: Double, count: Int
+    ) {
         _ = body()
         var samples: [Double] = []
         let start = DispatchTime.now().uptimeNanoseconds
-        while samples.count < repetitions || (samples.count < 50 && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds) {
+        while samples.count < repetitions
+            || (samples.count < 50 && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds)
+        {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let measured = body()
             samples.append(measured ?? Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
@@ -190,7 +196,8 @@ extension Bench {
     struct DataPipeline: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "data",
-            abstract: "Images/s of the training data pipeline (JPEG/PNG decoding, random scale, crop, flip, batching) on background threads.",
+            abstract:
+                "Images/s of the training data pipeline (JPEG/PNG decoding, random scale, crop, flip, batching) on background threads.",
             discussion: """
                 Without --root, writes a temporary synthetic dataset of 500x500 JPEGs (a little larger than \
                 VOC's typical 500x375). Prints one JSON line: images_per_s, seconds_per_batch (mean), batch, crop, threads.
@@ -235,7 +242,8 @@ extension Bench {
             defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
             let classes = try ClassNames.of(datasetRoot: directory!)
             let dataset = try VOCDataset(root: directory!, split: split, classes: classes, requireLabels: true)
-            let loader = try BatchLoader(dataset: dataset, augmentation: Augmentation(cropSize: crop), batchSize: batch, seed: 1, prefetch: 2)
+            let loader = try BatchLoader(
+                dataset: dataset, augmentation: Augmentation(cropSize: crop), batchSize: batch, seed: 1, prefetch: 2)
             _ = try loader.next()
             let start = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<batches { _ = try loader.next() }

@@ -45,26 +45,31 @@ extension Bench {
         @Flag(help: "Batch norm in training mode (batch statistics, trained γ/β), as the demo recipe; DeepLab-v2 freezes it.")
         var trainBN = false
 
-        @Option(help: ArgumentHelp(
-            "Comma-separated conv lowerings the automatic choice may pick (im2col is always the fallback), to compare them on the whole network. (default: all)",
-            valueName: "list"))
+        @Option(
+            help: ArgumentHelp(
+                "Comma-separated conv lowerings the automatic choice may pick (im2col is always the fallback), to compare them on the whole network. (default: all)",
+                valueName: "list"))
         var lowerings: String?
 
         /// `--lowerings` parsed, or nil for all.
         func loweringChoices() throws -> Set<ConvAlgorithm>? {
             guard let lowerings else { return nil }
-            return Set(try lowerings.split(separator: ",").map { part in
-                guard let a = ConvAlgorithm(rawValue: String(part)), a != .automatic else {
-                    throw ValidationError("--lowerings: '\(part)' is not one of pointwise, im2col, winograd, stackedTaps, tapwise")
-                }
-                return a
-            })
+            return Set(
+                try lowerings.split(separator: ",").map { part in
+                    guard let a = ConvAlgorithm(rawValue: String(part)), a != .automatic else {
+                        throw ValidationError(
+                            "--lowerings: '\(part)' is not one of pointwise, im2col, winograd, stackedTaps, tapwise")
+                    }
+                    return a
+                })
         }
 
         func validate() throws {
             _ = try loweringChoices()
             guard ResNetDepth(rawValue: depth) != nil else { throw ValidationError("--depth: \(ResNetDepth.phrase)") }
-            guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else { throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1") }
+            guard size >= 33, batch >= 1, repeats >= 1, narrow >= 1 else {
+                throw ValidationError("--size ≥ 33, --batch, --repeats and --narrow ≥ 1")
+            }
             try MemoryBudget.checkTrainingBatch(batch: batch, crop: size)
         }
 
@@ -86,7 +91,8 @@ extension Bench {
             let x = Tensor.randomNormal([batch, 3, size, size], using: &g)
             let probe = withoutGrad { model(Tensor(zeros: [1, 3, size, size])) }
             let (lh, lw) = (probe.shape[2], probe.shape[3])
-            let labels = LabelTensor(shape: [batch, size, size], values: (0..<(batch * size * size)).map { _ in Int32(g.next() % 21) })
+            let labels = LabelTensor(
+                shape: [batch, size, size], values: (0..<(batch * size * size)).map { _ in Int32(g.next() % 21) })
 
             var forwardFLOPs = model.convolutionFLOPs(height: size, width: size) * Double(batch)
             if msc {
@@ -100,7 +106,9 @@ extension Bench {
                 case .infer:
                     _ = withoutGrad { msc ? model.multiScale(x).fused : model(x) }
                 case .train:
-                    _ = SegmentationTraining.step(model: model, optimizer: sgd, accumulation: GradientAccumulation(steps: 1), msc: msc) {
+                    _ = SegmentationTraining.step(
+                        model: model, optimizer: sgd, accumulation: GradientAccumulation(steps: 1), msc: msc
+                    ) {
                         Batch(images: x, labels: labels, ids: [])
                     }
                 }
@@ -112,7 +120,8 @@ extension Bench {
             let flops = forwardFLOPs * (mode == .train ? 3 : 1)
             let gflops = flops / timing.median / 1e9
             let object: [String: Any] = [
-                "name": "deeplabv2-r\(depth)_\(mode.rawValue)\(msc ? "_msc" : "")_\(size)_b\(batch)\(narrow > 1 ? "_w\(narrow)" : "")\(trainBN ? "_bn" : "")",
+                "name":
+                    "deeplabv2-r\(depth)_\(mode.rawValue)\(msc ? "_msc" : "")_\(size)_b\(batch)\(narrow > 1 ? "_w\(narrow)" : "")\(trainBN ? "_bn" : "")",
                 "images_per_s": (Double(batch) / timing.median * 10).rounded() / 10,
                 "median_s": timing.median, "min_s": timing.minimum, "reps": timing.count,
                 "gflops": (gflops * 10).rounded() / 10, "forward_gflop": (forwardFLOPs / 1e9 * 10).rounded() / 10,

@@ -10,8 +10,11 @@ extension Bench {
     struct Pseudo: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "pseudo",
-            abstract: "Time the SEPL merge on VOC-size images (500x375) with ~100 SAM-like proposals each (one JSON object per line).",
-            discussion: "Two lines: sepl_merge_memory (proposals already decoded) and sepl_merge_rle_json (reading SA-1B JSON with compressed RLE, decoding, merging). Images are processed in parallel on --threads; images_per_s is the throughput.")
+            abstract:
+                "Time the SEPL merge on VOC-size images (500x375) with ~100 SAM-like proposals each (one JSON object per line).",
+            discussion:
+                "Two lines: sepl_merge_memory (proposals already decoded) and sepl_merge_rle_json (reading SA-1B JSON with compressed RLE, decoding, merging). Images are processed in parallel on --threads; images_per_s is the throughput."
+        )
 
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("Images per timed batch.", valueName: "n")) var images = 64

@@ -9,7 +9,8 @@ extension Bench {
     struct SAMBench: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "sam",
-            abstract: "Time SAM on random weights: the image encoder at 1024x1024, the mask decoder, the mask generator (JSON Lines).",
+            abstract:
+                "Time SAM on random weights: the image encoder at 1024x1024, the mask decoder, the mask generator (JSON Lines).",
             discussion: """
                 Lines: sam_<config>_encoder (median_s over --repeats, peak_rss_mb of the process so far: weights + encoder), \
                 sam_<config>_decoder (masks_per_s for batches of 64 single-point prompts, 3 masks each), \
@@ -20,11 +21,15 @@ extension Bench {
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("vit_b, vit_l or vit_h.", valueName: "name")) var config = "vit_b"
         @Option(help: ArgumentHelp("Timed encoder repetitions after one warm-up.", valueName: "n")) var repeats = 3
-        @Flag(help: "Leave out the timed encoder line (the predictor still encodes the image once). (default: off)") var skipEncoder = false
-        @Flag(help: "Leave out the generator line (it runs the encoder once more and 1024 point prompts). (default: off)") var skipGenerator = false
+        @Flag(help: "Leave out the timed encoder line (the predictor still encodes the image once). (default: off)")
+        var skipEncoder = false
+        @Flag(help: "Leave out the generator line (it runs the encoder once more and 1024 point prompts). (default: off)")
+        var skipGenerator = false
 
         func validate() throws {
-            guard SAMConfiguration.named.contains(where: { $0.name == config }) else { throw ValidationError("--config: vit_b, vit_l or vit_h") }
+            guard SAMConfiguration.named.contains(where: { $0.name == config }) else {
+                throw ValidationError("--config: vit_b, vit_l or vit_h")
+            }
             guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         }
 
@@ -46,7 +51,9 @@ extension Bench {
             // A 1024x768 image of smooth colour and noise, as the official bench in scripts/bench_reference.py.
             let (w, h) = (1024, 768)
             var pixels = [UInt8](repeating: 0, count: w * h * 3)
-            for i in 0..<(w * h) { for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % w) / 4 + c * 40 + Int(g.next() % 32)) } }
+            for i in 0..<(w * h) {
+                for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % w) / 4 + c * 40 + Int(g.next() % 32)) }
+            }
             let image = Image(width: w, height: h, channels: 3, pixels: pixels)
             let predictor = SAMPredictor(model: model)
             try predictor.setImage(image)
@@ -55,13 +62,17 @@ extension Bench {
                 _ = predictor.predictLogits(points: points, labels: Array(repeating: 1, count: 64), multimask: true)
                 return nil
             }
-            emit("decoder", decoder.median, decoder.minimum, extra: ["prompts": 64, "masks_per_s": (64 * 3 / decoder.median * 10).rounded() / 10])
+            emit(
+                "decoder", decoder.median, decoder.minimum,
+                extra: ["prompts": 64, "masks_per_s": (64 * 3 / decoder.median * 10).rounded() / 10])
 
             guard !skipGenerator else { return }
             let generator = try AutomaticMaskGenerator(predictor: predictor)
             let start = Date()
             let records = try generator.generate(image)
-            emit("generator", Date().timeIntervalSince(start), nil, extra: ["image": "\(w)x\(h)", "points_per_side": 32, "masks": records.count])
+            emit(
+                "generator", Date().timeIntervalSince(start), nil,
+                extra: ["image": "\(w)x\(h)", "points_per_side": 32, "masks": records.count])
         }
 
         func emit(_ part: String, _ median: Double, _ minimum: Double?, extra: [String: Any]) {

@@ -15,36 +15,60 @@ extension CAMPreset: ExpressibleByArgument {}
 /// `wsss cam train | infer | sweep`: the CAM stage.
 struct CAMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cam", abstract: "Train the CAM classifier on image-level labels, extract CAMs, sweep the background threshold.",
+        commandName: "cam",
+        abstract: "Train the CAM classifier on image-level labels, extract CAMs, sweep the background threshold.",
         subcommands: [Train.self, Infer.self, Sweep.self])
 
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Train the CAM classifier (ResNet-50, output stride 16, GAP, 1x1 classifier, multi-label soft-margin loss).",
-            discussion: "Defaults follow IRN's train_cam.py (crop 512, batch 16, 5 epochs of VOC train_aug, poly 0.9, weight decay 1e-4) but for the learning rate (ours 0.01 backbone / 0.1 classifier, IRN's 0.1 / 1.0); IRN's whole procedure is --preset irn (the recipe key cam.preset: irn; docs/MODELS.md). Writes cam_final.h5, periodic cam_iter_N.h5 and cam_train.jsonl to --out; a rerun resumes from the newest checkpoint there.")
+            abstract:
+                "Train the CAM classifier (ResNet-50, output stride 16, GAP, 1x1 classifier, multi-label soft-margin loss).",
+            discussion:
+                "Defaults follow IRN's train_cam.py (crop 512, batch 16, 5 epochs of VOC train_aug, poly 0.9, weight decay 1e-4) but for the learning rate (ours 0.01 backbone / 0.1 classifier, IRN's 0.1 / 1.0); IRN's whole procedure is --preset irn (the recipe key cam.preset: irn; docs/MODELS.md). Writes cam_final.h5, periodic cam_iter_N.h5 and cam_train.jsonl to --out; a rerun resumes from the newest checkpoint there."
+        )
 
         @OptionGroup var data: DatasetOptions
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("Run folder (created). (required)", valueName: "dir")) var out: String
-        @Option(help: ArgumentHelp("Defaults to start from: 'wsss' (ours) or 'irn' (IRN's procedure: lr 0.1 / 1.0, SGD momentum 1e-4, stages 1-2 frozen, long side 320-640, 3305 steps, make_cam; the flags below still apply).", valueName: "preset"))
+        @Option(
+            help: ArgumentHelp(
+                "Defaults to start from: 'wsss' (ours) or 'irn' (IRN's procedure: lr 0.1 / 1.0, SGD momentum 1e-4, stages 1-2 frozen, long side 320-640, 3305 steps, make_cam; the flags below still apply).",
+                valueName: "preset"))
         var preset: CAMPreset = .wsss
         @Option(help: ArgumentHelp("Iterations. (default: 3300; 3305 with --preset irn)", valueName: "n")) var iterations: Int?
         @Option(help: ArgumentHelp("Images per batch.", valueName: "n")) var batch = CAMTrainingOptions().batchSize
         @Option(help: ArgumentHelp("Crop size.", valueName: "px")) var crop = CAMTrainingOptions().cropSize
-        @Option(help: ArgumentHelp("Random scale range (unused with --preset irn, which resizes the long side).", valueName: "low,high")) var scales = "0.5,1.5"
-        @Option(help: ArgumentHelp("Backbone learning rate (the classifier gets 10x). (default: 0.01; 0.1 with --preset irn)", valueName: "lr")) var lr: Float?
+        @Option(
+            help: ArgumentHelp(
+                "Random scale range (unused with --preset irn, which resizes the long side).", valueName: "low,high"))
+        var scales = "0.5,1.5"
+        @Option(
+            help: ArgumentHelp(
+                "Backbone learning rate (the classifier gets 10x). (default: 0.01; 0.1 with --preset irn)", valueName: "lr"))
+        var lr: Float?
         @Option(help: ArgumentHelp("Divide every ResNet-50 width by this (1 = full).", valueName: "n")) var widthDivisor = 1
         @Flag(help: "Train batch norm (from scratch) instead of freezing it (ImageNet init).") var trainBn = false
-        @Option(help: ArgumentHelp("Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py). (default: none)", valueName: "file")) var initFrom: String?
+        @Option(
+            help: ArgumentHelp(
+                "Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py). (default: none)",
+                valueName: "file")) var initFrom: String?
         @Option(help: ArgumentHelp("Random seed.", valueName: "n")) var seed: UInt64 = 0
-        @Flag(help: "Data-parallel training over the ranks of mpirun/srun (docs/DISTRIBUTED.md): each rank trains on its share of every batch; only rank 0 writes. (default: off)") var distributed = false
-        @Flag(help: "With --distributed and --train-bn: batch-norm statistics of each rank's share only, instead of synchronised over the ranks (SyncBatchNorm). (default: off)") var perRankBn = false
+        @Flag(
+            help:
+                "Data-parallel training over the ranks of mpirun/srun (docs/DISTRIBUTED.md): each rank trains on its share of every batch; only rank 0 writes. (default: off)"
+        ) var distributed = false
+        @Flag(
+            help:
+                "With --distributed and --train-bn: batch-norm statistics of each rank's share only, instead of synchronised over the ranks (SyncBatchNorm). (default: off)"
+        ) var perRankBn = false
 
         /// Zero or negative counts would divide by zero or train nothing while reporting a checkpoint.
         func validate() throws {
             // A flag that changes nothing would let a user believe they ran what they asked for.
             if perRankBn && !distributed { throw ValidationError("--per-rank-bn only applies with --distributed") }
-            if perRankBn && !trainBn { throw ValidationError("--per-rank-bn only applies with --train-bn (frozen BN has no batch statistics)") }
+            if perRankBn && !trainBn {
+                throw ValidationError("--per-rank-bn only applies with --train-bn (frozen BN has no batch statistics)")
+            }
             for (value, option) in [
                 (iterations ?? 1, "--iterations"), (batch, "--batch"), (crop, "--crop"), (widthDivisor, "--width-divisor"),
             ] where value < 1 {
@@ -70,8 +94,9 @@ struct CAMCommand: ParsableCommand {
             options.widthDivisor = widthDivisor
             options.frozenBN = !trainBn
             options.seed = seed
-            try CAMCommand.train(dataset: try data.dataset(), options: options, out: out, initFrom: initFrom, communicator: communicator,
-                                 syncBatchNorm: !perRankBn)
+            try CAMCommand.train(
+                dataset: try data.dataset(), options: options, out: out, initFrom: initFrom, communicator: communicator,
+                syncBatchNorm: !perRankBn)
         }
     }
 
@@ -84,18 +109,20 @@ struct CAMCommand: ParsableCommand {
         var reported = false
         StopRequest.install()
         do {
-        try CAMTraining.train(
-            dataset: dataset, options: options, outDirectory: out, initFrom: initFrom, progress: { iteration, loss in
-            if !reported {
-                reported = true
-                if iteration > 1 { progress.advance(by: iteration - 1) }
-            }
-            smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
-            progress.advance(extra: String(format: "loss %.4f", smoothed!))
-        }, shouldStop: { StopRequest.requested != 0 }, communicator: communicator, syncBatchNorm: syncBatchNorm)
+            try CAMTraining.train(
+                dataset: dataset, options: options, outDirectory: out, initFrom: initFrom,
+                progress: { iteration, loss in
+                    if !reported {
+                        reported = true
+                        if iteration > 1 { progress.advance(by: iteration - 1) }
+                    }
+                    smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
+                    progress.advance(extra: String(format: "loss %.4f", smoothed!))
+                }, shouldStop: { StopRequest.requested != 0 }, communicator: communicator, syncBatchNorm: syncBatchNorm)
         } catch let stop as TrainingInterrupted {
             // Ctrl-C or SIGTERM: a checkpoint is saved; `wsss cam train` with the same --out resumes.
-            Log.info("cam train: \(stop.localizedDescription.replacingOccurrences(of: "--resume auto", with: "the same command"))")
+            Log.info(
+                "cam train: \(stop.localizedDescription.replacingOccurrences(of: "--resume auto", with: "the same command"))")
             throw ExitCode(130)
         }
         Log.info("cam train: \(out)/cam_final.h5")
@@ -110,15 +137,21 @@ struct CAMCommand: ParsableCommand {
     struct Infer: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write multi-scale + flip CAMs of a split's present classes to one HDF5 file.",
-            discussion: "Layout: /<id>/classes (int32 class ids present, from the image-level labels) and /<id>/cams (float32 [K, H, W], max-normalised, at image resolution).")
+            discussion:
+                "Layout: /<id>/classes (int32 class ids present, from the image-level labels) and /<id>/cams (float32 [K, H, W], max-normalised, at image resolution)."
+        )
 
         @OptionGroup var data: DatasetOptions
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("CAM checkpoint (cam_final.h5). (required)", valueName: "file")) var checkpoint: String
         @Option(help: ArgumentHelp("Output HDF5 file. (required)", valueName: "file")) var out: String
-        @Option(help: ArgumentHelp("Scales. (default: the checkpoint's, IRN's 1.0,0.5,1.5,2.0)", valueName: "list")) var scales: String?
+        @Option(help: ArgumentHelp("Scales. (default: the checkpoint's, IRN's 1.0,0.5,1.5,2.0)", valueName: "list")) var scales:
+            String?
         @Flag(help: "Replace --out if it exists. (default: off, an existing file is refused)") var overwrite = false
-        @Flag(help: "Split the images across the ranks of mpirun/srun; rank 0 merges their CAMs into --out (docs/DISTRIBUTED.md). (default: off)") var distributed = false
+        @Flag(
+            help:
+                "Split the images across the ranks of mpirun/srun; rank 0 merges their CAMs into --out (docs/DISTRIBUTED.md). (default: off)"
+        ) var distributed = false
 
         func run() throws {
             try checkOutput(out, option: "--out", overwrite: overwrite, inputs: [checkpoint])
@@ -127,14 +160,20 @@ struct CAMCommand: ParsableCommand {
             try CAMCommand.infer(
                 dataset: try data.dataset(), checkpoint: checkpoint, out: out,
                 scales: try scales.map {
-                    try parseNumbers($0, option: "--scales", positive: true, minimum: CAMCommand.minimumInferenceScale, maximum: CAMCommand.maximumInferenceScale)
+                    try parseNumbers(
+                        $0, option: "--scales", positive: true, minimum: CAMCommand.minimumInferenceScale,
+                        maximum: CAMCommand.maximumInferenceScale)
                 }, communicator: communicator)
         }
     }
 
-    static func infer(dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?, communicator: Communicator = .single) throws {
+    static func infer(
+        dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?, communicator: Communicator = .single
+    ) throws {
         let progress = ProgressBar("cam infer", total: communicator.share(of: dataset.samples).count)
-        try CAMStage.infer(dataset: dataset, checkpoint: checkpoint, out: out, scales: scales, progress: { _, _ in progress.advance() }, communicator: communicator)
+        try CAMStage.infer(
+            dataset: dataset, checkpoint: checkpoint, out: out, scales: scales, progress: { _, _ in progress.advance() },
+            communicator: communicator)
         Log.info("cam infer: \(out)")
     }
 
@@ -150,17 +189,24 @@ struct CAMCommand: ParsableCommand {
 
         func run() throws {
             let parts = thresholds.split(separator: ":").compactMap { Double($0) }
-            guard parts.count == 3, parts[2] > 0, parts[0] <= parts[1] else { throw ValidationError("--thresholds must be start:stop:step") }
+            guard parts.count == 3, parts[2] > 0, parts[0] <= parts[1] else {
+                throw ValidationError("--thresholds must be start:stop:step")
+            }
             let values = Array(stride(from: parts[0], through: parts[1] + 1e-9, by: parts[2])).map { Float($0) }
             let dataset = try data.dataset(requireLabels: true)
             let progress = ProgressBar("cam sweep", total: dataset.samples.count)
             let sweep = try CAMThresholdSweep.run(dataset: dataset, camFile: cams, thresholds: values) { progress.advance() }
             let (scores, best) = (sweep.miou, sweep.best)
             if json {
-                printJSON(["thresholds": values.map(Double.init), "miou": scores, "best_threshold": Double(values[best]), "best_miou": scores[best]])
+                printJSON([
+                    "thresholds": values.map(Double.init), "miou": scores, "best_threshold": Double(values[best]),
+                    "best_miou": scores[best],
+                ])
             } else {
                 print("bg_threshold  mIoU (%)")
-                for (t, s) in zip(values, scores) { print(String(format: "%12.2f  %7.2f%@", t, s, t == values[best] ? "  ← best" : "")) }
+                for (t, s) in zip(values, scores) {
+                    print(String(format: "%12.2f  %7.2f%@", t, s, t == values[best] ? "  ← best" : ""))
+                }
             }
         }
     }

@@ -11,12 +11,9 @@ import Imaging
 struct CRFOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Mean-field iterations.", valueName: "n")) var iterations = 10
     @Option(help: ArgumentHelp("Weight of the smoothness (xy Gaussian) kernel.", valueName: "w")) var posW: Float = 3
-    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels.", valueName: "px")) var posXYStd:
-        Float = 1
-    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel.", valueName: "w")) var biW:
-        Float = 4
-    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels.", valueName: "px")) var biXYStd:
-        Float = 67
+    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels.", valueName: "px")) var posXYStd: Float = 1
+    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel.", valueName: "w")) var biW: Float = 4
+    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels.", valueName: "px")) var biXYStd: Float = 67
     @Option(help: ArgumentHelp("Colour std of the appearance kernel, 8-bit levels.", valueName: "levels"))
     var biRGBStd: Float = 3
 

@@ -9,7 +9,8 @@ struct DataCommand: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Read every image, label and annotation of a split; print counts, class frequencies and every problem found.",
+            abstract:
+                "Read every image, label and annotation of a split; print counts, class frequencies and every problem found.",
             discussion: "Exits with status 1 when any problem is found (each names its file).")
 
         @OptionGroup var data: DatasetOptions

@@ -20,17 +20,22 @@ struct SplitDatasetOptions<Default: DefaultSplit>: ParsableArguments {
     @Option(help: ArgumentHelp("Image list: ImageSets/Segmentation/<split>.txt.", valueName: "name"))
     var split = Default.name
 
-    @Option(help: ArgumentHelp(
-        "Label folder (relative to the working directory, as every path on the command line) overriding SegmentationClass[Aug]: pseudo-labels from any source plug in here. (default: SegmentationClassAug for *_aug splits, else SegmentationClass)",
-        valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Label folder (relative to the working directory, as every path on the command line) overriding SegmentationClass[Aug]: pseudo-labels from any source plug in here. (default: SegmentationClassAug for *_aug splits, else SegmentationClass)",
+            valueName: "dir"))
     var labels: String?
 
-    @Option(help: ArgumentHelp(
-        "Plain image-label file (one line per image: id, then class names or indices) instead of Annotations/*.xml, or 'masks' to read them off the label PNGs (as IRN's cls_labels.npy). (default: Annotations/*.xml)",
-        valueName: "file|masks"))
+    @Option(
+        help: ArgumentHelp(
+            "Plain image-label file (one line per image: id, then class names or indices) instead of Annotations/*.xml, or 'masks' to read them off the label PNGs (as IRN's cls_labels.npy). (default: Annotations/*.xml)",
+            valueName: "file|masks"))
     var imageLabels: String?
 
-    @Option(help: ArgumentHelp("Class names: 'voc' or a file with one name per line, background first. (default: <root>/classes.txt if present, else voc)", valueName: "voc|file"))
+    @Option(
+        help: ArgumentHelp(
+            "Class names: 'voc' or a file with one name per line, background first. (default: <root>/classes.txt if present, else voc)",
+            valueName: "voc|file"))
     var classes: String?
 
     func classNames() throws -> ClassNames {
@@ -39,9 +44,10 @@ struct SplitDatasetOptions<Default: DefaultSplit>: ParsableArguments {
     }
 
     func dataset(requireLabels: Bool = false) throws -> VOCDataset {
-        try VOCDataset(root: root, split: split, classes: classNames(), labels: labels.map(absolutePath),
-                       imageLabelFile: imageLabels == "masks" ? nil : imageLabels, requireLabels: requireLabels,
-                       imageLabelsFromMasks: imageLabels == "masks")
+        try VOCDataset(
+            root: root, split: split, classes: classNames(), labels: labels.map(absolutePath),
+            imageLabelFile: imageLabels == "masks" ? nil : imageLabels, requireLabels: requireLabels,
+            imageLabelsFromMasks: imageLabels == "masks")
     }
 }
 
@@ -53,7 +59,8 @@ func absolutePath(_ path: String) -> String {
 
 /// Prints one JSON object on stdout.
 func printJSON(_ object: Any) {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    let data =
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
     print(String(decoding: data, as: UTF8.self))
 }
 

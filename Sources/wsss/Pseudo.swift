@@ -14,7 +14,8 @@ import Training
 /// `wsss pseudo`: writes pseudo-labels for a split from any source and scores them.
 struct Pseudo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write pseudo-labels (VOC palette PNGs) for a split from CAMs, SEPL, boxes, ground truth or a folder, and score them.",
+        abstract:
+            "Write pseudo-labels (VOC palette PNGs) for a split from CAMs, SEPL, boxes, ground truth or a folder, and score them.",
         discussion: """
             Sources: cam (CAMs + background threshold), sepl (seeds sharpened by proposals, the SEPL rule), boxes (one \
             proposal per detection box, most confident painted last; boxes from --detections or from the seeds' connected \
@@ -41,33 +42,46 @@ struct Pseudo: ParsableCommand {
     @Option(help: ArgumentHelp("CAM file from `wsss cam infer` (seeds for cam, sepl, boxes). (default: none)", valueName: "file"))
     var cams: String?
 
-    @Option(help: ArgumentHelp("Folder of seed label PNGs instead of --cams (any WSSS method's labels). (default: none)", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Folder of seed label PNGs instead of --cams (any WSSS method's labels). (default: none)", valueName: "dir"))
     var seeds: String?
 
-    @Option(help: ArgumentHelp("Segment proposals: sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam. (default: none)", valueName: "spec"))
+    @Option(
+        help: ArgumentHelp(
+            "Segment proposals: sa1b:DIR, masks:DIR, index:DIR, felzenszwalb or sam. (default: none)", valueName: "spec"))
     var proposals: String?
 
-    @Option(help: ArgumentHelp("SAM weights (official .pth or our HDF5) for --proposals sam or box prompts. (default: none)", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "SAM weights (official .pth or our HDF5) for --proposals sam or box prompts. (default: none)", valueName: "file"))
     var samCheckpoint: String?
 
-    @Option(help: ArgumentHelp("SAM configuration: vit_b, vit_l, vit_h or a YAML file. (default: read off the weights)", valueName: "name|file"))
+    @Option(
+        help: ArgumentHelp(
+            "SAM configuration: vit_b, vit_l, vit_h or a YAML file. (default: read off the weights)", valueName: "name|file"))
     var samConfig: String?
 
-    @Option(help: ArgumentHelp("Folder for SAM's masks (amg.py JSON per image), reused when present. (default: <out>/sam_masks)", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Folder for SAM's masks (amg.py JSON per image), reused when present. (default: <out>/sam_masks)", valueName: "dir"))
     var samCache: String?
 
     @OptionGroup(title: "SAM mask generator (--proposals sam)") var samGenerator: SAMGeneratorOptions
 
-    @Option(help: ArgumentHelp("Detections JSON for --source boxes (default: boxes from the seeds' components).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("Detections JSON for --source boxes (default: boxes from the seeds' components).", valueName: "file"))
     var detections: String?
 
     @Option(help: ArgumentHelp("CAM background threshold.", valueName: "t"))
     var bgThreshold: Float = 0.15
 
-    @Option(help: ArgumentHelp("CAM confidence band written as 255 (ignore), e.g. 0.1,0.3. (default: none)", valueName: "low,high"))
+    @Option(
+        help: ArgumentHelp("CAM confidence band written as 255 (ignore), e.g. 0.1,0.3. (default: none)", valueName: "low,high"))
     var ignoreBand: String?
 
-    @Option(help: ArgumentHelp("SEPL: select a proposal when more than this share of it lies in the class region.", valueName: "s"))
+    @Option(
+        help: ArgumentHelp("SEPL: select a proposal when more than this share of it lies in the class region.", valueName: "s"))
     var maskShare: Double = 0.5
 
     @Option(help: ArgumentHelp("SEPL: or when it covers at least this share of the class region.", valueName: "s"))
@@ -76,13 +90,18 @@ struct Pseudo: ParsableCommand {
     @Flag(help: "SEPL: write 255 where selected proposals of two classes overlap (order-free rule).")
     var ignoreConflicts = false
 
-    @Option(help: ArgumentHelp("SEPL: 'order-free' (ours: independent of class and mask order) or 'public' (cskyl/SAM_WSSS max_iou_imp2.py to the pixel: classes in id order, masks in file order, later classes overwrite; docs/PSEUDO-LABELS.md).", valueName: "rule"))
+    @Option(
+        help: ArgumentHelp(
+            "SEPL: 'order-free' (ours: independent of class and mask order) or 'public' (cskyl/SAM_WSSS max_iou_imp2.py to the pixel: classes in id order, masks in file order, later classes overwrite; docs/PSEUDO-LABELS.md).",
+            valueName: "rule"))
     var seplRule: SEPLMerge.Rule = .orderFree
 
     @Flag(help: "Refine the pseudo-labels with the fully-connected CRF (docs/CRF.md; settings below); ignore pixels stay 255.")
     var crf = false
 
-    @Option(help: ArgumentHelp("With --crf: the probability given to a pixel's label (pydensecrf's unary_from_labels gt_prob).", valueName: "p"))
+    @Option(
+        help: ArgumentHelp(
+            "With --crf: the probability given to a pixel's label (pydensecrf's unary_from_labels gt_prob).", valueName: "p"))
     var crfConfidence: Float = 0.7
 
     @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
@@ -90,10 +109,16 @@ struct Pseudo: ParsableCommand {
     @Option(help: ArgumentHelp("Boxes: keep detections scoring above this (Grounded-SAM's box_threshold).", valueName: "s"))
     var boxThreshold: Double = 0.3
 
-    @Option(help: ArgumentHelp("Boxes: and whose text_score, where the file gives one, is above this (Grounded-SAM's text_threshold).", valueName: "s"))
+    @Option(
+        help: ArgumentHelp(
+            "Boxes: and whose text_score, where the file gives one, is above this (Grounded-SAM's text_threshold).",
+            valueName: "s"))
     var textThreshold: Double = 0.25
 
-    @Option(help: ArgumentHelp("Boxes: paint masks in 'detection' order, later over earlier (Sun et al.), or by ascending 'score' (the most confident wins).", valueName: "order"))
+    @Option(
+        help: ArgumentHelp(
+            "Boxes: paint masks in 'detection' order, later over earlier (Sun et al.), or by ascending 'score' (the most confident wins).",
+            valueName: "order"))
     var boxOrder: BoxMerge.PaintOrder = .detection
 
     @Option(help: ArgumentHelp("Felzenszwalb scale, sigma and minimum size.", valueName: "scale,sigma,min"))
@@ -102,13 +127,22 @@ struct Pseudo: ParsableCommand {
     @Flag(help: "Print one JSON object (as `wsss score --json`) instead of the table.")
     var json = false
 
-    @Flag(help: "Split the images (and their SAM masks) across the ranks of mpirun/srun; the scores are summed and rank 0 prints them (docs/DISTRIBUTED.md). (default: off)")
+    @Flag(
+        help:
+            "Split the images (and their SAM masks) across the ranks of mpirun/srun; the scores are summed and rank 0 prints them (docs/DISTRIBUTED.md). (default: off)"
+    )
     var distributed = false
 
-    @Flag(help: "SAM masks in --sam-cache made with other generator settings or weights (or with none recorded) are moved aside and recomputed. (default: off, such a cache is refused)")
+    @Flag(
+        help:
+            "SAM masks in --sam-cache made with other generator settings or weights (or with none recorded) are moved aside and recomputed. (default: off, such a cache is refused)"
+    )
     var overwrite = false
 
-    @Option(help: ArgumentHelp("Write side-by-side overlays (image, seeds, proposals, result, ground truth) of the first N images to <out>/visualize.", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "Write side-by-side overlays (image, seeds, proposals, result, ground truth) of the first N images to <out>/visualize.",
+            valueName: "n"))
     var visualize: Int = 0
 
     /// Shares and thresholds outside their range (or NaN) would run and give wrong labels silently.
@@ -138,7 +172,11 @@ struct Pseudo: ParsableCommand {
         let communicator = try startDistributed(distributed, command: "pseudo")
         try runtime.apply()
         guard let (report, scored) = try generate(communicator: communicator), communicator.isWriter else { return }
-        if json { print(report.jsonText(images: scored)) } else { print(report.table(title: "pseudo-labels (\(source.rawValue)) vs ground truth: \(scored) images")) }
+        if json {
+            print(report.jsonText(images: scored))
+        } else {
+            print(report.table(title: "pseudo-labels (\(source.rawValue)) vs ground truth: \(scored) images"))
+        }
     }
 
     /// Writes the pseudo-labels; returns their scores when ground truth exists.
@@ -147,13 +185,18 @@ struct Pseudo: ParsableCommand {
         var proposalSource: ProposalSource?
         var boxPrompter: BoxPrompter?
         if proposals == "sam" || (source == .boxes && proposals == nil && samCheckpoint != nil) {
-            guard let samCheckpoint else { throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)") }
+            guard let samCheckpoint else {
+                throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)")
+            }
             let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig).load()
             if proposals == "sam" {
                 // Each rank computes the SAM masks of the images it labels.
                 let cache = samCache ?? out + "/sam_masks"
-                let settings = try SAMMaskFolder.settings(options: samGenerator.options, checkpoint: samCheckpoint, configuration: samConfig)
-                if communicator.isWriter, let aside = try SAMMaskFolder.prepare(cache, settings: settings, replace: overwrite ? .always : .never) {
+                let settings = try SAMMaskFolder.settings(
+                    options: samGenerator.options, checkpoint: samCheckpoint, configuration: samConfig)
+                if communicator.isWriter,
+                    let aside = try SAMMaskFolder.prepare(cache, settings: settings, replace: overwrite ? .always : .never)
+                {
                     Log.info("pseudo: the earlier SAM masks (other settings) moved to \(aside)")
                 }
                 try communicator.barrier()
@@ -165,20 +208,29 @@ struct Pseudo: ParsableCommand {
             }
         } else if let proposals {
             let f = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
-            proposalSource = try PseudoLabelStage.proposalSource(proposals, felzenszwalb: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])))
+            proposalSource = try PseudoLabelStage.proposalSource(
+                proposals, felzenszwalb: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])))
         }
         let labeler = try PseudoLabeler(
-            method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter, classNames: dataset.classes.names)
+            method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter,
+            classNames: dataset.classes.names)
         if source == .boxes {
             // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
-            let boxes = detections != nil ? "detection boxes" : "boxes from the seeds' connected components (our extension, not Sun et al.'s)"
-            let masks = boxPrompter != nil ? "each prompting SAM" : "selecting proposals (no SAM: the proposal of best box IoU stands in for its mask)"
+            let boxes =
+                detections != nil
+                ? "detection boxes" : "boxes from the seeds' connected components (our extension, not Sun et al.'s)"
+            let masks =
+                boxPrompter != nil
+                ? "each prompting SAM" : "selecting proposals (no SAM: the proposal of best box IoU stands in for its mask)"
             Log.info("pseudo: \(boxes), \(masks), painted in \(boxOrder.rawValue) order")
         }
         var stage = PseudoLabelStage(labeler: labeler, outDirectory: out, visualize: visualize)
         if crf {
-            guard crfConfidence > 0 && crfConfidence < 1 else { throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)") }
-            stage.refine = PseudoLabelStage.crfRefinement(crfOptions.parameters, classes: dataset.classes.count, confidence: crfConfidence)
+            guard crfConfidence > 0 && crfConfidence < 1 else {
+                throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)")
+            }
+            stage.refine = PseudoLabelStage.crfRefinement(
+                crfOptions.parameters, classes: dataset.classes.count, confidence: crfConfidence)
         }
         let result = try Self.run(stage, on: dataset, label: source.rawValue, communicator: communicator)
         // The folder says what made it (`wsss train --labels` names it; the pipeline's folders do the same).
@@ -234,7 +286,9 @@ struct Pseudo: ParsableCommand {
         dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String, settings: [String: String]
     ) throws -> ProposalSource {
         let progress = ProgressBar("sam masks", total: dataset.samples.count)
-        let sam = try PseudoLabelStage.samProposals(for: dataset, model: model, options: options, cache: cache, settings: settings) { _, found in
+        let sam = try PseudoLabelStage.samProposals(
+            for: dataset, model: model, options: options, cache: cache, settings: settings
+        ) { _, found in
             progress.advance(extra: found.map { "\($0) masks" } ?? "cached")
         }
         Log.info("pseudo: SAM masks in \(cache) (\(sam.computed) computed, \(sam.cached) cached)")
@@ -244,8 +298,12 @@ struct Pseudo: ParsableCommand {
     func method() throws -> PseudoLabelMethod {
         switch source {
         case .cam, .folder: return .seeds
-        case .sepl: return .sepl(SEPLMerge(maskShare: maskShare, regionShare: regionShare, ignoreConflicts: ignoreConflicts, rule: seplRule))
-        case .boxes: return .boxes(BoxMerge(scoreThreshold: boxThreshold, textThreshold: textThreshold, order: boxOrder), detections: detections)
+        case .sepl:
+            return .sepl(
+                SEPLMerge(maskShare: maskShare, regionShare: regionShare, ignoreConflicts: ignoreConflicts, rule: seplRule))
+        case .boxes:
+            return .boxes(
+                BoxMerge(scoreThreshold: boxThreshold, textThreshold: textThreshold, order: boxOrder), detections: detections)
         case .gt: return .groundTruth
         }
     }
@@ -258,7 +316,9 @@ struct Pseudo: ParsableCommand {
         var band: ClosedRange<Float>?
         if let ignoreBand {
             let parts = ignoreBand.split(separator: ",").compactMap { Float($0) }
-            guard parts.count == 2, parts[0] <= parts[1] else { throw ValidationError("--ignore-band must be low,high with low ≤ high, got '\(ignoreBand)'") }
+            guard parts.count == 2, parts[0] <= parts[1] else {
+                throw ValidationError("--ignore-band must be low,high with low ≤ high, got '\(ignoreBand)'")
+            }
             band = parts[0]...parts[1]
         }
         return .cams(path: cams, threshold: CAMThreshold(background: bgThreshold, ignoreBand: band))

@@ -10,7 +10,8 @@ import TorchCheckpoint
 /// `wsss sam convert | embed | predict | masks`: Segment Anything from the official checkpoints.
 struct SAMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sam", abstract: "Segment Anything in Swift: convert weights, embed images, prompt with boxes/points, generate masks.",
+        commandName: "sam",
+        abstract: "Segment Anything in Swift: convert weights, embed images, prompt with boxes/points, generate masks.",
         discussion: """
             Weights: the official sam_vit_{b,l,h}_*.pth files as they are (read from the zip archive by a restricted unpickler \
             that never runs code), or our HDF5 copy from `wsss sam convert`. The configuration is read off the weights' \
@@ -32,8 +33,9 @@ struct SAMCommand: ParsableCommand {
             let configuration = try SAMConfiguration.inferred(fromShapes: source.tensorShapes, path: checkpoint)
             let progress = ProgressBar("sam convert", total: source.tensorNames.count, unit: "tensor")
             let result = try SAMWeights.convert(source, to: out) { _, _ in progress.advance() }
-            Log.info("sam convert: \(result.written) tensors (\(SAMModelOptions.describe(configuration))) in \(out)"
-                + (result.skipped.isEmpty ? "" : "; left out non-float \(result.skipped.joined(separator: ", "))"))
+            Log.info(
+                "sam convert: \(result.written) tensors (\(SAMModelOptions.describe(configuration))) in \(out)"
+                    + (result.skipped.isEmpty ? "" : "; left out non-float \(result.skipped.joined(separator: ", "))"))
         }
     }
 
@@ -55,8 +57,12 @@ struct SAMCommand: ParsableCommand {
             let start = Date()
             try predictor.setImage(picture)
             let embedding = try predictor.imageEmbedding()
-            Log.info(String(format: "sam embed: %dx%d image in %.2f s", picture.width, picture.height, Date().timeIntervalSince(start)))
-            try HDF5File.writeAtomically(to: out) { try $0.write(embedding.reshaped(to: Array(embedding.shape.dropFirst())), at: "/embedding") }
+            Log.info(
+                String(format: "sam embed: %dx%d image in %.2f s", picture.width, picture.height, Date().timeIntervalSince(start))
+            )
+            try HDF5File.writeAtomically(to: out) {
+                try $0.write(embedding.reshaped(to: Array(embedding.shape.dropFirst())), at: "/embedding")
+            }
         }
     }
 
@@ -71,8 +77,12 @@ struct SAMCommand: ParsableCommand {
         @OptionGroup var model: SAMModelOptions
         @OptionGroup var runtime: RuntimeOptions
         @Option(help: ArgumentHelp("Image (JPEG or PNG). (required)", valueName: "file")) var image: String
-        @Option(help: ArgumentHelp("A box prompt in pixels (repeatable). (default: none)", valueName: "x0,y0,x1,y1")) var box: [String] = []
-        @Option(help: ArgumentHelp("A point prompt in pixels with its label, 1 or 0 (repeatable). (default: none)", valueName: "x,y,label")) var point: [String] = []
+        @Option(help: ArgumentHelp("A box prompt in pixels (repeatable). (default: none)", valueName: "x0,y0,x1,y1")) var box:
+            [String] = []
+        @Option(
+            help: ArgumentHelp(
+                "A point prompt in pixels with its label, 1 or 0 (repeatable). (default: none)", valueName: "x,y,label"))
+        var point: [String] = []
         @Flag(help: "Three masks per prompt (for ambiguous prompts such as one point). (default: one)") var multimask = false
         @Option(help: ArgumentHelp("HDF5 file to write. (required)", valueName: "P.h5")) var out: String
         @Flag(help: "Replace --out if it exists. (default: off, an existing file is refused)") var overwrite = false
@@ -86,18 +96,23 @@ struct SAMCommand: ParsableCommand {
             try runtime.apply()
             let boxes = try box.map { text -> (x0: Float, y0: Float, x1: Float, y1: Float) in
                 let v = try parseNumbers(text, option: "--box", count: 4...4)
-                guard v[2] > v[0] && v[3] > v[1] else { throw ValidationError("--box \(text): x1 must exceed x0 and y1 must exceed y0") }
+                guard v[2] > v[0] && v[3] > v[1] else {
+                    throw ValidationError("--box \(text): x1 must exceed x0 and y1 must exceed y0")
+                }
                 return (Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]))
             }
             let points = try point.map { text -> (x: Float, y: Float, label: Int) in
                 let v = try parseNumbers(text, option: "--point", count: 3...3)
-                guard v[2] == 0 || v[2] == 1 else { throw ValidationError("--point \(text): the label must be 1 (foreground) or 0 (background)") }
+                guard v[2] == 0 || v[2] == 1 else {
+                    throw ValidationError("--point \(text): the label must be 1 (foreground) or 0 (background)")
+                }
                 return (Float(v[0]), Float(v[1]), Int(v[2]))
             }
             let predictor = SAMPredictor(model: try model.load())
             let picture = try Image.readRGB(from: image)
             for b in boxes where b.x1 <= 0 || b.y1 <= 0 || b.x0 >= Float(picture.width) || b.y0 >= Float(picture.height) {
-                throw ValidationError("--box \(b.x0),\(b.y0),\(b.x1),\(b.y1) lies outside the \(picture.width)x\(picture.height) image \(image)")
+                throw ValidationError(
+                    "--box \(b.x0),\(b.y0),\(b.x1),\(b.y1) lies outside the \(picture.width)x\(picture.height) image \(image)")
             }
             // As a box, a point off the image prompts nothing there (SAM's encoding just extrapolates).
             for p in points where p.x < 0 || p.y < 0 || p.x > Float(picture.width) || p.y > Float(picture.height) {
@@ -115,7 +130,9 @@ struct SAMCommand: ParsableCommand {
             } else if points.isEmpty {
                 results.append(try predictor.predict(boxes: boxes, multimaskOutput: multimask))
             } else {
-                for b in boxes { results.append(try predictor.predict(points: coordinates, labels: labels, box: b, multimaskOutput: multimask)) }
+                for b in boxes {
+                    results.append(try predictor.predict(points: coordinates, labels: labels, box: b, multimaskOutput: multimask))
+                }
             }
             // One prompt's outputs come without the prompt axis; stack them as [N, M, …].
             func stacked(_ pick: (SAMPrediction) -> Tensor, batched: Bool) -> Tensor {
@@ -132,16 +149,23 @@ struct SAMCommand: ParsableCommand {
                 try file.write(lowRes, at: "/low_res_logits")
             }
             let scores = iou.scalars.map { String(format: "%.3f", $0) }.joined(separator: " ")
-            Log.info(String(format: "sam predict: encoder %.2f s, decoder %.2f s", encoderSeconds, Date().timeIntervalSince(clock)))
-            Log.info("sam predict: \(counted(masks.shape[0], "prompt")) x \(counted(masks.shape[1], "mask")) in \(out); predicted IoU \(scores)")
+            Log.info(
+                String(format: "sam predict: encoder %.2f s, decoder %.2f s", encoderSeconds, Date().timeIntervalSince(clock)))
+            Log.info(
+                "sam predict: \(counted(masks.shape[0], "prompt")) x \(counted(masks.shape[1], "mask")) in \(out); predicted IoU \(scores)"
+            )
         }
     }
 }
 
 /// Which SAM to run: weights and, optionally, the configuration.
 struct SAMModelOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Weights: an official sam_vit_*.pth or our HDF5 copy. (required)", valueName: "file")) var checkpoint: String
-    @Option(help: ArgumentHelp("vit_b, vit_l, vit_h or a YAML file of the builder's arguments. (default: read off the checkpoint's shapes)", valueName: "name|file"))
+    @Option(help: ArgumentHelp("Weights: an official sam_vit_*.pth or our HDF5 copy. (required)", valueName: "file"))
+    var checkpoint: String
+    @Option(
+        help: ArgumentHelp(
+            "vit_b, vit_l, vit_h or a YAML file of the builder's arguments. (default: read off the checkpoint's shapes)",
+            valueName: "name|file"))
     var config: String?
 
     init() {}
@@ -154,7 +178,10 @@ struct SAMModelOptions: ParsableArguments {
     func load() throws -> SAM {
         let start = Date()
         let model = try SAMWeights.load(checkpoint, configuration: try configuration())
-        Log.info(String(format: "sam: %@ from %@ in %.1f s", Self.describe(model.configuration), checkpoint, Date().timeIntervalSince(start)))
+        Log.info(
+            String(
+                format: "sam: %@ from %@ in %.1f s", Self.describe(model.configuration), checkpoint,
+                Date().timeIntervalSince(start)))
         return model
     }
 

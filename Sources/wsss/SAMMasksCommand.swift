@@ -35,7 +35,8 @@ struct SAMGeneratorOptions: ParsableArguments {
 
     /// Score thresholds above 1 would drop every mask (IoUs are at most 1), silently.
     func validate() throws {
-        for (option, value) in [("--pred-iou-thresh", predIouThresh), ("--stability-score-thresh", stabilityScoreThresh)] where value > 1 {
+        for (option, value) in [("--pred-iou-thresh", predIouThresh), ("--stability-score-thresh", stabilityScoreThresh)]
+        where value > 1 {
             throw ValidationError("\(option) must be at most 1 (an IoU; above it every mask is dropped), got \(value)")
         }
     }
@@ -71,18 +72,31 @@ extension SAMCommand {
         @OptionGroup var model: SAMModelOptions
         @OptionGroup var runtime: RuntimeOptions
         @OptionGroup(title: "Mask generator") var generator: SAMGeneratorOptions
-        @Option(help: ArgumentHelp("Folder of images (*.jpg, *.jpeg, *.png; the id is the file name without extension). (default: none; or --root/--split)", valueName: "dir"))
+        @Option(
+            help: ArgumentHelp(
+                "Folder of images (*.jpg, *.jpeg, *.png; the id is the file name without extension). (default: none; or --root/--split)",
+                valueName: "dir"))
         var images: String?
         @Option(help: ArgumentHelp("VOC-layout dataset root, with --split. (default: none)", valueName: "dir")) var root: String?
         @Option(help: ArgumentHelp("Split list under <root>/ImageSets/Segmentation.", valueName: "name")) var split = "train"
         @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir")) var out: String
-        @Option(help: ArgumentHelp("Process shard K of N (every N-th image from the K-th, K = 0 … N-1; 0/1 is all).", valueName: "K/N"))
+        @Option(
+            help: ArgumentHelp(
+                "Process shard K of N (every N-th image from the K-th, K = 0 … N-1; 0/1 is all).", valueName: "K/N"))
         var shard = "0/1"
-        @Flag(help: "Masks in --out made with other generator settings or weights (or with none recorded) are moved aside to <out>.replaced-<time> and recomputed. (default: off, such a folder is refused)") var overwrite = false
-        @Flag(help: "Split the images (of --shard) across the ranks of mpirun/srun, every rank writing its own files; rank 0 reports the totals (docs/DISTRIBUTED.md). (default: off)") var distributed = false
+        @Flag(
+            help:
+                "Masks in --out made with other generator settings or weights (or with none recorded) are moved aside to <out>.replaced-<time> and recomputed. (default: off, such a folder is refused)"
+        ) var overwrite = false
+        @Flag(
+            help:
+                "Split the images (of --shard) across the ranks of mpirun/srun, every rank writing its own files; rank 0 reports the totals (docs/DISTRIBUTED.md). (default: off)"
+        ) var distributed = false
 
         func validate() throws {
-            guard (images == nil) != (root == nil) else { throw ValidationError("give --images DIR or --root R (with --split), not both") }
+            guard (images == nil) != (root == nil) else {
+                throw ValidationError("give --images DIR or --root R (with --split), not both")
+            }
         }
 
         func run() throws {
@@ -95,8 +109,11 @@ extension SAMCommand {
             let maskGenerator = try AutomaticMaskGenerator(predictor: predictor, options: generator.options)
             // The folder records the settings and weights its masks come from (provenance.json):
             // rank 0 checks (or moves aside) the folder before any rank writes into it.
-            let settings = try SAMMaskFolder.settings(options: generator.options, checkpoint: model.checkpoint, configuration: model.config)
-            if communicator.isWriter, let aside = try SAMMaskFolder.prepare(out, settings: settings, replace: overwrite ? .always : .never) {
+            let settings = try SAMMaskFolder.settings(
+                options: generator.options, checkpoint: model.checkpoint, configuration: model.config)
+            if communicator.isWriter,
+                let aside = try SAMMaskFolder.prepare(out, settings: settings, replace: overwrite ? .always : .never)
+            {
                 Log.info("sam masks: the earlier masks (other settings) moved to \(aside)")
             }
             try communicator.barrier()
@@ -106,9 +123,13 @@ extension SAMCommand {
                 masks += found ?? 0
                 progress.advance(extra: found.map { "\($0) masks" } ?? "skipped (done)")
             }
-            let totals = try communicator.allreduceSum([Double(result.processed), Double(masks), Double(result.skipped)]).map { Int($0) }
-            Log.info("sam masks: \(totals[0]) images (\(totals[1]) masks), \(totals[2]) already done, in \(out)"
-                + (count > 1 ? " (shard \(index)/\(count))" : "") + (communicator.size > 1 ? " over \(communicator.size) ranks" : ""))
+            let totals = try communicator.allreduceSum([Double(result.processed), Double(masks), Double(result.skipped)]).map {
+                Int($0)
+            }
+            Log.info(
+                "sam masks: \(totals[0]) images (\(totals[1]) masks), \(totals[2]) already done, in \(out)"
+                    + (count > 1 ? " (shard \(index)/\(count))" : "")
+                    + (communicator.size > 1 ? " over \(communicator.size) ranks" : ""))
         }
 
         func listImages() throws -> [SAMMaskFolder.Item] {

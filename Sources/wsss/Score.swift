@@ -10,8 +10,11 @@ import Imaging
 /// `wsss score`: scores a folder of label PNGs against ground truth.
 struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score a folder of label PNGs (predictions, pseudo-labels) against ground-truth PNGs: per-class IoU, mIoU, pixel accuracy.",
-        discussion: "Images are matched by file name (<id>.png). An image missing on either side is an error, not skipped. Ground-truth 255 is ignored; a predicted 255 counts as a miss.")
+        abstract:
+            "Score a folder of label PNGs (predictions, pseudo-labels) against ground-truth PNGs: per-class IoU, mIoU, pixel accuracy.",
+        discussion:
+            "Images are matched by file name (<id>.png). An image missing on either side is an error, not skipped. Ground-truth 255 is ignored; a predicted 255 counts as a miss."
+    )
 
     @Option(help: ArgumentHelp("Folder of predicted label PNGs. (required)", valueName: "dir"))
     var pred: String
@@ -19,13 +22,22 @@ struct Score: ParsableCommand {
     @Option(help: ArgumentHelp("Folder of ground-truth label PNGs. (required)", valueName: "dir"))
     var gt: String
 
-    @Option(help: ArgumentHelp("Image ids to score, one per line (e.g. ImageSets/Segmentation/val.txt). (default: every PNG in --gt)", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Image ids to score, one per line (e.g. ImageSets/Segmentation/val.txt). (default: every PNG in --gt)",
+            valueName: "file"))
     var list: String?
 
-    @Option(help: ArgumentHelp("Class names: 'voc' or a file with one name per line, background first. (default: classes.txt beside the --gt folder, as the synthetic set has, else voc)", valueName: "voc|file"))
+    @Option(
+        help: ArgumentHelp(
+            "Class names: 'voc' or a file with one name per line, background first. (default: classes.txt beside the --gt folder, as the synthetic set has, else voc)",
+            valueName: "voc|file"))
     var classes: String?
 
-    @Option(help: ArgumentHelp("Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png"))
+    @Option(
+        help: ArgumentHelp(
+            "Also draw the per-class IoU as a bar chart: a PNG here and an SVG beside it. (default: none)", valueName: "file.png")
+    )
     var plot: String?
 
     @Flag(help: "Print one JSON object: miou, pixel_accuracy (percent), per_class (name → IoU %, null if absent), images.")
@@ -55,6 +67,10 @@ struct Score: ParsableCommand {
             try chart.render(width: 800).writePNG(to: plot)
             try chart.writeSVG(to: ((plot as NSString).deletingPathExtension) + ".svg", width: 800)
         }
-        if json { print(report.jsonText(images: ids.count)) } else { print(report.table(title: "\(pred) vs \(gt): \(ids.count) images")) }
+        if json {
+            print(report.jsonText(images: ids.count))
+        } else {
+            print(report.table(title: "\(pred) vs \(gt): \(ids.count) images"))
+        }
     }
 }

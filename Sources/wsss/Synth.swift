@@ -13,9 +13,12 @@ enum SynthFormat: String, ExpressibleByArgument, CaseIterable {
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the built-in synthetic dataset (VOC 2012 layout) for running the pipeline without downloads.",
-        discussion: "Six shape classes sharing body colours and textures, each with a small discriminative part; textured backgrounds with clutter; 1–4 overlapping objects per image. See docs/SYNTHETIC.md. With --format coco: a COCO-format set instead (annotations/instances_{train,val}.json with polygons, RLE and crowds over the 80 official categories, images in train/ and val/) for `wsss coco convert`; see docs/COCO.md.")
+        discussion:
+            "Six shape classes sharing body colours and textures, each with a small discriminative part; textured backgrounds with clutter; 1–4 overlapping objects per image. See docs/SYNTHETIC.md. With --format coco: a COCO-format set instead (annotations/instances_{train,val}.json with polygons, RLE and crowds over the 80 official categories, images in train/ and val/) for `wsss coco convert`; see docs/COCO.md."
+    )
 
-    @Option(help: ArgumentHelp("Layout: voc (the VOC 2012 layout) or coco (instances JSON + image folders).", valueName: "voc|coco"))
+    @Option(
+        help: ArgumentHelp("Layout: voc (the VOC 2012 layout) or coco (instances JSON + image folders).", valueName: "voc|coco"))
     var format = SynthFormat.voc
 
     @Option(help: ArgumentHelp("Output folder (created). (required)", valueName: "dir"))
@@ -36,10 +39,16 @@ struct Synth: ParsableCommand {
     @Option(help: ArgumentHelp("Image side in pixels.", valueName: "px"))
     var size: Int = 128
 
-    @Flag(help: "Also write SAM stand-in masks as SA-1B-style JSON (COCO RLE) in the SAMStandIn folder of the output: derived from the scene, not from SAM (docs/SYNTHETIC.md).")
+    @Flag(
+        help:
+            "Also write SAM stand-in masks as SA-1B-style JSON (COCO RLE) in the SAMStandIn folder of the output: derived from the scene, not from SAM (docs/SYNTHETIC.md)."
+    )
     var proposals = false
 
-    @Flag(help: "Replace a synthetic dataset already in --out (its JPEGImages, SegmentationClass, Annotations, ImageSets, SAMStandIn and classes.txt are removed first; nothing else is touched). (default: off, such a folder is refused)")
+    @Flag(
+        help:
+            "Replace a synthetic dataset already in --out (its JPEGImages, SegmentationClass, Annotations, ImageSets, SAMStandIn and classes.txt are removed first; nothing else is touched). (default: off, such a folder is refused)"
+    )
     var overwrite = false
 
     /// What `SyntheticDataset.write` puts in the output folder.
@@ -55,15 +64,21 @@ struct Synth: ParsableCommand {
             throw ValidationError("--out \(out) is a file, not a folder")
         }
         guard size >= 32 && size <= 4096 else { throw ValidationError("--size must be 32 to 4096 pixels, got \(size)") }
-        if format == .coco && proposals { throw ValidationError("--proposals is for --format voc; convert the COCO set first (docs/COCO.md)") }
+        if format == .coco && proposals {
+            throw ValidationError("--proposals is for --format voc; convert the COCO set first (docs/COCO.md)")
+        }
     }
 
     func run() throws {
         // Writing over an older set would leave its extra images and lists behind, silently mixed in.
-        let present = (format == .coco ? Self.writtenCOCO : Self.written).filter { FileManager.default.fileExists(atPath: "\(out)/\($0)") }
+        let present = (format == .coco ? Self.writtenCOCO : Self.written).filter {
+            FileManager.default.fileExists(atPath: "\(out)/\($0)")
+        }
         if !present.isEmpty {
             guard overwrite else {
-                throw CommandFailure("\(out) already holds a dataset (\(present.joined(separator: ", "))); pass --overwrite to replace it, or choose another folder")
+                throw CommandFailure(
+                    "\(out) already holds a dataset (\(present.joined(separator: ", "))); pass --overwrite to replace it, or choose another folder"
+                )
             }
             for name in present { try FileManager.default.removeItem(atPath: "\(out)/\(name)") }
         }
@@ -72,7 +87,10 @@ struct Synth: ParsableCommand {
             (options.seed, options.train, options.val, options.size) = (seed, train, val, size)
             let start = Date()
             try SyntheticCOCO.write(to: out, options: options)
-            Log.info(String(format: "synth: COCO format, %d train and %d val images (width %d) in %@ (%.1f s); --test is not used", train, val, size, out, Date().timeIntervalSince(start)))
+            Log.info(
+                String(
+                    format: "synth: COCO format, %d train and %d val images (width %d) in %@ (%.1f s); --test is not used", train,
+                    val, size, out, Date().timeIntervalSince(start)))
             return
         }
         var options = SyntheticDataset.Options()
@@ -96,7 +114,10 @@ struct Synth: ParsableCommand {
             }
         }
         try SyntheticDataset.write(to: out, options: options, proposals: writer)
-        Log.info(String(format: "synth: %d images of %dx%d in %@ (%.1f s)", train + val + test, size, size, out, Date().timeIntervalSince(start)))
+        Log.info(
+            String(
+                format: "synth: %d images of %dx%d in %@ (%.1f s)", train + val + test, size, size, out,
+                Date().timeIntervalSince(start)))
         print("next: wsss data check --root \(out) --split train")
     }
 }

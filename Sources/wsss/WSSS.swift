@@ -19,7 +19,10 @@ struct WSSS: ParsableCommand {
             Shell completion: wsss --generate-completion-script bash > /etc/bash_completion.d/wsss (or zsh, fish).
             """,
         version: "0.5.0",
-        subcommands: [Synth.self, DataCommand.self, COCOCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, PipelineCommand.self, SAMCommand.self, Score.self, CRFCommand.self, Bench.self])
+        subcommands: [
+            Synth.self, DataCommand.self, COCOCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self,
+            PredictCommand.self, PipelineCommand.self, SAMCommand.self, Score.self, CRFCommand.self, Bench.self,
+        ])
 }
 
 /// Options every compute-heavy command shares.
@@ -27,7 +30,9 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Threads for OpenBLAS and our kernels. (default: one per core)", valueName: "n"))
     var threads: Int?
 
-    @Option(help: ArgumentHelp("Refuse images with more pixels than this before decoding them (PIL's limit); 0 = no limit.", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "Refuse images with more pixels than this before decoding them (PIL's limit); 0 = no limit.", valueName: "n"))
     var maxImagePixels = 89_478_485
 
     /// Applies the thread count (`--threads`, else `defaultThreads`, e.g. a recipe's run.threads)
@@ -40,7 +45,9 @@ struct RuntimeOptions: ParsableArguments {
         Runtime.configure(threads: threads)
         Log.info("compute: \(Runtime.summary)")
         if let warning = BLASKernelChoice.pinnedKernelWarning(
-            flags: BLASKernelChoice.cpuFlags(), loadedCore: Runtime.blasCore, userSetting: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"]) {
+            flags: BLASKernelChoice.cpuFlags(), loadedCore: Runtime.blasCore,
+            userSetting: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"])
+        {
             Log.info(warning)
         }
     }
@@ -77,7 +84,8 @@ func startDistributed(_ distributed: Bool, command: String) throws -> Communicat
 /// - Parameter maximum: when given, larger values are refused (e.g. an inference scale of 1e9,
 ///   whose scaled image no memory holds).
 func parseNumbers(
-    _ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false, minimum: Double? = nil, maximum: Double? = nil
+    _ text: String, option: String, count: ClosedRange<Int> = 1...64, positive: Bool = false, minimum: Double? = nil,
+    maximum: Double? = nil
 ) throws -> [Double] {
     let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     let values = try items.map { item -> Double in
@@ -88,7 +96,9 @@ func parseNumbers(
         return v
     }
     guard count.contains(values.count) else {
-        throw ValidationError("\(option) needs \(count.lowerBound == count.upperBound ? "\(count.lowerBound)" : "\(count.lowerBound) to \(count.upperBound)") numbers, got '\(text)'")
+        throw ValidationError(
+            "\(option) needs \(count.lowerBound == count.upperBound ? "\(count.lowerBound)" : "\(count.lowerBound) to \(count.upperBound)") numbers, got '\(text)'"
+        )
     }
     return values
 }
@@ -109,8 +119,11 @@ struct FileSystemFailure: LocalizedError {
             4: "no such file or folder", 257: "permission denied", 260: "no such file", 513: "permission denied",
             516: "already exists", 640: "no space left on device", 642: "read-only file system",
         ]
-        let underlying = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : nil }
-        let operation = (512..<1000).contains(ns.code) ? "cannot write" : (256..<512).contains(ns.code) ? "cannot read" : "cannot use"
+        let underlying = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap {
+            $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : nil
+        }
+        let operation =
+            (512..<1000).contains(ns.code) ? "cannot write" : (256..<512).contains(ns.code) ? "cannot read" : "cannot use"
         reason = operation + ": " + (underlying ?? known[ns.code] ?? "error \(ns.code)")
     }
 
@@ -136,5 +149,7 @@ func checkOutput(_ path: String, option: String, overwrite: Bool, inputs: [Strin
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }
     guard !isDirectory.boolValue else { throw CommandFailure("\(option) \(path) is a folder: name a file") }
-    guard overwrite else { throw CommandFailure("\(option) \(path) exists; pass --overwrite to replace it, or choose another file") }
+    guard overwrite else {
+        throw CommandFailure("\(option) \(path) exists; pass --overwrite to replace it, or choose another file")
+    }
 }

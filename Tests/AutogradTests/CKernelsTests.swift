@@ -26,8 +26,9 @@ import Testing
         let portable = run()
         wsss_kernels_set_use_fma(1)
         let fused = run()
-        #expect(portable.0.bitPattern == fused.0.bitPattern && portable.1.bitPattern == fused.1.bitPattern
-            && portable.2.bitPattern == fused.2.bitPattern)
+        #expect(
+            portable.0.bitPattern == fused.0.bitPattern && portable.1.bitPattern == fused.1.bitPattern
+                && portable.2.bitPattern == fused.2.bitPattern)
         let squares = x.reduce(0.0) { $0 + Double($1 - mu) * Double($1 - mu) }
         let sum = dy.reduce(0.0) { $0 + Double($1) }
         let dot = zip(dy, x).reduce(0.0) { $0 + Double($1.0) * Double($1.1 - mu) }

@@ -4,7 +4,9 @@ import Testing
 /// Parity fixtures: scripts/make_fixtures.py, conv_cases.
 @Suite struct Conv2dTests {
     /// Every algorithm that applies to the case's shape, each against the same reference.
-    @Test(arguments: try OpFixtures.cases("conv2d").map(\.name), [ConvAlgorithm.automatic, .im2col, .tapwise, .pointwise, .winograd, .stackedTaps])
+    @Test(
+        arguments: try OpFixtures.cases("conv2d").map(\.name),
+        [ConvAlgorithm.automatic, .im2col, .tapwise, .pointwise, .winograd, .stackedTaps])
     func matchesPyTorch(_ name: String, algorithm: ConvAlgorithm) throws {
         let fixture = try OpFixtures.Case("/conv2d/\(name)")
         let (stride, padding, dilation) = (try fixture.int("stride"), try fixture.int("padding"), try fixture.int("dilation"))

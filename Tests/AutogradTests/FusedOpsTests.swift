@@ -24,8 +24,9 @@ import Testing
         let mean: Float = training ? 0.1 : 0
         func bn(_ t: [Tensor], relu: Bool) -> Tensor {
             let (weight, bias) = affine ? (t[1], t[2]) : (t[1].detached(), t[2].detached())
-            return t[0].batchNorm(weight: weight, bias: bias, runningMean: Tensor(repeating: mean, shape: [3]),
-                                  runningVar: Tensor(repeating: 1.5, shape: [3]), training: training, relu: relu)
+            return t[0].batchNorm(
+                weight: weight, bias: bias, runningMean: Tensor(repeating: mean, shape: [3]),
+                runningVar: Tensor(repeating: 1.5, shape: [3]), training: training, relu: relu)
         }
         let fused = Self.run([x, w, b]) { bn($0, relu: true) }
         let separate = Self.run([x, w, b]) { bn($0, relu: false).relu() }

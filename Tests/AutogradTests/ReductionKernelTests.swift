@@ -20,9 +20,13 @@ import Testing
             let dot = zip(dy, x).reduce(0.0) { $0 + Double($1.0) * Double($1.1 - mu) }
             x.withUnsafeBufferPointer { px in
                 dy.withUnsafeBufferPointer { pdy in
-                    let (p, q) = (px.baseAddress ?? UnsafePointer(bitPattern: 64)!, pdy.baseAddress ?? UnsafePointer(bitPattern: 64)!)
+                    let (p, q) = (
+                        px.baseAddress ?? UnsafePointer(bitPattern: 64)!, pdy.baseAddress ?? UnsafePointer(bitPattern: 64)!
+                    )
                     #expect(abs(Double(Kernels.sum(p, count: n)) - sum) <= 1e-4 * max(1, abs(sum)), "n=\(n)")
-                    #expect(abs(Double(Kernels.sumOfSquaredDeviations(p, count: n, from: mu)) - squares) <= 1e-4 * max(1, squares), "n=\(n)")
+                    #expect(
+                        abs(Double(Kernels.sumOfSquaredDeviations(p, count: n, from: mu)) - squares) <= 1e-4 * max(1, squares),
+                        "n=\(n)")
                     let (a, b) = Kernels.sumAndCenteredDot(q, p, count: n, mu: mu)
                     #expect(abs(Double(a) - dy.reduce(0.0) { $0 + Double($1) }) <= 1e-3, "n=\(n)")
                     #expect(abs(Double(b) - dot) <= 1e-4 * max(1, abs(dot)), "n=\(n)")

@@ -21,8 +21,11 @@ import Testing
     }
 
     @Test func warnsOnceWhenTheUserPinsAnOlderKernelThanTheCPURuns() throws {
-        let warning = try #require(BLASKernelChoice.pinnedKernelWarning(flags: Self.avx512, loadedCore: "Haswell", userSetting: "Haswell"))
-        #expect(warning.hasPrefix("warning: OPENBLAS_CORETYPE=Haswell pins OpenBLAS to its Haswell kernel") && warning.contains("1.9x"))
+        let warning = try #require(
+            BLASKernelChoice.pinnedKernelWarning(flags: Self.avx512, loadedCore: "Haswell", userSetting: "Haswell"))
+        #expect(
+            warning.hasPrefix("warning: OPENBLAS_CORETYPE=Haswell pins OpenBLAS to its Haswell kernel")
+                && warning.contains("1.9x"))
         // Nothing to say: no setting, an AVX-512 kernel pinned, or a CPU without AVX-512.
         #expect(BLASKernelChoice.pinnedKernelWarning(flags: Self.avx512, loadedCore: "Haswell", userSetting: nil) == nil)
         #expect(BLASKernelChoice.pinnedKernelWarning(flags: Self.avx512, loadedCore: "SkylakeX", userSetting: "SkylakeX") == nil)

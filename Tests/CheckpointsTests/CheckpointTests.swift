@@ -21,10 +21,14 @@ struct TinyRun {
         model.train()
         let aspp = model.trainableParameters.filter { $0.name.hasPrefix("aspp.") }
         let backbone = model.trainableParameters.filter { !$0.name.hasPrefix("aspp.") }
-        sgd = SGD(groups: [ParameterGroup(backbone.map(\.tensor)),
-                           ParameterGroup(aspp.filter { $0.name.hasSuffix("weight") }.map(\.tensor), learningRateMultiplier: 10),
-                           ParameterGroup(aspp.filter { $0.name.hasSuffix("bias") }.map(\.tensor), learningRateMultiplier: 20, weightDecayMultiplier: 0)],
-                  learningRate: 0.01, momentum: 0.9, weightDecay: 5e-4)
+        sgd = SGD(
+            groups: [
+                ParameterGroup(backbone.map(\.tensor)),
+                ParameterGroup(aspp.filter { $0.name.hasSuffix("weight") }.map(\.tensor), learningRateMultiplier: 10),
+                ParameterGroup(
+                    aspp.filter { $0.name.hasSuffix("bias") }.map(\.tensor), learningRateMultiplier: 20, weightDecayMultiplier: 0),
+            ],
+            learningRate: 0.01, momentum: 0.9, weightDecay: 5e-4)
     }
 
     /// One step on iteration `k`'s batch; returns the loss.
@@ -55,11 +59,13 @@ func temporaryDirectory() throws -> String {
         let dir = try temporaryDirectory()
         let first = TinyRun(seed: 1)
         var losses = (0..<3).map { first.step($0) }
-        let metadata = CheckpointMetadata(architecture: TinyRun.architecture, classes: ["bg", "a", "b", "c"], iteration: 3, recipe: "seed: 1\n")
+        let metadata = CheckpointMetadata(
+            architecture: TinyRun.architecture, classes: ["bg", "a", "b", "c"], iteration: 3, recipe: "seed: 1\n")
         try Checkpoint.save(first.model, optimizer: first.sgd, metadata: metadata, to: dir + "/iter3.h5")
         // A fresh process: another initialisation, everything restored from the file.
         let resumed = TinyRun(seed: 99)
-        let restored = try Checkpoint.load(from: dir + "/iter3.h5", into: resumed.model, architecture: TinyRun.architecture, optimizer: resumed.sgd)
+        let restored = try Checkpoint.load(
+            from: dir + "/iter3.h5", into: resumed.model, architecture: TinyRun.architecture, optimizer: resumed.sgd)
         #expect(restored == metadata)
         losses += (restored.iteration..<6).map { resumed.step($0) }
         #expect(losses == lossesStraight, "loss curve must match bit for bit")
@@ -72,8 +78,9 @@ func temporaryDirectory() throws -> String {
         let dir = try temporaryDirectory()
         let source = TinyRun(seed: 2, classes: 4)
         _ = source.step(0)
-        try Checkpoint.save(source.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["bg", "a", "b", "c"]),
-                            to: dir + "/source.h5")
+        try Checkpoint.save(
+            source.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["bg", "a", "b", "c"]),
+            to: dir + "/source.h5")
         let target = TinyRun(seed: 3, classes: 7)
         let freshASPP = target.model.aspp.branches[0].weight.scalars
         // Without a filter the 4-class ASPP does not fit the 7-class one: named, nothing loaded.
@@ -86,14 +93,21 @@ func temporaryDirectory() throws -> String {
         // Include filters pick parts: only the stem.
         let stemOnly = TinyRun(seed: 4, classes: 7)
         let partial = try Checkpoint.initialize(stemOnly.model, from: dir + "/source.h5", include: ["conv1.*", "bn1.*"])
-        #expect(partial.loaded == ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked"])
+        #expect(
+            partial.loaded == [
+                "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+            ])
     }
 
     @Test func wrongArchitectureIsRefused() throws {
         let dir = try temporaryDirectory()
         let run = TinyRun(seed: 5)
-        try Checkpoint.save(run.model, metadata: CheckpointMetadata(architecture: "cam-resnet50", classes: []), to: dir + "/cam.h5")
-        #expect(throws: CheckpointError.wrongArchitecture(path: dir + "/cam.h5", expected: TinyRun.architecture, found: "cam-resnet50")) {
+        try Checkpoint.save(
+            run.model, metadata: CheckpointMetadata(architecture: "cam-resnet50", classes: []), to: dir + "/cam.h5")
+        #expect(
+            throws: CheckpointError.wrongArchitecture(
+                path: dir + "/cam.h5", expected: TinyRun.architecture, found: "cam-resnet50")
+        ) {
             try Checkpoint.load(from: dir + "/cam.h5", into: run.model, architecture: TinyRun.architecture)
         }
     }
@@ -133,7 +147,9 @@ func temporaryDirectory() throws -> String {
         let dir = try temporaryDirectory()
         let run = TinyRun(seed: 8)
         let path = dir + "/full.h5"
-        try Checkpoint.save(run.model, optimizer: run.sgd, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: []), to: path)
+        try Checkpoint.save(
+            run.model, optimizer: run.sgd, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: []), to: path
+        )
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let cut = dir + "/cut.h5"
         try data.prefix(data.count * 2 / 3).write(to: URL(fileURLWithPath: cut))
@@ -155,8 +171,10 @@ func temporaryDirectory() throws -> String {
         let dir = try temporaryDirectory()
         let run = TinyRun(seed: 9)
         _ = run.step(0)
-        try Checkpoint.save(run.model, optimizer: run.sgd, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["bg", "x"], iteration: 1),
-                            to: dir + "/c.h5")
+        try Checkpoint.save(
+            run.model, optimizer: run.sgd,
+            metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["bg", "x"], iteration: 1),
+            to: dir + "/c.h5")
         let file = try HDF5File(path: dir + "/c.h5", mode: .read)
         #expect(try file.children(of: "/") == ["buffers", "optimizer", "parameters"])
         #expect(file.contains("/parameters/layer3.22.conv3.weight"))
@@ -200,7 +218,9 @@ func temporaryDirectory() throws -> String {
         tensor.storage.base[0] = .nan
         let path = directory + "/bad.h5"
         #expect(throws: CheckpointError.nonFinite(path: path, tensors: [name])) {
-            try Checkpoint.save(run.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["a", "b", "c", "d"]), to: path)
+            try Checkpoint.save(
+                run.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["a", "b", "c", "d"]),
+                to: path)
         }
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "no temporary file is left")
@@ -210,7 +230,8 @@ func temporaryDirectory() throws -> String {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let run = TinyRun(seed: 4)
         let path = directory + "/inf.h5"
-        try Checkpoint.save(run.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["a", "b", "c", "d"]), to: path)
+        try Checkpoint.save(
+            run.model, metadata: CheckpointMetadata(architecture: TinyRun.architecture, classes: ["a", "b", "c", "d"]), to: path)
         // Spoil one stored tensor behind the writer's back (as a file from an older build could be).
         let (name, tensor) = run.model.parameters()[2]
         let spoiled = tensor.copy()
@@ -225,7 +246,9 @@ func temporaryDirectory() throws -> String {
             try Checkpoint.load(from: path, into: fresh.model, architecture: TinyRun.architecture)
         }
         #expect(fresh.model.parameters().map { $0.tensor.scalars } == before, "nothing is assigned from a refused file")
-        #expect(throws: CheckpointError.nonFinite(path: path, tensors: [name])) { try Checkpoint.initialize(fresh.model, from: path) }
+        #expect(throws: CheckpointError.nonFinite(path: path, tensors: [name])) {
+            try Checkpoint.initialize(fresh.model, from: path)
+        }
         // For inspection, an explicit flag loads it.
         try Checkpoint.load(from: path, into: fresh.model, architecture: TinyRun.architecture, allowNonFinite: true)
         #expect(fresh.model.parameters()[2].tensor.storage.base[1] == .infinity)

@@ -49,7 +49,8 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
     @Test func imageLabelFileTakesNamesOrIndices() throws {
         let dir = NSTemporaryDirectory() + "wsss-il-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try "# comment\n2008_000001 dog person\n2008_000002 12 15\n2008_000003\n".write(toFile: dir + "/l.txt", atomically: true, encoding: .utf8)
+        try "# comment\n2008_000001 dog person\n2008_000002 12 15\n2008_000003\n".write(
+            toFile: dir + "/l.txt", atomically: true, encoding: .utf8)
         let labels = try ImageLabelFile.read(dir + "/l.txt", classes: .voc)
         #expect(labels == ["2008_000001": [12, 15], "2008_000002": [12, 15], "2008_000003": []])
         try "x unicorn\n".write(toFile: dir + "/u.txt", atomically: true, encoding: .utf8)
@@ -72,7 +73,8 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         try LabelMap(width: 10, height: 64, filledWith: 0).writePNG(to: "\(root)/SegmentationClass/\(ids[2]).png")
         try LabelMap(width: 64, height: 64, filledWith: 9).writePNG(to: "\(root)/SegmentationClass/\(ids[3]).png")
         let xmlPath = "\(root)/Annotations/\(ids[4]).xml"
-        try "<annotation><object><name>unicorn</name></object></annotation>".write(toFile: xmlPath, atomically: true, encoding: .utf8)
+        try "<annotation><object><name>unicorn</name></object></annotation>".write(
+            toFile: xmlPath, atomically: true, encoding: .utf8)
         let problems = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes).check().problems
         #expect(problems.count == 5)
         #expect(problems.contains("\(root)/JPEGImages/\(ids[0]).jpg: no such file"))
@@ -141,13 +143,16 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
     }
 
     @Test func missingRootSplitAndLabelsAreErrors() throws {
-        #expect(throws: DatasetError.missingRoot(path: "/nonexistent/voc")) { try VOCDataset(root: "/nonexistent/voc", split: "train") }
+        #expect(throws: DatasetError.missingRoot(path: "/nonexistent/voc")) {
+            try VOCDataset(root: "/nonexistent/voc", split: "train")
+        }
         let root = try makeSyntheticRoot()
         #expect(throws: DatasetError.missingSplit(split: "train_aug", path: "\(root)/ImageSets/Segmentation/train_aug.txt")) {
             try VOCDataset(root: root, split: "train_aug")
         }
         #expect(throws: DatasetError.self) {
-            try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes, labels: "/nonexistent/pseudo", requireLabels: true)
+            try VOCDataset(
+                root: root, split: "train", classes: SyntheticDataset.classes, labels: "/nonexistent/pseudo", requireLabels: true)
         }
     }
 
@@ -170,8 +175,11 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
         let pseudo = root + "/pseudo"
         try FileManager.default.createDirectory(atPath: pseudo, withIntermediateDirectories: true)
         let dataset = try VOCDataset(root: root, split: "val", classes: SyntheticDataset.classes)
-        for sample in dataset.samples { try LabelMap(width: 64, height: 64, filledWith: 2).writePNG(to: "\(pseudo)/\(sample.id).png") }
-        let overridden = try VOCDataset(root: root, split: "val", classes: SyntheticDataset.classes, labels: "pseudo", requireLabels: true)
+        for sample in dataset.samples {
+            try LabelMap(width: 64, height: 64, filledWith: 2).writePNG(to: "\(pseudo)/\(sample.id).png")
+        }
+        let overridden = try VOCDataset(
+            root: root, split: "val", classes: SyntheticDataset.classes, labels: "pseudo", requireLabels: true)
         #expect(overridden.labelDirectory == pseudo)
         #expect(try overridden.load(overridden.samples[0]).labels?.classesPresent == [2])
     }
@@ -220,7 +228,10 @@ func makeSyntheticRoot(train: Int = 6, val: Int = 3, test: Int = 2, seed: UInt64
 
     @Test func aClassCountMismatchNamesTheFileAndTheImage() throws {
         let path = "\(Self.folder)/cls_labels.npy"
-        #expect(throws: DatasetError.badLabelArray(path: path, reason: "'2007_000032' has 20 entries, the 3 object classes need one each")) {
+        #expect(
+            throws: DatasetError.badLabelArray(
+                path: path, reason: "'2007_000032' has 20 entries, the 3 object classes need one each")
+        ) {
             try ImageLabelFile.read(path, classes: ClassNames(["background", "a", "b", "c"]))
         }
     }

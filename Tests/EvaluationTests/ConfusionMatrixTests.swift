@@ -29,7 +29,9 @@ import Testing
         #expect(matrix.intersectionOverUnion[3] == 0)
         #expect(matrix.intersectionOverUnion[4] == nil)
         #expect(abs(matrix.meanIoU - (try #require(file.requiredAttribute(named: "miou", on: "/scores").doubleValue))) < 1e-9)
-        #expect(abs(matrix.pixelAccuracy - (try #require(file.requiredAttribute(named: "pixel_accuracy", on: "/scores").doubleValue))) < 1e-9)
+        #expect(
+            abs(matrix.pixelAccuracy - (try #require(file.requiredAttribute(named: "pixel_accuracy", on: "/scores").doubleValue)))
+                < 1e-9)
     }
 
     @Test func ignoredTruthIsSkippedAndUnlabeledPredictionsAreMisses() throws {
@@ -97,8 +99,11 @@ import Testing
         let names = ["background", "zebra", "apple/pear", "dog \"x\""]
         let report = matrix.report(classNames: names)
         let text = report.jsonText(images: 6)
-        let positions = names.map { name in text.range(of: String(decoding: try! JSONEncoder().encode(name), as: UTF8.self)
-            .replacingOccurrences(of: "\\/", with: "/") + ":")!.lowerBound }
+        let positions = names.map { name in
+            text.range(
+                of: String(decoding: try! JSONEncoder().encode(name), as: UTF8.self)
+                    .replacingOccurrences(of: "\\/", with: "/") + ":")!.lowerBound
+        }
         #expect(positions == positions.sorted(), "per_class keys out of class order in \(text)")
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary)
         #expect(parsed == report.jsonObject(images: 6) as NSDictionary)

@@ -55,7 +55,9 @@ import Testing
     @Test func sixteenBitLabelsAreRefused() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/images/label_16bit.png").path
-        #expect(throws: ImageError.unsupported(path: path, reason: "16-bit label PNG; save class ids as an 8-bit grey or palette PNG")) {
+        #expect(
+            throws: ImageError.unsupported(path: path, reason: "16-bit label PNG; save class ids as an 8-bit grey or palette PNG")
+        ) {
             try LabelMap.read(from: path)
         }
     }

@@ -10,8 +10,10 @@ import Testing
 enum ImageFixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/images").path
-    static let files = ["bilevel.png", "grey.jpg", "grey.png", "label_grey.png", "label_palette.png", "label_rgb.png",
-                        "rgb.png", "rgb_progressive.jpg", "rgb_q75_420.jpg", "rgb_q90_422.jpg", "rgb_q95_444.jpg", "rgba.png"]
+    static let files = [
+        "bilevel.png", "grey.jpg", "grey.png", "label_grey.png", "label_palette.png", "label_rgb.png",
+        "rgb.png", "rgb_progressive.jpg", "rgb_q75_420.jpg", "rgb_q90_422.jpg", "rgb_q95_444.jpg", "rgba.png",
+    ]
     static func path(_ name: String) -> String { directory + "/" + name }
     static func reference(_ group: String, _ name: String) throws -> (shape: [Int], values: [UInt8]) {
         let file = try HDF5File(path: directory + "/images.h5", mode: .read)

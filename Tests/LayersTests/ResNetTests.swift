@@ -38,7 +38,9 @@ enum ModelFixtures {
     }
 }
 
-func expectClose(_ actual: Tensor?, _ expected: Tensor, tolerance: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectClose(
+    _ actual: Tensor?, _ expected: Tensor, tolerance: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+) {
     guard let actual else {
         Issue.record("\(what): missing", sourceLocation: sourceLocation)
         return
@@ -80,7 +82,9 @@ func expectClose(_ actual: Tensor?, _ expected: Tensor, tolerance: Double, _ wha
         let trainable = model.trainableParameters.map(\.name)
         #expect(!trainable.contains { $0.contains("bn") || $0.contains("downsample.1") })
         #expect(trainable.contains("aspp.c3.bias") && trainable.contains("layer3.22.conv2.weight"))
-        #expect(model.parameters().count == trainable.count + model.parameters().filter { $0.name.contains("bn") || $0.name.contains("downsample.1") }.count)
+        #expect(
+            model.parameters().count == trainable.count
+                + model.parameters().filter { $0.name.contains("bn") || $0.name.contains("downsample.1") }.count)
     }
 }
 

@@ -68,12 +68,16 @@ import Training
     @Test func inputsAreCheckedBeforeAnythingRuns() throws {
         let root = try Self.dataset()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let bad = try Pipeline(recipe: try Recipe(
-            text: try Self.recipe(root: root, extra: "cam: {init: missing_cam.h5}").text, path: "test-recipe", overrides: ["pseudo.source=cam"]))
+        let bad = try Pipeline(
+            recipe: try Recipe(
+                text: try Self.recipe(root: root, extra: "cam: {init: missing_cam.h5}").text, path: "test-recipe",
+                overrides: ["pseudo.source=cam"]))
         #expect { try bad.run() } throws: { error in error.localizedDescription.contains("cam.init: ") }
         #expect(!FileManager.default.fileExists(atPath: root + "/run"))
         // 'none' is random initialisation for cam.init as for model.init.
-        #expect(throws: Never.self) { try Pipeline(recipe: try Self.recipe(root: root, extra: "cam: {init: none}")).checkInputs() }
+        #expect(throws: Never.self) {
+            try Pipeline(recipe: try Self.recipe(root: root, extra: "cam: {init: none}")).checkInputs()
+        }
     }
 
     /// A custom proposal source, as Examples/CustomProposals plugs it in, and the records a run leaves.
@@ -82,7 +86,9 @@ import Training
         func proposals(for id: String, image: Image) throws -> [SegmentMask] {
             let (w, h) = (image.width, image.height)
             return (0..<4).map { k in
-                SegmentMask(width: w, height: h, bitmap: (0..<(w * h)).map { i in (i % w < w / 2) == (k % 2 == 0) && (i / w < h / 2) == (k < 2) })
+                SegmentMask(
+                    width: w, height: h,
+                    bitmap: (0..<(w * h)).map { i in (i % w < w / 2) == (k % 2 == 0) && (i / w < h / 2) == (k < 2) })
             }
         }
     }
@@ -91,7 +97,8 @@ import Training
         let root = try Self.dataset()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let recipe = try Self.recipe(root: root, extra: "")
-        let text = recipe.text.replacingOccurrences(of: "pseudo: {source: gt}", with: "pseudo: {source: sepl, seeds: SegmentationClass}")
+        let text = recipe.text.replacingOccurrences(
+            of: "pseudo: {source: gt}", with: "pseudo: {source: sepl, seeds: SegmentationClass}")
         let pipeline = try Pipeline(recipe: try Recipe(text: text, path: "test-recipe"))
         pipeline.proposalSources[.sepl] = Tiles()
         var steps: [String] = []
@@ -113,7 +120,9 @@ import Training
         #expect(decoded.segmenters[.sepl]?.miou == summary.segmenters[.sepl]?.miou)
         #expect(decoded.segmenters[.sepl]?.labels == checkpoint.labels)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        #expect(object["val_miou"] is Double && object["test_miou"] is NSNull && object["checkpoint"] as? String == layout.segmenterCheckpoint("sepl"))
+        #expect(
+            object["val_miou"] is Double && object["test_miou"] is NSNull
+                && object["checkpoint"] as? String == layout.segmenterCheckpoint("sepl"))
         // A second run reuses everything.
         steps = []
         let again = try pipeline.run()

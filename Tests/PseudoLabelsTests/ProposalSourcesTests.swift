@@ -28,7 +28,8 @@ func temporaryDirectory() -> String {
         let expected = try ProposalFixtures.referenceMasks()
         let image = Image(width: 53, height: 37, channels: 3)
         for file in ["rle_list", "rle_sa1b"] {
-            let masks = try SA1BProposals.read(path: ProposalFixtures.directory + "/\(file).json", width: image.width, height: image.height)
+            let masks = try SA1BProposals.read(
+                path: ProposalFixtures.directory + "/\(file).json", width: image.width, height: image.height)
             #expect(masks.count == expected.count)
             for (k, mask) in masks.enumerated() {
                 #expect(mask.bitmap == expected[k], "\(file) mask \(k) differs from pycocotools' decode")
@@ -116,7 +117,9 @@ func temporaryDirectory() -> String {
         #expect(throws: PseudoLabelError.sizeMismatch(path: dir + "/masks/im/4.png", expected: (w, h), found: (w + 1, h))) {
             try MaskFolderProposals(directory: dir + "/masks").proposals(for: "im", image: image)
         }
-        #expect(throws: PseudoLabelError.self) { try IndexMapProposals(directory: dir + "/index").proposals(for: "other", image: image) }
+        #expect(throws: PseudoLabelError.self) {
+            try IndexMapProposals(directory: dir + "/index").proposals(for: "other", image: image)
+        }
     }
 
     @Test func boundingBoxAndContainsAgreeWithTheBitmap() {
@@ -145,6 +148,9 @@ func temporaryDirectory() -> String {
         let ours = Felzenszwalb.segment(image, options: options)
         #expect(Set(expected.values).count > 3, "the fixture should have several segments")
         let differing = zip(ours, expected.values).filter { $0 != $1 }.count
-        #expect(differing == 0, "\(name) \(options): \(differing) of \(ours.count) pixels differ; \(Set(ours).count) segments vs \(Set(expected.values).count)")
+        #expect(
+            differing == 0,
+            "\(name) \(options): \(differing) of \(ours.count) pixels differ; \(Set(ours).count) segments vs \(Set(expected.values).count)"
+        )
     }
 }

@@ -17,10 +17,11 @@ func maskRow(_ rows: String...) -> SegmentMask {
 
 func render(_ map: LabelMap) -> String {
     (0..<map.height).map { y in
-        String((0..<map.width).map { x in
-            let v = map.values[y * map.width + x]
-            return v == 0 ? "." : v == 255 ? "i" : Character(String(v))
-        })
+        String(
+            (0..<map.width).map { x in
+                let v = map.values[y * map.width + x]
+                return v == 0 ? "." : v == 255 ? "i" : Character(String(v))
+            })
     }.joined(separator: "/")
 }
 
@@ -123,15 +124,17 @@ func render(_ map: LabelMap) -> String {
             Detection(classID: 4, box: (3, 0, 8, 2), score: 0.99),  // not in the image labels
             Detection(classID: 2, box: (0, 0, 10, 2), score: 0.2),  // below the threshold
         ]
-        let out = BoxMerge(order: .score).merge(width: 10, height: 2, detections: detections, imageClasses: [1, 2], proposals: [a, b])
+        let out = BoxMerge(order: .score).merge(
+            width: 10, height: 2, detections: detections, imageClasses: [1, 2], proposals: [a, b])
         #expect(render(out.labels) == "11111222../11111222..")
         // Sun et al.'s order: the file's, later over earlier (the 0.5 box after the 0.9 one).
         let inOrder = BoxMerge().merge(width: 10, height: 2, detections: detections, imageClasses: [1, 2], proposals: [a, b])
         #expect(render(inOrder.labels) == "11122222../11122222..")
         #expect(out.unmatched == 0)
         // A box no proposal fits is counted, not painted.
-        let far = BoxMerge().merge(width: 10, height: 2, detections: [Detection(classID: 1, box: (8, 0, 10, 1), score: 0.8)],
-                                   imageClasses: [1], proposals: [a])
+        let far = BoxMerge().merge(
+            width: 10, height: 2, detections: [Detection(classID: 1, box: (8, 0, 10, 1), score: 0.8)],
+            imageClasses: [1], proposals: [a])
         #expect(far.unmatched == 1)
         #expect(far.labels.values.allSatisfy { $0 == 0 })
     }

@@ -51,7 +51,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
         try write(to: folder)
-        for (name, width, height) in [("curves", 800, 480), ("curves-small", 560, 360), ("font", 600, 200), ("curves-tiny", 320, 200)] {
+        for (name, width, height) in [
+            ("curves", 800, 480), ("curves-small", 560, 360), ("font", 600, 200), ("curves-tiny", 320, 200),
+        ] {
             let image = try Image.readRGB(from: "\(folder)/\(name).png")
             #expect(image.width == width && image.height == height, "\(name).png is \(image.width)x\(image.height)")
             // Title, axes and curves: ink in the top, middle and bottom thirds.

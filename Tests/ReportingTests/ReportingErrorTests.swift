@@ -4,6 +4,8 @@ import Testing
 
 @Suite struct ReportingErrorTests {
     @Test func namesTheFile() {
-        #expect(ReportingError.writeFailed(path: "runs/x/events.out", reason: "disk full").localizedDescription == "runs/x/events.out: cannot write: disk full")
+        #expect(
+            ReportingError.writeFailed(path: "runs/x/events.out", reason: "disk full").localizedDescription
+                == "runs/x/events.out: cannot write: disk full")
     }
 }

@@ -401,7 +401,8 @@ extension AutomaticMaskGeneratorTests {
         for i in official.indices {
             for j in official.indices where j > i { closest = max(closest, maskIoU(official[i].mask, official[j].mask)) }
         }
-        #expect(official.count == officialCount && closest <= 0.77, "\(official.count) official masks, pairwise IoU up to \(closest)")
+        #expect(
+            official.count == officialCount && closest <= 0.77, "\(official.count) official masks, pairwise IoU up to \(closest)")
 
         let ours = try AutomaticMaskGenerator(predictor: SAMPredictor(model: try Self.regionModel()), options: o).generate(image)
         #expect(ours.count == official.count, "ours \(ours.count) masks, official \(official.count)")
@@ -419,8 +420,12 @@ extension AutomaticMaskGeneratorTests {
             iouGap = max(iouGap, abs(mine.predictedIoU - theirs.predictedIoU))
             stabilityGap = max(stabilityGap, abs(mine.stabilityScore - theirs.stabilityScore))
             if mine.bbox == theirs.bbox && mine.cropBox == theirs.cropBox { sameBoxes += 1 }
-            #expect(abs(mine.predictedIoU - theirs.predictedIoU) <= 1e-4, "official mask \(k): predicted IoU \(mine.predictedIoU), official \(theirs.predictedIoU)")
-            #expect(abs(mine.stabilityScore - theirs.stabilityScore) <= 1e-3, "official mask \(k): stability \(mine.stabilityScore), official \(theirs.stabilityScore)")
+            #expect(
+                abs(mine.predictedIoU - theirs.predictedIoU) <= 1e-4,
+                "official mask \(k): predicted IoU \(mine.predictedIoU), official \(theirs.predictedIoU)")
+            #expect(
+                abs(mine.stabilityScore - theirs.stabilityScore) <= 1e-3,
+                "official mask \(k): stability \(mine.stabilityScore), official \(theirs.stabilityScore)")
         }
         #expect(matched.count == official.count, "\(official.count) official masks matched by \(matched.count) of ours")
         print(

@@ -13,7 +13,8 @@ import Testing
 
     @Test func yamlUsesTheBuilderNames() throws {
         let c = try SAMConfiguration.parse(
-            yaml: "image_size: 64\npatch_size: 8\nwindow_size: 3\nencoder_embed_dim: 32\nencoder_depth: 2\nencoder_num_heads: 2\nencoder_global_attn_indexes: [1]\nprompt_embed_dim: 32\n",
+            yaml:
+                "image_size: 64\npatch_size: 8\nwindow_size: 3\nencoder_embed_dim: 32\nencoder_depth: 2\nencoder_num_heads: 2\nencoder_global_attn_indexes: [1]\nprompt_embed_dim: 32\n",
             path: "tiny.yaml")
         #expect(c.imageSize == 64 && c.embeddingSize == 8 && c.encoderGlobalAttnIndexes == [1] && c.decoderMLPDim == 2048)
     }

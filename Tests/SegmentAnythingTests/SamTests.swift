@@ -199,11 +199,15 @@ import TorchCheckpoint
     @Test func configurationsBeyondAnyModelAreRefusedBeforeAllocating() throws {
         var c = SAMConfiguration.vitB
         c.imageSize = 1_000_000
-        #expect { try c.validate(path: "big.yaml") } throws: { error in error.localizedDescription.contains("'image_size' must be at most 4096") }
+        #expect { try c.validate(path: "big.yaml") } throws: { error in
+            error.localizedDescription.contains("'image_size' must be at most 4096")
+        }
         c = .vitB
         c.encoderEmbedDim = 8192
         c.encoderDepth = 256
         c.encoderNumHeads = 8
-        #expect { try c.validate(path: "wide.yaml") } throws: { error in error.localizedDescription.contains("encoder alone needs") }
+        #expect { try c.validate(path: "wide.yaml") } throws: { error in
+            error.localizedDescription.contains("encoder alone needs")
+        }
     }
 }

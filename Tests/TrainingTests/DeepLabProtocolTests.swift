@@ -14,7 +14,9 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
-    static func file() throws -> HDF5File { try HDF5File(path: fixtures.appendingPathComponent("DeepLabProtocol/protocol.h5").path, mode: .read) }
+    static func file() throws -> HDF5File {
+        try HDF5File(path: fixtures.appendingPathComponent("DeepLabProtocol/protocol.h5").path, mode: .read)
+    }
 
     static func attribute(_ name: String, on group: String) throws -> Double {
         try #require(try file().requiredAttribute(named: name, on: group).doubleValue)
@@ -67,7 +69,9 @@ import Testing
             let expected = try f.readLabels("/pil_nearest/resized_\(side)")
             #expect(labels.resizedNearest(to: (side, side), rule: .pil) == expected, "\(side)x\(side)")
             let first = LabelMap(width: 41, height: 41, values: labels.values[0..<(41 * 41)].map { UInt8($0) })
-            #expect(first.resizedNearest(height: side, width: side, rule: .pil).values == expected.values[0..<(side * side)].map { UInt8($0) })
+            #expect(
+                first.resizedNearest(height: side, width: side, rule: .pil).values
+                    == expected.values[0..<(side * side)].map { UInt8($0) })
         }
     }
 
@@ -81,7 +85,9 @@ import Testing
         let cases = try f.read("/augment/cases").scalars
         let images = try f.read("/augment/images"), labels = try f.readLabels("/augment/labels")
         let augmentation = SegmentationOptions().augmentation
-        let (image, labelMap) = (Image(width: 31, height: 23, channels: 3, pixels: rgb), LabelMap(width: 31, height: 23, values: label))
+        let (image, labelMap) = (
+            Image(width: 31, height: 23, channels: 3, pixels: rgb), LabelMap(width: 31, height: 23, values: label)
+        )
         var protocolCrop = augmentation
         protocolCrop.cropSize = crop
         #expect(augmentation.labelResize == .pil && augmentation.sideRounding == .towardZero)
@@ -91,13 +97,16 @@ import Testing
             let (scale, h, w, startH, startW, flip) = (c[0], Int(c[1]), Int(c[2]), Int(c[3]), Int(c[4]), c[5] == 1)
             #expect(augmentation.scale == .choices([0.5, 0.75, 1.0, 1.25, 1.5]))
             #expect(protocolCrop.scaledSize(width: 31, height: 23, factor: scale) == (w, h), "int(side * \(scale))")
-            let (outImage, outLabels) = protocolCrop.apply(image: image, labels: labelMap, factor: scale, cropOrigin: (startW, startH), mirror: flip)
+            let (outImage, outLabels) = protocolCrop.apply(
+                image: image, labels: labelMap, factor: scale, cropOrigin: (startW, startH), mirror: flip)
             let expected = Array(images.scalars[(k * plane)..<((k + 1) * plane)])
             // cv2's float INTER_LINEAR and ours differ by float rounding (≈ 2e-5 on 0…255 values,
             // the fixture's cv2_vs_torch_max_gap), plus normalising before resizing.
             let gap = zip(outImage.values, expected).map { abs($0 - $1) }.max() ?? 0
             #expect(gap < 1e-3, "scale \(scale): image max |difference| \(gap)")
-            #expect(outLabels.values.map(Int32.init) == Array(labels.values[(k * crop * crop)..<((k + 1) * crop * crop)]), "scale \(scale): labels")
+            #expect(
+                outLabels.values.map(Int32.init) == Array(labels.values[(k * crop * crop)..<((k + 1) * crop * crop)]),
+                "scale \(scale): labels")
         }
     }
 
@@ -116,7 +125,8 @@ import Testing
     static func tinyModel() throws -> DeepLabV2 {
         let f = try HDF5File(path: fixtures.appendingPathComponent("models.h5").path, mode: .read)
         let flat = try f.read("/deeplab/state").scalars
-        let keys = try #require(f.requiredAttribute(named: "state_keys", on: "/deeplab").stringValue).split(separator: "\n").map(String.init)
+        let keys = try #require(f.requiredAttribute(named: "state_keys", on: "/deeplab").stringValue).split(separator: "\n").map(
+            String.init)
         let shapes = try #require(f.requiredAttribute(named: "state_shapes", on: "/deeplab").stringValue)
             .split(separator: "\n", omittingEmptySubsequences: false).map { $0.split(separator: ",").map { Int($0)! } }
         var state: [String: Tensor] = [:]
@@ -176,7 +186,9 @@ import Testing
         let expected = try Self.attribute("train_loss", on: "/msc")
         let loss = withoutGrad { SegmentationTraining.lossOf(model: model, batch: batch, msc: true, labelResize: .pil).item }
         #expect(abs(Double(loss) - expected) < 1e-4 * expected, "loss \(loss) vs \(expected)")
-        let torchRule = withoutGrad { SegmentationTraining.lossOf(model: model, batch: batch, msc: true, labelResize: .torch).item }
+        let torchRule = withoutGrad {
+            SegmentationTraining.lossOf(model: model, batch: batch, msc: true, labelResize: .torch).item
+        }
         #expect(abs(Double(torchRule) - expected) > 1e-3 * expected, "torch-nearest labels give another loss")
     }
 }

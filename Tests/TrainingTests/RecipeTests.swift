@@ -11,7 +11,9 @@ import Testing
     static let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("recipes").path
 
-    @Test(arguments: ["demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full", "voc12-irn-cam", "coco"])
+    @Test(arguments: [
+        "demo", "voc12-deeplabv2-r101-sepl", "voc12-deeplabv2-r101-boxes", "voc12-deeplabv2-r101-full", "voc12-irn-cam", "coco",
+    ])
     func shippedRecipesLoad(_ name: String) throws {
         let recipe = try Recipe(path: "\(Self.recipes)/\(name).yaml")
         #expect(recipe.data.root != nil)
@@ -24,7 +26,8 @@ import Testing
             #expect(recipe.model.msc && recipe.model.frozenBN && recipe.model.depth == .resnet101)
             // deeplab-pytorch's VOC protocol (configs/voc12.yaml, main.py): scales from the set,
             // PIL-nearest labels, the rate every 10 iterations, the MSC max-fused logits scored.
-            #expect(t.scales == [0.5, 0.75, 1.0, 1.25, 1.5] && t.scaleSampling == .choice && t.labelResize == .pil && t.lrStep == 10)
+            #expect(
+                t.scales == [0.5, 0.75, 1.0, 1.25, 1.5] && t.scaleSampling == .choice && t.labelResize == .pil && t.lrStep == 10)
             #expect(recipe.evaluatesMSC && recipe.eval.scales == [1.0] && !recipe.eval.flip)
             let o = recipe.segmentationOptions
             #expect(o.augmentation.scale == .choices([0.5, 0.75, 1.0, 1.25, 1.5]) && o.augmentation.sideRounding == .towardZero)
@@ -45,11 +48,13 @@ import Testing
 
     /// Options stored by checkpoints from before the protocol keys read as what they trained with.
     @Test func olderCheckpointOptionsDecodeAsTheyTrained() throws {
-        var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(SegmentationOptions())) as? [String: Any])
+        var json = try #require(
+            try JSONSerialization.jsonObject(with: JSONEncoder().encode(SegmentationOptions())) as? [String: Any])
         for key in ["scales", "scaleSampling", "labelResize", "learningRateStep"] { json[key] = nil }
         (json["scaleLow"], json["scaleHigh"]) = (0.5, 1.5)
         let old = try JSONDecoder().decode(SegmentationOptions.self, from: JSONSerialization.data(withJSONObject: json))
-        #expect(old.scales == [0.5, 1.5] && old.scaleSampling == .uniform && old.labelResize == .torch && old.learningRateStep == 1)
+        #expect(
+            old.scales == [0.5, 1.5] && old.scaleSampling == .uniform && old.labelResize == .torch && old.learningRateStep == 1)
         let today = SegmentationOptions()
         #expect(try JSONDecoder().decode(SegmentationOptions.self, from: JSONEncoder().encode(today)) == today)
     }
@@ -100,7 +105,9 @@ import Testing
         #expect(!message("a: [\n").contains("\n"), "one line")
         #expect(!message("train: {iterations: 1}\ntrain: {batch: 2}\n").contains("\n"))
         #expect(message("", overrides: ["train.nope=3"]) == "r.yaml: --set: unknown key 'train.nope'")
-        #expect(message("", overrides: ["train.iteration=3"]) == "r.yaml: --set: unknown key 'train.iteration' (did you mean 'train.iterations'?)")
+        #expect(
+            message("", overrides: ["train.iteration=3"])
+                == "r.yaml: --set: unknown key 'train.iteration' (did you mean 'train.iterations'?)")
         #expect(message("", overrides: ["train.iterations=abc"]) == "--set: 'train.iterations' must be an integer, got 'abc'")
         #expect(message("", overrides: ["train.iterations"]).contains("must be section.key=value"))
     }
@@ -151,7 +158,9 @@ import Testing
     }
 
     @Test func overridesApplyOnTopAndDefaultsFillTheRest() throws {
-        let recipe = try Recipe(text: "train:\n  iterations: 10\n", path: "r.yaml", overrides: ["train.iterations=100", "model.msc=false", "eval.scales=[0.5, 1]"])
+        let recipe = try Recipe(
+            text: "train:\n  iterations: 10\n", path: "r.yaml",
+            overrides: ["train.iterations=100", "model.msc=false", "eval.scales=[0.5, 1]"])
         #expect(recipe.train.iterations == 100)
         #expect(recipe.model.msc == false)
         #expect(recipe.eval.scales == [0.5, 1.0])
@@ -167,12 +176,21 @@ import Testing
                 return "no error"
             } catch { return error.localizedDescription }
         }
-        #expect(message("train.preprocessing=pytorch") == "--set: 'train.preprocessing' must be caffe or torchvision, got 'pytorch'")
+        #expect(
+            message("train.preprocessing=pytorch") == "--set: 'train.preprocessing' must be caffe or torchvision, got 'pytorch'")
         #expect(message("model.depth=42") == "--set: 'model.depth' must be 18, 34, 50 or 101, got 42")
         #expect(message("model.arch=pspnet") == "--set: 'model.arch' must be deeplabv2-resnet101, got 'pspnet'")
-        #expect(message("pseudo.source=crf") == "--set: 'pseudo.source' must be cam, sepl, sepl-felzenszwalb, boxes, gt or folder, got 'crf'")
-        #expect(message("pseudo.compare=[cam, nope]") == "--set: 'pseudo.compare' (item 2) must be cam, sepl, sepl-felzenszwalb, boxes, gt or folder, got ['cam', 'nope']")
-        let r = try Recipe(text: "model: {depth: 50, init: cam}\ntrain: {preprocessing: torchvision}\npseudo: {source: boxes, compare: [cam, gt]}\n", path: "r.yaml")
+        #expect(
+            message("pseudo.source=crf")
+                == "--set: 'pseudo.source' must be cam, sepl, sepl-felzenszwalb, boxes, gt or folder, got 'crf'")
+        #expect(
+            message("pseudo.compare=[cam, nope]")
+                == "--set: 'pseudo.compare' (item 2) must be cam, sepl, sepl-felzenszwalb, boxes, gt or folder, got ['cam', 'nope']"
+        )
+        let r = try Recipe(
+            text:
+                "model: {depth: 50, init: cam}\ntrain: {preprocessing: torchvision}\npseudo: {source: boxes, compare: [cam, gt]}\n",
+            path: "r.yaml")
         #expect(r.model.depth == .resnet50 && r.model.`init` == .camClassifier && r.train.preprocessing == .torchvision)
         #expect(r.pseudo.source == .boxes && r.pseudo.compare == [.cam, .gt])
         #expect(r.segmenterInit(runDirectory: "runs/x") == "runs/x/cam/cam_final.h5")
@@ -190,7 +208,10 @@ import Testing
         #expect(t["cam.init"] == "null" && t["run.threads"] == "null" && t["model.frozen_bn"] == "true")
         #expect(t["model.depth"] == "101" && t["train.preprocessing"] == "caffe" && t["model.init"] == "none")
         #expect(t["pseudo.compare"] == "[cam]" && t["eval.splits"] == "[\"val\", \"test\"]")
-        #expect(r.effectiveValues(of: ["eval"]) == ["eval.scales": "[1.0]", "eval.flip": "false", "eval.msc": "null", "eval.splits": "[\"val\", \"test\"]"])
+        #expect(
+            r.effectiveValues(of: ["eval"]) == [
+                "eval.scales": "[1.0]", "eval.flip": "false", "eval.msc": "null", "eval.splits": "[\"val\", \"test\"]",
+            ])
         #expect(t["train.scales"] == "[0.5, 0.75, 1.0, 1.25, 1.5]" && t["train.scale_sampling"] == "choice")
         #expect(t["train.label_resize"] == "pil" && t["train.lr_step"] == "10")
     }
@@ -208,6 +229,8 @@ import Testing
         }
         let known = Set(Recipe.allKeys)
         #expect(known.subtracting(documented).isEmpty, "not in docs/RECIPES.md: \(known.subtracting(documented).sorted())")
-        #expect(documented.subtracting(known).isEmpty, "docs/RECIPES.md lists unknown keys: \(documented.subtracting(known).sorted())")
+        #expect(
+            documented.subtracting(known).isEmpty, "docs/RECIPES.md lists unknown keys: \(documented.subtracting(known).sorted())"
+        )
     }
 }

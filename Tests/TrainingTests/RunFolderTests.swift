@@ -30,7 +30,8 @@ import Testing
         // Resuming is fine as it is.
         #expect(try RunFolder.prepare(lock, prefix: "", resuming: true, overwrite: false, runFiles: ["train.jsonl"]) == nil)
         // --overwrite moves the earlier run aside; nothing is deleted.
-        let aside = try #require(try RunFolder.prepare(lock, prefix: "", resuming: false, overwrite: true, runFiles: ["train.jsonl"]))
+        let aside = try #require(
+            try RunFolder.prepare(lock, prefix: "", resuming: false, overwrite: true, runFiles: ["train.jsonl"]))
         #expect(Set(try fm.contentsOfDirectory(atPath: aside)) == ["iter_000010.h5", "final.h5", "train.jsonl"])
         #expect(try String(contentsOfFile: aside + "/final.h5", encoding: .utf8) == "final.h5")
         #expect(Set(try fm.contentsOfDirectory(atPath: directory)).isSuperset(of: ["eval_val.json", ".lock"]))

@@ -36,7 +36,9 @@ import Testing
         let val = try String(contentsOfFile: root + "/ImageSets/Segmentation/val.txt", encoding: .utf8).split(separator: "\n")
         #expect(train.count == 7 && val.count == 4)
         // 81 classes: the table lists the classes some image has, and counts the rest on one line.
-        let report = try VOCDataset(root: root, split: "train", classes: classes, imageLabelFile: root + "/image_labels_train.txt").check()
+        let report = try VOCDataset(
+            root: root, split: "train", classes: classes, imageLabelFile: root + "/image_labels_train.txt"
+        ).check()
         #expect(report.text.contains("classes in no image not shown") && !report.text.contains("zebra"))
         #expect(report.imagesPerClass.count == 80 && report.problems.isEmpty)
         for split in ["train", "val"] {

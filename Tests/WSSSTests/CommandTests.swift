@@ -29,11 +29,13 @@ import Testing
         let root = try syntheticRoot()
         let labels = root + "/pseudo"
         try FileManager.default.copyItem(atPath: root + "/SegmentationClass", toPath: labels)
-        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/val.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/val.txt", encoding: .utf8).split(separator: "\n")
+            .map(String.init)
         try FileManager.default.removeItem(atPath: "\(labels)/\(ids[1]).png")
         let check = try DataCommand.Check.parse(["--root", root, "--split", "val", "--labels", labels, "--json"])
         #expect(throws: ExitCode(1)) { try check.run() }
-        let report = try VOCDataset(root: root, split: "val", classes: SyntheticDataset.classes, labels: labels).check(requireLabels: true)
+        let report = try VOCDataset(root: root, split: "val", classes: SyntheticDataset.classes, labels: labels).check(
+            requireLabels: true)
         #expect(report.problems == ["\(labels)/\(ids[1]).png: missing label PNG"])
     }
 
@@ -58,12 +60,16 @@ import Testing
         }
         // A prediction of the wrong size too.
         try LabelMap(width: 40, height: 48, filledWith: 0).writePNG(to: "\(pred)/\(ids[0]).png")
-        #expect(throws: DatasetError.self) { try FolderScore.confusion(ids: ids, predictions: pred, groundTruth: gt, classCount: 7) }
+        #expect(throws: DatasetError.self) {
+            try FolderScore.confusion(ids: ids, predictions: pred, groundTruth: gt, classCount: 7)
+        }
     }
 
     @Test func numberListsParseStrictly() throws {
         #expect(try parseNumbers("0.5, 1,1.5", option: "--scales") == [0.5, 1, 1.5])
-        for (text, words) in [("abc", "'abc' in 'abc' is not a number"), ("1,,2", "'' in '1,,2' is not a number"), ("1,-1", "-1 must be > 0")] {
+        for (text, words) in [
+            ("abc", "'abc' in 'abc' is not a number"), ("1,,2", "'' in '1,,2' is not a number"), ("1,-1", "-1 must be > 0"),
+        ] {
             #expect { try parseNumbers(text, option: "--scales", positive: true) } throws: { error in
                 "\(error)".contains(words) && "\(error)".contains("--scales")
             }
@@ -78,7 +84,9 @@ import Testing
 
     @Test func synthRefusesAFolderWithADatasetUnlessOverwriting() throws {
         let root = try syntheticRoot()
-        #expect(throws: CommandFailure.self) { try Synth.parse(["--out", root, "--train", "1", "--val", "1", "--test", "1", "--size", "32"]).run() }
+        #expect(throws: CommandFailure.self) {
+            try Synth.parse(["--out", root, "--train", "1", "--val", "1", "--test", "1", "--size", "32"]).run()
+        }
         try Synth.parse(["--out", root, "--train", "1", "--val", "1", "--test", "1", "--size", "32", "--overwrite"]).run()
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/JPEGImages").count == 3, "the old images are gone")
     }
@@ -92,10 +100,14 @@ import Testing
 @Suite struct FileSystemFailureTests {
     @Test func foundationFileErrorsBecomeOneLine() throws {
         let full = CocoaError(.fileWriteOutOfSpace, userInfo: [NSFilePathErrorKey: "/data/run/final.h5"])
-        #expect(try #require(FileSystemFailure(full)).localizedDescription == "/data/run/final.h5: cannot write: no space left on device")
-        let readOnly = NSError(domain: NSCocoaErrorDomain, code: 642, userInfo: [
-            NSFilePathErrorKey: "/ro/x", NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EROFS)),
-        ])
+        #expect(
+            try #require(FileSystemFailure(full)).localizedDescription
+                == "/data/run/final.h5: cannot write: no space left on device")
+        let readOnly = NSError(
+            domain: NSCocoaErrorDomain, code: 642,
+            userInfo: [
+                NSFilePathErrorKey: "/ro/x", NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EROFS)),
+            ])
         #expect(try #require(FileSystemFailure(readOnly)).localizedDescription == "/ro/x: cannot write: Read-only file system")
         #expect(FileSystemFailure(ValidationError("x")) == nil)
     }

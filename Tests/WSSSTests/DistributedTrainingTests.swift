@@ -310,7 +310,10 @@ import Testing
         ]
         #expect(try run(common + ["--out", root + "/single"]) == 0)
         #expect(try run(common + ["--out", root + "/ranks2", "--distributed"], ranks: 2) == 0)
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2")) == ["a.json", "b.json", "c.json", "provenance.json"])
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: root + "/ranks2")) == [
+                "a.json", "b.json", "c.json", "provenance.json",
+            ])
         func segmentations(_ path: String) throws -> [String] {
             let records = try #require(
                 try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]])

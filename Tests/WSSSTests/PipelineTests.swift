@@ -18,18 +18,20 @@ import Testing
 
     @Test func runsEveryStageThenResumesWithCompare() throws {
         let root = NSTemporaryDirectory() + "wsss-pipe-\(UUID().uuidString)"
-        var synth = try Synth.parse(["--out", root, "--train", "6", "--val", "2", "--test", "2", "--size", "40", "--seed", "8", "--proposals"])
+        var synth = try Synth.parse([
+            "--out", root, "--train", "6", "--val", "2", "--test", "2", "--size", "40", "--seed", "8", "--proposals",
+        ])
         try synth.run()
         let runDir = root + "/run"
         try """
-            data: {root: \(root)}
-            run: {dir: \(runDir), seed: 0}
-            cam: {iterations: 3, batch: 2, crop: 40, width_divisor: 16, frozen_bn: false, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
-            pseudo: {source: sepl, proposals: "sa1b:SAMStandIn", compare: [cam, sepl-felzenszwalb, gt]}
-            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-            train: {iterations: 3, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
-            eval: {splits: [val, test]}
-            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        data: {root: \(root)}
+        run: {dir: \(runDir), seed: 0}
+        cam: {iterations: 3, batch: 2, crop: 40, width_divisor: 16, frozen_bn: false, inference_scales: [1.0], bg_threshold: 0.3, checkpoint_every: 100}
+        pseudo: {source: sepl, proposals: "sa1b:SAMStandIn", compare: [cam, sepl-felzenszwalb, gt]}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {iterations: 3, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+        eval: {splits: [val, test]}
+        """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
         var pipeline = try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"])
         try pipeline.run()
         let first = try summary(runDir)
@@ -52,7 +54,10 @@ import Testing
         let seplTrained = try modified(checkpoint), camTrained = try modified(runDir + "/cam/cam_final.h5")
         // report.html: self-contained, with the tables, the curves and the panels inlined.
         let report = try String(contentsOfFile: runDir + "/report.html", encoding: .utf8)
-        for text in ["Pseudo-labels (train split)", "<td>sepl (SAM stand-in, derived from ground truth) *</td>", "Training curves: sepl", "Stage times", "Recipe"] {
+        for text in [
+            "Pseudo-labels (train split)", "<td>sepl (SAM stand-in, derived from ground truth) *</td>", "Training curves: sepl",
+            "Stage times", "Recipe",
+        ] {
             #expect(report.contains(text), "report.html lacks \(text)")
         }
         #expect(report.components(separatedBy: "data:image/png;base64,").count > 2)
@@ -64,7 +69,9 @@ import Testing
         let second = try summary(runDir)
         #expect(try modified(checkpoint) == seplTrained)
         #expect(try modified(runDir + "/cam/cam_final.h5") == camTrained)
-        for source in ["cam", "sepl-felzenszwalb", "gt"] { #expect(FileManager.default.fileExists(atPath: "\(runDir)/segmenter_\(source)/final.h5")) }
+        for source in ["cam", "sepl-felzenszwalb", "gt"] {
+            #expect(FileManager.default.fileExists(atPath: "\(runDir)/segmenter_\(source)/final.h5"))
+        }
         let segmenters = try #require(second["segmenters"] as? [String: [String: Any]])
         #expect(Set(segmenters.keys) == ["sepl", "cam", "sepl-felzenszwalb", "gt"])
         let reusedSteps = try #require(second["step_seconds"] as? [String: Double])
@@ -81,13 +88,13 @@ import Testing
         func run(_ name: String, iterations: Int, lr: Double) throws -> [String: Any] {
             let runDir = root + "/" + name
             try """
-                data: {root: \(root), test_split: val}
-                run: {dir: \(runDir), seed: 1}
-                pseudo: {source: gt}
-                model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-                train: {iterations: \(iterations), batch: 4, crop: 40, lr: \(lr), checkpoint_every: 1000, eval_every: 0, log_every: 10}
-                eval: {splits: [val]}
-                """.write(toFile: root + "/\(name).yaml", atomically: true, encoding: .utf8)
+            data: {root: \(root), test_split: val}
+            run: {dir: \(runDir), seed: 1}
+            pseudo: {source: gt}
+            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+            train: {iterations: \(iterations), batch: 4, crop: 40, lr: \(lr), checkpoint_every: 1000, eval_every: 0, log_every: 10}
+            eval: {splits: [val]}
+            """.write(toFile: root + "/\(name).yaml", atomically: true, encoding: .utf8)
             try PipelineCommand.parse(["--recipe", root + "/\(name).yaml", "--threads", "1"]).run()
             return try summary(runDir)
         }
@@ -103,13 +110,13 @@ import Testing
         try synth.run()
         let runDir = root + "/run"
         try """
-            data: {root: \(root)}
-            run: {dir: \(runDir), seed: 4}
-            pseudo: {source: gt}
-            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-            train: {iterations: 2, batch: 2, crop: 40, lr: 0.01, checkpoint_every: 100, eval_every: 0, log_every: 1}
-            eval: {splits: [val]}
-            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        data: {root: \(root)}
+        run: {dir: \(runDir), seed: 4}
+        pseudo: {source: gt}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {iterations: 2, batch: 2, crop: 40, lr: 0.01, checkpoint_every: 100, eval_every: 0, log_every: 1}
+        eval: {splits: [val]}
+        """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
         try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1", "--seeds", "2"]).run()
         let s = try summary(runDir)
         #expect(FileManager.default.fileExists(atPath: runDir + "/segmenter_gt/final.h5"))
@@ -130,43 +137,53 @@ import Testing
     /// A recipe with `pseudo.proposals: sam`: the pipeline runs our SAM (the tiny official model of
     /// Tests/Fixtures/sam) into run.dir/sam_masks and SEPL uses those masks; boxes prompt SAM.
     @Test func runsSAMFromTheRecipe() throws {
-        let sam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/sam").path
+        let sam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/sam"
+        ).path
         let root = NSTemporaryDirectory() + "wsss-pipe-sam-\(UUID().uuidString)"
         try Synth.parse(["--out", root, "--train", "3", "--val", "1", "--test", "1", "--size", "40", "--seed", "9"]).run()
         let runDir = root + "/run"
         try """
-            data: {root: \(root), test_split: val}
-            run: {dir: \(runDir), seed: 0}
-            pseudo: {source: sepl, seeds: \(root)/SegmentationClass, proposals: sam, sam_checkpoint: \(sam)/sam_tiny.pth, sam_config: \(sam)/sam_tiny.yaml, compare: [boxes]}
-            sam: {points_per_side: 4, pred_iou_thresh: 0.0, stability_score_thresh: 0.0}
-            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-            train: {iterations: 1, batch: 1, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
-            eval: {splits: [val]}
-            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        data: {root: \(root), test_split: val}
+        run: {dir: \(runDir), seed: 0}
+        pseudo: {source: sepl, seeds: \(root)/SegmentationClass, proposals: sam, sam_checkpoint: \(sam)/sam_tiny.pth, sam_config: \(sam)/sam_tiny.yaml, compare: [boxes]}
+        sam: {points_per_side: 4, pred_iou_thresh: 0.0, stability_score_thresh: 0.0}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {iterations: 1, batch: 1, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+        eval: {splits: [val]}
+        """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
         try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"]).run()
-        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: runDir + "/sam_masks")) == Set(ids.map { $0 + ".json" } + ["provenance.json"]))
+        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n")
+            .map(String.init)
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: runDir + "/sam_masks"))
+                == Set(ids.map { $0 + ".json" } + ["provenance.json"]))
         let pseudo = try #require(try summary(runDir)["pseudo_miou"] as? [String: Double])
         #expect(Set(pseudo.keys) == ["sepl", "boxes"])
-        for source in ["sepl", "boxes"] { for id in ids { #expect(FileManager.default.fileExists(atPath: "\(runDir)/pseudo/\(source)/\(id).png")) } }
+        for source in ["sepl", "boxes"] {
+            for id in ids { #expect(FileManager.default.fileExists(atPath: "\(runDir)/pseudo/\(source)/\(id).png")) }
+        }
     }
 
     /// Changing a key reruns the stages that read it and those after them; --no-rerun refuses.
     @Test func aChangedRecipeRerunsTheStagesThatDependOnIt() throws {
         let root = NSTemporaryDirectory() + "wsss-pipe-prov-\(UUID().uuidString)"
-        try Synth.parse(["--out", root, "--train", "4", "--val", "1", "--test", "1", "--size", "40", "--seed", "2", "--proposals"]).run()
+        try Synth.parse([
+            "--out", root, "--train", "4", "--val", "1", "--test", "1", "--size", "40", "--seed", "2", "--proposals",
+        ]).run()
         let runDir = root + "/run"
         try """
-            data: {root: \(root), test_split: val}
-            run: {dir: \(runDir), seed: 0}
-            pseudo: {source: sepl, seeds: SegmentationClass, proposals: "sa1b:SAMStandIn", compare: [gt]}
-            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-            train: {iterations: 2, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
-            eval: {splits: [val]}
-            """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        data: {root: \(root), test_split: val}
+        run: {dir: \(runDir), seed: 0}
+        pseudo: {source: sepl, seeds: SegmentationClass, proposals: "sa1b:SAMStandIn", compare: [gt]}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {iterations: 2, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+        eval: {splits: [val]}
+        """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
         let args = ["--recipe", root + "/recipe.yaml", "--threads", "1", "--compare"]
         try PipelineCommand.parse(args).run()
-        let sepl = runDir + "/pseudo/sepl/score.json", gtModel = runDir + "/segmenter_gt/final.h5", seplModel = runDir + "/segmenter_sepl/final.h5"
+        let sepl = runDir + "/pseudo/sepl/score.json", gtModel = runDir + "/segmenter_gt/final.h5",
+            seplModel = runDir + "/segmenter_sepl/final.h5"
         let (seplLabels, gtTrained, seplTrained) = (try modified(sepl), try modified(gtModel), try modified(seplModel))
         // SEPL's mask share changes: SEPL's labels and segmenter are redone; the GT ones are not.
         #expect { try PipelineCommand.parse(args + ["--set", "pseudo.mask_share=0.6", "--no-rerun"]).run() } throws: { error in
@@ -176,7 +193,8 @@ import Testing
         try PipelineCommand.parse(args + ["--set", "pseudo.mask_share=0.6"]).run()
         #expect(try modified(sepl) > seplLabels && (try modified(seplModel)) > seplTrained)
         #expect(try modified(gtModel) == gtTrained)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: runDir + "/pseudo").contains { $0.hasPrefix("sepl.replaced-") })
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: runDir + "/pseudo").contains { $0.hasPrefix("sepl.replaced-") })
         // The same recipe again: nothing reruns.
         let again = try modified(seplModel)
         try PipelineCommand.parse(args + ["--set", "pseudo.mask_share=0.6"]).run()

@@ -15,7 +15,9 @@ import Training
 
     init() throws {
         root = NSTemporaryDirectory() + "wsss-prov-\(UUID().uuidString)"
-        let synth = try Synth.parse(["--out", root, "--train", "4", "--val", "2", "--test", "1", "--size", "40", "--seed", "5", "--proposals"])
+        let synth = try Synth.parse([
+            "--out", root, "--train", "4", "--val", "2", "--test", "1", "--size", "40", "--seed", "5", "--proposals",
+        ])
         try synth.run()
     }
 
@@ -23,14 +25,14 @@ import Training
     func recipe(_ name: String, extra: String = "") throws -> String {
         let path = "\(root)/\(name).yaml"
         try """
-            data: {root: \(root)}
-            run: {dir: \(root)/\(name), seed: 0, threads: 1}
-            pseudo: {source: gt}
-            model: {depth: 18, width_divisor: 16, frozen_bn: true, msc: false}
-            train: {iterations: 2, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
-            eval: {splits: [val]}
-            \(extra)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        data: {root: \(root)}
+        run: {dir: \(root)/\(name), seed: 0, threads: 1}
+        pseudo: {source: gt}
+        model: {depth: 18, width_divisor: 16, frozen_bn: true, msc: false}
+        train: {iterations: 2, batch: 2, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+        eval: {splits: [val]}
+        \(extra)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
@@ -45,7 +47,8 @@ import Training
         let foreign = try Data(contentsOf: URL(fileURLWithPath: run + "/segmenter_gt/final.h5"))
         #expect { try PipelineCommand.parse(["--recipe", recipe]).run() } throws: { error in
             let message = error.localizedDescription
-            return message.contains("segmenter_gt/final.h5") && message.contains("did not make it") && message.contains("--overwrite")
+            return message.contains("segmenter_gt/final.h5") && message.contains("did not make it")
+                && message.contains("--overwrite")
         }
         #expect(!FileManager.default.fileExists(atPath: run + "/summary.json"), "nothing was reported")
         #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/segmenter_gt/final.h5")) == foreign, "the file is untouched")
@@ -66,7 +69,8 @@ import Training
         #expect(FileManager.default.fileExists(atPath: run + "/provenance_train_gt.json"))
         // The summary and the report say what the segmenter trained on.
         let summary = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/summary.json"))) as? [String: Any])
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/summary.json")))
+                as? [String: Any])
         #expect((summary["labels"] as? String)?.contains("ground truth") == true)
         #expect(try String(contentsOfFile: run + "/report.html", encoding: .utf8).contains("the ground truth of train"))
         #expect(try !String(contentsOfFile: run + "/summary.json", encoding: .utf8).contains("\\/"), "slashes are not escaped")
@@ -92,7 +96,9 @@ import Training
         let recipe = try recipe("paths", extra: "cam: {iterations: 2, batch: 2, crop: 40, width_divisor: 16}")
         let run = root + "/paths"
         #expect {
-            try PipelineCommand.parse(["--recipe", recipe, "--set", "pseudo.source=sepl", "--set", "pseudo.proposals=masks:nope_png"]).run()
+            try PipelineCommand.parse([
+                "--recipe", recipe, "--set", "pseudo.source=sepl", "--set", "pseudo.proposals=masks:nope_png",
+            ]).run()
         } throws: { error in
             let message = error.localizedDescription
             return message.contains("\(root)/nope_png") && message.contains("relative to data.root")
@@ -122,7 +128,8 @@ import Training
         try TrainCommand.parse(["--recipe", recipe, "--labels", "gt", "--out", other, "--set", "model.width_divisor=8"]).run()
         #expect {
             try TrainCommand.parse([
-                "--recipe", recipe, "--labels", "gt", "--out", out, "--overwrite", "--init-from", other + "/final.h5", "--set", "model.init_exclude=[]",
+                "--recipe", recipe, "--labels", "gt", "--out", out, "--overwrite", "--init-from", other + "/final.h5", "--set",
+                "model.init_exclude=[]",
             ]).run()
         } throws: { _ in true }
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out)) == files, "nothing moved")
@@ -134,7 +141,8 @@ import Training
         let labels = root + "/SegmentationClass"
         try TrainCommand.parse(["--recipe", recipe, "--labels", labels, "--out", out]).run()
         #expect(try Checkpoint.metadata(at: out + "/final.h5").labels == "labels in \(labels)")
-        let first = try String(contentsOfFile: out + "/train.jsonl", encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
+        let first =
+            try String(contentsOfFile: out + "/train.jsonl", encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
         #expect(first.contains("\"labels\"") && first.contains("SegmentationClass"))
         // Log, evaluation and checkpoint cadence cannot change the weights: a resume takes them.
         try TrainCommand.parse([

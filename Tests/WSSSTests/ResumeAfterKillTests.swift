@@ -41,11 +41,11 @@ import Testing
         try synth.run()
         let recipe = root + "/recipe.yaml"
         try """
-            data: {root: \(root)}
-            model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
-            train: {iterations: 24, batch: 2, accumulation: 1, crop: 40, scales: [0.9, 1.1], scale_sampling: uniform, lr: 0.001, checkpoint_every: 4, keep_last: 2, eval_every: 0, log_every: 1}
-            run: {dir: \(root)/runs}
-            """.write(toFile: recipe, atomically: true, encoding: .utf8)
+        data: {root: \(root)}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {iterations: 24, batch: 2, accumulation: 1, crop: 40, scales: [0.9, 1.1], scale_sampling: uniform, lr: 0.001, checkpoint_every: 4, keep_last: 2, eval_every: 0, log_every: 1}
+        run: {dir: \(root)/runs}
+        """.write(toFile: recipe, atomically: true, encoding: .utf8)
         let common = ["train", "--recipe", recipe, "--labels", root + "/SegmentationClass", "--threads", "1"]
         // Uninterrupted.
         #expect(try run(common + ["--out", root + "/straight"]) == 0)

@@ -29,7 +29,10 @@ import Testing
         let image = try imagePNG()
         let reference = try HDF5File(path: sam + "/sam_tiny_outputs.h5", mode: .read)
         let boxes = try reference.read("/batched_boxes/boxes")
-        var args = ["--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--image", image, "--out", directory + "/p.h5", "--threads", "1"]
+        var args = [
+            "--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--image", image, "--out",
+            directory + "/p.h5", "--threads", "1",
+        ]
         for k in 0..<3 { args += ["--box", (0..<4).map { "\(boxes[k, $0])" }.joined(separator: ",")] }
         try SAMCommand.Predict.parse(args).run()
         let out = try HDF5File(path: directory + "/p.h5", mode: .read)
@@ -47,7 +50,8 @@ import Testing
         try SAMCommand.Convert.parse([sam + "/sam_tiny.pth", directory + "/tiny.h5"]).run()
         for weights in [sam + "/sam_tiny.pth", directory + "/tiny.h5"] {
             try SAMCommand.Embed.parse([
-                "--checkpoint", weights, "--config", sam + "/sam_tiny.yaml", "--image", image, "--out", directory + "/e.h5", "--overwrite",
+                "--checkpoint", weights, "--config", sam + "/sam_tiny.yaml", "--image", image, "--out", directory + "/e.h5",
+                "--overwrite",
             ]).run()
             let embedding = try HDF5File(path: directory + "/e.h5", mode: .read).read("/embedding", expectingShape: [32, 8, 8])
             let neck = try HDF5File(path: sam + "/sam_tiny_encoder.h5", mode: .read).read("/encoder/neck")
@@ -62,20 +66,27 @@ import Testing
         try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
         let png = try imagePNG()
         for name in ["a", "b", "c"] { try FileManager.default.copyItem(atPath: png, toPath: "\(images)/\(name).png") }
-        let common = ["--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--images", images,
-                      "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", directory + "/masks"]
+        let common = [
+            "--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--images", images,
+            "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", directory + "/masks",
+        ]
         try SAMCommand.Masks.parse(common + ["--shard", "1/2"]).run()
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks")) == ["b.json", "provenance.json"])
         let first = try Data(contentsOf: URL(fileURLWithPath: directory + "/masks/b.json"))
         try FileManager.default.removeItem(atPath: directory + "/masks/b.json")
         try "[]".write(toFile: directory + "/masks/b.json", atomically: true, encoding: .utf8)  // a finished image stays as it is
         try SAMCommand.Masks.parse(common).run()
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks")) == ["a.json", "b.json", "c.json", "provenance.json"])
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: directory + "/masks")) == [
+                "a.json", "b.json", "c.json", "provenance.json",
+            ])
         #expect(try String(contentsOfFile: directory + "/masks/b.json", encoding: .utf8) == "[]")
         // The same image gives the same masks (scores may move in the last bits with the thread count other tests set).
         func masks(_ data: Data) throws -> [String] {
             let records = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
-            return records.map { "\(($0["segmentation"] as? [String: Any])?["counts"] ?? "") \($0["area"] ?? "") \($0["bbox"] ?? "")" }
+            return records.map {
+                "\(($0["segmentation"] as? [String: Any])?["counts"] ?? "") \($0["area"] ?? "") \($0["bbox"] ?? "")"
+            }
         }
         #expect(try masks(Data(contentsOf: URL(fileURLWithPath: directory + "/masks/a.json"))) == masks(first))
         #expect(throws: ValidationError.self) { try SAMCommand.Masks.parse(common + ["--shard", "2/2"]).run() }
@@ -84,11 +95,15 @@ import Testing
     @Test func weightsThatWouldRunCodeOrAreNotSAMAreRefusedByName() throws {
         let image = try imagePNG()
         let evil = Self.fixtures + "/pth/evil_os_system.pth"
-        #expect { try SAMCommand.Embed.parse(["--checkpoint", evil, "--image", image, "--out", directory + "/x.h5"]).run() } throws: { error in
+        #expect {
+            try SAMCommand.Embed.parse(["--checkpoint", evil, "--image", image, "--out", directory + "/x.h5"]).run()
+        } throws: { error in
             error.localizedDescription.contains(evil) && error.localizedDescription.contains("os.system")
         }
         let deeplab = Self.fixtures + "/converted_deeplab.h5"
-        #expect { try SAMCommand.Embed.parse(["--checkpoint", deeplab, "--image", image, "--out", directory + "/x.h5"]).run() } throws: { error in
+        #expect {
+            try SAMCommand.Embed.parse(["--checkpoint", deeplab, "--image", image, "--out", directory + "/x.h5"]).run()
+        } throws: { error in
             error.localizedDescription.contains(deeplab)
         }
         #expect(!FileManager.default.fileExists(atPath: directory + "/x.h5"))
@@ -98,12 +113,19 @@ import Testing
         let root = directory + "/synth"
         try Synth.parse(["--out", root, "--train", "3", "--val", "1", "--test", "1", "--size", "48", "--seed", "4"]).run()
         let model = ["--sam-checkpoint", sam + "/sam_tiny.pth", "--sam-config", sam + "/sam_tiny.yaml"]
-        let sepl = ["--root", root, "--split", "train", "--source", "sepl", "--seeds", root + "/SegmentationClass", "--proposals", "sam",
-                    "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", directory + "/sepl"] + model
+        let sepl =
+            [
+                "--root", root, "--split", "train", "--source", "sepl", "--seeds", root + "/SegmentationClass", "--proposals",
+                "sam",
+                "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", directory + "/sepl",
+            ] + model
         try Pseudo.parse(sepl).run()
         let cache = directory + "/sepl/sam_masks"
-        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: cache)) == Set(ids.map { $0 + ".json" } + ["provenance.json"]))
+        let ids = try String(contentsOfFile: root + "/ImageSets/Segmentation/train.txt", encoding: .utf8).split(separator: "\n")
+            .map(String.init)
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: cache)) == Set(ids.map { $0 + ".json" } + ["provenance.json"])
+        )
         for id in ids { #expect(FileManager.default.fileExists(atPath: "\(directory)/sepl/\(id).png")) }
         // A rerun reuses the cached masks, untouched.
         let stamp = try FileManager.default.attributesOfItem(atPath: "\(cache)/\(ids[0]).json")[.modificationDate] as? Date
@@ -117,19 +139,32 @@ import Testing
         }
         try Pseudo.parse(denser + ["--overwrite"]).run()
         let recorded = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cache + "/provenance.json"))) as? [String: String])
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cache + "/provenance.json")))
+                as? [String: String])
         #expect(recorded["points_per_side"] == "5")
         #expect(try FileManager.default.attributesOfItem(atPath: "\(cache)/\(ids[0]).json")[.modificationDate] as? Date != stamp)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/sepl").contains { $0.hasPrefix("sam_masks.replaced-") })
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: directory + "/sepl").contains {
+                $0.hasPrefix("sam_masks.replaced-")
+            })
         // The label folder records what made it.
         let made = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/sepl/provenance.json"))) as? [String: String])
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/sepl/provenance.json")))
+                as? [String: String])
         #expect(made["source"] == "sepl" && made["proposals"] == "sam" && made["made_by"] == "wsss pseudo")
         // Boxes from the seeds' components, each prompted into SAM.
-        try Pseudo.parse(["--root", root, "--split", "train", "--source", "boxes", "--seeds", root + "/SegmentationClass", "--out", directory + "/boxes"] + model).run()
+        try Pseudo.parse(
+            [
+                "--root", root, "--split", "train", "--source", "boxes", "--seeds", root + "/SegmentationClass", "--out",
+                directory + "/boxes",
+            ] + model
+        ).run()
         for id in ids { #expect(FileManager.default.fileExists(atPath: "\(directory)/boxes/\(id).png")) }
         #expect(throws: ValidationError.self) {
-            try Pseudo.parse(["--root", root, "--split", "train", "--source", "sepl", "--seeds", root + "/SegmentationClass", "--proposals", "sam", "--out", directory + "/x"]).run()
+            try Pseudo.parse([
+                "--root", root, "--split", "train", "--source", "sepl", "--seeds", root + "/SegmentationClass", "--proposals",
+                "sam", "--out", directory + "/x",
+            ]).run()
         }
     }
 }

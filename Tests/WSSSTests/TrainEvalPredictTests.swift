@@ -23,7 +23,9 @@ import Training
         var synth = try Synth.parse(["--out", root, "--train", "6", "--val", "3", "--test", "2", "--size", "48", "--seed", "11"])
         try synth.run()
         try Self.recipe(root: root).write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
-        var train = try TrainCommand.parse(["--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", root + "/seg", "--threads", "1"])
+        var train = try TrainCommand.parse([
+            "--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", root + "/seg", "--threads", "1",
+        ])
         try train.run()
         checkpoint = root + "/seg/final.h5"
     }
@@ -57,30 +59,42 @@ import Training
     @Test func fineTunesIntoAnotherClassCountKeepingTheBackbone() throws {
         let copy = try threeClassCopy()
         // At lr 0 every loaded parameter must come out unchanged (BN running statistics move; they are buffers).
-        try Self.recipe(root: copy, train: "iterations: 2, lr: 0.0").write(toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
-        var train = try TrainCommand.parse(["--recipe", copy + "/recipe.yaml", "--labels", "gt", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1"])
+        try Self.recipe(root: copy, train: "iterations: 2, lr: 0.0").write(
+            toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
+        var train = try TrainCommand.parse([
+            "--recipe", copy + "/recipe.yaml", "--labels", "gt", "--out", copy + "/seg", "--init-from", checkpoint, "--threads",
+            "1",
+        ])
         try train.run()
         let source = try HDF5File(path: checkpoint, mode: .read)
         let tuned = try HDF5File(path: copy + "/seg/final.h5", mode: .read)
         let names = try tuned.datasetNames(under: "/parameters")
         let backbone = names.filter { !$0.contains("aspp") }
         #expect(backbone.count > 20)
-        for name in backbone { #expect(try source.read(name).scalars == tuned.read(name).scalars, "\(name) was not taken from the 7-class checkpoint") }
+        for name in backbone {
+            #expect(
+                try source.read(name).scalars == tuned.read(name).scalars, "\(name) was not taken from the 7-class checkpoint")
+        }
         let classifier = try #require(names.first { $0.contains("aspp") && $0.hasSuffix("weight") })
         #expect(try tuned.read(classifier).shape.first == 3)
         #expect(try source.read(classifier).shape.first == 7)
         // Eval of the 3-class model on the 3-class copy works; on the 7-class set it is refused.
-        let threeClass = try VOCDataset(root: copy, split: "val", classes: ClassNames.load(copy + "/classes.txt"), requireLabels: true)
+        let threeClass = try VOCDataset(
+            root: copy, split: "val", classes: ClassNames.load(copy + "/classes.txt"), requireLabels: true)
         #expect(try evaluateCheckpoint(copy + "/seg/final.h5", dataset: threeClass, scales: [1], flip: false).images == 3)
-        let sevenClass = try VOCDataset(root: root, split: "val", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
-        #expect(throws: TrainingError.self) { try evaluateCheckpoint(copy + "/seg/final.h5", dataset: sevenClass, scales: [1], flip: false) }
+        let sevenClass = try VOCDataset(
+            root: root, split: "val", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
+        #expect(throws: TrainingError.self) {
+            try evaluateCheckpoint(copy + "/seg/final.h5", dataset: sevenClass, scales: [1], flip: false)
+        }
     }
 
     @Test func fineTuningWithoutExcludingTheClassifierNamesTheMisshapedTensors() throws {
         let copy = try threeClassCopy()
         try Self.recipe(root: copy).write(toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
         var train = try TrainCommand.parse([
-            "--recipe", copy + "/recipe.yaml", "--labels", "gt", "--set", "model.init_exclude=[]", "--out", copy + "/seg", "--init-from", checkpoint, "--threads", "1",
+            "--recipe", copy + "/recipe.yaml", "--labels", "gt", "--set", "model.init_exclude=[]", "--out", copy + "/seg",
+            "--init-from", checkpoint, "--threads", "1",
         ])
         do {
             try train.run()
@@ -92,13 +106,15 @@ import Training
         #expect(!FileManager.default.fileExists(atPath: copy + "/seg/final.h5"))
         // Another architecture (ResNet-50 in place of 18) is refused before any training too.
         train = try TrainCommand.parse([
-            "--recipe", copy + "/recipe.yaml", "--labels", "gt", "--set", "model.depth=50", "--out", copy + "/seg50", "--init-from", checkpoint, "--threads", "1",
+            "--recipe", copy + "/recipe.yaml", "--labels", "gt", "--set", "model.depth=50", "--out", copy + "/seg50",
+            "--init-from", checkpoint, "--threads", "1",
         ])
         #expect(throws: CheckpointError.self) { try train.run() }
     }
 
     @Test func evalAndPredictAgreeOnTheSyntheticTestSplit() throws {
-        let dataset = try VOCDataset(root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
+        let dataset = try VOCDataset(
+            root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
         let evaluated = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1, 0.75], flip: true)
         #expect(evaluated.images == 2)
         let out = root + "/predict"
@@ -111,7 +127,8 @@ import Training
         let ids = dataset.samples.map(\.id)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ids.map { "\($0).png" }.sorted())
         // Scoring predict's PNGs gives eval's numbers.
-        let matrix = try FolderScore.confusion(ids: ids, predictions: folder, groundTruth: root + "/SegmentationClass", classCount: 7)
+        let matrix = try FolderScore.confusion(
+            ids: ids, predictions: folder, groundTruth: root + "/SegmentationClass", classCount: 7)
         let report = matrix.report(classNames: dataset.classes.names)
         #expect(abs(report.meanIoU - evaluated.report.meanIoU) < 1e-9)
         // The saved scores are softmax maps at image size whose argmax is the PNG.
@@ -136,15 +153,20 @@ import Training
     /// `--msc on` scores the MSC max-fused logits in eval and predict alike; this checkpoint
     /// trained without MSC, so `auto` is the single-scale prediction.
     @Test func evalAndPredictAgreeOnTheMSCLogits() throws {
-        let dataset = try VOCDataset(root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
+        let dataset = try VOCDataset(
+            root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"), requireLabels: true)
         let fused = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: true)
         let single = try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: nil)
-        #expect(try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: false).report == single.report)
+        #expect(
+            try evaluateCheckpoint(checkpoint, dataset: dataset, scales: [1], flip: false, msc: false).report == single.report)
         let out = root + "/predict-msc"
-        var predict = try PredictCommand.parse(["--root", root, "--split", "test", "--checkpoint", checkpoint, "--out", out, "--msc", "on", "--threads", "1"])
+        var predict = try PredictCommand.parse([
+            "--root", root, "--split", "test", "--checkpoint", checkpoint, "--out", out, "--msc", "on", "--threads", "1",
+        ])
         try predict.run()
         let folder = out + "/results/VOC2012/Segmentation/comp6_test_cls"
-        let matrix = try FolderScore.confusion(ids: dataset.samples.map(\.id), predictions: folder, groundTruth: root + "/SegmentationClass", classCount: 7)
+        let matrix = try FolderScore.confusion(
+            ids: dataset.samples.map(\.id), predictions: folder, groundTruth: root + "/SegmentationClass", classCount: 7)
         #expect(abs(matrix.report(classNames: dataset.classes.names).meanIoU - fused.report.meanIoU) < 1e-9)
         #expect(try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--msc", "off"]).msc == .off)
     }
@@ -164,16 +186,23 @@ import Training
         try overwrite.run()
         let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasPrefix("replaced-") })
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(aside)/final.h5")) == original, "the earlier run is kept")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(out)/\(aside)").contains { $0.hasPrefix("events.out.tfevents.") })
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("events.out.tfevents.") }.count == 1)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: "\(out)/\(aside)").contains {
+                $0.hasPrefix("events.out.tfevents.")
+            })
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("events.out.tfevents.") }.count == 1)
         #expect(FileManager.default.fileExists(atPath: out + "/final.h5"))
     }
 
     @Test func resumingWithAnotherRecipeIsRefusedListingTheChanges() throws {
         let out = root + "/seg-changed"
         try FileManager.default.copyItem(atPath: root + "/seg", toPath: out)
-        let args = ["--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1", "--resume", "auto",
-                    "--set", "train.lr=0.002"]
+        let args = [
+            "--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1",
+            "--resume", "auto",
+            "--set", "train.lr=0.002",
+        ]
         var train = try TrainCommand.parse(args)
         #expect { try train.run() } throws: { error in
             guard case TrainingError.optionsChanged(let path, let keys) = error else { return false }
@@ -186,13 +215,19 @@ import Training
     @Test func predictTakesAFolderOfImagesOrOneImage() throws {
         let images = root + "/JPEGImages"
         let first = try #require(try FileManager.default.contentsOfDirectory(atPath: images).sorted().first)
-        try PredictCommand.parse(["--images", images, "--checkpoint", checkpoint, "--out", root + "/pred-folder", "--threads", "1"]).run()
+        try PredictCommand.parse([
+            "--images", images, "--checkpoint", checkpoint, "--out", root + "/pred-folder", "--threads", "1",
+        ]).run()
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/pred-folder").count == 11)
-        try PredictCommand.parse(["--images", "\(images)/\(first)", "--checkpoint", checkpoint, "--out", root + "/pred-one", "--save-probabilities"]).run()
+        try PredictCommand.parse([
+            "--images", "\(images)/\(first)", "--checkpoint", checkpoint, "--out", root + "/pred-one", "--save-probabilities",
+        ]).run()
         let id = (first as NSString).deletingPathExtension
         #expect(FileManager.default.fileExists(atPath: "\(root)/pred-one/\(id).png"))
         #expect(try HDF5File(path: root + "/pred-one/scores.h5", mode: .read).contains("/\(id)"))
-        #expect(throws: (any Error).self) { try PredictCommand.parse(["--images", images, "--root", root, "--checkpoint", checkpoint, "--out", "/tmp/x"]) }
+        #expect(throws: (any Error).self) {
+            try PredictCommand.parse(["--images", images, "--root", root, "--checkpoint", checkpoint, "--out", "/tmp/x"])
+        }
     }
 
     /// `predict --crf` refines with the same CRF as `wsss crf` on the saved probabilities (the
@@ -201,23 +236,37 @@ import Training
     /// `eval --crf` runs with the CRF's flags.
     @Test func predictAndEvalWithTheCRFAgreeWithWsssCRF() throws {
         let images = root + "/JPEGImages"
-        try PredictCommand.parse(["--images", images, "--checkpoint", checkpoint, "--out", root + "/pred-crf", "--crf", "--iterations", "3", "--pos-w", "60", "--pos-xy-std", "4",
-                                  "--save-probabilities", "--threads", "1"]).run()
-        try CRFCommand.parse(["--images", images, "--scores", root + "/pred-crf/scores.h5", "--out", root + "/crf-again", "--iterations", "3", "--pos-w", "60", "--pos-xy-std", "4",
-                              "--threads", "1"]).run()
-        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/crf-again").filter { $0.hasSuffix(".png") }.sorted()
+        try PredictCommand.parse([
+            "--images", images, "--checkpoint", checkpoint, "--out", root + "/pred-crf", "--crf", "--iterations", "3", "--pos-w",
+            "60", "--pos-xy-std", "4",
+            "--save-probabilities", "--threads", "1",
+        ]).run()
+        try CRFCommand.parse([
+            "--images", images, "--scores", root + "/pred-crf/scores.h5", "--out", root + "/crf-again", "--iterations", "3",
+            "--pos-w", "60", "--pos-xy-std", "4",
+            "--threads", "1",
+        ]).run()
+        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/crf-again").filter { $0.hasSuffix(".png") }
+            .sorted()
         #expect(names.count == 11)
         for name in names {
-            let viaPredict = try LabelMap.read(from: "\(root)/pred-crf/\(name)"), viaCRF = try LabelMap.read(from: "\(root)/crf-again/\(name)")
+            let viaPredict = try LabelMap.read(from: "\(root)/pred-crf/\(name)"),
+                viaCRF = try LabelMap.read(from: "\(root)/crf-again/\(name)")
             #expect(viaPredict.values == viaCRF.values, "\(name)")
         }
-        var eval = try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--crf", "--iterations", "3", "--json", "--threads", "1"])
+        var eval = try EvalCommand.parse([
+            "--root", root, "--checkpoint", checkpoint, "--crf", "--iterations", "3", "--json", "--threads", "1",
+        ])
         try eval.run()
-        #expect(throws: (any Error).self) { try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--crf", "--bi-rgb-std", "0"]) }
+        #expect(throws: (any Error).self) {
+            try EvalCommand.parse(["--root", root, "--checkpoint", checkpoint, "--crf", "--bi-rgb-std", "0"])
+        }
     }
 
     @Test func trainingWritesTensorBoardEvents() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: root + "/seg").filter { $0.hasPrefix("events.out.tfevents.") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: root + "/seg").filter {
+            $0.hasPrefix("events.out.tfevents.")
+        }
         #expect(files.count == 1)
         let events = try TensorBoardEvents.read(path: "\(root)/seg/\(try #require(files.first))")
         let tags = Set(events.flatMap { $0.values.map(\.tag) })
@@ -234,9 +283,13 @@ import Training
 
     @Test func aDivergingRunKeepsOnlyFiniteCheckpoints() throws {
         let out = root + "/seg-diverge"
-        try Self.recipe(root: root, train: "iterations: 12, lr: 1.0e12").replacingOccurrences(of: "checkpoint_every: 100", with: "checkpoint_every: 1")
-            .write(toFile: root + "/diverge.yaml", atomically: true, encoding: .utf8)
-        let train = try TrainCommand.parse(["--recipe", root + "/diverge.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1"])
+        try Self.recipe(root: root, train: "iterations: 12, lr: 1.0e12").replacingOccurrences(
+            of: "checkpoint_every: 100", with: "checkpoint_every: 1"
+        )
+        .write(toFile: root + "/diverge.yaml", atomically: true, encoding: .utf8)
+        let train = try TrainCommand.parse([
+            "--recipe", root + "/diverge.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1",
+        ])
         #expect { try train.run() } throws: { error in
             switch error as? TrainingError {
             case .nonFiniteLoss(_, let last)?, .nonFiniteWeights(_, _, let last)?:

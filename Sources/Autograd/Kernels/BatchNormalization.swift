@@ -167,7 +167,9 @@ extension Kernels {
     }
 
     /// (Σ dy, Σ dy·x̂) in Float from the raw Double sums of `channelGradientSums(…into:)`.
-    public static func gradientSums(_ raw: [Double], invStd: UnsafePointer<Float>, channels: Int) -> (dy: [Float], dyXhat: [Float]) {
+    public static func gradientSums(_ raw: [Double], invStd: UnsafePointer<Float>, channels: Int) -> (
+        dy: [Float], dyXhat: [Float]
+    ) {
         precondition(raw.count == 2 * channels, "gradientSums: \(raw.count) sums for \(channels) channels")
         return ((0..<channels).map { Float(raw[$0]) }, (0..<channels).map { Float(raw[channels + $0]) * invStd[$0] })
     }

@@ -85,7 +85,9 @@ extension Kernels {
                     c: stackedGradient.base)
             }
             if let dx {
-                gemm(transA: true, m: inChannels, n: plane, k: rows, a: stacked.base, b: dz.base, beta: 1, c: dx + n * inChannels * plane)
+                gemm(
+                    transA: true, m: inChannels, n: plane, k: rows, a: stacked.base, b: dz.base, beta: 1,
+                    c: dx + n * inChannels * plane)
             }
         }
         if let dWeight, let stackedGradient {

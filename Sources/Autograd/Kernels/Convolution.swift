@@ -53,7 +53,8 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
         case .pointwise, .winograd, .im2col, .tapwise, .stackedTaps:
             precondition(
                 applies(to: g),
-                "conv2d: the \(rawValue) algorithm does not apply to \(g) (pointwise: 1x1 stride-1 unpadded; winograd: 3x3 stride-1, padding ≤ 2·dilation)")
+                "conv2d: the \(rawValue) algorithm does not apply to \(g) (pointwise: 1x1 stride-1 unpadded; winograd: 3x3 stride-1, padding ≤ 2·dilation)"
+            )
             return self
         }
     }
@@ -61,7 +62,9 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
     /// The lowerings `.automatic` may pick (im2col is the fallback whatever this holds). All by
     /// default; `wsss bench model --lowerings` narrows it to compare them on a whole network.
     /// Set at start-up, before any convolution runs.
-    public nonisolated(unsafe) static var automaticChoices: Set<ConvAlgorithm> = [.pointwise, .im2col, .winograd, .stackedTaps, .tapwise]
+    public nonisolated(unsafe) static var automaticChoices: Set<ConvAlgorithm> = [
+        .pointwise, .im2col, .winograd, .stackedTaps, .tapwise,
+    ]
 
     /// Input and output channels from which `.automatic` picks Winograd for a 3x3 stride-1
     /// convolution (measured with `wsss bench ops`).

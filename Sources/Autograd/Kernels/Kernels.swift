@@ -97,7 +97,8 @@ extension Kernels {
     }
 
     /// y = max(a + b, 0): a residual sum and its ReLU in one pass (may alias).
-    public static func addReLU(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    public static func addReLU(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int)
+    {
         parallelFor(count, minimumPerThread: 1 << 16) { r in
             for i in r {
                 let v = a[i] + b[i]

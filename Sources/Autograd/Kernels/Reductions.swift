@@ -51,7 +51,9 @@ extension Kernels {
     /// dx[i] = y[i] > 0 ? dy[i] : 0, without branches (a data-dependent branch per element
     /// mispredicts on ReLU's random sign pattern).
     @inline(__always)
-    static func maskPositive(_ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    static func maskPositive(
+        _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ range: Range<Int>
+    ) {
         var i = range.lowerBound
         let zero = Lanes()
         while i + 8 <= range.upperBound {

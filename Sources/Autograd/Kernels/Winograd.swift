@@ -57,7 +57,8 @@ extension Kernels {
         x: UnsafePointer<Float>, transformedWeight u: WinogradWeight, y: UnsafeMutablePointer<Float>,
         accumulate: Bool, batch: Int, inChannels: Int, outChannels: Int, geometry g: WindowGeometry
     ) {
-        precondition(winogradApplies(g), "winogradConvolution: needs a 3x3 stride-1 convolution with padding ≤ 2·dilation, got \(g)")
+        precondition(
+            winogradApplies(g), "winogradConvolution: needs a 3x3 stride-1 convolution with padding ≤ 2·dilation, got \(g)")
         let rows = WinogradAxis(inSize: g.inHeight, outSize: g.outHeight, padding: g.padding.h, dilation: g.dilation.h)
         let cols = WinogradAxis(inSize: g.inWidth, outSize: g.outWidth, padding: g.padding.w, dilation: g.dilation.w)
         let tiles = batch * rows.count * cols.count
@@ -67,7 +68,8 @@ extension Kernels {
         rows.inputs.withUnsafeBufferPointer { rowInputs in
             cols.inputs.withUnsafeBufferPointer { colInputs in
                 winogradInputTransform(
-                    x: x, v: v.base, stride: vStride, batch: batch, channels: inChannels, geometry: g, rowInputs: rowInputs.baseAddress!,
+                    x: x, v: v.base, stride: vStride, batch: batch, channels: inChannels, geometry: g,
+                    rowInputs: rowInputs.baseAddress!,
                     rowTiles: rows.count, colInputs: colInputs.baseAddress!, colTiles: cols.count)
             }
         }
@@ -91,7 +93,8 @@ extension Kernels {
     /// V_ξ[c, t] = (Bᵀ d B)_ξ for each channel c and tile t = (n·rowTiles + a)·colTiles + b, where
     /// d is the 4x4 input block of tile (a, b) of image n (`wsss_winograd_input`, in C).
     private static func winogradInputTransform(
-        x: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int, batch: Int, channels: Int, geometry g: WindowGeometry,
+        x: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>, stride: Int, batch: Int, channels: Int,
+        geometry g: WindowGeometry,
         rowInputs: UnsafePointer<Int>, rowTiles: Int, colInputs: UnsafePointer<Int>, colTiles: Int
     ) {
         let plane = g.inHeight * g.inWidth, perImage = rowTiles * colTiles

@@ -85,7 +85,9 @@ extension Tensor {
                     dx: out.storage.base, batch: n, channels: c, spatial: spatial)
                 dx = out
             }
-            return [dx, needW ? Tensor(shape: [c], values: local.dyXhat) : nil, needB ? Tensor(shape: [c], values: local.dy) : nil]
+            return [
+                dx, needW ? Tensor(shape: [c], values: local.dyXhat) : nil, needB ? Tensor(shape: [c], values: local.dy) : nil,
+            ]
         }
     }
 }

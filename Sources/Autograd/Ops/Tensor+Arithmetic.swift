@@ -56,8 +56,10 @@ extension Tensor {
         let y = broadcastMap(a, b, fast: .multiply, *)
         let (ca, cb) = (a.detached(), b.detached())
         return record(y, name: "mul", inputs: [a, b]) { dy in
-            [a.requiresGrad ? broadcastMap(dy, cb, fast: .multiply, *) : nil,
-                b.requiresGrad ? broadcastMap(dy, ca, fast: .multiply, *) : nil,]
+            [
+                a.requiresGrad ? broadcastMap(dy, cb, fast: .multiply, *) : nil,
+                b.requiresGrad ? broadcastMap(dy, ca, fast: .multiply, *) : nil,
+            ]
         }
     }
 

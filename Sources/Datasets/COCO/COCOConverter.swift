@@ -267,12 +267,15 @@ public enum COCOConverter {
             switch try file.segmentation(of: a) {
             case .polygons(let polygons):
                 // pycocotools fails on an empty list (frPyObjects reads pyobj[0]); the object has no pixels.
-                if polygons.isEmpty { warnings.append("\(file.path): annotation \(a.id): an empty polygon list; nothing painted") }
+                if polygons.isEmpty {
+                    warnings.append("\(file.path): annotation \(a.id): an empty polygon list; nothing painted")
+                }
                 for (p, polygon) in polygons.enumerated() {
                     // pycocotools drops an odd last coordinate without a word; say so.
                     if polygon.count % 2 != 0 {
                         warnings.append(
-                            "\(file.path): annotation \(a.id): polygon \(p) has an odd number of coordinates (\(polygon.count)); the last is ignored")
+                            "\(file.path): annotation \(a.id): polygon \(p) has an odd number of coordinates (\(polygon.count)); the last is ignored"
+                        )
                     }
                     // pycocotools reads a 4-number part as a box and fails on fewer; neither is a polygon.
                     guard polygon.count >= 6 else {

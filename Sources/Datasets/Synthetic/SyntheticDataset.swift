@@ -46,7 +46,8 @@ public struct SyntheticDataset {
                     let scene = SyntheticScene(seed: options.seed, index: ids[k].index, size: options.size)
                     try scene.image.writeJPEG(to: "\(root)/JPEGImages/\(ids[k].id).jpg", quality: 90)
                     try scene.labels.writePNG(to: "\(root)/SegmentationClass/\(ids[k].id).png")
-                    try scene.annotationXML(id: ids[k].id).write(toFile: "\(root)/Annotations/\(ids[k].id).xml", atomically: true, encoding: .utf8)
+                    try scene.annotationXML(id: ids[k].id).write(
+                        toFile: "\(root)/Annotations/\(ids[k].id).xml", atomically: true, encoding: .utf8)
                     if let proposals { try proposals(ids[k].id, scene.standInProposals()) }
                 } catch {
                     buffer[k] = error
@@ -116,12 +117,16 @@ struct SyntheticScene {
             }
         }
         // Paints a body (shape, colour, texture) and returns its pixel mask and its part's pixels.
-        func paint(_ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
-                   color: (Double, Double, Double), stripes: Bool, part: Bool) -> [Int] {
+        func paint(
+            _ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
+            color: (Double, Double, Double), stripes: Bool, part: Bool
+        ) -> [Int] {
             paintWithPart(shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle, color: color, stripes: stripes, part: part).body
         }
-        func paintWithPart(_ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
-                           color: (Double, Double, Double), stripes: Bool, part: Bool) -> (body: [Int], part: [Int]) {
+        func paintWithPart(
+            _ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
+            color: (Double, Double, Double), stripes: Bool, part: Bool
+        ) -> (body: [Int], part: [Int]) {
             var pixels: [Int] = []
             var partPixels: [Int] = []
             let (c, s) = (cos(angle), sin(angle))
@@ -156,9 +161,10 @@ struct SyntheticScene {
         let clutter = Int(g.next() % 4)
         for _ in 0..<clutter {
             let r = uniform(0.04, 0.09) * Double(size)
-            let blob = paint(pick(SyntheticShape.allCases), cx: uniform(0, Double(size)), cy: uniform(0, Double(size)),
-                             rx: r * uniform(0.6, 1.4), ry: r, angle: uniform(-1, 1), color: pick(syntheticBodyColors),
-                             stripes: g.next() & 1 == 0, part: false)
+            let blob = paint(
+                pick(SyntheticShape.allCases), cx: uniform(0, Double(size)), cy: uniform(0, Double(size)),
+                rx: r * uniform(0.6, 1.4), ry: r, angle: uniform(-1, 1), color: pick(syntheticBodyColors),
+                stripes: g.next() & 1 == 0, part: false)
             for p in blob { clutterAt[p] = clutterCount }
             clutterCount += 1
         }
@@ -169,8 +175,9 @@ struct SyntheticScene {
             let r = uniform(0.12, 0.24) * Double(size)
             let (cx, cy) = (uniform(0.15, 0.85) * Double(size), uniform(0.15, 0.85) * Double(size))
             let (rx, ry, angle) = (r * uniform(0.75, 1.3), r, uniform(-0.35, 0.35))
-            let (pixels, partPixels) = paintWithPart(shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle,
-                                                     color: pick(syntheticBodyColors), stripes: g.next() % 3 == 0, part: true)
+            let (pixels, partPixels) = paintWithPart(
+                shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle,
+                color: pick(syntheticBodyColors), stripes: g.next() % 3 == 0, part: true)
             for p in pixels {
                 classes[p] = UInt8(shape.rawValue)
                 instances[p] = objects.count
@@ -182,8 +189,9 @@ struct SyntheticScene {
             // Where it covers the object, the pixel is clutter (background) now.
             if g.next() % 2 == 0 {
                 let side = uniform(0, 6.28)
-                let blob = paint(pick(SyntheticShape.allCases), cx: cx + cos(side) * rx * 1.15, cy: cy + sin(side) * ry * 1.15,
-                                 rx: r * 0.3, ry: r * 0.3, angle: 0, color: pick(syntheticBodyColors), stripes: false, part: false)
+                let blob = paint(
+                    pick(SyntheticShape.allCases), cx: cx + cos(side) * rx * 1.15, cy: cy + sin(side) * ry * 1.15,
+                    rx: r * 0.3, ry: r * 0.3, angle: 0, color: pick(syntheticBodyColors), stripes: false, part: false)
                 for p in blob {
                     classes[p] = 0
                     instances[p] = -1
@@ -192,7 +200,8 @@ struct SyntheticScene {
                 }
                 clutterCount += 1
             }
-            objects.append(Object(shape: shape, centerX: cx, centerY: cy, radiusX: rx, radiusY: ry, angle: angle, box: (0, 0, 0, 0)))
+            objects.append(
+                Object(shape: shape, centerX: cx, centerY: cy, radiusX: rx, radiusY: ry, angle: angle, box: (0, 0, 0, 0)))
         }
         // `classes` now holds what is visible: later paint overwrote earlier labels.
         let visible = classes

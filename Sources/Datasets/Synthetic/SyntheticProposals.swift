@@ -27,9 +27,10 @@ extension SyntheticScene {
         var out: [SyntheticProposal] = []
         func add(_ bitmap: [Bool], _ kind: SyntheticProposal.Kind, quality: ClosedRange<Float>) {
             guard bitmap.contains(true) else { return }
-            out.append(SyntheticProposal(
-                bitmap: bitmap, kind: kind, predictedIoU: uniform(quality.lowerBound, quality.upperBound),
-                stabilityScore: uniform(0.9, 0.99)))
+            out.append(
+                SyntheticProposal(
+                    bitmap: bitmap, kind: kind, predictedIoU: uniform(quality.lowerBound, quality.upperBound),
+                    stabilityScore: uniform(0.9, 0.99)))
         }
         let objectIDs = Set(instances.filter { $0 >= 0 }).sorted()
         let clutterIDs = Set(clutterIndex.filter { $0 >= 0 }).sorted()
@@ -127,7 +128,8 @@ extension SyntheticScene {
             while let p = stack.popLast() {
                 piece.append(p)
                 let (x, y) = (p % size, p / size)
-                for (qx, qy) in [(x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)] where qx >= 0 && qy >= 0 && qx < size && qy < size {
+                for (qx, qy) in [(x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)]
+                where qx >= 0 && qy >= 0 && qx < size && qy < size {
                     let q = qy * size + qx
                     if mask[q] && !seen[q] {
                         seen[q] = true

@@ -104,7 +104,8 @@ public struct BarChart {
         var top = pad
         if !title.isEmpty {
             let titleScale = BitmapFont.width(of: title, scale: s + 1) <= width - 2 * pad ? s + 1 : s
-            drawing.shapes.append(.text(title, x: width / 2, top: top, anchor: .middle, scale: titleScale, fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(title, x: width / 2, top: top, anchor: .middle, scale: titleScale, fill: Self.ink, rotated: false))
             top += BitmapFont.height(scale: titleScale) + gap
         }
         let valueTexts = bars.map { $0.value.map { String(format: "%.\(decimals)f", $0) } ?? "–" }
@@ -116,21 +117,29 @@ public struct BarChart {
             // Legend row: a short dashed stroke and the reference's name.
             let y = top + line / 2
             for x in stride(from: left, to: left + 3 * line / 2, by: 4 * s) {
-                drawing.shapes.append(.line(x0: x, y0: y, x1: min(x + 2 * s, left + 3 * line / 2), y1: y, stroke: Self.referenceColor, width: 2))
+                drawing.shapes.append(
+                    .line(x0: x, y0: y, x1: min(x + 2 * s, left + 3 * line / 2), y1: y, stroke: Self.referenceColor, width: 2))
             }
-            drawing.shapes.append(.text(reference.name, x: left + 3 * line / 2 + gap, top: top, anchor: .start, scale: s, fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(
+                    reference.name, x: left + 3 * line / 2 + gap, top: top, anchor: .start, scale: s, fill: Self.ink,
+                    rotated: false))
             top += line + gap
         }
         let bottomMargin = 4 + gap + line + (xLabel.isEmpty ? 0 : gap + line) + pad
         let areaHeight = max(8, height - top - bottomMargin)
         let values = bars.compactMap(\.value).filter(\.isFinite)
         let range = xRange ?? 0...max(values.max() ?? 1, 1e-9)
-        let ticks = Ticks.linear(lower: range.lowerBound, upper: range.upperBound, maxCount: max(3, min(11, (right - left) / (60 * s) + 1)))
+        let ticks = Ticks.linear(
+            lower: range.lowerBound, upper: range.upperBound, maxCount: max(3, min(11, (right - left) / (60 * s) + 1)))
         let span = max(ticks.upper - ticks.lower, 1e-12)
-        func px(_ v: Double) -> Int { left + Int(((min(max(v, ticks.lower), ticks.upper) - ticks.lower) / span * Double(right - left)).rounded()) }
+        func px(_ v: Double) -> Int {
+            left + Int(((min(max(v, ticks.lower), ticks.upper) - ticks.lower) / span * Double(right - left)).rounded())
+        }
 
         for value in ticks.values {
-            drawing.shapes.append(.line(x0: px(value), y0: top, x1: px(value), y1: top + areaHeight - 1, stroke: Self.grid, width: 1))
+            drawing.shapes.append(
+                .line(x0: px(value), y0: top, x1: px(value), y1: top + areaHeight - 1, stroke: Self.grid, width: 1))
         }
         // Bars: each in a row of equal height, two thirds filled.
         let rowHeight = bars.isEmpty ? areaHeight : max(1, areaHeight / bars.count)
@@ -139,15 +148,20 @@ public struct BarChart {
             let barHeight = max(1, rowHeight * 2 / 3)
             let barTop = rowTop + (rowHeight - barHeight) / 2
             let textTop = rowTop + (rowHeight - BitmapFont.ascent * s) / 2
-            drawing.shapes.append(.text(bar.label, x: left - gap - 4, top: textTop, anchor: .end, scale: s, fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(bar.label, x: left - gap - 4, top: textTop, anchor: .end, scale: s, fill: Self.ink, rotated: false))
             var end = left
             if let value = bar.value, value.isFinite {
                 end = px(value)
-                if end > left { drawing.shapes.append(.rect(x: left, y: barTop, width: end - left, height: barHeight, fill: bar.color)) }
+                if end > left {
+                    drawing.shapes.append(.rect(x: left, y: barTop, width: end - left, height: barHeight, fill: bar.color))
+                }
                 // Light colours (VOC's background is black, others pale) get an outline to be seen.
-                drawing.shapes.append(.frame(x: left, y: barTop, width: max(1, end - left), height: barHeight, stroke: (60, 60, 60)))
+                drawing.shapes.append(
+                    .frame(x: left, y: barTop, width: max(1, end - left), height: barHeight, stroke: (60, 60, 60)))
             }
-            drawing.shapes.append(.text(valueTexts[index], x: end + gap, top: textTop, anchor: .start, scale: s, fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(valueTexts[index], x: end + gap, top: textTop, anchor: .start, scale: s, fill: Self.ink, rotated: false))
         }
         // Axis: the baseline, ticks and labels under the area.
         let axisY = top + areaHeight
@@ -155,15 +169,20 @@ public struct BarChart {
         drawing.shapes.append(.line(x0: left, y0: top, x1: left, y1: axisY, stroke: Self.ink, width: 1))
         for (value, label) in zip(ticks.values, ticks.labels) {
             drawing.shapes.append(.line(x0: px(value), y0: axisY, x1: px(value), y1: axisY + 4, stroke: Self.ink, width: 1))
-            drawing.shapes.append(.text(label, x: px(value), top: axisY + 4 + gap, anchor: .middle, scale: s, fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(label, x: px(value), top: axisY + 4 + gap, anchor: .middle, scale: s, fill: Self.ink, rotated: false))
         }
         if !xLabel.isEmpty {
-            drawing.shapes.append(.text(xLabel, x: (left + right) / 2, top: axisY + 4 + 2 * gap + line, anchor: .middle, scale: s, fill: Self.ink, rotated: false))
+            drawing.shapes.append(
+                .text(
+                    xLabel, x: (left + right) / 2, top: axisY + 4 + 2 * gap + line, anchor: .middle, scale: s, fill: Self.ink,
+                    rotated: false))
         }
         if let reference, reference.value.isFinite {
             let x = px(reference.value)
             for y in stride(from: top, to: axisY, by: 6 * s) {
-                drawing.shapes.append(.line(x0: x, y0: y, x1: x, y1: min(y + 3 * s, axisY - 1), stroke: Self.referenceColor, width: 2))
+                drawing.shapes.append(
+                    .line(x0: x, y0: y, x1: x, y1: min(y + 3 * s, axisY - 1), stroke: Self.referenceColor, width: 2))
             }
         }
         return drawing
