@@ -89,6 +89,65 @@ public struct LabelDisagreement: Encodable, Equatable, Sendable {
 }
 
 extension VOCDataset {
+    /// What checking one sample found.
+    struct SampleCheck {
+        var problems: [String] = []
+        var imageLabels: Set<Int> = []
+        var pixelCounts: [Int]
+        var ignored = 0
+        var size: (Int, Int)?
+        var hasLabels = false
+        var disagreement: [LabelDisagreement.Kind: String] = [:]
+    }
+
+    /// One sample: its image and label PNG read and validated, pixel counts, its image-level
+    /// labels and how they disagree with the PNG.
+    func check(_ sample: Sample, requireLabels: Bool) -> SampleCheck {
+        var r = SampleCheck(pixelCounts: Array(repeating: 0, count: classes.count))
+        var present: Set<Int>?
+        do {
+            let (image, labels) = try load(sample)
+            r.size = (image.width, image.height)
+            if labels == nil && requireLabels {
+                r.problems.append(
+                    DatasetError.missingFile(path: "\(labelDirectory)/\(sample.id).png", what: "label PNG")
+                        .localizedDescription)
+            }
+            if let labels {
+                r.hasLabels = true
+                for v in labels.values {
+                    if v == LabelMap.ignore { r.ignored += 1 } else { r.pixelCounts[Int(v)] += 1 }
+                }
+                present = Set(r.pixelCounts.indices.filter { $0 > 0 && r.pixelCounts[$0] > 0 })
+            }
+        } catch let DatasetError.labelSize(path, label, image) {
+            r.problems.append(DatasetError.labelSize(path: path, label: label, image: image).localizedDescription)
+            r.disagreement[.size] = "\(sample.id) (\(label.0)x\(label.1), image \(image.0)x\(image.1))"
+        } catch {
+            r.problems.append(error.localizedDescription)
+        }
+        do {
+            r.imageLabels = try imageLabels(of: sample)
+            // Only annotations made apart from the PNG can disagree with it.
+            let independent =
+                sample.imageLabels != nil
+                || (imageLabelSource == .annotations
+                    && FileManager.default.fileExists(atPath: "\(root)/Annotations/\(sample.id).xml"))
+            if independent, let present {
+                func names(_ set: Set<Int>) -> String { set.sorted().map { classes.names[$0] }.joined(separator: ", ") }
+                let absent = r.imageLabels.subtracting(present), unlisted = present.subtracting(r.imageLabels)
+                if !absent.isEmpty {
+                    r.disagreement[r.ignored > 0 ? .listedButOnlyIgnore : .listedButAbsent] =
+                        "\(sample.id) (\(names(absent)))"
+                }
+                if !unlisted.isEmpty { r.disagreement[.unlisted] = "\(sample.id) (\(names(unlisted)))" }
+            }
+        } catch {
+            r.problems.append(error.localizedDescription)
+        }
+        return r
+    }
+
     /// Reads every image, label and annotation of the split (in parallel) and reports counts,
     /// class frequencies and every problem found. With `requireLabels` (a label folder named by
     /// the user, which training will read), an image without its label PNG is a problem too.
@@ -100,64 +159,13 @@ extension VOCDataset {
     /// Listed classes that may lie under ignore pixels are a note, and so are absent classes with
     /// `requireLabels`: pseudo-labels may miss an object.
     public func check(requireLabels: Bool = false) -> DatasetCheckReport {
-        struct Result {
-            var problems: [String] = []
-            var imageLabels: Set<Int> = []
-            var pixelCounts: [Int]
-            var ignored = 0
-            var size: (Int, Int)?
-            var hasLabels = false
-            var disagreement: [LabelDisagreement.Kind: String] = [:]
-        }
         let classCount = classes.count
-        var results = [Result](repeating: Result(pixelCounts: Array(repeating: 0, count: classCount)), count: samples.count)
+        var results = [SampleCheck](
+            repeating: SampleCheck(pixelCounts: Array(repeating: 0, count: classCount)), count: samples.count)
         results.withUnsafeMutableBufferPointer { out in
             let buffer = out
             DispatchQueue.concurrentPerform(iterations: samples.count) { i in
-                var r = Result(pixelCounts: Array(repeating: 0, count: classCount))
-                let sample = samples[i]
-                var present: Set<Int>?
-                do {
-                    let (image, labels) = try load(sample)
-                    r.size = (image.width, image.height)
-                    if labels == nil && requireLabels {
-                        r.problems.append(
-                            DatasetError.missingFile(path: "\(labelDirectory)/\(sample.id).png", what: "label PNG")
-                                .localizedDescription)
-                    }
-                    if let labels {
-                        r.hasLabels = true
-                        for v in labels.values {
-                            if v == LabelMap.ignore { r.ignored += 1 } else { r.pixelCounts[Int(v)] += 1 }
-                        }
-                        present = Set(r.pixelCounts.indices.filter { $0 > 0 && r.pixelCounts[$0] > 0 })
-                    }
-                } catch let DatasetError.labelSize(path, label, image) {
-                    r.problems.append(DatasetError.labelSize(path: path, label: label, image: image).localizedDescription)
-                    r.disagreement[.size] = "\(sample.id) (\(label.0)x\(label.1), image \(image.0)x\(image.1))"
-                } catch {
-                    r.problems.append(error.localizedDescription)
-                }
-                do {
-                    r.imageLabels = try imageLabels(of: sample)
-                    // Only annotations made apart from the PNG can disagree with it.
-                    let independent =
-                        sample.imageLabels != nil
-                        || (imageLabelSource == .annotations
-                            && FileManager.default.fileExists(atPath: "\(root)/Annotations/\(sample.id).xml"))
-                    if independent, let present {
-                        func names(_ set: Set<Int>) -> String { set.sorted().map { classes.names[$0] }.joined(separator: ", ") }
-                        let absent = r.imageLabels.subtracting(present), unlisted = present.subtracting(r.imageLabels)
-                        if !absent.isEmpty {
-                            r.disagreement[r.ignored > 0 ? .listedButOnlyIgnore : .listedButAbsent] =
-                                "\(sample.id) (\(names(absent)))"
-                        }
-                        if !unlisted.isEmpty { r.disagreement[.unlisted] = "\(sample.id) (\(names(unlisted)))" }
-                    }
-                } catch {
-                    r.problems.append(error.localizedDescription)
-                }
-                buffer[i] = r
+                buffer[i] = check(samples[i], requireLabels: requireLabels)
             }
         }
         var imagesPerClass: [String: Int] = [:]

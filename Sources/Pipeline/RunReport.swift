@@ -29,62 +29,9 @@ public enum RunReport {
             Numbers are percent (mIoU, IoU); * marks the recipe's pseudo-label source.</p>
 
             """
-        // Pseudo-labels.
-        if !summary.pseudoMIoU.isEmpty {
-            html += "<h2>Pseudo-labels (train split) against ground truth</h2>\n"
-            let perClass = summary.pseudoMIoU.keys.sorted().map { source in
-                (summary.label(source), classScores(at: layout.pseudoScore(source)))
-            }
-            html += table(rows: perClass, main: summary.label(summary.source))
-        }
-        // Segmenters.
-        if !summary.segmenters.isEmpty {
-            html += "<h2>Segmenters: mIoU of DeepLab-v2 trained on each source</h2>\n<table><tr><th>trained on</th>"
-            let splits = Set(summary.segmenters.values.flatMap { $0.miou.keys }).sorted()
-            html += splits.map { "<th>\(escape($0)) mIoU</th>" }.joined() + "<th>labels</th></tr>\n"
-            for (source, result) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
-                html +=
-                    "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(summary.label(source)))\(source == summary.source ? " *" : "")</td>"
-                html += splits.map { s in "<td>\(result.miou[s].map { String(format: "%.2f", $0) } ?? "–")</td>" }.joined()
-                // Where the labels came from, as the checkpoint records it.
-                html += "<td class=\"labels\">\(escape(result.labels.isEmpty ? "–" : result.labels))</td></tr>\n"
-            }
-            html += "</table>\n"
-            for (source, _) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
-                let folder = layout.segmenterDirectory(source.rawValue)
-                let evals = splits.map { ($0, classScores(at: layout.evaluation(source.rawValue, split: $0))) }.filter {
-                    !$0.1.isEmpty
-                }
-                if !evals.isEmpty {
-                    html +=
-                        "<h3>Per class: segmenter trained on \(escape(source.rawValue))</h3>\n" + table(rows: evals, main: nil)
-                }
-                for split in splits {
-                    if let chart = dataURI(png: "\(folder)/eval_\(split).png") {
-                        html += "<img alt=\"per-class IoU on \(escape(split)), \(escape(source.rawValue))\" src=\"\(chart)\">\n"
-                    }
-                }
-                if let curves = dataURI(png: "\(folder)/curves.png") {
-                    html +=
-                        "<h3>Training curves: \(escape(source.rawValue))</h3>\n<img alt=\"training curves, \(escape(source.rawValue))\" src=\"\(curves)\">\n"
-                }
-            }
-        }
-        // Panels.
-        var gallery = ""
-        for source in summary.pseudoMIoU.keys.sorted() {
-            let folder = layout.pseudoLabels(source) + "/visualize"
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".png") }
-                .sorted().prefix(maxPanels)
-            guard !names.isEmpty else { continue }
-            gallery += "<h3>\(escape(source.rawValue))</h3>\n"
-            for name in names {
-                if let uri = dataURI(png: "\(folder)/\(name)") {
-                    gallery += "<img alt=\"\(escape(source.rawValue)) \(escape(name))\" src=\"\(uri)\"><br>\n"
-                }
-            }
-        }
-        if !gallery.isEmpty { html += "<h2>Pseudo-labels, image by image</h2>\n" + gallery }
+        html += pseudoLabelSection(summary, layout: layout)
+        html += segmenterSection(summary, layout: layout)
+        html += gallerySection(summary, layout: layout, maxPanels: maxPanels)
         // Times and recipe.
         html += "<h2>Stage times</h2>\n<table><tr><th>stage</th><th>seconds</th></tr>\n"
         for (stage, seconds) in summary.stageSeconds.sorted(by: { $0.key < $1.key }) {
@@ -117,6 +64,77 @@ public enum RunReport {
         let path = layout.report
         try Data(html.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         return path
+    }
+
+    /// Pseudo-label mIoU by source and per class.
+    static func pseudoLabelSection(_ summary: PipelineSummary, layout: RunLayout) -> String {
+        var html = ""
+        if !summary.pseudoMIoU.isEmpty {
+            html += "<h2>Pseudo-labels (train split) against ground truth</h2>\n"
+            let perClass = summary.pseudoMIoU.keys.sorted().map { source in
+                (summary.label(source), classScores(at: layout.pseudoScore(source)))
+            }
+            html += table(rows: perClass, main: summary.label(summary.source))
+        }
+        return html
+    }
+
+    /// Each segmenter's val/test mIoU and label source, per-class tables, charts and curves.
+    static func segmenterSection(_ summary: PipelineSummary, layout: RunLayout) -> String {
+        var html = ""
+        if !summary.segmenters.isEmpty {
+            html += "<h2>Segmenters: mIoU of DeepLab-v2 trained on each source</h2>\n<table><tr><th>trained on</th>"
+            let splits = Set(summary.segmenters.values.flatMap { $0.miou.keys }).sorted()
+            html += splits.map { "<th>\(escape($0)) mIoU</th>" }.joined() + "<th>labels</th></tr>\n"
+            for (source, result) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
+                html +=
+                    "<tr\(source == summary.source ? " class=\"main\"" : "")><td>\(escape(summary.label(source)))\(source == summary.source ? " *" : "")</td>"
+                html += splits.map { s in "<td>\(result.miou[s].map { String(format: "%.2f", $0) } ?? "–")</td>" }.joined()
+                // Where the labels came from, as the checkpoint records it.
+                html += "<td class=\"labels\">\(escape(result.labels.isEmpty ? "–" : result.labels))</td></tr>\n"
+            }
+            html += "</table>\n"
+            for (source, _) in summary.segmenters.sorted(by: { $0.key < $1.key }) {
+                let folder = layout.segmenterDirectory(source.rawValue)
+                let evals = splits.map { ($0, classScores(at: layout.evaluation(source.rawValue, split: $0))) }.filter {
+                    !$0.1.isEmpty
+                }
+                if !evals.isEmpty {
+                    html +=
+                        "<h3>Per class: segmenter trained on \(escape(source.rawValue))</h3>\n" + table(rows: evals, main: nil)
+                }
+                for split in splits {
+                    if let chart = dataURI(png: "\(folder)/eval_\(split).png") {
+                        html += "<img alt=\"per-class IoU on \(escape(split)), \(escape(source.rawValue))\" src=\"\(chart)\">\n"
+                    }
+                }
+                if let curves = dataURI(png: "\(folder)/curves.png") {
+                    html +=
+                        "<h3>Training curves: \(escape(source.rawValue))</h3>\n<img alt=\"training curves, \(escape(source.rawValue))\" src=\"\(curves)\">\n"
+                }
+            }
+        }
+        return html
+    }
+
+    /// The first `maxPanels` pseudo-label panels of each source.
+    static func gallerySection(_ summary: PipelineSummary, layout: RunLayout, maxPanels: Int) -> String {
+        var html = ""
+        var gallery = ""
+        for source in summary.pseudoMIoU.keys.sorted() {
+            let folder = layout.pseudoLabels(source) + "/visualize"
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".png") }
+                .sorted().prefix(maxPanels)
+            guard !names.isEmpty else { continue }
+            gallery += "<h3>\(escape(source.rawValue))</h3>\n"
+            for name in names {
+                if let uri = dataURI(png: "\(folder)/\(name)") {
+                    gallery += "<img alt=\"\(escape(source.rawValue)) \(escape(name))\" src=\"\(uri)\"><br>\n"
+                }
+            }
+        }
+        if !gallery.isEmpty { html += "<h2>Pseudo-labels, image by image</h2>\n" + gallery }
+        return html
     }
 
     /// Rows of per-class IoU, one per (label, scores); columns are the union of class names in file order.

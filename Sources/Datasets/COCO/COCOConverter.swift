@@ -99,7 +99,146 @@ public enum COCOConverter {
         var report = Report()
         report.annotations = file.annotations.count
 
-        // Ids and references, all checked before anything is written.
+        let (label, names, byImage) = try checkReferences(file, path: path)
+
+        let rule = options.unannotatedRule
+        let selected = file.images.indices.filter { rule == .keep || !byImage[$0].isEmpty }
+        report.images = selected.count
+        report.skippedUnannotated = file.images.count - selected.count
+
+        let fm = FileManager.default
+        for folder in ["SegmentationClass", "JPEGImages", "ImageSets/Segmentation"] {
+            do { try fm.createDirectory(atPath: "\(root)/\(folder)", withIntermediateDirectories: true) } catch {
+                throw COCOError.writeFailed(path: "\(root)/\(folder)", reason: error.localizedDescription)
+            }
+        }
+        // A rerun keeps finished PNGs: they must have been painted by the same rule and classes.
+        let stamp = "\(root)/coco_convert.txt"
+        let settings = "crowd: \(options.crowd.rawValue)\nclasses: \(names.count)\n"
+        if let earlier = try? String(contentsOfFile: stamp, encoding: .utf8), earlier != settings {
+            throw COCOError.settingsChanged(
+                path: stamp,
+                reason: "its PNGs were painted with \(earlier.split(separator: "\n").joined(separator: ", ")), this run asks for "
+                    + settings.split(separator: "\n").joined(separator: ", ")
+                    + "; use another --out or remove SegmentationClass and this file")
+        }
+        try writeText(settings, to: stamp)
+        try writeText(names.joined(separator: "\n") + "\n", to: "\(root)/classes.txt")
+
+        var outcomes = [ImageOutcome](repeating: ImageOutcome(), count: selected.count)
+        let finished = Counter()
+        let imagesFolder = images.hasPrefix("/") ? images : fm.currentDirectoryPath + "/" + images
+        progress?(0, selected.count)
+        outcomes.withUnsafeMutableBufferPointer { out in
+            let buffer = out
+            DispatchQueue.concurrentPerform(iterations: selected.count) { n in
+                let i = selected[n]
+                buffer[n] = convertImage(
+                    file.images[i], annotations: byImage[i].map { file.annotations[Int($0)] }, in: file, path: path,
+                    labels: label,
+                    imagesFolder: imagesFolder, root: root, options: options)
+                progress?(finished.increment(), selected.count)
+            }
+        }
+        for o in outcomes {
+            report.written += o.written ? 1 : 0
+            report.kept += o.kept ? 1 : 0
+            report.classesWithoutPixels += o.classWithoutPixels ? 1 : 0
+            report.warnings += o.warnings
+        }
+        let failures = outcomes.compactMap(\.error)
+        if !failures.isEmpty { throw several(path, failures) }
+
+        // The lists last, so a split list only ever names finished images.
+        let ids = selected.map { Self.stem(of: file.images[$0].fileName) }
+        let present = outcomes.map(\.present)
+        try writeLists(
+            ids: ids,
+            imageLabels: { n in
+                options.imageLabels == .annotations
+                    ? Set(byImage[selected[n]].map { label[file.annotations[Int($0)].categoryID]! }).sorted()
+                    : present[n].subtracting([0, LabelMap.ignore]).sorted()
+            }, names: names, annotations: annotations, options: options, root: root)
+        try writeCombinedImageLabels(root: root)
+        report.seconds = Date().timeIntervalSince(start)
+        return report
+    }
+
+    /// What converting one image did.
+    struct ImageOutcome {
+        var written = false, kept = false, classWithoutPixels = false
+        var present: Set<UInt8> = []
+        var warnings: [String] = []
+        var error: String?
+    }
+
+    /// One image: its link in JPEGImages (checked against the annotated size) and its label PNG,
+    /// painted unless a finished one is there. Errors are kept in the outcome, so every failing
+    /// image is reported at once.
+    static func convertImage(
+        _ image: COCOImage, annotations anns: [COCOAnnotation], in file: COCOAnnotationFile, path: String,
+        labels label: [Int: UInt8],
+        imagesFolder: String, root: String, options: Options
+    ) -> ImageOutcome {
+        let stem = Self.stem(of: image.fileName)
+        var outcome = ImageOutcome()
+        do {
+            if options.linkImages {
+                let source = "\(imagesFolder)/\(image.fileName)"
+                try link(source, to: "\(root)/JPEGImages/\(stem).jpg", imageID: image.id)
+                // An empty or unreadable file, or one of another size than the annotations
+                // say, would give a label map that fits no image: refused here, by name.
+                let size = try Image.dimensions(ofFileAt: source)
+                guard size.width == image.width && size.height == image.height else {
+                    throw COCOError.badField(
+                        path: path, owner: "image \(image.id)", field: "width/height",
+                        reason: "\(image.width)x\(image.height), but \(source) is \(size.width)x\(size.height)")
+                }
+            }
+            let png = "\(root)/SegmentationClass/\(stem).png"
+            // PNGs are written whole (temporary file + rename), so one that exists is finished.
+            if FileManager.default.fileExists(atPath: png) {
+                outcome.kept = true
+                if options.imageLabels == .labelMaps { outcome.present = try LabelMap.read(from: png).classesPresent }
+            } else {
+                let (map, warnings) = try paint(anns, in: file, image: image, labels: label, crowd: options.crowd)
+                outcome.warnings = warnings
+                let present = map.classesPresent
+                outcome.present = present
+                outcome.classWithoutPixels = anns.contains { !present.contains(label[$0.categoryID]!) }
+                try map.writePNG(to: png)
+                outcome.written = true
+            }
+        } catch {
+            outcome.error = error.localizedDescription
+        }
+        return outcome
+    }
+
+    /// The split's image-label file (`image_labels_<split>.txt`, classes by name, a comment line
+    /// saying where they come from) and its list (`ImageSets/Segmentation/<split>.txt`).
+    static func writeLists(
+        ids: [String], imageLabels: (Int) -> [UInt8], names: [String], annotations: String, options: Options, root: String
+    ) throws {
+        var labelLines = [
+            "# image-level labels from \(URL(fileURLWithPath: annotations).lastPathComponent): "
+                + (options.imageLabels == .annotations ? "every annotation's class, crowd too" : "the classes in each label map")
+        ]
+        for (n, id) in ids.enumerated() {
+            labelLines.append(([id] + imageLabels(n).map { names[Int($0)] }).joined(separator: " "))
+        }
+        try writeText(labelLines.joined(separator: "\n") + "\n", to: "\(root)/image_labels_\(options.split).txt")
+        try writeText(ids.joined(separator: "\n") + "\n", to: "\(root)/ImageSets/Segmentation/\(options.split).txt")
+    }
+
+    /// Ids and references, all checked before anything is written: unique image and category ids,
+    /// at most 254 categories with distinct names, every annotation's image and category known,
+    /// distinct file names. Returns each category's label value, the class names (background
+    /// first) and each image's annotation indices.
+    /// - Throws: `COCOError` naming the file, the id or the field.
+    static func checkReferences(_ file: COCOAnnotationFile, path: String) throws -> (
+        label: [Int: UInt8], names: [String], byImage: [[Int32]]
+    ) {
         var problems: [String] = []
         var imageIndex: [Int: Int] = [:]
         imageIndex.reserveCapacity(file.images.count)
@@ -145,112 +284,7 @@ public enum COCOConverter {
                     reason: "'\(image.fileName)' repeats another image's name")
             }
         }
-
-        let rule = options.unannotatedRule
-        let selected = file.images.indices.filter { rule == .keep || !byImage[$0].isEmpty }
-        report.images = selected.count
-        report.skippedUnannotated = file.images.count - selected.count
-
-        let fm = FileManager.default
-        for folder in ["SegmentationClass", "JPEGImages", "ImageSets/Segmentation"] {
-            do { try fm.createDirectory(atPath: "\(root)/\(folder)", withIntermediateDirectories: true) } catch {
-                throw COCOError.writeFailed(path: "\(root)/\(folder)", reason: error.localizedDescription)
-            }
-        }
-        // A rerun keeps finished PNGs: they must have been painted by the same rule and classes.
-        let stamp = "\(root)/coco_convert.txt"
-        let settings = "crowd: \(options.crowd.rawValue)\nclasses: \(names.count)\n"
-        if let earlier = try? String(contentsOfFile: stamp, encoding: .utf8), earlier != settings {
-            throw COCOError.settingsChanged(
-                path: stamp,
-                reason: "its PNGs were painted with \(earlier.split(separator: "\n").joined(separator: ", ")), this run asks for "
-                    + settings.split(separator: "\n").joined(separator: ", ")
-                    + "; use another --out or remove SegmentationClass and this file")
-        }
-        try writeText(settings, to: stamp)
-        try writeText(names.joined(separator: "\n") + "\n", to: "\(root)/classes.txt")
-
-        struct Outcome {
-            var written = false, kept = false, classWithoutPixels = false
-            var present: Set<UInt8> = []
-            var warnings: [String] = []
-            var error: String?
-        }
-        var outcomes = [Outcome](repeating: Outcome(), count: selected.count)
-        let finished = Counter()
-        let imagesFolder = images.hasPrefix("/") ? images : fm.currentDirectoryPath + "/" + images
-        progress?(0, selected.count)
-        outcomes.withUnsafeMutableBufferPointer { out in
-            let buffer = out
-            DispatchQueue.concurrentPerform(iterations: selected.count) { n in
-                let i = selected[n]
-                let image = file.images[i]
-                let stem = Self.stem(of: image.fileName)
-                var outcome = Outcome()
-                do {
-                    if options.linkImages {
-                        let source = "\(imagesFolder)/\(image.fileName)"
-                        try link(source, to: "\(root)/JPEGImages/\(stem).jpg", imageID: image.id)
-                        // An empty or unreadable file, or one of another size than the annotations
-                        // say, would give a label map that fits no image: refused here, by name.
-                        let size = try Image.dimensions(ofFileAt: source)
-                        guard size.width == image.width && size.height == image.height else {
-                            throw COCOError.badField(
-                                path: path, owner: "image \(image.id)", field: "width/height",
-                                reason: "\(image.width)x\(image.height), but \(source) is \(size.width)x\(size.height)")
-                        }
-                    }
-                    let png = "\(root)/SegmentationClass/\(stem).png"
-                    // PNGs are written whole (temporary file + rename), so one that exists is finished.
-                    if FileManager.default.fileExists(atPath: png) {
-                        outcome.kept = true
-                        if options.imageLabels == .labelMaps { outcome.present = try LabelMap.read(from: png).classesPresent }
-                    } else {
-                        let anns = byImage[i].map { file.annotations[Int($0)] }
-                        let (map, warnings) = try paint(anns, in: file, image: image, labels: label, crowd: options.crowd)
-                        outcome.warnings = warnings
-                        let present = map.classesPresent
-                        outcome.present = present
-                        outcome.classWithoutPixels = anns.contains { !present.contains(label[$0.categoryID]!) }
-                        try map.writePNG(to: png)
-                        outcome.written = true
-                    }
-                } catch {
-                    outcome.error = error.localizedDescription
-                }
-                buffer[n] = outcome
-                let done = finished.increment()
-                progress?(done, selected.count)
-            }
-        }
-        for o in outcomes {
-            report.written += o.written ? 1 : 0
-            report.kept += o.kept ? 1 : 0
-            report.classesWithoutPixels += o.classWithoutPixels ? 1 : 0
-            report.warnings += o.warnings
-        }
-        let failures = outcomes.compactMap(\.error)
-        if !failures.isEmpty { throw several(path, failures) }
-
-        // The lists last, so a split list only ever names finished images.
-        let ids = selected.map { Self.stem(of: file.images[$0].fileName) }
-        var labelLines: [String] = []
-        labelLines.reserveCapacity(selected.count + 1)
-        labelLines.append(
-            "# image-level labels from \(URL(fileURLWithPath: annotations).lastPathComponent): "
-                + (options.imageLabels == .annotations ? "every annotation's class, crowd too" : "the classes in each label map"))
-        for (n, i) in selected.enumerated() {
-            let classes =
-                options.imageLabels == .annotations
-                ? Set(byImage[i].map { label[file.annotations[Int($0)].categoryID]! }).sorted()
-                : outcomes[n].present.subtracting([0, LabelMap.ignore]).sorted()
-            labelLines.append(([ids[n]] + classes.map { names[Int($0)] }).joined(separator: " "))
-        }
-        try writeText(labelLines.joined(separator: "\n") + "\n", to: "\(root)/image_labels_\(options.split).txt")
-        try writeText(ids.joined(separator: "\n") + "\n", to: "\(root)/ImageSets/Segmentation/\(options.split).txt")
-        try writeCombinedImageLabels(root: root)
-        report.seconds = Date().timeIntervalSince(start)
-        return report
+        return (label, names, byImage)
     }
 
     /// Paints one image's annotations (see the type's comment for the rule).
