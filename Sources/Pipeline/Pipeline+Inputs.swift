@@ -70,7 +70,13 @@ extension Pipeline {
         let needsCAM =
             seedSource == nil && recipe.pseudo.seeds == nil
             && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
-        let usesSAM = (usesProposals && recipe.pseudo.proposals == "sam") || (sources.contains(.boxes) && boxPrompter == nil)
+        let spec = try recipe.pseudo.proposals.map {
+            try ProposalSpec($0, relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
+        }
+        let usesSAM =
+            (usesProposals && spec == .sam)
+            || (sources.contains(.boxes) && boxPrompter == nil && proposalSources[.boxes] == nil
+                && ProposalSpec.boxesPromptSAM(proposals: spec, samCheckpoint: recipe.pseudo.samCheckpoint))
         if usesSAM { try checkFile("pseudo.sam_checkpoint", recipe.pseudo.samCheckpoint) }
         // Resolved whether or not SAM runs: a typo ('vit_q') is an error, not a silently unused key.
         if let config = recipe.pseudo.samConfig {

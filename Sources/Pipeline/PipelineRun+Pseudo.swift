@@ -21,9 +21,8 @@ extension PipelineRun {
     var boxesPromptSAM: Bool {
         get throws {
             if pipeline.boxPrompter != nil { return true }
-            guard pipeline.proposalSources[.boxes] == nil, recipe.pseudo.samCheckpoint != nil else { return false }
-            let spec = try proposalSpec
-            return spec == nil || spec == .sam
+            guard pipeline.proposalSources[.boxes] == nil else { return false }
+            return ProposalSpec.boxesPromptSAM(proposals: try proposalSpec, samCheckpoint: recipe.pseudo.samCheckpoint)
         }
     }
 

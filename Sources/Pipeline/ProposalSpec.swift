@@ -71,3 +71,12 @@ public enum ProposalSpec: Equatable, Sendable {
         }
     }
 }
+
+extension ProposalSpec {
+    /// Whether box pseudo-labels prompt SAM with each box (Sun et al.'s Grounded-SAM route):
+    /// when SAM weights are given and no other proposals are (`proposals` nil or `sam`). The one
+    /// place this rule is written; the pipeline, its input checks and `wsss pseudo` ask it.
+    public static func boxesPromptSAM(proposals: ProposalSpec?, samCheckpoint: String?) -> Bool {
+        samCheckpoint != nil && (proposals == nil || proposals == .sam)
+    }
+}

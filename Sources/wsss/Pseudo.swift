@@ -184,7 +184,8 @@ struct Pseudo: ParsableCommand {
         let dataset = try data.dataset()
         var proposalSource: ProposalSource?
         var boxPrompter: BoxPrompter?
-        if proposals == "sam" || (source == .boxes && proposals == nil && samCheckpoint != nil) {
+        let spec = try proposals.map { try ProposalSpec($0) }
+        if spec == .sam || (source == .boxes && ProposalSpec.boxesPromptSAM(proposals: spec, samCheckpoint: samCheckpoint)) {
             guard let samCheckpoint else {
                 throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)")
             }
