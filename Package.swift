@@ -7,6 +7,7 @@
 //   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);
 //   Imaging -> Autograd (one resize rule), CImageCodecs;
 //   Training -> Distributed -> CMPI (Open MPI), Autograd;
+//   Datasets, TorchCheckpoint -> Pickle (restricted unpickler, .npy);
 //   Layers, HDF5, TorchCheckpoint -> Autograd -> CBLAS, CKernels (C, AVX2+FMA / baseline at run time).
 // See docs/ARCHITECTURE.md for the full picture.
 import PackageDescription
@@ -28,6 +29,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
+        .library(name: "Pickle", targets: ["Pickle"]),
         .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
         .library(name: "Reporting", targets: ["Reporting"]),
         .library(name: "DenseCRF", targets: ["DenseCRF"]),
@@ -60,10 +62,12 @@ let package = Package(
         // Ranks of an mpirun/srun job (single-process fallback), gradient buckets summed during backward.
         .target(name: "Distributed", dependencies: ["CMPI", "Autograd"]),
         .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
-        .target(name: "Datasets", dependencies: ["Imaging", "Autograd", "TorchCheckpoint"]),
+        .target(name: "Datasets", dependencies: ["Imaging", "Autograd", "Pickle"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
-        .target(name: "TorchCheckpoint", dependencies: ["Autograd", "CZlib"]),
+        // The restricted unpickler (never runs code) and .npy files: torch checkpoints and datasets read them.
+        .target(name: "Pickle"),
+        .target(name: "TorchCheckpoint", dependencies: ["Autograd", "CZlib", "Pickle"]),
         // SAM on our tensor layer (mirrors segment_anything/modeling), predictor, mask generator.
         .target(
             name: "SegmentAnything",
@@ -93,7 +97,7 @@ let package = Package(
             name: "WSSS",
             dependencies: [
                 "Autograd", "Checkpoints", "DenseCRF", "Datasets", "Distributed", "Evaluation", "HDF5", "Imaging", "Layers",
-                "Pipeline", "PseudoLabels",
+                "Pickle", "Pipeline", "PseudoLabels",
                 "Reporting", "SegmentAnything", "TorchCheckpoint", "Training",
             ]),
         .executableTarget(
@@ -110,7 +114,7 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Autograd"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "TorchCheckpoint"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "Pickle"]),
         .testTarget(name: "PseudoLabelsTests", dependencies: ["PseudoLabels", "Imaging", "HDF5", "Autograd"]),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd", "HDF5", "Imaging"]),
@@ -118,7 +122,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
         .testTarget(name: "DenseCRFTests", dependencies: ["DenseCRF", "Imaging", "HDF5", "Autograd"]),
-        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Autograd"]),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Pickle", "Autograd"]),
         .testTarget(
             name: "SegmentAnythingTests",
             dependencies: [

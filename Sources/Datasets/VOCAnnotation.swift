@@ -1,5 +1,5 @@
 import Foundation
-import TorchCheckpoint
+import Pickle
 
 #if canImport(FoundationXML)
     import FoundationXML

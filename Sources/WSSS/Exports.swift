@@ -12,6 +12,7 @@
 @_exported import Imaging
 @_exported import Layers
 @_exported import Pipeline
+@_exported import Pickle
 @_exported import PseudoLabels
 @_exported import Reporting
 @_exported import SegmentAnything

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import TorchCheckpoint
+@testable import Pickle
 
 /// `.npy` headers and pickled dicts (IRN's cls_labels.npy), from
 /// scripts/fixtures/make_irn_fixtures.py: the same dict saved by numpy 2 (pickle protocol 4) and

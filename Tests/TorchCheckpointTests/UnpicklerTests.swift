@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import Pickle
 @testable import TorchCheckpoint
 
 /// The restricted unpickler refuses anything but a state dict's opcodes and globals, before

@@ -3,7 +3,7 @@ import Foundation
 /// The callables and classes a `torch.save` state dict may name, and nothing else. Naming any
 /// other global is refused when the GLOBAL opcode is read, before anything could be "called";
 /// and the allowed ones are never called either: REDUCE on them only builds a record.
-enum TorchGlobal: Equatable {
+package enum TorchGlobal: Equatable {
     case orderedDict
     /// torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])
     case rebuildTensorV2
@@ -28,7 +28,7 @@ enum TorchGlobal: Equatable {
 
     /// Looks up `module.name`; nil for anything not on the list. numpy's names are allowed only
     /// with `numpy` (a `.npy` object array), never in torch checkpoints.
-    init?(module: String, name: String, numpy: Bool = false) {
+    package init?(module: String, name: String, numpy: Bool = false) {
         if numpy {
             // numpy 1 pickles name numpy.core.multiarray, numpy 2 numpy._core.multiarray.
             switch (module, name) {
@@ -63,7 +63,7 @@ enum TorchGlobal: Equatable {
 
 /// A value built by the restricted unpickler. Containers are indices into a `PickleGraph`, so a
 /// value never owns another (no recursive teardown of deep or cyclic pickles).
-enum PickleValue: Equatable {
+package enum PickleValue: Equatable {
     case none
     case bool(Bool)
     case int(Int)
@@ -83,7 +83,7 @@ enum PickleValue: Equatable {
     case dtype(Int)
 
     /// What the value is, for error messages.
-    var kind: String {
+    package var kind: String {
         switch self {
         case .none: "None"
         case .bool: "bool"
@@ -105,31 +105,31 @@ enum PickleValue: Equatable {
 
 /// A storage named by a persistent id `('storage', torch.XStorage, key, location, numel)`: the
 /// bytes of zip entry `<archive>/data/<key>` (torch/serialization.py, `persistent_load` in `_load`).
-struct StorageRecord: Equatable {
-    var dtype: TorchDType
-    var key: String
-    var location: String
+package struct StorageRecord: Equatable {
+    package var dtype: TorchDType
+    package var key: String
+    package var location: String
     /// Elements of `dtype` the storage holds.
-    var count: Int
+    package var count: Int
 }
 
 /// A tensor view of a storage, as `_rebuild_tensor_v2` describes it (strides in elements).
-struct TensorRecord: Equatable {
-    var storage: Int
-    var offset: Int
-    var shape: [Int]
-    var strides: [Int]
+package struct TensorRecord: Equatable {
+    package var storage: Int
+    package var offset: Int
+    package var shape: [Int]
+    package var strides: [Int]
 }
 
 /// A dict in insertion order (Python dicts and OrderedDict both keep it); a repeated key replaces
 /// the value in place, as in Python.
-struct PickleDict {
-    var keys: [PickleValue] = []
-    var values: [PickleValue] = []
+package struct PickleDict {
+    package var keys: [PickleValue] = []
+    package var values: [PickleValue] = []
     private var positions: [String: Int] = [:]
     private var intPositions: [Int: Int] = [:]
 
-    mutating func set(_ key: PickleValue, _ value: PickleValue) {
+    package mutating func set(_ key: PickleValue, _ value: PickleValue) {
         let existing: Int?
         switch key {
         case .string(let s): existing = positions[s]
@@ -150,32 +150,32 @@ struct PickleDict {
     }
 
     /// The value under a string key.
-    subscript(key: String) -> PickleValue? { positions[key].map { values[$0] } }
+    package subscript(key: String) -> PickleValue? { positions[key].map { values[$0] } }
 }
 
 /// A numpy element type: its code ("f4", "i4", "O8"…) and byte order ("<", ">", "|", "=").
-struct NumpyDTypeRecord: Equatable {
-    var code: String
-    var byteOrder = "|"
+package struct NumpyDTypeRecord: Equatable {
+    package var code: String
+    package var byteOrder = "|"
 }
 
 /// A numpy array as `ndarray.__setstate__` receives it: (version, shape, dtype, is_fortran, data),
 /// data being raw bytes (a blob) or, for object arrays, a list of values.
-struct NumpyArrayRecord: Equatable {
-    var shape: [Int] = []
-    var dtype: Int?
-    var fortranOrder = false
-    var data: PickleValue?
+package struct NumpyArrayRecord: Equatable {
+    package var shape: [Int] = []
+    package var dtype: Int?
+    package var fortranOrder = false
+    package var data: PickleValue?
 }
 
 /// Everything an unpickled value refers to.
-struct PickleGraph {
-    var blobs: [[UInt8]] = []
-    var arrays: [NumpyArrayRecord] = []
-    var dtypes: [NumpyDTypeRecord] = []
-    var tuples: [[PickleValue]] = []
-    var lists: [[PickleValue]] = []
-    var dicts: [PickleDict] = []
-    var storages: [StorageRecord] = []
-    var tensors: [TensorRecord] = []
+package struct PickleGraph {
+    package var blobs: [[UInt8]] = []
+    package var arrays: [NumpyArrayRecord] = []
+    package var dtypes: [NumpyDTypeRecord] = []
+    package var tuples: [[PickleValue]] = []
+    package var lists: [[PickleValue]] = []
+    package var dicts: [PickleDict] = []
+    package var storages: [StorageRecord] = []
+    package var tensors: [TensorRecord] = []
 }

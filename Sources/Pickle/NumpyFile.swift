@@ -112,7 +112,7 @@ public enum NumpyFile {
         }
     }
 
-    static func array(_ value: PickleValue, graph: PickleGraph, path: String, key: NumpyKey) throws -> NumpyArray {
+    package static func array(_ value: PickleValue, graph: PickleGraph, path: String, key: NumpyKey) throws -> NumpyArray {
         func unsupported(_ reason: String) -> TorchCheckpointError {
             .unsupportedContent(path: path, reason: "entry \(key): " + reason)
         }
@@ -138,8 +138,8 @@ public enum NumpyFile {
 }
 
 /// Raw little-endian elements of a numpy dtype as Doubles.
-enum NumpyElements {
-    static func decode(_ bytes: [UInt8], dtype: NumpyDTypeRecord, path: String) throws -> [Double] {
+package enum NumpyElements {
+    package static func decode(_ bytes: [UInt8], dtype: NumpyDTypeRecord, path: String) throws -> [Double] {
         guard dtype.byteOrder != ">" else {
             throw TorchCheckpointError.unsupportedContent(path: path, reason: "big-endian numpy data")
         }

@@ -7,11 +7,11 @@ import Foundation
 /// Refused: globals not in `TorchGlobal` (`.forbiddenGlobal`, as soon as they are named), opcodes
 /// not implemented (`.unsupportedOpcode`: INST, OBJ, NEWOBJ, EXT*, PERSID, text opcodes ...), and
 /// any malformed or truncated stream (`.corrupt`). Nothing is executed: there is nothing to run.
-struct Unpickler {
-    let path: String
-    let bytes: UnsafeRawBufferPointer
+package struct Unpickler {
+    package let path: String
+    package let bytes: UnsafeRawBufferPointer
     /// Also allow the numpy globals of a `.npy` object array (`TorchGlobal.numpy*`), built as data.
-    let numpy: Bool
+    package let numpy: Bool
 
     private var position = 0
     private var stack: [PickleValue] = []
@@ -20,7 +20,7 @@ struct Unpickler {
     private var graph = PickleGraph()
     private var storageByKey: [String: Int] = [:]
 
-    init(path: String, bytes: UnsafeRawBufferPointer, numpy: Bool = false) {
+    package init(path: String, bytes: UnsafeRawBufferPointer, numpy: Bool = false) {
         self.path = path
         self.bytes = bytes
         self.numpy = numpy
@@ -28,7 +28,7 @@ struct Unpickler {
 
     /// Reads the whole pickle up to STOP.
     /// - Returns: the top-level value and the graph its containers live in.
-    mutating func load() throws -> (root: PickleValue, graph: PickleGraph) {
+    package mutating func load() throws -> (root: PickleValue, graph: PickleGraph) {
         while true {
             let start = position
             let opcode = try readByte(opcodeAt: start)
