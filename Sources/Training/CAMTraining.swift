@@ -166,13 +166,7 @@ public enum CAMTraining {
         if start >= options.iterations { return model }
         run.lastSaved = latest
         try run.openLogs(logName: "cam_train.jsonl", start: start)
-        // Image-level targets by id.
-        var targets: [String: [Float]] = [:]
-        for sample in dataset.samples {
-            var t = [Float](repeating: 0, count: classCount - 1)
-            for c in try dataset.imageLabels(of: sample) where c > 0 && c < classCount { t[c - 1] = 1 }
-            targets[sample.id] = t
-        }
+        let targets = try imageTargets(dataset)
         let augmentation = options.augmentation
         let loader = try BatchLoader(
             dataset: dataset, augmentation: augmentation, batchSize: options.batchSize, seed: options.seed, startBatch: start,
@@ -191,23 +185,10 @@ public enum CAMTraining {
             let batch = try loader.next()
             let target = Tensor(shape: [batch.ids.count, classCount - 1], values: batch.ids.flatMap { targets[$0]! })
             optimizer.learningRate = schedule.learningRate(at: iteration)
-            optimizer.zeroGrad()
-            var loss = Tensor.multiLabelSoftMarginLoss(logits: model(batch.images), targets: target)
-            let value: Float
-            var stopNow: Bool
-            if let reducer {
-                // The loss is a mean over the batch: this shard's share of it.
-                loss = loss * (Float(batch.ids.count) / Float(options.batchSize))
-                try reducer.backwardAndReduce(loss)
-                // Every rank takes the same decision at the same step (a signal may reach only one).
-                (value, stopNow) = try communicator.agree(loss: loss.item, stop: shouldStop())
-                if value.isFinite { optimizer.step() }
-            } else {
-                loss.backward()
-                optimizer.step()
-                value = loss.item
-                stopNow = shouldStop()
-            }
+            var (value, stopNow) = try step(
+                model: model, optimizer: optimizer, images: batch.images, targets: target,
+                share: Float(batch.ids.count) / Float(options.batchSize),
+                reducer: reducer, stop: shouldStop)
             guard value.isFinite else {
                 throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastGood)
             }
@@ -239,6 +220,41 @@ public enum CAMTraining {
             }
         }
         return model
+    }
+
+    /// Each image's multi-label target (classes 1…C−1 present) by id.
+    static func imageTargets(_ dataset: VOCDataset) throws -> [String: [Float]] {
+        let classCount = dataset.classes.count
+        var targets: [String: [Float]] = [:]
+        for sample in dataset.samples {
+            var t = [Float](repeating: 0, count: classCount - 1)
+            for c in try dataset.imageLabels(of: sample) where c > 0 && c < classCount { t[c - 1] = 1 }
+            targets[sample.id] = t
+        }
+        return targets
+    }
+
+    /// One optimizer step on this process's batch: the multi-label soft-margin loss, backward
+    /// (with a `reducer`, the loss weighted by this shard's `share` of the batch and the
+    /// gradients summed over the ranks), SGD unless the loss is not finite. Returns the loss
+    /// (summed over the ranks) and whether to stop (every rank takes the same decision at the
+    /// same step: a signal may reach only one).
+    static func step(
+        model: CAMNetwork, optimizer: SGD, images: Tensor, targets: Tensor, share: Float, reducer: GradientReducer?,
+        stop: () -> Bool
+    ) throws -> (loss: Float, stop: Bool) {
+        optimizer.zeroGrad()
+        let loss = Tensor.multiLabelSoftMarginLoss(logits: model(images), targets: targets)
+        guard let reducer else {
+            loss.backward()
+            optimizer.step()
+            return (loss.item, stop())
+        }
+        let shareOfLoss = loss * share
+        try reducer.backwardAndReduce(shareOfLoss)
+        let agreed = try reducer.communicator.agree(loss: shareOfLoss.item, stop: stop())
+        if agreed.loss.isFinite { optimizer.step() }
+        return agreed
     }
 
     /// SGD over IRN's two groups (train_cam.py): the backbone outside the frozen stages at the
