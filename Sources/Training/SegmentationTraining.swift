@@ -54,26 +54,10 @@ public enum SegmentationTraining {
         let metadata = CheckpointMetadata(
             architecture: DeepLabV2.architecture, classes: dataset.classes.names, recipe: recipeText,
             options: String(decoding: try JSONEncoder().encode(options), as: UTF8.self), labels: labels, provenance: provenance)
-        // Everything that can fail on the inputs (the checkpoint to resume, the initial weights)
-        // is checked before the folder is touched: a failed --overwrite leaves the earlier run in place.
-        let resumePath = try checkpointToResume(
-            resume, run: run, options: options, provenance: provenance, overwrite: overwrite,
-            allowChangedOptions: allowChangedOptions,
-            notice: notice)
-        var start = 0
-        if let resumePath {
-            start = try Checkpoint.load(from: resumePath, into: model, architecture: DeepLabV2.architecture, optimizer: optimizer)
-                .iteration
-            run.lastSaved = resumePath
-            notice("resuming from \(resumePath) at iteration \(start)")
-        } else if let initFrom {
-            notice(try Checkpoint.initialize(model, from: initFrom, exclude: initExclude).summary(from: initFrom))
-        }
-        if let moved = try run.prepare(
-            resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"])
-        {
-            notice("moved the earlier run's files to \(moved)")
-        }
+        let (start, resumePath) = try startRun(
+            run, model: model, optimizer: optimizer, options: options, initFrom: initFrom, initExclude: initExclude,
+            provenance: provenance, resume: resume, overwrite: overwrite, allowChangedOptions: allowChangedOptions, notice: notice
+        )
         // Identical weights on every rank, whatever each read.
         try communicator.broadcastState(of: model)
         communicator.synchronizeBatchNorm(of: model, enabled: syncBatchNorm)
@@ -81,15 +65,7 @@ public enum SegmentationTraining {
         let finalName = "final.h5"
         if start >= options.iterations { return resumePath ?? "\(runDirectory)/\(finalName)" }
         try run.openLogs(logName: "train.jsonl", start: start)
-        if start == 0 {
-            try run.board?.addText("recipe", "```\n" + recipeText + "\n```", step: 0)
-            // train.jsonl's first line says what the run trains on (readers skip lines without an iteration).
-            if !labels.isEmpty {
-                try run.board?.addText("labels", labels, step: 0)
-                run.log?.write(["labels": labels])
-            }
-            try run.board?.flush()
-        }
+        if start == 0 { try writeRunHeader(run, recipeText: recipeText, labels: labels) }
         let loader = try BatchLoader(
             dataset: dataset, augmentation: options.augmentation, batchSize: options.batchSize, seed: options.seed,
             startBatch: start * options.accumulation,
@@ -154,6 +130,47 @@ public enum SegmentationTraining {
             }
         }
         return run.lastSaved ?? "\(runDirectory)/\(finalName)"
+    }
+
+    /// The start of a run, everything that can fail on the inputs first (the checkpoint to
+    /// resume, the initial weights) so a failed `--overwrite` leaves the earlier run in place:
+    /// the checkpoint loaded (or the initial weights copied, reporting what was copied), then the
+    /// folder readied (an earlier run moved aside with `overwrite`). Returns the iteration the
+    /// run starts from and the checkpoint it resumes.
+    static func startRun(
+        _ run: TrainingRun, model: DeepLabV2, optimizer: SGD, options: SegmentationOptions, initFrom: String?,
+        initExclude: [String], provenance: [String: String], resume: Resume, overwrite: Bool, allowChangedOptions: Bool,
+        notice: (String) -> Void
+    ) throws -> (start: Int, resumePath: String?) {
+        let resumePath = try checkpointToResume(
+            resume, run: run, options: options, provenance: provenance, overwrite: overwrite,
+            allowChangedOptions: allowChangedOptions, notice: notice)
+        var start = 0
+        if let resumePath {
+            start = try Checkpoint.load(from: resumePath, into: model, architecture: DeepLabV2.architecture, optimizer: optimizer)
+                .iteration
+            run.lastSaved = resumePath
+            notice("resuming from \(resumePath) at iteration \(start)")
+        } else if let initFrom {
+            notice(try Checkpoint.initialize(model, from: initFrom, exclude: initExclude).summary(from: initFrom))
+        }
+        if let moved = try run.prepare(
+            resuming: resumePath != nil, overwrite: overwrite, runFiles: ["train.jsonl", "curves.png", "curves.svg"])
+        {
+            notice("moved the earlier run's files to \(moved)")
+        }
+        return (start, resumePath)
+    }
+
+    /// A fresh run's first records: the recipe in TensorBoard's text tab, and where the labels
+    /// came from there and as train.jsonl's first line (readers skip lines without an iteration).
+    static func writeRunHeader(_ run: TrainingRun, recipeText: String, labels: String) throws {
+        try run.board?.addText("recipe", "```\n" + recipeText + "\n```", step: 0)
+        if !labels.isEmpty {
+            try run.board?.addText("labels", labels, step: 0)
+            run.log?.write(["labels": labels])
+        }
+        try run.board?.flush()
     }
 
     /// The checkpoint a run continues from, checked before anything is touched: of DeepLab's
