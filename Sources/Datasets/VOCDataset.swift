@@ -62,30 +62,7 @@ public struct VOCDataset: Sendable {
         self.split = split
         self.classes = classes
         let listPath = "\(root)/ImageSets/Segmentation/\(split).txt"
-        guard let list = try? String(contentsOfFile: listPath, encoding: .utf8) else {
-            // "No list" only when there is none: a folder, no permission or bad UTF-8 say so.
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: listPath, isDirectory: &isDirectory) else {
-                throw DatasetError.missingSplit(split: split, path: listPath)
-            }
-            throw DatasetError.badSplitList(
-                path: listPath,
-                reason: isDirectory.boolValue
-                    ? "is a folder"
-                    : access(listPath, R_OK) != 0 ? "cannot read (\(String(cString: strerror(errno))))" : "not UTF-8 text")
-        }
-        let ids = list.split(whereSeparator: \.isNewline).map { $0.split(separator: " ").first.map(String.init) ?? "" }
-            .filter { !$0.isEmpty }
-        // A repeated id would be counted twice in mIoU and trained on twice as often.
-        var seen: [String: Int] = [:]
-        for (line, id) in ids.enumerated() {
-            if let first = seen[id] {
-                throw DatasetError.badSplitList(
-                    path: listPath, reason: "'\(id)' is listed twice (entries \(first + 1) and \(line + 1))")
-            }
-            seen[id] = line
-        }
-        guard !ids.isEmpty else { throw DatasetError.badSplitList(path: listPath, reason: "lists no image ids") }
+        let ids = try Self.readIDList(at: listPath, split: split)
         let fm = FileManager.default
         let labelFolder: String
         if let labels {
@@ -120,6 +97,40 @@ public struct VOCDataset: Sendable {
             samples.append(Sample(id: id, imagePath: image, labelPath: hasLabel ? label : nil, imageLabels: imageLabels))
         }
         self.samples = samples
+    }
+
+    /// The image ids of a list file: the first field of each line (VOC lists may carry a second
+    /// column; CRLF, a BOM and blank lines are fine).
+    /// - Throws: `DatasetError`: `.missingSplit` (with `split`) or `.missingFile` when there is no
+    ///   file, `.badSplitList` for a folder, an unreadable or non-UTF-8 file, an id listed twice
+    ///   (it would count twice in the mIoU and train twice as often) or no id at all.
+    public static func readIDList(at listPath: String, split: String? = nil) throws -> [String] {
+        guard let list = try? String(contentsOfFile: listPath, encoding: .utf8) else {
+            // "No list" only when there is none: a folder, no permission or bad UTF-8 say so.
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: listPath, isDirectory: &isDirectory) else {
+                if let split { throw DatasetError.missingSplit(split: split, path: listPath) }
+                throw DatasetError.missingFile(path: listPath, what: "image list")
+            }
+            throw DatasetError.badSplitList(
+                path: listPath,
+                reason: isDirectory.boolValue
+                    ? "is a folder"
+                    : access(listPath, R_OK) != 0 ? "cannot read (\(String(cString: strerror(errno))))" : "not UTF-8 text")
+        }
+        let ids = list.split(whereSeparator: \.isNewline).compactMap {
+            $0.split(whereSeparator: \.isWhitespace).first.map(String.init)
+        }
+        var seen: [String: Int] = [:]
+        for (line, id) in ids.enumerated() {
+            if let first = seen[id] {
+                throw DatasetError.badSplitList(
+                    path: listPath, reason: "'\(id)' is listed twice (entries \(first + 1) and \(line + 1))")
+            }
+            seen[id] = line
+        }
+        guard !ids.isEmpty else { throw DatasetError.badSplitList(path: listPath, reason: "lists no image ids") }
+        return ids
     }
 
     /// Object class indices of a sample: from the label file, else its XML, else its label PNG.

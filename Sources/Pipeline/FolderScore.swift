@@ -23,22 +23,7 @@ public enum FolderScore {
             }
             return ids
         }
-        guard let text = try? String(contentsOfFile: list, encoding: .utf8) else {
-            throw DatasetError.missingFile(path: list, what: "image list")
-        }
-        let ids = text.split(whereSeparator: \.isNewline).compactMap {
-            $0.split(whereSeparator: \.isWhitespace).first.map(String.init)
-        }
-        var seen: [String: Int] = [:]
-        for (entry, id) in ids.enumerated() {
-            if let first = seen[id] {
-                throw DatasetError.badSplitList(
-                    path: list, reason: "'\(id)' is listed twice (entries \(first + 1) and \(entry + 1))")
-            }
-            seen[id] = entry
-        }
-        guard !ids.isEmpty else { throw DatasetError.badSplitList(path: list, reason: "lists no image ids") }
-        return ids
+        return try VOCDataset.readIDList(at: list)
     }
 
     /// The files of `ids` missing in either folder (an image missing on either side is an error,
