@@ -58,10 +58,14 @@ public struct SegmenterStage {
         if let seed { options.seed = UInt64(seed) }
         let split = recipe.data.trainSplit
         let dataset = try recipe.dataset(split: split, labels: labels, requireLabels: true)
+        let labelText = labelDescription ?? Self.describe(labels: labels, split: split)
+        // The stored recipe says what this run trained on: its pseudo: section describes how the
+        // pipeline makes labels, which a run on a given folder did not use.
+        let recipeText = recipe.text + (recipe.text.hasSuffix("\n") ? "" : "\n") + "# trained on: \(labelText)\n"
         return try SegmentationTraining.train(
-            dataset: dataset, validation: try recipe.validationDataset(), options: options, recipeText: recipe.text,
+            dataset: dataset, validation: try recipe.validationDataset(), options: options, recipeText: recipeText,
             runDirectory: runDirectory, initFrom: initFrom, initExclude: recipe.model.initExclude,
-            labels: labelDescription ?? Self.describe(labels: labels, split: split), provenance: provenance, resume: resume,
+            labels: labelText, provenance: provenance, resume: resume,
             overwrite: overwrite, allowChangedOptions: allowRecipeChange, notice: callbacks.notice, started: callbacks.started,
             shouldStop: callbacks.shouldStop, report: callbacks.report, evaluated: callbacks.evaluated,
             communicator: communicator, syncBatchNorm: recipe.run.syncBN)

@@ -141,6 +141,8 @@ import Training
         let labels = root + "/SegmentationClass"
         try TrainCommand.parse(["--recipe", recipe, "--labels", labels, "--out", out]).run()
         #expect(try Checkpoint.metadata(at: out + "/final.h5").labels == "labels in \(labels)")
+        // The stored recipe says what the run trained on, whatever its pseudo: section describes.
+        #expect(try Checkpoint.metadata(at: out + "/final.h5").recipe.hasSuffix("# trained on: labels in \(labels)\n"))
         let first =
             try String(contentsOfFile: out + "/train.jsonl", encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
         #expect(first.contains("\"labels\"") && first.contains("SegmentationClass"))
