@@ -56,23 +56,16 @@ extension Pipeline {
         try checkData("pseudo.labels", recipe.pseudo.labels, folder: true)
         if sources.contains(.boxes) { try checkData("pseudo.detections", recipe.pseudo.detections, folder: false) }
         let usesProposals = sources.contains { ($0 == .sepl || $0 == .boxes) && proposalSources[$0] == nil }
-        if let spec = recipe.pseudo.proposals {
-            // Parsed (and a folder checked) whether or not a source reads it: a typo is a typo.
-            let proposals = try ProposalSpec(spec, relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
-            if usesProposals { try proposals.checkFolder(rule: relativeRule) }
-            if proposals == .sam && usesProposals && recipe.pseudo.samCheckpoint == nil {
-                throw RecipeError(
-                    path: recipe.path,
-                    message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
-            }
-        }
-        // Weights only where a stage reads them (a gt-only run of a SEPL recipe needs no SAM or CAM init).
-        let needsCAM =
-            seedSource == nil && recipe.pseudo.seeds == nil
-            && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
+        // Parsed (and a folder checked) whether or not a source reads it: a typo is a typo.
         let spec = try recipe.pseudo.proposals.map {
             try ProposalSpec($0, relativeTo: root, setting: "\(recipe.path): 'pseudo.proposals'")
         }
+        if usesProposals { try spec?.checkFolder(rule: relativeRule) }
+        if spec == .sam && usesProposals && recipe.pseudo.samCheckpoint == nil {
+            throw RecipeError(
+                path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
+        }
+        // Weights only where a stage reads them (a gt-only run of a SEPL recipe needs no SAM or CAM init).
         let usesSAM =
             (usesProposals && spec == .sam)
             || (sources.contains(.boxes) && boxPrompter == nil && proposalSources[.boxes] == nil

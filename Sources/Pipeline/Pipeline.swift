@@ -184,6 +184,12 @@ public final class Pipeline {
         return sources
     }
 
+    /// Whether a source reads the pipeline's own CAMs (no `seedSource`, no `pseudo.seeds`).
+    public var needsCAM: Bool {
+        seedSource == nil && recipe.pseudo.seeds == nil
+            && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
+    }
+
     /// Runs every stage and writes `summary.json` and `report.html`.
     /// - Throws: an input error from `checkInputs` before anything runs, then the first stage's
     ///   error (`TrainingInterrupted` after SIGINT/SIGTERM once the checkpoint is saved),

@@ -140,15 +140,23 @@ extension PipelineRun {
         // (the old masks are moved aside unless --no-rerun), a folder of unknown masks is refused.
         let settings = try SAMMaskFolder.settings(
             options: recipe.samGeneratorOptions, checkpoint: checkpoint, configuration: recipe.pseudo.samConfig)
+        // Rank 0 alone checks the folder against its record (moving it aside when the settings
+        // changed) before any rank writes masks into it.
+        if writer,
+            let aside = try SAMMaskFolder.prepare(
+                cache, settings: settings,
+                replace: pipeline.overwrite ? .always : (pipeline.refuseReruns ? .never : .changedSettings))
+        {
+            events.message("pseudo: the earlier SAM masks (other settings) moved to \(aside)")
+        }
+        try pipeline.communicator.barrier()
         var done = 0
         let result = try PseudoLabelStage.samProposals(
-            for: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: cache, settings: settings,
-            replace: pipeline.overwrite ? .always : (pipeline.refuseReruns ? .never : .changedSettings)
+            for: dataset, model: try sam(), options: recipe.samGeneratorOptions, cache: cache
         ) { _, found in
             done += 1
             self.events.progress(.samMasks, done, dataset.samples.count, found.map { "\($0) masks" } ?? "cached")
         }
-        if let aside = result.movedAside { events.message("pseudo: the earlier SAM masks (other settings) moved to \(aside)") }
         events.message("pseudo: SAM masks in \(cache) (\(result.computed) computed, \(result.cached) cached)")
         return result.source
     }

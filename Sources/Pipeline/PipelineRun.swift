@@ -17,10 +17,6 @@ final class PipelineRun {
     let writer: Bool
     var events: PipelineEvents { pipeline.events }
     var summary: PipelineSummary
-    static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
-
     /// A skipped step keeps the time of the run that made its output (the previous summary.json).
     let previousSteps: [String: Double]
     /// The run folder's own TensorBoard events (pseudo-label scores); stages write theirs in their folders.
@@ -43,11 +39,7 @@ final class PipelineRun {
         board = writer ? try TensorBoardWriter(logDirectory: layout.root) : nil
     }
 
-    /// Whether any source reads the pipeline's CAMs.
-    var needsCAM: Bool {
-        pipeline.seedSource == nil && recipe.pseudo.seeds == nil
-            && pipeline.sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
-    }
+    var needsCAM: Bool { pipeline.needsCAM }
 
     /// The data keys every stage depends on.
     var dataKeys: [String: String] {
@@ -176,6 +168,11 @@ final class PipelineRun {
     static func checkpointProvenance(_ path: String) -> Provenance? {
         guard let values = try? Checkpoint.metadata(at: path).provenance, !values.isEmpty else { return nil }
         return Provenance(values)
+    }
+
+    /// `path` made absolute against the working directory (the label folders training reads).
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     // MARK: CAMs

@@ -203,7 +203,7 @@ struct Pseudo: ParsableCommand {
                 try communicator.barrier()
                 proposalSource = try Self.samProposals(
                     dataset: dataset.subset(communicator.share(of: dataset.samples)), model: model, options: samGenerator.options,
-                    cache: cache, settings: settings)
+                    cache: cache)
             } else {
                 boxPrompter = SAMBoxPrompter(model: model, name: "sam:" + samCheckpoint)
             }
@@ -284,11 +284,11 @@ struct Pseudo: ParsableCommand {
 
     /// SAM's masks for the split into `cache` (reused), as proposals, with a progress bar.
     static func samProposals(
-        dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String, settings: [String: String]
+        dataset: VOCDataset, model: SAM, options: AutomaticMaskGeneratorOptions, cache: String
     ) throws -> ProposalSource {
         let progress = ProgressBar("sam masks", total: dataset.samples.count)
         let sam = try PseudoLabelStage.samProposals(
-            for: dataset, model: model, options: options, cache: cache, settings: settings
+            for: dataset, model: model, options: options, cache: cache
         ) { _, found in
             progress.advance(extra: found.map { "\($0) masks" } ?? "cached")
         }

@@ -119,7 +119,7 @@ extension SAMCommand {
             try communicator.barrier()
             let progress = ProgressBar("sam masks", total: items.count)
             var masks = 0
-            let result = try SAMMaskFolder.generate(items, generator: maskGenerator, into: out, settings: settings) { _, found in
+            let result = try SAMMaskFolder.generate(items, generator: maskGenerator, into: out) { _, found in
                 masks += found ?? 0
                 progress.advance(extra: found.map { "\($0) masks" } ?? "skipped (done)")
             }
