@@ -86,81 +86,35 @@ public struct PseudoLabelStage {
     /// Labels every sample of `dataset`; `progress` is called once per image (from worker threads).
     /// - Throws: the first image's error (missing or bad seeds, proposals, files), naming the file.
     public func run(on dataset: VOCDataset, progress: @Sendable @escaping () -> Void = {}) throws -> Outcome {
-        let names = dataset.classes.names
-        if let detections = labeler.detectionFile {
-            // A file none of whose ids is in the split (another dataset's, or ids spelled otherwise)
-            // would give every image an empty label map: refuse it before writing anything.
-            let known = Set(dataset.samples.map(\.id))
-            let ids = detections.detections.keys.sorted()
-            guard ids.contains(where: known.contains) else {
-                throw PseudoLabelError.malformed(
-                    path: detections.path,
-                    reason: ids.isEmpty
-                        ? "holds no image ids"
-                        : "none of its \(ids.count) image ids is in split \(dataset.split) (e.g. \(ids.prefix(3).joined(separator: ", ")))"
-                )
-            }
-        }
+        try checkDetectionsCover(dataset)
         try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
         if visualize > 0 {
             try FileManager.default.createDirectory(atPath: outDirectory + "/visualize", withIntermediateDirectories: true)
         }
         let samples = dataset.samples
-        struct Partial {
-            var matrix: ConfusionMatrix
-            var scored = 0, unmatched = 0, clipped = 0, outside = 0
-        }
+        let classes = dataset.classes.count
         let chunks = max(1, min(samples.count, Runtime.threads * 4))
-        var partial = [Result<Partial, Error>](
-            repeating: .success(Partial(matrix: ConfusionMatrix(classCount: names.count))), count: chunks)
-        let (labeler, out, visualize, refine) = (self.labeler, outDirectory, self.visualize, self.refine)
+        var partial = [Result<Tally, Error>](repeating: .success(Tally(classes: classes)), count: chunks)
         partial.withUnsafeMutableBufferPointer { buffer in
             let results = buffer
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 results[chunk] = Result {
-                    var p = Partial(matrix: ConfusionMatrix(classCount: names.count))
+                    var tally = Tally(classes: classes)
                     for k in (samples.count * chunk / chunks)..<(samples.count * (chunk + 1) / chunks) {
-                        let sample = samples[k]
-                        let (image, truth) = try dataset.load(sample)
-                        if case .groundTruth = labeler.method, truth == nil {
-                            throw DatasetError.missingFile(
-                                path: "\(dataset.labelDirectory)/\(sample.id).png",
-                                what: "label PNG (the ground truth --source gt copies)")
-                        }
-                        let result = try labeler.labels(
-                            id: sample.id, image: image, imageClasses: try dataset.imageLabels(of: sample), groundTruth: truth)
-                        let labels = try refine.map { try $0(image, result.labels, sample.id) } ?? result.labels
-                        try labels.writePNG(to: "\(out)/\(sample.id).png")
-                        if let truth {
-                            try p.matrix.add(prediction: labels.values, groundTruth: truth.values)
-                            p.scored += 1
-                        }
-                        (p.unmatched, p.clipped, p.outside) = (
-                            p.unmatched + result.unmatchedBoxes, p.clipped + result.clippedBoxes, p.outside + result.outsideBoxes
-                        )
-                        if k < visualize {
-                            try Self.visualization(image: image, result: result, truth: truth, classNames: names)
-                                .writePNG(to: "\(out)/visualize/\(sample.id).png")
-                        }
+                        try label(samples[k], index: k, of: dataset, into: &tally)
                         progress()
                     }
-                    return p
+                    return tally
                 }
             }
         }
-        var matrix = ConfusionMatrix(classCount: names.count)
-        var outcome = Outcome(report: nil, images: samples.count, scoredImages: 0)
-        for result in partial {
-            let p = try result.get()
-            matrix.merge(p.matrix)
-            outcome.scoredImages += p.scored
-            outcome.unmatchedBoxes += p.unmatched
-            outcome.clippedBoxes += p.clipped
-            outcome.outsideBoxes += p.outside
-        }
-        if outcome.scoredImages > 0 {
-            outcome.report = matrix.report(classNames: names)
-            outcome.matrix = matrix
+        var total = Tally(classes: classes)
+        for result in partial { total.merge(try result.get()) }
+        var outcome = Outcome(report: nil, images: samples.count, scoredImages: total.scored)
+        (outcome.unmatchedBoxes, outcome.clippedBoxes, outcome.outsideBoxes) = (total.unmatched, total.clipped, total.outside)
+        if total.scored > 0 {
+            outcome.report = total.matrix.report(classNames: dataset.classes.names)
+            outcome.matrix = total.matrix
         }
         if let detections = labeler.detectionFile {
             let known = Set(samples.map(\.id))
@@ -170,8 +124,59 @@ public struct PseudoLabelStage {
         return outcome
     }
 
-    /// Image, seeds, proposals, result and ground truth side by side, each captioned, with a
-    /// legend of the classes the label panels show (VOC palette colours).
+    /// What a share of the images adds up to.
+    private struct Tally {
+        var matrix: ConfusionMatrix
+        var scored = 0, unmatched = 0, clipped = 0, outside = 0
+        init(classes: Int) { matrix = ConfusionMatrix(classCount: classes) }
+
+        mutating func merge(_ other: Tally) {
+            matrix.merge(other.matrix)
+            (scored, unmatched, clipped, outside) = (
+                scored + other.scored, unmatched + other.unmatched, clipped + other.clipped, outside + other.outside
+            )
+        }
+    }
+
+    /// A detection file none of whose ids is in the split (another dataset's, or ids spelled
+    /// otherwise) would give every image an empty label map: refused before anything is written.
+    private func checkDetectionsCover(_ dataset: VOCDataset) throws {
+        guard let detections = labeler.detectionFile else { return }
+        let known = Set(dataset.samples.map(\.id))
+        let ids = detections.detections.keys.sorted()
+        guard !ids.contains(where: known.contains) else { return }
+        throw PseudoLabelError.malformed(
+            path: detections.path,
+            reason: ids.isEmpty
+                ? "holds no image ids"
+                : "none of its \(ids.count) image ids is in split \(dataset.split) (e.g. \(ids.prefix(3).joined(separator: ", ")))"
+        )
+    }
+
+    /// One image: its labels (refined), its PNG, its score and, among the first `visualize`, its panel.
+    private func label(_ sample: Sample, index: Int, of dataset: VOCDataset, into tally: inout Tally) throws {
+        let (image, truth) = try dataset.load(sample)
+        if case .groundTruth = labeler.method, truth == nil {
+            throw DatasetError.missingFile(
+                path: "\(dataset.labelDirectory)/\(sample.id).png", what: "label PNG (the ground truth --source gt copies)")
+        }
+        let result = try labeler.labels(
+            id: sample.id, image: image, imageClasses: try dataset.imageLabels(of: sample), groundTruth: truth)
+        let labels = try refine.map { try $0(image, result.labels, sample.id) } ?? result.labels
+        try labels.writePNG(to: "\(outDirectory)/\(sample.id).png")
+        if let truth {
+            try tally.matrix.add(prediction: labels.values, groundTruth: truth.values)
+            tally.scored += 1
+        }
+        tally.unmatched += result.unmatchedBoxes
+        tally.clipped += result.clippedBoxes
+        tally.outside += result.outsideBoxes
+        if index < visualize {
+            try Self.visualization(image: image, result: result, truth: truth, classNames: dataset.classes.names)
+                .writePNG(to: "\(outDirectory)/visualize/\(sample.id).png")
+        }
+    }
+
     /// `run` with the images split across the ranks of `communicator` (every N-th image; rank 0
     /// alone draws the visualisations): every rank writes its share's PNGs, and every rank gets
     /// the whole split's outcome (confusion matrices and counts summed).
@@ -206,6 +211,8 @@ public struct PseudoLabelStage {
         return outcome
     }
 
+    /// Image, seeds, proposals, result and ground truth side by side, each captioned, with a
+    /// legend of the classes the label panels show (VOC palette colours).
     public static func visualization(image: Image, result: PseudoLabelResult, truth: LabelMap?, classNames: [String]) -> Image {
         var panels: [(caption: String, image: Image)] = [("image", image)]
         if let seeds = result.seeds { panels.append(("seeds (CAM)", image.overlaid(with: seeds))) }

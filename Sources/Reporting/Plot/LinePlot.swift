@@ -154,12 +154,20 @@ public struct LinePlot {
             ? Ticks.log(lower: lo, upper: hi, maxCount: maxCount) : Ticks.linear(lower: lo, upper: hi, maxCount: maxCount)
     }
 
+    /// Text sizes and spacings at one text scale.
+    struct Metrics {
+        let s: Int
+        var line: Int { BitmapFont.height(scale: s) }
+        var pad: Int { 4 * s + 4 }
+        var gap: Int { 3 * s + 1 }
+    }
+
     /// Lays the plot out in `width` x `height` pixels: title, legend row(s), then the plot area
     /// with tick labels and axis titles around it; every margin is measured from the text.
     func layout(width: Int, height: Int) -> Layout {
         precondition(width >= 64 && height >= 48, "LinePlot: \(width)x\(height) is too small to draw")
-        let s = textScale ?? (width < 720 ? 1 : 2)
-        let line = BitmapFont.height(scale: s), pad = 4 * s + 4, gap = 3 * s + 1
+        let m = Metrics(s: textScale ?? (width < 720 ? 1 : 2))
+        let (s, line, pad, gap) = (m.s, m.line, m.pad, m.gap)
         var drawing = Drawing(width: width, height: height)
 
         let leftSeries = series.filter { $0.axis == .left }, rightSeries = series.filter { $0.axis == .right }
@@ -172,56 +180,17 @@ public struct LinePlot {
                 for: rightSeries.flatMap { $0.points.map(\.y) }, scale: rightYScale, fixed: rightYRange,
                 maxCount: yCount) : nil
 
-        // Top: title, then the legend wrapped into rows over the plot width.
-        var top = pad
-        if !title.isEmpty {
-            // One step larger than the labels when it fits the width.
-            let titleScale = BitmapFont.width(of: title, scale: s + 1) <= width - 2 * pad ? s + 1 : s
-            drawing.shapes.append(
-                .text(
-                    title, x: width / 2, top: top, anchor: .middle, scale: titleScale, fill: Self.ink,
-                    rotated: false))
-            top += BitmapFont.height(scale: titleScale) + gap
-        }
+        var top = drawTitle(into: &drawing, width: width, metrics: m)
         // Left and right margins: axis title (rotated), widest tick label, tick marks.
-        let leftLabels = leftTicks.labels, rightLabels = rightTicks?.labels ?? []
-        let leftLabelWidth = leftLabels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
-        let rightLabelWidth = rightLabels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
+        let leftLabelWidth = leftTicks.labels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
+        let rightLabelWidth = (rightTicks?.labels ?? []).map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
         let leftMargin = pad + (yLabel.isEmpty ? 0 : line + gap) + leftLabelWidth + gap + Self.tickLength
         let rightAxisMargin = Self.tickLength + gap + rightLabelWidth + gap + (rightYLabel.isEmpty ? 0 : line) + pad
-
-        // x ticks: about one per 60 pixels, fewer while neighbouring labels would come closer
-        // than three character widths.
-        let xValues = series.flatMap { $0.points.map(\.x) }
-        let roughWidth = width - leftMargin - (hasRight ? rightAxisMargin : 4 * pad)
-        var xCount = max(3, min(11, roughWidth / (60 * s) + 1))
-        var xTicks = ticks(for: xValues, scale: .linear, fixed: xRange, maxCount: xCount)
-        while xCount > 2 {
-            let widest = xTicks.labels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
-            let spacing = roughWidth / max(1, xTicks.values.count - 1)
-            if spacing >= widest + 3 * BitmapFont.advance * s { break }
-            xCount -= 1
-            xTicks = ticks(for: xValues, scale: .linear, fixed: xRange, maxCount: xCount)
-        }
-        let xLabels = xTicks.labels
-        let halfLastX = (xLabels.last.map { BitmapFont.width(of: $0, scale: s) } ?? 0) / 2 + 2
+        let xTicks = self.xTicks(roughWidth: width - leftMargin - (hasRight ? rightAxisMargin : 4 * pad), metrics: m)
+        let halfLastX = (xTicks.labels.last.map { BitmapFont.width(of: $0, scale: s) } ?? 0) / 2 + 2
         let rightMargin = hasRight ? rightAxisMargin : max(pad, halfLastX)
 
-        let legendRows = legendLayout(left: leftMargin, width: width - leftMargin - rightMargin, scale: s)
-        if !legendRows.isEmpty {
-            for (row, entries) in legendRows.enumerated() {
-                let y = top + row * (line + gap)
-                for entry in entries {
-                    drawing.shapes.append(
-                        .rect(x: entry.x, y: y + s, width: 3 * line / 2, height: line - 2 * s, fill: entry.series.color))
-                    drawing.shapes.append(
-                        .text(
-                            entry.series.name, x: entry.x + 3 * line / 2 + gap, top: y, anchor: .start, scale: s,
-                            fill: Self.ink, rotated: false))
-                }
-            }
-            top += legendRows.count * (line + gap)
-        }
+        top = drawLegend(into: &drawing, top: top, left: leftMargin, width: width - leftMargin - rightMargin, metrics: m)
         top += gap + line / 2  // room for the top y tick labels, which centre on the axis end
 
         let bottomMargin = Self.tickLength + gap + line + (xLabel.isEmpty ? 0 : gap + line) + pad
@@ -232,11 +201,66 @@ public struct LinePlot {
         let xMap = AxisMap(ticks: xTicks, scale: .linear, from: ax0, to: ax1)
         let leftMap = AxisMap(ticks: leftTicks, scale: yScale, from: ay1, to: ay0)
         let rightMap = rightTicks.map { AxisMap(ticks: $0, scale: rightYScale, from: ay1, to: ay0) }
+        var layout = Layout(area: area, x: xMap, left: leftMap, right: rightMap, drawing: drawing)
+        drawGrid(into: &layout)
+        drawAxes(into: &layout, width: width, metrics: m)
+        drawSeries(into: &layout)
+        return layout
+    }
 
-        // Grid (left axis and x ticks only, so the two y axes do not draw two grids).
-        for value in xTicks.values {
+    /// The title centred at the top, one step larger than the labels when it fits; returns the
+    /// y below it.
+    private func drawTitle(into drawing: inout Drawing, width: Int, metrics m: Metrics) -> Int {
+        guard !title.isEmpty else { return m.pad }
+        let titleScale = BitmapFont.width(of: title, scale: m.s + 1) <= width - 2 * m.pad ? m.s + 1 : m.s
+        drawing.shapes.append(
+            .text(title, x: width / 2, top: m.pad, anchor: .middle, scale: titleScale, fill: Self.ink, rotated: false))
+        return m.pad + BitmapFont.height(scale: titleScale) + m.gap
+    }
+
+    /// x ticks: about one per 60 pixels, fewer while neighbouring labels would come closer than
+    /// three character widths.
+    private func xTicks(roughWidth: Int, metrics m: Metrics) -> Ticks {
+        let xValues = series.flatMap { $0.points.map(\.x) }
+        var xCount = max(3, min(11, roughWidth / (60 * m.s) + 1))
+        var xTicks = ticks(for: xValues, scale: .linear, fixed: xRange, maxCount: xCount)
+        while xCount > 2 {
+            let widest = xTicks.labels.map { BitmapFont.width(of: $0, scale: m.s) }.max() ?? 0
+            let spacing = roughWidth / max(1, xTicks.values.count - 1)
+            if spacing >= widest + 3 * BitmapFont.advance * m.s { break }
+            xCount -= 1
+            xTicks = ticks(for: xValues, scale: .linear, fixed: xRange, maxCount: xCount)
+        }
+        return xTicks
+    }
+
+    /// The legend wrapped into rows over the plot width; returns the y below it.
+    private func drawLegend(into drawing: inout Drawing, top: Int, left: Int, width: Int, metrics m: Metrics) -> Int {
+        let rows = legendLayout(left: left, width: width, scale: m.s)
+        for (row, entries) in rows.enumerated() {
+            let y = top + row * (m.line + m.gap)
+            for entry in entries {
+                drawing.shapes.append(
+                    .rect(x: entry.x, y: y + m.s, width: 3 * m.line / 2, height: m.line - 2 * m.s, fill: entry.series.color))
+                drawing.shapes.append(
+                    .text(
+                        entry.series.name, x: entry.x + 3 * m.line / 2 + m.gap, top: y, anchor: .start, scale: m.s,
+                        fill: Self.ink, rotated: false))
+            }
+        }
+        return top + rows.count * (m.line + m.gap)
+    }
+
+    /// Grid lines (left axis and x ticks only, so the two y axes do not draw two grids) and the
+    /// frame of the plot area.
+    private func drawGrid(into layout: inout Layout) {
+        let area = layout.area
+        let (ax0, ay0, ax1, ay1) = (area.x, area.y, area.x + area.width - 1, area.y + area.height - 1)
+        let (xMap, leftMap) = (layout.x, layout.left)
+        let leftTicks = leftMap.ticks
+        for value in xMap.ticks.values {
             if let px = xMap.pixel(value) {
-                drawing.shapes.append(.line(x0: px, y0: ay0, x1: px, y1: ay1, stroke: Self.grid, width: 1))
+                layout.drawing.shapes.append(.line(x0: px, y0: ay0, x1: px, y1: ay1, stroke: Self.grid, width: 1))
             }
         }
         // Log axes ticked at every decade get fainter lines at 2…9 x 10^k, as on log paper, when
@@ -247,78 +271,85 @@ public struct LinePlot {
             for decade in leftTicks.values.dropLast() {
                 for m in 2...9 {
                     if let py = leftMap.pixel(Double(m) * decade) {
-                        drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.minorGrid, width: 1))
+                        layout.drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.minorGrid, width: 1))
                     }
                 }
             }
         }
         for value in leftTicks.values {
             if let py = leftMap.pixel(value) {
-                drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.grid, width: 1))
+                layout.drawing.shapes.append(.line(x0: ax0, y0: py, x1: ax1, y1: py, stroke: Self.grid, width: 1))
             }
         }
-        drawing.shapes.append(.frame(x: ax0, y: ay0, width: area.width, height: area.height, stroke: Self.ink))
+        layout.drawing.shapes.append(.frame(x: ax0, y: ay0, width: area.width, height: area.height, stroke: Self.ink))
+    }
 
-        // Ticks and their labels.
-        let labelTop = ay1 + 1 + Self.tickLength + gap
-        for (value, label) in zip(xTicks.values, xLabels) {
-            guard let px = xMap.pixel(value) else { continue }
-            drawing.shapes.append(.line(x0: px, y0: ay1 + 1, x1: px, y1: ay1 + Self.tickLength, stroke: Self.ink, width: 1))
-            drawing.shapes.append(.text(label, x: px, top: labelTop, anchor: .middle, scale: s, fill: Self.ink, rotated: false))
+    /// Tick marks, tick labels and axis titles: x centred under the tick labels, y titles rotated
+    /// and centred on the area.
+    private func drawAxes(into layout: inout Layout, width: Int, metrics m: Metrics) {
+        let area = layout.area
+        let (ax0, ay0, ax1, ay1) = (area.x, area.y, area.x + area.width - 1, area.y + area.height - 1)
+        let (s, gap, tick) = (m.s, m.gap, Self.tickLength)
+        var shapes: [Drawing.Shape] = []
+        let labelTop = ay1 + 1 + tick + gap
+        for (value, label) in zip(layout.x.ticks.values, layout.x.ticks.labels) {
+            guard let px = layout.x.pixel(value) else { continue }
+            shapes.append(.line(x0: px, y0: ay1 + 1, x1: px, y1: ay1 + tick, stroke: Self.ink, width: 1))
+            shapes.append(.text(label, x: px, top: labelTop, anchor: .middle, scale: s, fill: Self.ink, rotated: false))
         }
-        for (value, label) in zip(leftTicks.values, leftLabels) {
-            guard let py = leftMap.pixel(value) else { continue }
-            drawing.shapes.append(.line(x0: ax0 - Self.tickLength, y0: py, x1: ax0 - 1, y1: py, stroke: Self.ink, width: 1))
-            drawing.shapes.append(
-                .text(
-                    label, x: ax0 - Self.tickLength - gap, top: py - BitmapFont.ascent * s / 2, anchor: .end,
-                    scale: s, fill: Self.ink, rotated: false))
-        }
-        if let rightMap, let rightTicks {
-            for (value, label) in zip(rightTicks.values, rightLabels) {
-                guard let py = rightMap.pixel(value) else { continue }
-                drawing.shapes.append(.line(x0: ax1 + 1, y0: py, x1: ax1 + Self.tickLength, y1: py, stroke: Self.ink, width: 1))
-                drawing.shapes.append(
-                    .text(
-                        label, x: ax1 + Self.tickLength + gap, top: py - BitmapFont.ascent * s / 2, anchor: .start,
-                        scale: s, fill: Self.ink, rotated: false))
+        for (map, onLeft) in [(layout.left, true)] + (layout.right.map { [($0, false)] } ?? []) {
+            for (value, label) in zip(map.ticks.values, map.ticks.labels) {
+                guard let py = map.pixel(value) else { continue }
+                let textTop = py - BitmapFont.ascent * s / 2
+                if onLeft {
+                    shapes.append(.line(x0: ax0 - tick, y0: py, x1: ax0 - 1, y1: py, stroke: Self.ink, width: 1))
+                    shapes.append(
+                        .text(label, x: ax0 - tick - gap, top: textTop, anchor: .end, scale: s, fill: Self.ink, rotated: false))
+                } else {
+                    shapes.append(.line(x0: ax1 + 1, y0: py, x1: ax1 + tick, y1: py, stroke: Self.ink, width: 1))
+                    shapes.append(
+                        .text(label, x: ax1 + tick + gap, top: textTop, anchor: .start, scale: s, fill: Self.ink, rotated: false))
+                }
             }
         }
-
-        // Axis titles: x centred under the tick labels, y titles rotated and centred on the area.
         if !xLabel.isEmpty {
-            drawing.shapes.append(
+            shapes.append(
                 .text(
-                    xLabel, x: ax0 + area.width / 2, top: labelTop + line + gap, anchor: .middle, scale: s,
+                    xLabel, x: ax0 + area.width / 2, top: labelTop + m.line + gap, anchor: .middle, scale: s,
                     fill: Self.ink, rotated: false))
         }
         if !yLabel.isEmpty {
-            drawing.shapes.append(
-                .text(yLabel, x: pad, top: ay0 + area.height / 2, anchor: .middle, scale: s, fill: Self.ink, rotated: true))
+            shapes.append(
+                .text(yLabel, x: m.pad, top: ay0 + area.height / 2, anchor: .middle, scale: s, fill: Self.ink, rotated: true))
         }
-        if hasRight && !rightYLabel.isEmpty {
-            drawing.shapes.append(
+        if layout.right != nil && !rightYLabel.isEmpty {
+            shapes.append(
                 .text(
-                    rightYLabel, x: width - pad - line, top: ay0 + area.height / 2, anchor: .middle, scale: s,
+                    rightYLabel, x: width - m.pad - m.line, top: ay0 + area.height / 2, anchor: .middle, scale: s,
                     fill: Self.ink, rotated: true))
         }
+        layout.drawing.shapes += shapes
+    }
 
-        // Series: one polyline per run of showable points; isolated points and markers as squares.
-        let clip = (ax0, ay0, area.width, area.height)
+    /// Series: one polyline per run of showable points; isolated points and markers as squares.
+    private func drawSeries(into layout: inout Layout) {
+        let area = layout.area
+        let clip = (area.x, area.y, area.width, area.height)
+        var shapes: [Drawing.Shape] = []
         for item in series {
-            guard let yMap = item.axis == .left ? leftMap : rightMap else { continue }
+            guard let yMap = item.axis == .left ? layout.left : layout.right else { continue }
             var run: [(Int, Int)] = []
             var marks: [(Int, Int)] = []
             func flush() {
                 if run.count == 1 && !item.markers {
-                    drawing.shapes.append(.polyline(points: run, stroke: item.color, width: Self.lineWidth + 2, clip: clip))
+                    shapes.append(.polyline(points: run, stroke: item.color, width: Self.lineWidth + 2, clip: clip))
                 } else if run.count > 1 {
-                    drawing.shapes.append(.polyline(points: run, stroke: item.color, width: Self.lineWidth, clip: clip))
+                    shapes.append(.polyline(points: run, stroke: item.color, width: Self.lineWidth, clip: clip))
                 }
                 run.removeAll()
             }
             for point in item.points {
-                guard let px = xMap.pixel(point.x), let py = yMap.pixel(point.y) else {
+                guard let px = layout.x.pixel(point.x), let py = yMap.pixel(point.y) else {
                     flush()
                     continue
                 }
@@ -329,10 +360,10 @@ public struct LinePlot {
             }
             flush()
             for mark in marks {
-                drawing.shapes.append(.polyline(points: [mark], stroke: item.color, width: Self.lineWidth + 3, clip: clip))
+                shapes.append(.polyline(points: [mark], stroke: item.color, width: Self.lineWidth + 3, clip: clip))
             }
         }
-        return Layout(area: area, x: xMap, left: leftMap, right: rightMap, drawing: drawing)
+        layout.drawing.shapes += shapes
     }
 
     /// Legend entries placed left to right from `left`, wrapping at `width`.
