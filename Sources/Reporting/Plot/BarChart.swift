@@ -98,16 +98,10 @@ public struct BarChart {
 
     func layout(width: Int, height: Int) -> Drawing {
         precondition(width >= 96 && height >= 48, "BarChart: \(width)x\(height) is too small to draw")
-        let s = textScale ?? (width < 720 ? 1 : 2)
-        let line = BitmapFont.height(scale: s), pad = 4 * s + 4, gap = 3 * s + 1
+        let m = PlotMetrics(s: textScale ?? (width < 720 ? 1 : 2))
+        let (s, line, pad, gap) = (m.s, m.line, m.pad, m.gap)
         var drawing = Drawing(width: width, height: height)
-        var top = pad
-        if !title.isEmpty {
-            let titleScale = BitmapFont.width(of: title, scale: s + 1) <= width - 2 * pad ? s + 1 : s
-            drawing.shapes.append(
-                .text(title, x: width / 2, top: top, anchor: .middle, scale: titleScale, fill: Self.ink, rotated: false))
-            top += BitmapFont.height(scale: titleScale) + gap
-        }
+        var top = drawing.drawTitle(title, metrics: m, ink: Self.ink)
         let valueTexts = bars.map { $0.value.map { String(format: "%.\(decimals)f", $0) } ?? "–" }
         let labelWidth = bars.map { BitmapFont.width(of: $0.label, scale: s) }.max() ?? 0
         let valueWidth = valueTexts.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
@@ -127,24 +121,39 @@ public struct BarChart {
             top += line + gap
         }
         let bottomMargin = 4 + gap + line + (xLabel.isEmpty ? 0 : gap + line) + pad
-        let areaHeight = max(8, height - top - bottomMargin)
         let values = bars.compactMap(\.value).filter(\.isFinite)
         let range = xRange ?? 0...max(values.max() ?? 1, 1e-9)
         let ticks = Ticks.linear(
             lower: range.lowerBound, upper: range.upperBound, maxCount: max(3, min(11, (right - left) / (60 * s) + 1)))
-        let span = max(ticks.upper - ticks.lower, 1e-12)
+        let frame = Frame(
+            left: left, right: right, top: top, height: max(8, height - top - bottomMargin), ticks: ticks,
+            span: max(ticks.upper - ticks.lower, 1e-12))
+        for value in ticks.values {
+            drawing.shapes.append(
+                .line(
+                    x0: frame.px(value), y0: top, x1: frame.px(value), y1: top + frame.height - 1, stroke: Self.grid, width: 1))
+        }
+        drawBars(into: &drawing, frame: frame, valueTexts: valueTexts, metrics: m)
+        drawAxis(into: &drawing, frame: frame, metrics: m)
+        return drawing
+    }
+
+    /// The bar area: its horizontal span, top, height and value mapping.
+    struct Frame {
+        let left: Int, right: Int, top: Int, height: Int
+        let ticks: Ticks
+        let span: Double
         func px(_ v: Double) -> Int {
             left + Int(((min(max(v, ticks.lower), ticks.upper) - ticks.lower) / span * Double(right - left)).rounded())
         }
+    }
 
-        for value in ticks.values {
-            drawing.shapes.append(
-                .line(x0: px(value), y0: top, x1: px(value), y1: top + areaHeight - 1, stroke: Self.grid, width: 1))
-        }
-        // Bars: each in a row of equal height, two thirds filled.
-        let rowHeight = bars.isEmpty ? areaHeight : max(1, areaHeight / bars.count)
+    /// Bars: each in a row of equal height, two thirds filled, its label left and its value right.
+    private func drawBars(into drawing: inout Drawing, frame: Frame, valueTexts: [String], metrics m: PlotMetrics) {
+        let (s, gap, left) = (m.s, m.gap, frame.left)
+        let rowHeight = bars.isEmpty ? frame.height : max(1, frame.height / bars.count)
         for (index, bar) in bars.enumerated() {
-            let rowTop = top + index * rowHeight
+            let rowTop = frame.top + index * rowHeight
             let barHeight = max(1, rowHeight * 2 / 3)
             let barTop = rowTop + (rowHeight - barHeight) / 2
             let textTop = rowTop + (rowHeight - BitmapFont.ascent * s) / 2
@@ -152,7 +161,7 @@ public struct BarChart {
                 .text(bar.label, x: left - gap - 4, top: textTop, anchor: .end, scale: s, fill: Self.ink, rotated: false))
             var end = left
             if let value = bar.value, value.isFinite {
-                end = px(value)
+                end = frame.px(value)
                 if end > left {
                     drawing.shapes.append(.rect(x: left, y: barTop, width: end - left, height: barHeight, fill: bar.color))
                 }
@@ -163,28 +172,32 @@ public struct BarChart {
             drawing.shapes.append(
                 .text(valueTexts[index], x: end + gap, top: textTop, anchor: .start, scale: s, fill: Self.ink, rotated: false))
         }
-        // Axis: the baseline, ticks and labels under the area.
-        let axisY = top + areaHeight
+    }
+
+    /// Axis: the baseline, ticks and labels under the area, the x title, the dashed reference.
+    private func drawAxis(into drawing: inout Drawing, frame: Frame, metrics m: PlotMetrics) {
+        let (s, gap, left, right, top) = (m.s, m.gap, frame.left, frame.right, frame.top)
+        let axisY = top + frame.height
         drawing.shapes.append(.line(x0: left, y0: axisY, x1: right, y1: axisY, stroke: Self.ink, width: 1))
         drawing.shapes.append(.line(x0: left, y0: top, x1: left, y1: axisY, stroke: Self.ink, width: 1))
-        for (value, label) in zip(ticks.values, ticks.labels) {
-            drawing.shapes.append(.line(x0: px(value), y0: axisY, x1: px(value), y1: axisY + 4, stroke: Self.ink, width: 1))
+        for (value, label) in zip(frame.ticks.values, frame.ticks.labels) {
+            let x = frame.px(value)
+            drawing.shapes.append(.line(x0: x, y0: axisY, x1: x, y1: axisY + 4, stroke: Self.ink, width: 1))
             drawing.shapes.append(
-                .text(label, x: px(value), top: axisY + 4 + gap, anchor: .middle, scale: s, fill: Self.ink, rotated: false))
+                .text(label, x: x, top: axisY + 4 + gap, anchor: .middle, scale: s, fill: Self.ink, rotated: false))
         }
         if !xLabel.isEmpty {
             drawing.shapes.append(
                 .text(
-                    xLabel, x: (left + right) / 2, top: axisY + 4 + 2 * gap + line, anchor: .middle, scale: s, fill: Self.ink,
-                    rotated: false))
+                    xLabel, x: (left + right) / 2, top: axisY + 4 + 2 * gap + m.line, anchor: .middle, scale: s,
+                    fill: Self.ink, rotated: false))
         }
         if let reference, reference.value.isFinite {
-            let x = px(reference.value)
+            let x = frame.px(reference.value)
             for y in stride(from: top, to: axisY, by: 6 * s) {
                 drawing.shapes.append(
                     .line(x0: x, y0: y, x1: x, y1: min(y + 3 * s, axisY - 1), stroke: Self.referenceColor, width: 2))
             }
         }
-        return drawing
     }
 }

@@ -203,3 +203,22 @@ struct Drawing {
         return out
     }
 }
+
+/// Text sizes and spacings of a chart at one text scale.
+struct PlotMetrics {
+    let s: Int
+    var line: Int { BitmapFont.height(scale: s) }
+    var pad: Int { 4 * s + 4 }
+    var gap: Int { 3 * s + 1 }
+}
+
+extension Drawing {
+    /// A chart's title centred at the top, one step larger than the labels when it fits; returns
+    /// the y below it (the top padding alone when there is no title).
+    mutating func drawTitle(_ title: String, metrics m: PlotMetrics, ink: RGB) -> Int {
+        guard !title.isEmpty else { return m.pad }
+        let titleScale = BitmapFont.width(of: title, scale: m.s + 1) <= width - 2 * m.pad ? m.s + 1 : m.s
+        shapes.append(.text(title, x: width / 2, top: m.pad, anchor: .middle, scale: titleScale, fill: ink, rotated: false))
+        return m.pad + BitmapFont.height(scale: titleScale) + m.gap
+    }
+}

@@ -154,19 +154,11 @@ public struct LinePlot {
             ? Ticks.log(lower: lo, upper: hi, maxCount: maxCount) : Ticks.linear(lower: lo, upper: hi, maxCount: maxCount)
     }
 
-    /// Text sizes and spacings at one text scale.
-    struct Metrics {
-        let s: Int
-        var line: Int { BitmapFont.height(scale: s) }
-        var pad: Int { 4 * s + 4 }
-        var gap: Int { 3 * s + 1 }
-    }
-
     /// Lays the plot out in `width` x `height` pixels: title, legend row(s), then the plot area
     /// with tick labels and axis titles around it; every margin is measured from the text.
     func layout(width: Int, height: Int) -> Layout {
         precondition(width >= 64 && height >= 48, "LinePlot: \(width)x\(height) is too small to draw")
-        let m = Metrics(s: textScale ?? (width < 720 ? 1 : 2))
+        let m = PlotMetrics(s: textScale ?? (width < 720 ? 1 : 2))
         let (s, line, pad, gap) = (m.s, m.line, m.pad, m.gap)
         var drawing = Drawing(width: width, height: height)
 
@@ -180,7 +172,7 @@ public struct LinePlot {
                 for: rightSeries.flatMap { $0.points.map(\.y) }, scale: rightYScale, fixed: rightYRange,
                 maxCount: yCount) : nil
 
-        var top = drawTitle(into: &drawing, width: width, metrics: m)
+        var top = drawing.drawTitle(title, metrics: m, ink: Self.ink)
         // Left and right margins: axis title (rotated), widest tick label, tick marks.
         let leftLabelWidth = leftTicks.labels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
         let rightLabelWidth = (rightTicks?.labels ?? []).map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
@@ -208,19 +200,9 @@ public struct LinePlot {
         return layout
     }
 
-    /// The title centred at the top, one step larger than the labels when it fits; returns the
-    /// y below it.
-    private func drawTitle(into drawing: inout Drawing, width: Int, metrics m: Metrics) -> Int {
-        guard !title.isEmpty else { return m.pad }
-        let titleScale = BitmapFont.width(of: title, scale: m.s + 1) <= width - 2 * m.pad ? m.s + 1 : m.s
-        drawing.shapes.append(
-            .text(title, x: width / 2, top: m.pad, anchor: .middle, scale: titleScale, fill: Self.ink, rotated: false))
-        return m.pad + BitmapFont.height(scale: titleScale) + m.gap
-    }
-
     /// x ticks: about one per 60 pixels, fewer while neighbouring labels would come closer than
     /// three character widths.
-    private func xTicks(roughWidth: Int, metrics m: Metrics) -> Ticks {
+    private func xTicks(roughWidth: Int, metrics m: PlotMetrics) -> Ticks {
         let xValues = series.flatMap { $0.points.map(\.x) }
         var xCount = max(3, min(11, roughWidth / (60 * m.s) + 1))
         var xTicks = ticks(for: xValues, scale: .linear, fixed: xRange, maxCount: xCount)
@@ -235,7 +217,7 @@ public struct LinePlot {
     }
 
     /// The legend wrapped into rows over the plot width; returns the y below it.
-    private func drawLegend(into drawing: inout Drawing, top: Int, left: Int, width: Int, metrics m: Metrics) -> Int {
+    private func drawLegend(into drawing: inout Drawing, top: Int, left: Int, width: Int, metrics m: PlotMetrics) -> Int {
         let rows = legendLayout(left: left, width: width, scale: m.s)
         for (row, entries) in rows.enumerated() {
             let y = top + row * (m.line + m.gap)
@@ -286,7 +268,7 @@ public struct LinePlot {
 
     /// Tick marks, tick labels and axis titles: x centred under the tick labels, y titles rotated
     /// and centred on the area.
-    private func drawAxes(into layout: inout Layout, width: Int, metrics m: Metrics) {
+    private func drawAxes(into layout: inout Layout, width: Int, metrics m: PlotMetrics) {
         let area = layout.area
         let (ax0, ay0, ax1, ay1) = (area.x, area.y, area.x + area.width - 1, area.y + area.height - 1)
         let (s, gap, tick) = (m.s, m.gap, Self.tickLength)
