@@ -92,38 +92,104 @@ struct SyntheticScene {
         self.size = size
         self.seed = seed
         self.index = index
-        var g = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(index) &* 0xD1B5_4A32_D192_ED03)
-        func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(g.nextUniform()) }
-        func pick<T>(_ values: [T]) -> T { values[Int(g.next() % UInt64(values.count))] }
+        var canvas = Canvas(
+            size: size, generator: SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(index) &* 0xD1B5_4A32_D192_ED03))
+        canvas.paintBackground()
+        // Clutter: body-coloured blobs without parts (shapes of any class, so shape alone does
+        // not name a class), some right next to where objects will be.
+        let clutter = Int(canvas.g.next() % 4)
+        for _ in 0..<clutter { canvas.addClutter() }
+        // Objects: 1–4, overlapping freely; later ones occlude earlier ones.
+        let count = 1 + Int(canvas.g.next() % 4)
+        for _ in 0..<count { objects.append(canvas.addObject(index: objects.count)) }
+        // Sensor noise, then 8-bit pixels.
+        var pixels = [UInt8](repeating: 0, count: size * size * 3)
+        for i in 0..<canvas.rgb.count {
+            pixels[i] = UInt8(max(0, min(255, canvas.rgb[i] + 6 * Double(canvas.g.nextNormal()))))
+        }
+        image = Image(width: size, height: size, channels: 3, pixels: pixels)
+        // `classes` holds what is visible (later paint overwrote earlier labels), with a
+        // one-pixel ignore outline around objects, like VOC's boundary band.
+        labels = LabelMap(width: size, height: size, values: Self.outlined(canvas.classes, size: size))
+        self.instances = canvas.instances
+        self.clutterIndex = canvas.clutterAt
+        self.partIndex = canvas.partAt
+        self.backgroundShade = canvas.shade
+        // Boxes and presence from what is visible.
+        let instances = canvas.instances
+        objects = objects.enumerated().compactMap { k, object in
+            var (x0, y0, x1, y1) = (size, size, -1, -1)
+            for y in 0..<size {
+                for x in 0..<size where instances[y * size + x] == k {
+                    (x0, y0, x1, y1) = (min(x0, x), min(y0, y), max(x1, x), max(y1, y))
+                }
+            }
+            guard x1 >= 0 else { return nil }
+            var o = object
+            o.box = (x0 + 1, y0 + 1, x1 + 1, y1 + 1)
+            return o
+        }
+    }
 
-        // Background: two muted colours in low-frequency waves.
-        let (bg1, bg2) = (pick(syntheticBackgroundColors), pick(syntheticBackgroundColors))
-        let (fx, fy, phase) = (uniform(0.02, 0.09), uniform(0.02, 0.09), uniform(0, 6.28))
-        var rgb = [Double](repeating: 0, count: size * size * 3)
-        var classes = [UInt8](repeating: 0, count: size * size)
-        var instances = [Int](repeating: -1, count: size * size)  // visible object per pixel
-        var clutterAt = [Int](repeating: -1, count: size * size)
-        var partAt = [Int](repeating: -1, count: size * size)
-        var shade = [Bool](repeating: false, count: size * size)
-        var clutterCount = 0
+    /// `visible` with every pixel whose right or lower neighbour differs set to ignore.
+    static func outlined(_ visible: [UInt8], size: Int) -> [UInt8] {
+        var withBorder = visible
         for y in 0..<size {
             for x in 0..<size {
-                let t = 0.5 + 0.5 * sin(Double(x) * fx + Double(y) * fy + phase)
-                let i = (y * size + x) * 3
-                shade[y * size + x] = t > 0.5
-                rgb[i] = bg1.0 * t + bg2.0 * (1 - t)
-                rgb[i + 1] = bg1.1 * t + bg2.1 * (1 - t)
-                rgb[i + 2] = bg1.2 * t + bg2.2 * (1 - t)
+                let v = visible[y * size + x]
+                for (nx, ny) in [(x + 1, y), (x, y + 1)] where nx < size && ny < size {
+                    let w = visible[ny * size + nx]
+                    if w != v { withBorder[y * size + x] = LabelMap.ignore }
+                }
             }
         }
-        // Paints a body (shape, colour, texture) and returns its pixel mask and its part's pixels.
-        func paint(
-            _ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
-            color: (Double, Double, Double), stripes: Bool, part: Bool
-        ) -> [Int] {
-            paintWithPart(shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle, color: color, stripes: stripes, part: part).body
+        return withBorder
+    }
+
+    /// The scene while it is painted: colours and what each pixel shows, drawn from one generator
+    /// in a fixed order (so a seed always gives the same scene).
+    private struct Canvas {
+        let size: Int
+        var g: SeededGenerator
+        var rgb: [Double]
+        var classes: [UInt8]
+        /// Visible object per pixel, the clutter blob painted last, the part of an object, or -1.
+        var instances: [Int], clutterAt: [Int], partAt: [Int]
+        var shade: [Bool]
+        var clutterCount = 0
+
+        init(size: Int, generator: SeededGenerator) {
+            (self.size, g) = (size, generator)
+            rgb = [Double](repeating: 0, count: size * size * 3)
+            classes = [UInt8](repeating: 0, count: size * size)
+            (instances, clutterAt, partAt) = (
+                [Int](repeating: -1, count: size * size), [Int](repeating: -1, count: size * size),
+                [Int](repeating: -1, count: size * size)
+            )
+            shade = [Bool](repeating: false, count: size * size)
         }
-        func paintWithPart(
+
+        mutating func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(g.nextUniform()) }
+        mutating func pick<T>(_ values: [T]) -> T { values[Int(g.next() % UInt64(values.count))] }
+
+        /// Background: two muted colours in low-frequency waves.
+        mutating func paintBackground() {
+            let (bg1, bg2) = (pick(syntheticBackgroundColors), pick(syntheticBackgroundColors))
+            let (fx, fy, phase) = (uniform(0.02, 0.09), uniform(0.02, 0.09), uniform(0, 6.28))
+            for y in 0..<size {
+                for x in 0..<size {
+                    let t = 0.5 + 0.5 * sin(Double(x) * fx + Double(y) * fy + phase)
+                    let i = (y * size + x) * 3
+                    shade[y * size + x] = t > 0.5
+                    rgb[i] = bg1.0 * t + bg2.0 * (1 - t)
+                    rgb[i + 1] = bg1.1 * t + bg2.1 * (1 - t)
+                    rgb[i + 2] = bg1.2 * t + bg2.2 * (1 - t)
+                }
+            }
+        }
+
+        /// Paints a body (shape, colour, texture) and returns its pixels and its part's pixels.
+        mutating func paint(
             _ shape: SyntheticShape, cx: Double, cy: Double, rx: Double, ry: Double, angle: Double,
             color: (Double, Double, Double), stripes: Bool, part: Bool
         ) -> (body: [Int], part: [Int]) {
@@ -156,42 +222,44 @@ struct SyntheticScene {
             }
             return (pixels, partPixels)
         }
-        // Clutter: body-coloured blobs without parts (shapes of any class, so shape alone does
-        // not name a class), some right next to where objects will be.
-        let clutter = Int(g.next() % 4)
-        for _ in 0..<clutter {
+
+        /// A clutter blob anywhere in the image.
+        mutating func addClutter() {
             let r = uniform(0.04, 0.09) * Double(size)
             let blob = paint(
                 pick(SyntheticShape.allCases), cx: uniform(0, Double(size)), cy: uniform(0, Double(size)),
                 rx: r * uniform(0.6, 1.4), ry: r, angle: uniform(-1, 1), color: pick(syntheticBodyColors),
-                stripes: g.next() & 1 == 0, part: false)
+                stripes: g.next() & 1 == 0, part: false
+            ).body
             for p in blob { clutterAt[p] = clutterCount }
             clutterCount += 1
         }
-        // Objects: 1–4, overlapping freely; later ones occlude earlier ones.
-        let count = 1 + Int(g.next() % 4)
-        for _ in 0..<count {
+
+        /// Object number `index` (its box is filled in later, from what stays visible), and
+        /// sometimes a small clutter blob touching it.
+        mutating func addObject(index: Int) -> Object {
             let shape = pick(SyntheticShape.allCases)
             let r = uniform(0.12, 0.24) * Double(size)
             let (cx, cy) = (uniform(0.15, 0.85) * Double(size), uniform(0.15, 0.85) * Double(size))
             let (rx, ry, angle) = (r * uniform(0.75, 1.3), r, uniform(-0.35, 0.35))
-            let (pixels, partPixels) = paintWithPart(
+            let (pixels, partPixels) = paint(
                 shape, cx: cx, cy: cy, rx: rx, ry: ry, angle: angle,
                 color: pick(syntheticBodyColors), stripes: g.next() % 3 == 0, part: true)
             for p in pixels {
                 classes[p] = UInt8(shape.rawValue)
-                instances[p] = objects.count
+                instances[p] = index
                 clutterAt[p] = -1
                 partAt[p] = -1
             }
-            for p in partPixels { partAt[p] = objects.count }
+            for p in partPixels { partAt[p] = index }
             // A small body-coloured blob touching the object: clutter a CAM tends to spill onto.
             // Where it covers the object, the pixel is clutter (background) now.
             if g.next() % 2 == 0 {
                 let side = uniform(0, 6.28)
                 let blob = paint(
                     pick(SyntheticShape.allCases), cx: cx + cos(side) * rx * 1.15, cy: cy + sin(side) * ry * 1.15,
-                    rx: r * 0.3, ry: r * 0.3, angle: 0, color: pick(syntheticBodyColors), stripes: false, part: false)
+                    rx: r * 0.3, ry: r * 0.3, angle: 0, color: pick(syntheticBodyColors), stripes: false, part: false
+                ).body
                 for p in blob {
                     classes[p] = 0
                     instances[p] = -1
@@ -200,43 +268,7 @@ struct SyntheticScene {
                 }
                 clutterCount += 1
             }
-            objects.append(
-                Object(shape: shape, centerX: cx, centerY: cy, radiusX: rx, radiusY: ry, angle: angle, box: (0, 0, 0, 0)))
-        }
-        // `classes` now holds what is visible: later paint overwrote earlier labels.
-        let visible = classes
-        // Sensor noise, then 8-bit pixels.
-        var pixels = [UInt8](repeating: 0, count: size * size * 3)
-        for i in 0..<rgb.count { pixels[i] = UInt8(max(0, min(255, rgb[i] + 6 * Double(g.nextNormal())))) }
-        image = Image(width: size, height: size, channels: 3, pixels: pixels)
-        // A one-pixel ignore outline around objects, like VOC's boundary band.
-        var withBorder = visible
-        for y in 0..<size {
-            for x in 0..<size {
-                let v = visible[y * size + x]
-                for (nx, ny) in [(x + 1, y), (x, y + 1)] where nx < size && ny < size {
-                    let w = visible[ny * size + nx]
-                    if w != v { withBorder[y * size + x] = LabelMap.ignore }
-                }
-            }
-        }
-        labels = LabelMap(width: size, height: size, values: withBorder)
-        self.instances = instances
-        self.clutterIndex = clutterAt
-        self.partIndex = partAt
-        self.backgroundShade = shade
-        // Boxes and presence from what is visible.
-        objects = objects.enumerated().compactMap { k, object in
-            var (x0, y0, x1, y1) = (size, size, -1, -1)
-            for y in 0..<size {
-                for x in 0..<size where instances[y * size + x] == k {
-                    (x0, y0, x1, y1) = (min(x0, x), min(y0, y), max(x1, x), max(y1, y))
-                }
-            }
-            guard x1 >= 0 else { return nil }
-            var o = object
-            o.box = (x0 + 1, y0 + 1, x1 + 1, y1 + 1)
-            return o
+            return Object(shape: shape, centerX: cx, centerY: cy, radiusX: rx, radiusY: ry, angle: angle, box: (0, 0, 0, 0))
         }
     }
 
