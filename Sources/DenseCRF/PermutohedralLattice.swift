@@ -102,13 +102,13 @@ public final class PermutohedralLattice {
     /// Feature dimensions d.
     public let dimensions: Int
     /// Number of lattice vertices touched (at most pointCount × (d+1)).
-    public private(set) var vertexCount = 0
+    public let vertexCount: Int
     /// Per point, the d+1 vertices of its simplex (dense indices + 1, so 0 is "absent").
     private let offsets: UnsafeMutablePointer<Int32>
     /// Per point, the barycentric weights of those vertices.
     private let weights: UnsafeMutablePointer<Float>
     /// Per axis and vertex, the two neighbours along that axis (index + 1; 0 = absent).
-    private var neighbours: UnsafeMutablePointer<Int32>
+    private let neighbours: UnsafeMutablePointer<Int32>
 
     /// Builds the lattice (Permutohedral::init).
     /// - Parameters:
@@ -122,33 +122,57 @@ public final class PermutohedralLattice {
         let d1 = d + 1
         offsets = .allocate(capacity: max(n * d1, 1))
         weights = .allocate(capacity: max(n * d1, 1))
-        neighbours = .allocate(capacity: 1)
         let table = LatticeHashTable(keySize: d, expectedCount: n)
+        let simplex = Simplex(dimensions: d)
+        defer { simplex.deallocate() }
+        for k in 0..<n {
+            simplex.enclose(features + k * d, offsets: offsets + k * d1, weights: weights + k * d1, table: table)
+        }
+        vertexCount = table.count
+        neighbours = Self.neighbours(in: table, dimensions: d)
+    }
 
-        // Scratch, per point.
-        let scale = UnsafeMutablePointer<Float>.allocate(capacity: d)
-        let elevated = UnsafeMutablePointer<Float>.allocate(capacity: d1)
-        let rem0 = UnsafeMutablePointer<Float>.allocate(capacity: d1)
-        let rank = UnsafeMutablePointer<Int>.allocate(capacity: d1)
-        let bary = UnsafeMutablePointer<Float>.allocate(capacity: d + 2)
-        let canonical = UnsafeMutablePointer<Int>.allocate(capacity: d1 * d1)
-        let key = UnsafeMutablePointer<Int32>.allocate(capacity: d1)
-        defer {
+    /// Scratch and constants for finding the simplex that encloses a point (Adams et al. 2010).
+    private struct Simplex {
+        let d: Int
+        let scale: UnsafeMutablePointer<Float>
+        let elevated, rem0, bary: UnsafeMutablePointer<Float>
+        let rank, canonical: UnsafeMutablePointer<Int>
+        let key: UnsafeMutablePointer<Int32>
+
+        init(dimensions d: Int) {
+            self.d = d
+            let d1 = d + 1
+            scale = .allocate(capacity: d)
+            elevated = .allocate(capacity: d1)
+            rem0 = .allocate(capacity: d1)
+            rank = .allocate(capacity: d1)
+            bary = .allocate(capacity: d + 2)
+            canonical = .allocate(capacity: d1 * d1)
+            key = .allocate(capacity: d1)
+            // The canonical simplex (§3.1): vertex r is (r, …, r, r-(d+1), …).
+            for r in 0...d {
+                for j in 0...d { canonical[r * d1 + j] = j <= d - r ? r : r - d1 }
+            }
+            // The elevation matrix E's diagonal scaled so the blur has the expected std (ibid. p. 5-6),
+            // computed in double and rounded once, as permutohedral.cpp.
+            let invStd = Float((2.0 / 3.0).squareRoot()) * Float(d1)
+            for i in 0..<d { scale[i] = Float(1.0 / Double((i + 2) * (i + 1)).squareRoot() * Double(invStd)) }
+        }
+
+        func deallocate() {
             scale.deallocate(); elevated.deallocate(); rem0.deallocate(); rank.deallocate()
             bary.deallocate(); canonical.deallocate(); key.deallocate()
         }
-        // The canonical simplex (Adams et al. 2010, §3.1): vertex r is (r, …, r, r-(d+1), …).
-        for r in 0...d {
-            for j in 0...d { canonical[r * d1 + j] = j <= d - r ? r : r - d1 }
-        }
-        // The elevation matrix E's diagonal scaled so the blur has the expected std (ibid. p. 5-6),
-        // computed in double and rounded once, as permutohedral.cpp.
-        let invStd = Float((2.0 / 3.0).squareRoot()) * Float(d1)
-        for i in 0..<d { scale[i] = Float(1.0 / Double((i + 2) * (i + 1)).squareRoot() * Double(invStd)) }
-        let down = 1 / Float(d1), up = Float(d1)
 
-        for k in 0..<n {
-            let f = features + k * d
+        /// The d+1 vertices (dense indices + 1, created in `table` as needed) and barycentric
+        /// weights of the simplex around feature vector `f`.
+        func enclose(
+            _ f: UnsafePointer<Float>, offsets: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>,
+            table: LatticeHashTable
+        ) {
+            let d1 = d + 1
+            let down = 1 / Float(d1), up = Float(d1)
             // y = E f, accumulated from the last coordinate.
             var sm: Float = 0
             var j = d
@@ -196,17 +220,18 @@ public final class PermutohedralLattice {
             // The d+1 vertices and their weights.
             for r in 0...d {
                 for i in 0..<d { key[i] = Int32(Int(rem0[i]) + canonical[r * d1 + rank[i]]) }
-                offsets[k * d1 + r] = table.find(key, create: true) + 1
-                weights[k * d1 + r] = bary[r]
+                offsets[r] = table.find(key, create: true) + 1
+                weights[r] = bary[r]
             }
         }
+    }
 
-        // Neighbours along each axis j: the key shifted by +1 in every coordinate but j, which
-        // moves by -d (and the reverse), as permutohedral.cpp builds blur_neighbors_.
+    /// Neighbours along each axis j: the key shifted by +1 in every coordinate but j, which
+    /// moves by -d (and the reverse), as permutohedral.cpp builds blur_neighbors_.
+    private static func neighbours(in table: LatticeHashTable, dimensions d: Int) -> UnsafeMutablePointer<Int32> {
+        let d1 = d + 1
         let m = table.count
-        vertexCount = m
-        neighbours.deallocate()
-        neighbours = .allocate(capacity: max(2 * d1 * m, 1))
+        let neighbours = UnsafeMutablePointer<Int32>.allocate(capacity: max(2 * d1 * m, 1))
         let n1 = UnsafeMutablePointer<Int32>.allocate(capacity: d1)
         let n2 = UnsafeMutablePointer<Int32>.allocate(capacity: d1)
         defer { n1.deallocate(); n2.deallocate() }
@@ -225,6 +250,7 @@ public final class PermutohedralLattice {
                 neighbours[2 * (j * m + i) + 1] = table.find(n2, create: false) + 1
             }
         }
+        return neighbours
     }
 
     deinit {

@@ -60,6 +60,13 @@ package struct Unpickler {
     }
 
     private mutating func execute(_ opcode: UInt8, at start: Int) throws {
+        if try pushLiteral(opcode, at: start) { return }
+        if try buildContainer(opcode, at: start) { return }
+        try executeObject(opcode, at: start)
+    }
+
+    /// Framing, marks and literals (numbers, strings, bytes); false for any other opcode.
+    private mutating func pushLiteral(_ opcode: UInt8, at start: Int) throws -> Bool {
         switch opcode {
         case Op.proto:
             let version = try readByte(opcodeAt: start)
@@ -88,7 +95,14 @@ package struct Unpickler {
         case Op.binbytes: stack.append(newBlob(Array(try take(try readLength(4, at: start), at: start))))
         case Op.shortBinbytes: stack.append(newBlob(Array(try take(try readLength(1, at: start), at: start))))
         case Op.binbytes8: stack.append(newBlob(Array(try take(try readLength(8, at: start), at: start))))
+        default: return false
+        }
+        return true
+    }
 
+    /// Tuples, lists and dicts, built or filled; false for any other opcode.
+    private mutating func buildContainer(_ opcode: UInt8, at start: Int) throws -> Bool {
+        switch opcode {
         case Op.emptyTuple: stack.append(newTuple([]))
         case Op.tuple1:
             let a = try pop(start, "TUPLE1")
@@ -122,7 +136,15 @@ package struct Unpickler {
             let value = try pop(start, "SETITEM"), key = try pop(start, "SETITEM")
             try setItems([key, value], at: start, "SETITEM")
         case Op.setitems: try setItems(try popToMark(start, "SETITEMS"), at: start, "SETITEMS")
+        default: return false
+        }
+        return true
+    }
 
+    /// The memo, globals (allow-listed), REDUCE, BUILD and persistent ids; anything else is an
+    /// unsupported opcode.
+    private mutating func executeObject(_ opcode: UInt8, at start: Int) throws {
+        switch opcode {
         case Op.binput: memo[Int(try readUInt(1, at: start))] = try top(start, "BINPUT")
         case Op.longBinput: memo[Int(try readUInt(4, at: start))] = try top(start, "LONG_BINPUT")
         case Op.memoize: memo[memo.count] = try top(start, "MEMOIZE")

@@ -43,78 +43,95 @@ public enum Felzenszwalb {
             for i in 0..<n { plane[i] = Double(image.pixels[i * c + k]) / 255 }
             planes[k] = gaussianSmoothed(plane, width: w, height: h, sigma: options.sigma)
         }
-        func distance(_ p: Int, _ q: Int) -> Double {
-            var s = 0.0
-            for k in 0..<c {
-                let d = planes[k][p] - planes[k][q]
-                s += d * d
+        let edges = Edges(planes: planes, width: w, height: h)
+        var forest = Forest(count: n)
+        let scale = options.scale / 255
+        for e in edges.order {
+            let (a, b) = (forest.find(edges.a[e]), forest.find(edges.b[e]))
+            if a == b { continue }
+            // skimage holds these two in C floats (32-bit): keep its rounding.
+            let ia = Double(Float(forest.inner[Int(a)] + scale / Double(forest.size[Int(a)])))
+            let ib = Double(Float(forest.inner[Int(b)] + scale / Double(forest.size[Int(b)])))
+            if edges.costs[e] < min(ia, ib) {
+                let root = forest.join(a, b)
+                forest.inner[Int(root)] = edges.costs[e]
             }
-            return s.squareRoot()
         }
-        // Edges in skimage's order: right, down, down-right, up-right.
-        var edgeA = [Int32](), edgeB = [Int32](), costs = [Double]()
-        let edgeCount = h * (w - 1) + (h - 1) * w + 2 * (h - 1) * (w - 1)
-        edgeA.reserveCapacity(edgeCount)
-        edgeB.reserveCapacity(edgeCount)
-        costs.reserveCapacity(edgeCount)
-        func add(_ p: Int, _ q: Int) {
-            edgeA.append(Int32(p))
-            edgeB.append(Int32(q))
-            costs.append(distance(p, q))
+        for e in edges.order {
+            let (a, b) = (forest.find(edges.a[e]), forest.find(edges.b[e]))
+            if a == b { continue }
+            if forest.size[Int(a)] < options.minSize || forest.size[Int(b)] < options.minSize { _ = forest.join(a, b) }
         }
-        for y in 0..<h { for x in 1..<max(1, w) { add(y * w + x, y * w + x - 1) } }
-        for y in 1..<max(1, h) { for x in 0..<w { add(y * w + x, (y - 1) * w + x) } }
-        for y in 1..<max(1, h) { for x in 1..<max(1, w) { add(y * w + x, (y - 1) * w + x - 1) } }
-        for y in 0..<max(0, h - 1) { for x in 1..<max(1, w) { add(y * w + x, (y + 1) * w + x - 1) } }
-        let order = costs.indices.sorted { costs[$0] < costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }
+        var ids = [Int32](repeating: -1, count: n)
+        var labels = [Int32](repeating: 0, count: n)
+        var next: Int32 = 0
+        for p in 0..<n {
+            let root = Int(forest.find(Int32(p)))
+            if ids[root] < 0 { ids[root] = next; next += 1 }
+            labels[p] = ids[root]
+        }
+        return labels
+    }
 
-        // Union-find as skimage: the root is the smallest index, no path compression needed for
-        // equality of results (we compress anyway; roots are unchanged by it).
-        var parent = (0..<n).map { Int32($0) }
-        func find(_ p: Int32) -> Int32 {
+    /// The 8-connected pixel graph in skimage's order (right, down, down-right, up-right), each
+    /// edge weighted by the colour distance of its ends, and the edges sorted by weight (stable).
+    private struct Edges {
+        let a: [Int32], b: [Int32], costs: [Double]
+        let order: [Int]
+
+        init(planes: [[Double]], width w: Int, height h: Int) {
+            let edgeCount = h * (w - 1) + (h - 1) * w + 2 * (h - 1) * (w - 1)
+            var (a, b, costs) = ([Int32](), [Int32](), [Double]())
+            a.reserveCapacity(edgeCount)
+            b.reserveCapacity(edgeCount)
+            costs.reserveCapacity(edgeCount)
+            func add(_ p: Int, _ q: Int) {
+                a.append(Int32(p))
+                b.append(Int32(q))
+                var s = 0.0
+                for plane in planes {
+                    let d = plane[p] - plane[q]
+                    s += d * d
+                }
+                costs.append(s.squareRoot())
+            }
+            for y in 0..<h { for x in 1..<max(1, w) { add(y * w + x, y * w + x - 1) } }
+            for y in 1..<max(1, h) { for x in 0..<w { add(y * w + x, (y - 1) * w + x) } }
+            for y in 1..<max(1, h) { for x in 1..<max(1, w) { add(y * w + x, (y - 1) * w + x - 1) } }
+            for y in 0..<max(0, h - 1) { for x in 1..<max(1, w) { add(y * w + x, (y + 1) * w + x - 1) } }
+            (self.a, self.b, self.costs) = (a, b, costs)
+            order = costs.indices.sorted { costs[$0] < costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }
+        }
+    }
+
+    /// Union-find as skimage: the root is the smallest index (path compression leaves roots as
+    /// they are), with each tree's size and largest inner edge weight.
+    private struct Forest {
+        var parent: [Int32]
+        var size: [Int]
+        var inner: [Double]
+
+        init(count n: Int) {
+            parent = (0..<n).map { Int32($0) }
+            size = [Int](repeating: 1, count: n)
+            inner = [Double](repeating: 0, count: n)
+        }
+
+        mutating func find(_ p: Int32) -> Int32 {
             var root = p
             while parent[Int(root)] != root { root = parent[Int(root)] }
             var q = p
             while parent[Int(q)] != root { (parent[Int(q)], q) = (root, parent[Int(q)]) }
             return root
         }
-        func join(_ a: Int32, _ b: Int32) -> Int32 {
-            if a > b { parent[Int(a)] = b; return b }
-            parent[Int(b)] = a
-            return a
+
+        /// Joins two roots under the smaller and sums their sizes; returns the new root.
+        mutating func join(_ a: Int32, _ b: Int32) -> Int32 {
+            let (root, child) = a > b ? (b, a) : (a, b)
+            parent[Int(child)] = root
+            size[Int(root)] = size[Int(a)] + size[Int(b)]
+            return root
         }
-        var size = [Int](repeating: 1, count: n)
-        var inner = [Double](repeating: 0, count: n)
-        let scale = options.scale / 255
-        for e in order {
-            let (a, b) = (find(edgeA[e]), find(edgeB[e]))
-            if a == b { continue }
-            // skimage holds these two in C floats (32-bit): keep its rounding.
-            let ia = Double(Float(inner[Int(a)] + scale / Double(size[Int(a)])))
-            let ib = Double(Float(inner[Int(b)] + scale / Double(size[Int(b)])))
-            if costs[e] < min(ia, ib) {
-                let root = join(a, b)
-                size[Int(root)] = size[Int(a)] + size[Int(b)]
-                inner[Int(root)] = costs[e]
-            }
-        }
-        for e in order {
-            let (a, b) = (find(edgeA[e]), find(edgeB[e]))
-            if a == b { continue }
-            if size[Int(a)] < options.minSize || size[Int(b)] < options.minSize {
-                let root = join(a, b)
-                size[Int(root)] = size[Int(a)] + size[Int(b)]
-            }
-        }
-        var ids = [Int32](repeating: -1, count: n)
-        var labels = [Int32](repeating: 0, count: n)
-        var next: Int32 = 0
-        for p in 0..<n {
-            let root = Int(find(Int32(p)))
-            if ids[root] < 0 { ids[root] = next; next += 1 }
-            labels[p] = ids[root]
-        }
-        return labels
     }
 
     /// scipy.ndimage.gaussian_filter (truncate 4, mode "reflect": d c b a | a b c d), separable:

@@ -141,7 +141,31 @@ final class ZipArchive: @unchecked Sendable {
             throw TorchCheckpointError.notZip(path: path)
         }
 
-        // End of central directory (APPNOTE 4.3.16): counts and offsets, 0xFFFF.../all-ones when in ZIP64.
+        let (entryCount, directoryOffset, directorySize) = try Self.centralDirectory(reader, endRecord: eocd)
+        var entries: [ZipEntry] = []
+        entries.reserveCapacity(entryCount)
+        var index: [String: Int] = [:]
+        var cursor = directoryOffset
+        let directoryEnd = directoryOffset + directorySize
+        for number in 0..<entryCount {
+            let (entry, next) = try Self.entry(number, at: cursor, before: directoryEnd, reader)
+            if index[entry.name] != nil { throw corrupt("zip entry '\(entry.name)' appears twice") }
+            index[entry.name] = entries.count
+            entries.append(entry)
+            cursor = next
+        }
+        self.entries = entries
+        self.index = index
+    }
+
+    /// The central directory's entry count, offset and size, from the end record (APPNOTE
+    /// 4.3.16) or, when it asks for them, the ZIP64 end record; checked against the file.
+    private static func centralDirectory(_ reader: ByteReader, endRecord eocd: Int) throws
+        -> (count: Int, offset: Int, size: Int)
+    {
+        let file = reader.file
+        func corrupt(_ reason: String) -> TorchCheckpointError { .corrupt(path: file.path, reason: reason) }
+        // Counts and offsets, 0xFFFF.../all-ones when in ZIP64.
         var entryCount = Int(reader.u16(at: eocd + 10))
         var directorySize = Int(reader.u32(at: eocd + 12))
         var directoryOffset = Int(reader.u32(at: eocd + 16))
@@ -166,81 +190,78 @@ final class ZipArchive: @unchecked Sendable {
         guard entryCount >= 0, entryCount <= directorySize / 46 else {
             throw corrupt("the end record lists \(entryCount) entries, more than a \(directorySize)-byte central directory holds")
         }
+        return (entryCount, directoryOffset, directorySize)
+    }
 
-        var entries: [ZipEntry] = []
-        entries.reserveCapacity(entryCount)
-        var index: [String: Int] = [:]
-        var cursor = directoryOffset
-        let directoryEnd = directoryOffset + directorySize
-        for number in 0..<entryCount {
-            // Central directory file header (4.3.12), 46 bytes + name + extra + comment.
-            guard cursor <= directoryEnd - 46, reader.u32(at: cursor) == Signature.centralHeader else {
-                throw corrupt("central directory entry \(number) at byte \(cursor) is missing or damaged")
-            }
-            let flags = reader.u16(at: cursor + 8)
-            let method = reader.u16(at: cursor + 10)
-            let crc = reader.u32(at: cursor + 16)
-            var compressed = Int(reader.u32(at: cursor + 20))
-            var uncompressed = Int(reader.u32(at: cursor + 24))
-            let nameLength = Int(reader.u16(at: cursor + 28))
-            let extraLength = Int(reader.u16(at: cursor + 30))
-            let commentLength = Int(reader.u16(at: cursor + 32))
-            var localOffset = Int(reader.u32(at: cursor + 42))
-            let nameStart = cursor + 46
-            let extraStart = nameStart + nameLength
-            let next = extraStart + extraLength + commentLength
-            guard next <= directoryEnd else { throw corrupt("central directory entry \(number) runs past the directory's end") }
-            let name = reader.string(nameStart..<extraStart)
-            if flags & 1 != 0 {
-                throw TorchCheckpointError.unsupportedContent(path: path, reason: "zip entry '\(name)' is encrypted")
-            }
-
-            // ZIP64 extended information (4.5.3): only the fields that are all ones above, in this order.
-            if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || localOffset == 0xFFFF_FFFF {
-                guard let field = reader.extraField(id: 0x0001, in: extraStart..<(extraStart + extraLength)) else {
-                    throw corrupt("zip entry '\(name)' needs a ZIP64 extra field and has none")
-                }
-                var at = field.lowerBound
-                func next64(_ what: String) throws -> Int {
-                    guard at + 8 <= field.upperBound else {
-                        throw corrupt("zip entry '\(name)': ZIP64 extra field too short for the \(what)")
-                    }
-                    defer { at += 8 }
-                    return try reader.int64(at: at, what: "\(what) of '\(name)'")
-                }
-                if uncompressed == 0xFFFF_FFFF { uncompressed = try next64("size") }
-                if compressed == 0xFFFF_FFFF { compressed = try next64("compressed size") }
-                if localOffset == 0xFFFF_FFFF { localOffset = try next64("local header offset") }
-            }
-
-            // Local file header (4.3.7): 30 bytes + name + extra. Its sizes may be zero (torch sets
-            // flag bit 3, a trailing data descriptor), so the central directory's sizes rule.
-            guard localOffset <= file.count - 30, reader.u32(at: localOffset) == Signature.localHeader else {
-                throw corrupt("zip entry '\(name)': no local header at byte \(localOffset)")
-            }
-            let localName = Int(reader.u16(at: localOffset + 26))
-            let localExtra = Int(reader.u16(at: localOffset + 28))
-            let dataOffset = localOffset + 30 + localName + localExtra
-            guard dataOffset <= file.count, compressed <= file.count - dataOffset else {
-                throw corrupt(
-                    "zip entry '\(name)' (\(compressed) bytes at \(dataOffset)) runs past the end of the \(file.count)-byte file")
-            }
-            guard reader.string((localOffset + 30)..<(localOffset + 30 + localName)) == name else {
-                throw corrupt("zip entry '\(name)': its local header names another file")
-            }
-            if method == 0, compressed != uncompressed {
-                throw corrupt("stored zip entry '\(name)' has size \(uncompressed) but occupies \(compressed) bytes")
-            }
-            if index[name] != nil { throw corrupt("zip entry '\(name)' appears twice") }
-            index[name] = entries.count
-            entries.append(
-                ZipEntry(
-                    name: name, method: method, compressedSize: compressed, uncompressedSize: uncompressed, crc32: crc,
-                    localHeaderOffset: localOffset, dataOffset: dataOffset))
-            cursor = next
+    /// Central directory entry `number` at `cursor` (APPNOTE 4.3.12: 46 bytes + name + extra +
+    /// comment), checked against its local header; returns it and where the next one starts.
+    private static func entry(_ number: Int, at cursor: Int, before directoryEnd: Int, _ reader: ByteReader) throws
+        -> (ZipEntry, next: Int)
+    {
+        let file = reader.file
+        let path = file.path
+        func corrupt(_ reason: String) -> TorchCheckpointError { .corrupt(path: path, reason: reason) }
+        guard cursor <= directoryEnd - 46, reader.u32(at: cursor) == Signature.centralHeader else {
+            throw corrupt("central directory entry \(number) at byte \(cursor) is missing or damaged")
         }
-        self.entries = entries
-        self.index = index
+        let flags = reader.u16(at: cursor + 8)
+        let method = reader.u16(at: cursor + 10)
+        let crc = reader.u32(at: cursor + 16)
+        var compressed = Int(reader.u32(at: cursor + 20))
+        var uncompressed = Int(reader.u32(at: cursor + 24))
+        let nameLength = Int(reader.u16(at: cursor + 28))
+        let extraLength = Int(reader.u16(at: cursor + 30))
+        let commentLength = Int(reader.u16(at: cursor + 32))
+        var localOffset = Int(reader.u32(at: cursor + 42))
+        let nameStart = cursor + 46
+        let extraStart = nameStart + nameLength
+        let next = extraStart + extraLength + commentLength
+        guard next <= directoryEnd else { throw corrupt("central directory entry \(number) runs past the directory's end") }
+        let name = reader.string(nameStart..<extraStart)
+        if flags & 1 != 0 {
+            throw TorchCheckpointError.unsupportedContent(path: path, reason: "zip entry '\(name)' is encrypted")
+        }
+
+        // ZIP64 extended information (4.5.3): only the fields that are all ones above, in this order.
+        if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || localOffset == 0xFFFF_FFFF {
+            guard let field = reader.extraField(id: 0x0001, in: extraStart..<(extraStart + extraLength)) else {
+                throw corrupt("zip entry '\(name)' needs a ZIP64 extra field and has none")
+            }
+            var at = field.lowerBound
+            func next64(_ what: String) throws -> Int {
+                guard at + 8 <= field.upperBound else {
+                    throw corrupt("zip entry '\(name)': ZIP64 extra field too short for the \(what)")
+                }
+                defer { at += 8 }
+                return try reader.int64(at: at, what: "\(what) of '\(name)'")
+            }
+            if uncompressed == 0xFFFF_FFFF { uncompressed = try next64("size") }
+            if compressed == 0xFFFF_FFFF { compressed = try next64("compressed size") }
+            if localOffset == 0xFFFF_FFFF { localOffset = try next64("local header offset") }
+        }
+
+        // Local file header (4.3.7): 30 bytes + name + extra. Its sizes may be zero (torch sets
+        // flag bit 3, a trailing data descriptor), so the central directory's sizes rule.
+        guard localOffset <= file.count - 30, reader.u32(at: localOffset) == Signature.localHeader else {
+            throw corrupt("zip entry '\(name)': no local header at byte \(localOffset)")
+        }
+        let localName = Int(reader.u16(at: localOffset + 26))
+        let localExtra = Int(reader.u16(at: localOffset + 28))
+        let dataOffset = localOffset + 30 + localName + localExtra
+        guard dataOffset <= file.count, compressed <= file.count - dataOffset else {
+            throw corrupt(
+                "zip entry '\(name)' (\(compressed) bytes at \(dataOffset)) runs past the end of the \(file.count)-byte file")
+        }
+        guard reader.string((localOffset + 30)..<(localOffset + 30 + localName)) == name else {
+            throw corrupt("zip entry '\(name)': its local header names another file")
+        }
+        if method == 0, compressed != uncompressed {
+            throw corrupt("stored zip entry '\(name)' has size \(uncompressed) but occupies \(compressed) bytes")
+        }
+        let entry = ZipEntry(
+            name: name, method: method, compressedSize: compressed, uncompressedSize: uncompressed, crc32: crc,
+            localHeaderOffset: localOffset, dataOffset: dataOffset)
+        return (entry, next)
     }
 
     /// The entry called `name`, if any.

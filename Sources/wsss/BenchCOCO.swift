@@ -90,33 +90,19 @@ extension Bench {
             }
             defer { try? handle.close() }
             var g = SeededGenerator(seed: 2014)
-            var out: [UInt8] = []
-            out.reserveCapacity(1 << 22)
-            var written = 0
-            func emit(_ text: String) { out.append(contentsOf: text.utf8) }
-            func flush(force: Bool = false) {
-                guard force || out.count > 1 << 21 else { return }
-                handle.write(Data(out))
-                written += out.count
-                out.removeAll(keepingCapacity: true)
-            }
-            // Two decimals, as COCO's polygon coordinates.
-            func decimal(_ v: Double) {
-                let hundredths = Int((v * 100).rounded())
-                emit("\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)")
-            }
+            var out = Emitter(handle: handle)
             var sizes: [(Int, Int)] = []
-            emit("{\"info\":{\"description\":\"wsss bench coco\",\"year\":2014},\"licenses\":[],\"images\":[")
+            out.emit("{\"info\":{\"description\":\"wsss bench coco\",\"year\":2014},\"licenses\":[],\"images\":[")
             for i in 0..<images {
                 let landscape = g.next() % 3 != 0
                 let (w, h) = landscape ? (640, 427 + Int(g.next() % 54)) : (427 + Int(g.next() % 54), 640)
                 sizes.append((w, h))
-                emit("\(i == 0 ? "" : ","){\"license\":3,\"file_name\":\"COCO_train2014_\(String(format: "%012d", i + 1)).jpg\",")
-                emit(
+                out.emit("\(i == 0 ? "" : ","){\"license\":3,\"file_name\":\"COCO_train2014_\(String(format: "%012d", i + 1)).jpg\",")
+                out.emit(
                     "\"coco_url\":\"http://images.cocodataset.org/train2014/x.jpg\",\"height\":\(h),\"width\":\(w),\"date_captured\":\"2013-11-14 16:28:13\",\"id\":\(i + 1)}"
                 )
             }
-            emit("],\"annotations\":[")
+            out.emit("],\"annotations\":[")
             var annotationCount = 0
             let categories = COCOCategories.official
             for i in 0..<images {
@@ -128,58 +114,95 @@ extension Bench {
                     let crowd = g.next() % 100 == 0
                     let (cx, cy) = (Double(g.nextUniform()) * Double(w), Double(g.nextUniform()) * Double(h))
                     let radius = 4 + Double(g.nextUniform()) * 0.25 * Double(min(w, h))
-                    emit("\(annotationCount == 0 ? "" : ","){\"segmentation\":")
+                    out.emit("\(annotationCount == 0 ? "" : ","){\"segmentation\":")
                     if crowd {
-                        // A column of runs of a blob, as compressed RLE (~1–2 kB, like COCO's crowds).
-                        var runs: [UInt32] = []
-                        var position = 0
-                        let x0 = max(0, Int(cx - radius)), x1 = min(w - 1, Int(cx + radius))
-                        let y0 = max(0, Int(cy - radius)), y1 = min(h - 1, Int(cy + radius))
-                        for x in x0...max(x0, x1) {
-                            let jitter = Int(g.next() % 5)
-                            let top = x * h + min(h - 1, y0 + jitter), bottom = x * h + y1
-                            guard bottom > top else { continue }
-                            runs.append(UInt32(top - position))
-                            runs.append(UInt32(bottom - top))
-                            position = bottom
-                        }
-                        runs.append(UInt32(h * w - position))
-                        let counts = COCOMask.encodeCounts(runs).replacingOccurrences(of: "\\", with: "\\\\")
-                        emit("{\"counts\":\"\(counts)\",\"size\":[\(h),\(w)]}")
+                        out.emitCrowd(cx: cx, cy: cy, radius: radius, width: w, height: h, generator: &g)
                     } else {
-                        let vertices = 6 + Int(g.next() % 40)
-                        emit("[[")
-                        for v in 0..<vertices {
-                            let angle = 2 * Double.pi * Double(v) / Double(vertices)
-                            let rho = radius * (0.6 + 0.4 * Double(g.nextUniform()))
-                            if v > 0 { emit(",") }
-                            decimal(max(0, min(Double(w), cx + rho * cos(angle))))
-                            emit(",")
-                            decimal(max(0, min(Double(h), cy + rho * sin(angle))))
-                        }
-                        emit("]]")
+                        out.emitPolygon(cx: cx, cy: cy, radius: radius, width: w, height: h, generator: &g)
                     }
-                    emit(",\"area\":")
-                    decimal(Double.pi * radius * radius * 0.64)
-                    emit(",\"iscrowd\":\(crowd ? 1 : 0),\"image_id\":\(i + 1),\"bbox\":[")
-                    decimal(max(0, cx - radius))
-                    emit(",")
-                    decimal(max(0, cy - radius))
-                    emit(",")
-                    decimal(2 * radius)
-                    emit(",")
-                    decimal(2 * radius)
-                    emit("],\"category_id\":\(category),\"id\":\(annotationCount + 1)}")
+                    out.emit(",\"area\":")
+                    out.decimal(Double.pi * radius * radius * 0.64)
+                    out.emit(",\"iscrowd\":\(crowd ? 1 : 0),\"image_id\":\(i + 1),\"bbox\":[")
+                    for (k, v) in [max(0, cx - radius), max(0, cy - radius), 2 * radius, 2 * radius].enumerated() {
+                        if k > 0 { out.emit(",") }
+                        out.decimal(v)
+                    }
+                    out.emit("],\"category_id\":\(category),\"id\":\(annotationCount + 1)}")
                     annotationCount += 1
-                    flush()
+                    out.flush()
                 }
             }
-            emit("],\"categories\":[")
-            emit(
+            out.emit("],\"categories\":[")
+            out.emit(
                 categories.map { "{\"supercategory\":\"thing\",\"id\":\($0.id),\"name\":\"\($0.name)\"}" }.joined(separator: ","))
-            emit("]}")
-            flush(force: true)
-            return (annotationCount, written)
+            out.emit("]}")
+            out.flush(force: true)
+            return (annotationCount, out.written)
+        }
+
+        /// JSON text buffered and written in 2 MB pieces.
+        struct Emitter {
+            let handle: FileHandle
+            var out: [UInt8] = []
+            var written = 0
+
+            init(handle: FileHandle) {
+                self.handle = handle
+                out.reserveCapacity(1 << 22)
+            }
+
+            mutating func emit(_ text: String) { out.append(contentsOf: text.utf8) }
+
+            mutating func flush(force: Bool = false) {
+                guard force || out.count > 1 << 21 else { return }
+                handle.write(Data(out))
+                written += out.count
+                out.removeAll(keepingCapacity: true)
+            }
+
+            /// Two decimals, as COCO's polygon coordinates.
+            mutating func decimal(_ v: Double) {
+                let hundredths = Int((v * 100).rounded())
+                emit("\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)")
+            }
+
+            /// A column of runs of a blob, as compressed RLE (~1–2 kB, like COCO's crowds).
+            mutating func emitCrowd(
+                cx: Double, cy: Double, radius: Double, width w: Int, height h: Int, generator g: inout SeededGenerator
+            ) {
+                var runs: [UInt32] = []
+                var position = 0
+                let x0 = max(0, Int(cx - radius)), x1 = min(w - 1, Int(cx + radius))
+                let y0 = max(0, Int(cy - radius)), y1 = min(h - 1, Int(cy + radius))
+                for x in x0...max(x0, x1) {
+                    let jitter = Int(g.next() % 5)
+                    let top = x * h + min(h - 1, y0 + jitter), bottom = x * h + y1
+                    guard bottom > top else { continue }
+                    runs.append(UInt32(top - position))
+                    runs.append(UInt32(bottom - top))
+                    position = bottom
+                }
+                runs.append(UInt32(h * w - position))
+                let counts = COCOMask.encodeCounts(runs).replacingOccurrences(of: "\\", with: "\\\\")
+                emit("{\"counts\":\"\(counts)\",\"size\":[\(h),\(w)]}")
+            }
+
+            /// A jittered polygon around the centre.
+            mutating func emitPolygon(
+                cx: Double, cy: Double, radius: Double, width w: Int, height h: Int, generator g: inout SeededGenerator
+            ) {
+                let vertices = 6 + Int(g.next() % 40)
+                emit("[[")
+                for v in 0..<vertices {
+                    let angle = 2 * Double.pi * Double(v) / Double(vertices)
+                    let rho = radius * (0.6 + 0.4 * Double(g.nextUniform()))
+                    if v > 0 { emit(",") }
+                    decimal(max(0, min(Double(w), cx + rho * cos(angle))))
+                    emit(",")
+                    decimal(max(0, min(Double(h), cy + rho * sin(angle))))
+                }
+                emit("]]")
+            }
         }
     }
 }
