@@ -26,43 +26,15 @@ extension PipelineRun {
         }
     }
 
-    var felzenszwalbOptions: Felzenszwalb.Options {
-        let f = recipe.pseudo.felzenszwalb
-        return .init(scale: f[0], sigma: f[1], minSize: Int(f[2]))
-    }
-
-    /// The recipe keys each source reads (changing SEPL's shares must not retrain the GT segmenter).
-    func provenanceKeys(_ source: LabelSource) -> [String] {
-        switch source {
-        case .gt: []
-        case .cam, .folder: ["pseudo.seeds", "cam.bg_threshold"]
-        case .seplFelzenszwalb:
-            [
-                "pseudo.seeds", "cam.bg_threshold", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts",
-                "pseudo.sepl_rule", "pseudo.felzenszwalb",
-            ]
-        case .sepl:
-            [
-                "pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share",
-                "pseudo.ignore_conflicts", "pseudo.sepl_rule",
-                "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config",
-            ] + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
-        case .boxes:
-            [
-                "pseudo.seeds", "cam.bg_threshold", "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold",
-                "pseudo.text_threshold", "pseudo.box_order",
-                "pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config",
-            ]
-        }
-    }
-
     func makePseudoLabels(_ source: LabelSource, split: String) throws {
         let folder = layout.pseudoLabels(source)
         let scorePath = layout.pseudoScore(source)
         if let about = try proposalDescription(for: source) { summary.proposals[source] = about }
         let refined = recipe.crf.pseudo && source != .gt
-        var own = recipe.effectiveValues(ofKeys: provenanceKeys(source) + (refined ? ["crf.pseudo", "crf.confidence"] : []))
-            .merging(dataKeys) { a, _ in a }
+        var own = recipe.effectiveValues(
+            ofKeys: PseudoSection.provenanceKeys(source) + (refined ? ["crf.pseudo", "crf.confidence"] : [])
+        )
+        .merging(dataKeys) { a, _ in a }
         if refined { own.merge(recipe.effectiveValues(of: ["crf"], excluding: ["crf.eval"])) { a, _ in a } }
         own["source"] = source.rawValue
         if let custom = pipeline.proposalSources[source] { own["custom.proposals"] = custom.name }
@@ -129,9 +101,9 @@ extension PipelineRun {
 
     func proposals(for source: LabelSource, dataset: VOCDataset) throws -> ProposalSource? {
         if let custom = pipeline.proposalSources[source] { return custom }
-        if source == .seplFelzenszwalb { return FelzenszwalbProposals(options: felzenszwalbOptions) }
+        if source == .seplFelzenszwalb { return FelzenszwalbProposals(options: recipe.pseudo.felzenszwalbOptions) }
         guard source == .sepl || source == .boxes, let spec = try proposalSpec else { return nil }
-        guard spec == .sam else { return try spec.source(felzenszwalb: felzenszwalbOptions) }
+        guard spec == .sam else { return try spec.source(felzenszwalb: recipe.pseudo.felzenszwalbOptions) }
         // Boxes with a SAM checkpoint prompt SAM with each box instead (Sun et al.).
         guard source == .sepl else { return nil }
         let cache = recipe.pseudo.samCache ?? layout.samMasks  // relative to the working directory, as run.dir (docs/RECIPES.md)

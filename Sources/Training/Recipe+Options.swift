@@ -97,19 +97,7 @@ extension Recipe {
 
     /// The pseudo-label rule of a source (`pseudo.source` and `pseudo.compare` values).
     public func pseudoLabelMethod(_ source: LabelSource) throws -> PseudoLabelMethod {
-        switch source {
-        case .cam, .folder: .seeds
-        case .sepl, .seplFelzenszwalb:
-            .sepl(
-                SEPLMerge(
-                    maskShare: pseudo.maskShare, regionShare: pseudo.regionShare, ignoreConflicts: pseudo.ignoreConflicts,
-                    rule: pseudo.seplRule))
-        case .boxes:
-            .boxes(
-                BoxMerge(scoreThreshold: pseudo.boxThreshold, textThreshold: pseudo.textThreshold, order: pseudo.boxOrder),
-                detections: try pseudo.detections.map(dataPath))
-        case .gt: .groundTruth
-        }
+        pseudo.method(source, detections: try pseudo.detections.map(dataPath))
     }
 
     /// A dataset file or folder named in the recipe (pseudo.seeds, pseudo.detections, pseudo.labels,

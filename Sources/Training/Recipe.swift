@@ -238,11 +238,12 @@ public struct Recipe: Sendable {
         // A YAML list of numbers arrives as [Any] of Int and Double.
         func numbers(_ value: Any) -> [Double]? {
             guard let list = value as? [Any] else { return nil }
-            let out = list.compactMap { ($0 as? Double) ?? ($0 as? Int).map(Double.init) }
+            let out = list.compactMap { ($0 as? Double).flatMap { $0.isFinite ? $0 : nil } ?? ($0 as? Int).map(Double.init) }
             return out.count == list.count ? out : nil
         }
+        // Every range is of finite numbers (YAML's .inf and .nan, or a flag's "inf", are refused).
         func number(_ test: @escaping (Double) -> Bool) -> (Any) -> Bool {
-            { ($0 as? Double).map(test) ?? ($0 as? Int).map { test(Double($0)) } ?? false }
+            { ($0 as? Double).map { $0.isFinite && test($0) } ?? ($0 as? Int).map { test(Double($0)) } ?? false }
         }
         func list(_ count: ClosedRange<Int>, _ test: @escaping (Double) -> Bool) -> (Any) -> Bool {
             { value in numbers(value).map { count.contains($0.count) && $0.allSatisfy(test) } ?? false }
@@ -278,10 +279,10 @@ public struct Recipe: Sendable {
             "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share,
             "pseudo.text_threshold": share,
             "pseudo.felzenszwalb": (
-                "scale > 0, sigma ≥ 0, minimum size ≥ 0",
+                "scale > 0, sigma ≥ 0 and a whole minimum size ≥ 0",
                 { v in
                     guard let l = numbers(v), l.count == 3 else { return false }
-                    return l[0] > 0 && l[1] >= 0 && l[2] >= 0
+                    return l[0] > 0 && l[1] >= 0 && l[2] >= 0 && l[2] == l[2].rounded()
                 }
             ),
             "model.width_divisor": atLeastOne,

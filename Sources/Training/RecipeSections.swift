@@ -45,6 +45,21 @@ extension RecipeSection {
         }
     }
 
+    /// The keys whose value lies outside the recipe's range for it (the same rules a recipe file
+    /// is checked by), each with the rule as a phrase ("a number in [0, 1]"): how a section
+    /// filled from command-line flags is validated.
+    public var violations: [(key: String, rule: String, value: String)] {
+        Self.propertyValues(of: self).compactMap { key, value in
+            guard let (rule, test) = Recipe.ranges["\(Self.name).\(key)"] else { return nil }
+            let mirror = Mirror(reflecting: value)
+            let unwrapped: Any? = mirror.displayStyle == .optional ? mirror.children.first?.value : value
+            guard let unwrapped else { return nil }
+            // Typed lists reach the rules as YAML's [Any].
+            let yaml: Any = (unwrapped as? [Double]).map { $0 as [Any] } ?? unwrapped
+            return test(yaml) ? nil : (key, rule, recipeText(unwrapped))
+        }
+    }
+
     /// "caffe or torchvision" when `key` holds a `RecipeChoice`, else nil.
     static func choices(of key: String) -> String? {
         func phrase<T: RecipeChoice>(_ value: T) -> String { T.choices }
@@ -292,6 +307,50 @@ public struct PseudoSection: RecipeSection {
         case samCheckpoint = "sam_checkpoint", samConfig = "sam_config", samCache = "sam_cache"
     }
     public typealias Keys = CodingKeys
+}
+
+extension PseudoSection {
+    /// How `source` turns seeds, proposals and boxes into labels, with this section's rule
+    /// settings; `detections` is the detection file's path as resolved by the caller.
+    public func method(_ source: LabelSource, detections: String?) -> PseudoLabelMethod {
+        switch source {
+        case .cam, .folder: .seeds
+        case .sepl, .seplFelzenszwalb:
+            .sepl(SEPLMerge(maskShare: maskShare, regionShare: regionShare, ignoreConflicts: ignoreConflicts, rule: seplRule))
+        case .boxes:
+            .boxes(
+                BoxMerge(scoreThreshold: boxThreshold, textThreshold: textThreshold, order: boxOrder), detections: detections)
+        case .gt: .groundTruth
+        }
+    }
+
+    /// The recipe keys a source's labels depend on (changing SEPL's shares must not retrain the
+    /// GT segmenter): what its provenance records.
+    public static func provenanceKeys(_ source: LabelSource) -> [String] {
+        let seeds = ["pseudo.seeds", "cam.bg_threshold"]
+        let sam = ["pseudo.felzenszwalb", "pseudo.sam_checkpoint", "pseudo.sam_config"]
+        switch source {
+        case .gt: return []
+        case .cam, .folder: return seeds
+        case .seplFelzenszwalb:
+            return seeds + [
+                "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule", "pseudo.felzenszwalb",
+            ]
+        case .sepl:
+            return seeds + [
+                "pseudo.proposals", "pseudo.mask_share", "pseudo.region_share", "pseudo.ignore_conflicts", "pseudo.sepl_rule",
+            ] + sam + SAMSection.keyNames.map { "sam.\($0)" }.sorted()
+        case .boxes:
+            return seeds + [
+                "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.text_threshold", "pseudo.box_order",
+            ] + sam
+        }
+    }
+
+    /// `felzenszwalb` as the segmenter's options (scale, sigma, minimum size).
+    public var felzenszwalbOptions: Felzenszwalb.Options {
+        .init(scale: felzenszwalb[0], sigma: felzenszwalb[1], minSize: Int(felzenszwalb[2]))
+    }
 }
 
 /// `sam:` — SAM's automatic mask generator (`pseudo.proposals: sam`), named as the official

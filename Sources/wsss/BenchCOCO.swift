@@ -97,7 +97,8 @@ extension Bench {
                 let landscape = g.next() % 3 != 0
                 let (w, h) = landscape ? (640, 427 + Int(g.next() % 54)) : (427 + Int(g.next() % 54), 640)
                 sizes.append((w, h))
-                out.emit("\(i == 0 ? "" : ","){\"license\":3,\"file_name\":\"COCO_train2014_\(String(format: "%012d", i + 1)).jpg\",")
+                out.emit(
+                    "\(i == 0 ? "" : ","){\"license\":3,\"file_name\":\"COCO_train2014_\(String(format: "%012d", i + 1)).jpg\",")
                 out.emit(
                     "\"coco_url\":\"http://images.cocodataset.org/train2014/x.jpg\",\"height\":\(h),\"width\":\(w),\"date_captured\":\"2013-11-14 16:28:13\",\"id\":\(i + 1)}"
                 )

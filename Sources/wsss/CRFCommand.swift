@@ -1,4 +1,6 @@
 import ArgumentParser
+import Pipeline
+import Training
 import Autograd
 import DenseCRF
 import Evaluation
@@ -9,32 +11,32 @@ import Imaging
 /// The CRF's flags, under deeplab-pytorch's names (configs `CRF:` section) and defaults; shared by
 /// every command that can run the CRF.
 struct CRFOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Mean-field iterations.", valueName: "n")) var iterations = 10
-    @Option(help: ArgumentHelp("Weight of the smoothness (xy Gaussian) kernel.", valueName: "w")) var posW: Float = 3
-    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels.", valueName: "px")) var posXYStd: Float = 1
-    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel.", valueName: "w")) var biW: Float = 4
-    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels.", valueName: "px")) var biXYStd: Float = 67
+    private static let defaults = CRFSection()
+    @Option(help: ArgumentHelp("Mean-field iterations.", valueName: "n")) var iterations = defaults.iterations
+    @Option(help: ArgumentHelp("Weight of the smoothness (xy Gaussian) kernel.", valueName: "w")) var posW = defaults.posW
+    @Option(help: ArgumentHelp("Spatial std of the smoothness kernel, pixels.", valueName: "px"))
+    var posXYStd = defaults.posXYStd
+    @Option(help: ArgumentHelp("Weight of the appearance (bilateral xy + RGB) kernel.", valueName: "w")) var biW = defaults.biW
+    @Option(help: ArgumentHelp("Spatial std of the appearance kernel, pixels.", valueName: "px")) var biXYStd = defaults.biXYStd
     @Option(help: ArgumentHelp("Colour std of the appearance kernel, 8-bit levels.", valueName: "levels"))
-    var biRGBStd: Float = 3
+    var biRGBStd = defaults.biRGBStd
 
+    /// Checked by the recipe's rules for the `crf:` keys (mean field converges in 5-10
+    /// iterations: pydensecrf's examples use 5, deeplab-pytorch 10).
     func validate() throws {
-        // Mean field converges in 5-10 iterations (pydensecrf's examples use 5, deeplab-pytorch 10).
-        guard iterations >= 0 && iterations <= DenseCRF.Parameters.maximumIterations else {
-            throw ValidationError("--iterations must be in 0…\(DenseCRF.Parameters.maximumIterations), got \(iterations)")
-        }
-        for (name, value) in [("--pos-w", posW), ("--bi-w", biW)] where !(value >= 0 && value.isFinite) {
-            throw ValidationError("\(name) must be a finite weight ≥ 0, got \(value)")
-        }
-        for (name, value) in [("--pos-xy-std", posXYStd), ("--bi-xy-std", biXYStd), ("--bi-rgb-std", biRGBStd)]
-        where !(value > 0 && value.isFinite) {
-            throw ValidationError("\(name) must be > 0, got \(value)")
-        }
+        try section.validateAsFlags(["pos_xy_std": "--pos-xy-std", "bi_xy_std": "--bi-xy-std", "bi_rgb_std": "--bi-rgb-std"])
+    }
+
+    /// The flags as the recipe's `crf:` section (its CRF settings; `eval`, `pseudo` and
+    /// `confidence` at their defaults).
+    var section: CRFSection {
+        var s = CRFSection()
+        (s.iterations, s.posW, s.posXYStd, s.biW, s.biXYStd, s.biRGBStd) = (iterations, posW, posXYStd, biW, biXYStd, biRGBStd)
+        return s
     }
 
     /// The library's settings.
-    var parameters: DenseCRF.Parameters {
-        .init(iterations: iterations, posW: posW, posXYStd: posXYStd, biW: biW, biXYStd: biXYStd, biRGBStd: biRGBStd)
-    }
+    var parameters: DenseCRF.Parameters { section.parameters }
 }
 
 /// `wsss crf`: refine saved class probabilities with the fully-connected CRF.

@@ -30,6 +30,9 @@ struct Pseudo: ParsableCommand {
 
     enum Source: String, ExpressibleByArgument, CaseIterable { case cam, sepl, boxes, gt, folder }
 
+    /// The `pseudo:` section's defaults: the flags' defaults are the recipe's.
+    private static let defaults = PseudoSection()
+
     @OptionGroup var data: DatasetOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -74,7 +77,7 @@ struct Pseudo: ParsableCommand {
     var detections: String?
 
     @Option(help: ArgumentHelp("CAM background threshold.", valueName: "t"))
-    var bgThreshold: Float = 0.15
+    var bgThreshold = CAMSection().bgThreshold
 
     @Option(
         help: ArgumentHelp("CAM confidence band written as 255 (ignore), e.g. 0.1,0.3. (default: none)", valueName: "low,high"))
@@ -82,19 +85,19 @@ struct Pseudo: ParsableCommand {
 
     @Option(
         help: ArgumentHelp("SEPL: select a proposal when more than this share of it lies in the class region.", valueName: "s"))
-    var maskShare: Double = 0.5
+    var maskShare = defaults.maskShare
 
     @Option(help: ArgumentHelp("SEPL: or when it covers at least this share of the class region.", valueName: "s"))
-    var regionShare: Double = 0.85
+    var regionShare = defaults.regionShare
 
     @Flag(help: "SEPL: write 255 where selected proposals of two classes overlap (order-free rule).")
-    var ignoreConflicts = false
+    var ignoreConflicts = defaults.ignoreConflicts
 
     @Option(
         help: ArgumentHelp(
             "SEPL: 'order-free' (ours: independent of class and mask order) or 'public' (cskyl/SAM_WSSS max_iou_imp2.py to the pixel: classes in id order, masks in file order, later classes overwrite; docs/PSEUDO-LABELS.md).",
             valueName: "rule"))
-    var seplRule: SEPLMerge.Rule = .orderFree
+    var seplRule = defaults.seplRule
 
     @Flag(help: "Refine the pseudo-labels with the fully-connected CRF (docs/CRF.md; settings below); ignore pixels stay 255.")
     var crf = false
@@ -102,27 +105,27 @@ struct Pseudo: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "With --crf: the probability given to a pixel's label (pydensecrf's unary_from_labels gt_prob).", valueName: "p"))
-    var crfConfidence: Float = 0.7
+    var crfConfidence = CRFSection().confidence
 
     @OptionGroup(title: "CRF (with --crf)") var crfOptions: CRFOptions
 
     @Option(help: ArgumentHelp("Boxes: keep detections scoring above this (Grounded-SAM's box_threshold).", valueName: "s"))
-    var boxThreshold: Double = 0.3
+    var boxThreshold = defaults.boxThreshold
 
     @Option(
         help: ArgumentHelp(
             "Boxes: and whose text_score, where the file gives one, is above this (Grounded-SAM's text_threshold).",
             valueName: "s"))
-    var textThreshold: Double = 0.25
+    var textThreshold = defaults.textThreshold
 
     @Option(
         help: ArgumentHelp(
             "Boxes: paint masks in 'detection' order, later over earlier (Sun et al.), or by ascending 'score' (the most confident wins).",
             valueName: "order"))
-    var boxOrder: BoxMerge.PaintOrder = .detection
+    var boxOrder = defaults.boxOrder
 
     @Option(help: ArgumentHelp("Felzenszwalb scale, sigma and minimum size.", valueName: "scale,sigma,min"))
-    var felzenszwalb: String = "100,0.8,20"
+    var felzenszwalb = defaults.felzenszwalb.map { $0.formatted() }.joined(separator: ",")
 
     @Flag(help: "Print one JSON object (as `wsss score --json`) instead of the table.")
     var json = false
@@ -145,21 +148,48 @@ struct Pseudo: ParsableCommand {
             valueName: "n"))
     var visualize: Int = 0
 
-    /// Shares and thresholds outside their range (or NaN) would run and give wrong labels silently.
+    /// The flags as the recipe's `pseudo:` section, the stage's one options type (`--source sepl
+    /// --proposals felzenszwalb` is the recipe's `sepl-felzenszwalb`).
+    var options: PseudoSection {
+        get throws {
+            var o = PseudoSection()
+            o.source =
+                switch source {
+                case .cam: .cam
+                case .sepl: proposals == "felzenszwalb" ? .seplFelzenszwalb : .sepl
+                case .boxes: .boxes
+                case .gt: .gt
+                case .folder: .folder
+                }
+            (o.proposals, o.seeds, o.detections) = (proposals, seeds, detections)
+            (o.maskShare, o.regionShare, o.ignoreConflicts, o.seplRule) = (maskShare, regionShare, ignoreConflicts, seplRule)
+            (o.boxThreshold, o.textThreshold, o.boxOrder) = (boxThreshold, textThreshold, boxOrder)
+            o.felzenszwalb = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
+            (o.samCheckpoint, o.samConfig, o.samCache) = (samCheckpoint, samConfig, samCache)
+            return o
+        }
+    }
+
+    /// The other sections the stage reads: `cam.bg_threshold` and the CRF's.
+    var camOptions: CAMSection {
+        var cam = CAMSection()
+        cam.bgThreshold = bgThreshold
+        return cam
+    }
+
+    var crfSection: CRFSection {
+        var section = crfOptions.section
+        (section.pseudo, section.confidence) = (crf, crfConfidence)
+        return section
+    }
+
+    /// Checked by the recipe's rules for the same keys (a share outside [0, 1] or NaN would run
+    /// and give wrong labels silently).
     func validate() throws {
-        func share(_ value: Double, _ option: String) throws {
-            guard value >= 0 && value <= 1 else { throw ValidationError("\(option) must be in [0, 1], got \(value)") }
-        }
-        try share(Double(bgThreshold), "--bg-threshold")
-        try share(maskShare, "--mask-share")
-        try share(regionShare, "--region-share")
-        guard boxThreshold.isFinite else { throw ValidationError("--box-threshold must be a number, got \(boxThreshold)") }
-        guard textThreshold.isFinite else { throw ValidationError("--text-threshold must be a number, got \(textThreshold)") }
+        try options.validateAsFlags()
+        try camOptions.validateAsFlags()
+        try crfSection.validateAsFlags(["confidence": "--crf-confidence"])
         guard visualize >= 0 else { throw ValidationError("--visualize must be 0 or more, got \(visualize)") }
-        let f = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
-        guard f[0] > 0 && f[1] >= 0 && f[2] >= 0 && f[2] == f[2].rounded() else {
-            throw ValidationError("--felzenszwalb needs scale > 0, sigma ≥ 0 and a whole minimum size ≥ 0, got '\(felzenszwalb)'")
-        }
         if let ignoreBand {
             let band = try parseNumbers(ignoreBand, option: "--ignore-band (low,high)", count: 2...2)
             guard band[0] >= 0 && band[0] <= band[1] && band[1] <= 1 else {
@@ -208,9 +238,7 @@ struct Pseudo: ParsableCommand {
                 boxPrompter = SAMBoxPrompter(model: model, name: "sam:" + samCheckpoint)
             }
         } else if let proposals {
-            let f = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
-            proposalSource = try PseudoLabelStage.proposalSource(
-                proposals, felzenszwalb: .init(scale: f[0], sigma: f[1], minSize: Int(f[2])))
+            proposalSource = try PseudoLabelStage.proposalSource(proposals, felzenszwalb: try options.felzenszwalbOptions)
         }
         let labeler = try PseudoLabeler(
             method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter,
@@ -227,43 +255,32 @@ struct Pseudo: ParsableCommand {
         }
         var stage = PseudoLabelStage(labeler: labeler, outDirectory: out, visualize: visualize)
         if crf {
-            guard crfConfidence > 0 && crfConfidence < 1 else {
-                throw ValidationError("--crf-confidence must be in (0, 1), got \(crfConfidence)")
-            }
             stage.refine = PseudoLabelStage.crfRefinement(
-                crfOptions.parameters, classes: dataset.classes.count, confidence: crfConfidence)
+                crfOptions.parameters, classes: dataset.classes.count, confidence: Float(crfConfidence))
         }
         let result = try Self.run(stage, on: dataset, label: source.rawValue, communicator: communicator)
         // The folder says what made it (`wsss train --labels` names it; the pipeline's folders do the same).
-        if communicator.isWriter { try Provenance(record(split: dataset.split)).write(out + "/provenance.json") }
+        if communicator.isWriter { try Provenance(try record(split: dataset.split)).write(out + "/provenance.json") }
         return result
     }
 
-    /// What made the labels, by option name (paths as given).
-    func record(split: String) -> [String: String] {
-        var values: [String: String] = [
-            "source": source.rawValue, "made_by": "wsss pseudo", "data.root": data.root, "data.split": split,
-            "bg_threshold": "\(bgThreshold)", "crf": "\(crf)",
-        ]
-        let optional: [String: String?] = [
-            "cams": cams, "seeds": seeds, "proposals": proposals, "sam_checkpoint": samCheckpoint, "sam_config": samConfig,
-            "detections": detections, "ignore_band": ignoreBand,
-        ]
-        for (key, value) in optional { if let value { values[key] = value } }
-        switch source {
-        case .sepl:
-            values.merge([
-                "mask_share": "\(maskShare)", "region_share": "\(regionShare)", "ignore_conflicts": "\(ignoreConflicts)",
-                "sepl_rule": seplRule.rawValue,
-            ]) { a, _ in a }
-            if proposals == "felzenszwalb" { values["felzenszwalb"] = felzenszwalb }
-        case .boxes:
-            values.merge([
-                "box_threshold": "\(boxThreshold)", "text_threshold": "\(textThreshold)", "box_order": boxOrder.rawValue,
-            ]) { a, _ in a }
-        case .cam, .gt, .folder: break
+    /// What made the labels: the recipe keys the source depends on (as the pipeline records
+    /// them; paths as given), the split, and the command.
+    func record(split: String) throws -> [String: String] {
+        let options = try self.options
+        var all = options.textValues.merging(camOptions.textValues) { a, _ in a }
+        if options.proposals == "sam" { all.merge(samGenerator.section.textValues) { a, _ in a } }
+        var keys = PseudoSection.provenanceKeys(options.source)
+        if options.seeds == nil { keys.removeAll { $0 == "pseudo.seeds" } }
+        if crf && options.source != .gt {
+            all.merge(crfSection.textValues) { a, _ in a }
+            keys += CRFSection.keyNames.filter { $0 != "eval" }.map { "crf.\($0)" }
         }
-        if crf { values["crf_confidence"] = "\(crfConfidence)" }
+        var values = all.filter { keys.contains($0.key) && $0.value != "null" }
+        values.merge([
+            "source": source.rawValue, "made_by": "wsss pseudo", "data.root": data.root, "data.split": split,
+        ]) { a, _ in a }
+        for (key, value) in ["cams": cams, "ignore_band": ignoreBand] { if let value { values[key] = value } }
         return values
     }
 
@@ -296,18 +313,7 @@ struct Pseudo: ParsableCommand {
         return sam.source
     }
 
-    func method() throws -> PseudoLabelMethod {
-        switch source {
-        case .cam, .folder: return .seeds
-        case .sepl:
-            return .sepl(
-                SEPLMerge(maskShare: maskShare, regionShare: regionShare, ignoreConflicts: ignoreConflicts, rule: seplRule))
-        case .boxes:
-            return .boxes(
-                BoxMerge(scoreThreshold: boxThreshold, textThreshold: textThreshold, order: boxOrder), detections: detections)
-        case .gt: return .groundTruth
-        }
-    }
+    func method() throws -> PseudoLabelMethod { try options.method(options.source, detections: detections) }
 
     func seedSource() throws -> SeedSource? {
         if cams != nil && seeds != nil { throw ValidationError("give --cams or --seeds, not both") }
@@ -322,7 +328,7 @@ struct Pseudo: ParsableCommand {
             }
             band = parts[0]...parts[1]
         }
-        return .cams(path: cams, threshold: CAMThreshold(background: bgThreshold, ignoreBand: band))
+        return .cams(path: cams, threshold: CAMThreshold(background: Float(bgThreshold), ignoreBand: band))
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Training
 import Autograd
 import Datasets
 import Distributed
@@ -9,40 +10,37 @@ import SegmentAnything
 /// The automatic mask generator's settings, named as the official `SamAutomaticMaskGenerator`
 /// keyword arguments (and `scripts/amg.py` flags), with the official defaults.
 struct SAMGeneratorOptions: ParsableArguments {
+    private static let defaults = SAMSection()
     @Option(help: ArgumentHelp("Points sampled along each side of the image (the grid is N x N).", valueName: "n"))
-    var pointsPerSide = 32
+    var pointsPerSide = defaults.pointsPerSide
     @Option(help: ArgumentHelp("Point prompts run through the decoder at once (memory, not results).", valueName: "n"))
-    var pointsPerBatch = 64
+    var pointsPerBatch = defaults.pointsPerBatch
     // .unconditional: a negative value ("--pred-iou-thresh -1") is read as the value, not as an option.
     @Option(parsing: .unconditional, help: ArgumentHelp("Keep masks whose predicted IoU is above this.", valueName: "t"))
-    var predIouThresh = 0.88
+    var predIouThresh = defaults.predIoUThresh
     @Option(parsing: .unconditional, help: ArgumentHelp("Keep masks whose stability score is above this.", valueName: "t"))
-    var stabilityScoreThresh = 0.95
+    var stabilityScoreThresh = defaults.stabilityScoreThresh
     @Option(help: ArgumentHelp("Logit offset for the stability score's two thresholds.", valueName: "x"))
-    var stabilityScoreOffset = 1.0
+    var stabilityScoreOffset = defaults.stabilityScoreOffset
     @Option(help: ArgumentHelp("Box IoU above which box NMS drops the weaker mask of a crop.", valueName: "t"))
-    var boxNmsThresh = 0.7
+    var boxNmsThresh = defaults.boxNMSThresh
     @Option(help: ArgumentHelp("Crop layers (layer i has 2^i x 2^i overlapping crops).", valueName: "n"))
-    var cropNLayers = 0
+    var cropNLayers = defaults.cropNLayers
     @Option(help: ArgumentHelp("Box IoU for NMS between masks of different crops.", valueName: "t"))
-    var cropNmsThresh = 0.7
+    var cropNmsThresh = defaults.cropNMSThresh
     @Option(help: ArgumentHelp("Overlap of neighbouring crops, as a share of the crop side.", valueName: "r"))
-    var cropOverlapRatio = 512.0 / 1500.0
+    var cropOverlapRatio = defaults.cropOverlapRatio
     @Option(help: ArgumentHelp("Layer i samples points-per-side / factor^i points per side.", valueName: "n"))
-    var cropNPointsDownscaleFactor = 1
+    var cropNPointsDownscaleFactor = defaults.cropNPointsDownscaleFactor
     @Option(help: ArgumentHelp("Remove holes and islands smaller than this many pixels (0: off).", valueName: "px"))
-    var minMaskRegionArea = 0
+    var minMaskRegionArea = defaults.minMaskRegionArea
 
-    /// Score thresholds above 1 would drop every mask (IoUs are at most 1), silently.
-    func validate() throws {
-        for (option, value) in [("--pred-iou-thresh", predIouThresh), ("--stability-score-thresh", stabilityScoreThresh)]
-        where value > 1 {
-            throw ValidationError("\(option) must be at most 1 (an IoU; above it every mask is dropped), got \(value)")
-        }
-    }
+    /// Checked by the recipe's rules for the `sam:` keys (a threshold above 1 would drop every mask).
+    func validate() throws { try section.validateAsFlags() }
 
-    var options: AutomaticMaskGeneratorOptions {
-        var o = AutomaticMaskGeneratorOptions()
+    /// The flags as the recipe's `sam:` section, the one options type of the generator.
+    var section: SAMSection {
+        var o = SAMSection()
         o.pointsPerSide = pointsPerSide
         o.pointsPerBatch = pointsPerBatch
         o.predIoUThresh = predIouThresh
@@ -56,6 +54,8 @@ struct SAMGeneratorOptions: ParsableArguments {
         o.minMaskRegionArea = minMaskRegionArea
         return o
     }
+
+    var options: AutomaticMaskGeneratorOptions { section.generatorOptions }
 }
 
 extension SAMCommand {

@@ -153,3 +153,13 @@ func checkOutput(_ path: String, option: String, overwrite: Bool, inputs: [Strin
         throw CommandFailure("\(option) \(path) exists; pass --overwrite to replace it, or choose another file")
     }
 }
+
+extension RecipeSection {
+    /// A section filled from flags, checked by the recipe's own rules: the first key out of its
+    /// range as a usage error naming its flag (`mask_share` → `--mask-share`, or as `flags` maps it).
+    func validateAsFlags(_ flags: [String: String] = [:]) throws {
+        guard let (key, rule, value) = violations.first else { return }
+        let flag = flags[key] ?? "--" + key.replacingOccurrences(of: "_", with: "-")
+        throw ValidationError("\(flag) must be \(rule), got \(value)")
+    }
+}

@@ -151,7 +151,9 @@ import Testing
         let made = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/sepl/provenance.json")))
                 as? [String: String])
-        #expect(made["source"] == "sepl" && made["proposals"] == "sam" && made["made_by"] == "wsss pseudo")
+        #expect(made["source"] == "sepl" && made["pseudo.proposals"] == "sam" && made["made_by"] == "wsss pseudo")
+        // Under the recipe's key names, the generator's settings included (a changed one is seen).
+        #expect(made["sam.points_per_side"] == "5" && made["pseudo.mask_share"] == "0.5")
         // Boxes from the seeds' components, each prompted into SAM.
         try Pseudo.parse(
             [
