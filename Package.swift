@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // WSSS: weakly-supervised semantic segmentation in Swift. Layers (imports point down only):
 //   wsss (CLI) -> Pipeline and everything below;  WSSS (umbrella, re-exports) -> every library target;
-//   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  Training -> Layers, Datasets,
+//   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  GroundingDINO -> SegmentAnything (weights), Layers;  Training -> Layers, Datasets,
 //   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
 //   Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
 //   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);
@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
         .library(name: "Pickle", targets: ["Pickle"]),
         .library(name: "SegmentAnything", targets: ["SegmentAnything"]),
+        .library(name: "GroundingDINO", targets: ["GroundingDINO"]),
         .library(name: "Reporting", targets: ["Reporting"]),
         .library(name: "DenseCRF", targets: ["DenseCRF"]),
         .library(name: "Distributed", targets: ["Distributed"]),
@@ -75,6 +76,9 @@ let package = Package(
                 "Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // Grounding DINO on our tensor layer (mirrors groundingdino/models): text prompts to boxes,
+        // with BERT's WordPiece tokenizer; weights read through SegmentAnything's StateDictReader.
+        .target(name: "GroundingDINO", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "SegmentAnything"]),
         // Fully-connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice; Autograd for parallelFor.
         .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
@@ -98,13 +102,14 @@ let package = Package(
             dependencies: [
                 "Autograd", "Checkpoints", "DenseCRF", "Datasets", "Distributed", "Evaluation", "HDF5", "Imaging", "Layers",
                 "Pickle", "Pipeline", "PseudoLabels",
-                "Reporting", "SegmentAnything", "TorchCheckpoint", "Training",
+                "Reporting", "SegmentAnything", "GroundingDINO", "TorchCheckpoint", "Training",
             ]),
         .executableTarget(
             name: "wsss",
             dependencies: [
                 "Autograd", "HDF5", "Imaging", "Datasets", "Evaluation", "Layers", "Checkpoints",
-                "PseudoLabels", "Training", "SegmentAnything", "TorchCheckpoint", "Pipeline", "DenseCRF", "Distributed",
+                "PseudoLabels", "Training", "SegmentAnything", "GroundingDINO", "TorchCheckpoint", "Pipeline", "DenseCRF",
+                "Distributed",
                 "Reporting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -128,6 +133,7 @@ let package = Package(
             dependencies: [
                 "SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels", "Pipeline",
             ]),
+        .testTarget(name: "GroundingDINOTests", dependencies: ["GroundingDINO", "TorchCheckpoint", "Autograd", "HDF5", "Layers"]),
         .testTarget(
             name: "PipelineTests", dependencies: ["Pipeline", "Training", "Datasets", "PseudoLabels", "Checkpoints", "Imaging"]),
         .testTarget(

@@ -6,6 +6,7 @@
 @_exported import Checkpoints
 @_exported import Datasets
 @_exported import DenseCRF
+@_exported import GroundingDINO
 @_exported import Distributed
 @_exported import Evaluation
 @_exported import HDF5
