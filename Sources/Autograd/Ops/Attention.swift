@@ -176,8 +176,9 @@ extension Tensor {
         return RelativePositionBias(height: height, width: width, querySize: querySize, keySize: keySize)
     }
 
-    /// Rows `indices` of a matrix [R, C] → [indices.count, C]; backward scatter-adds.
-    func gatheringRows(_ indices: [Int]) -> Tensor {
+    /// Rows `indices` of a matrix [R, C] → [indices.count, C] (an embedding lookup, a
+    /// relative-position table read per pair); backward scatter-adds, repeated rows adding up.
+    public func gatheringRows(_ indices: [Int]) -> Tensor {
         precondition(
             rank == 2 && indices.allSatisfy { $0 >= 0 && $0 < shape[0] }, "gatheringRows: index out of range for \(shape)")
         let columns = shape[1]
