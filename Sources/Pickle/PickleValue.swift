@@ -25,6 +25,10 @@ package enum TorchGlobal: Equatable {
     case numpyScalar
     /// _codecs.encode(text, 'latin1'): how protocol 2 spells a bytes object.
     case codecsEncode
+    /// A plain record class that training checkpoints keep beside the weights (`argparse.Namespace`,
+    /// the `args` of DETR-family checkpoints such as Grounding DINO's): only ever instantiated by
+    /// NEWOBJ into an inert `.record` whose state is dropped; never resolved, never called.
+    case recordClass(String)
 
     /// Looks up `module.name`; nil for anything not on the list. numpy's names are allowed only
     /// with `numpy` (a `.npy` object array), never in torch checkpoints.
@@ -42,6 +46,7 @@ package enum TorchGlobal: Equatable {
             }
         }
         switch (module, name) {
+        case ("argparse", "Namespace"): self = .recordClass("argparse.Namespace")
         case ("collections", "OrderedDict"): self = .orderedDict
         case ("torch._utils", "_rebuild_tensor_v2"): self = .rebuildTensorV2
         case ("torch._utils", "_rebuild_tensor"): self = .rebuildTensor
@@ -81,6 +86,8 @@ package enum PickleValue: Equatable {
     case ndarray(Int)
     /// A numpy dtype (`PickleGraph.dtypes`).
     case dtype(Int)
+    /// An instance of a `TorchGlobal.recordClass`, by class name: its contents are not kept.
+    case record(String)
 
     /// What the value is, for error messages.
     package var kind: String {
@@ -99,6 +106,7 @@ package enum PickleValue: Equatable {
         case .tensor: "tensor"
         case .ndarray: "numpy array"
         case .dtype: "numpy dtype"
+        case .record(let name): "\(name) record"
         }
     }
 }

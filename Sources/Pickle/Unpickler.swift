@@ -5,7 +5,8 @@ import Foundation
 /// calling anything. Python's own opcode semantics are followed (Lib/pickle.py, `_Unpickler`).
 ///
 /// Refused: globals not in `TorchGlobal` (`.forbiddenGlobal`, as soon as they are named), opcodes
-/// not implemented (`.unsupportedOpcode`: INST, OBJ, NEWOBJ, EXT*, PERSID, text opcodes ...), and
+/// not implemented (`.unsupportedOpcode`: INST, OBJ, EXT*, PERSID, text opcodes ...; NEWOBJ only
+/// for the inert record classes), and
 /// any malformed or truncated stream (`.corrupt`). Nothing is executed: there is nothing to run.
 package struct Unpickler {
     package let path: String
@@ -56,7 +57,7 @@ package struct Unpickler {
         static let proto: UInt8 = 0x80, tuple1: UInt8 = 0x85, tuple2: UInt8 = 0x86, tuple3: UInt8 = 0x87
         static let newtrue: UInt8 = 0x88, newfalse: UInt8 = 0x89, long1: UInt8 = 0x8a, long4: UInt8 = 0x8b
         static let shortBinunicode: UInt8 = 0x8c, binunicode8: UInt8 = 0x8d, binbytes8: UInt8 = 0x8e
-        static let stackGlobal: UInt8 = 0x93, memoize: UInt8 = 0x94, frame: UInt8 = 0x95
+        static let stackGlobal: UInt8 = 0x93, memoize: UInt8 = 0x94, frame: UInt8 = 0x95, newobj: UInt8 = 0x81
     }
 
     private mutating func execute(_ opcode: UInt8, at start: Int) throws {
@@ -163,6 +164,14 @@ package struct Unpickler {
         case Op.reduce:
             let arguments = try pop(start, "REDUCE"), callable = try pop(start, "REDUCE")
             stack.append(try reduce(callable, arguments, at: start))
+        case Op.newobj:
+            // cls.__new__(cls, *args) in Python; here only a record class, made into an inert record.
+            _ = try pop(start, "NEWOBJ")
+            let cls = try pop(start, "NEWOBJ")
+            guard case .global(.recordClass(let name)) = cls else {
+                throw TorchCheckpointError.unsupportedOpcode(path: path, opcode: opcode, offset: start)
+            }
+            stack.append(.record(name))
         case Op.build:
             // BUILD would call __setstate__ or update __dict__: OrderedDict's state is the state
             // dict's `_metadata` attribute and a parameter's is its Python attributes. Neither is
@@ -170,7 +179,7 @@ package struct Unpickler {
             let state = try pop(start, "BUILD")
             let target = try top(start, "BUILD")
             switch target {
-            case .dict, .tensor: break
+            case .dict, .tensor, .record: break
             case .ndarray(let index): try buildArray(index, state: state, at: start)
             case .dtype(let index): try buildDType(index, state: state, at: start)
             default: throw corrupt("BUILD at byte \(start) sets the state of a \(target.kind) (from a \(state.kind))")
@@ -257,6 +266,9 @@ package struct Unpickler {
             return newBlob(blob)
         case .numpyNDArray:
             throw unsupported("the pickle calls numpy.ndarray at byte \(start); only _reconstruct may")
+        case .recordClass(let name):
+            // Calling a class runs its code in Python: refused by name, as any other global would be.
+            throw TorchCheckpointError.forbiddenGlobal(path: path, name: name)
         }
     }
 

@@ -35,6 +35,26 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: PthFixtures.marker), "a payload ran")
     }
 
+    /// The training arguments DETR-family checkpoints keep beside the weights (`'args':
+    /// argparse.Namespace(...)`, pickled as GLOBAL, NEWOBJ, BUILD) read as an inert record; calling
+    /// the class (REDUCE) is refused by name.
+    @Test func argparseNamespaceIsAnInertRecord() throws {
+        // {'args': Namespace(lr=1)} at protocol 2: } ( X'args' c argparse Namespace ) 0x81 } X'lr' K1 s b s .
+        var bytes: [UInt8] = [0x80, 2, UInt8(ascii: "}"), UInt8(ascii: "("), UInt8(ascii: "X"), 4, 0, 0, 0]
+        bytes += Array("args".utf8) + Array("cargparse\nNamespace\n".utf8)
+        bytes += [UInt8(ascii: ")"), 0x81, UInt8(ascii: "}"), UInt8(ascii: "X"), 2, 0, 0, 0] + Array("lr".utf8)
+        bytes += [UInt8(ascii: "K"), 1, UInt8(ascii: "s"), UInt8(ascii: "b"), UInt8(ascii: "u"), UInt8(ascii: ".")]
+        let (root, graph) = try load(bytes)
+        guard case .dict(let index) = root else {
+            Issue.record("root is \(root.kind)")
+            return
+        }
+        #expect(graph.dicts[index].values == [.record("argparse.Namespace")])
+        // REDUCE on the class would run it.
+        let call = [0x80, 2] + Array("cargparse\nNamespace\n".utf8) + [UInt8(ascii: ")"), UInt8(ascii: "R"), UInt8(ascii: ".")]
+        expectError(.forbiddenGlobal(path: "t.pkl", name: "argparse.Namespace")) { try load(call) }
+    }
+
     @Test func aPickleCutShortIsCorrupt() {
         let path = PthFixtures.path("pickle_truncated.pth")
         expectFailure(naming: path, "corrupt", "pickle") { try TorchCheckpoint(path: path) }

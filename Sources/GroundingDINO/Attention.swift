@@ -1,0 +1,153 @@
+import Autograd
+import Layers
+
+// The attention modules of Grounding DINO's transformer: torch.nn.MultiheadAttention, the
+// multi-scale deformable attention (ms_deform_attn.py) and the bi-directional image↔text
+// attention of the feature enhancer (fuse_modules.py). Batch-first tensors throughout.
+
+/// torch.nn.MultiheadAttention: `in_proj_weight` [3d, d] (q; k; v), `in_proj_bias` [3d],
+/// `out_proj.*`.
+public final class TorchMultiheadAttention: Module {
+    public let inProjWeight: Tensor
+    public let inProjBias: Tensor
+    public let outProj: Linear
+    public let heads: Int
+
+    public init(dim: Int, heads: Int) {
+        inProjWeight = Tensor.parameter(uninitialized: [3 * dim, dim])
+        inProjBias = Tensor.parameter(uninitialized: [3 * dim])
+        outProj = Linear(inputFeatures: dim, outputFeatures: dim)
+        self.heads = heads
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("in_proj_weight", inProjWeight), ("in_proj_bias", inProjBias)] }
+    public var namedChildren: [(String, Module)] { [("out_proj", outProj)] }
+
+    /// query [B, L, d], key and value [B, S, d] → [B, L, d]; `bias` broadcasts against
+    /// [B, heads, L, S] (−∞ where attention is not allowed).
+    public func callAsFunction(query: Tensor, key: Tensor, value: Tensor, bias: Tensor? = nil) -> Tensor {
+        let d = inProjWeight.shape[1]
+        func project(_ x: Tensor, _ k: Int) -> Tensor {
+            Tensor.linear(
+                x, weight: inProjWeight.slice(alongAxis: 0, (k * d)..<((k + 1) * d)),
+                bias: inProjBias.slice(alongAxis: 0, (k * d)..<((k + 1) * d)))
+        }
+        let out = MultiHead.attention(
+            query: project(query, 0), key: project(key, 1), value: project(value, 2), heads: heads, bias: bias)
+        return outProj(out)
+    }
+}
+
+/// Multi-scale deformable attention (`MultiScaleDeformableAttention`): per head, level and point
+/// a learned offset around the reference point and a weight (softmax over levels × points), the
+/// value maps sampled bilinearly there. Keys `sampling_offsets.*`, `attention_weights.*`,
+/// `value_proj.*`, `output_proj.*`.
+public final class DeformableAttention: Module {
+    public let samplingOffsets: Linear
+    public let attentionWeights: Linear
+    public let valueProj: Linear
+    public let outputProj: Linear
+    public let heads: Int, levels: Int, points: Int
+
+    public init(dim: Int, heads: Int, levels: Int, points: Int) {
+        samplingOffsets = Linear(inputFeatures: dim, outputFeatures: heads * levels * points * 2)
+        attentionWeights = Linear(inputFeatures: dim, outputFeatures: heads * levels * points)
+        valueProj = Linear(inputFeatures: dim, outputFeatures: dim)
+        outputProj = Linear(inputFeatures: dim, outputFeatures: dim)
+        (self.heads, self.levels, self.points) = (heads, levels, points)
+    }
+
+    public var namedChildren: [(String, Module)] {
+        [
+            ("sampling_offsets", samplingOffsets), ("attention_weights", attentionWeights), ("value_proj", valueProj),
+            ("output_proj", outputProj),
+        ]
+    }
+
+    /// - Parameters:
+    ///   - query: [B, Q, d].
+    ///   - value: [B, S, d], the levels' pixels concatenated.
+    ///   - reference: [B, Q, L, 2] points (x, y) or [B, Q, L, 4] boxes (cx, cy, w, h), in [0, 1].
+    ///   - shapes: each level's (height, width).
+    /// - Returns: [B, Q, d].
+    public func callAsFunction(
+        query: Tensor, value: Tensor, reference: Tensor, shapes: [(height: Int, width: Int)]
+    ) -> Tensor {
+        let (b, q, d) = (query.shape[0], query.shape[1], query.shape[2])
+        let s = value.shape[1]
+        let v = valueProj(value).reshaped(to: [b, s, heads, d / heads])
+        let offsets = samplingOffsets(query).reshaped(to: [b, q, heads, levels, points, 2])
+        let weights = attentionWeights(query).reshaped(to: [b, q, heads, levels * points]).softmax(alongAxis: 3)
+            .reshaped(to: [b, q, heads, levels, points])
+        let locations: Tensor
+        if reference.shape[3] == 2 {
+            let normalizer = Tensor(
+                shape: [1, 1, 1, levels, 1, 2], values: shapes.flatMap { [Float($0.width), Float($0.height)] })
+            locations = reference.reshaped(to: [b, q, 1, levels, 1, 2]) + offsets / normalizer
+        } else {
+            let centre = reference.slice(alongAxis: 3, 0..<2).reshaped(to: [b, q, 1, levels, 1, 2])
+            let size = reference.slice(alongAxis: 3, 2..<4).reshaped(to: [b, q, 1, levels, 1, 2])
+            locations = centre + offsets / Float(points) * size * 0.5
+        }
+        let out = Tensor.multiScaleDeformableAttention(value: v, levels: shapes, locations: locations, weights: weights)
+        return outputProj(out)
+    }
+}
+
+/// The image↔text fusion of the feature enhancer (`BiAttentionBlock`): both sides normalised,
+/// attended to each other (`BiMultiHeadAttention`), and added back scaled by learned layer scales.
+/// Keys `gamma_v`, `gamma_l`, `layer_norm_v.*`, `layer_norm_l.*`, `attn.{v,l,values_v,values_l,out_v,out_l}_proj.*`.
+public final class BiAttentionBlock: Module {
+    public let layerNormV: LayerNorm
+    public let layerNormL: LayerNorm
+    public let vProj, lProj, valuesVProj, valuesLProj, outVProj, outLProj: Linear
+    public let gammaV: Tensor
+    public let gammaL: Tensor
+    public let heads: Int
+
+    public init(imageDim: Int, textDim: Int, embedDim: Int, heads: Int) {
+        layerNormV = LayerNorm(imageDim)
+        layerNormL = LayerNorm(textDim)
+        vProj = Linear(inputFeatures: imageDim, outputFeatures: embedDim)
+        lProj = Linear(inputFeatures: textDim, outputFeatures: embedDim)
+        valuesVProj = Linear(inputFeatures: imageDim, outputFeatures: embedDim)
+        valuesLProj = Linear(inputFeatures: textDim, outputFeatures: embedDim)
+        outVProj = Linear(inputFeatures: embedDim, outputFeatures: imageDim)
+        outLProj = Linear(inputFeatures: embedDim, outputFeatures: textDim)
+        gammaV = Tensor.parameter(uninitialized: [imageDim])
+        gammaL = Tensor.parameter(uninitialized: [textDim])
+        self.heads = heads
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("gamma_v", gammaV), ("gamma_l", gammaL)] }
+    public var namedChildren: [(String, Module)] {
+        [
+            ("layer_norm_v", layerNormV), ("layer_norm_l", layerNormL), ("attn.v_proj", vProj), ("attn.l_proj", lProj),
+            ("attn.values_v_proj", valuesVProj), ("attn.values_l_proj", valuesLProj), ("attn.out_v_proj", outVProj),
+            ("attn.out_l_proj", outLProj),
+        ]
+    }
+
+    /// Image tokens v [B, N, dv] and text tokens l [B, T, dl] (no padding on either side) → both updated.
+    public func callAsFunction(v image: Tensor, l text: Tensor) -> (v: Tensor, l: Tensor) {
+        let v = layerNormV(image), l = layerNormL(text)
+        let (b, n, t) = (v.shape[0], v.shape[1], l.shape[1])
+        let embed = vProj.weight.shape[0], hd = embed / heads
+        func split(_ x: Tensor, _ count: Int) -> Tensor {
+            x.reshaped(to: [b, count, heads, hd]).permuted([0, 2, 1, 3]).reshaped(to: [b * heads, count, hd])
+        }
+        func merge(_ x: Tensor, _ count: Int) -> Tensor {
+            x.reshaped(to: [b, heads, count, hd]).permuted([0, 2, 1, 3]).reshaped(to: [b, count, embed])
+        }
+        let query = split(vProj(v) * Float(1 / Double(hd).squareRoot()), n)
+        var scores = Tensor.matmul(query, split(lProj(l), t), transposeB: true)  // [B·heads, N, T]
+        // One maximum over the whole tensor, then both clamps, as the reference (stable_softmax_2d).
+        scores = (scores - scores.max()).clamped(min: -50000).clamped(max: 50000)
+        let transposed = scores.transposedLastTwo()
+        let textScores = (transposed - transposed.max(alongAxis: 2, keepingDims: true)).clamped(min: -50000)
+            .clamped(max: 50000)
+        let outV = Tensor.matmul(scores.softmax(alongAxis: 2), split(valuesLProj(l), t))
+        let outL = Tensor.matmul(textScores.softmax(alongAxis: 2), split(valuesVProj(v), n))
+        return (v + gammaV * outVProj(merge(outV, n)), l + gammaL * outLProj(merge(outL, t)))
+    }
+}
