@@ -128,8 +128,11 @@ public final class BiAttentionBlock: Module {
         ]
     }
 
-    /// Image tokens v [B, N, dv] and text tokens l [B, T, dl] (no padding on either side) → both updated.
-    public func callAsFunction(v image: Tensor, l text: Tensor) -> (v: Tensor, l: Tensor) {
+    /// Image tokens v [B, N, dv] and text tokens l [B, T, dl] → both updated. `imagePadding`
+    /// [B·N] and `textPadding` [B·T] mark padding tokens (true), which the other side does not attend to.
+    public func callAsFunction(v image: Tensor, l text: Tensor, imagePadding: [Bool]? = nil, textPadding: [Bool]? = nil)
+        -> (v: Tensor, l: Tensor)
+    {
         let v = layerNormV(image), l = layerNormL(text)
         let (b, n, t) = (v.shape[0], v.shape[1], l.shape[1])
         let embed = vProj.weight.shape[0], hd = embed / heads
@@ -139,6 +142,12 @@ public final class BiAttentionBlock: Module {
         func merge(_ x: Tensor, _ count: Int) -> Tensor {
             x.reshaped(to: [b, heads, count, hd]).permuted([0, 2, 1, 3]).reshaped(to: [b, count, embed])
         }
+        /// Scores [B·heads, rows, columns] with −∞ in the padded columns of each batch.
+        func masked(_ scores: Tensor, _ padding: [Bool]?, rows: Int, columns: Int) -> Tensor {
+            guard let padding, padding.contains(true) else { return scores }
+            let bias = Tensor(shape: [b, 1, 1, columns], values: padding.map { $0 ? -.infinity : 0 })
+            return (scores.reshaped(to: [b, heads, rows, columns]) + bias).reshaped(to: [b * heads, rows, columns])
+        }
         let query = split(vProj(v) * Float(1 / Double(hd).squareRoot()), n)
         var scores = Tensor.matmul(query, split(lProj(l), t), transposeB: true)  // [B·heads, N, T]
         // One maximum over the whole tensor, then both clamps, as the reference (stable_softmax_2d).
@@ -146,8 +155,9 @@ public final class BiAttentionBlock: Module {
         let transposed = scores.transposedLastTwo()
         let textScores = (transposed - transposed.max(alongAxis: 2, keepingDims: true)).clamped(min: -50000)
             .clamped(max: 50000)
-        let outV = Tensor.matmul(scores.softmax(alongAxis: 2), split(valuesLProj(l), t))
-        let outL = Tensor.matmul(textScores.softmax(alongAxis: 2), split(valuesVProj(v), n))
+        let outV = Tensor.matmul(masked(scores, textPadding, rows: n, columns: t).softmax(alongAxis: 2), split(valuesLProj(l), t))
+        let outL = Tensor.matmul(
+            masked(textScores, imagePadding, rows: t, columns: n).softmax(alongAxis: 2), split(valuesVProj(v), n))
         return (v + gammaV * outVProj(merge(outV, n)), l + gammaL * outLProj(merge(outL, t)))
     }
 }
