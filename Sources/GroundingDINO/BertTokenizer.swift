@@ -72,6 +72,22 @@ public struct BertTokenizer: Sendable {
         [classID] + tokenize(text).map { vocabulary[$0] ?? unknownID } + [separatorID]
     }
 
+    /// The text of `ids` as transformers' `decode` gives it (special tokens kept,
+    /// `clean_up_tokenization_spaces`): tokens joined by spaces, `##` pieces glued to the
+    /// previous token, no space before . ? ! , and English contractions.
+    public func decode(_ ids: [Int]) -> String {
+        let text = ids.map { $0 >= 0 && $0 < tokens.count ? tokens[$0] : "[UNK]" }.joined(separator: " ")
+            .replacingOccurrences(of: " ##", with: "").trimmingCharacters(in: .whitespaces)
+        var out = text
+        for (from, to) in [
+            (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"),
+            (" 've", "'ve"), (" 're", "'re"),
+        ] {
+            out = out.replacingOccurrences(of: from, with: to)
+        }
+        return out
+    }
+
     /// Greedy longest-match-first pieces of one basic token.
     func wordPieces(_ word: String) -> [String] {
         let scalars = Array(word.unicodeScalars)

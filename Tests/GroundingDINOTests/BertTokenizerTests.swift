@@ -53,3 +53,18 @@ import Testing
         }
     }
 }
+
+extension BertTokenizerTests {
+    /// transformers' decode of each phrase's ids (without [CLS] and [SEP]).
+    @Test func decodeGivesTransformersText() throws {
+        let tokenizer = try #require(Self.tokenizer)
+        let file = try GDINOFixtures.file("tokenizer.h5")
+        let decoded = try GDINOFixtures.strings(file, "phrases/decoded")
+        let ids = try GDINOFixtures.integerLists(file, "phrases/input_ids")
+        var wrong: [String] = []
+        for (text, list) in zip(decoded, ids) where tokenizer.decode(Array(list.dropFirst().dropLast())) != text {
+            wrong.append("\(text.debugDescription) vs \(tokenizer.decode(Array(list.dropFirst().dropLast())).debugDescription)")
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) differ, e.g. \(wrong.prefix(3).joined(separator: "; "))")
+    }
+}

@@ -106,3 +106,46 @@ import TorchCheckpoint
         try close(output.boxes, "/outputs/pred_boxes", 1e-4)
     }
 }
+
+extension GroundingDINOModelTests {
+    /// The official `predict` on the tiny model: kept queries, scores, boxes and phrases, with and
+    /// without `remove_combined`, at two text thresholds.
+    @Test(arguments: ["predict", "predict_low_text_threshold"])
+    func predictGivesTheOfficialBoxesAndPhrases(_ group: String) throws {
+        let file = try GDINOFixtures.file("tiny_outputs.h5")
+        func attribute(_ name: String) throws -> HDF5Attribute? { try file.attribute(named: name, on: "/" + group) }
+        let boxThreshold = try #require(try attribute("box_threshold")?.doubleValue)
+        let textThreshold = try #require(try attribute("text_threshold")?.doubleValue)
+        let resized = try file.readBytes("/image/resized")
+        let image = Image(width: resized.shape[1], height: resized.shape[0], channels: 3, pixels: resized.bytes)
+        let kept = try file.readLabels("/\(group)/kept_queries").values.map(Int.init)
+        let scores = try file.read("/\(group)/scores").scalars
+        let boxes = try file.read("/\(group)/boxes").scalars
+        for removeCombined in [false, true] {
+            var options = GroundingOptions(
+                boxThreshold: boxThreshold, textThreshold: textThreshold, removeCombined: removeCombined)
+            // The fixture's image is already at the model's size (the official transform at 64 / 90).
+            (options.size, options.maximumSize) = (64, 90)
+            let detector = GroundingDetector(model: try Self.model(), tokenizer: try Self.tokenizer(), options: options)
+            guard case .string(let raw)? = try file.attribute(named: "raw_caption", on: "/text"),
+                case .string(let json)? = try attribute(removeCombined ? "remove_combined_phrases" : "phrases"),
+                let phrases = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String]
+            else {
+                Issue.record("\(group): attributes missing")
+                return
+            }
+            let found = detector.detect(in: image, caption: raw)
+            #expect(found.map(\.query) == kept, "\(group)")
+            #expect(found.map(\.phrase) == phrases, "\(group), remove_combined \(removeCombined)")
+            for (k, box) in found.enumerated() where k < scores.count {
+                #expect(abs(box.score - Double(scores[k])) < 1e-5)
+                let (cx, cy, w, h) = (
+                    Double(boxes[4 * k]), Double(boxes[4 * k + 1]), Double(boxes[4 * k + 2]), Double(boxes[4 * k + 3])
+                )
+                let expected = [(cx - w / 2) * 90, (cy - h / 2) * 60, (cx + w / 2) * 90, (cy + h / 2) * 60]
+                let actual = [box.box.0, box.box.1, box.box.2, box.box.3]
+                #expect(zip(actual, expected).allSatisfy { abs($0 - $1) < 1e-3 }, "\(actual) vs \(expected)")
+            }
+        }
+    }
+}
