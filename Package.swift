@@ -94,8 +94,8 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Training", "Distributed", "PseudoLabels", "SegmentAnything", "DenseCRF", "Datasets", "Evaluation", "Imaging",
-                "Reporting", "Autograd",
+                "Training", "Distributed", "PseudoLabels", "SegmentAnything", "GroundingDINO", "DenseCRF", "Datasets",
+                "Evaluation", "Imaging", "Reporting", "Autograd",
             ]),
         .target(
             name: "WSSS",

@@ -66,7 +66,7 @@ public enum SAMMaskFolder {
     }
 
     /// A quick identity of a large file: its size and FNV-1a over its first and last 4 MB.
-    static func fingerprint(of path: String) throws -> String {
+    public static func fingerprint(of path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
         }
@@ -169,9 +169,9 @@ public enum SAMMaskFolderError: LocalizedError, Equatable {
         case .otherSettings(let directory, let differences):
             "\(directory): "
                 + (differences.map {
-                    "holds masks made with other settings (\($0.prefix(6).joined(separator: "; "))\($0.count > 6 ? "; …" : ""))"
+                    "holds results made with other settings or weights (\($0.prefix(6).joined(separator: "; "))\($0.count > 6 ? "; …" : ""))"
                 }
-                    ?? "holds masks without a record of the settings and weights that made them")
+                    ?? "holds results without a record of the settings and weights that made them")
                 + "; pass --overwrite to move them aside and compute these, or choose another folder"
         }
     }
