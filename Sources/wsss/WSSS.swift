@@ -21,7 +21,8 @@ struct WSSS: ParsableCommand {
         version: "0.5.0",
         subcommands: [
             Synth.self, DataCommand.self, COCOCommand.self, CAMCommand.self, Pseudo.self, TrainCommand.self, EvalCommand.self,
-            PredictCommand.self, PipelineCommand.self, SAMCommand.self, DetectCommand.self, Score.self, CRFCommand.self, Bench.self,
+            PredictCommand.self, PipelineCommand.self, SAMCommand.self, DetectCommand.self, Score.self, CRFCommand.self,
+            Bench.self,
         ])
 }
 
