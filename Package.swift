@@ -78,7 +78,11 @@ let package = Package(
             ]),
         // Grounding DINO on our tensor layer (mirrors groundingdino/models): text prompts to boxes,
         // with BERT's WordPiece tokenizer; weights read through SegmentAnything's StateDictReader.
-        .target(name: "GroundingDINO", dependencies: ["Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "SegmentAnything"]),
+        .target(
+            name: "GroundingDINO",
+            dependencies: [
+                "Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "SegmentAnything", .product(name: "Yams", package: "Yams"),
+            ]),
         // Fully-connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice; Autograd for parallelFor.
         .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.

@@ -18,7 +18,10 @@
       Our checkpoint → a PyTorch state_dict (torchvision key names, as in the file).
   convert_weights.py self-test [--fixture Tests/Fixtures/converted_deeplab.h5]
       Builds small random state_dicts itself, checks the round trips, and writes a converted
-      narrow DeepLab-v2 that the Swift tests load.
+      narrow DeepLab-v2 that the Swift tests load (its random values rounded to float16 numbers,
+      still stored as float32 as the converter writes them, then rewritten smaller by
+      scripts/fixtures/compact_h5.py: gzip + shuffle, which packs those values to about half,
+      and small object headers; same names, dtypes and values).
 
 Needs torch, h5py, numpy (scripts/requirements-fixtures.txt).
 """
@@ -189,9 +192,15 @@ def self_test(fixture):
     assert all(torch.equal(back[k].float(), tv[k].float()) for k in back)
     # The fixture the Swift tests load: a converted narrow 21-class DeepLab-v2.
     if fixture:
-        small = narrow_deeplab_state(classes=21, divisor=64, seed=1)
+        small = collections.OrderedDict((k, v.half().float() if v.is_floating_point() else v)
+                                        for k, v in narrow_deeplab_state(classes=21, divisor=64, seed=1).items())
         torch.save(ours_to_kazuto(small), f"{tmp}/small.pth")
         convert_deeplab(f"{tmp}/small.pth", fixture, "voc")
+        assert same(read_checkpoint(fixture), small), "deeplab conversion changed names or values"
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+        import compact_h5
+
+        compact_h5.main([fixture])
         with h5py.File(fixture, "a") as f:
             f.attrs["fixture_note"] = "scripts/convert_weights.py self-test: narrow (1/64) DeepLab-v2 from deeplab-pytorch names"
             f.attrs["checksum_layer3_22_conv2"] = float(small["layer3.22.conv2.weight"].double().sum())

@@ -7,46 +7,65 @@ Op settings (stride, padding, ...) are attributes of the case group. References 
 float64 (exact enough to judge our float32), except resizes, whose source indices torch computes
 in float for float tensors: those run in float32 so the same pixels are picked. Fixed seeds.
 
+Inputs, dy and the SGD case's starting values and gradients are float16-representable (random
+draws rounded to float16 before any reference is computed) and stored as float16, which libhdf5
+converts back to the same float32 values on reading; outputs and gradients are float32. The
+max-selection ops (max_pool2d, max, max_all) keep float32 inputs: float16 rounding would make
+ties, and which of two equal values takes the gradient is not what those cases test. Files are
+written by scripts/fixtures/compact_h5.py (gzip, HDF5 1.10 objects, small headers).
+
 Run: ~/.cache/wsss-ref/bin/python scripts/make_fixtures.py   (see scripts/requirements-fixtures.txt)
 """
 import os
+import sys
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+import compact_h5  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures", "ops.h5")
 torch.manual_seed(0)
 
 
-def rand(*shape, dtype=torch.float64):
-    # Values exactly representable in float32, so both sides start from the same numbers.
-    return torch.randn(*shape, dtype=torch.float32).to(dtype).requires_grad_(True)
+def rand(*shape, dtype=torch.float64, half=True):
+    """Random normal values, float16-representable (half=False: float32-representable), so both
+    sides start from the same numbers and the file can hold them as float16."""
+    x = torch.randn(*shape, dtype=torch.float32)
+    return (x.half() if half else x).to(dtype).requires_grad_(True)
 
 
-def put(group, name, array):
+def h16(t):
+    """A derived input (rand() * 3, rand() + 0.5, ...) rounded to float16-representable values."""
+    return compact_h5.half(t.detach()).requires_grad_(t.requires_grad)
+
+
+def put(group, name, array, input=False):
+    """An output or gradient as float32; an input (input=True) as float16 when every value fits."""
     array = np.asarray(array)
-    if array.size >= 1024:
-        group.create_dataset(name, data=array, compression="gzip", compression_opts=9, shuffle=True)
-    else:
-        group[name] = array
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32)
+    compact_h5.put(group, name, array, half=input and array.dtype.kind == "f" and compact_h5.fits_half(array))
 
 
-def save(f, op, case, inputs, output, attrs=None, extra=None):
+def save(f, op, case, inputs, output, attrs=None, extra=None, extra_inputs=None):
     g = f.create_group(f"{op}/{case}")
-    dy = torch.randn(output.shape, dtype=torch.float32).to(output.dtype)
+    dy = torch.randn(output.shape, dtype=torch.float32).half().to(output.dtype)
     grads = torch.autograd.grad(output, [t for t in inputs.values() if t.requires_grad], dy, allow_unused=True)
     put(g, "y", output.detach().float().numpy())
-    put(g, "dy", dy.float().numpy())
+    put(g, "dy", dy.float().numpy(), input=True)
     it = iter(grads)
     for name, t in inputs.items():
-        put(g, name, t.detach().numpy().astype(np.float32) if t.is_floating_point() else t.numpy())
+        put(g, name, t.detach().numpy(), input=True)
         if t.requires_grad:
             gr = next(it)
             put(g, "d" + name, (gr if gr is not None else torch.zeros_like(t)).float().numpy())
     for k, v in (attrs or {}).items():
         g.attrs[k] = v
+    for k, v in (extra_inputs or {}).items():
+        put(g, k, v, input=True)
     for k, v in (extra or {}).items():
         put(g, k, v)
 
@@ -77,13 +96,13 @@ def batch_norm_cases(f):
                                   ("frozen", False, (2, 3, 5, 4))]:
         c = shape[1]
         x, wt, b = rand(*shape), rand(c), rand(c)
-        rm = torch.randn(c, dtype=torch.float32).double()
-        rv = (torch.rand(c, dtype=torch.float32) + 0.5).double()
+        rm = torch.randn(c, dtype=torch.float32).half().double()
+        rv = compact_h5.half(torch.rand(c, dtype=torch.float32) + 0.5).double()
         before_m, before_v = rm.clone(), rv.clone()
         y = F.batch_norm(x, rm, rv, wt, b, training=training, momentum=0.1, eps=1e-5)
         save(f, "batch_norm", name, {"x": x, "weight": wt, "bias": b}, y, {"training": int(training)},
-             {"running_mean": before_m.float().numpy(), "running_var": before_v.float().numpy(),
-              "running_mean_after": rm.float().numpy(), "running_var_after": rv.float().numpy()})
+             {"running_mean_after": rm.float().numpy(), "running_var_after": rv.float().numpy()},
+             {"running_mean": before_m.float().numpy(), "running_var": before_v.float().numpy()})
 
 
 def elementwise_cases(f):
@@ -98,7 +117,7 @@ def elementwise_cases(f):
     a, b = rand(4, 5), rand(5)
     save(f, "mul", "row", {"a": a, "b": b}, a * b)
     a = rand(3, 4)
-    b = (torch.rand(3, 1, dtype=torch.float32) + 0.5).double().requires_grad_(True)
+    b = compact_h5.half(torch.rand(3, 1, dtype=torch.float32) + 0.5).double().requires_grad_(True)
     save(f, "div", "broadcast", {"a": a, "b": b}, a / b)
     x = rand(2, 3, 4)
     save(f, "scalar", "affine", {"x": x}, x * 2.5 + 0.75, {"scale": 2.5, "shift": 0.75})
@@ -116,7 +135,7 @@ def pool_cases(f):
         ("k3_s2_p1_ceil_65", (1, 1, 65, 65), 3, 2, 1, True),
     ]
     for name, shape, k, s, p, ceil in cases:
-        x = rand(*shape)
+        x = rand(*shape, half=False)
         save(f, "max_pool2d", name, {"x": x}, F.max_pool2d(x, k, s, p, ceil_mode=ceil),
              {"kernel": k, "stride": s, "padding": p, "ceil_mode": int(ceil)})
     x = rand(2, 3, 5, 7)
@@ -154,8 +173,7 @@ def softmax_loss_cases(f):
         if name.endswith("ignore"):
             labels[torch.rand(labels_shape) < 0.3] = 255
         save(f, "cross_entropy", name, {"x": x, "labels": labels}, F.cross_entropy(x, labels, ignore_index=255))
-    x = rand(4, 6) * 3
-    x = x.detach().requires_grad_(True)
+    x = h16(rand(4, 6) * 3)
     t = (torch.rand(4, 6) < 0.4).double()
     save(f, "multilabel_soft_margin", "basic", {"x": x, "targets": t}, F.multilabel_soft_margin_loss(x, t))
 
@@ -169,9 +187,9 @@ def reduce_shape_cases(f):
     save(f, "sum", "all", {"x": x}, x.sum(), {"axes": "0,1,2", "keep": 0})
     x = rand(3, 4, 5)
     save(f, "mean", "axis_2", {"x": x}, x.mean(dim=2), {"axes": "2", "keep": 0})
-    x = rand(3, 4, 5)
+    x = rand(3, 4, 5, half=False)
     save(f, "max", "axis_1", {"x": x}, x.max(dim=1).values, {"axis": 1, "keep": 0})
-    x = rand(2, 4, 3, 3)
+    x = rand(2, 4, 3, 3, half=False)
     save(f, "max", "axis_1_keep", {"x": x}, x.max(dim=1, keepdim=True).values, {"axis": 1, "keep": 1})
     a, b, c = rand(2, 3, 4), rand(2, 1, 4), rand(2, 2, 4)
     save(f, "concat", "axis_1", {"a": a, "b": b, "c": c}, torch.cat([a, b, c], dim=1), {"axis": 1})
@@ -188,24 +206,24 @@ def sgd_cases(f):
     2x lr without decay, like DeepLab's biases) and a poly schedule over 5 steps. The gradient of
     step k is a fixed random tensor (loss_k = sum(p * g_k)), so no model is involved."""
     torch.manual_seed(1)
-    w = torch.randn(3, 4, dtype=torch.float32).double().requires_grad_(True)
-    b = torch.randn(3, dtype=torch.float32).double().requires_grad_(True)
+    w = torch.randn(3, 4, dtype=torch.float32).half().double().requires_grad_(True)
+    b = torch.randn(3, dtype=torch.float32).half().double().requires_grad_(True)
     g = f.create_group("sgd/poly_two_groups")
-    put(g, "w0", w.detach().float().numpy())
-    put(g, "b0", b.detach().float().numpy())
+    put(g, "w0", w.detach().float().numpy(), input=True)
+    put(g, "b0", b.detach().float().numpy(), input=True)
     base_lr, steps, power = 0.1, 5, 0.9
     opt = torch.optim.SGD([{"params": [w], "lr": base_lr, "weight_decay": 5e-4},
                            {"params": [b], "lr": 2 * base_lr, "weight_decay": 0.0}], momentum=0.9)
     for k in range(steps):
-        gw = torch.randn(3, 4, dtype=torch.float32).double()
-        gb = torch.randn(3, dtype=torch.float32).double()
+        gw = torch.randn(3, 4, dtype=torch.float32).half().double()
+        gb = torch.randn(3, dtype=torch.float32).half().double()
         lr = base_lr * (1 - k / steps) ** power
         opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = lr, 2 * lr
         opt.zero_grad()
         ((w * gw).sum() + (b * gb).sum()).backward()
         opt.step()
-        put(g, f"gw{k}", gw.float().numpy())
-        put(g, f"gb{k}", gb.float().numpy())
+        put(g, f"gw{k}", gw.float().numpy(), input=True)
+        put(g, f"gb{k}", gb.float().numpy(), input=True)
         put(g, f"w{k + 1}", w.detach().float().numpy())
         put(g, f"b{k + 1}", b.detach().float().numpy())
     g.attrs.update({"base_lr": base_lr, "steps": steps, "power": power, "momentum": 0.9, "weight_decay": 5e-4})
@@ -219,13 +237,13 @@ def unary_scalar_cases(f):
     save(f, "scalar", "sub", {"x": x}, x - 1.25, {"value": 1.25})
     x = rand(2, 3, 4)
     save(f, "scalar", "div", {"x": x}, x / 0.8, {"value": 0.8})
-    x = rand(3, 4, 5)
+    x = rand(3, 4, 5, half=False)
     save(f, "max_all", "all", {"x": x}, x.max())
 
 
 def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with h5py.File(OUT, "w") as f:
+    with compact_h5.new_file(OUT) as f:
         f.attrs["generator"] = "scripts/make_fixtures.py"
         f.attrs["torch_version"] = str(torch.__version__)
         conv_cases(f)

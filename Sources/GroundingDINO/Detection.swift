@@ -10,11 +10,13 @@ public struct GroundedBox: Sendable, Equatable {
     public var score: Double
     /// The caption words whose probability passed the text threshold, dots removed.
     public var phrase: String
+    /// The highest probability among the phrase's tokens (0 for an empty phrase).
+    public var textScore: Double
     /// Which query of the model it is.
     public var query: Int
 
     public static func == (a: GroundedBox, b: GroundedBox) -> Bool {
-        a.box == b.box && a.score == b.score && a.phrase == b.phrase && a.query == b.query
+        a.box == b.box && a.score == b.score && a.phrase == b.phrase && a.textScore == b.textScore && a.query == b.query
     }
 }
 
@@ -76,7 +78,8 @@ public struct GroundingDetector {
                 right = insert < separators.count ? separators[insert] : 255
                 left = separators[(insert - 1 + separators.count) % separators.count]
             }
-            let ids = (0..<t).filter { $0 > left && $0 < right && Double(row[$0]) > options.textThreshold }.map { prompt.ids[$0] }
+            let columns = (0..<t).filter { $0 > left && $0 < right && Double(row[$0]) > options.textThreshold }
+            let ids = columns.map { prompt.ids[$0] }
             let phrase = tokenizer.decode(ids).replacingOccurrences(of: ".", with: "")
             let (cx, cy, w, h) = (
                 Double(boxes[query * 4]), Double(boxes[query * 4 + 1]), Double(boxes[query * 4 + 2]), Double(boxes[query * 4 + 3])
@@ -85,7 +88,7 @@ public struct GroundingDetector {
             out.append(
                 GroundedBox(
                     box: ((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H), score: Double(best),
-                    phrase: phrase, query: query))
+                    phrase: phrase, textScore: Double(columns.map { row[$0] }.max() ?? 0), query: query))
         }
         return out
     }

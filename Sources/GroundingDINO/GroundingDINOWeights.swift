@@ -16,13 +16,16 @@ public enum GroundingDINOWeights {
     /// buffer older transformers saved.
     static let ignoredKeys: Set<String> = ["label_enc.weight", "bert.embeddings.position_ids"]
 
-    /// The model of `path`'s weights, of `configuration` when given, else the configuration the
-    /// file records (our HDF5) or its backbone width names (96: Swin-T OGC, 128: Swin-B).
+    /// The model of `path`'s weights: of `configuration` when given, else of the configuration
+    /// our HDF5 copy records, else read off the weights' shapes with `overrides` (a `--config`
+    /// file's official names) for what no shape says.
     /// - Throws: `GroundingDINOError` naming the file and the keys that do not fit,
     ///   `TorchCheckpointError`/`HDF5Error` for unreadable files.
-    public static func load(_ path: String, configuration: GroundingDINOConfiguration? = nil) throws -> GroundingDINO {
+    public static func load(_ path: String, configuration: GroundingDINOConfiguration? = nil, overrides: [String: Any] = [:])
+        throws -> GroundingDINO
+    {
         let reader = try reader(for: path)
-        let model = GroundingDINO(try configuration ?? self.configuration(of: reader))
+        let model = GroundingDINO(try configuration ?? self.configuration(of: reader, overrides: overrides))
         try model.load(from: reader)
         return model
     }
@@ -34,37 +37,28 @@ public enum GroundingDINOWeights {
         return prefixed > 0 && prefixed == base.tensorShapes.count ? PrefixedStateDict(base: base, prefix: "module.") : base
     }
 
-    /// The configuration recorded in our HDF5 file, or named by the backbone's width.
-    static func configuration(of reader: any StateDictReader) throws -> GroundingDINOConfiguration {
+    /// The configuration recorded in our HDF5 file (checked against `overrides`), or the one the
+    /// shapes and `overrides` give.
+    static func configuration(of reader: any StateDictReader, overrides: [String: Any]) throws -> GroundingDINOConfiguration {
         if let hdf5 = reader as? HDF5StateDict, case .string(let json)? = try hdf5.file.attribute(named: "configuration") {
+            let recorded: GroundingDINOConfiguration
             do {
-                return try JSONDecoder().decode(GroundingDINOConfiguration.self, from: Data(json.utf8))
+                recorded = try JSONDecoder().decode(GroundingDINOConfiguration.self, from: Data(json.utf8))
             } catch {
                 throw GroundingDINOError.unusable(
                     path: reader.path, reason: "its 'configuration' attribute is not readable: \(error)")
             }
+            try recorded.check(against: overrides, path: reader.path)
+            return recorded
         }
-        guard let patch = reader.tensorShapes["backbone.0.patch_embed.proj.weight"] else {
-            throw GroundingDINOError.unusable(
-                path: reader.path, reason: "no 'backbone.0.patch_embed.proj.weight': not a Grounding DINO checkpoint")
-        }
-        switch patch.first {
-        case 96: return .swinT
-        case 128: return .swinB
-        default:
-            throw GroundingDINOError.unusable(
-                path: reader.path,
-                reason:
-                    "a Swin backbone of width \(patch.first ?? 0) is neither Swin-T nor Swin-B: name its configuration (--config FILE.json)"
-            )
-        }
+        return try GroundingDINOConfiguration.inferred(fromShapes: reader.tensorShapes, overrides: overrides, path: reader.path)
     }
 
     /// Writes the weights the model of `configuration` uses from `path` to our HDF5 layout
     /// (`/parameters/<key>`, float32; attributes `architecture`, `configuration`, `source`),
     /// atomically, after checking that they load.
-    public static func convert(_ path: String, to output: String, configuration: GroundingDINOConfiguration? = nil) throws {
-        let model = try load(path, configuration: configuration)
+    public static func convert(_ path: String, to output: String, overrides: [String: Any] = [:]) throws {
+        let model = try load(path, overrides: overrides)
         let json = String(decoding: try JSONEncoder().encode(model.configuration), as: UTF8.self)
         var written = Set<String>()
         try HDF5File.writeAtomically(to: output) { file in

@@ -28,6 +28,15 @@ public struct SwinConfiguration: Sendable, Equatable, Codable {
     /// `swin_B_384_22k` (Grounding DINO's Swin-B).
     public static let base = SwinConfiguration(embedDim: 128, depths: [2, 2, 18, 2], heads: [4, 8, 16, 32], windowSize: 12)
 
+    /// `build_swin_transformer`'s variants by their official names.
+    public static let named: [String: SwinConfiguration] = [
+        "swin_T_224_1k": .tiny,
+        "swin_B_224_22k": SwinConfiguration(embedDim: 128, depths: [2, 2, 18, 2], heads: [4, 8, 16, 32], windowSize: 7),
+        "swin_B_384_22k": .base,
+        "swin_L_224_22k": SwinConfiguration(embedDim: 192, depths: [2, 2, 18, 2], heads: [6, 12, 24, 48], windowSize: 7),
+        "swin_L_384_22k": SwinConfiguration(embedDim: 192, depths: [2, 2, 18, 2], heads: [6, 12, 24, 48], windowSize: 12),
+    ]
+
     /// Channels of stage i (C·2^i).
     public func channels(ofStage i: Int) -> Int { embedDim << i }
 }

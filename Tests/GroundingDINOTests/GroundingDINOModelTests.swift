@@ -11,13 +11,10 @@ import TorchCheckpoint
 /// layout) against the official code's outputs, stage by stage (tiny_outputs.h5; intermediate
 /// results stored as float16, so compared at 3e-3 of their scale).
 @Suite struct GroundingDINOModelTests {
-    static func configuration() throws -> GroundingDINOConfiguration {
-        try JSONDecoder().decode(
-            GroundingDINOConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: GDINOFixtures.path("tiny_config.json"))))
-    }
-
     static func model() throws -> GroundingDINO {
-        try GroundingDINOWeights.load(GDINOFixtures.path("tiny_model.pth"), configuration: try configuration())
+        try GroundingDINOWeights.load(
+            GDINOFixtures.path("tiny_model.pth"),
+            overrides: try GroundingDINOConfiguration.overrides(GDINOFixtures.path("tiny_config.yaml")))
     }
 
     static func tokenizer() throws -> BertTokenizer {

@@ -17,7 +17,7 @@ import Testing
     var model: [String] {
         [
             "--checkpoint", Self.gdino + "/tiny_model.pth", "--vocab", Self.gdino + "/bert_tiny/vocab.txt", "--config",
-            Self.gdino + "/tiny_config.json", "--size", "64", "--max-size", "90",
+            Self.gdino + "/tiny_config.yaml", "--size", "64", "--max-size", "90",
         ]
     }
 
@@ -30,7 +30,7 @@ import Testing
         let image = directory + "/image.png"
         try Image(width: shape[1], height: shape[0], channels: 3, pixels: bytes).writePNG(to: image)
         try DetectCommand.Convert.parse([
-            Self.gdino + "/tiny_model.pth", directory + "/tiny.h5", "--config", Self.gdino + "/tiny_config.json",
+            Self.gdino + "/tiny_model.pth", directory + "/tiny.h5", "--config", Self.gdino + "/tiny_config.yaml",
         ]).run()
         #expect(throws: CommandFailure.self) {
             try DetectCommand.Convert.parse([Self.gdino + "/tiny_model.pth", directory + "/tiny.h5"]).run()
@@ -40,7 +40,7 @@ import Testing
             var args = model
             args[1] = weights
             if weights.hasSuffix(".h5") { args.removeSubrange(4..<6) }  // the HDF5 copy records its configuration
-            let detector = try DetectCommand.ImageBoxes.parse(args + ["--image", image, "--prompt", "x"]).model.detector()
+            let detector = try DetectCommand.ImageBoxes.parse(args + ["--image", image, "--caption", "x"]).model.detector()
             var options = detector.options
             (options.boxThreshold, options.textThreshold) = (0.95, 0.915)
             let boxes = GroundingDetectorRunner(detector, options).run(image, "Person . Potted plant . TV monitor . dog")
@@ -54,23 +54,23 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let root = directory + "/data"
         try Synth.parse(["--out", root, "--train", "2", "--val", "1", "--test", "1", "--size", "48", "--seed", "3"]).run()
-        let out = directory + "/det"
+        let out = directory + "/detections.json"
         let run = model + ["--root", root, "--split", "train", "--out", out, "--box-threshold", "0.5", "--text-threshold", "0"]
         try DetectCommand.Run.parse(run).run()
-        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/detections.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: out))
         let all = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [[String: Any]]])
-        #expect(all.count == 2 && all.values.allSatisfy { $0.allSatisfy { ($0["box"] as? [Double])?.count == 4 } })
-        let stamp = try FileManager.default.attributesOfItem(atPath: out + "/synth_train_00000.json")[.modificationDate] as? Date
+        #expect(all.count == 2)
+        #expect(all.values.allSatisfy { $0.allSatisfy { ($0["box"] as? [Double])?.count == 4 && $0["text_score"] is Double } })
+        let part = out + ".parts/synth_train_00000.json"
+        let stamp = try FileManager.default.attributesOfItem(atPath: part)[.modificationDate] as? Date
         try DetectCommand.Run.parse(run).run()
-        #expect(
-            try FileManager.default.attributesOfItem(atPath: out + "/synth_train_00000.json")[.modificationDate] as? Date == stamp
-        )
+        #expect(try FileManager.default.attributesOfItem(atPath: part)[.modificationDate] as? Date == stamp)
         #expect { try DetectCommand.Run.parse(run.map { $0 == "0.5" ? "0.6" : $0 }).run() } throws: { error in
             error.localizedDescription.contains("box_threshold: 0.5 → 0.6") && error.localizedDescription.contains("--overwrite")
         }
         // The detections plug into the box route (no SAM here: boxes select proposals).
         try Pseudo.parse([
-            "--root", root, "--split", "train", "--source", "boxes", "--detections", out + "/detections.json", "--proposals",
+            "--root", root, "--split", "train", "--source", "boxes", "--detections", out, "--proposals",
             "felzenszwalb", "--out", directory + "/boxes",
         ]).run()
         #expect(FileManager.default.fileExists(atPath: directory + "/boxes/synth_train_00001.png"))
@@ -82,7 +82,7 @@ import Testing
         let sam = Self.gdino + "/../sam/sam_tiny.pth"
         #expect {
             try DetectCommand.ImageBoxes.parse([
-                "--checkpoint", sam, "--vocab", Self.gdino + "/bert_tiny/vocab.txt", "--image", "x", "--prompt", "x",
+                "--checkpoint", sam, "--vocab", Self.gdino + "/bert_tiny/vocab.txt", "--image", "x", "--caption", "x",
             ]).model.detector()
         } throws: {
             $0.localizedDescription.contains("sam_tiny.pth") && $0.localizedDescription.contains("Grounding DINO")
@@ -91,11 +91,11 @@ import Testing
         try "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n".write(toFile: vocab, atomically: true, encoding: .utf8)
         var args = model
         args[3] = vocab
-        #expect { try DetectCommand.ImageBoxes.parse(args + ["--image", "x", "--prompt", "x"]).model.detector() } throws: {
+        #expect { try DetectCommand.ImageBoxes.parse(args + ["--image", "x", "--caption", "x"]).model.detector() } throws: {
             $0.localizedDescription.contains("vocab.txt") && $0.localizedDescription.contains("not its vocabulary")
         }
         #expect(throws: (any Error).self) {
-            try DetectCommand.ImageBoxes.parse(model + ["--image", "x", "--prompt", "x", "--box-threshold", "2"])
+            try DetectCommand.ImageBoxes.parse(model + ["--image", "x", "--caption", "x", "--box-threshold", "2"])
         }
     }
 }
