@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import GroundingDINO
 import PseudoLabels
 import SegmentAnything
 import Training
@@ -75,6 +76,21 @@ extension Pipeline {
         if let config = recipe.pseudo.samConfig {
             do { _ = try SAMConfiguration.resolve(config) } catch {
                 throw RecipeError(path: recipe.path, message: "pseudo.sam_config: \(error.localizedDescription)")
+            }
+        }
+        // Grounding DINO (Sun et al.'s route): its weights, vocabulary and configuration.
+        if sources.contains(.boxes) && recipe.pseudo.runsDetector {
+            guard recipe.pseudo.detectorVocab != nil else {
+                throw RecipeError(
+                    path: recipe.path,
+                    message: "'pseudo.detector_checkpoint' needs 'pseudo.detector_vocab' (BERT's vocab.txt, bert-base-uncased)")
+            }
+            try checkFile("pseudo.detector_checkpoint", recipe.pseudo.detectorCheckpoint)
+            try checkFile("pseudo.detector_vocab", recipe.pseudo.detectorVocab)
+        }
+        if let config = recipe.pseudo.detectorConfig {
+            do { _ = try GroundingDINOConfiguration.overrides(config) } catch {
+                throw RecipeError(path: recipe.path, message: "pseudo.detector_config: \(error.localizedDescription)")
             }
         }
         if case .checkpoint(let path) = recipe.model.`init` { try checkFile("model.init", path) }

@@ -16,6 +16,8 @@ public enum PipelineStep: Hashable, Sendable, CustomStringConvertible {
     case camTrain
     case camInfer
     case samMasks
+    /// Grounding DINO over the training split (`pseudo.detector_checkpoint`).
+    case detect
     case pseudo(LabelSource)
     /// A segmenter's training (`RunLayout.segmenterName`: the source, `_seed<s>` for extra seeds).
     case train(segmenter: String)
@@ -26,6 +28,7 @@ public enum PipelineStep: Hashable, Sendable, CustomStringConvertible {
         case .camTrain: "cam_train"
         case .camInfer: "cam_infer"
         case .samMasks: "sam_masks"
+        case .detect: "detect"
         case .pseudo(let source): "pseudo/\(source.rawValue)"
         case .train(let name): "train/\(name)"
         case .eval(let name, let split): "eval/\(name)/\(split)"
@@ -36,7 +39,7 @@ public enum PipelineStep: Hashable, Sendable, CustomStringConvertible {
     public var countsIterations: Bool {
         switch self {
         case .camTrain, .train: true
-        case .camInfer, .samMasks, .pseudo, .eval: false
+        case .camInfer, .samMasks, .detect, .pseudo, .eval: false
         }
     }
 }
@@ -186,8 +189,12 @@ public final class Pipeline {
 
     /// Whether a source reads the pipeline's own CAMs (no `seedSource`, no `pseudo.seeds`).
     public var needsCAM: Bool {
+        // Boxes read seeds only when no detector gives them (boxes from the CAM's components).
         seedSource == nil && recipe.pseudo.seeds == nil
-            && sources.contains { [.cam, .sepl, .seplFelzenszwalb, .boxes].contains($0) }
+            && sources.contains {
+                [.cam, .sepl, .seplFelzenszwalb].contains($0)
+                    || ($0 == .boxes && recipe.pseudo.detections == nil && !recipe.pseudo.runsDetector)
+            }
     }
 
     /// Runs every stage and writes `summary.json` and `report.html`.

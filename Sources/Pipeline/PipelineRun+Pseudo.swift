@@ -1,6 +1,7 @@
 import Datasets
 import Evaluation
 import Foundation
+import GroundingDINO
 import PseudoLabels
 import SegmentAnything
 import Training
@@ -38,8 +39,15 @@ extension PipelineRun {
         if refined { own.merge(recipe.effectiveValues(of: ["crf"], excluding: ["crf.eval"])) { a, _ in a } }
         own["source"] = source.rawValue
         if let custom = pipeline.proposalSources[source] { own["custom.proposals"] = custom.name }
-        let provenance = Provenance(
-            own, upstream: needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : [])
+        var upstream = needsCAM && ![.gt, .folder].contains(source) ? [("cam_infer", camInferProvenance)] : []
+        var method = try recipe.pseudoLabelMethod(source)
+        if source == .boxes, recipe.pseudo.runsDetector {
+            // Sun et al.'s route: Grounding DINO's boxes for the split, made (or reused) first.
+            let (file, detected) = try detect(split: split)
+            method = recipe.pseudo.method(.boxes, detections: file)
+            upstream.append(("detect", detected))
+        }
+        let provenance = Provenance(own, upstream: upstream)
         pseudoProvenance[source] = provenance
         let name = PipelineStep.pseudo(source)
         try step(
@@ -56,10 +64,12 @@ extension PipelineRun {
         ) {
             let communicator = pipeline.communicator
             let dataset = try recipe.dataset(split: split)
-            let seeds = source == .gt ? nil : try pipeline.seedSource ?? recipe.seedSource(camFile: layout.cams(split: split))
+            let seeds =
+                source == .gt || (source == .boxes && !needsCAM && recipe.pseudo.seeds == nil)
+                ? nil : try pipeline.seedSource ?? recipe.seedSource(camFile: layout.cams(split: split))
             let labeler = try PseudoLabeler(
                 // Each rank computes proposals (SAM's masks) for the images it labels.
-                method: try recipe.pseudoLabelMethod(source), seeds: seeds,
+                method: method, seeds: seeds,
                 proposals: try proposals(for: source, dataset: dataset.subset(communicator.share(of: dataset.samples))),
                 boxPrompter: try prompter(for: source), classNames: dataset.classes.names)
             let counter = Counter()
@@ -85,6 +95,57 @@ extension PipelineRun {
             try board?.flush()
             events.message(report.table(title: "pseudo-labels (\(source)) vs ground truth"))
         }
+    }
+
+    /// Grounding DINO over `split` into the run folder (`RunLayout.detections`): a step of its
+    /// own, reused while the detector's weights, vocabulary, configuration and thresholds are
+    /// unchanged (and each image's boxes reused within an interrupted run). Returns the file and
+    /// the step's provenance.
+    func detect(split: String) throws -> (String, Provenance) {
+        let p = recipe.pseudo
+        let output = layout.detections(split: split)
+        let provenance = Provenance(
+            recipe.effectiveValues(ofKeys: [
+                "pseudo.detector_checkpoint", "pseudo.detector_vocab", "pseudo.detector_config", "pseudo.box_threshold",
+                "pseudo.text_threshold", "pseudo.detector_size",
+            ]).merging(dataKeys) { a, _ in a })
+        try step(.detect, output: output, provenance: provenance, stale: [output, output + ".parts"]) {
+            let checkpoint = try recipe.required(p.detectorCheckpoint, "pseudo.detector_checkpoint")
+            let vocabulary = try recipe.required(p.detectorVocab, "pseudo.detector_vocab")
+            let model = try GroundingDINOWeights.load(
+                checkpoint, overrides: try p.detectorConfig.map(GroundingDINOConfiguration.overrides) ?? [:])
+            let tokenizer = try BertTokenizer(vocabularyFile: vocabulary)
+            guard tokenizer.tokens.count == model.configuration.bert.vocabularySize else {
+                throw PipelineError(
+                    "pseudo.detector_vocab",
+                    "\(vocabulary) has \(tokenizer.tokens.count) tokens, the detector's BERT \(model.configuration.bert.vocabularySize): not its vocabulary"
+                )
+            }
+            var options = GroundingOptions(boxThreshold: p.boxThreshold, textThreshold: p.textThreshold)
+            (options.size, options.maximumSize) = (p.detectorSize[0], p.detectorSize[1])
+            let stage = DetectionStage(
+                detector: GroundingDetector(model: model, tokenizer: tokenizer, options: options), output: output)
+            try FileManager.default.createDirectory(atPath: layout.root + "/detections", withIntermediateDirectories: true)
+            let dataset = try recipe.dataset(split: split)
+            let items = try DetectionStage.items(dataset: dataset, prompts: .sunEtAl)
+            let settings = try stage.settings(checkpoint: checkpoint, vocabulary: vocabulary, captions: "prompts: sun-et-al")
+            if writer { try stage.prepare(settings: settings, replace: pipeline.overwrite ? .always : .changedSettings) }
+            let communicator = pipeline.communicator
+            try communicator.barrier()
+            let mine = communicator.share(of: items)
+            var done = 0
+            let outcome = try stage.detect(mine) { _, found in
+                done += 1
+                self.events.progress(.detect, done, mine.count, found.map { "\($0) boxes" } ?? "reused")
+            }
+            try communicator.barrier()
+            guard writer else { return }
+            try stage.assemble(items)
+            events.message(
+                "detect: \(outcome.detected) images (\(outcome.boxes) boxes), \(outcome.reused) reused, \(outcome.skipped) without classes, in \(output)"
+            )
+        }
+        return (output, provenance)
     }
 
     /// SAM (`pseudo.sam_checkpoint`), loaded once and shared by the sources.
@@ -145,8 +206,10 @@ extension PipelineRun {
         if source == .boxes {
             // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
             let boxes =
-                recipe.pseudo.detections != nil
-                ? "detection boxes" : "boxes from the CAM seeds' connected components (our extension, not Sun et al.'s)"
+                recipe.pseudo.runsDetector
+                ? "Grounding DINO's boxes (prompted with each image's classes, Sun et al.)"
+                : recipe.pseudo.detections != nil
+                    ? "detection boxes" : "boxes from the CAM seeds' connected components (our extension, not Sun et al.'s)"
             if try boxesPromptSAM { return boxes + ", each prompting SAM" }
             guard let masks = try proposalMasks(for: source) else { return nil }
             return boxes + " selecting proposals (no SAM: the proposal of best box IoU stands in for its mask): " + masks

@@ -276,6 +276,13 @@ public struct Recipe: Sendable {
                     return l[0] >= 1 && l[0] <= l[1] && l.allSatisfy { $0 == $0.rounded() }
                 }
             ),
+            "pseudo.detector_size": (
+                "two sides [shorter, longest] with 32 ≤ shorter ≤ longest ≤ 8192",
+                { v in
+                    guard let l = numbers(v), l.count == 2 else { return false }
+                    return l[0] >= 32 && l[0] <= l[1] && l[1] <= 8192 && l.allSatisfy { $0 == $0.rounded() }
+                }
+            ),
             "pseudo.mask_share": share, "pseudo.region_share": share, "pseudo.box_threshold": share,
             "pseudo.text_threshold": share,
             "pseudo.felzenszwalb": (

@@ -298,6 +298,16 @@ public struct PseudoSection: RecipeSection {
     public var samCheckpoint: String?
     public var samConfig: String?
     public var samCache: String?
+    /// Grounding DINO's weights (official .pth or our HDF5): with no `detections`, `boxes` runs
+    /// the detector itself (Sun et al.'s route), its detections kept in the run folder.
+    public var detectorCheckpoint: String?
+    /// BERT's vocab.txt for the detector.
+    public var detectorVocab: String?
+    /// swin_t, swin_b or a YAML file of the official config's names (default: read off the weights).
+    public var detectorConfig: String?
+    /// The image sides the detector sees: the shorter resized to the first, the longer at most
+    /// the second (the official transform's 800 and 1333).
+    public var detectorSize = [800, 1333]
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case source, proposals, seeds, detections, maskShare = "mask_share", regionShare = "region_share"
@@ -305,6 +315,8 @@ public struct PseudoSection: RecipeSection {
             "text_threshold"
         case boxOrder = "box_order", felzenszwalb, compare, labels
         case samCheckpoint = "sam_checkpoint", samConfig = "sam_config", samCache = "sam_cache"
+        case detectorCheckpoint = "detector_checkpoint", detectorVocab = "detector_vocab", detectorConfig = "detector_config"
+        case detectorSize = "detector_size"
     }
     public typealias Keys = CodingKeys
 }
@@ -343,9 +355,13 @@ extension PseudoSection {
         case .boxes:
             return seeds + [
                 "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.text_threshold", "pseudo.box_order",
+                "pseudo.detector_checkpoint", "pseudo.detector_vocab", "pseudo.detector_config", "pseudo.detector_size",
             ] + sam
         }
     }
+
+    /// Whether `boxes` runs Grounding DINO itself: a detector checkpoint and no detection file.
+    public var runsDetector: Bool { detections == nil && detectorCheckpoint != nil }
 
     /// `felzenszwalb` as the segmenter's options (scale, sigma, minimum size).
     public var felzenszwalbOptions: Felzenszwalb.Options {

@@ -7,6 +7,7 @@ import Foundation
 /// ```
 /// <run.dir>/cam/cam_final.h5, cam/cams_<split>.h5       CAM classifier and its CAMs
 /// <run.dir>/sam_masks/                                   SAM's automatic masks (amg.py JSON)
+/// <run.dir>/detections/<split>.json (+ .parts/)          Grounding DINO's boxes (pseudo.detector_checkpoint)
 /// <run.dir>/pseudo/<source>/                             label PNGs, score.json, provenance.json
 /// <run.dir>/segmenter_<name>/final.h5, eval_<split>.json DeepLab-v2 runs (name: source[_seed<s>])
 /// <run.dir>/provenance_<step>.json                       what each finished step was made from
@@ -26,6 +27,8 @@ public struct RunLayout: Sendable, Equatable {
     public func cams(split: String) -> String { "\(camDirectory)/cams_\(split).h5" }
     /// The default SAM mask cache (`pseudo.sam_cache` overrides it).
     public var samMasks: String { root + "/sam_masks" }
+    /// Grounding DINO's detections of a split (the file `pseudo.detections` would name).
+    public func detections(split: String) -> String { "\(root)/detections/\(split).json" }
     /// A source's pseudo-label folder.
     public func pseudoLabels(_ source: LabelSource) -> String { "\(root)/pseudo/\(source.rawValue)" }
     /// A source's pseudo-label score against the ground truth.

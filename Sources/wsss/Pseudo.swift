@@ -5,6 +5,7 @@ import Dispatch
 import Evaluation
 import Distributed
 import Foundation
+import GroundingDINO
 import Imaging
 import Pipeline
 import PseudoLabels
@@ -75,6 +76,24 @@ struct Pseudo: ParsableCommand {
     @Option(
         help: ArgumentHelp("Detections JSON for --source boxes (default: boxes from the seeds' components).", valueName: "file"))
     var detections: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Grounding DINO weights for --source boxes without --detections: the detector runs here (Sun et al.'s route), its detections kept in <out>/detections.json. (default: none)",
+            valueName: "file"))
+    var detectorCheckpoint: String?
+
+    @Option(help: ArgumentHelp("BERT's vocab.txt for --detector-checkpoint. (default: none)", valueName: "file"))
+    var detectorVocab: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "swin_t, swin_b or a YAML file of the official config's names for --detector-checkpoint. (default: read off the weights)",
+            valueName: "name|file"))
+    var detectorConfig: String?
+
+    @Option(help: ArgumentHelp("The detector's image sides: shorter, longest (the official 800, 1333).", valueName: "short,long"))
+    var detectorSize = defaults.detectorSize.map(String.init).joined(separator: ",")
 
     @Option(help: ArgumentHelp("CAM background threshold.", valueName: "t"))
     var bgThreshold = CAMSection().bgThreshold
@@ -166,6 +185,8 @@ struct Pseudo: ParsableCommand {
             (o.boxThreshold, o.textThreshold, o.boxOrder) = (boxThreshold, textThreshold, boxOrder)
             o.felzenszwalb = try parseNumbers(felzenszwalb, option: "--felzenszwalb (scale,sigma,min-size)", count: 3...3)
             (o.samCheckpoint, o.samConfig, o.samCache) = (samCheckpoint, samConfig, samCache)
+            (o.detectorCheckpoint, o.detectorVocab, o.detectorConfig) = (detectorCheckpoint, detectorVocab, detectorConfig)
+            o.detectorSize = try parseNumbers(detectorSize, option: "--detector-size (short,long)", count: 2...2).map { Int($0) }
             return o
         }
     }
@@ -186,10 +207,17 @@ struct Pseudo: ParsableCommand {
     /// Checked by the recipe's rules for the same keys (a share outside [0, 1] or NaN would run
     /// and give wrong labels silently).
     func validate() throws {
-        try options.validateAsFlags()
+        try options.validateAsFlags(["detector_size": "--detector-size"])
         try camOptions.validateAsFlags()
         try crfSection.validateAsFlags(["confidence": "--crf-confidence"])
         guard visualize >= 0 else { throw ValidationError("--visualize must be 0 or more, got \(visualize)") }
+        if detectorCheckpoint != nil {
+            guard source == .boxes else { throw ValidationError("--detector-checkpoint is for --source boxes") }
+            guard detections == nil else { throw ValidationError("give --detections or --detector-checkpoint, not both") }
+            guard detectorVocab != nil else {
+                throw ValidationError("--detector-checkpoint needs --detector-vocab (BERT's vocab.txt)")
+            }
+        }
         if let ignoreBand {
             let band = try parseNumbers(ignoreBand, option: "--ignore-band (low,high)", count: 2...2)
             guard band[0] >= 0 && band[0] <= band[1] && band[1] <= 1 else {
@@ -240,14 +268,17 @@ struct Pseudo: ParsableCommand {
         } else if let proposals {
             proposalSource = try PseudoLabelStage.proposalSource(proposals, felzenszwalb: try options.felzenszwalbOptions)
         }
+        try runDetector(on: dataset, communicator: communicator)
         let labeler = try PseudoLabeler(
             method: try method(), seeds: try seedSource(), proposals: proposalSource, boxPrompter: boxPrompter,
             classNames: dataset.classes.names)
         if source == .boxes {
             // Say plainly where boxes and masks come from (docs/PSEUDO-LABELS.md, "Boxes").
             let boxes =
-                detections != nil
-                ? "detection boxes" : "boxes from the seeds' connected components (our extension, not Sun et al.'s)"
+                detectorCheckpoint != nil
+                ? "Grounding DINO's boxes (each image prompted with its classes, Sun et al.)"
+                : detections != nil
+                    ? "detection boxes" : "boxes from the seeds' connected components (our extension, not Sun et al.'s)"
             let masks =
                 boxPrompter != nil
                 ? "each prompting SAM" : "selecting proposals (no SAM: the proposal of best box IoU stands in for its mask)"
@@ -313,7 +344,41 @@ struct Pseudo: ParsableCommand {
         return sam.source
     }
 
-    func method() throws -> PseudoLabelMethod { try options.method(options.source, detections: detections) }
+    func method() throws -> PseudoLabelMethod { try options.method(options.source, detections: detections ?? detectorOutput) }
+
+    /// Where the detector's boxes go when this command runs it.
+    var detectorOutput: String? { detectorCheckpoint.map { _ in out + "/detections.json" } }
+
+    /// Runs Grounding DINO over the split (each rank its share; rank 0 assembles the file).
+    func runDetector(on dataset: VOCDataset, communicator: Communicator) throws {
+        guard let checkpoint = detectorCheckpoint, let vocabulary = detectorVocab, let output = detectorOutput else { return }
+        let sides = try options.detectorSize
+        var model = try DetectorOptions.parse([
+            "--checkpoint", checkpoint, "--vocab", vocabulary, "--size", "\(sides[0])", "--max-size", "\(sides[1])",
+        ])
+        (model.config, model.boxThreshold, model.textThreshold) = (detectorConfig, boxThreshold, textThreshold)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let stage = DetectionStage(detector: try model.detector(), output: output)
+        let settings = try stage.settings(checkpoint: checkpoint, vocabulary: vocabulary, captions: "prompts: sun-et-al")
+        if communicator.isWriter,
+            let aside = try stage.prepare(settings: settings, replace: overwrite ? .always : .changedSettings)
+        {
+            Log.info("pseudo: the earlier detections (other settings) moved to \(aside)")
+        }
+        try communicator.barrier()
+        let items = try DetectionStage.items(dataset: dataset, prompts: .sunEtAl)
+        let mine = communicator.share(of: items)
+        let progress = ProgressBar("detect", total: mine.count)
+        let outcome = try stage.detect(mine) { _, found in
+            progress.advance(extra: found.map { "\($0) boxes" } ?? "reused or skipped")
+        }
+        try communicator.barrier()
+        if communicator.isWriter { try stage.assemble(items) }
+        try communicator.barrier()
+        Log.info(
+            "pseudo: Grounding DINO: \(outcome.detected) images detected (\(outcome.boxes) boxes), \(outcome.reused) reused, in \(output)"
+        )
+    }
 
     func seedSource() throws -> SeedSource? {
         if cams != nil && seeds != nil { throw ValidationError("give --cams or --seeds, not both") }

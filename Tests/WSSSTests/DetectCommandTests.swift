@@ -76,6 +76,29 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: directory + "/boxes/synth_train_00001.png"))
     }
 
+    /// `wsss pseudo --source boxes --detector-checkpoint … --sam-checkpoint …`: the whole route in one command.
+    @Test func pseudoRunsTheDetectorAndPromptsSAM() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let root = directory + "/data"
+        try Synth.parse(["--out", root, "--train", "2", "--val", "1", "--test", "1", "--size", "40", "--seed", "6"]).run()
+        let sam = Self.gdino + "/../sam"
+        var args = [
+            "--root", root, "--split", "train", "--source", "boxes", "--detector-checkpoint", Self.gdino + "/tiny_model.pth",
+            "--detector-vocab", Self.gdino + "/bert_tiny/vocab.txt", "--detector-config", Self.gdino + "/tiny_config.yaml",
+            "--sam-checkpoint", sam + "/sam_tiny.pth", "--sam-config", sam + "/sam_tiny.yaml", "--box-threshold", "0.5",
+            "--text-threshold", "0", "--detector-size", "64,90", "--out", directory + "/boxes",
+        ]
+        try Pseudo.parse(args).run()
+        #expect(FileManager.default.fileExists(atPath: directory + "/boxes/detections.json"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/boxes/synth_train_00001.png"))
+        let made = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/boxes/provenance.json")))
+                as? [String: String])
+        #expect(made["pseudo.detector_checkpoint"]?.hasSuffix("tiny_model.pth") == true)
+        args += ["--detections", "x.json"]
+        #expect(throws: (any Error).self) { try Pseudo.parse(args) }
+    }
+
     @Test func badWeightsAndVocabulariesAreNamed() throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -165,6 +165,44 @@ import Testing
         }
     }
 
+    /// Sun et al.'s route from a recipe with only the two official checkpoints and the vocabulary:
+    /// Grounding DINO (the reduced official model of Tests/Fixtures/gdino, random weights, so its
+    /// boxes mean nothing) prompted with each image's classes, each box prompting SAM (the tiny
+    /// official SAM); no CAM is trained. The detections stay in the run folder and are reused.
+    @Test func runsGroundingDINOAndSAMFromTheRecipe() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").path
+        let (sam, gdino) = (fixtures + "/sam", fixtures + "/gdino")
+        let root = NSTemporaryDirectory() + "wsss-pipe-gdino-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Synth.parse(["--out", root, "--train", "2", "--val", "1", "--test", "1", "--size", "40", "--seed", "5"]).run()
+        let runDir = root + "/run"
+        try """
+        data: {root: \(root), test_split: val}
+        run: {dir: \(runDir), seed: 0}
+        pseudo: {source: boxes, sam_checkpoint: \(sam)/sam_tiny.pth, sam_config: \(sam)/sam_tiny.yaml, detector_checkpoint: \(gdino)/tiny_model.pth, detector_vocab: \(gdino)/bert_tiny/vocab.txt, detector_config: \(gdino)/tiny_config.yaml, detector_size: [64, 90], box_threshold: 0.5, text_threshold: 0.0}
+        model: {depth: 18, width_divisor: 16, frozen_bn: false, msc: false}
+        train: {iterations: 1, batch: 1, crop: 40, lr: 0.001, checkpoint_every: 100, eval_every: 0, log_every: 1}
+        eval: {splits: [val]}
+        """.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+        try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"]).run()
+        #expect(!FileManager.default.fileExists(atPath: runDir + "/cam"), "Sun et al.'s route needs no CAM")
+        let detections = runDir + "/detections/train.json"
+        let all = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: detections))) as? [String: Any])
+        #expect(all.count == 2)
+        for id in ["synth_train_00000", "synth_train_00001"] {
+            #expect(FileManager.default.fileExists(atPath: "\(runDir)/pseudo/boxes/\(id).png"))
+        }
+        let made = try modified(detections)
+        try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1"]).run()
+        #expect(try modified(detections) == made, "an unchanged recipe reuses the detections")
+        // Another threshold redoes the detections.
+        try PipelineCommand.parse(["--recipe", root + "/recipe.yaml", "--threads", "1", "--set", "pseudo.box_threshold=0.6"])
+            .run()
+        #expect(try modified(detections) > made)
+    }
+
     /// Changing a key reruns the stages that read it and those after them; --no-rerun refuses.
     @Test func aChangedRecipeRerunsTheStagesThatDependOnIt() throws {
         let root = NSTemporaryDirectory() + "wsss-pipe-prov-\(UUID().uuidString)"
