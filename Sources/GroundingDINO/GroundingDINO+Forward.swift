@@ -21,6 +21,10 @@ public struct GroundingDINOTrace {
     public var topk: [Int] = []
     public var references: [Tensor] = []
     public var decoderOutputs: [Tensor] = []
+    /// When set before the call, the encoder's selected tokens are these instead of the top-k
+    /// (a parity check against the official model: proposals whose scores tie to within rounding
+    /// may come out in the other order, and each query slot has its own learned content).
+    public var selection: [Int]?
     public init() {}
 }
 
@@ -88,9 +92,12 @@ extension GroundingDINO {
         let classes = Tensor.matmul(outputMemory, memoryText, transposeB: true)  // [1, S, T]
         trace?.encoderClass = classes
         let t = memoryText.shape[1]
-        let best = (0..<valid.count).map { s in (0..<t).map { classes.scalars[s * t + $0] }.max() ?? -.infinity }
+        let scores = classes.scalars  // one copy: `scalars` copies the storage each time it is read
+        let best = (0..<valid.count).map { s in scores[(s * t)..<((s + 1) * t)].max() ?? -.infinity }
         // torch.topk: the largest first (a stable order among equals).
-        let topk = Array(best.indices.sorted { best[$0] > best[$1] || (best[$0] == best[$1] && $0 < $1) }.prefix(queries))
+        let topk =
+            trace?.selection
+            ?? Array(best.indices.sorted { best[$0] > best[$1] || (best[$0] == best[$1] && $0 < $1) }.prefix(queries))
         trace?.topk = topk
         let coordinates = (encOutBBoxEmbed(outputMemory) + proposals).scalars
         var reference = Tensor(shape: [topk.count, 4], values: topk.flatMap { coordinates[($0 * 4)..<($0 * 4 + 4)] }).sigmoid()

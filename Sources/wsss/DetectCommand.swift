@@ -3,6 +3,8 @@ import Datasets
 import Evaluation
 import Foundation
 import GroundingDINO
+import HDF5
+import Autograd
 import Imaging
 import Pipeline
 import PseudoLabels
@@ -173,6 +175,16 @@ struct DetectCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Image (JPEG or PNG). (required)", valueName: "file")) var image: String
         @Option(help: ArgumentHelp("The caption, e.g. \"cat . dog .\". (required)", valueName: "text")) var caption: String
         @Flag(help: "Print a JSON list of {label, box, score, text_score}.") var json = false
+        @Option(
+            help: ArgumentHelp(
+                "Also write the model's intermediate results (input, text features, encoder memory, logits, boxes) to this HDF5 file, to compare with the official code stage by stage. (default: none)",
+                valueName: "file"))
+        var trace: String?
+        @Option(
+            help: ArgumentHelp(
+                "With --trace: take the encoder's selected tokens from dataset /topk of this HDF5 file (the official model's torch.topk, for a stage-by-stage parity check). (default: computed)",
+                valueName: "file"))
+        var traceSelection: String?
 
         func run() throws {
             try runtime.apply()
@@ -180,6 +192,7 @@ struct DetectCommand: ParsableCommand {
             let picture = try Image.readRGB(from: image)
             let start = Date()
             let boxes = detector.detect(in: picture, caption: caption)
+            if let trace { try writeTrace(detector, picture, to: trace) }
             Log.info(
                 String(
                     format: "detect: %dx%d image, %d boxes in %.2f s", picture.width, picture.height, boxes.count,
@@ -199,6 +212,35 @@ struct DetectCommand: ParsableCommand {
                     )
                 }
             }
+        }
+    }
+}
+
+extension DetectCommand.ImageBoxes {
+    /// The model's stages for this image and caption, as HDF5 datasets named after the
+    /// official tensors (`input`, `text/encoded_text`, `encoder/memory`, `encoder/memory_text`,
+    /// `backbone/feature_<l>`, `outputs/pred_logits`, `outputs/pred_boxes`).
+    func writeTrace(_ detector: GroundingDetector, _ picture: Image, to path: String) throws {
+        let input = GroundingDINOTransform.input(picture, size: detector.options.size, maximumSize: detector.options.maximumSize)
+        let prompt = TokenizedPrompt(caption: TokenizedPrompt.normalizedCaption(caption), tokenizer: detector.tokenizer)
+        var trace: GroundingDINOTrace? = GroundingDINOTrace()
+        if let traceSelection {
+            trace?.selection = try HDF5File(path: traceSelection, mode: .read).readLabels("/topk").values.map(Int.init)
+        }
+        let output = withoutGrad { detector.model.forward(image: input, prompt: prompt, trace: &trace) }
+        guard let t = trace else { return }
+        try HDF5File.writeAtomically(to: path) { file in
+            try file.write(input, at: "/input")
+            if let x = t.encodedText { try file.write(x, at: "/text/encoded_text") }
+            if let x = t.memory { try file.write(x, at: "/encoder/memory") }
+            if let x = t.memoryText { try file.write(x, at: "/encoder/memory_text") }
+            for (k, x) in t.backboneFeatures.enumerated() { try file.write(x, at: "/backbone/feature_\(k)") }
+            for (k, x) in t.projected.enumerated() { try file.write(x, at: "/backbone/src_\(k)") }
+            for (k, x) in t.references.enumerated() { try file.write(x, at: "/decoder/reference_\(k)") }
+            for (k, x) in t.decoderOutputs.enumerated() { try file.write(x, at: "/decoder/layer_\(k)_output") }
+            try file.write(LabelTensor(shape: [t.topk.count], values: t.topk.map(Int32.init)), at: "/topk")
+            try file.write(output.logits, at: "/outputs/pred_logits")
+            try file.write(output.boxes, at: "/outputs/pred_boxes")
         }
     }
 }

@@ -25,39 +25,37 @@ struct BilinearTap {
     }
 
     /// (offset, weight) of each neighbour inside a height × width plane with row stride
-    /// `rowStride` and element stride `stride`, in the order (y0,x0), (y0,x1), (y1,x0), (y1,x1).
-    func corners(height: Int, width: Int, rowStride: Int, stride: Int) -> [(offset: Int, weight: Float)] {
-        var out: [(Int, Float)] = []
-        out.reserveCapacity(4)
-        for (dy, wyk) in [(0, 1 - wy), (1, wy)] {
-            let y = y0 + dy
-            guard y >= 0 && y < height else { continue }
-            for (dx, wxk) in [(0, 1 - wx), (1, wx)] {
-                let x = x0 + dx
-                guard x >= 0 && x < width else { continue }
-                out.append((y * rowStride + x * stride, wyk * wxk))
-            }
-        }
-        return out
+    /// `rowStride` and element stride `stride`, in the order (y0,x0), (y0,x1), (y1,x0), (y1,x1);
+    /// neighbours outside get weight 0 (and offset 0).
+    func corners(height: Int, width: Int, rowStride: Int, stride: Int) -> Corners {
+        var c = Corners()
+        let ys = (y0 >= 0 && y0 < height, y0 + 1 >= 0 && y0 + 1 < height)
+        let xs = (x0 >= 0 && x0 < width, x0 + 1 >= 0 && x0 + 1 < width)
+        let base = y0 * rowStride + x0 * stride
+        if ys.0 && xs.0 { (c.offsets.0, c.weights.0) = (base, (1 - wy) * (1 - wx)) }
+        if ys.0 && xs.1 { (c.offsets.1, c.weights.1) = (base + stride, (1 - wy) * wx) }
+        if ys.1 && xs.0 { (c.offsets.2, c.weights.2) = (base + rowStride, wy * (1 - wx)) }
+        if ys.1 && xs.1 { (c.offsets.3, c.weights.3) = (base + rowStride + stride, wy * wx) }
+        c.dx = ((ys.0 && xs.0) ? -(1 - wy) : 0, (ys.0 && xs.1) ? (1 - wy) : 0, (ys.1 && xs.0) ? -wy : 0, (ys.1 && xs.1) ? wy : 0)
+        c.dy = ((ys.0 && xs.0) ? -(1 - wx) : 0, (ys.0 && xs.1) ? -wx : 0, (ys.1 && xs.0) ? (1 - wx) : 0, (ys.1 && xs.1) ? wx : 0)
+        return c
     }
+}
 
-    /// d(sample)/dx and d(sample)/dy as weights of the neighbours: ∂/∂x gives (y0,x0) −(1−wy),
-    /// (y0,x1) +(1−wy), (y1,x0) −wy, (y1,x1) +wy; ∂/∂y the same with the axes swapped.
-    func derivativeCorners(height: Int, width: Int, rowStride: Int, stride: Int)
-        -> [(offset: Int, dx: Float, dy: Float)]
-    {
-        var out: [(Int, Float, Float)] = []
-        out.reserveCapacity(4)
-        for (dyIndex, wyk, sy) in [(0, 1 - wy, Float(-1)), (1, wy, Float(1))] {
-            let y = y0 + dyIndex
-            guard y >= 0 && y < height else { continue }
-            for (dxIndex, wxk, sx) in [(0, 1 - wx, Float(-1)), (1, wx, Float(1))] {
-                let x = x0 + dxIndex
-                guard x >= 0 && x < width else { continue }
-                out.append((y * rowStride + x * stride, sx * wyk, sy * wxk))
-            }
-        }
-        return out
+/// The four neighbours of a `BilinearTap`: offsets, bilinear weights, and the weights of the
+/// sample's derivatives along x and y (all 0 for a neighbour outside the plane).
+struct Corners {
+    var offsets: (Int, Int, Int, Int) = (0, 0, 0, 0)
+    var weights: (Float, Float, Float, Float) = (0, 0, 0, 0)
+    var dx: (Float, Float, Float, Float) = (0, 0, 0, 0)
+    var dy: (Float, Float, Float, Float) = (0, 0, 0, 0)
+
+    /// Calls `body(offset, weight, dx, dy)` for each neighbour inside the plane.
+    @inline(__always) func forEach(_ body: (Int, Float, Float, Float) -> Void) {
+        if weights.0 != 0 || dx.0 != 0 || dy.0 != 0 { body(offsets.0, weights.0, dx.0, dy.0) }
+        if weights.1 != 0 || dx.1 != 0 || dy.1 != 0 { body(offsets.1, weights.1, dx.1, dy.1) }
+        if weights.2 != 0 || dx.2 != 0 || dy.2 != 0 { body(offsets.2, weights.2, dx.2, dy.2) }
+        if weights.3 != 0 || dx.3 != 0 || dy.3 != 0 { body(offsets.3, weights.3, dx.3, dy.3) }
     }
 }
 
@@ -89,7 +87,7 @@ extension Tensor {
                 for channel in 0..<c {
                     let plane = src + (b * c + channel) * h * w
                     var s: Float = 0
-                    for corner in corners { s += plane[corner.offset] * corner.weight }
+                    corners.forEach { offset, weight, _, _ in s += plane[offset] * weight }
                     dst[(b * c + channel) * points + k] = s
                 }
             }
@@ -108,8 +106,8 @@ extension Tensor {
                             let (px, py) = pixel(g, b, k)
                             guard BilinearTap.reaches(x: px, y: py, height: h, width: w) else { continue }
                             let d = gradOut[planeIndex * points + k]
-                            for corner in BilinearTap(x: px, y: py).corners(height: h, width: w, rowStride: w, stride: 1) {
-                                plane[corner.offset] += d * corner.weight
+                            BilinearTap(x: px, y: py).corners(height: h, width: w, rowStride: w, stride: 1).forEach {
+                                offset, weight, _, _ in plane[offset] += d * weight
                             }
                         }
                     }
@@ -121,14 +119,14 @@ extension Tensor {
                         let (b, k) = (index / points, index % points)
                         let (px, py) = pixel(g, b, k)
                         guard BilinearTap.reaches(x: px, y: py, height: h, width: w) else { continue }
-                        let corners = BilinearTap(x: px, y: py).derivativeCorners(height: h, width: w, rowStride: w, stride: 1)
+                        let corners = BilinearTap(x: px, y: py).corners(height: h, width: w, rowStride: w, stride: 1)
                         var (sx, sy): (Float, Float) = (0, 0)
                         for channel in 0..<c {
                             let plane = src + (b * c + channel) * h * w
                             let d = gradOut[(b * c + channel) * points + k]
-                            for corner in corners {
-                                sx += d * plane[corner.offset] * corner.dx
-                                sy += d * plane[corner.offset] * corner.dy
+                            corners.forEach { offset, _, dx, dy in
+                                sx += d * plane[offset] * dx
+                                sy += d * plane[offset] * dy
                             }
                         }
                         // x = ((g + 1)·W − 1) / 2, so dx/dg = W/2.
@@ -184,13 +182,13 @@ extension Tensor {
                             let (px, py) = pixel(loc, index, level)
                             guard BilinearTap.reaches(x: px, y: py, height: h, width: w) else { continue }
                             let a = wt[index]
-                            for corner in BilinearTap(x: px, y: py).corners(
-                                height: h, width: w, rowStride: w * rowStride, stride: rowStride)
-                            {
-                                let c = a * corner.weight
-                                let src = base + corner.offset
-                                for d in 0..<dim { o[d] += c * src[d] }
-                            }
+                            BilinearTap(x: px, y: py).corners(height: h, width: w, rowStride: w * rowStride, stride: rowStride)
+                                .forEach { offset, weight, _, _ in
+                                    guard weight != 0 else { return }
+                                    let c = a * weight
+                                    let src = base + offset
+                                    for d in 0..<dim { o[d] += c * src[d] }
+                                }
                         }
                     }
                 }
@@ -215,31 +213,25 @@ extension Tensor {
                                 let index = ((bq * heads + head) * l + level) * p + point
                                 let (px, py) = pixel(loc, index, level)
                                 guard BilinearTap.reaches(x: px, y: py, height: h, width: w) else { continue }
-                                let tap = BilinearTap(x: px, y: py)
+                                let corners = BilinearTap(x: px, y: py).corners(
+                                    height: h, width: w, rowStride: w * rowStride, stride: rowStride)
                                 let a = wt[index]
                                 if let dValue {
-                                    for corner in tap.corners(height: h, width: w, rowStride: w * rowStride, stride: rowStride) {
-                                        let dst = dValue.storage.base + offset + corner.offset
-                                        let c = a * corner.weight
+                                    corners.forEach { cornerOffset, weight, _, _ in
+                                        let dst = dValue.storage.base + offset + cornerOffset
+                                        let c = a * weight
                                         for d in 0..<dim { dst[d] += c * gOut[d] }
                                     }
                                 }
                                 if dWeights != nil || dLocations != nil {
                                     var (sample, sx, sy): (Float, Float, Float) = (0, 0, 0)
-                                    for corner in tap.derivativeCorners(
-                                        height: h, width: w, rowStride: w * rowStride, stride: rowStride)
-                                    {
-                                        let src = v + offset + corner.offset
+                                    corners.forEach { cornerOffset, weight, dx, dy in
+                                        let src = v + offset + cornerOffset
                                         var dot: Float = 0
                                         for d in 0..<dim { dot += gOut[d] * src[d] }
-                                        sx += dot * corner.dx
-                                        sy += dot * corner.dy
-                                    }
-                                    for corner in tap.corners(height: h, width: w, rowStride: w * rowStride, stride: rowStride) {
-                                        let src = v + offset + corner.offset
-                                        var dot: Float = 0
-                                        for d in 0..<dim { dot += gOut[d] * src[d] }
-                                        sample += dot * corner.weight
+                                        sx += dot * dx
+                                        sy += dot * dy
+                                        sample += dot * weight
                                     }
                                     dWeights?.storage.base[index] = sample
                                     if let dLocations {
