@@ -11,8 +11,8 @@ import Foundation
 final class LargeBufferPool: @unchecked Sendable {
     /// Smaller buffers go to malloc as usual.
     static let minimumBytes = 32 << 20
-    /// Most bytes parked at once (peak RSS may grow by up to this much inside a scope).
-    static let limitBytes = 1 << 30
+    /// Most bytes parked at once by default (peak RSS may grow by up to this much inside a scope).
+    static let defaultLimitBytes = 1 << 30
 
     static let shared = LargeBufferPool()
 
@@ -20,6 +20,8 @@ final class LargeBufferPool: @unchecked Sendable {
     private var depth = 0
     private var parked: [Int: [UnsafeMutableRawPointer]] = [:]
     private var parkedBytes = 0
+    /// The limit of the outermost open scope.
+    private var limitBytes = LargeBufferPool.defaultLimitBytes
 
     /// A parked buffer of exactly `bytes`, if a scope is open and one is there.
     func take(bytes: Int) -> UnsafeMutableRawPointer? {
@@ -36,14 +38,15 @@ final class LargeBufferPool: @unchecked Sendable {
         guard bytes >= LargeBufferPool.minimumBytes else { return false }
         lock.lock()
         defer { lock.unlock() }
-        guard depth > 0, parkedBytes + bytes <= LargeBufferPool.limitBytes else { return false }
+        guard depth > 0, parkedBytes + bytes <= limitBytes else { return false }
         parked[bytes, default: []].append(buffer)
         parkedBytes += bytes
         return true
     }
 
-    func enter() {
+    func enter(limit: Int) {
         lock.lock()
+        if depth == 0 { limitBytes = limit }
         depth += 1
         lock.unlock()
     }
@@ -63,11 +66,12 @@ final class LargeBufferPool: @unchecked Sendable {
 
 extension TensorStorage {
     /// Runs `body` with freed buffers of 32 MB and more kept for reuse by later allocations of
-    /// the same size (at most 1 GB parked), all released when the outermost scope ends. For
-    /// inference loops that allocate the same large activations again and again (SAM's mask
-    /// decoder); nesting is allowed, and other threads' allocations share the pool meanwhile.
-    public static func reusingLargeBuffers<R>(_ body: () throws -> R) rethrows -> R {
-        LargeBufferPool.shared.enter()
+    /// the same size (at most `limit` bytes parked, 1 GB by default; the outermost scope's limit
+    /// holds), all released when the outermost scope ends. For inference loops that allocate the
+    /// same large activations again and again (SAM's mask decoder, Grounding DINO's layers);
+    /// nesting is allowed, and other threads' allocations share the pool meanwhile.
+    public static func reusingLargeBuffers<R>(limit: Int = 1 << 30, _ body: () throws -> R) rethrows -> R {
+        LargeBufferPool.shared.enter(limit: limit)
         defer { LargeBufferPool.shared.leave() }
         return try body()
     }

@@ -43,6 +43,10 @@ public struct GroundingDetector {
     public let tokenizer: BertTokenizer
     public var options: GroundingOptions
 
+    /// Bytes of freed activations kept for reuse during one forward pass (`reusingLargeBuffers`):
+    /// at Swin-T's 800x1333 this saves about a third of the time for a quarter more peak memory.
+    public static let bufferReuse = 256 << 20
+
     public init(model: GroundingDINO, tokenizer: BertTokenizer, options: GroundingOptions = .init()) {
         (self.model, self.tokenizer, self.options) = (model, tokenizer, options)
     }
@@ -53,7 +57,10 @@ public struct GroundingDetector {
     public func detect(in image: Image, caption: String) -> [GroundedBox] {
         let input = GroundingDINOTransform.input(image, size: options.size, maximumSize: options.maximumSize)
         let prompt = TokenizedPrompt(caption: TokenizedPrompt.normalizedCaption(caption), tokenizer: tokenizer)
-        let output = withoutGrad { model(image: input, prompt: prompt) }
+        // Large activations of recurring sizes are handed on instead of mapped fresh (and zeroed) each time.
+        let output = TensorStorage.reusingLargeBuffers(limit: Self.bufferReuse) {
+            withoutGrad { model(image: input, prompt: prompt) }
+        }
         return boxes(output, prompt: prompt, width: image.width, height: image.height)
     }
 

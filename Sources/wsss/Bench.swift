@@ -11,7 +11,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
         subcommands: [
-            Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, CRF.self, COCOBench.self, Allreduce.self,
+            Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, DetectBench.self, CRF.self, COCOBench.self,
+            Allreduce.self,
         ])
 
     struct Ops: ParsableCommand {

@@ -37,6 +37,7 @@ import Testing
         ("wsss-detect-convert", WSSS.helpMessage(for: DetectCommand.Convert.self, columns: 100)),
         ("wsss-detect-image", WSSS.helpMessage(for: DetectCommand.ImageBoxes.self, columns: 100)),
         ("wsss-detect-run", WSSS.helpMessage(for: DetectCommand.Run.self, columns: 100)),
+        ("wsss-bench-detect", WSSS.helpMessage(for: Bench.DetectBench.self, columns: 100)),
     ]
 
     @Test(arguments: commands.map(\.name))
