@@ -3,7 +3,7 @@
 //   wsss (CLI) -> Pipeline and everything below;  WSSS (umbrella, re-exports) -> every library target;
 //   Pipeline -> Training, SegmentAnything, PseudoLabels, Reporting;  GroundingDINO -> SegmentAnything (weights), Layers;  Training -> Layers, Datasets,
 //   Checkpoints, PseudoLabels, Evaluation, Reporting;  SegmentAnything -> Layers, TorchCheckpoint,
-//   Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5;
+//   Imaging, HDF5;  Reporting -> Imaging, Evaluation;  Checkpoints -> Layers, HDF5, TorchCheckpoint (.pth initial weights);
 //   PseudoLabels -> Imaging, HDF5;  DenseCRF -> Imaging, Autograd (parallelFor);
 //   Imaging -> Autograd (one resize rule), CImageCodecs;
 //   Training -> Distributed -> CMPI (Open MPI), Autograd;
@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Autograd"]),
         // Ranks of an mpirun/srun job (single-process fallback), gradient buckets summed during backward.
         .target(name: "Distributed", dependencies: ["CMPI", "Autograd"]),
-        .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers"]),
+        .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers", "TorchCheckpoint"]),
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd", "Pickle"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
@@ -81,7 +81,8 @@ let package = Package(
         .target(
             name: "GroundingDINO",
             dependencies: [
-                "Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "SegmentAnything", .product(name: "Yams", package: "Yams"),
+                "Autograd", "Layers", "Imaging", "HDF5", "TorchCheckpoint", "SegmentAnything",
+                .product(name: "Yams", package: "Yams"),
             ]),
         // Fully-connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice; Autograd for parallelFor.
         .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
@@ -121,7 +122,7 @@ let package = Package(
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5", "CKernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Autograd"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5", "TorchCheckpoint"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "Pickle"]),
         .testTarget(name: "PseudoLabelsTests", dependencies: ["PseudoLabels", "Imaging", "HDF5", "Autograd"]),
@@ -137,7 +138,8 @@ let package = Package(
             dependencies: [
                 "SegmentAnything", "TorchCheckpoint", "Autograd", "Layers", "HDF5", "Imaging", "PseudoLabels", "Pipeline",
             ]),
-        .testTarget(name: "GroundingDINOTests", dependencies: ["GroundingDINO", "TorchCheckpoint", "Autograd", "HDF5", "Layers"]),
+        .testTarget(
+            name: "GroundingDINOTests", dependencies: ["GroundingDINO", "TorchCheckpoint", "Autograd", "HDF5", "Layers"]),
         .testTarget(
             name: "PipelineTests", dependencies: ["Pipeline", "Training", "Datasets", "PseudoLabels", "Checkpoints", "Imaging"]),
         .testTarget(

@@ -16,12 +16,22 @@
       as they are; num_batches_tracked is added where missing.
   convert_weights.py to-torch IN.h5 OUT.pth
       Our checkpoint → a PyTorch state_dict (torchvision key names, as in the file).
-  convert_weights.py self-test [--fixture Tests/Fixtures/converted_deeplab.h5]
+  convert_weights.py self-test [--fixture Tests/Fixtures/converted_deeplab.h5] [--init-fixtures Tests/Fixtures/init]
       Builds small random state_dicts itself, checks the round trips, and writes a converted
       narrow DeepLab-v2 that the Swift tests load (its random values rounded to float16 numbers,
       still stored as float32 as the converter writes them, then rewritten smaller by
       scripts/fixtures/compact_h5.py: gzip + shuffle, which packs those values to about half,
       and small object headers; same names, dtypes and values).
+      --init-fixtures DIR also writes the source .pth files next to what this script makes of
+      them, for the Swift reader of official .pth initial weights (Checkpoints'
+      TorchInitialWeights) to be checked against tensor for tensor:
+        torchvision_resnet18.pth / .h5   a 1/64-width ResNet-18 in torchvision's names, with fc.*
+                                         and num_batches_tracked, one storage per tensor (as
+                                         torch.save writes model.state_dict())
+        deeplab_pytorch_r50.pth / .h5    a 1/64-width, 2-class DeepLab-v2 ResNet-50 in
+                                         deeplab-pytorch's names (base. prefix, no
+                                         num_batches_tracked), its tensors views of one storage
+                                         (keeps the file small; exercises storage offsets)
 
 Needs torch, h5py, numpy (scripts/requirements-fixtures.txt).
 """
@@ -96,6 +106,8 @@ def kazuto_to_ours(state):
         if m:
             out[k] = value
             continue
+        if k.startswith("fc."):
+            continue  # DeepLab-v1's 1x1 classifier (the COCO init, DeepLabV1_ResNet101): no counterpart
         raise SystemExit(f"{key}: not a deeplab-pytorch DeepLab-v2 key")
     for name in [n[: -len("running_mean")] for n in out if n.endswith("running_mean")]:
         out.setdefault(name + "num_batches_tracked", torch.tensor(0))
@@ -125,8 +137,8 @@ def ours_to_kazuto(state):
     return out
 
 
-def narrow_deeplab_state(classes, divisor=64, seed=0):
-    """A random DeepLab-v2 ResNet-101 state in our names, widths divided by `divisor`."""
+def narrow_deeplab_state(classes, divisor=64, seed=0, blocks=(3, 4, 23, 3)):
+    """A random DeepLab-v2 ResNet-101 (or, with other `blocks`, -50) state in our names, widths divided by `divisor`."""
     g = torch.Generator().manual_seed(seed)
     stem, planes = 64 // divisor, [p // divisor for p in (64, 128, 256, 512)]
     state = collections.OrderedDict()
@@ -146,8 +158,8 @@ def narrow_deeplab_state(classes, divisor=64, seed=0):
     conv("conv1", stem, 3, 7)
     bn("bn1", stem)
     inplanes = stem
-    for i, blocks in enumerate((3, 4, 23, 3)):
-        for b in range(blocks):
+    for i, count in enumerate(blocks):
+        for b in range(count):
             p, out = planes[i], planes[i] * 4
             conv(f"layer{i + 1}.{b}.conv1", p, inplanes, 1)
             bn(f"layer{i + 1}.{b}.bn1", p)
@@ -164,11 +176,89 @@ def narrow_deeplab_state(classes, divisor=64, seed=0):
     return state
 
 
+def narrow_torchvision_state(classes, divisor=64, seed=0):
+    """A random torchvision ResNet-18 state_dict (basic blocks, fc), widths divided by `divisor`."""
+    g = torch.Generator().manual_seed(seed)
+    stem, planes = 64 // divisor, [p // divisor for p in (64, 128, 256, 512)]
+    state = collections.OrderedDict()
+
+    def conv(name, cout, cin, k):
+        state[name + ".weight"] = torch.randn(cout, cin, k, k, generator=g)
+
+    def bn(name, c):
+        state[name + ".weight"] = torch.rand(c, generator=g) + 0.5
+        state[name + ".bias"] = torch.randn(c, generator=g)
+        state[name + ".running_mean"] = torch.randn(c, generator=g)
+        state[name + ".running_var"] = torch.rand(c, generator=g) + 0.5
+        state[name + ".num_batches_tracked"] = torch.tensor(7)
+
+    conv("conv1", stem, 3, 7)
+    bn("bn1", stem)
+    inplanes = stem
+    for i in range(4):
+        for b in range(2):
+            p = planes[i]
+            conv(f"layer{i + 1}.{b}.conv1", p, inplanes, 3)
+            bn(f"layer{i + 1}.{b}.bn1", p)
+            conv(f"layer{i + 1}.{b}.conv2", p, p, 3)
+            bn(f"layer{i + 1}.{b}.bn2", p)
+            if b == 0 and (i > 0 or inplanes != p):
+                conv(f"layer{i + 1}.{b}.downsample.0", p, inplanes, 1)
+                bn(f"layer{i + 1}.{b}.downsample.1", p)
+            inplanes = p
+    state["fc.weight"] = torch.randn(classes, inplanes, generator=g)
+    state["fc.bias"] = torch.randn(classes, generator=g)
+    return state
+
+
+def halved(state):
+    """Values rounded to float16 numbers, kept float32 (the fixtures store them exactly)."""
+    return collections.OrderedDict((k, v.half().float() if v.is_floating_point() else v) for k, v in state.items())
+
+
+def sharing_one_storage(state):
+    """The same state_dict with every floating tensor a view of one flat storage."""
+    floats = [k for k, v in state.items() if v.is_floating_point()]
+    flat = torch.cat([state[k].reshape(-1) for k in floats])
+    out, offset = collections.OrderedDict(), 0
+    for k, v in state.items():
+        if v.is_floating_point():
+            out[k] = flat[offset:offset + v.numel()].view(v.shape)
+            offset += v.numel()
+        else:
+            out[k] = v
+    return out
+
+
+def write_init_fixtures(directory):
+    """Official-style .pth files and this converter's HDF5 of each (see the module docstring)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+    import compact_h5
+
+    os.makedirs(directory, exist_ok=True)
+    tv = halved(narrow_torchvision_state(classes=5, divisor=64, seed=2))
+    torch.save(tv, f"{directory}/torchvision_resnet18.pth")
+    convert_torchvision(f"{directory}/torchvision_resnet18.pth", f"{directory}/torchvision_resnet18.h5", "resnet18")
+    ours = halved(narrow_deeplab_state(classes=2, divisor=64, seed=3, blocks=(3, 4, 6, 3)))
+    kazuto = sharing_one_storage(ours_to_kazuto(ours))
+    torch.save(kazuto, f"{directory}/deeplab_pytorch_r50.pth")
+    convert_deeplab(f"{directory}/deeplab_pytorch_r50.pth", f"{directory}/deeplab_pytorch_r50.h5", "voc")
+    back = read_checkpoint(f"{directory}/deeplab_pytorch_r50.h5")
+    assert same(back, ours), "deeplab conversion changed names or values"
+    back = read_checkpoint(f"{directory}/torchvision_resnet18.h5")
+    assert set(back) == {k for k in tv if not k.startswith("fc.")}
+    assert all(torch.equal(back[k].float(), tv[k].float()) for k in back)
+    compact_h5.main([f"{directory}/torchvision_resnet18.h5", f"{directory}/deeplab_pytorch_r50.h5"])
+    for name in ("torchvision_resnet18", "deeplab_pytorch_r50"):
+        for ext in ("pth", "h5"):
+            print("wrote", f"{directory}/{name}.{ext}", os.path.getsize(f"{directory}/{name}.{ext}") // 1024, "KiB")
+
+
 def same(a, b):
     return set(a) == set(b) and all(torch.equal(a[k].float(), b[k].float()) for k in a)
 
 
-def self_test(fixture):
+def self_test(fixture, init_fixtures=None):
     import tempfile
     tmp = tempfile.mkdtemp()
     # DeepLab: ours → kazuto names (as deeplab-pytorch saves them) → convert → must equal ours.
@@ -206,6 +296,8 @@ def self_test(fixture):
             f.attrs["checksum_layer3_22_conv2"] = float(small["layer3.22.conv2.weight"].double().sum())
             f.attrs["checksum_aspp_c3_bias"] = float(small["aspp.c3.bias"].double().sum())
         print("wrote", fixture, os.path.getsize(fixture) // 1024, "KiB")
+    if init_fixtures:
+        write_init_fixtures(init_fixtures)
     print("self-test passed")
 
 
@@ -238,6 +330,7 @@ def main():
     p.add_argument("src"), p.add_argument("dst")
     p = sub.add_parser("self-test")
     p.add_argument("--fixture", default=None)
+    p.add_argument("--init-fixtures", default=None)
     args = parser.parse_args()
     if args.command == "torchvision":
         convert_torchvision(args.src, args.dst, args.arch)
@@ -246,7 +339,7 @@ def main():
     elif args.command == "to-torch":
         to_torch(args.src, args.dst)
     else:
-        self_test(args.fixture)
+        self_test(args.fixture, args.init_fixtures)
 
 
 if __name__ == "__main__":

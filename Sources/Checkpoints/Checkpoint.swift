@@ -55,6 +55,9 @@ public enum CheckpointError: LocalizedError, Equatable {
     case notACheckpoint(path: String)
     /// A root attribute that does not hold what it should.
     case malformedAttribute(path: String, name: String, reason: String)
+    /// A PyTorch `.pth` given as initial weights that is not a torchvision ResNet or a
+    /// deeplab-pytorch DeepLab state dict (`TorchInitialWeights`).
+    case notInitialWeights(path: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -81,6 +84,8 @@ public enum CheckpointError: LocalizedError, Equatable {
             return "\(path): not a checkpoint (no format_version attribute; a CAM, embedding or scores file?)"
         case .malformedAttribute(let path, let name, let reason):
             return "\(path): attribute '\(name)' \(reason)"
+        case .notInitialWeights(let path, let reason):
+            return "\(path): not initial weights for these models: \(reason)"
         }
     }
 }
@@ -245,36 +250,56 @@ public enum Checkpoint {
     /// and no `exclude` pattern from a checkpoint of any architecture (e.g. an ImageNet ResNet
     /// into DeepLab's backbone, or a 21-class DeepLab into a 6-class one with
     /// `exclude: ["aspp.*"]`). A selected tensor whose shape differs is an error.
+    ///
+    /// `path` is our HDF5 checkpoint or an official PyTorch `.pth` (torchvision's ImageNet
+    /// ResNets, deeplab-pytorch's DeepLab weights), told apart by the file's first bytes; a `.pth`
+    /// is read under our names as `scripts/convert_weights.py` would convert it
+    /// (`TorchInitialWeights`), with the same checks.
     @discardableResult
     public static func initialize(_ model: Module, from path: String, include: [String] = ["*"], exclude: [String] = []) throws
         -> InitializationReport
     {
+        if TorchInitialWeights.isTorchFile(path) {
+            let weights = try TorchInitialWeights(path: path)
+            return try initialize(
+                model, path: path, shapes: weights.shapes, include: include, exclude: exclude, read: weights.tensor(named:))
+        }
         let file = try HDF5File(path: path, mode: .read)
         _ = try metadata(of: file)
         let stored = try storedTensors(in: file)
+        return try initialize(
+            model, path: path, shapes: stored.mapValues(\.shape), include: include, exclude: exclude,
+            read: { try file.read(stored[$0]!.path) })
+    }
+
+    /// `initialize` over any source of named tensors: `shapes` lists them, `read` reads one.
+    static func initialize(
+        _ model: Module, path: String, shapes stored: [String: [Int]], include: [String], exclude: [String],
+        read: (String) throws -> Tensor
+    ) throws -> InitializationReport {
         var report = InitializationReport(loaded: [], keptFresh: [], ignored: [])
         var misshaped: [String] = []
-        var selected: [(Tensor, String)] = []
+        var selected: [Tensor] = []
         for (name, tensor) in model.stateDict() {
             let chosen = include.contains { matches($0, name) } && !exclude.contains { matches($0, name) }
-            guard chosen, let entry = stored[name] else {
+            guard chosen, let shape = stored[name] else {
                 report.keptFresh.append(name)
                 continue
             }
-            if entry.shape != tensor.shape {
-                misshaped.append("\(name) \(entry.shape) vs \(tensor.shape)")
+            if shape != tensor.shape {
+                misshaped.append("\(name) \(shape) vs \(tensor.shape)")
                 continue
             }
-            selected.append((tensor, entry.path))
+            selected.append(tensor)
             report.loaded.append(name)
         }
         guard misshaped.isEmpty else {
             throw CheckpointError.mismatch(path: path, missing: [], unexpected: [], misshaped: misshaped)
         }
-        let values = try selected.map { try file.read($0.1) }
+        let values = try report.loaded.map(read)
         let nonFinite = zip(report.loaded, values).filter { !$0.1.isAllFinite }.map(\.0)
         guard nonFinite.isEmpty else { throw CheckpointError.nonFinite(path: path, tensors: nonFinite) }
-        for ((tensor, _), value) in zip(selected, values) { tensor.assign(from: value) }
+        for (tensor, value) in zip(selected, values) { tensor.assign(from: value) }
         report.ignored = Set(stored.keys).subtracting(model.stateDict().map(\.name)).sorted()
         return report
     }
