@@ -50,7 +50,7 @@ struct CAMCommand: ParsableCommand {
         @Flag(help: "Train batch norm (from scratch) instead of freezing it (ImageNet init).") var trainBn = false
         @Option(
             help: ArgumentHelp(
-                "Initialise the backbone from a converted ImageNet checkpoint (scripts/convert_weights.py). (default: none)",
+                "Initialise the backbone from an ImageNet ResNet: torchvision's .pth as it is, or our HDF5. (default: none)",
                 valueName: "file")) var initFrom: String?
         @Option(help: ArgumentHelp("Random seed.", valueName: "n")) var seed: UInt64 = 0
         @Flag(

@@ -47,7 +47,7 @@ struct TrainCommand: ParsableCommand {
     var out: String?
     @Option(
         help: ArgumentHelp(
-            "Initialise from a checkpoint (names matching model.init_exclude are skipped). (default: model.init)",
+            "Initialise from a checkpoint: ours, or an official torchvision / deeplab-pytorch .pth (names matching model.init_exclude are skipped). (default: model.init)",
             valueName: "file")) var initFrom: String?
     @Option(
         help: ArgumentHelp(
