@@ -16,6 +16,13 @@ Run: ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train --dept
          (pydensecrf2's dense CRF as deeplab-pytorch's crf.py sets it up, as `wsss bench crf`:
           500x375 images of flat rectangles with noise, 21-class softmax of smooth random logits,
           10 iterations; per image on one thread, pydensecrf being single-threaded)
+     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --detect swin_t [--repeats 3]
+         (the official Grounding DINO (rf-groundingdino) built from GroundingDINO_SwinT_OGC.py /
+          GroundingDINO_SwinB_cfg.py with random weights (scripts/fixtures/gdino_official.py; nothing
+          downloaded): model(image, captions=[caption]) in eval mode under no_grad, on a 1333x800
+          picture that the official transform (RandomResize([800], max_size=1333), ToTensor,
+          Normalize) leaves at [1, 3, 800, 1333], with the 20 VOC class names joined by " . " as the
+          caption (49 tokens); one warm-up, then the median of --repeats; ~3 GB of RAM)
 """
 import argparse
 import json
@@ -50,8 +57,12 @@ def main():
     p.add_argument("--generator", action="store_true", help="with --sam: also time the automatic mask generator")
     p.add_argument("--crf", action="store_true", help="time pydensecrf's dense CRF instead of DeepLab-v2 (as `wsss bench crf`)")
     p.add_argument("--images", type=int, default=4, help="with --crf: distinct images timed")
+    p.add_argument("--detect", choices=["swin_t", "swin_b"],
+                   help="time the official Grounding DINO forward instead of DeepLab-v2 (800x1333, VOC caption)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.detect:
+        return bench_detect(a)
     if a.crf:
         return bench_crf(a)
     if a.sam:
@@ -202,6 +213,51 @@ def bench_crf(a):
     print(json.dumps({
         "name": "pydensecrf_dense_crf", "median_s": median, "min_s": min(times), "images_per_s": 1 / median,
         "size": f"{w}x{h}", "classes": classes, "iterations": iterations, "threads": 1, "images": len(inputs),
+    }), flush=True)
+
+
+def bench_detect(a):
+    """The official Grounding DINO forward (backbone, BERT, encoder, decoder, heads) at the official input
+    size, random weights; one warm-up, median of --repeats."""
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+    import gdino_official
+    import groundingdino.datasets.transforms as T
+    from groundingdino.util.inference import preprocess_caption
+    from PIL import Image
+
+    text_dir = tempfile.mkdtemp(prefix="gdino_bert_base_")
+    try:
+        gdino_official.write_text_encoder_dir(text_dir)
+        model, _ = gdino_official.build(a.detect, text_dir, seed=0)
+    finally:
+        shutil.rmtree(text_dir, ignore_errors=True)
+    transform = T.Compose([T.RandomResize([800], max_size=1333), T.ToTensor(),
+                           T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    image, _ = transform(Image.fromarray(gdino_official.blob_image(1333, 800, seed=0)), None)
+    assert list(image.shape) == [3, 800, 1333], image.shape
+    caption = preprocess_caption(gdino_official.VOC_CAPTION)
+    tokens = len(model.tokenizer(caption)["input_ids"])
+
+    def forward():
+        with torch.no_grad():
+            return model(image[None], captions=[caption])
+
+    forward()  # warm-up
+    times = []
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        forward()
+        times.append(time.perf_counter() - t)
+    median = statistics.median(times)
+    print(json.dumps({
+        "name": f"torch_gdino_{a.detect}_forward", "median_s": median, "min_s": min(times),
+        "images_per_s": round(1 / median, 3), "size": "1333x800", "input": [1] + list(image.shape),
+        "tokens": tokens, "queries": 900, "reps": len(times),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
     }), flush=True)
 
 

@@ -33,8 +33,10 @@ image and outputs):
    first), and predict(..., remove_combined=True) on the same outputs (the model is not run again).
    Thresholds: --box-threshold / --text-threshold, else chosen from the outputs: the box threshold
    the highest on a 0.005 grid keeping 3 to 10 queries, the text threshold the highest on that grid
-   leaving every kept box a non-empty phrase and some box a phrase of two or more tokens; both at
-   least 0.003 away from every score they compare (so float32 differences cannot flip a decision).
+   for which predict() gives every kept box a non-empty phrase (many queries' best token is a " ."
+   separator, which predict() drops from the phrase); both more than 5e-4 away from every probability
+   they are compared with (so float32 differences cannot flip a decision; closest_score_to_a_threshold
+   in report.json).
 5. <out>/official.h5 (h5py, gzip; float32 unless said):
      attrs: config, seed, caption, caption_preprocessed, checkpoint, vocab, image, temper, versions,
             threads, timings_s (JSON)
@@ -59,11 +61,14 @@ torch's own), the first forward including one-time allocations.
 Comparing with our port (release build; `swift build -c release` by whoever builds):
 
     .build/release/wsss detect image --checkpoint <out>/gdino_swint_random.pth --vocab <out>/bert/vocab.txt \
-        --image <out>/image.png --prompt "<caption>" --box-threshold <b> --text-threshold <t> --json
+        --image <out>/image.png --caption "<caption>" --box-threshold <b> --text-threshold <t> --json
     (the exact line, thresholds filled in, is in report.json as commands.detect_image)
 
-prints [{label, box: [x0, y0, x1, y1] pixels, score}] in query order; it should give the same kept
-queries as /predict: the same phrases, scores within ~1e-3, boxes within ~0.5 px (boxes_xyxy). A
+prints [{label, box: [x0, y0, x1, y1] pixels, score, text_score}] in query order; it should give the
+same kept queries as /predict: the same phrases (the official ones keep the space left where predict()
+removed a '.', e.g. " chair cow"; remove_combined_phrases are GroundingOptions.removeCombined's, which
+the CLI does not expose), scores within ~1e-3, boxes within ~0.5 px (boxes_xyxy; not clipped to the
+image, as predict() does not clip). A
 Swift-side comparison of the raw tensors reads official.h5 and the checkpoint: run GroundingDINO on
 the model input (from /image/resized, or the port's own resize of image.png, checked against it) and
 the caption, and compare /text (ids and masks exactly), /encoder/memory and /text/memory_text,
@@ -89,10 +94,14 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
 import gdino_official  # noqa: E402
-from make_gdino_fixtures import MARGIN, round_threshold  # noqa: E402
+from make_gdino_fixtures import round_threshold  # noqa: E402
 
 IMAGE_WIDTH, IMAGE_HEIGHT = 640, 480
 GRID = [round(float(t), 3) for t in np.arange(0.995, 0.0, -0.005)]
+# No compared probability this close to a threshold: near p = 0.95 that is 0.01 in logit, far above the
+# float32 differences expected between two implementations. (The tiny fixtures' 0.003 is too wide here:
+# the 900 queries' best scores lie a few 1e-4 apart at the top.)
+THRESHOLD_MARGIN = 5e-4
 SHORT = {"swin_t": "swint", "swin_b": "swinb"}
 
 
@@ -158,22 +167,20 @@ def write_image(path, seed):
 
 # ---------------------------------------------------------------- 4. thresholds and predict
 
-def choose_thresholds(probs, n_tok, box_threshold, text_threshold):
-    """probs: sigmoid(pred_logits[0, :, :n_tok]) [nq, T]. See the module docstring."""
+def choose_thresholds(probs, box_threshold, text_threshold, phrases_at):
+    """probs: sigmoid(pred_logits[0, :, :T]) [nq, T]; phrases_at(box_threshold, text_threshold): the
+    official predict()'s phrases. See the module docstring."""
     notes = []
     best = probs.max(1)[0].numpy()
     if box_threshold is None:
-        box_threshold = round_threshold(best, (3, 10))
+        box_threshold = round_threshold(best, (3, 10), margin=THRESHOLD_MARGIN)
         if box_threshold is None:
             box_threshold = 0.35
             notes.append("no grid box threshold keeps 3-10 queries clear of every score: the official 0.35")
     kept = probs[torch.from_numpy(best > box_threshold)].numpy()
     if text_threshold is None and len(kept):
         for t in GRID:
-            if np.min(np.abs(kept - t)) <= MARGIN:
-                continue
-            above = (kept > t).sum(1)
-            if above.min() >= 1 and above.max() >= 2:
+            if np.min(np.abs(kept - t)) > THRESHOLD_MARGIN and all(phrases_at(box_threshold, t)):
                 text_threshold = t
                 break
         if text_threshold is None:
@@ -262,14 +269,16 @@ def main():
     n_tok = tok["input_ids"].shape[1]
     assert torch.isinf(outputs["pred_logits"][..., n_tok:]).all()
     probs = outputs["pred_logits"][0, :, :n_tok].sigmoid()
-    box_threshold, text_threshold, notes = choose_thresholds(probs, n_tok, a.box_threshold, a.text_threshold)
+    cached = CachedOutputs(model, image, caption, outputs)
+    box_threshold, text_threshold, notes = choose_thresholds(
+        probs, a.box_threshold, a.text_threshold,
+        lambda b, t: official_predict(cached, image, raw_caption, b, t)[2])
 
     start = time.perf_counter()
     boxes, scores, phrases = official_predict(model, image, raw_caption, box_threshold, text_threshold)
     timings["predict"] = time.perf_counter() - start
     assert len(runs) == 2 and all(torch.equal(runs[1][k], outputs[k]) for k in ("pred_logits", "pred_boxes")), \
         "predict()'s forward differs from the first"
-    cached = CachedOutputs(model, image, caption, outputs)
     boxes_rc, scores_rc, phrases_rc = official_predict(cached, image, raw_caption, box_threshold, text_threshold,
                                                        remove_combined=True)
     assert torch.equal(boxes, boxes_rc) and torch.equal(scores, scores_rc)
@@ -346,7 +355,7 @@ def main():
                               "post-processing); peak_rss_mb of the whole process"},
         "commands": {
             "detect_image": (f".build/release/wsss detect image --checkpoint {checkpoint} --vocab {vocab} "
-                             f"--image {image_path} --prompt \"{raw_caption}\" --box-threshold {box_threshold} "
+                             f"--image {image_path} --caption \"{raw_caption}\" --box-threshold {box_threshold} "
                              f"--text-threshold {text_threshold} --json"
                              + (f" --threads {a.threads}" if a.threads else "")),
             "convert": f".build/release/wsss detect convert {checkpoint} {os.path.splitext(checkpoint)[0]}.h5",
