@@ -21,6 +21,10 @@ import Testing
         let v = try file.read("\(group)/v").requiringGrad(), l = try file.read("\(group)/l").requiringGrad()
         let imagePadding = try file.readBytes("\(group)/attention_mask_v").bytes.map { $0 != 0 }
         let textPadding = try file.readBytes("\(group)/attention_mask_l").bytes.map { $0 != 0 }
+        // The inference path (no tape, strided heads) first, then the recorded one with gradients.
+        let fast = withoutGrad { block(v: v, l: l, imagePadding: imagePadding, textPadding: textPadding) }
+        #expect(relativeError(fast.v, try file.read("\(group)/out_v")) < 1e-5, "\(name): out_v without a tape")
+        #expect(relativeError(fast.l, try file.read("\(group)/out_l")) < 1e-5, "\(name): out_l without a tape")
         let (outV, outL) = block(v: v, l: l, imagePadding: imagePadding, textPadding: textPadding)
         #expect(relativeError(outV, try file.read("\(group)/out_v")) < 1e-5, "\(name): out_v")
         #expect(relativeError(outL, try file.read("\(group)/out_l")) < 1e-5, "\(name): out_l")
