@@ -80,7 +80,10 @@ public final class DeformableAttention: Module {
         let weights = attentionWeights(query).reshaped(to: [b, q, heads, levels * points]).softmax(alongAxis: 3)
             .reshaped(to: [b, q, heads, levels, points])
         let locations: Tensor
-        if reference.shape[3] == 2 {
+        let recording = GradMode.isEnabled && (reference.requiresGrad || offsets.requiresGrad)
+        if !recording {
+            locations = Self.locations(reference: reference, offsets: offsets, shapes: shapes, points: points)
+        } else if reference.shape[3] == 2 {
             let normalizer = Tensor(
                 shape: [1, 1, 1, levels, 1, 2], values: shapes.flatMap { [Float($0.width), Float($0.height)] })
             locations = reference.reshaped(to: [b, q, 1, levels, 1, 2]) + offsets / normalizer
@@ -91,6 +94,37 @@ public final class DeformableAttention: Module {
         }
         let out = Tensor.multiScaleDeformableAttention(value: v, levels: shapes, locations: locations, weights: weights)
         return outputProj(out)
+    }
+
+    /// The sampling locations [B, Q, heads, L, P, 2] in one pass, without a tape: for points,
+    /// reference + offset / (W_l, H_l); for boxes, centre + offset / P · size · 0.5 (the
+    /// reference's order of operations, so the same floats as the composed form).
+    static func locations(reference: Tensor, offsets: Tensor, shapes: [(height: Int, width: Int)], points: Int) -> Tensor {
+        let (b, q, heads, levels) = (offsets.shape[0], offsets.shape[1], offsets.shape[2], offsets.shape[3])
+        let d = reference.shape[3]
+        let out = Tensor(uninitialized: offsets.shape)
+        let (r, o, y) = (reference.storage.base, offsets.storage.base, out.storage.base)
+        let perQuery = heads * levels * points * 2
+        parallelFor(b * q, minimumPerThread: 256) { range in
+            for bq in range {
+                for h in 0..<heads {
+                    for l in 0..<levels {
+                        let ref = r + (bq * levels + l) * d
+                        for p in 0..<points {
+                            let i = bq * perQuery + ((h * levels + l) * points + p) * 2
+                            if d == 2 {
+                                y[i] = ref[0] + o[i] / Float(shapes[l].width)
+                                y[i + 1] = ref[1] + o[i + 1] / Float(shapes[l].height)
+                            } else {
+                                y[i] = ref[0] + o[i] / Float(points) * ref[2] * 0.5
+                                y[i + 1] = ref[1] + o[i + 1] / Float(points) * ref[3] * 0.5
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 }
 
@@ -172,7 +206,9 @@ extension BiAttentionBlock {
         let (b, n, t) = (v.shape[0], v.shape[1], l.shape[1])
         let embed = vProj.weight.shape[0], hd = embed / heads
         let scale = Float(1 / Double(hd).squareRoot())
-        let q = vProj(v) * scale, k = lProj(l), valuesL = valuesLProj(l), valuesV = valuesVProj(v)
+        // The scale folded into the projection (one pass over 22k × 1024 less); the same values to rounding.
+        let q = Tensor.linear(v, weight: vProj.weight * scale, bias: vProj.bias.map { $0 * scale })
+        let k = lProj(l), valuesL = valuesLProj(l), valuesV = valuesVProj(v)
         let plane = n * t
         // scores[b, h, i, j] = q[b, i, h·hd…] · k[b, j, h·hd…]
         var scores = [Float](repeating: 0, count: b * heads * plane)
@@ -188,18 +224,27 @@ extension BiAttentionBlock {
         }
         // One maximum over the whole tensor, then both clamps (the reference's order).
         let top = scores.max() ?? 0
-        for i in scores.indices { scores[i] = min(max(scores[i] - top, -50000), 50000) }
-        // The text side: scores transposed, each row less its maximum, clamped; padded images out.
         var textScores = [Float](repeating: 0, count: scores.count)
-        for m in 0..<(b * heads) {
-            let batch = m / heads
-            for j in 0..<t {
-                let row = m * plane + j * n
-                var rowMax = -Float.infinity
-                for i in 0..<n { rowMax = max(rowMax, scores[m * plane + i * t + j]) }
-                for i in 0..<n {
-                    let padded = imagePadding?[batch * n + i] == true
-                    textScores[row + i] = padded ? -.infinity : min(max(scores[m * plane + i * t + j] - rowMax, -50000), 50000)
+        scores.withUnsafeMutableBufferPointer { sp in
+            let s = sp.baseAddress!
+            parallelFor(sp.count, minimumPerThread: 1 << 16) { range in
+                for i in range { s[i] = min(max(s[i] - top, -50000), 50000) }
+            }
+            // The text side: scores transposed, each row less its maximum, clamped; padded images out.
+            textScores.withUnsafeMutableBufferPointer { tp in
+                let ts = tp.baseAddress!
+                parallelFor(b * heads * t, minimumPerThread: 4) { range in
+                    for rowIndex in range {
+                        let (m, j) = (rowIndex / t, rowIndex % t)
+                        let batch = m / heads
+                        let row = m * plane + j * n
+                        var rowMax = -Float.infinity
+                        for i in 0..<n { rowMax = max(rowMax, s[m * plane + i * t + j]) }
+                        for i in 0..<n {
+                            let padded = imagePadding?[batch * n + i] == true
+                            ts[row + i] = padded ? -.infinity : min(max(s[m * plane + i * t + j] - rowMax, -50000), 50000)
+                        }
+                    }
                 }
             }
         }
@@ -212,7 +257,8 @@ extension BiAttentionBlock {
         }
         let imageAttention = Tensor(shape: [b * heads * n, t], values: scores).softmax(alongAxis: 1)
         let textAttention = Tensor(shape: [b * heads * t, n], values: textScores).softmax(alongAxis: 1)
-        let outV = Tensor(zeros: [b, n, embed]), outL = Tensor(zeros: [b, t, embed])
+        // Every element is written by the products below (beta 0): no need to zero them first.
+        let outV = Tensor(uninitialized: [b, n, embed]), outL = Tensor(uninitialized: [b, t, embed])
         for batch in 0..<b {
             for h in 0..<heads {
                 let m = batch * heads + h
