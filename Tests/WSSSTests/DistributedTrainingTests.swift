@@ -325,6 +325,30 @@ import Testing
         }
     }
 
+    /// `wsss detect --distributed`: each rank detects its share of the split, rank 0 assembles
+    /// the file; it equals one process's file (the reduced official Grounding DINO).
+    @Test func detectionsSplitAcrossTwoRanks() throws {
+        guard requireTools() else { return }
+        let gdino = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/gdino").path
+        let root = NSTemporaryDirectory() + "wsss-mpi-detect-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Synth.parse(["--out", root + "/data", "--train", "3", "--val", "1", "--test", "1", "--size", "40", "--seed", "8"])
+            .run()
+        let common = [
+            "detect", "--checkpoint", gdino + "/tiny_model.pth", "--vocab", gdino + "/bert_tiny/vocab.txt", "--config",
+            gdino + "/tiny_config.yaml", "--size", "64", "--max-size", "90", "--box-threshold", "0.5", "--text-threshold", "0",
+            "--root", root + "/data", "--split", "train", "--threads", "1",
+        ]
+        #expect(try run(common + ["--out", root + "/single.json"]) == 0)
+        #expect(try run(common + ["--out", root + "/ranks2.json", "--distributed"], ranks: 2) == 0)
+        let single = try Data(contentsOf: URL(fileURLWithPath: root + "/single.json"))
+        let ranks = try Data(contentsOf: URL(fileURLWithPath: root + "/ranks2.json"))
+        let parsed = try #require(try JSONSerialization.jsonObject(with: ranks) as? [String: Any])
+        #expect(parsed.count == 3)
+        #expect(single == ranks, "the two-rank detections file differs from one process's")
+    }
+
     @Test func resumesWithAnotherRankCount() throws {
         guard requireTools() else { return }
         let (root, recipe) = try setUp("resume", train: "iterations: 4, batch: 4, accumulation: 1, checkpoint_every: 2")
