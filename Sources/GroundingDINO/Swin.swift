@@ -152,6 +152,8 @@ public final class SwinBlock: Module {
 
     /// Tokens [B, H, W, C] → [B, H, W, C]; `mask` is the stage's shifted-window mask.
     public func callAsFunction(_ x: Tensor, mask: Tensor?) -> Tensor {
+        let recording = GradMode.isEnabled && (x.requiresGrad || stateDict().contains { $0.tensor.requiresGrad })
+        if !recording { return inference(x, mask: mask) }
         let (h, w) = (x.shape[1], x.shape[2])
         let ws = attn.windowSize
         var y = norm1(x).zeroPadded(height: roundUp(h, ws), width: roundUp(w, ws), axes: (1, 2))
@@ -166,6 +168,57 @@ public final class SwinBlock: Module {
         if padded.width > w { y = y.slice(alongAxis: 2, 0..<w) }
         let z = x + y
         return z + mlp(norm2(z))
+    }
+}
+
+extension SwinBlock {
+    /// The block without a tape: the shifted, padded windows gathered in one pass and scattered
+    /// back in one pass (the same values as pad, roll, partition and their inverses, without
+    /// their five copies of the stage's tokens).
+    func inference(_ x: Tensor, mask: Tensor?) -> Tensor {
+        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let ws = attn.windowSize
+        let (hp, wp) = (roundUp(h, ws), roundUp(w, ws))
+        let (nh, nw) = (hp / ws, wp / ws)
+        let count = b * nh * nw
+        let normed = norm1(x)
+        /// The source pixel of row r, column q of window (batch, wy, wx), nil in the padding.
+        func source(_ batch: Int, _ wy: Int, _ wx: Int, _ r: Int, _ q: Int) -> Int? {
+            let (y, xx) = ((wy * ws + r + shift) % hp, (wx * ws + q + shift) % wp)
+            return y < h && xx < w ? ((batch * h + y) * w + xx) * c : nil
+        }
+        let windows = Tensor(uninitialized: [count, ws * ws, c])
+        let (src, dst) = (normed.storage.base, windows.storage.base)
+        parallelFor(count * ws, minimumPerThread: 16) { range in
+            for index in range {
+                let (window, r) = (index / ws, index % ws)
+                let (batch, wy, wx) = (window / (nh * nw), (window / nw) % nh, window % nw)
+                for q in 0..<ws {
+                    let out = dst + ((window * ws + r) * ws + q) * c
+                    if let from = source(batch, wy, wx, r, q) {
+                        out.update(from: src + from, count: c)
+                    } else {
+                        out.update(repeating: 0, count: c)
+                    }
+                }
+            }
+        }
+        let attended = attn(windows, mask: shift > 0 ? mask : nil)
+        // Back to the image, each pixel from its window (padding dropped), plus the shortcut.
+        let y = Tensor(uninitialized: x.shape)
+        let (a, o, shortcut) = (attended.storage.base, y.storage.base, x.storage.base)
+        parallelFor(count * ws, minimumPerThread: 16) { range in
+            for index in range {
+                let (window, r) = (index / ws, index % ws)
+                let (batch, wy, wx) = (window / (nh * nw), (window / nw) % nh, window % nw)
+                for q in 0..<ws {
+                    guard let to = source(batch, wy, wx, r, q) else { continue }
+                    let from = a + ((window * ws + r) * ws + q) * c
+                    for k in 0..<c { o[to + k] = shortcut[to + k] + from[k] }
+                }
+            }
+        }
+        return y + mlp(norm2(y))
     }
 }
 
