@@ -97,22 +97,14 @@ extension GroundingDINO {
     public func load(from reader: some StateDictReader) throws {
         let wanted = stateDict()
         let wantedNames = Set(wanted.map(\.name))
-        let stored = reader.tensorShapes
-        var missing: [String] = [], misshaped: [String] = []
-        for (name, tensor) in wanted {
-            guard let shape = stored[name] else {
-                missing.append(name)
-                continue
-            }
-            if shape != tensor.shape { misshaped.append("\(name) \(shape) vs \(tensor.shape)") }
+        let isIndex = { (key: String) in key.hasSuffix(".attn.relative_position_index") }
+        let (missing, unexpected, misshaped) = reader.keyDifferences(for: wanted) {
+            GroundingDINOWeights.ignoredKeys.contains($0) || isIndex($0)
         }
-        let indices = stored.keys.filter { $0.hasSuffix(".attn.relative_position_index") }
-        let unexpected = Set(stored.keys).subtracting(wantedNames).subtracting(GroundingDINOWeights.ignoredKeys)
-            .subtracting(indices).sorted()
         guard missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty else {
-            throw GroundingDINOError.mismatch(
-                path: reader.path, missing: Array(Set(missing)).sorted(), unexpected: unexpected, misshaped: misshaped)
+            throw GroundingDINOError.mismatch(path: reader.path, missing: missing, unexpected: unexpected, misshaped: misshaped)
         }
+        let indices = reader.tensorShapes.keys.filter(isIndex)
         try checkRelativePositionIndices(indices, reader)
         let notFloat = wantedNames.filter { !reader.isStoredAsFloat($0) }.sorted()
         guard notFloat.isEmpty else {

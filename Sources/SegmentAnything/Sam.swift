@@ -161,16 +161,7 @@ public final class SAM: Module {
     ///   mis-shaped key, before anything is read; the reader's errors for unreadable tensors.
     public func load(from reader: some StateDictReader) throws {
         let wanted = stateDict()
-        let stored = reader.tensorShapes
-        var missing: [String] = [], misshaped: [String] = []
-        for (name, tensor) in wanted {
-            guard let shape = stored[name] else {
-                missing.append(name)
-                continue
-            }
-            if shape != tensor.shape { misshaped.append("\(name) \(shape) vs \(tensor.shape)") }
-        }
-        let unexpected = Set(stored.keys).subtracting(wanted.map(\.name)).sorted()
+        let (missing, unexpected, misshaped) = reader.keyDifferences(for: wanted)
         guard missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty else {
             throw SAMWeightsError.mismatch(path: reader.path, missing: missing, unexpected: unexpected, misshaped: misshaped)
         }

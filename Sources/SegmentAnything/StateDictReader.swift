@@ -21,6 +21,25 @@ public protocol StateDictReader {
 extension StateDictReader {
     /// Our HDF5 layout stores Float32 (`wsss sam convert` writes nothing else).
     public func isStoredAsFloat(_ name: String) -> Bool { true }
+
+    /// How the stored keys differ from a model's `wanted` state dict: keys it lacks, keys it has
+    /// beyond `wanted` (except those `ignored` allows, sorted), and keys of another shape ("name
+    /// [stored] vs [wanted]"); missing and misshaped in `wanted`'s order, each name once.
+    public func keyDifferences(for wanted: [(name: String, tensor: Tensor)], ignored: (String) -> Bool = { _ in false })
+        -> (missing: [String], unexpected: [String], misshaped: [String])
+    {
+        let stored = tensorShapes
+        var missing: [String] = [], misshaped: [String] = [], seen = Set<String>()
+        for (name, tensor) in wanted where seen.insert(name).inserted {
+            guard let shape = stored[name] else {
+                missing.append(name)
+                continue
+            }
+            if shape != tensor.shape { misshaped.append("\(name) \(shape) vs \(tensor.shape)") }
+        }
+        let unexpected = Set(stored.keys).subtracting(seen).filter { !ignored($0) }
+        return (missing, unexpected.sorted(), misshaped)
+    }
 }
 
 /// The tensors of an HDF5 file in our checkpoint layout (docs: `/parameters/<key>` and
