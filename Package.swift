@@ -62,7 +62,9 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Autograd"]),
         // Ranks of an mpirun/srun job (single-process fallback), gradient buckets summed during backward.
         .target(name: "Distributed", dependencies: ["CMPI", "Autograd"]),
-        .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers", "TorchCheckpoint"]),
+        .target(name: "Checkpoints", dependencies: ["Autograd", "HDF5", "Layers", "TorchCheckpoint", "Protobuf"]),
+        // The protobuf wire format by hand: TensorBoard's events and Caffe's .caffemodel.
+        .target(name: "Protobuf"),
         .target(name: "Datasets", dependencies: ["Imaging", "Autograd", "Pickle"]),
         .target(name: "PseudoLabels", dependencies: ["Imaging", "HDF5", "Autograd"]),
         // PyTorch `torch.save` files: zip reader + a restricted unpickler that never runs code.
@@ -87,7 +89,7 @@ let package = Package(
         // Fully-connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice; Autograd for parallelFor.
         .target(name: "DenseCRF", dependencies: ["Imaging", "Autograd"]),
         // What a person looks at: TensorBoard event files, plots with axes, captioned panels.
-        .target(name: "Reporting", dependencies: ["Imaging", "Evaluation"]),
+        .target(name: "Reporting", dependencies: ["Imaging", "Evaluation", "Protobuf"]),
         .target(
             name: "Training",
             dependencies: [
@@ -122,7 +124,8 @@ let package = Package(
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "HDF5", "CKernels"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Autograd"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Autograd"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5", "TorchCheckpoint"]),
+        .testTarget(
+            name: "CheckpointsTests", dependencies: ["Checkpoints", "Layers", "Autograd", "HDF5", "TorchCheckpoint", "Protobuf"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Autograd", "HDF5"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Autograd", "Pickle"]),
         .testTarget(name: "PseudoLabelsTests", dependencies: ["PseudoLabels", "Imaging", "HDF5", "Autograd"]),
@@ -130,7 +133,7 @@ let package = Package(
             name: "TrainingTests", dependencies: ["Training", "Layers", "Datasets", "Checkpoints", "Autograd", "HDF5", "Imaging"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "HDF5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "HDF5", "Autograd"]),
-        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation"]),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Imaging", "Evaluation", "Protobuf"]),
         .testTarget(name: "DenseCRFTests", dependencies: ["DenseCRF", "Imaging", "HDF5", "Autograd"]),
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Pickle", "Autograd"]),
         .testTarget(

@@ -14,6 +14,18 @@
       Their BN tensors already carry caffe's scale (the Scale layer folded into weight/bias and
       the moving-average factor divided out by their caffemodel converter), so they are copied
       as they are; num_batches_tracked is added where missing.
+  convert_weights.py caffe IN.caffemodel OUT.h5 [--classes voc|FILE]
+      The original DeepLab caffemodels (`init.caffemodel`, the COCO-initialised ResNet-101 that
+      deeplab-pytorch converts to deeplabv1_resnet101-coco.pth; `train2_iter_20000.caffemodel`)
+      → HDF5 with our names, as deeplab-pytorch's convert.py reads them (NetParameter.layer only):
+        conv1 → conv1; bn_conv1 + scale_conv1 → bn1
+        res{S}{B}_branch2a|2b|2c → layer{S-1}.{b}.conv1|2|3 (B = a, b, c, … or a, b1, b2, …: b = 0, 1, 2, …)
+        bn{S}{B}_branch… + scale{S}{B}_branch… → …bn1|2|3; res|bn|scale{S}{B}_branch1 → …downsample.0|1
+        fc1_<name>_cK → aspp.cK; other fc* (DeepLab-v1's classifier, an InnerProduct) dropped;
+        layers named *res075* / *res05* (the MSC branches' copies of the shared weights) skipped.
+      BatchNorm blobs (mean·f, var·f, f) → running_mean, running_var = blob / f (caffe's moving
+      average factor; f = 0 gives 0, as caffe does), eps must be 1e-5 as in our BN; the Scale layer
+      after it gives weight and bias; num_batches_tracked 0.
   convert_weights.py to-torch IN.h5 OUT.pth
       Our checkpoint → a PyTorch state_dict (torchvision key names, as in the file).
   convert_weights.py self-test [--fixture Tests/Fixtures/converted_deeplab.h5] [--init-fixtures Tests/Fixtures/init]
@@ -32,8 +44,14 @@
                                          deeplab-pytorch's names (base. prefix, no
                                          num_batches_tracked), its tensors views of one storage
                                          (keeps the file small; exercises storage offsets)
+        deeplab_caffe_r50.caffemodel     the same network's tensors in DeepLab's caffe layout
+                                         (res4 named b1, b2, … as ResNet-101's; BN blobs times a
+                                         moving-average factor of 4, exact in binary; ReLU,
+                                         Pooling and res075 layers between): `caffe` converts it to
+                                         deeplab_pytorch_r50.h5's tensors, checked here, so that
+                                         file is the Swift reader's reference too
 
-Needs torch, h5py, numpy (scripts/requirements-fixtures.txt).
+Needs torch, h5py, numpy, protobuf (scripts/requirements-fixtures.txt).
 """
 import argparse
 import collections
@@ -252,6 +270,200 @@ def write_init_fixtures(directory):
     for name in ("torchvision_resnet18", "deeplab_pytorch_r50"):
         for ext in ("pth", "h5"):
             print("wrote", f"{directory}/{name}.{ext}", os.path.getsize(f"{directory}/{name}.{ext}") // 1024, "KiB")
+    write_caffe_fixture(directory)
+
+
+# MARK: Caffe (the original DeepLab caffemodels)
+
+def caffe_messages():
+    """The few messages of caffe.proto (BVLC / DeepLab) a caffemodel's weights need, built at run
+    time: NetParameter.layer (100), LayerParameter name/type/blobs/batch_norm_param (1, 2, 7, 139),
+    BlobProto shape/data/double_data/num/channels/height/width (7, 5, 8, 1-4), BlobShape.dim (1),
+    BatchNormParameter eps (3). Every other field is kept unknown and ignored."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    F = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="wsss_caffe_subset.proto", package="caffe", syntax="proto2")
+
+    def message(name, fields):
+        m = file.message_type.add(name=name)
+        for fname, number, ftype, label, type_name, packed in fields:
+            f = m.field.add(name=fname, number=number, type=ftype, label=label)
+            if type_name:
+                f.type_name = ".caffe." + type_name
+            if packed:
+                f.options.packed = True
+
+    opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+    message("BlobShape", [("dim", 1, F.TYPE_INT64, rep, None, True)])
+    message("BlobProto", [("shape", 7, F.TYPE_MESSAGE, opt, "BlobShape", False),
+                          ("data", 5, F.TYPE_FLOAT, rep, None, True),
+                          ("double_data", 8, F.TYPE_DOUBLE, rep, None, True),
+                          ("num", 1, F.TYPE_INT32, opt, None, False), ("channels", 2, F.TYPE_INT32, opt, None, False),
+                          ("height", 3, F.TYPE_INT32, opt, None, False), ("width", 4, F.TYPE_INT32, opt, None, False)])
+    message("BatchNormParameter", [("use_global_stats", 1, F.TYPE_BOOL, opt, None, False),
+                                   ("moving_average_fraction", 2, F.TYPE_FLOAT, opt, None, False),
+                                   ("eps", 3, F.TYPE_FLOAT, opt, None, False)])
+    message("LayerParameter", [("name", 1, F.TYPE_STRING, opt, None, False), ("type", 2, F.TYPE_STRING, opt, None, False),
+                               ("bottom", 3, F.TYPE_STRING, rep, None, False), ("top", 4, F.TYPE_STRING, rep, None, False),
+                               ("blobs", 7, F.TYPE_MESSAGE, rep, "BlobProto", False),
+                               ("batch_norm_param", 139, F.TYPE_MESSAGE, opt, "BatchNormParameter", False)])
+    message("NetParameter", [("name", 1, F.TYPE_STRING, opt, None, False),
+                             ("layer", 100, F.TYPE_MESSAGE, rep, "LayerParameter", False)])
+    # caffe.proto's default eps is 1e-5; proto2 defaults live in the descriptor.
+    for m in file.message_type:
+        if m.name == "BatchNormParameter":
+            m.field[2].default_value = "1e-05"
+            m.field[1].default_value = "0.999"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return {m.name: message_factory.GetMessageClass(pool.FindMessageTypeByName("caffe." + m.name)) for m in file.message_type}
+
+
+def caffe_block(stage, block):
+    """res{S}{B}: B = a, b, c, … (ResNet-50's stages) or a, b1, b2, … (ResNet-101's) → 0-based index."""
+    m = re.fullmatch(r"([a-z])(\d*)", block)
+    if not m or (m[2] and m[1] != "b"):
+        return None
+    return int(m[2]) if m[2] else ord(m[1]) - ord("a")
+
+
+def caffe_name(layer):
+    """Our module name for a caffe layer name ("" = dropped, None = unknown): see the docstring."""
+    if layer == "conv1":
+        return "conv1"
+    if layer in ("bn_conv1", "scale_conv1"):
+        return "bn1"
+    m = re.fullmatch(r"fc\d*_.*_c(\d)", layer)
+    if m:
+        return f"aspp.c{m[1]}"
+    if layer.startswith("fc"):
+        return ""
+    m = re.fullmatch(r"(res|bn|scale)(\d)([a-z]\d*)_branch(1|2a|2b|2c)", layer)
+    if not m or caffe_block(m[2], m[3]) is None:
+        return None
+    base = f"layer{int(m[2]) - 1}.{caffe_block(m[2], m[3])}"
+    if m[4] == "1":
+        return f"{base}.downsample.{0 if m[1] == 'res' else 1}"
+    return f"{base}.{'conv' if m[1] == 'res' else 'bn'}{ {'2a': 1, '2b': 2, '2c': 3}[m[4]] }"
+
+
+def caffe_blob(blob):
+    values = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float64)
+    shape = list(blob.shape.dim) if blob.HasField("shape") else [d for d in (blob.num, blob.channels, blob.height, blob.width)]
+    return values.reshape(shape)
+
+
+def caffe_to_ours(path):
+    net = caffe_messages()["NetParameter"]()
+    with open(path, "rb") as f:
+        net.ParseFromString(f.read())
+    out, previous = collections.OrderedDict(), None
+    for layer in net.layer:
+        if "res075" in layer.name or "res05" in layer.name or len(layer.blobs) == 0:
+            previous = layer
+            continue
+        name = caffe_name(layer.name)
+        if name is None:
+            raise SystemExit(f"{path}: layer '{layer.name}' ({layer.type}) is not a DeepLab ResNet layer")
+        if name == "":
+            previous = layer
+            continue
+        blobs = [caffe_blob(b) for b in layer.blobs]
+        if layer.type == "Convolution":
+            out[name + ".weight"] = torch.from_numpy(blobs[0].astype(np.float32))
+            if len(blobs) > 1:
+                out[name + ".bias"] = torch.from_numpy(blobs[1].reshape(-1).astype(np.float32))
+        elif layer.type == "BatchNorm":
+            assert np.float32(layer.batch_norm_param.eps) == np.float32(1e-5), f"{layer.name}: eps {layer.batch_norm_param.eps}"
+            factor = float(blobs[2].reshape(-1)[0])
+            scale = 0.0 if factor == 0 else 1.0 / factor
+            out[name + ".running_mean"] = torch.from_numpy((blobs[0].reshape(-1) * scale).astype(np.float32))
+            out[name + ".running_var"] = torch.from_numpy((blobs[1].reshape(-1) * scale).astype(np.float32))
+            out[name + ".num_batches_tracked"] = torch.tensor(0)
+        elif layer.type == "Scale":
+            assert previous is not None and previous.type == "BatchNorm" and caffe_name(previous.name) == name, layer.name
+            out[name + ".weight"] = torch.from_numpy(blobs[0].reshape(-1).astype(np.float32))
+            out[name + ".bias"] = torch.from_numpy(blobs[1].reshape(-1).astype(np.float32))
+        else:
+            raise SystemExit(f"{path}: layer '{layer.name}' has type {layer.type}")
+        previous = layer
+    return out
+
+
+def convert_caffe(src, dst, classes):
+    names = VOC if classes == "voc" else [l.strip() for l in open(classes) if l.strip() and not l.startswith("#")]
+    state = caffe_to_ours(src)
+    head = state.get("aspp.c0.weight")
+    if head is not None and head.shape[0] != len(names):
+        names = [f"class{i}" for i in range(head.shape[0])]
+    write_checkpoint(dst, state, "deeplabv2-resnet101", names)
+
+
+def write_caffemodel(ours, path, factor=4.0):
+    """`ours` (our names) in DeepLab's caffe layout: res4 blocks named a, b1, b2, … (ResNet-101's
+    scheme), the other stages a, b, c, …; BN blobs scaled by `factor`; a ReLU, a Pooling and a
+    res075 copy of conv1 (with other values: the reader must skip it) between the weights."""
+    msgs = caffe_messages()
+    net = msgs["NetParameter"](name="DeepLab-test")
+
+    def blob(layer, values):
+        b = layer.blobs.add()
+        b.shape.dim.extend(values.shape)
+        b.data.extend(values.reshape(-1).tolist())
+
+    def conv(cname, module):
+        layer = net.layer.add(name=cname, type="Convolution")
+        blob(layer, ours[module + ".weight"].numpy())
+        if module + ".bias" in ours:
+            blob(layer, ours[module + ".bias"].numpy())
+
+    def bn(suffix, module):
+        layer = net.layer.add(name="bn" + suffix, type="BatchNorm")
+        layer.batch_norm_param.use_global_stats = True
+        blob(layer, ours[module + ".running_mean"].numpy() * factor)
+        blob(layer, ours[module + ".running_var"].numpy() * factor)
+        blob(layer, np.array([factor], dtype=np.float32))
+        layer = net.layer.add(name="scale" + suffix, type="Scale")
+        blob(layer, ours[module + ".weight"].numpy())
+        blob(layer, ours[module + ".bias"].numpy())
+
+    conv("conv1", "conv1")
+    bn("_conv1", "bn1")
+    net.layer.add(name="conv1_relu", type="ReLU")
+    net.layer.add(name="pool1", type="Pooling")
+    copy = net.layer.add(name="conv1_res075", type="Convolution")
+    blob(copy, ours["conv1.weight"].numpy() + 1)
+    stages = sorted({int(k.split(".")[0][5:]) for k in ours if k.startswith("layer")})
+    for stage in stages:
+        count = 1 + max(int(k.split(".")[1]) for k in ours if k.startswith(f"layer{stage}."))
+        for b in range(count):
+            letter = "a" if b == 0 else (f"b{b}" if stage == 3 else chr(ord("a") + b))
+            unit = f"{stage + 1}{letter}"
+            module = f"layer{stage}.{b}"
+            if f"{module}.downsample.0.weight" in ours:
+                conv(f"res{unit}_branch1", f"{module}.downsample.0")
+                bn(f"{unit}_branch1", f"{module}.downsample.1")
+            for part, n in (("2a", 1), ("2b", 2), ("2c", 3)):
+                conv(f"res{unit}_branch{part}", f"{module}.conv{n}")
+                bn(f"{unit}_branch{part}", f"{module}.bn{n}")
+                net.layer.add(name=f"res{unit}_branch{part}_relu", type="ReLU")
+    for k in range(4):
+        if f"aspp.c{k}.weight" in ours:
+            conv(f"fc1_voc12_c{k}", f"aspp.c{k}")
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(net.SerializeToString())
+    os.replace(tmp, path)
+
+
+def write_caffe_fixture(directory):
+    """deeplab_caffe_r50.caffemodel from deeplab_pytorch_r50.h5's tensors; `caffe` must give them back."""
+    ours = read_checkpoint(f"{directory}/deeplab_pytorch_r50.h5")
+    path = f"{directory}/deeplab_caffe_r50.caffemodel"
+    write_caffemodel(ours, path)
+    back = caffe_to_ours(path)
+    assert same(back, ours), "caffe conversion changed names or values"
+    print("wrote", path, os.path.getsize(path) // 1024, "KiB")
 
 
 def same(a, b):
@@ -326,6 +538,8 @@ def main():
     p.add_argument("src"), p.add_argument("dst"), p.add_argument("--arch", default="resnet101")
     p = sub.add_parser("deeplab")
     p.add_argument("src"), p.add_argument("dst"), p.add_argument("--classes", default="voc")
+    p = sub.add_parser("caffe")
+    p.add_argument("src"), p.add_argument("dst"), p.add_argument("--classes", default="voc")
     p = sub.add_parser("to-torch")
     p.add_argument("src"), p.add_argument("dst")
     p = sub.add_parser("self-test")
@@ -336,6 +550,8 @@ def main():
         convert_torchvision(args.src, args.dst, args.arch)
     elif args.command == "deeplab":
         convert_deeplab(args.src, args.dst, args.classes)
+    elif args.command == "caffe":
+        convert_caffe(args.src, args.dst, args.classes)
     elif args.command == "to-torch":
         to_torch(args.src, args.dst)
     else:

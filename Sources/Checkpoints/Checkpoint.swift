@@ -56,7 +56,8 @@ public enum CheckpointError: LocalizedError, Equatable {
     /// A root attribute that does not hold what it should.
     case malformedAttribute(path: String, name: String, reason: String)
     /// A PyTorch `.pth` given as initial weights that is not a torchvision ResNet or a
-    /// deeplab-pytorch DeepLab state dict (`TorchInitialWeights`).
+    /// deeplab-pytorch DeepLab state dict (`TorchInitialWeights`), or a `.caffemodel` that is not
+    /// a readable DeepLab ResNet (`CaffeInitialWeights`).
     case notInitialWeights(path: String, reason: String)
 
     public var errorDescription: String? {
@@ -254,11 +255,17 @@ public enum Checkpoint {
     /// `path` is our HDF5 checkpoint or an official PyTorch `.pth` (torchvision's ImageNet
     /// ResNets, deeplab-pytorch's DeepLab weights), told apart by the file's first bytes; a `.pth`
     /// is read under our names as `scripts/convert_weights.py` would convert it
-    /// (`TorchInitialWeights`), with the same checks.
+    /// (`TorchInitialWeights`), with the same checks; so is DeepLab's original `.caffemodel`
+    /// (`CaffeInitialWeights`, told by its extension).
     @discardableResult
     public static func initialize(_ model: Module, from path: String, include: [String] = ["*"], exclude: [String] = []) throws
         -> InitializationReport
     {
+        if CaffeInitialWeights.isCaffeModel(path) {
+            let weights = try CaffeInitialWeights(path: path)
+            return try initialize(
+                model, path: path, shapes: weights.shapes, include: include, exclude: exclude, read: weights.tensor(named:))
+        }
         if TorchInitialWeights.isTorchFile(path) {
             let weights = try TorchInitialWeights(path: path)
             return try initialize(

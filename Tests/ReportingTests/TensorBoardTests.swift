@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Protobuf
 import Testing
 
 @testable import Reporting

@@ -1,4 +1,5 @@
 import Foundation
+import Protobuf
 
 /// TensorBoard's event records, as this module writes and reads them: the `Event` message of
 /// tensorflow/core/util/event.proto with the `Summary` values TensorBoard's scalar, image and text

@@ -1,4 +1,5 @@
 import Foundation
+import Protobuf
 
 /// An event file that cannot be read back. Names the file, and for a bad record its byte offset.
 public enum TensorBoardReadError: LocalizedError, Equatable {
