@@ -128,7 +128,10 @@ public final class SwinMLP: Module {
     }
 
     public var namedChildren: [(String, Module)] { [("fc1", fc1), ("fc2", fc2)] }
-    public func callAsFunction(_ x: Tensor) -> Tensor { fc2(fc1(x).gelu()) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        Tensor.feedForward(x, weight1: fc1.weight, bias1: fc1.bias, activation: .gelu, weight2: fc2.weight, bias2: fc2.bias)
+            ?? fc2(fc1(x).gelu())
+    }
 }
 
 /// One Swin block (`SwinTransformerBlock`): x + attention over (shifted) windows of norm1(x),

@@ -40,7 +40,11 @@ struct FeedForward {
         linear1 = Linear(inputFeatures: dim, outputFeatures: hidden)
         linear2 = Linear(inputFeatures: hidden, outputFeatures: dim)
     }
-    func callAsFunction(_ x: Tensor) -> Tensor { linear2(linear1(x).reluInPlaceWhenUnrecorded()) }
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        Tensor.feedForward(
+            x, weight1: linear1.weight, bias1: linear1.bias, activation: .relu, weight2: linear2.weight, bias2: linear2.bias)
+            ?? linear2(linear1(x).relu())
+    }
     var children: [(String, Module)] { [("linear1", linear1), ("linear2", linear2)] }
 }
 
@@ -135,15 +139,5 @@ public final class DecoderLayer: Module {
         t = catextNorm(t + caText(query: t + queryPos, key: memoryText, value: memoryText))
         t = norm1(t + crossAttn(query: t + queryPos, value: memory, reference: reference, shapes: shapes))
         return norm3(t + ffn(t))
-    }
-}
-
-extension Tensor {
-    /// `relu()`, written over this (fresh, unshared) tensor when nothing is recorded: inference
-    /// skips a second activation of the feed-forward width (180 MB per layer at Swin-T's 800x1333).
-    func reluInPlaceWhenUnrecorded() -> Tensor {
-        guard !GradMode.isEnabled || !requiresGrad else { return relu() }
-        Kernels.relu(storage.base, storage.base, count: count)
-        return self
     }
 }
