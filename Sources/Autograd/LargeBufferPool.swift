@@ -46,7 +46,10 @@ final class LargeBufferPool: @unchecked Sendable {
 
     func enter(limit: Int) {
         lock.lock()
-        if depth == 0 { limitBytes = limit }
+        if depth == 0 {
+            limitBytes = limit
+            Runtime.holdHeapTop(true)
+        }
         depth += 1
         lock.unlock()
     }
@@ -54,13 +57,15 @@ final class LargeBufferPool: @unchecked Sendable {
     func leave() {
         lock.lock()
         depth -= 1
-        let released = depth == 0 ? parked.values.flatMap { $0 } : []
-        if depth == 0 {
+        let outermost = depth == 0
+        let released = outermost ? parked.values.flatMap { $0 } : []
+        if outermost {
             parked = [:]
             parkedBytes = 0
         }
         lock.unlock()
         for buffer in released { free(buffer) }
+        if outermost { Runtime.holdHeapTop(false) }
     }
 }
 

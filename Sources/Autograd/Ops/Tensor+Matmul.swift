@@ -147,10 +147,12 @@ extension Tensor {
         let blocks = (rows + block - 1) / block
         let (xp, yp, w1, w2) = (x.storage.base, y.storage.base, weight1.storage.base, weight2.storage.base)
         let (b1, b2) = (bias1?.storage.base, bias2?.storage.base)
-        parallelFor(blocks) { range in
+        // Chunks of about one block, handed to whichever thread is free (an even split waits on the slower half).
+        let chunks = Swift.min(blocks, 1 << 12)
+        Runtime.pool.run(chunks: chunks) { chunk in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Swift.min(block, rows) * hidden)
             defer { scratch.deallocate() }
-            for index in range {
+            for index in (blocks * chunk / chunks)..<(blocks * (chunk + 1) / chunks) {
                 let r0 = index * block, n = Swift.min(block, rows - r0)
                 Kernels.gemm(transB: true, m: n, n: hidden, k: features, a: xp + r0 * features, b: w1, c: scratch)
                 if let b1 { Kernels.addRowVector(scratch, b1, rows: n, columns: hidden) }
