@@ -243,13 +243,15 @@ public struct CaffeInitialWeights {
             switch layer.type {
             case "Convolution":
                 guard b[0].shape.count == 4, b.count <= 2 else {
-                    throw LayerError(reason: "Convolution layer '\(layer.name)': \(b.count) blobs, the first of shape \(b[0].shape)")
+                    throw LayerError(
+                        reason: "Convolution layer '\(layer.name)': \(b.count) blobs, the first of shape \(b[0].shape)")
                 }
                 try put(module + ".weight", b[0].shape, .blob(b[0]), layer: layer.name)
                 if b.count == 2 { try put(module + ".bias", [b[1].count], .blob(b[1]), layer: layer.name) }
             case "BatchNorm":
                 guard b.count == 3, b[2].count == 1, b[0].count == b[1].count else {
-                    throw LayerError(reason: "BatchNorm layer '\(layer.name)': blobs of shapes \(b.map(\.shape)), expected [C], [C], [1]")
+                    throw LayerError(
+                        reason: "BatchNorm layer '\(layer.name)': blobs of shapes \(b.map(\.shape)), expected [C], [C], [1]")
                 }
                 guard layer.eps == Float(1e-5) else {
                     throw LayerError(reason: "BatchNorm layer '\(layer.name)' has eps \(layer.eps); our batch norm uses 1e-5")

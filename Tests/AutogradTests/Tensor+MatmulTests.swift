@@ -55,15 +55,19 @@ import Testing
     @Test(arguments: [FeedForwardActivation.relu, .gelu])
     func feedForwardEqualsTheComposedOps(_ activation: FeedForwardActivation) throws {
         let x = randn([2, 500, 24], seed: 9)
-        let (w1, b1, w2, b2) = (randn([2048, 24], seed: 10), randn([2048], seed: 11), randn([24, 2048], seed: 12), randn([24], seed: 13))
+        let (w1, b1, w2, b2) = (
+            randn([2048, 24], seed: 10), randn([2048], seed: 11), randn([24, 2048], seed: 12), randn([24], seed: 13)
+        )
         let composed = withoutGrad {
             let h = Tensor.linear(x, weight: w1, bias: b1)
             return Tensor.linear(activation == .relu ? h.relu() : h.gelu(), weight: w2, bias: b2)
         }
-        let fused = try #require(withoutGrad { Tensor.feedForward(x, weight1: w1, bias1: b1, activation: activation, weight2: w2, bias2: b2) })
+        let fused = try #require(
+            withoutGrad { Tensor.feedForward(x, weight1: w1, bias1: b1, activation: activation, weight2: w2, bias2: b2) })
         #expect(fused.shape == [2, 500, 24])
         expectClose(fused, composed, tolerance: 1e-5, "feedForward")
-        let unbiased = try #require(withoutGrad { Tensor.feedForward(x, weight1: w1, bias1: nil, activation: activation, weight2: w2, bias2: nil) })
+        let unbiased = try #require(
+            withoutGrad { Tensor.feedForward(x, weight1: w1, bias1: nil, activation: activation, weight2: w2, bias2: nil) })
         let reference = withoutGrad {
             let h = Tensor.linear(x, weight: w1, bias: nil)
             return Tensor.linear(activation == .relu ? h.relu() : h.gelu(), weight: w2, bias: nil)

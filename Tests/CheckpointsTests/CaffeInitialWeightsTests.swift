@@ -177,7 +177,9 @@ import Testing
         #expect(try refusal(Self.stem(), v1: true).contains("V1 'layers' format"))
         #expect(try refusal([Layer(name: "conv1", type: "InnerProduct", blobs: [([2], [1, 2])])]).contains("type InnerProduct"))
         #expect(try refusal([Layer(name: "embed", type: "Convolution", blobs: [([1, 1, 1, 1], [1])])]).contains("'embed'"))
-        #expect(try refusal([Layer(name: "conv1", type: "Convolution", blobs: [([2, 2, 1, 1], [1, 2, 3])])]).contains("holds 3 values"))
+        #expect(
+            try refusal([Layer(name: "conv1", type: "Convolution", blobs: [([2, 2, 1, 1], [1, 2, 3])])]).contains(
+                "holds 3 values"))
 
         // Truncated: every prefix of a good file is refused or read, never a crash.
         let good = try Self.write(Self.stem())

@@ -173,31 +173,33 @@ extension Tensor {
             Self.deformableAttention32(
                 v, loc, wt, out, levels: levels, starts: starts, batches: b, queries: q, heads: heads, points: p, pixels: s)
         } else {
-        parallelFor(b * q, minimumPerThread: 8) { range in
-            for bq in range {
-                let batch = bq / q
-                for head in 0..<heads {
-                    let o = out + (bq * heads + head) * dim
-                    for level in 0..<l {
-                        let (h, w) = levels[level]
-                        let base = v + ((batch * s + starts[level]) * heads + head) * dim
-                        for point in 0..<p {
-                            let index = ((bq * heads + head) * l + level) * p + point
-                            let (px, py) = pixel(loc, index, level)
-                            guard BilinearTap.reaches(x: px, y: py, height: h, width: w) else { continue }
-                            let a = wt[index]
-                            BilinearTap(x: px, y: py).corners(height: h, width: w, rowStride: w * rowStride, stride: rowStride)
+            parallelFor(b * q, minimumPerThread: 8) { range in
+                for bq in range {
+                    let batch = bq / q
+                    for head in 0..<heads {
+                        let o = out + (bq * heads + head) * dim
+                        for level in 0..<l {
+                            let (h, w) = levels[level]
+                            let base = v + ((batch * s + starts[level]) * heads + head) * dim
+                            for point in 0..<p {
+                                let index = ((bq * heads + head) * l + level) * p + point
+                                let (px, py) = pixel(loc, index, level)
+                                guard BilinearTap.reaches(x: px, y: py, height: h, width: w) else { continue }
+                                let a = wt[index]
+                                BilinearTap(x: px, y: py).corners(
+                                    height: h, width: w, rowStride: w * rowStride, stride: rowStride
+                                )
                                 .forEach { offset, weight, _, _ in
                                     guard weight != 0 else { return }
                                     let c = a * weight
                                     let src = base + offset
                                     for d in 0..<dim { o[d] += c * src[d] }
                                 }
+                            }
                         }
                     }
                 }
             }
-        }
         }
         return Tensor.record(y, name: "ms_deform_attn", inputs: [value, locations, weights]) { dy in
             let dValue = value.requiresGrad ? Tensor(zeros: value.shape) : nil
@@ -289,7 +291,8 @@ extension Tensor {
                             let (px, py) = (loc[index * 2] * Float(w) - 0.5, loc[index * 2 + 1] * Float(h) - 0.5)
                             guard BilinearTap.reaches(x: px, y: py, height: h, width: w) else { continue }
                             let a = wt[index]
-                            let c = BilinearTap(x: px, y: py).corners(height: h, width: w, rowStride: w * rowStride, stride: rowStride)
+                            let c = BilinearTap(x: px, y: py).corners(
+                                height: h, width: w, rowStride: w * rowStride, stride: rowStride)
                             // Corners outside the map have weight 0 and are skipped, as in the general loop.
                             add(&a0, &a1, &a2, &a3, base + c.offsets.0 * 4, c.weights.0, a)
                             add(&a0, &a1, &a2, &a3, base + c.offsets.1 * 4, c.weights.1, a)
