@@ -16,6 +16,27 @@ public protocol PromptablePredictor: AnyObject {
     /// - Returns: mask logits [N, M, H, W] at that image's size (before thresholding at 0) and
     ///   IoU predictions [N, M]; M = 3 with `multimask`, else 1.
     func predictLogits(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> (logits: Tensor, iou: Tensor)
+    /// The same prediction before upscaling, when the predictor can give it (nil otherwise, the
+    /// default): the generator then upscales only the masks its IoU filter keeps, one at a time.
+    func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> LowResolutionMasks?
+}
+
+extension PromptablePredictor {
+    public func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> LowResolutionMasks? {
+        nil
+    }
+}
+
+/// A prediction before `postprocessMasks`: low-resolution logits [N, M, h, w], IoU predictions
+/// [N, M], and the upscaling that turns a plane into `predictLogits`'s.
+public struct LowResolutionMasks {
+    public let logits: Tensor
+    public let iou: Tensor
+    public let upscaling: MaskUpscaling
+
+    public init(logits: Tensor, iou: Tensor, upscaling: MaskUpscaling) {
+        (self.logits, self.iou, self.upscaling) = (logits, iou, upscaling)
+    }
 }
 
 /// What the automatic mask generator rejects: options the official asserts on or would fail
@@ -347,15 +368,47 @@ public final class AutomaticMaskGenerator {
     )
         -> (MaskData, [BoxXYXY])
     {
-        let (logits, iou) = predictor.predictLogits(
-            points: points.map { (x: Float($0.x), y: Float($0.y)) }, labels: [Int](repeating: 1, count: points.count),
-            multimask: true)
+        let prompts = points.map { (x: Float($0.x), y: Float($0.y)) }
+        let labels = [Int](repeating: 1, count: points.count)
         let (h, w) = cropSize
+        if let low = predictor.predictLowResolution(points: prompts, labels: labels, multimask: true) {
+            let (logits, iou, upscaling) = (low.logits, low.iou, low.upscaling)
+            precondition(
+                logits.rank == 4 && logits.shape[0] == points.count && iou.shape == [points.count, logits.shape[1]]
+                    && upscaling.originalSize == cropSize
+                    && (upscaling.lowResSize.height, upscaling.lowResSize.width) == (logits.shape[2], logits.shape[3]),
+                "predictLowResolution: logits \(logits.shape), iou \(iou.shape) for \(points.count) points on a \(h)x\(w) crop")
+            let plane = logits.shape[2] * logits.shape[3]
+            // Only masks that pass the IoU filter are upscaled, each into the thread's buffer.
+            return select(
+                points, masksPerPoint: logits.shape[1], ious: iou, cropSize: cropSize, cropBox: cropBox, origSize: origSize,
+                scratch: h * w + upscaling.scratchCount
+            ) { k, buffer in
+                upscaling.apply(logits.storage.base + k * plane, into: buffer, scratch: buffer + h * w)
+                return UnsafePointer(buffer)
+            }
+        }
+        let (logits, iou) = predictor.predictLogits(points: prompts, labels: labels, multimask: true)
         precondition(
             logits.rank == 4 && logits.shape[0] == points.count && logits.shape[2] == h && logits.shape[3] == w,
             "predictLogits: logits \(logits.shape) for \(points.count) points on a \(h)x\(w) crop")
-        let m = logits.shape[1]
-        precondition(iou.shape == [points.count, m], "predictLogits: iou \(iou.shape), logits \(logits.shape)")
+        precondition(iou.shape == [points.count, logits.shape[1]], "predictLogits: iou \(iou.shape), logits \(logits.shape)")
+        return select(
+            points, masksPerPoint: logits.shape[1], ious: iou, cropSize: cropSize, cropBox: cropBox, origSize: origSize,
+            scratch: 0
+        ) { k, _ in UnsafePointer(logits.storage.base + k * h * w) }
+    }
+
+    /// The filters of `_process_batch` on each mask's logits at crop size (given by `mask(k,
+    /// buffer)`, which may fill the thread's `scratch`-float buffer): predicted IoU first, then
+    /// stability, the crop-edge test, and the runs of what is kept. Masks are independent and
+    /// shared out between threads in turn; the order stays the official (point-major).
+    private func select(
+        _ points: [PointXY], masksPerPoint m: Int, ious iou: Tensor, cropSize: (height: Int, width: Int), cropBox: BoxXYXY,
+        origSize: (height: Int, width: Int), scratch: Int,
+        mask: (Int, UnsafeMutablePointer<Float>) -> UnsafePointer<Float>
+    ) -> (MaskData, [BoxXYXY]) {
+        let (h, w) = cropSize
         let o = options
         let predIoUThresh = Float(o.predIoUThresh)  // float32 tensor > Python float compares in float32
         let stabilityThresh = Float(o.stabilityScoreThresh)
@@ -364,25 +417,30 @@ public final class AutomaticMaskGenerator {
         let total = points.count * m
         var candidates = [Candidate?](repeating: nil, count: total)
         var passedScores = [Bool](repeating: false, count: total)
-        let base = logits.storage.base
         let ious = iou.storage.base
+        let threads = max(1, min(Runtime.threads, total))
         candidates.withUnsafeMutableBufferPointer { out in
             passedScores.withUnsafeMutableBufferPointer { passed in
-                parallelFor(total) { range in
-                    for k in range {
-                        let score = ious[k]
-                        if o.predIoUThresh > 0 && !(score > predIoUThresh) { continue }
-                        let mask = UnsafePointer(base + k * h * w)
-                        let stability = AMG.stabilityScore(
-                            logits: mask, height: h, width: w, maskThreshold: o.maskThreshold, offset: o.stabilityScoreOffset)
-                        if o.stabilityScoreThresh > 0 && !(stability >= stabilityThresh) { continue }
-                        passed[k] = true
-                        let box = Self.box(of: mask, height: h, width: w, threshold: maskThreshold)
-                        if AMG.isBoxNearCropEdge(box, cropBox: cropBox, origBox: origBox) { continue }
-                        let runs = Self.runs(
-                            of: mask, height: h, width: w, threshold: maskThreshold, cropBox: cropBox, origHeight: origSize.height
-                        )
-                        out[k] = Candidate(runs: runs, box: box, iou: score, stability: stability, point: points[k / m])
+                parallelFor(threads) { range in
+                    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
+                    defer { buffer.deallocate() }
+                    for thread in range {
+                        for k in stride(from: thread, to: total, by: threads) {
+                            let score = ious[k]
+                            if o.predIoUThresh > 0 && !(score > predIoUThresh) { continue }
+                            let logits = mask(k, buffer)
+                            let stability = AMG.stabilityScore(
+                                logits: logits, height: h, width: w, maskThreshold: o.maskThreshold,
+                                offset: o.stabilityScoreOffset)
+                            if o.stabilityScoreThresh > 0 && !(stability >= stabilityThresh) { continue }
+                            passed[k] = true
+                            let box = Self.box(of: logits, height: h, width: w, threshold: maskThreshold)
+                            if AMG.isBoxNearCropEdge(box, cropBox: cropBox, origBox: origBox) { continue }
+                            let runs = Self.runs(
+                                of: logits, height: h, width: w, threshold: maskThreshold, cropBox: cropBox,
+                                origHeight: origSize.height)
+                            out[k] = Candidate(runs: runs, box: box, iou: score, stability: stability, point: points[k / m])
+                        }
                     }
                 }
             }

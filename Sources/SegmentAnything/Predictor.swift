@@ -201,6 +201,35 @@ public final class SAMPredictor {
         return (out.masks, out.iouPredictions)
     }
 
+    /// `predictLogits` without the upscaling: the decoder's low-resolution logits [N, M, 4h, 4w],
+    /// IoU predictions [N, M] and how to upscale a plane as `predictLogits` would. The prompts
+    /// run through the decoder `decoderChunk` at a time (prompts are independent: the same
+    /// masks, though a product over fewer rows may round a score's last bit differently), so its
+    /// activations stay small and recur in size.
+    public func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> LowResolutionMasks? {
+        precondition(isImageSet, "predictLowResolution: no image set (call setImage first)")
+        precondition(
+            !points.isEmpty && labels.count == points.count,
+            "predictLowResolution: \(points.count) points and \(labels.count) labels")
+        var logits: [Tensor] = [], ious: [Tensor] = []
+        for start in stride(from: 0, to: points.count, by: Self.decoderChunk) {
+            let range = start..<min(start + Self.decoderChunk, points.count)
+            let coordinates = inputFrame(Array(points[range])).reshaped(to: [range.count, 1, 2])
+            let out = decode(points: PointPrompts(coordinates: coordinates, labels: Array(labels[range])), multimask: multimask)
+            logits.append(out.lowRes)
+            ious.append(out.iou)
+        }
+        let lowRes = logits.count == 1 ? logits[0] : Tensor.concat(logits, alongAxis: 0)
+        let upscaling = model.maskUpscaling(
+            lowResSize: (lowRes.shape[2], lowRes.shape[3]), inputSize: inputSize, originalSize: originalSize)
+        return LowResolutionMasks(
+            logits: lowRes, iou: ious.count == 1 ? ious[0] : Tensor.concat(ious, alongAxis: 0), upscaling: upscaling)
+    }
+
+    /// Prompts per mask-decoder call in `predictLowResolution`: at 8, ViT-B's largest decoder
+    /// activations are tens of MB (64 prompts: 268–537 MB, each mapped and zeroed afresh).
+    public static let decoderChunk = 8
+
     /// Masks for a batch of prompts in the model's input frame (`predict_torch`): points and
     /// boxes already mapped by `transform`.
     /// - Parameters:
@@ -266,6 +295,19 @@ public final class SAMPredictor {
                     densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
                 let masks = model.postprocessMasks(lowRes, inputSize: inputSize, originalSize: originalSize)
                 return (masks, iou, lowRes)
+            }
+        }
+    }
+
+    /// The prompt encoder and mask decoder alone (no upscaling), without a tape.
+    func decode(points: PointPrompts, multimask: Bool) -> (lowRes: Tensor, iou: Tensor) {
+        TensorStorage.reusingLargeBuffers {
+            withoutGrad {
+                let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: nil, masks: nil)
+                let (lowRes, iou) = model.maskDecoder(
+                    imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
+                    sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask)
+                return (lowRes, iou)
             }
         }
     }

@@ -125,6 +125,13 @@ public final class SAM: Module {
         return cropped.resizedBilinear(to: originalSize, alignCorners: false)
     }
 
+    /// `postprocessMasks` one mask at a time, for masks of `lowResSize` (the decoder's 256²).
+    public func maskUpscaling(
+        lowResSize: (height: Int, width: Int), inputSize: (height: Int, width: Int), originalSize: (height: Int, width: Int)
+    ) -> MaskUpscaling {
+        MaskUpscaling(lowResSize: lowResSize, imageSize: imageSize, inputSize: inputSize, originalSize: originalSize)
+    }
+
     /// `postprocessMasks` as the reference composes it (full upscale, crop, resize): its test oracle.
     public func postprocessMasksPlain(
         _ masks: Tensor, inputSize: (height: Int, width: Int), originalSize: (height: Int, width: Int)
@@ -192,5 +199,54 @@ public final class SAM: Module {
         let model = SAM(configuration: configuration)
         try model.load(from: reader)
         return model
+    }
+}
+
+/// `SAM.postprocessMasks` for one mask plane at a time, into buffers the caller owns: the same
+/// two resizes (the first restricted to the crop, the second skipped when the sizes agree) with
+/// the same per-pixel arithmetic, so each plane equals the corresponding plane of
+/// `postprocessMasks`. The automatic mask generator upscales only the masks that pass its IoU
+/// filter, each into a reused buffer, instead of every mask of a batch into one tensor.
+public struct MaskUpscaling: Sendable {
+    public let lowResSize: (height: Int, width: Int)
+    public let inputSize: (height: Int, width: Int)
+    public let originalSize: (height: Int, width: Int)
+    private let first: (rows: ResizeAxis, columns: ResizeAxis)
+    private let second: (rows: ResizeAxis, columns: ResizeAxis)?
+
+    init(
+        lowResSize: (height: Int, width: Int), imageSize: Int, inputSize: (height: Int, width: Int),
+        originalSize: (height: Int, width: Int)
+    ) {
+        (self.lowResSize, self.inputSize, self.originalSize) = (lowResSize, inputSize, originalSize)
+        first = (
+            ResizeAxis(linearFrom: lowResSize.height, to: imageSize, alignCorners: false).restricted(to: 0..<inputSize.height),
+            ResizeAxis(linearFrom: lowResSize.width, to: imageSize, alignCorners: false).restricted(to: 0..<inputSize.width)
+        )
+        second =
+            (inputSize.height, inputSize.width) == (originalSize.height, originalSize.width)
+            ? nil
+            : (
+                ResizeAxis(linearFrom: inputSize.height, to: originalSize.height, alignCorners: false),
+                ResizeAxis(linearFrom: inputSize.width, to: originalSize.width, alignCorners: false)
+            )
+    }
+
+    /// Floats of the intermediate buffer `apply` needs (0 when there is one resize).
+    public var scratchCount: Int { second == nil ? 0 : inputSize.height * inputSize.width }
+
+    /// Upscales one [lowRes.height × lowRes.width] plane into `output`
+    /// ([originalSize.height × originalSize.width]), using `scratch` (`scratchCount` floats).
+    public func apply(
+        _ plane: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
+        let size = (h: lowResSize.height, w: lowResSize.width)
+        guard let second else {
+            Kernels.resize(plane, output, planes: 1, inSize: size, rows: first.rows, columns: first.columns)
+            return
+        }
+        Kernels.resize(plane, scratch, planes: 1, inSize: size, rows: first.rows, columns: first.columns)
+        Kernels.resize(
+            scratch, output, planes: 1, inSize: (inputSize.height, inputSize.width), rows: second.rows, columns: second.columns)
     }
 }

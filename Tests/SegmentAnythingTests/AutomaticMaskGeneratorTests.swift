@@ -386,6 +386,44 @@ extension AutomaticMaskGeneratorTests {
         return model
     }
 
+    /// The generator's fast path (low-resolution logits decoded 8 prompts at a time, IoU filter
+    /// before upscaling, one mask at a time into a reused buffer) gives the records of the
+    /// full-resolution path (every mask of a 64-prompt batch upscaled by `postprocessMasks`):
+    /// the same masks, scores equal to float rounding.
+    @Test(arguments: ["single", "crops"])
+    func lowResolutionPathEqualsTheFullResolutionPath(set: String) throws {
+        final class FullResolutionOnly: PromptablePredictor {
+            let inner: SAMPredictor
+            init(_ inner: SAMPredictor) { self.inner = inner }
+            func setImage(_ image: Image) throws { try inner.setImage(image) }
+            var originalSize: (height: Int, width: Int) { inner.originalSize }
+            func predictLogits(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> (logits: Tensor, iou: Tensor) {
+                inner.predictLogits(points: points, labels: labels, multimask: multimask)
+            }
+        }
+        let options = try JSONDecoder().decode(
+            [String: OfficialGeneratorOptions].self,
+            from: try #require(FileManager.default.contents(atPath: "\(AMGFixtures.directory)/generator_regions_options.json")))
+        var o = try #require(options[set]).options
+        o.predIoUThresh = 0.5  // some masks filtered before upscaling, most kept
+        let image = try Image.readRGB(from: "\(AMGFixtures.directory)/image_regions_96x72.png")
+        let predictor = SAMPredictor(model: try Self.regionModel())
+        let fast = try AutomaticMaskGenerator(predictor: predictor, options: o).generate(image)
+        let full = try AutomaticMaskGenerator(predictor: FullResolutionOnly(predictor), options: o).generate(image)
+        #expect(fast.count == full.count && !fast.isEmpty, "\(fast.count) masks against \(full.count)")
+        // Same masks, boxes and points; the scores within float rounding (the decoder's products
+        // over 8 prompts instead of 64 may round the last bit differently).
+        func same(_ a: MaskRecord, _ b: MaskRecord) -> Bool {
+            a.segmentation == b.segmentation && a.mask == b.mask && a.bbox == b.bbox && a.pointCoords == b.pointCoords
+                && a.cropBox == b.cropBox && abs(a.predictedIoU - b.predictedIoU) <= 1e-6
+                && abs(a.stabilityScore - b.stabilityScore) <= 1e-6
+        }
+        let differing = zip(fast, full).enumerated().filter { !same($0.element.0, $0.element.1) }.map { k, pair in
+            "\(k): iou \(pair.0.predictedIoU) vs \(pair.1.predictedIoU), stability \(pair.0.stabilityScore) vs \(pair.1.stabilityScore), area \(pair.0.area) vs \(pair.1.area)"
+        }
+        #expect(differing.isEmpty, "\(differing.count) records differ: \(differing.prefix(3))")
+    }
+
     @Test(arguments: [("single", 24), ("crops", 23)])
     func generatorOnOurPredictorFindsEveryOfficialRegionMask(set: String, officialCount: Int) throws {
         let options = try JSONDecoder().decode(
