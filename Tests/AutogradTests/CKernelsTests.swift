@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import Testing
 
 /// The AVX2+FMA and the baseline builds of the C reductions must give the same bits, so a
@@ -35,5 +36,30 @@ import Testing
         #expect(abs(Double(portable.0) - squares) <= 1e-5 * max(1, squares))
         #expect(abs(Double(portable.1) - sum) <= 1e-4 * max(1, abs(sum) + Double(count)))
         #expect(abs(Double(portable.2) - dot) <= 1e-4 * max(1, abs(dot) + squares))
+    }
+
+    /// GELU: the same bits from both builds (also for the scalar tail), within 2e-6 relative of
+    /// x·½·(1 + erf(x/√2)) in double (1e-9 absolute near 0), +∞ at +∞ and NaN at −∞ (−∞·0, as
+    /// PyTorch's formula gives).
+    @Test(arguments: [1, 13, 4099])
+    func geluBothBuildsAgreeBitForBitAndWithErf(count: Int) {
+        var x = Self.data(count, seed: 3).map { $0 / 4 }
+        x += [0, -0.0, 1e-8, -1e-8, 5, -5, 9, -9, 40, -40, 200, -200, .infinity, -.infinity]
+        func run() -> [Float] {
+            var y = [Float](repeating: .nan, count: x.count)
+            wsss_gelu(x, &y, x.count)
+            return y
+        }
+        defer { wsss_kernels_set_use_fma(-1) }
+        wsss_kernels_set_use_fma(0)
+        let portable = run()
+        wsss_kernels_set_use_fma(1)
+        let fused = run()
+        #expect(portable.map(\.bitPattern) == fused.map(\.bitPattern))
+        for (v, y) in zip(x, portable) where v.isFinite {
+            let exact = Double(v) * 0.5 * (1 + erf(Double(v) / 2.0.squareRoot()))
+            #expect(abs(Double(y) - exact) <= max(2e-6 * abs(exact), 1e-9), "gelu(\(v)) = \(y), exact \(exact)")
+        }
+        #expect(portable[portable.count - 2] == .infinity && portable[portable.count - 1].isNaN)
     }
 }

@@ -1,20 +1,15 @@
+import CKernels
 import Foundation
 
 // The raw exact GELU of `Tensor.gelu` (Ops/Tensor+GELU.swift), forward and backward.
 
 extension Kernels {
-    /// y = x · Φ(x) (may alias), Φ from `normalCDF` (eight lanes at a time; erff per element
-    /// cost as much as the MLP's sgemm in SAM's blocks).
+    /// y = x · Φ(x) (may alias): `wsss_gelu` in CKernels, eight lanes with fused multiply-adds
+    /// where the CPU has AVX2+FMA (this target compiles for baseline x86-64, where the same
+    /// lanes took 10% of SAM's mask generator), the same operations one by one elsewhere.
     public static func gelu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         parallelFor(count, minimumPerThread: 1 << 14) { r in
-            forEachLanes(r, x) { v in
-                v * normalCDF(v)
-            } store: { v, i in
-                store(v, y, i)
-            } tail: { i in
-                let v = x[i]
-                y[i] = 0.5 * v * (1 + erff(v * Float(0.5.squareRoot())))
-            }
+            wsss_gelu(x + r.lowerBound, y + r.lowerBound, r.count)
         }
     }
 

@@ -37,4 +37,8 @@ void wsss_winograd_output(const float *m, ptrdiff_t stride, const ptrdiff_t *row
                           const ptrdiff_t *col_outputs, ptrdiff_t col_tiles, float *image, ptrdiff_t width,
                           int accumulate);
 
+/// y[i] = x[i]·Φ(x[i]), the exact GELU (erfc to 1.2e-7 relative), fused multiply-adds
+/// throughout; x and y may alias.
+void wsss_gelu(const float *x, float *y, ptrdiff_t count);
+
 #endif
