@@ -39,7 +39,7 @@ import Testing
     @Test func writesCRFLabels() throws {
         let (root, scores) = try makeInputs()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        var command = try CRFCommand.parse([
+        let command = try CRFCommand.parse([
             "--images", root + "/images", "--scores", scores, "--out", root + "/out", "--threads", "2",
         ])
         try command.run()
@@ -55,7 +55,7 @@ import Testing
         let (root, scores) = try makeInputs()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.removeItem(atPath: root + "/images/b.png")
-        var command = try CRFCommand.parse(["--images", root + "/images", "--scores", scores, "--out", root + "/out"])
+        let command = try CRFCommand.parse(["--images", root + "/images", "--scores", scores, "--out", root + "/out"])
         #expect { try command.run() } throws: { error in
             let message = error.localizedDescription
             return message.contains("/b") && message.contains("b.jpg") && message.contains(root + "/images")
@@ -67,7 +67,7 @@ import Testing
         let (root, scores) = try makeInputs()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Image(width: 10, height: 8, channels: 3, filledWith: 50).writePNG(to: root + "/images/a.png")
-        var command = try CRFCommand.parse(["--images", root + "/images", "--scores", scores, "--out", root + "/out"])
+        let command = try CRFCommand.parse(["--images", root + "/images", "--scores", scores, "--out", root + "/out"])
         #expect { try command.run() } throws: { error in
             let message = error.localizedDescription
             return message.contains("scores.h5:/a") && message.contains("a.png") && message.contains("12x8")

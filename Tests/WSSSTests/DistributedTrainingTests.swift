@@ -44,7 +44,7 @@ import Testing
         }
         process.environment = environment.merging(extra) { _, new in new }
         if let stderr {
-            FileManager.default.createFile(atPath: stderr, contents: nil)
+            _ = FileManager.default.createFile(atPath: stderr, contents: nil)
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
         } else {
             process.standardError = FileHandle.nullDevice
@@ -66,7 +66,7 @@ import Testing
         root: String, recipe: String
     ) {
         let root = NSTemporaryDirectory() + "wsss-mpi-\(name)-\(UUID().uuidString)"
-        var synth = try Synth.parse(["--out", root, "--train", "8", "--val", "3", "--test", "1", "--size", "40", "--seed", "7"])
+        let synth = try Synth.parse(["--out", root, "--train", "8", "--val", "3", "--test", "1", "--size", "40", "--seed", "7"])
         try synth.run()
         let recipe = root + "/recipe.yaml"
         try """
@@ -220,7 +220,7 @@ import Testing
     @Test func pipelineRunsOnTwoRanks() throws {
         guard requireTools() else { return }
         let root = NSTemporaryDirectory() + "wsss-mpi-pipe-\(UUID().uuidString)"
-        var synth = try Synth.parse([
+        let synth = try Synth.parse([
             "--out", root, "--train", "6", "--val", "2", "--test", "2", "--size", "40", "--seed", "8", "--proposals",
         ])
         try synth.run()
