@@ -18,11 +18,16 @@ public protocol PromptablePredictor: AnyObject {
     func predictLogits(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> (logits: Tensor, iou: Tensor)
     /// The same prediction before upscaling, when the predictor can give it (nil otherwise, the
     /// default): the generator then upscales only the masks its IoU filter keeps, one at a time.
-    func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> LowResolutionMasks?
+    /// With `iouThreshold`, masks of a prompt none of whose masks has a predicted IoU above it
+    /// may be left uncomputed (the generator drops them unread).
+    func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool, iouThreshold: Float?)
+        -> LowResolutionMasks?
 }
 
 extension PromptablePredictor {
-    public func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> LowResolutionMasks? {
+    public func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool, iouThreshold: Float?)
+        -> LowResolutionMasks?
+    {
         nil
     }
 }
@@ -371,7 +376,9 @@ public final class AutomaticMaskGenerator {
         let prompts = points.map { (x: Float($0.x), y: Float($0.y)) }
         let labels = [Int](repeating: 1, count: points.count)
         let (h, w) = cropSize
-        if let low = predictor.predictLowResolution(points: prompts, labels: labels, multimask: true) {
+        // Masks at or below the IoU threshold are dropped unread: the predictor may skip them.
+        let threshold = options.predIoUThresh > 0 ? Float(options.predIoUThresh) : nil
+        if let low = predictor.predictLowResolution(points: prompts, labels: labels, multimask: true, iouThreshold: threshold) {
             let (logits, iou, upscaling) = (low.logits, low.iou, low.upscaling)
             precondition(
                 logits.rank == 4 && logits.shape[0] == points.count && iou.shape == [points.count, logits.shape[1]]

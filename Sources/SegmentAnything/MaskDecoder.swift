@@ -75,15 +75,25 @@ public final class MaskDecoder: Module {
     ///     [1, C, h, w] when every prompt has the same one (no mask input): the image side of the
     ///     first block is then computed once for the batch (`predictMasks`).
     ///   - multimaskOutput: the `numMultimaskOutputs` masks 1…, else mask 0 alone.
+    ///   - iouThreshold: when set, a prompt none of whose returned masks has a predicted IoU
+    ///     above it gets all-zero masks, not computed (the IoU head reads only the IoU token, so
+    ///     every IoU is unchanged, and the other prompts' masks are too, up to the rounding of
+    ///     products over fewer rows): the automatic mask generator drops those masks unread.
     /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
     public func callAsFunction(
         imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
-        multimaskOutput: Bool
+        multimaskOutput: Bool, iouThreshold: Float? = nil
     ) -> (masks: Tensor, iouPredictions: Tensor) {
+        let selected = multimaskOutput ? 1..<numMaskTokens : 0..<1
+        let needed: ((Tensor) -> [Bool])? = iouThreshold.map { threshold in
+            { iou in
+                let (t, scores) = (iou.shape[1], iou.scalars)
+                return (0..<iou.shape[0]).map { b in selected.contains { scores[b * t + $0] > threshold } }
+            }
+        }
         let (masks, iou) = predictMasks(
             imageEmbeddings: imageEmbeddings, imagePE: imagePE, sparsePromptEmbeddings: sparsePromptEmbeddings,
-            densePromptEmbeddings: densePromptEmbeddings)
-        let selected = multimaskOutput ? 1..<numMaskTokens : 0..<1
+            densePromptEmbeddings: densePromptEmbeddings, needed: needed)
         return (masks.slice(alongAxis: 1, selected), iou.slice(alongAxis: 1, selected))
     }
 
@@ -92,8 +102,12 @@ public final class MaskDecoder: Module {
     /// `src` then holds B copies of one tensor, so it is kept at batch 1 and the transformer
     /// shares it until the image tokens first depend on the prompt (exact; at 64 prompts it
     /// skips 268 MB tensors and three projections of 64 × 4096 tokens).
+    ///
+    /// `needed`, given the IoU predictions [B, T], says which prompts' masks to compute; the
+    /// others are left zero (inference only).
     public func predictMasks(
-        imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor
+        imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
+        needed: ((Tensor) -> [Bool])? = nil
     )
         -> (masks: Tensor, iouPredictions: Tensor)
     {
@@ -120,18 +134,40 @@ public final class MaskDecoder: Module {
         // Run the transformer
         let (hs, imageTokens) = transformer(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens)
         let iouTokenOut = hs.slice(alongAxis: 1, 0..<1).reshaped(to: [batch, c])
+        // Generate mask quality predictions
+        let iou = iouPredictionHead(iouTokenOut)
         // Upscale mask embeddings and predict masks using the mask tokens
+        guard let wanted = needed?(iou), wanted.count == batch, wanted.contains(false), !GradMode.isEnabled,
+            hs.shape[0] == batch, imageTokens.shape[0] == batch
+        else {
+            return (masks(hs: hs, imageTokens: imageTokens, height: h, width: w), iou)
+        }
+        let kept = wanted.indices.filter { wanted[$0] }
+        let (uh, uw) = (4 * h, 4 * w)
+        let masks = Tensor(zeros: [batch, numMaskTokens, uh, uw])
+        guard !kept.isEmpty else { return (masks, iou) }
+        func rows(_ x: Tensor) -> Tensor {
+            x.reshaped(to: [batch, x.count / batch]).gatheringRows(kept).reshaped(to: [kept.count] + x.shape.dropFirst())
+        }
+        let some = self.masks(hs: rows(hs), imageTokens: rows(imageTokens), height: h, width: w)
+        let plane = numMaskTokens * uh * uw
+        for (k, b) in kept.enumerated() {
+            (masks.storage.base + b * plane).update(from: some.storage.base + k * plane, count: plane)
+        }
+        return (masks, iou)
+    }
+
+    /// The masks [B, T, 4h, 4w] from the transformer's tokens `hs` and image tokens.
+    private func masks(hs: Tensor, imageTokens: Tensor, height h: Int, width w: Int) -> Tensor {
+        let (batch, c) = (hs.shape[0], transformerDim)
         let upscaled = upscaled(imageTokens.permuted([0, 2, 1]).reshaped(to: [batch, c, h, w]))
         let hyperIn = Tensor.concat(
             (0..<numMaskTokens).map { i in
                 outputHypernetworksMLPs[i](hs.slice(alongAxis: 1, (1 + i)..<(2 + i)))
             }, alongAxis: 1)
         let (uc, uh, uw) = (upscaled.shape[1], upscaled.shape[2], upscaled.shape[3])
-        let masks = Tensor.matmul(hyperIn, upscaled.reshaped(to: [batch, uc, uh * uw]), transposeA: false, transposeB: false)
+        return Tensor.matmul(hyperIn, upscaled.reshaped(to: [batch, uc, uh * uw]), transposeA: false, transposeB: false)
             .reshaped(to: [batch, numMaskTokens, uh, uw])
-        // Generate mask quality predictions
-        let iou = iouPredictionHead(iouTokenOut)
-        return (masks, iou)
     }
 }
 

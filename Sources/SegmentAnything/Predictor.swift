@@ -202,11 +202,15 @@ public final class SAMPredictor {
     }
 
     /// `predictLogits` without the upscaling: the decoder's low-resolution logits [N, M, 4h, 4w],
-    /// IoU predictions [N, M] and how to upscale a plane as `predictLogits` would. The prompts
+    /// IoU predictions [N, M] and how to upscale a plane as `predictLogits` would; with
+    /// `iouThreshold`, a prompt none of whose masks has a predicted IoU above it gets zero
+    /// logits, not computed (`MaskDecoder`'s `iouThreshold`). The prompts
     /// run through the decoder `decoderChunk` at a time (prompts are independent: the same
     /// masks, though a product over fewer rows may round a score's last bit differently), so its
     /// activations stay small and recur in size.
-    public func predictLowResolution(points: [(x: Float, y: Float)], labels: [Int], multimask: Bool) -> LowResolutionMasks? {
+    public func predictLowResolution(
+        points: [(x: Float, y: Float)], labels: [Int], multimask: Bool, iouThreshold: Float?
+    ) -> LowResolutionMasks? {
         precondition(isImageSet, "predictLowResolution: no image set (call setImage first)")
         precondition(
             !points.isEmpty && labels.count == points.count,
@@ -215,7 +219,9 @@ public final class SAMPredictor {
         for start in stride(from: 0, to: points.count, by: Self.decoderChunk) {
             let range = start..<min(start + Self.decoderChunk, points.count)
             let coordinates = inputFrame(Array(points[range])).reshaped(to: [range.count, 1, 2])
-            let out = decode(points: PointPrompts(coordinates: coordinates, labels: Array(labels[range])), multimask: multimask)
+            let out = decode(
+                points: PointPrompts(coordinates: coordinates, labels: Array(labels[range])), multimask: multimask,
+                iouThreshold: iouThreshold)
             logits.append(out.lowRes)
             ious.append(out.iou)
         }
@@ -300,13 +306,14 @@ public final class SAMPredictor {
     }
 
     /// The prompt encoder and mask decoder alone (no upscaling), without a tape.
-    func decode(points: PointPrompts, multimask: Bool) -> (lowRes: Tensor, iou: Tensor) {
+    func decode(points: PointPrompts, multimask: Bool, iouThreshold: Float?) -> (lowRes: Tensor, iou: Tensor) {
         TensorStorage.reusingLargeBuffers {
             withoutGrad {
                 let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: nil, masks: nil)
                 let (lowRes, iou) = model.maskDecoder(
                     imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
-                    sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask)
+                    sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask,
+                    iouThreshold: iouThreshold)
                 return (lowRes, iou)
             }
         }

@@ -97,6 +97,49 @@ import Testing
         expectClose(batch.lowResLogits, try file.read("batched_points/low_res"), "batched points low-res logits")
     }
 
+    /// `predictLowResolution` is `predictLogits` before upscaling; with an IoU threshold the
+    /// prompts none of whose masks reach it get zero logits and the rest are unchanged.
+    @Test func lowResolutionPredictionsSkipPromptsBelowTheIoUThreshold() throws {
+        let predictor = try Self.predictor()
+        let points: [(x: Float, y: Float)] = (0..<12).map { (k: Int) -> (x: Float, y: Float) in
+            (x: Float((8 * k) % 97), y: Float((5 * k) % 73))
+        }
+        let labels = [Int](repeating: 1, count: points.count)
+        let all = try #require(predictor.predictLowResolution(points: points, labels: labels, multimask: true, iouThreshold: nil))
+        let (logits, iou) = predictor.predictLogits(points: points, labels: labels, multimask: true)
+        #expect(Array(all.logits.shape.prefix(2)) == [12, 3])
+        expectClose(all.iou, iou, "IoU of the two paths")
+        // Upscaling a plane as the generator does gives predictLogits's plane.
+        let size: Int = logits.shape[2] * logits.shape[3]
+        let plane: Int = all.logits.shape[2] * all.logits.shape[3]
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: size + all.upscaling.scratchCount)
+        defer { buffer.deallocate() }
+        all.upscaling.apply(all.logits.storage.base + 7 * plane, into: buffer, scratch: buffer + size)
+        let reference = Array(logits.scalars[(7 * size)..<(8 * size)])
+        let upscaled = Array(UnsafeBufferPointer(start: buffer, count: size))
+        let largest = zip(reference, upscaled).map { abs($0 - $1) }.max() ?? 0
+        #expect(largest <= 1e-4, "upscaled plane differs by \(largest)")
+
+        let scores = iou.scalars
+        let best: [Float] = (0..<12).map { (b: Int) -> Float in max(scores[b * 3], scores[b * 3 + 1], scores[b * 3 + 2]) }
+        let threshold = best.sorted()[6]
+        let some = try #require(
+            predictor.predictLowResolution(points: points, labels: labels, multimask: true, iouThreshold: threshold))
+        #expect(some.iou.scalars == all.iou.scalars)
+        var (skipped, kept) = (0, 0)
+        for b in 0..<12 {
+            let mine = some.logits.slice(alongAxis: 0, b..<(b + 1)), full = all.logits.slice(alongAxis: 0, b..<(b + 1))
+            if best[b] > threshold {
+                kept += 1
+                expectClose(mine, full, "prompt \(b)")
+            } else {
+                skipped += 1
+                #expect(mine.scalars.allSatisfy { $0 == 0 }, "prompt \(b) skipped")
+            }
+        }
+        #expect(skipped >= 6 && kept >= 1)
+    }
+
     @Test func badRequestsThrow() throws {
         let fresh = SAMPredictor(model: SAM(configuration: try SAMFixtures.configuration()))
         #expect(throws: SAMPredictorError.noImage) { try fresh.predict(points: [(1, 1)], labels: [1]) }
