@@ -308,3 +308,133 @@ void wsss_gelu(const float *x, float *y, ptrdiff_t count) {
 #endif
     gelu_portable(x, y, count);
 }
+
+// Layer norm of one contiguous row: the mean from sixteen lanes (two accumulators of eight, lane
+// l of a holding the elements i ≡ l (mod 16), b those ≡ l + 8, summed in lane order, then the
+// tail in order), the variance from `wsss_sum_squared_deviations`, then y = (x − μ)·r·w + b
+// element by element, unfused in both versions.
+
+static float sum_portable(const float *p, ptrdiff_t count) {
+    float a[8] = {0}, b[8] = {0};
+    ptrdiff_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        for (int l = 0; l < 8; l++) {
+            a[l] += p[i + l];
+            b[l] += p[i + 8 + l];
+        }
+    }
+    float s = 0;
+    for (int l = 0; l < 8; l++) s += a[l] + b[l];
+    for (; i < count; i++) s += p[i];
+    return s;
+}
+
+static void normalize_portable(const float *x, const float *w, const float *b, float mu, float r, float *y,
+                               ptrdiff_t count) {
+    for (ptrdiff_t i = 0; i < count; i++) y[i] = (x[i] - mu) * r * w[i] + b[i];
+}
+
+#ifdef WSSS_X86
+__attribute__((target("avx2,fma")))
+static float sum_fma(const float *p, ptrdiff_t count) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    ptrdiff_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        a = _mm256_add_ps(a, _mm256_loadu_ps(p + i));
+        b = _mm256_add_ps(b, _mm256_loadu_ps(p + i + 8));
+    }
+    float la[8], lb[8];
+    _mm256_storeu_ps(la, a);
+    _mm256_storeu_ps(lb, b);
+    float s = 0;
+    for (int l = 0; l < 8; l++) s += la[l] + lb[l];
+    for (; i < count; i++) s += p[i];
+    return s;
+}
+
+__attribute__((target("avx2,fma")))
+static void normalize_fma(const float *x, const float *w, const float *b, float mu, float r, float *y, ptrdiff_t count) {
+    __m256 m = _mm256_set1_ps(mu), rr = _mm256_set1_ps(r);
+    ptrdiff_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), rr), _mm256_loadu_ps(w + i));
+        _mm256_storeu_ps(y + i, _mm256_add_ps(v, _mm256_loadu_ps(b + i)));
+    }
+    for (; i < count; i++) y[i] = (x[i] - mu) * r * w[i] + b[i];
+}
+#endif
+
+void wsss_layer_norm_row(const float *x, const float *weight, const float *bias, ptrdiff_t count, float epsilon,
+                         float *y, float *mean, float *inverse_std) {
+    float s;
+#ifdef WSSS_X86
+    int fused = wsss_kernels_use_fma();
+    s = fused ? sum_fma(x, count) : sum_portable(x, count);
+#else
+    s = sum_portable(x, count);
+#endif
+    float mu = s / (float)count;
+    float v = wsss_sum_squared_deviations(x, count, mu);
+    float r = 1.0f / sqrtf(v / (float)count + epsilon);
+#ifdef WSSS_X86
+    if (fused) normalize_fma(x, weight, bias, mu, r, y, count);
+    else normalize_portable(x, weight, bias, mu, r, y, count);
+#else
+    normalize_portable(x, weight, bias, mu, r, y, count);
+#endif
+    *mean = mu;
+    *inverse_std = r;
+}
+
+// y[i] = e^(x[i] − shift) with the GELU's exp, and Σ y[i]: eight lanes summed in lane order, then
+// the tail in order. Softmax numerators.
+
+static float exponentiate_portable(const float *x, float *y, ptrdiff_t count, float shift) {
+    float a[8] = {0};
+    ptrdiff_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        for (int l = 0; l < 8; l++) {
+            float e = exp_portable(x[i + l] - shift);
+            y[i + l] = e;
+            a[l] += e;
+        }
+    }
+    float s = 0;
+    for (int l = 0; l < 8; l++) s += a[l];
+    for (; i < count; i++) {
+        float e = exp_portable(x[i] - shift);
+        y[i] = e;
+        s += e;
+    }
+    return s;
+}
+
+#ifdef WSSS_X86
+__attribute__((target("avx2,fma")))
+static float exponentiate_fma(const float *x, float *y, ptrdiff_t count, float shift) {
+    __m256 a = _mm256_setzero_ps(), s8 = _mm256_set1_ps(shift);
+    ptrdiff_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 e = exp_fma(_mm256_sub_ps(_mm256_loadu_ps(x + i), s8));
+        _mm256_storeu_ps(y + i, e);
+        a = _mm256_add_ps(a, e);
+    }
+    float la[8];
+    _mm256_storeu_ps(la, a);
+    float s = 0;
+    for (int l = 0; l < 8; l++) s += la[l];
+    for (; i < count; i++) {
+        float e = exp_portable(x[i] - shift);
+        y[i] = e;
+        s += e;
+    }
+    return s;
+}
+#endif
+
+float wsss_exponentiate(const float *x, float *y, ptrdiff_t count, float shift) {
+#ifdef WSSS_X86
+    if (wsss_kernels_use_fma()) return exponentiate_fma(x, y, count, shift);
+#endif
+    return exponentiate_portable(x, y, count, shift);
+}

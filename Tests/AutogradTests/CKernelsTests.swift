@@ -62,4 +62,57 @@ import Testing
         }
         #expect(portable[portable.count - 2] == .infinity && portable[portable.count - 1].isNaN)
     }
+
+    /// Layer norm of a row: the same bits from both builds, and within float rounding of the
+    /// double-precision formula (row lengths around the 16-lane blocks).
+    @Test(arguments: [1, 15, 16, 17, 256, 257])
+    func layerNormRowBothBuildsAgree(count: Int) {
+        let x = Self.data(count, seed: 4), w = Self.data(count, seed: 5), b = Self.data(count, seed: 6)
+        func run() -> ([Float], Float, Float) {
+            var (y, mean, r) = ([Float](repeating: .nan, count: count), Float.nan, Float.nan)
+            wsss_layer_norm_row(x, w, b, count, 1e-5, &y, &mean, &r)
+            return (y, mean, r)
+        }
+        defer { wsss_kernels_set_use_fma(-1) }
+        wsss_kernels_set_use_fma(0)
+        let portable = run()
+        wsss_kernels_set_use_fma(1)
+        let fused = run()
+        #expect(portable.0.map(\.bitPattern) == fused.0.map(\.bitPattern))
+        #expect(portable.1.bitPattern == fused.1.bitPattern && portable.2.bitPattern == fused.2.bitPattern)
+        let mu = x.reduce(0.0) { $0 + Double($1) } / Double(count)
+        let variance = x.reduce(0.0) { $0 + (Double($1) - mu) * (Double($1) - mu) } / Double(count)
+        let r = 1 / (variance + 1e-5).squareRoot()
+        #expect(abs(Double(portable.1) - mu) <= 1e-5 * max(1, abs(mu)) && abs(Double(portable.2) - r) <= 1e-5 * r)
+        for k in 0..<count {
+            let exact = (Double(x[k]) - mu) * r * Double(w[k]) + Double(b[k])
+            #expect(abs(Double(portable.0[k]) - exact) <= 1e-4 * max(1, abs(exact)), "element \(k)")
+        }
+    }
+
+    /// Softmax numerators: the same bits from both builds, each within 3e-7 relative of exp in
+    /// double, and the sum within float rounding.
+    @Test(arguments: [1, 7, 8, 9, 4099])
+    func exponentiateBothBuildsAgree(count: Int) {
+        let x = Self.data(count, seed: 7).map { $0 / 2 }
+        let shift = x.max() ?? 0
+        func run() -> ([Float], Float) {
+            var y = [Float](repeating: .nan, count: count)
+            let total = wsss_exponentiate(x, &y, count, shift)
+            return (y, total)
+        }
+        defer { wsss_kernels_set_use_fma(-1) }
+        wsss_kernels_set_use_fma(0)
+        let portable = run()
+        wsss_kernels_set_use_fma(1)
+        let fused = run()
+        #expect(portable.0.map(\.bitPattern) == fused.0.map(\.bitPattern) && portable.1.bitPattern == fused.1.bitPattern)
+        var sum = 0.0
+        for (v, e) in zip(x, portable.0) {
+            let exact = Foundation.exp(Double(v - shift))
+            sum += exact
+            if exact > 1e-37 { #expect(abs(Double(e) - exact) <= 3e-7 * exact, "exp(\(v - shift))") }
+        }
+        #expect(abs(Double(portable.1) - sum) <= 1e-5 * sum)
+    }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 extension Kernels {
@@ -20,16 +21,9 @@ extension Kernels {
                 let width = hi - lo
                 let src = x + o * n * inner + lo, dst = y + o * n * inner + lo
                 if inner == 1 {
-                    // A contiguous row: two passes (mean, then squared deviations) for accuracy.
-                    var s: Float = 0
-                    for k in 0..<n { s += src[k] }
-                    let mu = s / Float(n)
-                    var v: Float = 0
-                    for k in 0..<n { let d = src[k] - mu; v += d * d }
-                    let r = 1 / (v / Float(n) + epsilon).squareRoot()
-                    for k in 0..<n { dst[k] = (src[k] - mu) * r * weight[k] + bias[k] }
-                    mean[o] = mu
-                    inverseStd[o] = r
+                    // A contiguous row: two passes (mean, then squared deviations) for accuracy,
+                    // in sixteen lanes (CKernels; the scalar sums were a chain of dependent adds).
+                    wsss_layer_norm_row(src, weight, bias, n, epsilon, dst, mean + o, inverseStd + o)
                     continue
                 }
                 for i in 0..<width { sum[i] = 0; sq[i] = 0 }

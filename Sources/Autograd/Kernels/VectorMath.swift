@@ -1,3 +1,5 @@
+import CKernels
+
 extension Kernels {
     /// e^x for eight lanes, to about 2 ulp over x in [-87, 88] (flushed to 0 below -87.3).
     ///
@@ -28,30 +30,13 @@ extension Kernels {
     }
 
     /// y[i] = e^(x[i] - shift) and returns Σ y[i] (x and y may alias): a softmax row's numerators.
+    /// `wsss_exponentiate` in CKernels: eight lanes with fused multiply-adds where the CPU has
+    /// AVX2+FMA, the same operations one by one elsewhere.
     @inline(__always)
     public static func exponentiate(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, shift: Float
     ) -> Float {
-        let s = Lanes(repeating: shift)
-        var total = Lanes(repeating: 0)
-        var i = 0
-        while i + 8 <= count {
-            let e = exp(load(x, i) - s)
-            store(e, y, i)
-            total += e
-            i += 8
-        }
-        var tail: Float = 0
-        if i < count {
-            var v = Lanes(repeating: -.infinity)
-            for j in i..<count { v[j - i] = x[j] - shift }
-            let e = exp(v)
-            for j in i..<count {
-                y[j] = e[j - i]
-                tail += e[j - i]
-            }
-        }
-        return total.sum() + tail
+        wsss_exponentiate(x, y, count, shift)
     }
 
     /// max_i x[i] (count ≥ 1).

@@ -41,4 +41,13 @@ void wsss_winograd_output(const float *m, ptrdiff_t stride, const ptrdiff_t *row
 /// throughout; x and y may alias.
 void wsss_gelu(const float *x, float *y, ptrdiff_t count);
 
+/// Layer norm of one contiguous row of `count` values (sixteen-lane sums; see kernels.c): y may
+/// alias x; the row's mean and 1/√(var + ε) are stored.
+void wsss_layer_norm_row(const float *x, const float *weight, const float *bias, ptrdiff_t count, float epsilon,
+                         float *y, float *mean, float *inverse_std);
+
+/// y[i] = e^(x[i] − shift) (to about 2 ulp; −87.3 and below give e^−87.3) and returns Σ y[i];
+/// x and y may alias.
+float wsss_exponentiate(const float *x, float *y, ptrdiff_t count, float shift);
+
 #endif
