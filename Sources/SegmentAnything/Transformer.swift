@@ -213,10 +213,47 @@ extension TwoWayTransformer {
                 let (b, n, c) = (q.shape[0], q.shape[1], q.shape[2])
                 return self(q: q.reshaped(to: [1, b * n, c]), k: k, v: v).reshaped(to: [b, n, embeddingDim])
             }
+            if !GradMode.isEnabled && k.shape[1] * numHeads < internalDim {
+                return attendingFewKeys(q: q, k: k, v: v)
+            }
             let (q, k, v) = (separateHeads(qProj(q)), separateHeads(kProj(k)), separateHeads(vProj(v)))
             let scale = 1 / Float(q.shape[2]).squareRoot()
             let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: scale, relativePosition: nil)
             return outProj(recombineHeads(out))
+        }
+
+        /// `callAsFunction` without a tape when the keys are few (the prompt's 7 tokens seen by
+        /// the 4096 image tokens): the output projection of `concat_h(A_h V_h)` is
+        /// `Σ_h A_h (V_h W_hᵀ)`, one product of the [Nq, heads·Nk] probabilities with the
+        /// [heads·Nk, C] projected values — for SAM's image→token attention 4096×56×256 instead
+        /// of 4096×128×256 multiply-adds per prompt, and no [Nq, internal] output. The same sums
+        /// regrouped (rounding-level differences). Queries may be shared (batch 1) by B key sets.
+        func attendingFewKeys(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
+            let (bq, nq, bk, nk) = (q.shape[0], q.shape[1], k.shape[0], k.shape[1])
+            let (heads, d, c) = (numHeads, internalDim / numHeads, embeddingDim)
+            let batch = max(bq, bk)
+            let qh = separateHeads(qProj(q))  // [bq·heads, nq, d]
+            let kh = separateHeads(kProj(k))  // [bk·heads, nk, d]
+            let vh = vProj(v).reshaped(to: [bk, nk, heads, d]).permuted([2, 0, 1, 3]).reshaped(to: [heads, bk * nk, d])
+            // Probabilities [batch, nq, heads·nk].
+            let probabilities: Tensor
+            if bq == 1 && bk > 1 {
+                let keys = kh.reshaped(to: [bk, heads, nk, d]).permuted([1, 0, 2, 3]).reshaped(to: [heads, bk * nk, d])
+                let scores = Tensor.matmul(qh, keys, transposeB: true) * Tensor(scalar: 1 / Float(d).squareRoot())
+                probabilities = scores.reshaped(to: [heads, nq, bk, nk]).softmax(alongAxis: 3).permuted([2, 1, 0, 3])
+                    .reshaped(to: [batch, nq, heads * nk])
+            } else {
+                let scores = Tensor.matmul(qh, kh, transposeB: true) * Tensor(scalar: 1 / Float(d).squareRoot())
+                probabilities = scores.reshaped(to: [batch, heads, nq, nk]).softmax(alongAxis: 3).permuted([0, 2, 1, 3])
+                    .reshaped(to: [batch, nq, heads * nk])
+            }
+            // Values through each head's columns of the output projection: [batch, heads·nk, C].
+            let columns = outProj.weight.reshaped(to: [c, heads, d]).permuted([1, 2, 0])  // [heads, d, C]
+            let projected = Tensor.matmul(vh, columns).reshaped(to: [heads, bk, nk, c]).permuted([1, 0, 2, 3])
+                .reshaped(to: [bk, heads * nk, c])
+            var out = Tensor.matmul(probabilities, projected)
+            if let bias = outProj.bias { out = out + bias.reshaped(to: [1, 1, c]) }
+            return out
         }
     }
 }

@@ -44,6 +44,24 @@ import Testing
         }
     }
 
+    /// Attention to few keys without a tape (probabilities times the values through each head's
+    /// output columns) equals the recorded path (heads' outputs, then the output projection),
+    /// with queries shared by the key sets and with one query set per key set.
+    @Test func fewKeysAttentionEqualsTheGeneralPath() throws {
+        let attention = try SAMFixtures.model().maskDecoder.transformer.layers[0].crossAttnImageToToken
+        let (c, heads, width) = (attention.embeddingDim, attention.numHeads, attention.internalDim)
+        let keys = max(1, width / heads - 1)  // keys · heads < internal width: the few-keys path
+        var g = SeededGenerator(seed: 11)
+        for (bq, bk) in [(1, 3), (3, 3), (1, 1)] {
+            let q = Tensor.randomNormal([bq, 20, c], using: &g)
+            let k = Tensor.randomNormal([bk, keys, c], using: &g), v = Tensor.randomNormal([bk, keys, c], using: &g)
+            let fast = withoutGrad { attention(q: q, k: k, v: v) }
+            let general = attention(q: q.requiringGrad(), k: k, v: v)  // recording: the general path
+            #expect(fast.shape == [max(bq, bk), 20, c])
+            expectClose(fast, general.detached(), tolerance: 1e-5, "few keys, batches \(bq) and \(bk)")
+        }
+    }
+
     /// The in-place GELU upscaling equals the plain `outputUpscaling` bit for bit.
     @Test func upscalingInPlaceEqualsThePlainSequential() throws {
         let model = try SAMFixtures.model()
