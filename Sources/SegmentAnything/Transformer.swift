@@ -251,8 +251,10 @@ extension TwoWayTransformer {
             let columns = outProj.weight.reshaped(to: [c, heads, d]).permuted([1, 2, 0])  // [heads, d, C]
             let projected = Tensor.matmul(vh, columns).reshaped(to: [heads, bk, nk, c]).permuted([1, 0, 2, 3])
                 .reshaped(to: [bk, heads * nk, c])
-            var out = Tensor.matmul(probabilities, projected)
-            if let bias = outProj.bias { out = out + bias.reshaped(to: [1, 1, c]) }
+            let out = Tensor.matmul(probabilities, projected)
+            if let bias = outProj.bias {
+                Kernels.addRowVector(out.storage.base, bias.storage.base, rows: out.count / c, columns: c)
+            }
             return out
         }
     }

@@ -1,4 +1,4 @@
-import Autograd
+@testable import Autograd
 import Testing
 
 /// Parity fixtures: scripts/make_fixtures.py, elementwise_cases.
@@ -47,5 +47,22 @@ import Testing
         #expect(Tensor.broadcastShape([2, 3, 4, 5], [3, 1, 1]) == [2, 3, 4, 5])
         #expect(Tensor.broadcastShape([4, 1], [1, 5]) == [4, 5])
         #expect(Tensor.broadcastShape([], [2, 2]) == [2, 2])
+    }
+
+    /// An operand that repeats whole over the other's leading axes takes the block loop; each
+    /// element is the same f as the general broadcast, in either operand order.
+    @Test func repeatedBlockBroadcastEqualsElementwise() {
+        let big = randn([3, 4, 16], seed: 40)
+        for small in [randn([1, 4, 16], seed: 41), randn([16], seed: 42), randn([4, 16], seed: 43)] {
+            let m = small.count
+            let (x, y) = (big.scalars, small.scalars)
+            let sums = (big + small).scalars, differences = (small - big).scalars, products = (big * small).scalars
+            #expect(sums == x.indices.map { x[$0] + y[$0 % m] })
+            #expect(differences == x.indices.map { y[$0 % m] - x[$0] })
+            #expect(products == x.indices.map { x[$0] * y[$0 % m] })
+        }
+        #expect(Tensor.repeatedBlock([3, 4, 16], [1, 4, 16], in: [3, 4, 16]) == 64)
+        #expect(Tensor.repeatedBlock([3, 4, 16], [3, 1, 16], in: [3, 4, 16]) == nil)  // not trailing
+        #expect(Tensor.repeatedBlock([3, 1, 16], [1, 4, 16], in: [3, 4, 16]) == nil)  // both stretch
     }
 }

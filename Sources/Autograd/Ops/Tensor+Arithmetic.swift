@@ -28,8 +28,33 @@ extension Tensor {
         }
         let shape = broadcastShape(a.shape, b.shape)
         let y = Tensor(uninitialized: shape)
+        if let fast, let block = repeatedBlock(a.shape, b.shape, in: shape) {
+            // One operand repeats whole over the other's leading axes ([B, N, C] + [1, N, C] or + [C]):
+            // the dedicated loop on each block, the same f per element.
+            let (ap, bp, yp) = (a.storage.base, b.storage.base, y.storage.base)
+            let aRepeats = a.count == block
+            parallelFor(y.count / block, minimumPerThread: Swift.max(1, (1 << 16) / block)) { range in
+                for r in range {
+                    let o = r * block
+                    Kernels.binary(fast, aRepeats ? ap : ap + o, aRepeats ? bp + o : bp, yp + o, count: block)
+                }
+            }
+            return y
+        }
         Kernels.broadcastZip(a.storage.base, a.shape, b.storage.base, b.shape, y.storage.base, shape: shape, f)
         return y
+    }
+
+    /// The element count of the smaller operand when it is, apart from leading 1s, the trailing
+    /// axes of the broadcast shape and the larger operand has the broadcast shape itself: then
+    /// the smaller one repeats as one contiguous block. nil otherwise.
+    static func repeatedBlock(_ a: [Int], _ b: [Int], in shape: [Int]) -> Int? {
+        let (big, small) = a == shape ? (a, b) : (b == shape ? (b, a) : ([], []))
+        guard !big.isEmpty else { return nil }
+        let trimmed = Array(small.drop { $0 == 1 })
+        guard !trimmed.isEmpty, trimmed.count <= big.count, Array(big.suffix(trimmed.count)) == trimmed else { return nil }
+        let count = trimmed.reduce(1, *)
+        return count >= 16 ? count : nil
     }
 
     /// This tensor's values repeated to a broadcast-compatible larger shape; no tape.
