@@ -46,13 +46,16 @@ public enum Runtime {
     /// glibc's trim threshold outside `TensorStorage.reusingLargeBuffers` scopes.
     static let trimThreshold: Int32 = 64 << 20
 
+    /// Whether the user set glibc's trim threshold (read once: scopes open many times per image).
+    static let trimThresholdFromEnvironment = ProcessInfo.processInfo.environment["MALLOC_TRIM_THRESHOLD_"] != nil
+
     /// Inside a scope glibc keeps the freed top of its heap instead of trimming it back to the
     /// kernel at 64 MB (`Runtime.tuneAllocator`): the heap's 32–64 MB activations are then reused
     /// rather than unmapped and faulted in, zeroed, again — 1.5 s of Grounding DINO's 10 s at
     /// Swin-T's 800x1333, for the same peak RSS. Leaving the scope restores the threshold (the
     /// next free above it trims). A `MALLOC_TRIM_THRESHOLD_` in the environment still wins.
     static func holdHeapTop(_ hold: Bool) {
-        guard ProcessInfo.processInfo.environment["MALLOC_TRIM_THRESHOLD_"] == nil else { return }
+        guard !trimThresholdFromEnvironment else { return }
         _ = mallopt(M_TRIM_THRESHOLD, hold ? Int32.max : trimThreshold)
     }
 

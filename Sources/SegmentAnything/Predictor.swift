@@ -288,28 +288,23 @@ public final class SAMPredictor {
     func forward(points: PointPrompts?, boxes: Tensor?, maskInput: Tensor?, multimaskOutput: Bool)
         -> (masks: Tensor, iouPredictions: Tensor, lowRes: Tensor)
     {
+        let (lowRes, iou) = decode(points: points, boxes: boxes, maskInput: maskInput, multimask: multimaskOutput)
+        let masks = withoutGrad { model.postprocessMasks(lowRes, inputSize: inputSize, originalSize: originalSize) }
+        return (masks, iou, lowRes)
+    }
+
+    /// The prompt encoder and mask decoder alone (no upscaling), without a tape; `iouThreshold`
+    /// as `MaskDecoder`'s.
+    func decode(
+        points: PointPrompts?, boxes: Tensor? = nil, maskInput: Tensor? = nil, multimask: Bool, iouThreshold: Float? = nil
+    ) -> (lowRes: Tensor, iou: Tensor) {
         precondition(features != nil, "SAMPredictor: no image set")
-        // The decoder allocates the same 134-604 MB activations many times per batch: reused
-        // buffers skip the kernel's zeroing of fresh pages.
+        // The decoder allocates the same large activations many times per batch: reused buffers
+        // skip the kernel's zeroing of fresh pages.
         return TensorStorage.reusingLargeBuffers {
             withoutGrad {
                 // Without a mask input every prompt's dense embedding is the same plane: one, shared.
                 let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
-                let (lowRes, iou) = model.maskDecoder(
-                    imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
-                    sparsePromptEmbeddings: sparse,
-                    densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
-                let masks = model.postprocessMasks(lowRes, inputSize: inputSize, originalSize: originalSize)
-                return (masks, iou, lowRes)
-            }
-        }
-    }
-
-    /// The prompt encoder and mask decoder alone (no upscaling), without a tape.
-    func decode(points: PointPrompts, multimask: Bool, iouThreshold: Float?) -> (lowRes: Tensor, iou: Tensor) {
-        TensorStorage.reusingLargeBuffers {
-            withoutGrad {
-                let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: nil, masks: nil)
                 let (lowRes, iou) = model.maskDecoder(
                     imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask,
