@@ -216,6 +216,9 @@ extension TwoWayTransformer {
             if !GradMode.isEnabled && k.shape[1] * numHeads < internalDim {
                 return attendingFewKeys(q: q, k: k, v: v)
             }
+            if !GradMode.isEnabled && q.shape[1] * numHeads < internalDim && q.shape[0] == k.shape[0] {
+                return attendingFewQueries(q: q, k: k, v: v)
+            }
             let (q, k, v) = (separateHeads(qProj(q)), separateHeads(kProj(k)), separateHeads(vProj(v)))
             let scale = 1 / Float(q.shape[2]).squareRoot()
             let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, scale: scale, relativePosition: nil)
@@ -227,35 +230,113 @@ extension TwoWayTransformer {
         /// `Σ_h A_h (V_h W_hᵀ)`, one product of the [Nq, heads·Nk] probabilities with the
         /// [heads·Nk, C] projected values — for SAM's image→token attention 4096×56×256 instead
         /// of 4096×128×256 multiply-adds per prompt, and no [Nq, internal] output. The same sums
-        /// regrouped (rounding-level differences). Queries may be shared (batch 1) by B key sets.
+        /// regrouped (rounding-level differences). Queries may be shared (batch 1) by B key sets;
+        /// otherwise the batches pair up (`attendingFewKeysPerBatch`).
         func attendingFewKeys(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
             let (bq, nq, bk, nk) = (q.shape[0], q.shape[1], k.shape[0], k.shape[1])
+            if bq == bk { return attendingFewKeysPerBatch(q: q, k: k, v: v) }
+            precondition(bq == 1, "Attention: \(bq) query batches for \(bk) key batches")
             let (heads, d, c) = (numHeads, internalDim / numHeads, embeddingDim)
-            let batch = max(bq, bk)
-            let qh = separateHeads(qProj(q))  // [bq·heads, nq, d]
-            let kh = separateHeads(kProj(k))  // [bk·heads, nk, d]
-            let vh = vProj(v).reshaped(to: [bk, nk, heads, d]).permuted([2, 0, 1, 3]).reshaped(to: [heads, bk * nk, d])
-            // Probabilities [batch, nq, heads·nk].
-            let probabilities: Tensor
-            if bq == 1 && bk > 1 {
-                let keys = kh.reshaped(to: [bk, heads, nk, d]).permuted([1, 0, 2, 3]).reshaped(to: [heads, bk * nk, d])
-                let scores = Tensor.matmul(qh, keys, transposeB: true) * Tensor(scalar: 1 / Float(d).squareRoot())
-                probabilities = scores.reshaped(to: [heads, nq, bk, nk]).softmax(alongAxis: 3).permuted([2, 1, 0, 3])
-                    .reshaped(to: [batch, nq, heads * nk])
-            } else {
-                let scores = Tensor.matmul(qh, kh, transposeB: true) * Tensor(scalar: 1 / Float(d).squareRoot())
-                probabilities = scores.reshaped(to: [batch, heads, nq, nk]).softmax(alongAxis: 3).permuted([0, 2, 1, 3])
-                    .reshaped(to: [batch, nq, heads * nk])
-            }
-            // Values through each head's columns of the output projection: [batch, heads·nk, C].
-            let columns = outProj.weight.reshaped(to: [c, heads, d]).permuted([1, 2, 0])  // [heads, d, C]
-            let projected = Tensor.matmul(vh, columns).reshaped(to: [heads, bk, nk, c]).permuted([1, 0, 2, 3])
-                .reshaped(to: [bk, heads * nk, c])
-            let out = Tensor.matmul(probabilities, projected)
+            let qh = separateHeads(qProj(q))  // [heads, nq, d]
+            let keys = kProj(k).reshaped(to: [bk, nk, heads, d]).permuted([2, 0, 1, 3]).reshaped(to: [heads, bk * nk, d])
+            let scores = Tensor.matmul(qh, keys, transposeB: true) * Tensor(scalar: 1 / Float(d).squareRoot())
+            // Probabilities [bk, nq, heads·nk].
+            let probabilities = scores.reshaped(to: [heads, nq, bk, nk]).softmax(alongAxis: 3).permuted([2, 1, 0, 3])
+                .reshaped(to: [bk, nq, heads * nk])
+            let out = Tensor.matmul(probabilities, projectedValues(v))
             if let bias = outProj.bias {
                 Kernels.addRowVector(out.storage.base, bias.storage.base, rows: out.count / c, columns: c)
             }
             return out
         }
-    }
+
+        /// The values of the few keys through each head's columns of the output projection,
+        /// [b, heads·nk, C] (`v` is [b, nk, C]).
+        private func projectedValues(_ v: Tensor) -> Tensor {
+            let (b, nk, heads, c) = (v.shape[0], v.shape[1], numHeads, embeddingDim)
+            let d = internalDim / heads
+            let vh = vProj(v).reshaped(to: [b, nk, heads, d]).permuted([2, 0, 1, 3]).reshaped(to: [heads, b * nk, d])
+            let columns = outProj.weight.reshaped(to: [c, heads, d]).permuted([1, 2, 0])  // [heads, d, C]
+            return Tensor.matmul(vh, columns).reshaped(to: [heads, b, nk, c]).permuted([1, 0, 2, 3])
+                .reshaped(to: [b, heads * nk, c])
+        }
+
+        /// Projected rows `x` [b, n, heads·d] taken back through each head's rows of `weight`
+        /// [heads·d, C] (a q, k or v projection's): [b, heads·n, C], row (h, i) = x_{i,h} · W_h.
+        private func throughHeads(_ x: Tensor, of weight: Tensor) -> Tensor {
+            let (b, n, heads, c) = (x.shape[0], x.shape[1], numHeads, weight.shape[1])
+            let d = internalDim / heads
+            let xh = x.reshaped(to: [b, n, heads, d]).permuted([2, 0, 1, 3]).reshaped(to: [heads, b * n, d])
+            return Tensor.matmul(xh, weight.reshaped(to: [heads, d, c])).reshaped(to: [heads, b, n, c])
+                .permuted([1, 0, 2, 3]).reshaped(to: [b, heads * n, c])
+        }
+
+        /// `attendingFewKeys` when every batch has its own queries (the 4096 image tokens of
+        /// each prompt after the first block): the scores `(x W_qᵀ + b_q) · k̃` are
+        /// `x · (W_q,hᵀ k̃_h) + b_q,h · k̃_h`, so the few projected keys go through the query
+        /// projection ([b, heads·nk, C]) instead of every query token through it — for SAM
+        /// 4096×256×56 instead of 4096×256×128 multiply-adds per prompt, and the probabilities
+        /// come out in the [b, nq, heads·nk] order the output product reads. Same sums
+        /// regrouped (rounding-level differences).
+        private func attendingFewKeysPerBatch(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
+            let (b, nq, nk, c) = (q.shape[0], q.shape[1], k.shape[1], embeddingDim)
+            let heads = numHeads, d = internalDim / numHeads
+            let scale = 1 / Float(d).squareRoot()
+            let projectedKeys = kProj(k)  // [b, nk, heads·d]
+            let keys = throughHeads(projectedKeys, of: qProj.weight) * Tensor(scalar: scale)  // [b, heads·nk, C]
+            let scores = Tensor.matmul(q, keys, transposeB: true)  // [b, nq, heads·nk]
+            if let bias = qProj.bias {
+                // b_q,h · k̃_{j,h}: one constant per batch and (head, key), the same for every query.
+                let constants = [Float](unsafeUninitializedCapacity: b * heads * nk) { out, count in
+                    let (kp, bp) = (projectedKeys.storage.base, bias.storage.base)
+                    for i in 0..<b {
+                        for h in 0..<heads {
+                            for j in 0..<nk {
+                                var sum: Float = 0
+                                for e in 0..<d { sum += bp[h * d + e] * kp[(i * nk + j) * heads * d + h * d + e] }
+                                out[(i * heads + h) * nk + j] = sum * scale
+                            }
+                        }
+                    }
+                    count = b * heads * nk
+                }
+                constants.withUnsafeBufferPointer { row in
+                    for i in 0..<b {
+                        Kernels.addRowVector(
+                            scores.storage.base + i * nq * heads * nk, row.baseAddress! + i * heads * nk, rows: nq,
+                            columns: heads * nk)
+                    }
+                }
+            }
+            let probabilities = scores.reshaped(to: [b, nq, heads, nk]).softmax(alongAxis: 3).reshaped(to: [b, nq, heads * nk])
+            let out = Tensor.matmul(probabilities, projectedValues(v))
+            if let bias = outProj.bias {
+                Kernels.addRowVector(out.storage.base, bias.storage.base, rows: out.count / c, columns: c)
+            }
+            return out
+        }
+
+        /// `callAsFunction` without a tape when each batch has a few queries and its own many
+        /// keys (a prompt's 7 tokens attending to its 4096 image tokens in the second block and
+        /// the final attention). The scores `q̃_h · (k W_k,hᵀ + b_k,h)` are `(q̃_h W_k,h) · k`
+        /// plus a constant per query that the softmax removes, and the output
+        /// `Σ_t p_t (v_t W_v,hᵀ + b_v,h)` is `(Σ_t p_t v_t) W_v,hᵀ + b_v,h`: the queries go
+        /// through the key projection and the probabilities read the raw keys and values — for
+        /// SAM 2 × 56×4096×256 multiply-adds per prompt instead of 2 × 4096×256×128 for the
+        /// key and value projections. Same sums regrouped (rounding-level differences).
+        func attendingFewQueries(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
+            let (b, nq, c) = (q.shape[0], q.shape[1], embeddingDim)
+            let heads = numHeads, d = internalDim / numHeads
+            let queries = throughHeads(qProj(q), of: kProj.weight) * Tensor(scalar: 1 / Float(d).squareRoot())
+            let probabilities = Tensor.matmul(queries, k, transposeB: true).softmax(alongAxis: 2)  // [b, heads·nq, nk]
+            let context = Tensor.matmul(probabilities, v)  // [b, heads·nq, C]
+            // Each head's context through its rows of the value projection: [heads, b·nq, d].
+            let perHead = Tensor.matmul(
+                context.reshaped(to: [b, heads, nq, c]).permuted([1, 0, 2, 3]).reshaped(to: [heads, b * nq, c]),
+                vProj.weight.reshaped(to: [heads, d, c]), transposeB: true)
+            var values = perHead.reshaped(to: [heads, b, nq, d]).permuted([1, 2, 0, 3]).reshaped(to: [b, nq, heads * d])
+            if let bias = vProj.bias { values = values + bias }
+            return outProj(values)
+        }
+}
 }

@@ -62,6 +62,25 @@ import Testing
         }
     }
 
+    /// A few queries over many keys per batch (a prompt's tokens attending to its image tokens)
+    /// take the queries through the key and value projections: the same attention.
+    @Test func fewQueriesAttentionEqualsTheGeneralPath() throws {
+        let attention = try SAMFixtures.model().maskDecoder.transformer.layers[1].crossAttnTokenToImage
+        let (c, heads, width) = (attention.embeddingDim, attention.numHeads, attention.internalDim)
+        let queries = max(1, width / heads - 1)  // queries · heads < internal width
+        var g = SeededGenerator(seed: 12)
+        for batch in [1, 3] {
+            let q = Tensor.randomNormal([batch, queries, c], using: &g)
+            let k = Tensor.randomNormal([batch, 50, c], using: &g), v = Tensor.randomNormal([batch, 50, c], using: &g)
+            let fast = withoutGrad { attention.attendingFewQueries(q: q, k: k, v: v) }
+            let routed = withoutGrad { attention(q: q, k: k, v: v) }
+            let general = attention(q: q.requiringGrad(), k: k, v: v)  // recording: the general path
+            #expect(fast.shape == [batch, queries, c])
+            #expect(routed.scalars == fast.scalars, "callAsFunction takes the few-queries path")
+            expectClose(fast, general.detached(), tolerance: 1e-5, "few queries, batch \(batch)")
+        }
+    }
+
     /// The in-place GELU upscaling equals the plain `outputUpscaling` bit for bit.
     @Test func upscalingInPlaceEqualsThePlainSequential() throws {
         let model = try SAMFixtures.model()
