@@ -8,7 +8,7 @@ stride 8, ASPP 6/12/18/24, 21 classes), random input and labels, SGD with DeepLa
 Run: ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train --depth 50 --narrow 8 \
      --train-bn --size 128 --batch 10      (the demo's segmenter)
      ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train          (R101, 321, b1)
-     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --sam vit_b [--generator]
+     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --sam vit_b [--generator [--image WxH] [--keep all]]
          (the official segment_anything with random weights, as `wsss bench sam --config vit_b`:
           image encoder at 1024x1024, then the mask decoder in masks/s for batches of 64 point
           prompts, then the automatic mask generator at its defaults in s/image)
@@ -55,6 +55,11 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--sam", choices=["vit_b", "vit_l", "vit_h"], help="time the official SAM instead of DeepLab-v2")
     p.add_argument("--generator", action="store_true", help="with --sam: also time the automatic mask generator")
+    p.add_argument("--image", default="1024x768", help="with --generator: image WxH (VOC's is about 500x375)")
+    p.add_argument("--keep", choices=["defaults", "all"], default="defaults",
+                   help="with --generator: official thresholds, or 0 for pred_iou_thresh and stability_score_thresh")
+    p.add_argument("--skip-encoder", action="store_true", help="with --sam: leave out the encoder line")
+    p.add_argument("--skip-decoder", action="store_true", help="with --sam: leave out the decoder line")
     p.add_argument("--crf", action="store_true", help="time pydensecrf's dense CRF instead of DeepLab-v2 (as `wsss bench crf`)")
     p.add_argument("--images", type=int, default=4, help="with --crf: distinct images timed")
     p.add_argument("--detect", choices=["swin_t", "swin_b"],
@@ -143,33 +148,37 @@ def bench_sam(a):
             "threads": torch.get_num_threads(), "torch": torch.__version__, **extra,
         }), flush=True)
 
-    x = torch.randn(1, 3, 1024, 1024)
-    times = []
-    with torch.no_grad():
-        for _ in range(a.repeats):
-            t = time.perf_counter()
-            sam.image_encoder(x)
-            times.append(time.perf_counter() - t)
-    emit("encoder", times, size=1024)
+    if not a.skip_encoder:
+        x = torch.randn(1, 3, 1024, 1024)
+        times = []
+        with torch.no_grad():
+            for _ in range(a.repeats):
+                t = time.perf_counter()
+                sam.image_encoder(x)
+                times.append(time.perf_counter() - t)
+        emit("encoder", times, size=1024)
 
     predictor = SamPredictor(sam)
-    image = np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
-    predictor.set_image(image)
-    points = torch.as_tensor(predictor.transform.apply_coords(np.random.default_rng(1).uniform(0, 768, (64, 2)), image.shape[:2]))
-    labels = torch.ones(64, dtype=torch.int)
-    times = []
-    for _ in range(a.repeats):
-        t = time.perf_counter()
-        predictor.predict_torch(points[:, None, :].float(), labels[:, None], multimask_output=True, return_logits=True)
-        times.append(time.perf_counter() - t)
-    median = statistics.median(times)
-    emit("decoder", times, prompts=64, masks_per_s=round(64 * 3 / median, 1))
+    w, h = (int(v) for v in a.image.lower().split("x"))
+    image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if not a.skip_decoder:
+        predictor.set_image(image)
+        points = torch.as_tensor(predictor.transform.apply_coords(np.random.default_rng(1).uniform(0, min(w, h), (64, 2)), image.shape[:2]))
+        labels = torch.ones(64, dtype=torch.int)
+        times = []
+        for _ in range(a.repeats):
+            t = time.perf_counter()
+            predictor.predict_torch(points[:, None, :].float(), labels[:, None], multimask_output=True, return_logits=True)
+            times.append(time.perf_counter() - t)
+        median = statistics.median(times)
+        emit("decoder", times, prompts=64, masks_per_s=round(64 * 3 / median, 1))
 
     if a.generator:
-        generator = SamAutomaticMaskGenerator(sam)
+        thresholds = {} if a.keep == "defaults" else {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+        generator = SamAutomaticMaskGenerator(sam, **thresholds)
         t = time.perf_counter()
         records = generator.generate(image)
-        emit("generator", [time.perf_counter() - t], image="1024x768", points_per_side=32, masks=len(records))
+        emit("generator", [time.perf_counter() - t], image=f"{w}x{h}", points_per_side=32, keep=a.keep, masks=len(records))
 
 
 def bench_crf(a):

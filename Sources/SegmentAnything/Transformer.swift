@@ -338,5 +338,5 @@ extension TwoWayTransformer {
             if let bias = vProj.bias { values = values + bias }
             return outProj(values)
         }
-}
+    }
 }

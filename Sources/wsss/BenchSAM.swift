@@ -14,8 +14,11 @@ extension Bench {
             discussion: """
                 Lines: sam_<config>_encoder (median_s over --repeats, peak_rss_mb of the process so far: weights + encoder), \
                 sam_<config>_decoder (masks_per_s for batches of 64 single-point prompts, 3 masks each), \
-                sam_<config>_generator (s/image at the official defaults: 32x32 points, batches of 64, on a 1024x768 image; \
-                skipped with --skip-generator). Compare with `scripts/bench_reference.py --sam <config> --generator`, run in the same session.
+                sam_<config>_generator (s/image: 32x32 points, batches of 64, on a --image of smooth colour and noise; \
+                --keep defaults: the official thresholds, which random weights almost never pass; --keep all: \
+                pred_iou_thresh = stability_score_thresh = 0, every candidate upscaled, scored, NMS'd and encoded). \
+                Compare with `scripts/bench_reference.py --sam <config> --generator` and the same options, in the same session \
+                (`scripts/bench_compare --cases sam-generator,sam-generator-all`).
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
@@ -25,12 +28,28 @@ extension Bench {
         var skipEncoder = false
         @Flag(help: "Leave out the generator line (it runs the encoder once more and 1024 point prompts). (default: off)")
         var skipGenerator = false
+        @Flag(help: "Leave out the timed decoder line. (default: off)") var skipDecoder = false
+        @Option(help: ArgumentHelp("Generator image size (VOC's is about 500x375).", valueName: "WxH")) var image = "1024x768"
+        @Option(
+            help: ArgumentHelp("Generator thresholds: defaults (official) or all (every candidate kept).", valueName: "which"))
+        var keep = "defaults"
+
+        /// `--image` as (width, height).
+        var imageSize: (width: Int, height: Int)? {
+            let parts = image.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts.allSatisfy({ (1...16384).contains($0) }) else { return nil }
+            return (parts[0], parts[1])
+        }
 
         func validate() throws {
             guard SAMConfiguration.named.contains(where: { $0.name == config }) else {
                 throw ValidationError("--config: vit_b, vit_l or vit_h")
             }
             guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+            guard imageSize != nil else {
+                throw ValidationError("--image: WIDTHxHEIGHT, each 1…16384, e.g. 500x375; got \(image)")
+            }
+            guard ["defaults", "all"].contains(keep) else { throw ValidationError("--keep: defaults or all; got \(keep)") }
         }
 
         func run() throws {
@@ -48,8 +67,8 @@ extension Bench {
                 emit("encoder", encoder.median, encoder.minimum, extra: ["size": side, "reps": encoder.count])
             }
 
-            // A 1024x768 image of smooth colour and noise, as the official bench in scripts/bench_reference.py.
-            let (w, h) = (1024, 768)
+            // An image of smooth colour and noise, as the official bench in scripts/bench_reference.py.
+            let (w, h) = imageSize!
             var pixels = [UInt8](repeating: 0, count: w * h * 3)
             for i in 0..<(w * h) {
                 for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % w) / 4 + c * 40 + Int(g.next() % 32)) }
@@ -58,21 +77,25 @@ extension Bench {
             let predictor = SAMPredictor(model: model)
             try predictor.setImage(image)
             let points = (0..<64).map { _ in (x: Float(g.next() % UInt64(w)), y: Float(g.next() % UInt64(h))) }
-            let decoder = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
-                _ = predictor.predictLogits(points: points, labels: Array(repeating: 1, count: 64), multimask: true)
-                return nil
+            if !skipDecoder {
+                let decoder = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
+                    _ = predictor.predictLogits(points: points, labels: Array(repeating: 1, count: 64), multimask: true)
+                    return nil
+                }
+                emit(
+                    "decoder", decoder.median, decoder.minimum,
+                    extra: ["prompts": 64, "masks_per_s": (64 * 3 / decoder.median * 10).rounded() / 10])
             }
-            emit(
-                "decoder", decoder.median, decoder.minimum,
-                extra: ["prompts": 64, "masks_per_s": (64 * 3 / decoder.median * 10).rounded() / 10])
 
             guard !skipGenerator else { return }
-            let generator = try AutomaticMaskGenerator(predictor: predictor)
+            var options = AutomaticMaskGeneratorOptions()
+            if keep == "all" { (options.predIoUThresh, options.stabilityScoreThresh) = (0, 0) }
+            let generator = try AutomaticMaskGenerator(predictor: predictor, options: options)
             let start = Date()
             let records = try generator.generate(image)
             emit(
                 "generator", Date().timeIntervalSince(start), nil,
-                extra: ["image": "\(w)x\(h)", "points_per_side": 32, "masks": records.count])
+                extra: ["image": "\(w)x\(h)", "points_per_side": 32, "keep": keep, "masks": records.count])
         }
 
         func emit(_ part: String, _ median: Double, _ minimum: Double?, extra: [String: Any]) {
