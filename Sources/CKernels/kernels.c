@@ -438,3 +438,59 @@ float wsss_exponentiate(const float *x, float *y, ptrdiff_t count, float shift) 
 #endif
     return exponentiate_portable(x, y, count, shift);
 }
+
+/* Softmax of contiguous rows: max, then e^(x − max) and its sum as wsss_exponentiate (lanes of
+   eight summed in order, then the tail), then y = e / Σ. Rows shorter than eight (SAM's image
+   tokens over a prompt's 7 keys, 262 144 rows per batch of 8 prompts) take one masked vector
+   each on AVX2 instead of the scalar tail: the same values (e^ per lane is the portable one's
+   bits; the masked lanes add 0 where the portable sum starts from 0). */
+static void softmax_rows_portable(const float *x, float *y, ptrdiff_t rows, ptrdiff_t n) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *src = x + r * n;
+        float *dst = y + r * n;
+        float best = src[0];
+        for (ptrdiff_t k = 1; k < n; k++) best = src[k] > best ? src[k] : best;
+        float inverse = 1.0f / exponentiate_portable(src, dst, n, best);
+        for (ptrdiff_t k = 0; k < n; k++) dst[k] *= inverse;
+    }
+}
+
+#ifdef WSSS_X86
+__attribute__((target("avx2,fma")))
+static void softmax_rows_fma(const float *x, float *y, ptrdiff_t rows, ptrdiff_t n) {
+    if (n >= 8) {
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const float *src = x + r * n;
+            float *dst = y + r * n;
+            float best = src[0];
+            for (ptrdiff_t k = 1; k < n; k++) best = src[k] > best ? src[k] : best;
+            float inverse = 1.0f / exponentiate_fma(src, dst, n, best);
+            for (ptrdiff_t k = 0; k < n; k++) dst[k] *= inverse;
+        }
+        return;
+    }
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lanes);
+    const __m256 low = _mm256_set1_ps(-INFINITY);
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        __m256 v = _mm256_blendv_ps(low, _mm256_maskload_ps(x + r * n, mask), _mm256_castsi256_ps(mask));
+        __m256 m = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+        m = _mm256_max_ps(m, _mm256_permute_ps(m, 0x4e));
+        m = _mm256_max_ps(m, _mm256_permute_ps(m, 0xb1));
+        __m256 e = _mm256_and_ps(exp_fma(_mm256_sub_ps(v, m)), _mm256_castsi256_ps(mask));
+        float la[8];
+        _mm256_storeu_ps(la, e);
+        float s = 0;
+        for (int l = 0; l < 8; l++) s += la[l];
+        _mm256_maskstore_ps(y + r * n, mask, _mm256_mul_ps(e, _mm256_set1_ps(1.0f / s)));
+    }
+}
+#endif
+
+void wsss_softmax_rows(const float *x, float *y, ptrdiff_t rows, ptrdiff_t n) {
+    if (n <= 0) return;
+#ifdef WSSS_X86
+    if (wsss_kernels_use_fma()) { softmax_rows_fma(x, y, rows, n); return; }
+#endif
+    softmax_rows_portable(x, y, rows, n);
+}

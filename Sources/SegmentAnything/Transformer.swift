@@ -238,8 +238,10 @@ extension TwoWayTransformer {
             precondition(bq == 1, "Attention: \(bq) query batches for \(bk) key batches")
             let (heads, d, c) = (numHeads, internalDim / numHeads, embeddingDim)
             let qh = separateHeads(qProj(q))  // [heads, nq, d]
-            let keys = kProj(k).reshaped(to: [bk, nk, heads, d]).permuted([2, 0, 1, 3]).reshaped(to: [heads, bk * nk, d])
-            let scores = Tensor.matmul(qh, keys, transposeB: true) * Tensor(scalar: 1 / Float(d).squareRoot())
+            // The scale goes on the few keys, not on the [heads, nq, bk·nk] scores.
+            let keys = (kProj(k) * Tensor(scalar: 1 / Float(d).squareRoot())).reshaped(to: [bk, nk, heads, d])
+                .permuted([2, 0, 1, 3]).reshaped(to: [heads, bk * nk, d])
+            let scores = Tensor.matmul(qh, keys, transposeB: true)
             // Probabilities [bk, nq, heads·nk].
             let probabilities = scores.reshaped(to: [heads, nq, bk, nk]).softmax(alongAxis: 3).permuted([2, 1, 0, 3])
                 .reshaped(to: [bk, nq, heads * nk])

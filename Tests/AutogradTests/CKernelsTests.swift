@@ -115,4 +115,32 @@ import Testing
         }
         #expect(abs(Double(portable.1) - sum) <= 1e-5 * sum)
     }
+
+    /// Softmax rows (masked vectors below eight values): the same bits from both builds, each
+    /// row within 1e-6 of the softmax in double and summing to 1.
+    @Test(arguments: [1, 3, 7, 8, 9, 33])
+    func softmaxRowsBothBuildsAgree(length: Int) {
+        let rows = 5
+        let x = Self.data(rows * length, seed: 9).map { $0 * 3 }
+        func run() -> [Float] {
+            var y = [Float](repeating: .nan, count: x.count)
+            wsss_softmax_rows(x, &y, rows, length)
+            return y
+        }
+        defer { wsss_kernels_set_use_fma(-1) }
+        wsss_kernels_set_use_fma(0)
+        let portable = run()
+        wsss_kernels_set_use_fma(1)
+        let fused = run()
+        #expect(portable.map(\.bitPattern) == fused.map(\.bitPattern))
+        for r in 0..<rows {
+            let row = x[(r * length)..<((r + 1) * length)].map(Double.init)
+            let best = row.max()!
+            let total = row.reduce(0) { $0 + Foundation.exp($1 - best) }
+            for (k, v) in row.enumerated() {
+                let expected = Foundation.exp(v - best) / total
+                #expect(abs(Double(portable[r * length + k]) - expected) <= 1e-6, "row \(r), value \(k)")
+            }
+        }
+    }
 }

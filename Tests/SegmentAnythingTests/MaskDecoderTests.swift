@@ -81,6 +81,20 @@ import Testing
         }
     }
 
+    /// Masks computed one row of image tokens at a time (no tape) equal the upscaling and
+    /// hypernetwork product of the recorded path.
+    @Test func masksByTokenRowsEqualTheUpscalingPath() throws {
+        let decoder = try SAMFixtures.model().maskDecoder
+        let (c, c8, masks, h, w) = (decoder.transformerDim, decoder.transformerDim / 8, decoder.numMaskTokens, 8, 6)
+        var g = SeededGenerator(seed: 13)
+        let tokens = Tensor.randomNormal([3, h * w, c], using: &g), hyper = Tensor.randomNormal([3, masks, c8], using: &g)
+        let fast = withoutGrad { decoder.masksByTokenRows(hyperIn: hyper, imageTokens: tokens, height: h, width: w) }
+        let upscaled = decoder.outputUpscaling(tokens.requiringGrad().permuted([0, 2, 1]).reshaped(to: [3, c, h, w]))
+        let reference = Tensor.matmul(hyper, upscaled.reshaped(to: [3, c8, 16 * h * w])).reshaped(to: [3, masks, 4 * h, 4 * w])
+        #expect(fast.shape == [3, masks, 4 * h, 4 * w])
+        expectClose(fast, reference.detached(), tolerance: 1e-5, "masks by token rows")
+    }
+
     /// The in-place GELU upscaling equals the plain `outputUpscaling` bit for bit.
     @Test func upscalingInPlaceEqualsThePlainSequential() throws {
         let model = try SAMFixtures.model()

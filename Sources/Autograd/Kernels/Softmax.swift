@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // The raw (log-)softmax of `Tensor.softmax` / `logSoftmax` (Ops/Tensor+Softmax.swift).
@@ -86,16 +87,16 @@ extension Kernels {
     static func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, length n: Int, log: Bool) {
         if n == 0 { return }
         parallelFor(rows, minimumPerThread: Swift.max(1, 4096 / n)) { r in
+            if !log {
+                // Eight lanes at a time (`wsss_softmax_rows`, exponentials to ~2 ulp): libm's
+                // scalar expf was most of the softmax time in attention, and rows shorter than
+                // eight take one masked vector each.
+                wsss_softmax_rows(x + r.lowerBound * n, y + r.lowerBound * n, r.count, n)
+                return
+            }
             for o in r {
                 let src = x + o * n, dst = y + o * n
                 let best = maximum(src, count: n)
-                if !log {
-                    // Eight lanes at a time (`exponentiate`, ~2 ulp): libm's scalar expf was most
-                    // of the softmax time in attention.
-                    let inverse = 1 / exponentiate(src, dst, count: n, shift: best)
-                    for k in 0..<n { dst[k] *= inverse }
-                    continue
-                }
                 var total: Float = 0
                 for k in 0..<n {
                     let e = expf(src[k] - best)

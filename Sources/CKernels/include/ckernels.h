@@ -50,4 +50,8 @@ void wsss_layer_norm_row(const float *x, const float *weight, const float *bias,
 /// x and y may alias.
 float wsss_exponentiate(const float *x, float *y, ptrdiff_t count, float shift);
 
+/// Softmax of `rows` contiguous rows of `n` values: y = e^(x − max) / Σ (wsss_exponentiate's
+/// exponentials and sums; rows shorter than eight in one masked vector each). x and y may alias.
+void wsss_softmax_rows(const float *x, float *y, ptrdiff_t rows, ptrdiff_t n);
+
 #endif
