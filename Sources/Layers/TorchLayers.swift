@@ -92,6 +92,28 @@ public final class ConvTranspose2d: Module {
     }
 }
 
+/// torch.nn.Conv2d with groups = channels, no bias (MobileSAM's depthwise convolutions).
+/// Keys: `weight` [channels, 1, k, k].
+public final class DepthwiseConv2d: Module {
+    /// [channels, 1, kernel, kernel].
+    public let weight: Tensor
+    /// Output step and zero padding on every side.
+    public let stride, padding: Int
+
+    /// A square depthwise convolution; weights not initialised.
+    public init(channels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0) {
+        weight = Tensor.parameter(uninitialized: [channels, 1, kernelSize, kernelSize])
+        (self.stride, self.padding) = (stride, padding)
+    }
+
+    public var namedParameters: [(String, Tensor)] { [("weight", weight)] }
+
+    /// [N, C, H, W] → [N, C, H', W'].
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        Tensor.depthwiseConv2d(x, weight: weight, bias: nil, stride: stride, padding: padding)
+    }
+}
+
 /// torch.nn.GELU (exact, erf form) or torch.nn.ReLU as a module: no parameters, but it takes an
 /// index in an nn.Sequential, so the keys of the layers after it keep their numbers.
 public final class Activation: Module {

@@ -34,8 +34,21 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
     public var iouHeadHiddenDim = 256
     /// Channels of the mask-input downscaler (official: 16).
     public var maskInChans = 16
+    /// MobileSAM: a TinyViT image encoder of these sizes instead of the ViT (the `encoder_*`,
+    /// `patch_size`, `window_size` and `mlp_ratio` keys then do not apply; the embedding is
+    /// `image_size` / 16 on a side, as with the ViT's 16-pixel patches). YAML: `tiny_vit:` with
+    /// TinyViT's own argument names.
+    public var tinyViT: TinyViTConfiguration?
 
     public init() {}
+
+    /// MobileSAM (`mobile_sam.pt`, `sam_model_registry["vit_t"]`): TinyViT-5M with SAM's
+    /// prompt encoder and mask decoder.
+    public static var mobileSAM: SAMConfiguration {
+        var c = SAMConfiguration()
+        c.tinyViT = .mobileSAM
+        return c
+    }
 
     /// ViT-B (`sam_vit_b_01ec64.pth`).
     public static let vitB = SAMConfiguration()
@@ -54,7 +67,7 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
 
     /// The named official configurations, as `sam_model_registry` names them.
     public static let named: [(name: String, configuration: SAMConfiguration)] = [
-        ("vit_b", .vitB), ("vit_l", .vitL), ("vit_h", .vitH),
+        ("vit_b", .vitB), ("vit_l", .vitL), ("vit_h", .vitH), ("vit_t", .mobileSAM), ("mobile_sam", .mobileSAM),
     ]
 
     /// Side of the image embedding in tokens (64 at the official 1024 / 16).
@@ -67,6 +80,7 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         case mlpRatio = "mlp_ratio", decoderDepth = "decoder_depth", decoderMLPDim = "decoder_mlp_dim"
         case decoderNumHeads = "decoder_num_heads", numMultimaskOutputs = "num_multimask_outputs"
         case iouHeadDepth = "iou_head_depth", iouHeadHiddenDim = "iou_head_hidden_dim", maskInChans = "mask_in_chans"
+        case tinyViT = "tiny_vit"
     }
 
     public init(from decoder: Decoder) throws {
@@ -89,6 +103,7 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         iouHeadDepth = try c.decodeIfPresent(Int.self, forKey: .iouHeadDepth) ?? d.iouHeadDepth
         iouHeadHiddenDim = try c.decodeIfPresent(Int.self, forKey: .iouHeadHiddenDim) ?? d.iouHeadHiddenDim
         maskInChans = try c.decodeIfPresent(Int.self, forKey: .maskInChans) ?? d.maskInChans
+        tinyViT = try c.decodeIfPresent(TinyViTConfiguration.self, forKey: .tinyViT)
     }
 
     /// Reads a configuration from YAML whose keys are the official builder's names; keys left out
@@ -125,6 +140,17 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         if let unknown = dictionary.keys.sorted().first(where: { !known.contains($0) }) {
             throw SAMConfigurationError(
                 path: path, message: "unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        if let nested = dictionary["tiny_vit"] {
+            guard let tiny = nested as? [String: Any] else {
+                throw SAMConfigurationError(path: path, message: "'tiny_vit' must be a mapping of TinyViT's arguments")
+            }
+            let knownTiny = Set(TinyViTConfiguration.CodingKeys.allCases.map(\.rawValue))
+            if let unknown = tiny.keys.sorted().first(where: { !knownTiny.contains($0) }) {
+                throw SAMConfigurationError(
+                    path: path,
+                    message: "unknown key 'tiny_vit.\(unknown)' (known: \(knownTiny.sorted().joined(separator: ", ")))")
+            }
         }
         let configuration: SAMConfiguration
         do { configuration = try YAMLDecoder().decode(SAMConfiguration.self, from: text) } catch let DecodingError.typeMismatch(
@@ -193,6 +219,14 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         if let bad = encoderGlobalAttnIndexes.first(where: { $0 < 0 || $0 >= encoderDepth }) {
             try fail("'encoder_global_attn_indexes' holds \(bad), outside 0..<\(encoderDepth)")
         }
+        if let tinyViT {
+            if let problem = tinyViT.problem() { try fail(problem) }
+            guard imageSize % 16 == 0 && patchSize == 16 else {
+                try fail(
+                    "a TinyViT encoder needs 'image_size' a multiple of 16 and 'patch_size' 16 (its embedding is a sixteenth of the input)"
+                )
+            }
+        }
     }
 }
 
@@ -231,6 +265,11 @@ extension SAMConfiguration {
             return n
         }
         var c = SAMConfiguration()
+        if shapes["image_encoder.patch_embed.seq.0.c.weight"] != nil {
+            c.tinyViT = try inferredTinyViT(shape: shape, count: count, path: path)
+            c.promptEmbedDim = try shape("image_encoder.neck.0.weight", rank: 4)[0]
+            return try inferredDecoder(c, shape: shape, count: count, path: path, decoderNumHeads: decoderNumHeads)
+        }
         let pos = try shape("image_encoder.pos_embed", rank: 4)
         let patch = try shape("image_encoder.patch_embed.proj.weight", rank: 4)
         let side = pos[1]
@@ -260,6 +299,50 @@ extension SAMConfiguration {
         c.windowSize = windows.first ?? side
         c.mlpRatio = Double(try shape("image_encoder.blocks.0.mlp.lin1.weight", rank: 2)[0]) / Double(c.encoderEmbedDim)
         c.promptEmbedDim = try shape("image_encoder.neck.0.weight", rank: 4)[0]
+        return try inferredDecoder(c, shape: shape, count: count, path: path, decoderNumHeads: decoderNumHeads)
+    }
+
+    /// MobileSAM's TinyViT sizes from `image_encoder.layers.<i>.*` shapes: stage widths from the
+    /// MBConv and qkv weights, heads and windows from `attention_biases` [heads, ws²], MLP and
+    /// MBConv ratios, the local convolution's kernel. The input side is not in any shape: the
+    /// official 1024.
+    static func inferredTinyViT(
+        shape tensorShape: (String, Int) throws -> [Int], count: (String) -> Int, path: String
+    ) throws -> TinyViTConfiguration {
+        func shape(_ key: String, rank: Int) throws -> [Int] { try tensorShape(key, rank) }
+        var t = TinyViTConfiguration()
+        let prefix = "image_encoder.layers"
+        t.depths = (0..<4).map { count("\(prefix).\($0).blocks") }
+        guard t.depths.allSatisfy({ $0 > 0 }), count(prefix) == 4 else {
+            throw SAMWeightsError.unrecognised(
+                path: path, reason: "a TinyViT encoder has 4 stages with blocks, found depths \(t.depths)")
+        }
+        let expand = try shape("\(prefix).0.blocks.0.conv1.c.weight", rank: 4)
+        t.embedDims[0] = expand[1]
+        t.mbconvExpandRatio = Double(expand[0]) / Double(expand[1])
+        for i in 1..<4 {
+            let qkv = try shape("\(prefix).\(i).blocks.0.attn.qkv.weight", rank: 2)
+            let biases = try shape("\(prefix).\(i).blocks.0.attn.attention_biases", rank: 2)
+            let window = Int(Double(biases[1]).squareRoot().rounded())
+            guard window * window == biases[1], qkv[0] == 3 * qkv[1] else {
+                throw SAMWeightsError.unrecognised(
+                    path: path, reason: "stage \(i): qkv \(qkv) and attention_biases \(biases) are not TinyViT's")
+            }
+            (t.embedDims[i], t.numHeads[i], t.windowSizes[i]) = (qkv[1], biases[0], window)
+        }
+        t.mlpRatio = Double(try shape("\(prefix).1.blocks.0.mlp.fc1.weight", rank: 2)[0]) / Double(t.embedDims[1])
+        t.localConvSize = try shape("\(prefix).1.blocks.0.local_conv.c.weight", rank: 4)[2]
+        t.numClasses = try shape("image_encoder.head.weight", rank: 2)[0]
+        return t
+    }
+
+    /// The prompt encoder's and mask decoder's sizes (shared by every encoder).
+    static func inferredDecoder(
+        _ configuration: SAMConfiguration, shape tensorShape: (String, Int) throws -> [Int], count: (String) -> Int,
+        path: String, decoderNumHeads: Int
+    ) throws -> SAMConfiguration {
+        func shape(_ key: String, rank: Int) throws -> [Int] { try tensorShape(key, rank) }
+        var c = configuration
         c.decoderDepth = count("mask_decoder.transformer.layers")
         c.decoderMLPDim = try shape("mask_decoder.transformer.layers.0.mlp.lin1.weight", rank: 2)[0]
         c.decoderNumHeads = decoderNumHeads

@@ -5,6 +5,10 @@ import TorchCheckpoint
 
 /// Opening SAM weights in either format, and converting the official `.pth` to our HDF5.
 public enum SAMWeights {
+    /// Batch-norm step counters (`…num_batches_tracked`, MobileSAM's TinyViT): torch stores them
+    /// as int64; they are read as floats (exact to 2^24 steps), the only integer tensors allowed.
+    public static func isCounter(_ name: String) -> Bool { name.hasSuffix(".num_batches_tracked") }
+
     /// The attribute value naming a SAM weight file in our HDF5 format.
     public static let architecture = "segment-anything"
 
@@ -35,14 +39,15 @@ public enum SAMWeights {
 
     /// Writes every tensor of an official checkpoint to our HDF5 layout (`/parameters/<official
     /// key>`, float32), atomically; attributes `format_version`, `architecture` and `source`.
-    /// Tensors are copied one at a time. (`skipped` is always empty: non-float tensors are refused.)
+    /// Tensors are copied one at a time. (`skipped` is always empty: non-float tensors are refused,
+    /// but for batch-norm counters, written as floats.)
     /// - Throws: `SAMWeightsError.unusableValues` naming tensors stored as integers or booleans,
     ///   or holding NaN or ±inf (nothing is written then).
     @discardableResult
     public static func convert(_ checkpoint: TorchCheckpoint, to path: String, progress: (Int, Int) -> Void = { _, _ in })
         throws -> (written: Int, skipped: [String])
     {
-        let notFloat = checkpoint.tensorNames.filter { !checkpoint.isStoredAsFloat($0) }
+        let notFloat = checkpoint.tensorNames.filter { !checkpoint.isStoredAsFloat($0) && !isCounter($0) }
         guard notFloat.isEmpty else {
             throw SAMWeightsError.unusableValues(path: checkpoint.path, nonFinite: [], notFloat: notFloat)
         }

@@ -4,6 +4,18 @@ import Layers
 
 // segment_anything/modeling/sam.py, and the assembly of build_sam.py's `_build_sam`.
 
+/// An image encoder SAM's prompt encoder and mask decoder can follow: normalised, padded
+/// images [B, 3, S, S] → embeddings [B, C, S/16, S/16].
+public protocol SAMImageEncoder: Module {
+    /// Side of the square input in pixels.
+    var imageSize: Int { get }
+    /// The image embedding.
+    func callAsFunction(_ x: Tensor) -> Tensor
+}
+
+extension ImageEncoderViT: SAMImageEncoder {}
+extension TinyViT: SAMImageEncoder {}
+
 /// Segment Anything (sam.py, `Sam`): image encoder, prompt encoder and mask decoder, with the
 /// pixel normalisation and padding before the encoder and the mask upscaling after the decoder.
 ///
@@ -22,8 +34,8 @@ public final class SAM: Module {
 
     /// The sizes the model was built with.
     public let configuration: SAMConfiguration
-    /// `image_encoder`.
-    public let imageEncoder: ImageEncoderViT
+    /// `image_encoder`: the ViT, or MobileSAM's TinyViT.
+    public let imageEncoder: any SAMImageEncoder
     /// `prompt_encoder`.
     public let promptEncoder: PromptEncoder
     /// `mask_decoder`.
@@ -34,10 +46,14 @@ public final class SAM: Module {
     public init(configuration c: SAMConfiguration) {
         configuration = c
         let side = c.embeddingSize
-        imageEncoder = ImageEncoderViT(
-            imageSize: c.imageSize, patchSize: c.patchSize, embedDim: c.encoderEmbedDim, depth: c.encoderDepth,
-            numHeads: c.encoderNumHeads, mlpRatio: c.mlpRatio, outChannels: c.promptEmbedDim, windowSize: c.windowSize,
-            globalAttnIndexes: c.encoderGlobalAttnIndexes)
+        if let tiny = c.tinyViT {
+            imageEncoder = TinyViT(imageSize: c.imageSize, configuration: tiny, outChannels: c.promptEmbedDim)
+        } else {
+            imageEncoder = ImageEncoderViT(
+                imageSize: c.imageSize, patchSize: c.patchSize, embedDim: c.encoderEmbedDim, depth: c.encoderDepth,
+                numHeads: c.encoderNumHeads, mlpRatio: c.mlpRatio, outChannels: c.promptEmbedDim, windowSize: c.windowSize,
+                globalAttnIndexes: c.encoderGlobalAttnIndexes)
+        }
         promptEncoder = PromptEncoder(
             embedDim: c.promptEmbedDim, imageEmbeddingSize: (side, side), inputImageSize: (c.imageSize, c.imageSize),
             maskInChannels: c.maskInChans)
@@ -172,7 +188,7 @@ public final class SAM: Module {
         guard missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty else {
             throw SAMWeightsError.mismatch(path: reader.path, missing: missing, unexpected: unexpected, misshaped: misshaped)
         }
-        let notFloat = wanted.map(\.name).filter { !reader.isStoredAsFloat($0) }
+        let notFloat = wanted.map(\.name).filter { !reader.isStoredAsFloat($0) && !SAMWeights.isCounter($0) }
         guard notFloat.isEmpty else { throw SAMWeightsError.unusableValues(path: reader.path, nonFinite: [], notFloat: notFloat) }
         var nonFinite: [String] = []
         for (name, tensor) in wanted {

@@ -9,7 +9,7 @@ import Testing
     @Test func everyStageMatchesTheReference() throws {
         let model = try SAMFixtures.model()
         let file = try SAMFixtures.encoder()
-        let encoder = model.imageEncoder
+        let encoder = try #require(model.imageEncoder as? ImageEncoderViT)
         try withoutGrad {
             let input = try file.read("encoder/input")
             let patches = encoder.patchEmbed(input)
@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func blocksAreWindowedExceptTheGlobalIndexes() throws {
-        let encoder = SAM(configuration: .vitB).imageEncoder
+        let encoder = try #require(SAM(configuration: .vitB).imageEncoder as? ImageEncoderViT)
         #expect(encoder.blocks.elements.map(\.windowSize) == [14, 14, 0, 14, 14, 0, 14, 14, 0, 14, 14, 0])
         #expect(encoder.blocks[0].attn.relPosH.shape == [27, 64] && encoder.blocks[2].attn.relPosH.shape == [127, 64])
     }

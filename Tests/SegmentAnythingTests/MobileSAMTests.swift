@@ -1,0 +1,80 @@
+import Autograd
+import Foundation
+import HDF5
+import Testing
+import TorchCheckpoint
+
+@testable import SegmentAnything
+
+/// MobileSAM (TinyViT + SAM's decoder) against the official `mobile_sam` code on a reduced model
+/// with random float16 weights: Tests/Fixtures/sam/mobile_sam_tiny.*, written by
+/// scripts/fixtures/make_mobile_sam_fixtures.py.
+@Suite struct MobileSAMTests {
+    static func outputs() throws -> HDF5File { try HDF5File(path: SAMFixtures.path("mobile_sam_tiny.h5"), mode: .read) }
+
+    /// The official file, read directly (float16 tensors, batch-norm counters as integers).
+    static func model() throws -> SAM {
+        try SAMWeights.load(
+            SAMFixtures.path("mobile_sam_tiny.pt"),
+            configuration: try SAMConfiguration.load(path: SAMFixtures.path("mobile_sam_tiny.yaml")))
+    }
+
+    @Test func everyStageMatchesTheReference() throws {
+        let model = try Self.model()
+        let encoder = try #require(model.imageEncoder as? TinyViT)
+        let file = try Self.outputs()
+        let predictor = SAMPredictor(model: model)
+        try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
+        let input = withoutGrad { () -> Tensor in
+            // The predictor's own input: the resized image, normalised and padded.
+            let resized = predictor.transform.applyImage(try! SAMFixtures.image(try! SAMFixtures.encoder(), "image").rgb())
+            let x = Tensor(
+                shape: [1, resized.height, resized.width, 3], values: resized.pixels.map(Float.init)
+            ).permuted([0, 3, 1, 2])
+            return model.preprocess(x)
+        }
+        try withoutGrad {
+            let patches = encoder.patchEmbed(input)
+            expectClose(patches, try file.read("encoder/patch_embed"), "patch_embed")
+            var tokens = encoder.convLayer(patches)
+            expectClose(tokens, try file.read("encoder/layer_0"), "layer 0 (MBConv, merging)")
+            for (i, stage) in encoder.basicLayers.enumerated() {
+                tokens = stage(tokens)
+                expectClose(tokens, try file.read("encoder/layer_\(i + 1)"), "layer \(i + 1)")
+            }
+            expectClose(encoder(input), try file.read("encoder/neck"), "image embedding")
+            expectClose(try #require(predictor.features), try file.read("encoder/neck"), "predictor features")
+        }
+    }
+
+    @Test(arguments: ["point", "box"])
+    func predictorMatchesTheReference(_ name: String) throws {
+        let model = try Self.model()
+        let file = try Self.outputs()
+        let predictor = SAMPredictor(model: model)
+        try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
+        let result =
+            name == "point"
+            ? try predictor.predict(points: [(x: 60, y: 30)], labels: [1], multimaskOutput: true)
+            : try predictor.predict(box: (x0: 10, y0: 8, x1: 70, y1: 60), multimaskOutput: true)
+        let lowRes = result.lowResLogits
+        expectClose(
+            lowRes.reshaped(to: [1] + lowRes.shape), try file.read("predictor/\(name)/low_res"), tolerance: 1e-3,
+            "\(name) low-res logits")
+        let iou = result.iouPredictions
+        expectClose(iou.reshaped(to: [1] + iou.shape), try file.read("predictor/\(name)/iou"), tolerance: 1e-3, "\(name) IoU")
+    }
+
+    /// The shapes alone give the YAML's configuration, but for the input side and stage 0's head
+    /// count (an MBConv stage: no attention), which no shape holds.
+    @Test func configurationIsReadOffTheShapes() throws {
+        let checkpoint = try TorchCheckpoint(path: SAMFixtures.path("mobile_sam_tiny.pt"))
+        var inferred = try SAMConfiguration.inferred(
+            fromShapes: checkpoint.tensorShapes, path: checkpoint.path, decoderNumHeads: 2)
+        #expect(inferred.imageSize == 1024)
+        #expect(inferred.tinyViT?.numHeads[0] == TinyViTConfiguration().numHeads[0])
+        inferred.imageSize = 64
+        inferred.tinyViT?.numHeads[0] = 1
+        #expect(inferred == (try SAMConfiguration.load(path: SAMFixtures.path("mobile_sam_tiny.yaml"))))
+    }
+}
