@@ -53,7 +53,8 @@ def main():
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--sam", choices=["vit_b", "vit_l", "vit_h"], help="time the official SAM instead of DeepLab-v2")
+    p.add_argument("--sam", choices=["vit_b", "vit_l", "vit_h", "vit_t", "mobile_sam"],
+                   help="time the official SAM (vit_t / mobile_sam: MobileSAM's mobile_sam package) instead of DeepLab-v2")
     p.add_argument("--generator", action="store_true", help="with --sam: also time the automatic mask generator")
     p.add_argument("--image", default="1024x768", help="with --generator: image WxH (VOC's is about 500x375)")
     p.add_argument("--keep", choices=["defaults", "all"], default="defaults",
@@ -136,10 +137,15 @@ def main():
 def bench_sam(a):
     """The official SAM, random weights (no checkpoint can be downloaded here), 2 phases."""
     import numpy as np
-    from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+    if a.sam in ("vit_t", "mobile_sam"):
+        from mobile_sam import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+        kind = "vit_t"
+    else:
+        from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+        kind = a.sam
 
     torch.manual_seed(0)
-    sam = sam_model_registry[a.sam]().eval()
+    sam = sam_model_registry[kind]().eval()
 
     def emit(name, times, **extra):
         print(json.dumps({

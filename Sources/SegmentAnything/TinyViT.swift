@@ -164,6 +164,14 @@ public final class TinyViT: Module {
 
     /// The image embedding: [B, 3, S, S] (normalised, padded) → [B, out, s, s] (`forward_features`).
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        guard GradMode.isEnabled else {
+            // Stage 0's maps (256² × 256 at 1024) recur block after block: reused, not zeroed afresh.
+            return TensorStorage.reusingLargeBuffers(limit: 512 << 20) { forward(x) }
+        }
+        return forward(x)
+    }
+
+    func forward(_ x: Tensor) -> Tensor {
         let tokens = layers(patchEmbed(x))  // [B, s·s, d₃]
         let (b, side) = (tokens.shape[0], embeddingSize)
         return neck(tokens.reshaped(to: [b, side, side, tokens.shape[2]]).permuted([0, 3, 1, 2]))

@@ -22,7 +22,7 @@ extension Bench {
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
-        @Option(help: ArgumentHelp("vit_b, vit_l or vit_h.", valueName: "name")) var config = "vit_b"
+        @Option(help: ArgumentHelp("vit_b, vit_l, vit_h, or vit_t / mobile_sam (MobileSAM).", valueName: "name")) var config = "vit_b"
         @Option(help: ArgumentHelp("Timed encoder repetitions after one warm-up.", valueName: "n")) var repeats = 3
         @Flag(help: "Leave out the timed encoder line (the predictor still encodes the image once). (default: off)")
         var skipEncoder = false
@@ -43,7 +43,7 @@ extension Bench {
 
         func validate() throws {
             guard SAMConfiguration.named.contains(where: { $0.name == config }) else {
-                throw ValidationError("--config: vit_b, vit_l or vit_h")
+                throw ValidationError("--config: vit_b, vit_l, vit_h, vit_t or mobile_sam")
             }
             guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
             guard imageSize != nil else {

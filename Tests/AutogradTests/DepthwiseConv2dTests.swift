@@ -27,12 +27,15 @@ import Testing
     @Test func eachChannelIsAPlainConvolution() {
         let x = randn([2, 3, 7, 5], seed: 4), w = randn([3, 1, 3, 3], seed: 5), b = randn([3], seed: 6)
         withoutGrad {
-            let y = Tensor.depthwiseConv2d(x, weight: w, bias: b, stride: 2, padding: 1)
-            for c in 0..<3 {
-                let plain = x.slice(alongAxis: 1, c..<(c + 1)).conv2d(
-                    weight: w.slice(alongAxis: 0, c..<(c + 1)), bias: b.slice(alongAxis: 0, c..<(c + 1)), stride: 2, padding: 1,
-                    dilation: 1)
-                expectClose(y.slice(alongAxis: 1, c..<(c + 1)), plain, tolerance: 1e-5, "channel \(c)")
+            for stride in [1, 2] {
+                let y = Tensor.depthwiseConv2d(x, weight: w, bias: b, stride: stride, padding: 1)
+                for c in 0..<3 {
+                    let plain = x.slice(alongAxis: 1, c..<(c + 1)).conv2d(
+                        weight: w.slice(alongAxis: 0, c..<(c + 1)), bias: b.slice(alongAxis: 0, c..<(c + 1)), stride: stride,
+                        padding: 1,
+                        dilation: 1)
+                    expectClose(y.slice(alongAxis: 1, c..<(c + 1)), plain, tolerance: 1e-5, "channel \(c), stride \(stride)")
+                }
             }
         }
     }

@@ -108,6 +108,10 @@ extension Kernels {
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: Float, y: UnsafeMutablePointer<Float>,
         geometry g: DepthwiseGeometry
     ) {
+        if g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1 && g.width >= 3 {
+            depthwisePlane3x3(x: x, weight: weight, bias: bias, y: y, height: g.height, width: g.width)
+            return
+        }
         let columns = (0..<g.kernelWidth).map { g.validColumns($0) }
         for oy in 0..<g.outHeight {
             let out = y + oy * g.outWidth
@@ -124,6 +128,45 @@ extension Kernels {
                     }
                 }
             }
+        }
+    }
+
+    /// `depthwisePlane` for 3×3, stride 1, padding 1 (MobileSAM's MBConv and local
+    /// convolutions): each inner output column sums its nine taps in one pass over three input
+    /// rows (a zero row stands for the padding above and below), which the compiler vectorises;
+    /// the two edge columns take the general sum. The same terms in the same order as the
+    /// general loop (bias, then taps row by row, left to right).
+    static func depthwisePlane3x3(
+        x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias: Float, y: UnsafeMutablePointer<Float>, height: Int,
+        width: Int
+    ) {
+        let zero = UnsafeMutablePointer<Float>.allocate(capacity: width)
+        zero.initialize(repeating: 0, count: width)
+        defer { zero.deallocate() }
+        let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
+        for oy in 0..<height {
+            let above = oy > 0 ? x + (oy - 1) * width : UnsafePointer(zero)
+            let row = x + oy * width
+            let below = oy + 1 < height ? x + (oy + 1) * width : UnsafePointer(zero)
+            let out = y + oy * width
+            for ox in 1..<(width - 1) {
+                var s = bias
+                s += w0 * above[ox - 1]
+                s += w1 * above[ox]
+                s += w2 * above[ox + 1]
+                s += w3 * row[ox - 1]
+                s += w4 * row[ox]
+                s += w5 * row[ox + 1]
+                s += w6 * below[ox - 1]
+                s += w7 * below[ox]
+                s += w8 * below[ox + 1]
+                out[ox] = s
+            }
+            let last = width - 1
+            out[0] = bias + w1 * above[0] + w2 * above[1] + w4 * row[0] + w5 * row[1] + w7 * below[0] + w8 * below[1]
+            out[last] =
+                bias + w0 * above[last - 1] + w1 * above[last] + w3 * row[last - 1] + w4 * row[last] + w6 * below[last - 1]
+                + w7 * below[last]
         }
     }
 
