@@ -63,7 +63,7 @@ struct Pseudo: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "SAM configuration: vit_b, vit_l, vit_h or a YAML file. (default: read off the weights)", valueName: "name|file"))
+            "SAM configuration: vit_b, vit_l, vit_h, vit_t (MobileSAM) or a YAML file. (default: read off the weights)", valueName: "name|file"))
     var samConfig: String?
 
     @Option(

@@ -164,7 +164,7 @@ struct SAMModelOptions: ParsableArguments {
     var checkpoint: String
     @Option(
         help: ArgumentHelp(
-            "vit_b, vit_l, vit_h or a YAML file of the builder's arguments. (default: read off the checkpoint's shapes)",
+            "vit_b, vit_l, vit_h, vit_t (MobileSAM) or a YAML file of the builder's arguments. (default: read off the checkpoint's shapes)",
             valueName: "name|file"))
     var config: String?
 
