@@ -132,7 +132,8 @@ public final class MaskDecoder: Module {
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
         // Run the transformer
-        let (hs, imageTokens) = transformer(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens)
+        let (hs, imageTokens) = transformer(
+            imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens, outputTokens: outputTokens.shape[0])
         let iouTokenOut = hs.slice(alongAxis: 1, 0..<1).reshaped(to: [batch, c])
         // Generate mask quality predictions
         let iou = iouPredictionHead(iouTokenOut)

@@ -363,7 +363,8 @@ extension SAMConfiguration {
     public static func resolve(_ nameOrFile: String) throws -> SAMConfiguration {
         if let named = named.first(where: { $0.name == nameOrFile }) { return named.configuration }
         guard FileManager.default.fileExists(atPath: nameOrFile) else {
-            throw SAMConfigurationError(path: nameOrFile, message: "not vit_b, vit_l, vit_h, vit_t, mobile_sam or an existing YAML file")
+            throw SAMConfigurationError(
+                path: nameOrFile, message: "not vit_b, vit_l, vit_h, vit_t, mobile_sam or an existing YAML file")
         }
         return try load(path: nameOrFile)
     }

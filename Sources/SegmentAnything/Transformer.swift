@@ -47,8 +47,12 @@ public final class TwoWayTransformer: Module {
     ///     reference's repeated embedding holds when the dense prompt is the no-mask one).
     ///   - imagePE: the position encoding of the image, [B or 1, C, h, w] (broadcast over B).
     ///   - pointEmbedding: the query tokens, [B, N, C].
-    /// - Returns: the processed tokens [B, N, C] and image tokens [B, h·w, C].
-    public func callAsFunction(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor)
+    ///   - outputTokens: without a tape, only the first this many tokens go through the final
+    ///     attention and come back (the decoder reads its IoU and mask tokens, not the prompt's);
+    ///     nil for all N.
+    /// - Returns: the processed tokens [B, N (or outputTokens), C] and image tokens [B, h·w, C].
+    public func callAsFunction(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor, outputTokens: Int? = nil)
+        -> (queries: Tensor, keys: Tensor)
     {
         // B x C x H x W -> B x HW x C
         func tokens(_ x: Tensor) -> Tensor {
@@ -60,9 +64,14 @@ public final class TwoWayTransformer: Module {
         for layer in layers.elements {
             (queries, keys) = layer(queries: queries, keys: keys, queryPE: pointEmbedding, keyPE: keyPE)
         }
-        let q = queries + pointEmbedding
-        let k = keys + keyPE
-        queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: k, v: keys))
+        if let n = outputTokens, !GradMode.isEnabled, n < queries.shape[1] {
+            queries = queries.slice(alongAxis: 1, 0..<n)
+            let q = queries + pointEmbedding.slice(alongAxis: 1, 0..<n)
+            queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: keys + keyPE, v: keys))
+        } else {
+            let q = queries + pointEmbedding
+            queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: keys + keyPE, v: keys))
+        }
         if keys.shape[0] != queries.shape[0] { keys = keys.expanded(to: [queries.shape[0]] + keys.shape.dropFirst()) }
         return (queries, keys)
     }
@@ -140,7 +149,7 @@ public final class TwoWayAttentionBlock: Module {
         queries = norm3(queries + mlp(queries))
         // Cross attention block, image embedding attending to tokens
         q = queries + queryPE
-        keys = norm4(keys + crossAttnImageToToken(q: k, k: q, v: queries))
+        keys = norm4(crossAttnImageToToken(q: k, k: q, v: queries, residual: keys))
         return (queries, keys)
     }
 }
@@ -225,29 +234,84 @@ extension TwoWayTransformer {
             return outProj(recombineHeads(out))
         }
 
+        /// `residual + self(q: q, k: k, v: v)`, the sum the blocks take after image→token
+        /// attention; without a tape and with few keys the residual (and the output bias) seed
+        /// the output product instead of costing two more passes over [B, 4096, C].
+        /// - Parameter residual: [B or 1, Nq, C] (a shared one is added to every batch).
+        public func callAsFunction(q: Tensor, k: Tensor, v: Tensor, residual: Tensor) -> Tensor {
+            guard
+                !GradMode.isEnabled && k.shape[1] * numHeads < internalDim && k.shape[0] == v.shape[0]
+                    && (q.shape[0] == k.shape[0] || q.shape[0] == 1)
+            else { return residual + self(q: q, k: k, v: v) }
+            return attendingFewKeys(q: q, k: k, v: v, residual: residual)
+        }
+
         /// `callAsFunction` without a tape when the keys are few (the prompt's 7 tokens seen by
         /// the 4096 image tokens): the output projection of `concat_h(A_h V_h)` is
         /// `Σ_h A_h (V_h W_hᵀ)`, one product of the [Nq, heads·Nk] probabilities with the
         /// [heads·Nk, C] projected values — for SAM's image→token attention 4096×56×256 instead
         /// of 4096×128×256 multiply-adds per prompt, and no [Nq, internal] output. The same sums
         /// regrouped (rounding-level differences). Queries may be shared (batch 1) by B key sets;
-        /// otherwise the batches pair up (`attendingFewKeysPerBatch`).
-        func attendingFewKeys(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
+        /// otherwise the batches pair up (`attendingFewKeysPerBatch`). With `residual` the result
+        /// is `residual + attention` (see `callAsFunction(q:k:v:residual:)`).
+        func attendingFewKeys(q: Tensor, k: Tensor, v: Tensor, residual: Tensor? = nil) -> Tensor {
             let (bq, nq, bk, nk) = (q.shape[0], q.shape[1], k.shape[0], k.shape[1])
-            if bq == bk { return attendingFewKeysPerBatch(q: q, k: k, v: v) }
+            if bq == bk { return attendingFewKeysPerBatch(q: q, k: k, v: v, residual: residual) }
             precondition(bq == 1, "Attention: \(bq) query batches for \(bk) key batches")
-            let (heads, d, c) = (numHeads, internalDim / numHeads, embeddingDim)
-            let qh = separateHeads(qProj(q))  // [heads, nq, d]
-            // The scale goes on the few keys, not on the [heads, nq, bk·nk] scores.
-            let keys = (kProj(k) * Tensor(scalar: 1 / Float(d).squareRoot())).reshaped(to: [bk, nk, heads, d])
-                .permuted([2, 0, 1, 3]).reshaped(to: [heads, bk * nk, d])
-            let scores = Tensor.matmul(qh, keys, transposeB: true)
-            // Probabilities [bk, nq, heads·nk].
-            let probabilities = scores.reshaped(to: [heads, nq, bk, nk]).softmax(alongAxis: 3).permuted([2, 1, 0, 3])
-                .reshaped(to: [bk, nq, heads * nk])
-            let out = Tensor.matmul(probabilities, projectedValues(v))
-            if let bias = outProj.bias {
-                Kernels.addRowVector(out.storage.base, bias.storage.base, rows: out.count / c, columns: c)
+            let (heads, d) = (numHeads, internalDim / numHeads)
+            let width = bk * heads * nk
+            // The shared queries against every batch's keys in one product: the keys laid out
+            // block-diagonally, [internal, (batch, head, key)] with head h's column reading only
+            // rows h·d ..< (h+1)·d, scaled. Scores [nq, (batch, head, key)]: each (batch, head)
+            // softmax is a run of nk, and batch b's probabilities are columns b·heads·nk + ….
+            let projected = kProj(k)  // [bk, nk, heads·d]
+            let keys = Tensor(zeros: [internalDim, width])
+            let scale = 1 / Float(d).squareRoot()
+            let (kp, kd) = (projected.storage.base, keys.storage.base)
+            for b in 0..<bk {
+                for h in 0..<heads {
+                    for j in 0..<nk {
+                        let column = (b * heads + h) * nk + j
+                        for e in 0..<d { kd[(h * d + e) * width + column] = kp[(b * nk + j) * internalDim + h * d + e] * scale }
+                    }
+                }
+            }
+            let queries = qProj(q)  // [1, nq, internal]
+            let scores = Tensor(uninitialized: [nq, width])
+            Kernels.gemm(m: nq, n: width, k: internalDim, a: queries.storage.base, b: kd, c: scores.storage.base)
+            let probabilities = scores.reshaped(to: [nq * bk * heads, nk]).softmax(alongAxis: 1)
+            let values = projectedValues(v)  // [bk, heads·nk, C]
+            let out = seededOutput(batch: bk, rows: nq, residual: residual)
+            let c = embeddingDim
+            for b in 0..<bk {
+                Kernels.gemm(
+                    m: nq, n: c, k: heads * nk, a: probabilities.storage.base + b * heads * nk, lda: width,
+                    b: values.storage.base + b * heads * nk * c, beta: 1, c: out.storage.base + b * nq * c)
+            }
+            return out
+        }
+
+        /// The output of a few-keys attention before its product: the output bias, plus the
+        /// residual when there is one (shared by every batch when its batch is 1), [batch, rows, C].
+        private func seededOutput(batch: Int, rows: Int, residual: Tensor?) -> Tensor {
+            let c = embeddingDim
+            let out = Tensor(uninitialized: [batch, rows, c])
+            let plane = rows * c
+            if let residual {
+                precondition(
+                    residual.shape == [batch, rows, c] || residual.shape == [1, rows, c],
+                    "Attention: residual \(residual.shape) for [\(batch), \(rows), \(c)]")
+                let shared = residual.shape[0] == 1
+                for b in 0..<batch {
+                    (out.storage.base + b * plane).update(from: residual.storage.base + (shared ? 0 : b * plane), count: plane)
+                }
+                if let bias = outProj.bias {
+                    Kernels.addRowVector(out.storage.base, bias.storage.base, rows: batch * rows, columns: c)
+                }
+            } else if let bias = outProj.bias {
+                for r in 0..<(batch * rows) { (out.storage.base + r * c).update(from: bias.storage.base, count: c) }
+            } else {
+                out.storage.base.initialize(repeating: 0, count: batch * plane)
             }
             return out
         }
@@ -280,7 +344,7 @@ extension TwoWayTransformer {
         /// 4096×256×56 instead of 4096×256×128 multiply-adds per prompt, and the probabilities
         /// come out in the [b, nq, heads·nk] order the output product reads. Same sums
         /// regrouped (rounding-level differences).
-        private func attendingFewKeysPerBatch(q: Tensor, k: Tensor, v: Tensor) -> Tensor {
+        private func attendingFewKeysPerBatch(q: Tensor, k: Tensor, v: Tensor, residual: Tensor?) -> Tensor {
             let (b, nq, nk, c) = (q.shape[0], q.shape[1], k.shape[1], embeddingDim)
             let heads = numHeads, d = internalDim / numHeads
             let scale = 1 / Float(d).squareRoot()
@@ -310,10 +374,13 @@ extension TwoWayTransformer {
                     }
                 }
             }
-            let probabilities = scores.reshaped(to: [b, nq, heads, nk]).softmax(alongAxis: 3).reshaped(to: [b, nq, heads * nk])
-            let out = Tensor.matmul(probabilities, projectedValues(v))
-            if let bias = outProj.bias {
-                Kernels.addRowVector(out.storage.base, bias.storage.base, rows: out.count / c, columns: c)
+            let probabilities = scores.reshaped(to: [b * nq * heads, nk]).softmax(alongAxis: 1)
+            let values = projectedValues(v)
+            let out = seededOutput(batch: b, rows: nq, residual: residual)
+            for i in 0..<b {
+                Kernels.gemm(
+                    m: nq, n: c, k: heads * nk, a: probabilities.storage.base + i * nq * heads * nk,
+                    b: values.storage.base + i * heads * nk * c, beta: 1, c: out.storage.base + i * nq * c)
             }
             return out
         }

@@ -59,6 +59,12 @@ import Testing
             let general = attention(q: q.requiringGrad(), k: k, v: v)  // recording: the general path
             #expect(fast.shape == [max(bq, bk), 20, c])
             expectClose(fast, general.detached(), tolerance: 1e-5, "few keys, batches \(bq) and \(bk)")
+            // The residual form seeds the output product with the residual (shared or per batch).
+            for rb in Set([1, max(bq, bk)]) {
+                let residual = Tensor.randomNormal([rb, 20, c], using: &g)
+                let seeded = withoutGrad { attention(q: q, k: k, v: v, residual: residual) }
+                expectClose(seeded, (residual + general).detached(), tolerance: 1e-5, "residual batch \(rb)")
+            }
         }
     }
 
