@@ -358,6 +358,27 @@ extension SAMConfiguration {
 }
 
 extension SAMConfiguration {
+    /// Floating-point operations (2 per multiply-add) of one ViT image encoder pass at
+    /// `imageSize`: patch embedding, each block's projections and MLP, attention scores and
+    /// values over its window (zero-padded to whole windows) or the whole grid, the decomposed
+    /// relative-position terms, and the neck. nil for a TinyViT encoder. ViT-B: 0.95 TFLOP.
+    public var encoderFLOPs: Double? {
+        guard tinyViT == nil else { return nil }
+        let side = Double(embeddingSize), d = Double(encoderEmbedDim), tokens = side * side
+        var macs = tokens * 3 * Double(patchSize * patchSize) * d
+        let padded = (Double(embeddingSize + windowSize - 1) / Double(windowSize)).rounded(.down) * Double(windowSize)
+        for i in 0..<encoderDepth {
+            let global = encoderGlobalAttnIndexes.contains(i)
+            let (queries, keys) = global ? (tokens, tokens) : (padded * padded, Double(windowSize * windowSize))
+            let keySide = global ? side : Double(windowSize)
+            macs += tokens * (4 * d * d + 2 * mlpRatio * d * d)  // qkv, proj, MLP
+            macs += queries * keys * d * 2 + queries * keySide * d * 2  // q·k, p·v; rel-pos h and w
+        }
+        let out = Double(promptEmbedDim)
+        macs += tokens * d * out + tokens * out * out * 9
+        return 2 * macs
+    }
+
     /// `vit_b`, `vit_l`, `vit_h`, or the path of a YAML file of the builder's arguments.
     /// - Throws: `SAMConfigurationError` for an unknown name or a bad file.
     public static func resolve(_ nameOrFile: String) throws -> SAMConfiguration {

@@ -12,7 +12,8 @@ extension Bench {
             abstract:
                 "Time SAM on random weights: the image encoder at 1024x1024, the mask decoder, the mask generator (JSON Lines).",
             discussion: """
-                Lines: sam_<config>_encoder (median_s over --repeats, peak_rss_mb of the process so far: weights + encoder), \
+                Lines: sam_<config>_encoder (median_s over --repeats, peak_rss_mb of the process so far: weights + encoder; \
+                for a ViT its gflops and sgemm_share, the share of this machine's sgemm rate measured in the same run), \
                 sam_<config>_decoder (masks_per_s for batches of 64 single-point prompts, 3 masks each), \
                 sam_<config>_generator (s/image: 32x32 points, batches of 64, on a --image of smooth colour and noise; \
                 --keep defaults: the official thresholds, which random weights almost never pass; --keep all: \
@@ -22,7 +23,8 @@ extension Bench {
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
-        @Option(help: ArgumentHelp("vit_b, vit_l, vit_h, or vit_t / mobile_sam (MobileSAM).", valueName: "name")) var config = "vit_b"
+        @Option(help: ArgumentHelp("vit_b, vit_l, vit_h, or vit_t / mobile_sam (MobileSAM).", valueName: "name")) var config =
+            "vit_b"
         @Option(help: ArgumentHelp("Timed encoder repetitions after one warm-up.", valueName: "n")) var repeats = 3
         @Flag(help: "Leave out the timed encoder line (the predictor still encodes the image once). (default: off)")
         var skipEncoder = false
@@ -64,7 +66,16 @@ extension Bench {
                     _ = withoutGrad { model.imageEncoder(input) }
                     return nil
                 }
-                emit("encoder", encoder.median, encoder.minimum, extra: ["size": side, "reps": encoder.count])
+                var extra: [String: Any] = ["size": side, "reps": encoder.count]
+                if let flops = configuration.encoderFLOPs {
+                    // The share of this machine's sgemm rate, measured now (2048³, about a second).
+                    let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: 1)
+                    let gflops = flops / encoder.median / 1e9
+                    extra["gflops"] = (gflops * 10).rounded() / 10
+                    extra["sgemm_gflops"] = sgemm.gflops
+                    extra["sgemm_share"] = (gflops / sgemm.gflops * 100).rounded() / 100
+                }
+                emit("encoder", encoder.median, encoder.minimum, extra: extra)
             }
 
             // An image of smooth colour and noise, as the official bench in scripts/bench_reference.py.

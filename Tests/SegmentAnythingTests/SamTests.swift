@@ -21,6 +21,15 @@ import TorchCheckpoint
             "\(name): shapes differ: \(misshaped.prefix(3).map { "\($0.0.name) \($0.0.shape) vs \($0.1.shape)" })")
     }
 
+    /// ViT-B's encoder is about 0.94 TFLOP at 1024² (12 blocks of 28.9 G multiply-adds in
+    /// products, four global attentions of 25.8 G, eight windowed ones of 1.5 G); ViT-H about 5.9.
+    @Test func encoderFLOPsFollowTheArchitecture() throws {
+        let b = try #require(SAMConfiguration.vitB.encoderFLOPs), h = try #require(SAMConfiguration.vitH.encoderFLOPs)
+        #expect(abs(b / 0.9417e12 - 1) < 1e-3, "ViT-B: \(b)")
+        #expect(h > 5.5e12 && h < 6.5e12, "ViT-H: \(h)")
+        #expect(SAMConfiguration.mobileSAM.encoderFLOPs == nil)
+    }
+
     @Test func tinyKeysEqualTheFixtureWeights() throws {
         let reader = try HDF5StateDict(path: SAMFixtures.weightsHDF5)
         let ours = SAM(configuration: try SAMFixtures.configuration()).stateDictShapes
