@@ -68,9 +68,11 @@ public enum Runtime {
     /// OpenBLAS's own thread count (1: our pool runs its products, `Kernels.gemm`).
     public static var blasThreads: Int { Int(openblas_get_num_threads()) }
 
-    /// One line for logs and benchmarks: kernel, who chose it, and threads.
+    /// One line for logs and benchmarks: kernel, who chose it, threads, and whether the CPU
+    /// multiplies bf16 (AVX512-BF16, which `Kernels.sbgemm` then uses).
     public static var summary: String {
-        "OpenBLAS \(blasCore) (\(BLASKernelChoice.origin)), \(threads) thread\(threads == 1 ? "" : "s")"
+        "OpenBLAS \(blasCore) (\(BLASKernelChoice.origin)), \(threads) thread\(threads == 1 ? "" : "s"), "
+            + (Kernels.bf16Hardware ? "bf16 arithmetic (AVX512-BF16)" : "no bf16 arithmetic")
     }
 }
 

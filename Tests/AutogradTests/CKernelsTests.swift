@@ -1,3 +1,4 @@
+import Autograd
 import CKernels
 import Foundation
 import Testing
@@ -140,6 +141,108 @@ import Testing
             for (k, v) in row.enumerated() {
                 let expected = Foundation.exp(v - best) / total
                 #expect(abs(Double(portable[r * length + k]) - expected) <= 1e-6, "row \(r), value \(k)")
+            }
+        }
+    }
+}
+
+/// bf16 products (CKernels' bf16.c): rounding, the portable kernel against the same sums in
+/// Swift, and the AVX512-BF16 kernel against the portable one where the CPU has it.
+@Suite(.serialized) struct BF16KernelTests {
+    static func bf16(_ x: Float) -> Float { Float(bitPattern: UInt32(wsss_bf16_round(x)) << 16) }
+
+    @Test func roundingIsToNearestEven() {
+        #expect(wsss_bf16_round(1) == 0x3F80)
+        #expect(wsss_bf16_round(Float(bitPattern: 0x3F80_8000)) == 0x3F80, "tie rounds to even (down)")
+        #expect(wsss_bf16_round(Float(bitPattern: 0x3F81_8000)) == 0x3F82, "tie rounds to even (up)")
+        #expect(wsss_bf16_round(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
+        #expect(wsss_bf16_round(-2.5) == 0xC020)
+        #expect(wsss_bf16_round(.infinity) == 0x7F80 && wsss_bf16_round(Float.greatestFiniteMagnitude) == 0x7F80)
+        #expect(Self.bf16(.nan).isNaN)
+    }
+
+    /// Sizes with an odd k, columns past a panel, rows past a 4-row step, and beta 1.
+    @Test(arguments: [(1, 1, 1), (5, 17, 3), (9, 40, 33), (4, 16, 64), (13, 35, 128)])
+    func portableKernelSumsPairsInOrder(_ size: (m: Int, n: Int, k: Int)) {
+        let (m, n, k) = size
+        var g = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
+        let a = Tensor.randomNormal([m, k], using: &g).scalars, b = Tensor.randomNormal([k, n], using: &g).scalars
+        let bt = (0..<(n * k)).map { b[($0 % k) * n + $0 / k] }  // [n, k]
+        defer { wsss_sbgemm_set_hardware(-1) }
+        wsss_sbgemm_set_hardware(0)
+        for (transposed, source) in [(false, b), (true, bt)] {
+            let packed = source.withUnsafeBufferPointer { PackedBF16($0.baseAddress!, k: k, n: n, transposed: transposed) }
+            for beta: Float in [0, 1] {
+                var c = (0..<(m * n)).map { Float($0 % 7) - 3 }
+                let before = c
+                a.withUnsafeBufferPointer { ap in
+                    c.withUnsafeMutableBufferPointer {
+                        Kernels.sbgemm(m: m, a: ap.baseAddress!, packed: packed, beta: beta, c: $0.baseAddress!)
+                    }
+                }
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var acc: Float = 0
+                        for p in stride(from: 0, to: k, by: 2) {
+                            if p + 1 < k { acc = acc + Self.bf16(a[i * k + p + 1]) * Self.bf16(b[(p + 1) * n + j]) }
+                            acc = acc + Self.bf16(a[i * k + p]) * Self.bf16(b[p * n + j])
+                        }
+                        let expected = beta == 0 ? acc : beta * before[i * n + j] + acc
+                        if c[i * n + j].bitPattern != expected.bitPattern {
+                            Issue.record(
+                                "\(m)x\(n)x\(k) transposed \(transposed) beta \(beta): C[\(i),\(j)] \(c[i * n + j]) vs \(expected)"
+                            )
+                            return
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Against fp32 products: the error is bf16's rounding of the inputs, about 2⁻⁸ of Σ|a·b|.
+    @Test func productsAreCloseToFP32() {
+        let (m, n, k) = (24, 48, 256)
+        var g = SeededGenerator(seed: 3)
+        let a = Tensor.randomNormal([m, k], using: &g), b = Tensor.randomNormal([k, n], using: &g)
+        let exact = Tensor.matmul(a, b).scalars
+        let packed = PackedBF16(b.storage.base, k: k, n: n)
+        var c = [Float](repeating: 0, count: m * n)
+        c.withUnsafeMutableBufferPointer { Kernels.sbgemm(m: m, a: a.storage.base, packed: packed, c: $0.baseAddress!) }
+        let (av, bv) = (a.scalars, b.scalars)
+        for i in 0..<m {
+            for j in 0..<n {
+                let magnitude = (0..<k).reduce(Float(0)) { $0 + abs(av[i * k + $1] * bv[$1 * n + j]) }
+                #expect(abs(c[i * n + j] - exact[i * n + j]) <= magnitude * 0.01, "C[\(i),\(j)]")
+            }
+        }
+    }
+
+    /// Where the CPU has AVX512-BF16 its kernel agrees with the portable one: the same bits
+    /// when the instruction rounds after each product as Intel's SDM describes, within a few
+    /// ulps of the magnitude if an implementation rounds the pair once (skipped elsewhere).
+    @Test(.enabled(if: wsss_bf16_supported() != 0, "this CPU has no AVX512-BF16"))
+    func hardwareKernelAgreesWithThePortableOne() throws {
+        let (m, n, k) = (37, 70, 95)
+        var g = SeededGenerator(seed: 4)
+        let a = Tensor.randomNormal([m, k], using: &g), b = Tensor.randomNormal([k, n], using: &g)
+        let packed = PackedBF16(b.storage.base, k: k, n: n)
+        func run(_ hardware: Int32) -> [Float] {
+            wsss_sbgemm_set_hardware(hardware)
+            var c = [Float](repeating: 1, count: m * n)
+            c.withUnsafeMutableBufferPointer {
+                Kernels.sbgemm(m: m, a: a.storage.base, packed: packed, beta: 1, c: $0.baseAddress!)
+            }
+            return c
+        }
+        defer { wsss_sbgemm_set_hardware(-1) }
+        let (hardware, portable) = (run(1), run(0))
+        #expect(wsss_sbgemm_uses_hardware() == 0)
+        let (av, bv) = (a.scalars, b.scalars)
+        for i in 0..<m {
+            for j in 0..<n {
+                let magnitude = 1 + (0..<k).reduce(Float(0)) { $0 + abs(av[i * k + $1] * bv[$1 * n + j]) }
+                #expect(abs(hardware[i * n + j] - portable[i * n + j]) <= magnitude * 1e-6, "C[\(i),\(j)]")
             }
         }
     }

@@ -7,6 +7,7 @@
 #define WSSS_CKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /// Σ (p[i] - mu)², in sixteen lanes (two accumulators of eight), folded lane by lane.
 float wsss_sum_squared_deviations(const float *p, ptrdiff_t count, float mu);
@@ -53,5 +54,23 @@ float wsss_exponentiate(const float *x, float *y, ptrdiff_t count, float shift);
 /// Softmax of `rows` contiguous rows of `n` values: y = e^(x − max) / Σ (wsss_exponentiate's
 /// exponentials and sums; rows shorter than eight in one masked vector each). x and y may alias.
 void wsss_softmax_rows(const float *x, float *y, ptrdiff_t rows, ptrdiff_t n);
+
+/// bf16 products with fp32 accumulation (bf16.c). `wsss_bf16_round`: fp32 → bf16, round to
+/// nearest even (NaN stays NaN). B is packed once with `wsss_sbgemm_pack_b` into
+/// `wsss_sbgemm_packed_count(k, n)` bf16 values (panels of 16 columns, k-pairs interleaved);
+/// `wsss_sbgemm` computes C[m,n] = A[m,k]·B (+ beta·C), A rounded to bf16 as it is read, each
+/// output summed over k-pairs as VDPBF16PS does (odd product, then even, each addition rounded).
+/// AVX512-BF16 where the CPU has it (`wsss_bf16_supported`), the portable kernel (same sums,
+/// same order) elsewhere; `wsss_sbgemm_set_hardware(0|1|-1)` forces one (tests; 1 only where
+/// supported, -1 restores the automatic choice).
+uint16_t wsss_bf16_round(float x);
+void wsss_to_bf16(const float *x, uint16_t *y, ptrdiff_t count);
+int wsss_bf16_supported(void);
+int wsss_sbgemm_uses_hardware(void);
+void wsss_sbgemm_set_hardware(int value);
+ptrdiff_t wsss_sbgemm_packed_count(ptrdiff_t k, ptrdiff_t n);
+void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k, ptrdiff_t n, uint16_t *packed);
+void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed_b, float beta,
+                 float *c, ptrdiff_t ldc);
 
 #endif
