@@ -148,6 +148,64 @@ static void sbgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,
 }
 #endif
 
+#ifdef WSSS_X86
+// The portable sums on AVX2+FMA (CPUs without bf16 arithmetic): each product of two bf16 values
+// is exact in fp32, so fma(a, b, acc) rounds exactly as acc + a·b does — the same bits as the
+// portable kernel, at fp32 FMA speed (bf16 gives no speed here; it lets `--precision bf16` be
+// checked on any machine). Four rows × 16 columns per step.
+__attribute__((target("avx2,fma")))
+static void sbgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed,
+                        float beta, float *c, ptrdiff_t ldc) {
+    enum { MR = 4 };
+    ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
+    uint32_t *rows = malloc(sizeof(uint32_t) * (size_t)(MR * (pairs > 0 ? pairs : 1)));
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += MR) {
+        int mr = m - i0 < MR ? (int)(m - i0) : MR;
+        for (int r = 0; r < MR; r++) {
+            if (r < mr) pack_a_row(a + (i0 + r) * lda, k, rows + r * pairs);
+            else memset(rows + r * pairs, 0, sizeof(uint32_t) * (size_t)pairs);
+        }
+        for (ptrdiff_t panel = 0; panel < panels; panel++) {
+            const uint16_t *bp = packed + panel * pairs * PANEL * 2;
+            __m256 acc[MR][2];
+            for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+            for (ptrdiff_t p = 0; p < pairs; p++) {
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(bp + p * PANEL * 2));
+                __m256i w1 = _mm256_loadu_si256((const __m256i *)(bp + p * PANEL * 2 + 16));
+                __m256 even0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
+                __m256 odd0 = _mm256_castsi256_ps(_mm256_and_si256(w0, high));
+                __m256 even1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
+                __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(w1, high));
+                for (int r = 0; r < MR; r++) {
+                    uint32_t pair = rows[r * pairs + p];
+                    uint32_t lo = pair << 16, hi = pair & 0xffff0000u;
+                    float a0, a1;
+                    memcpy(&a0, &lo, 4);
+                    memcpy(&a1, &hi, 4);
+                    __m256 x0 = _mm256_set1_ps(a0), x1 = _mm256_set1_ps(a1);
+                    acc[r][0] = _mm256_fmadd_ps(x0, even0, _mm256_fmadd_ps(x1, odd0, acc[r][0]));
+                    acc[r][1] = _mm256_fmadd_ps(x0, even1, _mm256_fmadd_ps(x1, odd1, acc[r][1]));
+                }
+            }
+            for (int r = 0; r < mr; r++) {
+                float lanes[PANEL];
+                _mm256_storeu_ps(lanes, acc[r][0]);
+                _mm256_storeu_ps(lanes + 8, acc[r][1]);
+                for (int l = 0; l < PANEL; l++) {
+                    ptrdiff_t j = panel * PANEL + l;
+                    if (j < n) {
+                        float *out = c + (i0 + r) * ldc + j;
+                        *out = beta == 0 ? lanes[l] : beta * *out + lanes[l];
+                    }
+                }
+            }
+        }
+    }
+    free(rows);
+}
+#endif
+
 // -1: not decided yet; 0: portable; 1: AVX512-BF16.
 static int use_bf16 = -1;
 
@@ -177,6 +235,12 @@ void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_
 #ifdef WSSS_X86
     if (wsss_sbgemm_uses_hardware()) {
         sbgemm_avx512(m, n, k, a, lda, packed_b, beta, c, ldc);
+        return;
+    }
+#endif
+#ifdef WSSS_X86
+    if (wsss_kernels_use_fma()) {
+        sbgemm_avx2(m, n, k, a, lda, packed_b, beta, c, ldc);
         return;
     }
 #endif

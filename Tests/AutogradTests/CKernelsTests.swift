@@ -168,9 +168,14 @@ import Testing
         var g = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
         let a = Tensor.randomNormal([m, k], using: &g).scalars, b = Tensor.randomNormal([k, n], using: &g).scalars
         let bt = (0..<(n * k)).map { b[($0 % k) * n + $0 / k] }  // [n, k]
-        defer { wsss_sbgemm_set_hardware(-1) }
+        defer {
+            wsss_sbgemm_set_hardware(-1)
+            wsss_kernels_set_use_fma(-1)
+        }
         wsss_sbgemm_set_hardware(0)
-        for (transposed, source) in [(false, b), (true, bt)] {
+        // The baseline loop and the AVX2+FMA one (an exact product plus acc rounds as an fma does).
+        for (fused, (transposed, source)) in [(0, (false, b)), (1, (false, b)), (0, (true, bt)), (1, (true, bt))] {
+            wsss_kernels_set_use_fma(Int32(fused))
             let packed = source.withUnsafeBufferPointer { PackedBF16($0.baseAddress!, k: k, n: n, transposed: transposed) }
             for beta: Float in [0, 1] {
                 var c = (0..<(m * n)).map { Float($0 % 7) - 3 }
