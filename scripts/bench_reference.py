@@ -60,6 +60,8 @@ def main():
     p.add_argument("--keep", choices=["defaults", "all"], default="defaults",
                    help="with --generator: official thresholds, or 0 for pred_iou_thresh and stability_score_thresh")
     p.add_argument("--skip-encoder", action="store_true", help="with --sam: leave out the encoder line")
+    p.add_argument("--bf16", action="store_true",
+                   help="with --sam: run under torch.autocast('cpu', dtype=torch.bfloat16), as `wsss bench sam --precision bf16`")
     p.add_argument("--skip-decoder", action="store_true", help="with --sam: leave out the decoder line")
     p.add_argument("--crf", action="store_true", help="time pydensecrf's dense CRF instead of DeepLab-v2 (as `wsss bench crf`)")
     p.add_argument("--images", type=int, default=4, help="with --crf: distinct images timed")
@@ -147,9 +149,13 @@ def bench_sam(a):
     torch.manual_seed(0)
     sam = sam_model_registry[kind]().eval()
 
+    import contextlib
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
+
     def emit(name, times, **extra):
         print(json.dumps({
             "name": f"torch_sam_{a.sam}_{name}", "median_s": statistics.median(times), "min_s": min(times),
+            "precision": "bf16" if a.bf16 else "fp32",
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "threads": torch.get_num_threads(), "torch": torch.__version__, **extra,
         }), flush=True)
@@ -157,7 +163,7 @@ def bench_sam(a):
     if not a.skip_encoder:
         x = torch.randn(1, 3, 1024, 1024)
         times = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             for _ in range(a.repeats):
                 t = time.perf_counter()
                 sam.image_encoder(x)

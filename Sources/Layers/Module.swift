@@ -48,6 +48,14 @@ extension Module {
         for (_, child) in namedChildren { child.synchronizeBatchNorm(sum) }
     }
 
+    /// Sets the arithmetic of every `Linear` in the tree for inference: bf16 packs each weight
+    /// once (after loading), fp32 drops the packed copies. `auto` follows the CPU.
+    public func setPrecision(_ precision: ComputePrecision) {
+        let bf16 = precision.resolved == .bf16
+        if let linear = self as? Linear { linear.useBF16(bf16) }
+        for (_, child) in namedChildren { child.setPrecision(precision) }
+    }
+
     /// Parameters that receive gradients (frozen ones are excluded by their modules).
     public var trainableParameters: [(name: String, tensor: Tensor)] { parameters().filter { $0.tensor.requiresGrad } }
 

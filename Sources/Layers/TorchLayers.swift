@@ -29,8 +29,21 @@ public final class Linear: Module {
 
     public var namedParameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
 
+    /// The weight rounded to bf16 and packed (`Module.setPrecision(.bf16)`); used instead of
+    /// `weight` whenever no tape records. Made from the weight's values at the time: load
+    /// weights first.
+    public private(set) var packedBF16: PackedBF16?
+
+    /// Packs the weight as bf16 (true) or drops the packed copy (false).
+    public func useBF16(_ on: Bool) {
+        packedBF16 = on ? PackedBF16(weight.storage.base, k: weight.shape[1], n: weight.shape[0], transposed: true) : nil
+    }
+
     /// [..., inputFeatures] → [..., outputFeatures].
-    public func callAsFunction(_ x: Tensor) -> Tensor { Tensor.linear(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        if let packedBF16, !GradMode.isEnabled { return Tensor.linear(x, packed: packedBF16, bias: bias) }
+        return Tensor.linear(x, weight: weight, bias: bias)
+    }
 }
 
 /// torch.nn.LayerNorm over the last axis, with affine weight and bias.

@@ -156,6 +156,7 @@ extension PipelineRun {
                 path: recipe.path, message: "'pseudo.proposals: sam' needs 'pseudo.sam_checkpoint' (an official sam_vit_*.pth)")
         }
         let model = try SAMWeights.load(checkpoint, configuration: try recipe.pseudo.samConfig.map(SAMConfiguration.resolve))
+        model.precision = recipe.sam.precision
         samModel = model
         return model
     }
@@ -172,7 +173,8 @@ extension PipelineRun {
         // The folder is keyed on the generator's settings and the weights: other settings recompute
         // (the old masks are moved aside unless --no-rerun), a folder of unknown masks is refused.
         let settings = try SAMMaskFolder.settings(
-            options: recipe.samGeneratorOptions, checkpoint: checkpoint, configuration: recipe.pseudo.samConfig)
+            options: recipe.samGeneratorOptions, checkpoint: checkpoint, configuration: recipe.pseudo.samConfig,
+            precision: recipe.sam.precision)
         // Rank 0 alone checks the folder against its record (moving it aside when the settings
         // changed) before any rank writes masks into it.
         if writer,

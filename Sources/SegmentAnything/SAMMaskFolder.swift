@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 import Imaging
 
@@ -46,10 +47,13 @@ public enum SAMMaskFolder {
     /// (`points_per_batch` left out: it bounds memory, not results) and the weights —
     /// `checkpoint` is a fingerprint of the file (its size and its first and last 4 MB), so a
     /// renamed copy matches and other weights under the same name do not.
+    /// With bf16 arithmetic (`precision` as this CPU resolves it) the record says so; fp32
+    /// records nothing, as before precisions existed.
     /// - Throws: `SAMWeightsError`-style file errors naming the checkpoint when it cannot be read.
-    public static func settings(options: AutomaticMaskGeneratorOptions, checkpoint: String, configuration: String? = nil) throws
-        -> [String: String]
-    {
+    public static func settings(
+        options: AutomaticMaskGeneratorOptions, checkpoint: String, configuration: String? = nil,
+        precision: ComputePrecision = .fp32
+    ) throws -> [String: String] {
         var values: [String: String] = [
             "points_per_side": options.pointsPerSide.map(String.init) ?? "grids", "pred_iou_thresh": "\(options.predIoUThresh)",
             "stability_score_thresh": "\(options.stabilityScoreThresh)",
@@ -62,6 +66,7 @@ public enum SAMMaskFolder {
         ]
         if let grids = options.pointGrids { values["point_grids"] = "\(grids.map { $0.map { [$0.x, $0.y] } })" }
         if let configuration { values["config"] = configuration }
+        if precision.resolved == .bf16 { values["precision"] = "bf16" }
         return values
     }
 

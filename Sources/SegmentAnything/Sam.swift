@@ -41,6 +41,14 @@ public final class SAM: Module {
     /// `mask_decoder`.
     public let maskDecoder: MaskDecoder
 
+    /// The arithmetic of the image encoder's linear layers (its attention projections and MLPs,
+    /// nearly all of its products): fp32, or bf16 inputs with fp32 accumulation, the weights
+    /// rounded to bf16 once (here, and again after `load(from:)`). `auto` is bf16 only where the
+    /// CPU multiplies bf16.
+    public var precision: ComputePrecision = .fp32 {
+        didSet { imageEncoder.setPrecision(precision) }
+    }
+
     /// Builds the model as build_sam.py's `_build_sam` does for `configuration` (weights not
     /// initialised; see the type's comment).
     public init(configuration c: SAMConfiguration) {
@@ -204,6 +212,8 @@ public final class SAM: Module {
         guard nonFinite.isEmpty else {
             throw SAMWeightsError.unusableValues(path: reader.path, nonFinite: nonFinite, notFloat: [])
         }
+        // Packed bf16 weights are copies of the old values: packed again from the new ones.
+        if precision.resolved == .bf16 { imageEncoder.setPrecision(precision) }
     }
 
     /// A model of the configuration the checkpoint's shapes describe, loaded from it.

@@ -35,6 +35,11 @@ extension Bench {
         @Option(
             help: ArgumentHelp("Generator thresholds: defaults (official) or all (every candidate kept).", valueName: "which"))
         var keep = "defaults"
+        @Option(
+            help: ArgumentHelp(
+                "The image encoder's arithmetic: fp32, bf16 (emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto.",
+                valueName: "fp32|bf16|auto"))
+        var precision: ComputePrecision = .fp32
 
         /// `--image` as (width, height).
         var imageSize: (width: Int, height: Int)? {
@@ -59,6 +64,8 @@ extension Bench {
             let configuration = SAMConfiguration.named.first { $0.name == config }!.configuration
             let model = SAM(configuration: configuration)
             var g = SeededGenerator(seed: 5)
+            Self.randomize(model, using: &g)
+            model.precision = precision
             let side = configuration.imageSize
             let input = Tensor.randomNormal([1, 3, side, side], using: &g)
             if !skipEncoder {
@@ -76,6 +83,21 @@ extension Bench {
                     extra["sgemm_share"] = (gflops / sgemm.gflops * 100).rounded() / 100
                 }
                 emit("encoder", encoder.median, encoder.minimum, extra: extra)
+                if precision.resolved == .bf16 {
+                    // The same input through the fp32 encoder: how far bf16 moves the embedding.
+                    let low = withoutGrad { model.imageEncoder(input) }
+                    model.precision = .fp32
+                    let full = withoutGrad { model.imageEncoder(input) }
+                    model.precision = precision
+                    let (a, b) = (low.scalars, full.scalars)
+                    let difference = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+                    let norm = b.reduce(0.0) { $0 + Double($1) * Double($1) }
+                    printJSON([
+                        "name": "sam_\(config)_bf16_error",
+                        "embedding_relative_error": (difference / max(norm, 1e-30)).squareRoot(),
+                        "bf16_hardware": Kernels.bf16Hardware,
+                    ])
+                }
             }
 
             // An image of smooth colour and noise, as the official bench in scripts/bench_reference.py.
@@ -109,9 +131,32 @@ extension Bench {
                 extra: ["image": "\(w)x\(h)", "points_per_side": 32, "keep": keep, "masks": records.count])
         }
 
+        /// Random weights of the usual scales (as the official modules initialise themselves): matrices
+        /// and kernels normal with std 1/√fan-in, position tables 0.02, norm scales and running
+        /// variances 1, biases, means and counters 0.
+        static func randomize(_ model: SAM, using g: inout SeededGenerator) {
+            for (name, tensor) in model.stateDict() {
+                let fill: Tensor
+                if name.hasSuffix("running_var") || (tensor.rank == 1 && name.hasSuffix("weight")) {
+                    fill = Tensor(repeating: 1, shape: tensor.shape)
+                } else if tensor.rank <= 1 {
+                    fill = Tensor(zeros: tensor.shape)
+                } else if name.contains("pos_embed") || name.contains("rel_pos") || name.contains("attention_biases") {
+                    fill = Tensor.randomNormal(tensor.shape, standardDeviation: 0.02, using: &g)
+                } else if name.contains("positional_encoding_gaussian_matrix") {
+                    fill = Tensor.randomNormal(tensor.shape, using: &g)
+                } else {
+                    let fanIn = max(1, tensor.count / tensor.shape[0])
+                    fill = Tensor.randomNormal(tensor.shape, standardDeviation: 1 / Float(fanIn).squareRoot(), using: &g)
+                }
+                tensor.assign(from: fill)
+            }
+        }
+
         func emit(_ part: String, _ median: Double, _ minimum: Double?, extra: [String: Any]) {
             var object: [String: Any] = [
                 "name": "sam_\(config)_\(part)", "median_s": median, "peak_rss_mb": peakResidentMegabytes(),
+                "precision": precision.resolved.rawValue, "bf16_hardware": Kernels.bf16Hardware,
                 "threads": Runtime.threads, "blas_core": Runtime.blasCore, "blas_origin": BLASKernelChoice.origin,
             ]
             if let minimum { object["min_s"] = minimum }

@@ -63,8 +63,15 @@ struct Pseudo: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "SAM configuration: vit_b, vit_l, vit_h, vit_t (MobileSAM) or a YAML file. (default: read off the weights)", valueName: "name|file"))
+            "SAM configuration: vit_b, vit_l, vit_h, vit_t (MobileSAM) or a YAML file. (default: read off the weights)",
+            valueName: "name|file"))
     var samConfig: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "SAM's image encoder arithmetic: fp32, bf16 or auto (bf16 where the CPU has AVX512-BF16). (default: fp32)",
+            valueName: "fp32|bf16|auto"))
+    var samPrecision: ComputePrecision = .fp32
 
     @Option(
         help: ArgumentHelp(
@@ -247,12 +254,13 @@ struct Pseudo: ParsableCommand {
             guard let samCheckpoint else {
                 throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)")
             }
-            let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig).load()
+            let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig, precision: samPrecision).load()
             if proposals == "sam" {
                 // Each rank computes the SAM masks of the images it labels.
                 let cache = samCache ?? out + "/sam_masks"
                 let settings = try SAMMaskFolder.settings(
-                    options: samGenerator.options, checkpoint: samCheckpoint, configuration: samConfig)
+                    options: samGenerator.options, checkpoint: samCheckpoint, configuration: samConfig,
+                    precision: samPrecision)
                 if communicator.isWriter,
                     let aside = try SAMMaskFolder.prepare(cache, settings: settings, replace: overwrite ? .always : .never)
                 {

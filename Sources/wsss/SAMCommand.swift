@@ -167,9 +167,16 @@ struct SAMModelOptions: ParsableArguments {
             "vit_b, vit_l, vit_h, vit_t (MobileSAM) or a YAML file of the builder's arguments. (default: read off the checkpoint's shapes)",
             valueName: "name|file"))
     var config: String?
+    @Option(
+        help: ArgumentHelp(
+            "The image encoder's arithmetic: fp32, bf16 (inputs rounded to bf16, fp32 sums) or auto (bf16 where the CPU has AVX512-BF16). (default: fp32)",
+            valueName: "fp32|bf16|auto"))
+    var precision: ComputePrecision = .fp32
 
     init() {}
-    init(checkpoint: String, config: String?) { (self.checkpoint, self.config) = (checkpoint, config) }
+    init(checkpoint: String, config: String?, precision: ComputePrecision = .fp32) {
+        (self.checkpoint, self.config, self.precision) = (checkpoint, config, precision)
+    }
 
     func configuration() throws -> SAMConfiguration? {
         try config.map(SAMConfiguration.resolve)
@@ -178,15 +185,21 @@ struct SAMModelOptions: ParsableArguments {
     func load() throws -> SAM {
         let start = Date()
         let model = try SAMWeights.load(checkpoint, configuration: try configuration())
+        model.precision = precision
         Log.info(
             String(
-                format: "sam: %@ from %@ in %.1f s", Self.describe(model.configuration), checkpoint,
-                Date().timeIntervalSince(start)))
+                format: "sam: %@ from %@ in %.1f s, %@", Self.describe(model.configuration), checkpoint,
+                Date().timeIntervalSince(start), precision.describe))
         return model
     }
 
     static func describe(_ c: SAMConfiguration) -> String {
         let name = SAMConfiguration.named.first { $0.configuration == c }?.name ?? "custom"
+        if let tiny = c.tinyViT {
+            return "\(name) (TinyViT \(tiny.embedDims.map(String.init).joined(separator: "/")), \(c.imageSize)px)"
+        }
         return "\(name) (ViT \(c.encoderEmbedDim)x\(c.encoderDepth), \(c.imageSize)px)"
     }
 }
+
+extension ComputePrecision: ExpressibleByArgument {}

@@ -110,7 +110,8 @@ extension SAMCommand {
             // The folder records the settings and weights its masks come from (provenance.json):
             // rank 0 checks (or moves aside) the folder before any rank writes into it.
             let settings = try SAMMaskFolder.settings(
-                options: generator.options, checkpoint: model.checkpoint, configuration: model.config)
+                options: generator.options, checkpoint: model.checkpoint, configuration: model.config,
+                precision: model.precision)
             if communicator.isWriter,
                 let aside = try SAMMaskFolder.prepare(out, settings: settings, replace: overwrite ? .always : .never)
             {

@@ -78,3 +78,55 @@ import TorchCheckpoint
         #expect(inferred == (try SAMConfiguration.load(path: SAMFixtures.path("mobile_sam_tiny.yaml"))))
     }
 }
+
+/// bf16 inference of the image encoder (its linear layers) against fp32, on the reduced SAM and
+/// MobileSAM (the AVX2 or portable bf16 kernel here; the same sums as AVX512-BF16).
+@Suite struct BF16InferenceTests {
+    static func compare(_ model: SAM, _ name: String) throws -> (embedding: Float, logits: Float, iou: Float) {
+        let image = try SAMFixtures.image(try SAMFixtures.encoder(), "image")
+        func run() throws -> (Tensor, Tensor) {
+            let predictor = SAMPredictor(model: model)
+            try predictor.setImage(image)
+            let out = try predictor.predict(points: [(x: 60, y: 30)], labels: [1], multimaskOutput: true, returnLogits: true)
+            return (try #require(predictor.features), out.masks)
+        }
+        model.precision = .fp32
+        let (e32, m32) = try run()
+        model.precision = .bf16
+        let (e16, m16) = try run()
+        model.precision = .fp32
+        func relative(_ a: Tensor, _ b: Tensor) -> Float {
+            let (x, y) = (a.scalars, b.scalars)
+            let diff = zip(x, y).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+            return (diff / max(y.reduce(Float(0)) { $0 + $1 * $1 }, 1e-30)).squareRoot()
+        }
+        let (a, b) = (m16.scalars.map { $0 > 0 }, m32.scalars.map { $0 > 0 })
+        let union = zip(a, b).filter { $0 || $1 }.count, both = zip(a, b).filter { $0 && $1 }.count
+        let iou = union == 0 ? 1 : Float(both) / Float(union)
+        return (relative(e16, e32), relative(m16, m32), iou)
+    }
+
+    @Test func reducedSAMStaysCloseToFP32() throws {
+        let error = try Self.compare(try SAMFixtures.model(), "reduced SAM")
+        #expect(error.embedding > 0 && error.embedding < 0.01, "bf16 changes the embedding, by about bf16's precision")
+        #expect(error.logits < 0.01 && error.iou >= 0.99)
+    }
+
+    @Test func reducedMobileSAMStaysCloseToFP32() throws {
+        let error = try Self.compare(try MobileSAMTests.model(), "reduced MobileSAM")
+        #expect(error.embedding > 0 && error.embedding < 0.01)
+        #expect(error.logits < 0.01 && error.iou >= 0.99)
+    }
+
+    /// Packed weights follow a reload; fp32 drops them.
+    @Test func weightsArePackedAgainAfterLoading() throws {
+        let model = try SAMFixtures.model()
+        model.precision = .bf16
+        let linear = try #require((model.imageEncoder as? ImageEncoderViT)?.blocks[0].attn.qkv)
+        let before = try #require(linear.packedBF16)
+        try model.load(from: HDF5StateDict(path: SAMFixtures.weightsHDF5))
+        #expect(linear.packedBF16 !== before)
+        model.precision = .fp32
+        #expect(linear.packedBF16 == nil)
+    }
+}

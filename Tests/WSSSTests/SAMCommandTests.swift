@@ -61,6 +61,34 @@ import Testing
         }
     }
 
+    /// `--precision bf16` embeds close to the official fp32 embedding (not equal: bf16 inputs),
+    /// and MobileSAM's official-format file loads by its shapes through the same command.
+    @Test func bf16AndMobileSAMEmbed() throws {
+        let image = try imagePNG()
+        try SAMCommand.Embed.parse([
+            "--checkpoint", sam + "/sam_tiny.pth", "--config", sam + "/sam_tiny.yaml", "--image", image, "--out",
+            directory + "/bf16.h5", "--precision", "bf16",
+        ]).run()
+        let embedding = try HDF5File(path: directory + "/bf16.h5", mode: .read).read("/embedding", expectingShape: [32, 8, 8])
+        let neck = try HDF5File(path: sam + "/sam_tiny_encoder.h5", mode: .read).read("/encoder/neck")
+        let scale = neck.scalars.map(abs).max()!
+        let error = zip(embedding.scalars, neck.scalars).map { abs($0 - $1) }.max()! / scale
+        #expect(error > 1e-5 && error < 0.03, "bf16 embedding: relative error \(error)")
+        #expect(throws: (any Error).self) {
+            try SAMCommand.Embed.parse([
+                "--checkpoint", self.sam + "/sam_tiny.pth", "--image", image, "--out", "x.h5", "--precision", "fp16",
+            ])
+        }
+        try SAMCommand.Embed.parse([
+            "--checkpoint", sam + "/mobile_sam_tiny.pt", "--config", sam + "/mobile_sam_tiny.yaml", "--image", image, "--out",
+            directory + "/mobile.h5",
+        ]).run()
+        let mobile = try HDF5File(path: directory + "/mobile.h5", mode: .read).read("/embedding", expectingShape: [16, 4, 4])
+        let reference = try HDF5File(path: sam + "/mobile_sam_tiny.h5", mode: .read).read("/encoder/neck")
+        let mobileScale = reference.scalars.map(abs).max()!
+        #expect(zip(mobile.scalars, reference.scalars).map { abs($0 - $1) }.max()! / mobileScale < 1e-3)
+    }
+
     @Test func masksSkipFinishedImagesAndShard() throws {
         let images = directory + "/images"
         try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)

@@ -42,3 +42,41 @@ extension Kernels {
         }
     }
 }
+
+/// The arithmetic of inference products (`--precision`, `sam.precision`): fp32 throughout, or
+/// bf16 inputs with fp32 accumulation for the products of linear layers (as PyTorch's CPU
+/// autocast), norms, softmax and the rest staying fp32; `auto` is bf16 where the CPU multiplies
+/// bf16 (AVX512-BF16) and fp32 elsewhere.
+public enum ComputePrecision: String, Sendable, CaseIterable, Codable {
+    case fp32, bf16, auto
+
+    /// `auto` decided for this CPU.
+    public var resolved: ComputePrecision {
+        self == .auto ? (Kernels.bf16Hardware ? .bf16 : .fp32) : self
+    }
+
+    /// For logs: the precision, and for bf16 which kernel runs it.
+    public var describe: String {
+        switch resolved {
+        case .bf16: Kernels.bf16Hardware ? "bf16 (AVX512-BF16)" : "bf16 (emulated: this CPU has no bf16 arithmetic)"
+        default: self == .auto ? "fp32 (auto: this CPU has no bf16 arithmetic)" : "fp32"
+        }
+    }
+}
+
+extension Tensor {
+    /// `linear(x, weight:, bias:)` with the weight packed as bf16 (inference only: no tape):
+    /// x rounded to bf16 as it is read, fp32 accumulation, then the fp32 bias.
+    /// - Parameters: x [..., packed.k]; bias [packed.n] or nil.
+    public static func linear(_ x: Tensor, packed: PackedBF16, bias: Tensor?) -> Tensor {
+        precondition(
+            x.rank >= 1 && x.shape[x.rank - 1] == packed.k,
+            "linear: input \(x.shape) does not match a bf16 weight of \(packed.n)x\(packed.k)")
+        precondition(!GradMode.isEnabled || !x.requiresGrad, "linear: bf16 weights are for inference (no tape)")
+        let rows = x.count / packed.k
+        let y = Tensor(uninitialized: Array(x.shape.dropLast()) + [packed.n])
+        Kernels.sbgemm(m: rows, a: x.storage.base, packed: packed, c: y.storage.base)
+        if let bias { Kernels.addRowVector(y.storage.base, bias.storage.base, rows: rows, columns: packed.n) }
+        return y
+    }
+}
