@@ -1,15 +1,16 @@
 import Foundation
 import Testing
+import TorchCheckpoint
 
 @testable import GroundingDINO
 
 /// The released models' module trees have the official key names and shapes
-/// (Tests/Fixtures/gdino/keys_swin{t,b}.txt, written by scripts/fixtures/make_gdino_keys.py from
+/// (Tests/Fixtures/gdino/keys_swin{t,b}.txt.gz, written by scripts/fixtures/make_gdino_keys.py from
 /// the official model built with GroundingDINO_SwinT_OGC.py / GroundingDINO_SwinB_cfg.py).
 @Suite struct FullSizeKeysTests {
-    @Test(arguments: [("keys_swint.txt", "swin_t"), ("keys_swinb.txt", "swin_b")])
+    @Test(arguments: [("keys_swint.txt.gz", "swin_t"), ("keys_swinb.txt.gz", "swin_b")])
     func theReleasedModelsBuildFromTheirOfficialKeys(_ file: String, _ name: String) throws {
-        let lines = try String(contentsOfFile: GDINOFixtures.path(file), encoding: .utf8).split(separator: "\n")
+        let lines = try GzipText.read(GDINOFixtures.path(file)).split(separator: "\n")
         var official: [String: [Int]] = [:]
         for line in lines where !line.hasPrefix("#") {
             let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })

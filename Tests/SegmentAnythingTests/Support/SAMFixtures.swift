@@ -49,7 +49,7 @@ enum SAMFixtures {
 
     /// An official key list: "name d0,d1,…" per line.
     static func keys(_ name: String) throws -> [(name: String, shape: [Int])] {
-        let text = try String(contentsOfFile: path("keys_\(name).txt"), encoding: .utf8)
+        let text = try GzipText.read(path("keys_\(name).txt.gz"))
         return text.split(separator: "\n").map { line in
             let parts = line.split(separator: " ")
             return (String(parts[0]), parts.count > 1 ? parts[1].split(separator: ",").map { Int($0)! } : [])
