@@ -59,10 +59,18 @@ public final class ImageEncoderViT: Module {
 
     /// The image embedding. [B, 3, imageSize, imageSize] (normalised, padded) →
     /// [B, outChannels, imageSize/p, imageSize/p].
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor { embeddingAndFirstGlobal(x).embedding }
+
+    /// The embedding and the output of the first global block [B, s, s, dim] (SAM-HQ's
+    /// `interm_embeddings[0]`; nil without global blocks).
+    public func embeddingAndFirstGlobal(_ x: Tensor) -> (embedding: Tensor, firstGlobal: Tensor?) {
         var tokens = embed(x)
-        for block in blocks.elements { tokens = block(tokens) }
-        return neck(tokens.permuted([0, 3, 1, 2]))
+        var first: Tensor?
+        for block in blocks.elements {
+            tokens = block(tokens)
+            if first == nil && block.windowSize == 0 { first = tokens }
+        }
+        return (neck(tokens.permuted([0, 3, 1, 2])), first)
     }
 }
 

@@ -30,13 +30,16 @@ public final class MaskDecoder: Module {
     public let outputHypernetworksMLPs: ModuleList<MLP>
     /// IoU token → one predicted IoU per mask token.
     public let iouPredictionHead: MLP
+    /// SAM-HQ's additions (`MaskDecoderHQ`), nil for SAM.
+    public let hq: HQ?
     /// `outputUpscaling`'s layers with weights, for `upscaled(_:)`.
     private let upscalingLayers: (up1: ConvTranspose2d, norm: LayerNorm2d, up2: ConvTranspose2d)
 
     /// The decoder of `_build_sam` around `transformer`; weights not initialised.
+    /// - Parameter hqVitDim: the encoder width, for SAM-HQ's decoder (`vit_dim`); nil for SAM.
     public init(
         transformerDim: Int, transformer: TwoWayTransformer, numMultimaskOutputs: Int = 3, iouHeadDepth: Int = 3,
-        iouHeadHiddenDim: Int = 256
+        iouHeadHiddenDim: Int = 256, hqVitDim: Int? = nil
     ) {
         self.transformerDim = transformerDim
         self.transformer = transformer
@@ -57,6 +60,7 @@ public final class MaskDecoder: Module {
             })
         iouPredictionHead = MLP(
             inputDim: transformerDim, hiddenDim: iouHeadHiddenDim, outputDim: numMaskTokens, numLayers: iouHeadDepth)
+        hq = hqVitDim.map { HQ(transformerDim: transformerDim, vitDim: $0) }
     }
 
     public var namedChildren: [(String, Module)] {
@@ -64,7 +68,7 @@ public final class MaskDecoder: Module {
             ("transformer", transformer), ("iou_token", iouToken), ("mask_tokens", maskTokens),
             ("output_upscaling", outputUpscaling),
             ("output_hypernetworks_mlps", outputHypernetworksMLPs), ("iou_prediction_head", iouPredictionHead),
-        ]
+        ] + (hq?.namedChildren ?? [])
     }
 
     /// Masks and their predicted IoU for a batch of prompts on one image (`forward`).
@@ -251,6 +255,104 @@ extension MaskDecoder {
             }
         }
         return out
+    }
+}
+
+extension MaskDecoder {
+    /// SAM-HQ's additions to the decoder (mask_decoder_hq.py, `MaskDecoderHQ`): an HQ output token
+    /// after the mask tokens with its own hypernetwork MLP, and HQ features — the image embedding
+    /// upscaled (`embedding_encoder`) plus the first global ViT block's output upscaled
+    /// (`compress_vit_feat`) — added to a refinement of SAM's upscaled embedding
+    /// (`embedding_maskfeature`). Keys (children of the decoder): `hf_token`, `hf_mlp`,
+    /// `compress_vit_feat.{0,1,3}`, `embedding_encoder.{0,1,3}`, `embedding_maskfeature.{0,1,3}`.
+    public final class HQ: Module {
+        public let hfToken: Embedding
+        public let hfMLP: MLP
+        public let compressVitFeat: Sequential
+        public let embeddingEncoder: Sequential
+        public let embeddingMaskfeature: Sequential
+
+        init(transformerDim c: Int, vitDim: Int) {
+            hfToken = Embedding(count: 1, dimensions: c)
+            hfMLP = MLP(inputDim: c, hiddenDim: c, outputDim: c / 8, numLayers: 3)
+            func upscaling(_ input: Int, _ middle: Int, _ output: Int) -> Sequential {
+                let up1 = ConvTranspose2d(inputChannels: input, outputChannels: middle, kernelSize: 2, stride: 2)
+                let norm = LayerNorm2d(middle), act = Activation(.gelu)
+                let up2 = ConvTranspose2d(inputChannels: middle, outputChannels: output, kernelSize: 2, stride: 2)
+                return Sequential([up1, norm, act, up2]) { x in up2(act(norm(up1(x)))) }
+            }
+            compressVitFeat = upscaling(vitDim, c, c / 8)
+            embeddingEncoder = upscaling(c, c / 4, c / 8)
+            var g = SeededGenerator(seed: 0)
+            let conv1 = Conv2d(
+                inputChannels: c / 8, outputChannels: c / 4, kernelSize: 3, padding: 1, bias: true, generator: &g)
+            let norm = LayerNorm2d(c / 4), act = Activation(.gelu)
+            let conv2 = Conv2d(
+                inputChannels: c / 4, outputChannels: c / 8, kernelSize: 3, padding: 1, bias: true, generator: &g)
+            embeddingMaskfeature = Sequential([conv1, norm, act, conv2]) { x in conv2(act(norm(conv1(x)))) }
+        }
+
+        public var namedChildren: [(String, Module)] {
+            [
+                ("hf_token", hfToken), ("hf_mlp", hfMLP), ("compress_vit_feat", compressVitFeat),
+                ("embedding_encoder", embeddingEncoder), ("embedding_maskfeature", embeddingMaskfeature),
+            ]
+        }
+    }
+
+    /// SAM-HQ's masks for a batch of prompts on one image (`MaskDecoderHQ.forward`): one mask per
+    /// prompt — with `multimaskOutput` SAM's multimask output of the highest predicted IoU (and that
+    /// IoU), otherwise mask 0 — plus the HQ token's mask, or the HQ mask alone with `hqTokenOnly`.
+    /// - Parameters:
+    ///   - vitFeatures: the first global block's output [1, s, s, vitDim] (`interm_embeddings[0]`).
+    ///   - the others as `callAsFunction(imageEmbeddings:…)`.
+    /// - Returns: logits [B, 1, 4h, 4w] and IoU predictions [B, 1].
+    public func predictHQ(
+        imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
+        vitFeatures: Tensor, multimaskOutput: Bool, hqTokenOnly: Bool
+    ) -> (masks: Tensor, iouPredictions: Tensor) {
+        guard let hq else { preconditionFailure("MaskDecoder.predictHQ: not an HQ decoder") }
+        let batch = sparsePromptEmbeddings.shape[0]
+        let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight, hq.hfToken.weight], alongAxis: 0)
+        let tokens = Tensor.concat(
+            [
+                outputTokens.reshaped(to: [1] + outputTokens.shape) + Tensor(zeros: [batch] + outputTokens.shape),
+                sparsePromptEmbeddings,
+            ],
+            alongAxis: 1)
+        let src = imageEmbeddings + densePromptEmbeddings
+        let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
+        let (hs, keys) = transformer(
+            imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens, outputTokens: outputTokens.shape[0])
+        let iou = iouPredictionHead(hs.slice(alongAxis: 1, 0..<1).reshaped(to: [batch, c]))  // [B, T]
+        let upscaledSAM = outputUpscaling(keys.permuted([0, 2, 1]).reshaped(to: [batch, c, h, w]))
+        let hqFeatures =
+            hq.embeddingEncoder(imageEmbeddings) + hq.compressVitFeat(vitFeatures.permuted([0, 3, 1, 2]))
+        let upscaledHQ = hq.embeddingMaskfeature(upscaledSAM) + hqFeatures
+        let (uc, uh, uw) = (upscaledSAM.shape[1], upscaledSAM.shape[2], upscaledSAM.shape[3])
+        let hyperSAM = Tensor.concat(
+            (0..<numMaskTokens).map { outputHypernetworksMLPs[$0](hs.slice(alongAxis: 1, (1 + $0)..<(2 + $0))) },
+            alongAxis: 1)
+        let hyperHQ = hq.hfMLP(hs.slice(alongAxis: 1, (1 + numMaskTokens)..<(2 + numMaskTokens)))
+        let masksSAM = Tensor.matmul(hyperSAM, upscaledSAM.reshaped(to: [batch, uc, uh * uw]))  // [B, T, uh·uw]
+        let masksHQ = Tensor.matmul(hyperHQ, upscaledHQ.reshaped(to: [batch, uc, uh * uw]))  // [B, 1, uh·uw]
+        // The SAM mask of each prompt: the best multimask one by predicted IoU, or mask 0.
+        let scores = iou.scalars, t = numMaskTokens
+        var chosen: [Int] = [], chosenIoU: [Float] = []
+        for b in 0..<batch {
+            var best = multimaskOutput ? 1 : 0
+            if multimaskOutput {
+                for k in 2..<t where scores[b * t + k] > scores[b * t + best] { best = k }
+            }
+            chosen.append(b * t + best)
+            chosenIoU.append(scores[b * t + best])
+        }
+        let plane = uh * uw
+        var masks = masksHQ
+        if !hqTokenOnly {
+            masks = masksSAM.reshaped(to: [batch * t, plane]).gatheringRows(chosen).reshaped(to: [batch, 1, plane]) + masksHQ
+        }
+        return (masks.reshaped(to: [batch, 1, uh, uw]), Tensor(shape: [batch, 1], values: chosenIoU))
     }
 }
 

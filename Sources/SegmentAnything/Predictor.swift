@@ -82,6 +82,11 @@ public final class SAMPredictor {
     public let transform: ResizeLongestSide
     /// The image embedding [1, C, h, w], nil before `setImage`.
     public private(set) var features: Tensor?
+    /// SAM-HQ: the first global ViT block's output [1, s, s, dim] for the HQ decoder.
+    public private(set) var intermediateFeatures: Tensor?
+    /// SAM-HQ: predict the HQ token's mask alone instead of SAM's best mask plus it
+    /// (`hq_token_only`, default false as the official `predict`).
+    public var hqTokenOnly = false
     /// The image as given (height, width).
     public private(set) var originalSize: (height: Int, width: Int) = (0, 0)
     /// The resized image inside the padded input (height, width).
@@ -99,6 +104,7 @@ public final class SAMPredictor {
     /// Forgets the current image.
     public func resetImage() {
         features = nil
+        intermediateFeatures = nil
         originalSize = (0, 0)
         inputSize = (0, 0)
     }
@@ -132,7 +138,12 @@ public final class SAMPredictor {
         resetImage()
         self.originalSize = originalSize
         inputSize = (transformed.shape[2], transformed.shape[3])
-        features = withoutGrad { model.imageEncoder(model.preprocess(transformed)) }
+        if model.maskDecoder.hq != nil, let vit = model.imageEncoder as? ImageEncoderViT {
+            let (embedding, first) = withoutGrad { vit.embeddingAndFirstGlobal(model.preprocess(transformed)) }
+            (features, intermediateFeatures) = (embedding, first)
+        } else {
+            features = withoutGrad { model.imageEncoder(model.preprocess(transformed)) }
+        }
     }
 
     /// Masks for one prompt on the current image (`predict`).
@@ -305,6 +316,14 @@ public final class SAMPredictor {
             withoutGrad {
                 // Without a mask input every prompt's dense embedding is the same plane: one, shared.
                 let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
+                if model.maskDecoder.hq != nil, let vitFeatures = intermediateFeatures {
+                    // SAM-HQ: one mask per prompt (its best SAM mask plus the HQ mask).
+                    let (lowRes, iou) = model.maskDecoder.predictHQ(
+                        imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
+                        sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, vitFeatures: vitFeatures,
+                        multimaskOutput: multimask, hqTokenOnly: hqTokenOnly)
+                    return (lowRes, iou)
+                }
                 let (lowRes, iou) = model.maskDecoder(
                     imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask,

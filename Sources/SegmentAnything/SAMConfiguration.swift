@@ -39,6 +39,9 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
     /// `image_size` / 16 on a side, as with the ViT's 16-pixel patches). YAML: `tiny_vit:` with
     /// TinyViT's own argument names.
     public var tinyViT: TinyViTConfiguration?
+    /// SAM-HQ (`sam_hq_vit_*.pth`): the mask decoder has the HQ output token and fuses the first
+    /// global block's features (`MaskDecoder.HQ`). ViT encoders only.
+    public var hq = false
 
     public init() {}
 
@@ -80,7 +83,7 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         case mlpRatio = "mlp_ratio", decoderDepth = "decoder_depth", decoderMLPDim = "decoder_mlp_dim"
         case decoderNumHeads = "decoder_num_heads", numMultimaskOutputs = "num_multimask_outputs"
         case iouHeadDepth = "iou_head_depth", iouHeadHiddenDim = "iou_head_hidden_dim", maskInChans = "mask_in_chans"
-        case tinyViT = "tiny_vit"
+        case tinyViT = "tiny_vit", hq
     }
 
     public init(from decoder: Decoder) throws {
@@ -104,6 +107,7 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         iouHeadHiddenDim = try c.decodeIfPresent(Int.self, forKey: .iouHeadHiddenDim) ?? d.iouHeadHiddenDim
         maskInChans = try c.decodeIfPresent(Int.self, forKey: .maskInChans) ?? d.maskInChans
         tinyViT = try c.decodeIfPresent(TinyViTConfiguration.self, forKey: .tinyViT)
+        hq = try c.decodeIfPresent(Bool.self, forKey: .hq) ?? false
     }
 
     /// Reads a configuration from YAML whose keys are the official builder's names; keys left out
@@ -218,6 +222,9 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         }
         if let bad = encoderGlobalAttnIndexes.first(where: { $0 < 0 || $0 >= encoderDepth }) {
             try fail("'encoder_global_attn_indexes' holds \(bad), outside 0..<\(encoderDepth)")
+        }
+        if hq && (tinyViT != nil || encoderGlobalAttnIndexes.isEmpty) {
+            try fail("'hq' needs a ViT encoder with a global block (its first global block's output feeds the HQ decoder)")
         }
         if let tinyViT {
             if let problem = tinyViT.problem() { try fail(problem) }
@@ -342,7 +349,9 @@ extension SAMConfiguration {
         path: String, decoderNumHeads: Int
     ) throws -> SAMConfiguration {
         func shape(_ key: String, rank: Int) throws -> [Int] { try tensorShape(key, rank) }
+        func tensorShapeExists(_ key: String) -> Bool { (try? tensorShape(key, 2)) != nil }
         var c = configuration
+        c.hq = tensorShapeExists("mask_decoder.hf_token.weight")
         c.decoderDepth = count("mask_decoder.transformer.layers")
         c.decoderMLPDim = try shape("mask_decoder.transformer.layers.0.mlp.lin1.weight", rank: 2)[0]
         c.decoderNumHeads = decoderNumHeads

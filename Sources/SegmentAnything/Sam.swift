@@ -69,7 +69,8 @@ public final class SAM: Module {
             transformerDim: c.promptEmbedDim,
             transformer: TwoWayTransformer(
                 depth: c.decoderDepth, embeddingDim: c.promptEmbedDim, numHeads: c.decoderNumHeads, mlpDim: c.decoderMLPDim),
-            numMultimaskOutputs: c.numMultimaskOutputs, iouHeadDepth: c.iouHeadDepth, iouHeadHiddenDim: c.iouHeadHiddenDim)
+            numMultimaskOutputs: c.numMultimaskOutputs, iouHeadDepth: c.iouHeadDepth, iouHeadHiddenDim: c.iouHeadHiddenDim,
+            hqVitDim: c.hq ? c.encoderEmbedDim : nil)
     }
 
     public var namedChildren: [(String, Module)] {

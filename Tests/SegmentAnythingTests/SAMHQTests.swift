@@ -1,0 +1,69 @@
+import Autograd
+import Foundation
+import HDF5
+import Testing
+import TorchCheckpoint
+
+@testable import SegmentAnything
+
+/// SAM-HQ against the official `segment_anything_hq` package on a reduced model with random
+/// float16 weights (Tests/Fixtures/sam/sam_hq_tiny.*, scripts/fixtures/make_sam_hq_fixtures.py).
+@Suite struct SAMHQTests {
+    static func model() throws -> SAM {
+        try SAMWeights.load(
+            SAMFixtures.path("sam_hq_tiny.pth"),
+            configuration: try SAMConfiguration.load(path: SAMFixtures.path("sam_hq_tiny.yaml")))
+    }
+
+    static func outputs() throws -> HDF5File { try HDF5File(path: SAMFixtures.path("sam_hq_tiny.h5"), mode: .read) }
+
+    @Test func encoderKeepsTheFirstGlobalBlock() throws {
+        let predictor = SAMPredictor(model: try Self.model())
+        try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
+        let file = try Self.outputs()
+        expectClose(try #require(predictor.intermediateFeatures), try file.read("encoder/first_global"), "first global block")
+        expectClose(try #require(predictor.features), try file.read("encoder/embedding"), "embedding")
+    }
+
+    @Test(arguments: ["point", "box"])
+    func predictorMatchesTheReference(_ name: String) throws {
+        let predictor = SAMPredictor(model: try Self.model())
+        try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
+        let file = try Self.outputs()
+        for multimask in [true, false] {
+            for hqOnly in [false, true] {
+                predictor.hqTokenOnly = hqOnly
+                let result =
+                    name == "point"
+                    ? try predictor.predict(points: [(x: 60, y: 30)], labels: [1], multimaskOutput: multimask)
+                    : try predictor.predict(box: (x0: 10, y0: 8, x1: 70, y1: 60), multimaskOutput: multimask)
+                let group = "\(name)/\(multimask ? "multi" : "single")_\(hqOnly ? "hq" : "sum")"
+                let low = result.lowResLogits, iou = result.iouPredictions
+                #expect(low.shape == [1, 32, 32], "\(group): one mask per prompt")
+                expectClose(low.reshaped(to: [1] + low.shape), try file.read("\(group)/low_res"), tolerance: 1e-3, group)
+                // IoU predictions of random weights are near 0: compared absolutely, as the SAM tests do.
+                let expectedIoU = try file.read("\(group)/iou").scalars
+                #expect(
+                    zip(iou.scalars, expectedIoU).allSatisfy { abs($0 - $1) < 1e-4 },
+                    "\(group): IoU \(iou.scalars) vs \(expectedIoU)")
+            }
+        }
+    }
+
+    @Test func configurationIsReadOffTheShapes() throws {
+        let checkpoint = try TorchCheckpoint(path: SAMFixtures.path("sam_hq_tiny.pth"))
+        let inferred = try SAMConfiguration.inferred(
+            fromShapes: checkpoint.tensorShapes, path: checkpoint.path, decoderNumHeads: 2)
+        #expect(inferred == (try SAMConfiguration.load(path: SAMFixtures.path("sam_hq_tiny.yaml"))))
+    }
+
+    /// Our SAM-HQ ViT-B declares the official `sam_model_registry["vit_b"]` keys of segment_anything_hq.
+    @Test func fullModelKeysAreTheOfficialOnes() throws {
+        var configuration = SAMConfiguration.vitB
+        configuration.hq = true
+        let ours = SAM(configuration: configuration).stateDictShapes
+        let official = try SAMFixtures.keys("vit_b_hq")
+        #expect(ours.map(\.name) == official.map(\.name))
+        #expect(zip(ours, official).allSatisfy { $0.0.shape == $0.1.shape })
+    }
+}
