@@ -67,3 +67,24 @@ import TorchCheckpoint
         #expect(zip(ours, official).allSatisfy { $0.0.shape == $0.1.shape })
     }
 }
+
+extension SAMHQTests {
+    /// The automatic mask generator runs on SAM-HQ as the official one does: one mask per point
+    /// (with every candidate kept, at most one record per point of the grid).
+    @Test func generatorTakesOneMaskPerPoint() throws {
+        let predictor = SAMPredictor(model: try Self.model())
+        var options = AutomaticMaskGeneratorOptions()
+        (options.pointsPerSide, options.predIoUThresh, options.stabilityScoreThresh, options.boxNMSThresh) = (4, 0, 0, 1)
+        let generator = try AutomaticMaskGenerator(predictor: predictor, options: options)
+        let records = try generator.generate(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
+        let direct = try (0..<16).map { i -> Float in
+            try predictor.predict(points: [(x: Float(i % 4) * 25 + 12.5, y: Float(i / 4) * 18.75 + 9.375)], labels: [1])
+                .iouPredictions.scalars[0]
+        }
+        #expect(!records.isEmpty && records.count <= 16)
+        // Each record's predicted IoU is its point's single HQ prediction.
+        for record in records {
+            #expect(direct.contains { abs($0 - Float(record.predictedIoU)) < 1e-4 }, "IoU \(record.predictedIoU)")
+        }
+    }
+}
