@@ -85,8 +85,11 @@ public final class SAMPredictor {
     /// SAM-HQ: the first global ViT block's output [1, s, s, dim] for the HQ decoder.
     public private(set) var intermediateFeatures: Tensor?
     /// SAM-HQ: predict the HQ token's mask alone instead of SAM's best mask plus it
-    /// (`hq_token_only`, default false as the official `predict`).
-    public var hqTokenOnly = false
+    /// (`hq_token_only`, default false as the official `predict`); the model's setting.
+    public var hqTokenOnly: Bool {
+        get { model.hqTokenOnly }
+        set { model.hqTokenOnly = newValue }
+    }
     /// The image as given (height, width).
     public private(set) var originalSize: (height: Int, width: Int) = (0, 0)
     /// The resized image inside the padded input (height, width).

@@ -52,7 +52,7 @@ public enum SAMMaskFolder {
     /// - Throws: `SAMWeightsError`-style file errors naming the checkpoint when it cannot be read.
     public static func settings(
         options: AutomaticMaskGeneratorOptions, checkpoint: String, configuration: String? = nil,
-        precision: ComputePrecision = .fp32
+        precision: ComputePrecision = .fp32, hqTokenOnly: Bool = false
     ) throws -> [String: String] {
         var values: [String: String] = [
             "points_per_side": options.pointsPerSide.map(String.init) ?? "grids", "pred_iou_thresh": "\(options.predIoUThresh)",
@@ -67,6 +67,7 @@ public enum SAMMaskFolder {
         if let grids = options.pointGrids { values["point_grids"] = "\(grids.map { $0.map { [$0.x, $0.y] } })" }
         if let configuration { values["config"] = configuration }
         if precision.resolved == .bf16 { values["precision"] = "bf16" }
+        if hqTokenOnly { values["hq_token_only"] = "true" }
         return values
     }
 

@@ -49,6 +49,10 @@ public final class SAM: Module {
         didSet { imageEncoder.setPrecision(precision) }
     }
 
+    /// SAM-HQ: masks are the HQ token's alone instead of SAM's best mask plus it (the official
+    /// `hq_token_only`, default false). No effect on SAM.
+    public var hqTokenOnly = false
+
     /// Builds the model as build_sam.py's `_build_sam` does for `configuration` (weights not
     /// initialised; see the type's comment).
     public init(configuration c: SAMConfiguration) {

@@ -172,10 +172,12 @@ struct SAMModelOptions: ParsableArguments {
             "The image encoder's arithmetic: fp32, bf16 (inputs rounded to bf16, fp32 sums) or auto (bf16 where the CPU has AVX512-BF16). (default: fp32)",
             valueName: "fp32|bf16|auto"))
     var precision: ComputePrecision = .fp32
+    @Flag(help: "SAM-HQ weights: masks from the HQ token alone (the official hq_token_only). (default: off)")
+    var hqTokenOnly = false
 
     init() {}
     init(checkpoint: String, config: String?, precision: ComputePrecision = .fp32) {
-        (self.checkpoint, self.config, self.precision) = (checkpoint, config, precision)
+        (self.checkpoint, self.config, self.precision, self.hqTokenOnly) = (checkpoint, config, precision, false)
     }
 
     func configuration() throws -> SAMConfiguration? {
@@ -185,7 +187,11 @@ struct SAMModelOptions: ParsableArguments {
     func load() throws -> SAM {
         let start = Date()
         let model = try SAMWeights.load(checkpoint, configuration: try configuration())
+        guard !hqTokenOnly || model.configuration.hq else {
+            throw ValidationError("--hq-token-only needs SAM-HQ weights; \(checkpoint) is a plain SAM")
+        }
         model.precision = precision
+        model.hqTokenOnly = hqTokenOnly
         Log.info(
             String(
                 format: "sam: %@ from %@ in %.1f s, %@", Self.describe(model.configuration), checkpoint,
@@ -195,6 +201,7 @@ struct SAMModelOptions: ParsableArguments {
 
     static func describe(_ c: SAMConfiguration) -> String {
         let name = SAMConfiguration.named.first { $0.configuration == c }?.name ?? "custom"
+        if c.hq { return "\(name) HQ (ViT \(c.encoderEmbedDim)x\(c.encoderDepth), \(c.imageSize)px)" }
         if let tiny = c.tinyViT {
             return "\(name) (TinyViT \(tiny.embedDims.map(String.init).joined(separator: "/")), \(c.imageSize)px)"
         }

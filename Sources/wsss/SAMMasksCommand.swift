@@ -111,7 +111,7 @@ extension SAMCommand {
             // rank 0 checks (or moves aside) the folder before any rank writes into it.
             let settings = try SAMMaskFolder.settings(
                 options: generator.options, checkpoint: model.checkpoint, configuration: model.config,
-                precision: model.precision)
+                precision: model.precision, hqTokenOnly: model.hqTokenOnly)
             if communicator.isWriter,
                 let aside = try SAMMaskFolder.prepare(out, settings: settings, replace: overwrite ? .always : .never)
             {

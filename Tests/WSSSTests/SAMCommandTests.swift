@@ -89,6 +89,30 @@ import Testing
         #expect(zip(mobile.scalars, reference.scalars).map { abs($0 - $1) }.max()! / mobileScale < 1e-3)
     }
 
+    /// SAM-HQ weights through `sam predict`: one mask per prompt; `--hq-token-only` changes the
+    /// logits and is refused for plain SAM weights.
+    @Test func predictRunsSAMHQ() throws {
+        let image = try imagePNG()
+        var outputs: [[Float]] = []
+        for flag in [[], ["--hq-token-only"]] {
+            try SAMCommand.Predict.parse(
+                [
+                    "--checkpoint", sam + "/sam_hq_tiny.pth", "--config", sam + "/sam_hq_tiny.yaml", "--image", image, "--point",
+                    "60,30,1", "--out", directory + "/hq.h5", "--overwrite",
+                ] + flag
+            ).run()
+            let out = try HDF5File(path: directory + "/hq.h5", mode: .read)
+            outputs.append(try out.read("/low_res_logits", expectingShape: [1, 1, 32, 32]).scalars)
+        }
+        #expect(outputs[0] != outputs[1])
+        #expect(throws: (any Error).self) {
+            try SAMCommand.Predict.parse([
+                "--checkpoint", self.sam + "/sam_tiny.pth", "--config", self.sam + "/sam_tiny.yaml", "--image", image, "--point",
+                "60,30,1", "--out", self.directory + "/plain.h5", "--hq-token-only",
+            ]).run()
+        }
+    }
+
     @Test func masksSkipFinishedImagesAndShard() throws {
         let images = directory + "/images"
         try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
