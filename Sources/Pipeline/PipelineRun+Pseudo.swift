@@ -157,6 +157,10 @@ extension PipelineRun {
         }
         let model = try SAMWeights.load(checkpoint, configuration: try recipe.pseudo.samConfig.map(SAMConfiguration.resolve))
         model.precision = recipe.sam.precision
+        guard !recipe.sam.hqTokenOnly || model.configuration.hq else {
+            throw RecipeError(path: recipe.path, message: "sam.hq_token_only needs SAM-HQ weights; \(checkpoint) is a plain SAM")
+        }
+        model.hqTokenOnly = recipe.sam.hqTokenOnly
         samModel = model
         return model
     }
@@ -174,7 +178,7 @@ extension PipelineRun {
         // (the old masks are moved aside unless --no-rerun), a folder of unknown masks is refused.
         let settings = try SAMMaskFolder.settings(
             options: recipe.samGeneratorOptions, checkpoint: checkpoint, configuration: recipe.pseudo.samConfig,
-            precision: recipe.sam.precision)
+            precision: recipe.sam.precision, hqTokenOnly: recipe.sam.hqTokenOnly)
         // Rank 0 alone checks the folder against its record (moving it aside when the settings
         // changed) before any rank writes masks into it.
         if writer,

@@ -356,7 +356,7 @@ extension PseudoSection {
             return seeds + [
                 "pseudo.proposals", "pseudo.detections", "pseudo.box_threshold", "pseudo.text_threshold", "pseudo.box_order",
                 "pseudo.detector_checkpoint", "pseudo.detector_vocab", "pseudo.detector_config", "pseudo.detector_size",
-            ] + sam + ["sam.precision"]
+            ] + sam + ["sam.precision", "sam.hq_token_only"]
         }
     }
 
@@ -387,13 +387,15 @@ public struct SAMSection: RecipeSection {
     /// The image encoder's arithmetic: fp32, bf16 (inputs rounded, fp32 sums) or auto (bf16 where
     /// the CPU multiplies bf16).
     public var precision = ComputePrecision.fp32
+    /// SAM-HQ weights: masks from the HQ token alone (the official `hq_token_only`).
+    public var hqTokenOnly = false
     public init() {}
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case pointsPerSide = "points_per_side", pointsPerBatch = "points_per_batch", predIoUThresh = "pred_iou_thresh"
         case stabilityScoreThresh = "stability_score_thresh", stabilityScoreOffset = "stability_score_offset"
         case boxNMSThresh = "box_nms_thresh", cropNLayers = "crop_n_layers", cropNMSThresh = "crop_nms_thresh"
         case cropOverlapRatio = "crop_overlap_ratio", cropNPointsDownscaleFactor = "crop_n_points_downscale_factor"
-        case minMaskRegionArea = "min_mask_region_area", precision
+        case minMaskRegionArea = "min_mask_region_area", precision, hqTokenOnly = "hq_token_only"
     }
     public typealias Keys = CodingKeys
 }

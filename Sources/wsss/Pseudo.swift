@@ -73,6 +73,9 @@ struct Pseudo: ParsableCommand {
             valueName: "fp32|bf16|auto"))
     var samPrecision: ComputePrecision = .fp32
 
+    @Flag(help: "SAM-HQ weights: masks from the HQ token alone (the official hq_token_only). (default: off)")
+    var samHQTokenOnly = false
+
     @Option(
         help: ArgumentHelp(
             "Folder for SAM's masks (amg.py JSON per image), reused when present. (default: <out>/sam_masks)", valueName: "dir"))
@@ -254,13 +257,15 @@ struct Pseudo: ParsableCommand {
             guard let samCheckpoint else {
                 throw ValidationError("--proposals sam needs --sam-checkpoint (an official sam_vit_*.pth or our HDF5 copy)")
             }
-            let model = try SAMModelOptions(checkpoint: samCheckpoint, config: samConfig, precision: samPrecision).load()
+            var modelOptions = SAMModelOptions(checkpoint: samCheckpoint, config: samConfig, precision: samPrecision)
+            modelOptions.hqTokenOnly = samHQTokenOnly
+            let model = try modelOptions.load()
             if proposals == "sam" {
                 // Each rank computes the SAM masks of the images it labels.
                 let cache = samCache ?? out + "/sam_masks"
                 let settings = try SAMMaskFolder.settings(
                     options: samGenerator.options, checkpoint: samCheckpoint, configuration: samConfig,
-                    precision: samPrecision)
+                    precision: samPrecision, hqTokenOnly: samHQTokenOnly)
                 if communicator.isWriter,
                     let aside = try SAMMaskFolder.prepare(cache, settings: settings, replace: overwrite ? .always : .never)
                 {
