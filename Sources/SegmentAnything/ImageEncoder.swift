@@ -64,6 +64,12 @@ public final class ImageEncoderViT: Module {
     /// The embedding and the output of the first global block [B, s, s, dim] (SAM-HQ's
     /// `interm_embeddings[0]`; nil without global blocks).
     public func embeddingAndFirstGlobal(_ x: Tensor) -> (embedding: Tensor, firstGlobal: Tensor?) {
+        // Block after block the same large activations recur: reused, not zeroed afresh.
+        guard GradMode.isEnabled else { return TensorStorage.reusingLargeBuffers(limit: 512 << 20) { encode(x) } }
+        return encode(x)
+    }
+
+    private func encode(_ x: Tensor) -> (embedding: Tensor, firstGlobal: Tensor?) {
         var tokens = embed(x)
         var first: Tensor?
         for block in blocks.elements {
