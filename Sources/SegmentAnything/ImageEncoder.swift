@@ -65,7 +65,7 @@ public final class ImageEncoderViT: Module {
     /// `interm_embeddings[0]`; nil without global blocks).
     public func embeddingAndFirstGlobal(_ x: Tensor) -> (embedding: Tensor, firstGlobal: Tensor?) {
         // Block after block the same large activations recur: reused, not zeroed afresh.
-        guard GradMode.isEnabled else { return TensorStorage.reusingLargeBuffers(limit: 512 << 20) { encode(x) } }
+        guard GradMode.isEnabled else { return TensorStorage.reusingLargeBuffers(limit: 256 << 20) { encode(x) } }
         return encode(x)
     }
 

@@ -66,3 +66,36 @@ import Testing
         #expect(small.values.map(Float.init) == reference.scalars)
     }
 }
+
+/// The two-pass resize used when enlarging gives the direct formula's bits.
+@Suite struct SeparableResizeTests {
+    @Test(arguments: [(7, 5, 29, 17, false), (8, 8, 32, 32, true), (6, 9, 13, 4, false), (5, 4, 20, 12, false)])
+    func twoPassesGiveTheDirectBits(_ size: (h: Int, w: Int, oh: Int, ow: Int, nearest: Bool)) {
+        let rows =
+            size.nearest
+            ? ResizeAxis(nearestFrom: size.h, to: size.oh) : ResizeAxis(linearFrom: size.h, to: size.oh, alignCorners: false)
+        let columns = ResizeAxis(linearFrom: size.w, to: size.ow, alignCorners: false).restricted(to: 1..<(size.ow - 1))
+        let planes = 3
+        let x = randn([planes, size.h, size.w], seed: 21).scalars
+        var y = [Float](repeating: .nan, count: planes * size.oh * columns.lower.count)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer {
+                Kernels.resize(
+                    xp.baseAddress!, $0.baseAddress!, planes: planes, inSize: (size.h, size.w), rows: rows, columns: columns)
+            }
+        }
+        let ow = columns.lower.count
+        for p in 0..<planes {
+            for i in 0..<size.oh {
+                let (a, b) = (p * size.h * size.w + rows.lower[i] * size.w, p * size.h * size.w + rows.upper[i] * size.w)
+                let hl = rows.upperWeight[i], h0 = 1 - hl
+                for j in 0..<ow {
+                    let wl = columns.upperWeight[j], w0 = 1 - wl
+                    let (c0, c1) = (columns.lower[j], columns.upper[j])
+                    let direct = h0 * (w0 * x[a + c0] + wl * x[a + c1]) + hl * (w0 * x[b + c0] + wl * x[b + c1])
+                    #expect(y[(p * size.oh + i) * ow + j].bitPattern == direct.bitPattern, "plane \(p), (\(i), \(j))")
+                }
+            }
+        }
+    }
+}
