@@ -75,6 +75,18 @@ static void pack_a_row(const float *a, ptrdiff_t k, uint32_t *pairs) {
     }
 }
 
+// Rows i0 … i0+mr-1 of A as bf16 pairs, `step` rows of `pairs` each, zero past the last row of A;
+// returns mr.
+static int pack_a_rows(const float *a, ptrdiff_t lda, ptrdiff_t m, ptrdiff_t i0, int step, ptrdiff_t k, uint32_t *rows) {
+    ptrdiff_t pairs = (k + 1) / 2;
+    int mr = m - i0 < step ? (int)(m - i0) : step;
+    for (int r = 0; r < step; r++) {
+        if (r < mr) pack_a_row(a + (i0 + r) * lda, k, rows + r * pairs);
+        else memset(rows + r * pairs, 0, sizeof(uint32_t) * (size_t)pairs);
+    }
+    return mr;
+}
+
 static void sbgemm_portable(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed,
                             float beta, float *c, ptrdiff_t ldc) {
     ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
@@ -111,11 +123,7 @@ static void sbgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,
     ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
     uint32_t *rows = malloc(sizeof(uint32_t) * (size_t)(MR * (pairs > 0 ? pairs : 1)));
     for (ptrdiff_t i0 = 0; i0 < m; i0 += MR) {
-        int mr = m - i0 < MR ? (int)(m - i0) : MR;
-        for (int r = 0; r < MR; r++) {
-            if (r < mr) pack_a_row(a + (i0 + r) * lda, k, rows + r * pairs);
-            else memset(rows + r * pairs, 0, sizeof(uint32_t) * (size_t)pairs);
-        }
+        int mr = pack_a_rows(a, lda, m, i0, MR, k, rows);
         for (ptrdiff_t panel = 0; panel < panels; panel += 2) {
             int two = panel + 1 < panels;
             const uint16_t *b0 = packed + panel * pairs * PANEL * 2;
@@ -161,11 +169,7 @@ static void sbgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, p
     uint32_t *rows = malloc(sizeof(uint32_t) * (size_t)(MR * (pairs > 0 ? pairs : 1)));
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     for (ptrdiff_t i0 = 0; i0 < m; i0 += MR) {
-        int mr = m - i0 < MR ? (int)(m - i0) : MR;
-        for (int r = 0; r < MR; r++) {
-            if (r < mr) pack_a_row(a + (i0 + r) * lda, k, rows + r * pairs);
-            else memset(rows + r * pairs, 0, sizeof(uint32_t) * (size_t)pairs);
-        }
+        int mr = pack_a_rows(a, lda, m, i0, MR, k, rows);
         for (ptrdiff_t panel = 0; panel < panels; panel++) {
             const uint16_t *bp = packed + panel * pairs * PANEL * 2;
             __m256 acc[MR][2];

@@ -125,12 +125,7 @@ public final class MaskDecoder: Module {
             "MaskDecoder: dense embeddings \(densePromptEmbeddings.shape) for \(batch) prompts (batch \(batch) or 1)")
         // Concatenate output tokens
         let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight], alongAxis: 0)
-        let tokens = Tensor.concat(
-            [
-                outputTokens.reshaped(to: [1] + outputTokens.shape) + Tensor(zeros: [batch] + outputTokens.shape),
-                sparsePromptEmbeddings,
-            ],
-            alongAxis: 1)
+        let tokens = Self.tokens(outputTokens, then: sparsePromptEmbeddings)
         // repeat_interleave of the one image embedding over the prompts, as a broadcast add
         // (batch 1 when the dense embedding is shared).
         let src = imageEmbeddings + densePromptEmbeddings
@@ -160,6 +155,15 @@ public final class MaskDecoder: Module {
             (masks.storage.base + b * plane).update(from: some.storage.base + k * plane, count: plane)
         }
         return (masks, iou)
+    }
+
+    /// The decoder's query tokens [B, T + N, C]: the output tokens [T, C], the same for every
+    /// prompt, then each prompt's sparse embeddings [B, N, C].
+    static func tokens(_ outputTokens: Tensor, then sparse: Tensor) -> Tensor {
+        let batch = sparse.shape[0]
+        return Tensor.concat(
+            [outputTokens.reshaped(to: [1] + outputTokens.shape) + Tensor(zeros: [batch] + outputTokens.shape), sparse],
+            alongAxis: 1)
     }
 
     /// The masks [B, T, 4h, 4w] from the transformer's tokens `hs` and image tokens.
@@ -314,12 +318,7 @@ extension MaskDecoder {
         guard let hq else { preconditionFailure("MaskDecoder.predictHQ: not an HQ decoder") }
         let batch = sparsePromptEmbeddings.shape[0]
         let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight, hq.hfToken.weight], alongAxis: 0)
-        let tokens = Tensor.concat(
-            [
-                outputTokens.reshaped(to: [1] + outputTokens.shape) + Tensor(zeros: [batch] + outputTokens.shape),
-                sparsePromptEmbeddings,
-            ],
-            alongAxis: 1)
+        let tokens = Self.tokens(outputTokens, then: sparsePromptEmbeddings)
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
         let (hs, keys) = transformer(

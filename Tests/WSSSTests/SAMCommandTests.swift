@@ -9,11 +9,13 @@ import Testing
 
 /// `wsss sam …` on the tiny official SAM (Tests/Fixtures/sam, made by scripts/fixtures/make_sam_fixtures.py):
 /// the commands' files against the official package's outputs, reruns, shards and bad weights.
-@Suite(.serialized) struct SAMCommandTests {
+@Suite(.serialized) final class SAMCommandTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures").path
     let sam = fixtures + "/sam"
     let directory = NSTemporaryDirectory() + "wsss-samcli-\(UUID().uuidString)"
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     /// The fixture image (100x75) as a PNG.
     func imagePNG() throws -> String {

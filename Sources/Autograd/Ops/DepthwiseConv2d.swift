@@ -27,11 +27,15 @@ extension Tensor {
         let y = Tensor(uninitialized: [n, c, g.outHeight, g.outWidth])
         let (xp, wp, yp, bp) = (x.storage.base, weight.storage.base, y.storage.base, bias?.storage.base)
         parallelFor(n * c, minimumPerThread: Swift.max(1, 16384 / Swift.max(g.outHeight * g.outWidth, 1))) { planes in
+            // One zero row per chunk: the padding above and below in the 3×3 path.
+            let zero = UnsafeMutablePointer<Float>.allocate(capacity: g.width)
+            zero.initialize(repeating: 0, count: g.width)
+            defer { zero.deallocate() }
             for plane in planes {
                 let channel = plane % c
                 Kernels.depthwisePlane(
                     x: xp + plane * g.height * g.width, weight: wp + channel * g.taps, bias: bp.map { $0[channel] } ?? 0,
-                    y: yp + plane * g.outHeight * g.outWidth, geometry: g)
+                    y: yp + plane * g.outHeight * g.outWidth, geometry: g, zeroRow: zero)
             }
         }
         let (cx, cw) = (x.detached(), weight.detached())
@@ -81,13 +85,24 @@ extension Tensor {
 /// Sizes of one depthwise plane: input, kernel, stride and zero padding on every side.
 struct DepthwiseGeometry {
     let height, width, kernelHeight, kernelWidth, stride, padding: Int
+    /// `validColumns` for every tap column, computed once.
+    let columns: [Range<Int>]
+
+    init(height: Int, width: Int, kernelHeight: Int, kernelWidth: Int, stride: Int, padding: Int) {
+        (self.height, self.width, self.kernelHeight, self.kernelWidth) = (height, width, kernelHeight, kernelWidth)
+        (self.stride, self.padding) = (stride, padding)
+        let outWidth = (width + 2 * padding - kernelWidth) / stride + 1
+        columns = (0..<kernelWidth).map {
+            Self.validColumns($0, width: width, outWidth: outWidth, stride: stride, padding: padding)
+        }
+    }
     var outHeight: Int { (height + 2 * padding - kernelHeight) / stride + 1 }
     var outWidth: Int { (width + 2 * padding - kernelWidth) / stride + 1 }
     var taps: Int { kernelHeight * kernelWidth }
 
     /// For tap column `kx`, the output columns whose input column ox·stride − padding + kx lies
     /// inside the row.
-    func validColumns(_ kx: Int) -> Range<Int> {
+    static func validColumns(_ kx: Int, width: Int, outWidth: Int, stride: Int, padding: Int) -> Range<Int> {
         let shift = kx - padding
         // ox·s + shift ≥ 0  and  ox·s + shift ≤ width − 1
         let low = shift >= 0 ? 0 : (-shift + stride - 1) / stride
@@ -104,15 +119,16 @@ struct DepthwiseGeometry {
 
 extension Kernels {
     /// One plane of `Tensor.depthwiseConv2d`: y = bias + Σ_taps w · shifted x.
+    /// `zeroRow`: `g.width` zeros (the 3×3 path reads it for the padding rows).
     static func depthwisePlane(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: Float, y: UnsafeMutablePointer<Float>,
-        geometry g: DepthwiseGeometry
+        geometry g: DepthwiseGeometry, zeroRow: UnsafePointer<Float>
     ) {
         if g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1 && g.width >= 3 {
-            depthwisePlane3x3(x: x, weight: weight, bias: bias, y: y, height: g.height, width: g.width)
+            depthwisePlane3x3(x: x, weight: weight, bias: bias, y: y, height: g.height, width: g.width, zero: zeroRow)
             return
         }
-        let columns = (0..<g.kernelWidth).map { g.validColumns($0) }
+        let columns = g.columns
         for oy in 0..<g.outHeight {
             let out = y + oy * g.outWidth
             for ox in 0..<g.outWidth { out[ox] = bias }
@@ -138,16 +154,13 @@ extension Kernels {
     /// general loop (bias, then taps row by row, left to right).
     static func depthwisePlane3x3(
         x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias: Float, y: UnsafeMutablePointer<Float>, height: Int,
-        width: Int
+        width: Int, zero: UnsafePointer<Float>
     ) {
-        let zero = UnsafeMutablePointer<Float>.allocate(capacity: width)
-        zero.initialize(repeating: 0, count: width)
-        defer { zero.deallocate() }
         let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
         for oy in 0..<height {
-            let above = oy > 0 ? x + (oy - 1) * width : UnsafePointer(zero)
+            let above = oy > 0 ? x + (oy - 1) * width : zero
             let row = x + oy * width
-            let below = oy + 1 < height ? x + (oy + 1) * width : UnsafePointer(zero)
+            let below = oy + 1 < height ? x + (oy + 1) * width : zero
             let out = y + oy * width
             for ox in 1..<(width - 1) {
                 var s = bias
@@ -174,7 +187,7 @@ extension Kernels {
     static func depthwisePlaneBackward(
         dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, geometry g: DepthwiseGeometry
     ) {
-        let columns = (0..<g.kernelWidth).map { g.validColumns($0) }
+        let columns = g.columns
         for oy in 0..<g.outHeight {
             let grad = dy + oy * g.outWidth
             for ky in 0..<g.kernelHeight {
@@ -192,7 +205,7 @@ extension Kernels {
     static func depthwisePlaneWeightGradient(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>, geometry g: DepthwiseGeometry
     ) {
-        let columns = (0..<g.kernelWidth).map { g.validColumns($0) }
+        let columns = g.columns
         for ky in 0..<g.kernelHeight {
             for kx in 0..<g.kernelWidth {
                 let shift = kx - g.padding
