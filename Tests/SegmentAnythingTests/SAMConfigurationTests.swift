@@ -26,6 +26,13 @@ import Testing
         ("encoder_global_attn_indexes: [12]\n", "outside 0..<12"),
         ("encoder_num_heads: 0\n", "'encoder_num_heads' must be at least 1"),
         ("- 1\n", "expected a mapping"),
+        ("tiny_vit: 3\n", "'tiny_vit' must be a mapping"),
+        ("tiny_vit:\n  embed_dim: [8]\n", "unknown key 'tiny_vit.embed_dim'"),
+        ("tiny_vit:\n  embed_dims: [8, 16]\n", "'tiny_vit.embed_dims' must list 4 stages"),
+        ("tiny_vit:\n  num_heads: [2, 4, 5, 7]\n", "not a multiple of its 7 heads"),
+        ("tiny_vit:\n  local_conv_size: 4\n", "'tiny_vit.local_conv_size' must be odd"),
+        ("hq: true\ntiny_vit:\n  depths: [2, 2, 6, 2]\n", "'hq' needs a ViT encoder"),
+        ("hq: maybe\n", "'hq' must be"),
     ])
     func badFilesNameTheKey(yaml: String, message: String) {
         #expect {
