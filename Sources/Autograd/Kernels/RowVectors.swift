@@ -13,6 +13,14 @@ extension Kernels {
         }
     }
 
+    /// y[r, c] = v[c] for a row-major [rows, columns] matrix: a product's bias seeded before a
+    /// `gemm` with beta 1 (one pass over the output instead of the product's zeroing and an add).
+    public static func fillRows(_ y: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, rows: Int, columns: Int) {
+        parallelFor(rows, minimumPerThread: Swift.max(1, 16384 / Swift.max(columns, 1))) { range in
+            for r in range { (y + r * columns).update(from: v, count: columns) }
+        }
+    }
+
     /// s[c] = Σ_r x[r, c] for a row-major [rows, columns] matrix (xᵀ · 1 through sgemv).
     public static func columnSums(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into s: UnsafeMutablePointer<Float>) {
         if rows == 0 {
