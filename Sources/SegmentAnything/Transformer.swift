@@ -283,10 +283,12 @@ extension TwoWayTransformer {
             let values = projectedValues(v)  // [bk, heads·nk, C]
             let out = seededOutput(batch: bk, rows: nq, residual: residual)
             let c = embeddingDim
-            for b in 0..<bk {
-                Kernels.gemm(
-                    m: nq, n: c, k: heads * nk, a: probabilities.storage.base + b * heads * nk, lda: width,
-                    b: values.storage.base + b * heads * nk * c, beta: 1, c: out.storage.base + b * nq * c)
+            parallelFor(bk) { range in
+                for b in range {
+                    Kernels.gemm(
+                        m: nq, n: c, k: heads * nk, a: probabilities.storage.base + b * heads * nk, lda: width,
+                        b: values.storage.base + b * heads * nk * c, beta: 1, c: out.storage.base + b * nq * c)
+                }
             }
             return out
         }
@@ -377,10 +379,12 @@ extension TwoWayTransformer {
             let probabilities = scores.reshaped(to: [b * nq * heads, nk]).softmax(alongAxis: 1)
             let values = projectedValues(v)
             let out = seededOutput(batch: b, rows: nq, residual: residual)
-            for i in 0..<b {
-                Kernels.gemm(
-                    m: nq, n: c, k: heads * nk, a: probabilities.storage.base + i * nq * heads * nk,
-                    b: values.storage.base + i * heads * nk * c, beta: 1, c: out.storage.base + i * nq * c)
+            parallelFor(b) { range in
+                for i in range {
+                    Kernels.gemm(
+                        m: nq, n: c, k: heads * nk, a: probabilities.storage.base + i * nq * heads * nk,
+                        b: values.storage.base + i * heads * nk * c, beta: 1, c: out.storage.base + i * nq * c)
+                }
             }
             return out
         }

@@ -3,9 +3,11 @@ extension Kernels {
     /// `x + i * strideX` (a stride of 0 shares one matrix across the batch). `transA`/`transB`:
     /// A_i stored as [k, m] / B_i as [n, k].
     ///
-    /// Products too small for `gemm` to split across the pool (m·n·k < `gemmSplitSize`) are
-    /// spread across our threads, one product per thread; larger ones run one after another,
-    /// each split by `gemm` itself. A shared,
+    /// Products too small for `gemm` to split across the pool (m·n·k < `gemmSplitSize`), and
+    /// batches of at least two products per thread, are spread across our threads, one product
+    /// per thread at a time (no thread waits for the other half of a split product, and no
+    /// operand is packed by both); a few larger ones run one after another, each split by `gemm`
+    /// itself. A shared,
     /// untransposed B with an untransposed A is one product over the stacked rows of all A_i.
     public static func batchedGemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, batch: Int,
@@ -21,7 +23,7 @@ extension Kernels {
             gemm(transB: transB, m: batch * m, n: n, k: k, a: a, b: b, c: c)
             return
         }
-        if batch > 1 && m * n * k < gemmSplitSize {
+        if batch > 1 && (m * n * k < gemmSplitSize || batch >= 2 * Runtime.threads) {
             parallelFor(batch) { range in
                 for i in range {
                     gemm(
