@@ -19,13 +19,16 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
     /// padding ≤ 2·dilation only; `Kernels/Winograd.swift`): 16 products instead of 36 per 2x2
     /// outputs. The weight gradient uses im2col.
     case winograd
+    /// Winograd F(4x4, 3x3), the same shapes as `winograd`: 36 products instead of 144 per 4x4
+    /// outputs (4× less sgemm work, 2.25× for F2), rounding somewhat more coarsely.
+    case winograd4
 
     /// Whether this algorithm can lower a convolution of this geometry (`.automatic` always can).
     public func applies(to g: WindowGeometry) -> Bool {
         switch self {
         case .automatic, .im2col, .tapwise, .stackedTaps: true
         case .pointwise: g.kernelArea == 1 && g.stride == (1, 1) && g.padding == (0, 0)
-        case .winograd: Kernels.winogradApplies(g)
+        case .winograd, .winograd4: Kernels.winogradApplies(g)
         }
     }
 
@@ -44,13 +47,24 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
                 if allowed.contains(.tapwise) { return .tapwise }
             }
             // Winograd's transforms cost memory passes that only wide convolutions repay.
-            if allowed.contains(.winograd) && Kernels.winogradApplies(g) && inChannels >= Self.winogradMinimumChannels
+            if !allowed.isDisjoint(with: [.winograd, .winograd4]) && Kernels.winogradApplies(g) && inChannels >= Self.winogradMinimumChannels
                 && outChannels >= Self.winogradMinimumChannels
             {
-                return .winograd
+                // F4 on wide layers whose output sub-grids hold at least two of its tiles along each
+                // axis (its transforms cost per channel and tile, its savings per channel pair; a
+                // small sub-grid wastes much of its last tile), F2 elsewhere. Measured with `wsss
+                // bench ops` on Zen 3: DeepLab's layer3 (256 channels, d = 2, 41²) forward 10–20%
+                // faster at batch 4; the 64- and 128-channel layers no faster.
+                let d = g.dilation
+                if allowed.contains(.winograd4) && inChannels >= Self.winograd4MinimumChannels
+                    && outChannels >= Self.winograd4MinimumChannels && g.outHeight >= 8 * d.h && g.outWidth >= 8 * d.w
+                {
+                    return .winograd4
+                }
+                if allowed.contains(.winograd) { return .winograd }
             }
             return .im2col
-        case .pointwise, .winograd, .im2col, .tapwise, .stackedTaps:
+        case .pointwise, .winograd, .winograd4, .im2col, .tapwise, .stackedTaps:
             precondition(
                 applies(to: g),
                 "conv2d: the \(rawValue) algorithm does not apply to \(g) (pointwise: 1x1 stride-1 unpadded; winograd: 3x3 stride-1, padding ≤ 2·dilation)"
@@ -63,12 +77,15 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
     /// default; `wsss bench model --lowerings` narrows it to compare them on a whole network.
     /// Set at start-up, before any convolution runs.
     public nonisolated(unsafe) static var automaticChoices: Set<ConvAlgorithm> = [
-        .pointwise, .im2col, .winograd, .stackedTaps, .tapwise,
+        .pointwise, .im2col, .winograd, .winograd4, .stackedTaps, .tapwise,
     ]
 
     /// Input and output channels from which `.automatic` picks Winograd for a 3x3 stride-1
     /// convolution (measured with `wsss bench ops`).
     public static let winogradMinimumChannels = 64
+
+    /// Input and output channels from which `.automatic` prefers F(4x4, 3x3) to F(2x2, 3x3).
+    public static let winograd4MinimumChannels = 256
 }
 
 extension Kernels {
@@ -98,8 +115,9 @@ extension Kernels {
         case .stackedTaps:
             conv2dStackedTapsForward(
                 x: x, weight: weight, y: y, batch: batch, inChannels: inChannels, outChannels: outChannels, geometry: g)
-        case .winograd:
-            let u = winogradWeight(weight, outChannels: outChannels, inChannels: inChannels)
+        case .winograd, .winograd4:
+            let u = winogradWeight(
+                weight, outChannels: outChannels, inChannels: inChannels, tile: algorithm == .winograd4 ? 4 : 2)
             winogradConvolution(
                 x: x, transformedWeight: u, y: y, accumulate: false, batch: batch, inChannels: inChannels,
                 outChannels: outChannels, geometry: g)
@@ -150,18 +168,20 @@ extension Kernels {
             conv2dStackedTapsBackward(
                 x: x, weight: weight, dy: dy, dx: dx, dWeight: dWeight, batch: batch, inChannels: inChannels,
                 outChannels: outChannels, geometry: g)
-        case .pointwise, .im2col, .winograd:
+        case .pointwise, .im2col, .winograd, .winograd4:
             let unfold = algorithm != .pointwise
+            let winograd = algorithm == .winograd || algorithm == .winograd4
             let cols = unfold && dWeight != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
             let dcols = algorithm == .im2col && dx != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : nil
-            if algorithm == .winograd, let dx {
+            if winograd, let dx {
                 // dx = conv3x3(dy, W rotated, channels swapped) with padding 2d − p: again a
                 // 3x3 stride-1 convolution whose output is the input's size.
                 let back = WindowGeometry(
                     inHeight: g.outHeight, inWidth: g.outWidth, kernelHeight: 3, kernelWidth: 3, stride: (1, 1),
                     padding: (2 * g.dilation.h - g.padding.h, 2 * g.dilation.w - g.padding.w), dilation: g.dilation)
                 precondition(back.outHeight == g.inHeight && back.outWidth == g.inWidth, "conv2dBackward: winograd geometry \(g)")
-                let u = winogradTransposedWeight(weight, outChannels: outChannels, inChannels: inChannels)
+                let u = winogradTransposedWeight(
+                    weight, outChannels: outChannels, inChannels: inChannels, tile: algorithm == .winograd4 ? 4 : 2)
                 winogradConvolution(
                     x: dy, transformedWeight: u, y: dx, accumulate: true, batch: batch, inChannels: outChannels,
                     outChannels: inChannels, geometry: back)
@@ -177,7 +197,7 @@ extension Kernels {
                     }
                     gemm(transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b, beta: n == 0 ? 0 : 1, c: dWeight)
                 }
-                if let dx, algorithm != .winograd {
+                if let dx, !winograd {
                     // dx[n] += col2im(Wᵀ · dy[n])
                     if let dcols {
                         gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, c: dcols.base)

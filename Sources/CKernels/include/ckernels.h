@@ -38,6 +38,23 @@ void wsss_winograd_output(const float *m, ptrdiff_t stride, const ptrdiff_t *row
                           const ptrdiff_t *col_outputs, ptrdiff_t col_tiles, float *image, ptrdiff_t width,
                           int accumulate);
 
+/// Winograd F(4x4, 3x3) transforms G g Gᵀ of `count` 3x3 kernels, as `wsss_winograd_kernels`
+/// but 6x6 results (element ξ = 6r + s) (see winograd4.c).
+void wsss_winograd4_kernels(const float *w, ptrdiff_t kernel_stride, ptrdiff_t count, int rotate, float *u,
+                            ptrdiff_t u_stride);
+
+/// Winograd F(4x4, 3x3) input transform of every tile of one plane: six input rows and columns
+/// per tile (`row_inputs[6a + u]`, −1 outside), 36 elements per tile (see winograd4.c).
+void wsss_winograd4_input(const float *image, ptrdiff_t width, const float *zeros, const ptrdiff_t *row_inputs,
+                          ptrdiff_t row_tiles, const ptrdiff_t *col_inputs, ptrdiff_t col_tiles, float *out,
+                          ptrdiff_t stride);
+
+/// Winograd F(4x4, 3x3) output transform of every tile of one plane: four output rows and
+/// columns per tile (`row_outputs[4a + s]`, −1 past the end) (see winograd4.c).
+void wsss_winograd4_output(const float *m, ptrdiff_t stride, const ptrdiff_t *row_outputs, ptrdiff_t row_tiles,
+                           const ptrdiff_t *col_outputs, ptrdiff_t col_tiles, float *image, ptrdiff_t width,
+                           int accumulate);
+
 /// y[i] = x[i]·Φ(x[i]), the exact GELU (erfc to 1.2e-7 relative), fused multiply-adds
 /// throughout; x and y may alias.
 void wsss_gelu(const float *x, float *y, ptrdiff_t count);
