@@ -47,7 +47,8 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
                 if allowed.contains(.tapwise) { return .tapwise }
             }
             // Winograd's transforms cost memory passes that only wide convolutions repay.
-            if !allowed.isDisjoint(with: [.winograd, .winograd4]) && Kernels.winogradApplies(g) && inChannels >= Self.winogradMinimumChannels
+            if !allowed.isDisjoint(with: [.winograd, .winograd4]) && Kernels.winogradApplies(g)
+                && inChannels >= Self.winogradMinimumChannels
                 && outChannels >= Self.winogradMinimumChannels
             {
                 // F4 on wide layers whose output sub-grids hold at least two of its tiles along each

@@ -88,7 +88,8 @@ extension Kernels {
         rows.outputs.withUnsafeBufferPointer { rowOutputs in
             cols.outputs.withUnsafeBufferPointer { colOutputs in
                 winogradOutputTransform(
-                    m: m.base, stride: mStride, tile: tile, y: y, accumulate: accumulate, batch: batch, channels: outChannels, geometry: g,
+                    m: m.base, stride: mStride, tile: tile, y: y, accumulate: accumulate, batch: batch, channels: outChannels,
+                    geometry: g,
                     rowOutputs: rowOutputs.baseAddress!, rowTiles: rows.count, colOutputs: colOutputs.baseAddress!,
                     colTiles: cols.count)
             }
@@ -122,9 +123,9 @@ extension Kernels {
     /// y[n, c, block of tile (a, b)] (+)= Aᵀ M A with M_ξ = m[ξ, c, t]; for F2 Aᵀ = [1 1 1 0; 0 1 −1 −1]
     /// (`wsss_winograd_output`, `wsss_winograd4_output`, in C).
     private static func winogradOutputTransform(
-        m: UnsafePointer<Float>, stride: Int, tile: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool, batch: Int, channels: Int,
-        geometry g: WindowGeometry, rowOutputs: UnsafePointer<Int>, rowTiles: Int, colOutputs: UnsafePointer<Int>,
-        colTiles: Int
+        m: UnsafePointer<Float>, stride: Int, tile: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool, batch: Int,
+        channels: Int, geometry g: WindowGeometry, rowOutputs: UnsafePointer<Int>, rowTiles: Int,
+        colOutputs: UnsafePointer<Int>, colTiles: Int
     ) {
         let perImage = rowTiles * colTiles, tiles = batch * perImage
         parallelFor(batch * channels, minimumPerThread: 4) { range in
