@@ -58,7 +58,7 @@ extension Bench {
                 try lowerings.split(separator: ",").map { part in
                     guard let a = ConvAlgorithm(rawValue: String(part)), a != .automatic else {
                         throw ValidationError(
-                            "--lowerings: '\(part)' is not one of pointwise, im2col, winograd, stackedTaps, tapwise")
+                            "--lowerings: '\(part)' is not one of pointwise, im2col, winograd, winograd4, stackedTaps, tapwise")
                     }
                     return a
                 })
