@@ -80,9 +80,10 @@ public final class MaskDecoder: Module {
     ///     first block is then computed once for the batch (`predictMasks`).
     ///   - multimaskOutput: the `numMultimaskOutputs` masks 1…, else mask 0 alone.
     ///   - iouThreshold: when set, a prompt none of whose returned masks has a predicted IoU
-    ///     above it gets all-zero masks, not computed (the IoU head reads only the IoU token, so
-    ///     every IoU is unchanged, and the other prompts' masks are too, up to the rounding of
-    ///     products over fewer rows): the automatic mask generator drops those masks unread.
+    ///     above it gets all-zero masks, not computed (the IoU head reads only the IoU token,
+    ///     whose final attention then runs first and alone, so every IoU and the other prompts'
+    ///     masks are unchanged up to the rounding of products over fewer rows): the automatic
+    ///     mask generator drops those masks unread.
     /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
     public func callAsFunction(
         imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
@@ -130,6 +131,9 @@ public final class MaskDecoder: Module {
         // (batch 1 when the dense embedding is shared).
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
+        if let needed, !GradMode.isEnabled {
+            return predictMasksNeeded(src: src, imagePE: imagePE, tokens: tokens, outputTokens: outputTokens.shape[0], needed: needed)
+        }
         // Run the transformer
         let (hs, imageTokens) = transformer(
             imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens, outputTokens: outputTokens.shape[0])
@@ -137,19 +141,47 @@ public final class MaskDecoder: Module {
         // Generate mask quality predictions
         let iou = iouPredictionHead(iouTokenOut)
         // Upscale mask embeddings and predict masks using the mask tokens
-        guard let wanted = needed?(iou), wanted.count == batch, wanted.contains(false), !GradMode.isEnabled,
-            hs.shape[0] == batch, imageTokens.shape[0] == batch
-        else {
-            return (masks(hs: hs, imageTokens: imageTokens, height: h, width: w), iou)
-        }
+        return (masks(hs: hs, imageTokens: imageTokens, height: h, width: w), iou)
+    }
+
+    /// `predictMasks` with `needed`, without a tape: the final attention runs for the IoU token
+    /// first, and for the mask tokens only of the prompts `needed` keeps (each query token
+    /// attends and is normalised on its own, so the kept prompts' tokens get the values the full
+    /// run gives them, up to the rounding of products over fewer rows). At the generator's
+    /// thresholds with few prompts passing, the final attention does a fifth of its work.
+    private func predictMasksNeeded(src: Tensor, imagePE: Tensor, tokens: Tensor, outputTokens: Int, needed: (Tensor) -> [Bool])
+        -> (masks: Tensor, iouPredictions: Tensor)
+    {
+        let batch = tokens.shape[0]
+        let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
+        let encoded = transformer.blocks(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens)
+        var keys = encoded.keys
+        if keys.shape[0] != batch { keys = keys.expanded(to: [batch] + keys.shape.dropFirst()) }
+        let keysWithPE = keys + encoded.keyPE
+        let iouTokenOut = transformer.finalAttention(
+            tokens: 0..<1, queries: encoded.queries, keys: keys, keysWithPE: keysWithPE, pointEmbedding: tokens)
+        let iou = iouPredictionHead(iouTokenOut.reshaped(to: [batch, c]))
+        let wanted = needed(iou)
+        precondition(wanted.count == batch, "MaskDecoder: needed gave \(wanted.count) flags for \(batch) prompts")
         let kept = wanted.indices.filter { wanted[$0] }
         let (uh, uw) = (4 * h, 4 * w)
+        if kept.count == batch {
+            let maskTokensOut = transformer.finalAttention(
+                tokens: 1..<outputTokens, queries: encoded.queries, keys: keys, keysWithPE: keysWithPE, pointEmbedding: tokens)
+            let hs = Tensor.concat([iouTokenOut, maskTokensOut], alongAxis: 1)
+            return (masks(hs: hs, imageTokens: keys, height: h, width: w), iou)
+        }
         let masks = Tensor(zeros: [batch, numMaskTokens, uh, uw])
         guard !kept.isEmpty else { return (masks, iou) }
         func rows(_ x: Tensor) -> Tensor {
             x.reshaped(to: [batch, x.count / batch]).gatheringRows(kept).reshaped(to: [kept.count] + x.shape.dropFirst())
         }
-        let some = self.masks(hs: rows(hs), imageTokens: rows(imageTokens), height: h, width: w)
+        let keptKeys = rows(keys)
+        let maskTokensOut = transformer.finalAttention(
+            tokens: 1..<outputTokens, queries: rows(encoded.queries), keys: keptKeys, keysWithPE: rows(keysWithPE),
+            pointEmbedding: rows(tokens))
+        let hs = Tensor.concat([rows(iouTokenOut), maskTokensOut], alongAxis: 1)
+        let some = self.masks(hs: hs, imageTokens: keptKeys, height: h, width: w)
         let plane = numMaskTokens * uh * uw
         for (k, b) in kept.enumerated() {
             (masks.storage.base + b * plane).update(from: some.storage.base + k * plane, count: plane)

@@ -84,6 +84,10 @@ public final class SAMPredictor {
     public private(set) var features: Tensor?
     /// SAM-HQ: the first global ViT block's output [1, s, s, dim] for the HQ decoder.
     public private(set) var intermediateFeatures: Tensor?
+    /// `get_dense_pe()` for the current image: the same plane for every prompt, so computed once
+    /// per image instead of per decoder call (the generator's 16 batches each recomputed its
+    /// 512k sines and cosines).
+    private var densePE: Tensor?
     /// SAM-HQ: predict the HQ token's mask alone instead of SAM's best mask plus it
     /// (`hq_token_only`, default false as the official `predict`); the model's setting.
     public var hqTokenOnly: Bool {
@@ -108,6 +112,7 @@ public final class SAMPredictor {
     public func resetImage() {
         features = nil
         intermediateFeatures = nil
+        densePE = nil
         originalSize = (0, 0)
         inputSize = (0, 0)
     }
@@ -147,6 +152,7 @@ public final class SAMPredictor {
         } else {
             features = withoutGrad { model.imageEncoder(model.preprocess(transformed)) }
         }
+        densePE = withoutGrad { model.promptEncoder.densePositionalEncoding() }
     }
 
     /// Masks for one prompt on the current image (`predict`).
@@ -322,13 +328,13 @@ public final class SAMPredictor {
                 if model.maskDecoder.hq != nil, let vitFeatures = intermediateFeatures {
                     // SAM-HQ: one mask per prompt (its best SAM mask plus the HQ mask).
                     let (lowRes, iou) = model.maskDecoder.predictHQ(
-                        imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
+                        imageEmbeddings: features!, imagePE: densePE!,
                         sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, vitFeatures: vitFeatures,
                         multimaskOutput: multimask, hqTokenOnly: hqTokenOnly)
                     return (lowRes, iou)
                 }
                 let (lowRes, iou) = model.maskDecoder(
-                    imageEmbeddings: features!, imagePE: model.promptEncoder.densePositionalEncoding(),
+                    imageEmbeddings: features!, imagePE: densePE!,
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask,
                     iouThreshold: iouThreshold)
                 return (lowRes, iou)

@@ -54,6 +54,22 @@ public final class TwoWayTransformer: Module {
     public func callAsFunction(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor, outputTokens: Int? = nil)
         -> (queries: Tensor, keys: Tensor)
     {
+        let encoded = blocks(imageEmbedding: imageEmbedding, imagePE: imagePE, pointEmbedding: pointEmbedding)
+        var (queries, keys) = (encoded.queries, encoded.keys)
+        let keyPE = encoded.keyPE
+        if let n = outputTokens, !GradMode.isEnabled, n < queries.shape[1] {
+            queries = finalAttention(tokens: 0..<n, queries: queries, keys: keys, keysWithPE: keys + keyPE, pointEmbedding: pointEmbedding)
+        } else {
+            let q = queries + pointEmbedding
+            queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: keys + keyPE, v: keys))
+        }
+        if keys.shape[0] != queries.shape[0] { keys = keys.expanded(to: [queries.shape[0]] + keys.shape.dropFirst()) }
+        return (queries, keys)
+    }
+
+    /// The two-way blocks without the final attention: the query tokens [B, N, C], the image
+    /// tokens [B (or 1 with no block), hw, C] and the image's position encoding as tokens [1, hw, C].
+    func blocks(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor, keyPE: Tensor) {
         // B x C x H x W -> B x HW x C
         func tokens(_ x: Tensor) -> Tensor {
             x.reshaped(to: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).permuted([0, 2, 1])
@@ -64,16 +80,19 @@ public final class TwoWayTransformer: Module {
         for layer in layers.elements {
             (queries, keys) = layer(queries: queries, keys: keys, queryPE: pointEmbedding, keyPE: keyPE)
         }
-        if let n = outputTokens, !GradMode.isEnabled, n < queries.shape[1] {
-            queries = queries.slice(alongAxis: 1, 0..<n)
-            let q = queries + pointEmbedding.slice(alongAxis: 1, 0..<n)
-            queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: keys + keyPE, v: keys))
-        } else {
-            let q = queries + pointEmbedding
-            queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: keys + keyPE, v: keys))
-        }
-        if keys.shape[0] != queries.shape[0] { keys = keys.expanded(to: [queries.shape[0]] + keys.shape.dropFirst()) }
-        return (queries, keys)
+        return (queries, keys, keyPE)
+    }
+
+    /// The final token → image attention and its norm for the query tokens `tokens` only
+    /// (inference): each query attends on its own and is normalised on its own, so any subset
+    /// gets the values the whole set would. `keysWithPE` is `keys + keyPE`; `pointEmbedding` the
+    /// query tokens' position encoding as given to the blocks. Returns [B, tokens.count, C].
+    func finalAttention(tokens: Range<Int>, queries: Tensor, keys: Tensor, keysWithPE: Tensor, pointEmbedding: Tensor)
+        -> Tensor
+    {
+        let chosen = queries.slice(alongAxis: 1, tokens)
+        let q = chosen + pointEmbedding.slice(alongAxis: 1, tokens)
+        return normFinalAttn(chosen + finalAttnTokenToImage(q: q, k: keysWithPE, v: keys))
     }
 }
 

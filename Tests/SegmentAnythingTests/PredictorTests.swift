@@ -125,11 +125,14 @@ import Testing
         let threshold = best.sorted()[6]
         let some = try #require(
             predictor.predictLowResolution(points: points, labels: labels, multimask: true, iouThreshold: threshold))
-        #expect(some.iou.scalars == all.iou.scalars)
+        // The IoU token's final attention runs alone here (products over fewer rows): the same
+        // IoUs up to rounding, and the skip decided on these.
+        expectClose(some.iou, all.iou, tolerance: 1e-6, "IoU with the threshold")
+        let someScores = some.iou.scalars
         var (skipped, kept) = (0, 0)
         for b in 0..<12 {
             let mine = some.logits.slice(alongAxis: 0, b..<(b + 1)), full = all.logits.slice(alongAxis: 0, b..<(b + 1))
-            if best[b] > threshold {
+            if max(someScores[b * 3], someScores[b * 3 + 1], someScores[b * 3 + 2]) > threshold {
                 kept += 1
                 expectClose(mine, full, "prompt \(b)")
             } else {
