@@ -132,7 +132,8 @@ public final class MaskDecoder: Module {
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
         if let needed, !GradMode.isEnabled {
-            return predictMasksNeeded(src: src, imagePE: imagePE, tokens: tokens, outputTokens: outputTokens.shape[0], needed: needed)
+            return predictMasksNeeded(
+                src: src, imagePE: imagePE, tokens: tokens, outputTokens: outputTokens.shape[0], needed: needed)
         }
         // Run the transformer
         let (hs, imageTokens) = transformer(

@@ -58,7 +58,8 @@ public final class TwoWayTransformer: Module {
         var (queries, keys) = (encoded.queries, encoded.keys)
         let keyPE = encoded.keyPE
         if let n = outputTokens, !GradMode.isEnabled, n < queries.shape[1] {
-            queries = finalAttention(tokens: 0..<n, queries: queries, keys: keys, keysWithPE: keys + keyPE, pointEmbedding: pointEmbedding)
+            queries = finalAttention(
+                tokens: 0..<n, queries: queries, keys: keys, keysWithPE: keys + keyPE, pointEmbedding: pointEmbedding)
         } else {
             let q = queries + pointEmbedding
             queries = normFinalAttn(queries + finalAttnTokenToImage(q: q, k: keys + keyPE, v: keys))
@@ -69,7 +70,8 @@ public final class TwoWayTransformer: Module {
 
     /// The two-way blocks without the final attention: the query tokens [B, N, C], the image
     /// tokens [B (or 1 with no block), hw, C] and the image's position encoding as tokens [1, hw, C].
-    func blocks(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor, keyPE: Tensor) {
+    func blocks(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor, keyPE: Tensor)
+    {
         // B x C x H x W -> B x HW x C
         func tokens(_ x: Tensor) -> Tensor {
             x.reshaped(to: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).permuted([0, 2, 1])
