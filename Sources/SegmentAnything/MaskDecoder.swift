@@ -85,9 +85,11 @@ public final class MaskDecoder: Module {
     ///     masks are unchanged up to the rounding of products over fewer rows): the automatic
     ///     mask generator drops those masks unread.
     /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
+    ///   - shared: with `iouThreshold` and a dense embedding of batch 1, `sharedImage`'s result
+    ///     for these embeddings (the first block's image side, computed once per image).
     public func callAsFunction(
         imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
-        multimaskOutput: Bool, iouThreshold: Float? = nil
+        multimaskOutput: Bool, iouThreshold: Float? = nil, shared: TwoWayTransformer.SharedImage? = nil
     ) -> (masks: Tensor, iouPredictions: Tensor) {
         let selected = multimaskOutput ? 1..<numMaskTokens : 0..<1
         let needed: ((Tensor) -> [Bool])? = iouThreshold.map { threshold in
@@ -98,7 +100,7 @@ public final class MaskDecoder: Module {
         }
         let (masks, iou) = predictMasks(
             imageEmbeddings: imageEmbeddings, imagePE: imagePE, sparsePromptEmbeddings: sparsePromptEmbeddings,
-            densePromptEmbeddings: densePromptEmbeddings, needed: needed)
+            densePromptEmbeddings: densePromptEmbeddings, needed: needed, shared: shared)
         return (masks.slice(alongAxis: 1, selected), iou.slice(alongAxis: 1, selected))
     }
 
@@ -112,7 +114,7 @@ public final class MaskDecoder: Module {
     /// others are left zero (inference only).
     public func predictMasks(
         imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
-        needed: ((Tensor) -> [Bool])? = nil
+        needed: ((Tensor) -> [Bool])? = nil, shared: TwoWayTransformer.SharedImage? = nil
     )
         -> (masks: Tensor, iouPredictions: Tensor)
     {
@@ -129,6 +131,11 @@ public final class MaskDecoder: Module {
         let tokens = Self.tokens(outputTokens, then: sparsePromptEmbeddings)
         // repeat_interleave of the one image embedding over the prompts, as a broadcast add
         // (batch 1 when the dense embedding is shared).
+        if let needed, !GradMode.isEnabled, let shared, densePromptEmbeddings.shape[0] == 1 {
+            return predictMasksNeeded(
+                src: imageEmbeddings, imagePE: imagePE, tokens: tokens, outputTokens: outputTokens.shape[0], needed: needed,
+                shared: shared)
+        }
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
         if let needed, !GradMode.isEnabled {
@@ -150,12 +157,14 @@ public final class MaskDecoder: Module {
     /// attends and is normalised on its own, so the kept prompts' tokens get the values the full
     /// run gives them, up to the rounding of products over fewer rows). At the generator's
     /// thresholds with few prompts passing, the final attention does a fifth of its work.
-    private func predictMasksNeeded(src: Tensor, imagePE: Tensor, tokens: Tensor, outputTokens: Int, needed: (Tensor) -> [Bool])
-        -> (masks: Tensor, iouPredictions: Tensor)
-    {
+    /// With `shared`, `src` only gives the sizes (the shared tokens stand for it).
+    private func predictMasksNeeded(
+        src: Tensor, imagePE: Tensor, tokens: Tensor, outputTokens: Int, needed: (Tensor) -> [Bool],
+        shared: TwoWayTransformer.SharedImage? = nil
+    ) -> (masks: Tensor, iouPredictions: Tensor) {
         let batch = tokens.shape[0]
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
-        let encoded = transformer.blocks(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens)
+        let encoded = transformer.blocks(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens, shared: shared)
         var keys = encoded.keys
         if keys.shape[0] != batch { keys = keys.expanded(to: [batch] + keys.shape.dropFirst()) }
         let keysWithPE = keys + encoded.keyPE
@@ -188,6 +197,16 @@ public final class MaskDecoder: Module {
             (masks.storage.base + b * plane).update(from: some.storage.base + k * plane, count: plane)
         }
         return (masks, iou)
+    }
+
+    /// The first block's image side for every call on one image embedding with the same dense
+    /// prompt embedding of batch 1 (`TwoWayTransformer.SharedImage`).
+    public func sharedImage(imageEmbeddings: Tensor, imagePE: Tensor, densePromptEmbeddings: Tensor)
+        -> TwoWayTransformer.SharedImage
+    {
+        precondition(
+            densePromptEmbeddings.shape[0] == 1, "sharedImage: a dense embedding of batch 1, got \(densePromptEmbeddings.shape)")
+        return transformer.sharedImage(imageEmbedding: imageEmbeddings + densePromptEmbeddings, imagePE: imagePE)
     }
 
     /// The decoder's query tokens [B, T + N, C]: the output tokens [T, C], the same for every

@@ -88,6 +88,10 @@ public final class SAMPredictor {
     /// per image instead of per decoder call (the generator's 16 batches each recomputed its
     /// 512k sines and cosines).
     private var densePE: Tensor?
+    /// The decoder's first-block image side for prompts without a mask input, made on the first
+    /// thresholded decode of an image (`TwoWayTransformer.SharedImage`; the generator's 128
+    /// decoder calls per crop each projected the same 4096 image tokens three times).
+    private var sharedImage: TwoWayTransformer.SharedImage?
     /// SAM-HQ: predict the HQ token's mask alone instead of SAM's best mask plus it
     /// (`hq_token_only`, default false as the official `predict`); the model's setting.
     public var hqTokenOnly: Bool {
@@ -113,6 +117,7 @@ public final class SAMPredictor {
         features = nil
         intermediateFeatures = nil
         densePE = nil
+        sharedImage = nil
         originalSize = (0, 0)
         inputSize = (0, 0)
     }
@@ -333,10 +338,18 @@ public final class SAMPredictor {
                         multimaskOutput: multimask, hqTokenOnly: hqTokenOnly)
                     return (lowRes, iou)
                 }
+                var shared: TwoWayTransformer.SharedImage?
+                if iouThreshold != nil && maskInput == nil && dense.shape[0] == 1 {
+                    if sharedImage == nil {
+                        sharedImage = model.maskDecoder.sharedImage(
+                            imageEmbeddings: features!, imagePE: densePE!, densePromptEmbeddings: dense)
+                    }
+                    shared = sharedImage
+                }
                 let (lowRes, iou) = model.maskDecoder(
                     imageEmbeddings: features!, imagePE: densePE!,
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask,
-                    iouThreshold: iouThreshold)
+                    iouThreshold: iouThreshold, shared: shared)
                 return (lowRes, iou)
             }
         }

@@ -70,19 +70,56 @@ public final class TwoWayTransformer: Module {
 
     /// The two-way blocks without the final attention: the query tokens [B, N, C], the image
     /// tokens [B (or 1 with no block), hw, C] and the image's position encoding as tokens [1, hw, C].
-    func blocks(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor) -> (queries: Tensor, keys: Tensor, keyPE: Tensor)
-    {
-        // B x C x H x W -> B x HW x C
-        func tokens(_ x: Tensor) -> Tensor {
-            x.reshaped(to: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).permuted([0, 2, 1])
-        }
-        let keyPE = tokens(imagePE)
+    /// With `shared` (inference, every prompt on one image embedding), its tokens and first-block
+    /// projections stand for `imageEmbedding`'s and `imagePE`'s, which are then not read.
+    func blocks(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor, shared: SharedImage? = nil) -> (
+        queries: Tensor, keys: Tensor, keyPE: Tensor
+    ) {
+        let keyPE = shared?.keyPE ?? Self.tokens(imagePE)
         var queries = pointEmbedding
-        var keys = tokens(imageEmbedding)
-        for layer in layers.elements {
-            (queries, keys) = layer(queries: queries, keys: keys, queryPE: pointEmbedding, keyPE: keyPE)
+        var keys = shared?.keys ?? Self.tokens(imageEmbedding)
+        for (index, layer) in layers.elements.enumerated() {
+            (queries, keys) = layer(
+                queries: queries, keys: keys, queryPE: pointEmbedding, keyPE: keyPE, shared: index == 0 ? shared : nil)
         }
         return (queries, keys, keyPE)
+    }
+
+    /// [B, C, H, W] → [B, H·W, C].
+    static func tokens(_ x: Tensor) -> Tensor {
+        x.reshaped(to: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).permuted([0, 2, 1])
+    }
+
+    /// The first block's image side when every prompt of a call shares it (one image embedding,
+    /// no mask input): the image tokens and their position encoding as tokens [1, hw, C], their
+    /// sum, and the three projections of them the first block makes (token → image keys and
+    /// values, image → token queries). The same for every decoder call on one image, so the
+    /// predictor computes it once per image instead of once per call of 8 prompts.
+    public struct SharedImage {
+        let keys: Tensor
+        let keyPE: Tensor
+        let keysWithPE: Tensor
+        let tokenToImageKeys: Tensor
+        let tokenToImageValues: Tensor
+        let imageToTokenQueries: Tensor
+    }
+
+    /// `SharedImage` of an image embedding (dense prompt embedding included) [1, C, h, w] and its
+    /// position encoding [1, C, h, w].
+    public func sharedImage(imageEmbedding: Tensor, imagePE: Tensor) -> SharedImage {
+        precondition(
+            imageEmbedding.rank == 4 && imageEmbedding.shape[0] == 1 && imagePE.shape == imageEmbedding.shape,
+            "sharedImage: one embedding [1, C, h, w] and its position encoding, got \(imageEmbedding.shape) and \(imagePE.shape)")
+        return withoutGrad {
+            let keys = Self.tokens(imageEmbedding), keyPE = Self.tokens(imagePE)
+            let keysWithPE = keys + keyPE
+            let first = layers.elements[0]
+            return SharedImage(
+                keys: keys, keyPE: keyPE, keysWithPE: keysWithPE,
+                tokenToImageKeys: first.crossAttnTokenToImage.kProj(keysWithPE),
+                tokenToImageValues: first.crossAttnTokenToImage.vProj(keys),
+                imageToTokenQueries: first.crossAttnImageToToken.qProj(keysWithPE))
+        }
     }
 
     /// The final token → image attention and its norm for the query tokens `tokens` only
@@ -150,7 +187,11 @@ public final class TwoWayAttentionBlock: Module {
 
     /// queries [B, N, C], keys [B, hw, C], their position encodings (broadcastable) → both updated.
     /// keys may be [1, hw, C], shared by the B queries (one image, B prompts): they come back [B, hw, C].
-    public func callAsFunction(queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor) -> (queries: Tensor, keys: Tensor) {
+    /// `shared` (inference): `keys` and `keyPE` are its tokens, and its projections are used
+    /// instead of projecting them again.
+    public func callAsFunction(
+        queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor, shared: TwoWayTransformer.SharedImage? = nil
+    ) -> (queries: Tensor, keys: Tensor) {
         var queries = queries, keys = keys
         // Self attention block
         if skipFirstLayerPE {
@@ -164,13 +205,18 @@ public final class TwoWayAttentionBlock: Module {
         var q = queries + queryPE
         // keys do not change until norm4, so the reference's second `keys + key_pe` equals this
         // one: computed once (at 64 prompts it is a 268 MB tensor).
-        let k = keys + keyPE
-        queries = norm2(queries + crossAttnTokenToImage(q: q, k: k, v: keys))
+        let k = shared?.keysWithPE ?? keys + keyPE
+        let attended =
+            shared.flatMap {
+                crossAttnTokenToImage.attending(q: q, projectedKeys: $0.tokenToImageKeys, projectedValues: $0.tokenToImageValues)
+            } ?? crossAttnTokenToImage(q: q, k: k, v: keys)
+        queries = norm2(queries + attended)
         // MLP block
         queries = norm3(queries + mlp(queries))
         // Cross attention block, image embedding attending to tokens
         q = queries + queryPE
-        keys = norm4(crossAttnImageToToken(q: k, k: q, v: queries, residual: keys))
+        keys = norm4(
+            crossAttnImageToToken(q: k, k: q, v: queries, residual: keys, projectedQueries: shared?.imageToTokenQueries))
         return (queries, keys)
     }
 }
@@ -259,12 +305,30 @@ extension TwoWayTransformer {
         /// attention; without a tape and with few keys the residual (and the output bias) seed
         /// the output product instead of costing two more passes over [B, 4096, C].
         /// - Parameter residual: [B or 1, Nq, C] (a shared one is added to every batch).
-        public func callAsFunction(q: Tensor, k: Tensor, v: Tensor, residual: Tensor) -> Tensor {
+        /// `projectedQueries`: `qProj(q)` when already computed (a shared q of batch 1).
+        public func callAsFunction(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, projectedQueries: Tensor? = nil) -> Tensor {
             guard
                 !GradMode.isEnabled && k.shape[1] * numHeads < internalDim && k.shape[0] == v.shape[0]
                     && (q.shape[0] == k.shape[0] || q.shape[0] == 1)
             else { return residual + self(q: q, k: k, v: v) }
-            return attendingFewKeys(q: q, k: k, v: v, residual: residual)
+            return attendingFewKeys(q: q, k: k, v: v, residual: residual, projectedQueries: projectedQueries)
+        }
+
+        /// `callAsFunction(q:k:v:)` with keys and values shared by every batch ([1, Nk, C]) and
+        /// already projected (`kProj(k)`, `vProj(v)`), where that call would take the general
+        /// path (no tape, many keys, many queries in all); nil otherwise.
+        func attending(q: Tensor, projectedKeys: Tensor, projectedValues: Tensor) -> Tensor? {
+            let (b, n, c) = (q.shape[0], q.shape[1], q.shape[2])
+            guard
+                !GradMode.isEnabled && projectedKeys.shape[0] == 1 && projectedValues.shape == projectedKeys.shape
+                    && projectedKeys.shape[1] * numHeads >= internalDim && b * n * numHeads >= internalDim
+            else { return nil }
+            let queries = separateHeads(qProj(q.reshaped(to: [1, b * n, c])))
+            let scale = 1 / Float(queries.shape[2]).squareRoot()
+            let out = Tensor.scaledDotProductAttention(
+                query: queries, key: separateHeads(projectedKeys), value: separateHeads(projectedValues), scale: scale,
+                relativePosition: nil)
+            return outProj(recombineHeads(out)).reshaped(to: [b, n, embeddingDim])
         }
 
         /// `callAsFunction` without a tape when the keys are few (the prompt's 7 tokens seen by
@@ -275,7 +339,9 @@ extension TwoWayTransformer {
         /// regrouped (rounding-level differences). Queries may be shared (batch 1) by B key sets;
         /// otherwise the batches pair up (`attendingFewKeysPerBatch`). With `residual` the result
         /// is `residual + attention` (see `callAsFunction(q:k:v:residual:)`).
-        func attendingFewKeys(q: Tensor, k: Tensor, v: Tensor, residual: Tensor? = nil) -> Tensor {
+        func attendingFewKeys(q: Tensor, k: Tensor, v: Tensor, residual: Tensor? = nil, projectedQueries: Tensor? = nil)
+            -> Tensor
+        {
             let (bq, nq, bk, nk) = (q.shape[0], q.shape[1], k.shape[0], k.shape[1])
             if bq == bk { return attendingFewKeysPerBatch(q: q, k: k, v: v, residual: residual) }
             precondition(bq == 1, "Attention: \(bq) query batches for \(bk) key batches")
@@ -297,7 +363,7 @@ extension TwoWayTransformer {
                     }
                 }
             }
-            let queries = qProj(q)  // [1, nq, internal]
+            let queries = projectedQueries ?? qProj(q)  // [1, nq, internal]
             let scores = Tensor(uninitialized: [nq, width])
             Kernels.gemm(m: nq, n: width, k: internalDim, a: queries.storage.base, b: kd, c: scores.storage.base)
             let probabilities = scores.reshaped(to: [nq * bk * heads, nk]).softmax(alongAxis: 1)
