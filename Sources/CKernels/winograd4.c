@@ -14,15 +14,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-// One axis of Bᵀ d: 6 values in, 6 out.
-static inline void input_axis(const float d[6], float t[6]) {
-    t[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
-    t[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];
-    t[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];
-    t[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];
-    t[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
-    t[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
-}
+typedef float wsss_v4 __attribute__((vector_size(16)));
+
+// One axis of Bᵀ d (6 values in, 6 out) and of Aᵀ m (6 in, 4 out), written once for a type:
+// floats, and vectors of four (lane l: tile b + l), the same operations in the same order.
+#define WSSS_AXES(T, input, output)                                                                   \
+    static inline void input(const T d[6], T t[6]) {                                                 \
+        t[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];                                                      \
+        t[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];                                                   \
+        t[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];                                                    \
+        t[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];                                                    \
+        t[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];                                                    \
+        t[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];                                                      \
+    }                                                                                                 \
+    static inline void output(const T m[6], T y[4]) {                                                \
+        T p12 = m[1] + m[2], m12 = m[1] - m[2], p34 = m[3] + m[4], m34 = m[3] - m[4];                 \
+        y[0] = m[0] + p12 + p34;                                                                      \
+        y[1] = m12 + 2.0f * m34;                                                                      \
+        y[2] = p12 + 4.0f * p34;                                                                      \
+        y[3] = m12 + 8.0f * m34 + m[5];                                                               \
+    }
+WSSS_AXES(float, input_axis, output_axis)
+WSSS_AXES(wsss_v4, input_axis4, output_axis4)
 
 // One axis of G g: 3 values in, 6 out.
 static inline void kernel_axis(const float g[3], float t[6]) {
@@ -32,15 +45,6 @@ static inline void kernel_axis(const float g[3], float t[6]) {
     t[3] = g[0] * (1.0f / 24.0f) + g[1] * (1.0f / 12.0f) + g[2] * (1.0f / 6.0f);
     t[4] = g[0] * (1.0f / 24.0f) - g[1] * (1.0f / 12.0f) + g[2] * (1.0f / 6.0f);
     t[5] = g[2];
-}
-
-// One axis of Aᵀ m: 6 values in, 4 out.
-static inline void output_axis(const float m[6], float y[4]) {
-    float p12 = m[1] + m[2], m12 = m[1] - m[2], p34 = m[3] + m[4], m34 = m[3] - m[4];
-    y[0] = m[0] + p12 + p34;
-    y[1] = m12 + 2.0f * m34;
-    y[2] = p12 + 4.0f * p34;
-    y[3] = m12 + 8.0f * m34 + m[5];
 }
 
 void wsss_winograd4_kernels(const float *w, ptrdiff_t kernel_stride, ptrdiff_t count, int rotate, float *u,
@@ -62,8 +66,6 @@ void wsss_winograd4_kernels(const float *w, ptrdiff_t kernel_stride, ptrdiff_t c
         }
     }
 }
-
-typedef float wsss_v4 __attribute__((vector_size(16)));
 
 // Bᵀ applied down the columns first, for a whole row of tiles at once: t_u[x] for every column
 // x is a contiguous loop the compiler vectorises (each column is shared by overlapping tiles);
@@ -92,13 +94,9 @@ void wsss_winograd4_input(const float *image, ptrdiff_t width, const float *zero
         const float *restrict r0 = r[0], *restrict r1 = r[1], *restrict r2 = r[2], *restrict r3 = r[3],
                               *restrict r4 = r[4], *restrict r5 = r[5];
         for (ptrdiff_t x = 0; x < width; x++) {
-            float d0 = r0[x], d1 = r1[x], d2 = r2[x], d3 = r3[x], d4 = r4[x], d5 = r5[x];
-            t0[x] = 4.0f * d0 - 5.0f * d2 + d4;
-            t1[x] = -4.0f * (d1 + d2) + d3 + d4;
-            t2[x] = 4.0f * (d1 - d2) - d3 + d4;
-            t3[x] = 2.0f * (d3 - d1) - d2 + d4;
-            t4[x] = 2.0f * (d1 - d3) - d2 + d4;
-            t5[x] = 4.0f * d1 - 5.0f * d3 + d5;
+            float d[6] = {r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]}, res[6];
+            input_axis(d, res);
+            t0[x] = res[0]; t1[x] = res[1]; t2[x] = res[2]; t3[x] = res[3]; t4[x] = res[4]; t5[x] = res[5];
         }
         float *o = out + a * col_tiles;
         ptrdiff_t b = 0;
@@ -109,12 +107,7 @@ void wsss_winograd4_input(const float *image, ptrdiff_t width, const float *zero
                 wsss_v4 d[6];
                 for (int v = 0; v < 6; v++) d[v] = (wsss_v4){row[q[v]], row[q[6 + v]], row[q[12 + v]], row[q[18 + v]]};
                 wsss_v4 res[6];
-                res[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
-                res[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];
-                res[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];
-                res[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];
-                res[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
-                res[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+                input_axis4(d, res);
                 float *p = o + 6 * u * stride + b;
                 for (int v = 0; v < 6; v++) memcpy(p + v * stride, &res[v], sizeof res[v]);
             }
@@ -147,20 +140,16 @@ void wsss_winograd4_output(const float *m, ptrdiff_t stride, const ptrdiff_t *ro
         for (; b + 4 <= col_tiles; b += 4) {
             wsss_v4 s[4][6];  // Aᵀ M, column by column
             for (int v = 0; v < 6; v++) {
-                wsss_v4 c[6];
+                wsss_v4 c[6], res[4];
                 for (int u = 0; u < 6; u++) memcpy(&c[u], p + (6 * u + v) * stride + b, sizeof c[u]);
-                wsss_v4 p12 = c[1] + c[2], m12 = c[1] - c[2], p34 = c[3] + c[4], m34 = c[3] - c[4];
-                s[0][v] = c[0] + p12 + p34;
-                s[1][v] = m12 + 2.0f * m34;
-                s[2][v] = p12 + 4.0f * p34;
-                s[3][v] = m12 + 8.0f * m34 + c[5];
+                output_axis4(c, res);
+                for (int k = 0; k < 4; k++) s[k][v] = res[k];
             }
             for (int k = 0; k < 4; k++) {
                 ptrdiff_t row = row_outputs[4 * a + k];
                 if (row < 0) continue;
-                const wsss_v4 *c = s[k];
-                wsss_v4 p12 = c[1] + c[2], m12 = c[1] - c[2], p34 = c[3] + c[4], m34 = c[3] - c[4];
-                wsss_v4 res[4] = {c[0] + p12 + p34, m12 + 2.0f * m34, p12 + 4.0f * p34, m12 + 8.0f * m34 + c[5]};
+                wsss_v4 res[4];
+                output_axis4(s[k], res);
                 float *y = image + row * width;
                 for (int lane = 0; lane < 4; lane++) {
                     const ptrdiff_t *q = col_outputs + 4 * (b + lane);
