@@ -84,9 +84,9 @@ public final class MaskDecoder: Module {
     ///     whose final attention then runs first and alone, so every IoU and the other prompts'
     ///     masks are unchanged up to the rounding of products over fewer rows): the automatic
     ///     mask generator drops those masks unread.
-    /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
     ///   - shared: with `iouThreshold` and a dense embedding of batch 1, `sharedImage`'s result
     ///     for these embeddings (the first block's image side, computed once per image).
+    /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
     public func callAsFunction(
         imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
         multimaskOutput: Bool, iouThreshold: Float? = nil, shared: TwoWayTransformer.SharedImage? = nil
@@ -129,13 +129,13 @@ public final class MaskDecoder: Module {
         // Concatenate output tokens
         let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight], alongAxis: 0)
         let tokens = Self.tokens(outputTokens, then: sparsePromptEmbeddings)
-        // repeat_interleave of the one image embedding over the prompts, as a broadcast add
-        // (batch 1 when the dense embedding is shared).
         if let needed, !GradMode.isEnabled, let shared, densePromptEmbeddings.shape[0] == 1 {
             return predictMasksNeeded(
                 src: imageEmbeddings, imagePE: imagePE, tokens: tokens, outputTokens: outputTokens.shape[0], needed: needed,
                 shared: shared)
         }
+        // repeat_interleave of the one image embedding over the prompts, as a broadcast add
+        // (batch 1 when the dense embedding is shared).
         let src = imageEmbeddings + densePromptEmbeddings
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
         if let needed, !GradMode.isEnabled {
@@ -175,16 +175,11 @@ public final class MaskDecoder: Module {
         precondition(wanted.count == batch, "MaskDecoder: needed gave \(wanted.count) flags for \(batch) prompts")
         let kept = wanted.indices.filter { wanted[$0] }
         let (uh, uw) = (4 * h, 4 * w)
-        if kept.count == batch {
-            let maskTokensOut = transformer.finalAttention(
-                tokens: 1..<outputTokens, queries: encoded.queries, keys: keys, keysWithPE: keysWithPE, pointEmbedding: tokens)
-            let hs = Tensor.concat([iouTokenOut, maskTokensOut], alongAxis: 1)
-            return (masks(hs: hs, imageTokens: keys, height: h, width: w), iou)
-        }
-        let masks = Tensor(zeros: [batch, numMaskTokens, uh, uw])
-        guard !kept.isEmpty else { return (masks, iou) }
+        if kept.isEmpty { return (Tensor(zeros: [batch, numMaskTokens, uh, uw]), iou) }
+        /// The kept prompts' rows of a [B, …] tensor (all of it when every prompt is kept).
         func rows(_ x: Tensor) -> Tensor {
-            x.reshaped(to: [batch, x.count / batch]).gatheringRows(kept).reshaped(to: [kept.count] + x.shape.dropFirst())
+            guard kept.count < batch else { return x }
+            return x.reshaped(to: [batch, x.count / batch]).gatheringRows(kept).reshaped(to: [kept.count] + x.shape.dropFirst())
         }
         let keptKeys = rows(keys)
         let maskTokensOut = transformer.finalAttention(
@@ -192,6 +187,8 @@ public final class MaskDecoder: Module {
             pointEmbedding: rows(tokens))
         let hs = Tensor.concat([rows(iouTokenOut), maskTokensOut], alongAxis: 1)
         let some = self.masks(hs: hs, imageTokens: keptKeys, height: h, width: w)
+        if kept.count == batch { return (some, iou) }
+        let masks = Tensor(zeros: [batch, numMaskTokens, uh, uw])
         let plane = numMaskTokens * uh * uw
         for (k, b) in kept.enumerated() {
             (masks.storage.base + b * plane).update(from: some.storage.base + k * plane, count: plane)
