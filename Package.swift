@@ -147,7 +147,9 @@ let package = Package(
             name: "PipelineTests", dependencies: ["Pipeline", "Training", "Datasets", "PseudoLabels", "Checkpoints", "Imaging"]),
         .testTarget(
             name: "WSSSTests",
-            dependencies: ["wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting", "Pipeline", "Training"],
+            dependencies: [
+                "wsss", "Datasets", "Imaging", "Checkpoints", "HDF5", "Reporting", "Pipeline", "Training", "TorchCheckpoint",
+            ],
             exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v5]

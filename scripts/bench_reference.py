@@ -9,6 +9,7 @@ Run: ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train --dept
      --train-bn --size 128 --batch 10      (the demo's segmenter)
      ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train          (R101, 321, b1)
      ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --sam vit_b [--generator [--image WxH] [--keep all]]
+       (--sam vit_t / mobile_sam: MobileSAM; vit_b_hq, vit_l_hq, vit_h_hq, vit_tiny_hq: SAM-HQ and light HQ-SAM)
          (the official segment_anything with random weights, as `wsss bench sam --config vit_b`:
           image encoder at 1024x1024, then the mask decoder in masks/s for batches of 64 point
           prompts, then the automatic mask generator at its defaults in s/image)
@@ -53,8 +54,10 @@ def main():
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--sam", choices=["vit_b", "vit_l", "vit_h", "vit_t", "mobile_sam"],
-                   help="time the official SAM (vit_t / mobile_sam: MobileSAM's mobile_sam package) instead of DeepLab-v2")
+    p.add_argument("--sam", choices=["vit_b", "vit_l", "vit_h", "vit_t", "mobile_sam", "vit_b_hq", "vit_l_hq", "vit_h_hq",
+                                     "vit_tiny_hq"],
+                   help="time the official SAM (vit_t / mobile_sam: MobileSAM's mobile_sam package; *_hq: SAM-HQ's "
+                        "segment_anything_hq, vit_tiny_hq its light HQ-SAM) instead of DeepLab-v2")
     p.add_argument("--generator", action="store_true", help="with --sam: also time the automatic mask generator")
     p.add_argument("--image", default="1024x768", help="with --generator: image WxH (VOC's is about 500x375)")
     p.add_argument("--keep", choices=["defaults", "all"], default="defaults",
@@ -142,6 +145,9 @@ def bench_sam(a):
     if a.sam in ("vit_t", "mobile_sam"):
         from mobile_sam import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
         kind = "vit_t"
+    elif a.sam.endswith("_hq"):
+        from segment_anything_hq import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+        kind = a.sam[:-3]
     else:
         from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
         kind = a.sam

@@ -82,7 +82,8 @@ public final class SAMPredictor {
     public let transform: ResizeLongestSide
     /// The image embedding [1, C, h, w], nil before `setImage`.
     public private(set) var features: Tensor?
-    /// SAM-HQ: the first global ViT block's output [1, s, s, dim] for the HQ decoder.
+    /// SAM-HQ: the encoder's early features [1, s, s, width] for the HQ decoder (a ViT's first
+    /// global block's output, TinyViT's stage 1 output).
     public private(set) var intermediateFeatures: Tensor?
     /// `get_dense_pe()` for the current image: the same plane for every prompt, so computed once
     /// per image instead of per decoder call (the generator's 16 batches each recomputed its
@@ -151,9 +152,10 @@ public final class SAMPredictor {
         resetImage()
         self.originalSize = originalSize
         inputSize = (transformed.shape[2], transformed.shape[3])
-        if model.maskDecoder.hq != nil, let vit = model.imageEncoder as? ImageEncoderViT {
-            let (embedding, first) = withoutGrad { vit.embeddingAndFirstGlobal(model.preprocess(transformed)) }
-            (features, intermediateFeatures) = (embedding, first)
+        if model.maskDecoder.hq != nil {
+            (features, intermediateFeatures) = withoutGrad {
+                model.imageEncoder.embeddingAndHQFeatures(model.preprocess(transformed))
+            }
         } else {
             features = withoutGrad { model.imageEncoder(model.preprocess(transformed)) }
         }

@@ -39,8 +39,9 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
     /// `image_size` / 16 on a side, as with the ViT's 16-pixel patches). YAML: `tiny_vit:` with
     /// TinyViT's own argument names.
     public var tinyViT: TinyViTConfiguration?
-    /// SAM-HQ (`sam_hq_vit_*.pth`): the mask decoder has the HQ output token and fuses the first
-    /// global block's features (`MaskDecoder.HQ`). ViT encoders only.
+    /// SAM-HQ (`sam_hq_vit_*.pth`): the mask decoder has the HQ output token and fuses the
+    /// encoder's early features (`MaskDecoder.HQ`): a ViT's first global block, or TinyViT's
+    /// stage 1 (light HQ-SAM, `sam_hq_vit_tiny.pth`).
     public var hq = false
 
     public init() {}
@@ -68,10 +69,25 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         return c
     }
 
-    /// The named official configurations, as `sam_model_registry` names them.
+    /// The same model with SAM-HQ's decoder (`sam_hq_vit_b.pth`…, `sam_hq_vit_tiny.pth` for
+    /// MobileSAM's TinyViT: light HQ-SAM).
+    public var withHQ: SAMConfiguration {
+        var c = self
+        c.hq = true
+        return c
+    }
+
+    /// The named official configurations, as `sam_model_registry` names them (SAM-HQ's with
+    /// `_hq`; segment_anything_hq calls light HQ-SAM `vit_tiny`).
     public static let named: [(name: String, configuration: SAMConfiguration)] = [
         ("vit_b", .vitB), ("vit_l", .vitL), ("vit_h", .vitH), ("vit_t", .mobileSAM), ("mobile_sam", .mobileSAM),
+        ("vit_b_hq", vitB.withHQ), ("vit_l_hq", vitL.withHQ), ("vit_h_hq", vitH.withHQ),
+        ("vit_tiny_hq", mobileSAM.withHQ),
     ]
+
+    /// Width of the early encoder features SAM-HQ's decoder fuses (its `vit_dim`): the ViT's
+    /// width, or TinyViT's stage 2 width (160 in light HQ-SAM), which stage 1 merges into.
+    public var hqFeatureWidth: Int { tinyViT?.embedDims[2] ?? encoderEmbedDim }
 
     /// Side of the image embedding in tokens (64 at the official 1024 / 16).
     public var embeddingSize: Int { imageSize / patchSize }
@@ -223,8 +239,10 @@ public struct SAMConfiguration: Codable, Equatable, Sendable {
         if let bad = encoderGlobalAttnIndexes.first(where: { $0 < 0 || $0 >= encoderDepth }) {
             try fail("'encoder_global_attn_indexes' holds \(bad), outside 0..<\(encoderDepth)")
         }
-        if hq && (tinyViT != nil || encoderGlobalAttnIndexes.isEmpty) {
-            try fail("'hq' needs a ViT encoder with a global block (its first global block's output feeds the HQ decoder)")
+        if hq && tinyViT == nil && encoderGlobalAttnIndexes.isEmpty {
+            try fail(
+                "'hq' needs a ViT encoder with a global block (its first global block's output feeds the HQ decoder) or a TinyViT one"
+            )
         }
         if let tinyViT {
             if let problem = tinyViT.problem() { try fail(problem) }

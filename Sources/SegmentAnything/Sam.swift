@@ -11,10 +11,25 @@ public protocol SAMImageEncoder: Module {
     var imageSize: Int { get }
     /// The image embedding.
     func callAsFunction(_ x: Tensor) -> Tensor
+    /// The embedding and the early features SAM-HQ's decoder fuses into its masks
+    /// (`interm_embeddings[0]`, [B, s, s, width] on the embedding's grid): a ViT's first global
+    /// block's output, TinyViT's stage 1 output (light HQ-SAM); nil when the encoder has none.
+    func embeddingAndHQFeatures(_ x: Tensor) -> (embedding: Tensor, hqFeatures: Tensor?)
 }
 
-extension ImageEncoderViT: SAMImageEncoder {}
-extension TinyViT: SAMImageEncoder {}
+extension ImageEncoderViT: SAMImageEncoder {
+    public func embeddingAndHQFeatures(_ x: Tensor) -> (embedding: Tensor, hqFeatures: Tensor?) {
+        let (embedding, first) = embeddingAndFirstGlobal(x)
+        return (embedding, first)
+    }
+}
+
+extension TinyViT: SAMImageEncoder {
+    public func embeddingAndHQFeatures(_ x: Tensor) -> (embedding: Tensor, hqFeatures: Tensor?) {
+        let (embedding, stage1) = embeddingAndStage1(x)
+        return (embedding, stage1)
+    }
+}
 
 /// Segment Anything (sam.py, `Sam`): image encoder, prompt encoder and mask decoder, with the
 /// pixel normalisation and padding before the encoder and the mask upscaling after the decoder.
@@ -74,7 +89,7 @@ public final class SAM: Module {
             transformer: TwoWayTransformer(
                 depth: c.decoderDepth, embeddingDim: c.promptEmbedDim, numHeads: c.decoderNumHeads, mlpDim: c.decoderMLPDim),
             numMultimaskOutputs: c.numMultimaskOutputs, iouHeadDepth: c.iouHeadDepth, iouHeadHiddenDim: c.iouHeadHiddenDim,
-            hqVitDim: c.hq ? c.encoderEmbedDim : nil)
+            hqVitDim: c.hq ? c.hqFeatureWidth : nil)
     }
 
     public var namedChildren: [(String, Module)] {
@@ -118,15 +133,26 @@ public final class SAM: Module {
     public func callAsFunction(_ inputs: [Input], multimaskOutput: Bool) -> [SAMPrediction] {
         withoutGrad {
             let images = Tensor.concat(inputs.map { preprocess($0.image.reshaped(to: [1] + $0.image.shape)) }, alongAxis: 0)
-            let embeddings = imageEncoder(images)
+            let (embeddings, hqFeatures) =
+                maskDecoder.hq == nil ? (imageEncoder(images), nil) : imageEncoder.embeddingAndHQFeatures(images)
             let pe = promptEncoder.densePositionalEncoding()
             return inputs.enumerated().map { index, input in
                 // A shared dense plane when there is no mask input (MaskDecoder.predictMasks).
                 let (sparse, dense) = promptEncoder.embeddingsSharingDense(
                     points: input.points, boxes: input.boxes, masks: input.maskInputs)
-                let (lowRes, iou) = maskDecoder(
-                    imageEmbeddings: embeddings.slice(alongAxis: 0, index..<(index + 1)), imagePE: pe,
-                    sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
+                let embedding = embeddings.slice(alongAxis: 0, index..<(index + 1))
+                let (lowRes, iou) =
+                    if let hqFeatures {
+                        // SAM-HQ (its sam.py): one mask per prompt, SAM's chosen mask plus the HQ one.
+                        maskDecoder.predictHQ(
+                            imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse,
+                            densePromptEmbeddings: dense, vitFeatures: hqFeatures.slice(alongAxis: 0, index..<(index + 1)),
+                            multimaskOutput: multimaskOutput, hqTokenOnly: hqTokenOnly)
+                    } else {
+                        maskDecoder(
+                            imageEmbeddings: embedding, imagePE: pe, sparsePromptEmbeddings: sparse,
+                            densePromptEmbeddings: dense, multimaskOutput: multimaskOutput)
+                    }
                 let masks = postprocessMasks(
                     lowRes, inputSize: (input.image.shape[1], input.image.shape[2]), originalSize: input.originalSize)
                 return SAMPrediction(masks: SAMPredictor.thresholded(masks), iouPredictions: iou, lowResLogits: lowRes)

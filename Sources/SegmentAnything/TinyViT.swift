@@ -163,7 +163,12 @@ public final class TinyViT: Module {
     public var embeddingSize: Int { configuration.resolution(ofStage: 3, imageSize: imageSize) }
 
     /// The image embedding: [B, 3, S, S] (normalised, padded) → [B, out, s, s] (`forward_features`).
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor { embeddingAndStage1(x).embedding }
+
+    /// The embedding and stage 1's output (after its patch merging: [B, s, s, d₂] on the
+    /// embedding's grid), which light HQ-SAM's decoder fuses (`interm_embeddings[0]` of
+    /// segment_anything_hq's TinyViT).
+    public func embeddingAndStage1(_ x: Tensor) -> (embedding: Tensor, stage1: Tensor) {
         guard GradMode.isEnabled else {
             // Stage 0's maps (256² × 256 at 1024) recur block after block: reused, not zeroed afresh.
             return TensorStorage.reusingLargeBuffers(limit: 512 << 20) { forward(x) }
@@ -171,10 +176,19 @@ public final class TinyViT: Module {
         return forward(x)
     }
 
-    func forward(_ x: Tensor) -> Tensor {
-        let tokens = layers(patchEmbed(x))  // [B, s·s, d₃]
+    func forward(_ x: Tensor) -> (embedding: Tensor, stage1: Tensor) {
+        var tokens = convLayer(patchEmbed(x))
+        var stage1: Tensor?
+        for (i, stage) in basicLayers.enumerated() {
+            tokens = stage(tokens)  // stage 3's: [B, s·s, d₃]
+            if i == 0 { stage1 = tokens }
+        }
         let (b, side) = (tokens.shape[0], embeddingSize)
-        return neck(tokens.reshaped(to: [b, side, side, tokens.shape[2]]).permuted([0, 3, 1, 2]))
+        let early = stage1!
+        return (
+            neck(tokens.reshaped(to: [b, side, side, tokens.shape[2]]).permuted([0, 3, 1, 2])),
+            early.reshaped(to: [b, side, side, early.shape[2]])
+        )
     }
 
     /// A convolution without bias, weights not initialised (loaded from a checkpoint).

@@ -23,8 +23,11 @@ extension Bench {
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
-        @Option(help: ArgumentHelp("vit_b, vit_l, vit_h, or vit_t / mobile_sam (MobileSAM).", valueName: "name")) var config =
-            "vit_b"
+        @Option(
+            help: ArgumentHelp(
+                "vit_b, vit_l, vit_h, vit_t / mobile_sam (MobileSAM), or SAM-HQ's vit_b_hq, vit_l_hq, vit_h_hq, vit_tiny_hq (light HQ-SAM).",
+                valueName: "name"))
+        var config = "vit_b"
         @Option(help: ArgumentHelp("Timed encoder repetitions after one warm-up.", valueName: "n")) var repeats = 3
         @Flag(help: "Leave out the timed encoder line (the predictor still encodes the image once). (default: off)")
         var skipEncoder = false
@@ -50,7 +53,8 @@ extension Bench {
 
         func validate() throws {
             guard SAMConfiguration.named.contains(where: { $0.name == config }) else {
-                throw ValidationError("--config: vit_b, vit_l, vit_h, vit_t or mobile_sam")
+                throw ValidationError(
+                    "--config: one of \(SAMConfiguration.named.map(\.name).joined(separator: ", ")); got \(config)")
             }
             guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
             guard imageSize != nil else {

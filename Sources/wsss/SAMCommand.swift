@@ -201,11 +201,11 @@ struct SAMModelOptions: ParsableArguments {
 
     static func describe(_ c: SAMConfiguration) -> String {
         let name = SAMConfiguration.named.first { $0.configuration == c }?.name ?? "custom"
-        if c.hq { return "\(name) HQ (ViT \(c.encoderEmbedDim)x\(c.encoderDepth), \(c.imageSize)px)" }
+        let hq = c.hq && name == "custom" ? " HQ" : ""
         if let tiny = c.tinyViT {
-            return "\(name) (TinyViT \(tiny.embedDims.map(String.init).joined(separator: "/")), \(c.imageSize)px)"
+            return "\(name)\(hq) (TinyViT \(tiny.embedDims.map(String.init).joined(separator: "/")), \(c.imageSize)px)"
         }
-        return "\(name) (ViT \(c.encoderEmbedDim)x\(c.encoderDepth), \(c.imageSize)px)"
+        return "\(name)\(hq) (ViT \(c.encoderEmbedDim)x\(c.encoderDepth), \(c.imageSize)px)"
     }
 }
 

@@ -31,7 +31,7 @@ import Testing
         ("tiny_vit:\n  embed_dims: [8, 16]\n", "'tiny_vit.embed_dims' must list 4 stages"),
         ("tiny_vit:\n  num_heads: [2, 4, 5, 7]\n", "not a multiple of its 7 heads"),
         ("tiny_vit:\n  local_conv_size: 4\n", "'tiny_vit.local_conv_size' must be odd"),
-        ("hq: true\ntiny_vit:\n  depths: [2, 2, 6, 2]\n", "'hq' needs a ViT encoder"),
+        ("hq: true\nencoder_global_attn_indexes: []\n", "'hq' needs a ViT encoder with a global block"),
         ("hq: maybe\n", "'hq' must be"),
     ])
     func badFilesNameTheKey(yaml: String, message: String) {

@@ -10,7 +10,10 @@ import TorchCheckpoint
 @Suite struct SamTests {
     /// Our module tree declares exactly the official state_dict keys and shapes, in order. The
     /// weights are allocated but never touched, so even ViT-H costs no resident memory here.
-    @Test(arguments: [("vit_b", SAMConfiguration.vitB), ("vit_l", .vitL), ("vit_h", .vitH), ("vit_t", .mobileSAM)])
+    @Test(arguments: [
+        ("vit_b", SAMConfiguration.vitB), ("vit_l", .vitL), ("vit_h", .vitH), ("vit_t", .mobileSAM),
+        ("vit_t_hq", SAMConfiguration.mobileSAM.withHQ),
+    ])
     func keysEqualTheOfficialStateDict(name: String, configuration: SAMConfiguration) throws {
         let official = try SAMFixtures.keys(name)
         let ours = SAM(configuration: configuration).stateDictShapes
@@ -36,7 +39,10 @@ import TorchCheckpoint
         #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.name, $0.shape) }) == reader.tensorShapes)
     }
 
-    @Test(arguments: [("vit_b", SAMConfiguration.vitB), ("vit_l", .vitL), ("vit_h", .vitH), ("vit_t", .mobileSAM)])
+    @Test(arguments: [
+        ("vit_b", SAMConfiguration.vitB), ("vit_l", .vitL), ("vit_h", .vitH), ("vit_t", .mobileSAM),
+        ("vit_t_hq", SAMConfiguration.mobileSAM.withHQ),
+    ])
     func configurationInferredFromOfficialShapes(name: String, configuration: SAMConfiguration) throws {
         let shapes = Dictionary(uniqueKeysWithValues: try SAMFixtures.keys(name).map { ($0.name, $0.shape) })
         #expect(try SAMConfiguration.inferred(fromShapes: shapes, path: "\(name).pth") == configuration)

@@ -4,6 +4,7 @@ import Foundation
 import HDF5
 import Imaging
 import Testing
+import TorchCheckpoint
 
 @testable import wsss
 
@@ -113,6 +114,26 @@ import Testing
                 "60,30,1", "--out", self.directory + "/plain.h5", "--hq-token-only",
             ]).run()
         }
+    }
+
+    /// Light HQ-SAM (TinyViT + SAM-HQ's decoder) through `sam predict`: one HDF5 weight file made
+    /// of MobileSAM's reduced weights and the fixture's HQ ones, the official logits out.
+    @Test func predictRunsLightHQSAM() throws {
+        let image = try imagePNG()
+        let weights = directory + "/light_hq.h5"
+        try FileManager.default.copyItem(atPath: sam + "/light_hq_sam_tiny.h5", toPath: weights)
+        let mobile = try TorchCheckpoint(path: sam + "/mobile_sam_tiny.pt")
+        let file = try HDF5File(path: weights, mode: .readWrite)
+        for name in mobile.tensorNames { try file.write(try mobile.tensor(named: name), at: "/parameters/\(name)") }
+        try SAMCommand.Predict.parse([
+            "--checkpoint", weights, "--config", sam + "/light_hq_sam_tiny.yaml", "--image", image, "--box", "10,8,70,60",
+            "--multimask", "--out", directory + "/light.h5",
+        ]).run()
+        let logits = try HDF5File(path: directory + "/light.h5", mode: .read).read(
+            "/low_res_logits", expectingShape: [1, 1, 16, 16])
+        let reference = try HDF5File(path: sam + "/light_hq_sam_tiny.h5", mode: .read).read("/box/multi_sum/low_res")
+        let scale = reference.scalars.map(abs).max()!
+        #expect(zip(logits.scalars, reference.scalars).map { abs($0 - $1) }.max()! / scale < 1e-3)
     }
 
     @Test func masksSkipFinishedImagesAndShard() throws {
