@@ -324,6 +324,8 @@ extension MaskDecoder {
         public let compressVitFeat: Sequential
         public let embeddingEncoder: Sequential
         public let embeddingMaskfeature: Sequential
+        /// `embedding_maskfeature`'s layers: conv 3×3 C/8 → C/4, LayerNorm2d, (GELU), conv 3×3 C/4 → C/8.
+        let maskfeatureLayers: (conv1: Conv2d, norm: LayerNorm2d, conv2: Conv2d)
 
         init(transformerDim c: Int, vitDim: Int) {
             hfToken = Embedding(count: 1, dimensions: c)
@@ -343,6 +345,7 @@ extension MaskDecoder {
             let conv2 = Conv2d(
                 inputChannels: c / 4, outputChannels: c / 8, kernelSize: 3, padding: 1, bias: true, generator: &g)
             embeddingMaskfeature = Sequential([conv1, norm, act, conv2]) { x in conv2(act(norm(conv1(x)))) }
+            maskfeatureLayers = (conv1, norm, conv2)
         }
 
         public var namedChildren: [(String, Module)] {
@@ -401,6 +404,96 @@ extension MaskDecoder {
             masks = masksSAM.reshaped(to: [batch * t, plane]).gatheringRows(chosen).reshaped(to: [batch, 1, plane]) + masksHQ
         }
         return (masks.reshaped(to: [batch, 1, uh, uw]), Tensor(shape: [batch, 1], values: chosenIoU))
+    }
+}
+
+extension MaskDecoder {
+    /// The image-only part of SAM-HQ's HQ features, `embedding_encoder(embedding) +
+    /// compress_vit_feat(early features)` [1, C/8, 4h, 4w]: the same for every prompt on one image
+    /// (`predictHQ` recomputes it per call; the predictor makes it once per image for
+    /// `predictHQNeeded`).
+    public func hqImageFeatures(imageEmbeddings: Tensor, vitFeatures: Tensor) -> Tensor {
+        guard let hq else { preconditionFailure("MaskDecoder.hqImageFeatures: not an HQ decoder") }
+        return hq.embeddingEncoder(imageEmbeddings) + hq.compressVitFeat(vitFeatures.permuted([0, 3, 1, 2]))
+    }
+
+    /// `predictHQ` for the automatic mask generator (no tape): the final attention runs for the
+    /// IoU token first; prompts `needed` drops (given the chosen IoU predictions [B, 1]) get zero
+    /// masks, not computed. For the others the HQ mask is computed without SAM-HQ's refined
+    /// [C/8, 4h, 4w] features: the hypernetwork vector h multiplies `embedding_maskfeature`'s last
+    /// convolution and the image features, h·(conv₂(z) + b₂ + F) = conv(z; Σ_c h_c W₂[c]) + h·b₂ + h·F,
+    /// a 1-output convolution instead of a C/8-output one (the same sums up to rounding;
+    /// `predictHQ` is the oracle). Each prompt's upscaled embedding and refinement run one
+    /// prompt at a time (8 + 16 MB at 64² tokens).
+    /// - Parameters:
+    ///   - hqImageFeatures: `hqImageFeatures(imageEmbeddings:vitFeatures:)` of this image.
+    ///   - shared: with a dense embedding of batch 1, `sharedImage`'s result for these embeddings.
+    /// - Returns: logits [B, 1, 4h, 4w] and the chosen IoU predictions [B, 1], as `predictHQ`.
+    public func predictHQNeeded(
+        imageEmbeddings: Tensor, imagePE: Tensor, sparsePromptEmbeddings: Tensor, densePromptEmbeddings: Tensor,
+        hqImageFeatures: Tensor, multimaskOutput: Bool, hqTokenOnly: Bool, needed: (Tensor) -> [Bool],
+        shared: TwoWayTransformer.SharedImage? = nil
+    ) -> (masks: Tensor, iouPredictions: Tensor) {
+        guard let hq else { preconditionFailure("MaskDecoder.predictHQNeeded: not an HQ decoder") }
+        precondition(!GradMode.isEnabled, "MaskDecoder.predictHQNeeded: inference only (no tape)")
+        let batch = sparsePromptEmbeddings.shape[0]
+        let outputTokens = Tensor.concat([iouToken.weight, maskTokens.weight, hq.hfToken.weight], alongAxis: 0)
+        let tokens = Self.tokens(outputTokens, then: sparsePromptEmbeddings)
+        let sharing = shared != nil && densePromptEmbeddings.shape[0] == 1
+        let src = sharing ? imageEmbeddings : imageEmbeddings + densePromptEmbeddings
+        let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
+        let encoded = transformer.blocks(
+            imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens, shared: sharing ? shared : nil)
+        var keys = encoded.keys
+        if keys.shape[0] != batch { keys = keys.expanded(to: [batch] + keys.shape.dropFirst()) }
+        let keysWithPE = keys + encoded.keyPE
+        let iouTokenOut = transformer.finalAttention(
+            tokens: 0..<1, queries: encoded.queries, keys: keys, keysWithPE: keysWithPE, pointEmbedding: tokens)
+        let scores = iouPredictionHead(iouTokenOut.reshaped(to: [batch, c])).scalars
+        let t = numMaskTokens
+        let chosen = (0..<batch).map { b in
+            guard multimaskOutput else { return 0 }
+            var best = 1
+            for k in 2..<t where scores[b * t + k] > scores[b * t + best] { best = k }
+            return best
+        }
+        let iou = Tensor(shape: [batch, 1], values: (0..<batch).map { scores[$0 * t + chosen[$0]] })
+        let wanted = needed(iou)
+        precondition(wanted.count == batch, "MaskDecoder: needed gave \(wanted.count) flags for \(batch) prompts")
+        let kept = wanted.indices.filter { wanted[$0] }
+        let (uh, uw) = (4 * h, 4 * w)
+        let masks = Tensor(zeros: [batch, 1, uh, uw])
+        if kept.isEmpty { return (masks, iou) }
+        func rows(_ x: Tensor) -> Tensor {
+            x.reshaped(to: [batch, x.count / batch]).gatheringRows(kept).reshaped(to: [kept.count] + x.shape.dropFirst())
+        }
+        let keptKeys = rows(keys)
+        let tokensOut = transformer.finalAttention(
+            tokens: 1..<outputTokens.shape[0], queries: rows(encoded.queries), keys: keptKeys,
+            keysWithPE: rows(keysWithPE), pointEmbedding: rows(tokens))  // [K, t + 1, C]
+        let hyperHQ = hq.hfMLP(tokensOut.slice(alongAxis: 1, t..<(t + 1)))  // [K, 1, C/8]
+        let (conv1, norm, conv2) = hq.maskfeatureLayers
+        let (c8, c4, plane) = (conv2.weight.shape[0], conv2.weight.shape[1], uh * uw)
+        let image = hqImageFeatures.reshaped(to: [c8, plane])
+        for (k, b) in kept.enumerated() {
+            let tokenRow = tokensOut.slice(alongAxis: 0, k..<(k + 1))
+            let hyperSAM = outputHypernetworksMLPs[chosen[b]](tokenRow.slice(alongAxis: 1, chosen[b]..<(chosen[b] + 1)))
+            let hyper = hyperHQ.slice(alongAxis: 0, k..<(k + 1)).reshaped(to: [1, c8])
+            let upscaledSAM = upscaled(
+                keptKeys.slice(alongAxis: 0, k..<(k + 1)).permuted([0, 2, 1]).reshaped(to: [1, c, h, w]))
+            let refined = norm(conv1(upscaledSAM))
+            Kernels.gelu(refined.storage.base, refined.storage.base, count: refined.count)
+            // conv₂ folded with the HQ hypernetwork vector: one output channel.
+            let folded = Tensor.matmul(hyper, conv2.weight.reshaped(to: [c8, c4 * 9])).reshaped(to: [1, c4, 3, 3])
+            let bias = Tensor.matmul(hyper, conv2.bias!.reshaped(to: [c8, 1])).reshaped(to: [1])
+            var logits = refined.conv2d(weight: folded, bias: bias, padding: 1).reshaped(to: [1, plane])
+            logits = logits + Tensor.matmul(hyper, image)
+            if !hqTokenOnly {
+                logits = logits + Tensor.matmul(hyperSAM.reshaped(to: [1, c8]), upscaledSAM.reshaped(to: [c8, plane]))
+            }
+            (masks.storage.base + b * plane).update(from: logits.storage.base, count: plane)
+        }
+        return (masks, iou)
     }
 }
 

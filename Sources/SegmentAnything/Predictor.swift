@@ -93,6 +93,9 @@ public final class SAMPredictor {
     /// thresholded decode of an image (`TwoWayTransformer.SharedImage`; the generator's 128
     /// decoder calls per crop each projected the same 4096 image tokens three times).
     private var sharedImage: TwoWayTransformer.SharedImage?
+    /// SAM-HQ: `MaskDecoder.hqImageFeatures` of the current image, made on its first thresholded
+    /// decode (the same for every prompt).
+    private var hqImageFeatures: Tensor?
     /// SAM-HQ: predict the HQ token's mask alone instead of SAM's best mask plus it
     /// (`hq_token_only`, default false as the official `predict`); the model's setting.
     public var hqTokenOnly: Bool {
@@ -119,6 +122,7 @@ public final class SAMPredictor {
         intermediateFeatures = nil
         densePE = nil
         sharedImage = nil
+        hqImageFeatures = nil
         originalSize = (0, 0)
         inputSize = (0, 0)
     }
@@ -332,26 +336,35 @@ public final class SAMPredictor {
             withoutGrad {
                 // Without a mask input every prompt's dense embedding is the same plane: one, shared.
                 let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
+                let shareable = iouThreshold != nil && maskInput == nil && dense.shape[0] == 1
+                if shareable && sharedImage == nil {
+                    sharedImage = model.maskDecoder.sharedImage(
+                        imageEmbeddings: features!, imagePE: densePE!, densePromptEmbeddings: dense)
+                }
                 if model.maskDecoder.hq != nil, let vitFeatures = intermediateFeatures {
                     // SAM-HQ: one mask per prompt (its best SAM mask plus the HQ mask).
+                    if let iouThreshold {
+                        if hqImageFeatures == nil {
+                            hqImageFeatures = model.maskDecoder.hqImageFeatures(
+                                imageEmbeddings: features!, vitFeatures: vitFeatures)
+                        }
+                        let (lowRes, iou) = model.maskDecoder.predictHQNeeded(
+                            imageEmbeddings: features!, imagePE: densePE!, sparsePromptEmbeddings: sparse,
+                            densePromptEmbeddings: dense, hqImageFeatures: hqImageFeatures!, multimaskOutput: multimask,
+                            hqTokenOnly: hqTokenOnly, needed: { iou in iou.scalars.map { $0 > iouThreshold } },
+                            shared: shareable ? sharedImage : nil)
+                        return (lowRes, iou)
+                    }
                     let (lowRes, iou) = model.maskDecoder.predictHQ(
                         imageEmbeddings: features!, imagePE: densePE!,
                         sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, vitFeatures: vitFeatures,
                         multimaskOutput: multimask, hqTokenOnly: hqTokenOnly)
                     return (lowRes, iou)
                 }
-                var shared: TwoWayTransformer.SharedImage?
-                if iouThreshold != nil && maskInput == nil && dense.shape[0] == 1 {
-                    if sharedImage == nil {
-                        sharedImage = model.maskDecoder.sharedImage(
-                            imageEmbeddings: features!, imagePE: densePE!, densePromptEmbeddings: dense)
-                    }
-                    shared = sharedImage
-                }
                 let (lowRes, iou) = model.maskDecoder(
                     imageEmbeddings: features!, imagePE: densePE!,
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask,
-                    iouThreshold: iouThreshold, shared: shared)
+                    iouThreshold: iouThreshold, shared: shareable ? sharedImage : nil)
                 return (lowRes, iou)
             }
         }

@@ -88,3 +88,48 @@ extension SAMHQTests {
         }
     }
 }
+
+extension SAMHQTests {
+    /// The generator's path (`MaskDecoder.predictHQNeeded`: IoU token first, the HQ hypernetwork
+    /// folded into `embedding_maskfeature`'s last convolution, the image features made once)
+    /// gives `predictHQ`'s IoUs, and its masks for every prompt above the threshold; the others
+    /// are left zero. On SAM-HQ and light HQ-SAM, multimask or not, HQ token alone or summed.
+    @Test(arguments: ["vit", "tiny_vit"])
+    func thresholdedDecodingMatchesTheFullDecoder(_ encoder: String) throws {
+        let model = encoder == "vit" ? try Self.model() : try LightHQSAMTests.model()
+        let predictor = SAMPredictor(model: model)
+        try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
+        let count = 12
+        let coordinates = (0..<count).flatMap { i -> [Float] in [Float(i % 4) * 15 + 5, Float(i / 4) * 14 + 6] }
+        let points = PointPrompts(
+            coordinates: Tensor(shape: [count, 1, 2], values: coordinates), labels: Array(repeating: 1, count: count))
+        for multimask in [true, false] {
+            for hqOnly in [false, true] {
+                predictor.hqTokenOnly = hqOnly
+                let full = predictor.decode(points: points, multimask: multimask)
+                let scores = full.iou.scalars
+                #expect(full.lowRes.shape[0] == count && full.lowRes.shape[1] == 1)
+                let threshold = scores.sorted()[count / 2]  // about half pass
+                let fast = predictor.decode(points: points, multimask: multimask, iouThreshold: threshold)
+                let label = "\(encoder) multimask \(multimask) hq only \(hqOnly)"
+                #expect(fast.lowRes.shape == full.lowRes.shape, "\(label)")
+                #expect(zip(fast.iou.scalars, scores).allSatisfy { abs($0 - $1) < 1e-5 }, "\(label): IoU")
+                let plane = full.lowRes.count / count
+                let (a, b) = (fast.lowRes.scalars, full.lowRes.scalars)
+                let scale = b.map(abs).max()!
+                var kept = 0
+                for p in 0..<count {
+                    let rows = (p * plane)..<((p + 1) * plane)
+                    if scores[p] > threshold {
+                        kept += 1
+                        let error = rows.map { abs(a[$0] - b[$0]) }.max()!
+                        #expect(error < 1e-4 * scale, "\(label): prompt \(p) differs by \(error) (scale \(scale))")
+                    } else {
+                        #expect(rows.allSatisfy { a[$0] == 0 }, "\(label): prompt \(p) below the threshold is not zero")
+                    }
+                }
+                #expect(kept > 0 && kept < count, "\(label): \(kept) of \(count) kept")
+            }
+        }
+    }
+}
