@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 import Synchronization
 
 /// The threads our kernels — and, through `Kernels.gemm`, OpenBLAS's matrix products — run on:
@@ -27,6 +28,8 @@ final class WorkerPool: @unchecked Sendable {
     /// The current job's body: set before its generation is published and cleared only after
     /// every chunk finished, so a worker that claimed a chunk always sees it.
     private var body: ((Int) -> Void)?
+    /// The caller's product arithmetic for the current job (`Kernels.withProducts`).
+    private var arithmetic: Int32 = 0
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     /// Busy-wait iterations before a worker parks (tens of microseconds).
@@ -57,6 +60,7 @@ final class WorkerPool: @unchecked Sendable {
         }
         withoutActuallyEscaping(body) { escaping in
             self.body = escaping
+            arithmetic = wsss_product_arithmetic()  // the workers run this job's products as the caller does
             unfinished.store(chunks, ordering: .relaxed)
             let next = (Self.generation(state.load(ordering: .relaxed)) &+ 1) & 0xFFFF_FFFF
             state.store(next << 32 | chunks << 16, ordering: .sequentiallyConsistent)
@@ -110,6 +114,7 @@ final class WorkerPool: @unchecked Sendable {
             }
             if stopping.load(ordering: .acquiring) { return }
             seen = Self.generation(state.load(ordering: .acquiring))
+            wsss_set_product_arithmetic(arithmetic)
             work(generation: seen)
         }
     }

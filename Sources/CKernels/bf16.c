@@ -250,3 +250,23 @@ void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_
 #endif
     sbgemm_portable(m, n, k, a, lda, packed_b, beta, c, ldc);
 }
+
+void wsss_round_to_bf16_rows(const float *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t columns, float *y) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const uint32_t *in = (const uint32_t *)(const void *)(x + r * ldx);
+        uint32_t *out = (uint32_t *)(void *)(y + r * columns);
+        for (ptrdiff_t j = 0; j < columns; j++) {
+            uint32_t bits = in[j];
+            // As wsss_bf16_round, kept as an fp32 value (the low 16 bits cleared); vectorises.
+            uint32_t nan = (bits & 0x7fffffffu) > 0x7f800000u;
+            uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+            out[j] = nan ? ((bits | 0x00400000u) & 0xffff0000u) : rounded;
+        }
+    }
+}
+
+static _Thread_local int product_arithmetic = 0;
+
+int wsss_product_arithmetic(void) { return product_arithmetic; }
+
+void wsss_set_product_arithmetic(int value) { product_arithmetic = value; }

@@ -1,3 +1,4 @@
+import Autograd
 import DenseCRF
 import Datasets
 import Evaluation
@@ -77,6 +78,7 @@ public enum EvaluationStage {
     /// - Throws: `TrainingError.badCheckpoint` when the class counts differ, `DistributedError`.
     public static func evaluate(
         checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
+        precision: ComputePrecision = .fp32,
         onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in },
         communicator: Communicator = .single
     ) throws -> SegmentationReport {
@@ -91,7 +93,7 @@ public enum EvaluationStage {
             try SegmentationTraining.evaluate(
                 model: model, dataset: share, preprocessing: options.preprocessing, scales: scales.isEmpty ? [1] : scales,
                 flip: flip,
-                msc: msc ?? options.msc,
+                msc: msc ?? options.msc, precision: precision,
                 refine: crf.map { parameters in
                     let crf = DenseCRF(parameters: parameters)
                     return { image, scores, id in

@@ -41,6 +41,13 @@ final class PipelineRun {
 
     var needsCAM: Bool { pipeline.needsCAM }
 
+    /// `run.precision` as this machine resolves it, for the provenance of the segmenter's training
+    /// and evaluation; empty for fp32, so records written before the key existed still match.
+    var precisionKey: [String: String] {
+        let resolved = recipe.run.precision.resolved
+        return resolved == .fp32 ? [:] : ["run.precision": resolved.rawValue]
+    }
+
     /// The data keys every stage depends on.
     var dataKeys: [String: String] {
         recipe.effectiveValues(ofKeys: ["data.root", "data.train_split", "data.classes", "data.image_labels", "run.seed"])
@@ -218,6 +225,7 @@ final class PipelineRun {
             var trainValues = recipe.effectiveValues(of: ["model", "train"])
                 .merging(recipe.effectiveValues(ofKeys: ["run.seed", "data.val_split"])) { a, _ in a }
             trainValues["run.seed"] = "\(seed)"
+            trainValues.merge(precisionKey) { a, _ in a }
             let provenance = Provenance(trainValues, upstream: pseudoProvenance[source].map { [("pseudo/\(source)", $0)] } ?? [])
             let checkpoint = layout.segmenterCheckpoint(name)
             try step(
@@ -291,7 +299,8 @@ final class PipelineRun {
                 .merging(["eval.msc": "\(recipe.evaluatesMSC)"]) { a, _ in a }
                 .merging(recipe.crf.eval ? recipe.effectiveValues(of: ["crf"]) : [:]) { a, _ in a }.merging(["split": split]) {
                     a, _ in a
-                },
+                }
+                .merging(precisionKey) { a, _ in a },
             upstream: [("train/\(name)", upstream)])
         let path = layout.evaluation(name, split: split)
         let evalStep = PipelineStep.eval(segmenter: name, split: split)
@@ -311,7 +320,7 @@ final class PipelineRun {
             let report = try EvaluationStage.evaluate(
                 checkpoint: checkpoint, dataset: dataset, scales: recipe.eval.scales, flip: recipe.eval.flip,
                 msc: recipe.evaluatesMSC,
-                crf: recipe.crf.eval ? recipe.crfParameters : nil,
+                crf: recipe.crf.eval ? recipe.crfParameters : nil, precision: recipe.run.precision.resolved,
                 progress: { done, total in self.events.progress(evalStep, done, total, "") },
                 communicator: pipeline.communicator)
             miou = report.meanIoU

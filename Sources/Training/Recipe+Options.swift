@@ -67,6 +67,7 @@ extension Recipe {
         o.evalEvery = train.evalEvery
         o.logEvery = train.logEvery
         o.seed = UInt64(run.seed)
+        o.precision = run.precision.resolved
         return o
     }
 

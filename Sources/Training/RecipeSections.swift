@@ -199,8 +199,13 @@ public struct RunSection: RecipeSection {
     /// over the whole batch across the ranks (SyncBatchNorm), so results do not depend on the rank
     /// count; false: each rank's shard alone (cheaper, as plain DDP). Frozen BN is unaffected.
     public var syncBN = true
+    /// The arithmetic of the segmenter's and the CAM classifier's products (training, evaluation,
+    /// prediction): fp32, bf16 mixed precision (products take bf16 inputs and sum in fp32, as
+    /// PyTorch's CPU autocast; weights, norms, losses and the optimizer stay fp32), or auto (bf16
+    /// only where the CPU multiplies bf16).
+    public var precision = ComputePrecision.fp32
     public init() {}
-    public enum CodingKeys: String, CodingKey, CaseIterable { case dir, threads, seed, syncBN = "sync_bn" }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case dir, threads, seed, syncBN = "sync_bn", precision }
     public typealias Keys = CodingKeys
 }
 

@@ -35,6 +35,10 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
     public var evalEvery = 2000
     public var logEvery = 10
     public var seed: UInt64 = 0
+    /// The products' arithmetic as resolved on the machine that trains (fp32 or bf16; `auto`
+    /// is decided before it gets here): `Kernels.withProducts(in:)` around training and
+    /// evaluation. Checkpoints from before it existed trained in fp32.
+    public var precision = ComputePrecision.fp32
     public init() {}
 
     /// Options (as encoded) that cannot change the trained weights: `--resume` never refuses them.
@@ -43,7 +47,7 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case depth, widthDivisor, frozenBN, msc, iterations, batchSize, accumulation, cropSize, scales, scaleSampling, labelResize
         case preprocessing, learningRate, learningRateStep, asppWeightLRMultiplier, asppBiasLRMultiplier, power, momentum
-        case weightDecay, checkpointEvery, keepLast, evalEvery, logEvery, seed
+        case weightDecay, checkpointEvery, keepLast, evalEvery, logEvery, seed, precision
         /// Before `scales`: the ends of the uniform range.
         case scaleLow, scaleHigh
     }
@@ -82,6 +86,7 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
         evalEvery = try c.decode(Int.self, forKey: .evalEvery)
         logEvery = try c.decode(Int.self, forKey: .logEvery)
         seed = try c.decode(UInt64.self, forKey: .seed)
+        precision = try c.decodeIfPresent(ComputePrecision.self, forKey: .precision) ?? .fp32
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -110,6 +115,7 @@ public struct SegmentationOptions: Codable, Equatable, Sendable {
         try c.encode(evalEvery, forKey: .evalEvery)
         try c.encode(logEvery, forKey: .logEvery)
         try c.encode(seed, forKey: .seed)
+        try c.encode(precision, forKey: .precision)
     }
 
     /// The training augmentation these options describe (crop, scales, label rule; flips on).

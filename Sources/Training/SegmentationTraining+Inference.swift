@@ -13,17 +13,19 @@ import Reporting
 extension SegmentationTraining {
     /// Evaluates on a labelled split: logits (MSC-fused when `msc`, multi-scale + flip when asked;
     /// `predict`) upsampled bilinearly to the image size, argmax (or `refine` of the
-    /// probabilities), accumulated in a confusion matrix.
+    /// probabilities), accumulated in a confusion matrix. `precision` as `predict`'s.
     public static func evaluate(
         model: DeepLabV2, dataset: VOCDataset, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
-        msc: Bool = false,
+        msc: Bool = false, precision: ComputePrecision? = nil,
         refine: ((_ image: Image, _ scores: Tensor, _ id: String) throws -> LabelMap)? = nil,
         onImage: (String, LabelMap) throws -> Void = { _, _ in }, progress: () -> Void = {}
     ) throws -> ConfusionMatrix {
         var matrix = ConfusionMatrix(classCount: dataset.classes.count)
         for sample in dataset.samples {
             let (image, truth) = try dataset.load(sample)
-            let result = predict(model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip, msc: msc)
+            let result = predict(
+                model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip, msc: msc,
+                precision: precision)
             // `refine` (e.g. a dense CRF) turns the class probabilities [C, H, W] into the labels instead of the argmax.
             let prediction = try refine.map { try $0(image, result.scores, sample.id) } ?? result.labels
             try onImage(sample.id, prediction)
@@ -41,9 +43,24 @@ extension SegmentationTraining {
     /// over its scales, upsampled bilinearly (align_corners false) to the image, softmax, argmax.
     /// With `scales` [1], no flip and `msc` this is that protocol step for step; otherwise the
     /// network's single-scale logits (or, with other `scales`/`flip`, the average of their softmax).
+    /// `precision`: the products' arithmetic (`run.precision`); nil keeps the caller's
+    /// (`Kernels.withProducts`, fp32 outside any).
     public static func predict(
         model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double] = [1], flip: Bool = false,
-        msc: Bool = false
+        msc: Bool = false, precision: ComputePrecision? = nil
+    ) -> (labels: LabelMap, scores: Tensor) {
+        guard let precision else {
+            return predictInCurrentPrecision(
+                model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip, msc: msc)
+        }
+        return Kernels.withProducts(in: precision) {
+            predictInCurrentPrecision(
+                model: model, image: image, preprocessing: preprocessing, scales: scales, flip: flip, msc: msc)
+        }
+    }
+
+    static func predictInCurrentPrecision(
+        model: DeepLabV2, image: Image, preprocessing: Preprocessing, scales: [Double], flip: Bool, msc: Bool
     ) -> (labels: LabelMap, scores: Tensor) {
         let scales = scales.isEmpty ? [1] : scales
         let planar = preprocessing.normalize(image)

@@ -51,6 +51,12 @@ extension Bench {
                 valueName: "list"))
         var lowerings: String?
 
+        @Option(
+            help: ArgumentHelp(
+                "Products' arithmetic: fp32, bf16 (bf16 inputs, fp32 sums; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it).",
+                valueName: "fp32|bf16|auto"))
+        var precision: ComputePrecision = .fp32
+
         /// `--lowerings` parsed, or nil for all.
         func loweringChoices() throws -> Set<ConvAlgorithm>? {
             guard let lowerings else { return nil }
@@ -113,8 +119,9 @@ extension Bench {
                     }
                 }
             }
+            let arithmetic = Kernels.productArithmetic(for: precision)
             let timing = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
-                step()
+                Kernels.withProducts(arithmetic) { step() }
                 return nil
             }
             let flops = forwardFLOPs * (mode == .train ? 3 : 1)
@@ -129,6 +136,7 @@ extension Bench {
                 "peak_rss_mb": peakResidentMegabytes(), "logits": [lh, lw],
                 "threads": Runtime.threads, "blas_core": Runtime.blasCore, "blas_origin": BLASKernelChoice.origin,
                 "lowerings": ConvAlgorithm.automaticChoices.map(\.rawValue).sorted().joined(separator: ","),
+                "precision": arithmetic == .fp32 ? "fp32" : "bf16", "bf16_hardware": Kernels.bf16Hardware,
             ]
             printJSON(object)
         }

@@ -50,6 +50,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Scales, e.g. 0.5,0.75,1.0,1.25,1.5.", valueName: "list")) var scales = "1.0"
     @Flag(help: "Also average over horizontal flips.") var flip = false
     @Option(help: MSCChoice.help) var msc = MSCChoice.auto
+    @Option(
+        help: ArgumentHelp(
+            "Products' arithmetic: fp32, bf16 (bf16 inputs, fp32 sums; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it).",
+            valueName: "fp32|bf16|auto"))
+    var precision: ComputePrecision = .fp32
     @Flag(help: "Print one JSON object (as `wsss score --json`).") var json = false
     @Option(
         help: ArgumentHelp(
@@ -71,7 +76,7 @@ struct EvalCommand: ParsableCommand {
             scales: try parseNumbers(
                 scales, option: "--scales", positive: true, minimum: CAMCommand.minimumInferenceScale,
                 maximum: CAMCommand.maximumInferenceScale), flip: flip,
-            msc: msc.value, crf: crf ? crfOptions.parameters : nil, communicator: communicator)
+            msc: msc.value, crf: crf ? crfOptions.parameters : nil, precision: precision, communicator: communicator)
         guard communicator.isWriter else { return }
         if let plot {
             let chart = BarChart(
@@ -89,12 +94,12 @@ struct EvalCommand: ParsableCommand {
 
 func evaluateCheckpoint(
     _ checkpoint: String, dataset: VOCDataset, scales: [Double], flip: Bool, msc: Bool? = nil, crf: DenseCRF.Parameters? = nil,
-    predictions: String? = nil, communicator: Communicator = .single
+    precision: ComputePrecision = .fp32, predictions: String? = nil, communicator: Communicator = .single
 ) throws -> (report: SegmentationReport, images: Int) {
     let progress = ProgressBar("eval \(dataset.split)", total: communicator.share(of: dataset.samples).count)
     if let predictions { try FileManager.default.createDirectory(atPath: predictions, withIntermediateDirectories: true) }
     let report = try EvaluationStage.evaluate(
-        checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip, msc: msc, crf: crf,
+        checkpoint: checkpoint, dataset: dataset, scales: scales, flip: flip, msc: msc, crf: crf, precision: precision,
         onImage: { id, labels in if let predictions { try labels.writePNG(to: "\(predictions)/\(id).png") } },
         progress: { _, _ in progress.advance() }, communicator: communicator)
     return (report, dataset.samples.count)

@@ -40,6 +40,11 @@ struct PredictCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Scales.", valueName: "list")) var scales = "1.0"
     @Flag(help: "Also average over horizontal flips.") var flip = false
     @Option(help: MSCChoice.help) var msc = MSCChoice.auto
+    @Option(
+        help: ArgumentHelp(
+            "Products' arithmetic: fp32, bf16 (bf16 inputs, fp32 sums; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it).",
+            valueName: "fp32|bf16|auto"))
+    var precision: ComputePrecision = .fp32
     @Flag(help: "Write overlays of the predictions on the images.") var overlays = false
     @Flag(
         name: [.customLong("save-probabilities"), .customLong("save-logits")],
@@ -79,7 +84,8 @@ struct PredictCommand: ParsableCommand {
             for item in items {
                 let image = try Image.readRGB(from: item.path)
                 let result = SegmentationTraining.predict(
-                    model: model, image: image, preprocessing: options.preprocessing, scales: scaleList, flip: flip, msc: fused)
+                    model: model, image: image, preprocessing: options.preprocessing, scales: scaleList, flip: flip, msc: fused,
+                    precision: precision)
                 let labels =
                     try refiner.map {
                         try $0.infer(

@@ -25,7 +25,15 @@ struct RecipeOptions: ParsableArguments {
             valueName: "section.key=value"))
     var overrides: [String] = []
 
-    func load() throws -> Recipe { try Recipe(path: recipe, overrides: overrides) }
+    @Option(
+        help: ArgumentHelp(
+            "The segmenter's products: fp32, bf16 mixed precision (bf16 inputs, fp32 sums, as PyTorch's CPU autocast; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it); --set run.precision=… as a flag. (default: run.precision, fp32)",
+            valueName: "fp32|bf16|auto"))
+    var precision: ComputePrecision?
+
+    func load() throws -> Recipe {
+        try Recipe(path: recipe, overrides: overrides + (precision.map { ["run.precision=\($0.rawValue)"] } ?? []))
+    }
 }
 
 /// `wsss train`: DeepLab-v2 on a folder of (pseudo-)labels.

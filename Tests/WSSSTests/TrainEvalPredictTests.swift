@@ -212,6 +212,46 @@ import Training
         try train.run()
     }
 
+    /// `--precision bf16` (run.precision): the same run in bf16 mixed precision records it in
+    /// its checkpoint, ends near the fp32 run's weights without equalling them, refuses to resume
+    /// in fp32 without --allow-recipe-change, and predicts nearly the same labels.
+    @Test func bf16TrainingRecordsItsPrecisionAndStaysNearFP32() throws {
+        let out = root + "/seg-bf16"
+        let args = [
+            "--recipe", root + "/recipe.yaml", "--labels", root + "/SegmentationClass", "--out", out, "--threads", "1",
+        ]
+        var train = try TrainCommand.parse(args + ["--precision", "bf16"])
+        try train.run()
+        let (bf16, bf16Options, _) = try SegmentationTraining.load(out + "/final.h5")
+        let (fp32, fp32Options, _) = try SegmentationTraining.load(checkpoint)
+        #expect(bf16Options.precision == .bf16 && fp32Options.precision == .fp32)
+        var (largest, difference) = (Float(0), Float(0))
+        for ((_, a), (_, b)) in zip(bf16.stateDict(), fp32.stateDict()) {
+            for (x, y) in zip(a.scalars, b.scalars) {
+                (largest, difference) = (max(largest, abs(y)), max(difference, abs(x - y)))
+            }
+        }
+        #expect(difference > 0 && difference < 1e-2 * largest, "weights differ by \(difference) of \(largest)")
+        train = try TrainCommand.parse(args + ["--resume", "auto", "--set", "train.iterations=5"])
+        #expect { try train.run() } throws: { error in
+            guard case TrainingError.optionsChanged(_, let keys) = error else { return false }
+            return keys.contains("precision: bf16 → fp32")
+        }
+        // bf16 inference of the fp32 model labels nearly every pixel as fp32 inference does.
+        let dataset = try VOCDataset(root: root, split: "test", classes: ClassNames.load(root + "/classes.txt"))
+        var (same, total) = (0, 0)
+        for sample in dataset.samples {
+            let image = try dataset.load(sample).image
+            let a = SegmentationTraining.predict(model: fp32, image: image, preprocessing: fp32Options.preprocessing)
+            let b = SegmentationTraining.predict(
+                model: fp32, image: image, preprocessing: fp32Options.preprocessing, precision: .bf16)
+            same += zip(a.labels.values, b.labels.values).filter { $0 == $1 }.count
+            total += a.labels.values.count
+            #expect(a.scores.scalars != b.scores.scalars)
+        }
+        #expect(Double(same) / Double(total) > 0.98, "\(same) of \(total) pixels agree")
+    }
+
     @Test func predictTakesAFolderOfImagesOrOneImage() throws {
         let images = root + "/JPEGImages"
         let first = try #require(try FileManager.default.contentsOfDirectory(atPath: images).sorted().first)

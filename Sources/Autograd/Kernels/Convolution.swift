@@ -33,7 +33,16 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable {
     }
 
     /// The concrete algorithm for a shape.
+    ///
+    /// Under bf16 products (`Kernels.withProducts`) F(4x4, 3x3) becomes F(2x2, 3x3): its
+    /// transformed tiles, rounded to bf16, put 5–7% of the largest output into the error (F2 and
+    /// the other lowerings 0.1–0.5%; measured in `MixedPrecisionTests`).
     public func resolved(inChannels: Int, outChannels: Int, geometry g: WindowGeometry) -> ConvAlgorithm {
+        let chosen = choice(inChannels: inChannels, outChannels: outChannels, geometry: g)
+        return chosen == .winograd4 && Kernels.productArithmetic != .fp32 ? .winograd : chosen
+    }
+
+    private func choice(inChannels: Int, outChannels: Int, geometry g: WindowGeometry) -> ConvAlgorithm {
         switch self {
         case .automatic:
             let allowed = Self.automaticChoices

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 
 /// Raw math on Float32 buffers: free functions over pointers and explicit sizes that know
 /// nothing of tensors or the tape. Ops in `Ops/` call these and record their backward.
@@ -50,6 +51,10 @@ extension Kernels {
         _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
         _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
     ) {
+        guard wsss_product_arithmetic() == 0 else {
+            mixedPrecisionProduct(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

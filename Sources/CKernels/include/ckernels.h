@@ -89,5 +89,12 @@ ptrdiff_t wsss_sbgemm_packed_count(ptrdiff_t k, ptrdiff_t n);
 void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k, ptrdiff_t n, uint16_t *packed);
 void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed_b, float beta,
                  float *c, ptrdiff_t ldc);
+/// `rows` rows of `columns` floats (leading dimension `ldx`) rounded to bf16 and written back as
+/// fp32 values, contiguous (the bf16 operands of mixed-precision products run through sgemm).
+void wsss_round_to_bf16_rows(const float *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t columns, float *y);
+/// The calling thread's product arithmetic (`Kernels.productArithmetic`: 0 fp32, 1 bf16 rounded
+/// operands through sgemm, 2 the bf16 kernel); the worker pool gives each job the caller's.
+int wsss_product_arithmetic(void);
+void wsss_set_product_arithmetic(int value);
 
 #endif
