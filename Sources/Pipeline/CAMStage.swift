@@ -20,14 +20,14 @@ public enum CAMStage {
     ///   `DistributedError`.
     public static func infer(
         dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]? = nil, inference: CAMInference? = nil,
-        progress: (Int, Int) -> Void = { _, _ in }, communicator: Communicator = .single
+        precision: ComputePrecision? = nil, progress: (Int, Int) -> Void = { _, _ in }, communicator: Communicator = .single
     ) throws {
         if communicator.size > 1 {
             let part = "\(out).rank\(communicator.rank)"
             try infer(
                 dataset: dataset.subset(communicator.share(of: dataset.samples)), checkpoint: checkpoint, out: part,
                 scales: scales,
-                inference: inference, progress: progress)
+                inference: inference, precision: precision, progress: progress)
             try communicator.barrier()
             if communicator.isWriter {
                 let parts = try (0..<communicator.size).map { try CAMFile(readingFrom: "\(out).rank\($0)") }
@@ -54,12 +54,15 @@ public enum CAMStage {
         let scales = scales ?? options.inferenceScales
         let byID = Dictionary(uniqueKeysWithValues: dataset.samples.map { ($0.id, $0) })
         var done = 0
+        let arithmetic = Kernels.productArithmetic(for: precision ?? options.precision)
         try CAMFile.write(ids: dataset.samples.map(\.id), classNames: classes, scales: scales, to: out) { id in
             let sample = byID[id]!
             let image = try Image.readRGB(from: sample.imagePath)
-            let cams = CAMTraining.cams(
-                model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales,
-                inference: inference ?? options.inference)
+            let cams = try Kernels.withProducts(arithmetic) {
+                CAMTraining.cams(
+                    model: model, image: image, classes: try dataset.imageLabels(of: sample), scales: scales,
+                    inference: inference ?? options.inference)
+            }
             done += 1
             progress(done, dataset.samples.count)
             return cams

@@ -58,9 +58,9 @@ final class PipelineRun {
         camTrainProvenance = Provenance(
             dataKeys.merging(
                 recipe.effectiveValues(of: ["cam"], excluding: ["cam.inference_scales", "cam.make_cam", "cam.bg_threshold"])
-            ) { a, _ in a })
+            ) { a, _ in a }.merging(precisionKey) { a, _ in a })
         camInferProvenance = Provenance(
-            recipe.effectiveValues(ofKeys: ["cam.inference_scales", "cam.make_cam"]),
+            recipe.effectiveValues(ofKeys: ["cam.inference_scales", "cam.make_cam"]).merging(precisionKey) { a, _ in a },
             upstream: [("cam_train", camTrainProvenance)])
         if needsCAM {
             try trainCAM(split: trainSplit)
@@ -205,7 +205,7 @@ final class PipelineRun {
         try step(.camInfer, output: file, provenance: camInferProvenance, stale: [file]) {
             try CAMStage.infer(
                 dataset: try recipe.dataset(split: split), checkpoint: layout.camCheckpoint, out: file,
-                scales: recipe.cam.inferenceScales, inference: recipe.cam.makeCAM,
+                scales: recipe.cam.inferenceScales, inference: recipe.cam.makeCAM, precision: recipe.run.precision.resolved,
                 progress: { done, total in self.events.progress(.camInfer, done, total, "") },
                 communicator: pipeline.communicator)
         }

@@ -93,6 +93,7 @@ extension Recipe {
         o.inferenceScales = cam.inferenceScales
         o.checkpointEvery = cam.checkpointEvery
         o.seed = UInt64(run.seed)
+        o.precision = run.precision.resolved
         return o
     }
 

@@ -53,6 +53,11 @@ struct CAMCommand: ParsableCommand {
                 "Initialise the backbone from an ImageNet ResNet: torchvision's .pth as it is, or our HDF5. (default: none)",
                 valueName: "file")) var initFrom: String?
         @Option(help: ArgumentHelp("Random seed.", valueName: "n")) var seed: UInt64 = 0
+        @Option(
+            help: ArgumentHelp(
+                "The products' arithmetic: fp32, bf16 mixed precision (bf16 inputs, fp32 sums; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it).",
+                valueName: "fp32|bf16|auto"))
+        var precision: ComputePrecision = .fp32
         @Flag(
             help:
                 "Data-parallel training over the ranks of mpirun/srun (docs/DISTRIBUTED.md): each rank trains on its share of every batch; only rank 0 writes. (default: off)"
@@ -94,6 +99,7 @@ struct CAMCommand: ParsableCommand {
             options.widthDivisor = widthDivisor
             options.frozenBN = !trainBn
             options.seed = seed
+            options.precision = precision.resolved
             try CAMCommand.train(
                 dataset: try data.dataset(), options: options, out: out, initFrom: initFrom, communicator: communicator,
                 syncBatchNorm: !perRankBn)
@@ -152,6 +158,11 @@ struct CAMCommand: ParsableCommand {
             help:
                 "Split the images across the ranks of mpirun/srun; rank 0 merges their CAMs into --out (docs/DISTRIBUTED.md). (default: off)"
         ) var distributed = false
+        @Option(
+            help: ArgumentHelp(
+                "The products' arithmetic: fp32, bf16 mixed precision (bf16 inputs, fp32 sums; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it). (default: the precision the classifier trained in)",
+                valueName: "fp32|bf16|auto"))
+        var precision: ComputePrecision?
 
         func run() throws {
             try checkOutput(out, option: "--out", overwrite: overwrite, inputs: [checkpoint])
@@ -163,16 +174,18 @@ struct CAMCommand: ParsableCommand {
                     try parseNumbers(
                         $0, option: "--scales", positive: true, minimum: CAMCommand.minimumInferenceScale,
                         maximum: CAMCommand.maximumInferenceScale)
-                }, communicator: communicator)
+                }, precision: precision, communicator: communicator)
         }
     }
 
     static func infer(
-        dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?, communicator: Communicator = .single
+        dataset: VOCDataset, checkpoint: String, out: String, scales: [Double]?, precision: ComputePrecision? = nil,
+        communicator: Communicator = .single
     ) throws {
         let progress = ProgressBar("cam infer", total: communicator.share(of: dataset.samples).count)
         try CAMStage.infer(
-            dataset: dataset, checkpoint: checkpoint, out: out, scales: scales, progress: { _, _ in progress.advance() },
+            dataset: dataset, checkpoint: checkpoint, out: out, scales: scales, precision: precision,
+            progress: { _, _ in progress.advance() },
             communicator: communicator)
         Log.info("cam infer: \(out)")
     }

@@ -215,3 +215,35 @@ import Testing
         #expect(cams.maps.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
     }
 }
+
+/// CAM training in bf16 mixed precision (`run.precision`): the checkpoint records it, the
+/// weights end near the fp32 run's without equalling them, and CAM inference defaults to it.
+@Suite struct CAMPrecisionTests {
+    @Test func bf16TrainingIsRecordedAndStaysNearFP32() throws {
+        let root = NSTemporaryDirectory() + "wsss-cam-bf16-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var data = SyntheticDataset.Options()
+        (data.train, data.val, data.test, data.size) = (4, 1, 1, 48)
+        try SyntheticDataset.write(to: root, options: data)
+        let dataset = try VOCDataset(root: root, split: "train", classes: SyntheticDataset.classes)
+        var options = CAMTrainingOptions()
+        (options.iterations, options.batchSize, options.cropSize, options.widthDivisor) = (3, 2, 32, 16)
+        options.learningRate = 0.001
+        var runs: [CAMNetwork] = []
+        for precision in [ComputePrecision.fp32, .bf16] {
+            options.precision = precision
+            let out = root + "/cam-\(precision)"
+            try CAMTraining.train(dataset: dataset, options: options, outDirectory: out)
+            let (model, reloaded, _) = try CAMTraining.load(out + "/cam_final.h5")
+            #expect(reloaded.precision == precision)
+            runs.append(model)
+        }
+        var (largest, difference) = (Float(0), Float(0))
+        for ((_, a), (_, b)) in zip(runs[0].stateDict(), runs[1].stateDict()) {
+            var d: Float = 0
+            for (x, y) in zip(a.scalars, b.scalars) { (largest, d) = (max(largest, abs(x)), max(d, abs(x - y))) }
+            difference = max(difference, d)
+        }
+        #expect(difference > 0 && difference < 2e-2 * largest, "weights differ by \(difference) of \(largest)")
+    }
+}
