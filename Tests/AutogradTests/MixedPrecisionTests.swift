@@ -75,6 +75,14 @@ import Testing
             #expect(error < 1e-2 && error > 0, "\(algorithm) \(name): \(error)")
         }
         #expect(fp32[3] == bf16[3], "the bias gradient is a sum, not a product: fp32")
+        // The kernel route (AVX512-BF16 where the CPU has it, else the portable kernel) sums the
+        // same products in another order: the lowerings' strided operands reach it intact.
+        let viaKernel = run(.bf16Kernel)
+        for (name, (p, q)) in zip(["output", "input gradient", "weight gradient"], zip(bf16, viaKernel)) {
+            let scale = p.map(abs).max()!
+            let error = zip(p, q).map { abs($0 - $1) }.max()! / scale
+            #expect(error < 1e-5, "\(algorithm) \(name), kernel against emulation: \(error)")
+        }
     }
 
     /// F(4x4, 3x3) rounds its transformed tiles too coarsely for bf16 (5–7% of the largest
