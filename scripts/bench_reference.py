@@ -64,7 +64,8 @@ def main():
                    help="with --generator: official thresholds, or 0 for pred_iou_thresh and stability_score_thresh")
     p.add_argument("--skip-encoder", action="store_true", help="with --sam: leave out the encoder line")
     p.add_argument("--bf16", action="store_true",
-                   help="with --sam: run under torch.autocast('cpu', dtype=torch.bfloat16), as `wsss bench sam --precision bf16`")
+                   help="run under torch.autocast('cpu', dtype=torch.bfloat16): with --sam as `wsss bench sam --precision "
+                        "bf16`, else the DeepLab step as `wsss bench model --precision bf16`")
     p.add_argument("--skip-decoder", action="store_true", help="with --sam: leave out the decoder line")
     p.add_argument("--crf", action="store_true", help="time pydensecrf's dense CRF instead of DeepLab-v2 (as `wsss bench crf`)")
     p.add_argument("--images", type=int, default=4, help="with --crf: distinct images timed")
@@ -110,17 +111,21 @@ def main():
         fused = torch.stack([full] + [F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in scaled]).max(0)[0]
         return [full] + scaled + [fused]
 
+    import contextlib
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
+
     def step():
         if a.mode == "infer":
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 forward_maps()[-1]
             return
         sgd.zero_grad()
-        maps = forward_maps()
+        with autocast():
+            maps = forward_maps()
         loss = 0
         for logits in maps:
             target = F.interpolate(labels[:, None].float(), size=logits.shape[2:], mode="nearest")[:, 0].long()
-            loss = loss + F.cross_entropy(logits, target, ignore_index=255)
+            loss = loss + F.cross_entropy(logits.float(), target, ignore_index=255)
         loss.backward()
         sgd.step()
 
@@ -134,6 +139,7 @@ def main():
     name = f"torch_deeplabv2-r{a.depth}_{a.mode}" + ("_msc" if a.msc else "") + f"_{a.size}_b{a.batch}" + (f"_w{n}" if n > 1 else "") + ("_bn" if a.train_bn else "")
     print(json.dumps({
         "name": name, "median_s": median, "min_s": min(times), "images_per_s": round(a.batch / median, 1),
+        "precision": "bf16" if a.bf16 else "fp32",
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
     }))
