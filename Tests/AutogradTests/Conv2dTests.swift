@@ -122,3 +122,38 @@ import Testing
         #expect(w.grad?.shape == [3, 2, 3, 3])
     }
 }
+
+extension Conv2dTests {
+    /// Small convolutions of a batch run image by image across the pool
+    /// (`Kernels.imagesInParallel`): each image's output and input gradient are the ones it gets
+    /// alone, and the weight and bias gradients their sums.
+    @Test(arguments: [ConvAlgorithm.pointwise, .im2col, .tapwise])
+    func imagesInParallelMatchImageByImage(_ algorithm: ConvAlgorithm) {
+        let kernel = algorithm == .pointwise ? 1 : 3, padding = algorithm == .pointwise ? 0 : 2
+        let (batch, cin, cout) = (5, 8, 16)
+        let x = randn([batch, cin, 12, 10], seed: 20), w = randn([cout, cin, kernel, kernel], seed: 21, scale: 0.3)
+        let b = randn([cout], seed: 22)
+        func run(_ x: Tensor) -> (y: Tensor, dx: Tensor, dw: Tensor, db: Tensor) {
+            let (xi, wi, bi) = (x.detached().requiringGrad(), w.detached().requiringGrad(), b.detached().requiringGrad())
+            let y = xi.conv2d(weight: wi, bias: bi, padding: padding, dilation: 2, algorithm: algorithm)
+            (y * randn(y.shape, seed: 23 + UInt64(x.shape[0]))).sum().backward()
+            return (y, xi.grad!, wi.grad!, bi.grad!)
+        }
+        #expect(Kernels.imagesInParallel(batch: batch, multiplyAdds: cout * cin * kernel * kernel * 120, algorithm: algorithm))
+        let all = run(x)
+        var (dw, db) = (Tensor(zeros: w.shape), Tensor(zeros: b.shape))
+        let dy = randn(all.y.shape, seed: 23 + UInt64(batch))
+        for n in 0..<batch {
+            let (xi, wi, bi) = (
+                x.slice(alongAxis: 0, n..<(n + 1)).requiringGrad(), w.detached().requiringGrad(), b.detached().requiringGrad()
+            )
+            let y = xi.conv2d(weight: wi, bias: bi, padding: padding, dilation: 2, algorithm: algorithm)
+            (y * dy.slice(alongAxis: 0, n..<(n + 1))).sum().backward()
+            #expect(y.scalars == all.y.slice(alongAxis: 0, n..<(n + 1)).scalars, "\(algorithm) image \(n): output")
+            #expect(
+                xi.grad!.scalars == all.dx.slice(alongAxis: 0, n..<(n + 1)).scalars, "\(algorithm) image \(n): input gradient")
+            (dw, db) = (dw + wi.grad!, db + bi.grad!)
+        }
+        #expect(relativeError(all.dw, dw) < 1e-5 && relativeError(all.db, db) < 1e-5, "\(algorithm): parameter gradients")
+    }
+}

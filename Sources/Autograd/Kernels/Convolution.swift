@@ -108,19 +108,25 @@ extension Kernels {
     ) {
         let k = inChannels * g.kernelArea
         let inPlane = inChannels * g.inHeight * g.inWidth, outPlane = outChannels * g.outArea
+        let byImage = imagesInParallel(batch: batch, multiplyAdds: outChannels * k * g.outArea, algorithm: algorithm)
         switch algorithm {
         case .automatic:
             preconditionFailure("conv2dForward: resolve the algorithm first")
         case .tapwise:
-            let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
-            for n in 0..<batch {
-                conv2dTapwiseForward(
-                    x: x + n * inPlane, y: y + n * outPlane, inChannels: inChannels,
-                    outChannels: outChannels, geometry: g, workspace: workspace)
+            // One workspace per chunk of images (the images of a chunk run in turn on its thread).
+            forEachImage(batch, inParallel: byImage) { images in
+                let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
+                for n in images {
+                    conv2dTapwiseForward(
+                        x: x + n * inPlane, y: y + n * outPlane, inChannels: inChannels,
+                        outChannels: outChannels, geometry: g, workspace: workspace)
+                }
             }
         case .pointwise:
-            for n in 0..<batch {
-                gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: x + n * inPlane, c: y + n * outPlane)
+            forEachImage(batch, inParallel: byImage) { images in
+                for n in images {
+                    gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: x + n * inPlane, c: y + n * outPlane)
+                }
             }
         case .stackedTaps:
             conv2dStackedTapsForward(
@@ -132,10 +138,12 @@ extension Kernels {
                 x: x, transformedWeight: u, y: y, accumulate: false, batch: batch, inChannels: inChannels,
                 outChannels: outChannels, geometry: g)
         case .im2col:
-            let cols = TensorStorage(count: k * g.outArea, zeroed: false)
-            for n in 0..<batch {
-                im2col(x + n * inPlane, channels: inChannels, geometry: g, cols: cols.base)
-                gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: cols.base, c: y + n * outPlane)
+            forEachImage(batch, inParallel: byImage) { images in
+                let cols = TensorStorage(count: k * g.outArea, zeroed: false)
+                for n in images {
+                    im2col(x + n * inPlane, channels: inChannels, geometry: g, cols: cols.base)
+                    gemm(m: outChannels, n: g.outArea, k: k, a: weight, b: cols.base, c: y + n * outPlane)
+                }
             }
         }
         if let bias {
@@ -144,6 +152,36 @@ extension Kernels {
                     let v = bias[row % outChannels], p = y + row * g.outArea
                     for i in 0..<g.outArea { p[i] += v }
                 }
+            }
+        }
+    }
+
+    /// Multiply-adds per image below which a lowering that multiplies image by image (pointwise,
+    /// im2col, tap-wise) runs whole images on the pool's threads, each image's products on one
+    /// thread, instead of splitting every small product across them: the demo's narrow layers
+    /// (8–64 channels at 16²–32², batch 10) made hundreds of tiny products per convolution
+    /// whose splits cost more waiting than work.
+    public static let imageParallelMultiplyAdds = 8 << 20
+
+    /// Whether `algorithm` runs whole images in parallel for these sizes.
+    public static func imagesInParallel(batch: Int, multiplyAdds: Int, algorithm: ConvAlgorithm) -> Bool {
+        batch > 1 && Runtime.threads > 1 && multiplyAdds < imageParallelMultiplyAdds
+            && [.pointwise, .im2col, .tapwise].contains(algorithm)
+    }
+
+    /// `body` over chunks of the images 0..<batch: across the pool when `inParallel`, else all at once.
+    @inline(__always)
+    static func forEachImage(_ batch: Int, inParallel: Bool, _ body: (Range<Int>) -> Void) {
+        if inParallel { parallelFor(batch, body) } else { body(0..<batch) }
+    }
+
+    /// out[i] = Σₙ slots[n·count + i], n in order (the per-image weight gradients).
+    static func sumImageSlots(_ slots: UnsafePointer<Float>, batch: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        parallelFor(count, minimumPerThread: 1 << 14) { r in
+            for i in r {
+                var s = slots[i]
+                for n in 1..<batch { s += slots[n * count + i] }
+                out[i] = s
             }
         }
     }
@@ -157,17 +195,26 @@ extension Kernels {
     ) {
         let k = inChannels * g.kernelArea
         let inPlane = inChannels * g.inHeight * g.inWidth, outPlane = outChannels * g.outArea
+        let byImage = imagesInParallel(batch: batch, multiplyAdds: outChannels * k * g.outArea, algorithm: algorithm)
+        // With images in parallel each image's weight gradient goes to its own slot, summed in
+        // image order afterwards (the same sums for any thread count).
+        let perImage = byImage && dWeight != nil ? TensorStorage(count: batch * outChannels * k) : nil
         switch algorithm {
         case .automatic:
             preconditionFailure("conv2dBackward: resolve the algorithm first")
         case .tapwise:
-            let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
             let packedGradient = dWeight == nil ? nil : TensorStorage(count: outChannels * k)
-            for n in 0..<batch {
-                conv2dTapwiseBackward(
-                    x: x + n * inPlane, dy: dy + n * outPlane, dx: dx.map { $0 + n * inPlane },
-                    packedWeightGradient: packedGradient?.base, inChannels: inChannels,
-                    outChannels: outChannels, geometry: g, workspace: workspace)
+            forEachImage(batch, inParallel: byImage) { images in
+                let workspace = TapwiseWorkspace(weight: weight, inChannels: inChannels, outChannels: outChannels, geometry: g)
+                for n in images {
+                    conv2dTapwiseBackward(
+                        x: x + n * inPlane, dy: dy + n * outPlane, dx: dx.map { $0 + n * inPlane },
+                        packedWeightGradient: perImage.map { $0.base + n * outChannels * k } ?? packedGradient?.base,
+                        inChannels: inChannels, outChannels: outChannels, geometry: g, workspace: workspace)
+                }
+            }
+            if let perImage, let packedGradient {
+                sumImageSlots(perImage.base, batch: batch, count: outChannels * k, into: packedGradient.base)
             }
             if let dWeight, let packedGradient {
                 unpackWeightByTap(
@@ -196,26 +243,43 @@ extension Kernels {
                     x: dy, transformedWeight: u, y: dx, accumulate: true, batch: batch, inChannels: outChannels,
                     outChannels: inChannels, geometry: back)
             }
-            for n in 0..<batch {
-                let dyn = dy + n * outPlane
-                if let dWeight {
-                    // dW += dy[n] · im2col(x[n])ᵀ
-                    var b = x + n * inPlane
-                    if let cols {
-                        im2col(b, channels: inChannels, geometry: g, cols: cols.base)
-                        b = UnsafePointer(cols.base)
+            forEachImage(batch, inParallel: byImage) { images in
+                // Buffers of the chunk's thread (the shared ones when images run in turn).
+                let cols =
+                    byImage && unfold && dWeight != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : cols
+                let dcols =
+                    byImage && algorithm == .im2col && dx != nil ? TensorStorage(count: k * g.outArea, zeroed: false) : dcols
+                for n in images {
+                    let dyn = dy + n * outPlane
+                    if let dWeight {
+                        // dW += dy[n] · im2col(x[n])ᵀ
+                        var b = x + n * inPlane
+                        if let cols {
+                            im2col(b, channels: inChannels, geometry: g, cols: cols.base)
+                            b = UnsafePointer(cols.base)
+                        }
+                        if let perImage {
+                            gemm(
+                                transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b,
+                                c: perImage.base + n * outChannels * k)
+                        } else {
+                            gemm(transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b, beta: n == 0 ? 0 : 1, c: dWeight)
+                        }
                     }
-                    gemm(transB: true, m: outChannels, n: k, k: g.outArea, a: dyn, b: b, beta: n == 0 ? 0 : 1, c: dWeight)
-                }
-                if let dx, !winograd {
-                    // dx[n] += col2im(Wᵀ · dy[n])
-                    if let dcols {
-                        gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, c: dcols.base)
-                        col2im(dcols.base, channels: inChannels, geometry: g, x: dx + n * inPlane)
-                    } else {
-                        gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, beta: 1, c: dx + n * inPlane)
+                    if let dx, !winograd {
+                        // dx[n] += col2im(Wᵀ · dy[n])
+                        if let dcols {
+                            gemm(transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, c: dcols.base)
+                            col2im(dcols.base, channels: inChannels, geometry: g, x: dx + n * inPlane)
+                        } else {
+                            gemm(
+                                transA: true, m: k, n: g.outArea, k: outChannels, a: weight, b: dyn, beta: 1, c: dx + n * inPlane)
+                        }
                     }
                 }
+            }
+            if let perImage, let dWeight {
+                sumImageSlots(perImage.base, batch: batch, count: outChannels * k, into: dWeight)
             }
         }
         if let dBias {
