@@ -4,8 +4,9 @@
 /// 21-row weight. Per tap t = (i, j), only the output rectangle whose input pixel lies inside
 /// the image gets a contribution:
 ///   Y[:, rect] += W[:, :, i, j] · X[:, rect shifted by (i·d - p, j·d - p)].
-/// The input rectangle is gathered into a compact [Cin, area] buffer so each tap is a single
-/// sgemm with k = Cin.
+/// The input seen by the tap over the rectangle's whole output rows is gathered into a
+/// [Cin, rows·outW] buffer (zeros in the columns outside the rectangle), so each tap is a
+/// single sgemm with k = Cin that adds straight into Y's rows.
 extension Kernels {
     /// The valid output rectangle of tap (i, j): rows [r0, r1) and columns [c0, c1).
     static func tapRectangle(_ g: WindowGeometry, i: Int, j: Int) -> (r0: Int, r1: Int, c0: Int, c1: Int) {
@@ -16,92 +17,6 @@ extension Kernels {
             offset: j * g.dilation.w, stride: g.stride.w, padding: g.padding.w,
             inSize: g.inWidth, outSize: g.outWidth)
         return (r0, r1, c0, c1)
-    }
-
-    /// Calls `body(imageOffset, bufferOffset)` for each channel and row of tap (i, j)'s output
-    /// rectangle: the offset of the row's first input pixel in the image [channels, H·W] (the
-    /// row steps by `g.stride.w`), and of the row in a compact buffer [channels, rows·cols].
-    /// Channels are split across cores; rows of different channels never overlap.
-    @inline(__always)
-    static func forEachTapRow(
-        channels: Int, geometry g: WindowGeometry, i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int),
-        _ body: (_ imageOffset: Int, _ bufferOffset: Int) -> Void
-    ) {
-        let (rows, cols) = (rect.r1 - rect.r0, rect.c1 - rect.c0)
-        let plane = g.inHeight * g.inWidth
-        parallelFor(channels, minimumPerThread: 16) { range in
-            for c in range {
-                for r in 0..<rows {
-                    let ih = (rect.r0 + r) * g.stride.h - g.padding.h + i * g.dilation.h
-                    let iw0 = rect.c0 * g.stride.w - g.padding.w + j * g.dilation.w
-                    body(c * plane + ih * g.inWidth + iw0, (c * rows + r) * cols)
-                }
-            }
-        }
-    }
-
-    /// Copies the input pixels seen by tap (i, j) over its output rectangle from `image`
-    /// [channels, H·W] into `buffer` [channels, rows·cols].
-    static func gatherTap(
-        from image: UnsafePointer<Float>, into buffer: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
-        i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
-    ) {
-        let (cols, sw) = (rect.c1 - rect.c0, g.stride.w)
-        forEachTapRow(channels: channels, geometry: g, i: i, j: j, rect: rect) { imageOffset, bufferOffset in
-            let (src, dst) = (image + imageOffset, buffer + bufferOffset)
-            if sw == 1 {
-                dst.update(from: src, count: cols)
-            } else {
-                for k in 0..<cols { dst[k] = src[k * sw] }
-            }
-        }
-    }
-
-    /// The adjoint of `gatherTap`: adds `buffer` [channels, rows·cols] into the input pixels of
-    /// `image` [channels, H·W] seen by tap (i, j) over its output rectangle.
-    static func scatterAddTap(
-        from buffer: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
-        i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
-    ) {
-        let (cols, sw) = (rect.c1 - rect.c0, g.stride.w)
-        forEachTapRow(channels: channels, geometry: g, i: i, j: j, rect: rect) { imageOffset, bufferOffset in
-            let (dst, src) = (image + imageOffset, buffer + bufferOffset)
-            for k in 0..<cols { dst[k * sw] += src[k] }
-        }
-    }
-
-    /// Calls `body(planeOffset, blockOffset, cols)` for each channel and row of `rect`: the row's
-    /// offset in planes [channels, outH·outW] and in a compact block [channels, rows·cols].
-    @inline(__always)
-    static func forEachRectangleRow(
-        channels: Int, geometry g: WindowGeometry, rect: (r0: Int, r1: Int, c0: Int, c1: Int),
-        _ body: (_ planeOffset: Int, _ blockOffset: Int, _ cols: Int) -> Void
-    ) {
-        let (rows, cols) = (rect.r1 - rect.r0, rect.c1 - rect.c0)
-        for c in 0..<channels {
-            for r in 0..<rows { body(c * g.outArea + (rect.r0 + r) * g.outWidth + rect.c0, (c * rows + r) * cols, cols) }
-        }
-    }
-
-    /// Copies the rectangle `rect` of `planes` [channels, outH·outW] into `block` [channels, rows·cols].
-    static func gatherRectangle(
-        from planes: UnsafePointer<Float>, into block: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
-        rect: (r0: Int, r1: Int, c0: Int, c1: Int)
-    ) {
-        forEachRectangleRow(channels: channels, geometry: g, rect: rect) { planeOffset, blockOffset, cols in
-            (block + blockOffset).update(from: planes + planeOffset, count: cols)
-        }
-    }
-
-    /// Adds `block` [channels, rows·cols] into the rectangle `rect` of `planes` [channels, outH·outW].
-    static func addRectangle(
-        from block: UnsafePointer<Float>, into planes: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
-        rect: (r0: Int, r1: Int, c0: Int, c1: Int)
-    ) {
-        forEachRectangleRow(channels: channels, geometry: g, rect: rect) { planeOffset, blockOffset, cols in
-            let (p, b) = (planes + planeOffset, block + blockOffset)
-            for k in 0..<cols { p[k] += b[k] }
-        }
     }
 
     /// Weight [out, in, kh, kw] → per-tap matrices [kh·kw, out, in].
@@ -145,59 +60,107 @@ extension Kernels {
     struct TapwiseWorkspace {
         /// The weight as per-tap matrices [kh·kw, out, in].
         let packedWeight: TensorStorage
-        /// A gathered input rectangle [in, area] (or its gradient).
+        /// A tap's input over whole output rows [in, rows·outW] (or its gradient).
         let gathered: TensorStorage
-        /// One tap's product [out, area] (or the matching output-gradient rectangle).
-        let product: TensorStorage
 
         init(weight: UnsafePointer<Float>, inChannels: Int, outChannels: Int, geometry g: WindowGeometry) {
             packedWeight = TensorStorage(count: outChannels * inChannels * g.kernelArea, zeroed: false)
             Kernels.packWeightByTap(
                 from: weight, into: packedWeight.base, outChannels: outChannels, inChannels: inChannels, taps: g.kernelArea)
             gathered = TensorStorage(count: inChannels * g.outArea, zeroed: false)
-            product = TensorStorage(count: outChannels * g.outArea, zeroed: false)
+        }
+    }
+
+    /// Copies the input pixels tap (i, j) sees over the output rows `rect.r0..<rect.r1` into
+    /// `buffer` [channels, rows·outW], whole output rows: the columns outside the tap's valid
+    /// range `rect.c0..<rect.c1` are zero, so a product over whole rows adds nothing there.
+    static func gatherTapRows(
+        from image: UnsafePointer<Float>, into buffer: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
+        i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
+    ) {
+        let (rows, ow, sw) = (rect.r1 - rect.r0, g.outWidth, g.stride.w)
+        let (cols, plane) = (rect.c1 - rect.c0, g.inHeight * g.inWidth)
+        parallelFor(channels, minimumPerThread: 16) { range in
+            for c in range {
+                for r in 0..<rows {
+                    let ih = (rect.r0 + r) * g.stride.h - g.padding.h + i * g.dilation.h
+                    let iw0 = rect.c0 * sw - g.padding.w + j * g.dilation.w
+                    let (src, dst) = (image + c * plane + ih * g.inWidth + iw0, buffer + (c * rows + r) * ow)
+                    dst.update(repeating: 0, count: rect.c0)
+                    if sw == 1 {
+                        (dst + rect.c0).update(from: src, count: cols)
+                    } else {
+                        for k in 0..<cols { dst[rect.c0 + k] = src[k * sw] }
+                    }
+                    (dst + rect.c1).update(repeating: 0, count: ow - rect.c1)
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `gatherTapRows` on the valid columns: adds them from `buffer`
+    /// [channels, rows·outW] into the input pixels of `image` [channels, H·W] tap (i, j) sees.
+    static func scatterAddTapRows(
+        from buffer: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
+        i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
+    ) {
+        let (rows, ow, sw) = (rect.r1 - rect.r0, g.outWidth, g.stride.w)
+        let (cols, plane) = (rect.c1 - rect.c0, g.inHeight * g.inWidth)
+        parallelFor(channels, minimumPerThread: 16) { range in
+            for c in range {
+                for r in 0..<rows {
+                    let ih = (rect.r0 + r) * g.stride.h - g.padding.h + i * g.dilation.h
+                    let iw0 = rect.c0 * sw - g.padding.w + j * g.dilation.w
+                    let (dst, src) = (image + c * plane + ih * g.inWidth + iw0, buffer + (c * rows + r) * ow + rect.c0)
+                    for k in 0..<cols { dst[k * sw] += src[k] }
+                }
+            }
         }
     }
 
     /// Forward of one image: y [out, outH·outW] = conv(x [in, H·W]) without bias (y is overwritten).
+    /// Each tap's product covers whole output rows of its rectangle (zero inputs outside its
+    /// columns) and adds straight into y (leading dimension outH·outW): no product buffer to
+    /// zero and add back.
     static func conv2dTapwiseForward(
         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, inChannels: Int, outChannels: Int,
         geometry g: WindowGeometry, workspace w: TapwiseWorkspace
     ) {
         y.update(repeating: 0, count: outChannels * g.outArea)
-        forEachTap(g) { t, rect, area in
+        forEachTap(g) { t, rect, _ in
             let (i, j) = (t / g.kernelWidth, t % g.kernelWidth)
-            gatherTap(from: x, into: w.gathered.base, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
+            gatherTapRows(from: x, into: w.gathered.base, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
             gemm(
-                m: outChannels, n: area, k: inChannels, a: w.packedWeight.base + t * outChannels * inChannels,
-                b: w.gathered.base, c: w.product.base)
-            addRectangle(from: w.product.base, into: y, channels: outChannels, geometry: g, rect: rect)
+                m: outChannels, n: (rect.r1 - rect.r0) * g.outWidth, k: inChannels,
+                a: w.packedWeight.base + t * outChannels * inChannels, b: w.gathered.base, beta: 1,
+                c: y + rect.r0 * g.outWidth, ldc: g.outArea)
         }
     }
 
-    /// Backward of one image: accumulates dW (packed per tap) and dx (when given).
+    /// Backward of one image: accumulates dW (packed per tap) and dx (when given), over whole
+    /// output rows as the forward: dy's rows are read in place (leading dimension outH·outW).
     static func conv2dTapwiseBackward(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
         packedWeightGradient: UnsafeMutablePointer<Float>?, inChannels: Int, outChannels: Int,
         geometry g: WindowGeometry, workspace w: TapwiseWorkspace
     ) {
-        let (buffer, product) = (w.gathered.base, w.product.base)
-        forEachTap(g) { t, rect, area in
+        let buffer = w.gathered.base
+        forEachTap(g) { t, rect, _ in
             let (i, j) = (t / g.kernelWidth, t % g.kernelWidth)
-            gatherRectangle(from: dy, into: product, channels: outChannels, geometry: g, rect: rect)
+            let (span, rows) = ((rect.r1 - rect.r0) * g.outWidth, dy + rect.r0 * g.outWidth)
             if let packedWeightGradient {
-                // dW_t += dY_rect · X_tapᵀ
-                gatherTap(from: x, into: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
+                // dW_t += dY_rows · X_tapᵀ (zero inputs outside the tap's columns add nothing)
+                gatherTapRows(from: x, into: buffer, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
                 gemm(
-                    transB: true, m: outChannels, n: inChannels, k: area, a: product, b: buffer, beta: 1,
+                    transB: true, m: outChannels, n: inChannels, k: span, a: rows, lda: g.outArea, b: buffer, beta: 1,
                     c: packedWeightGradient + t * outChannels * inChannels)
             }
             if let dx {
-                // dX_tap += W_tᵀ · dY_rect
+                // dX_tap += W_tᵀ · dY_rows, on the tap's valid columns
                 gemm(
-                    transA: true, m: inChannels, n: area, k: outChannels, a: w.packedWeight.base + t * outChannels * inChannels,
-                    b: product, c: buffer)
-                scatterAddTap(from: buffer, into: dx, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
+                    transA: true, m: inChannels, n: span, k: outChannels, a: w.packedWeight.base + t * outChannels * inChannels,
+                    b: rows, ldb: g.outArea, c: buffer)
+                scatterAddTapRows(from: buffer, into: dx, channels: inChannels, geometry: g, i: i, j: j, rect: rect)
             }
         }
     }
