@@ -1,3 +1,4 @@
+import Autograd
 import Checkpoints
 import Datasets
 import Foundation
@@ -190,6 +191,7 @@ final class PipelineRun {
             carried: { Self.checkpointProvenance(self.layout.camCheckpoint) }, stale: [layout.camDirectory]
         ) {
             let options = recipe.camOptions
+            events.message("cam_train: precision: \(Kernels.productArithmetic(for: options.precision).name)")
             try CAMTraining.train(
                 dataset: try recipe.dataset(split: split), options: options, outDirectory: layout.camDirectory,
                 initFrom: recipe.cam.initPath, provenance: camTrainProvenance.values,

@@ -110,6 +110,7 @@ struct CAMCommand: ParsableCommand {
         dataset: VOCDataset, options: CAMTrainingOptions, out: String, initFrom: String?, communicator: Communicator = .single,
         syncBatchNorm: Bool = true
     ) throws {
+        Log.info("cam train: precision: \(Kernels.productArithmetic(for: options.precision).name)")
         let progress = ProgressBar("cam train", total: options.iterations, unit: "it")
         var smoothed: Float?
         var reported = false
