@@ -108,6 +108,7 @@ extension SEPLMerge.Rule: RecipeChoice {}
 extension BoxMerge.PaintOrder: RecipeChoice {}
 extension ResNetDepth: RecipeChoice {}
 extension ScaleSampling: RecipeChoice {}
+extension ComputePrecision: RecipeChoice {}
 extension NearestRule: RecipeChoice {}
 
 /// `model.arch`: the segmenter (depth and width are separate keys).

@@ -179,6 +179,8 @@ import Testing
         #expect(
             message("train.preprocessing=pytorch") == "--set: 'train.preprocessing' must be caffe or torchvision, got 'pytorch'")
         #expect(message("model.depth=42") == "--set: 'model.depth' must be 18, 34, 50 or 101, got 42")
+        #expect(message("run.precision=fp16") == "--set: 'run.precision' must be fp32, bf16 or auto, got 'fp16'")
+        #expect(message("sam.precision=fp16") == "--set: 'sam.precision' must be fp32, bf16 or auto, got 'fp16'")
         #expect(message("model.arch=pspnet") == "--set: 'model.arch' must be deeplabv2-resnet101, got 'pspnet'")
         #expect(
             message("pseudo.source=crf")
