@@ -71,6 +71,27 @@ extension Kernels {
         }
     }
 
+    /// Calls `body(imageOffset, bufferOffset)` for each channel and output row of tap (i, j)'s
+    /// rectangle: the offset in the image [channels, H·W] of the input pixel the tap sees at the
+    /// rectangle's first column (the row steps by `g.stride.w`), and of the row's start in a
+    /// buffer of whole output rows [channels, rows·outW]. Channels are split across the pool.
+    @inline(__always)
+    static func forEachTapRow(
+        channels: Int, geometry g: WindowGeometry, i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int),
+        _ body: (_ imageOffset: Int, _ bufferOffset: Int) -> Void
+    ) {
+        let (rows, plane) = (rect.r1 - rect.r0, g.inHeight * g.inWidth)
+        let iw0 = rect.c0 * g.stride.w - g.padding.w + j * g.dilation.w
+        parallelFor(channels, minimumPerThread: 16) { range in
+            for c in range {
+                for r in 0..<rows {
+                    let ih = (rect.r0 + r) * g.stride.h - g.padding.h + i * g.dilation.h
+                    body(c * plane + ih * g.inWidth + iw0, (c * rows + r) * g.outWidth)
+                }
+            }
+        }
+    }
+
     /// Copies the input pixels tap (i, j) sees over the output rows `rect.r0..<rect.r1` into
     /// `buffer` [channels, rows·outW], whole output rows: the columns outside the tap's valid
     /// range `rect.c0..<rect.c1` are zero, so a product over whole rows adds nothing there.
@@ -78,23 +99,16 @@ extension Kernels {
         from image: UnsafePointer<Float>, into buffer: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
         i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
     ) {
-        let (rows, ow, sw) = (rect.r1 - rect.r0, g.outWidth, g.stride.w)
-        let (cols, plane) = (rect.c1 - rect.c0, g.inHeight * g.inWidth)
-        parallelFor(channels, minimumPerThread: 16) { range in
-            for c in range {
-                for r in 0..<rows {
-                    let ih = (rect.r0 + r) * g.stride.h - g.padding.h + i * g.dilation.h
-                    let iw0 = rect.c0 * sw - g.padding.w + j * g.dilation.w
-                    let (src, dst) = (image + c * plane + ih * g.inWidth + iw0, buffer + (c * rows + r) * ow)
-                    dst.update(repeating: 0, count: rect.c0)
-                    if sw == 1 {
-                        (dst + rect.c0).update(from: src, count: cols)
-                    } else {
-                        for k in 0..<cols { dst[rect.c0 + k] = src[k * sw] }
-                    }
-                    (dst + rect.c1).update(repeating: 0, count: ow - rect.c1)
-                }
+        let (cols, ow, sw) = (rect.c1 - rect.c0, g.outWidth, g.stride.w)
+        forEachTapRow(channels: channels, geometry: g, i: i, j: j, rect: rect) { imageOffset, bufferOffset in
+            let (src, dst) = (image + imageOffset, buffer + bufferOffset)
+            dst.update(repeating: 0, count: rect.c0)
+            if sw == 1 {
+                (dst + rect.c0).update(from: src, count: cols)
+            } else {
+                for k in 0..<cols { dst[rect.c0 + k] = src[k * sw] }
             }
+            (dst + rect.c1).update(repeating: 0, count: ow - rect.c1)
         }
     }
 
@@ -104,17 +118,10 @@ extension Kernels {
         from buffer: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>, channels: Int, geometry g: WindowGeometry,
         i: Int, j: Int, rect: (r0: Int, r1: Int, c0: Int, c1: Int)
     ) {
-        let (rows, ow, sw) = (rect.r1 - rect.r0, g.outWidth, g.stride.w)
-        let (cols, plane) = (rect.c1 - rect.c0, g.inHeight * g.inWidth)
-        parallelFor(channels, minimumPerThread: 16) { range in
-            for c in range {
-                for r in 0..<rows {
-                    let ih = (rect.r0 + r) * g.stride.h - g.padding.h + i * g.dilation.h
-                    let iw0 = rect.c0 * sw - g.padding.w + j * g.dilation.w
-                    let (dst, src) = (image + c * plane + ih * g.inWidth + iw0, buffer + (c * rows + r) * ow + rect.c0)
-                    for k in 0..<cols { dst[k * sw] += src[k] }
-                }
-            }
+        let (cols, sw) = (rect.c1 - rect.c0, g.stride.w)
+        forEachTapRow(channels: channels, geometry: g, i: i, j: j, rect: rect) { imageOffset, bufferOffset in
+            let (dst, src) = (image + imageOffset, buffer + bufferOffset + rect.c0)
+            for k in 0..<cols { dst[k * sw] += src[k] }
         }
     }
 
