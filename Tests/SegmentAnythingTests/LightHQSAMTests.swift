@@ -47,26 +47,7 @@ import TorchCheckpoint
 
     @Test(arguments: ["point", "box"])
     func predictorMatchesTheReference(_ name: String) throws {
-        let predictor = SAMPredictor(model: try Self.model())
-        try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
-        let file = try Self.outputs()
-        for multimask in [true, false] {
-            for hqOnly in [false, true] {
-                predictor.hqTokenOnly = hqOnly
-                let result =
-                    name == "point"
-                    ? try predictor.predict(points: [(x: 60, y: 30)], labels: [1], multimaskOutput: multimask)
-                    : try predictor.predict(box: (x0: 10, y0: 8, x1: 70, y1: 60), multimaskOutput: multimask)
-                let group = "\(name)/\(multimask ? "multi" : "single")_\(hqOnly ? "hq" : "sum")"
-                let low = result.lowResLogits
-                #expect(low.shape == [1, 16, 16], "\(group): one mask per prompt")
-                expectClose(low.reshaped(to: [1] + low.shape), try file.read("\(group)/low_res"), tolerance: 1e-3, group)
-                let expectedIoU = try file.read("\(group)/iou").scalars
-                #expect(
-                    zip(result.iouPredictions.scalars, expectedIoU).allSatisfy { abs($0 - $1) < 1e-4 },
-                    "\(group): IoU \(result.iouPredictions.scalars) vs \(expectedIoU)")
-            }
-        }
+        try SAMHQTests.expectReferencePredictions(model: try Self.model(), file: try Self.outputs(), prompt: name, side: 16)
     }
 
     /// `SAM.callAsFunction` (sam.py's batched `forward`) decodes SAM-HQ with its HQ token, as the

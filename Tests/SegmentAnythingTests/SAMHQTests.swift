@@ -27,9 +27,15 @@ import TorchCheckpoint
 
     @Test(arguments: ["point", "box"])
     func predictorMatchesTheReference(_ name: String) throws {
-        let predictor = SAMPredictor(model: try Self.model())
+        try Self.expectReferencePredictions(model: try Self.model(), file: try Self.outputs(), prompt: name, side: 32)
+    }
+
+    /// The predictor on the fixture image against an HQ fixture's `<prompt>/<multi|single>_<sum|hq>`
+    /// groups: one [side, side] mask per prompt, logits within 1e-3 of the reference's scale, IoU
+    /// within 1e-4 (random weights predict IoUs near 0: compared absolutely, as the SAM tests do).
+    static func expectReferencePredictions(model: SAM, file: HDF5File, prompt name: String, side: Int) throws {
+        let predictor = SAMPredictor(model: model)
         try predictor.setImage(try SAMFixtures.image(try SAMFixtures.encoder(), "image"))
-        let file = try Self.outputs()
         for multimask in [true, false] {
             for hqOnly in [false, true] {
                 predictor.hqTokenOnly = hqOnly
@@ -39,9 +45,8 @@ import TorchCheckpoint
                     : try predictor.predict(box: (x0: 10, y0: 8, x1: 70, y1: 60), multimaskOutput: multimask)
                 let group = "\(name)/\(multimask ? "multi" : "single")_\(hqOnly ? "hq" : "sum")"
                 let low = result.lowResLogits, iou = result.iouPredictions
-                #expect(low.shape == [1, 32, 32], "\(group): one mask per prompt")
+                #expect(low.shape == [1, side, side], "\(group): one mask per prompt")
                 expectClose(low.reshaped(to: [1] + low.shape), try file.read("\(group)/low_res"), tolerance: 1e-3, group)
-                // IoU predictions of random weights are near 0: compared absolutely, as the SAM tests do.
                 let expectedIoU = try file.read("\(group)/iou").scalars
                 #expect(
                     zip(iou.scalars, expectedIoU).allSatisfy { abs($0 - $1) < 1e-4 },
