@@ -247,7 +247,7 @@ public enum CAMTraining {
     /// gradients summed over the ranks), SGD unless the loss is not finite. Returns the loss
     /// (summed over the ranks) and whether to stop (every rank takes the same decision at the
     /// same step: a signal may reach only one).
-    static func step(
+    public static func step(
         model: CAMNetwork, optimizer: SGD, images: Tensor, targets: Tensor, share: Float, reducer: GradientReducer?,
         stop: () -> Bool
     ) throws -> (loss: Float, stop: Bool) {

@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed (JSON Lines on stdout; build with -c release).",
         subcommands: [
             Ops.self, Model.self, DataPipeline.self, Pseudo.self, SAMBench.self, DetectBench.self, CRF.self, COCOBench.self,
-            Allreduce.self,
+            Allreduce.self, RecipeCost.self,
         ])
 
     struct Ops: ParsableCommand {

@@ -26,10 +26,10 @@ extension Bench {
             guard proposals >= 0 else { throw ValidationError("--proposals must be 0 or more, got \(proposals)") }
         }
 
-        func run() throws {
-            try runtime.apply()
-            let (w, h) = (500, 375)
-            var g = SeededGenerator(seed: 7)
+        /// Seeds of three overlapping elliptic classes and `proposals` SAM-like elliptic masks.
+        static func syntheticInputs(width w: Int, height h: Int, proposals: Int, using g: inout SeededGenerator) -> (
+            seeds: LabelMap, masks: [SegmentMask]
+        ) {
             func ellipse() -> [Bool] {
                 let (cx, cy) = (Double(g.nextUniform()) * Double(w), Double(g.nextUniform()) * Double(h))
                 let (rx, ry) = (5 + Double(g.nextUniform()) * 120, 5 + Double(g.nextUniform()) * 90)
@@ -38,6 +38,16 @@ extension Bench {
                     return dx * dx + dy * dy <= 1
                 }
             }
+            var seeds = [UInt8](repeating: 0, count: w * h)
+            for c in 1...3 { for (p, inside) in ellipse().enumerated() where inside { seeds[p] = UInt8(c) } }
+            let masks = (0..<proposals).map { _ in SegmentMask(width: w, height: h, bitmap: ellipse()) }
+            return (LabelMap(width: w, height: h, values: seeds), masks)
+        }
+
+        func run() throws {
+            try runtime.apply()
+            let (w, h) = (500, 375)
+            var g = SeededGenerator(seed: 7)
             // A few distinct images, reused.
             let distinct = 4
             var seedMaps: [LabelMap] = []
@@ -46,10 +56,8 @@ extension Bench {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: directory) }
             for k in 0..<distinct {
-                var seeds = [UInt8](repeating: 0, count: w * h)
-                for c in 1...3 { for (p, inside) in ellipse().enumerated() where inside { seeds[p] = UInt8(c) } }
-                seedMaps.append(LabelMap(width: w, height: h, values: seeds))
-                let masks = (0..<proposals).map { _ in SegmentMask(width: w, height: h, bitmap: ellipse()) }
+                let (seeds, masks) = Self.syntheticInputs(width: w, height: h, proposals: proposals, using: &g)
+                seedMaps.append(seeds)
                 maskSets.append(masks)
                 try SA1BProposals.write(masks, to: "\(directory)/\(k).json")
             }

@@ -34,6 +34,7 @@ import Testing
         ("wsss-coco-convert", WSSS.helpMessage(for: COCOCommand.Convert.self, columns: 100)),
         ("wsss-bench-coco", WSSS.helpMessage(for: Bench.COCOBench.self, columns: 100)),
         ("wsss-bench-allreduce", WSSS.helpMessage(for: Bench.Allreduce.self, columns: 100)),
+        ("wsss-bench-recipe", WSSS.helpMessage(for: Bench.RecipeCost.self, columns: 100)),
         ("wsss-detect-convert", WSSS.helpMessage(for: DetectCommand.Convert.self, columns: 100)),
         ("wsss-detect-image", WSSS.helpMessage(for: DetectCommand.ImageBoxes.self, columns: 100)),
         ("wsss-detect-run", WSSS.helpMessage(for: DetectCommand.Run.self, columns: 100)),
