@@ -24,7 +24,8 @@ extension Bench {
                 (one train image at cam.inference_scales with flips), sam (the automatic mask generator with the sam: \
                 section on one image, or the image encoder for box prompts), pseudo (the SEPL merge of ~100 proposals; \
                 plus the dense CRF when crf.pseudo), train (one optimizer step: train.batch × train.accumulation at \
-                train.crop, MSC as model.msc), eval (one image of each eval split at eval.scales/flip/msc; plus the \
+                train.crop, MSC as model.msc), train_val (the validation passes every train.eval_every: one val \
+                image at one scale), eval (one image of each eval split at eval.scales/flip/msc; plus the \
                 CRF when crf.eval). Each line: unit (iteration or image), units (the recipe's iterations or the \
                 split's images), median_s per unit over --steps after one warm-up (the sam stage: --steps runs, no \
                 warm-up), hours on this machine, and hours_by_ranks under mpirun -np N (`wsss pipeline \
