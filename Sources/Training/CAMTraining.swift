@@ -187,43 +187,46 @@ public enum CAMTraining {
         model.train()
         var clock = Date()
         // Mixed precision (run.precision): every product of the forward and backward passes.
-        try Kernels.withProducts(in: options.precision) {
-            for iteration in start..<options.iterations {
-                let batch = try loader.next()
-                let target = Tensor(shape: [batch.ids.count, classCount - 1], values: batch.ids.flatMap { targets[$0]! })
-                optimizer.learningRate = schedule.learningRate(at: iteration)
-                var (value, stopNow) = try step(
-                    model: model, optimizer: optimizer, images: batch.images, targets: target,
-                    share: Float(batch.ids.count) / Float(options.batchSize),
-                    reducer: reducer, stop: shouldStop)
-                guard value.isFinite else {
-                    throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastGood)
-                }
-                let seconds = Date().timeIntervalSince(clock)
-                clock = Date()
-                log?.write([
-                    "iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
-                    "images_per_s": Double(batch.ids.count * communicator.size) / max(seconds, 1e-9),
-                ])
-                if writer { progress(iteration + 1, value) }
-                try board?.addScalar("cam/loss", Double(value), step: iteration + 1)
-                try board?.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
-                // On disk at every step: a killed run keeps its curve up to the moment it died.
-                try board?.flush()
-                let done = iteration + 1
-                stopNow = stopNow && done < options.iterations
-                if done == options.iterations || done % options.checkpointEvery == 0 || stopNow {
-                    let metadata = CheckpointMetadata(
-                        architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "",
-                        options: recipe,
-                        provenance: provenance)
-                    try run.save(
-                        model, optimizer: optimizer, metadata: metadata,
-                        name: done == options.iterations ? "cam_final.h5" : run.periodicName(done))
-                }
-                if stopNow {
-                    // SIGINT/SIGTERM: the checkpoint above is written; a later run resumes from it.
-                    throw TrainingInterrupted(iteration: done, checkpoint: run.lastSaved ?? "")
+        // Freed activations are reused by the next steps (no fresh pages to zero each step).
+        try MemoryBudget.reusingStepBuffers {
+            try Kernels.withProducts(in: options.precision) {
+                for iteration in start..<options.iterations {
+                    let batch = try loader.next()
+                    let target = Tensor(shape: [batch.ids.count, classCount - 1], values: batch.ids.flatMap { targets[$0]! })
+                    optimizer.learningRate = schedule.learningRate(at: iteration)
+                    var (value, stopNow) = try step(
+                        model: model, optimizer: optimizer, images: batch.images, targets: target,
+                        share: Float(batch.ids.count) / Float(options.batchSize),
+                        reducer: reducer, stop: shouldStop)
+                    guard value.isFinite else {
+                        throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastGood)
+                    }
+                    let seconds = Date().timeIntervalSince(clock)
+                    clock = Date()
+                    log?.write([
+                        "iteration": iteration + 1, "loss": Double(value), "lr": Double(optimizer.learningRate),
+                        "images_per_s": Double(batch.ids.count * communicator.size) / max(seconds, 1e-9),
+                    ])
+                    if writer { progress(iteration + 1, value) }
+                    try board?.addScalar("cam/loss", Double(value), step: iteration + 1)
+                    try board?.addScalar("cam/lr", Double(optimizer.learningRate), step: iteration + 1)
+                    // On disk at every step: a killed run keeps its curve up to the moment it died.
+                    try board?.flush()
+                    let done = iteration + 1
+                    stopNow = stopNow && done < options.iterations
+                    if done == options.iterations || done % options.checkpointEvery == 0 || stopNow {
+                        let metadata = CheckpointMetadata(
+                            architecture: CAMNetwork.architecture, classes: dataset.classes.names, iteration: done, recipe: "",
+                            options: recipe,
+                            provenance: provenance)
+                        try run.save(
+                            model, optimizer: optimizer, metadata: metadata,
+                            name: done == options.iterations ? "cam_final.h5" : run.periodicName(done))
+                    }
+                    if stopNow {
+                        // SIGINT/SIGTERM: the checkpoint above is written; a later run resumes from it.
+                        throw TrainingInterrupted(iteration: done, checkpoint: run.lastSaved ?? "")
+                    }
                 }
             }
         }

@@ -81,57 +81,61 @@ public enum SegmentationTraining {
         // Mixed precision (run.precision): every product of the forward and backward passes and of
         // the evaluations in between; the optimizer and the weights stay fp32.
         notice("precision: \(Kernels.productArithmetic(for: options.precision).name)")
-        try Kernels.withProducts(in: options.precision) {
-            for iteration in start..<options.iterations {
-                optimizer.learningRate = schedule.learningRate(at: iteration)
-                var images = 0
-                let nextBatch = {
-                    let batch = try loader.next()
-                    images += batch.ids.count * communicator.size
-                    return batch
-                }
-                let stepLoss: Float
-                var stopNow = false
-                if let reducer {
-                    (stepLoss, stopNow) = try step(
-                        model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc,
-                        labelResize: options.labelResize,
-                        reducer: reducer, stop: shouldStop(), nextBatch: nextBatch)
-                } else {
-                    stepLoss = try step(
-                        model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc,
-                        labelResize: options.labelResize,
-                        nextBatch: nextBatch)
-                    stopNow = shouldStop()
-                }
-                guard stepLoss.isFinite else {
-                    throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastSaved)
-                }
-                let done = iteration + 1
-                window.add(loss: stepLoss, images: images)
-                if done % options.logEvery == 0 || done == options.iterations {
-                    try logProgress(window.close(iteration: done, learningRate: optimizer.learningRate), run: run, report: report)
-                }
-                var checkpoint = metadata
-                checkpoint.iteration = done
-                if done == options.iterations {
-                    try run.save(model, optimizer: optimizer, metadata: checkpoint, name: finalName)
-                } else if done % options.checkpointEvery == 0 || (stopNow && done < options.iterations) {
-                    try run.save(
-                        model, optimizer: optimizer, metadata: checkpoint, name: run.periodicName(done),
-                        keepLast: options.keepLast)
-                }
-                if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
-                    try evaluateWhileTraining(
-                        model: model, on: validation, options: options, at: done, run: run, evaluated: evaluated)
-                }
-                if let log = run.log {
-                    try? LossCurve.plot(
-                        log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
-                        title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")
-                }
-                if stopNow && done < options.iterations {
-                    throw TrainingInterrupted(iteration: done, checkpoint: run.lastSaved ?? "")
+        // Freed activations are reused by the next steps (no fresh pages to zero each step).
+        try MemoryBudget.reusingStepBuffers {
+            try Kernels.withProducts(in: options.precision) {
+                for iteration in start..<options.iterations {
+                    optimizer.learningRate = schedule.learningRate(at: iteration)
+                    var images = 0
+                    let nextBatch = {
+                        let batch = try loader.next()
+                        images += batch.ids.count * communicator.size
+                        return batch
+                    }
+                    let stepLoss: Float
+                    var stopNow = false
+                    if let reducer {
+                        (stepLoss, stopNow) = try step(
+                            model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc,
+                            labelResize: options.labelResize,
+                            reducer: reducer, stop: shouldStop(), nextBatch: nextBatch)
+                    } else {
+                        stepLoss = try step(
+                            model: model, optimizer: optimizer, accumulation: accumulation, msc: options.msc,
+                            labelResize: options.labelResize,
+                            nextBatch: nextBatch)
+                        stopNow = shouldStop()
+                    }
+                    guard stepLoss.isFinite else {
+                        throw TrainingError.nonFiniteLoss(iteration: iteration + 1, lastCheckpoint: run.lastSaved)
+                    }
+                    let done = iteration + 1
+                    window.add(loss: stepLoss, images: images)
+                    if done % options.logEvery == 0 || done == options.iterations {
+                        try logProgress(
+                            window.close(iteration: done, learningRate: optimizer.learningRate), run: run, report: report)
+                    }
+                    var checkpoint = metadata
+                    checkpoint.iteration = done
+                    if done == options.iterations {
+                        try run.save(model, optimizer: optimizer, metadata: checkpoint, name: finalName)
+                    } else if done % options.checkpointEvery == 0 || (stopNow && done < options.iterations) {
+                        try run.save(
+                            model, optimizer: optimizer, metadata: checkpoint, name: run.periodicName(done),
+                            keepLast: options.keepLast)
+                    }
+                    if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
+                        try evaluateWhileTraining(
+                            model: model, on: validation, options: options, at: done, run: run, evaluated: evaluated)
+                    }
+                    if let log = run.log {
+                        try? LossCurve.plot(
+                            log: log.path, to: "\(runDirectory)/curves.png", every: options.logEvery, at: done,
+                            title: "DeepLab-v2 training (\((runDirectory as NSString).lastPathComponent))")
+                    }
+                    if stopNow && done < options.iterations {
+                        throw TrainingInterrupted(iteration: done, checkpoint: run.lastSaved ?? "")
+                    }
                 }
             }
         }

@@ -120,10 +120,14 @@ extension Bench {
                 }
             }
             let arithmetic = Kernels.productArithmetic(for: precision)
-            let timing = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
-                Kernels.withProducts(arithmetic) { step() }
-                return nil
+            let measure = {
+                OpBenchmarks.time(seconds: 0, repetitions: repeats) {
+                    Kernels.withProducts(arithmetic) { step() }
+                    return nil
+                }
             }
+            // Training steps reuse freed activations as `wsss train` runs them.
+            let timing = mode == .train ? MemoryBudget.reusingStepBuffers(measure) : measure()
             let flops = forwardFLOPs * (mode == .train ? 3 : 1)
             let gflops = flops / timing.median / 1e9
             let object: [String: Any] = [

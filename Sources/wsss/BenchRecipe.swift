@@ -29,8 +29,9 @@ extension Bench {
                 CRF when crf.eval). Each line: unit (iteration or image), units (the recipe's iterations or the \
                 split's images), median_s per unit over --steps after one warm-up (the sam stage: --steps runs, no \
                 warm-up), hours on this machine, and hours_by_ranks under mpirun -np N (`wsss pipeline \
-                --distributed`): image stages split their images; training splits each step's batch (the largest \
-                shard sets the pace) and adds one ring allreduce of the gradient per optimizer step, 2(N−1)/N × \
+                --distributed`): image stages split their images; training splits each step's images (the recipe's \
+                micro-batches while N divides them, past that train.batch × train.accumulation re-chosen so each rank \
+                takes ⌈images / N⌉; the largest shard sets the pace) and adds one ring allreduce of the gradient per optimizer step, 2(N−1)/N × \
                 gradient_mb over --link-gbps, not overlapped (an upper bound). Image counts: --train-images / \
                 --eval-images, else the split files under data.root, else VOC 2012's and COCO 2014's published \
                 sizes when data.root names them. Random weights: the SAM generator's survival (hence its NMS and \
@@ -196,11 +197,14 @@ extension Bench {
             let targets = Tensor(
                 shape: [options.batchSize, inputs.classes - 1],
                 values: (0..<(options.batchSize * (inputs.classes - 1))).map { _ in g.next() % 8 == 0 ? 1 : 0 })
-            let t = try time {
-                _ = try Kernels.withProducts(in: options.precision) {
-                    try CAMTraining.step(
-                        model: model, optimizer: optimizer, images: images, targets: targets, share: 1, reducer: nil,
-                        stop: { false })
+            // As `CAMTraining.train` runs its steps: freed activations reused by the next one.
+            let t = try MemoryBudget.reusingStepBuffers {
+                try time {
+                    _ = try Kernels.withProducts(in: options.precision) {
+                        try CAMTraining.step(
+                            model: model, optimizer: optimizer, images: images, targets: targets, share: 1, reducer: nil,
+                            stop: { false })
+                    }
                 }
             }
             return StageCost(
@@ -308,12 +312,15 @@ extension Bench {
             let x = Tensor.randomNormal([b, 3, side, side], using: &g)
             let labels = LabelTensor(
                 shape: [b, side, side], values: (0..<(b * side * side)).map { _ in Int32(g.next() % UInt64(inputs.classes)) })
-            let t = try time {
-                _ = Kernels.withProducts(in: options.precision) {
-                    SegmentationTraining.step(
-                        model: model, optimizer: sgd, accumulation: GradientAccumulation(steps: options.accumulation),
-                        msc: options.msc
-                    ) { Batch(images: x, labels: labels, ids: []) }
+            // As `SegmentationTraining.train` runs its steps: freed activations reused by the next one.
+            let t = try MemoryBudget.reusingStepBuffers {
+                try time {
+                    _ = Kernels.withProducts(in: options.precision) {
+                        SegmentationTraining.step(
+                            model: model, optimizer: sgd, accumulation: GradientAccumulation(steps: options.accumulation),
+                            msc: options.msc
+                        ) { Batch(images: x, labels: labels, ids: []) }
+                    }
                 }
             }
             let trainable = model.trainableParameters.map(\.tensor)
@@ -398,16 +405,18 @@ struct StageCost {
     }
 
     /// The stage's seconds on `ranks` machines like this one: images split evenly; a training
-    /// step's batch split across the ranks (the largest shard sets the pace, per micro-batch) plus
-    /// one ring allreduce of the gradient per step. nil when the ranks outnumber a step's images.
+    /// step's images (batch × accumulation) split evenly across the ranks — the recipe's
+    /// micro-batches when they divide, else train.batch and train.accumulation re-chosen so each
+    /// rank takes ⌈images / ranks⌉ (e.g. 10 ranks: batch 10, accumulation 1) — plus one ring
+    /// allreduce of the gradient per step. nil when the ranks outnumber a step's images.
     func seconds(ranks n: Int, linkBytesPerSecond link: Double) -> Double? {
         guard let batch else { return Double((units + n - 1) / n) * median }
+        guard n <= batch else { return nil }
         let micro = batch / accumulation
-        guard n <= micro else { return nil }
-        let perImage = median / Double(batch)
-        let compute = perImage * Double((micro + n - 1) / n * accumulation)
+        // Per rank and step: the recipe's micro-batches split across the ranks, or an even re-split.
+        let share = n <= micro ? (micro + n - 1) / n * accumulation : (batch + n - 1) / n
         let allreduce = n == 1 ? 0 : 2 * Double(n - 1) / Double(n) * (gradientBytes ?? 0) / link
-        return Double(units) * (compute + allreduce)
+        return Double(units) * (median / Double(batch) * Double(share) + allreduce)
     }
 }
 
@@ -439,14 +448,12 @@ struct RecipeWork {
         var from: [String] = []
         func count(_ split: String, given: Int?, option: String) throws -> Int {
             if let given { return given }
-            if let samples = try? recipe.dataset(split: split).samples.count {
-                from.append("\(split): split file")
-                return samples
-            }
-            if let n = Self.published[root]?[split] {
-                from.append("\(split): published size")
+            func noting(_ n: Int, _ source: String) -> Int {
+                if !from.contains(where: { $0.hasPrefix("\(split):") }) { from.append("\(split): \(source)") }
                 return n
             }
+            if let samples = try? recipe.dataset(split: split).samples.count { return noting(samples, "split file") }
+            if let n = Self.published[root]?[split] { return noting(n, "published size") }
             throw ValidationError(
                 "bench recipe: no split '\(split)' under data.root '\(recipe.data.root ?? "")' and no published size for it; give \(option)"
             )

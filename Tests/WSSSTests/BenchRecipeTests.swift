@@ -29,7 +29,12 @@ import Training
         #expect(abs(two - 100 * (6 + 0.1)) < 1e-9)
         let five = try #require(training.seconds(ranks: 5, linkBytesPerSecond: 1e9))
         #expect(abs(five - 100 * (2 + 2 * 0.8 * 0.1)) < 1e-9)
-        #expect(training.seconds(ranks: 8, linkBytesPerSecond: 1e9) == nil, "8 ranks cannot split a micro-batch of 5")
+        // Past the micro-batch the step's 10 images are re-split: 8 ranks take 2 each, 10 ranks 1.
+        let eight = try #require(training.seconds(ranks: 8, linkBytesPerSecond: 1e9))
+        #expect(abs(eight - 100 * (2 + 2 * 0.875 * 0.1)) < 1e-9)
+        let ten = try #require(training.seconds(ranks: 10, linkBytesPerSecond: 1e9))
+        #expect(abs(ten - 100 * (1 + 2 * 0.9 * 0.1)) < 1e-9)
+        #expect(training.seconds(ranks: 11, linkBytesPerSecond: 1e9) == nil, "11 ranks for a step of 10 images")
     }
 
     @Test func samConfigurationIsReadOffTheOfficialFileNames() throws {
