@@ -27,7 +27,7 @@ struct RecipeOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "The segmenter's products: fp32, bf16 mixed precision (bf16 inputs, fp32 sums, as PyTorch's CPU autocast; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it); --set run.precision=… as a flag. (default: run.precision, fp32)",
+            "The products of the CAM classifier and the segmenter (what the command runs of them): fp32, bf16 mixed precision (bf16 inputs, fp32 sums, as PyTorch's CPU autocast; emulated where the CPU has no AVX512-BF16: for accuracy, not speed) or auto (bf16 only where the CPU has it); --set run.precision=… as a flag. (default: run.precision, fp32)",
             valueName: "fp32|bf16|auto"))
     var precision: ComputePrecision?
 
