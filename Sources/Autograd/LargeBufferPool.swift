@@ -63,9 +63,20 @@ final class LargeBufferPool: @unchecked Sendable {
             parked = [:]
             parkedBytes = 0
         }
+        // Under the lock: a scope opened meanwhile on another thread must not see the threshold reset.
+        if outermost { Runtime.holdHeapTop(false) }
         lock.unlock()
         for buffer in released { free(buffer) }
-        if outermost { Runtime.holdHeapTop(false) }
+    }
+
+    /// Frees every parked buffer, the scopes staying open.
+    func releaseParked() {
+        lock.lock()
+        let released = parked.values.flatMap { $0 }
+        parked = [:]
+        parkedBytes = 0
+        lock.unlock()
+        for buffer in released { free(buffer) }
     }
 }
 
@@ -75,6 +86,10 @@ extension TensorStorage {
     /// holds), all released when the outermost scope ends. For inference loops that allocate the
     /// same large activations again and again (SAM's mask decoder, Grounding DINO's layers);
     /// nesting is allowed, and other threads' allocations share the pool meanwhile.
+    /// Frees the buffers parked so far (the open scopes keep parking later ones): after work
+    /// whose sizes will not recur, such as an evaluation between training steps.
+    public static func releaseParkedBuffers() { LargeBufferPool.shared.releaseParked() }
+
     public static func reusingLargeBuffers<R>(limit: Int = 1 << 30, _ body: () throws -> R) rethrows -> R {
         LargeBufferPool.shared.enter(limit: limit)
         defer { LargeBufferPool.shared.leave() }

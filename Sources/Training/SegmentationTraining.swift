@@ -127,6 +127,8 @@ public enum SegmentationTraining {
                     if let validation, options.evalEvery > 0, done % options.evalEvery == 0 || done == options.iterations {
                         try evaluateWhileTraining(
                             model: model, on: validation, options: options, at: done, run: run, evaluated: evaluated)
+                        // The images' sizes vary: what they parked would sit unused until the run ends.
+                        TensorStorage.releaseParkedBuffers()
                     }
                     if let log = run.log {
                         try? LossCurve.plot(

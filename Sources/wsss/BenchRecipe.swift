@@ -22,16 +22,16 @@ extension Bench {
             discussion: """
                 Stages (those the recipe runs): cam_train (one optimizer step at cam.batch and cam.crop), cam_infer \
                 (one train image at cam.inference_scales with flips), sam (the automatic mask generator with the sam: \
-                section on one image, or the image encoder for box prompts), pseudo (the SEPL merge of ~100 proposals; \
-                plus the dense CRF when crf.pseudo), train (one optimizer step: train.batch × train.accumulation at \
+                section on one image, or the image encoder for box prompts), pseudo (one image of every source's work: \
+                Felzenszwalb segments, the SEPL merge of ~100 proposals, the dense CRF with crf.pseudo), train (one optimizer step: train.batch × train.accumulation at \
                 train.crop, MSC as model.msc), train_val (the validation passes every train.eval_every: one val \
                 image at one scale), eval (one image of each eval split at eval.scales/flip/msc; plus the \
                 CRF when crf.eval). Each line: unit (iteration or image), units (the recipe's iterations or the \
                 split's images), median_s per unit over --steps after one warm-up (the sam stage: --steps runs, no \
                 warm-up), hours on this machine, and hours_by_ranks under mpirun -np N (`wsss pipeline \
                 --distributed`): image stages split their images; training splits each step's images (the recipe's \
-                micro-batches while N divides them, past that train.batch × train.accumulation re-chosen so each rank \
-                takes ⌈images / N⌉; the largest shard sets the pace) and adds one ring allreduce of the gradient per optimizer step, 2(N−1)/N × \
+                micro-batches as they are, or train.batch × train.accumulation re-chosen by hand so each rank takes \
+                ⌈images / N⌉, whichever is faster; the largest shard sets the pace) and adds one ring allreduce of the gradient per optimizer step, 2(N−1)/N × \
                 gradient_mb over --link-gbps, not overlapped (an upper bound). Image counts: --train-images / \
                 --eval-images, else the split files under data.root, else VOC 2012's and COCO 2014's published \
                 sizes when data.root names them. Random weights: the SAM generator's survival (hence its NMS and \
@@ -59,11 +59,11 @@ extension Bench {
         @Option(help: ArgumentHelp("Network link between machines, for the allreduce.", valueName: "Gb/s")) var linkGbps = 10.0
         @Option(
             help: ArgumentHelp(
-                "Stages to leave out, comma-separated (cam_train, cam_infer, sam, pseudo, train, eval). (default: none)",
+                "Stages to leave out, comma-separated (cam_train, cam_infer, sam, pseudo, train, train_val, eval). (default: none)",
                 valueName: "list"))
         var skip = ""
 
-        static let stageNames = ["cam_train", "cam_infer", "sam", "pseudo", "train", "eval"]
+        static let stageNames = ["cam_train", "cam_infer", "sam", "pseudo", "train", "train_val", "eval"]
 
         var rankCounts: [Int] { ranks.split(separator: ",").compactMap { Int($0) } }
         var skipped: Set<String> { Set(skip.split(separator: ",").map(String.init)) }
@@ -71,10 +71,14 @@ extension Bench {
         func validate() throws {
             guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
             let counts = ranks.split(separator: ",").map { Int($0) }
-            guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-                throw ValidationError("--ranks: positive integers separated by commas, e.g. 1,2,4,8; got \(ranks)")
+            guard !counts.isEmpty, counts.allSatisfy({ (1...100_000).contains($0 ?? 0) }), Set(counts).count == counts.count
+            else {
+                throw ValidationError(
+                    "--ranks: distinct whole numbers from 1 to 100000 separated by commas, e.g. 1,2,4,8; got \(ranks)")
             }
-            guard linkGbps > 0 else { throw ValidationError("--link-gbps must be positive, got \(linkGbps)") }
+            guard linkGbps > 0, linkGbps.isFinite else {
+                throw ValidationError("--link-gbps must be a positive number, got \(linkGbps)")
+            }
             for name in skipped where !Self.stageNames.contains(name) {
                 throw ValidationError("--skip: '\(name)' is not one of \(Self.stageNames.joined(separator: ", "))")
             }
@@ -139,9 +143,9 @@ extension Bench {
                 if want("cam_infer") { measured.append(try camInference(recipe, inputs)) }
             }
             if want("sam"), let sam = try samStage(recipe, pipeline: pipeline, inputs) { measured.append(sam) }
-            if want("pseudo"), let pseudo = pseudoStage(recipe, inputs) { measured.append(pseudo) }
+            if want("pseudo"), let pseudo = try pseudoStage(recipe, pipeline: pipeline, inputs) { measured.append(pseudo) }
             if want("train") { measured.append(try segmenterTraining(recipe, inputs)) }
-            if want("train"), let watching = validationWhileTraining(recipe, inputs) { measured.append(watching) }
+            if want("train_val"), let watching = validationWhileTraining(recipe, inputs) { measured.append(watching) }
             if want("eval") { measured.append(evaluation(recipe, inputs)) }
 
             return measured
@@ -182,7 +186,10 @@ extension Bench {
                 samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             }
             samples.sort()
-            return (samples[samples.count / 2], samples[0], samples.count, peakResidentMegabytes())
+            // The median; of an even count, the mean of the middle two.
+            let middle = samples.count / 2
+            let median = samples.count % 2 == 1 ? samples[middle] : (samples[middle - 1] + samples[middle]) / 2
+            return (median, samples[0], samples.count, peakResidentMegabytes())
         }
 
         func camTraining(_ recipe: Recipe, _ inputs: RecipeWork) throws -> StageCost {
@@ -237,11 +244,14 @@ extension Bench {
         /// The SAM stage of a SEPL source with `proposals: sam` (the automatic generator) or of the
         /// boxes source (one encoder pass per image; its few box prompts decode in milliseconds).
         func samStage(_ recipe: Recipe, pipeline: Pipeline, _ inputs: RecipeWork) throws -> StageCost? {
+            // As the pipeline decides (PipelineRun+Pseudo.swift): SEPL's proposals are SAM's
+            // generator with `proposals: sam`; boxes prompt SAM with a checkpoint and no other proposals.
             let sources = pipeline.sources
-            let generator =
-                sources.contains(.sepl)
-                && (try? ProposalSpec(recipe.pseudo.proposals ?? "sam", relativeTo: recipe.data.root)) == .sam
-            let boxes = sources.contains(.boxes)
+            let spec = try recipe.pseudo.proposals.map { try ProposalSpec($0, relativeTo: recipe.data.root) }
+            let generator = sources.contains(.sepl) && spec == .sam
+            let boxes =
+                sources.contains(.boxes)
+                && ProposalSpec.boxesPromptSAM(proposals: spec, samCheckpoint: recipe.pseudo.samCheckpoint)
             guard generator || boxes else { return nil }
             let name = try samConfigurationName(recipe)
             let configuration = try SAMConfiguration.resolve(name)
@@ -281,22 +291,37 @@ extension Bench {
             )
         }
 
-        /// The SEPL merge of ~100 proposals per image (and the CRF over the pseudo-labels with
-        /// crf.pseudo); nil for sources without per-image merging work.
-        func pseudoStage(_ recipe: Recipe, _ inputs: RecipeWork) -> StageCost? {
-            let merging = [LabelSource.sepl, .seplFelzenszwalb].contains(recipe.pseudo.source)
-            guard merging || recipe.crf.pseudo else { return nil }
+        /// Every source's per-image work, as the pipeline makes them all (`pseudo.source` and
+        /// `pseudo.compare`): Felzenszwalb's segments where they are the proposals, the SEPL merge
+        /// of ~100 proposals for each SEPL source, and the dense CRF over every source but gt with
+        /// crf.pseudo. Thresholding CAMs and drawing boxes are negligible; nil when nothing is left.
+        func pseudoStage(_ recipe: Recipe, pipeline: Pipeline, _ inputs: RecipeWork) throws -> StageCost? {
+            let spec = try recipe.pseudo.proposals.map { try ProposalSpec($0, relativeTo: recipe.data.root) }
+            var merges = 0
+            var segmentations = 0
+            var refinements = 0
+            for source in pipeline.sources {
+                if source == .sepl || source == .seplFelzenszwalb { merges += 1 }
+                if source == .seplFelzenszwalb || (source == .sepl && spec == .felzenszwalb) { segmentations += 1 }
+                if recipe.crf.pseudo && source != .gt { refinements += 1 }
+            }
+            guard merges + segmentations + refinements > 0 else { return nil }
             let (w, h) = (inputs.width, inputs.height)
             var g = SeededGenerator(seed: 7)
             let (seeds, masks) = Bench.Pseudo.syntheticInputs(width: w, height: h, proposals: 100, using: &g)
+            let felzenszwalb = FelzenszwalbProposals(options: recipe.pseudo.felzenszwalbOptions)
+            let image = inputs.randomImage(seed: 7)
             let crf = DenseCRF(parameters: recipe.crfParameters)
             let crfInput = Bench.CRF.input(width: w, height: h, classes: inputs.classes, seed: 8)
-            let t = try? time {
-                if merging { _ = SEPLMerge().merge(seeds: seeds, proposals: masks) }
-                if recipe.crf.pseudo { _ = try crf.infer(batch: [crfInput]) }
+            let t = try time {
+                for _ in 0..<segmentations { _ = try felzenszwalb.proposals(for: "bench", image: image) }
+                for _ in 0..<merges { _ = SEPLMerge().merge(seeds: seeds, proposals: masks) }
+                for _ in 0..<refinements { _ = try crf.infer(batch: [crfInput]) }
             }
-            guard let t else { return nil }
-            let parts = (merging ? ["SEPL merge of 100 proposals"] : []) + (recipe.crf.pseudo ? ["dense CRF"] : [])
+            func times(_ n: Int, _ what: String) -> [String] { n == 0 ? [] : [n == 1 ? what : "\(n) × \(what)"] }
+            let parts =
+                times(segmentations, "Felzenszwalb segments") + times(merges, "SEPL merge of 100 proposals")
+                + times(refinements, "dense CRF")
             return StageCost(
                 name: "pseudo", unit: "image", units: inputs.trainImages, timing: t, what: parts.joined(separator: " + "))
         }
@@ -405,16 +430,18 @@ struct StageCost {
     }
 
     /// The stage's seconds on `ranks` machines like this one: images split evenly; a training
-    /// step's images (batch × accumulation) split evenly across the ranks — the recipe's
-    /// micro-batches when they divide, else train.batch and train.accumulation re-chosen so each
-    /// rank takes ⌈images / ranks⌉ (e.g. 10 ranks: batch 10, accumulation 1) — plus one ring
-    /// allreduce of the gradient per step. nil when the ranks outnumber a step's images.
+    /// step's images (batch × accumulation) split across the ranks — the recipe's micro-batches
+    /// split as they are (the largest shard sets the pace), or, when that is slower or N exceeds the
+    /// micro-batch, train.batch and train.accumulation re-chosen so each rank takes ⌈images / N⌉
+    /// (by hand: `--set train.batch=10 --set train.accumulation=1` for 2, 5 or 10 ranks) — plus
+    /// one ring allreduce of the gradient per step. nil when the ranks outnumber a step's images.
     func seconds(ranks n: Int, linkBytesPerSecond link: Double) -> Double? {
         guard let batch else { return Double((units + n - 1) / n) * median }
         guard n <= batch else { return nil }
         let micro = batch / accumulation
-        // Per rank and step: the recipe's micro-batches split across the ranks, or an even re-split.
-        let share = n <= micro ? (micro + n - 1) / n * accumulation : (batch + n - 1) / n
+        // Per rank and step: the better of the recipe's micro-batches split and an even re-split.
+        let even = (batch + n - 1) / n
+        let share = n <= micro ? min((micro + n - 1) / n * accumulation, even) : even
         let allreduce = n == 1 ? 0 : 2 * Double(n - 1) / Double(n) * (gradientBytes ?? 0) / link
         return Double(units) * (median / Double(batch) * Double(share) + allreduce)
     }
@@ -463,6 +490,11 @@ struct RecipeWork {
             try evalImages
             ?? recipe.eval.splits.reduce(0) { $0 + (try count($1, given: nil, option: "--eval-images")) }
         valImages = try? count(recipe.data.valSplit, given: nil, option: "")
+        if valImages == nil && recipe.train.evalEvery > 0 {
+            Log.info(
+                "bench recipe: no size for the validation split '\(recipe.data.valSplit)': the passes every train.eval_every are left out"
+            )
+        }
         countsFrom = from.isEmpty ? "counts given" : from.joined(separator: ", ")
     }
 

@@ -28,12 +28,14 @@ import Testing
 
     @Test(arguments: [2, 4])
     func transformsMatchGgGtAndTheVectorPathMatchesTheScalarOne(tile: Int) {
-        // 3 outputs × 7 inputs: rows of 7 kernels (four in vector lanes, three one by one), and
-        // in-channel 4 repeating in-channel 0, so lane 0 and the remainder see the same kernel.
-        let (outs, ins) = (3, 7)
+        // 5 outputs × 7 inputs: rows of 7 kernels (four in vector lanes, three one by one), with
+        // in-channel 4 repeating in-channel 0, so lane 0 and the remainder see the same kernel; the
+        // input gradient's transform takes columns of 5 kernels, out-channel 4 repeating 0.
+        let (outs, ins) = (5, 7)
         var g = SeededGenerator(seed: 21)
         var w = (0..<(outs * ins * 9)).map { _ in Float(g.nextUniform() * 2 - 1) }
         for o in 0..<outs { for t in 0..<9 { w[(o * ins + 4) * 9 + t] = w[(o * ins) * 9 + t] } }
+        for i in 0..<ins { for t in 0..<9 { w[(4 * ins + i) * 9 + t] = w[i * 9 + t] } }
         let matrix = tile == 4 ? Self.g4 : Self.g2
         let elements = (tile + 2) * (tile + 2)
         w.withUnsafeBufferPointer { p in
@@ -61,6 +63,12 @@ import Testing
                     for xi in 0..<elements {
                         #expect(abs(Double(t.storage.base[xi * t.stride + i * outs + o]) - want[xi]) <= 1e-6)
                     }
+                }
+                for xi in 0..<elements {
+                    let (lane, remainder) = (
+                        t.storage.base[xi * t.stride + i * outs], t.storage.base[xi * t.stride + i * outs + 4]
+                    )
+                    #expect(lane.bitPattern == remainder.bitPattern, "tile \(tile) transposed U_\(xi) row \(i)")
                 }
             }
         }

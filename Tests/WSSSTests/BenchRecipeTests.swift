@@ -24,9 +24,16 @@ import Training
         // 5 images × accumulation 2 per step, 10 s a step: 1 s per image.
         let training = work(batch: 10, accumulation: 2, units: 100, median: 10, gradientBytes: 1e8)
         #expect(training.seconds(ranks: 1, linkBytesPerSecond: 1e9) == 1000)
-        // 2 ranks: shards of 3 and 2 images per micro-batch, twice; one allreduce of 2·(1/2)·1e8 B at 1 GB/s.
+        // 2 ranks: the micro-batches of 5 split 3 + 2 would take 6 images a step; re-split, 5 each;
+        // one allreduce of 2·(1/2)·1e8 B at 1 GB/s.
         let two = try #require(training.seconds(ranks: 2, linkBytesPerSecond: 1e9))
-        #expect(abs(two - 100 * (6 + 0.1)) < 1e-9)
+        #expect(abs(two - 100 * (5 + 0.1)) < 1e-9)
+        // 4 micro-batches of 4 on 2 ranks split evenly as they are: 8 images each.
+        let even = work(batch: 16, accumulation: 4, units: 10, median: 16, gradientBytes: 0)
+        #expect(even.seconds(ranks: 2, linkBytesPerSecond: 1e9) == 80)
+        // 3 ranks: micro-batches of 4 split 2 + 1 + 1, twice as long as needed against 6 + 5 + 5.
+        let uneven = try #require(even.seconds(ranks: 3, linkBytesPerSecond: 1e9))
+        #expect(abs(uneven - 10 * 6) < 1e-9, "re-split: ⌈16/3⌉ = 6 images")
         let five = try #require(training.seconds(ranks: 5, linkBytesPerSecond: 1e9))
         #expect(abs(five - 100 * (2 + 2 * 0.8 * 0.1)) < 1e-9)
         // Past the micro-batch the step's 10 images are re-split: 8 ranks take 2 each, 10 ranks 1.
@@ -88,6 +95,7 @@ import Training
         #expect((inputs.trainImages, inputs.evalImages, inputs.valImages, inputs.width) == (4, 5, 3, 40))
         let stages = try command.measure(recipe, inputs)
         #expect(stages.map(\.name) == ["cam_train", "cam_infer", "pseudo", "train", "train_val", "eval"])
+        #expect(stages.first { $0.name == "pseudo" }?.what == "Felzenszwalb segments + SEPL merge of 100 proposals")
         let byName = Dictionary(uniqueKeysWithValues: stages.map { ($0.name, $0) })
         #expect(byName["cam_train"]?.units == 30)
         #expect(byName["cam_infer"]?.units == 4)
@@ -104,8 +112,10 @@ import Training
         let skipping = try Bench.RecipeCost.parse([
             "--recipe", root + "/recipe.yaml", "--steps", "1", "--skip", "cam_train,train",
         ])
-        #expect(try skipping.measure(recipe, inputs).map(\.name) == ["cam_infer", "pseudo", "eval"])
+        #expect(try skipping.measure(recipe, inputs).map(\.name) == ["cam_infer", "pseudo", "train_val", "eval"])
         #expect(throws: (any Error).self) { try Bench.RecipeCost.parse(["--recipe", "r", "--skip", "sam_masks"]) }
-        #expect(throws: (any Error).self) { try Bench.RecipeCost.parse(["--recipe", "r", "--ranks", "0,2"]) }
+        for bad in [["--ranks", "0,2"], ["--ranks", "1,1"], ["--link-gbps", "inf"], ["--link-gbps", "0"]] {
+            #expect(throws: (any Error).self, "\(bad)") { try Bench.RecipeCost.parse(["--recipe", "r"] + bad) }
+        }
     }
 }
