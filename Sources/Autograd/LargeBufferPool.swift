@@ -69,6 +69,13 @@ final class LargeBufferPool: @unchecked Sendable {
         for buffer in released { free(buffer) }
     }
 
+    /// Buffers of exactly `bytes` parked now (tests).
+    func parkedCount(bytes: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return parked[bytes]?.count ?? 0
+    }
+
     /// Frees every parked buffer, the scopes staying open.
     func releaseParked() {
         lock.lock()

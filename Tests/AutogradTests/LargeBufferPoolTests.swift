@@ -20,4 +20,22 @@ import Testing
             #expect(other.base != address)
         }
     }
+
+    /// `releaseParkedBuffers` empties the pool while the scope stays open: later frees park again.
+    @Test func releasingParkedBuffersKeepsTheScope() {
+        // A size no other test allocates.
+        let count = LargeBufferPool.minimumBytes / MemoryLayout<Float>.stride + 4099
+        let bytes = count * MemoryLayout<Float>.stride
+        TensorStorage.reusingLargeBuffers {
+            var buffer: TensorStorage? = TensorStorage(count: count, zeroed: false)
+            buffer = nil
+            #expect(LargeBufferPool.shared.parkedCount(bytes: bytes) == 1)
+            TensorStorage.releaseParkedBuffers()
+            #expect(LargeBufferPool.shared.parkedCount(bytes: bytes) == 0)
+            buffer = TensorStorage(count: count, zeroed: false)
+            buffer = nil
+            #expect(LargeBufferPool.shared.parkedCount(bytes: bytes) == 1, "parking goes on")
+            _ = buffer
+        }
+    }
 }
