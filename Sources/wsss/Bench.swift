@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Datasets
 import Foundation
+import Imaging
 import Training
 
 extension ConvAlgorithm: ExpressibleByArgument {}
@@ -63,6 +64,18 @@ struct Bench: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             fflush(stdout)
         }
+    }
+}
+
+extension Bench {
+    /// An image of smooth colour and noise (a horizontal ramp per channel plus uniform noise in
+    /// 0..<32 drawn from `g`), as the official benches in scripts/bench_reference.py draw theirs.
+    static func noiseImage(width w: Int, height h: Int, using g: inout SeededGenerator) -> Image {
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        for i in 0..<(w * h) {
+            for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % w) / 4 + c * 40 + Int(g.next() % 32)) }
+        }
+        return Image(width: w, height: h, channels: 3, pixels: pixels)
     }
 }
 

@@ -33,11 +33,7 @@ extension Bench {
             var g = SeededGenerator(seed: 11)
             for (_, p) in model.stateDict() { p.assign(from: Tensor.randomNormal(p.shape, standardDeviation: 0.02, using: &g)) }
             let (w, h) = (1000, 600)
-            var pixels = [UInt8](repeating: 0, count: w * h * 3)
-            for i in 0..<(w * h) {
-                for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % w) / 4 + c * 40 + Int(g.next() % 32)) }
-            }
-            let input = GroundingDINOTransform.input(Image(width: w, height: h, channels: 3, pixels: pixels))
+            let input = GroundingDINOTransform.input(Bench.noiseImage(width: w, height: h, using: &g))
             let vocabulary = (0..<model.configuration.bert.vocabularySize).map { "tok\($0)" }
             var tokens = vocabulary
             for (k, special) in BertTokenizer.specialTokens.enumerated() { tokens[100 + k] = special }

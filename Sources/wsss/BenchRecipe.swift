@@ -501,10 +501,6 @@ struct RecipeWork {
     /// A seeded image of smooth colour and noise at the stage size.
     func randomImage(seed: UInt64) -> Image {
         var g = SeededGenerator(seed: seed)
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        for i in 0..<(width * height) {
-            for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % width) / 4 + c * 40 + Int(g.next() % 32)) }
-        }
-        return Image(width: width, height: height, channels: 3, pixels: pixels)
+        return Bench.noiseImage(width: width, height: height, using: &g)
     }
 }

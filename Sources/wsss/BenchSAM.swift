@@ -106,11 +106,7 @@ extension Bench {
 
             // An image of smooth colour and noise, as the official bench in scripts/bench_reference.py.
             let (w, h) = imageSize!
-            var pixels = [UInt8](repeating: 0, count: w * h * 3)
-            for i in 0..<(w * h) {
-                for c in 0..<3 { pixels[3 * i + c] = UInt8(truncatingIfNeeded: (i % w) / 4 + c * 40 + Int(g.next() % 32)) }
-            }
-            let image = Image(width: w, height: h, channels: 3, pixels: pixels)
+            let image = Bench.noiseImage(width: w, height: h, using: &g)
             let predictor = SAMPredictor(model: model)
             try predictor.setImage(image)
             let points = (0..<64).map { _ in (x: Float(g.next() % UInt64(w)), y: Float(g.next() % UInt64(h))) }
