@@ -33,7 +33,7 @@ public final class MaskDecoder: Module {
     /// SAM-HQ's additions (`MaskDecoderHQ`), nil for SAM.
     public let hq: HQ?
     /// `outputUpscaling`'s layers with weights, for `upscaled(_:)`.
-    private let upscalingLayers: (up1: ConvTranspose2d, norm: LayerNorm2d, up2: ConvTranspose2d)
+    let upscalingLayers: (up1: ConvTranspose2d, norm: LayerNorm2d, up2: ConvTranspose2d)
 
     /// The decoder of `_build_sam` around `transformer`; weights not initialised.
     /// - Parameter hqVitDim: the encoder width, for SAM-HQ's decoder (`vit_dim`); nil for SAM.
@@ -83,7 +83,8 @@ public final class MaskDecoder: Module {
     ///     above it gets all-zero masks, not computed (the IoU head reads only the IoU token,
     ///     whose final attention then runs first and alone, so every IoU and the other prompts'
     ///     masks are unchanged up to the rounding of products over fewer rows): the automatic
-    ///     mask generator drops those masks unread.
+    ///     mask generator drops those masks unread. `-infinity` keeps every prompt (NaN IoUs
+    ///     too): the same path without a filter.
     ///   - shared: with `iouThreshold` and a dense embedding of batch 1, `sharedImage`'s result
     ///     for these embeddings (the first block's image side, computed once per image).
     /// - Returns: mask logits [B, M, 4h, 4w] and IoU predictions [B, M].
@@ -94,6 +95,7 @@ public final class MaskDecoder: Module {
         let selected = multimaskOutput ? 1..<numMaskTokens : 0..<1
         let needed: ((Tensor) -> [Bool])? = iouThreshold.map { threshold in
             { iou in
+                guard threshold > -.infinity else { return [Bool](repeating: true, count: iou.shape[0]) }
                 let (t, scores) = (iou.shape[1], iou.scalars)
                 return (0..<iou.shape[0]).map { b in selected.contains { scores[b * t + $0] > threshold } }
             }
@@ -164,7 +166,9 @@ public final class MaskDecoder: Module {
     ) -> (masks: Tensor, iouPredictions: Tensor) {
         let batch = tokens.shape[0]
         let (c, h, w) = (src.shape[1], src.shape[2], src.shape[3])
-        let encoded = transformer.blocks(imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens, shared: shared)
+        let trace = TwoWayTransformer.ImageTokenTrace()
+        let encoded = transformer.blocks(
+            imageEmbedding: src, imagePE: imagePE, pointEmbedding: tokens, shared: shared, trace: trace)
         var keys = encoded.keys
         if keys.shape[0] != batch { keys = keys.expanded(to: [batch] + keys.shape.dropFirst()) }
         let keysWithPE = keys + encoded.keyPE
@@ -186,7 +190,11 @@ public final class MaskDecoder: Module {
             tokens: 1..<outputTokens, queries: rows(encoded.queries), keys: keptKeys, keysWithPE: rows(keysWithPE),
             pointEmbedding: rows(tokens))
         let hs = Tensor.concat([rows(iouTokenOut), maskTokensOut], alongAxis: 1)
-        let some = self.masks(hs: hs, imageTokens: keptKeys, height: h, width: w)
+        // Through the trace once the shared tokens' product (one prompt's worth) is repaid.
+        let some =
+            trace.isValid && trace.levels.count == transformer.depth && kept.count >= 2
+            ? masksFromTrace(hyperIn: hyperIn(hs), trace: trace, prompts: kept, height: h, width: w)
+            : self.masks(hs: hs, imageTokens: keptKeys, height: h, width: w)
         if kept.count == batch { return (some, iou) }
         let masks = Tensor(zeros: [batch, numMaskTokens, uh, uw])
         let plane = numMaskTokens * uh * uw
@@ -215,13 +223,17 @@ public final class MaskDecoder: Module {
             alongAxis: 1)
     }
 
+    /// Each mask token through its hypernetwork MLP: [B, T, C/8] from the transformer's tokens `hs`.
+    private func hyperIn(_ hs: Tensor) -> Tensor {
+        Tensor.concat(
+            (0..<numMaskTokens).map { i in outputHypernetworksMLPs[i](hs.slice(alongAxis: 1, (1 + i)..<(2 + i))) },
+            alongAxis: 1)
+    }
+
     /// The masks [B, T, 4h, 4w] from the transformer's tokens `hs` and image tokens.
     private func masks(hs: Tensor, imageTokens: Tensor, height h: Int, width w: Int) -> Tensor {
         let (batch, c) = (hs.shape[0], transformerDim)
-        let hyperIn = Tensor.concat(
-            (0..<numMaskTokens).map { i in
-                outputHypernetworksMLPs[i](hs.slice(alongAxis: 1, (1 + i)..<(2 + i)))
-            }, alongAxis: 1)
+        let hyperIn = hyperIn(hs)
         if !GradMode.isEnabled {
             return masksByTokenRows(hyperIn: hyperIn, imageTokens: imageTokens, height: h, width: w)
         }
@@ -259,19 +271,40 @@ extension MaskDecoder {
     /// products' order); `outputUpscaling` and the hypernetwork product are the oracle.
     /// - Parameters: hyperIn [B, M, C/8]; imageTokens [B, h·w, C].
     func masksByTokenRows(hyperIn: Tensor, imageTokens: Tensor, height h: Int, width w: Int) -> Tensor {
-        let (up1, norm, up2) = upscalingLayers
-        let (batch, masks, c) = (hyperIn.shape[0], hyperIn.shape[1], imageTokens.shape[2])
-        let (c4, c8) = (up1.weight.shape[1], up2.weight.shape[1])
+        let up1 = upscalingLayers.up1
+        let (batch, c, c4) = (hyperIn.shape[0], imageTokens.shape[2], up1.weight.shape[1])
         precondition(
-            imageTokens.shape == [batch, h * w, transformerDim] && hyperIn.shape[2] == c8
-                && up1.weight.shape[2...] == [2, 2] && up2.weight.shape[2...] == [2, 2] && up2.stride == 2 && up1.stride == 2,
+            imageTokens.shape == [batch, h * w, transformerDim],
             "MaskDecoder: image tokens \(imageTokens.shape) and hypernetwork outputs \(hyperIn.shape) for a \(h)x\(w) grid")
         // Weights with each output pixel's channels last: [in, (ky, kx, out)].
         let w1 = up1.weight.permuted([0, 2, 3, 1]).reshaped(to: [c, 4 * c4])
+        let b1 = up1.bias.scalars
+        let x = imageTokens.storage.base
+        return upscaledByTokenRows(hyperIn: hyperIn, height: h, width: w, scratchCount: 0) { b, row, pixels, _ in
+            for t in 0..<w { for k in 0..<4 { (pixels + (4 * t + k) * c4).update(from: b1, count: c4) } }
+            Kernels.gemm(m: w, n: 4 * c4, k: c, a: x + (b * h + row) * w * c, b: w1.storage.base, beta: 1, c: pixels)
+        }
+    }
+
+    /// The masks [B, M, 4h, 4w] one row of image tokens at a time (`masksByTokenRows`), from the
+    /// first transposed convolution's output: `firstProduct(b, row, pixels, scratch)` writes prompt
+    /// b's row of w tokens through it, bias included, as [w, (ky, kx, C/4)] at `pixels`
+    /// (`scratch`: `scratchCount` floats of the calling thread's own).
+    func upscaledByTokenRows(
+        hyperIn: Tensor, height h: Int, width w: Int, scratchCount: Int,
+        firstProduct: (Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+    ) -> Tensor {
+        let (_, norm, up2) = upscalingLayers
+        let (batch, masks) = (hyperIn.shape[0], hyperIn.shape[1])
+        let (c4, c8) = (upscalingLayers.up1.weight.shape[1], up2.weight.shape[1])
+        precondition(
+            hyperIn.shape[2] == c8 && upscalingLayers.up1.weight.shape[2...] == [2, 2] && up2.weight.shape[2...] == [2, 2]
+                && up2.stride == 2 && upscalingLayers.up1.stride == 2,
+            "MaskDecoder: hypernetwork outputs \(hyperIn.shape) for upscaling to \(c8) channels")
         let w2 = up2.weight.permuted([0, 2, 3, 1]).reshaped(to: [c4, 4 * c8])
-        let (b1, b2) = (up1.bias.scalars, up2.bias.scalars)
+        let b2 = up2.bias.scalars
         let out = Tensor(uninitialized: [batch, masks, 4 * h, 4 * w])
-        let (x, hyper, y) = (imageTokens.storage.base, hyperIn.storage.base, out.storage.base)
+        let (hyper, y) = (hyperIn.storage.base, out.storage.base)
         let (lnWeight, lnBias, epsilon) = (norm.weight.storage.base, norm.bias.storage.base, norm.epsilon)
         let (ow, plane) = (4 * w, 16 * h * w)
         parallelFor(batch * h) { jobs in
@@ -280,12 +313,11 @@ extension MaskDecoder {
             let sub = UnsafeMutablePointer<Float>.allocate(capacity: 16 * w * c8)
             let logits = UnsafeMutablePointer<Float>.allocate(capacity: masks * 16 * w)
             let stats = UnsafeMutablePointer<Float>.allocate(capacity: 8 * w)
-            defer { for p in [pixels, sub, logits, stats] { p.deallocate() } }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(scratchCount, 1))
+            defer { for p in [pixels, sub, logits, stats, scratch] { p.deallocate() } }
             for job in jobs {
                 let (b, row) = job.quotientAndRemainder(dividingBy: h)
-                for t in 0..<w { for k in 0..<4 { (pixels + (4 * t + k) * c4).update(from: b1, count: c4) } }
-                Kernels.gemm(
-                    m: w, n: 4 * c4, k: c, a: x + (b * h + row) * w * c, b: w1.storage.base, beta: 1, c: pixels)
+                firstProduct(b, row, pixels, scratch)
                 Kernels.layerNorm(
                     pixels, weight: lnWeight, bias: lnBias, pixels, mean: stats, inverseStd: stats + 4 * w,
                     split: (4 * w, c4, 1), epsilon: epsilon)

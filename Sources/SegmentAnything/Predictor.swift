@@ -336,8 +336,8 @@ public final class SAMPredictor {
             withoutGrad {
                 // Without a mask input every prompt's dense embedding is the same plane: one, shared.
                 let (sparse, dense) = model.promptEncoder.embeddingsSharingDense(points: points, boxes: boxes, masks: maskInput)
-                let shareable = iouThreshold != nil && maskInput == nil && dense.shape[0] == 1
-                if shareable && sharedImage == nil {
+                let shareable = maskInput == nil && dense.shape[0] == 1
+                if shareable && (iouThreshold != nil || model.maskDecoder.hq == nil) && sharedImage == nil {
                     sharedImage = model.maskDecoder.sharedImage(
                         imageEmbeddings: features!, imagePE: densePE!, densePromptEmbeddings: dense)
                 }
@@ -361,10 +361,11 @@ public final class SAMPredictor {
                         multimaskOutput: multimask, hqTokenOnly: hqTokenOnly)
                     return (lowRes, iou)
                 }
+                // Without a threshold, shared prompts still take the inference path, keeping every prompt.
                 let (lowRes, iou) = model.maskDecoder(
                     imageEmbeddings: features!, imagePE: densePE!,
                     sparsePromptEmbeddings: sparse, densePromptEmbeddings: dense, multimaskOutput: multimask,
-                    iouThreshold: iouThreshold, shared: shareable ? sharedImage : nil)
+                    iouThreshold: iouThreshold ?? (shareable ? -.infinity : nil), shared: shareable ? sharedImage : nil)
                 return (lowRes, iou)
             }
         }

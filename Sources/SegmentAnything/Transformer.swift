@@ -72,15 +72,19 @@ public final class TwoWayTransformer: Module {
     /// tokens [B (or 1 with no block), hw, C] and the image's position encoding as tokens [1, hw, C].
     /// With `shared` (inference, every prompt on one image embedding), its tokens and first-block
     /// projections stand for `imageEmbedding`'s and `imagePE`'s, which are then not read.
-    func blocks(imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor, shared: SharedImage? = nil) -> (
-        queries: Tensor, keys: Tensor, keyPE: Tensor
-    ) {
+    /// With `trace` (inference), each block's image→token attention and norm are recorded in it.
+    func blocks(
+        imageEmbedding: Tensor, imagePE: Tensor, pointEmbedding: Tensor, shared: SharedImage? = nil,
+        trace: ImageTokenTrace? = nil
+    ) -> (queries: Tensor, keys: Tensor, keyPE: Tensor) {
         let keyPE = shared?.keyPE ?? Self.tokens(imagePE)
         var queries = pointEmbedding
         var keys = shared?.keys ?? Self.tokens(imageEmbedding)
+        trace?.start(keys)
         for (index, layer) in layers.elements.enumerated() {
             (queries, keys) = layer(
-                queries: queries, keys: keys, queryPE: pointEmbedding, keyPE: keyPE, shared: index == 0 ? shared : nil)
+                queries: queries, keys: keys, queryPE: pointEmbedding, keyPE: keyPE, shared: index == 0 ? shared : nil,
+                trace: trace)
         }
         return (queries, keys, keyPE)
     }
@@ -188,9 +192,17 @@ public final class TwoWayAttentionBlock: Module {
     /// queries [B, N, C], keys [B, hw, C], their position encodings (broadcastable) → both updated.
     /// keys may be [1, hw, C], shared by the B queries (one image, B prompts): they come back [B, hw, C].
     /// `shared` (inference): `keys` and `keyPE` are its tokens, and its projections are used
-    /// instead of projecting them again.
+    /// instead of projecting them again. `trace` (inference) records the image→token attention's
+    /// probabilities and values and the last norm's statistics.
     public func callAsFunction(
         queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor, shared: TwoWayTransformer.SharedImage? = nil
+    ) -> (queries: Tensor, keys: Tensor) {
+        self(queries: queries, keys: keys, queryPE: queryPE, keyPE: keyPE, shared: shared, trace: nil)
+    }
+
+    func callAsFunction(
+        queries: Tensor, keys: Tensor, queryPE: Tensor, keyPE: Tensor, shared: TwoWayTransformer.SharedImage?,
+        trace: TwoWayTransformer.ImageTokenTrace?
     ) -> (queries: Tensor, keys: Tensor) {
         var queries = queries, keys = keys
         // Self attention block
@@ -215,8 +227,9 @@ public final class TwoWayAttentionBlock: Module {
         queries = norm3(queries + mlp(queries))
         // Cross attention block, image embedding attending to tokens
         q = queries + queryPE
-        keys = norm4(
-            crossAttnImageToToken(q: k, k: q, v: queries, residual: keys, projectedQueries: shared?.imageToTokenQueries))
+        let summed = crossAttnImageToToken(
+            q: k, k: q, v: queries, residual: keys, projectedQueries: shared?.imageToTokenQueries, trace: trace)
+        keys = trace?.normalise(summed, norm4) ?? norm4(summed)
         return (queries, keys)
     }
 }
@@ -307,11 +320,22 @@ extension TwoWayTransformer {
         /// - Parameter residual: [B or 1, Nq, C] (a shared one is added to every batch).
         /// `projectedQueries`: `qProj(q)` when already computed (a shared q of batch 1).
         public func callAsFunction(q: Tensor, k: Tensor, v: Tensor, residual: Tensor, projectedQueries: Tensor? = nil) -> Tensor {
+            self(q: q, k: k, v: v, residual: residual, projectedQueries: projectedQueries, trace: nil)
+        }
+
+        /// The residual form; `trace` (inference) records the few-keys path's probabilities and
+        /// values, or is invalidated when the general path runs.
+        func callAsFunction(
+            q: Tensor, k: Tensor, v: Tensor, residual: Tensor, projectedQueries: Tensor?, trace: ImageTokenTrace?
+        ) -> Tensor {
             guard
                 !GradMode.isEnabled && k.shape[1] * numHeads < internalDim && k.shape[0] == v.shape[0]
                     && (q.shape[0] == k.shape[0] || q.shape[0] == 1)
-            else { return residual + self(q: q, k: k, v: v) }
-            return attendingFewKeys(q: q, k: k, v: v, residual: residual, projectedQueries: projectedQueries)
+            else {
+                trace?.invalidate()
+                return residual + self(q: q, k: k, v: v)
+            }
+            return attendingFewKeys(q: q, k: k, v: v, residual: residual, projectedQueries: projectedQueries, trace: trace)
         }
 
         /// `callAsFunction(q:k:v:)` with keys and values shared by every batch ([1, Nk, C]) and
@@ -339,11 +363,12 @@ extension TwoWayTransformer {
         /// regrouped (rounding-level differences). Queries may be shared (batch 1) by B key sets;
         /// otherwise the batches pair up (`attendingFewKeysPerBatch`). With `residual` the result
         /// is `residual + attention` (see `callAsFunction(q:k:v:residual:)`).
-        func attendingFewKeys(q: Tensor, k: Tensor, v: Tensor, residual: Tensor? = nil, projectedQueries: Tensor? = nil)
-            -> Tensor
-        {
+        func attendingFewKeys(
+            q: Tensor, k: Tensor, v: Tensor, residual: Tensor? = nil, projectedQueries: Tensor? = nil,
+            trace: ImageTokenTrace? = nil
+        ) -> Tensor {
             let (bq, nq, bk, nk) = (q.shape[0], q.shape[1], k.shape[0], k.shape[1])
-            if bq == bk { return attendingFewKeysPerBatch(q: q, k: k, v: v, residual: residual) }
+            if bq == bk { return attendingFewKeysPerBatch(q: q, k: k, v: v, residual: residual, trace: trace) }
             precondition(bq == 1, "Attention: \(bq) query batches for \(bk) key batches")
             let (heads, d) = (numHeads, internalDim / numHeads)
             let width = bk * heads * nk
@@ -368,6 +393,8 @@ extension TwoWayTransformer {
             Kernels.gemm(m: nq, n: width, k: internalDim, a: queries.storage.base, b: kd, c: scores.storage.base)
             let probabilities = scores.reshaped(to: [nq * bk * heads, nk]).softmax(alongAxis: 1)
             let values = projectedValues(v)  // [bk, heads·nk, C]
+            trace?.attended(
+                probabilities: probabilities, batchStride: heads * nk, rowStride: width, values: values, outputBias: outProj.bias)
             let out = seededOutput(batch: bk, rows: nq, residual: residual)
             let c = embeddingDim
             parallelFor(bk) { range in
@@ -433,7 +460,9 @@ extension TwoWayTransformer {
         /// 4096×256×56 instead of 4096×256×128 multiply-adds per prompt, and the probabilities
         /// come out in the [b, nq, heads·nk] order the output product reads. Same sums
         /// regrouped (rounding-level differences).
-        private func attendingFewKeysPerBatch(q: Tensor, k: Tensor, v: Tensor, residual: Tensor?) -> Tensor {
+        private func attendingFewKeysPerBatch(q: Tensor, k: Tensor, v: Tensor, residual: Tensor?, trace: ImageTokenTrace?)
+            -> Tensor
+        {
             let (b, nq, nk, c) = (q.shape[0], q.shape[1], k.shape[1], embeddingDim)
             let heads = numHeads, d = internalDim / numHeads
             let scale = 1 / Float(d).squareRoot()
@@ -465,6 +494,9 @@ extension TwoWayTransformer {
             }
             let probabilities = scores.reshaped(to: [b * nq * heads, nk]).softmax(alongAxis: 1)
             let values = projectedValues(v)
+            trace?.attended(
+                probabilities: probabilities, batchStride: nq * heads * nk, rowStride: heads * nk, values: values,
+                outputBias: outProj.bias)
             let out = seededOutput(batch: b, rows: nq, residual: residual)
             parallelFor(b) { range in
                 for i in range {

@@ -101,6 +101,40 @@ import Testing
         expectClose(fast, reference.detached(), tolerance: 1e-5, "masks by token rows")
     }
 
+    /// The first transposed convolution through the blocks' trace (the shared tokens' product
+    /// plus each prompt's few directions) gives the masks `masksByTokenRows` gives from the
+    /// traced image tokens, for any subset of the prompts in any order.
+    @Test func masksFromTheTraceEqualMasksFromTheImageTokens() throws {
+        let decoder = try SAMFixtures.model().maskDecoder
+        let transformer = decoder.transformer
+        let (c, c8, masks, h, w) = (decoder.transformerDim, decoder.transformerDim / 8, decoder.numMaskTokens, 8, 6)
+        let tokenCount = transformer.layers[0].crossAttnImageToToken.internalDim / transformer.numHeads - 1
+        var g = SeededGenerator(seed: 14)
+        let src = Tensor.randomNormal([1, c, h, w], using: &g), pe = Tensor.randomNormal([1, c, h, w], using: &g)
+        let tokens = Tensor.randomNormal([4, tokenCount, c], using: &g)
+        let prompts = [2, 0, 3]
+        let hyper = Tensor.randomNormal([prompts.count, masks, c8], using: &g)
+        withoutGrad {
+            let trace = TwoWayTransformer.ImageTokenTrace()
+            let traced = transformer.blocks(imageEmbedding: src, imagePE: pe, pointEmbedding: tokens, trace: trace)
+            let plain = transformer.blocks(imageEmbedding: src, imagePE: pe, pointEmbedding: tokens)
+            #expect(trace.isValid && trace.levels.count == transformer.depth)
+            #expect(traced.keys.scalars == plain.keys.scalars, "tracing changes no value")
+            let keys = traced.keys.reshaped(to: [4, h * w * c]).gatheringRows(prompts).reshaped(to: [prompts.count, h * w, c])
+            let reference = decoder.masksByTokenRows(hyperIn: hyper, imageTokens: keys, height: h, width: w)
+            let fast = decoder.masksFromTrace(hyperIn: hyper, trace: trace, prompts: prompts, height: h, width: w)
+            #expect(fast.shape == [prompts.count, masks, 4 * h, 4 * w])
+            expectClose(fast, reference, tolerance: 1e-5, "masks through the trace")
+        }
+        // A general-path block (too many tokens for the few-keys attention) leaves the trace invalid.
+        let many = Tensor.randomNormal([2, tokenCount + 2, c], using: &g)
+        withoutGrad {
+            let trace = TwoWayTransformer.ImageTokenTrace()
+            _ = transformer.blocks(imageEmbedding: src, imagePE: pe, pointEmbedding: many, trace: trace)
+            #expect(!trace.isValid)
+        }
+    }
+
     /// The in-place GELU upscaling equals the plain `outputUpscaling` bit for bit.
     @Test func upscalingInPlaceEqualsThePlainSequential() throws {
         let model = try SAMFixtures.model()
