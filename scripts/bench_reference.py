@@ -8,7 +8,7 @@ stride 8, ASPP 6/12/18/24, 21 classes), random input and labels, SGD with DeepLa
 Run: ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train --depth 50 --narrow 8 \
      --train-bn --size 128 --batch 10      (the demo's segmenter)
      ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --mode train          (R101, 321, b1)
-     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --sam vit_b [--generator [--image WxH] [--keep all]]
+     ~/.cache/wsss-ref/bin/python scripts/bench_reference.py --sam vit_b [--generator [--image WxH] [--keep all|third]]
        (--sam vit_t / mobile_sam: MobileSAM; vit_b_hq, vit_l_hq, vit_h_hq, vit_tiny_hq: SAM-HQ and light HQ-SAM)
          (the official segment_anything with random weights, as `wsss bench sam --config vit_b`:
           image encoder at 1024x1024, then the mask decoder in masks/s for batches of 64 point
@@ -60,8 +60,9 @@ def main():
                         "segment_anything_hq, vit_tiny_hq its light HQ-SAM) instead of DeepLab-v2")
     p.add_argument("--generator", action="store_true", help="with --sam: also time the automatic mask generator")
     p.add_argument("--image", default="1024x768", help="with --generator: image WxH (VOC's is about 500x375)")
-    p.add_argument("--keep", choices=["defaults", "all"], default="defaults",
-                   help="with --generator: official thresholds, or 0 for pred_iou_thresh and stability_score_thresh")
+    p.add_argument("--keep", choices=["defaults", "all", "third"], default="defaults",
+                   help="with --generator: official thresholds, 0 for pred_iou_thresh and stability_score_thresh, or "
+                        "stability 0 and the pred_iou_thresh a third of the candidates pass (as `wsss bench sam --keep third`)")
     p.add_argument("--skip-encoder", action="store_true", help="with --sam: leave out the encoder line")
     p.add_argument("--bf16", action="store_true",
                    help="run under torch.autocast('cpu', dtype=torch.bfloat16): with --sam as `wsss bench sam --precision "
@@ -199,10 +200,24 @@ def bench_sam(a):
 
     if a.generator:
         thresholds = {} if a.keep == "defaults" else {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+        if a.keep == "third":
+            # Untimed: the predicted IoUs of 64 points of the 32x32 grid (every 16th, spread over the
+            # image), three masks each; the value a third of those 192 exceed.
+            side = np.linspace(1 / 64, 1 - 1 / 64, 32)
+            grid = np.stack([np.tile(side, 32), np.repeat(side, 32)], axis=1)[::16] * np.array([w, h])
+            predictor.set_image(image)
+            coords = torch.as_tensor(predictor.transform.apply_coords(grid, image.shape[:2]), dtype=torch.float)
+            with torch.no_grad():
+                _, iou, _ = predictor.predict_torch(coords[:, None, :], torch.ones(len(grid), 1, dtype=torch.int),
+                                                    multimask_output=True, return_logits=True)
+            ranked = np.sort(iou.flatten().numpy())[::-1]
+            thresholds["pred_iou_thresh"] = float(ranked[len(ranked) // 3])
         generator = SamAutomaticMaskGenerator(sam, **thresholds)
         t = time.perf_counter()
         records = generator.generate(image)
-        emit("generator", [time.perf_counter() - t], image=f"{w}x{h}", points_per_side=32, keep=a.keep, masks=len(records))
+        extra = {"pred_iou_thresh": thresholds["pred_iou_thresh"]} if a.keep == "third" else {}
+        emit("generator", [time.perf_counter() - t], image=f"{w}x{h}", points_per_side=32, keep=a.keep, masks=len(records),
+             **extra)
 
 
 def bench_crf(a):

@@ -17,9 +17,11 @@ extension Bench {
                 sam_<config>_decoder (masks_per_s for batches of 64 single-point prompts, 3 masks each), \
                 sam_<config>_generator (s/image: 32x32 points, batches of 64, on a --image of smooth colour and noise; \
                 --keep defaults: the official thresholds, which random weights almost never pass; --keep all: \
-                pred_iou_thresh = stability_score_thresh = 0, every candidate upscaled, scored, NMS'd and encoded). \
+                pred_iou_thresh = stability_score_thresh = 0, every candidate upscaled, scored, NMS'd and encoded; \
+                --keep third: stability_score_thresh = 0 and the pred_iou_thresh a third of the candidates pass, read off \
+                the predicted IoUs of 64 grid points spread over the image, untimed, and printed). \
                 Compare with `scripts/bench_reference.py --sam <config> --generator` and the same options, in the same session \
-                (`scripts/bench_compare --cases sam-generator,sam-generator-all`).
+                (`scripts/bench_compare --cases sam-generator,sam-generator-all,sam-generator-third`).
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
@@ -36,7 +38,9 @@ extension Bench {
         @Flag(help: "Leave out the timed decoder line. (default: off)") var skipDecoder = false
         @Option(help: ArgumentHelp("Generator image size (VOC's is about 500x375).", valueName: "WxH")) var image = "1024x768"
         @Option(
-            help: ArgumentHelp("Generator thresholds: defaults (official) or all (every candidate kept).", valueName: "which"))
+            help: ArgumentHelp(
+                "Generator thresholds: defaults (official), all (every candidate kept) or third (about a third kept).",
+                valueName: "which"))
         var keep = "defaults"
         @Option(
             help: ArgumentHelp(
@@ -60,7 +64,9 @@ extension Bench {
             guard imageSize != nil else {
                 throw ValidationError("--image: WIDTHxHEIGHT, each 1…16384, e.g. 500x375; got \(image)")
             }
-            guard ["defaults", "all"].contains(keep) else { throw ValidationError("--keep: defaults or all; got \(keep)") }
+            guard ["defaults", "all", "third"].contains(keep) else {
+                throw ValidationError("--keep: defaults, all or third; got \(keep)")
+            }
         }
 
         func run() throws {
@@ -123,12 +129,31 @@ extension Bench {
             guard !skipGenerator else { return }
             var options = AutomaticMaskGeneratorOptions()
             if keep == "all" { (options.predIoUThresh, options.stabilityScoreThresh) = (0, 0) }
+            if keep == "third" {
+                (options.predIoUThresh, options.stabilityScoreThresh) = (Self.thirdThreshold(predictor, width: w, height: h), 0)
+            }
             let generator = try AutomaticMaskGenerator(predictor: predictor, options: options)
             let start = Date()
             let records = try generator.generate(image)
-            emit(
-                "generator", Date().timeIntervalSince(start), nil,
-                extra: ["image": "\(w)x\(h)", "points_per_side": 32, "keep": keep, "masks": records.count])
+            var extra: [String: Any] = ["image": "\(w)x\(h)", "points_per_side": 32, "keep": keep, "masks": records.count]
+            if keep == "third" { extra["pred_iou_thresh"] = options.predIoUThresh }
+            emit("generator", Date().timeIntervalSince(start), nil, extra: extra)
+        }
+
+        /// The `pred_iou_thresh` about a third of the generator's candidates pass on the image set in
+        /// `predictor`: the predicted IoUs of 64 points of the 32×32 grid, every 16th (spread over
+        /// the image), three masks each; the value a third of those 192 exceed. Each side of a
+        /// comparison reads its own, so random weights of either kind keep about a third.
+        static func thirdThreshold(_ predictor: SAMPredictor, width: Int, height: Int) -> Double {
+            let grid = AMG.buildPointGrid(32)
+            let points = stride(from: 0, to: grid.count, by: grid.count / 64).map {
+                (x: Float(grid[$0].x * Double(width)), y: Float(grid[$0].y * Double(height)))
+            }
+            // An infinite threshold computes the IoUs and no mask.
+            let iou = predictor.predictLowResolution(
+                points: points, labels: Array(repeating: 1, count: points.count), multimask: true, iouThreshold: .infinity)!
+                .iou.scalars.sorted(by: >)
+            return Double(iou[iou.count / 3])
         }
 
         /// Random weights of the usual scales (as the official modules initialise themselves): matrices
