@@ -207,11 +207,17 @@ def bench_sam(a):
             grid = np.stack([np.tile(side, 32), np.repeat(side, 32)], axis=1)[::16] * np.array([w, h])
             predictor.set_image(image)
             coords = torch.as_tensor(predictor.transform.apply_coords(grid, image.shape[:2]), dtype=torch.float)
+            ious = []
             with torch.no_grad():
-                _, iou, _ = predictor.predict_torch(coords[:, None, :], torch.ones(len(grid), 1, dtype=torch.int),
-                                                    multimask_output=True, return_logits=True)
-            ranked = np.sort(iou.flatten().numpy())[::-1]
+                for i in range(0, len(grid), 16):  # 16 prompts a call: their masks at 1024² stay small
+                    _, iou, _ = predictor.predict_torch(coords[i:i + 16, None, :], torch.ones(len(coords[i:i + 16]), 1, dtype=torch.int),
+                                                        multimask_output=True, return_logits=True)
+                    ious.append(iou.flatten().numpy())
+            ranked = np.sort(np.concatenate(ious))[::-1]
             thresholds["pred_iou_thresh"] = float(ranked[len(ranked) // 3])
+            if thresholds["pred_iou_thresh"] <= 0:  # the generator reads <= 0 as no filter at all
+                sys.exit(f"bench_reference.py --keep third: a third of the sampled candidates pass only "
+                         f"pred_iou_thresh {thresholds['pred_iou_thresh']} <= 0, which the generator reads as no filter")
         generator = SamAutomaticMaskGenerator(sam, **thresholds)
         t = time.perf_counter()
         records = generator.generate(image)

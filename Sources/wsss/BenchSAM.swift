@@ -130,7 +130,16 @@ extension Bench {
             var options = AutomaticMaskGeneratorOptions()
             if keep == "all" { (options.predIoUThresh, options.stabilityScoreThresh) = (0, 0) }
             if keep == "third" {
-                (options.predIoUThresh, options.stabilityScoreThresh) = (Self.thirdThreshold(predictor, width: w, height: h), 0)
+                let threshold = Self.thirdThreshold(predictor, width: w, height: h)
+                guard threshold > 0 else {
+                    // The generator (as the official one) reads pred_iou_thresh <= 0 as no filter at all.
+                    FileHandle.standardError.write(
+                        Data(
+                            "wsss bench sam --keep third: a third of the sampled candidates pass only pred_iou_thresh \(threshold) <= 0, which the generator reads as no filter (--keep all)\n"
+                                .utf8))
+                    throw ExitCode.failure
+                }
+                (options.predIoUThresh, options.stabilityScoreThresh) = (threshold, 0)
             }
             let generator = try AutomaticMaskGenerator(predictor: predictor, options: options)
             let start = Date()
