@@ -110,7 +110,10 @@ import Testing
         let (c, c8, masks, h, w) = (decoder.transformerDim, decoder.transformerDim / 8, decoder.numMaskTokens, 8, 6)
         let tokenCount = transformer.layers[0].crossAttnImageToToken.internalDim / transformer.numHeads - 1
         var g = SeededGenerator(seed: 14)
-        let src = Tensor.randomNormal([1, c, h, w], using: &g), pe = Tensor.randomNormal([1, c, h, w], using: &g)
+        // Image tokens with a channel mean three times their spread: the regrouped sums subtract
+        // each token's mean from the shared product, so the cancellation is exercised.
+        let src = Tensor.randomNormal([1, c, h, w], using: &g) + Tensor(scalar: 3)
+        let pe = Tensor.randomNormal([1, c, h, w], using: &g)
         let tokens = Tensor.randomNormal([4, tokenCount, c], using: &g)
         let prompts = [2, 0, 3]
         let hyper = Tensor.randomNormal([prompts.count, masks, c8], using: &g)
