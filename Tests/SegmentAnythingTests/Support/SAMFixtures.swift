@@ -24,12 +24,13 @@ enum SAMFixtures {
     static func configuration() throws -> SAMConfiguration { try SAMConfiguration.load(path: path("sam_tiny.yaml")) }
 
     /// Our HDF5 copy of sam_tiny.pth, made once per test run by `SAMWeights.convert` (so the weights
-    /// are committed once, as the official file).
+    /// are committed once, as the official file), removed when the test process exits.
     static let weightsHDF5: String = {
         let out = NSTemporaryDirectory() + "wsss-sam-tiny-\(getpid())-\(UUID().uuidString).h5"
         do { try SAMWeights.convert(try TorchCheckpoint(path: path("sam_tiny.pth")), to: out) } catch {
             Issue.record("converting sam_tiny.pth: \(error)")
         }
+        atexit { unlink(SAMFixtures.weightsHDF5) }
         return out
     }()
 
