@@ -94,10 +94,13 @@ extension MaskDecoder {
         guard let initial = trace.initial, trace.isValid, !levels.isEmpty else {
             preconditionFailure("MaskDecoder.masksFromTrace: an incomplete trace")
         }
-        let (up1, _, _) = upscalingLayers
+        precondition(
+            hyperIn.shape[0] == prompts.count,
+            "MaskDecoder.masksFromTrace: hypernetwork outputs \(hyperIn.shape) for \(prompts.count) prompts")
+        let up1 = upscalingLayers.up1
         let (c, hw) = (transformerDim, h * w)
-        let n = 4 * up1.weight.shape[1]
-        let w1 = up1.weight.permuted([0, 2, 3, 1]).reshaped(to: [c, n])
+        let w1 = firstUpscalingMatrix
+        let n = w1.shape[1]
         var g = [Tensor](repeating: w1, count: levels.count + 1)
         for l in levels.indices.reversed() { g[l] = levels[l].norm.weight.reshaped(to: [c, 1]) * g[l + 1] }
         // Per prompt and block: heads·n rows V_l G_l, then 1ᵀG_l (for −μ_l), then (b_l + β_{l−1}) G_l.

@@ -276,14 +276,20 @@ extension MaskDecoder {
         precondition(
             imageTokens.shape == [batch, h * w, transformerDim],
             "MaskDecoder: image tokens \(imageTokens.shape) and hypernetwork outputs \(hyperIn.shape) for a \(h)x\(w) grid")
-        // Weights with each output pixel's channels last: [in, (ky, kx, out)].
-        let w1 = up1.weight.permuted([0, 2, 3, 1]).reshaped(to: [c, 4 * c4])
+        let w1 = firstUpscalingMatrix
         let b1 = up1.bias.scalars
         let x = imageTokens.storage.base
         return upscaledByTokenRows(hyperIn: hyperIn, height: h, width: w, scratchCount: 0) { b, row, pixels, _ in
             for t in 0..<w { for k in 0..<4 { (pixels + (4 * t + k) * c4).update(from: b1, count: c4) } }
             Kernels.gemm(m: w, n: 4 * c4, k: c, a: x + (b * h + row) * w * c, b: w1.storage.base, beta: 1, c: pixels)
         }
+    }
+
+    /// The first transposed convolution's weights with each output pixel's channels last:
+    /// [C, (ky, kx, C/4)].
+    var firstUpscalingMatrix: Tensor {
+        let weight = upscalingLayers.up1.weight
+        return weight.permuted([0, 2, 3, 1]).reshaped(to: [weight.shape[0], 4 * weight.shape[1]])
     }
 
     /// The masks [B, M, 4h, 4w] one row of image tokens at a time (`masksByTokenRows`), from the
