@@ -1,13 +1,14 @@
 #include "ckernels.h"
 
-// bf16 products with fp32 accumulation: C = A · B, A rounded to bf16 as it is read, B packed once
-// (weights rounded once at load). The AVX512-BF16 kernel (Zen 4/5, Cooper Lake, Sapphire Rapids
+// bf16 products with fp32 accumulation: C = A · B, both operands rounded to bf16 as they are
+// packed, or B packed once (weights rounded once at load). The AVX512-BF16 kernel (Zen 4/5, Cooper Lake, Sapphire Rapids
 // and later: VDPBF16PS multiplies 16 pairs per instruction, twice the fp32 rate) and the portable
-// kernel compute the same sums in the same order: for each output, over k-pairs p = 0, 1, …,
-// acc += a[2p+1]·b[2p+1], then acc += a[2p]·b[2p], each product exact in fp32 (8-bit mantissas)
+// kernel compute the same sums in the same order: for each output, from acc = 0 (or beta·C) over
+// k-pairs p = 0, 1, …, acc += a[2p+1]·b[2p+1], then acc += a[2p]·b[2p], each product exact in fp32 (8-bit mantissas)
 // and each addition rounded to nearest even, as Intel's SDM describes VDPBF16PS. They differ
 // where the hardware flushes subnormals (inputs and results), and would by an ulp or so on an
-// implementation that rounds the pair's sum once (the test allows for it).
+// implementation that rounds the pair's sum once (the test allows for it; Zen 4 rounds per
+// product, bit for bit the portable sums).
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -67,122 +68,131 @@ void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k,
     }
 }
 
-// One row of A as bf16 pairs (a[2p] low, a[2p+1] high), k padded to even.
-static void pack_a_row(const float *a, ptrdiff_t k, uint32_t *pairs) {
-    for (ptrdiff_t p = 0; p < (k + 1) / 2; p++) {
-        uint16_t lo = wsss_bf16_round(a[2 * p]), hi = 2 * p + 1 < k ? wsss_bf16_round(a[2 * p + 1]) : 0;
-        pairs[p] = (uint32_t)lo | ((uint32_t)hi << 16);
-    }
+// ---------------------------------------------------------------------------------------------
+// The blocked product. C[m, n] = beta·C + A·B with A and B fp32 (either stored transposed) or B
+// packed once: B is packed per block of KC_PAIRS k-pairs and NC columns into panels of 16
+// columns ([pair][16 lanes][2 bf16], the same layout as wsss_sbgemm_pack_b's, whose panels are
+// read in place), A per block of MC rows and KC_PAIRS pairs into micro-panels of MR rows
+// ([pair][MR rows] as 32-bit pairs, the broadcast operand). A micro-kernel multiplies one A
+// micro-panel by up to three B panels (MR × 48 outputs in registers). Every output is one
+// running sum in k order: it starts at 0 (beta = 0) or beta·C, and each later k block starts
+// from what the previous block stored, so the blocking does not change a bit.
+
+enum { MR = 8, KC_PAIRS = 128, MC = 192, NC_PANELS = 96, GROUP = 3 };
+
+// round-to-nearest-even bits of an fp32 value as bf16 (the NaN case as wsss_bf16_round).
+static inline uint32_t round_bits(uint32_t bits) {
+    uint32_t nan = (bits & 0x7fffffffu) > 0x7f800000u;
+    uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    return nan ? ((bits >> 16) | 0x40u) : rounded;
 }
 
-// Rows i0 … i0+mr-1 of A as bf16 pairs, `step` rows of `pairs` each, zero past the last row of A;
-// returns mr.
-static int pack_a_rows(const float *a, ptrdiff_t lda, ptrdiff_t m, ptrdiff_t i0, int step, ptrdiff_t k, uint32_t *rows) {
-    ptrdiff_t pairs = (k + 1) / 2;
-    int mr = m - i0 < step ? (int)(m - i0) : step;
-    for (int r = 0; r < step; r++) {
-        if (r < mr) pack_a_row(a + (i0 + r) * lda, k, rows + r * pairs);
-        else memset(rows + r * pairs, 0, sizeof(uint32_t) * (size_t)pairs);
-    }
-    return mr;
+static inline uint32_t pair_of(float lo, float hi) {
+    uint32_t l, h;
+    memcpy(&l, &lo, 4);
+    memcpy(&h, &hi, 4);
+    return round_bits(l) | (round_bits(h) << 16);
 }
 
-static void sbgemm_portable(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed,
-                            float beta, float *c, ptrdiff_t ldc) {
-    ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
-    uint32_t *row = malloc(sizeof(uint32_t) * (size_t)(pairs > 0 ? pairs : 1));
-    for (ptrdiff_t i = 0; i < m; i++) {
-        pack_a_row(a + i * lda, k, row);
-        for (ptrdiff_t panel = 0; panel < panels; panel++) {
-            const uint16_t *bp = packed + panel * pairs * PANEL * 2;
-            float acc[PANEL];
-            for (int l = 0; l < PANEL; l++) acc[l] = 0;
-            for (ptrdiff_t p = 0; p < pairs; p++) {
-                float a0 = bf16_value((uint16_t)(row[p] & 0xffff)), a1 = bf16_value((uint16_t)(row[p] >> 16));
-                for (int l = 0; l < PANEL; l++) {
-                    float b0 = bf16_value(bp[(p * PANEL + l) * 2]), b1 = bf16_value(bp[(p * PANEL + l) * 2 + 1]);
-                    acc[l] = acc[l] + a1 * b1;
-                    acc[l] = acc[l] + a0 * b0;
-                }
+// Element (row, column) of a matrix stored row-major, or transposed.
+#define AT(x, ld, trans, row, column) ((trans) ? (x)[(column) * (ld) + (row)] : (x)[(row) * (ld) + (column)])
+
+// Rows i0 … i0+rows-1 and pairs p0 … p0+kcp-1 of A into micro-panels: out[(ir/MR)·kcp·MR +
+// p·MR + r]; rows past `rows` (to a multiple of MR) and the pair past an odd k are zero.
+static void pack_a_portable(const float *a, ptrdiff_t lda, int trans, ptrdiff_t k, ptrdiff_t i0, int rows, ptrdiff_t p0,
+                            int kcp, uint32_t *out) {
+    for (int ir = 0; ir < rows; ir += MR) {
+        uint32_t *panel = out + (ptrdiff_t)ir * kcp;
+        for (int p = 0; p < kcp; p++) {
+            ptrdiff_t kk = 2 * (p0 + p);
+            for (int r = 0; r < MR; r++) {
+                ptrdiff_t i = i0 + ir + r;
+                uint32_t v = 0;
+                if (ir + r < rows) v = pair_of(AT(a, lda, trans, i, kk), kk + 1 < k ? AT(a, lda, trans, i, kk + 1) : 0.0f);
+                panel[p * MR + r] = v;
             }
+        }
+    }
+}
+
+// Columns j0 … j0+columns-1 and pairs p0 … p0+kcp-1 of B into panels of 16: out[panel·kcp·16 +
+// p·16 + lane] as 32-bit pairs; columns past `columns` (to a multiple of 16) and the pair past
+// an odd k are zero.
+static void pack_b_portable(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t columns,
+                            ptrdiff_t p0, int kcp, uint32_t *out) {
+    ptrdiff_t panels = (columns + PANEL - 1) / PANEL;
+    for (ptrdiff_t panel = 0; panel < panels; panel++) {
+        uint32_t *o = out + panel * kcp * PANEL;
+        for (int p = 0; p < kcp; p++) {
+            ptrdiff_t kk = 2 * (p0 + p);
             for (int l = 0; l < PANEL; l++) {
                 ptrdiff_t j = panel * PANEL + l;
-                if (j < n) c[i * ldc + j] = beta == 0 ? acc[l] : beta * c[i * ldc + j] + acc[l];
+                uint32_t v = 0;
+                if (j < columns) {
+                    ptrdiff_t jj = j0 + j;
+                    v = pair_of(AT(b, ldb, trans, kk, jj), kk + 1 < k ? AT(b, ldb, trans, kk + 1, jj) : 0.0f);
+                }
+                o[p * PANEL + l] = v;
             }
         }
     }
-    free(row);
 }
 
-#ifdef WSSS_X86
-// Four rows × two panels (32 columns) per step: eight zmm accumulators, two B loads per k-pair.
-__attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void sbgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed,
-                          float beta, float *c, ptrdiff_t ldc) {
-    enum { MR = 4 };
-    ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
-    uint32_t *rows = malloc(sizeof(uint32_t) * (size_t)(MR * (pairs > 0 ? pairs : 1)));
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += MR) {
-        int mr = pack_a_rows(a, lda, m, i0, MR, k, rows);
-        for (ptrdiff_t panel = 0; panel < panels; panel += 2) {
-            int two = panel + 1 < panels;
-            const uint16_t *b0 = packed + panel * pairs * PANEL * 2;
-            const uint16_t *b1 = two ? b0 + pairs * PANEL * 2 : b0;
-            __m512 acc[MR][2];
-            for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-            for (ptrdiff_t p = 0; p < pairs; p++) {
-                __m512bh v0 = (__m512bh)_mm512_loadu_si512((const void *)(b0 + p * PANEL * 2));
-                __m512bh v1 = (__m512bh)_mm512_loadu_si512((const void *)(b1 + p * PANEL * 2));
-                for (int r = 0; r < MR; r++) {
-                    __m512bh x = (__m512bh)_mm512_set1_epi32((int)rows[r * pairs + p]);
-                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, v0);
-                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, v1);
-                }
+// How a micro-kernel starts its sums: 0 from zero, 1 from C (a later k block), 2 from beta·C.
+typedef void (*micro_kernel)(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
+                             ptrdiff_t ldc, int rows, int columns, int start, float beta);
+
+static void micro_portable(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
+                           ptrdiff_t ldc, int rows, int columns, int start, float beta) {
+    for (int r = 0; r < rows; r++) {
+        for (int j = 0; j < columns; j++) {
+            const uint16_t *bp = b + (j / PANEL) * panel_stride + (j % PANEL) * 2;
+            float acc = start == 0 ? 0.0f : (start == 1 ? c[r * ldc + j] : beta * c[r * ldc + j]);
+            for (int p = 0; p < kcp; p++) {
+                uint32_t pair = a[p * MR + r];
+                float a0 = bf16_value((uint16_t)(pair & 0xffff)), a1 = bf16_value((uint16_t)(pair >> 16));
+                float b0 = bf16_value(bp[p * PANEL * 2]), b1 = bf16_value(bp[p * PANEL * 2 + 1]);
+                acc = acc + a1 * b1;
+                acc = acc + a0 * b0;
             }
-            for (int r = 0; r < mr; r++) {
-                for (int h = 0; h < 1 + two; h++) {
-                    ptrdiff_t j0 = (panel + h) * PANEL;
-                    int width = n - j0 < PANEL ? (int)(n - j0) : PANEL;
-                    __mmask16 mask = (__mmask16)((1u << width) - 1u);
-                    float *out = c + (i0 + r) * ldc + j0;
-                    __m512 v = acc[r][h];
-                    if (beta != 0) v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, out)), v);
-                    _mm512_mask_storeu_ps(out, mask, v);
-                }
-            }
+            c[r * ldc + j] = acc;
         }
     }
-    free(rows);
+    (void)panels;
 }
-#endif
 
 #ifdef WSSS_X86
 // The portable sums on AVX2+FMA (CPUs without bf16 arithmetic): each product of two bf16 values
 // is exact in fp32, so fma(a, b, acc) rounds exactly as acc + a·b does — the same bits as the
-// portable kernel, at fp32 FMA speed (bf16 gives no speed here; it lets `--precision bf16` be
-// checked on any machine). Four rows × 16 columns per step.
+// portable kernel at fp32 FMA speed (bf16 gives no speed here; it lets the kernel's route be
+// checked on any machine). Four rows × 16 columns at a time.
 __attribute__((target("avx2,fma")))
-static void sbgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed,
-                        float beta, float *c, ptrdiff_t ldc) {
-    enum { MR = 4 };
-    ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
-    uint32_t *rows = malloc(sizeof(uint32_t) * (size_t)(MR * (pairs > 0 ? pairs : 1)));
+static void micro_avx2(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
+                       ptrdiff_t ldc, int rows, int columns, int start, float beta) {
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += MR) {
-        int mr = pack_a_rows(a, lda, m, i0, MR, k, rows);
-        for (ptrdiff_t panel = 0; panel < panels; panel++) {
-            const uint16_t *bp = packed + panel * pairs * PANEL * 2;
-            __m256 acc[MR][2];
-            for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-            for (ptrdiff_t p = 0; p < pairs; p++) {
+    for (int panel = 0; panel < panels; panel++) {
+        const uint16_t *bp = b + panel * panel_stride;
+        int width = columns - panel * PANEL < PANEL ? columns - panel * PANEL : PANEL;
+        for (int r0 = 0; r0 < rows; r0 += 4) {
+            __m256 acc[4][2];
+            for (int r = 0; r < 4; r++) {
+                float lanes[PANEL] = {0};
+                if (start != 0 && r0 + r < rows) {
+                    const float *row = c + (r0 + r) * ldc + panel * PANEL;
+                    for (int l = 0; l < width; l++) lanes[l] = start == 1 ? row[l] : beta * row[l];
+                }
+                acc[r][0] = _mm256_loadu_ps(lanes);
+                acc[r][1] = _mm256_loadu_ps(lanes + 8);
+            }
+            for (int p = 0; p < kcp; p++) {
                 __m256i w0 = _mm256_loadu_si256((const __m256i *)(bp + p * PANEL * 2));
                 __m256i w1 = _mm256_loadu_si256((const __m256i *)(bp + p * PANEL * 2 + 16));
                 __m256 even0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
                 __m256 odd0 = _mm256_castsi256_ps(_mm256_and_si256(w0, high));
                 __m256 even1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
                 __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(w1, high));
-                for (int r = 0; r < MR; r++) {
-                    uint32_t pair = rows[r * pairs + p];
+                for (int r = 0; r < 4; r++) {
+                    uint32_t pair = a[p * MR + r0 + r];
                     uint32_t lo = pair << 16, hi = pair & 0xffff0000u;
                     float a0, a1;
                     memcpy(&a0, &lo, 4);
@@ -192,23 +202,234 @@ static void sbgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, p
                     acc[r][1] = _mm256_fmadd_ps(x0, even1, _mm256_fmadd_ps(x1, odd1, acc[r][1]));
                 }
             }
-            for (int r = 0; r < mr; r++) {
+            for (int r = 0; r < 4 && r0 + r < rows; r++) {
                 float lanes[PANEL];
                 _mm256_storeu_ps(lanes, acc[r][0]);
                 _mm256_storeu_ps(lanes + 8, acc[r][1]);
+                memcpy(c + (r0 + r) * ldc + panel * PANEL, lanes, sizeof(float) * (size_t)width);
+            }
+        }
+    }
+}
+
+// MR rows × NP panels of 16 on AVX512-BF16: 8 × NP accumulators, NP panel loads and MR
+// broadcasts per k-pair.
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+BF16_TARGET static inline __attribute__((always_inline)) void micro_bf16_np(
+    const int np, int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, float *c, ptrdiff_t ldc,
+    int rows, int columns, int start, float beta) {
+    __m512 acc[MR][GROUP];
+    __mmask16 masks[GROUP];
+    for (int h = 0; h < np; h++) {
+        int width = columns - h * PANEL;
+        masks[h] = width >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << (width > 0 ? width : 0)) - 1u);
+    }
+    const __m512 scale = _mm512_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+        for (int h = 0; h < np; h++) {
+            if (start == 0 || r >= rows) {
+                acc[r][h] = _mm512_setzero_ps();
+            } else {
+                __m512 v = _mm512_maskz_loadu_ps(masks[h], c + r * ldc + h * PANEL);
+                acc[r][h] = start == 1 ? v : _mm512_mul_ps(scale, v);
+            }
+        }
+    }
+    for (int p = 0; p < kcp; p++) {
+        __m512bh w[GROUP];
+        for (int h = 0; h < np; h++) w[h] = (__m512bh)_mm512_loadu_si512((const void *)(b + h * panel_stride + p * PANEL * 2));
+        for (int r = 0; r < MR; r++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[p * MR + r]);
+            for (int h = 0; h < np; h++) acc[r][h] = _mm512_dpbf16_ps(acc[r][h], x, w[h]);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        for (int h = 0; h < np; h++) _mm512_mask_storeu_ps(c + r * ldc + h * PANEL, masks[h], acc[r][h]);
+    }
+}
+
+BF16_TARGET static void micro_bf16(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels,
+                                   float *c, ptrdiff_t ldc, int rows, int columns, int start, float beta) {
+    switch (panels) {
+    case 3: micro_bf16_np(3, kcp, a, b, panel_stride, c, ldc, rows, columns, start, beta); break;
+    case 2: micro_bf16_np(2, kcp, a, b, panel_stride, c, ldc, rows, columns, start, beta); break;
+    default: micro_bf16_np(1, kcp, a, b, panel_stride, c, ldc, rows, columns, start, beta); break;
+    }
+}
+
+// Packing with the CPU's conversion (VCVTNE2PS2BF16 rounds to nearest even as wsss_bf16_round
+// does; it reads subnormal inputs as zero, which VDPBF16PS would do with them anyway).
+BF16_TARGET static inline __m512i pairs_of_16(const float *lo, const float *hi) {
+    // 16 lanes of (bf16(lo[l]), bf16(hi[l])): convert both, then interleave the halves.
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                                6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(hi), _mm512_loadu_ps(lo));
+    return _mm512_permutexvar_epi16(interleave, both);
+}
+
+// 16 consecutive pairs of a row (32 floats) as 16 32-bit pairs, in order.
+BF16_TARGET static inline __m512i row_pairs_16(const float *x) {
+    return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x));
+}
+
+BF16_TARGET static void pack_b_bf16(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t columns,
+                                    ptrdiff_t p0, int kcp, uint32_t *out) {
+    ptrdiff_t panels = (columns + PANEL - 1) / PANEL;
+    int full_pairs = (int)((k / 2 - p0) < kcp ? (k / 2 - p0) : kcp);  // pairs with both k rows present
+    if (full_pairs < 0) full_pairs = 0;
+    for (ptrdiff_t panel = 0; panel < panels; panel++) {
+        uint32_t *o = out + panel * kcp * PANEL;
+        ptrdiff_t jj = j0 + panel * PANEL;
+        if (panel * PANEL + PANEL > columns) {
+            pack_b_portable(b, ldb, trans, k, jj, columns - panel * PANEL, p0, kcp, o);
+            continue;
+        }
+        if (!trans) {
+            for (int p = 0; p < full_pairs; p++) {
+                const float *row = b + 2 * (p0 + p) * ldb + jj;
+                _mm512_storeu_si512((void *)(o + p * PANEL), pairs_of_16(row, row + ldb));
+            }
+        } else {
+            // Lane l reads row jj + l of the stored [n, k]: 16 pairs at a time, scattered to lanes.
+            int p = 0;
+            for (; p + 16 <= full_pairs; p += 16) {
                 for (int l = 0; l < PANEL; l++) {
-                    ptrdiff_t j = panel * PANEL + l;
-                    if (j < n) {
-                        float *out = c + (i0 + r) * ldc + j;
-                        *out = beta == 0 ? lanes[l] : beta * *out + lanes[l];
+                    uint32_t lanes[16];
+                    _mm512_storeu_si512((void *)lanes, row_pairs_16(b + (jj + l) * ldb + 2 * (p0 + p)));
+                    for (int q = 0; q < 16; q++) o[(p + q) * PANEL + l] = lanes[q];
+                }
+            }
+            for (; p < full_pairs; p++) {
+                for (int l = 0; l < PANEL; l++) {
+                    const float *x = b + (jj + l) * ldb + 2 * (p0 + p);
+                    o[p * PANEL + l] = pair_of(x[0], x[1]);
+                }
+            }
+        }
+        if (full_pairs < kcp) {
+            // The pair past an odd k (and nothing else: kcp never passes the last pair).
+            uint32_t tail[PANEL * 2];
+            pack_b_portable(b, ldb, trans, k, jj, PANEL, p0 + full_pairs, kcp - full_pairs, tail);
+            memcpy(o + full_pairs * PANEL, tail, sizeof(uint32_t) * (size_t)(kcp - full_pairs) * PANEL);
+        }
+    }
+}
+
+BF16_TARGET static void pack_a_bf16(const float *a, ptrdiff_t lda, int trans, ptrdiff_t k, ptrdiff_t i0, int rows,
+                                    ptrdiff_t p0, int kcp, uint32_t *out) {
+    int full_pairs = (int)((k / 2 - p0) < kcp ? (k / 2 - p0) : kcp);
+    if (full_pairs < 0) full_pairs = 0;
+    for (int ir = 0; ir < rows; ir += MR) {
+        uint32_t *panel = out + (ptrdiff_t)ir * kcp;
+        if (ir + MR > rows || full_pairs < kcp) {
+            pack_a_portable(a, lda, trans, k, i0 + ir, rows - ir < MR ? rows - ir : MR, p0, kcp, panel);
+            continue;
+        }
+        if (trans) {
+            // A stored [k, m]: a pair's MR rows are contiguous in the two k rows.
+            for (int p = 0; p < kcp; p++) {
+                const float *lo = a + 2 * (p0 + p) * lda + i0 + ir;
+                __m256 l = _mm256_loadu_ps(lo), h = _mm256_loadu_ps(lo + lda);
+                __m512 both = _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1);
+                // 16 bf16: rows' lo values then their hi values; interleave into 8 pairs.
+                __m256i bf = (__m256i)_mm512_cvtneps_pbh(both);
+                const __m256i order = _mm256_set_epi16(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+                _mm256_storeu_si256((__m256i *)(panel + p * MR), _mm256_permutexvar_epi16(order, bf));
+            }
+        } else {
+            for (int r = 0; r < MR; r++) {
+                const float *row = a + (i0 + ir + r) * lda + 2 * p0;
+                int p = 0;
+                for (; p + 16 <= kcp; p += 16) {
+                    uint32_t lanes[16];
+                    _mm512_storeu_si512((void *)lanes, row_pairs_16(row + 2 * p));
+                    for (int q = 0; q < 16; q++) panel[(p + q) * MR + r] = lanes[q];
+                }
+                for (; p < kcp; p++) panel[p * MR + r] = pair_of(row[2 * p], row[2 * p + 1]);
+            }
+        }
+    }
+}
+#endif
+
+typedef void (*pack_a_fn)(const float *, ptrdiff_t, int, ptrdiff_t, ptrdiff_t, int, ptrdiff_t, int, uint32_t *);
+typedef void (*pack_b_fn)(const float *, ptrdiff_t, int, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, uint32_t *);
+
+// This thread's packing buffers (64-byte aligned), grown on demand and kept.
+static _Thread_local uint32_t *a_buffer, *b_buffer;
+
+static uint32_t *buffer(uint32_t **slot, size_t words) {
+    if (!*slot) *slot = aligned_alloc(64, ((words * 4 + 63) / 64) * 64);
+    return *slot;
+}
+
+struct operands {
+    micro_kernel micro;
+    pack_a_fn pack_a;
+    pack_b_fn pack_b;
+};
+
+static struct operands choose(void) {
+    struct operands o = {micro_portable, pack_a_portable, pack_b_portable};
+#ifdef WSSS_X86
+    if (wsss_sbgemm_uses_hardware()) {
+        o.micro = micro_bf16;
+        o.pack_a = pack_a_bf16;
+        o.pack_b = pack_b_bf16;
+    } else if (wsss_kernels_use_fma()) {
+        o.micro = micro_avx2;
+    }
+#endif
+    return o;
+}
+
+// The k-block loop over A and B, B either fp32 (b != NULL, packed here per block) or packed once
+// (packed != NULL, read in place).
+static void blocked(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                    const float *b, ptrdiff_t ldb, const uint16_t *packed, float beta, float *c, ptrdiff_t ldc) {
+    if (k <= 0) {
+        // No products: C = beta·C, as sgemm.
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+        return;
+    }
+    struct operands ops = choose();
+    ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
+    uint32_t *pa = buffer(&a_buffer, (size_t)MC * KC_PAIRS);
+    uint32_t *pb = packed ? NULL : buffer(&b_buffer, (size_t)NC_PANELS * PANEL * KC_PAIRS);
+    for (ptrdiff_t q0 = 0; q0 < panels; q0 += NC_PANELS) {
+        ptrdiff_t q1 = q0 + NC_PANELS < panels ? q0 + NC_PANELS : panels;
+        ptrdiff_t j0 = q0 * PANEL, columns = (q1 * PANEL < n ? q1 * PANEL : n) - j0;
+        for (ptrdiff_t p0 = 0; p0 < pairs; p0 += KC_PAIRS) {
+            int kcp = (int)(pairs - p0 < KC_PAIRS ? pairs - p0 : KC_PAIRS);
+            int start = p0 > 0 ? 1 : (beta == 0 ? 0 : (beta == 1 ? 1 : 2));
+            const uint16_t *bblock;
+            ptrdiff_t panel_stride;
+            if (packed) {
+                bblock = packed + (q0 * pairs + p0) * PANEL * 2;
+                panel_stride = pairs * PANEL * 2;
+            } else {
+                ops.pack_b(b, ldb, trans_b, k, j0, columns, p0, kcp, pb);
+                bblock = (const uint16_t *)pb;
+                panel_stride = (ptrdiff_t)kcp * PANEL * 2;
+            }
+            for (ptrdiff_t i0 = 0; i0 < m; i0 += MC) {
+                int rows = (int)(m - i0 < MC ? m - i0 : MC);
+                ops.pack_a(a, lda, trans_a, k, i0, rows, p0, kcp, pa);
+                for (ptrdiff_t g = 0; g < q1 - q0; g += GROUP) {
+                    int np = (int)(q1 - q0 - g < GROUP ? q1 - q0 - g : GROUP);
+                    ptrdiff_t jg = g * PANEL;
+                    int width = (int)(columns - jg < np * PANEL ? columns - jg : np * PANEL);
+                    for (int ir = 0; ir < rows; ir += MR) {
+                        ops.micro(kcp, pa + (ptrdiff_t)ir * kcp, bblock + g * panel_stride, panel_stride, np,
+                                  c + (i0 + ir) * ldc + j0 + jg, ldc, rows - ir < MR ? rows - ir : MR, width, start, beta);
                     }
                 }
             }
         }
     }
-    free(rows);
 }
-#endif
 
 // -1: not decided yet; 0: portable; 1: AVX512-BF16.
 static int use_bf16 = -1;
@@ -216,7 +437,8 @@ static int use_bf16 = -1;
 int wsss_bf16_supported(void) {
 #ifdef WSSS_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bf16");
 #else
     return 0;
@@ -236,19 +458,13 @@ void wsss_sbgemm_set_hardware(int value) {
 void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed_b, float beta,
                  float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return;
-#ifdef WSSS_X86
-    if (wsss_sbgemm_uses_hardware()) {
-        sbgemm_avx512(m, n, k, a, lda, packed_b, beta, c, ldc);
-        return;
-    }
-#endif
-#ifdef WSSS_X86
-    if (wsss_kernels_use_fma()) {
-        sbgemm_avx2(m, n, k, a, lda, packed_b, beta, c, ldc);
-        return;
-    }
-#endif
-    sbgemm_portable(m, n, k, a, lda, packed_b, beta, c, ldc);
+    blocked(0, 0, m, n, k, a, lda, NULL, 0, packed_b, beta, c, ldc);
+}
+
+void wsss_sbgemm_full(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                      const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+    if (m <= 0 || n <= 0) return;
+    blocked(trans_a, trans_b, m, n, k, a, lda, b, ldb, NULL, beta, c, ldc);
 }
 
 void wsss_round_to_bf16_rows(const float *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t columns, float *y) {

@@ -36,6 +36,12 @@ struct Bench: ParsableCommand {
         @Option(help: "How conv2d is lowered to sgemm; shapes the choice does not apply to are skipped.")
         var algorithm: ConvAlgorithm = .automatic
 
+        @Option(
+            help: ArgumentHelp(
+                "Product arithmetic (fp32, bf16, auto): bf16 adds an sbgemm line (our bf16 kernel, sgemm_ratio against fp32 sgemm) and times the convolutions in it.",
+                valueName: "p"))
+        var precision: ComputePrecision = .fp32
+
         func run() throws {
             try runtime.apply()
             let batchSizes = try batches.split(separator: ",").map { part -> Int in
@@ -44,10 +50,20 @@ struct Bench: ParsableCommand {
             }
             let sgemm = OpBenchmarks.sgemm(size: 2048, seconds: seconds)
             emit(sgemm, ceiling: sgemm.gflops)
-            for shape in ConvShape.deepLabV2 where algorithm.applies(to: shape.geometry) {
-                for batch in batchSizes {
-                    for result in OpBenchmarks.conv(shape, batch: batch, algorithm: algorithm, seconds: seconds) {
-                        emit(result, ceiling: sgemm.gflops)
+            let arithmetic = Kernels.productArithmetic(for: precision)
+            try Kernels.withProducts(arithmetic) {
+                if arithmetic != .fp32 {
+                    var sbgemm = OpBenchmarks.sgemm(size: 2048, seconds: seconds)
+                    sbgemm.name = "sbgemm"
+                    sbgemm.details["arithmetic"] = arithmetic.name
+                    emit(sbgemm, ceiling: sgemm.gflops)
+                }
+                for shape in ConvShape.deepLabV2 where algorithm.applies(to: shape.geometry) {
+                    for batch in batchSizes {
+                        for var result in OpBenchmarks.conv(shape, batch: batch, algorithm: algorithm, seconds: seconds) {
+                            result.details["arithmetic"] = arithmetic.name
+                            emit(result, ceiling: sgemm.gflops)
+                        }
                     }
                 }
             }

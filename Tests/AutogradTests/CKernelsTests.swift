@@ -187,12 +187,13 @@ import Testing
                 }
                 for i in 0..<m {
                     for j in 0..<n {
-                        var acc: Float = 0
+                        // One running sum in k order, from beta·C.
+                        var acc: Float = beta == 0 ? 0 : beta * before[i * n + j]
                         for p in stride(from: 0, to: k, by: 2) {
                             if p + 1 < k { acc = acc + Self.bf16(a[i * k + p + 1]) * Self.bf16(b[(p + 1) * n + j]) }
                             acc = acc + Self.bf16(a[i * k + p]) * Self.bf16(b[p * n + j])
                         }
-                        let expected = beta == 0 ? acc : beta * before[i * n + j] + acc
+                        let expected = acc
                         if c[i * n + j].bitPattern != expected.bitPattern {
                             Issue.record(
                                 "\(m)x\(n)x\(k) transposed \(transposed) beta \(beta): C[\(i),\(j)] \(c[i * n + j]) vs \(expected)"
@@ -200,6 +201,47 @@ import Testing
                             return
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The blocked kernel over sizes that cross every block (192 rows, 256 k values, 1536
+    /// columns), with A and B stored either way and beta 0, 1 and 0.5: each output is one running
+    /// sum in k order from beta·C, so the blocks do not change a bit (a sample of outputs checked
+    /// against that sum; AVX512-BF16 where the CPU has it, and AVX2+FMA).
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func blockedProductsSumInOrderAcrossBlocks(_ transpose: (a: Bool, b: Bool)) {
+        let (m, n, k) = (197, 1550, 261)
+        var g = SeededGenerator(seed: 7)
+        let a = Tensor.randomNormal([m, k], using: &g).scalars, b = Tensor.randomNormal([k, n], using: &g).scalars
+        let storedA = transpose.a ? (0..<(m * k)).map { a[($0 % m) * k + $0 / m] } : a  // [k, m]
+        let storedB = transpose.b ? (0..<(n * k)).map { b[($0 % k) * n + $0 / k] } : b  // [n, k]
+        defer { wsss_sbgemm_set_hardware(-1) }
+        let routes: [Int32] = wsss_bf16_supported() != 0 ? [1, 0] : [0]
+        for (route, beta) in routes.flatMap({ r in [Float(0), 1, 0.5].map { (r, $0) } }) {
+            wsss_sbgemm_set_hardware(route)
+            var c = (0..<(m * n)).map { Float($0 % 11) - 5 }
+            let before = c
+            storedA.withUnsafeBufferPointer { ap in
+                storedB.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer {
+                        wsss_sbgemm_full(
+                            transpose.a ? 1 : 0, transpose.b ? 1 : 0, m, n, k, ap.baseAddress!, transpose.a ? m : k,
+                            bp.baseAddress!, transpose.b ? k : n, beta, $0.baseAddress!, n)
+                    }
+                }
+            }
+            for index in stride(from: 0, to: m * n, by: 97) {
+                let (i, j) = (index / n, index % n)
+                var acc: Float = beta == 0 ? 0 : beta * before[index]
+                for p in stride(from: 0, to: k, by: 2) {
+                    if p + 1 < k { acc = acc + Self.bf16(a[i * k + p + 1]) * Self.bf16(b[(p + 1) * n + j]) }
+                    acc = acc + Self.bf16(a[i * k + p]) * Self.bf16(b[p * n + j])
+                }
+                if c[index].bitPattern != acc.bitPattern {
+                    Issue.record("route \(route) transposed \(transpose) beta \(beta): C[\(i),\(j)] \(c[index]) vs \(acc)")
+                    return
                 }
             }
         }

@@ -66,24 +66,15 @@ extension Kernels {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        // A as stored ([m, k], or [k, m] when transposed), rounded into a contiguous copy.
+        if productArithmetic == .bf16Kernel && alpha == 1 {
+            // Our kernel packs (and rounds) both operands itself, transposed or not.
+            wsss_sbgemm_full(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         let (aRows, aColumns) = transA ? (k, m) : (m, k)
         let roundedA = UnsafeMutablePointer<Float>.allocate(capacity: aRows * aColumns)
         defer { roundedA.deallocate() }
         wsss_round_to_bf16_rows(a, lda, aRows, aColumns, roundedA)
-        if productArithmetic == .bf16Kernel && alpha == 1 {
-            // The kernel reads A row-major [m, k]: a transposed A is transposed while copied.
-            var rowsA = UnsafePointer(roundedA)
-            let transposed = transA ? UnsafeMutablePointer<Float>.allocate(capacity: m * k) : nil
-            defer { transposed?.deallocate() }
-            if let transposed {
-                for p in 0..<k { for i in 0..<m { transposed[i * k + p] = roundedA[p * m + i] } }
-                rowsA = UnsafePointer(transposed)
-            }
-            let packed = PackedBF16(b, k: k, n: n, ldb: ldb, transposed: transB)
-            wsss_sbgemm(m, n, k, rowsA, k, packed.values, beta, c, ldc)
-            return
-        }
         let (bRows, bColumns) = transB ? (n, k) : (k, n)
         let roundedB = UnsafeMutablePointer<Float>.allocate(capacity: bRows * bColumns)
         defer { roundedB.deallocate() }

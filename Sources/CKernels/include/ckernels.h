@@ -76,7 +76,8 @@ void wsss_softmax_rows(const float *x, float *y, ptrdiff_t rows, ptrdiff_t n);
 /// nearest even (NaN stays NaN). B is packed once with `wsss_sbgemm_pack_b` into
 /// `wsss_sbgemm_packed_count(k, n)` bf16 values (panels of 16 columns, k-pairs interleaved);
 /// `wsss_sbgemm` computes C[m,n] = A[m,k]·B (+ beta·C), A rounded to bf16 as it is read, each
-/// output summed over k-pairs as VDPBF16PS does (odd product, then even, each addition rounded).
+/// output one running sum over k-pairs as VDPBF16PS does (odd product, then even, each addition
+/// rounded), started from 0, or from beta·C when beta is not 0.
 /// AVX512-BF16 where the CPU has it (`wsss_bf16_supported`), the portable kernel (same sums,
 /// same order) elsewhere; `wsss_sbgemm_set_hardware(0|1|-1)` forces one (tests; 1 only where
 /// supported, -1 restores the automatic choice).
@@ -89,6 +90,10 @@ ptrdiff_t wsss_sbgemm_packed_count(ptrdiff_t k, ptrdiff_t n);
 void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k, ptrdiff_t n, uint16_t *packed);
 void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed_b, float beta,
                  float *c, ptrdiff_t ldc);
+/// C[m,n] = A·B (+ beta·C) with A and B fp32, either stored transposed (A as [k,m], B as [n,k]):
+/// both rounded to bf16 while packed, the same sums as `wsss_sbgemm` (single-threaded).
+void wsss_sbgemm_full(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                      const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
 /// `rows` rows of `columns` floats (leading dimension `ldx`) rounded to bf16 and written back as
 /// fp32 values, contiguous (the bf16 operands of mixed-precision products run through sgemm).
 void wsss_round_to_bf16_rows(const float *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t columns, float *y);
