@@ -72,8 +72,9 @@ void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k,
 // The blocked product. C[m, n] = beta·C + A·B with A and B fp32 (either stored transposed) or B
 // packed once: B is packed per block of KC_PAIRS k-pairs and NC columns into panels of 16
 // columns ([pair][16 lanes][2 bf16], the same layout as wsss_sbgemm_pack_b's, whose panels are
-// read in place), A per block of MC rows and KC_PAIRS pairs into micro-panels of MR rows
-// ([pair][MR rows] as 32-bit pairs, the broadcast operand). A micro-kernel multiplies one A
+// read in place), A per block of MC rows and KC_PAIRS pairs into micro-panels of MR rows (32-bit
+// pairs, the broadcast operand: [row][pair] when A is stored row-major, so a row's pairs are one
+// contiguous conversion, [pair][row] when A is stored transposed, so a pair's rows are). A micro-kernel multiplies one A
 // micro-panel by up to three B panels (MR × 48 outputs in registers). Every output is one
 // running sum in k order: it starts at 0 (beta = 0) or beta·C, and each later k block starts
 // from what the previous block stored, so the blocking does not change a bit.
@@ -97,10 +98,15 @@ static inline uint32_t pair_of(float lo, float hi) {
 // Element (row, column) of a matrix stored row-major, or transposed.
 #define AT(x, ld, trans, row, column) ((trans) ? (x)[(column) * (ld) + (row)] : (x)[(row) * (ld) + (column)])
 
-// Rows i0 … i0+rows-1 and pairs p0 … p0+kcp-1 of A into micro-panels: out[(ir/MR)·kcp·MR +
-// p·MR + r]; rows past `rows` (to a multiple of MR) and the pair past an odd k are zero.
+// Where pair p of row r of an A micro-panel is: r·row_step + p·pair_step.
+static inline ptrdiff_t row_step(int trans, int kcp) { return trans ? 1 : kcp; }
+static inline ptrdiff_t pair_step(int trans) { return trans ? MR : 1; }
+
+// Rows i0 … i0+rows-1 and pairs p0 … p0+kcp-1 of A into micro-panels of MR·kcp pairs (layout
+// above); rows past `rows` (to a multiple of MR) and the pair past an odd k are zero.
 static void pack_a_portable(const float *a, ptrdiff_t lda, int trans, ptrdiff_t k, ptrdiff_t i0, int rows, ptrdiff_t p0,
                             int kcp, uint32_t *out) {
+    ptrdiff_t rs = row_step(trans, kcp), ps = pair_step(trans);
     for (int ir = 0; ir < rows; ir += MR) {
         uint32_t *panel = out + (ptrdiff_t)ir * kcp;
         for (int p = 0; p < kcp; p++) {
@@ -109,7 +115,7 @@ static void pack_a_portable(const float *a, ptrdiff_t lda, int trans, ptrdiff_t 
                 ptrdiff_t i = i0 + ir + r;
                 uint32_t v = 0;
                 if (ir + r < rows) v = pair_of(AT(a, lda, trans, i, kk), kk + 1 < k ? AT(a, lda, trans, i, kk + 1) : 0.0f);
-                panel[p * MR + r] = v;
+                panel[r * rs + p * ps] = v;
             }
         }
     }
@@ -139,23 +145,23 @@ static void pack_b_portable(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t 
 }
 
 // How a micro-kernel starts its sums: 0 from zero, 1 from C (a later k block), 2 from beta·C.
-typedef void (*micro_kernel)(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
-                             ptrdiff_t ldc, int rows, int columns, int start, float beta);
+typedef void (*micro_kernel)(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
+                             ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale);
 
-static void micro_portable(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
-                           ptrdiff_t ldc, int rows, int columns, int start, float beta) {
+static void micro_portable(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
+                           ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale) {
     for (int r = 0; r < rows; r++) {
         for (int j = 0; j < columns; j++) {
             const uint16_t *bp = b + (j / PANEL) * panel_stride + (j % PANEL) * 2;
             float acc = start == 0 ? 0.0f : (start == 1 ? c[r * ldc + j] : beta * c[r * ldc + j]);
             for (int p = 0; p < kcp; p++) {
-                uint32_t pair = a[p * MR + r];
+                uint32_t pair = a[r * rs + p * ps];
                 float a0 = bf16_value((uint16_t)(pair & 0xffff)), a1 = bf16_value((uint16_t)(pair >> 16));
                 float b0 = bf16_value(bp[p * PANEL * 2]), b1 = bf16_value(bp[p * PANEL * 2 + 1]);
                 acc = acc + a1 * b1;
                 acc = acc + a0 * b0;
             }
-            c[r * ldc + j] = acc;
+            c[r * ldc + j] = scale == 1 ? acc : acc * scale;
         }
     }
     (void)panels;
@@ -167,8 +173,8 @@ static void micro_portable(int kcp, const uint32_t *a, const uint16_t *b, ptrdif
 // portable kernel at fp32 FMA speed (bf16 gives no speed here; it lets the kernel's route be
 // checked on any machine). Four rows × 16 columns at a time.
 __attribute__((target("avx2,fma")))
-static void micro_avx2(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
-                       ptrdiff_t ldc, int rows, int columns, int start, float beta) {
+static void micro_avx2(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
+                       ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale) {
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     for (int panel = 0; panel < panels; panel++) {
         const uint16_t *bp = b + panel * panel_stride;
@@ -192,7 +198,7 @@ static void micro_avx2(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t 
                 __m256 even1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
                 __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(w1, high));
                 for (int r = 0; r < 4; r++) {
-                    uint32_t pair = a[p * MR + r0 + r];
+                    uint32_t pair = a[(r0 + r) * rs + p * ps];
                     uint32_t lo = pair << 16, hi = pair & 0xffff0000u;
                     float a0, a1;
                     memcpy(&a0, &lo, 4);
@@ -206,6 +212,8 @@ static void micro_avx2(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t 
                 float lanes[PANEL];
                 _mm256_storeu_ps(lanes, acc[r][0]);
                 _mm256_storeu_ps(lanes + 8, acc[r][1]);
+                if (scale != 1)
+                    for (int l = 0; l < PANEL; l++) lanes[l] *= scale;
                 memcpy(c + (r0 + r) * ldc + panel * PANEL, lanes, sizeof(float) * (size_t)width);
             }
         }
@@ -216,22 +224,22 @@ static void micro_avx2(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t 
 // broadcasts per k-pair.
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 BF16_TARGET static inline __attribute__((always_inline)) void micro_bf16_np(
-    const int np, int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, float *c, ptrdiff_t ldc,
-    int rows, int columns, int start, float beta) {
+    const int np, int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, float *c, ptrdiff_t ldc,
+    int rows, int columns, int start, float beta, float scale) {
     __m512 acc[MR][GROUP];
     __mmask16 masks[GROUP];
     for (int h = 0; h < np; h++) {
         int width = columns - h * PANEL;
         masks[h] = width >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << (width > 0 ? width : 0)) - 1u);
     }
-    const __m512 scale = _mm512_set1_ps(beta);
+    const __m512 betas = _mm512_set1_ps(beta);
     for (int r = 0; r < MR; r++) {
         for (int h = 0; h < np; h++) {
             if (start == 0 || r >= rows) {
                 acc[r][h] = _mm512_setzero_ps();
             } else {
                 __m512 v = _mm512_maskz_loadu_ps(masks[h], c + r * ldc + h * PANEL);
-                acc[r][h] = start == 1 ? v : _mm512_mul_ps(scale, v);
+                acc[r][h] = start == 1 ? v : _mm512_mul_ps(betas, v);
             }
         }
     }
@@ -239,9 +247,14 @@ BF16_TARGET static inline __attribute__((always_inline)) void micro_bf16_np(
         __m512bh w[GROUP];
         for (int h = 0; h < np; h++) w[h] = (__m512bh)_mm512_loadu_si512((const void *)(b + h * panel_stride + p * PANEL * 2));
         for (int r = 0; r < MR; r++) {
-            __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[p * MR + r]);
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[r * rs + p * ps]);
             for (int h = 0; h < np; h++) acc[r][h] = _mm512_dpbf16_ps(acc[r][h], x, w[h]);
         }
+    }
+    if (scale != 1) {
+        const __m512 factor = _mm512_set1_ps(scale);
+        for (int r = 0; r < MR; r++)
+            for (int h = 0; h < np; h++) acc[r][h] = _mm512_mul_ps(acc[r][h], factor);
     }
     for (int r = 0; r < MR; r++) {
         if (r >= rows) break;
@@ -249,12 +262,12 @@ BF16_TARGET static inline __attribute__((always_inline)) void micro_bf16_np(
     }
 }
 
-BF16_TARGET static void micro_bf16(int kcp, const uint32_t *a, const uint16_t *b, ptrdiff_t panel_stride, int panels,
-                                   float *c, ptrdiff_t ldc, int rows, int columns, int start, float beta) {
+BF16_TARGET static void micro_bf16(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels,
+                                   float *c, ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale) {
     switch (panels) {
-    case 3: micro_bf16_np(3, kcp, a, b, panel_stride, c, ldc, rows, columns, start, beta); break;
-    case 2: micro_bf16_np(2, kcp, a, b, panel_stride, c, ldc, rows, columns, start, beta); break;
-    default: micro_bf16_np(1, kcp, a, b, panel_stride, c, ldc, rows, columns, start, beta); break;
+    case 3: micro_bf16_np(3, kcp, a, rs, ps, b, panel_stride, c, ldc, rows, columns, start, beta, scale); break;
+    case 2: micro_bf16_np(2, kcp, a, rs, ps, b, panel_stride, c, ldc, rows, columns, start, beta, scale); break;
+    default: micro_bf16_np(1, kcp, a, rs, ps, b, panel_stride, c, ldc, rows, columns, start, beta, scale); break;
     }
 }
 
@@ -338,15 +351,13 @@ BF16_TARGET static void pack_a_bf16(const float *a, ptrdiff_t lda, int trans, pt
                 _mm256_storeu_si256((__m256i *)(panel + p * MR), _mm256_permutexvar_epi16(order, bf));
             }
         } else {
+            // [row][pair]: each row's pairs are one contiguous conversion.
             for (int r = 0; r < MR; r++) {
                 const float *row = a + (i0 + ir + r) * lda + 2 * p0;
+                uint32_t *o = panel + (ptrdiff_t)r * kcp;
                 int p = 0;
-                for (; p + 16 <= kcp; p += 16) {
-                    uint32_t lanes[16];
-                    _mm512_storeu_si512((void *)lanes, row_pairs_16(row + 2 * p));
-                    for (int q = 0; q < 16; q++) panel[(p + q) * MR + r] = lanes[q];
-                }
-                for (; p < kcp; p++) panel[p * MR + r] = pair_of(row[2 * p], row[2 * p + 1]);
+                for (; p + 16 <= kcp; p += 16) _mm512_storeu_si512((void *)(o + p), row_pairs_16(row + 2 * p));
+                for (; p < kcp; p++) o[p] = pair_of(row[2 * p], row[2 * p + 1]);
             }
         }
     }
@@ -386,24 +397,28 @@ static struct operands choose(void) {
 
 // The k-block loop over A and B, B either fp32 (b != NULL, packed here per block) or packed once
 // (packed != NULL, read in place).
-static void blocked(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+static void blocked(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a, ptrdiff_t lda,
                     const float *b, ptrdiff_t ldb, const uint16_t *packed, float beta, float *c, ptrdiff_t ldc) {
     if (k <= 0) {
         // No products: C = beta·C, as sgemm.
         for (ptrdiff_t i = 0; i < m; i++)
-            for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+            for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : alpha * beta * c[i * ldc + j];
         return;
     }
     struct operands ops = choose();
     ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
     uint32_t *pa = buffer(&a_buffer, (size_t)MC * KC_PAIRS);
     uint32_t *pb = packed ? NULL : buffer(&b_buffer, (size_t)NC_PANELS * PANEL * KC_PAIRS);
-    for (ptrdiff_t q0 = 0; q0 < panels; q0 += NC_PANELS) {
-        ptrdiff_t q1 = q0 + NC_PANELS < panels ? q0 + NC_PANELS : panels;
+    // Packed here, B goes by NC_PANELS panels (the buffer's size); packed once, it is read in
+    // place and A is packed once per k block.
+    ptrdiff_t nc = packed ? panels : NC_PANELS;
+    for (ptrdiff_t q0 = 0; q0 < panels; q0 += nc) {
+        ptrdiff_t q1 = q0 + nc < panels ? q0 + nc : panels;
         ptrdiff_t j0 = q0 * PANEL, columns = (q1 * PANEL < n ? q1 * PANEL : n) - j0;
         for (ptrdiff_t p0 = 0; p0 < pairs; p0 += KC_PAIRS) {
             int kcp = (int)(pairs - p0 < KC_PAIRS ? pairs - p0 : KC_PAIRS);
             int start = p0 > 0 ? 1 : (beta == 0 ? 0 : (beta == 1 ? 1 : 2));
+            float scale = p0 + kcp == pairs ? alpha : 1;  // alpha on the finished sums
             const uint16_t *bblock;
             ptrdiff_t panel_stride;
             if (packed) {
@@ -422,8 +437,9 @@ static void blocked(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_
                     ptrdiff_t jg = g * PANEL;
                     int width = (int)(columns - jg < np * PANEL ? columns - jg : np * PANEL);
                     for (int ir = 0; ir < rows; ir += MR) {
-                        ops.micro(kcp, pa + (ptrdiff_t)ir * kcp, bblock + g * panel_stride, panel_stride, np,
-                                  c + (i0 + ir) * ldc + j0 + jg, ldc, rows - ir < MR ? rows - ir : MR, width, start, beta);
+                        ops.micro(kcp, pa + (ptrdiff_t)ir * kcp, row_step(trans_a, kcp), pair_step(trans_a),
+                                  bblock + g * panel_stride, panel_stride, np, c + (i0 + ir) * ldc + j0 + jg, ldc,
+                                  rows - ir < MR ? rows - ir : MR, width, start, beta, scale);
                     }
                 }
             }
@@ -458,13 +474,13 @@ void wsss_sbgemm_set_hardware(int value) {
 void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed_b, float beta,
                  float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return;
-    blocked(0, 0, m, n, k, a, lda, NULL, 0, packed_b, beta, c, ldc);
+    blocked(0, 0, m, n, k, 1, a, lda, NULL, 0, packed_b, beta, c, ldc);
 }
 
-void wsss_sbgemm_full(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                      const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+void wsss_sbgemm_full(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a,
+                      ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return;
-    blocked(trans_a, trans_b, m, n, k, a, lda, b, ldb, NULL, beta, c, ldc);
+    blocked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
 }
 
 void wsss_round_to_bf16_rows(const float *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t columns, float *y) {

@@ -156,12 +156,15 @@ public final class SAMPredictor {
         resetImage()
         self.originalSize = originalSize
         inputSize = (transformed.shape[2], transformed.shape[3])
-        if model.maskDecoder.hq != nil {
-            (features, intermediateFeatures) = withoutGrad {
-                model.imageEncoder.embeddingAndHQFeatures(model.preprocess(transformed))
+        // In bf16 every product of the encoder takes bf16 inputs (attention too, as autocast).
+        Kernels.withProducts(in: model.precision) {
+            if model.maskDecoder.hq != nil {
+                (features, intermediateFeatures) = withoutGrad {
+                    model.imageEncoder.embeddingAndHQFeatures(model.preprocess(transformed))
+                }
+            } else {
+                features = withoutGrad { model.imageEncoder(model.preprocess(transformed)) }
             }
-        } else {
-            features = withoutGrad { model.imageEncoder(model.preprocess(transformed)) }
         }
         densePE = withoutGrad { model.promptEncoder.densePositionalEncoding() }
     }

@@ -56,10 +56,11 @@ public final class SAM: Module {
     /// `mask_decoder`.
     public let maskDecoder: MaskDecoder
 
-    /// The arithmetic of the image encoder's linear layers (its attention projections and MLPs,
-    /// nearly all of its products): fp32, or bf16 inputs with fp32 accumulation, the weights
-    /// rounded to bf16 once (here, and again after `load(from:)`). `auto` is bf16 only where the
-    /// CPU multiplies bf16.
+    /// The arithmetic of the image encoder's products: fp32, or bf16 inputs with fp32
+    /// accumulation — the linear layers' weights rounded to bf16 once (here, and again after
+    /// `load(from:)`), attention and convolutions through `Kernels.withProducts` as autocast
+    /// runs them; norms, softmax and GELU stay fp32. `auto` is bf16 only where the CPU
+    /// multiplies bf16.
     public var precision: ComputePrecision = .fp32 {
         didSet { imageEncoder.setPrecision(precision) }
     }
@@ -133,8 +134,9 @@ public final class SAM: Module {
     public func callAsFunction(_ inputs: [Input], multimaskOutput: Bool) -> [SAMPrediction] {
         withoutGrad {
             let images = Tensor.concat(inputs.map { preprocess($0.image.reshaped(to: [1] + $0.image.shape)) }, alongAxis: 0)
-            let (embeddings, hqFeatures) =
+            let (embeddings, hqFeatures) = Kernels.withProducts(in: precision) {
                 maskDecoder.hq == nil ? (imageEncoder(images), nil) : imageEncoder.embeddingAndHQFeatures(images)
+            }
             let pe = promptEncoder.densePositionalEncoding()
             return inputs.enumerated().map { index, input in
                 // A shared dense plane when there is no mask input (MaskDecoder.predictMasks).

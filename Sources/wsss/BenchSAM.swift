@@ -80,7 +80,7 @@ extension Bench {
             let input = Tensor.randomNormal([1, 3, side, side], using: &g)
             if !skipEncoder {
                 let encoder = OpBenchmarks.time(seconds: 0, repetitions: repeats) {
-                    _ = withoutGrad { model.imageEncoder(input) }
+                    _ = Kernels.withProducts(in: precision) { withoutGrad { model.imageEncoder(input) } }
                     return nil
                 }
                 var extra: [String: Any] = ["size": side, "reps": encoder.count]
@@ -95,7 +95,7 @@ extension Bench {
                 emit("encoder", encoder.median, encoder.minimum, extra: extra)
                 if precision.resolved == .bf16 {
                     // The same input through the fp32 encoder: how far bf16 moves the embedding.
-                    let low = withoutGrad { model.imageEncoder(input) }
+                    let low = Kernels.withProducts(in: precision) { withoutGrad { model.imageEncoder(input) } }
                     model.precision = .fp32
                     let full = withoutGrad { model.imageEncoder(input) }
                     model.precision = precision

@@ -207,7 +207,7 @@ import Testing
     }
 
     /// The blocked kernel over sizes that cross every block (192 rows, 256 k values, 1536
-    /// columns), with A and B stored either way and beta 0, 1 and 0.5: each output is one running
+    /// columns), with A and B stored either way, beta 0, 1 and 0.5 and alpha 0.5: each output is one running
     /// sum in k order from beta·C, so the blocks do not change a bit (a sample of outputs checked
     /// against that sum; AVX512-BF16 where the CPU has it, and AVX2+FMA).
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
@@ -219,7 +219,9 @@ import Testing
         let storedB = transpose.b ? (0..<(n * k)).map { b[($0 % k) * n + $0 / k] } : b  // [n, k]
         defer { wsss_sbgemm_set_hardware(-1) }
         let routes: [Int32] = wsss_bf16_supported() != 0 ? [1, 0] : [0]
-        for (route, beta) in routes.flatMap({ r in [Float(0), 1, 0.5].map { (r, $0) } }) {
+        // (beta, alpha): alpha multiplies the finished sums (a power of two: exactly).
+        let scalings: [(Float, Float)] = [(0, 1), (1, 1), (0.5, 1), (0, 0.5)]
+        for (route, (beta, alpha)) in routes.flatMap({ r in scalings.map { (r, $0) } }) {
             wsss_sbgemm_set_hardware(route)
             var c = (0..<(m * n)).map { Float($0 % 11) - 5 }
             let before = c
@@ -227,7 +229,7 @@ import Testing
                 storedB.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer {
                         wsss_sbgemm_full(
-                            transpose.a ? 1 : 0, transpose.b ? 1 : 0, m, n, k, ap.baseAddress!, transpose.a ? m : k,
+                            transpose.a ? 1 : 0, transpose.b ? 1 : 0, m, n, k, alpha, ap.baseAddress!, transpose.a ? m : k,
                             bp.baseAddress!, transpose.b ? k : n, beta, $0.baseAddress!, n)
                     }
                 }
@@ -239,6 +241,7 @@ import Testing
                     if p + 1 < k { acc = acc + Self.bf16(a[i * k + p + 1]) * Self.bf16(b[(p + 1) * n + j]) }
                     acc = acc + Self.bf16(a[i * k + p]) * Self.bf16(b[p * n + j])
                 }
+                acc *= alpha
                 if c[index].bitPattern != acc.bitPattern {
                     Issue.record("route \(route) transposed \(transpose) beta \(beta): C[\(i),\(j)] \(c[index]) vs \(acc)")
                     return

@@ -33,18 +33,21 @@ import Testing
         let (m, n, k) = (21, 45, 33)
         let a = randn(transpose.a ? [k, m] : [m, k], seed: 3), b = randn(transpose.b ? [n, k] : [k, n], seed: 4)
         let c0 = randn([m, n], seed: 5)
-        func run(_ arithmetic: ProductArithmetic) -> [Float] {
-            let c = Tensor(shape: c0.shape, values: c0.scalars)
-            Kernels.withProducts(arithmetic) {
-                Kernels.gemm(
-                    transA: transpose.a, transB: transpose.b, m: m, n: n, k: k, a: a.storage.base, b: b.storage.base,
-                    beta: 0.5, c: c.storage.base)
+        // beta, and alpha (attention's scale, applied to the finished sums).
+        for (alpha, beta): (Float, Float) in [(1, 0.5), (0.125, 0)] {
+            func run(_ arithmetic: ProductArithmetic) -> [Float] {
+                let c = Tensor(shape: c0.shape, values: c0.scalars)
+                Kernels.withProducts(arithmetic) {
+                    Kernels.gemm(
+                        transA: transpose.a, transB: transpose.b, m: m, n: n, k: k, alpha: alpha, a: a.storage.base,
+                        b: b.storage.base, beta: beta, c: c.storage.base)
+                }
+                return c.scalars
             }
-            return c.scalars
+            let (kernel, emulated) = (run(.bf16Kernel), run(.bf16Rounded))
+            let scale = emulated.map(abs).max()!
+            #expect(zip(kernel, emulated).allSatisfy { abs($0 - $1) <= 1e-5 * scale }, "alpha \(alpha), beta \(beta)")
         }
-        let (kernel, emulated) = (run(.bf16Kernel), run(.bf16Rounded))
-        let scale = emulated.map(abs).max()!
-        #expect(zip(kernel, emulated).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
     }
 
     /// Every convolution lowering, forward and both gradients, within bf16's tolerance of fp32:

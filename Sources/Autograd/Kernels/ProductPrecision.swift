@@ -66,9 +66,10 @@ extension Kernels {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        if productArithmetic == .bf16Kernel && alpha == 1 {
-            // Our kernel packs (and rounds) both operands itself, transposed or not.
-            wsss_sbgemm_full(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, beta, c, ldc)
+        if productArithmetic == .bf16Kernel && (alpha == 1 || beta == 0) {
+            // Our kernel packs (and rounds) both operands itself, transposed or not; alpha scales
+            // the finished sums (attention's 1/√d).
+            wsss_sbgemm_full(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         let (aRows, aColumns) = transA ? (k, m) : (m, k)

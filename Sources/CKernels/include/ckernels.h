@@ -90,10 +90,11 @@ ptrdiff_t wsss_sbgemm_packed_count(ptrdiff_t k, ptrdiff_t n);
 void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k, ptrdiff_t n, uint16_t *packed);
 void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed_b, float beta,
                  float *c, ptrdiff_t ldc);
-/// C[m,n] = A·B (+ beta·C) with A and B fp32, either stored transposed (A as [k,m], B as [n,k]):
-/// both rounded to bf16 while packed, the same sums as `wsss_sbgemm` (single-threaded).
-void wsss_sbgemm_full(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                      const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+/// C[m,n] = alpha·(A·B (+ beta·C)) with A and B fp32, either stored transposed (A as [k,m], B as
+/// [n,k]): both rounded to bf16 while packed, the same sums as `wsss_sbgemm`, alpha multiplying
+/// the finished sums (single-threaded). An alpha other than 1 is meant for beta 0.
+void wsss_sbgemm_full(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a,
+                      ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
 /// `rows` rows of `columns` floats (leading dimension `ldx`) rounded to bf16 and written back as
 /// fp32 values, contiguous (the bf16 operands of mixed-precision products run through sgemm).
 void wsss_round_to_bf16_rows(const float *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t columns, float *y);
