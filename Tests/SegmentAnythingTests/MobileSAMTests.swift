@@ -79,8 +79,8 @@ import TorchCheckpoint
     }
 }
 
-/// bf16 inference of the image encoder (its linear layers) against fp32, on the reduced SAM and
-/// MobileSAM (the AVX2 or portable bf16 kernel here; the same sums as AVX512-BF16).
+/// bf16 inference of the image encoder (every product) against fp32, on the reduced SAM and
+/// MobileSAM (AVX512-BF16 where the CPU has it, else the AVX2 or portable kernel: the same sums).
 @Suite struct BF16InferenceTests {
     static func compare(_ model: SAM, _ name: String) throws -> (embedding: Float, logits: Float, iou: Float) {
         let image = try SAMFixtures.image(try SAMFixtures.encoder(), "image")

@@ -31,7 +31,7 @@ extension Kernels {
     ///
     /// - Parameters: q [B, L, D], k [B, S, D], v [B, S, Dv], out [B, L, Dv].
     /// Work is split over B × query tiles; tiles are sized so each sgemm stays small
-    /// (`singleThreadedGemmSize`) and runs on its tile's thread.
+    /// (`singleThreadedGemmSize`) and runs on its tile's thread (bf16 products: 512 keys).
     public static func fusedAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
         batch: Int, queries: Int, keys: Int, depth: Int, valueDepth: Int, scale: Float,
@@ -44,10 +44,16 @@ extension Kernels {
             return
         }
         let tq = Swift.max(1, Swift.min(queryTile, queries))
+        // Under bf16 products our kernel packs both operands per product: longer key tiles
+        // amortise that and the online softmax's rescaling (a tile of 64 queries × 512 keys is
+        // 128 KB of scores, within a core's cache).
+        let bf16 = productArithmetic != .fp32
         let tk = Swift.max(
             1,
             Swift.min(
-                keys, keyTile ?? Swift.min(512, Swift.max(16, singleThreadedGemmSize / (tq * Swift.max(depth, valueDepth, 1))))))
+                keys,
+                keyTile
+                    ?? (bf16 ? 512 : Swift.min(512, Swift.max(16, singleThreadedGemmSize / (tq * Swift.max(depth, valueDepth, 1)))))))
         let tiles = (queries + tq - 1) / tq
         // kᵀ [B, D, S] once (O(input) memory): q·kᵀ tiles are then plain NN products, which
         // OpenBLAS runs with its small-matrix kernel and no packing of either operand.
