@@ -286,6 +286,32 @@ BF16_TARGET static inline __m512i row_pairs_16(const float *x) {
     return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x));
 }
 
+// A 16 × 16 block of 32-bit values, rows[l][q] → out[q·16 + l]: pairs within each 128-bit lane,
+// then quads, then 128-bit lanes across rows.
+BF16_TARGET static inline void transpose_16x16(const __m512i rows[16], uint32_t *out) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(rows[i], rows[i + 1]);
+    }
+    // u[4g + j]: rows 4g … 4g+3 at elements j, j+4, j+8, j+12 (one per 128-bit lane).
+    for (int g = 0; g < 4; g++) {
+        __m512i lo0 = t[4 * g], hi0 = t[4 * g + 1], lo1 = t[4 * g + 2], hi1 = t[4 * g + 3];
+        u[4 * g + 0] = _mm512_unpacklo_epi64(lo0, lo1);
+        u[4 * g + 1] = _mm512_unpackhi_epi64(lo0, lo1);
+        u[4 * g + 2] = _mm512_unpacklo_epi64(hi0, hi1);
+        u[4 * g + 3] = _mm512_unpackhi_epi64(hi0, hi1);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512i x0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), x1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
+        __m512i y0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), y1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+        _mm512_storeu_si512((void *)(out + (j + 0) * 16), _mm512_shuffle_i32x4(x0, y0, 0x88));
+        _mm512_storeu_si512((void *)(out + (j + 8) * 16), _mm512_shuffle_i32x4(x0, y0, 0xDD));
+        _mm512_storeu_si512((void *)(out + (j + 4) * 16), _mm512_shuffle_i32x4(x1, y1, 0x88));
+        _mm512_storeu_si512((void *)(out + (j + 12) * 16), _mm512_shuffle_i32x4(x1, y1, 0xDD));
+    }
+}
+
 BF16_TARGET static void pack_b_bf16(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t columns,
                                     ptrdiff_t p0, int kcp, uint32_t *out) {
     ptrdiff_t panels = (columns + PANEL - 1) / PANEL;
@@ -304,14 +330,13 @@ BF16_TARGET static void pack_b_bf16(const float *b, ptrdiff_t ldb, int trans, pt
                 _mm512_storeu_si512((void *)(o + p * PANEL), pairs_of_16(row, row + ldb));
             }
         } else {
-            // Lane l reads row jj + l of the stored [n, k]: 16 pairs at a time, scattered to lanes.
+            // Lane l reads row jj + l of the stored [n, k]: 16 pairs of 16 rows at a time,
+            // transposed in registers.
             int p = 0;
             for (; p + 16 <= full_pairs; p += 16) {
-                for (int l = 0; l < PANEL; l++) {
-                    uint32_t lanes[16];
-                    _mm512_storeu_si512((void *)lanes, row_pairs_16(b + (jj + l) * ldb + 2 * (p0 + p)));
-                    for (int q = 0; q < 16; q++) o[(p + q) * PANEL + l] = lanes[q];
-                }
+                __m512i rows[PANEL];
+                for (int l = 0; l < PANEL; l++) rows[l] = row_pairs_16(b + (jj + l) * ldb + 2 * (p0 + p));
+                transpose_16x16(rows, o + p * PANEL);
             }
             for (; p < full_pairs; p++) {
                 for (int l = 0; l < PANEL; l++) {
