@@ -273,13 +273,6 @@ BF16_TARGET static void micro_bf16(int kcp, const uint32_t *a, ptrdiff_t rs, ptr
 
 // Packing with the CPU's conversion (VCVTNE2PS2BF16 rounds to nearest even as wsss_bf16_round
 // does; it reads subnormal inputs as zero, which VDPBF16PS would do with them anyway).
-BF16_TARGET static inline __m512i pairs_of_16(const float *lo, const float *hi) {
-    // 16 lanes of (bf16(lo[l]), bf16(hi[l])): convert both, then interleave the halves.
-    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
-                                                6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(hi), _mm512_loadu_ps(lo));
-    return _mm512_permutexvar_epi16(interleave, both);
-}
 
 // 16 consecutive pairs of a row (32 floats) as 16 32-bit pairs, in order.
 BF16_TARGET static inline __m512i row_pairs_16(const float *x) {
@@ -312,77 +305,96 @@ BF16_TARGET static inline void transpose_16x16(const __m512i rows[16], uint32_t 
     }
 }
 
+// Masks of the first `count` lanes (0 … 16, clamped).
+static inline __mmask16 first_lanes(ptrdiff_t count) {
+    return count >= 16 ? (__mmask16)0xffff : (count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u));
+}
+
+// 16 consecutive pairs from x with only the first `count` floats present (zeros after: the pair
+// past an odd k, or a row's end).
+BF16_TARGET static inline __m512i row_pairs_16_masked(const float *x, ptrdiff_t count) {
+    __m512 lo = _mm512_maskz_loadu_ps(first_lanes(count), x), hi = _mm512_maskz_loadu_ps(first_lanes(count - 16), x + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+// Every case on the vector path: columns past `columns`, the pair past an odd k and short
+// blocks are masked loads of zeros, as pack_b_portable writes them.
 BF16_TARGET static void pack_b_bf16(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t columns,
                                     ptrdiff_t p0, int kcp, uint32_t *out) {
     ptrdiff_t panels = (columns + PANEL - 1) / PANEL;
-    int full_pairs = (int)((k / 2 - p0) < kcp ? (k / 2 - p0) : kcp);  // pairs with both k rows present
-    if (full_pairs < 0) full_pairs = 0;
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                                6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (ptrdiff_t panel = 0; panel < panels; panel++) {
         uint32_t *o = out + panel * kcp * PANEL;
-        ptrdiff_t jj = j0 + panel * PANEL;
-        if (panel * PANEL + PANEL > columns) {
-            pack_b_portable(b, ldb, trans, k, jj, columns - panel * PANEL, p0, kcp, o);
-            continue;
-        }
+        ptrdiff_t jj = j0 + panel * PANEL, width = columns - panel * PANEL < PANEL ? columns - panel * PANEL : PANEL;
         if (!trans) {
-            for (int p = 0; p < full_pairs; p++) {
-                const float *row = b + 2 * (p0 + p) * ldb + jj;
-                _mm512_storeu_si512((void *)(o + p * PANEL), pairs_of_16(row, row + ldb));
+            __mmask16 mask = first_lanes(width);
+            for (int p = 0; p < kcp; p++) {
+                ptrdiff_t kk = 2 * (p0 + p);
+                const float *row = b + kk * ldb + jj;
+                __m512 lo = _mm512_maskz_loadu_ps(mask, row);
+                __m512 hi = kk + 1 < k ? _mm512_maskz_loadu_ps(mask, row + ldb) : _mm512_setzero_ps();
+                __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                _mm512_storeu_si512((void *)(o + p * PANEL), _mm512_permutexvar_epi16(interleave, both));
             }
         } else {
             // Lane l reads row jj + l of the stored [n, k]: 16 pairs of 16 rows at a time,
             // transposed in registers.
-            int p = 0;
-            for (; p + 16 <= full_pairs; p += 16) {
+            for (int p = 0; p < kcp; p += 16) {
+                ptrdiff_t start = 2 * (p0 + p), present = k - start;
                 __m512i rows[PANEL];
-                for (int l = 0; l < PANEL; l++) rows[l] = row_pairs_16(b + (jj + l) * ldb + 2 * (p0 + p));
-                transpose_16x16(rows, o + p * PANEL);
-            }
-            for (; p < full_pairs; p++) {
                 for (int l = 0; l < PANEL; l++) {
-                    const float *x = b + (jj + l) * ldb + 2 * (p0 + p);
-                    o[p * PANEL + l] = pair_of(x[0], x[1]);
+                    const float *x = b + (jj + l) * ldb + start;
+                    if (l >= width) rows[l] = _mm512_setzero_si512();
+                    else if (present >= 32) rows[l] = row_pairs_16(x);
+                    else rows[l] = row_pairs_16_masked(x, present);
+                }
+                if (p + 16 <= kcp) {
+                    transpose_16x16(rows, o + p * PANEL);
+                } else {
+                    uint32_t block[PANEL * 16];
+                    transpose_16x16(rows, block);
+                    memcpy(o + p * PANEL, block, sizeof(uint32_t) * (size_t)(kcp - p) * PANEL);
                 }
             }
-        }
-        if (full_pairs < kcp) {
-            // The pair past an odd k (and nothing else: kcp never passes the last pair).
-            uint32_t tail[PANEL * 2];
-            pack_b_portable(b, ldb, trans, k, jj, PANEL, p0 + full_pairs, kcp - full_pairs, tail);
-            memcpy(o + full_pairs * PANEL, tail, sizeof(uint32_t) * (size_t)(kcp - full_pairs) * PANEL);
         }
     }
 }
 
 BF16_TARGET static void pack_a_bf16(const float *a, ptrdiff_t lda, int trans, ptrdiff_t k, ptrdiff_t i0, int rows,
                                     ptrdiff_t p0, int kcp, uint32_t *out) {
-    int full_pairs = (int)((k / 2 - p0) < kcp ? (k / 2 - p0) : kcp);
-    if (full_pairs < 0) full_pairs = 0;
+    const __m256i order = _mm256_set_epi16(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
     for (int ir = 0; ir < rows; ir += MR) {
         uint32_t *panel = out + (ptrdiff_t)ir * kcp;
-        if (ir + MR > rows || full_pairs < kcp) {
-            pack_a_portable(a, lda, trans, k, i0 + ir, rows - ir < MR ? rows - ir : MR, p0, kcp, panel);
-            continue;
-        }
+        int present_rows = rows - ir < MR ? rows - ir : MR;
         if (trans) {
             // A stored [k, m]: a pair's MR rows are contiguous in the two k rows.
+            __mmask8 mask = (__mmask8)((1u << present_rows) - 1u);
             for (int p = 0; p < kcp; p++) {
-                const float *lo = a + 2 * (p0 + p) * lda + i0 + ir;
-                __m256 l = _mm256_loadu_ps(lo), h = _mm256_loadu_ps(lo + lda);
+                ptrdiff_t kk = 2 * (p0 + p);
+                const float *lo = a + kk * lda + i0 + ir;
+                __m256 l = _mm256_maskz_loadu_ps(mask, lo);
+                __m256 h = kk + 1 < k ? _mm256_maskz_loadu_ps(mask, lo + lda) : _mm256_setzero_ps();
                 __m512 both = _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1);
                 // 16 bf16: rows' lo values then their hi values; interleave into 8 pairs.
                 __m256i bf = (__m256i)_mm512_cvtneps_pbh(both);
-                const __m256i order = _mm256_set_epi16(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
                 _mm256_storeu_si256((__m256i *)(panel + p * MR), _mm256_permutexvar_epi16(order, bf));
             }
         } else {
-            // [row][pair]: each row's pairs are one contiguous conversion.
+            // [row][pair]: each row's pairs are one contiguous conversion; rows past the last are zero.
+            ptrdiff_t start = 2 * p0, present = k - start;
             for (int r = 0; r < MR; r++) {
-                const float *row = a + (i0 + ir + r) * lda + 2 * p0;
                 uint32_t *o = panel + (ptrdiff_t)r * kcp;
-                int p = 0;
-                for (; p + 16 <= kcp; p += 16) _mm512_storeu_si512((void *)(o + p), row_pairs_16(row + 2 * p));
-                for (; p < kcp; p++) o[p] = pair_of(row[2 * p], row[2 * p + 1]);
+                if (r >= present_rows) {
+                    memset(o, 0, sizeof(uint32_t) * (size_t)kcp);
+                    continue;
+                }
+                const float *row = a + (i0 + ir + r) * lda + start;
+                for (int p = 0; p < kcp; p += 16) {
+                    ptrdiff_t left = present - 2 * p;
+                    __m512i v = left >= 32 ? row_pairs_16(row + 2 * p) : row_pairs_16_masked(row + 2 * p, left);
+                    _mm512_mask_storeu_epi32(o + p, first_lanes(kcp - p), v);
+                }
             }
         }
     }
