@@ -302,9 +302,70 @@ static void gelu_fma(const float *x, float *y, ptrdiff_t count) {
 }
 #endif
 
+#ifdef WSSS_X86
+// exp_fma and gelu_fma on sixteen lanes (AVX-512F): the same operations element by element, so
+// the same bits; the last partial vector through masked loads and stores.
+__attribute__((target("avx512f")))
+static __m512 exp_avx512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    __m512 magic = _mm512_set1_ps(WSSS_MAGIC);
+    __m512 shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(WSSS_LOG2E), magic);
+    __m512 n = _mm512_sub_ps(shifted, magic);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(WSSS_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(WSSS_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(exp_taylor[0]);
+    for (int k = 1; k < 7; k++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_taylor[k]));
+    __m512i bits = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(magic));
+    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23));
+    return _mm512_mul_ps(p, scale);
+}
+
+__attribute__((target("avx512f")))
+static void gelu_avx512(const float *x, float *y, ptrdiff_t count) {
+    const __m512 sign = _mm512_set1_ps(-0.0f), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    for (ptrdiff_t i = 0; i < count; i += 16) {
+        __mmask16 lanes = count - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (count - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(lanes, x + i);
+        __m512 magnitude = _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_castps_si512(sign), _mm512_castps_si512(v)));
+        __m512 z = _mm512_mul_ps(magnitude, _mm512_set1_ps(WSSS_SQRT_HALF));
+        __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(half, z, one));
+        __m512 p = _mm512_set1_ps(gelu_erfc[0]);
+        for (int k = 1; k < 10; k++) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(gelu_erfc[k]));
+        __m512 tail = _mm512_mul_ps(_mm512_mul_ps(half, t), exp_avx512(_mm512_fnmadd_ps(z, z, p)));
+        __mmask16 positive = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        __m512 phi = _mm512_mask_blend_ps(positive, tail, _mm512_sub_ps(one, tail));
+        _mm512_mask_storeu_ps(y + i, lanes, _mm512_mul_ps(v, phi));
+    }
+}
+#endif
+
+// -1: not decided yet; 0 or 1 (AVX-512F, used only where the FMA build is).
+static int use_avx512 = -1;
+
+int wsss_kernels_use_avx512(void) {
+    if (use_avx512 < 0) {
+#ifdef WSSS_X86
+        __builtin_cpu_init();
+        use_avx512 = __builtin_cpu_supports("avx512f");
+#else
+        use_avx512 = 0;
+#endif
+    }
+    return use_avx512;
+}
+
+void wsss_kernels_set_use_avx512(int value) {
+    use_avx512 = -1;
+    if (value >= 0 && (value == 0 || wsss_kernels_use_avx512())) use_avx512 = value;
+}
+
 void wsss_gelu(const float *x, float *y, ptrdiff_t count) {
 #ifdef WSSS_X86
-    if (wsss_kernels_use_fma()) { gelu_fma(x, y, count); return; }
+    if (wsss_kernels_use_fma()) {
+        if (wsss_kernels_use_avx512()) gelu_avx512(x, y, count);
+        else gelu_fma(x, y, count);
+        return;
+    }
 #endif
     gelu_portable(x, y, count);
 }

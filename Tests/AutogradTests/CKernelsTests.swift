@@ -39,7 +39,7 @@ import Testing
         #expect(abs(Double(portable.2) - dot) <= 1e-4 * max(1, abs(dot) + squares))
     }
 
-    /// GELU: the same bits from both builds (also for the scalar tail), within 2e-6 relative of
+    /// GELU: the same bits from every build (also for the scalar tail and the AVX-512 masked one), within 2e-6 relative of
     /// x·½·(1 + erf(x/√2)) in double (1e-9 absolute near 0), +∞ at +∞ and NaN at −∞ (−∞·0, as
     /// PyTorch's formula gives).
     @Test(arguments: [1, 13, 4099])
@@ -51,12 +51,19 @@ import Testing
             wsss_gelu(x, &y, x.count)
             return y
         }
-        defer { wsss_kernels_set_use_fma(-1) }
+        defer {
+            wsss_kernels_set_use_fma(-1)
+            wsss_kernels_set_use_avx512(-1)
+        }
         wsss_kernels_set_use_fma(0)
         let portable = run()
         wsss_kernels_set_use_fma(1)
+        wsss_kernels_set_use_avx512(0)
         let fused = run()
         #expect(portable.map(\.bitPattern) == fused.map(\.bitPattern))
+        wsss_kernels_set_use_avx512(1)  // the automatic choice where the CPU has no AVX-512F
+        let wide = run()
+        #expect(portable.map(\.bitPattern) == wide.map(\.bitPattern), "the AVX-512 build")
         for (v, y) in zip(x, portable) where v.isFinite {
             let exact = Double(v) * 0.5 * (1 + erf(Double(v) / 2.0.squareRoot()))
             #expect(abs(Double(y) - exact) <= max(2e-6 * abs(exact), 1e-9), "gelu(\(v)) = \(y), exact \(exact)")
@@ -128,12 +135,19 @@ import Testing
             wsss_softmax_rows(x, &y, rows, length)
             return y
         }
-        defer { wsss_kernels_set_use_fma(-1) }
+        defer {
+            wsss_kernels_set_use_fma(-1)
+            wsss_kernels_set_use_avx512(-1)
+        }
         wsss_kernels_set_use_fma(0)
         let portable = run()
         wsss_kernels_set_use_fma(1)
+        wsss_kernels_set_use_avx512(0)
         let fused = run()
         #expect(portable.map(\.bitPattern) == fused.map(\.bitPattern))
+        wsss_kernels_set_use_avx512(1)  // the automatic choice where the CPU has no AVX-512F
+        let wide = run()
+        #expect(portable.map(\.bitPattern) == wide.map(\.bitPattern), "the AVX-512 build")
         for r in 0..<rows {
             let row = x[(r * length)..<((r + 1) * length)].map(Double.init)
             let best = row.max()!

@@ -21,6 +21,10 @@ int wsss_kernels_use_fma(void);
 /// Tests: 0 forces the baseline versions, 1 the AVX2+FMA ones (only where the CPU has them),
 /// -1 decides from the CPU again.
 void wsss_kernels_set_use_fma(int value);
+/// Whether the element-wise kernels that have one take their AVX-512F build (GELU; the same bits
+/// as the AVX2 one, on sixteen lanes); `wsss_kernels_set_use_avx512` forces it as above.
+int wsss_kernels_use_avx512(void);
+void wsss_kernels_set_use_avx512(int value);
 
 /// Winograd F(2x2, 3x3) transforms G g Gᵀ of `count` 3x3 kernels (kernel k at w + k·kernel_stride,
 /// rotated by 180° when `rotate` is non-zero); element ξ of kernel k's 4x4 result goes to
