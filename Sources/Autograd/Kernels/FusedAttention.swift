@@ -47,13 +47,8 @@ extension Kernels {
         // Under bf16 products our kernel packs both operands per product: longer key tiles
         // amortise that and the online softmax's rescaling (a tile of 64 queries × 512 keys is
         // 128 KB of scores, within a core's cache).
-        let bf16 = productArithmetic != .fp32
-        let tk = Swift.max(
-            1,
-            Swift.min(
-                keys,
-                keyTile
-                    ?? (bf16 ? 512 : Swift.min(512, Swift.max(16, singleThreadedGemmSize / (tq * Swift.max(depth, valueDepth, 1)))))))
+        let fp32Tile = Swift.min(512, Swift.max(16, singleThreadedGemmSize / (tq * Swift.max(depth, valueDepth, 1))))
+        let tk = Swift.max(1, Swift.min(keys, keyTile ?? (productArithmetic != .fp32 ? 512 : fp32Tile)))
         let tiles = (queries + tq - 1) / tq
         // kᵀ [B, D, S] once (O(input) memory): q·kᵀ tiles are then plain NN products, which
         // OpenBLAS runs with its small-matrix kernel and no packing of either operand.
