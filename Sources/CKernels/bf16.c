@@ -50,23 +50,6 @@ ptrdiff_t wsss_sbgemm_packed_count(ptrdiff_t k, ptrdiff_t n) {
     return panels * pairs * PANEL * 2;
 }
 
-void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k, ptrdiff_t n, uint16_t *packed) {
-    ptrdiff_t pairs = (k + 1) / 2, panels = (n + PANEL - 1) / PANEL;
-    for (ptrdiff_t panel = 0; panel < panels; panel++) {
-        uint16_t *out = packed + panel * pairs * PANEL * 2;
-        for (ptrdiff_t p = 0; p < pairs; p++) {
-            for (ptrdiff_t l = 0; l < PANEL; l++) {
-                ptrdiff_t j = panel * PANEL + l;
-                for (int h = 0; h < 2; h++) {
-                    ptrdiff_t kk = 2 * p + h;
-                    float v = 0;
-                    if (j < n && kk < k) v = trans_b ? b[j * ldb + kk] : b[kk * ldb + j];
-                    out[(p * PANEL + l) * 2 + h] = wsss_bf16_round(v);
-                }
-            }
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The blocked product. C[m, n] = beta·C + A·B with A and B fp32 (either stored transposed) or B
@@ -148,11 +131,13 @@ static void pack_b_portable(const float *b, ptrdiff_t ldb, int trans, ptrdiff_t 
 }
 
 // How a micro-kernel starts its sums: 0 from zero, 1 from C (a later k block), 2 from beta·C.
-typedef void (*micro_kernel)(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
-                             ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale);
+typedef void (*micro_kernel)(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b,
+                             ptrdiff_t panel_stride, int panels, float *c, ptrdiff_t ldc, int rows, int columns, int start,
+                             float beta, float scale);
 
-static void micro_portable(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
-                           ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale) {
+static void micro_portable(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b,
+                           ptrdiff_t panel_stride, int panels, float *c, ptrdiff_t ldc, int rows, int columns, int start,
+                           float beta, float scale) {
     for (int r = 0; r < rows; r++) {
         for (int j = 0; j < columns; j++) {
             const uint16_t *bp = b + (j / PANEL) * panel_stride + (j % PANEL) * 2;
@@ -176,8 +161,9 @@ static void micro_portable(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t p
 // portable kernel at fp32 FMA speed (bf16 gives no speed here; it lets the kernel's route be
 // checked on any machine). Four rows × 16 columns at a time.
 __attribute__((target("avx2,fma")))
-static void micro_avx2(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels, float *c,
-                       ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale) {
+static void micro_avx2(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b,
+                       ptrdiff_t panel_stride, int panels, float *c, ptrdiff_t ldc, int rows, int columns, int start,
+                       float beta, float scale) {
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     for (int panel = 0; panel < panels; panel++) {
         const uint16_t *bp = b + panel * panel_stride;
@@ -223,18 +209,20 @@ static void micro_avx2(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, c
     }
 }
 
+// Masks of the first `count` lanes (0 … 16, clamped).
+static inline __mmask16 first_lanes(ptrdiff_t count) {
+    return count >= 16 ? (__mmask16)0xffff : (count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u));
+}
+
 // MR rows × NP panels of 16 on AVX512-BF16: 8 × NP accumulators, NP panel loads and MR
 // broadcasts per k-pair.
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 BF16_TARGET static inline __attribute__((always_inline)) void micro_bf16_np(
-    const int np, int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, float *c, ptrdiff_t ldc,
-    int rows, int columns, int start, float beta, float scale) {
+    const int np, int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride,
+    float *c, ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale) {
     __m512 acc[MR][GROUP];
     __mmask16 masks[GROUP];
-    for (int h = 0; h < np; h++) {
-        int width = columns - h * PANEL;
-        masks[h] = width >= PANEL ? (__mmask16)0xffff : (__mmask16)((1u << (width > 0 ? width : 0)) - 1u);
-    }
+    for (int h = 0; h < np; h++) masks[h] = first_lanes(columns - h * PANEL);
     const __m512 betas = _mm512_set1_ps(beta);
     for (int r = 0; r < MR; r++) {
         for (int h = 0; h < np; h++) {
@@ -265,8 +253,9 @@ BF16_TARGET static inline __attribute__((always_inline)) void micro_bf16_np(
     }
 }
 
-BF16_TARGET static void micro_bf16(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b, ptrdiff_t panel_stride, int panels,
-                                   float *c, ptrdiff_t ldc, int rows, int columns, int start, float beta, float scale) {
+BF16_TARGET static void micro_bf16(int kcp, const uint32_t *a, ptrdiff_t rs, ptrdiff_t ps, const uint16_t *b,
+                                   ptrdiff_t panel_stride, int panels, float *c, ptrdiff_t ldc, int rows, int columns,
+                                   int start, float beta, float scale) {
     switch (panels) {
     case 3: micro_bf16_np(3, kcp, a, rs, ps, b, panel_stride, c, ldc, rows, columns, start, beta, scale); break;
     case 2: micro_bf16_np(2, kcp, a, rs, ps, b, panel_stride, c, ldc, rows, columns, start, beta, scale); break;
@@ -306,11 +295,6 @@ BF16_TARGET static inline void transpose_16x16(const __m512i rows[16], uint32_t 
         _mm512_storeu_si512((void *)(out + (j + 4) * 16), _mm512_shuffle_i32x4(x1, y1, 0x88));
         _mm512_storeu_si512((void *)(out + (j + 12) * 16), _mm512_shuffle_i32x4(x1, y1, 0xDD));
     }
-}
-
-// Masks of the first `count` lanes (0 … 16, clamped).
-static inline __mmask16 first_lanes(ptrdiff_t count) {
-    return count >= 16 ? (__mmask16)0xffff : (count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u));
 }
 
 // 16 consecutive pairs from x with only the first `count` floats present (zeros after: the pair
@@ -509,6 +493,12 @@ int wsss_sbgemm_uses_hardware(void) {
 void wsss_sbgemm_set_hardware(int value) {
     use_bf16 = -1;
     if (value >= 0 && (value == 0 || wsss_bf16_supported())) use_bf16 = value;
+}
+
+void wsss_sbgemm_pack_b(const float *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k, ptrdiff_t n, uint16_t *packed) {
+    // The whole of B as one k block: panels [pair][16 lanes] of 32-bit pairs (even k low), the
+    // layout `blocked` reads in place.
+    choose().pack_b(b, ldb, trans_b, k, 0, n, 0, (int)((k + 1) / 2), (uint32_t *)(void *)packed);
 }
 
 void wsss_sbgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const uint16_t *packed_b, float beta,
